@@ -1,0 +1,585 @@
+"""The one async interface every AI-provider adapter implements.
+
+A *bridge* is one live speech-to-speech session with a provider (OpenAI
+Realtime, Gemini Live, Hume EVI, or the local ``echo``). The call session in
+``calls/`` owns exactly one bridge per call and talks to it only through the
+public methods of :class:`Bridge`:
+
+    bridge = create_bridge(agent_provider, SessionConfig(...))   # agents.bridges.registry
+    await bridge.connect()                 # timeout + retries + metrics live here
+    if config.speaks_first == "agent":
+        await bridge.create_response(config.first_message)
+    ...
+    await bridge.send_audio(chunk)         # caller audio, in bridge.input_format
+    async for event in bridge.events():    # typed events, see BridgeEvent
+        ...
+    await bridge.close()
+
+Audio formats are negotiated up front: :meth:`Bridge.capabilities_for` tells the
+call session, before any network I/O, which caller-audio formats the provider
+accepts and what it sends back, so the session converts audio only where needed
+(OpenAI takes telephony µ-law as is; Gemini wants 16 kHz PCM; Hume wants PCM).
+
+Division of labour (DESIGN.md convention 5): the base class does connect
+timeouts, connect retries with backoff, and per-session metrics; adapters only
+translate between this interface and their vendor SDK and turn every vendor
+failure into :class:`ProviderError`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+logger = logging.getLogger("agents.bridges")
+
+AudioEncoding = Literal["pcmu", "pcm16", "wav"]
+
+
+# --------------------------------------------------------------------------- audio
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """Mono audio encoding and sample rate.
+
+    ``pcmu``: G.711 µ-law, one byte per sample (telephony, 8 kHz).
+    ``pcm16``: signed 16-bit little-endian PCM.
+    ``wav``: each chunk is a complete RIFF/WAV file (Hume); ``sample_rate`` is the
+    rate the provider declares, but consumers must read the rate from each
+    chunk's header (:func:`agents.bridges.audio.wav_to_pcm16`).
+    """
+
+    encoding: AudioEncoding
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ("pcmu", "pcm16", "wav"):
+            raise ValueError(f"unknown audio encoding {self.encoding!r}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+
+    @property
+    def bytes_per_ms(self) -> float:
+        """Bytes of audio per millisecond (not defined for framed ``wav`` chunks)."""
+        if self.encoding == "pcmu":
+            return self.sample_rate / 1000
+        if self.encoding == "pcm16":
+            return self.sample_rate * 2 / 1000
+        raise ValueError("wav chunks carry headers; convert to pcm16 before measuring")
+
+    def duration_ms(self, n_bytes: int) -> float:
+        """Playback duration of ``n_bytes`` of raw audio in this format."""
+        return n_bytes / self.bytes_per_ms
+
+    def __str__(self) -> str:
+        return f"{self.encoding}@{self.sample_rate}"
+
+
+PCMU_8K = AudioFormat("pcmu", 8000)
+PCM16_8K = AudioFormat("pcm16", 8000)
+PCM16_16K = AudioFormat("pcm16", 16000)
+PCM16_24K = AudioFormat("pcm16", 24000)
+WAV_48K = AudioFormat("wav", 48000)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeCapabilities:
+    """What a provider session accepts and produces.
+
+    ``input_formats`` are the caller-audio formats :meth:`Bridge.send_audio`
+    accepts, most preferred first; ``output_format`` is the format of every
+    :class:`AgentAudio` event. ``server_vad``: the provider detects turns itself
+    (emits :class:`SpeechStarted`/:class:`SpeechStopped` or interrupts on its
+    own). ``transcripts``: the provider emits :class:`CallerTranscript` and
+    :class:`AgentTranscript`.
+    """
+
+    input_formats: tuple[AudioFormat, ...]
+    output_format: AudioFormat
+    server_vad: bool
+    transcripts: bool
+
+    def accepts(self, fmt: AudioFormat) -> bool:
+        return fmt in self.input_formats
+
+
+# ------------------------------------------------------------------------ config
+
+
+@dataclass(slots=True)
+class SessionConfig:
+    """Everything a bridge needs to open one provider session.
+
+    Built by the call session from the agent version and call context, with
+    ``{{variables}}`` already rendered into ``instructions`` and ``first_message``.
+
+    ``tools`` are function specs ``{"name", "description", "parameters"}`` where
+    ``parameters`` is a JSON Schema object (see ``agents.builtin_tools``).
+    ``input_format``/``output_format`` are preferences; the adapter uses them when
+    supported and otherwise its own default (see :meth:`Bridge.capabilities_for`).
+    ``credentials`` is the decrypted per-org provider secret, e.g.
+    ``{"api_key": "..."}``. ``base_url`` and ``ssl_context`` point the vendor SDK
+    at a fake server in tests. ``provider_options`` carries provider-specific
+    settings (e.g. Hume ``config_id``); each adapter documents the keys it reads.
+    """
+
+    instructions: str = ""
+    voice: str | None = None
+    model: str | None = None
+    language: str | None = None
+    temperature: float | None = None
+    first_message: str | None = None
+    speaks_first: Literal["agent", "caller"] = "agent"
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    input_format: AudioFormat | None = None
+    output_format: AudioFormat | None = None
+    # Turn detection tuning, passed to providers that expose it.
+    vad_threshold: float | None = None
+    silence_duration_ms: int | None = None
+    credentials: dict[str, str] = field(default_factory=dict)
+    base_url: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+    provider_options: dict[str, Any] = field(default_factory=dict)
+    connect_timeout: float = 10.0
+    connect_attempts: int = 3
+
+    def tool_names(self) -> set[str]:
+        return {t["name"] for t in self.tools}
+
+
+# ------------------------------------------------------------------------ errors
+
+
+class ProviderError(Exception):
+    """Any failure reported by, or talking to, an AI provider.
+
+    ``retryable``: the same request may succeed if repeated (timeouts, 5xx,
+    rate limits, dropped connections); ``False`` for bad credentials, invalid
+    configuration, or a rejected request. ``code`` is a short machine-readable
+    reason (the vendor's code where it has one, e.g. ``invalid_api_key``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        code: str = "provider_error",
+        provider: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.code = code
+        self.provider = provider
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError({self.message!r}, retryable={self.retryable}, "
+            f"code={self.code!r}, provider={self.provider!r})"
+        )
+
+
+class BridgeClosed(ProviderError):
+    """A send was attempted on a bridge that is not connected (or already closed)."""
+
+    def __init__(self, provider: str = "") -> None:
+        super().__init__("bridge is not connected", retryable=False, code="closed", provider=provider)
+
+
+# ------------------------------------------------------------------------ events
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeEvent:
+    """Base class of everything :meth:`Bridge.events` yields."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAudio(BridgeEvent):
+    """A chunk of agent speech in ``format`` (always ``capabilities.output_format``).
+
+    ``item_id`` names the provider's response item this audio belongs to; pass
+    it back to :meth:`Bridge.interrupt` on barge-in.
+    """
+
+    audio: bytes
+    format: AudioFormat
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted(BridgeEvent):
+    """The provider heard the caller start speaking (or reports a barge-in).
+
+    If agent audio is playing, this is a barge-in: stop carrier playback and
+    call :meth:`Bridge.interrupt` with what the caller actually heard.
+    """
+
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped(BridgeEvent):
+    """The provider decided the caller stopped speaking (end of a caller turn)."""
+
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallerTranscript(BridgeEvent):
+    """Text of what the caller said; ``final=False`` for partial updates (deltas)."""
+
+    text: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTranscript(BridgeEvent):
+    """Text of what the agent says; ``final=False`` for deltas, ``True`` for the whole turn."""
+
+    text: str
+    final: bool
+    item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall(BridgeEvent):
+    """The agent asks to run a function; answer with :meth:`Bridge.send_tool_result`."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallCancelled(BridgeEvent):
+    """The provider no longer wants the results of these calls (caller interrupted)."""
+
+    call_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone(BridgeEvent):
+    """An agent turn finished. ``usage`` is the provider's token/usage report for it.
+
+    ``status`` is ``completed``, ``cancelled`` (interrupted), ``failed`` or
+    ``incomplete``.
+    """
+
+    usage: dict[str, Any] = field(default_factory=dict)
+    status: str = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeError(BridgeEvent):
+    """A provider error during the session.
+
+    ``fatal=True`` means the session is over (the event stream ends after it);
+    otherwise the provider rejected one request and the session continues.
+    """
+
+    error: ProviderError
+    fatal: bool = False
+
+
+# ----------------------------------------------------------------------- metrics
+
+
+@dataclass(slots=True)
+class BridgeMetrics:
+    """Per-session counters kept by the base class (read them after ``close()``)."""
+
+    connect_attempts: int = 0
+    connect_latency_ms: float | None = None
+    reconnects: int = 0
+    audio_in_bytes: int = 0
+    audio_out_bytes: int = 0
+    responses: int = 0
+    tool_calls: int = 0
+    errors: int = 0
+    # Latency from the end of a caller turn (or a create_response call) to the
+    # first agent audio of the reply: the figure callers feel.
+    response_latencies_ms: list[float] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+
+    def add_usage(self, usage: dict[str, Any]) -> None:
+        """Sum every top-level integer in a provider usage report."""
+        for key, value in usage.items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                self.usage[key] = self.usage.get(key, 0) + value
+
+
+# ------------------------------------------------------------------------ bridge
+
+
+class Bridge(abc.ABC):
+    """One live session with an AI provider. Not reusable after :meth:`close`.
+
+    Subclasses set ``provider`` and implement the underscore hooks; callers use
+    only the public methods. Public methods are safe to call from different
+    tasks (one task reading :meth:`events`, another sending audio).
+    """
+
+    provider: ClassVar[str]
+    #: Whether the adapter needs ``config.credentials`` (echo does not).
+    requires_credentials: ClassVar[bool] = True
+    #: Delays (seconds) before connect retry 1, 2, ...; jittered by ±20 %.
+    retry_backoff: ClassVar[tuple[float, ...]] = (0.25, 0.5, 1.0, 2.0)
+
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self.capabilities = self.capabilities_for(config)
+        self.metrics = BridgeMetrics()
+        self._connected = False
+        self._closed = False
+        self._turn_started_at: float | None = None
+
+    # -- negotiation ---------------------------------------------------------
+
+    @classmethod
+    @abc.abstractmethod
+    def capabilities_for(cls, config: SessionConfig) -> BridgeCapabilities:
+        """Formats and features a session opened with ``config`` will have.
+
+        Pure (no I/O) so the call session can set up its audio path before the
+        provider connects.
+        """
+
+    @property
+    def input_format(self) -> AudioFormat:
+        """The format :meth:`send_audio` expects (the preferred accepted one)."""
+        return self.capabilities.input_formats[0]
+
+    @property
+    def output_format(self) -> AudioFormat:
+        return self.capabilities.output_format
+
+    @property
+    def connected(self) -> bool:
+        return self._connected and not self._closed
+
+    # -- public API ----------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the provider session and configure it from ``self.config``.
+
+        Each attempt is bounded by ``config.connect_timeout``; retryable
+        failures are retried up to ``config.connect_attempts`` times in total
+        with backoff. Raises :class:`ProviderError` (the last one) on failure.
+        """
+        if self._closed:
+            raise BridgeClosed(self.provider)
+        if self.requires_credentials and not self.config.credentials:
+            raise ProviderError(
+                f"no credentials configured for provider {self.provider}",
+                retryable=False,
+                code="missing_credentials",
+                provider=self.provider,
+            )
+        attempts = max(1, self.config.connect_attempts)
+        started = time.monotonic()
+        last_error: ProviderError | None = None
+        for attempt in range(attempts):
+            self.metrics.connect_attempts += 1
+            try:
+                await asyncio.wait_for(self._connect(), timeout=self.config.connect_timeout)
+            except ProviderError as exc:
+                last_error = exc
+            except (TimeoutError, asyncio.TimeoutError):
+                last_error = ProviderError(
+                    f"connect timed out after {self.config.connect_timeout:g}s",
+                    retryable=True,
+                    code="connect_timeout",
+                    provider=self.provider,
+                )
+            except OSError as exc:
+                last_error = ProviderError(
+                    f"connect failed: {exc.__class__.__name__}: {exc}",
+                    retryable=True,
+                    code="connect_failed",
+                    provider=self.provider,
+                )
+            else:
+                self._connected = True
+                self.metrics.connect_latency_ms = (time.monotonic() - started) * 1000
+                logger.info(
+                    "bridge connected",
+                    extra={
+                        "provider": self.provider,
+                        "attempts": attempt + 1,
+                        "connect_ms": round(self.metrics.connect_latency_ms, 1),
+                    },
+                )
+                return
+            last_error.provider = last_error.provider or self.provider
+            # A half-open session must not leak a socket before the next try.
+            await self._safe_close()
+            logger.warning(
+                "bridge connect failed",
+                extra={
+                    "provider": self.provider,
+                    "attempt": attempt + 1,
+                    "code": last_error.code,
+                    "retryable": last_error.retryable,
+                },
+            )
+            if not last_error.retryable or attempt + 1 >= attempts:
+                break
+            delay = self.retry_backoff[min(attempt, len(self.retry_backoff) - 1)]
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+        assert last_error is not None
+        raise last_error
+
+    async def send_audio(self, chunk: bytes) -> None:
+        """Send caller audio in :attr:`input_format`. Empty chunks are ignored."""
+        self._require_connected()
+        if not chunk:
+            return
+        self.metrics.audio_in_bytes += len(chunk)
+        await self._send_audio(chunk)
+
+    async def events(self) -> AsyncIterator[BridgeEvent]:
+        """Yield provider events until the session ends.
+
+        The iterator ends after :meth:`close` or after a :class:`BridgeError`
+        with ``fatal=True``. Only one consumer may iterate at a time.
+        """
+        self._require_connected()
+        async for event in self._events():
+            self._observe(event)
+            yield event
+            if isinstance(event, BridgeError) and event.fatal:
+                break
+
+    async def send_tool_result(self, call_id: str, output: str | dict[str, Any]) -> None:
+        """Return a :class:`ToolCall`'s result; dicts are sent as JSON objects."""
+        self._require_connected()
+        await self._send_tool_result(call_id, output)
+
+    async def interrupt(self, item_id: str | None, heard_ms: int) -> None:
+        """Barge-in: stop the current reply and forget the audio the caller never heard.
+
+        ``item_id`` is the :class:`AgentAudio` item that was playing and
+        ``heard_ms`` how much of it the carrier actually played (from marks).
+        """
+        self._require_connected()
+        self._turn_started_at = None
+        await self._interrupt(item_id, max(0, int(heard_ms)))
+
+    async def create_response(self, text: str | None = None) -> None:
+        """Make the agent speak now.
+
+        With ``text`` the agent says that text (verbatim where the provider
+        supports it; e.g. the agent's first message); without it the agent
+        replies to the conversation so far.
+        """
+        self._require_connected()
+        self._turn_started_at = time.monotonic()
+        await self._create_response(text)
+
+    async def close(self) -> None:
+        """End the session and release the connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._safe_close()
+        logger.info(
+            "bridge closed",
+            extra={
+                "provider": self.provider,
+                "audio_in_bytes": self.metrics.audio_in_bytes,
+                "audio_out_bytes": self.metrics.audio_out_bytes,
+                "responses": self.metrics.responses,
+                "reconnects": self.metrics.reconnects,
+                "errors": self.metrics.errors,
+            },
+        )
+
+    async def __aenter__(self) -> Bridge:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- adapter hooks -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _connect(self) -> None:
+        """Open the vendor connection and send the session configuration.
+
+        Raise :class:`ProviderError` for vendor failures (``retryable`` set
+        correctly); timeouts and retries are handled by the caller.
+        """
+
+    @abc.abstractmethod
+    async def _send_audio(self, chunk: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def _events(self) -> AsyncIterator[BridgeEvent]:
+        """Async generator of translated events; ends when the connection ends."""
+
+    @abc.abstractmethod
+    async def _send_tool_result(self, call_id: str, output: str | dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    async def _interrupt(self, item_id: str | None, heard_ms: int) -> None: ...
+
+    @abc.abstractmethod
+    async def _create_response(self, text: str | None) -> None: ...
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Release the vendor connection; must tolerate a half-open or absent one."""
+
+    # -- internals -----------------------------------------------------------
+
+    def _require_connected(self) -> None:
+        if not self.connected:
+            raise BridgeClosed(self.provider)
+
+    async def _safe_close(self) -> None:
+        try:
+            await self._close()
+        except Exception as exc:  # closing must never mask the original outcome
+            logger.warning(
+                "bridge close failed",
+                extra={"provider": self.provider, "error": exc.__class__.__name__},
+            )
+
+    def _observe(self, event: BridgeEvent) -> None:
+        m = self.metrics
+        if isinstance(event, AgentAudio):
+            m.audio_out_bytes += len(event.audio)
+            if self._turn_started_at is not None:
+                m.response_latencies_ms.append((time.monotonic() - self._turn_started_at) * 1000)
+                self._turn_started_at = None
+        elif isinstance(event, SpeechStopped):
+            self._turn_started_at = time.monotonic()
+        elif isinstance(event, SpeechStarted):
+            self._turn_started_at = None
+        elif isinstance(event, ResponseDone):
+            m.responses += 1
+            m.add_usage(event.usage)
+        elif isinstance(event, ToolCall):
+            m.tool_calls += 1
+        elif isinstance(event, BridgeError):
+            m.errors += 1
+            logger.warning(
+                "bridge provider error",
+                extra={
+                    "provider": self.provider,
+                    "code": event.error.code,
+                    "retryable": event.error.retryable,
+                    "fatal": event.fatal,
+                },
+            )
