@@ -1,0 +1,297 @@
+"""OpenAI Realtime (GA) bridge on the official ``openai`` SDK.
+
+Telephony audio goes through untouched: the session is configured with
+``audio/pcmu`` in both directions (protocols.md §3.2), so µ-law frames from the
+carrier are appended as is and agent audio comes back as µ-law 8 kHz. Set
+``SessionConfig.input_format``/``output_format`` to ``PCM16_24K`` for a
+wideband (non-telephony) session.
+
+Server VAD (with ``interrupt_response``) detects turns and cancels the running
+reply on barge-in; :meth:`interrupt` then tells the model how much of the reply
+the caller actually heard (``conversation.item.truncate``).
+
+``provider_options`` read here: ``transcription_model`` (default
+``gpt-4o-mini-transcribe``), ``noise_reduction`` (``near_field``/``far_field``,
+default ``near_field``; ``None`` disables), ``prefix_padding_ms``. The GA
+Realtime session has no ``temperature`` setting, so ``SessionConfig.temperature``
+is not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agents.bridges.base import (
+    PCM16_24K,
+    PCMU_8K,
+    AgentAudio,
+    AgentTranscript,
+    Bridge,
+    BridgeCapabilities,
+    BridgeError,
+    BridgeEvent,
+    CallerTranscript,
+    ProviderError,
+    ResponseDone,
+    SessionConfig,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+)
+
+DEFAULT_MODEL = "gpt-realtime"
+DEFAULT_VOICE = "marin"
+#: The voices the GA Realtime API offers (protocols.md §3.1).
+VOICES: tuple[str, ...] = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+MODELS: tuple[str, ...] = (
+    "gpt-realtime",
+    "gpt-realtime-mini",
+    "gpt-realtime-1.5",
+    "gpt-realtime-2",
+    "gpt-realtime-2.1",
+    "gpt-realtime-2.1-mini",
+)
+
+_WIRE_FORMAT = {PCMU_8K: {"type": "audio/pcmu"}, PCM16_24K: {"type": "audio/pcm", "rate": 24000}}
+# Error types/codes worth retrying; everything else is a rejected request.
+_RETRYABLE_TYPES = {"server_error", "rate_limit_error"}
+_RETRYABLE_CODES = {"rate_limit_exceeded", "server_error", "session_expired"}
+
+
+class OpenAIRealtimeBridge(Bridge):
+    provider = "openai_realtime"
+
+    def __init__(self, config: SessionConfig) -> None:
+        super().__init__(config)
+        self._manager: Any = None
+        self._conn: Any = None
+        self._closing = False
+
+    @classmethod
+    def capabilities_for(cls, config: SessionConfig) -> BridgeCapabilities:
+        supported = (PCMU_8K, PCM16_24K)
+        first = config.input_format if config.input_format in supported else PCMU_8K
+        out = config.output_format if config.output_format in supported else PCMU_8K
+        return BridgeCapabilities(
+            input_formats=(first, *(f for f in supported if f != first)),
+            output_format=out,
+            server_vad=True,
+            transcripts=True,
+        )
+
+    # -- session configuration -------------------------------------------------
+
+    def session_payload(self) -> dict[str, Any]:
+        """The GA ``session.update`` body for this config (public for inspection in tests)."""
+        cfg = self.config
+        opts = cfg.provider_options
+        turn_detection: dict[str, Any] = {
+            "type": "server_vad",
+            "create_response": True,
+            "interrupt_response": True,
+            "prefix_padding_ms": int(opts.get("prefix_padding_ms", 300)),
+            "silence_duration_ms": cfg.silence_duration_ms or 500,
+        }
+        if cfg.vad_threshold is not None:
+            turn_detection["threshold"] = cfg.vad_threshold
+        transcription: dict[str, Any] = {"model": opts.get("transcription_model", "gpt-4o-mini-transcribe")}
+        if cfg.language:
+            # The transcription API wants ISO-639-1 ("en"), agents store BCP-47 ("en-US").
+            transcription["language"] = cfg.language.split("-")[0].lower()
+        audio_in: dict[str, Any] = {
+            "format": _WIRE_FORMAT[self.input_format],
+            "turn_detection": turn_detection,
+            "transcription": transcription,
+        }
+        noise = opts.get("noise_reduction", "near_field")
+        if noise:
+            audio_in["noise_reduction"] = {"type": noise}
+        session: dict[str, Any] = {
+            "type": "realtime",
+            "model": cfg.model or DEFAULT_MODEL,
+            "instructions": cfg.instructions,
+            "output_modalities": ["audio"],
+            "audio": {
+                "input": audio_in,
+                "output": {"format": _WIRE_FORMAT[self.output_format], "voice": cfg.voice or DEFAULT_VOICE},
+            },
+        }
+        if cfg.tools:
+            session["tools"] = [
+                {
+                    "type": "function",
+                    "name": t["name"],
+                    "description": t.get("description", ""),
+                    "parameters": t.get("parameters", {"type": "object", "properties": {}}),
+                }
+                for t in cfg.tools
+            ]
+            session["tool_choice"] = "auto"
+        return session
+
+    # -- hooks -------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        from openai import AsyncOpenAI
+        from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+        api_key = self.config.credentials.get("api_key")
+        if not api_key:
+            raise ProviderError("OpenAI credential has no api_key", retryable=False,
+                                code="missing_credentials", provider=self.provider)
+        client = AsyncOpenAI(
+            api_key=api_key,
+            websocket_base_url=self.config.base_url,
+            organization=self.config.credentials.get("organization") or None,
+            max_retries=0,
+        )
+        self._manager = client.realtime.connect(model=self.config.model or DEFAULT_MODEL)
+        try:
+            self._conn = await self._manager.enter()
+            created = await self._conn.recv()
+            if getattr(created, "type", None) == "error":
+                raise self._error_from_event(created)
+            await self._conn.session.update(session=self.session_payload())
+            # Wait for the acknowledgement so a rejected configuration fails connect().
+            while True:
+                event = await self._conn.recv()
+                if event.type == "session.updated":
+                    return
+                if event.type == "error":
+                    raise self._error_from_event(event)
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise ProviderError(
+                f"OpenAI Realtime refused the connection (HTTP {status})",
+                retryable=status == 429 or status >= 500,
+                code="invalid_api_key" if status in (401, 403) else f"http_{status}",
+                provider=self.provider,
+            ) from exc
+        except InvalidHandshake as exc:
+            raise ProviderError(f"OpenAI Realtime handshake failed: {exc}", retryable=True,
+                                code="handshake_failed", provider=self.provider) from exc
+        except _closed_errors() as exc:
+            raise ProviderError("OpenAI Realtime closed the connection during setup", retryable=True,
+                                code="connection_closed", provider=self.provider) from exc
+
+    async def _send_audio(self, chunk: bytes) -> None:
+        await self._send(self._conn.input_audio_buffer.append(audio=base64.b64encode(chunk).decode("ascii")))
+
+    async def _send_tool_result(self, call_id: str, output: str | dict[str, Any]) -> None:
+        text = output if isinstance(output, str) else json.dumps(output)
+        await self._send(self._conn.conversation.item.create(
+            item={"type": "function_call_output", "call_id": call_id, "output": text}))
+        # The model does not continue on its own after a function result.
+        await self._send(self._conn.response.create())
+
+    async def _interrupt(self, item_id: str | None, heard_ms: int) -> None:
+        # Server VAD already cancelled the response (interrupt_response); what
+        # is left is dropping the unheard audio and its transcript.
+        if item_id:
+            await self._send(self._conn.conversation.item.truncate(
+                item_id=item_id, content_index=0, audio_end_ms=heard_ms))
+
+    async def _create_response(self, text: str | None) -> None:
+        if text:
+            await self._send(self._conn.response.create(response={
+                "instructions": f"Say exactly the following, then wait for the caller: {text}"}))
+        else:
+            await self._send(self._conn.response.create())
+
+    async def _close(self) -> None:
+        self._closing = True
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    async def _events(self) -> AsyncIterator[BridgeEvent]:
+        conn = self._conn
+        while True:
+            try:
+                event = await conn.recv()
+            except _closed_errors() as exc:
+                if self._closing:
+                    return
+                code = getattr(getattr(exc, "rcvd", None), "code", None)
+                yield BridgeError(ProviderError(
+                    f"OpenAI Realtime connection closed (code {code})", retryable=True,
+                    code="connection_closed", provider=self.provider), fatal=True)
+                return
+            except asyncio.CancelledError:
+                raise
+            for out in self._translate(event):
+                yield out
+
+    # -- translation -------------------------------------------------------------
+
+    def _translate(self, ev: Any) -> list[BridgeEvent]:
+        t = ev.type
+        if t == "response.output_audio.delta":
+            return [AgentAudio(audio=base64.b64decode(ev.delta), format=self.output_format, item_id=ev.item_id)]
+        if t == "input_audio_buffer.speech_started":
+            return [SpeechStarted(item_id=getattr(ev, "item_id", None))]
+        if t == "input_audio_buffer.speech_stopped":
+            return [SpeechStopped(item_id=getattr(ev, "item_id", None))]
+        if t == "conversation.item.input_audio_transcription.delta":
+            return [CallerTranscript(text=ev.delta or "", final=False)]
+        if t == "conversation.item.input_audio_transcription.completed":
+            return [CallerTranscript(text=ev.transcript or "", final=True)]
+        if t == "conversation.item.input_audio_transcription.failed":
+            err = getattr(ev, "error", None)
+            return [BridgeError(ProviderError(
+                f"caller transcription failed: {getattr(err, 'message', 'unknown')}", retryable=False,
+                code=getattr(err, "code", None) or "transcription_failed", provider=self.provider))]
+        if t == "response.output_audio_transcript.delta":
+            return [AgentTranscript(text=ev.delta or "", final=False, item_id=ev.item_id)]
+        if t == "response.output_audio_transcript.done":
+            return [AgentTranscript(text=ev.transcript or "", final=True, item_id=ev.item_id)]
+        if t == "response.function_call_arguments.done":
+            try:
+                args = json.loads(ev.arguments or "{}")
+            except json.JSONDecodeError:
+                return [BridgeError(ProviderError(
+                    f"function call {ev.name!r} had invalid JSON arguments", retryable=False,
+                    code="invalid_tool_arguments", provider=self.provider))]
+            if not isinstance(args, dict):
+                args = {"value": args}
+            return [ToolCall(call_id=ev.call_id, name=ev.name, arguments=args)]
+        if t == "response.done":
+            resp = ev.response
+            usage = resp.usage.model_dump(exclude_none=True) if getattr(resp, "usage", None) else {}
+            return [ResponseDone(usage=usage, status=getattr(resp, "status", None) or "completed")]
+        if t == "error":
+            err = self._error_from_event(ev)
+            if err.code == "response_cancel_not_active":
+                return []  # harmless race: the server had already finished the reply
+            return [BridgeError(err)]
+        return []
+
+    def _error_from_event(self, ev: Any) -> ProviderError:
+        err = ev.error
+        type_ = getattr(err, "type", None) or "error"
+        code = getattr(err, "code", None) or type_
+        return ProviderError(
+            getattr(err, "message", None) or "OpenAI Realtime error",
+            retryable=type_ in _RETRYABLE_TYPES or code in _RETRYABLE_CODES,
+            code=code,
+            provider=self.provider,
+        )
+
+    async def _send(self, coro: Any) -> None:
+        try:
+            await coro
+        except _closed_errors() as exc:
+            raise ProviderError("OpenAI Realtime connection is closed", retryable=True,
+                                code="connection_closed", provider=self.provider) from exc
+
+
+def _closed_errors() -> tuple[type[BaseException], ...]:
+    from openai import OpenAIError
+    from websockets.exceptions import ConnectionClosed
+
+    return (ConnectionClosed, OpenAIError)
+

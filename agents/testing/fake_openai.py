@@ -1,0 +1,276 @@
+"""Fake OpenAI Realtime (GA) server for the real ``openai`` SDK.
+
+Serves ``ws://127.0.0.1:PORT/v1/realtime?model=…`` and speaks the GA event
+names (``response.output_audio.delta`` etc.; protocols.md §3). Point the SDK at
+it with ``AsyncOpenAI(api_key=fake.api_key, websocket_base_url=fake.url)``, or
+pass ``base_url=fake.url`` in a :class:`~agents.bridges.base.SessionConfig`.
+
+Behaviour:
+
+* ``session.created`` on connect; ``session.update`` → ``session.updated``.
+* A tiny server VAD: the first ``input_audio_buffer.append`` after silence
+  emits ``input_audio_buffer.speech_started``; after ``turn_bytes`` of caller
+  audio it emits ``speech_stopped``, ``committed``, the caller transcription
+  (next text from :meth:`caller_says`, if any) and runs the next script step.
+  Caller audio while a paced :class:`AgentTurn` is streaming is a barge-in: the
+  server cancels the response (``response.done`` with status ``cancelled``), as
+  the real API does with ``interrupt_response: true``.
+* ``response.create`` and a ``function_call_output`` followed by
+  ``response.create`` run the next script step.
+* ``conversation.item.truncate`` → ``conversation.item.truncated``.
+* Anything unknown → an ``error`` event, like the real API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import itertools
+import json
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Step
+from agents.testing.server import FakeServer
+
+
+class FakeOpenAIRealtime(FakeServer):
+    """See module docstring. ``turn_bytes``: caller audio that makes one VAD turn."""
+
+    def __init__(self, *, api_key: str = "sk-test", turn_bytes: int = 1600) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.turn_bytes = turn_bytes
+        self._caller_texts: collections.deque[str] = collections.deque()
+        self._ids = itertools.count(1)
+
+    @property
+    def url(self) -> str:
+        """The ``websocket_base_url`` for the SDK."""
+        return f"ws://127.0.0.1:{self.port}/v1"
+
+    def session_config_kwargs(self) -> dict[str, Any]:
+        """``SessionConfig`` fields that point the OpenAI bridge at this fake."""
+        return {"credentials": {"api_key": self.api_key}, "base_url": self.url}
+
+    def caller_says(self, *texts: str) -> None:
+        """Queue transcripts for the next caller turns the fake VAD detects."""
+        with self._lock:
+            self._caller_texts.extend(texts)
+
+    def message_type(self, message: dict[str, Any]) -> str:
+        return str(message.get("type", ""))
+
+    def authorize(self, request: Request) -> int | None:
+        if not request.path.startswith("/v1/realtime"):
+            return 404
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return 401
+        return None
+
+    def audio_received(self) -> bytes:
+        """All caller audio appended so far, decoded."""
+        return b"".join(
+            base64.b64decode(m["audio"]) for m in self.received_of("input_audio_buffer.append")
+        )
+
+    # -- protocol --------------------------------------------------------------
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._ids)}"
+
+    async def handle(self, conn: ServerConnection) -> None:
+        state = _Conn(conn)
+        session: dict[str, Any] = {"type": "realtime", "id": self._id("sess"), "object": "realtime.session"}
+        await self.send_json(conn, {"type": "session.created", "event_id": self._id("event"), "session": session})
+        try:
+            async for raw in conn:
+                msg = json.loads(raw)
+                self._record(msg)
+                await self._dispatch(state, session, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            if state.turn_task is not None:
+                state.turn_task.cancel()
+
+    async def _dispatch(self, st: _Conn, session: dict[str, Any], msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        conn = st.conn
+        if kind == "session.update":
+            session.update(msg.get("session", {}))
+            await self.send_json(conn, {"type": "session.updated", "event_id": self._id("event"), "session": session})
+        elif kind == "input_audio_buffer.append":
+            await self._on_audio(st, len(base64.b64decode(msg.get("audio", ""))))
+        elif kind == "conversation.item.create":
+            item = dict(msg.get("item", {}))
+            item.setdefault("id", self._id("item"))
+            await self.send_json(conn, {"type": "conversation.item.added", "item": item})
+            await self.send_json(conn, {"type": "conversation.item.done", "item": item})
+        elif kind == "response.create":
+            await self._trigger(st)
+        elif kind == "conversation.item.truncate":
+            await self.send_json(
+                conn,
+                {
+                    "type": "conversation.item.truncated",
+                    "item_id": msg.get("item_id"),
+                    "content_index": msg.get("content_index", 0),
+                    "audio_end_ms": msg.get("audio_end_ms"),
+                },
+            )
+        elif kind == "response.cancel":
+            if st.speaking():
+                await self._cancel_turn(st)
+            else:
+                await self._error(conn, "invalid_request_error", "response_cancel_not_active",
+                                  "Cancellation failed: no active response found.")
+        else:
+            await self._error(conn, "invalid_request_error", "unknown_event",
+                              f"Invalid value: '{kind}'. Supported values are client events.")
+
+    async def _error(self, conn: ServerConnection, type_: str, code: str, message: str) -> None:
+        await self.send_json(
+            conn,
+            {"type": "error", "event_id": self._id("event"),
+             "error": {"type": type_, "code": code, "message": message, "param": None, "event_id": None}},
+        )
+
+    async def _on_audio(self, st: _Conn, n: int) -> None:
+        if st.speaking():
+            # Server VAD with interrupt_response: caller speech cancels the reply.
+            st.in_speech = True
+            st.user_item = self._id("item")
+            await self.send_json(st.conn, {"type": "input_audio_buffer.speech_started",
+                                           "audio_start_ms": st.audio_ms, "item_id": st.user_item})
+            await self._cancel_turn(st)
+        elif not st.in_speech:
+            st.in_speech = True
+            st.user_item = self._id("item")
+            await self.send_json(st.conn, {"type": "input_audio_buffer.speech_started",
+                                           "audio_start_ms": st.audio_ms, "item_id": st.user_item})
+        st.pending_bytes += n
+        st.audio_ms += n // 8
+        if st.pending_bytes >= self.turn_bytes:
+            st.pending_bytes = 0
+            st.in_speech = False
+            item = st.user_item or self._id("item")
+            await self.send_json(st.conn, {"type": "input_audio_buffer.speech_stopped",
+                                           "audio_end_ms": st.audio_ms, "item_id": item})
+            await self.send_json(st.conn, {"type": "input_audio_buffer.committed", "item_id": item,
+                                           "previous_item_id": None})
+            with self._lock:
+                text = self._caller_texts.popleft() if self._caller_texts else None
+            if text is not None:
+                await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.delta",
+                                               "item_id": item, "content_index": 0, "delta": text})
+                await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.completed",
+                                               "item_id": item, "content_index": 0, "transcript": text,
+                                               "usage": {"type": "duration", "seconds": 1}})
+            st.user_item = None
+            await self._trigger(st)
+
+    async def _cancel_turn(self, st: _Conn) -> None:
+        task = st.turn_task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await self.send_json(st.conn, {"type": "response.done", "response": {
+                "id": st.response_id, "object": "realtime.response", "status": "cancelled",
+                "status_details": {"type": "cancelled", "reason": "turn_detected"}, "output": [], "usage": None}})
+
+    async def _trigger(self, st: _Conn) -> None:
+        """Run script steps until one produced a model turn."""
+        while (step := self._next_step()) is not None:
+            if await self._run(st, step):
+                return
+
+    async def _run(self, st: _Conn, step: Step) -> bool:
+        conn = st.conn
+        if isinstance(step, AgentTurn):
+            st.turn_task = asyncio.create_task(self._speak(st, step))
+            if step.pace == 0:
+                await st.turn_task
+            return True
+        if isinstance(step, FunctionCall):
+            rid, item = self._id("resp"), self._id("item")
+            await self.send_json(conn, {"type": "response.created", "response": {"id": rid, "status": "in_progress"}})
+            await self.send_json(conn, {"type": "response.output_item.added", "response_id": rid, "output_index": 0,
+                                        "item": {"id": item, "type": "function_call", "call_id": step.call_id,
+                                                 "name": step.name, "arguments": ""}})
+            args = json.dumps(step.arguments)
+            await self.send_json(conn, {"type": "response.function_call_arguments.delta", "response_id": rid,
+                                        "item_id": item, "output_index": 0, "call_id": step.call_id, "delta": args})
+            await self.send_json(conn, {"type": "response.function_call_arguments.done", "response_id": rid,
+                                        "item_id": item, "output_index": 0, "call_id": step.call_id,
+                                        "name": step.name, "arguments": args})
+            await self.send_json(conn, {"type": "response.done", "response": {
+                "id": rid, "status": "completed", "output": [{"id": item, "type": "function_call",
+                "call_id": step.call_id, "name": step.name, "arguments": args}],
+                "usage": {"total_tokens": 12, "input_tokens": 10, "output_tokens": 2}}})
+            return True
+        if isinstance(step, ProviderFailure):
+            await self._error(conn, "server_error" if step.fatal or step.code == "server_error"
+                              else "invalid_request_error", step.code, step.message)
+            if step.fatal:
+                await conn.close(step.close_code, step.message[:100])
+                return True
+            return False
+        if isinstance(step, Disconnect):
+            await conn.close(step.close_code, step.reason)
+            return True
+        if isinstance(step, GoAway):
+            raise TypeError("GoAway is a Gemini-only step")
+        raise TypeError(f"unknown step {step!r}")
+
+    async def _speak(self, st: _Conn, turn: AgentTurn) -> None:
+        conn = st.conn
+        rid, item = self._id("resp"), self._id("item")
+        st.response_id = rid
+        await self.send_json(conn, {"type": "response.created", "response": {"id": rid, "status": "in_progress"}})
+        await self.send_json(conn, {"type": "response.output_item.added", "response_id": rid, "output_index": 0,
+                                    "item": {"id": item, "type": "message", "role": "assistant", "content": []}})
+        words = turn.transcript.split(" ") if turn.transcript else []
+        chunks = [turn.audio[i:i + turn.chunk_bytes] for i in range(0, len(turn.audio), turn.chunk_bytes)]
+        for i in range(max(len(chunks), len(words))):
+            if i < len(chunks):
+                await self.send_json(conn, {"type": "response.output_audio.delta", "response_id": rid,
+                                            "item_id": item, "output_index": 0, "content_index": 0,
+                                            "delta": base64.b64encode(chunks[i]).decode()})
+            if i < len(words):
+                await self.send_json(conn, {"type": "response.output_audio_transcript.delta", "response_id": rid,
+                                            "item_id": item, "output_index": 0, "content_index": 0,
+                                            "delta": words[i] if i == 0 else " " + words[i]})
+            if turn.pace:
+                await asyncio.sleep(turn.pace)
+        await self.send_json(conn, {"type": "response.output_audio.done", "response_id": rid, "item_id": item,
+                                    "output_index": 0, "content_index": 0})
+        await self.send_json(conn, {"type": "response.output_audio_transcript.done", "response_id": rid,
+                                    "item_id": item, "output_index": 0, "content_index": 0,
+                                    "transcript": turn.transcript})
+        await self.send_json(conn, {"type": "response.done", "response": {
+            "id": rid, "object": "realtime.response", "status": "completed",
+            "output": [{"id": item, "type": "message", "role": "assistant"}], "usage": turn.usage}})
+
+
+class _Conn:
+    """Per-connection state of the fake."""
+
+    def __init__(self, conn: ServerConnection) -> None:
+        self.conn = conn
+        self.in_speech = False
+        self.pending_bytes = 0
+        self.audio_ms = 0
+        self.user_item: str | None = None
+        self.response_id: str | None = None
+        self.turn_task: asyncio.Task[None] | None = None
+
+    def speaking(self) -> bool:
+        return self.turn_task is not None and not self.turn_task.done()

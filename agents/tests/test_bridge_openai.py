@@ -1,0 +1,194 @@
+"""OpenAI Realtime bridge against the fake GA server, through the real openai SDK."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.bridges import (
+    PCMU_8K,
+    AgentAudio,
+    AgentTranscript,
+    BridgeError,
+    CallerTranscript,
+    ProviderError,
+    ResponseDone,
+    SessionConfig,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+    create_bridge,
+)
+from agents.testing.events import EventCollector, run_async
+from agents.testing.fake_openai import FakeOpenAIRealtime
+from agents.testing.script import AgentTurn, FunctionCall, ProviderFailure
+
+ULAW_FRAME = bytes(range(0, 160))  # 20 ms of µ-law; distinct bytes prove no transcoding
+LOOKUP_TOOL = {
+    "name": "lookup_order",
+    "description": "Find an order",
+    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+}
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenAIRealtime(turn_bytes=1600) as server:
+        yield server
+
+
+def config(fake: FakeOpenAIRealtime, **kw) -> SessionConfig:
+    return SessionConfig(instructions="You are a test agent.", voice="cedar", language="en-US",
+                         tools=[LOOKUP_TOOL], **fake.session_config_kwargs(), **kw)
+
+
+def test_pcmu_passes_through_both_ways_with_transcripts(fake):
+    agent_audio = bytes(range(256)) * 10
+
+    async def main():
+        bridge = create_bridge("openai_realtime", config(fake))
+        assert bridge.input_format == PCMU_8K and bridge.output_format == PCMU_8K
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.caller_says("where is my order")
+        fake.script(AgentTurn(audio=agent_audio, transcript="It ships today.", chunk_bytes=400))
+        for _ in range(10):
+            await bridge.send_audio(ULAW_FRAME)
+        assert (await events.wait(SpeechStarted)).item_id
+        await events.wait(SpeechStopped)
+        assert (await events.wait(CallerTranscript, lambda e: e.final)).text == "where is my order"
+        final = await events.wait(AgentTranscript, lambda e: e.final)
+        done = await events.wait(ResponseDone)
+        await bridge.close()
+        return bridge, events, final, done
+
+    bridge, events, final, done = run_async(main())
+    session = fake.received_of("session.update")[0]["session"]
+    assert session["type"] == "realtime"
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert session["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    assert session["audio"]["output"]["voice"] == "cedar"
+    assert session["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+    assert session["audio"]["input"]["transcription"]["language"] == "en"
+    assert session["tools"][0]["name"] == "lookup_order"
+    assert fake.audio_received() == ULAW_FRAME * 10
+    audio = events.of(AgentAudio)
+    assert b"".join(a.audio for a in audio) == agent_audio
+    assert {a.format for a in audio} == {PCMU_8K}
+    assert final.text == "It ships today."
+    assert "".join(t.text for t in events.of(AgentTranscript) if not t.final) == "It ships today."
+    assert done.status == "completed" and done.usage["total_tokens"] == 30
+    assert bridge.metrics.audio_in_bytes == 1600
+    assert bridge.metrics.audio_out_bytes == len(agent_audio)
+    assert bridge.metrics.usage["total_tokens"] == 30
+    assert len(bridge.metrics.response_latencies_ms) == 1
+
+
+def test_tool_call_round_trip(fake):
+    async def main():
+        bridge = create_bridge("openai_realtime", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="call_9"),
+                    AgentTurn(audio=b"\x7f" * 160, transcript="Found it."))
+        await bridge.create_response()
+        call = await events.wait(ToolCall)
+        await bridge.send_tool_result(call.call_id, {"status": "shipped"})
+        final = await events.wait(AgentTranscript, lambda e: e.final)
+        await bridge.close()
+        return call, final, bridge
+
+    call, final, bridge = run_async(main())
+    assert call == ToolCall(call_id="call_9", name="lookup_order", arguments={"order_id": "A-17"})
+    output = fake.received_of("conversation.item.create")[0]["item"]
+    assert output == {"type": "function_call_output", "call_id": "call_9", "output": '{"status": "shipped"}'}
+    assert len(fake.received_of("response.create")) == 2
+    assert final.text == "Found it."
+    assert bridge.metrics.tool_calls == 1
+
+
+def test_barge_in_truncates_at_heard_position(fake):
+    async def main():
+        bridge = create_bridge("openai_realtime", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(audio=b"\x55" * 16000, transcript="a long answer " * 20, chunk_bytes=160, pace=0.01))
+        await bridge.create_response("Hello, this is Acme.")
+        first = await events.wait(AgentAudio)
+        await bridge.send_audio(ULAW_FRAME)  # caller talks over the agent
+        await events.wait(SpeechStarted)
+        done = await events.wait(ResponseDone)
+        await bridge.interrupt(first.item_id, 120)
+        truncate = await fake.async_wait_for("conversation.item.truncate")
+        await bridge.close()
+        return first, done, truncate
+
+    first, done, truncate = run_async(main())
+    assert done.status == "cancelled"
+    assert truncate == {"type": "conversation.item.truncate", "item_id": first.item_id,
+                        "content_index": 0, "audio_end_ms": 120}
+    greeting = fake.received_of("response.create")[0]
+    assert "Hello, this is Acme." in greeting["response"]["instructions"]
+
+
+def test_provider_errors_mid_session_are_typed(fake):
+    async def main():
+        bridge = create_bridge("openai_realtime", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(ProviderFailure(message="Rate limit reached", code="rate_limit_exceeded"),
+                    AgentTurn(audio=b"\x01" * 160, transcript="still here"))
+        await bridge.create_response()
+        soft = await events.wait(BridgeError)
+        await events.wait(AgentTranscript, lambda e: e.final)  # the session survived
+        fake.script(ProviderFailure(message="The server had an error", code="server_error", fatal=True))
+        await bridge.create_response()
+        hard = [await events.wait(BridgeError), await events.wait(BridgeError)]
+        await events.wait_finished()
+        await bridge.close()
+        return soft, hard
+
+    soft, hard = run_async(main())
+    assert isinstance(soft.error, ProviderError)
+    assert (soft.fatal, soft.error.retryable, soft.error.code) == (False, True, "rate_limit_exceeded")
+    assert soft.error.provider == "openai_realtime"
+    assert hard[0].error.code == "server_error" and not hard[0].fatal
+    assert hard[1].fatal and hard[1].error.code == "connection_closed" and hard[1].error.retryable
+
+
+def test_bad_api_key_fails_fast_without_retry(fake):
+    async def main():
+        bridge = create_bridge("openai_realtime", SessionConfig(
+            credentials={"api_key": "sk-wrong"}, base_url=fake.url, connect_attempts=3))
+        with pytest.raises(ProviderError) as info:
+            await bridge.connect()
+        return bridge, info.value
+
+    bridge, err = run_async(main())
+    assert (err.code, err.retryable) == ("invalid_api_key", False)
+    assert bridge.metrics.connect_attempts == 1
+
+
+def test_connect_retries_a_retryable_refusal(fake):
+    fake.reject_connections(503)
+
+    async def main():
+        bridge = create_bridge("openai_realtime", config(fake, connect_attempts=3))
+        await bridge.connect()
+        await bridge.close()
+        return bridge
+
+    bridge = run_async(main())
+    assert bridge.metrics.connect_attempts == 2
+    assert bridge.metrics.connect_latency_ms is not None
+    assert fake.connection_count == 2
+    assert fake.handshakes[1].path == "/v1/realtime?model=gpt-realtime"
+
+
+def test_missing_credentials_is_a_clear_error():
+    async def main():
+        with pytest.raises(ProviderError) as info:
+            await create_bridge("openai_realtime", SessionConfig()).connect()
+        return info.value
+
+    err = run_async(main())
+    assert err.code == "missing_credentials" and not err.retryable
