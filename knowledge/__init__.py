@@ -1,0 +1,1 @@
+"""Knowledge bases: documents an agent can search while it talks."""

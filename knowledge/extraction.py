@@ -1,0 +1,513 @@
+"""Turn an uploaded file into plain text plus its heading structure.
+
+`extract(data, filename=..., content_type=...)` returns an `ExtractedDocument`:
+one canonical `text` string and a list of `Block`s (headings and paragraphs)
+whose `start`/`end` are character offsets into that string. Chunk offsets are
+expressed against this same text, so a search hit can always be shown in
+context.
+
+Every failure is an `ExtractionError` subclass with a stable `code`
+(`unsupported_type`, `too_large`, `corrupt`, `encrypted`, `no_text`) and a
+message that names the file and the reason; the ingestion task stores both on
+the document so the dashboard can say exactly why a file was refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import PurePosixPath
+from typing import Callable, Literal
+
+DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+
+SourceType = Literal["txt", "md", "pdf", "html", "docx", "csv"]
+SUPPORTED_TYPES: tuple[str, ...] = ("txt", "md", "pdf", "html", "docx", "csv")
+
+_EXTENSION_TYPES: dict[str, str] = {
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".pdf": "pdf",
+    ".html": "html",
+    ".htm": "html",
+    ".docx": "docx",
+    ".csv": "csv",
+}
+_MIME_TYPES: dict[str, str] = {
+    "text/plain": "txt",
+    "text/markdown": "md",
+    "text/x-markdown": "md",
+    "application/pdf": "pdf",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "text/csv": "csv",
+    "application/csv": "csv",
+}
+
+
+class ExtractionError(Exception):
+    """A file could not be turned into text. `code` is stable and machine-readable."""
+
+    code: str = "extraction_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnsupportedTypeError(ExtractionError):
+    code = "unsupported_type"
+
+
+class FileTooLargeError(ExtractionError):
+    code = "too_large"
+
+
+class CorruptFileError(ExtractionError):
+    code = "corrupt"
+
+
+class EncryptedFileError(ExtractionError):
+    code = "encrypted"
+
+
+class NoTextError(ExtractionError):
+    code = "no_text"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A heading or a paragraph: `text[start:end]` of the document."""
+
+    kind: Literal["heading", "paragraph"]
+    start: int
+    end: int
+    level: int = 0  # heading depth 1..6; 0 for paragraphs
+    page: int | None = None  # 1-based PDF page, where known
+
+
+@dataclass
+class ExtractedDocument:
+    source_type: str
+    text: str
+    blocks: list[Block]
+    title: str | None = None
+    page_count: int | None = None
+
+    def block_text(self, block: Block) -> str:
+        return self.text[block.start : block.end]
+
+
+@dataclass
+class _Builder:
+    """Accumulates blocks into one text; paragraphs are separated by a blank line."""
+
+    parts: list[str] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    length: int = 0
+
+    def add(self, kind: Literal["heading", "paragraph"], text: str, level: int = 0,
+            page: int | None = None) -> None:
+        text = _normalise_ws(text)
+        if not text:
+            return
+        if self.parts:
+            self.parts.append("\n\n")
+            self.length += 2
+        start = self.length
+        self.parts.append(text)
+        self.length += len(text)
+        self.blocks.append(Block(kind=kind, start=start, end=self.length, level=level, page=page))
+
+    def build(self, source_type: str, name: str, title: str | None = None,
+              page_count: int | None = None) -> ExtractedDocument:
+        text = "".join(self.parts)
+        if not text.strip():
+            raise NoTextError(f"{name}: the file contains no extractable text"
+                              + (" (a scanned PDF needs OCR first)" if source_type == "pdf" else ""))
+        return ExtractedDocument(source_type=source_type, text=text, blocks=self.blocks,
+                                 title=title, page_count=page_count)
+
+
+_INLINE_WS = re.compile(r"[ \t\f\v\u00a0]+")
+_MANY_NEWLINES = re.compile(r"\n{2,}")
+
+
+def _normalise_ws(text: str) -> str:
+    # Keep single newlines (lines inside a paragraph, table rows) but collapse runs of
+    # blanks; a blank line is our paragraph separator and must not appear inside a block.
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    lines = [_INLINE_WS.sub(" ", line).strip() for line in text.split("\n")]
+    return _MANY_NEWLINES.sub("\n", "\n".join(lines)).strip()
+
+
+def detect_type(filename: str | None, content_type: str | None = None) -> str:
+    """The source type from the file name, else the MIME type; UnsupportedTypeError if neither."""
+    if filename:
+        suffix = PurePosixPath(filename.lower()).suffix
+        if suffix in _EXTENSION_TYPES:
+            return _EXTENSION_TYPES[suffix]
+    if content_type:
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if mime in _MIME_TYPES:
+            return _MIME_TYPES[mime]
+    shown = filename or content_type or "the upload"
+    raise UnsupportedTypeError(
+        f"{shown}: unsupported file type; supported: {', '.join('.' + t for t in SUPPORTED_TYPES)}"
+    )
+
+
+def extract(data: bytes, *, filename: str | None = None, content_type: str | None = None,
+            source_type: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> ExtractedDocument:
+    """Extract text and structure from `data`. Raises an ExtractionError subclass on failure."""
+    name = filename or "document"
+    if len(data) > max_bytes:
+        raise FileTooLargeError(
+            f"{name}: file is {len(data):,} bytes, the limit is {max_bytes:,} bytes"
+        )
+    kind = source_type or detect_type(filename, content_type)
+    if kind not in _EXTRACTORS:
+        raise UnsupportedTypeError(f"{name}: unsupported source type {kind!r}")
+    if not data:
+        raise NoTextError(f"{name}: the file is empty")
+    return _EXTRACTORS[kind](data, name)
+
+
+def extract_text(text: str, *, name: str = "pasted text") -> ExtractedDocument:
+    """Pasted text is treated like a Markdown file: headings are kept if present."""
+    return _markdown_from_str(text, name, source_type="text")
+
+
+# --- plain text & markdown ------------------------------------------------------------
+
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 (with or without BOM) or UTF-16 with BOM; otherwise the best detected charset."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise CorruptFileError(f"{name}: invalid UTF-16 text at byte {exc.start}") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as utf8_error:
+        if b"\x00" in data[:4096]:
+            raise CorruptFileError(f"{name}: binary content, not text") from utf8_error
+        from charset_normalizer import from_bytes  # only needed for legacy encodings
+
+        matches = list(from_bytes(data))
+        # Short Latin texts fit several code pages equally well; Windows-1252 is by far
+        # the most common legacy encoding of uploaded files, so it wins any tie.
+        best = next((m for m in matches if m.encoding == "cp1252"), matches[0] if matches else None)
+        if best is None:
+            raise CorruptFileError(
+                f"{name}: text is not valid UTF-8 (byte {utf8_error.start}) and no other "
+                "encoding fits"
+            ) from utf8_error
+        return str(best)
+
+
+def _plain_text(data: bytes, name: str) -> ExtractedDocument:
+    text = decode_text(data, name)
+    builder = _Builder()
+    for para in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n")):
+        builder.add("paragraph", para)
+    return builder.build("txt", name)
+
+
+_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
+_SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
+
+
+def _strip_inline_md(line: str) -> str:
+    # Link targets and emphasis markers are noise for both embedding and full-text search.
+    line = _MD_LINK.sub(r"\1", line)
+    return _MD_EMPHASIS.sub(r"\2", line)
+
+
+def _markdown(data: bytes, name: str) -> ExtractedDocument:
+    return _markdown_from_str(decode_text(data, name), name, source_type="md")
+
+
+def _markdown_from_str(text: str, name: str, source_type: str) -> ExtractedDocument:
+    builder = _Builder()
+    paragraph: list[str] = []
+    title: str | None = None
+    in_fence = False
+
+    def flush() -> None:
+        if paragraph:
+            builder.add("paragraph", "\n".join(paragraph))
+            paragraph.clear()
+
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if _FENCE.match(raw):
+            # A code block stays one paragraph, fences dropped, so '#' comments in code
+            # are never mistaken for headings.
+            flush()
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            paragraph.append(raw)
+            continue
+        heading = _ATX_HEADING.match(raw)
+        if heading:
+            flush()
+            level = len(heading.group(1))
+            heading_text = _strip_inline_md(heading.group(2))
+            builder.add("heading", heading_text, level=level)
+            title = title or (heading_text if level == 1 else None)
+            continue
+        setext = _SETEXT_UNDERLINE.match(raw)
+        if setext and len(paragraph) == 1:
+            level = 1 if setext.group(1).startswith("=") else 2
+            heading_text = _strip_inline_md(paragraph.pop())
+            builder.add("heading", heading_text, level=level)
+            title = title or (heading_text if level == 1 else None)
+            continue
+        if not raw.strip():
+            flush()
+            continue
+        paragraph.append(_strip_inline_md(raw))
+    flush()
+    return builder.build(source_type, name, title=title)
+
+
+# --- HTML --------------------------------------------------------------------------------
+
+_SKIP_TAGS = {"script", "style", "noscript", "template", "svg", "head", "iframe", "object"}
+_BLOCK_TAGS = {
+    "p", "div", "section", "article", "main", "aside", "header", "footer", "nav", "li", "ul",
+    "ol", "dl", "dt", "dd", "table", "tr", "blockquote", "pre", "figure", "figcaption",
+    "form", "fieldset", "address", "hr", "details", "summary", "body", "html",
+}
+_HEADING_TAGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+_VOID_TAGS = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed",
+              "source", "track", "wbr"}
+
+
+class _HTMLTextParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.builder = _Builder()
+        self.buffer: list[str] = []
+        self.skip_depth = 0
+        self.heading_level = 0
+        self.in_title = False
+        self.title_parts: list[str] = []
+
+    def _flush(self) -> None:
+        text = "".join(self.buffer)
+        self.buffer.clear()
+        if self.heading_level:
+            self.builder.add("heading", text.replace("\n", " "), level=self.heading_level)
+        else:
+            self.builder.add("paragraph", text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self.in_title = True
+        if tag in _SKIP_TAGS:
+            if tag not in _VOID_TAGS:
+                self.skip_depth += 1
+            return
+        if self.skip_depth:
+            return
+        if tag in _HEADING_TAGS:
+            self._flush()
+            self.heading_level = _HEADING_TAGS[tag]
+        elif tag in _BLOCK_TAGS:
+            self._flush()
+        elif tag == "br":
+            self.buffer.append("\n")
+        elif tag in ("td", "th"):
+            self.buffer.append(" | " if self.buffer and self.buffer[-1] != "\n" else "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self.in_title = False
+        if tag in _SKIP_TAGS:
+            self.skip_depth = max(0, self.skip_depth - 1)
+            return
+        if self.skip_depth:
+            return
+        if tag in _HEADING_TAGS:
+            self._flush()
+            self.heading_level = 0
+        elif tag == "tr":
+            self.buffer.append("\n")
+        elif tag in _BLOCK_TAGS:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title_parts.append(data)
+        if self.skip_depth:
+            return
+        # Source newlines inside HTML are layout, not structure.
+        self.buffer.append(re.sub(r"\s+", " ", data))
+
+
+def _html(data: bytes, name: str) -> ExtractedDocument:
+    text = _decode_html(data, name)
+    parser = _HTMLTextParser()
+    parser.feed(text)
+    parser.close()
+    parser._flush()
+    title = _normalise_ws("".join(parser.title_parts)) or None
+    return parser.builder.build("html", name, title=title)
+
+
+_META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_\-]+)", re.I)
+
+
+def _decode_html(data: bytes, name: str) -> str:
+    declared = _META_CHARSET.search(data[:4096])
+    if declared:
+        try:
+            return data.decode(declared.group(1).decode("ascii"))
+        except (LookupError, UnicodeDecodeError):
+            pass  # a wrong <meta charset> is common; fall back to detection
+    return decode_text(data, name)
+
+
+# --- PDF ---------------------------------------------------------------------------------
+
+def _pdf(data: bytes, name: str) -> ExtractedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError, PdfStreamError
+
+    if not data.lstrip()[:5].startswith(b"%PDF"):
+        raise CorruptFileError(f"{name}: not a PDF file (missing %PDF header)")
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            # An owner-password-only PDF opens with the empty user password; anything
+            # else needs a password we do not have.
+            try:
+                opened = reader.decrypt("")
+            except (NotImplementedError, FileNotDecryptedError, PdfReadError) as exc:
+                raise EncryptedFileError(f"{name}: the PDF is encrypted ({exc})") from exc
+            if not opened:
+                raise EncryptedFileError(f"{name}: the PDF is password-protected")
+        builder = _Builder()
+        pages = reader.pages
+        page_count = len(pages)
+        for number, page in enumerate(pages, start=1):
+            page_text = page.extract_text() or ""
+            for para in re.split(r"\n\s*\n", page_text):
+                builder.add("paragraph", para, page=number)
+        title = None
+        try:
+            meta = reader.metadata
+            title = (meta.title or None) if meta else None
+        except (PdfReadError, KeyError, TypeError):
+            title = None  # broken metadata must not fail an otherwise readable file
+    except ExtractionError:
+        raise
+    except FileNotDecryptedError as exc:
+        raise EncryptedFileError(f"{name}: the PDF is encrypted") from exc
+    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError,
+            IndexError, AssertionError, RecursionError, OSError) as exc:
+        raise CorruptFileError(f"{name}: the PDF is damaged and cannot be read ({exc})") from exc
+    return builder.build("pdf", name, title=title, page_count=page_count)
+
+
+# --- DOCX --------------------------------------------------------------------------------
+
+_HEADING_STYLE = re.compile(r"^heading (\d)$", re.I)
+
+
+def _docx(data: bytes, name: str) -> ExtractedDocument:
+    if not data.startswith(b"PK"):
+        raise CorruptFileError(f"{name}: not a DOCX file (not a ZIP container)")
+    try:
+        import docx
+        from docx.opc.exceptions import PackageNotFoundError
+
+        try:
+            document = docx.Document(io.BytesIO(data))
+        except PackageNotFoundError as exc:
+            raise CorruptFileError(f"{name}: not a Word document ({exc})") from exc
+        builder = _Builder()
+        title = document.core_properties.title or None
+        body = document.element.body
+        # Walk the body in order so tables stay where they were in the document.
+        from docx.table import Table
+        from docx.text.paragraph import Paragraph
+
+        for child in body.iterchildren():
+            tag = child.tag.rsplit("}", 1)[-1]
+            if tag == "p":
+                para = Paragraph(child, document)
+                style = (para.style.name if para.style is not None else "") or ""
+                match = _HEADING_STYLE.match(style)
+                if style.lower() == "title":
+                    builder.add("heading", para.text, level=1)
+                    title = title or para.text.strip() or None
+                elif match:
+                    builder.add("heading", para.text, level=min(int(match.group(1)), 6))
+                else:
+                    builder.add("paragraph", para.text)
+            elif tag == "tbl":
+                table = Table(child, document)
+                rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in table.rows]
+                builder.add("paragraph", "\n".join(rows))
+    except ExtractionError:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, AttributeError, OSError) as exc:
+        raise CorruptFileError(f"{name}: the DOCX file is damaged ({exc})") from exc
+    return builder.build("docx", name, title=title)
+
+
+# --- CSV ---------------------------------------------------------------------------------
+
+def _csv(data: bytes, name: str) -> ExtractedDocument:
+    text = decode_text(data, name)
+    sample = text[:8192]
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    builder = _Builder()
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise NoTextError(f"{name}: the CSV file is empty")
+        header = [h.strip() or f"column {i + 1}" for i, h in enumerate(header)]
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) > len(header):
+                raise CorruptFileError(
+                    f"{name}: row {reader.line_num} has {len(row)} fields but the header has "
+                    f"{len(header)}"
+                )
+            # "column: value" keeps each value next to its meaning for search.
+            pairs = [f"{header[i]}: {cell.strip()}" for i, cell in enumerate(row) if cell.strip()]
+            builder.add("paragraph", "; ".join(pairs))
+    except csv.Error as exc:
+        raise CorruptFileError(f"{name}: malformed CSV at line {reader.line_num}: {exc}") from exc
+    if not builder.blocks:
+        raise NoTextError(f"{name}: the CSV file has a header but no data rows")
+    return builder.build("csv", name)
+
+
+_EXTRACTORS: dict[str, Callable[[bytes, str], ExtractedDocument]] = {
+    "txt": _plain_text,
+    "md": _markdown,
+    "html": _html,
+    "pdf": _pdf,
+    "docx": _docx,
+    "csv": _csv,
+}

@@ -1,0 +1,1 @@
+"""Fakes and fixture builders other apps' tests and bench/ can reuse."""
