@@ -1,0 +1,48 @@
+# The two commands the README promises: `make run` and `make test`.
+# Both work on a fresh clone: they create .venv and install the pinned requirements.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt | cksum | cut -d' ' -f1)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export DEBUG ?= true
+
+.PHONY: install run test superuser migrate schema check-schema services-stop bench clean-var
+
+$(STAMP): requirements.txt requirements-nodeps.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the platform: embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL
+## are set, migrations, then Daphne (HTTP+WebSocket), a Celery worker and beat. Ctrl-C stops all.
+run: install
+	$(PY) -m voiceplatform.devserver --host $(HOST) --port $(PORT)
+
+## The whole suite against real Postgres+pgvector and Redis (embedded when the URLs are unset).
+test: install
+	$(PY) -m voiceplatform.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+superuser: install
+	$(PY) -m voiceplatform.embedded exec -- $(PY) manage.py createsuperuser
+
+migrate: install
+	$(PY) manage.py migrate
+
+## Regenerate the committed OpenAPI schema (a test fails when it is stale).
+schema: install
+	$(PY) manage.py spectacular --file openapi.yaml --validate
+
+services-stop:
+	$(PY) -m voiceplatform.embedded stop
+
+bench: install
+	@ls bench/*.py
+
+clean-var: services-stop
+	rm -rf var

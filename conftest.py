@@ -1,0 +1,109 @@
+"""Fixtures every app's tests share.
+
+Org A has an owner, an editor and a viewer; org B has an outsider (its owner).
+All are staff, so the Django admin can be checked for each of them too.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+# Concurrent test runs on one machine (developers, CI) must not share a test database.
+os.environ.setdefault("VP_TEST_DB_NAME", f"test_vp_{os.getpid()}")
+os.environ.setdefault("CACHE_KEY_PREFIX", f"vptest{os.getpid()}")
+os.environ.setdefault("CHANNELS_PREFIX", f"vptest{os.getpid()}")
+os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"vptest{os.getpid()}")
+
+
+@pytest.fixture
+def org_a(db: Any) -> Any:
+    from orgs.models import Organization
+
+    return Organization.objects.create(name="Org A", slug="org-a", timezone="Europe/London", default_country="GB")
+
+
+@pytest.fixture
+def org_b(db: Any) -> Any:
+    from orgs.models import Organization
+
+    return Organization.objects.create(name="Org B", slug="org-b")
+
+
+def _member(org: Any, email: str, role: str) -> Any:
+    from django.contrib.auth import get_user_model
+
+    from orgs.models import Membership
+
+    user = get_user_model().objects.create_user(username=email, email=email, password="pw-Secret-123", is_staff=True)
+    Membership.objects.create(org=org, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def owner_a(org_a: Any) -> Any:
+    return _member(org_a, "owner@a.test", "owner")
+
+
+@pytest.fixture
+def admin_a(org_a: Any) -> Any:
+    return _member(org_a, "admin@a.test", "admin")
+
+
+@pytest.fixture
+def editor_a(org_a: Any) -> Any:
+    return _member(org_a, "editor@a.test", "editor")
+
+
+@pytest.fixture
+def viewer_a(org_a: Any) -> Any:
+    return _member(org_a, "viewer@a.test", "viewer")
+
+
+@pytest.fixture
+def outsider(org_b: Any) -> Any:
+    return _member(org_b, "outsider@b.test", "owner")
+
+
+@pytest.fixture
+def login() -> Any:
+    """``login(user)`` → a Django test client signed in as ``user``."""
+    from django.test import Client
+
+    def make(user: Any) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api() -> Any:
+    """``api(user)`` → a DRF client with the user's session; ``api()`` is anonymous."""
+    from rest_framework.test import APIClient
+
+    def make(user: Any = None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_key_client(db: Any) -> Any:
+    """``api_key_client(org, role)`` → a DRF client authenticated with a fresh API key."""
+    from rest_framework.test import APIClient
+
+    from orgs.services import SYSTEM, create_api_key
+
+    def make(org: Any, role: str = "editor") -> APIClient:
+        _key, plaintext = create_api_key(org, SYSTEM, f"test {role}", role)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+        return client
+
+    return make

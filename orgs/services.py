@@ -1,0 +1,335 @@
+"""State changes for organisations, members, keys and credentials.
+
+Every function here is the one way its change happens: dashboard views, API
+viewsets and admin actions all call these, and each records an audit entry.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from orgs.models import (
+    PROVIDER_FIELDS,
+    ApiKey,
+    AuditLog,
+    Invitation,
+    Membership,
+    Organization,
+    ProviderCredential,
+    Role,
+    hash_token,
+    new_token,
+)
+
+log = logging.getLogger(__name__)
+User = get_user_model()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is making a change: a dashboard user, an API key, or the system."""
+
+    user: Any = None
+    api_key: ApiKey | None = None
+    ip: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.api_key is not None:
+            return f"API key {self.api_key.prefix}"
+        if self.user is not None and getattr(self.user, "is_authenticated", False):
+            return self.user.email or self.user.get_username()
+        return "system"
+
+    @classmethod
+    def from_request(cls, request: Any) -> "Actor":
+        auth = getattr(request, "auth", None)
+        api_key = auth if isinstance(auth, ApiKey) else None
+        user = None if api_key else getattr(request, "user", None)
+        if user is not None and not getattr(user, "is_authenticated", False):
+            user = None
+        return cls(user=user, api_key=api_key, ip=client_ip(request))
+
+
+SYSTEM = Actor()
+
+
+def client_ip(request: Any) -> str | None:
+    meta = getattr(request, "META", {})
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return meta.get("REMOTE_ADDR") or None
+
+
+def record_audit(
+    org: Organization,
+    actor: Actor,
+    action: str,
+    target: Model | None = None,
+    changes: dict[str, Any] | None = None,
+    target_label: str | None = None,
+) -> AuditLog:
+    """Store one audit entry. ``action`` is ``<noun>.<verb>``, e.g. ``agent.published``.
+
+    ``changes`` maps field → [old, new] (or any JSON detail); secrets never go in it.
+    Outgoing webhooks are produced from these entries (integrations app).
+    """
+    entry = AuditLog.objects.create(
+        org=org,
+        actor_user=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_api_key=actor.api_key,
+        actor_label=actor.label[:200],
+        action=action,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(getattr(target, "public_id", "") or getattr(target, "pk", "") or "") if target is not None else "",
+        target_label=(target_label if target_label is not None else str(target) if target is not None else "")[:200],
+        changes=changes or {},
+        ip_address=actor.ip,
+    )
+    from orgs.signals import audit_recorded
+
+    transaction.on_commit(lambda: audit_recorded.send(sender=AuditLog, entry=entry))
+    return entry
+
+
+def diff_fields(instance: Model, new_values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Apply ``new_values`` to ``instance`` and return {field: [old, new]} for real changes."""
+    changes: dict[str, list[Any]] = {}
+    for field, new in new_values.items():
+        old = getattr(instance, field)
+        if old != new:
+            changes[field] = [_jsonable(old), _jsonable(new)]
+            setattr(instance, field, new)
+    return changes
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool, type(None), list, dict)):
+        return value
+    if isinstance(value, Model):
+        return str(getattr(value, "public_id", value.pk))
+    return str(value)
+
+
+# --- organisations ---------------------------------------------------------------
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:50] or "org"
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def create_organization(name: str, owner: Any, *, timezone_name: str = "UTC", default_country: str = "US",
+                        ip: str | None = None) -> Organization:
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "An organisation needs a name."})
+    org = Organization(name=name, slug=_unique_slug(name), timezone=timezone_name, default_country=default_country)
+    org.full_clean()
+    org.save()
+    Membership.objects.create(org=org, user=owner, role=Role.OWNER)
+    record_audit(org, Actor(user=owner, ip=ip), "org.created", org)
+    return org
+
+
+@transaction.atomic
+def update_organization(org: Organization, actor: Actor, **values: Any) -> Organization:
+    allowed = {"name", "timezone", "default_country", "max_concurrent_calls"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValidationError(f"These organisation fields cannot be changed here: {', '.join(sorted(unknown))}")
+    changes = diff_fields(org, values)
+    if changes:
+        org.full_clean()
+        org.save()
+        record_audit(org, actor, "org.updated", org, changes)
+    return org
+
+
+def delete_organization(org: Organization, actor: Actor) -> None:
+    log.info("organisation deleted", extra={"org": str(org.public_id), "actor": actor.label})
+    org.delete()
+
+
+# --- members and invitations -------------------------------------------------------
+
+def invite_member(org: Organization, actor: Actor, email: str, role: str) -> tuple[Invitation, str]:
+    """Create an invitation and e-mail its link. Returns the invitation and the raw token."""
+    email = User.objects.normalize_email(email.strip()).lower()
+    if Role(role) == Role.OWNER and not _is_owner(org, actor):
+        raise PermissionDenied("Only an owner can invite another owner.")
+    if Membership.objects.filter(org=org, user__email__iexact=email).exists():
+        raise ValidationError({"email": f"{email} is already a member of {org.name}."})
+    token = new_token()
+    with transaction.atomic():
+        Invitation.objects.for_org(org).filter(email__iexact=email, accepted_at__isnull=True,
+                                              revoked_at__isnull=True).update(revoked_at=timezone.now())
+        invitation = Invitation.objects.create(org=org, email=email, role=role, token_hash=hash_token(token),
+                                               invited_by=actor.user)
+        record_audit(org, actor, "invitation.created", invitation, {"email": email, "role": role},
+                     target_label=email)
+    link = settings.PUBLIC_BASE_URL + reverse("orgs:invitation-accept", args=[token])
+    send_mail(
+        subject=f"You are invited to {org.name}",
+        message=f"{actor.label} invited you to join {org.name} as {role}.\n\nAccept: {link}\n\n"
+                f"The link works once and expires on {invitation.expires_at:%Y-%m-%d}.",
+        from_email=None,
+        recipient_list=[email],
+    )
+    return invitation, token
+
+
+def find_invitation(token: str) -> Invitation | None:
+    return Invitation.objects.select_related("org").filter(token_hash=hash_token(token)).first()
+
+
+@transaction.atomic
+def accept_invitation(token: str, user: Any, ip: str | None = None) -> Membership:
+    invitation = Invitation.objects.select_for_update().filter(token_hash=hash_token(token)).first()
+    if invitation is None or not invitation.is_open:
+        raise ValidationError("This invitation link is invalid, used, revoked or expired.")
+    if (user.email or "").lower() != invitation.email.lower():
+        raise PermissionDenied(f"This invitation was sent to {invitation.email}; sign in with that address.")
+    membership, created = Membership.objects.get_or_create(
+        org=invitation.org, user=user, defaults={"role": invitation.role})
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    record_audit(invitation.org, Actor(user=user, ip=ip), "member.joined", membership,
+                 {"role": membership.role}, target_label=user.email)
+    return membership
+
+
+def revoke_invitation(invitation: Invitation, actor: Actor) -> None:
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    record_audit(invitation.org, actor, "invitation.revoked", invitation, target_label=invitation.email)
+
+
+def _is_owner(org: Organization, actor: Actor) -> bool:
+    return actor.user is not None and Membership.objects.filter(org=org, user=actor.user, role=Role.OWNER).exists()
+
+
+def _ensure_another_owner(membership: Membership) -> None:
+    if membership.role == Role.OWNER and not Membership.objects.filter(
+            org=membership.org, role=Role.OWNER).exclude(pk=membership.pk).exists():
+        raise ValidationError("An organisation must keep at least one owner; make someone else owner first.")
+
+
+@transaction.atomic
+def change_member_role(membership: Membership, actor: Actor, role: str) -> Membership:
+    role = Role(role)
+    if (role == Role.OWNER or membership.role == Role.OWNER) and not _is_owner(membership.org, actor):
+        raise PermissionDenied("Only an owner can grant or take away the owner role.")
+    if role != Role.OWNER:
+        _ensure_another_owner(membership)
+    old = membership.role
+    membership.role = role
+    membership.save(update_fields=["role", "updated_at"])
+    record_audit(membership.org, actor, "member.role_changed", membership, {"role": [old, role]},
+                 target_label=membership.user.email)
+    return membership
+
+
+@transaction.atomic
+def remove_member(membership: Membership, actor: Actor) -> None:
+    if membership.role == Role.OWNER and not _is_owner(membership.org, actor):
+        raise PermissionDenied("Only an owner can remove an owner.")
+    _ensure_another_owner(membership)
+    record_audit(membership.org, actor, "member.removed", membership, target_label=membership.user.email)
+    membership.delete()
+
+
+@transaction.atomic
+def leave_organization(membership: Membership, ip: str | None = None) -> None:
+    _ensure_another_owner(membership)
+    record_audit(membership.org, Actor(user=membership.user, ip=ip), "member.left", membership,
+                 target_label=membership.user.email)
+    membership.delete()
+
+
+# --- API keys ------------------------------------------------------------------------
+
+def create_api_key(org: Organization, actor: Actor, name: str, role: str = Role.EDITOR) -> tuple[ApiKey, str]:
+    """Returns the key and its plaintext, which is never stored and never shown again."""
+    if Role(role) == Role.OWNER:
+        raise ValidationError({"role": "API keys can be viewer, editor or admin."})
+    if not name.strip():
+        raise ValidationError({"name": "Give the key a name so you can recognise it later."})
+    for _ in range(5):
+        secret = new_token(32)
+        plaintext = f"{ApiKey.PREFIX}{secret}"
+        try:
+            with transaction.atomic():
+                key = ApiKey.objects.create(org=org, name=name.strip(), role=role, prefix=plaintext[:12],
+                                            key_hash=hash_token(plaintext), created_by=actor.user)
+                record_audit(org, actor, "api_key.created", key, {"role": role})
+            return key, plaintext
+        except IntegrityError:  # prefix collision: 1 in 2^54, try again
+            continue
+    raise RuntimeError("could not generate a unique API key prefix")
+
+
+def revoke_api_key(key: ApiKey, actor: Actor) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at", "updated_at"])
+        record_audit(key.org, actor, "api_key.revoked", key)
+    return key
+
+
+# --- provider credentials -----------------------------------------------------------
+
+def _hint(value: str) -> str:
+    return f"…{value[-4:]}" if len(value) > 8 else "set"
+
+
+@transaction.atomic
+def set_provider_credential(org: Organization, actor: Actor, provider: str, secrets: dict[str, str],
+                            config: dict[str, str] | None = None) -> ProviderCredential:
+    """Create or update a provider credential. Blank secret fields keep their stored value."""
+    if provider not in PROVIDER_FIELDS:
+        raise ValidationError({"provider": f"Unknown provider {provider!r}."})
+    spec = PROVIDER_FIELDS[provider]
+    unknown = (set(secrets) - set(spec["secret"])) | (set(config or {}) - set(spec["config"]))
+    if unknown:
+        raise ValidationError({"secrets": f"{provider} does not take: {', '.join(sorted(unknown))}"})
+    credential = ProviderCredential.objects.for_org(org).select_for_update().filter(provider=provider).first()
+    merged = dict(credential.secrets) if credential else {}
+    merged.update({k: v.strip() for k, v in secrets.items() if v and v.strip()})
+    missing = [f for f in spec["secret"] if not merged.get(f)]
+    if missing:
+        raise ValidationError({f: "This field is required." for f in missing})
+    changed_fields = sorted(k for k, v in secrets.items() if v and v.strip())
+    if credential is None:
+        credential = ProviderCredential(org=org, provider=provider)
+    credential.secrets = merged
+    credential.config = {k: v for k, v in (config or credential.config or {}).items() if v}
+    credential.hints = {k: _hint(v) for k, v in merged.items()}
+    credential.updated_by = actor.user
+    credential.save()
+    # Which fields changed, never their values.
+    record_audit(org, actor, "credential.set", credential, {"provider": provider, "fields": changed_fields})
+    return credential
+
+
+def delete_provider_credential(credential: ProviderCredential, actor: Actor) -> None:
+    record_audit(credential.org, actor, "credential.deleted", credential, {"provider": credential.provider})
+    credential.delete()
