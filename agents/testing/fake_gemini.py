@@ -1,0 +1,275 @@
+"""Fake Gemini Live (Developer API) server for the real ``google-genai`` SDK.
+
+Serves ``wss://127.0.0.1:PORT/ws/google.ai.generativelanguage.{ver}.GenerativeService.BidiGenerateContent``
+over TLS with a certificate generated at start (the SDK forces ``wss://``;
+protocols.md §4.8). Point the SDK at it with
+``HttpOptions(base_url=fake.url, async_client_args={"ssl": fake.client_ssl_context()})``,
+or pass :meth:`session_config_kwargs` into a ``SessionConfig``.
+
+Behaviour (protocols.md §4):
+
+* The first frame must be ``setup``; answered with ``setupComplete``. A setup
+  carrying ``sessionResumption.handle`` must name a handle this fake issued,
+  otherwise the socket closes with 1007 like the real service.
+* With ``sessionResumption`` in the setup, a ``sessionResumptionUpdate`` with a
+  fresh handle follows setup and every completed turn.
+* Simple VAD on ``realtimeInput.audio`` (PCM16 16 kHz): the first audio after
+  silence sends ``voiceActivity`` ACTIVITY_START; after ``turn_bytes`` the
+  caller turn ends (ACTIVITY_END, ``inputTranscription`` with the next text from
+  :meth:`caller_says`) and the next script step runs. Caller audio during a paced
+  :class:`AgentTurn` interrupts it (``serverContent.interrupted``); during a
+  pending :class:`FunctionCall` it cancels it (``toolCallCancellation``).
+* ``clientContent`` with ``turnComplete``, ``realtimeInput.text`` and
+  ``toolResponse`` run the next script step.
+* :class:`GoAway` sends ``goAway`` and closes the socket (1000) after its delay;
+  :class:`ProviderFailure` closes with its ``close_code`` (Gemini reports errors
+  only as close codes).
+
+Client frames are recorded with keys normalised to camelCase (the SDK mixes
+snake_case and camelCase); :meth:`message_type` is the top-level key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import itertools
+import json
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Step
+from agents.testing.server import FakeServer
+from agents.testing.tls import LocalCert, make_local_cert
+
+_PATH_PREFIX = "/ws/google.ai.generativelanguage."
+_PATH_SUFFIX = ".GenerativeService.BidiGenerateContent"
+# Keys whose values are user data (schemas, tool args/results), never renamed.
+_OPAQUE_KEYS = {"response", "args", "parameters", "parametersJsonSchema", "properties", "data"}
+
+
+def b64decode_any(data: str) -> bytes:
+    """Decode standard or URL-safe base64 (the SDK sends URL-safe, other clients standard)."""
+    data = data.replace("-", "+").replace("_", "/")
+    return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+
+
+def camelize(value: Any) -> Any:
+    """snake_case → camelCase for protocol keys, leaving user payloads untouched."""
+    if isinstance(value, list):
+        return [camelize(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, val in value.items():
+        head, *rest = key.split("_")
+        new_key = head + "".join(p[:1].upper() + p[1:] for p in rest)
+        out[new_key] = val if new_key in _OPAQUE_KEYS else camelize(val)
+    return out
+
+
+class FakeGeminiLive(FakeServer):
+    """See module docstring. ``turn_bytes``: caller PCM16 16 kHz audio per VAD turn."""
+
+    def __init__(self, *, api_key: str = "gemini-test-key", turn_bytes: int = 6400) -> None:
+        self.cert: LocalCert = make_local_cert()
+        super().__init__(ssl_context=self.cert.server_context())
+        self.api_key = api_key
+        self.turn_bytes = turn_bytes
+        self._caller_texts: collections.deque[str] = collections.deque()
+        self._counter = itertools.count(1)
+        self._handles: set[str] = set()
+        #: the resumption handle of every setup, ``None`` for a fresh session
+        self.setups: list[dict[str, Any]] = []
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def client_ssl_context(self) -> Any:
+        return self.cert.client_context()
+
+    def session_config_kwargs(self) -> dict[str, Any]:
+        """``SessionConfig`` fields that point the Gemini bridge at this fake."""
+        return {
+            "credentials": {"api_key": self.api_key},
+            "base_url": self.url,
+            "ssl_context": self.client_ssl_context(),
+        }
+
+    def caller_says(self, *texts: str) -> None:
+        with self._lock:
+            self._caller_texts.extend(texts)
+
+    def message_type(self, message: dict[str, Any]) -> str:
+        return next(iter(message), "")
+
+    def authorize(self, request: Request) -> int | None:
+        path = request.path.split("?")[0]
+        if not (path.startswith(_PATH_PREFIX) and path.endswith(_PATH_SUFFIX)):
+            return 404
+        if request.headers.get("x-goog-api-key") != self.api_key:
+            return 401
+        return None
+
+    def audio_received(self) -> bytes:
+        return b"".join(
+            b64decode_any(m["realtimeInput"]["audio"]["data"])
+            for m in self.received_of("realtimeInput")
+            if "audio" in m["realtimeInput"]
+        )
+
+    # -- protocol --------------------------------------------------------------
+
+    async def handle(self, conn: ServerConnection) -> None:
+        st = _Conn(conn, n=next(self._counter))
+        try:
+            setup = camelize(json.loads(await conn.recv()))
+            self._record(setup)
+            if "setup" not in setup:
+                await conn.close(1007, "first message must be setup")
+                return
+            cfg = setup["setup"]
+            resumption = cfg.get("sessionResumption")
+            handle = resumption.get("handle") if isinstance(resumption, dict) else None
+            with self._lock:
+                self.setups.append({"model": cfg.get("model"), "handle": handle})
+                valid = handle is None or handle in self._handles
+            if not valid:
+                await conn.close(1007, "Invalid session resumption handle")
+                return
+            st.resumable = resumption is not None
+            await self.send_json(conn, {"setupComplete": {"sessionId": f"session-{st.n}"}})
+            await self._issue_handle(st)
+            async for raw in conn:
+                msg = camelize(json.loads(raw))
+                self._record(msg)
+                await self._dispatch(st, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            if st.turn_task is not None:
+                st.turn_task.cancel()
+
+    async def _issue_handle(self, st: _Conn) -> None:
+        if not st.resumable:
+            return
+        handle = f"handle-{st.n}-{next(self._counter)}"
+        with self._lock:
+            self._handles.add(handle)
+        await self.send_json(st.conn, {"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+    async def _dispatch(self, st: _Conn, msg: dict[str, Any]) -> None:
+        if "realtimeInput" in msg:
+            rt = msg["realtimeInput"]
+            if "audio" in rt:
+                await self._on_audio(st, len(b64decode_any(rt["audio"].get("data", ""))))
+            if rt.get("text"):
+                await self._trigger(st)
+        elif "clientContent" in msg:
+            if msg["clientContent"].get("turnComplete"):
+                await self._trigger(st)
+        elif "toolResponse" in msg:
+            for response in msg["toolResponse"].get("functionResponses", []):
+                st.pending_calls.discard(response.get("id"))
+            await self._trigger(st)
+
+    async def _on_audio(self, st: _Conn, n: int) -> None:
+        if not st.in_speech:
+            st.in_speech = True
+            await self.send_json(st.conn, {"voiceActivity": {"type": "ACTIVITY_START"}})
+            if st.speaking():
+                await self._interrupt_turn(st)
+            if st.pending_calls:
+                ids = sorted(st.pending_calls)
+                st.pending_calls.clear()
+                await self.send_json(st.conn, {"toolCallCancellation": {"ids": ids}})
+        st.pending_bytes += n
+        if st.pending_bytes >= self.turn_bytes:
+            st.pending_bytes = 0
+            st.in_speech = False
+            await self.send_json(st.conn, {"voiceActivity": {"type": "ACTIVITY_END"}})
+            with self._lock:
+                text = self._caller_texts.popleft() if self._caller_texts else None
+            if text is not None:
+                await self.send_json(st.conn, {"serverContent": {"inputTranscription": {"text": text}}})
+            await self._trigger(st)
+
+    async def _interrupt_turn(self, st: _Conn) -> None:
+        task = st.turn_task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            await self.send_json(st.conn, {"serverContent": {"interrupted": True}})
+
+    async def _trigger(self, st: _Conn) -> None:
+        while (step := self._next_step()) is not None:
+            if await self._run(st, step):
+                return
+
+    async def _run(self, st: _Conn, step: Step) -> bool:
+        conn = st.conn
+        if isinstance(step, AgentTurn):
+            st.turn_task = asyncio.create_task(self._speak(st, step))
+            if step.pace == 0:
+                await st.turn_task
+            return True
+        if isinstance(step, FunctionCall):
+            st.pending_calls.add(step.call_id)
+            await self.send_json(conn, {"toolCall": {"functionCalls": [
+                {"id": step.call_id, "name": step.name, "args": step.arguments}]}})
+            return True
+        if isinstance(step, GoAway):
+            await self.send_json(conn, {"goAway": {"timeLeft": step.time_left}})
+            await asyncio.sleep(step.delay)
+            await conn.close(1000, "session time limit reached")
+            return True
+        if isinstance(step, ProviderFailure):
+            await conn.close(step.close_code, step.message[:100])
+            return True
+        if isinstance(step, Disconnect):
+            await conn.close(step.close_code, step.reason)
+            return True
+        raise TypeError(f"unknown step {step!r}")
+
+    async def _speak(self, st: _Conn, turn: AgentTurn) -> None:
+        conn = st.conn
+        words = turn.transcript.split(" ") if turn.transcript else []
+        chunks = [turn.audio[i:i + turn.chunk_bytes] for i in range(0, len(turn.audio), turn.chunk_bytes)]
+        for i in range(max(len(chunks), len(words))):
+            content: dict[str, Any] = {}
+            if i < len(chunks):
+                content["modelTurn"] = {"role": "model", "parts": [{"inlineData": {
+                    "mimeType": "audio/pcm;rate=24000", "data": base64.b64encode(chunks[i]).decode()}}]}
+            if i < len(words):
+                content["outputTranscription"] = {"text": words[i] if i == 0 else " " + words[i]}
+            await self.send_json(conn, {"serverContent": content})
+            if turn.pace:
+                await asyncio.sleep(turn.pace)
+        await self.send_json(conn, {"serverContent": {"generationComplete": True}})
+        await self.send_json(conn, {"serverContent": {"turnComplete": True}, "usageMetadata": {
+            "promptTokenCount": turn.usage.get("input_tokens", 0),
+            "responseTokenCount": turn.usage.get("output_tokens", 0),
+            "totalTokenCount": turn.usage.get("total_tokens", 0)}})
+        await self._issue_handle(st)
+
+
+class _Conn:
+    def __init__(self, conn: ServerConnection, n: int) -> None:
+        self.conn = conn
+        self.n = n
+        self.resumable = False
+        self.in_speech = False
+        self.pending_bytes = 0
+        self.pending_calls: set[str] = set()
+        self.turn_task: asyncio.Task[None] | None = None
+
+    def speaking(self) -> bool:
+        return self.turn_task is not None and not self.turn_task.done()

@@ -1,0 +1,204 @@
+"""Gemini Live bridge against the fake TLS Live server, through the real google-genai SDK."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.bridges import (
+    PCM16_16K,
+    PCM16_24K,
+    AgentAudio,
+    AgentTranscript,
+    BridgeError,
+    CallerTranscript,
+    ProviderError,
+    ResponseDone,
+    SessionConfig,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+    ToolCallCancelled,
+    create_bridge,
+)
+from agents.testing.events import EventCollector, run_async
+from agents.testing.fake_gemini import FakeGeminiLive
+from agents.testing.script import AgentTurn, FunctionCall, GoAway, ProviderFailure
+
+PCM_FRAME = b"\x10\x00\xf0\xff" * 160  # 20 ms of 16 kHz PCM16
+LOOKUP = {"name": "lookup_order", "description": "Find an order",
+          "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}
+
+
+@pytest.fixture
+def fake():
+    with FakeGeminiLive(turn_bytes=len(PCM_FRAME) * 2) as server:
+        yield server
+
+
+def config(fake: FakeGeminiLive, **kw) -> SessionConfig:
+    return SessionConfig(instructions="You are a test agent.", voice="Puck", language="en-US",
+                         tools=[LOOKUP], **fake.session_config_kwargs(), **kw)
+
+
+def test_audio_formats_transcripts_and_setup(fake):
+    agent_audio = bytes(range(256)) * 12
+
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake, temperature=0.4))
+        assert (bridge.input_format, bridge.output_format) == (PCM16_16K, PCM16_24K)
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.caller_says("where is my order")
+        fake.script(AgentTurn(audio=agent_audio, transcript="It ships today.", chunk_bytes=960))
+        await bridge.send_audio(PCM_FRAME)
+        await bridge.send_audio(PCM_FRAME)
+        await events.wait(SpeechStarted)
+        await events.wait(SpeechStopped)
+        caller = await events.wait(CallerTranscript, lambda e: e.final)
+        agent = await events.wait(AgentTranscript, lambda e: e.final)
+        done = await events.wait(ResponseDone)
+        await bridge.close()
+        return bridge, events, caller, agent, done
+
+    bridge, events, caller, agent, done = run_async(main())
+    setup = fake.received_of("setup")[0]["setup"]
+    assert setup["model"] == "models/gemini-3.8-live"
+    assert setup["generationConfig"]["responseModalities"] == ["AUDIO"]
+    assert setup["generationConfig"]["speechConfig"]["voiceConfig"]["prebuiltVoiceConfig"]["voiceName"] == "Puck"
+    assert setup["generationConfig"]["temperature"] == 0.4
+    assert setup["systemInstruction"]["parts"][0]["text"] == "You are a test agent."
+    assert setup["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"] == LOOKUP["parameters"]
+    assert setup["inputAudioTranscription"] == {} and setup["outputAudioTranscription"] == {}
+    assert setup["sessionResumption"] == {}
+    assert setup["contextWindowCompression"] == {"triggerTokens": 25600, "slidingWindow": {"targetTokens": 12800}}
+    inputs = fake.received_of("realtimeInput")
+    assert {m["realtimeInput"]["audio"]["mimeType"] for m in inputs} == {"audio/pcm;rate=16000"}
+    assert fake.audio_received() == PCM_FRAME * 2
+    audio = events.of(AgentAudio)
+    assert b"".join(a.audio for a in audio) == agent_audio and {a.format for a in audio} == {PCM16_24K}
+    assert caller.text == "where is my order"
+    assert agent.text == "It ships today."
+    assert done.status == "completed" and done.usage["total_token_count"] == 30
+    assert bridge.resumption_handle is not None
+
+
+def test_tool_call_round_trip_and_cancellation(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="fc1"),
+                    AgentTurn(audio=b"\x00\x01" * 480, transcript="Found it."),
+                    FunctionCall("lookup_order", {"order_id": "B-2"}, call_id="fc2"))
+        await bridge.create_response()
+        call = await events.wait(ToolCall)
+        await bridge.send_tool_result(call.call_id, {"status": "shipped"})
+        await events.wait(AgentTranscript, lambda e: e.final)
+        await bridge.create_response()
+        second = await events.wait(ToolCall)
+        await bridge.send_audio(PCM_FRAME)  # caller talks while the call is pending
+        cancelled = await events.wait(ToolCallCancelled)
+        with pytest.raises(ProviderError) as info:
+            await bridge.send_tool_result(second.call_id, "too late")
+        await bridge.close()
+        return call, cancelled, info.value
+
+    call, cancelled, late = run_async(main())
+    assert call == ToolCall(call_id="fc1", name="lookup_order", arguments={"order_id": "A-17"})
+    response = fake.received_of("toolResponse")[0]["toolResponse"]["functionResponses"][0]
+    assert response == {"id": "fc1", "name": "lookup_order", "response": {"status": "shipped"}}
+    assert cancelled.call_ids == ("fc2",)
+    assert late.code == "unknown_call_id"
+
+
+def test_barge_in_interrupts_and_local_interrupt_mutes_the_rest(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(audio=b"\x01\x00" * 9600, chunk_bytes=960, pace=0.01),
+                    AgentTurn(audio=b"\x02\x00" * 4800, chunk_bytes=960, pace=0.01))
+        await bridge.create_response("Hello from Acme.")
+        await events.wait(AgentAudio)
+        await bridge.send_audio(PCM_FRAME)  # the provider's VAD hears the caller
+        await events.wait(SpeechStarted)
+        cut = await events.wait(ResponseDone)
+        # Second turn: our own VAD detects the barge-in first.
+        await bridge.create_response()
+        second = await events.wait(AgentAudio, lambda e: e.audio.startswith(b"\x02"))
+        await bridge.interrupt(second.item_id, 40)
+        seen_at_interrupt = len(events.of(AgentAudio))
+        done = await events.wait(ResponseDone)
+        await bridge.close()
+        return cut, done, seen_at_interrupt, events
+
+    cut, done, seen_at_interrupt, events = run_async(main())
+    assert cut.status == "cancelled"
+    assert done.status == "completed"
+    # Nothing of the interrupted turn reached the caller after interrupt().
+    assert len(events.of(AgentAudio)) == seen_at_interrupt
+    greeting = fake.received_of("clientContent")[0]["clientContent"]
+    assert "Hello from Acme." in greeting["turns"][0]["parts"][0]["text"] and greeting["turnComplete"]
+
+
+def test_resumes_across_goaway_transparently(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(audio=b"\x03\x00" * 480, transcript="first"), GoAway(time_left="1s", delay=0.05))
+        await bridge.create_response()
+        await events.wait(ResponseDone)
+        handle = bridge.resumption_handle
+        await bridge.create_response()  # runs the GoAway step
+        await fake.async_wait_for("setup", count=2)
+        fake.caller_says("are you still there")
+        fake.script(AgentTurn(audio=b"\x04\x00" * 480, transcript="still here"))
+        await bridge.send_audio(PCM_FRAME)
+        await bridge.send_audio(PCM_FRAME)
+        caller = await events.wait(CallerTranscript, lambda e: e.final)
+        agent = await events.wait(AgentTranscript, lambda e: e.text == "still here")
+        await bridge.close()
+        return bridge, events, handle, caller, agent
+
+    bridge, events, handle, caller, agent = run_async(main())
+    assert [s["handle"] for s in fake.setups] == [None, handle]
+    assert bridge.metrics.reconnects == 1
+    assert caller.text == "are you still there" and agent.final
+    assert not events.of(BridgeError)
+    assert fake.audio_received() == PCM_FRAME * 2
+
+
+def test_retryable_close_resumes_but_policy_close_is_fatal(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(ProviderFailure("internal error", close_code=1011))
+        await bridge.create_response()
+        await fake.async_wait_for("setup", count=2)
+        fake.script(ProviderFailure("API key not valid. Please pass a valid API key.", close_code=1008))
+        await bridge.create_response()
+        err = await events.wait(BridgeError)
+        await events.wait_finished()
+        await bridge.close()
+        return bridge, err
+
+    bridge, err = run_async(main())
+    assert bridge.metrics.reconnects == 1
+    assert err.fatal and isinstance(err.error, ProviderError)
+    assert (err.error.code, err.error.retryable) == ("permission_denied", False)
+    assert "API key not valid" in err.error.message
+
+
+def test_bad_key_is_not_retried(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", SessionConfig(
+            credentials={"api_key": "wrong"}, base_url=fake.url, ssl_context=fake.client_ssl_context()))
+        with pytest.raises(ProviderError) as info:
+            await bridge.connect()
+        return bridge, info.value
+
+    bridge, err = run_async(main())
+    assert (err.code, err.retryable) == ("invalid_api_key", False)
+    assert bridge.metrics.connect_attempts == 1
