@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ class BaseServerConfig:
     protection for deployments reached by a service name (``mcp-telegram:8100``).
     """
 
-    caller_tokens: frozenset[str]
+    caller_tokens: frozenset[str] = field(repr=False)
     allowed_hosts: tuple[str, ...] = ()
     upstream_timeout_s: float = UPSTREAM_TIMEOUT_S
 
@@ -221,5 +221,3 @@ def parse_tokens(raw: str) -> frozenset[str]:
     """Comma-separated bearer tokens from configuration; blanks dropped."""
     return frozenset(t.strip() for t in raw.split(",") if t.strip())
 
-
-LifespanHook = Callable[[], Awaitable[None]]

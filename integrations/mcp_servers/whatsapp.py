@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import httpx
@@ -47,8 +47,8 @@ Phone = Annotated[str, Field(pattern=r"^\+?[1-9]\d{6,14}$", description="Recipie
 
 @dataclass(frozen=True)
 class WhatsAppConfig(BaseServerConfig):
-    app_secret: str = ""
-    verify_token: str = ""
+    app_secret: str = field(default="", repr=False)
+    verify_token: str = field(default="", repr=False)
     store_path: str = "var/whatsapp_messages.sqlite3"
     api_base: str = DEFAULT_API_BASE
     api_version: str = DEFAULT_API_VERSION
