@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import itertools
 import json
 from typing import Any
@@ -43,7 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Step
-from agents.testing.server import FakeServer
+from agents.testing.server import ConnState, FakeServer
 from agents.testing.tls import LocalCert, make_local_cert
 
 _PATH_PREFIX = "/ws/google.ai.generativelanguage."
@@ -80,7 +79,6 @@ class FakeGeminiLive(FakeServer):
         super().__init__(ssl_context=self.cert.server_context())
         self.api_key = api_key
         self.turn_bytes = turn_bytes
-        self._caller_texts: collections.deque[str] = collections.deque()
         self._counter = itertools.count(1)
         self._handles: set[str] = set()
         #: the resumption handle of every setup, ``None`` for a fresh session
@@ -100,10 +98,6 @@ class FakeGeminiLive(FakeServer):
             "base_url": self.url,
             "ssl_context": self.client_ssl_context(),
         }
-
-    def caller_says(self, *texts: str) -> None:
-        with self._lock:
-            self._caller_texts.extend(texts)
 
     def message_type(self, message: dict[str, Any]) -> str:
         return next(iter(message), "")
@@ -193,26 +187,17 @@ class FakeGeminiLive(FakeServer):
             st.pending_bytes = 0
             st.in_speech = False
             await self.send_json(st.conn, {"voiceActivity": {"type": "ACTIVITY_END"}})
-            with self._lock:
-                text = self._caller_texts.popleft() if self._caller_texts else None
+            text = self.next_caller_text()
             if text is not None:
                 await self.send_json(st.conn, {"serverContent": {"inputTranscription": {"text": text}}})
             await self._trigger(st)
 
     async def _interrupt_turn(self, st: _Conn) -> None:
-        task = st.turn_task
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        if await st.stop_turn():
             await self.send_json(st.conn, {"serverContent": {"interrupted": True}})
 
     async def _trigger(self, st: _Conn) -> None:
-        while (step := self._next_step()) is not None:
-            if await self._run(st, step):
-                return
+        await self.run_script(lambda step: self._run(st, step))
 
     async def _run(self, st: _Conn, step: Step) -> bool:
         conn = st.conn
@@ -261,15 +246,9 @@ class FakeGeminiLive(FakeServer):
         await self._issue_handle(st)
 
 
-class _Conn:
+class _Conn(ConnState):
     def __init__(self, conn: ServerConnection, n: int) -> None:
-        self.conn = conn
+        super().__init__(conn)
         self.n = n
         self.resumable = False
-        self.in_speech = False
-        self.pending_bytes = 0
         self.pending_calls: set[str] = set()
-        self.turn_task: asyncio.Task[None] | None = None
-
-    def speaking(self) -> bool:
-        return self.turn_task is not None and not self.turn_task.done()

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import itertools
 import json
 from typing import Any
@@ -35,7 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Step
-from agents.testing.server import FakeServer
+from agents.testing.server import ConnState, FakeServer
 
 
 class FakeOpenAIRealtime(FakeServer):
@@ -45,7 +44,6 @@ class FakeOpenAIRealtime(FakeServer):
         super().__init__()
         self.api_key = api_key
         self.turn_bytes = turn_bytes
-        self._caller_texts: collections.deque[str] = collections.deque()
         self._ids = itertools.count(1)
 
     @property
@@ -56,11 +54,6 @@ class FakeOpenAIRealtime(FakeServer):
     def session_config_kwargs(self) -> dict[str, Any]:
         """``SessionConfig`` fields that point the OpenAI bridge at this fake."""
         return {"credentials": {"api_key": self.api_key}, "base_url": self.url}
-
-    def caller_says(self, *texts: str) -> None:
-        """Queue transcripts for the next caller turns the fake VAD detects."""
-        with self._lock:
-            self._caller_texts.extend(texts)
 
     def message_type(self, message: dict[str, Any]) -> str:
         return str(message.get("type", ""))
@@ -163,8 +156,7 @@ class FakeOpenAIRealtime(FakeServer):
                                            "audio_end_ms": st.audio_ms, "item_id": item})
             await self.send_json(st.conn, {"type": "input_audio_buffer.committed", "item_id": item,
                                            "previous_item_id": None})
-            with self._lock:
-                text = self._caller_texts.popleft() if self._caller_texts else None
+            text = self.next_caller_text()
             if text is not None:
                 await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.delta",
                                                "item_id": item, "content_index": 0, "delta": text})
@@ -175,22 +167,13 @@ class FakeOpenAIRealtime(FakeServer):
             await self._trigger(st)
 
     async def _cancel_turn(self, st: _Conn) -> None:
-        task = st.turn_task
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        if await st.stop_turn():
             await self.send_json(st.conn, {"type": "response.done", "response": {
                 "id": st.response_id, "object": "realtime.response", "status": "cancelled",
                 "status_details": {"type": "cancelled", "reason": "turn_detected"}, "output": [], "usage": None}})
 
     async def _trigger(self, st: _Conn) -> None:
-        """Run script steps until one produced a model turn."""
-        while (step := self._next_step()) is not None:
-            if await self._run(st, step):
-                return
+        await self.run_script(lambda step: self._run(st, step))
 
     async def _run(self, st: _Conn, step: Step) -> bool:
         conn = st.conn
@@ -260,17 +243,8 @@ class FakeOpenAIRealtime(FakeServer):
             "output": [{"id": item, "type": "message", "role": "assistant"}], "usage": turn.usage}})
 
 
-class _Conn:
-    """Per-connection state of the fake."""
-
+class _Conn(ConnState):
     def __init__(self, conn: ServerConnection) -> None:
-        self.conn = conn
-        self.in_speech = False
-        self.pending_bytes = 0
-        self.audio_ms = 0
+        super().__init__(conn)
         self.user_item: str | None = None
         self.response_id: str | None = None
-        self.turn_task: asyncio.Task[None] | None = None
-
-    def speaking(self) -> bool:
-        return self.turn_task is not None and not self.turn_task.done()

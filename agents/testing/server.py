@@ -14,7 +14,7 @@ import json
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -53,6 +53,7 @@ class FakeServer:
         self._received: list[dict[str, Any]] = []
         self._steps: collections.deque[Step] = collections.deque()
         self._reject: collections.deque[int] = collections.deque()
+        self._caller_texts: collections.deque[str] = collections.deque()
         self.handshakes: list[Handshake] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -132,6 +133,15 @@ class FakeServer:
         with self._lock:
             self._steps.extend(steps)
 
+    def caller_says(self, *texts: str) -> None:
+        """Queue transcripts for the next caller turns the fake's VAD detects."""
+        with self._lock:
+            self._caller_texts.extend(texts)
+
+    def next_caller_text(self) -> str | None:
+        with self._lock:
+            return self._caller_texts.popleft() if self._caller_texts else None
+
     def pending_steps(self) -> int:
         with self._lock:
             return len(self._steps)
@@ -200,6 +210,12 @@ class FakeServer:
     async def handle(self, conn: ServerConnection) -> None:
         raise NotImplementedError
 
+    async def run_script(self, run: Callable[[Step], Awaitable[bool]]) -> None:
+        """Run steps with ``run`` until one returns True (it produced a model turn)."""
+        while (step := self._next_step()) is not None:
+            if await run(step):
+                return
+
     def _record(self, message: dict[str, Any]) -> None:
         with self._lock:
             self._received.append(message)
@@ -248,3 +264,29 @@ class FakeServer:
             raise
         finally:
             self._connections.discard(conn)
+
+
+class ConnState:
+    """Per-connection state common to the fakes: the agent turn being streamed."""
+
+    def __init__(self, conn: ServerConnection) -> None:
+        self.conn = conn
+        self.in_speech = False
+        self.pending_bytes = 0
+        self.audio_ms = 0
+        self.turn_task: asyncio.Task[None] | None = None
+
+    def speaking(self) -> bool:
+        return self.turn_task is not None and not self.turn_task.done()
+
+    async def stop_turn(self) -> bool:
+        """Cancel a streaming turn; True if one was running."""
+        task = self.turn_task
+        if task is None or task.done():
+            return False
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return True

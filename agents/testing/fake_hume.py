@@ -1,0 +1,205 @@
+"""Fake Hume EVI server for the real ``hume`` SDK.
+
+Serves ``ws://127.0.0.1:PORT/v0/evi/chat`` (protocols.md §5). Point the SDK at
+it with ``AsyncHumeClient(api_key=fake.api_key, base_url=fake.url)``, or pass
+:meth:`session_config_kwargs` into a ``SessionConfig``.
+
+Behaviour:
+
+* ``chat_metadata`` first; every message carries what the SDK's pydantic models
+  require (all 48 prosody scores, ``time``, ``from_text``…).
+* ``session_settings`` sets the input sample rate (needed before audio).
+* Simple VAD on ``audio_input``: the first chunk after silence produces an
+  interim ``user_message``; after ``turn_ms`` of audio a final ``user_message``
+  (text from :meth:`caller_says`) and the next script step runs. Caller audio
+  during a paced :class:`AgentTurn` sends ``user_interruption`` and stops it.
+* ``assistant_input`` is spoken verbatim (``assistant_message`` + ``tts_audio``
+  as WAV + ``assistant_end``) without using a script step; ``user_input``,
+  ``tool_response`` and ``tool_error`` run the next step.
+* :class:`AgentTurn` audio is PCM16 at ``output_rate``; each ``audio_output``
+  chunk is a complete WAV file, as Hume sends it.
+* :class:`ProviderFailure` sends an ``error`` message (and closes if fatal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from agents.bridges.audio import pcm16_to_wav
+from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Step
+from agents.testing.server import ConnState, FakeServer
+
+EMOTIONS: tuple[str, ...] = (
+    "Admiration", "Adoration", "Aesthetic Appreciation", "Amusement", "Anger", "Anxiety", "Awe",
+    "Awkwardness", "Boredom", "Calmness", "Concentration", "Confusion", "Contemplation", "Contempt",
+    "Contentment", "Craving", "Desire", "Determination", "Disappointment", "Disgust", "Distress",
+    "Doubt", "Ecstasy", "Embarrassment", "Empathic Pain", "Entrancement", "Envy", "Excitement", "Fear",
+    "Guilt", "Horror", "Interest", "Joy", "Love", "Nostalgia", "Pain", "Pride", "Realization", "Relief",
+    "Romance", "Sadness", "Satisfaction", "Shame", "Surprise (negative)", "Surprise (positive)",
+    "Sympathy", "Tiredness", "Triumph",
+)
+
+
+def _models() -> dict[str, Any]:
+    return {"prosody": {"scores": {name: round(0.01 * (i % 7), 2) for i, name in enumerate(EMOTIONS)}}}
+
+
+class FakeHumeEVI(FakeServer):
+    """See module docstring."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "hume-test-key",
+        turn_ms: int = 200,
+        output_rate: int = 48000,
+        tts_audio: bytes = b"\x00\x01" * 4800,
+    ) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.turn_ms = turn_ms
+        self.output_rate = output_rate
+        self.tts_audio = tts_audio
+        self._ids = itertools.count(1)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def session_config_kwargs(self) -> dict[str, Any]:
+        return {"credentials": {"api_key": self.api_key}, "base_url": self.url}
+
+    def message_type(self, message: dict[str, Any]) -> str:
+        return str(message.get("type", ""))
+
+    def query(self, connection: int = 0) -> dict[str, list[str]]:
+        """Query parameters of the n-th connection (``config_id``, ``session_settings[...]``)."""
+        return parse_qs(urlsplit(self.handshakes[connection].path).query)
+
+    def authorize(self, request: Request) -> int | None:
+        parts = urlsplit(request.path)
+        if parts.path != "/v0/evi/chat":
+            return 404
+        key = request.headers.get("X-Hume-Api-Key") or parse_qs(parts.query).get("api_key", [None])[0]
+        return None if key == self.api_key else 401
+
+    def audio_received(self) -> bytes:
+        return b"".join(base64.b64decode(m["data"]) for m in self.received_of("audio_input"))
+
+    # -- protocol --------------------------------------------------------------
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}-{next(self._ids)}"
+
+    async def handle(self, conn: ServerConnection) -> None:
+        st = _Conn(conn)
+        await self.send_json(conn, {"type": "chat_metadata", "chat_id": self._id("chat"),
+                                    "chat_group_id": self._id("group"), "request_id": self._id("req")})
+        try:
+            async for raw in conn:
+                msg = json.loads(raw)
+                self._record(msg)
+                await self._dispatch(st, msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            if st.turn_task is not None:
+                st.turn_task.cancel()
+
+    async def _dispatch(self, st: _Conn, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "session_settings":
+            audio = msg.get("audio") or {}
+            if audio.get("encoding", "linear16") != "linear16":
+                await self._error(st.conn, "E0101", "invalid_audio_encoding", "Only linear16 is supported.")
+            st.sample_rate = int(audio.get("sample_rate") or st.sample_rate)
+        elif kind == "audio_input":
+            await self._on_audio(st, len(base64.b64decode(msg.get("data", ""))))
+        elif kind == "assistant_input":
+            await self._speak(st, AgentTurn(audio=self.tts_audio, transcript=msg.get("text", "")))
+        elif kind in ("user_input", "tool_response", "tool_error"):
+            await self._trigger(st)
+
+    async def _error(self, conn: ServerConnection, code: str, slug: str, message: str) -> None:
+        await self.send_json(conn, {"type": "error", "code": code, "slug": slug, "message": message,
+                                    "request_id": self._id("req")})
+
+    async def _on_audio(self, st: _Conn, n: int) -> None:
+        bytes_per_ms = st.sample_rate * 2 / 1000
+        if not st.in_speech:
+            st.in_speech = True
+            if st.speaking():
+                await st.stop_turn()
+                await self.send_json(st.conn, {"type": "user_interruption", "time": st.audio_ms})
+            await self.send_json(st.conn, self._user_message("", st, interim=True))
+        st.pending_bytes += n
+        st.audio_ms += int(n / bytes_per_ms)
+        if st.pending_bytes >= self.turn_ms * bytes_per_ms:
+            st.pending_bytes = 0
+            st.in_speech = False
+            text = self.next_caller_text() or ""
+            await self.send_json(st.conn, self._user_message(text, st, interim=False))
+            await self._trigger(st)
+
+    def _user_message(self, text: str, st: _Conn, *, interim: bool) -> dict[str, Any]:
+        return {"type": "user_message", "message": {"role": "user", "content": text},
+                "models": _models(), "time": {"begin": max(0, st.audio_ms - self.turn_ms), "end": st.audio_ms},
+                "from_text": False, "interim": interim}
+
+    async def _trigger(self, st: _Conn) -> None:
+        await self.run_script(lambda step: self._run(st, step))
+
+    async def _run(self, st: _Conn, step: Step) -> bool:
+        conn = st.conn
+        if isinstance(step, AgentTurn):
+            st.turn_task = asyncio.create_task(self._speak(st, step))
+            if step.pace == 0:
+                await st.turn_task
+            return True
+        if isinstance(step, FunctionCall):
+            await self.send_json(conn, {"type": "tool_call", "name": step.name,
+                                        "parameters": json.dumps(step.arguments), "tool_call_id": step.call_id,
+                                        "response_required": True, "tool_type": "function"})
+            return True
+        if isinstance(step, ProviderFailure):
+            await self._error(conn, step.code, step.code.lower(), step.message)
+            if step.fatal:
+                await conn.close(step.close_code, step.message[:100])
+                return True
+            return False
+        if isinstance(step, Disconnect):
+            await conn.close(step.close_code, step.reason)
+            return True
+        if isinstance(step, GoAway):
+            raise TypeError("GoAway is a Gemini-only step")
+        raise TypeError(f"unknown step {step!r}")
+
+    async def _speak(self, st: _Conn, turn: AgentTurn) -> None:
+        conn = st.conn
+        msg_id = self._id("msg")
+        await self.send_json(conn, {"type": "assistant_message", "id": msg_id,
+                                    "message": {"role": "assistant", "content": turn.transcript},
+                                    "models": _models(), "from_text": False, "is_quick_response": False})
+        chunks = [turn.audio[i:i + turn.chunk_bytes] for i in range(0, len(turn.audio), turn.chunk_bytes)]
+        for index, chunk in enumerate(chunks):
+            wav = pcm16_to_wav(chunk, self.output_rate)
+            await self.send_json(conn, {"type": "audio_output", "id": msg_id, "index": index,
+                                        "data": base64.b64encode(wav).decode()})
+            if turn.pace:
+                await asyncio.sleep(turn.pace)
+        await self.send_json(conn, {"type": "assistant_end"})
+
+
+class _Conn(ConnState):
+    def __init__(self, conn: ServerConnection) -> None:
+        super().__init__(conn)
+        self.sample_rate = 16000
