@@ -1,0 +1,53 @@
+"""Sessions prepared before their media stream arrives (per process).
+
+The webhook that answers a call (inbound) or the service that places one
+(outbound) runs in the same `web` process that will most likely accept the
+media socket, so it can open the provider session while the phone rings:
+`prepare_session(...)` builds and prepares a `CallSession`, and the consumer
+`take`s it when the stream connects. If the socket lands on another process
+that one simply prepares its own at connect time, and the unused session here
+closes itself after `SessionContext.stream_wait_s` (`stream_timeout`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from calls.media.session import CallSession
+
+
+class SessionRegistry:
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[str, str], CallSession] = {}
+
+    def prepare(self, call_public_id: str, transport: str, **session_kwargs: Any) -> CallSession:
+        key = (transport, call_public_id)
+        existing = self._sessions.get(key)
+        if existing is not None and not existing.ending:
+            return existing
+        session = CallSession(call_public_id, transport, **session_kwargs)
+        self._sessions[key] = session
+        session.prepare()
+
+        # forget it once it ends, whether or not a stream ever took it
+        async def forget() -> None:
+            try:
+                await session.wait()
+            finally:
+                if self._sessions.get(key) is session:
+                    del self._sessions[key]
+
+        session._spawn(forget(), "registry")
+        return session
+
+    def take(self, call_public_id: str, transport: str) -> CallSession | None:
+        session = self._sessions.pop((transport, call_public_id), None)
+        if session is None or session.ending:
+            return None
+        return session
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+prepared_sessions = SessionRegistry()

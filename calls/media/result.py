@@ -1,0 +1,129 @@
+"""What a call session needs going in (`SessionContext`) and hands back at the
+end (`SessionResult`). Plain dataclasses: the session never touches Django
+models; `calls.services` builds the context from the database and persists the
+result (`record_session_result`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from agents.bridges.base import SessionConfig
+from calls.audio.vad import VadSettings
+
+if TYPE_CHECKING:
+    from calls.media.session import CallSession
+
+
+# End reasons the session produces (the carrier side adds its own, e.g. busy).
+END_CALLER_HANGUP = "caller_hangup"  # carrier stop / socket closed by the far end
+END_AGENT_HANGUP = "agent_hangup"  # the agent's end_call tool
+END_TRANSFERRED = "transferred"
+END_PROVIDER_ERROR = "provider_error"
+END_MAX_DURATION = "max_duration"
+END_SILENCE_TIMEOUT = "silence_timeout"
+END_STREAM_TIMEOUT = "stream_timeout"  # prepared, but no stream arrived in time
+END_PROTOCOL_ERROR = "protocol_error"  # the carrier sent something we cannot parse
+END_SERVER_SHUTDOWN = "server_shutdown"
+
+
+@dataclass(slots=True)
+class TranscriptTurn:
+    role: str  # "caller" | "agent"
+    text: str
+    start_ms: int
+    end_ms: int
+    interrupted: bool = False
+
+
+@dataclass(slots=True)
+class SessionEvent:
+    kind: str
+    at_ms: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SessionResult:
+    """Everything the session observed. Offsets are ms on the call clock, whose
+    zero is the moment the media stream started (the recording's first sample)."""
+
+    call_public_id: str
+    transport: str
+    transcript: list[TranscriptTurn]
+    events: list[SessionEvent]
+    latencies_ms: list[float]
+    recording_path: str | None
+    end_reason: str
+    error: str | None
+    usage: dict[str, Any]
+    duration_ms: int
+
+
+class ToolHandler(Protocol):
+    """An async function the agent can call. Returns text or a JSON object.
+
+    Raise `ToolError` for a failure the agent should hear about; any other
+    exception is reported to the agent as an internal error and recorded.
+    """
+
+    def __call__(self, arguments: dict[str, Any], session: CallSession) -> Awaitable[str | dict[str, Any]]: ...
+
+
+class ToolError(Exception):
+    """A tool failed in a way the agent should be told (message goes to the model)."""
+
+
+@dataclass(slots=True)
+class SessionContext:
+    """Per-call configuration, produced by the injected `load_context`.
+
+    - `provider`/`config`: which bridge to open and how (agents.bridges).
+    - `hangup(reason)`: ends the carrier leg through the carrier's REST API;
+      called on every ending the session initiates, so no billable call is
+      left open. For `provider_error` the carrier side should speak its
+      apology (e.g. a TwiML `<Say>` update) unless `apology_audio` is given.
+    - `transfer(target)`, `send_dtmf(digits)`: carrier REST actions backing
+      the built-in tools (Plivo DTMF also goes in-band on the stream).
+    - `tools`: extra tool handlers by name (send SMS, knowledge search, MCP).
+    - `on_update(kind, data)`: live updates (transcript turns, events) for the
+      dashboard; called per turn/event, never per audio frame.
+    """
+
+    call_public_id: str
+    provider: str
+    config: SessionConfig
+    vad: VadSettings = field(default_factory=VadSettings)
+    vad_enabled: bool = True
+    barge_in: bool = True
+    max_duration_s: float = 3600.0
+    silence_timeout_s: float = 60.0
+    recording_path: str | Path | None = None
+    hangup: Callable[[str], Awaitable[None]] | None = None
+    transfer: Callable[[str], Awaitable[None]] | None = None
+    send_dtmf: Callable[[str], Awaitable[None]] | None = None
+    tools: Mapping[str, ToolHandler] = field(default_factory=dict)
+    tool_timeout_s: float = 10.0
+    #: µ-law 8 kHz audio to play before hanging up after a provider failure.
+    apology_audio: bytes | None = None
+    on_update: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    #: send a playback mark after at least this much agent audio
+    mark_interval_ms: int = 500
+    #: a prepared session with no stream after this long is closed
+    stream_wait_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_duration_s <= 0:
+            raise ValueError(f"max_duration_s must be positive, got {self.max_duration_s}")
+        if self.silence_timeout_s <= 0:
+            raise ValueError(f"silence_timeout_s must be positive, got {self.silence_timeout_s}")
+        if self.tool_timeout_s <= 0:
+            raise ValueError(f"tool_timeout_s must be positive, got {self.tool_timeout_s}")
+        if self.mark_interval_ms < 20:
+            raise ValueError(f"mark_interval_ms must be at least 20, got {self.mark_interval_ms}")
+
+
+ContextLoader = Callable[[str], Awaitable[SessionContext]]
+FinishCallback = Callable[[str, SessionResult], Awaitable[None]]

@@ -1,0 +1,772 @@
+"""The call session: joins one media stream (Twilio, Plivo or a browser) to one
+AI-provider bridge for the life of a call.
+
+Lifecycle::
+
+    session = CallSession(call_id, "twilio", load_context=..., on_finish=...)
+    await session.prepare()        # may run while the phone rings: loads the
+                                   # context, connects the bridge, asks for the
+                                   # greeting (its audio waits for the stream)
+    session.attach(transport)      # the consumer's send/close
+    await session.handle_text(msg) # every carrier message, in order
+    await session.transport_closed()   # the socket went away
+    await session.wait()           # → on_finish(call_id, SessionResult) done
+
+Hot path (one 20 ms caller frame, `_on_media`): parse, decode/resample as the
+bridge needs, feed VAD and the recorder, `bridge.send_audio`. No database, no
+Channels layer, no per-frame task or timer. Agent audio comes back on the
+bridge's event task (`_pump`) and goes straight to the carrier with periodic
+marks; `PlaybackTracker` models what the caller has heard for barge-in.
+Everything slower (tools, hang-up, persistence, dashboard updates) runs in
+separate tasks so audio keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from agents.bridges.base import (
+    PCMU_8K,
+    AgentAudio,
+    AgentTranscript,
+    AudioFormat,
+    Bridge,
+    BridgeError,
+    BridgeEvent,
+    CallerTranscript,
+    ProviderError,
+    ResponseDone,
+    SessionConfig,
+    SpeechStarted,
+    SpeechStopped,
+    ToolCall,
+    ToolCallCancelled,
+)
+from agents.bridges.registry import create_bridge
+from calls.audio.recorder import TwoChannelRecorder
+from calls.audio.vad import VadBatcher, VadEvent, VadSettings, VadStream
+from calls.media import result as r
+from calls.media.audio_path import InboundPath, OutboundPath
+from calls.media.codecs import TransportCodec, codec_for
+from calls.media.frames import (
+    ClearedAck,
+    Connected,
+    DtmfIn,
+    FrameError,
+    Ignored,
+    InboundFrame,
+    MarkPlayed,
+    MediaIn,
+    StreamStarted,
+    StreamStopped,
+)
+from calls.media.playback import PlaybackTracker
+from calls.media.tools import BUILTIN_TOOLS
+
+logger = logging.getLogger("calls.media")
+
+BridgeFactory = Callable[[str, SessionConfig], Bridge]
+
+_HANGUP_TIMEOUT_S = 10.0
+_MAX_PROTOCOL_ERRORS = 20  # recorded individually; past this the stream is broken
+
+
+class Transport(Protocol):
+    """What the consumer gives the session to talk back to the far end."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def close(self, code: int = 1000) -> None: ...
+
+
+def _preferred_formats(transport: str) -> AudioFormat:
+    # What the far end speaks before its `start` arrives; the bridge is created
+    # earlier than that, so this is what we ask it for (no transcoding if it
+    # accepts telephony µ-law, as OpenAI does).
+    return PCMU_8K if transport in ("twilio", "plivo") else AudioFormat("pcm16", 16000)
+
+
+class CallSession:
+    def __init__(
+        self,
+        call_public_id: str,
+        transport: str,
+        *,
+        load_context: r.ContextLoader,
+        on_finish: r.FinishCallback,
+        bridge_factory: BridgeFactory = create_bridge,
+        vad_batcher: VadBatcher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.call_public_id = call_public_id
+        self.transport_kind = transport
+        self.codec: TransportCodec = codec_for(transport)
+        self._load_context = load_context
+        self._on_finish = on_finish
+        self._bridge_factory = bridge_factory
+        self._vad_batcher = vad_batcher
+        self._clock = clock
+        self.context: r.SessionContext | None = None
+        self.bridge: Bridge | None = None
+        self._transport: Transport | None = None
+        self._transport_open = False
+        self._prepare_task: asyncio.Task[None] | None = None
+        self._startup_error: ProviderError | None = None
+        self._created_at = clock()
+        self._t0: float | None = None  # call clock zero: stream start
+        self.streaming = False
+        # audio path, built at stream start
+        self._inbound: InboundPath | None = None
+        self._outbound: OutboundPath | None = None
+        self._analysis_rate = 8000
+        self._vad: VadStream | None = None
+        self._recorder: TwoChannelRecorder | None = None
+        self._caller_samples = 0
+        self._preroll: list[AgentAudio] = []
+        self.playback = PlaybackTracker()
+        self._interrupted_items: set[str | None] = set()
+        # conversation bookkeeping
+        self.transcript: list[r.TranscriptTurn] = []
+        self.events: list[r.SessionEvent] = []
+        self.latencies_ms: list[float] = []
+        self._agent_turns: dict[str | None, r.TranscriptTurn] = {}
+        self._speech_start_ms: int | None = None
+        self._speech_end_ms: int | None = None
+        self._turn_end_at: float | None = None  # monotonic; caller stopped speaking
+        self._last_activity: float = clock()
+        self._caller_audio_ms = 0.0
+        self._agent_audio_ms = 0.0
+        self._dropped_before_start = 0
+        self._protocol_errors = 0
+        self.dtmf_digits: list[str] = []
+        # tasks
+        self._pump_task: asyncio.Task[None] | None = None
+        self._watchdog_task: asyncio.Task[None] | None = None
+        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+        self._end_task: asyncio.Task[None] | None = None
+        self._apology_mark: str | None = None
+        self._apology_played = asyncio.Event()
+        self.ending = False
+        self.end_reason: str | None = None
+        self.error: str | None = None
+        self.result: r.SessionResult | None = None
+        self._finished = asyncio.Event()
+
+    # ------------------------------------------------------------- clock/log
+
+    def clock_ms(self) -> int:
+        if self._t0 is None:
+            return 0
+        return int((self._clock() - self._t0) * 1000)
+
+    def record(self, kind: str, **data: Any) -> None:
+        """Add a timeline event (and push it to live listeners)."""
+        if self._t0 is None:
+            data.setdefault("before_stream_ms", int((self._clock() - self._created_at) * 1000))
+        event = r.SessionEvent(kind=kind, at_ms=self.clock_ms(), data=data)
+        self.events.append(event)
+        self._notify("event", {"kind": kind, "at_ms": event.at_ms, "data": data})
+
+    def _notify(self, kind: str, data: dict[str, Any]) -> None:
+        ctx = self.context
+        if ctx is not None and ctx.on_update is not None:
+            self._spawn(ctx.on_update(kind, data), "on_update")
+        update = self.codec.update(kind, data)
+        if update is not None and self._transport_open and self.streaming:
+            self._spawn(self._send(update), "update")
+
+    def _spawn(self, coro: Awaitable[Any], what: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._side_tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._side_tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                logger.warning(
+                    "call session side task failed",
+                    extra={"call": self.call_public_id, "task": what, "error": repr(t.exception())},
+                )
+
+        task.add_done_callback(done)
+        return task
+
+    # -------------------------------------------------------------- prepare
+
+    def prepare(self) -> asyncio.Task[None]:
+        """Start loading the context and connecting the bridge (idempotent).
+
+        Returns the task so callers may await it; the stream's `start` awaits it
+        too, so it does not matter whether the stream or `prepare` comes first.
+        """
+        if self._prepare_task is None:
+            self._prepare_task = asyncio.ensure_future(self._prepare())
+        return self._prepare_task
+
+    async def _prepare(self) -> None:
+        ctx = await self._load_context(self.call_public_id)
+        self.context = ctx
+        config = ctx.config
+        preferred = _preferred_formats(self.transport_kind)
+        if config.input_format is None:
+            config.input_format = preferred
+        if config.output_format is None:
+            config.output_format = preferred
+        try:
+            self.bridge = self._bridge_factory(ctx.provider, config)
+            await self.bridge.connect()
+        except ProviderError as exc:
+            self._startup_error = exc
+            self.record("provider_error", code=exc.code, retryable=exc.retryable, phase="connect")
+            logger.warning(
+                "bridge connect failed for call",
+                extra={"call": self.call_public_id, "provider": ctx.provider, "code": exc.code},
+            )
+            return
+        self.record(
+            "bridge_connected",
+            provider=ctx.provider,
+            connect_ms=round(self.bridge.metrics.connect_latency_ms or 0.0, 1),
+            input_format=str(self.bridge.input_format),
+            output_format=str(self.bridge.output_format),
+        )
+        self._pump_task = asyncio.ensure_future(self._pump())
+        if config.speaks_first == "agent":
+            try:
+                # Asked now, so the greeting is ready when the stream starts.
+                await self.bridge.create_response(config.first_message)
+            except ProviderError as exc:
+                self._startup_error = exc
+                self.record("provider_error", code=exc.code, retryable=exc.retryable, phase="greeting")
+                return
+        loop = asyncio.get_running_loop()
+        loop.call_later(ctx.stream_wait_s, self._stream_wait_expired)
+
+    def _stream_wait_expired(self) -> None:
+        if not self.streaming and not self.ending:
+            self.request_end(r.END_STREAM_TIMEOUT)
+
+    # --------------------------------------------------------- transport in
+
+    def attach(self, transport: Transport) -> None:
+        self._transport = transport
+        self._transport_open = True
+
+    async def handle_text(self, text: str) -> None:
+        try:
+            frame = self.codec.parse_text(text)
+        except FrameError as exc:
+            await self._protocol_error(exc)
+            return
+        await self.handle_frame(frame)
+
+    async def handle_bytes(self, data: bytes) -> None:
+        try:
+            frame = self.codec.parse_bytes(data)
+        except FrameError as exc:
+            await self._protocol_error(exc)
+            return
+        await self.handle_frame(frame)
+
+    async def handle_frame(self, frame: InboundFrame) -> None:
+        # media first: it is 50 messages a second, everything else is rare
+        if type(frame) is MediaIn:
+            if self.streaming:
+                await self._on_media(frame)
+            else:
+                self._dropped_before_start += 1
+            return
+        if self.ending:
+            return
+        if isinstance(frame, MarkPlayed):
+            self._on_mark(frame.name)
+        elif isinstance(frame, StreamStarted):
+            await self._on_start(frame)
+        elif isinstance(frame, DtmfIn):
+            await self._on_dtmf(frame.digit)
+        elif isinstance(frame, StreamStopped):
+            self.request_end(r.END_CALLER_HANGUP)
+        elif isinstance(frame, (Connected, ClearedAck, Ignored)):
+            pass
+
+    async def transport_closed(self) -> None:
+        """The socket closed (carrier hung up, or we closed it). Waits for the end."""
+        self._transport_open = False
+        self.request_end(r.END_CALLER_HANGUP)
+        await self.wait()
+
+    async def _protocol_error(self, exc: FrameError) -> None:
+        self._protocol_errors += 1
+        if self._protocol_errors <= _MAX_PROTOCOL_ERRORS:
+            self.record("protocol_error", message=str(exc))
+        if not self.streaming or self._protocol_errors > _MAX_PROTOCOL_ERRORS:
+            self.request_end(r.END_PROTOCOL_ERROR, error=str(exc))
+
+    # --------------------------------------------------------- stream start
+
+    async def _on_start(self, frame: StreamStarted) -> None:
+        if self.streaming:
+            self.record("protocol_error", message=f"{self.codec.kind}: duplicate start message")
+            return
+        try:
+            self.codec.bind(frame)
+        except FrameError as exc:
+            self.record("protocol_error", message=str(exc))
+            self.request_end(r.END_PROTOCOL_ERROR, error=str(exc))
+            return
+        await self.prepare()
+        ctx = self.context
+        assert ctx is not None
+        self._t0 = self._clock()
+        self._last_activity = self._t0
+        self.streaming = True
+        self.record("stream_started", transport=self.codec.kind, format=str(self.codec.audio_format),
+                    wait_ms=int((self._t0 - self._created_at) * 1000))
+        if self._startup_error is not None or self.bridge is None:
+            err = self._startup_error
+            self.request_end(r.END_PROVIDER_ERROR, error=f"{err.code}: {err.message}" if err else "no bridge")
+            return
+        carrier = self.codec.audio_format
+        self._analysis_rate = 8000 if carrier.sample_rate <= 8000 else 16000
+        bridge_in = carrier if self.bridge.capabilities.accepts(carrier) else self.bridge.input_format
+        if bridge_in != self.bridge.input_format:
+            bridge_in = self.bridge.input_format
+        self._inbound = InboundPath(carrier, bridge_in, self._analysis_rate)
+        self._outbound = OutboundPath(self.bridge.output_format, carrier, self._analysis_rate)
+        if ctx.vad_enabled:
+            vad_settings = VadSettings(
+                threshold=ctx.vad.threshold,
+                min_speech_ms=ctx.vad.min_speech_ms,
+                min_silence_ms=ctx.vad.min_silence_ms,
+                sample_rate=self._analysis_rate,
+            )
+            self._vad = VadStream(vad_settings, batcher=self._vad_batcher, on_event=self._on_vad)
+        if ctx.recording_path:
+            self._recorder = TwoChannelRecorder(ctx.recording_path, sample_rate=self._analysis_rate)
+        self._watchdog_task = asyncio.ensure_future(self._watchdog())
+        preroll, self._preroll = self._preroll, []
+        for audio in preroll:
+            await self._on_agent_audio(audio)
+
+    # ------------------------------------------------------------- hot path
+
+    async def _on_media(self, frame: MediaIn) -> None:
+        assert self._inbound is not None and self.bridge is not None
+        to_bridge, samples = self._inbound.process(frame.audio)
+        self._caller_samples += len(samples)
+        if self._vad is not None:
+            self._vad.feed(samples)  # events arrive through _on_vad
+        if self._recorder is not None:
+            self._recorder.write_caller(samples)
+        if self.ending:
+            return
+        try:
+            await self.bridge.send_audio(to_bridge)
+        except ProviderError as exc:
+            self._provider_failed(exc)
+
+    def _caller_ms(self) -> float:
+        return 1000.0 * self._caller_samples / self._analysis_rate
+
+    def _on_vad(self, event: VadEvent, at_ms: float) -> None:
+        if self.ending:
+            return
+        now = self._clock()
+        self._last_activity = now
+        if event is VadEvent.SPEECH_START:
+            self._speech_start_ms = int(at_ms)
+            self._turn_end_at = None
+            self.record("speech_started", source="vad")
+            if self.playback.playing(now):
+                self._spawn(self.barge_in("vad"), "barge_in")
+        else:
+            self._speech_end_ms = int(at_ms)
+            # the caller stopped `caller_ms - at_ms` ago (VAD needs trailing silence)
+            self._turn_end_at = now - (self._caller_ms() - at_ms) / 1000.0
+            self.record("speech_stopped", source="vad")
+
+    # ---------------------------------------------------------- agent audio
+
+    async def _pump(self) -> None:
+        assert self.bridge is not None
+        try:
+            async for event in self.bridge.events():
+                await self._on_bridge_event(event)
+        except ProviderError as exc:
+            self._provider_failed(exc)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an adapter bug must still end the call cleanly
+            logger.exception("bridge event loop crashed", extra={"call": self.call_public_id})
+            self._provider_failed(ProviderError(f"bridge crashed: {exc!r}", retryable=False, code="bridge_crash"))
+            return
+        if not self.ending:
+            self._provider_failed(
+                ProviderError("provider session ended unexpectedly", retryable=True, code="provider_closed")
+            )
+
+    async def _on_bridge_event(self, event: BridgeEvent) -> None:
+        if type(event) is AgentAudio:
+            await self._on_agent_audio(event)
+        elif isinstance(event, AgentTranscript):
+            self._on_agent_transcript(event)
+        elif isinstance(event, CallerTranscript):
+            self._on_caller_transcript(event)
+        elif isinstance(event, SpeechStarted):
+            self._last_activity = self._clock()
+            self._turn_end_at = None
+            if self._vad is None or not self._vad.speaking:
+                self._speech_start_ms = self.clock_ms()
+            if self.playback.playing(self._clock()):
+                await self.barge_in("provider")
+        elif isinstance(event, SpeechStopped):
+            if self._turn_end_at is None:
+                self._turn_end_at = self._clock()
+                self._speech_end_ms = self.clock_ms()
+        elif isinstance(event, ToolCall):
+            self._start_tool(event)
+        elif isinstance(event, ToolCallCancelled):
+            for call_id in event.call_ids:
+                task = self._tool_tasks.pop(call_id, None)
+                if task is not None:
+                    task.cancel()
+                    self.record("tool_cancelled", call_id=call_id)
+        elif isinstance(event, ResponseDone):
+            self._on_response_done(event)
+        elif isinstance(event, BridgeError):
+            if event.fatal:
+                self._provider_failed(event.error)
+            else:
+                self.record("provider_warning", code=event.error.code, message=event.error.message[:200])
+
+    async def _on_agent_audio(self, event: AgentAudio) -> None:
+        if event.item_id in self._interrupted_items or self.ending:
+            return
+        if not self.streaming:
+            self._preroll.append(event)
+            return
+        assert self._outbound is not None and self.context is not None
+        out, samples = self._outbound.process(event.audio)
+        if not len(samples):
+            return
+        now = self._clock()
+        if self._turn_end_at is not None:
+            self.latencies_ms.append(round((now - self._turn_end_at) * 1000.0, 1))
+            self._turn_end_at = None
+        duration_ms = 1000.0 * len(samples) / self._analysis_rate
+        item = self.playback.on_sent(event.item_id, duration_ms, now, self.clock_ms())
+        await self._send_media(out)
+        if self._recorder is not None:
+            self._recorder.write_agent(samples)
+        self._agent_audio_ms += duration_ms
+        self._last_activity = now
+        if item.since_mark_ms >= self.context.mark_interval_ms:
+            await self._send(self.codec.mark(self.playback.new_mark(item)))
+
+    async def _send_media(self, audio: bytes) -> None:
+        message = self.codec.media(audio)
+        if isinstance(message, bytes):
+            await self._send_binary(message)
+        else:
+            await self._send(message)
+
+    async def _send(self, text: str) -> None:
+        if self._transport is not None and self._transport_open:
+            await self._transport.send_text(text)
+
+    async def _send_binary(self, data: bytes) -> None:
+        if self._transport is not None and self._transport_open:
+            await self._transport.send_bytes(data)
+
+    def _on_mark(self, name: str) -> None:
+        if name == self._apology_mark:
+            self._apology_played.set()
+            return
+        item = self.playback.on_mark(name, self._clock())
+        if item is not None:
+            self._last_activity = self._clock()
+
+    def _on_response_done(self, event: ResponseDone) -> None:
+        self.record("response_done", status=event.status)
+        item = self.playback.current
+        # a closing mark tells us when the whole reply has been heard
+        if item is not None and not item.interrupted and item.since_mark_ms > 0 and self.streaming:
+            self._spawn(self._send(self.codec.mark(self.playback.new_mark(item))), "mark")
+
+    # -------------------------------------------------------------- barge-in
+
+    async def barge_in(self, source: str) -> None:
+        """The caller talks over the agent: flush the carrier, truncate the provider."""
+        ctx = self.context
+        if ctx is None or not ctx.barge_in or self.ending or self.bridge is None:
+            return
+        now = self._clock()
+        item = self.playback.current
+        if item is None or item.interrupted or not self.playback.playing(now):
+            return
+        heard = self.playback.heard_ms(item, now)
+        self.playback.clear(now)
+        self._interrupted_items.add(item.item_id)
+        await self._send(self.codec.clear())
+        if self._recorder is not None:
+            self._recorder.clear_agent()
+        if self._outbound is not None:
+            self._outbound.reset()
+        self.record("barge_in", source=source, item_id=item.item_id, heard_ms=heard, sent_ms=int(item.sent_ms))
+        turn = self._agent_turns.get(item.item_id)
+        if turn is not None:
+            turn.interrupted = True
+            turn.end_ms = item.first_sent_clock_ms + heard
+        try:
+            await self.bridge.interrupt(item.item_id, heard)
+        except ProviderError as exc:
+            self._provider_failed(exc)
+
+    # ----------------------------------------------------------- transcript
+
+    def _on_caller_transcript(self, event: CallerTranscript) -> None:
+        if not event.final:
+            self._notify("transcript_delta", {"role": "caller", "text": event.text})
+            return
+        now_ms = self.clock_ms()
+        start = self._speech_start_ms if self._speech_start_ms is not None else now_ms
+        end = self._speech_end_ms if self._speech_end_ms is not None and self._speech_end_ms >= start else now_ms
+        self._add_turn(r.TranscriptTurn("caller", event.text, start, end))
+        self._speech_start_ms = None
+        self._speech_end_ms = None
+
+    def _on_agent_transcript(self, event: AgentTranscript) -> None:
+        if not event.final:
+            self._notify("transcript_delta", {"role": "agent", "text": event.text})
+            return
+        item = self.playback.current
+        if item is not None and item.item_id == event.item_id:
+            start = item.first_sent_clock_ms
+            end = start + int(item.sent_ms)
+            interrupted = item.interrupted
+            if interrupted:
+                end = start + self.playback.heard_ms(item, self._clock())
+        else:
+            start = end = self.clock_ms()
+            interrupted = event.item_id in self._interrupted_items
+        turn = r.TranscriptTurn("agent", event.text, start, end, interrupted)
+        self._agent_turns[event.item_id] = turn
+        self._add_turn(turn)
+
+    def _add_turn(self, turn: r.TranscriptTurn) -> None:
+        self.transcript.append(turn)
+        self._notify("transcript", {"role": turn.role, "text": turn.text, "start_ms": turn.start_ms,
+                                    "end_ms": turn.end_ms, "interrupted": turn.interrupted})
+
+    # ----------------------------------------------------------------- dtmf
+
+    async def _on_dtmf(self, digit: str) -> None:
+        self.dtmf_digits.append(digit)
+        self._last_activity = self._clock()
+        self.record("dtmf", digit=digit)
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Send DTMF to the far end: in-band where the stream allows, else REST."""
+        ctx = self.context
+        if self.codec.inband_dtmf and self.streaming:
+            await self._send(self.codec.dtmf(digits))
+        elif ctx is not None and ctx.send_dtmf is not None:
+            await ctx.send_dtmf(digits)
+        else:
+            raise r.ToolError(f"sending DTMF is not supported on a {self.codec.kind} call")
+        self.record("dtmf_sent", count=len(digits))
+
+    # ----------------------------------------------------------------- tools
+
+    def _start_tool(self, call: ToolCall) -> None:
+        self._tool_tasks[call.call_id] = asyncio.ensure_future(self._run_tool(call))
+
+    async def _run_tool(self, call: ToolCall) -> None:
+        ctx = self.context
+        assert ctx is not None and self.bridge is not None
+        handler = ctx.tools.get(call.name) or BUILTIN_TOOLS.get(call.name)
+        started = self._clock()
+        self.record("tool_call", name=call.name, call_id=call.call_id)
+        ok = False
+        output: str | dict[str, Any]
+        if handler is None:
+            output = {"error": f"unknown tool {call.name!r}"}
+        else:
+            try:
+                output = await asyncio.wait_for(handler(dict(call.arguments), self), ctx.tool_timeout_s)
+                ok = True
+            except (TimeoutError, asyncio.TimeoutError):
+                output = {"error": f"tool {call.name!r} timed out after {ctx.tool_timeout_s:g}s"}
+            except r.ToolError as exc:
+                output = {"error": str(exc)}
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.exception("tool handler failed", extra={"call": self.call_public_id, "tool": call.name})
+                output = {"error": f"tool {call.name!r} failed: {exc.__class__.__name__}"}
+        self._tool_tasks.pop(call.call_id, None)
+        self.record("tool_result", name=call.name, call_id=call.call_id, ok=ok,
+                    duration_ms=int((self._clock() - started) * 1000),
+                    **({} if ok else {"error": str(output.get("error") if isinstance(output, dict) else output)}))
+        if self.ending or not self.bridge.connected:
+            return
+        try:
+            await self.bridge.send_tool_result(call.call_id, output)
+        except ProviderError as exc:
+            self._provider_failed(exc)
+
+    async def wait_for_playback(self, max_wait_s: float = 15.0) -> None:
+        """Until the caller has heard every queued agent byte (bounded)."""
+        deadline = self._clock() + max_wait_s
+        while self.streaming and not self.ending and self._clock() < deadline:
+            if not self.playback.playing(self._clock()):
+                return
+            await asyncio.sleep(0.05)
+
+    # ------------------------------------------------------------ watchdog
+
+    async def _watchdog(self) -> None:
+        ctx = self.context
+        assert ctx is not None and self._t0 is not None
+        while not self.ending:
+            await asyncio.sleep(0.25)
+            now = self._clock()
+            if now - self._t0 >= ctx.max_duration_s:
+                self.request_end(r.END_MAX_DURATION)
+                return
+            if self.playback.playing(now) or (self._vad is not None and self._vad.speaking):
+                self._last_activity = now
+            if now - self._last_activity >= ctx.silence_timeout_s:
+                self.request_end(r.END_SILENCE_TIMEOUT)
+                return
+
+    # ------------------------------------------------------------------ end
+
+    def _provider_failed(self, exc: ProviderError) -> None:
+        if self.ending:
+            return
+        self.record("provider_error", code=exc.code, retryable=exc.retryable, phase="call")
+        self.request_end(r.END_PROVIDER_ERROR, error=f"{exc.code}: {exc.message}")
+
+    def request_end(self, reason: str, error: str | None = None) -> None:
+        """End the call (idempotent; the first reason wins). Returns at once."""
+        if self._end_task is None:
+            self.ending = True
+            self.end_reason = reason
+            self.error = error
+            self._end_task = asyncio.ensure_future(self._end())
+
+    async def end(self, reason: str, error: str | None = None) -> r.SessionResult:
+        self.request_end(reason, error)
+        return await self.wait()
+
+    async def wait(self) -> r.SessionResult:
+        await self._finished.wait()
+        assert self.result is not None
+        return self.result
+
+    async def _end(self) -> None:
+        reason = self.end_reason or r.END_CALLER_HANGUP
+        ctx = self.context
+        try:
+            if self._watchdog_task is not None and self._watchdog_task is not asyncio.current_task():
+                self._watchdog_task.cancel()
+            self.record("ended", reason=reason)
+            if (reason == r.END_PROVIDER_ERROR and ctx is not None and ctx.apology_audio
+                    and self.streaming and self._transport_open):
+                await self._play_apology(ctx.apology_audio)
+            # Never leave a billable leg open: every ending we initiate hangs up
+            # the carrier side, except a transfer (the leg lives on elsewhere)
+            # and the far end hanging up itself.
+            if ctx is not None and ctx.hangup is not None and reason not in (r.END_CALLER_HANGUP, r.END_TRANSFERRED):
+                try:
+                    await asyncio.wait_for(ctx.hangup(reason), _HANGUP_TIMEOUT_S)
+                    self.record("hangup_requested", reason=reason)
+                except Exception as exc:
+                    logger.error("carrier hang-up failed", extra={"call": self.call_public_id, "error": repr(exc)})
+                    self.record("hangup_failed", error=exc.__class__.__name__)
+            if self._transport is not None and self._transport_open:
+                self._transport_open = False
+                try:
+                    await self._transport.close(1000)
+                except Exception as exc:
+                    logger.info("closing media socket failed", extra={"call": self.call_public_id, "error": repr(exc)})
+            for task in list(self._tool_tasks.values()):
+                task.cancel()
+            if self._prepare_task is not None and not self._prepare_task.done():
+                self._prepare_task.cancel()
+            if self.bridge is not None:
+                await self.bridge.close()
+            if self._pump_task is not None and self._pump_task is not asyncio.current_task():
+                self._pump_task.cancel()
+            if self._vad is not None:
+                self._vad.close()
+            if self._recorder is not None:
+                self._recorder.close()
+        finally:
+            self.result = self._build_result(reason)
+            try:
+                await self._on_finish(self.call_public_id, self.result)
+            except Exception:
+                logger.exception("persisting the session result failed", extra={"call": self.call_public_id})
+            finally:
+                self._finished.set()
+        logger.info(
+            "call session ended",
+            extra={"call": self.call_public_id, "reason": reason, "duration_ms": self.result.duration_ms,
+                   "turns": len(self.transcript), "transport": self.codec.kind},
+        )
+
+    async def _play_apology(self, audio: bytes) -> None:
+        assert self._outbound is not None
+        self.playback.clear(self._clock())
+        await self._send(self.codec.clear())
+        self._apology_mark = "apology"
+        await self._send_media(audio if self.codec.audio_format == PCMU_8K else self._convert_apology(audio))
+        await self._send(self.codec.mark(self._apology_mark))
+        try:
+            await asyncio.wait_for(self._apology_played.wait(), len(audio) / 8000 + 2.0)
+        except (TimeoutError, asyncio.TimeoutError):
+            pass
+        self.record("apology_played", ms=len(audio) // 8)
+
+    def _convert_apology(self, audio: bytes) -> bytes:
+        return OutboundPath(PCMU_8K, self.codec.audio_format, self._analysis_rate).process(audio)[0]
+
+    def _build_result(self, reason: str) -> r.SessionResult:
+        usage: dict[str, Any] = {
+            "caller_audio_ms": int(self._caller_ms()),
+            "agent_audio_ms": int(self._agent_audio_ms),
+        }
+        if self.bridge is not None:
+            m = self.bridge.metrics
+            usage.update(m.usage)
+            usage.update({
+                "provider": self.bridge.provider,
+                "responses": m.responses,
+                "tool_calls": m.tool_calls,
+                "provider_errors": m.errors,
+                "connect_ms": round(m.connect_latency_ms, 1) if m.connect_latency_ms is not None else None,
+            })
+        if self._dropped_before_start:
+            usage["media_before_start"] = self._dropped_before_start
+        duration = int((self._clock() - self._t0) * 1000) if self._t0 is not None else 0
+        return r.SessionResult(
+            call_public_id=self.call_public_id,
+            transport=self.codec.kind,
+            transcript=list(self.transcript),
+            events=list(self.events),
+            latencies_ms=list(self.latencies_ms),
+            recording_path=str(self._recorder.path) if self._recorder is not None else None,
+            end_reason=reason,
+            error=self.error,
+            usage=usage,
+            duration_ms=duration,
+        )

@@ -1,0 +1,62 @@
+"""Built-in tools the session itself can run (they act on the call).
+
+`SessionContext.tools` may override any of them; other tools (send SMS,
+knowledge search, MCP) are registered there by the code that builds the context.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from calls.media import result as r
+
+if TYPE_CHECKING:
+    from calls.media.session import CallSession
+
+_E164_OR_SIP = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$")
+_DTMF = re.compile(r"^[0-9*#A-Dw]{1,32}$")
+
+
+async def end_call(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
+    """Hang up once the caller has heard what the agent already said."""
+
+    async def finish() -> None:
+        await session.wait_for_playback()
+        session.request_end(r.END_AGENT_HANGUP)
+
+    # Not awaited: the tool returns at once so the model is not left waiting,
+    # and the goodbye keeps playing while we wait for it to finish.
+    session._spawn(finish(), "end_call")
+    return {"ok": True, "status": "ending call after the current message"}
+
+
+async def transfer_call(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
+    target = str(arguments.get("to") or arguments.get("number") or "").strip()
+    if not _E164_OR_SIP.match(target):
+        raise r.ToolError(f"transfer target must be an E.164 number or SIP URI, got {target!r}")
+    ctx = session.context
+    if ctx is None or ctx.transfer is None:
+        raise r.ToolError("transfers are not available on this call")
+    await session.wait_for_playback()
+    await ctx.transfer(target)
+    session.record("transferred")
+    session.request_end(r.END_TRANSFERRED)
+    return {"ok": True}
+
+
+async def send_dtmf(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
+    digits = str(arguments.get("digits") or "").strip()
+    if not _DTMF.match(digits):
+        raise r.ToolError(f"digits must be 1-32 of 0-9 * # A-D (w = pause), got {digits!r}")
+    await session.send_dtmf(digits)
+    return {"ok": True, "sent": len(digits)}
+
+
+BUILTIN_TOOLS: dict[str, r.ToolHandler] = {
+    "end_call": end_call,
+    "transfer_call": transfer_call,
+    "send_dtmf": send_dtmf,
+}
+
+__all__ = ["BUILTIN_TOOLS"]

@@ -1,0 +1,123 @@
+"""Silero VAD streaming/batching and the two-channel recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calls.audio.recorder import TwoChannelRecorder
+from calls.audio.vad import SileroVAD, VadBatcher, VadEvent, VadSettings, VadStream, bundled_model_path
+from calls.testing.signals import speech_like, tone
+
+
+def _feed(stream: VadStream, x: np.ndarray) -> list[tuple[VadEvent, float]]:
+    events: list[tuple[VadEvent, float]] = []
+    for i in range(0, len(x), 160):
+        events += stream.feed(x[i:i + 160])
+    return events
+
+
+def test_model_is_the_one_bundled_in_silero_vad_package() -> None:
+    path = bundled_model_path()
+    assert path.name == "silero_vad.onnx" and "silero_vad" in str(path.parent)
+
+
+def test_detects_speech_then_its_end_at_8khz() -> None:
+    speech = speech_like(2.0, seed=2)
+    quiet = np.zeros(8000, dtype=np.int16)
+    events = _feed(VadStream(VadSettings(min_silence_ms=300)), np.concatenate([quiet, speech, quiet]))
+    kinds = [e for e, _ in events]
+    assert kinds == [VadEvent.SPEECH_START, VadEvent.SPEECH_END]
+    start, end = events[0][1], events[1][1]
+    assert 950 <= start <= 1600  # speech begins at 1000 ms (32 ms windows)
+    assert 2600 <= end <= 3400  # and ends at 3000 ms
+
+
+@pytest.mark.parametrize("signal", ["silence", "noise", "tone"])
+def test_no_speech_in_silence_noise_or_tone(signal: str) -> None:
+    rng = np.random.default_rng(1)
+    x = {
+        "silence": np.zeros(16000, dtype=np.int16),
+        "noise": (rng.standard_normal(16000) * 40).astype(np.int16),
+        "tone": tone(2.0, hz=1000),
+    }[signal]
+    stream = VadStream()
+    assert _feed(stream, x) == []
+    assert not stream.speaking and stream.last_probability < 0.5
+
+
+def test_threshold_and_min_speech_are_honoured() -> None:
+    speech = speech_like(2.0, seed=2)
+    # an impossible threshold never fires; a long min-speech delays the start
+    assert _feed(VadStream(VadSettings(threshold=0.999)), speech) == []
+    early = _feed(VadStream(VadSettings(min_speech_ms=64)), speech)[0][1]
+    late_events = _feed(VadStream(VadSettings(min_speech_ms=600)), speech)
+    assert late_events and late_events[0][0] is VadEvent.SPEECH_START
+    assert late_events[0][1] >= early  # reported at the speech's start either way
+    with pytest.raises(ValueError, match="threshold"):
+        VadSettings(threshold=1.5)
+    with pytest.raises(ValueError, match="8000 or 16000"):
+        VadSettings(sample_rate=24000)
+
+
+def test_batched_streams_match_inline_results() -> None:
+    speech = speech_like(2.0, seed=2)
+    silence = np.zeros(len(speech), dtype=np.int16)
+    inline = _feed(VadStream(), speech)
+
+    async def run() -> tuple[list, list, VadBatcher]:
+        batcher = VadBatcher(interval_ms=10, model=SileroVAD.shared())
+        got: list[list[tuple[VadEvent, float]]] = [[], []]
+        streams = [VadStream(batcher=batcher, on_event=lambda e, t, k=k: got[k].append((e, t))) for k in range(2)]
+        for i in range(0, len(speech), 160):
+            streams[0].feed(speech[i:i + 160])
+            streams[1].feed(silence[i:i + 160])
+            if i % 1600 == 0:
+                await asyncio.sleep(0.015)  # let a batch run now and then; windows queue meanwhile
+        await asyncio.sleep(0.05)
+        return got[0], got[1], batcher
+
+    speech_events, silence_events, batcher = asyncio.run(run())
+    assert speech_events == inline
+    assert silence_events == []
+    assert batcher.windows > batcher.batches  # several calls' windows per inference
+
+
+def test_recorder_writes_aligned_stereo_wav_in_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "rec" / "call.wav"
+    rec = TwoChannelRecorder(path, chunk_ms=100)
+    caller = np.full(160, 1000, dtype=np.int16)
+    for _ in range(10):  # 200 ms of caller audio
+        rec.write_caller(caller)
+    # written to disk as it goes, header valid mid-call
+    with wave.open(str(path)) as w:
+        assert w.getnchannels() == 2 and w.getnframes() == 1600
+    rec.write_agent(np.full(800, -2000, dtype=np.int16))  # 100 ms queued at t=200 ms
+    rec.write_agent(np.full(8000, -3000, dtype=np.int16))  # 1 s more, only partly heard
+    for _ in range(10):  # 200 ms more caller audio; the agent plays during it
+        rec.write_caller(caller)
+    rec.clear_agent()  # barge-in at t=400 ms: the rest was never heard
+    for _ in range(5):
+        rec.write_caller(np.zeros(160, dtype=np.int16))
+    rec.close()
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 8000)
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert len(frames) == 25 * 160  # exactly the call clock (500 ms)
+    left, right = frames[:, 0], frames[:, 1]
+    assert np.all(left[:3200] == 1000) and np.all(left[3200:] == 0)
+    assert np.all(right[:1600] == 0)  # agent silent before it started
+    assert np.all(right[1600:2400] == -2000)  # first 100 ms of agent audio
+    assert np.all(right[2400:3200] == -3000)  # heard part of the second chunk
+    assert np.all(right[3200:] == 0)  # cleared audio is not in the recording
+
+
+def test_recorder_refuses_writes_after_close(tmp_path: Path) -> None:
+    rec = TwoChannelRecorder(tmp_path / "a.wav")
+    rec.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        rec.write_caller(np.zeros(10, dtype=np.int16))
