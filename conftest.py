@@ -5,16 +5,9 @@ All are staff, so the Django admin can be checked for each of them too.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
-
-# Concurrent test runs on one machine (developers, CI) must not share a test database.
-os.environ.setdefault("VP_TEST_DB_NAME", f"test_vp_{os.getpid()}")
-os.environ.setdefault("CACHE_KEY_PREFIX", f"vptest{os.getpid()}")
-os.environ.setdefault("CHANNELS_PREFIX", f"vptest{os.getpid()}")
-os.environ.setdefault("CELERY_DEFAULT_QUEUE", f"vptest{os.getpid()}")
 
 
 @pytest.fixture

@@ -52,6 +52,8 @@ class Role(models.TextChoices):
     OWNER = "owner", "Owner"
 
 
+API_KEY_ROLES = [(r.value, r.label) for r in (Role.VIEWER, Role.EDITOR, Role.ADMIN)]
+
 ROLE_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
@@ -109,8 +111,7 @@ class ApiKey(OrgScopedModel):
     PREFIX = "vp_"
 
     name = models.CharField(max_length=100)
-    role = models.CharField(max_length=10, choices=[c for c in Role.choices if c[0] != Role.OWNER],
-                            default=Role.EDITOR)
+    role = models.CharField(max_length=10, choices=API_KEY_ROLES, default=Role.EDITOR)
     # Visible part shown in lists ("vp_3fA9x2Qe…"), the rest is only ever shown once.
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)

@@ -10,6 +10,7 @@ restarts.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -29,6 +30,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 TESTING = "pytest" in sys.modules or env_bool("VP_TESTING", False)
 
 DEBUG = env_bool("DEBUG", False)
+# Concurrent test runs on one machine must not share a test database, cache keys,
+# channel names or Celery queue; subprocesses started by tests are handed the
+# parent's values explicitly (voiceplatform.testing.subprocess_env).
+_RUN = f"t{os.getpid()}" if "pytest" in sys.modules else ""
 
 
 def _dev_secret(name: str, make: callable) -> str:
@@ -136,21 +141,21 @@ DATABASE_URL = env_str("DATABASE_URL", "") or embedded.postgres_url()
 REDIS_URL = env_str("REDIS_URL", "") or embedded.redis_url()
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
-DATABASES["default"]["TEST"] = {"NAME": env_str("VP_TEST_DB_NAME", "test_voiceplatform")}
+DATABASES["default"]["TEST"] = {"NAME": env_str("VP_TEST_DB_NAME", f"test_vp{_RUN}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "vp"),
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", f"vp{_RUN}"),
     }
 }
 
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "vp-asgi")},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", f"vp-asgi{_RUN}")},
     }
 }
 
@@ -160,7 +165,7 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "default")
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", f"default{_RUN}")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
@@ -258,6 +263,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "MemberRoleEnum": "orgs.models.Role.choices",
+        "ApiKeyRoleEnum": "orgs.models.API_KEY_ROLES",
+    },
 }
 
 # --- logging: structured, one JSON object a line ----------------------------------

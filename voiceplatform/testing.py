@@ -58,6 +58,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL, "DJANGO_SETTINGS_MODULE": "voiceplatform.settings",
                 "VP_TESTING": "1", "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
-                "SECRET_KEY": settings.SECRET_KEY, "DEBUG": "true"})
+                "SECRET_KEY": settings.SECRET_KEY, "DEBUG": "true",
+                "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
+                "CHANNELS_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+                "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE})
     env.update(extra)
     return env

@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from orgs.models import PROVIDER_FIELDS, ApiKey, AuditLog, Invitation, Membership, Organization, Provider, Role
+from orgs.models import API_KEY_ROLES, PROVIDER_FIELDS, ApiKey, AuditLog, Invitation, Membership, Organization, Provider, Role
 from voiceplatform.api import PublicIdField
 
 
@@ -50,8 +50,7 @@ class InvitationSerializer(serializers.ModelSerializer):
 
 class ApiKeySerializer(serializers.ModelSerializer):
     id = PublicIdField()
-    role = serializers.ChoiceField(choices=[(r, r) for r in (Role.VIEWER, Role.EDITOR, Role.ADMIN)],
-                                   default=Role.EDITOR)
+    role = serializers.ChoiceField(choices=API_KEY_ROLES, default=Role.EDITOR)
 
     class Meta:
         model = ApiKey

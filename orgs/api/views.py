@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -21,7 +21,7 @@ from orgs.api.serializers import (
     OrganizationSerializer,
     ProviderCredentialSerializer,
 )
-from orgs.models import ApiKey, AuditLog, Invitation, Membership, ProviderCredential, Role
+from orgs.models import ApiKey, AuditLog, Invitation, Membership, Provider, ProviderCredential, Role
 from voiceplatform.api import OrgContextMixin, OrgScopedViewSet
 
 
@@ -55,12 +55,15 @@ class CurrentOrganizationView(OrgContextMixin, APIView):
 class MemberViewSet(OrgContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                     mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = MembershipSerializer
+    queryset = Membership.objects.none()  # for the schema generator; get_queryset scopes
     write_role = Role.ADMIN
     lookup_field = "public_id"
     lookup_value_regex = "[0-9a-f-]{36}"
 
     def get_queryset(self) -> Any:
-        return Membership.objects.select_related("user").filter(org=self.request.org).order_by("created_at")
+        if self.org is None:
+            return Membership.objects.none()
+        return Membership.objects.select_related("user").filter(org=self.org).order_by("created_at")
 
     @extend_schema(request=MemberRoleSerializer, responses=MembershipSerializer)
     @action(detail=True, methods=["post"])
@@ -113,6 +116,12 @@ class ApiKeyViewSet(OrgScopedViewSet):
         return Response(ApiKeySerializer(key).data)
 
 
+@extend_schema_view(
+    retrieve=extend_schema(parameters=[OpenApiParameter("provider", str, OpenApiParameter.PATH,
+                                                        enum=[p.value for p in Provider])]),
+    destroy=extend_schema(parameters=[OpenApiParameter("provider", str, OpenApiParameter.PATH,
+                                                       enum=[p.value for p in Provider])]),
+)
 class ProviderCredentialViewSet(OrgContextMixin, viewsets.ViewSet):
     """Provider credentials, one per provider. Secrets go in and never come back out."""
 
@@ -158,7 +167,9 @@ class AuditLogViewSet(OrgContextMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = AuditLogSerializer
     read_role = Role.ADMIN
     lookup_field = "public_id"
+    lookup_value_regex = "[0-9a-f-]{36}"
+    queryset = AuditLog.objects.none()  # for the schema generator; get_queryset scopes
     filterset_fields = ["action", "target_type", "target_id"]
 
     def get_queryset(self) -> Any:
-        return AuditLog.objects.for_org(self.request.org)
+        return AuditLog.objects.for_org(self.org)
