@@ -44,6 +44,9 @@ class EmbeddingBackend(ABC):
     name: ClassVar[str]
     # Inputs per request; providers cap batch sizes and large batches time out.
     batch_size: ClassVar[int] = 64
+    # Chunk size the chunker aims for: small enough to keep one topic per chunk,
+    # always below max_input_tokens.
+    preferred_chunk_tokens: ClassVar[int] = 400
 
     def __init__(self, model: str, dimensions: int) -> None:
         self.model = model

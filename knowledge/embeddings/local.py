@@ -57,6 +57,8 @@ def is_model_loaded() -> bool:
 class LocalEmbeddingBackend(EmbeddingBackend):
     name: ClassVar[str] = "local"
     batch_size: ClassVar[int] = 64
+    # MiniLM was trained on short passages; ~200 tokens keeps retrieval sharp.
+    preferred_chunk_tokens: ClassVar[int] = 200
     models: ClassVar[dict[str, int]] = {LOCAL_MODEL_NAME: LOCAL_DIMENSIONS}
 
     def __init__(self, model: str = LOCAL_MODEL_NAME, dimensions: int = LOCAL_DIMENSIONS,
