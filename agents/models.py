@@ -1,0 +1,204 @@
+"""Agents: an editable draft plus immutable published versions.
+
+The :class:`Agent` row *is* the draft: editing changes it and nothing else.
+Publishing freezes the draft's configuration (:data:`CONFIG_FIELDS`) into a new
+:class:`AgentVersion`; calls run a published version and record which one.
+Restoring copies an old version back into the draft. State changes go through
+``agents.services`` (each one recorded in the audit log).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from agents.builtin_tools import BUILTIN_TOOL_CHOICES
+from agents.providers import PROVIDER_CHOICES, PROVIDERS
+from agents.variables import TemplateSyntaxError, check_syntax
+from voiceplatform.models import OrgScopedModel
+
+#: Events an agent's calls can send to the org's webhook endpoints.
+WEBHOOK_EVENT_CHOICES: list[tuple[str, str]] = [
+    ("call.started", "Call started"),
+    ("call.ended", "Call ended"),
+    ("call.failed", "Call failed"),
+    ("call.transferred", "Call transferred"),
+    ("call.analyzed", "Post-call analysis ready"),
+]
+
+#: The fields a published version freezes (everything that shapes a call).
+CONFIG_FIELDS: tuple[str, ...] = (
+    "name", "provider", "model", "voice", "language", "system_prompt", "first_message", "speaks_first",
+    "temperature", "max_call_duration_s", "silence_timeout_s", "allow_barge_in", "vad_threshold",
+    "min_speech_ms", "voicemail_message", "builtin_tools", "mcp_server_ids", "knowledge_base_ids",
+    "analysis_summary", "analysis_schema", "success_criteria", "webhook_events", "provider_options",
+)
+
+
+class SpeaksFirst(models.TextChoices):
+    AGENT = "agent", "Agent greets the caller"
+    CALLER = "caller", "Wait for the caller"
+
+
+class Agent(OrgScopedModel):
+    name = models.CharField(max_length=120)
+    provider = models.CharField(max_length=32, choices=PROVIDER_CHOICES, default="openai_realtime")
+    model = models.CharField(max_length=100, blank=True,
+                             help_text="Provider model id; empty uses the provider's current default.")
+    voice = models.CharField(max_length=100, blank=True, help_text="Empty uses the provider's default voice.")
+    language = models.CharField(max_length=16, default="en-US", help_text="BCP-47 tag, e.g. en-US, es-MX.")
+    system_prompt = models.TextField(blank=True,
+                                     help_text="Instructions. Use {{variable}} for call data, {{name|default}} for a fallback.")
+    first_message = models.TextField(blank=True, help_text="What the agent says first (may use {{variables}}).")
+    speaks_first = models.CharField(max_length=10, choices=SpeaksFirst.choices, default=SpeaksFirst.AGENT)
+    temperature = models.FloatField(null=True, blank=True, help_text="0–2; only for providers that support it.")
+    max_call_duration_s = models.PositiveIntegerField(default=600)
+    silence_timeout_s = models.PositiveIntegerField(default=30, help_text="Hang up after this much silence.")
+    allow_barge_in = models.BooleanField(default=True, help_text="The caller may interrupt the agent.")
+    vad_threshold = models.FloatField(default=0.5, help_text="Speech detection sensitivity, 0–1 (higher = less sensitive).")
+    min_speech_ms = models.PositiveIntegerField(default=250,
+                                                help_text="Caller speech shorter than this does not interrupt.")
+    voicemail_message = models.TextField(blank=True, help_text="Left when an answering machine picks up; empty hangs up.")
+    builtin_tools = models.JSONField(default=list, blank=True)
+    # Wired up by the integrations and knowledge apps; stored as their public ids.
+    mcp_server_ids = models.JSONField(default=list, blank=True)
+    knowledge_base_ids = models.JSONField(default=list, blank=True)
+    analysis_summary = models.BooleanField(default=True, help_text="Write a summary after each call.")
+    analysis_schema = models.JSONField(default=dict, blank=True,
+                                       help_text="JSON Schema (type object) of fields to extract after each call.")
+    success_criteria = models.TextField(blank=True, help_text="How to judge whether a call succeeded.")
+    webhook_events = models.JSONField(default=list, blank=True)
+    provider_options = models.JSONField(default=dict, blank=True,
+                                        help_text='Provider-specific settings, e.g. {"config_id": "…"} for Hume.')
+    published_version = models.ForeignKey("AgentVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                          related_name="+")
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["org", "name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # -- configuration -----------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The draft's configuration as a JSON-able dict (what a version stores)."""
+        return {field: getattr(self, field) for field in CONFIG_FIELDS}
+
+    def apply_snapshot(self, config: dict[str, Any]) -> None:
+        """Set the draft from a version's configuration (fields unknown to it keep their value)."""
+        for field in CONFIG_FIELDS:
+            if field in config:
+                setattr(self, field, config[field])
+
+    @property
+    def has_unpublished_changes(self) -> bool:
+        version = self.published_version
+        return version is None or version.config != self.snapshot()
+
+    @property
+    def credential_provider(self) -> str | None:
+        info = PROVIDERS.get(self.provider)
+        return info.credential if info else None
+
+    def clean(self) -> None:
+        errors = validate_config(self.snapshot())
+        if errors:
+            raise ValidationError(errors)
+
+
+class VersionImmutable(Exception):
+    """A published version was about to be changed."""
+
+
+class AgentVersion(OrgScopedModel):
+    """A frozen copy of an agent's configuration. Never changed after it is saved."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    config = models.JSONField()
+    note = models.CharField(max_length=200, blank=True)
+    published_by = models.CharField(max_length=200, blank=True, help_text="Who published it, as shown at the time.")
+
+    class Meta:
+        ordering = ["agent", "-number"]
+        constraints = [models.UniqueConstraint(fields=["agent", "number"], name="agent_version_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.agent.name} v{self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise VersionImmutable(f"{self} is published and cannot be changed; publish a new version instead")
+        super().save(*args, **kwargs)
+
+
+# -- validation shared by the model, the dashboard form and the API --------------------
+
+def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Field → messages for everything wrong with an agent configuration."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    provider = config.get("provider")
+    info = PROVIDERS.get(provider or "")
+    if info is None:
+        add("provider", f"Unknown provider “{provider}”; choose one of: {', '.join(PROVIDERS)}.")
+    else:
+        voice = config.get("voice") or ""
+        if voice and voice not in info.voices:
+            add("voice", f"{info.label} has no voice “{voice}”. Available: {', '.join(info.voices)}.")
+        model = config.get("model") or ""
+        if model and model not in info.models:
+            add("model", f"{info.label} has no model “{model}”. Available: {', '.join(info.models)}.")
+        if config.get("temperature") is not None and not info.supports_temperature:
+            add("temperature", f"{info.label} does not take a temperature; leave it empty.")
+    temperature = config.get("temperature")
+    if temperature is not None and not 0 <= float(temperature) <= 2:
+        add("temperature", "Temperature must be between 0 and 2.")
+    vad = config.get("vad_threshold")
+    if vad is not None and not 0 <= float(vad) <= 1:
+        add("vad_threshold", "The speech detection threshold must be between 0 and 1.")
+    for field in ("system_prompt", "first_message", "voicemail_message"):
+        try:
+            check_syntax(config.get(field) or "")
+        except TemplateSyntaxError as exc:
+            add(field, str(exc)[0].upper() + str(exc)[1:] + ".")
+    duration = config.get("max_call_duration_s")
+    if duration is not None and not 10 <= int(duration) <= 4 * 3600:
+        add("max_call_duration_s", "Maximum call duration must be between 10 seconds and 4 hours.")
+    silence = config.get("silence_timeout_s")
+    if silence is not None and not 3 <= int(silence) <= 600:
+        add("silence_timeout_s", "Silence timeout must be between 3 and 600 seconds.")
+    _check_choice_list(config, "builtin_tools", dict(BUILTIN_TOOL_CHOICES), add)
+    _check_choice_list(config, "webhook_events", dict(WEBHOOK_EVENT_CHOICES), add)
+    for field in ("mcp_server_ids", "knowledge_base_ids"):
+        value = config.get(field)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            add(field, "Must be a list of ids.")
+    schema = config.get("analysis_schema")
+    if schema:
+        if not isinstance(schema, dict) or schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+            add("analysis_schema", 'Must be a JSON Schema object: {"type": "object", "properties": {…}}.')
+        else:
+            for key, prop in schema["properties"].items():
+                if not isinstance(prop, dict) or "type" not in prop:
+                    add("analysis_schema", f"Property “{key}” needs a \"type\".")
+    if not isinstance(config.get("provider_options"), dict):
+        add("provider_options", "Must be a JSON object.")
+    return errors
+
+
+def _check_choice_list(config: dict[str, Any], field: str, choices: dict[str, str], add: Any) -> None:
+    value = config.get(field)
+    if not isinstance(value, list):
+        add(field, "Must be a list.")
+        return
+    unknown = [v for v in value if v not in choices]
+    if unknown:
+        add(field, f"Unknown: {', '.join(map(str, unknown))}. Choose from: {', '.join(choices)}.")
