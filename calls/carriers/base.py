@@ -15,7 +15,7 @@ Three kinds of work live here and nothing else:
 * REST — place, hang up, transfer, DTMF, SMS, list numbers, point numbers at us.
 
 Credentials arrive as a plain mapping (decrypted by ``orgs.credentials``) and are never
-logged or put into exception text. A credential may carry ``api_base_url`` to send REST
+logged or put into exception text. A credential may carry ``base_url`` to send REST
 traffic to a carrier-compatible endpoint other than the vendor's public one (a regional
 or self-hosted compatible API; the test fakes on 127.0.0.1 use the same door).
 """
@@ -261,14 +261,19 @@ class Carrier(abc.ABC):
     @abc.abstractmethod
     def stream_markup(self, target: StreamTarget) -> str: ...
 
+    # Markup that needs no credentials is a classmethod: an unknown number must still
+    # get its polite rejection although no org (and so no credential) is known.
+    @classmethod
     @abc.abstractmethod
-    def say_and_hangup_markup(self, message: str) -> str: ...
+    def say_and_hangup_markup(cls, message: str) -> str: ...
 
-    def reject_markup(self) -> str:
-        return self.say_and_hangup_markup(POLITE_REJECTION)
+    @classmethod
+    def reject_markup(cls) -> str:
+        return cls.say_and_hangup_markup(POLITE_REJECTION)
 
+    @classmethod
     @abc.abstractmethod
-    def dial_markup(self, to: str, caller_id: str) -> str: ...
+    def dial_markup(cls, to: str, caller_id: str) -> str: ...
 
     # --- REST -----------------------------------------------------------------
     @abc.abstractmethod
@@ -276,6 +281,10 @@ class Carrier(abc.ABC):
 
     @abc.abstractmethod
     def hangup(self, carrier_call_id: str) -> None: ...
+
+    def cancel_request(self, carrier_request_id: str) -> None:
+        """Cancel a dial the carrier has not yet turned into a call (Plivo only)."""
+        raise CarrierError(f"{self.name} calls always have a call id; hang up with it instead")
 
     @abc.abstractmethod
     def transfer(self, carrier_call_id: str, *, call_public_id: str, to: str, caller_id: str) -> None:

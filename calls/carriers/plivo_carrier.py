@@ -105,7 +105,7 @@ class PlivoCarrier(Carrier):
                 )
             except PlivoRestError as exc:
                 raise CarrierError("Plivo credential rejected: auth_id must be 20 characters starting MA or SA") from exc
-            base = self._credentials.get("api_base_url")
+            base = self._credentials.get("base_url")
             if base:
                 adapter = _RebaseAdapter(base)
                 client.session.mount("https://", adapter)
@@ -195,13 +195,15 @@ class PlivoCarrier(Carrier):
         )
         return str(plivoxml.ResponseElement().add(element).to_string())
 
-    def say_and_hangup_markup(self, message: str) -> str:
+    @classmethod
+    def say_and_hangup_markup(cls, message: str) -> str:
         response = plivoxml.ResponseElement()
         response.add_speak(message)
         response.add_hangup()
         return str(response.to_string())
 
-    def dial_markup(self, to: str, caller_id: str) -> str:
+    @classmethod
+    def dial_markup(cls, to: str, caller_id: str) -> str:
         response = plivoxml.ResponseElement()
         dial = plivoxml.DialElement(caller_id=caller_id or None)
         dial.add(plivoxml.NumberElement(to.lstrip("+")))
@@ -245,6 +247,12 @@ class PlivoCarrier(Carrier):
         except _PLIVO_ERRORS as exc:
             raise _map_error(exc, "hang up") from exc
 
+    def cancel_request(self, carrier_request_id: str) -> None:
+        try:
+            self.client.calls.cancel(carrier_request_id)
+        except _PLIVO_ERRORS as exc:
+            raise _map_error(exc, "cancel call") from exc
+
     def _redirect(self, carrier_call_id: str, *, call_public_id: str, action: str) -> None:
         # Plivo transfers by fetching new XML from a URL; our action endpoint renders
         # it from the call's stored state, so no phone number travels in the URL.
@@ -262,7 +270,8 @@ class PlivoCarrier(Carrier):
         self._redirect(carrier_call_id, call_public_id=call_public_id, action="transfer")
 
     def leave_message_and_hangup(self, carrier_call_id: str, *, call_public_id: str, message: str) -> None:
-        self._redirect(carrier_call_id, call_public_id=call_public_id, action="voicemail")
+        # The action endpoint speaks the call's stored ``pending_message``.
+        self._redirect(carrier_call_id, call_public_id=call_public_id, action="message")
 
     def send_dtmf(self, carrier_call_id: str, digits: str, *, resume: StreamTarget | None) -> None:
         validate_dtmf(digits)

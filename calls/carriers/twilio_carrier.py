@@ -120,7 +120,7 @@ class TwilioCarrier(Carrier):
     @property
     def client(self) -> Client:
         if self._client is None:
-            base = self._credentials.get("api_base_url")
+            base = self._credentials.get("base_url")
             http = (
                 RebasedTwilioHttpClient(base, timeout=REST_TIMEOUT_S)
                 if base
@@ -196,13 +196,15 @@ class TwilioCarrier(Carrier):
         response.append(self._connect_stream(target))
         return str(response.to_xml())
 
-    def say_and_hangup_markup(self, message: str) -> str:
+    @classmethod
+    def say_and_hangup_markup(cls, message: str) -> str:
         response = VoiceResponse()
         response.say(message)
         response.hangup()
         return str(response.to_xml())
 
-    def dial_markup(self, to: str, caller_id: str) -> str:
+    @classmethod
+    def dial_markup(cls, to: str, caller_id: str) -> str:
         response = VoiceResponse()
         dial = Dial(caller_id=caller_id or None)
         dial.number(to)

@@ -30,6 +30,11 @@ class RecordedRequest:
     form: dict[str, list[str]] = field(default_factory=dict)
     json: Any = None
 
+    def header(self, name: str) -> str | None:
+        """Case-insensitive header lookup (HTTP clients differ in header case)."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
+
     def value(self, name: str) -> str | None:
         """Single value of a form field, a JSON key or a query parameter."""
         if name in self.form:
@@ -71,7 +76,7 @@ class FakeHttpServer:
         with self._lock:
             self._forced.append(Reply(status, body))
 
-    def authenticate(self, user: str | None, password: str | None) -> bool:
+    def authenticate(self, request: RecordedRequest) -> bool:
         raise NotImplementedError
 
     def unauthorized(self) -> Reply:
@@ -165,7 +170,7 @@ class FakeHttpServer:
             forced = self._forced.pop(0) if self._forced else None
         if forced is not None:
             reply = forced
-        elif not self.authenticate(user, password):
+        elif not self.authenticate(rec):
             reply = self.unauthorized()
         else:
             reply = self.not_found(rec)

@@ -1,6 +1,6 @@
 """A fake Plivo REST API on 127.0.0.1, and helpers that act as Plivo calling us.
 
-Point the real SDK at it with the carrier credential field ``api_base_url`` (the
+Point the real SDK at it with the carrier credential field ``base_url`` (the
 Plivo carrier mounts a rebasing ``requests`` adapter on the SDK client's session, as
 protocols §2.7 option B describes). The SDK insists on an auth id of 20 characters
 starting ``MA``/``SA``, so the fake's credentials look like real ones.
@@ -49,6 +49,7 @@ class FakePlivo(FakeHttpServer):
         self.route("POST", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/", self._update_call)
         self.route("DELETE", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/", self._hangup_call)
         self.route("POST", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/DTMF/", self._send_digits)
+        self.route("DELETE", ACCOUNT_PREFIX + r"/Request/(?P<uuid>[\w-]+)/", self._cancel_request)
         self.route("POST", ACCOUNT_PREFIX + r"/Message/", self._create_message)
         self.route("GET", ACCOUNT_PREFIX + r"/Number/", self._list_numbers)
         self.route("POST", ACCOUNT_PREFIX + r"/Number/(?P<number>\d+)/", self._update_number)
@@ -59,7 +60,7 @@ class FakePlivo(FakeHttpServer):
     # --- test-facing API ------------------------------------------------------
     @property
     def credentials(self) -> dict[str, str]:
-        return {"auth_id": self.auth_id, "auth_token": self.auth_token, "api_base_url": self.base_url}
+        return {"auth_id": self.auth_id, "auth_token": self.auth_token, "base_url": self.base_url}
 
     def add_number(self, e164: str, alias: str = "") -> str:
         number = e164.lstrip("+")
@@ -121,8 +122,8 @@ class FakePlivo(FakeHttpServer):
         return {"CallUUID": call_uuid, "Machine": "true" if machine else "false", "Event": "MachineDetection"}
 
     # --- server side ----------------------------------------------------------
-    def authenticate(self, user: str | None, password: str | None) -> bool:
-        return user == self.auth_id and password == self.auth_token
+    def authenticate(self, request: RecordedRequest) -> bool:
+        return request.auth_user == self.auth_id and request.auth_password == self.auth_token
 
     def unauthorized(self) -> Reply:
         return Reply(401, {"api_id": _api_id(), "error": "authentication failed"})
@@ -180,6 +181,15 @@ class FakePlivo(FakeHttpServer):
         if isinstance(call, Reply):
             return call
         call["status"] = "completed"
+        return Reply(204, None)
+
+    def _cancel_request(self, req: RecordedRequest, m: Any) -> Reply:
+        if (bad := self._bad_account(m)) is not None:
+            return bad
+        call = self.calls.get(m.group("uuid"))
+        if call is None or call["status"] != "queued":
+            return Reply(404, {"api_id": _api_id(), "error": "request not found"})
+        call["status"] = "canceled"
         return Reply(204, None)
 
     def _send_digits(self, req: RecordedRequest, m: Any) -> Reply:

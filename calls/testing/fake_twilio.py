@@ -1,6 +1,6 @@
 """A fake Twilio REST API on 127.0.0.1, and helpers that act as Twilio calling us.
 
-Point the real SDK at it with the carrier credential field ``api_base_url`` (see
+Point the real SDK at it with the carrier credential field ``base_url`` (see
 ``calls.carriers.twilio_carrier.RebasedTwilioHttpClient``), e.g.::
 
     with FakeTwilio() as fake:
@@ -52,7 +52,7 @@ class FakeTwilio(FakeHttpServer):
     # --- test-facing API ------------------------------------------------------
     @property
     def credentials(self) -> dict[str, str]:
-        return {"account_sid": self.account_sid, "auth_token": self.auth_token, "api_base_url": self.base_url}
+        return {"account_sid": self.account_sid, "auth_token": self.auth_token, "base_url": self.base_url}
 
     def add_number(self, e164: str, friendly_name: str = "", voice_url: str = "") -> str:
         sid = twilio_sid("PN")
@@ -119,8 +119,8 @@ class FakeTwilio(FakeHttpServer):
         }
 
     # --- server side ----------------------------------------------------------
-    def authenticate(self, user: str | None, password: str | None) -> bool:
-        return user == self.account_sid and password == self.auth_token
+    def authenticate(self, request: RecordedRequest) -> bool:
+        return request.auth_user == self.account_sid and request.auth_password == self.auth_token
 
     def unauthorized(self) -> Reply:
         return Reply(401, twilio_error(401, 20003, "Authenticate"))

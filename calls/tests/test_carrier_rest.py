@@ -142,7 +142,7 @@ class TestTwilioRest:
         assert err.value.retryable and err.value.status == 503
 
     def test_unreachable_api_is_retryable(self, fake_twilio: FakeTwilio) -> None:
-        creds = dict(fake_twilio.credentials, api_base_url="http://127.0.0.1:9")
+        creds = dict(fake_twilio.credentials, base_url="http://127.0.0.1:9")
         with pytest.raises(CarrierError, match="unreachable") as err:
             TwilioCarrier(creds, public_base_url=PUBLIC).hangup("CA" + "0" * 32)
         assert err.value.retryable
@@ -177,11 +177,20 @@ class TestPlivoRest:
         # no phone number travels in the redirect: the action endpoint reads it from the call
         assert "15551112222" not in call["redirects"][0]
         carrier.leave_message_and_hangup(call["call_uuid"], call_public_id=req.call_public_id, message="hi")
-        assert call["redirects"][-1].endswith(f"action=voicemail&call={req.call_public_id}")
+        assert call["redirects"][-1].endswith(f"action=message&call={req.call_public_id}")
         carrier.hangup(call["call_uuid"])
         assert call["status"] == "completed"
         with pytest.raises(CarrierError, match="call not found"):
             carrier.hangup(call["call_uuid"])
+
+    def test_cancel_a_dial_before_it_becomes_a_call(self, fake_plivo: FakePlivo) -> None:
+        carrier = PlivoCarrier(fake_plivo.credentials, public_base_url=PUBLIC)
+        request_uuid = carrier.place_call(_outbound()).carrier_request_id
+        assert request_uuid is not None
+        carrier.cancel_request(request_uuid)
+        assert fake_plivo.calls[request_uuid]["status"] == "canceled"
+        with pytest.raises(CarrierError, match="not found"):
+            carrier.cancel_request(request_uuid)
 
     def test_send_sms(self, fake_plivo: FakePlivo) -> None:
         message_uuid = PlivoCarrier(fake_plivo.credentials, public_base_url=PUBLIC).send_sms(

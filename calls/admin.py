@@ -1,0 +1,96 @@
+"""Django admin for numbers and calls, scoped to the current org (voiceplatform.admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from calls import services
+from calls.analysis import request_analysis
+from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
+from orgs.models import Role
+from orgs.services import Actor
+from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline
+
+
+@admin.register(PhoneNumber)
+class PhoneNumberAdmin(OrgScopedAdmin):
+    admin_write_role = Role.ADMIN
+    list_display = ["e164", "label", "carrier", "inbound_agent", "webhooks_configured_at"]
+    list_filter = ["carrier"]
+    search_fields = ["e164", "label"]
+    readonly_fields = ["public_id", "webhooks_configured_at", "created_at", "updated_at"]
+    fields = ["e164", "carrier", "carrier_number_id", "label", "inbound_agent", *readonly_fields]
+
+
+class TranscriptTurnInline(OrgScopedInline):
+    model = TranscriptTurn
+    fields = ["index", "role", "text", "start_ms", "end_ms", "interrupted", "latency_ms"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a transcript is what was said; it is not edited
+
+
+class CallEventInline(OrgScopedInline):
+    model = CallEvent
+    fk_name = "call"
+    fields = ["at", "kind", "source", "offset_ms", "data"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RecordingInline(admin.StackedInline):
+    model = Recording
+    extra = 0
+    fields = ["file", "duration_ms", "size_bytes"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Call)
+class CallAdmin(OrgScopedAdmin):
+    list_display = ["public_id", "direction", "status", "agent", "from_number", "to_number", "end_reason",
+                    "duration_s", "created_at"]
+    list_filter = ["status", "direction", "carrier", "answered_by"]
+    search_fields = ["public_id", "from_number", "to_number", "carrier_call_id"]
+    date_hierarchy = "created_at"
+    inlines = [TranscriptTurnInline, CallEventInline, RecordingInline]
+    actions = ["hang_up", "rerun_analysis"]
+    # Calls are made by the platform, never typed in; the admin reads and acts on them.
+    readonly_fields = [f.name for f in Call._meta.fields if f.name not in ("id",)]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    @admin.action(description="Hang up the selected live calls")
+    def hang_up(self, request: HttpRequest, queryset: QuerySet[Call]) -> None:
+        actor = Actor.from_request(request)
+        done = 0
+        for call in queryset.filter(status__in=["queued", "ringing", "in_progress"]):
+            try:
+                services.hangup_call(call, actor)
+                done += 1
+            except services.CallError as exc:
+                self.message_user(request, f"{call.public_id}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"Hang-up requested for {done} call(s).")
+
+    @admin.action(description="Re-run the post-call analysis")
+    def rerun_analysis(self, request: HttpRequest, queryset: QuerySet[Call]) -> None:
+        actor = Actor.from_request(request)
+        count = 0
+        for call in queryset.select_related("org"):
+            if call.turns.exists():
+                request_analysis(call, actor)
+                count += 1
+        self.message_user(request, f"Analysis queued for {count} call(s).")

@@ -1,0 +1,157 @@
+"""Calls and phone numbers in the API. Integer keys never appear: ids are ``public_id``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from calls.carriers import CARRIER_CHOICES
+from calls.models import Call, CallEvent, PhoneNumber, TranscriptTurn
+from voiceplatform.api import OrgRelatedField, PublicIdField
+
+
+class PhoneNumberRefField(serializers.Field):
+    """A number of this org, given as its id or as the number itself (E.164)."""
+
+    default_error_messages = {"missing": "No such phone number in this organisation: {value}."}
+
+    def to_internal_value(self, data: Any) -> PhoneNumber:
+        org = self.context.get("org")
+        text = str(data).strip()
+        qs = PhoneNumber.objects.for_org(org)
+        try:
+            return qs.get(public_id=uuid.UUID(text))
+        except (ValueError, PhoneNumber.DoesNotExist):
+            pass
+        from batches.phones import PhoneNumberError, normalize_phone
+
+        try:
+            e164 = normalize_phone(text, getattr(org, "default_country", None) or None).e164
+        except PhoneNumberError:
+            self.fail("missing", value=text)
+        number = qs.filter(e164=e164).first()
+        if number is None:
+            self.fail("missing", value=text)
+        return number
+
+    def to_representation(self, value: PhoneNumber) -> str:
+        return value.e164
+
+
+class CallCreateSerializer(serializers.Serializer):
+    # ``agent`` is added in __init__: the Agent model belongs to another app.
+    to = serializers.CharField(max_length=40)
+    from_number = PhoneNumberRefField()
+    variables = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+    idempotency_key = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from django.apps import apps
+
+        self.fields["agent"] = OrgRelatedField(model=apps.get_model("agents", "Agent"),
+                                               help_text="Id of the agent that talks on the call.")
+
+
+class TransferSerializer(serializers.Serializer):
+    to = serializers.CharField(max_length=40, help_text="E.164 number the caller is transferred to.")
+
+
+class TranscriptTurnSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TranscriptTurn
+        fields = ["index", "role", "text", "start_ms", "end_ms", "interrupted", "latency_ms"]
+
+
+class CallEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CallEvent
+        fields = ["kind", "source", "at", "offset_ms", "data"]
+
+
+class CallSerializer(serializers.ModelSerializer):
+    id = PublicIdField()
+    agent = serializers.SerializerMethodField()
+    agent_version = serializers.SerializerMethodField()
+    phone_number = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Call
+        fields = [
+            "id", "direction", "from_number", "to_number", "agent", "agent_version", "phone_number",
+            "carrier", "carrier_call_id", "status", "queued_at", "ringing_at", "answered_at", "ended_at",
+            "end_reason", "answered_by", "duration_s", "carrier_cost", "provider_cost", "cost_currency",
+            "variables", "latency_p50_ms", "latency_p95_ms", "analysis_status", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_agent(self, call: Call) -> str | None:
+        return str(call.agent.public_id) if call.agent_id else None
+
+    def get_agent_version(self, call: Call) -> str | None:
+        version = call.agent_version
+        return str(getattr(version, "public_id", "")) or None if version is not None else None
+
+    def get_phone_number(self, call: Call) -> str | None:
+        return str(call.phone_number.public_id) if call.phone_number_id else None
+
+
+class CallDetailSerializer(CallSerializer):
+    transcript = TranscriptTurnSerializer(source="turns", many=True, read_only=True)
+    events = CallEventSerializer(many=True, read_only=True)
+    recording_url = serializers.SerializerMethodField()
+
+    class Meta(CallSerializer.Meta):
+        fields = [*CallSerializer.Meta.fields, "error", "usage", "transfer_to", "analysis", "analysis_error",
+                  "transcript", "events", "recording_url"]
+        read_only_fields = fields
+
+    def get_recording_url(self, call: Call) -> str | None:
+        if not hasattr(call, "recording"):
+            return None
+        try:
+            call.recording  # noqa: B018 - reverse one-to-one raises when absent
+        except Call.recording.RelatedObjectDoesNotExist:  # type: ignore[attr-defined]
+            return None
+        path = reverse("api:call-recording", kwargs={"public_id": call.public_id})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class PhoneNumberSerializer(serializers.ModelSerializer):
+    id = PublicIdField()
+    carrier = serializers.ChoiceField(choices=CARRIER_CHOICES)
+    inbound_agent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PhoneNumber
+        fields = ["id", "e164", "carrier", "carrier_number_id", "label", "inbound_agent",
+                  "webhooks_configured_at", "created_at"]
+        read_only_fields = ["id", "carrier_number_id", "webhooks_configured_at", "created_at"]
+
+    def get_inbound_agent(self, number: PhoneNumber) -> str | None:
+        return str(number.inbound_agent.public_id) if number.inbound_agent_id else None
+
+
+class PhoneNumberWriteSerializer(serializers.Serializer):
+    e164 = serializers.CharField(max_length=40, required=False)
+    carrier = serializers.ChoiceField(choices=CARRIER_CHOICES, required=False)
+    label = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    inbound_agent = serializers.CharField(required=False, allow_null=True)
+
+    def validate_inbound_agent(self, value: str | None) -> Any:
+        if value in (None, ""):
+            return None
+        from django.apps import apps
+
+        field = OrgRelatedField(model=apps.get_model("agents", "Agent"))
+        field.bind("inbound_agent", self)
+        return field.to_internal_value(value)
+
+
+class ImportNumbersSerializer(serializers.Serializer):
+    carrier = serializers.ChoiceField(choices=CARRIER_CHOICES)
+    configure_webhooks = serializers.BooleanField(default=True)

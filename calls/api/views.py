@@ -1,0 +1,247 @@
+"""Calls and phone numbers API: thin views over ``calls.services``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import FileResponse, Http404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from calls import selectors, services
+from calls.analysis import request_analysis
+from calls.api.serializers import (
+    CallCreateSerializer,
+    CallDetailSerializer,
+    CallSerializer,
+    ImportNumbersSerializer,
+    PhoneNumberSerializer,
+    PhoneNumberWriteSerializer,
+    TransferSerializer,
+)
+from calls.models import Call, PhoneNumber, Status
+from orgs.models import Role
+from voiceplatform.api import OrgContextMixin, OrgScopedViewSet
+
+
+class CallApiError(exceptions.APIException):
+    status_code = 400
+
+    def __init__(self, error: services.CallError, status_code: int = 400) -> None:
+        super().__init__(detail=error.message, code=error.code)
+        self.status_code = status_code
+
+
+def _raise(error: services.CallError) -> None:
+    if error.field:
+        raise exceptions.ValidationError({error.field: [error.message]}, code=error.code)
+    status_code = {
+        services.ConcurrencyLimitReached: 429,
+        services.CarrierUnavailable: 502,
+    }.get(type(error), 400)
+    raise CallApiError(error, status_code)
+
+
+CALL_FILTERS = [
+    OpenApiParameter("status", str, enum=[s.value for s in Status]),
+    OpenApiParameter("direction", str, enum=["inbound", "outbound", "web"]),
+    OpenApiParameter("agent", str, description="Agent id."),
+    OpenApiParameter("search", str, description="Matches numbers, call id, carrier call id."),
+    OpenApiParameter("since", str, description="ISO 8601 datetime, inclusive."),
+    OpenApiParameter("until", str, description="ISO 8601 datetime, exclusive."),
+    OpenApiParameter("live", bool, description="Only calls still queued, ringing or in progress."),
+]
+
+
+class CallViewSet(OrgContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Place outbound calls; read calls with transcript, events, analysis and recording."""
+
+    model = Call
+    queryset = Call.objects.none()  # for the schema generator; get_queryset scopes
+    lookup_field = "public_id"
+    lookup_value_regex = "[0-9a-f-]{36}"
+    write_role = Role.EDITOR
+
+    def get_serializer_class(self) -> Any:
+        return CallDetailSerializer if self.action in ("retrieve", "create", "hangup", "transfer", "analyze") \
+            else CallSerializer
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "org": getattr(self.request, "org", None)}
+
+    def _datetime(self, name: str) -> Any:
+        raw = self.request.query_params.get(name)
+        if not raw:
+            return None
+        value = parse_datetime(raw)
+        if value is None:
+            raise exceptions.ValidationError({name: [f"not an ISO 8601 datetime: {raw!r}"]})
+        return value
+
+    def get_queryset(self) -> Any:
+        org = getattr(self.request, "org", None)
+        if self.action != "list":
+            return selectors.calls_for(org).select_related("agent_version").prefetch_related("events", "turns")
+        params = self.request.query_params
+        status_value = params.get("status") or None
+        if status_value and status_value not in Status.values:
+            raise exceptions.ValidationError({"status": [f"must be one of {', '.join(Status.values)}"]})
+        live = params.get("live")
+        return selectors.filter_calls(
+            org, status=status_value, direction=params.get("direction") or None,
+            agent_public_id=params.get("agent") or None, search=params.get("search") or None,
+            since=self._datetime("since"), until=self._datetime("until"),
+            live=True if live in ("1", "true", "yes") else None,
+        )
+
+    def get_object(self) -> Any:
+        try:
+            return super().get_object()
+        except (ValueError, Call.DoesNotExist):
+            raise Http404 from None
+
+    @extend_schema(parameters=CALL_FILTERS)
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=CallCreateSerializer, responses={201: CallDetailSerializer},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, location="header")])
+    def create(self, request: Request) -> Response:
+        serializer = CallCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        key = data.get("idempotency_key") or request.headers.get("Idempotency-Key", "")
+        try:
+            call = services.place_outbound_call(
+                request.org, data["agent"], data["to"], data["from_number"], data["variables"], self.actor,
+                idempotency_key=key,
+            )
+        except services.CallError as exc:
+            _raise(exc)
+        fresh = selectors.call_detail(request.org, call.public_id)
+        return Response(CallDetailSerializer(fresh, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
+
+    def _control(self, request: Request, operation: Any) -> Response:
+        call = self.get_object()
+        try:
+            operation(call)
+        except services.CallError as exc:
+            _raise(exc)
+        fresh = selectors.call_detail(request.org, call.public_id)
+        return Response(CallDetailSerializer(fresh, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None, responses=CallDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def hangup(self, request: Request, public_id: str) -> Response:
+        return self._control(request, lambda call: services.hangup_call(call, self.actor))
+
+    @extend_schema(request=TransferSerializer, responses=CallDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def transfer(self, request: Request, public_id: str) -> Response:
+        serializer = TransferSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._control(request, lambda call: services.transfer_call(call, serializer.validated_data["to"],
+                                                                          self.actor))
+
+    @extend_schema(request=None, responses=CallDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def analyze(self, request: Request, public_id: str) -> Response:
+        """Re-run the post-call analysis (replaces the stored result when done)."""
+        def run(call: Call) -> None:
+            if not call.turns.exists():
+                raise services.CallError("the call has no transcript to analyse")
+            request_analysis(call, self.actor)
+
+        return self._control(request, run)
+
+    @extend_schema(responses={(200, "audio/wav"): bytes})
+    @action(detail=True, methods=["get"])
+    def recording(self, request: Request, public_id: str) -> FileResponse:
+        call = self.get_object()
+        recording = getattr(call, "recording", None) if _has_recording(call) else None
+        if recording is None:
+            raise Http404
+        return FileResponse(recording.file.open("rb"), content_type=recording.content_type,
+                            filename=f"call-{call.public_id}.wav")
+
+
+def _has_recording(call: Call) -> bool:
+    from calls.models import Recording
+
+    return Recording.objects.filter(call=call).exists()
+
+
+class PhoneNumberViewSet(OrgScopedViewSet):
+    """Numbers of the org's carrier accounts and the agent answering each."""
+
+    model = PhoneNumber
+    queryset = PhoneNumber.objects.none()
+    serializer_class = PhoneNumberSerializer
+    write_role = Role.ADMIN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> Any:
+        return selectors.numbers_for(self.request.org)
+
+    @extend_schema(request=PhoneNumberWriteSerializer, responses={201: PhoneNumberSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = PhoneNumberWriteSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        missing = [name for name in ("e164", "carrier") if not data.get(name)]
+        if missing:
+            raise exceptions.ValidationError({name: ["This field is required."] for name in missing})
+        try:
+            number = services.create_phone_number(
+                request.org, self.actor, e164=data["e164"], carrier=data["carrier"], label=data.get("label", ""),
+                inbound_agent=data.get("inbound_agent"),
+            )
+        except services.CallError as exc:
+            _raise(exc)
+        return Response(PhoneNumberSerializer(number).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PhoneNumberWriteSerializer, responses=PhoneNumberSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        number = self.get_object()
+        serializer = PhoneNumberWriteSerializer(data=request.data, partial=True, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        fixed = [name for name in ("e164", "carrier") if name in data]
+        if fixed:
+            raise exceptions.ValidationError({name: ["cannot be changed; delete and re-add the number"]
+                                              for name in fixed})
+        try:
+            services.update_phone_number(number, self.actor, **data)
+        except services.CallError as exc:
+            _raise(exc)
+        return Response(PhoneNumberSerializer(number).data)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        raise exceptions.MethodNotAllowed("PUT")
+
+    def perform_destroy(self, instance: PhoneNumber) -> None:
+        services.delete_phone_number(instance, self.actor)
+
+    @extend_schema(request=ImportNumbersSerializer, responses={200: PhoneNumberSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_numbers(self, request: Request) -> Response:
+        """Import every number the org's carrier account owns and point it at this platform."""
+        serializer = ImportNumbersSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = services.import_carrier_numbers(
+                request.org, serializer.validated_data["carrier"], self.actor,
+                configure_webhooks=serializer.validated_data["configure_webhooks"],
+            )
+        except services.CallError as exc:
+            _raise(exc)
+        return Response({
+            "created": PhoneNumberSerializer(result.created, many=True).data,
+            "updated": PhoneNumberSerializer(result.updated, many=True).data,
+            "skipped": [{"e164": number, "reason": why} for number, why in result.skipped],
+        })

@@ -1,0 +1,238 @@
+"""Phone numbers, calls and what a call leaves behind.
+
+A Call's integer key never leaves the database: URLs, the API, carrier callback
+URLs and the media WebSocket path all use ``public_id``. Children (events, turns,
+recording) hang off the call and are reached only through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+from calls.carriers import CARRIER_CHOICES
+from orgs.scoping import OrgScopedManager
+from voiceplatform.models import OrgScopedModel, TimestampedModel
+
+
+class PhoneNumber(OrgScopedModel):
+    """A DID owned by an org's carrier account, routed to the agent that answers it."""
+
+    e164 = models.CharField("number", max_length=16, help_text="E.164, e.g. +14155550100.")
+    carrier = models.CharField(max_length=10, choices=CARRIER_CHOICES)
+    carrier_number_id = models.CharField(
+        max_length=64, blank=True, help_text="The carrier's id for this number (Twilio PN…, Plivo number)."
+    )
+    label = models.CharField(max_length=100, blank=True)
+    inbound_agent = models.ForeignKey(
+        "agents.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="phone_numbers",
+        help_text="The agent that answers calls to this number. Empty: callers hear a polite rejection.",
+    )
+    webhooks_configured_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["e164"]
+        constraints = [
+            # Inbound routing is by (carrier, number) before any org is known, so a
+            # number can belong to only one org.
+            models.UniqueConstraint(fields=["carrier", "e164"], name="phone_number_unique_per_carrier"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label or self.e164} ({self.get_carrier_display()})"  # type: ignore[attr-defined]
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound", "Inbound"
+    OUTBOUND = "outbound", "Outbound"
+    WEB = "web", "Web"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RINGING = "ringing", "Ringing"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    BUSY = "busy", "Busy"
+    NO_ANSWER = "no_answer", "No answer"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+FINAL = frozenset({Status.COMPLETED, Status.BUSY, Status.NO_ANSWER, Status.FAILED, Status.CANCELED})
+LIVE = frozenset({Status.QUEUED, Status.RINGING, Status.IN_PROGRESS})
+# Forward-only lifecycle: a callback that would move a call backwards is stale.
+STATUS_RANK: dict[str, int] = {
+    Status.QUEUED: 0, Status.RINGING: 1, Status.IN_PROGRESS: 2,
+    **{s: 3 for s in FINAL},
+}
+
+
+class AnsweredBy(models.TextChoices):
+    HUMAN = "human", "Human"
+    MACHINE = "machine", "Machine"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class AnalysisStatus(models.TextChoices):
+    NONE = "", "Not requested"
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Call(OrgScopedModel):
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    from_number = models.CharField(max_length=32, blank=True)
+    to_number = models.CharField(max_length=32, blank=True)
+    agent = models.ForeignKey("agents.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    agent_version = models.ForeignKey(
+        "agents.AgentVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    phone_number = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
+    carrier = models.CharField(max_length=10, choices=CARRIER_CHOICES, blank=True)
+    carrier_call_id = models.CharField(max_length=64, blank=True)
+    carrier_request_id = models.CharField(max_length=64, blank=True)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    ringing_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # Highest carrier SequenceNumber applied (Twilio); orders callbacks that race.
+    status_sequence = models.IntegerField(null=True, blank=True, editable=False)
+    end_reason = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    answered_by = models.CharField(max_length=10, choices=AnsweredBy.choices, blank=True)
+    duration_s = models.PositiveIntegerField(null=True, blank=True)
+
+    carrier_cost = models.DecimalField(max_digits=10, decimal_places=5, null=True, blank=True)
+    provider_cost = models.DecimalField(max_digits=10, decimal_places=5, null=True, blank=True)
+    cost_currency = models.CharField(max_length=3, blank=True, default="USD")
+    usage = models.JSONField(default=dict, blank=True)
+
+    variables = models.JSONField(default=dict, blank=True)
+    stream_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    idempotency_key = models.CharField(max_length=100, blank=True)
+    transfer_to = models.CharField(max_length=32, blank=True)
+    # What the carrier is asked to speak before hanging up (voicemail, apology); read
+    # by Plivo's action webhook so no message text travels in a URL.
+    pending_message = models.TextField(blank=True)
+    latency_p50_ms = models.FloatField(null=True, blank=True)
+    latency_p95_ms = models.FloatField(null=True, blank=True)
+
+    analysis = models.JSONField(default=dict, blank=True)
+    analysis_status = models.CharField(max_length=10, choices=AnalysisStatus.choices, blank=True, default="")
+    analysis_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["org", "idempotency_key"], condition=~Q(idempotency_key=""), name="call_idempotency_key"
+            ),
+            models.UniqueConstraint(
+                fields=["carrier", "carrier_call_id"], condition=~Q(carrier_call_id=""), name="call_carrier_call_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["org", "status"]), models.Index(fields=["org", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} call {self.public_id}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE
+
+    @property
+    def counterpart(self) -> str:
+        """The other party's number: the caller on inbound calls, the callee on outbound."""
+        return self.from_number if self.direction == Direction.INBOUND else self.to_number
+
+    def stream_token_matches(self, token: str) -> bool:
+        if not self.stream_token_hash or not token:
+            return False
+        return hmac.compare_digest(self.stream_token_hash, hash_stream_token(token))
+
+
+def hash_stream_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class CallEvent(TimestampedModel):
+    """One entry of a call's timeline (or, with no call, a rejected webhook).
+
+    ``org`` is empty only for requests that could not be tied to any org (for
+    instance a badly signed webhook for an unknown call); those are visible to
+    superusers only.
+    """
+
+    org = models.ForeignKey("orgs.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=64, db_index=True)
+    source = models.CharField(max_length=16, default="system")
+    at = models.DateTimeField(db_index=True)
+    # Milliseconds on the call clock (0 = media stream start), when the session knows it.
+    offset_ms = models.IntegerField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = OrgScopedManager()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return self.kind
+
+
+class TranscriptTurn(TimestampedModel):
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveIntegerField()
+    role = models.CharField(max_length=10, choices=[("caller", "Caller"), ("agent", "Agent")])
+    text = models.TextField()
+    start_ms = models.IntegerField()
+    end_ms = models.IntegerField()
+    interrupted = models.BooleanField(default=False)
+    # Caller stopped speaking → first agent audio sent to the carrier (agent turns only).
+    latency_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["call", "index"], name="turn_index_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.role} turn {self.index}"
+
+
+def recording_upload_to(instance: Recording, filename: str) -> str:
+    call = instance.call
+    return f"recordings/{call.org.public_id}/{call.created_at:%Y/%m}/{call.public_id}.wav"
+
+
+class Recording(TimestampedModel):
+    """Two-channel WAV (caller left, agent right) in media storage."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="recording")
+    file = models.FileField(upload_to=recording_upload_to, max_length=255)
+    duration_ms = models.PositiveIntegerField(default=0)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    content_type = models.CharField(max_length=40, default="audio/wav")
+
+    def __str__(self) -> str:
+        return f"Recording of {self.call.public_id}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        # The file lives in storage, not the database: remove it with the row.
+        storage, name = self.file.storage, self.file.name
+        result = super().delete(*args, **kwargs)
+        if name:
+            storage.delete(name)
+        return result

@@ -1,0 +1,74 @@
+"""Scoped reads for calls and numbers (DESIGN.md convention 1).
+
+Every function takes the org first and starts from ``Model.objects.for_org``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from calls.models import LIVE, Call, PhoneNumber
+from orgs.models import Organization
+
+
+def calls_for(org: Organization | None) -> QuerySet[Call]:
+    return Call.objects.for_org(org).select_related("agent", "phone_number")
+
+
+def filter_calls(
+    org: Organization | None,
+    *,
+    status: str | None = None,
+    direction: str | None = None,
+    agent_public_id: str | None = None,
+    search: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    live: bool | None = None,
+) -> QuerySet[Call]:
+    """The calls list with its filters. ``search`` matches numbers, call ids and carrier ids."""
+    qs = calls_for(org)
+    if status:
+        qs = qs.filter(status=status)
+    if direction:
+        qs = qs.filter(direction=direction)
+    if agent_public_id:
+        qs = qs.filter(agent__public_id=agent_public_id)
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    if until:
+        qs = qs.filter(created_at__lt=until)
+    if live is True:
+        qs = qs.filter(status__in=LIVE)
+    if search:
+        term = search.strip()
+        q = Q(from_number__icontains=term) | Q(to_number__icontains=term) | Q(carrier_call_id=term)
+        if len(term) == 36:
+            q |= Q(public_id__iexact=term)
+        qs = qs.filter(q)
+    return qs
+
+
+def live_calls(org: Organization | None) -> QuerySet[Call]:
+    return calls_for(org).filter(status__in=LIVE)
+
+
+def live_call_count(org: Organization) -> int:
+    return Call.objects.for_org(org).filter(status__in=LIVE).count()
+
+
+def call_detail(org: Organization | None, public_id: Any) -> Call:
+    """A call with its timeline, transcript and recording; another org's id is DoesNotExist."""
+    return (
+        calls_for(org)
+        .select_related("agent_version", "recording")
+        .prefetch_related("events", "turns")
+        .get(public_id=public_id)
+    )
+
+
+def numbers_for(org: Organization | None) -> QuerySet[PhoneNumber]:
+    return PhoneNumber.objects.for_org(org).select_related("inbound_agent")

@@ -1,0 +1,512 @@
+"""State changes of calls and phone numbers (DESIGN.md convention 1).
+
+Views, API viewsets, admin actions, Celery tasks, the carrier webhooks
+(``calls.webhooks``) and the media consumer (through ``calls.session_link``) all go
+through these functions; each records an audit entry or a timeline event.
+
+Carrier REST calls are made *outside* database transactions: a slow carrier must
+not hold row locks, and a failed dial must still leave a committed, failed Call
+behind to explain what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from batches.phones import PhoneNumberError, normalize_phone
+from calls.carriers import (
+    Carrier,
+    CarrierError,
+    OutboundCallRequest,
+    StreamTarget,
+    get_carrier,
+)
+from calls.models import (
+    LIVE,
+    STATUS_RANK,
+    Call,
+    CallEvent,
+    Direction,
+    PhoneNumber,
+    Status,
+    hash_stream_token,
+)
+from orgs.credentials import MissingCredential, get_credential
+from orgs.models import Organization
+from orgs.services import Actor, record_audit
+
+logger = logging.getLogger(__name__)
+
+APOLOGY_MESSAGE = "Sorry, we are having technical difficulties. Please call again later. Goodbye."
+
+
+class CallError(Exception):
+    """A call operation was refused; ``field`` names the input at fault, if any."""
+
+    code = "call_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class MissingVariables(CallError):
+    code = "missing_variables"
+
+
+class ConcurrencyLimitReached(CallError):
+    code = "concurrency_limit"
+
+
+class DoNotCall(CallError):
+    code = "do_not_call"
+
+
+class CarrierUnavailable(CallError):
+    code = "carrier_error"
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+# --- do-not-call hook ---------------------------------------------------------------
+
+DoNotCallCheck = Callable[[Organization, str], str | None]
+_DO_NOT_CALL_CHECKS: list[DoNotCallCheck] = []
+
+
+def register_do_not_call_check(check: DoNotCallCheck) -> DoNotCallCheck:
+    """Register ``check(org, e164) -> reason | None``; any reason blocks the dial.
+
+    The batches app registers its do-not-call list here, so every outbound path
+    (API, batch, schedule) is covered by the one check in ``place_outbound_call``.
+    """
+    if check not in _DO_NOT_CALL_CHECKS:
+        _DO_NOT_CALL_CHECKS.append(check)
+    return check
+
+
+def unregister_do_not_call_check(check: DoNotCallCheck) -> None:
+    if check in _DO_NOT_CALL_CHECKS:
+        _DO_NOT_CALL_CHECKS.remove(check)
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def carrier_for(org: Organization, carrier_name: str) -> Carrier:
+    """The org's carrier adapter, with its decrypted credential (never logged)."""
+    try:
+        credentials = get_credential(org, carrier_name)
+    except MissingCredential as exc:
+        raise CallError(str(exc), field="from_number") from exc
+    try:
+        return get_carrier(carrier_name, credentials, public_base_url=settings.PUBLIC_BASE_URL)
+    except CarrierError as exc:
+        raise CallError(str(exc)) from exc
+
+
+def normalize_number(org: Organization, raw: str, field: str) -> str:
+    try:
+        return normalize_phone(str(raw), org.default_country or None).e164
+    except PhoneNumberError as exc:
+        raise CallError(f"{field}: {exc.reason}", field=field) from exc
+
+
+def new_stream_token() -> str:
+    # Hex so it fits Plivo's letters-and-digits-only extraHeaders.
+    return secrets.token_hex(24)
+
+
+def issue_stream_target(call: Call, **parameters: str) -> StreamTarget:
+    """Rotate the call's media-stream token and return where the carrier should connect.
+
+    Only the hash is stored; every markup we hand out carries a fresh token, so a
+    token seen in an old TwiML document or access log is worthless.
+    """
+    token = new_stream_token()
+    call.stream_token_hash = hash_stream_token(token)
+    Call.objects.filter(pk=call.pk).update(stream_token_hash=call.stream_token_hash)
+    return StreamTarget(call_public_id=str(call.public_id), token=token, parameters=parameters)
+
+
+def add_event(call: Call | None, kind: str, *, source: str = "system", org: Organization | None = None,
+              offset_ms: int | None = None, **data: Any) -> CallEvent:
+    return CallEvent.objects.create(
+        org=call.org if call is not None else org,
+        call=call,
+        kind=kind,
+        source=source,
+        at=timezone.now(),
+        offset_ms=offset_ms,
+        data=data,
+    )
+
+
+def _lock_org_and_count_live(org: Organization) -> int:
+    # Serialises concurrent dials of one org so two requests cannot both take the last slot.
+    Organization.objects.select_for_update().filter(pk=org.pk).first()
+    return Call.objects.for_org(org).filter(status__in=LIVE).count()
+
+
+# --- outbound ------------------------------------------------------------------------------
+
+def place_outbound_call(
+    org: Organization,
+    agent: Any,
+    to: str,
+    from_number: PhoneNumber,
+    variables: Mapping[str, Any] | None,
+    actor: Actor,
+    *,
+    idempotency_key: str = "",
+    ring_timeout_s: int = 45,
+) -> Call:
+    """Create an outbound Call and ask the carrier to dial it.
+
+    Idempotent per ``idempotency_key``: a repeat returns the first call untouched.
+    Raises ``CallError`` (bad input, do-not-call, missing variables, no credential),
+    ``ConcurrencyLimitReached`` or ``CarrierUnavailable`` (the Call is then kept as
+    failed with the carrier's reason).
+    """
+    from calls.agent_link import AgentUnusable, outbound_plan
+
+    if variables is not None and not isinstance(variables, Mapping):
+        raise CallError("variables: must be an object of name → value", field="variables")
+    variables = dict(variables or {})
+    idempotency_key = (idempotency_key or "").strip()[:100]
+    if idempotency_key:
+        existing = Call.objects.for_org(org).filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+    if from_number.org_id != org.pk:
+        raise CallError("from_number: no such number in this organisation", field="from_number")
+    if agent is None or agent.org_id != org.pk:
+        raise CallError("agent: no such agent in this organisation", field="agent")
+    to_e164 = normalize_number(org, to, "to")
+    if to_e164 == from_number.e164:
+        raise CallError("to: cannot call the number the call is placed from", field="to")
+    for check in list(_DO_NOT_CALL_CHECKS):
+        reason = check(org, to_e164)
+        if reason:
+            raise DoNotCall(f"to: {reason}", field="to")
+    try:
+        plan = outbound_plan(agent, variables)
+    except AgentUnusable as exc:
+        error = MissingVariables if exc.missing_variables else CallError
+        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+    carrier = carrier_for(org, from_number.carrier)
+
+    try:
+        with transaction.atomic():
+            live = _lock_org_and_count_live(org)
+            if live >= org.max_concurrent_calls:
+                raise ConcurrencyLimitReached(
+                    f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
+                )
+            call = Call.objects.create(
+                org=org,
+                direction=Direction.OUTBOUND,
+                from_number=from_number.e164,
+                to_number=to_e164,
+                agent=agent,
+                agent_version=plan.agent_version,
+                phone_number=from_number,
+                carrier=from_number.carrier,
+                status=Status.QUEUED,
+                queued_at=timezone.now(),
+                variables=variables,
+                idempotency_key=idempotency_key,
+            )
+            add_event(call, "call.created", source="api", direction="outbound")
+            record_audit(org, actor, "call.placed", call, {"agent": str(agent.public_id), "carrier": call.carrier})
+    except IntegrityError:
+        # A concurrent request with the same idempotency key won the race.
+        existing = Call.objects.for_org(org).filter(idempotency_key=idempotency_key).first()
+        if idempotency_key and existing is not None:
+            return existing
+        raise
+
+    target = issue_stream_target(call, direction="outbound")
+    request = OutboundCallRequest(
+        call_public_id=str(call.public_id),
+        to=to_e164,
+        from_=from_number.e164,
+        stream=target,
+        ring_timeout_s=ring_timeout_s,
+        time_limit_s=plan.max_duration_s,
+        machine_detection=plan.machine_detection,
+    )
+    try:
+        placed = carrier.place_call(request)
+    except CarrierError as exc:
+        _fail_call(call, "carrier_rejected", str(exc))
+        logger.warning("call.place_failed", extra={"call": str(call.public_id), "retryable": exc.retryable})
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    Call.objects.filter(pk=call.pk).update(
+        carrier_call_id=placed.carrier_call_id or "", carrier_request_id=placed.carrier_request_id or ""
+    )
+    call.carrier_call_id = placed.carrier_call_id or ""
+    call.carrier_request_id = placed.carrier_request_id or ""
+    add_event(call, "carrier.dialed", source="carrier", carrier=call.carrier)
+    logger.info("call.placed", extra={"call": str(call.public_id), "carrier": call.carrier})
+    return call
+
+
+def _fail_call(call: Call, reason: str, error: str) -> None:
+    now = timezone.now()
+    Call.objects.filter(pk=call.pk).update(status=Status.FAILED, end_reason=reason, error=error[:2000], ended_at=now)
+    call.status, call.end_reason, call.error, call.ended_at = Status.FAILED, reason, error, now
+    add_event(call, "call.failed", reason=reason, error=error[:500])
+
+
+# --- status lifecycle ------------------------------------------------------------------
+
+TIMESTAMP_FOR: dict[str, str] = {
+    Status.QUEUED: "queued_at",
+    Status.RINGING: "ringing_at",
+    Status.IN_PROGRESS: "answered_at",
+}
+
+
+def transition(
+    call: Call,
+    status: str,
+    *,
+    duration_s: int | None = None,
+    end_reason: str = "",
+    answered_by: str = "",
+    sequence: int | None = None,
+    source: str = "carrier",
+) -> bool:
+    """Move a (row-locked) call forward in its lifecycle. Returns False for a stale or
+    repeated update, which then changes nothing at all."""
+    if sequence is not None and call.status_sequence is not None and sequence <= call.status_sequence:
+        return False
+    if call.is_final or STATUS_RANK[status] <= STATUS_RANK[call.status]:
+        return False
+    now = timezone.now()
+    previous = call.status
+    call.status = status
+    if sequence is not None:
+        call.status_sequence = sequence
+    if status in TIMESTAMP_FOR and getattr(call, TIMESTAMP_FOR[status]) is None:
+        setattr(call, TIMESTAMP_FOR[status], now)
+    if call.is_final:
+        call.ended_at = now
+        if duration_s is not None:
+            call.duration_s = duration_s
+        elif call.answered_at is not None:
+            call.duration_s = int((now - call.answered_at).total_seconds())
+        # The session's or an operator's reason (agent_hangup, transferred…) wins.
+        if not call.end_reason:
+            call.end_reason = end_reason or ("completed" if status == Status.COMPLETED else status)
+    if answered_by and not call.answered_by:
+        call.answered_by = answered_by
+    call.save()
+    add_event(call, f"status.{status}", source=source, previous=previous)
+    if call.is_final:
+        record_audit(call.org, Actor(), "call.ended", call,
+                     {"status": status, "end_reason": call.end_reason, "duration_s": call.duration_s})
+    return True
+
+
+# --- control: hang up, transfer, DTMF, SMS ---------------------------------------------
+
+def _live_call_with_carrier(call: Call, action: str) -> Carrier:
+    if call.is_final:
+        raise CallError(f"cannot {action}: the call has already ended ({call.get_status_display()})")
+    if call.direction == Direction.WEB or not call.carrier:
+        raise CallError(f"cannot {action}: this call has no phone leg")
+    return carrier_for(call.org, call.carrier)
+
+
+def hangup_call(call: Call, actor: Actor, *, reason: str = "hangup_requested") -> Call:
+    """End the carrier leg. The final status arrives with the carrier's callback."""
+    carrier = _live_call_with_carrier(call, "hang up")
+    try:
+        if call.carrier_call_id:
+            carrier.hangup(call.carrier_call_id)
+        elif call.carrier_request_id:
+            carrier.cancel_request(call.carrier_request_id)
+        else:
+            raise CallError("cannot hang up: the carrier has not acknowledged this call yet")
+    except CarrierError as exc:
+        add_event(call, "carrier.hangup_failed", error=str(exc)[:500])
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    Call.objects.filter(pk=call.pk, end_reason="").update(end_reason=reason)
+    call.refresh_from_db(fields=["end_reason"])
+    add_event(call, "call.hangup_requested", reason=reason)
+    record_audit(call.org, actor, "call.hung_up", call, {"reason": reason})
+    return call
+
+
+def hangup_with_apology(call: Call, *, reason: str, message: str = APOLOGY_MESSAGE) -> None:
+    """Speak ``message`` to the caller, then hang up (a provider failure mid-call)."""
+    carrier = _live_call_with_carrier(call, "hang up")
+    Call.objects.filter(pk=call.pk).update(pending_message=message)
+    Call.objects.filter(pk=call.pk, end_reason="").update(end_reason=reason)
+    try:
+        carrier.leave_message_and_hangup(call.carrier_call_id, call_public_id=str(call.public_id), message=message)
+    except CarrierError as exc:
+        add_event(call, "carrier.apology_failed", error=str(exc)[:500])
+        # Never leave a billable call open: fall back to a plain hang-up.
+        carrier.hangup(call.carrier_call_id)
+    add_event(call, "call.apology_and_hangup", reason=reason)
+    record_audit(call.org, Actor(), "call.hung_up", call, {"reason": reason})
+
+
+def transfer_call(call: Call, to: str, actor: Actor) -> Call:
+    """Cold transfer: the caller leaves the agent and is dialled through to ``to``."""
+    carrier = _live_call_with_carrier(call, "transfer")
+    if call.status != Status.IN_PROGRESS:
+        raise CallError("cannot transfer: the call has not been answered yet")
+    target = normalize_number(call.org, to, "to")
+    Call.objects.filter(pk=call.pk).update(transfer_to=target)
+    call.transfer_to = target
+    # Caller ID: our own number on the call, so the target sees who is transferring.
+    caller_id = call.to_number if call.direction == Direction.INBOUND else call.from_number
+    try:
+        carrier.transfer(call.carrier_call_id, call_public_id=str(call.public_id), to=target, caller_id=caller_id)
+    except CarrierError as exc:
+        add_event(call, "carrier.transfer_failed", error=str(exc)[:500])
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    Call.objects.filter(pk=call.pk).update(end_reason="transferred")
+    call.end_reason = "transferred"
+    add_event(call, "call.transferred", to=target)
+    record_audit(call.org, actor, "call.transferred", call, {"to": target})
+    return call
+
+
+def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
+    carrier = _live_call_with_carrier(call, "send DTMF")
+    resume = issue_stream_target(call, direction=call.direction, resumed="1")
+    try:
+        carrier.send_dtmf(call.carrier_call_id, digits, resume=resume)
+    except CarrierError as exc:
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    add_event(call, "dtmf.sent", digits=len(digits))
+    record_audit(call.org, actor, "call.dtmf_sent", call, {"digits": len(digits)})
+
+
+def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None) -> str:
+    """Text the other party (or ``to``) from the call's own number; returns the message id."""
+    if not call.phone_number_id or not call.carrier:
+        raise CallError("cannot send SMS: this call has no phone number to send from")
+    number = call.phone_number
+    assert number is not None
+    recipient = normalize_number(call.org, to, "to") if to else call.counterpart
+    carrier = carrier_for(call.org, call.carrier)
+    try:
+        message_id = carrier.send_sms(from_=number.e164, to=recipient, text=text)
+    except CarrierError as exc:
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    add_event(call, "sms.sent", length=len(text))
+    record_audit(call.org, actor, "call.sms_sent", call, {"length": len(text)})
+    return message_id
+
+
+# --- numbers ---------------------------------------------------------------------------
+
+def create_phone_number(org: Organization, actor: Actor, *, e164: str, carrier: str, label: str = "",
+                        carrier_number_id: str = "", inbound_agent: Any = None) -> PhoneNumber:
+    number = normalize_number(org, e164, "e164")
+    if carrier not in ("twilio", "plivo"):
+        raise CallError(f"carrier: must be twilio or plivo, not {carrier!r}", field="carrier")
+    if inbound_agent is not None and inbound_agent.org_id != org.pk:
+        raise CallError("inbound_agent: no such agent in this organisation", field="inbound_agent")
+    if PhoneNumber.objects.filter(carrier=carrier, e164=number).exists():
+        raise CallError(f"e164: {number} is already registered on {carrier}", field="e164")
+    phone = PhoneNumber.objects.create(org=org, e164=number, carrier=carrier, label=label,
+                                       carrier_number_id=carrier_number_id, inbound_agent=inbound_agent)
+    record_audit(org, actor, "phone_number.created", phone, {"carrier": carrier})
+    return phone
+
+
+def update_phone_number(phone: PhoneNumber, actor: Actor, **values: Any) -> PhoneNumber:
+    from orgs.services import diff_fields
+
+    agent = values.get("inbound_agent")
+    if agent is not None and agent.org_id != phone.org_id:
+        raise CallError("inbound_agent: no such agent in this organisation", field="inbound_agent")
+    allowed = {k: v for k, v in values.items() if k in ("label", "inbound_agent")}
+    changes = diff_fields(phone, allowed)
+    if changes:
+        phone.save()
+        record_audit(phone.org, actor, "phone_number.updated", phone, changes)
+    return phone
+
+
+def delete_phone_number(phone: PhoneNumber, actor: Actor) -> None:
+    record_audit(phone.org, actor, "phone_number.deleted", phone, {"carrier": phone.carrier})
+    phone.delete()
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: list[PhoneNumber]
+    updated: list[PhoneNumber]
+    skipped: list[tuple[str, str]]  # (number, why)
+
+
+def import_carrier_numbers(org: Organization, carrier_name: str, actor: Actor, *,
+                           configure_webhooks: bool = True) -> ImportResult:
+    """Bring in every number the org's carrier account owns and point its voice
+    webhooks at this platform. Re-running updates what is there."""
+    carrier = carrier_for(org, carrier_name)
+    try:
+        owned = carrier.list_numbers()
+    except CarrierError as exc:
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    created: list[PhoneNumber] = []
+    updated: list[PhoneNumber] = []
+    skipped: list[tuple[str, str]] = []
+    for item in owned:
+        existing = PhoneNumber.objects.filter(carrier=carrier_name, e164=item.e164).first()
+        if existing is not None and existing.org_id != org.pk:
+            skipped.append((item.e164, "registered by another organisation"))
+            continue
+        if configure_webhooks:
+            try:
+                carrier.configure_number(item)
+            except CarrierError as exc:
+                skipped.append((item.e164, str(exc)))
+                continue
+        with transaction.atomic():
+            if existing is None:
+                phone = PhoneNumber.objects.create(
+                    org=org, e164=item.e164, carrier=carrier_name, carrier_number_id=item.carrier_number_id,
+                    label=item.label[:100],
+                )
+                created.append(phone)
+            else:
+                phone = existing
+                phone.carrier_number_id = item.carrier_number_id
+                updated.append(phone)
+            if configure_webhooks:
+                phone.webhooks_configured_at = timezone.now()
+            phone.save()
+    record_audit(org, actor, "phone_number.imported", None,
+                 {"carrier": carrier_name, "created": len(created), "updated": len(updated), "skipped": len(skipped)},
+                 target_label=f"{carrier_name} numbers")
+    return ImportResult(created=created, updated=updated, skipped=skipped)
+
+
+# The media consumer resolves these three by dotted path ("calls.services.…"); they
+# live in calls.session_link to keep this module to the carrier side.
+from calls.session_link import (  # noqa: E402 - after the names session_link imports
+    authorize_stream,
+    load_session_context,
+    record_session_result,
+)
+
+__all__ = ["authorize_stream", "load_session_context", "record_session_result"]

@@ -1,0 +1,271 @@
+"""The media session's side of a call (async-safe; used by ``calls.consumers``).
+
+``authorize_stream``, ``load_session_context`` and ``record_session_result`` are the
+three entry points the Channels consumer calls (re-exported by ``calls.services``):
+they turn database state into the plain ``SessionContext`` the session runs with,
+and the session's ``SessionResult`` back into rows. Nothing here runs per audio frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from calls.media.result import END_PROVIDER_ERROR, SessionContext, SessionResult, ToolError
+from calls.models import Call, CallEvent, Direction, Recording, Status, TranscriptTurn
+from calls.services import (
+    CallError,
+    CarrierUnavailable,
+    add_event,
+    hangup_call,
+    hangup_with_apology,
+    send_call_dtmf,
+    send_call_sms,
+    transfer_call,
+    transition,
+)
+from orgs.services import SYSTEM, record_audit
+
+logger = logging.getLogger(__name__)
+LIVE_CACHE_PREFIX = "calls:live:"
+LIVE_CACHE_TTL_S = 6 * 3600
+LIVE_CACHE_MAX_ITEMS = 500
+
+
+def _parse_public_id(call_public_id: str) -> uuid.UUID | None:
+    # Plivo's extraHeaders carry the id without dashes; uuid.UUID reads both forms.
+    try:
+        return uuid.UUID(str(call_public_id))
+    except ValueError:
+        return None
+
+
+def authorize_stream_sync(call_public_id: str, token: str) -> bool:
+    """True if ``token`` is the call's current media-stream token and the call is live."""
+    public_id = _parse_public_id(call_public_id)
+    if public_id is None or not token:
+        return False
+    call = Call.objects.filter(public_id=public_id).only("stream_token_hash", "status").first()
+    if call is None or call.is_final:
+        return False
+    return call.stream_token_matches(token)
+
+
+async def authorize_stream(call_public_id: str, token: str) -> bool:
+    return await sync_to_async(authorize_stream_sync, thread_sensitive=False)(call_public_id, token)
+
+
+def _load_call(call_public_id: str) -> Call:
+    public_id = _parse_public_id(call_public_id)
+    if public_id is None:
+        raise Call.DoesNotExist(f"not a call id: {call_public_id!r}")
+    return Call.objects.select_related("org", "agent", "agent_version", "phone_number").get(public_id=public_id)
+
+
+def _session_hangup(call_public_id: str, reason: str) -> None:
+    call = _load_call(call_public_id)
+    if call.is_final or call.direction == Direction.WEB:
+        return
+    add_event(call, "session.hangup", source="session", reason=reason)
+    if reason == END_PROVIDER_ERROR and call.carrier_call_id:
+        hangup_with_apology(call, reason=reason)
+        return
+    try:
+        hangup_call(call, SYSTEM, reason=reason)
+    except CarrierUnavailable as exc:
+        if not exc.retryable:
+            raise
+        # One more try: a billable leg must not stay open because of one timeout.
+        hangup_call(call, SYSTEM, reason=reason)
+
+
+def _session_transfer(call_public_id: str, target: str) -> None:
+    call = _load_call(call_public_id)
+    try:
+        transfer_call(call, target, SYSTEM)
+    except CallError as exc:
+        raise ToolError(exc.message) from exc
+
+
+def _session_dtmf(call_public_id: str, digits: str) -> None:
+    call = _load_call(call_public_id)
+    try:
+        send_call_dtmf(call, digits, SYSTEM)
+    except CallError as exc:
+        raise ToolError(exc.message) from exc
+
+
+def _session_sms(call_public_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    call = _load_call(call_public_id)
+    text = str(arguments.get("text") or arguments.get("message") or "").strip()
+    if not text:
+        raise ToolError("send_sms needs a non-empty 'text'")
+    try:
+        message_id = send_call_sms(call, text, SYSTEM, to=arguments.get("to") or None)
+    except CallError as exc:
+        raise ToolError(exc.message) from exc
+    return {"ok": True, "message_id": message_id}
+
+
+def push_live_update(call_public_id: str, kind: str, data: dict[str, Any]) -> None:
+    """Live transcript/events for the dashboard's live view: Redis cache, per turn."""
+    key = LIVE_CACHE_PREFIX + str(call_public_id)
+    items = list(cache.get(key) or [])
+    items.append({"kind": kind, "data": data, "at": timezone.now().isoformat()})
+    cache.set(key, items[-LIVE_CACHE_MAX_ITEMS:], LIVE_CACHE_TTL_S)
+
+
+def live_updates(call_public_id: str) -> list[dict[str, Any]]:
+    return list(cache.get(LIVE_CACHE_PREFIX + str(call_public_id)) or [])
+
+
+def recording_temp_path(call_public_id: str) -> Path:
+    """Where the session streams the WAV during the call (local disk; moved into media
+    storage by ``record_session_result``)."""
+    directory = Path(settings.MEDIA_ROOT) / "tmp" / "recordings"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{call_public_id}.wav"
+
+
+def build_session_context(call_public_id: str) -> SessionContext:
+    """The per-call configuration the media session runs with (see calls.media.result)."""
+    from calls.agent_link import AgentUnusable, session_settings
+
+    call = _load_call(call_public_id)
+    if call.is_final:
+        raise CallError("the call has already ended")
+    try:
+        settings_ = session_settings(call)
+    except AgentUnusable as exc:
+        add_event(call, "session.agent_unusable", source="session", reason=str(exc)[:500])
+        raise CallError(str(exc)) from exc
+    cid = str(call.public_id)
+
+    async def hangup(reason: str) -> None:
+        await sync_to_async(_session_hangup, thread_sensitive=False)(cid, reason)
+
+    async def transfer(target: str) -> None:
+        await sync_to_async(_session_transfer, thread_sensitive=False)(cid, target)
+
+    async def send_dtmf(digits: str) -> None:
+        await sync_to_async(_session_dtmf, thread_sensitive=False)(cid, digits)
+
+    async def send_sms(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+        return await sync_to_async(_session_sms, thread_sensitive=False)(cid, arguments)
+
+    async def on_update(kind: str, data: dict[str, Any]) -> None:
+        await sync_to_async(push_live_update, thread_sensitive=False)(cid, kind, data)
+
+    has_phone = call.direction != Direction.WEB and bool(call.carrier)
+    tools: dict[str, Any] = {}
+    if has_phone and "send_sms" in settings_.config.tool_names():
+        tools["send_sms"] = send_sms
+    return SessionContext(
+        call_public_id=cid,
+        provider=settings_.provider,
+        config=settings_.config,
+        vad=settings_.vad,
+        barge_in=settings_.barge_in,
+        max_duration_s=settings_.max_duration_s,
+        silence_timeout_s=settings_.silence_timeout_s,
+        recording_path=recording_temp_path(cid) if settings_.record else None,
+        hangup=hangup if has_phone else None,
+        transfer=transfer if has_phone else None,
+        send_dtmf=send_dtmf if has_phone else None,
+        tools=tools,
+        on_update=on_update,
+    )
+
+
+async def load_session_context(call_public_id: str) -> SessionContext:
+    return await sync_to_async(build_session_context, thread_sensitive=False)(call_public_id)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
+    return float(ordered[rank])
+
+
+def _store_recording(call: Call, path: str | None) -> None:
+    if not path or Recording.objects.filter(call=call).exists():
+        return
+    source = Path(path)
+    if not source.exists():
+        add_event(call, "recording.missing", source="session")
+        return
+    size = source.stat().st_size
+    # 16-bit stereo at 8 kHz after the 44-byte header: the duration without decoding.
+    duration_ms = max(0, (size - 44)) * 1000 // (8000 * 2 * 2)
+    recording = Recording(call=call, size_bytes=size, duration_ms=duration_ms)
+    with source.open("rb") as handle:
+        recording.file.save(f"{call.public_id}.wav", File(handle), save=True)
+    source.unlink(missing_ok=True)
+
+
+def record_session_result_sync(call_public_id: str, result: SessionResult) -> Call:
+    """Persist what the session observed; queue the analysis. Idempotent per call."""
+    call = _load_call(call_public_id)
+    _store_recording(call, result.recording_path)
+    with transaction.atomic():
+        call = Call.objects.select_for_update().select_related("org").get(pk=call.pk)
+        if CallEvent.objects.filter(call=call, kind="session.ended").exists():
+            return call
+        base = call.answered_at or call.ringing_at or call.created_at
+        latencies = list(result.latencies_ms)
+        turns: list[TranscriptTurn] = []
+        previous_role = ""
+        pending = iter(latencies)
+        for index, turn in enumerate(result.transcript):
+            latency = None
+            # latencies_ms[i] is the reply delay of the i-th agent turn that answered the caller.
+            if turn.role == "agent" and previous_role == "caller":
+                latency = next(pending, None)
+            turns.append(TranscriptTurn(call=call, index=index, role=turn.role, text=turn.text,
+                                        start_ms=turn.start_ms, end_ms=turn.end_ms,
+                                        interrupted=turn.interrupted, latency_ms=latency))
+            previous_role = turn.role
+        TranscriptTurn.objects.bulk_create(turns)
+        CallEvent.objects.bulk_create([
+            CallEvent(org=call.org, call=call, kind=event.kind[:64], source="session",
+                      at=base + timedelta(milliseconds=event.at_ms), offset_ms=event.at_ms, data=event.data)
+            for event in result.events
+        ])
+        call.latency_p50_ms = _percentile(latencies, 0.5)
+        call.latency_p95_ms = _percentile(latencies, 0.95)
+        call.usage = dict(result.usage or {})
+        if result.error:
+            call.error = result.error[:2000]
+        if not call.end_reason:
+            call.end_reason = result.end_reason[:64]
+        if call.direction == Direction.WEB and not call.is_final:
+            call.save()
+            transition(call, Status.COMPLETED, duration_s=result.duration_ms // 1000, source="session")
+        else:
+            call.save()
+        add_event(call, "session.ended", source="session", end_reason=result.end_reason,
+                  turns=len(turns), transport=result.transport)
+        record_audit(call.org, SYSTEM, "call.session_recorded", call,
+                     {"end_reason": result.end_reason, "turns": len(turns)})
+        if turns:
+            from calls.analysis import request_analysis
+
+            request_analysis(call)
+    cache.delete(LIVE_CACHE_PREFIX + str(call.public_id))
+    return call
+
+
+async def record_session_result(call_public_id: str, result: SessionResult) -> None:
+    await sync_to_async(record_session_result_sync, thread_sensitive=False)(call_public_id, result)

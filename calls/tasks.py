@@ -1,0 +1,30 @@
+"""Celery tasks of the calls app: thin, id-taking, run in the org's scope."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from calls.models import Call
+from voiceplatform.tasks import OrgTask
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(base=OrgTask, bind=True, name="calls.analyze_call", acks_late=True)
+def analyze_call(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
+    """Post-call analysis. A redelivered task simply re-runs it (the result is replaced)."""
+    from calls.analysis import AnalysisError, run_analysis
+
+    call = Call.objects.for_org(self.org).select_related("org", "agent", "agent_version").filter(
+        public_id=call_public_id
+    ).first()
+    if call is None:
+        return "missing"
+    try:
+        run_analysis(call)
+    except AnalysisError:
+        # Stored on the call with its reason; retrying a bad prompt or a missing key does not help.
+        return "failed"
+    return "done"

@@ -1,0 +1,45 @@
+"""Django adapters for the carrier webhooks; the logic is in ``calls.webhooks``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from calls import webhooks
+from calls.carriers import WebhookRequest
+
+
+def to_webhook_request(request: HttpRequest) -> WebhookRequest:
+    return WebhookRequest(
+        method=request.method or "POST",
+        # path_info: the path below any prefix a proxy strips (PUBLIC_BASE_URL holds it).
+        path=request.path_info,
+        query_string=request.META.get("QUERY_STRING", ""),
+        form={key: request.POST.getlist(key) for key in request.POST},
+        headers=dict(request.headers),
+    )
+
+
+def _respond(reply: webhooks.WebhookReply) -> HttpResponse:
+    return HttpResponse(reply.body, status=reply.status, content_type=reply.content_type)
+
+
+def _view(handler: Callable[[WebhookRequest], webhooks.WebhookReply]) -> Callable[[HttpRequest], HttpResponse]:
+    @csrf_exempt
+    @require_POST
+    def view(request: HttpRequest) -> HttpResponse:
+        return _respond(handler(to_webhook_request(request)))
+
+    return view
+
+
+twilio_voice = _view(lambda r: webhooks.handle_inbound_webhook("twilio", r))
+twilio_status = _view(lambda r: webhooks.apply_status_callback("twilio", r))
+twilio_amd = _view(lambda r: webhooks.apply_machine_detection("twilio", r))
+plivo_answer = _view(webhooks.handle_plivo_answer)
+plivo_hangup = _view(lambda r: webhooks.apply_status_callback("plivo", r))
+plivo_amd = _view(lambda r: webhooks.apply_machine_detection("plivo", r))
+plivo_action = _view(webhooks.handle_plivo_action)

@@ -1,0 +1,315 @@
+"""Carrier webhooks in: verified, strict, idempotent and quick (DESIGN.md convention 7).
+
+Each handler takes a framework-free ``WebhookRequest`` and returns a ``WebhookReply``;
+``calls.views`` adapts Django requests to them. The order of checks is always:
+
+1. find what the request is about (the number called, or the call named by the
+   unguessable ``?call=`` id / the carrier's call id) — unknown → 404, or for an
+   unknown number the polite spoken rejection;
+2. verify the signature with *that org's* carrier credential — bad/missing → 403;
+3. parse strictly — a missing or unknown field → 400 naming it;
+4. apply the change under a row lock, so a repeated callback changes nothing.
+
+Every refusal is recorded as a ``CallEvent`` (kind ``webhook.*``) and logged
+without phone numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from calls import services
+from calls.carriers import (
+    CARRIERS,
+    AnsweredBy,
+    Carrier,
+    WebhookParseError,
+    WebhookRequest,
+)
+from calls.models import Call, Direction, PhoneNumber, Status
+from orgs.services import SYSTEM, record_audit
+
+logger = logging.getLogger(__name__)
+
+BUSY_MESSAGE = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    status: int
+    body: str = ""
+    content_type: str = "text/plain"
+
+
+def _xml(carrier_name: str, body: str) -> WebhookReply:
+    return WebhookReply(200, body, "text/xml" if carrier_name == "twilio" else "application/xml")
+
+
+def _refuse(status: int, kind: str, carrier_name: str, request: WebhookRequest, *, call: Call | None = None,
+            org: object | None = None, **data: object) -> WebhookReply:
+    services.add_event(call, kind, source="carrier", org=org,  # type: ignore[arg-type]
+                       carrier=carrier_name, path=request.path, **data)
+    logger.warning("webhook.refused", extra={"kind": kind, "carrier": carrier_name, "status": status,
+                                             "call": str(call.public_id) if call else None})
+    return WebhookReply(status, kind)
+
+
+def _call_from_query(request: WebhookRequest) -> tuple[bool, Call | None]:
+    """(named, call): ``named`` says the URL carried a ``call`` id at all."""
+    from urllib.parse import parse_qs
+
+    values = parse_qs(request.query_string).get("call")
+    if not values:
+        return False, None
+    try:
+        public_id = uuid.UUID(values[0])
+    except ValueError:
+        return True, None
+    return True, Call.objects.select_related("org").filter(public_id=public_id).first()
+
+
+def _find_call(carrier_name: str, request: WebhookRequest, id_field: str) -> Call | None:
+    named, call = _call_from_query(request)
+    if named:
+        return call
+    carrier_call_id = (request.form.get(id_field) or [""])[0]
+    if not carrier_call_id:
+        return None
+    return Call.objects.select_related("org").filter(carrier=carrier_name, carrier_call_id=carrier_call_id).first()
+
+
+def _verified_carrier(carrier_name: str, request: WebhookRequest, call: Call) -> Carrier | WebhookReply:
+    try:
+        carrier = services.carrier_for(call.org, carrier_name)
+    except services.CallError:
+        return _refuse(403, "webhook.no_credential", carrier_name, request, call=call)
+    if not carrier.verify_webhook(request):
+        return _refuse(403, "webhook.bad_signature", carrier_name, request, call=call,
+                       reason=_signature_problem(carrier_name, request))
+    return carrier
+
+
+def _signature_problem(carrier_name: str, request: WebhookRequest) -> str:
+    header = "X-Twilio-Signature" if carrier_name == "twilio" else "X-Plivo-Signature-V3"
+    return "invalid" if request.headers.get(header) else "missing"
+
+
+_ID_FIELD = {"twilio": "CallSid", "plivo": "CallUUID"}
+
+
+def _verified_call(carrier_name: str, request: WebhookRequest) -> tuple[Call, Carrier] | WebhookReply:
+    """The call a callback is about, and its org's carrier once the signature checks out."""
+    call = _find_call(carrier_name, request, _ID_FIELD[carrier_name])
+    if call is None:
+        return _refuse(404, "webhook.unknown_call", carrier_name, request)
+    carrier = _verified_carrier(carrier_name, request, call)
+    if isinstance(carrier, WebhookReply):
+        return carrier
+    return call, carrier
+
+
+# --- inbound -----------------------------------------------------------------------------
+
+def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> WebhookReply:
+    """A call to one of our numbers: answer with the media-stream markup."""
+    carrier_cls = CARRIERS[carrier_name]
+    raw_to = (request.form.get("To") or [""])[0].strip()
+    to = raw_to if raw_to.startswith("+") else f"+{raw_to}"
+    number = PhoneNumber.objects.select_related("org", "inbound_agent").filter(carrier=carrier_name, e164=to).first()
+    if number is None:
+        # No org, so no credential to check a signature with: the reply is a fixed,
+        # harmless message and nothing else happens.
+        services.add_event(None, "webhook.unknown_number", source="carrier", carrier=carrier_name)
+        logger.info("webhook.unknown_number", extra={"carrier": carrier_name})
+        return _xml(carrier_name, carrier_cls.reject_markup())
+    org = number.org
+    try:
+        carrier = services.carrier_for(org, carrier_name)
+    except services.CallError:
+        return _refuse(403, "webhook.no_credential", carrier_name, request, org=org)
+    if not carrier.verify_webhook(request):
+        return _refuse(403, "webhook.bad_signature", carrier_name, request, org=org,
+                       reason=_signature_problem(carrier_name, request))
+    try:
+        inbound = carrier.parse_inbound(request.form)
+    except WebhookParseError as exc:
+        return _refuse(400, "webhook.malformed", carrier_name, request, org=org, error=str(exc))
+
+    existing = Call.objects.filter(carrier=carrier_name, carrier_call_id=inbound.carrier_call_id).first()
+    if existing is not None:
+        # A retried webhook (the carrier timed out on us): same call, fresh stream token.
+        if existing.is_final or existing.status == Status.FAILED:
+            return _xml(carrier_name, carrier_cls.say_and_hangup_markup(BUSY_MESSAGE))
+        services.add_event(existing, "webhook.repeated", source="carrier")
+        return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(existing, direction="inbound")))
+
+    agent = number.inbound_agent
+    if agent is None:
+        services.add_event(None, "call.rejected_no_agent", source="carrier", org=org,
+                           number=str(number.public_id))
+        return _xml(carrier_name, carrier_cls.reject_markup())
+    from calls.agent_link import AgentUnusable, inbound_variables, inbound_version
+
+    variables = inbound_variables(inbound.from_, number.e164)
+    try:
+        version = inbound_version(agent, variables)
+    except AgentUnusable as exc:
+        services.add_event(None, "call.rejected_agent_not_ready", source="carrier", org=org,
+                           agent=str(agent.public_id), reason=str(exc)[:500])
+        return _xml(carrier_name, carrier_cls.reject_markup())
+
+    now = timezone.now()
+    with transaction.atomic():
+        live = services._lock_org_and_count_live(org)
+        over_limit = live >= org.max_concurrent_calls
+        call = Call.objects.create(
+            org=org, direction=Direction.INBOUND, from_number=inbound.from_, to_number=number.e164,
+            agent=agent, agent_version=version, phone_number=number, carrier=carrier_name, variables=variables,
+            carrier_call_id=inbound.carrier_call_id,
+            status=Status.FAILED if over_limit else Status.RINGING,
+            queued_at=now, ringing_at=now, ended_at=now if over_limit else None,
+            end_reason="concurrency_limit" if over_limit else "",
+        )
+        services.add_event(call, "call.inbound", source="carrier")
+        record_audit(org, SYSTEM, "call.received", call, {"carrier": carrier_name})
+        if over_limit:
+            services.add_event(call, "call.rejected_concurrency_limit", limit=org.max_concurrent_calls)
+    if over_limit:
+        return _xml(carrier_name, carrier_cls.say_and_hangup_markup(BUSY_MESSAGE))
+    return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(call, direction="inbound")))
+
+
+def handle_plivo_answer(request: WebhookRequest) -> WebhookReply:
+    """Plivo's answer URL: inbound calls, or (with ``?call=``) our outbound call answered."""
+    named, call = _call_from_query(request)
+    if not named:
+        return handle_inbound_webhook("plivo", request)
+    if call is None:
+        return _refuse(404, "webhook.unknown_call", "plivo", request)
+    carrier = _verified_carrier("plivo", request, call)
+    if isinstance(carrier, WebhookReply):
+        return carrier
+    try:
+        answered = carrier.parse_inbound(request.form)
+    except WebhookParseError as exc:
+        return _refuse(400, "webhook.malformed", "plivo", request, call=call, error=str(exc))
+    with transaction.atomic():
+        call = Call.objects.select_for_update().select_related("org").get(pk=call.pk)
+        if not call.carrier_call_id:
+            call.carrier_call_id = answered.carrier_call_id
+            call.save(update_fields=["carrier_call_id", "updated_at"])
+        services.transition(call, Status.IN_PROGRESS)
+    if call.is_final:
+        # Cancelled while it rang: end the leg rather than start a stream.
+        return _xml("plivo", carrier.say_and_hangup_markup("Goodbye."))
+    return _xml("plivo", carrier.stream_markup(services.issue_stream_target(call, direction="outbound")))
+
+
+# --- status / hangup ---------------------------------------------------------------------
+
+def apply_status_callback(carrier_name: str, request: WebhookRequest) -> WebhookReply:
+    """Twilio status callback or Plivo ring/hangup callback. Idempotent."""
+    found = _verified_call(carrier_name, request)
+    if isinstance(found, WebhookReply):
+        return found
+    call, carrier = found
+    try:
+        update = carrier.parse_status(request.form)
+    except WebhookParseError as exc:
+        return _refuse(400, "webhook.malformed", carrier_name, request, call=call, error=str(exc))
+    with transaction.atomic():
+        locked = Call.objects.select_for_update().select_related("org").get(pk=call.pk)
+        if not locked.carrier_call_id and update.carrier_call_id:
+            locked.carrier_call_id = update.carrier_call_id
+            locked.save(update_fields=["carrier_call_id", "updated_at"])
+        elif locked.carrier_call_id and update.carrier_call_id != locked.carrier_call_id:
+            return _refuse(400, "webhook.call_id_mismatch", carrier_name, request, call=locked)
+        services.transition(
+            locked, update.status.value, duration_s=update.duration_s, end_reason=update.end_reason,
+            answered_by=update.answered_by.value if update.answered_by else "", sequence=update.sequence,
+        )
+    return WebhookReply(204)
+
+
+# --- answering-machine detection ---------------------------------------------------------
+
+def apply_machine_detection(carrier_name: str, request: WebhookRequest) -> WebhookReply:
+    """The carrier's verdict on who answered; on a machine, leave the agent's message
+    or hang up, as the agent is configured. A repeated verdict changes nothing."""
+    from calls.agent_link import voicemail_policy
+
+    found = _verified_call(carrier_name, request)
+    if isinstance(found, WebhookReply):
+        return found
+    call, carrier = found
+    try:
+        result = carrier.parse_machine_detection(request.form)
+    except WebhookParseError as exc:
+        return _refuse(400, "webhook.malformed", carrier_name, request, call=call, error=str(exc))
+    with transaction.atomic():
+        locked = Call.objects.select_for_update().select_related("org", "agent_version").get(pk=call.pk)
+        if locked.answered_by:
+            return WebhookReply(204)
+        locked.answered_by = result.answered_by.value
+        locked.save(update_fields=["answered_by", "updated_at"])
+        services.add_event(locked, "amd.result", source="carrier", answered_by=result.answered_by.value,
+                           detail=result.raw)
+        action, message = "none", ""
+        if result.answered_by is AnsweredBy.MACHINE and not locked.is_final and result.message_ended:
+            action, message = voicemail_policy(locked)
+            if action == "leave_message":
+                locked.pending_message = message
+                locked.end_reason = "voicemail_left"
+            else:
+                locked.end_reason = "voicemail_hangup"
+            locked.save(update_fields=["pending_message", "end_reason", "updated_at"])
+    if action == "none":
+        return WebhookReply(204)
+    try:
+        if action == "leave_message":
+            carrier.leave_message_and_hangup(locked.carrier_call_id, call_public_id=str(locked.public_id),
+                                             message=message)
+        else:
+            carrier.hangup(locked.carrier_call_id)
+    except services.CarrierError as exc:
+        services.add_event(locked, "carrier.voicemail_failed", error=str(exc)[:500])
+        return WebhookReply(204)
+    services.add_event(locked, f"voicemail.{action}")
+    record_audit(locked.org, SYSTEM, f"call.voicemail_{action}", locked, {})
+    return WebhookReply(204)
+
+
+# --- Plivo redirect target ---------------------------------------------------------------
+
+def handle_plivo_action(request: WebhookRequest) -> WebhookReply:
+    """XML for a live Plivo call we redirected (transfer, voicemail, apology)."""
+    named, call = _call_from_query(request)
+    if call is None:
+        return _refuse(404, "webhook.unknown_call", "plivo", request)
+    carrier = _verified_carrier("plivo", request, call)
+    if isinstance(carrier, WebhookReply):
+        return carrier
+    from urllib.parse import parse_qs
+
+    action = (parse_qs(request.query_string).get("action") or [""])[0]
+    if action == "transfer" and call.transfer_to:
+        caller_id = call.to_number if call.direction == Direction.INBOUND else call.from_number
+        return _xml("plivo", carrier.dial_markup(call.transfer_to, caller_id.lstrip("+")))
+    if action == "message":
+        return _xml("plivo", carrier.say_and_hangup_markup(call.pending_message or services.APOLOGY_MESSAGE))
+    return _refuse(400, "webhook.unknown_action", "plivo", request, call=call, action=action[:32])
+
+
+__all__ = [
+    "WebhookReply",
+    "apply_machine_detection",
+    "apply_status_callback",
+    "handle_inbound_webhook",
+    "handle_plivo_action",
+    "handle_plivo_answer",
+]
