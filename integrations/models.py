@@ -1,0 +1,177 @@
+"""MCP server registry (per org) and outgoing customer webhooks.
+
+Outgoing webhooks are modelled as three layers so that nothing is lost or sent twice:
+``WebhookEvent`` (one per thing that happened, its ``event_id`` is the id receivers
+deduplicate on), ``WebhookDelivery`` (one per event × endpoint: the durable state machine a
+worker claims with ``select_for_update(skip_locked)``), and ``WebhookAttempt`` (every HTTP
+try, kept for the dashboard).
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db import models
+
+from voiceplatform.crypto import EncryptedJSONField, EncryptedTextField
+from voiceplatform.models import OrgScopedModel, TimestampedModel
+
+
+class McpTransport(models.TextChoices):
+    STREAMABLE_HTTP = "streamable_http", "Streamable HTTP"
+    SSE = "sse", "SSE (legacy)"
+
+
+class McpServerKind(models.TextChoices):
+    CUSTOM = "custom", "Custom server"
+    TELEGRAM = "telegram", "Telegram"
+    GMAIL = "gmail", "Gmail"
+    WHATSAPP = "whatsapp", "WhatsApp"
+    SHOPIFY = "shopify", "Shopify"
+
+
+class McpServer(OrgScopedModel):
+    """A remote MCP server an org's agents may use tools from.
+
+    ``auth_headers`` (e.g. ``Authorization`` plus vendor credentials for our own servers)
+    are encrypted at rest and never returned by the API. ``tools`` is the last successful
+    discovery: ``[{"name", "description", "input_schema"}]``.
+    """
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=McpServerKind.choices, default=McpServerKind.CUSTOM)
+    url = models.URLField(max_length=500, help_text="Streamable HTTP endpoint (…/mcp) or SSE endpoint (…/sse).")
+    transport = models.CharField(max_length=20, choices=McpTransport.choices, default=McpTransport.STREAMABLE_HTTP)
+    auth_headers = EncryptedJSONField(blank=True, default=dict)
+    enabled = models.BooleanField(default=True)
+    tools = models.JSONField(default=list, blank=True)
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    last_test_ok = models.BooleanField(null=True)
+    last_error = models.TextField(blank=True)
+    last_error_kind = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="uniq_mcp_server_name_per_org")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t.get("name", "") for t in self.tools or []]
+
+    @property
+    def header_names(self) -> list[str]:
+        return sorted((self.auth_headers or {}).keys())
+
+
+class WebhookEndpoint(OrgScopedModel):
+    """A customer URL that receives signed events.
+
+    ``failing_since`` is set by the first failed attempt after a success and cleared by
+    the next success; an endpoint failing for ``WEBHOOK_DISABLE_AFTER`` is disabled and
+    the org's admins are told.
+    """
+
+    url = models.URLField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    events = models.JSONField(default=list, help_text='Event types, e.g. ["call.ended"]; ["*"] for all.')
+    secret = EncryptedTextField()
+    enabled = models.BooleanField(default=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+    @staticmethod
+    def new_secret() -> str:
+        return "whsec_" + secrets.token_urlsafe(32)
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in (self.events or []) or event_type in (self.events or [])
+
+
+class WebhookEvent(OrgScopedModel):
+    """One thing that happened, as sent to receivers. ``public_id`` is the event id on the wire."""
+
+    type = models.CharField(max_length=60, db_index=True)
+    payload = models.JSONField(default=dict)
+    # One audit entry produces at most one event, whatever re-fires the signal.
+    audit_entry = models.OneToOneField("orgs.AuditLog", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+    @property
+    def event_id(self) -> str:
+        return f"evt_{self.public_id.hex}"
+
+    def envelope(self) -> dict[str, Any]:
+        """The JSON body receivers get."""
+        return {"id": self.event_id, "type": self.type, "created_at": self.created_at.isoformat(),
+                "org": str(self.org.public_id), "data": self.payload}
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (gave up)"
+    CANCELLED = "cancelled", "Cancelled (endpoint disabled)"
+
+
+class WebhookDelivery(OrgScopedModel):
+    """The delivery of one event to one endpoint; the unit a worker claims."""
+
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING,
+                              db_index=True)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # While a worker is sending, the row is leased; an expired lease means the worker died.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["event", "endpoint"], name="uniq_delivery_per_event_endpoint")]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event.type} → {self.endpoint.url} ({self.status})"
+
+
+class WebhookAttempt(TimestampedModel):
+    """One HTTP try of a delivery, for the dashboard and debugging."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    manual = models.BooleanField(default=False, help_text="Started by a person (redeliver), not the retry schedule.")
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [models.UniqueConstraint(fields=["delivery", "number"], name="uniq_attempt_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.status_code or self.error or 'in flight'}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -1,0 +1,219 @@
+"""State changes for MCP servers and webhook endpoints (dashboard, API and admin all call these).
+
+Every change records an audit entry. Secrets (auth headers, webhook secrets) never go into
+audit changes or logs — only header *names* do.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from integrations import conf
+from integrations.mcp_client import McpClientError, ServerSpec, list_tools_sync
+from integrations.mcp_servers import SERVERS
+from integrations.models import McpServer, McpServerKind, McpTransport, WebhookDelivery, WebhookEndpoint
+from integrations.webhooks import TEST_EVENT, emit, redeliver, validate_events, validate_target_url
+from orgs.models import Organization
+from orgs.services import Actor, diff_fields, record_audit
+from voiceplatform.env import ImproperlyConfiguredEnv
+
+log = logging.getLogger(__name__)
+
+_FORBIDDEN_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "mcp-session-id"}
+
+
+# --------------------------------------------------------------------------- MCP servers
+
+
+def _clean_headers(headers: Any) -> dict[str, str]:
+    if headers is None:
+        return {}
+    if not isinstance(headers, dict):
+        raise ValidationError({"auth_headers": "Headers must be an object of name → value."})
+    cleaned: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not name.strip() or any(c in name for c in " :\r\n"):
+            raise ValidationError({"auth_headers": f"Invalid header name {name!r}."})
+        if name.strip().lower() in _FORBIDDEN_HEADERS:
+            raise ValidationError({"auth_headers": f"Header {name} is set by the MCP transport and cannot be stored."})
+        if not isinstance(value, str) or "\n" in value or "\r" in value:
+            raise ValidationError({"auth_headers": f"Header {name} must be a single-line string."})
+        cleaned[name.strip()] = value.strip()
+    return cleaned
+
+
+def _validate_server(server: McpServer) -> None:
+    if server.transport not in McpTransport.values:
+        raise ValidationError({"transport": f"Transport must be one of {', '.join(McpTransport.values)}."})
+    try:
+        ServerSpec(url=server.url, transport=server.transport)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValidationError({"url": str(exc)}) from None
+    server.full_clean(exclude=["org", "auth_headers", "tools"])
+
+
+def spec_for(server: McpServer, *, connect_timeout_s: float | None = None) -> ServerSpec:
+    kwargs: dict[str, Any] = {}
+    if connect_timeout_s is not None:
+        kwargs["connect_timeout_s"] = connect_timeout_s
+    return ServerSpec(url=server.url, transport=server.transport, headers=dict(server.auth_headers or {}),  # type: ignore[arg-type]
+                      **kwargs)
+
+
+@transaction.atomic
+def create_mcp_server(org: Organization, actor: Actor, *, name: str, url: str,
+                      transport: str = McpTransport.STREAMABLE_HTTP, auth_headers: dict[str, str] | None = None,
+                      enabled: bool = True, kind: str = McpServerKind.CUSTOM) -> McpServer:
+    server = McpServer(org=org, name=name.strip(), url=url.strip(), transport=transport,
+                       auth_headers=_clean_headers(auth_headers), enabled=enabled, kind=kind)
+    _validate_server(server)
+    try:
+        with transaction.atomic():
+            server.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"This organisation already has an MCP server named {server.name!r}."}) from None
+    record_audit(org, actor, "mcp_server.created", server,
+                 {"url": server.url, "transport": server.transport, "headers": server.header_names})
+    return server
+
+
+@transaction.atomic
+def update_mcp_server(server: McpServer, actor: Actor, **values: Any) -> McpServer:
+    headers_changed = "auth_headers" in values
+    if headers_changed:
+        server.auth_headers = _clean_headers(values.pop("auth_headers"))
+    allowed = {k: v for k, v in values.items() if k in {"name", "url", "transport", "enabled"}}
+    changes = diff_fields(server, allowed)
+    if headers_changed:
+        changes["headers"] = server.header_names  # names only: values are secrets
+    if "url" in changes or "transport" in changes or headers_changed:
+        # Discovered tools belong to the old connection; they must be re-tested.
+        server.last_test_ok = None
+    _validate_server(server)
+    try:
+        with transaction.atomic():
+            server.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"This organisation already has an MCP server named {server.name!r}."}) from None
+    if changes:
+        record_audit(server.org, actor, "mcp_server.updated", server, changes)
+    return server
+
+
+@transaction.atomic
+def delete_mcp_server(server: McpServer, actor: Actor) -> None:
+    record_audit(server.org, actor, "mcp_server.deleted", server, {"url": server.url})
+    server.delete()
+
+
+def discover_tools(server: McpServer, actor: Actor) -> McpServer:
+    """Connect, list tools with their schemas, store them. Failures are stored, not raised."""
+    try:
+        tools = list_tools_sync(spec_for(server))
+    except McpClientError as exc:
+        server.last_test_ok = False
+        server.last_error = exc.message
+        server.last_error_kind = str(exc.kind)
+    else:
+        server.tools = [t.as_dict() for t in tools]
+        server.last_test_ok = True
+        server.last_error = ""
+        server.last_error_kind = ""
+    server.last_tested_at = timezone.now()
+    server.save(update_fields=["tools", "last_test_ok", "last_error", "last_error_kind", "last_tested_at",
+                               "updated_at"])
+    record_audit(server.org, actor, "mcp_server.tested", server,
+                 {"ok": server.last_test_ok, "tools": len(server.tools) if server.last_test_ok else None,
+                  "error_kind": server.last_error_kind or None})
+    return server
+
+
+def connect_own_server(org: Organization, actor: Actor, kind: str, credentials: dict[str, str], *,
+                       name: str | None = None) -> McpServer:
+    """One step "connect Telegram/Gmail/WhatsApp/Shopify": register our server with the org's credentials.
+
+    ``credentials`` maps each of the server's credential header names (see
+    ``integrations.mcp_servers.SERVERS[kind].credential_headers``) to its value. The
+    server is then tested, so the org immediately sees its tools (or why it failed).
+    """
+    entry = SERVERS.get(kind)
+    if entry is None:
+        raise ValidationError({"kind": f"Unknown server {kind!r}; choose one of {', '.join(SERVERS)}."})
+    missing = [label for header, label in entry.credential_headers if not (credentials.get(header) or "").strip()]
+    if missing:
+        raise ValidationError({"credentials": f"{entry.title} needs: {', '.join(missing)}."})
+    try:
+        own = conf.own_server(kind, entry.default_port)
+    except ImproperlyConfiguredEnv as exc:
+        raise ValidationError({"kind": str(exc)}) from None
+    headers = {"Authorization": f"Bearer {own.token}"}
+    headers.update({header: credentials[header].strip() for header, _label in entry.credential_headers})
+    server = create_mcp_server(org, actor, name=name or entry.title, url=own.url, auth_headers=headers, kind=kind)
+    return discover_tools(server, actor)
+
+
+# --------------------------------------------------------------------------- webhook endpoints
+
+
+@transaction.atomic
+def create_webhook_endpoint(org: Organization, actor: Actor, *, url: str, events: list[str],
+                            description: str = "", enabled: bool = True) -> WebhookEndpoint:
+    validate_target_url(url)
+    endpoint = WebhookEndpoint(org=org, url=url.strip(), events=validate_events(events), description=description,
+                               enabled=enabled, secret=WebhookEndpoint.new_secret())
+    endpoint.full_clean(exclude=["org"])
+    endpoint.save()
+    record_audit(org, actor, "webhook_endpoint.created", endpoint, {"url": endpoint.url, "events": endpoint.events})
+    return endpoint
+
+
+@transaction.atomic
+def update_webhook_endpoint(endpoint: WebhookEndpoint, actor: Actor, **values: Any) -> WebhookEndpoint:
+    if "url" in values:
+        validate_target_url(values["url"])
+    if "events" in values:
+        values["events"] = validate_events(values["events"])
+    allowed = {k: v for k, v in values.items() if k in {"url", "events", "description", "enabled"}}
+    changes = diff_fields(endpoint, allowed)
+    if changes.get("enabled") == [False, True]:
+        # Re-enabled by a person: start a fresh failure window.
+        endpoint.failing_since = None
+        endpoint.disabled_reason = ""
+    endpoint.full_clean(exclude=["org"])
+    endpoint.save()
+    if changes:
+        record_audit(endpoint.org, actor, "webhook_endpoint.updated", endpoint, changes)
+    return endpoint
+
+
+@transaction.atomic
+def rotate_webhook_secret(endpoint: WebhookEndpoint, actor: Actor) -> WebhookEndpoint:
+    endpoint.secret = WebhookEndpoint.new_secret()
+    endpoint.save(update_fields=["secret", "updated_at"])
+    record_audit(endpoint.org, actor, "webhook_endpoint.secret_rotated", endpoint)
+    return endpoint
+
+
+@transaction.atomic
+def delete_webhook_endpoint(endpoint: WebhookEndpoint, actor: Actor) -> None:
+    record_audit(endpoint.org, actor, "webhook_endpoint.deleted", endpoint, {"url": endpoint.url})
+    endpoint.delete()
+
+
+@transaction.atomic
+def redeliver_delivery(delivery: WebhookDelivery, actor: Actor) -> None:
+    record_audit(delivery.org, actor, "webhook_delivery.redelivered", delivery,
+                 {"event": delivery.event.event_id, "endpoint": delivery.endpoint.url})
+    redeliver(delivery)
+
+
+@transaction.atomic
+def send_test_event(endpoint: WebhookEndpoint, actor: Actor) -> None:
+    """Send a ``webhook.test`` event to this endpoint only (enabled or not), to check a receiver."""
+    record_audit(endpoint.org, actor, "webhook_endpoint.tested", endpoint)
+    emit(endpoint.org, TEST_EVENT, {"message": "Test event from the dashboard.", "endpoint": str(endpoint.public_id)},
+         endpoints=[endpoint])

@@ -1,0 +1,182 @@
+"""Outgoing webhooks in-process: events from the audit log, signatures, retries, attempts,
+redelivery, disabling with admins told. (Worker restarts: test_webhooks_worker.py.)"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from integrations import webhooks
+from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEvent
+from integrations.services import create_webhook_endpoint, redeliver_delivery, send_test_event
+from integrations.testing.webhook_receiver import WebhookReceiver
+from orgs.models import AuditLog
+from orgs.services import SYSTEM, record_audit
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as r:
+        yield r
+
+
+def endpoint_for(org, receiver: WebhookReceiver, events=("batch.completed",)):
+    endpoint = create_webhook_endpoint(org, SYSTEM, url=receiver.hook_url, events=list(events))
+    receiver.secret = endpoint.secret
+    return endpoint
+
+
+def make_due(delivery: WebhookDelivery) -> None:
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_audit_entry_becomes_signed_event(org_a, org_b, receiver, eager_celery, django_capture_on_commit_callbacks):
+    endpoint = endpoint_for(org_a, receiver)
+    # Another org's endpoint (same URL even) never hears org A's events.
+    create_webhook_endpoint(org_b, SYSTEM, url=receiver.hook_url, events=["*"])
+    with django_capture_on_commit_callbacks(execute=True):
+        record_audit(org_a, SYSTEM, "batch.completed", None, {"entries": 10}, target_label="Spring campaign")
+        record_audit(org_a, SYSTEM, "api_key.created", None)  # internal: no event
+    events = list(WebhookEvent.objects.for_org(org_a))
+    assert [e.type for e in events] == ["batch.completed"]
+    assert [(r.event_type, r.signature_ok, r.status) for r in receiver.received] == [("batch.completed", True, 200)]
+    body = receiver.received[0].body
+    assert body["id"] == events[0].event_id and body["org"] == str(org_a.public_id)
+    assert body["data"]["changes"] == {"entries": 10} and body["data"]["object"]["label"] == "Spring campaign"
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    attempt = delivery.attempts.get()
+    assert attempt.status_code == 200 and attempt.response_excerpt == "ok" and attempt.duration_ms is not None
+    assert WebhookEvent.objects.for_org(org_b).count() == 0
+
+
+def test_same_audit_entry_never_makes_two_events(org_a, receiver, eager_celery, django_capture_on_commit_callbacks):
+    endpoint_for(org_a, receiver)
+    with django_capture_on_commit_callbacks(execute=True):
+        entry = record_audit(org_a, SYSTEM, "batch.completed", None)
+    webhooks.on_audit_recorded(AuditLog, entry=entry)  # the signal firing again
+    assert WebhookEvent.objects.for_org(org_a).count() == 1
+    assert sum(receiver.accepted().values()) == 1
+
+
+def test_retries_with_backoff_after_500_then_succeeds(org_a, receiver, eager_celery,
+                                                     django_capture_on_commit_callbacks):
+    receiver.fail_first = 2
+    endpoint = endpoint_for(org_a, receiver)
+    with django_capture_on_commit_callbacks(execute=True):
+        event = webhooks.emit(org_a, "batch.completed", {"n": 1})
+    delivery = WebhookDelivery.objects.get(event=event)
+    # First try failed; the eager retry message came early and was refused by the claim.
+    assert delivery.status == DeliveryStatus.RETRYING and delivery.attempt_count == 1
+    first_delay = (delivery.next_attempt_at - delivery.attempts.get().finished_at).total_seconds()
+    assert 30 <= first_delay <= 33
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is not None
+    for _ in range(2):
+        make_due(delivery)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert webhooks.sweep_due() == 1
+        delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert [a.status_code for a in delivery.attempts.all()] == [500, 500, 200]
+    assert [r.attempt for r in receiver.received] == [1, 2, 3]
+    assert len({r.event_id for r in receiver.received}) == 1  # same event id on every retry
+    assert all(r.signature_ok for r in receiver.received)
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is None
+    assert webhooks.sweep_due() == 0  # nothing left to send
+
+
+def test_gives_up_after_last_delay(org_a, receiver, eager_celery, django_capture_on_commit_callbacks, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "1,1")
+    receiver.down = True
+    endpoint_for(org_a, receiver)
+    with django_capture_on_commit_callbacks(execute=True):
+        event = webhooks.emit(org_a, "batch.completed", {})
+    delivery = WebhookDelivery.objects.get(event=event)
+    for _ in range(2):
+        make_due(delivery)
+        with django_capture_on_commit_callbacks(execute=True):
+            webhooks.sweep_due()
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED and delivery.attempt_count == 3
+    assert delivery.next_attempt_at is None
+    assert webhooks.sweep_due() == 0
+
+
+def test_unreachable_endpoint_attempt_names_the_error(org_a, eager_celery, django_capture_on_commit_callbacks):
+    endpoint = create_webhook_endpoint(org_a, SYSTEM, url="http://127.0.0.1:1/hook", events=["batch.completed"])
+    with django_capture_on_commit_callbacks(execute=True):
+        event = webhooks.emit(org_a, "batch.completed", {})
+    attempt = WebhookDelivery.objects.get(event=event, endpoint=endpoint).attempts.get()
+    assert attempt.status_code is None and attempt.error.startswith("could not connect")
+
+
+def test_failing_for_a_day_disables_and_tells_admins(org_a, owner_a, admin_a, viewer_a, receiver, eager_celery,
+                                                     django_capture_on_commit_callbacks):
+    receiver.down = True
+    endpoint = endpoint_for(org_a, receiver)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = webhooks.emit(org_a, "batch.completed", {})
+    endpoint.refresh_from_db()
+    endpoint.failing_since = timezone.now() - timedelta(hours=24, minutes=1)
+    endpoint.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        second = webhooks.emit(org_a, "batch.completed", {})
+    endpoint.refresh_from_db()
+    assert endpoint.enabled is False and "failing since" in endpoint.disabled_reason
+    statuses = {d.event_id: d.status for d in WebhookDelivery.objects.filter(endpoint=endpoint)}
+    assert statuses == {first.pk: DeliveryStatus.CANCELLED, second.pk: DeliveryStatus.CANCELLED}
+    assert AuditLog.objects.for_org(org_a).filter(action="webhook_endpoint.disabled").count() == 1
+    assert len(mail.outbox) == 1
+    assert sorted(mail.outbox[0].to) == ["admin@a.test", "owner@a.test"]  # not the viewer
+    assert endpoint.url in mail.outbox[0].body
+    # A disabled endpoint gets no new events.
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.emit(org_a, "batch.completed", {})
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 2
+
+
+def test_manual_redelivery_of_a_succeeded_delivery(org_a, owner_a, receiver, eager_celery,
+                                                   django_capture_on_commit_callbacks):
+    endpoint_for(org_a, receiver)
+    with django_capture_on_commit_callbacks(execute=True):
+        event = webhooks.emit(org_a, "batch.completed", {})
+    delivery = WebhookDelivery.objects.get(event=event)
+    with django_capture_on_commit_callbacks(execute=True):
+        redeliver_delivery(delivery, SYSTEM)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert [(a.number, a.manual, a.status_code) for a in delivery.attempts.all()] == [(1, False, 200), (2, True, 200)]
+    assert AuditLog.objects.for_org(org_a).filter(action="webhook_delivery.redelivered").exists()
+
+
+def test_test_event_goes_to_one_endpoint(org_a, receiver, eager_celery, django_capture_on_commit_callbacks):
+    endpoint = endpoint_for(org_a, receiver, events=["*"])
+    other = WebhookReceiver()
+    with other:
+        endpoint_for(org_a, other, events=["*"])
+        with django_capture_on_commit_callbacks(execute=True):
+            send_test_event(endpoint, SYSTEM)
+        assert other.received == []
+    receiver.secret = endpoint.secret
+    assert [r.event_type for r in receiver.received] == ["webhook.test"]
+
+
+def test_endpoint_validation_names_the_problem(org_a, settings, monkeypatch):
+    with pytest.raises(ValidationError, match="Unknown event type"):
+        create_webhook_endpoint(org_a, SYSTEM, url="https://example.com/h", events=["call.exploded"])
+    with pytest.raises(ValidationError, match="at least one event"):
+        create_webhook_endpoint(org_a, SYSTEM, url="https://example.com/h", events=[])
+    with pytest.raises(ValidationError, match="absolute http"):
+        create_webhook_endpoint(org_a, SYSTEM, url="ftp://example.com/h", events=["call.ended"])
+    monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE_TARGETS", "false")
+    with pytest.raises(ValidationError, match="private address"):
+        create_webhook_endpoint(org_a, SYSTEM, url="http://10.0.0.5/h", events=["call.ended"])
+    ok = create_webhook_endpoint(org_a, SYSTEM, url="https://example.com/h", events=["call.ended", "call.ended"])
+    assert ok.events == ["call.ended"] and ok.secret.startswith("whsec_")

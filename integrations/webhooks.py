@@ -1,0 +1,381 @@
+"""Outgoing customer webhooks: events from the audit log, signed delivery, retries, disabling.
+
+Flow:
+1. A service records an audit entry; after commit ``orgs.signals.audit_recorded`` fires and
+   :func:`on_audit_recorded` maps the action to an event type (:data:`AUDIT_EVENTS`) and
+   calls :func:`emit`. Code may also call ``emit(org, event_type, payload)`` directly.
+2. :func:`emit` stores one ``WebhookEvent`` and one ``WebhookDelivery`` per subscribed,
+   enabled endpoint, and (on commit) enqueues a delivery task for each.
+3. The task calls :func:`attempt_delivery`: claim the row (``select_for_update``,
+   ``skip_locked``; only a due, unleased, unfinished delivery is claimable), sign and POST,
+   record the attempt, and either finish or schedule the next try with exponential backoff.
+   The database row, not the Celery message, is the truth: a duplicated or redelivered task
+   message finds nothing to claim, and :func:`sweep_due` re-enqueues anything whose message
+   was lost (e.g. a worker killed while holding it).
+
+Receivers get at-least-once delivery: if a worker dies after the receiver answered but before
+the answer was recorded, the lease expires and the delivery is retried with the same
+``X-VP-Event-Id``; receivers deduplicate on it (the README says so).
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from integrations import conf
+from integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from integrations.webhooks_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signature_header
+from orgs.models import AuditLog, Membership, Organization, Role
+from orgs.services import SYSTEM, record_audit
+
+log = logging.getLogger(__name__)
+
+RESPONSE_EXCERPT_CHARS = 1000
+USER_AGENT = "VoicePlatform-Webhooks/1.0"
+
+# audit action → event type sent to customers. Only these leave the platform: internal
+# actions (API keys, credentials, members) are not customer events.
+AUDIT_EVENTS: dict[str, str] = {
+    "call.placed": "call.placed",
+    "call.started": "call.started",
+    "call.answered": "call.started",
+    "call.ended": "call.ended",
+    "call.transferred": "call.transferred",
+    "call.analyzed": "call.analyzed",
+    "batch.launched": "batch.started",
+    "batch.started": "batch.started",
+    "batch.completed": "batch.completed",
+    "batch.cancelled": "batch.cancelled",
+    "scheduled_call.fired": "scheduled_call.fired",
+    "agent.published": "agent.published",
+    "document.added": "knowledge.document_added",
+}
+# Sent only on request, to one endpoint; never subscribed to.
+TEST_EVENT = "webhook.test"
+EVENT_TYPES: tuple[str, ...] = tuple(sorted(set(AUDIT_EVENTS.values())))
+
+PayloadBuilder = Callable[[AuditLog], dict[str, Any]]
+_PAYLOAD_BUILDERS: dict[str, PayloadBuilder] = {}
+
+
+def register_payload_builder(target_type: str) -> Callable[[PayloadBuilder], PayloadBuilder]:
+    """Apps may enrich events about their objects (``target_type`` is ``app_label.model``)."""
+
+    def decorate(func: PayloadBuilder) -> PayloadBuilder:
+        _PAYLOAD_BUILDERS[target_type] = func
+        return func
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- emitting
+
+
+def on_audit_recorded(sender: Any, entry: AuditLog, **kwargs: Any) -> None:
+    event_type = AUDIT_EVENTS.get(entry.action)
+    if event_type is None:
+        return
+    try:
+        payload = payload_for(entry)
+    except Exception:  # noqa: BLE001 - a broken enricher must not lose the event
+        log.exception("webhook payload builder failed; sending the bare audit payload",
+                      extra={"action": entry.action})
+        payload = _base_payload(entry)
+    emit(entry.org, event_type, payload, audit_entry=entry)
+
+
+def _base_payload(entry: AuditLog) -> dict[str, Any]:
+    return {
+        "action": entry.action,
+        "object": {"type": entry.target_type, "id": entry.target_id, "label": entry.target_label},
+        "actor": entry.actor_label,
+        "changes": entry.changes,
+    }
+
+
+def payload_for(entry: AuditLog) -> dict[str, Any]:
+    payload = _base_payload(entry)
+    builder = _PAYLOAD_BUILDERS.get(entry.target_type)
+    if builder is not None:
+        payload.update(builder(entry))
+    return payload
+
+
+@register_payload_builder("calls.call")
+def _call_payload(entry: AuditLog) -> dict[str, Any]:
+    """Calls: the call's facts, and its transcript once it has ended."""
+    Call = apps.get_model("calls", "Call")
+    call = Call.objects.for_org(entry.org).filter(public_id=entry.target_id).select_related("agent").first()
+    if call is None:
+        return {}
+    data: dict[str, Any] = {"call": {
+        "id": str(call.public_id), "direction": call.direction, "status": call.status,
+        "from": call.from_number, "to": call.to_number,
+        "agent": str(call.agent.public_id) if call.agent_id else None,
+        "started_at": call.answered_at.isoformat() if call.answered_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "duration_s": call.duration_s, "end_reason": call.end_reason,
+    }}
+    if entry.action == "call.ended":
+        data["transcript"] = [
+            {"role": t.role, "text": t.text, "start_ms": t.start_ms, "end_ms": t.end_ms}
+            for t in call.turns.order_by("index")
+        ]
+    if entry.action == "call.analyzed":
+        data["analysis"] = call.analysis
+    return data
+
+
+def emit(org: Organization, event_type: str, payload: dict[str, Any], *,
+         audit_entry: AuditLog | None = None, endpoints: list[WebhookEndpoint] | None = None) -> WebhookEvent:
+    """Store an event and queue its deliveries. Idempotent per audit entry.
+
+    ``endpoints`` overrides subscription matching (a test event goes to exactly one endpoint).
+    """
+    with transaction.atomic():
+        if audit_entry is not None:
+            event, created = WebhookEvent.objects.get_or_create(
+                audit_entry=audit_entry, defaults={"org": org, "type": event_type, "payload": payload})
+            if not created:
+                return event
+        else:
+            event = WebhookEvent.objects.create(org=org, type=event_type, payload=payload)
+        if endpoints is None:
+            endpoints = [e for e in WebhookEndpoint.objects.for_org(org).filter(enabled=True) if e.wants(event_type)]
+        elif any(e.org_id != org.pk for e in endpoints):
+            raise ValueError("an event can only go to its own organisation's endpoints")
+        now = timezone.now()
+        deliveries = WebhookDelivery.objects.bulk_create([
+            WebhookDelivery(org=org, event=event, endpoint=endpoint, next_attempt_at=now) for endpoint in endpoints
+        ])
+        for delivery in deliveries:
+            _enqueue(delivery)
+    log.info("webhook event emitted", extra={"event_type": event_type, "deliveries": len(deliveries)})
+    return event
+
+
+def _enqueue(delivery: WebhookDelivery, *, countdown: float = 0, manual: bool = False) -> None:
+    from integrations.tasks import deliver_webhook
+
+    org_id, delivery_id = str(delivery.org.public_id), str(delivery.public_id)
+    transaction.on_commit(lambda: deliver_webhook.apply_async(
+        (org_id, delivery_id), {"manual": manual}, countdown=max(0.0, countdown)))
+
+
+# --------------------------------------------------------------------------- delivering
+
+
+def backoff_delay(attempt_number: int) -> float | None:
+    """Seconds before the try after ``attempt_number`` failed tries; None = give up."""
+    delays = conf.retry_delays()
+    if attempt_number > len(delays):
+        return None
+    base = delays[attempt_number - 1]
+    # Up to 10% jitter so endpoints that failed together do not retry in lockstep.
+    return base + random.uniform(0, base * 0.1)  # noqa: S311 - not security relevant
+
+
+def _claim(delivery_id: int, *, manual: bool) -> tuple[WebhookDelivery, WebhookAttempt] | None:
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("endpoint", "event", "org").filter(pk=delivery_id).first())
+        if delivery is None:
+            return None  # another worker holds it right now
+        leased = delivery.status == DeliveryStatus.SENDING and delivery.lease_until and delivery.lease_until > now
+        if leased:
+            return None
+        if delivery.status == DeliveryStatus.SENDING:
+            # The worker that claimed it died mid-send: close its attempt honestly.
+            WebhookAttempt.objects.filter(delivery=delivery, finished_at__isnull=True).update(
+                error="worker stopped before the response was recorded", finished_at=now)
+        elif not manual:
+            if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING):
+                return None  # finished already: a duplicate task message
+            if delivery.next_attempt_at and delivery.next_attempt_at > now:
+                return None  # an early message; the real one (or the sweeper) comes later
+        if not delivery.endpoint.enabled and not manual and delivery.event.type != TEST_EVENT:
+            delivery.status = DeliveryStatus.CANCELLED
+            delivery.next_attempt_at = None
+            delivery.save(update_fields=["status", "next_attempt_at", "updated_at"])
+            return None
+        delivery.attempt_count += 1
+        delivery.status = DeliveryStatus.SENDING
+        delivery.lease_until = now + timedelta(seconds=conf.lease_s())
+        delivery.save(update_fields=["attempt_count", "status", "lease_until", "updated_at"])
+        attempt = WebhookAttempt.objects.create(delivery=delivery, number=delivery.attempt_count, manual=manual)
+    return delivery, attempt
+
+
+def _post(delivery: WebhookDelivery, attempt: WebhookAttempt) -> tuple[int | None, str, str, int]:
+    """Send; returns (status code, response excerpt, error, duration ms). Never raises."""
+    event = delivery.event
+    body = json.dumps(event.envelope(), separators=(",", ":"), sort_keys=True, default=str).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        EVENT_ID_HEADER: event.event_id,
+        EVENT_TYPE_HEADER: event.type,
+        "X-VP-Delivery-Attempt": str(attempt.number),
+        SIGNATURE_HEADER: signature_header(delivery.endpoint.secret, body),
+    }
+    started = time.monotonic()
+    try:
+        with httpx.Client(timeout=conf.request_timeout_s(), follow_redirects=False) as client:
+            response = client.post(delivery.endpoint.url, content=body, headers=headers)
+        excerpt = response.text[:RESPONSE_EXCERPT_CHARS]
+        return response.status_code, excerpt, "", int((time.monotonic() - started) * 1000)
+    except httpx.TimeoutException:
+        error = f"no response within {conf.request_timeout_s():g}s"
+    except httpx.ConnectError as exc:
+        error = f"could not connect: {exc}"[:500]
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    return None, "", error, int((time.monotonic() - started) * 1000)
+
+
+def attempt_delivery(delivery_id: int, *, manual: bool = False) -> datetime | None:
+    """Claim, send and record one attempt. Returns when to try next (None: finished or not ours)."""
+    claimed = _claim(delivery_id, manual=manual)
+    if claimed is None:
+        return None
+    delivery, attempt = claimed
+    status_code, excerpt, error, duration_ms = _post(delivery, attempt)
+    ok = status_code is not None and 200 <= status_code < 300
+    log.info("webhook attempt", extra={"event_type": delivery.event.type, "attempt": attempt.number,
+                                       "status_code": status_code, "duration_ms": duration_ms, "ok": ok})
+    return _record(delivery.pk, attempt.pk, status_code=status_code, excerpt=excerpt, error=error,
+                   duration_ms=duration_ms, manual=manual)
+
+
+def _record(delivery_id: int, attempt_id: int, *, status_code: int | None, excerpt: str, error: str,
+            duration_ms: int, manual: bool) -> datetime | None:
+    now = timezone.now()
+    ok = status_code is not None and 200 <= status_code < 300
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().select_related("org").get(pk=delivery_id)
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+        WebhookAttempt.objects.filter(pk=attempt_id).update(
+            status_code=status_code, response_excerpt=excerpt, error=error or (
+                "" if ok else f"HTTP {status_code}"), duration_ms=duration_ms, finished_at=now)
+        delivery.lease_until = None
+        delivery.last_status_code = status_code
+        next_at: datetime | None = None
+        if ok:
+            delivery.status = DeliveryStatus.SUCCEEDED
+            delivery.delivered_at = now
+            delivery.next_attempt_at = None
+            if endpoint.failing_since is not None:
+                endpoint.failing_since = None
+                endpoint.save(update_fields=["failing_since", "updated_at"])
+        else:
+            if endpoint.failing_since is None:
+                endpoint.failing_since = now
+                endpoint.save(update_fields=["failing_since", "updated_at"])
+            delay = None if manual and delivery.next_attempt_at is None else backoff_delay(delivery.attempt_count)
+            if manual and delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+                next_at = delivery.next_attempt_at  # a manual try leaves the retry schedule alone
+                delivery.status = DeliveryStatus.RETRYING
+            elif delay is None:
+                delivery.status = DeliveryStatus.FAILED
+                delivery.next_attempt_at = None
+            else:
+                next_at = now + timedelta(seconds=delay)
+                delivery.status = DeliveryStatus.RETRYING
+                delivery.next_attempt_at = next_at
+            if endpoint.enabled and now - endpoint.failing_since >= conf.disable_after():
+                disable_endpoint(endpoint, reason=f"failing since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC "
+                                                  f"(last: {error or f'HTTP {status_code}'})"[:300])
+                if delivery.status == DeliveryStatus.RETRYING:
+                    delivery.status = DeliveryStatus.CANCELLED
+                    delivery.next_attempt_at = None
+                    next_at = None
+        delivery.save()
+        if next_at is not None and not manual:
+            _enqueue(delivery, countdown=(next_at - now).total_seconds())
+    return next_at
+
+
+def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str) -> None:
+    """Stop sending to an endpoint that keeps failing; cancel its queue; tell the org's admins."""
+    endpoint.enabled = False
+    endpoint.disabled_reason = reason
+    endpoint.save(update_fields=["enabled", "disabled_reason", "updated_at"])
+    WebhookDelivery.objects.filter(endpoint=endpoint, status__in=[
+        DeliveryStatus.PENDING, DeliveryStatus.RETRYING]).update(status=DeliveryStatus.CANCELLED, next_attempt_at=None)
+    record_audit(endpoint.org, SYSTEM, "webhook_endpoint.disabled", endpoint, {"reason": reason})
+    recipients = list(Membership.objects.filter(org=endpoint.org, role__in=[Role.OWNER, Role.ADMIN])
+                      .exclude(user__email="").values_list("user__email", flat=True))
+    org_name, url = endpoint.org.name, endpoint.url
+    if recipients:
+        transaction.on_commit(lambda: send_mail(
+            subject=f"[{org_name}] Webhook endpoint disabled after failing",
+            message=(f"Deliveries to {url} kept failing, so the endpoint was disabled.\n\nReason: {reason}\n\n"
+                     "Fix the receiver, then re-enable the endpoint in Webhooks and redeliver missed events."),
+            from_email=None, recipient_list=recipients, fail_silently=True))
+    log.warning("webhook endpoint disabled", extra={"endpoint": str(endpoint.public_id)})
+
+
+def redeliver(delivery: WebhookDelivery) -> None:
+    """A person asked to send this delivery again now (whatever its state)."""
+    _enqueue(delivery, manual=True)
+
+
+def sweep_due(limit: int = 500) -> int:
+    """Enqueue deliveries that are due but whose task message is gone (lost, or its worker died)."""
+    now = timezone.now()
+    due = list(WebhookDelivery.objects.select_related("org").filter(
+        status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lte=now,
+    ).order_by("next_attempt_at")[:limit])
+    orphaned = list(WebhookDelivery.objects.select_related("org").filter(
+        status=DeliveryStatus.SENDING, lease_until__lt=now)[:limit])
+    from integrations.tasks import deliver_webhook
+
+    for delivery in due + orphaned:
+        deliver_webhook.delay(str(delivery.org.public_id), str(delivery.public_id))
+    return len(due) + len(orphaned)
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+def validate_target_url(url: str) -> None:
+    """Refuse non-http(s) URLs and, in production, loopback/private literal addresses (SSRF)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError({"url": "The webhook URL must be an absolute http:// or https:// URL."})
+    if conf.allow_private_targets():
+        return
+    host = parts.hostname
+    if host == "localhost" or host.endswith(".localhost"):
+        raise ValidationError({"url": "The webhook URL must not point at this server (localhost)."})
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
+        raise ValidationError({"url": f"The webhook URL must not point at a private address ({address})."})
+
+
+def validate_events(events: list[str]) -> list[str]:
+    if not isinstance(events, list) or not events:
+        raise ValidationError({"events": "Choose at least one event type (or \"*\" for all)."})
+    unknown = [e for e in events if e != "*" and e not in EVENT_TYPES]
+    if unknown:
+        raise ValidationError({"events": f"Unknown event type(s): {', '.join(map(str, unknown))}. "
+                                         f"Known: {', '.join(EVENT_TYPES)}."})
+    return sorted(set(events))
