@@ -1,0 +1,79 @@
+"""Django admin for agents, scoped to the current organisation (``OrgScopedAdmin``).
+
+Saves go through ``agents.services`` so admin edits are validated and audited
+like dashboard and API edits. Versions are read-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from agents import services
+from agents.models import CONFIG_FIELDS, Agent, AgentVersion
+from orgs.services import Actor
+from voiceplatform.admin import OrgScopedAdmin, _org
+
+
+@admin.register(Agent)
+class AgentAdmin(OrgScopedAdmin):
+    list_display = ["name", "provider", "model", "voice", "published_number", "updated_at"]
+    list_filter = ["provider"]
+    search_fields = ["name"]
+    readonly_fields = ["public_id", "published_version", "created_at", "updated_at"]
+    actions = ["publish_selected"]
+
+    @admin.display(description="Published version")
+    def published_number(self, obj: Agent) -> str:
+        return f"v{obj.published_version.number}" if obj.published_version else "—"
+
+    def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
+        actor = Actor.from_request(request)
+        if not change:
+            if not request.user.is_superuser:
+                obj.org = _org(request)
+            services.save_new_agent(obj, actor)
+            return
+        fresh = Agent.objects.get(pk=obj.pk)
+        values = {f: form.cleaned_data[f] for f in form.changed_data if f in CONFIG_FIELDS}
+        services.update_agent(fresh, actor, **values)
+
+    def delete_model(self, request: HttpRequest, obj: Agent) -> None:
+        services.delete_agent(obj, Actor.from_request(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for agent in queryset:
+            services.delete_agent(agent, Actor.from_request(request))
+
+    @admin.action(description="Publish the selected agents' drafts")
+    def publish_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        if not self.has_change_permission(request):
+            messages.error(request, "Your role does not allow publishing.")
+            return
+        for agent in queryset:
+            try:
+                version = services.publish_agent(agent, Actor.from_request(request))
+            except services.AgentError as exc:
+                messages.warning(request, f"{agent.name}: {exc}")
+            else:
+                messages.success(request, f"{agent.name}: published version {version.number}.")
+
+
+@admin.register(AgentVersion)
+class AgentVersionAdmin(OrgScopedAdmin):
+    list_display = ["agent", "number", "published_by", "note", "created_at"]
+    list_filter = ["agent__provider"]
+    readonly_fields = ["public_id", "agent", "number", "config", "note", "published_by", "created_at"]
+
+    # Published versions are immutable: view only, for every role.
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from agents.builtin_tools import BUILTIN_TOOL_CHOICES
+from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent, AgentVersion, validate_config
+from agents.runtime import readiness_problems
+from voiceplatform.api import PublicIdField
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    id = PublicIdField()
+    builtin_tools = serializers.ListField(child=serializers.ChoiceField(choices=BUILTIN_TOOL_CHOICES), required=False)
+    webhook_events = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENT_CHOICES),
+                                           required=False)
+    mcp_server_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    knowledge_base_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    analysis_schema = serializers.JSONField(required=False)
+    provider_options = serializers.DictField(required=False)
+    published_version = serializers.IntegerField(source="published_version.number", read_only=True, allow_null=True)
+    has_unpublished_changes = serializers.BooleanField(read_only=True)
+    ready = serializers.SerializerMethodField()
+    problems = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Agent
+        fields = ["id", *CONFIG_FIELDS, "published_version", "has_unpublished_changes", "ready", "problems",
+                  "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def _problems(self, obj: Agent) -> list[str]:
+        return readiness_problems(obj, self.context.get("configured_providers"))
+
+    def get_ready(self, obj: Agent) -> bool:
+        return not self._problems(obj)
+
+    def get_problems(self, obj: Agent) -> list[str]:
+        return self._problems(obj)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        base = self.instance.snapshot() if self.instance is not None else Agent().snapshot()
+        errors = validate_config({**base, **attrs})
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class AgentVersionSerializer(serializers.ModelSerializer):
+    id = PublicIdField()
+    agent = serializers.UUIDField(source="agent.public_id", read_only=True)
+
+    class Meta:
+        model = AgentVersion
+        fields = ["id", "agent", "number", "config", "note", "published_by", "created_at"]
+        read_only_fields = fields
+
+
+class PublishSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class RestoreSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, help_text="The version number to restore into the draft.")
+    publish = serializers.BooleanField(default=False, help_text="Also publish the restored draft as a new version.")
+
+
+class DuplicateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120, required=False, allow_blank=True)
+
+
+class PreviewSerializer(serializers.Serializer):
+    variables = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
+    draft = serializers.BooleanField(default=False, help_text="Render the draft instead of the published version.")
+
+
+class PreviewResultSerializer(serializers.Serializer):
+    system_prompt = serializers.CharField()
+    first_message = serializers.CharField()
+    voicemail_message = serializers.CharField()
+    variables = serializers.ListField(child=serializers.CharField())
+
+
+class ProviderSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    models = serializers.ListField(child=serializers.CharField())
+    default_model = serializers.CharField()
+    voices = serializers.ListField(child=serializers.CharField())
+    default_voice = serializers.CharField()
+    supports_temperature = serializers.BooleanField()
+    credential = serializers.CharField(allow_null=True)
+    credential_configured = serializers.BooleanField()

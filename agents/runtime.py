@@ -1,0 +1,101 @@
+"""From a published agent version and call context to a bridge ``SessionConfig``.
+
+Used at dial/answer time by ``calls/``: rendering call variables here means a
+missing variable fails the call before anyone is dialled (``MissingVariable``),
+and a missing provider credential fails it with ``MissingCredential``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agents.bridges.base import SessionConfig
+from agents.builtin_tools import tool_specs
+from agents.models import Agent, AgentVersion
+from agents.providers import provider_info
+from agents.variables import MissingVariable, render
+from orgs.credentials import MissingCredential, configured_providers, get_credential
+
+# Where each provider's credential keeps an endpoint override (for self-hosted
+# gateways and the test fakes).
+_BASE_URL_KEY = {"openai_realtime": "websocket_base_url", "gemini_live": "base_url", "hume_evi": "base_url"}
+
+
+class AgentNotReady(Exception):
+    """The agent cannot take or place calls yet; ``problems`` says why (one line each)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def readiness_problems(agent: Agent, providers_with_credentials: set[str] | None = None) -> list[str]:
+    """Why ``agent`` cannot be used for a call right now (empty when it can)."""
+    problems: list[str] = []
+    if agent.published_version is None:
+        problems.append("The agent has no published version; publish it first.")
+    needed = agent.credential_provider
+    if needed is not None:
+        have = providers_with_credentials if providers_with_credentials is not None else configured_providers(agent.org)
+        if needed not in have:
+            problems.append(f"The organisation has no {provider_info(agent.provider).label} credential "
+                            f"({needed}); add it under Settings → Provider credentials.")
+    return problems
+
+
+def ensure_ready(agent: Agent) -> AgentVersion:
+    """The version a new call must run, or :class:`AgentNotReady`."""
+    problems = readiness_problems(agent)
+    if problems:
+        raise AgentNotReady(problems)
+    assert agent.published_version is not None
+    return agent.published_version
+
+
+def build_session_config(
+    version: AgentVersion,
+    variables: Mapping[str, Any],
+    *,
+    extra_tools: Sequence[dict[str, Any]] = (),
+    credentials: dict[str, str] | None = None,
+) -> SessionConfig:
+    """The bridge configuration for one call of ``version``.
+
+    ``variables`` fill ``{{placeholders}}`` in the prompt, first message and
+    voicemail; ``extra_tools`` are further function specs (MCP tools). Raises
+    :class:`~agents.variables.MissingVariable` (every missing name, across all
+    texts) and :class:`~orgs.credentials.MissingCredential`.
+    """
+    cfg = version.config
+    info = provider_info(cfg["provider"])
+    rendered: dict[str, str] = {}
+    missing: list[str] = []
+    for field in ("system_prompt", "first_message", "voicemail_message"):
+        try:
+            rendered[field] = render(cfg.get(field) or "", variables)
+        except MissingVariable as exc:
+            missing.extend(exc.names)
+    if missing:
+        raise MissingVariable(missing, where="agent's prompt, first message or voicemail")
+    if credentials is None:
+        credentials = get_credential(version.org, info.credential) if info.credential else {}
+    base_url = credentials.get(_BASE_URL_KEY.get(info.name, ""), "") or None
+    return SessionConfig(
+        instructions=rendered["system_prompt"],
+        voice=cfg.get("voice") or info.default_voice,
+        model=cfg.get("model") or info.default_model,
+        language=cfg.get("language") or None,
+        temperature=cfg.get("temperature"),
+        first_message=rendered["first_message"] or None,
+        speaks_first=cfg.get("speaks_first") or "agent",
+        tools=[*tool_specs(list(cfg.get("builtin_tools") or [])), *extra_tools],
+        vad_threshold=cfg.get("vad_threshold"),
+        credentials=dict(credentials),
+        base_url=base_url,
+        provider_options=dict(cfg.get("provider_options") or {}),
+    )
+
+
+__all__ = ["AgentNotReady", "MissingCredential", "MissingVariable", "build_session_config", "ensure_ready",
+           "readiness_problems"]

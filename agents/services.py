@@ -1,0 +1,120 @@
+"""State changes for agents. Views, API viewsets and admin actions all call these.
+
+Each function validates, saves, and records one audit entry (``agent.created``,
+``agent.updated``, ``agent.published``, ``agent.restored``, ``agent.duplicated``,
+``agent.deleted``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+
+from agents.models import CONFIG_FIELDS, Agent, AgentVersion
+from orgs.models import Organization
+from orgs.services import Actor, diff_fields, record_audit
+
+# Long free-text fields: the audit entry says they changed, not what they say.
+_TEXT_FIELDS = {"system_prompt", "first_message", "voicemail_message", "success_criteria"}
+
+
+class AgentError(Exception):
+    """A request that cannot be carried out as asked; the message says why."""
+
+
+def _audit_changes(changes: dict[str, list[Any]]) -> dict[str, Any]:
+    return {field: ("changed" if field in _TEXT_FIELDS else value) for field, value in changes.items()}
+
+
+def _check_fields(values: dict[str, Any]) -> None:
+    unknown = sorted(set(values) - set(CONFIG_FIELDS))
+    if unknown:
+        raise ValidationError({name: ["Not an agent setting."] for name in unknown})
+
+
+def create_agent(org: Organization, actor: Actor, **values: Any) -> Agent:
+    """Create an agent (a draft with no published version)."""
+    _check_fields(values)
+    return save_new_agent(Agent(org=org, **values), actor)
+
+
+def save_new_agent(agent: Agent, actor: Actor) -> Agent:
+    """Validate and insert an unsaved agent (its ``org`` set) — for forms that build the instance."""
+    agent.full_clean(exclude=["org", "published_version"])
+    with transaction.atomic():
+        agent.save()
+        record_audit(agent.org, actor, "agent.created", agent, {"provider": agent.provider})
+    return agent
+
+
+def update_agent(agent: Agent, actor: Actor, **values: Any) -> Agent:
+    """Change the draft. The published version (and running calls) are unaffected."""
+    _check_fields(values)
+    changes = diff_fields(agent, values)
+    if not changes:
+        return agent
+    agent.full_clean(exclude=["org", "published_version"])
+    with transaction.atomic():
+        agent.save()
+        record_audit(agent.org, actor, "agent.updated", agent, _audit_changes(changes))
+    return agent
+
+
+def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
+    """Freeze the draft into a new immutable version and make it the one calls use."""
+    with transaction.atomic():
+        # Lock the agent so two publishes cannot take the same number.
+        locked = Agent.objects.select_for_update().get(pk=agent.pk)
+        locked.full_clean(exclude=["org", "published_version"])
+        current = locked.published_version
+        config = locked.snapshot()
+        if current is not None and current.config == config:
+            raise AgentError(f"Nothing to publish: the draft is the same as version {current.number}.")
+        number = (AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0) + 1
+        version = AgentVersion.objects.create(
+            org=locked.org, agent=locked, number=number, config=config, note=note[:200],
+            published_by=actor.label[:200],
+        )
+        locked.published_version = version
+        locked.save(update_fields=["published_version", "updated_at"])
+        record_audit(locked.org, actor, "agent.published", locked, {"version": number, "note": note[:200]})
+    agent.published_version = version
+    return version
+
+
+def restore_version(agent: Agent, version: AgentVersion, actor: Actor, *, publish: bool = False) -> Agent:
+    """Copy ``version`` back into the draft; with ``publish`` also publish it as a new version."""
+    if version.agent_id != agent.pk:
+        raise AgentError(f"Version {version.number} belongs to another agent.")
+    with transaction.atomic():
+        before = agent.snapshot()
+        agent.apply_snapshot(version.config)
+        changed = sorted(f for f in CONFIG_FIELDS if before.get(f) != getattr(agent, f))
+        agent.full_clean(exclude=["org", "published_version"])
+        agent.save()
+        record_audit(agent.org, actor, "agent.restored", agent,
+                     {"version": version.number, "fields": changed})
+        if publish and agent.has_unpublished_changes:
+            publish_agent(agent, actor, note=f"Restored from version {version.number}")
+    return agent
+
+
+def duplicate_agent(agent: Agent, actor: Actor, name: str | None = None) -> Agent:
+    """A new agent with the same draft configuration and no versions."""
+    values = agent.snapshot()
+    values["name"] = (name or f"Copy of {agent.name}")[:120]
+    copy = Agent(org=agent.org, **values)
+    copy.full_clean(exclude=["org", "published_version"])
+    with transaction.atomic():
+        copy.save()
+        record_audit(agent.org, actor, "agent.duplicated", copy, {"source": str(agent.public_id)})
+    return copy
+
+
+def delete_agent(agent: Agent, actor: Actor) -> None:
+    with transaction.atomic():
+        record_audit(agent.org, actor, "agent.deleted", agent)
+        agent.delete()
