@@ -76,8 +76,17 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     vad_batcher: VadBatcher | None = None
     sessions: SessionRegistry = prepared_sessions
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    _INJECTABLE = frozenset({"authorize", "load_context", "on_finish", "bridge_factory", "vad_batcher", "sessions"})
+
+    def __init__(self, **initkwargs: Any) -> None:
+        super().__init__()
+        # Channels passes as_asgi() kwargs to the constructor but the stock
+        # consumer ignores them; we take exactly the injectable dependencies.
+        unknown = set(initkwargs) - self._INJECTABLE
+        if unknown:
+            raise TypeError(f"unexpected consumer arguments: {', '.join(sorted(unknown))}")
+        for name, value in initkwargs.items():
+            setattr(self, name, value)
         self.session: CallSession | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

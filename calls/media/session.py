@@ -29,6 +29,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import numpy as np
+
 from agents.bridges.base import (
     PCMU_8K,
     AgentAudio,
@@ -72,7 +74,8 @@ logger = logging.getLogger("calls.media")
 BridgeFactory = Callable[[str, SessionConfig], Bridge]
 
 _HANGUP_TIMEOUT_S = 10.0
-_MAX_PROTOCOL_ERRORS = 20  # recorded individually; past this the stream is broken
+_MAX_PROTOCOL_ERRORS = 20
+_AUDIBLE = 300  # peak |sample| below this is silence/comfort noise (about -40 dBFS)  # recorded individually; past this the stream is broken
 
 
 class Transport(Protocol):
@@ -140,11 +143,14 @@ class CallSession:
         self._speech_end_ms: int | None = None
         self._turn_end_at: float | None = None  # monotonic; caller stopped speaking
         self._last_activity: float = clock()
+        self._agent_audible_until = 0.0
         self._caller_audio_ms = 0.0
         self._agent_audio_ms = 0.0
         self._dropped_before_start = 0
         self._protocol_errors = 0
         self.dtmf_digits: list[str] = []
+        self.responses_done = 0
+        self._response_done = asyncio.Event()
         # tasks
         self._pump_task: asyncio.Task[None] | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
@@ -249,7 +255,7 @@ class CallSession:
         loop.call_later(ctx.stream_wait_s, self._stream_wait_expired)
 
     def _stream_wait_expired(self) -> None:
-        if not self.streaming and not self.ending:
+        if self._t0 is None and not self.ending:
             self.request_end(r.END_STREAM_TIMEOUT)
 
     # --------------------------------------------------------- transport in
@@ -311,7 +317,7 @@ class CallSession:
     # --------------------------------------------------------- stream start
 
     async def _on_start(self, frame: StreamStarted) -> None:
-        if self.streaming:
+        if self._t0 is not None:
             self.record("protocol_error", message=f"{self.codec.kind}: duplicate start message")
             return
         try:
@@ -325,7 +331,6 @@ class CallSession:
         assert ctx is not None
         self._t0 = self._clock()
         self._last_activity = self._t0
-        self.streaming = True
         self.record("stream_started", transport=self.codec.kind, format=str(self.codec.audio_format),
                     wait_ms=int((self._t0 - self._created_at) * 1000))
         if self._startup_error is not None or self.bridge is None:
@@ -349,6 +354,7 @@ class CallSession:
             self._vad = VadStream(vad_settings, batcher=self._vad_batcher, on_event=self._on_vad)
         if ctx.recording_path:
             self._recorder = TwoChannelRecorder(ctx.recording_path, sample_rate=self._analysis_rate)
+        self.streaming = True
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
         preroll, self._preroll = self._preroll, []
         for audio in preroll:
@@ -424,7 +430,10 @@ class CallSession:
             self._turn_end_at = None
             if self._vad is None or not self._vad.speaking:
                 self._speech_start_ms = self.clock_ms()
-            if self.playback.playing(self._clock()):
+            # With our own VAD on, it decides barge-in (tunable, and it hears
+            # the line exactly as the carrier delivers it); the provider's
+            # detection only confirms it. Without VAD the provider decides.
+            if self.playback.playing(self._clock()) and (self._vad is None or self._vad.speaking):
                 await self.barge_in("provider")
         elif isinstance(event, SpeechStopped):
             if self._turn_end_at is None:
@@ -466,7 +475,10 @@ class CallSession:
         if self._recorder is not None:
             self._recorder.write_agent(samples)
         self._agent_audio_ms += duration_ms
-        self._last_activity = now
+        # Only audible agent audio counts against the silence timeout (the
+        # echo bridge, or a provider's comfort noise, streams silence too).
+        if int(np.abs(samples).max()) > _AUDIBLE:
+            self._agent_audible_until = max(now, self._agent_audible_until) + duration_ms / 1000.0
         if item.since_mark_ms >= self.context.mark_interval_ms:
             await self._send(self.codec.mark(self.playback.new_mark(item)))
 
@@ -489,11 +501,12 @@ class CallSession:
         if name == self._apology_mark:
             self._apology_played.set()
             return
-        item = self.playback.on_mark(name, self._clock())
-        if item is not None:
-            self._last_activity = self._clock()
+        self.playback.on_mark(name, self._clock())
 
     def _on_response_done(self, event: ResponseDone) -> None:
+        self.responses_done += 1
+        self._response_done.set()
+        self._response_done = asyncio.Event()
         self.record("response_done", status=event.status)
         item = self.playback.current
         # a closing mark tells us when the whole reply has been heard
@@ -622,6 +635,15 @@ class CallSession:
         except ProviderError as exc:
             self._provider_failed(exc)
 
+    async def wait_for_next_response(self, timeout_s: float = 5.0) -> bool:
+        """Until the provider finishes its next response (e.g. the goodbye that
+        follows a tool result); False if none came in time."""
+        try:
+            await asyncio.wait_for(self._response_done.wait(), timeout_s)
+            return True
+        except (TimeoutError, asyncio.TimeoutError):
+            return False
+
     async def wait_for_playback(self, max_wait_s: float = 15.0) -> None:
         """Until the caller has heard every queued agent byte (bounded)."""
         deadline = self._clock() + max_wait_s
@@ -641,7 +663,7 @@ class CallSession:
             if now - self._t0 >= ctx.max_duration_s:
                 self.request_end(r.END_MAX_DURATION)
                 return
-            if self.playback.playing(now) or (self._vad is not None and self._vad.speaking):
+            if now < self._agent_audible_until or (self._vad is not None and self._vad.speaking):
                 self._last_activity = now
             if now - self._last_activity >= ctx.silence_timeout_s:
                 self.request_end(r.END_SILENCE_TIMEOUT)
@@ -678,6 +700,7 @@ class CallSession:
         try:
             if self._watchdog_task is not None and self._watchdog_task is not asyncio.current_task():
                 self._watchdog_task.cancel()
+            self._note_cut_off()
             self.record("ended", reason=reason)
             if (reason == r.END_PROVIDER_ERROR and ctx is not None and ctx.apology_audio
                     and self.streaming and self._transport_open):
@@ -723,6 +746,20 @@ class CallSession:
             extra={"call": self.call_public_id, "reason": reason, "duration_ms": self.result.duration_ms,
                    "turns": len(self.transcript), "transport": self.codec.kind},
         )
+
+    def _note_cut_off(self) -> None:
+        # The call ended while the agent was mid-sentence: the transcript keeps
+        # only what the caller heard.
+        now = self._clock()
+        item = self.playback.current
+        if item is None or item.interrupted or not self.playback.playing(now):
+            return
+        heard = self.playback.heard_ms(item, now)
+        turn = self._agent_turns.get(item.item_id)
+        if turn is not None:
+            turn.interrupted = True
+            turn.end_ms = item.first_sent_clock_ms + heard
+        self.record("agent_cut_off", item_id=item.item_id, heard_ms=heard, sent_ms=int(item.sent_ms))
 
     async def _play_apology(self, audio: bytes) -> None:
         assert self._outbound is not None

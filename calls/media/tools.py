@@ -21,7 +21,12 @@ _DTMF = re.compile(r"^[0-9*#A-Dw]{1,32}$")
 async def end_call(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
     """Hang up once the caller has heard what the agent already said."""
 
+    # The tool result makes the model respond once more (usually the goodbye):
+    # wait for that response, then for the caller to hear it.
+    next_response = session.wait_for_next_response()
+
     async def finish() -> None:
+        await next_response
         await session.wait_for_playback()
         session.request_end(r.END_AGENT_HANGUP)
 

@@ -67,8 +67,23 @@ class InMemoryCalls:
         return {"authorize": self.authorize, "load_context": self.load_context, "on_finish": self.on_finish}
 
 
+def ensure_django_settings() -> None:
+    """Configure a minimal Django when nothing has (standalone benchmark, or
+    pytest with -p no:django): the media path needs URL routing and
+    import_string, not the database or any app."""
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(DATABASES={}, INSTALLED_APPS=["channels"], CHANNEL_LAYERS={}, USE_TZ=True,
+                           LOGGING_CONFIG=None)
+        import django
+
+        django.setup()
+
+
 def build_media_app(calls: InMemoryCalls, **extra: Any) -> Any:
     """The ASGI app: websocket routes of calls.routing with in-memory hooks."""
+    ensure_django_settings()
     from channels.routing import ProtocolTypeRouter, URLRouter
 
     from calls.routing import media_urlpatterns

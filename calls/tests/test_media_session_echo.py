@@ -1,0 +1,139 @@
+"""The call session end to end over a real WebSocket server with the echo bridge:
+a test client plays the carrier (Twilio or Plivo), the consumer and session are
+the production code, only the context/result hooks are in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agents.bridges.base import SessionConfig
+from calls.audio.mulaw import mulaw_to_array
+from calls.audio.vad import VadSettings
+from calls.media.result import SessionContext, SessionResult
+from calls.testing.media_client import CarrierMediaClient
+from calls.testing.media_server import MediaTestServer
+from calls.testing.signals import silence_mulaw, speech_mulaw
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MediaTestServer]:
+    with MediaTestServer() as srv:
+        yield srv
+
+
+def echo_context(call_id: str, tmp_path: Path, hangups: list[str], **overrides: Any) -> SessionContext:
+    async def hangup(reason: str) -> None:
+        hangups.append(reason)
+
+    fields: dict[str, Any] = {
+        "call_public_id": call_id,
+        "provider": "echo",
+        "config": SessionConfig(speaks_first="caller"),
+        "vad": VadSettings(min_silence_ms=300),
+        "recording_path": tmp_path / f"{call_id}.wav",
+        "hangup": hangup,
+    }
+    fields.update(overrides)
+    return SessionContext(**fields)
+
+
+def add_echo_call(server: MediaTestServer, transport: str, tmp_path: Path, hangups: list[str], **kw: Any) -> tuple[str, str]:
+    holder: dict[str, str] = {}
+
+    def build() -> SessionContext:
+        return echo_context(holder["id"], tmp_path, hangups, **kw)
+
+    call_id, url = server.add_call(transport, build)
+    holder["id"] = call_id
+    return call_id, url
+
+
+def test_twilio_echo_call_with_dtmf_and_caller_hangup(server: MediaTestServer, tmp_path: Path) -> None:
+    hangups: list[str] = []
+    call_id, url = add_echo_call(server, "twilio", tmp_path, hangups)
+
+    async def run() -> CarrierMediaClient:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.play(silence_mulaw(0.3) + speech_mulaw(1.0, seed=2))
+            await call.wait_for_audio(ms=1200)
+            await call.send_dtmf("5")
+            await call.send_dtmf("#")
+            await call.wait_caller_audio_sent()
+            await asyncio.sleep(0.5)
+            await call.hang_up()
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "caller_hangup" and result.error is None
+    assert hangups == []  # the caller hung up: nothing to hang up
+    kinds = [e.kind for e in result.events]
+    assert kinds[:2] == ["bridge_connected", "stream_started"]
+    assert [e.data["digit"] for e in result.events if e.kind == "dtmf"] == ["5", "#"]
+    assert "speech_started" in kinds
+    # the echo came back: the caller's speech is in what the carrier received
+    received = mulaw_to_array(bytes(call.log.received)).astype(float)
+    assert np.max(np.abs(received)) > 8000
+    assert call.log.marks_received and set(call.log.marks_echoed) <= set(call.log.marks_received)
+    assert result.usage["provider"] == "echo" and result.usage["caller_audio_ms"] >= 1300
+    assert 1300 <= result.duration_ms <= 6000
+    _assert_stereo_recording(result, min_ms=1300)
+
+
+def _assert_stereo_recording(result: SessionResult, min_ms: int) -> np.ndarray:
+    assert result.recording_path is not None
+    with wave.open(result.recording_path) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 8000)
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert len(frames) >= min_ms * 8
+    return frames
+
+
+def test_plivo_echo_call_agent_side_recorded_and_server_hangs_up_on_max_duration(
+    server: MediaTestServer, tmp_path: Path
+) -> None:
+    hangups: list[str] = []
+    call_id, url = add_echo_call(server, "plivo", tmp_path, hangups, max_duration_s=1.5)
+
+    async def run() -> CarrierMediaClient:
+        call = CarrierMediaClient.plivo(url, parameters={"callId": "x1"})
+        await call.open()
+        await call.play(speech_mulaw(0.8, seed=2))
+        code = await call.wait_closed(timeout=5)
+        await call.close()
+        assert code == 1000
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "max_duration"
+    assert hangups == ["max_duration"]  # the carrier leg is hung up, not left open
+    assert len(call.log.received) > 4000
+    frames = _assert_stereo_recording(result, min_ms=1400)
+    # caller speech on the left, its echo (what the caller heard) on the right
+    assert np.max(np.abs(frames[:6400, 0])) > 8000
+    assert np.max(np.abs(frames[:, 1])) > 8000
+
+
+def test_silence_timeout_ends_the_call(server: MediaTestServer, tmp_path: Path) -> None:
+    hangups: list[str] = []
+    # echo bridge that echoes nothing audible: VAD hears only silence; the echoed
+    # silence still counts as agent audio "playing", so disable VAD-free activity
+    call_id, url = add_echo_call(server, "twilio", tmp_path, hangups, silence_timeout_s=0.8,
+                                 provider="echo", config=SessionConfig(speaks_first="caller"))
+
+    async def run() -> None:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_closed(timeout=6)
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "silence_timeout"
+    assert hangups == ["silence_timeout"]

@@ -1,0 +1,288 @@
+"""The call session against the fake OpenAI Realtime server (real `openai` SDK,
+real bridge), with the test client acting as Twilio/Plivo over a real socket:
+barge-in, truncation at the heard position, tools, provider failure mid-call,
+carrier hang-up mid-sentence, transcripts and turn latency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.bridges.base import SessionConfig
+from agents.testing.fake_openai import FakeOpenAIRealtime
+from agents.testing.script import AgentTurn, FunctionCall, ProviderFailure
+from calls.audio.mulaw import array_to_mulaw
+from calls.audio.vad import VadSettings
+from calls.media.result import SessionContext, SessionResult
+from calls.testing.media_client import CarrierMediaClient
+from calls.testing.media_server import MediaTestServer
+from calls.testing.signals import silence_mulaw, speech_mulaw, tone
+
+AGENT_SPEECH = array_to_mulaw(tone(3.0, hz=600, level=0.4))  # 3 s of loud agent "speech"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MediaTestServer]:
+    with MediaTestServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAIRealtime]:
+    # a huge turn size: the fake's byte-count "VAD" must not end turns on its own
+    with FakeOpenAIRealtime(turn_bytes=10**9) as f:
+        yield f
+
+
+class Carrier:
+    """What the carrier REST side would do, recorded (hang-up, transfer, DTMF)."""
+
+    def __init__(self) -> None:
+        self.hangups: list[str] = []
+        self.transfers: list[str] = []
+        self.dtmf: list[str] = []
+
+    async def hangup(self, reason: str) -> None:
+        self.hangups.append(reason)
+
+    async def transfer(self, target: str) -> None:
+        self.transfers.append(target)
+
+    async def send_dtmf(self, digits: str) -> None:
+        self.dtmf.append(digits)
+
+
+def add_call(server: MediaTestServer, transport: str, fake: FakeOpenAIRealtime, carrier: Carrier,
+             tmp_path: Path, *, first_message: str | None = "Hello", **overrides: Any) -> tuple[str, str]:
+    holder: dict[str, str] = {}
+
+    def build() -> SessionContext:
+        config = SessionConfig(
+            instructions="Be brief.", first_message=first_message,
+            speaks_first="agent" if first_message else "caller", **fake.session_config_kwargs(),
+        )
+        fields: dict[str, Any] = dict(
+            call_public_id=holder["id"], provider="openai_realtime", config=config,
+            vad=VadSettings(min_silence_ms=300), recording_path=tmp_path / "rec.wav",
+            hangup=carrier.hangup, transfer=carrier.transfer, send_dtmf=carrier.send_dtmf,
+            mark_interval_ms=200,
+        )
+        fields.update(overrides)
+        return SessionContext(**fields)
+
+    call_id, url = server.add_call(transport, build)
+    holder["id"] = call_id
+    return call_id, url
+
+
+def events_of(result: SessionResult, kind: str) -> list[dict[str, Any]]:
+    return [e.data for e in result.events if e.kind == kind]
+
+
+def test_barge_in_clears_the_carrier_and_truncates_at_the_heard_position(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    fake.script(AgentTurn(audio=AGENT_SPEECH, transcript="Hello, thanks for calling, how can I help you today?"))
+    carrier = Carrier()
+    call_id, url = add_call(server, "twilio", fake, carrier, tmp_path)
+
+    async def run() -> CarrierMediaClient:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_for_audio(ms=3000)  # greeting was ready: all sent ahead of playback
+            await asyncio.sleep(0.8)
+            await call.play(speech_mulaw(1.5, seed=2))  # the caller talks over the agent
+            await call.wait_until(lambda: call.log.clears, timeout=5, what="clear")
+            await asyncio.sleep(0.3)
+            await call.hang_up()
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    truncate = fake.wait_for("conversation.item.truncate")
+    clear = call.log.clears[0]
+    heard_by_client_ms = clear.played_bytes / 8
+    # the provider is cut where the caller's playback actually was
+    assert truncate["content_index"] == 0
+    assert abs(truncate["audio_end_ms"] - heard_by_client_ms) <= 120
+    assert 800 <= truncate["audio_end_ms"] <= 2000
+    assert clear.dropped_bytes > 0  # unheard agent audio was flushed
+    barge = events_of(result, "barge_in")
+    assert len(barge) == 1 and barge[0]["source"] == "vad"
+    assert barge[0]["heard_ms"] == truncate["audio_end_ms"] and barge[0]["item_id"] == truncate["item_id"]
+    agent_turns = [t for t in result.transcript if t.role == "agent"]
+    assert len(agent_turns) == 1 and agent_turns[0].interrupted
+    assert agent_turns[0].end_ms - agent_turns[0].start_ms == truncate["audio_end_ms"]
+    assert result.end_reason == "caller_hangup"
+
+
+def test_provider_failure_mid_call_plays_apology_hangs_up_and_records_reason(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    fake.script(AgentTurn(audio=AGENT_SPEECH[:4000], transcript="Hi."))
+    carrier = Carrier()
+    apology = array_to_mulaw(tone(0.3, hz=400))
+    call_id, url = add_call(server, "plivo", fake, carrier, tmp_path, apology_audio=apology)
+
+    async def run() -> CarrierMediaClient:
+        async with CarrierMediaClient.plivo(url) as call:
+            await call.wait_for_audio(ms=500)
+            fake.drop_connections(1011, "internal error")  # the provider dies mid-call
+            code = await call.wait_closed(timeout=8)
+            assert code == 1000
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "provider_error"
+    assert result.error and result.error.startswith("connection_closed")
+    assert carrier.hangups == ["provider_error"]  # the billable leg is hung up
+    assert events_of(result, "provider_error")[0]["phase"] == "call"
+    assert events_of(result, "apology_played") == [{"ms": 300}]
+    # the apology reached the caller after the greeting, acknowledged by its checkpoint
+    assert len(call.log.received) >= 4000 + 2400 and "apology" in call.log.marks_echoed
+    assert result.recording_path and Path(result.recording_path).stat().st_size > 44
+
+
+def test_provider_connect_failure_ends_call_with_reason(server: MediaTestServer, tmp_path: Path) -> None:
+    carrier = Carrier()
+    holder: dict[str, str] = {}
+
+    def build() -> SessionContext:
+        config = SessionConfig(credentials={"api_key": "sk-x"}, base_url="ws://127.0.0.1:9/v1",
+                               connect_timeout=1.0, connect_attempts=1)
+        return SessionContext(call_public_id=holder["id"], provider="openai_realtime", config=config,
+                              hangup=carrier.hangup)
+
+    call_id, url = server.add_call("twilio", build)
+    holder["id"] = call_id
+
+    async def run() -> None:
+        async with CarrierMediaClient.twilio(url) as call:
+            assert await call.wait_closed(timeout=8) == 1000
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "provider_error" and result.error
+    assert events_of(result, "provider_error")[0]["phase"] == "connect"
+    assert carrier.hangups == ["provider_error"]
+
+
+def test_carrier_hangup_mid_sentence_keeps_only_what_was_heard(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    fake.script(AgentTurn(audio=AGENT_SPEECH, transcript="This is a long explanation of our opening hours."))
+    carrier = Carrier()
+    call_id, url = add_call(server, "twilio", fake, carrier, tmp_path)
+
+    async def run() -> None:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_for_audio(ms=3000)
+            await asyncio.sleep(0.7)
+            await call.hang_up()  # stop + close while 2+ s are still queued
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "caller_hangup" and result.error is None
+    assert carrier.hangups == []
+    cut = events_of(result, "agent_cut_off")
+    assert len(cut) == 1 and 500 <= cut[0]["heard_ms"] <= 1500 and cut[0]["sent_ms"] == 3000
+    (turn,) = [t for t in result.transcript if t.role == "agent"]
+    assert turn.interrupted and turn.end_ms - turn.start_ms == cut[0]["heard_ms"]
+    # the bridge was closed: the fake saw the socket go
+    assert result.usage["responses"] >= 1
+
+
+def test_tools_run_while_audio_flows_dtmf_in_band_and_end_call(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    fake.script(
+        FunctionCall(name="send_dtmf", arguments={"digits": "12#"}, call_id="call_dtmf"),
+        FunctionCall(name="lookup_order", arguments={"order": "A1"}, call_id="call_slow"),
+        FunctionCall(name="end_call", arguments={}, call_id="call_end"),
+        AgentTurn(audio=AGENT_SPEECH[:2400], transcript="Your order ships today. Goodbye."),
+    )
+    carrier = Carrier()
+
+    async def lookup_order(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+        await asyncio.sleep(0.4)  # slow tool: caller audio must keep flowing meanwhile
+        return {"status": "shipped", "order": arguments["order"]}
+
+    call_id, url = add_call(server, "plivo", fake, carrier, tmp_path, tools={"lookup_order": lookup_order})
+
+    async def run() -> CarrierMediaClient:
+        async with CarrierMediaClient.plivo(url) as call:
+            assert await call.wait_closed(timeout=10) == 1000
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert call.log.dtmf_received == ["12#"]  # Plivo: DTMF goes in-band on the stream
+    outputs = {m["item"]["call_id"]: m["item"]["output"] for m in fake.received_of("conversation.item.create")
+               if m.get("item", {}).get("type") == "function_call_output"}
+    assert '"ok": true' in outputs["call_dtmf"] and "shipped" in outputs["call_slow"]
+    results = {e["call_id"]: e for e in events_of(result, "tool_result")}
+    assert results["call_slow"]["ok"] and results["call_slow"]["duration_ms"] >= 400
+    # caller frames kept reaching the provider while the slow tool ran
+    appends = fake.received_of("input_audio_buffer.append")
+    assert len(appends) >= 20
+    assert result.end_reason == "agent_hangup" and carrier.hangups == ["agent_hangup"]
+    # the goodbye was played in full before hanging up
+    assert len(call.log.received) >= 2400
+
+
+def test_unknown_tool_and_timeout_are_reported_to_the_agent(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    fake.script(
+        FunctionCall(name="no_such_tool", arguments={}, call_id="c1"),
+        FunctionCall(name="hang_forever", arguments={}, call_id="c2"),
+    )
+    carrier = Carrier()
+
+    async def hang_forever(arguments: dict[str, Any], session: Any) -> str:
+        await asyncio.sleep(60)
+        return "never"
+
+    call_id, url = add_call(server, "twilio", fake, carrier, tmp_path, tools={"hang_forever": hang_forever},
+                            tool_timeout_s=0.3)
+
+    async def run() -> None:
+        async with CarrierMediaClient.twilio(url) as call:
+            await asyncio.to_thread(fake.wait_for, lambda m: m.get("item", {}).get("call_id") == "c2", timeout=5)
+            await call.hang_up()
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    outputs = {m["item"]["call_id"]: m["item"]["output"] for m in fake.received_of("conversation.item.create")
+               if m.get("item", {}).get("type") == "function_call_output"}
+    assert "unknown tool" in outputs["c1"] and "timed out" in outputs["c2"]
+    assert [e["ok"] for e in events_of(result, "tool_result")] == [False, False]
+
+
+def test_caller_turn_transcripts_and_latency(tmp_path: Path) -> None:
+    with FakeOpenAIRealtime(turn_bytes=8000) as fake, MediaTestServer() as server:
+        fake.caller_says("I need help with my order")
+        fake.script(AgentTurn(audio=AGENT_SPEECH[:1600], transcript="Sure, what is the order number?"))
+        carrier = Carrier()
+        call_id, url = add_call(server, "twilio", fake, carrier, tmp_path,
+                                first_message=None, recording_path=None)
+
+        async def run() -> None:
+            async with CarrierMediaClient.twilio(url) as call:
+                await call.wait_for_audio(ms=200, timeout=5)
+                await asyncio.sleep(0.3)
+                await call.hang_up()
+
+        asyncio.run(run())
+        result = server.calls.wait_result(call_id)
+    roles = [(t.role, t.text) for t in result.transcript]
+    assert roles == [("caller", "I need help with my order"), ("agent", "Sure, what is the order number?")]
+    caller, agent = result.transcript
+    assert caller.start_ms <= caller.end_ms <= agent.start_ms
+    assert len(result.latencies_ms) == 1 and result.latencies_ms[0] >= 0
+    assert result.recording_path is None
+    assert result.usage["total_tokens"] == 30  # the provider's usage report is summed
