@@ -220,7 +220,7 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
     call = _load_call(call_public_id)
     _store_recording(call, result.recording_path)
     with transaction.atomic():
-        call = Call.objects.select_for_update().select_related("org").get(pk=call.pk)
+        call = Call.objects.select_for_update(of=("self",)).select_related("org").get(pk=call.pk)
         if CallEvent.objects.filter(call=call, kind="session.ended").exists():
             return call
         base = call.answered_at or call.ringing_at or call.created_at

@@ -199,7 +199,7 @@ def handle_plivo_answer(request: WebhookRequest) -> WebhookReply:
     except WebhookParseError as exc:
         return _refuse(400, "webhook.malformed", "plivo", request, call=call, error=str(exc))
     with transaction.atomic():
-        call = Call.objects.select_for_update().select_related("org").get(pk=call.pk)
+        call = Call.objects.select_for_update(of=("self",)).select_related("org").get(pk=call.pk)
         if not call.carrier_call_id:
             call.carrier_call_id = answered.carrier_call_id
             call.save(update_fields=["carrier_call_id", "updated_at"])
@@ -223,7 +223,7 @@ def apply_status_callback(carrier_name: str, request: WebhookRequest) -> Webhook
     except WebhookParseError as exc:
         return _refuse(400, "webhook.malformed", carrier_name, request, call=call, error=str(exc))
     with transaction.atomic():
-        locked = Call.objects.select_for_update().select_related("org").get(pk=call.pk)
+        locked = Call.objects.select_for_update(of=("self",)).select_related("org").get(pk=call.pk)
         if not locked.carrier_call_id and update.carrier_call_id:
             locked.carrier_call_id = update.carrier_call_id
             locked.save(update_fields=["carrier_call_id", "updated_at"])
@@ -252,7 +252,7 @@ def apply_machine_detection(carrier_name: str, request: WebhookRequest) -> Webho
     except WebhookParseError as exc:
         return _refuse(400, "webhook.malformed", carrier_name, request, call=call, error=str(exc))
     with transaction.atomic():
-        locked = Call.objects.select_for_update().select_related("org", "agent_version").get(pk=call.pk)
+        locked = Call.objects.select_for_update(of=("self",)).select_related("org", "agent_version").get(pk=call.pk)
         if locked.answered_by:
             return WebhookReply(204)
         locked.answered_by = result.answered_by.value

@@ -9,7 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from calls.carriers import CARRIER_CHOICES
-from calls.models import Call, CallEvent, PhoneNumber, TranscriptTurn
+from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
 from voiceplatform.api import OrgRelatedField, PublicIdField
 
 
@@ -91,9 +91,8 @@ class CallSerializer(serializers.ModelSerializer):
     def get_agent(self, call: Call) -> str | None:
         return str(call.agent.public_id) if call.agent_id else None
 
-    def get_agent_version(self, call: Call) -> str | None:
-        version = call.agent_version
-        return str(getattr(version, "public_id", "")) or None if version is not None else None
+    def get_agent_version(self, call: Call) -> int | None:
+        return call.agent_version.number if call.agent_version_id else None
 
     def get_phone_number(self, call: Call) -> str | None:
         return str(call.phone_number.public_id) if call.phone_number_id else None
@@ -110,11 +109,7 @@ class CallDetailSerializer(CallSerializer):
         read_only_fields = fields
 
     def get_recording_url(self, call: Call) -> str | None:
-        if not hasattr(call, "recording"):
-            return None
-        try:
-            call.recording  # noqa: B018 - reverse one-to-one raises when absent
-        except Call.recording.RelatedObjectDoesNotExist:  # type: ignore[attr-defined]
+        if not Recording.objects.filter(call=call).exists():
             return None
         path = reverse("api:call-recording", kwargs={"public_id": call.public_id})
         request = self.context.get("request")

@@ -7,7 +7,7 @@ from typing import Any
 from django.http import FileResponse, Http404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import exceptions, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,9 +23,9 @@ from calls.api.serializers import (
     PhoneNumberWriteSerializer,
     TransferSerializer,
 )
-from calls.models import Call, PhoneNumber, Status
+from calls.models import Call, PhoneNumber, Recording, Status
 from orgs.models import Role
-from voiceplatform.api import OrgContextMixin, OrgScopedViewSet
+from voiceplatform.api import OrgScopedViewSet
 
 
 class CallApiError(exceptions.APIException):
@@ -57,21 +57,20 @@ CALL_FILTERS = [
 ]
 
 
-class CallViewSet(OrgContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Place outbound calls; read calls with transcript, events, analysis and recording."""
+class CallViewSet(OrgScopedViewSet):
+    """Place outbound calls; read calls with transcript, events, analysis and recording.
+
+    Calls are never edited or deleted through the API: they are records of what happened.
+    """
 
     model = Call
     queryset = Call.objects.none()  # for the schema generator; get_queryset scopes
-    lookup_field = "public_id"
-    lookup_value_regex = "[0-9a-f-]{36}"
     write_role = Role.EDITOR
+    http_method_names = ["get", "post", "head", "options"]
 
     def get_serializer_class(self) -> Any:
         return CallDetailSerializer if self.action in ("retrieve", "create", "hangup", "transfer", "analyze") \
             else CallSerializer
-
-    def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "org": getattr(self.request, "org", None)}
 
     def _datetime(self, name: str) -> Any:
         raw = self.request.query_params.get(name)
@@ -97,12 +96,6 @@ class CallViewSet(OrgContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
             since=self._datetime("since"), until=self._datetime("until"),
             live=True if live in ("1", "true", "yes") else None,
         )
-
-    def get_object(self) -> Any:
-        try:
-            return super().get_object()
-        except (ValueError, Call.DoesNotExist):
-            raise Http404 from None
 
     @extend_schema(parameters=CALL_FILTERS)
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -163,17 +156,11 @@ class CallViewSet(OrgContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
     @action(detail=True, methods=["get"])
     def recording(self, request: Request, public_id: str) -> FileResponse:
         call = self.get_object()
-        recording = getattr(call, "recording", None) if _has_recording(call) else None
+        recording = Recording.objects.filter(call=call).first()
         if recording is None:
             raise Http404
         return FileResponse(recording.file.open("rb"), content_type=recording.content_type,
                             filename=f"call-{call.public_id}.wav")
-
-
-def _has_recording(call: Call) -> bool:
-    from calls.models import Recording
-
-    return Recording.objects.filter(call=call).exists()
 
 
 class PhoneNumberViewSet(OrgScopedViewSet):

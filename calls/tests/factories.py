@@ -1,0 +1,49 @@
+"""Factories for the org-isolation matrix (voiceplatform.testing) and the calls tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from agents.services import publish_agent
+from agents.tests.factories import make_agent
+from calls.models import Call, PhoneNumber
+from orgs.services import SYSTEM
+from voiceplatform.testing import register_factory
+
+_counter = {"n": 0}
+
+
+def _next_number() -> str:
+    _counter["n"] += 1
+    return f"+1415555{_counter['n']:04d}"
+
+
+@register_factory(PhoneNumber)
+def make_phone_number(org: Any, **values: Any) -> PhoneNumber:
+    values.setdefault("e164", _next_number())
+    values.setdefault("carrier", "twilio")
+    values.setdefault("label", "Main line")
+    return PhoneNumber.objects.create(org=org, **values)
+
+
+def make_ready_agent(org: Any, **values: Any) -> Any:
+    """A published echo agent (no provider credential needed)."""
+    values.setdefault("provider", "echo")
+    values.setdefault("system_prompt", "You help {{customer_name|the caller}} with order {{order_id|unknown}}.")
+    values.setdefault("voicemail_message", "Hi {{customer_name|there}}, please call us back.")
+    agent = make_agent(org, **values)
+    publish_agent(agent, SYSTEM, note="test")
+    agent.refresh_from_db()
+    return agent
+
+
+@register_factory(Call)
+def make_call(org: Any, **values: Any) -> Call:
+    values.setdefault("direction", "outbound")
+    values.setdefault("from_number", "+14155550100")
+    values.setdefault("to_number", "+14155550199")
+    values.setdefault("status", "completed")
+    values.setdefault("queued_at", timezone.now())
+    return Call.objects.create(org=org, **values)
