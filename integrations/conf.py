@@ -41,7 +41,7 @@ def request_timeout_s() -> float:
 
 def lease_s() -> float:
     """A claimed delivery not finished within this is presumed orphaned by a dead worker."""
-    return max(request_timeout_s() * 3, 30.0)
+    return env_float("WEBHOOK_LEASE_S", max(request_timeout_s() * 3, 30.0))
 
 
 def allow_private_targets() -> bool:
