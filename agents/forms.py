@@ -1,0 +1,77 @@
+"""The dashboard's agent form: every setting, with the providers' real models and voices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from agents.builtin_tools import BUILTIN_TOOL_CHOICES
+from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent
+from agents.providers import PROVIDERS
+from orgs.models import Organization
+
+
+def _grouped(attr: str) -> list[Any]:
+    """Select choices grouped by provider, with "provider default" first."""
+    groups: list[Any] = [("", "Provider default")]
+    for info in PROVIDERS.values():
+        groups.append((info.label, [(value, value) for value in getattr(info, attr)]))
+    return groups
+
+
+def _org_choices(org: Organization, app_model: str) -> list[tuple[str, str]]:
+    """(public id, name) of the org's knowledge bases / MCP servers, when those apps are installed."""
+    from django.apps import apps
+
+    try:
+        model = apps.get_model(app_model)
+    except LookupError:
+        return []
+    return [(str(pid), name) for pid, name in model.objects.for_org(org).values_list("public_id", "name")]
+
+
+class AgentForm(forms.ModelForm):
+    model = forms.ChoiceField(choices=_grouped("models"), required=False)
+    voice = forms.ChoiceField(choices=_grouped("voices"), required=False)
+    builtin_tools = forms.MultipleChoiceField(choices=BUILTIN_TOOL_CHOICES, required=False,
+                                              widget=forms.CheckboxSelectMultiple)
+    webhook_events = forms.MultipleChoiceField(choices=WEBHOOK_EVENT_CHOICES, required=False,
+                                               widget=forms.CheckboxSelectMultiple)
+    knowledge_base_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                                   label="Knowledge bases")
+    mcp_server_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                               label="MCP tool servers")
+    analysis_schema = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 5}),
+                                      help_text=Agent._meta.get_field("analysis_schema").help_text)
+    provider_options = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                                       help_text=Agent._meta.get_field("provider_options").help_text)
+
+    class Meta:
+        model = Agent
+        fields = list(CONFIG_FIELDS)
+        widgets = {
+            "system_prompt": forms.Textarea(attrs={"rows": 10}),
+            "first_message": forms.Textarea(attrs={"rows": 2}),
+            "voicemail_message": forms.Textarea(attrs={"rows": 2}),
+            "success_criteria": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def __init__(self, *args: Any, org: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["knowledge_base_ids"].choices = _org_choices(org, "knowledge.KnowledgeBase")
+        self.fields["mcp_server_ids"].choices = _org_choices(org, "integrations.McpServer")
+
+    def clean_analysis_schema(self) -> Any:
+        return self.cleaned_data.get("analysis_schema") or {}
+
+    def clean_provider_options(self) -> Any:
+        return self.cleaned_data.get("provider_options") or {}
+
+    def config_values(self) -> dict[str, Any]:
+        """The validated values of the fields the user changed."""
+        return {field: self.cleaned_data[field] for field in self.changed_data if field in CONFIG_FIELDS}
+
+
+class PublishForm(forms.Form):
+    note = forms.CharField(max_length=200, required=False)

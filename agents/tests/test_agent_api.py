@@ -1,0 +1,125 @@
+"""/api/v1/agents/ and friends: CRUD through services, publish/restore/duplicate, isolation, roles."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from agents.models import Agent
+from agents.tests.factories import make_agent
+from orgs.models import AuditLog
+from orgs.services import SYSTEM, set_provider_credential
+
+pytestmark = pytest.mark.django_db
+
+
+def detail(agent, action: str | None = None) -> str:
+    name = f"api:agent-{action}" if action else "api:agent-detail"
+    return reverse(name, kwargs={"public_id": agent.public_id})
+
+
+def test_create_edit_publish_restore_through_the_api(org_a, editor_a, api):
+    client = api(editor_a)
+    response = client.post(reverse("api:agent-list"), {
+        "name": "Sales", "provider": "gemini_live", "voice": "Puck", "temperature": 0.5,
+        "system_prompt": "Sell to {{customer_name}}.", "builtin_tools": ["end_call", "search_knowledge"],
+        "analysis_schema": {"type": "object", "properties": {"interested": {"type": "boolean"}}},
+    }, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["published_version"] is None and body["has_unpublished_changes"] is True
+    assert body["ready"] is False and any("Google Gemini" in p or "Gemini Live" in p for p in body["problems"])
+    agent = Agent.objects.get(public_id=body["id"])
+
+    published = client.post(detail(agent, "publish"), {"note": "launch"}, format="json")
+    assert published.status_code == 201 and published.json()["number"] == 1
+    again = client.post(detail(agent, "publish"), {}, format="json")
+    assert again.status_code == 400 and "Nothing to publish" in again.json()["error"]["message"]
+
+    assert client.patch(detail(agent), {"voice": "Kore"}, format="json").status_code == 200
+    assert client.post(detail(agent, "publish"), {}, format="json").json()["number"] == 2
+    versions = client.get(detail(agent, "versions")).json()
+    assert [v["number"] for v in versions] == [2, 1] and versions[1]["config"]["voice"] == "Puck"
+
+    restored = client.post(detail(agent, "restore"), {"version": 1}, format="json")
+    assert restored.status_code == 200 and restored.json()["voice"] == "Puck"
+    assert restored.json()["published_version"] == 2
+    missing = client.post(detail(agent, "restore"), {"version": 9}, format="json")
+    assert missing.status_code == 400 and missing.json()["error"]["fields"]["version"] == ["This agent has no version 9."]
+
+    copy = client.post(detail(agent, "duplicate"), {"name": "Sales B"}, format="json")
+    assert copy.status_code == 201 and copy.json()["name"] == "Sales B"
+
+    set_provider_credential(org_a, SYSTEM, "gemini", {"api_key": "g-key-123456"})
+    assert client.get(detail(agent)).json()["ready"] is True
+    audit = set(AuditLog.objects.for_org(org_a).values_list("action", flat=True))
+    assert {"agent.created", "agent.published", "agent.updated", "agent.restored", "agent.duplicated"} <= audit
+
+
+def test_validation_errors_name_the_field(editor_a, api):
+    response = api(editor_a).post(reverse("api:agent-list"), {
+        "name": "Bad", "provider": "openai_realtime", "voice": "Puck", "system_prompt": "Hi {{ first name }}",
+    }, format="json")
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert "OpenAI Realtime has no voice “Puck”" in fields["voice"][0]
+    assert "Malformed placeholder" in fields["system_prompt"][0]
+
+
+def test_preview_reports_missing_variables(org_a, editor_a, api):
+    agent = make_agent(org_a, system_prompt="Call {{customer_name}} about {{order_id}}.", first_message="Hi!")
+    client = api(editor_a)
+    no_version = client.post(detail(agent, "preview"), {"variables": {}}, format="json")
+    assert no_version.status_code == 400
+    client.post(detail(agent, "publish"), {}, format="json")
+    bad = client.post(detail(agent, "preview"), {"variables": {"customer_name": "Ana"}}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["fields"]["system_prompt"] == ["Missing call variable(s): order_id."]
+    good = client.post(detail(agent, "preview"), {"variables": {"customer_name": "Ana", "order_id": "7"}},
+                       format="json")
+    assert good.status_code == 200
+    assert good.json()["system_prompt"] == "Call Ana about 7." and good.json()["variables"] == ["customer_name", "order_id"]
+
+
+def test_roles_and_isolation_for_actions(org_a, owner_a, viewer_a, outsider, api, api_key_client):
+    agent = make_agent(org_a)
+    anonymous = api()
+    assert anonymous.get(reverse("api:agent-list")).status_code == 401
+    assert anonymous.post(detail(agent, "publish"), {}, format="json").status_code == 401
+
+    viewer = api(viewer_a)
+    assert viewer.get(detail(agent)).status_code == 200
+    for action in ("publish", "restore", "duplicate"):
+        assert viewer.post(detail(agent, action), {"version": 1}, format="json").status_code == 403, action
+    assert viewer.post(reverse("api:agent-list"), {"name": "x"}, format="json").status_code == 403
+
+    other = api(outsider)
+    assert other.get(reverse("api:agent-list")).json()["results"] == []
+    for action in ("publish", "restore", "duplicate", "versions", "preview"):
+        method = other.get if action == "versions" else other.post
+        assert method(detail(agent, action), {"version": 1}, format="json").status_code == 404, action
+    assert other.patch(detail(agent), {"name": "pwned"}, format="json").status_code == 404
+
+    version = api(owner_a).post(detail(agent, "publish"), {}, format="json").json()
+    version_url = reverse("api:agent-version-detail", kwargs={"public_id": version["id"]})
+    assert other.get(version_url).status_code == 404
+    assert api(owner_a).delete(version_url).status_code == 405
+    listed = api(owner_a).get(reverse("api:agent-version-list"), {"agent": str(agent.public_id)}).json()
+    assert [v["number"] for v in listed["results"]] == [1]
+
+    key_client = api_key_client(org_a, "viewer")
+    assert key_client.get(detail(agent)).status_code == 200
+    assert key_client.post(detail(agent, "publish"), {}, format="json").status_code == 403
+    agent.refresh_from_db()
+    assert agent.name == "Support line"
+
+
+def test_provider_catalog_shows_real_voices_and_credential_state(org_a, viewer_a, api):
+    set_provider_credential(org_a, SYSTEM, "openai", {"api_key": "sk-test-abcdef"})
+    rows = {row["name"]: row for row in api(viewer_a).get(reverse("api:agent-providers")).json()}
+    assert set(rows) == {"openai_realtime", "gemini_live", "hume_evi", "echo"}
+    assert "marin" in rows["openai_realtime"]["voices"] and "Kore" in rows["gemini_live"]["voices"]
+    assert rows["openai_realtime"]["credential_configured"] is True
+    assert rows["gemini_live"]["credential_configured"] is False
+    assert rows["echo"]["credential_configured"] is True
+    assert api().get(reverse("api:agent-providers")).status_code == 401
