@@ -192,11 +192,14 @@ async def load_session_context(call_public_id: str) -> SessionContext:
 
 
 def _percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default method)."""
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
-    return float(ordered[rank])
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
 def _store_recording(call: Call, path: str | None) -> None:

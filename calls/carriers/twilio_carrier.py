@@ -34,6 +34,9 @@ from calls.carriers.base import (
 )
 
 logger = logging.getLogger(__name__)
+# The SDK logs every request URL and header set at INFO; URLs of list calls can carry
+# phone numbers, which must not reach our logs.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 
 REST_TIMEOUT_S = 10.0
 

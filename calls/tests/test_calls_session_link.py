@@ -1,0 +1,199 @@
+"""The consumer's entry points: authorize_stream, load_session_context,
+record_session_result (persisting transcript, events, latency, recording) — and the
+post-call analysis task with the org's OpenAI credential against a fake API."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calls import services
+from calls.media.result import SessionEvent, SessionResult, TranscriptTurn
+from calls.models import Call, CallEvent, Recording
+from calls.session_link import (
+    authorize_stream,
+    build_session_context,
+    load_session_context,
+    push_live_update,
+    live_updates,
+    record_session_result_sync,
+    recording_temp_path,
+)
+from calls.tasks import analyze_call
+from calls.tests.calls_fixtures import *  # noqa: F403
+from calls.tests.calls_fixtures import post_twilio, store_credential
+from orgs.services import Actor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _wav(path: Path, seconds: float) -> None:
+    frames = int(8000 * seconds)
+    data = b"\x00\x00\x00\x00" * frames
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, 2, 8000,
+                         32000, 4, 16, b"data", len(data))
+    path.write_bytes(header + data)
+
+
+def _placed(number: Any, agent: Any, owner: Any) -> Call:
+    return services.place_outbound_call(number.org, agent, "+14155557777", number, {"customer_name": "Ada"},
+                                        Actor(user=owner))
+
+
+def _result(call: Call, recording: str | None = None) -> SessionResult:
+    return SessionResult(
+        call_public_id=str(call.public_id), transport="twilio",
+        transcript=[
+            TranscriptTurn("agent", "Hello Ada, how can I help?", 0, 1800),
+            TranscriptTurn("caller", "I'd like to move my delivery to Friday.", 2500, 4800),
+            TranscriptTurn("agent", "Done, it's moved to Friday.", 5400, 7000, interrupted=True),
+            TranscriptTurn("caller", "Thanks!", 7200, 7600),
+            TranscriptTurn("agent", "Bye!", 8000, 8500),
+        ],
+        events=[SessionEvent("barge_in", 6500, {"heard_ms": 1100}), SessionEvent("tool.end_call", 8100, {})],
+        latencies_ms=[600.0, 400.0],
+        recording_path=recording, end_reason="agent_hangup", error=None, usage={"input_tokens": 321},
+        duration_ms=8600,
+    )
+
+
+def test_authorize_stream_checks_token_and_liveness(fake_twilio: Any, twilio_number: Any, agent_a: Any,
+                                                   owner_a: Any) -> None:
+    call = _placed(twilio_number, agent_a, owner_a)
+    target = services.issue_stream_target(call)
+    assert asyncio.run(authorize_stream(str(call.public_id), target.token))
+    assert not asyncio.run(authorize_stream(str(call.public_id), target.token[:-1] + "0"))
+    assert not asyncio.run(authorize_stream("not-a-uuid", target.token))
+    Call.objects.filter(pk=call.pk).update(status="completed")
+    assert not asyncio.run(authorize_stream(str(call.public_id), target.token))
+
+
+def test_session_context_is_built_from_the_recorded_version(fake_twilio: Any, twilio_number: Any,
+                                                            agent_a: Any, owner_a: Any) -> None:
+    call = _placed(twilio_number, agent_a, owner_a)
+    # editing the draft after the call was placed does not change what the call runs
+    agent_a.system_prompt = "Something else entirely."
+    agent_a.save()
+    context = asyncio.run(load_session_context(str(call.public_id)))
+    assert context.provider == "echo"
+    assert context.config.instructions == "You help Ada with order unknown."
+    assert context.max_duration_s == agent_a.max_call_duration_s
+    assert context.hangup is not None and context.transfer is not None and context.send_dtmf is not None
+    assert str(context.recording_path).endswith(f"{call.public_id}.wav")
+    asyncio.run(context.hangup("agent_hangup"))
+    call.refresh_from_db()
+    assert fake_twilio.calls[call.carrier_call_id]["status"] == "completed" and call.end_reason == "agent_hangup"
+
+
+def test_provider_error_hangup_speaks_an_apology(fake_twilio: Any, twilio_number: Any, agent_a: Any,
+                                                 owner_a: Any) -> None:
+    call = _placed(twilio_number, agent_a, owner_a)
+    context = build_session_context(str(call.public_id))
+    asyncio.run(context.hangup("provider_error"))
+    assert "technical difficulties" in fake_twilio.calls[call.carrier_call_id]["twiml"][-1]
+    call.refresh_from_db()
+    assert call.end_reason == "provider_error"
+
+
+def test_live_updates_round_trip_through_the_cache(fake_twilio: Any, twilio_number: Any, agent_a: Any,
+                                                   owner_a: Any) -> None:
+    call = _placed(twilio_number, agent_a, owner_a)
+    push_live_update(str(call.public_id), "transcript", {"role": "caller", "text": "hi"})
+    assert [u["data"]["text"] for u in live_updates(str(call.public_id))] == ["hi"]
+
+
+@pytest.fixture
+def eager_celery() -> Any:
+    conf = analyze_call.app.conf
+    before = conf.task_always_eager
+    conf.task_always_eager = True
+    yield
+    conf.task_always_eager = before
+
+
+def test_record_session_result_persists_everything_and_runs_analysis(
+    fake_twilio: Any, twilio_number: Any, agent_a: Any, owner_a: Any, fake_openai: Any, eager_celery: Any,
+    settings: Any, tmp_path: Path,
+) -> None:
+    settings.MEDIA_ROOT = str(tmp_path)
+    store_credential(twilio_number.org, "openai", fake_openai.credentials)
+    agent_a.analysis_schema = {"type": "object", "properties": {"new_day": {"type": "string"}}}
+    agent_a.success_criteria = "The delivery was rescheduled."
+    agent_a.save()
+    from agents.services import publish_agent
+    from orgs.services import SYSTEM
+
+    publish_agent(agent_a, SYSTEM)
+    agent_a.refresh_from_db()
+    call = _placed(twilio_number, agent_a, owner_a)
+    fake_openai.reply_json({"summary": "Caller moved the delivery to Friday.", "fields": {"new_day": "Friday"},
+                            "success": {"achieved": True, "reason": "Rescheduled."}})
+    wav = recording_temp_path(str(call.public_id))
+    _wav(wav, 2.0)
+    record_session_result_sync(str(call.public_id), _result(call, str(wav)))
+
+    call.refresh_from_db()
+    turns = list(call.turns.order_by("index"))
+    assert [t.role for t in turns] == ["agent", "caller", "agent", "caller", "agent"]
+    assert [t.latency_ms for t in turns] == [None, None, 600.0, None, 400.0]
+    assert turns[2].interrupted
+    assert (call.latency_p50_ms, call.end_reason, call.usage) == (500.0, "agent_hangup", {"input_tokens": 321})
+    barge = CallEvent.objects.get(call=call, kind="barge_in")
+    assert barge.offset_ms == 6500 and barge.data == {"heard_ms": 1100}
+    recording = Recording.objects.get(call=call)
+    assert recording.duration_ms == 2000 and recording.file.name.startswith(f"recordings/{call.org.public_id}/")
+    assert not wav.exists() and (tmp_path / recording.file.name).exists()
+    # the analysis ran with the org's credential on the fake
+    (request,) = fake_openai.requests
+    assert request.json["response_format"]["json_schema"]["schema"]["properties"]["fields"]["properties"] == {
+        "new_day": {"type": "string"}}
+    assert "I'd like to move my delivery to Friday." in request.json["messages"][1]["content"]
+    assert (call.analysis_status, call.analysis["fields"], call.analysis["success"]["achieved"]) == (
+        "done", {"new_day": "Friday"}, True)
+
+    # a second delivery of the same result changes nothing
+    record_session_result_sync(str(call.public_id), _result(call))
+    assert call.turns.count() == 5 and CallEvent.objects.filter(call=call, kind="session.ended").count() == 1
+
+
+def test_analysis_failures_are_stored_with_their_reason_and_it_can_be_rerun(
+    fake_twilio: Any, twilio_number: Any, agent_a: Any, owner_a: Any, fake_openai: Any, eager_celery: Any,
+    api: Any,
+) -> None:
+    call = _placed(twilio_number, agent_a, owner_a)
+    fake_openai.reply_text("this is not json")
+    with_no_credential = call.org
+    record_session_result_sync(str(call.public_id), _result(call))
+    call.refresh_from_db()
+    assert call.analysis_status == "failed" and "openai credential" in call.analysis_error
+    assert with_no_credential == call.org
+
+    store_credential(call.org, "openai", fake_openai.credentials)
+    response = api(owner_a).post(f"/api/v1/calls/{call.public_id}/analyze/")
+    assert response.status_code == 200
+    call.refresh_from_db()
+    assert call.analysis_status == "failed" and "not JSON" in call.analysis_error
+
+    fake_openai.reply_json({"summary": "ok", "fields": {}, "success": {"achieved": "yes", "reason": "x"}})
+    analyze_call.apply(args=[str(call.org.public_id), str(call.public_id)])
+    call.refresh_from_db()
+    assert call.analysis_status == "failed" and "success/achieved" in call.analysis_error
+
+    fake_openai.reply_json({"summary": "ok", "fields": {}, "success": {"achieved": False, "reason": "no"}})
+    assert analyze_call.apply(args=[str(call.org.public_id), str(call.public_id)]).get() == "done"
+    call.refresh_from_db()
+    assert call.analysis_status == "done" and call.analysis["summary"] == "ok"
+
+
+def test_web_call_completes_from_the_session(org_a: Any, agent_a: Any) -> None:
+    from calls.tests.factories import make_call
+
+    call = make_call(org_a, direction="web", status="in_progress", agent=agent_a,
+                     agent_version=agent_a.published_version)
+    record_session_result_sync(str(call.public_id), _result(call))
+    call.refresh_from_db()
+    assert (call.status, call.duration_s, call.end_reason) == ("completed", 8, "agent_hangup")
