@@ -250,18 +250,33 @@ class GeminiLiveBridge(Bridge):
                 return
             # goAway or a retryable close: resume on a fresh connection.
             self._reconnect_requested = False
-            reconnects_left -= 1
-            try:
-                await self._resume()
-            except ProviderError as err:
-                yield BridgeError(err, fatal=True)
-                return
+            attempt = 0
+            while True:
+                reconnects_left -= 1
+                try:
+                    await self._resume()
+                    break
+                except ProviderError as err:
+                    if self._closing:
+                        return
+                    if not err.retryable or reconnects_left <= 0:
+                        yield BridgeError(err, fatal=True)
+                        return
+                    await asyncio.sleep(self.retry_backoff[min(attempt, len(self.retry_backoff) - 1)])
+                    attempt += 1
 
     async def _resume(self) -> None:
         self._ready.clear()
         await self._drop_connection()
         self.metrics.reconnects += 1
-        await asyncio.wait_for(self._open(), timeout=self.config.connect_timeout)
+        try:
+            await asyncio.wait_for(self._open(), timeout=self.config.connect_timeout)
+        except TimeoutError as exc:
+            raise ProviderError("Gemini Live resumption timed out", retryable=True, code="connect_timeout",
+                                provider=self.provider) from exc
+        except OSError as exc:
+            raise ProviderError(f"Gemini Live resumption failed: {exc}", retryable=True, code="connect_failed",
+                                provider=self.provider) from exc
         logger.info("gemini session resumed",
                     extra={"provider": self.provider, "reconnects": self.metrics.reconnects})
 

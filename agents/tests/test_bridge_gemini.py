@@ -202,3 +202,25 @@ def test_bad_key_is_not_retried(fake):
     bridge, err = run_async(main())
     assert (err.code, err.retryable) == ("invalid_api_key", False)
     assert bridge.metrics.connect_attempts == 1
+
+
+def test_resumption_retries_a_refused_reconnect(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake))
+        bridge.retry_backoff = (0.01,)
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.reject_connections(503)
+        fake.script(GoAway(time_left="0s", delay=0.01), AgentTurn(audio=b"\x05\x00" * 480, transcript="back"))
+        await bridge.create_response()
+        await fake.async_wait_for("setup", count=2)
+        await bridge.create_response()
+        agent = await events.wait(AgentTranscript, lambda e: e.final)
+        await bridge.close()
+        return bridge, events, agent
+
+    bridge, events, agent = run_async(main())
+    assert agent.text == "back"
+    assert fake.connection_count == 3  # first, refused, resumed
+    assert bridge.metrics.reconnects == 2
+    assert not events.of(BridgeError)

@@ -1,0 +1,60 @@
+"""The Django admin edits agents through the services (validated, audited) and never edits versions."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from agents.models import Agent, AgentVersion
+from agents.tests.factories import make_agent
+from orgs.models import AuditLog
+
+pytestmark = pytest.mark.django_db
+
+
+def admin_form(**overrides):
+    data = {
+        "name": "Admin-made", "provider": "gemini_live", "model": "", "voice": "Charon", "language": "en-GB",
+        "system_prompt": "Hi", "first_message": "", "speaks_first": "caller", "temperature": "0.3",
+        "max_call_duration_s": "300", "silence_timeout_s": "20", "allow_barge_in": "on", "vad_threshold": "0.4",
+        "min_speech_ms": "200", "voicemail_message": "", "builtin_tools": '["end_call"]', "mcp_server_ids": "[]",
+        "knowledge_base_ids": "[]", "analysis_summary": "on", "analysis_schema": "{}", "success_criteria": "",
+        "webhook_events": "[]", "provider_options": "{}",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_admin_add_change_and_publish_go_through_services(org_a, owner_a, login):
+    client = login(owner_a)
+    bad = client.post(reverse("admin:agents_agent_add"), admin_form(voice="marin"))
+    assert bad.status_code == 200 and "Gemini Live has no voice “marin”" in bad.content.decode()
+
+    added = client.post(reverse("admin:agents_agent_add"), admin_form())
+    assert added.status_code == 302
+    agent = Agent.objects.get(name="Admin-made")
+    assert agent.org == org_a and agent.builtin_tools == ["end_call"]
+
+    changed = client.post(reverse("admin:agents_agent_change", args=[agent.pk]), admin_form(voice="Puck"))
+    assert changed.status_code == 302
+    entry = AuditLog.objects.for_org(org_a).get(action="agent.updated")
+    assert entry.changes == {"voice": ["Charon", "Puck"]} and entry.actor_label == owner_a.email
+
+    client.post(reverse("admin:agents_agent_changelist"),
+                {"action": "publish_selected", "_selected_action": [agent.pk]})
+    agent.refresh_from_db()
+    assert agent.published_version.number == 1 and agent.published_version.published_by == owner_a.email
+    assert AuditLog.objects.for_org(org_a).filter(action="agent.created").count() == 1
+
+
+def test_versions_are_view_only_in_admin(org_a, owner_a, login):
+    from agents.services import publish_agent
+    from orgs.services import SYSTEM
+
+    version = publish_agent(make_agent(org_a), SYSTEM)
+    client = login(owner_a)
+    url = reverse("admin:agents_agentversion_change", args=[version.pk])
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"note": "changed"}).status_code == 403
+    assert client.get(reverse("admin:agents_agentversion_add")).status_code == 403
+    assert AgentVersion.objects.get(pk=version.pk).note == ""
