@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import TEXT_SEARCH_CONFIG, Chunk, KnowledgeBase
@@ -95,19 +95,37 @@ def _vector_leg(org: Organization, spec: ModelSpec, kb_pks: list[int], query_vec
     return sorted(((row[0], float(row[1])) for row in rows), key=lambda r: r[1])
 
 
+TEXT_CANDIDATES = 200
+MIN_TERM_COVERAGE = 0.5
+
+
 def _text_leg(org: Organization, kb_pks: list[int], query: str, limit: int) -> list[int]:
-    # Any query word may match (OR), ranked by how many and how close: a spoken
-    # question has many words a relevant passage does not contain.
+    """Chunks matching at least half of the query's terms, best ts_rank_cd first.
+
+    A spoken question has many words a relevant passage lacks, so all-terms (AND)
+    matching finds little; any-term (OR) matching lets one incidental shared word
+    ("arrive") put an unrelated passage at text rank 1, where rank fusion would
+    lift it over the semantic best match. Half the terms is the middle ground.
+    """
     sql = (
-        "WITH q AS (SELECT NULLIF(replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | '), '')"
-        "::tsquery AS query) "
-        "SELECT c.id FROM knowledge_chunk c, q "
-        "WHERE q.query IS NOT NULL AND c.org_id = %s AND c.knowledge_base_id = ANY(%s) AND c.is_active "
-        "AND c.search_vector @@ q.query "
-        "ORDER BY ts_rank_cd(c.search_vector, q.query, 32) DESC, c.id LIMIT %s"
+        "WITH q AS (SELECT NULLIF(replace(plainto_tsquery(%(cfg)s::regconfig, %(query)s)::text, ' & ', ' | '), '')"
+        "::tsquery AS any_term, tsvector_to_array(to_tsvector(%(cfg)s::regconfig, %(query)s)) AS terms), "
+        "candidates AS ("
+        " SELECT c.id, c.search_vector, ts_rank_cd(c.search_vector, q.any_term, 32) AS rank"
+        " FROM knowledge_chunk c, q"
+        " WHERE q.any_term IS NOT NULL AND c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(kbs)s)"
+        " AND c.is_active AND c.search_vector @@ q.any_term"
+        " ORDER BY rank DESC, c.id LIMIT %(candidates)s) "
+        "SELECT candidates.id FROM candidates, q "
+        "WHERE (SELECT count(*) FROM unnest(q.terms) AS term"
+        "       WHERE candidates.search_vector @@ plainto_tsquery('simple', term))"
+        "      >= %(coverage)s * cardinality(q.terms) "
+        "ORDER BY candidates.rank DESC, candidates.id LIMIT %(limit)s"
     )
+    params = {"cfg": TEXT_SEARCH_CONFIG, "query": query, "org": org.pk, "kbs": kb_pks,
+              "candidates": TEXT_CANDIDATES, "coverage": MIN_TERM_COVERAGE, "limit": limit}
     with connection.cursor() as cursor:
-        cursor.execute(sql, [TEXT_SEARCH_CONFIG, query, org.pk, kb_pks, limit])
+        cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -174,7 +192,15 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
 
 async def asearch_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5) -> list[SearchHit]:
     """For the call session: runs in a worker thread so audio keeps flowing."""
-    return await sync_to_async(search_knowledge, thread_sensitive=False)(org, list(kb_ids), query, k)
+    return await sync_to_async(_search_in_thread, thread_sensitive=False)(org, list(kb_ids), query, k)
+
+
+def _search_in_thread(org: Organization, kb_ids: list[Any], query: str, k: int) -> list[SearchHit]:
+    try:
+        return search_knowledge(org, kb_ids, query, k)
+    finally:
+        # Executor threads never see request_finished; honour CONN_MAX_AGE here instead.
+        close_old_connections()
 
 
 def format_for_agent(hits: Sequence[SearchHit], max_chars: int = 4000) -> dict[str, Any]:
