@@ -91,6 +91,7 @@ def build_session_config(
         speaks_first=cfg.get("speaks_first") or "agent",
         tools=[*tool_specs(list(cfg.get("builtin_tools") or [])), *extra_tools],
         vad_threshold=cfg.get("vad_threshold"),
+        allow_interruptions=bool(cfg.get("allow_barge_in", True)),
         credentials=dict(credentials),
         base_url=base_url,
         provider_options=dict(cfg.get("provider_options") or {}),

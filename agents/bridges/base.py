@@ -144,6 +144,8 @@ class SessionConfig:
     # Turn detection tuning, passed to providers that expose it.
     vad_threshold: float | None = None
     silence_duration_ms: int | None = None
+    #: False: the caller talking does not cut the agent off (provider-side too, where supported)
+    allow_interruptions: bool = True
     credentials: dict[str, str] = field(default_factory=dict)
     base_url: str | None = None
     ssl_context: ssl.SSLContext | None = None

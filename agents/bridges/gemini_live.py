@@ -130,7 +130,10 @@ class GeminiLiveBridge(Bridge):
             tools=tools,
             input_audio_transcription=types.AudioTranscriptionConfig(),
             output_audio_transcription=types.AudioTranscriptionConfig(),
-            realtime_input_config=types.RealtimeInputConfig(automatic_activity_detection=activity),
+            realtime_input_config=types.RealtimeInputConfig(
+                automatic_activity_detection=activity,
+                activity_handling=None if cfg.allow_interruptions else types.ActivityHandling.NO_INTERRUPTION,
+            ),
             session_resumption=types.SessionResumptionConfig(handle=self._handle),
             context_window_compression=types.ContextWindowCompressionConfig(
                 trigger_tokens=int(opts.get("compression_trigger_tokens", 25600)),

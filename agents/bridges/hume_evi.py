@@ -8,7 +8,9 @@ from each chunk's header — use :func:`agents.bridges.audio.wav_to_pcm16`.
 
 EVI detects turns and interruptions itself (``user_interruption``); it has no
 truncate call, so :meth:`interrupt` only stops the rest of the interrupted
-message from reaching the caller.
+message from reaching the caller. EVI sessions cannot turn interruptions off, so
+``SessionConfig.allow_interruptions=False`` has to be enforced by the call
+session (by not calling :meth:`interrupt`); EVI itself still yields to the caller.
 
 ``provider_options`` read here: ``config_id`` and ``config_version`` (an EVI
 configuration made in Hume's platform: its voice, language model and

@@ -6,8 +6,8 @@ carrier are appended as is and agent audio comes back as µ-law 8 kHz. Set
 ``SessionConfig.input_format``/``output_format`` to ``PCM16_24K`` for a
 wideband (non-telephony) session.
 
-Server VAD (with ``interrupt_response``) detects turns and cancels the running
-reply on barge-in; :meth:`interrupt` then tells the model how much of the reply
+Server VAD (with ``interrupt_response`` unless ``allow_interruptions`` is off)
+detects turns and cancels the running reply on barge-in; :meth:`interrupt` then tells the model how much of the reply
 the caller actually heard (``conversation.item.truncate``).
 
 ``provider_options`` read here: ``transcription_model`` (default
@@ -92,7 +92,7 @@ class OpenAIRealtimeBridge(Bridge):
         turn_detection: dict[str, Any] = {
             "type": "server_vad",
             "create_response": True,
-            "interrupt_response": True,
+            "interrupt_response": cfg.allow_interruptions,
             "prefix_padding_ms": int(opts.get("prefix_padding_ms", 300)),
             "silence_duration_ms": cfg.silence_duration_ms or 500,
         }

@@ -224,3 +224,14 @@ def test_resumption_retries_a_refused_reconnect(fake):
     assert fake.connection_count == 3  # first, refused, resumed
     assert bridge.metrics.reconnects == 2
     assert not events.of(BridgeError)
+
+
+def test_barge_in_can_be_turned_off_provider_side(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake, allow_interruptions=False))
+        await bridge.connect()
+        await bridge.close()
+
+    run_async(main())
+    setup = fake.received_of("setup")[0]["setup"]
+    assert setup["realtimeInputConfig"]["activityHandling"] == "NO_INTERRUPTION"

@@ -192,3 +192,13 @@ def test_missing_credentials_is_a_clear_error():
 
     err = run_async(main())
     assert err.code == "missing_credentials" and not err.retryable
+
+
+def test_barge_in_can_be_turned_off_provider_side():
+    from agents.bridges.openai_realtime import OpenAIRealtimeBridge
+
+    payload = OpenAIRealtimeBridge(SessionConfig(allow_interruptions=False, vad_threshold=0.7,
+                                                 silence_duration_ms=800)).session_payload()
+    detection = payload["audio"]["input"]["turn_detection"]
+    assert detection["interrupt_response"] is False
+    assert (detection["threshold"], detection["silence_duration_ms"]) == (0.7, 800)
