@@ -40,13 +40,15 @@ class McpServer(OrgScopedModel):
 
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=McpServerKind.choices, default=McpServerKind.CUSTOM)
-    url = models.URLField(max_length=500, help_text="Streamable HTTP endpoint (…/mcp) or SSE endpoint (…/sse).")
+    # Not a URLField: Django's validator refuses TLD-less hosts such as a compose service
+    # (http://mcp-telegram:8100/mcp); ServerSpec checks scheme and host instead.
+    url = models.CharField(max_length=500, help_text="Streamable HTTP endpoint (…/mcp) or SSE endpoint (…/sse).")
     transport = models.CharField(max_length=20, choices=McpTransport.choices, default=McpTransport.STREAMABLE_HTTP)
     auth_headers = EncryptedJSONField(blank=True, default=dict)
     enabled = models.BooleanField(default=True)
     tools = models.JSONField(default=list, blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
-    last_test_ok = models.BooleanField(null=True)
+    last_test_ok = models.BooleanField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_kind = models.CharField(max_length=40, blank=True)
 

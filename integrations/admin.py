@@ -1,0 +1,155 @@
+"""Admin for MCP servers and webhooks, scoped like every org model.
+
+Adds and edits go through ``integrations.services`` so they are validated and audited the
+same way as in the dashboard and API. Secrets (auth headers, webhook secrets) are not
+editable here: they are set in the dashboard/API, where they are write-only.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from integrations import services
+from integrations.models import McpServer, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from orgs.middleware import current_membership
+from orgs.models import Role
+from orgs.services import Actor
+from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline
+
+
+def _org_for(request: HttpRequest, obj: Any) -> Any:
+    if request.user.is_superuser and getattr(obj, "org_id", None):
+        return obj.org
+    membership = current_membership(request)
+    return membership.org if membership else None
+
+
+class _ServiceSavingAdmin(OrgScopedAdmin):
+    """Routes the admin's add/change through the app's services."""
+
+    create_fields: tuple[str, ...] = ()
+
+    def _create(self, org: Any, actor: Actor, values: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _update(self, obj: Any, actor: Actor, values: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor = Actor.from_request(request)
+        values = {f: form.cleaned_data[f] for f in self.create_fields if f in form.cleaned_data}
+        try:
+            if change:
+                fresh = type(obj).objects.get(pk=obj.pk)
+                saved = self._update(fresh, actor, {f: v for f, v in values.items() if f in form.changed_data})
+            else:
+                saved = self._create(_org_for(request, obj), actor, values)
+        except ValidationError as exc:
+            # The form already validated field shapes; this is a service rule (e.g. a private URL).
+            raise ValidationError(exc.messages) from exc
+        obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
+
+
+@admin.register(McpServer)
+class McpServerAdmin(_ServiceSavingAdmin):
+    admin_write_role = Role.ADMIN
+    list_display = ["name", "org", "kind", "url", "transport", "enabled", "last_test_ok", "last_tested_at"]
+    list_filter = ["kind", "transport", "enabled", "last_test_ok"]
+    search_fields = ["name", "url"]
+    fields = ["org", "name", "url", "transport", "enabled", "kind", "header_names", "tools", "last_tested_at",
+              "last_test_ok", "last_error", "last_error_kind"]
+    readonly_fields = ["kind", "header_names", "tools", "last_tested_at", "last_test_ok", "last_error",
+                       "last_error_kind"]
+    create_fields = ("name", "url", "transport", "enabled")
+    actions = ["test_connection"]
+
+    def _create(self, org: Any, actor: Actor, values: dict[str, Any]) -> McpServer:
+        return services.create_mcp_server(org, actor, **values)
+
+    def _update(self, obj: McpServer, actor: Actor, values: dict[str, Any]) -> McpServer:
+        return services.update_mcp_server(obj, actor, **values)
+
+    @admin.action(description="Test connection (list and store tools)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[McpServer]) -> None:
+        for server in queryset:
+            services.discover_tools(server, Actor.from_request(request))
+            if server.last_test_ok:
+                self.message_user(request, f"{server.name}: {len(server.tools)} tool(s): "
+                                           f"{', '.join(server.tool_names)}", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{server.name}: {server.last_error}", messages.ERROR)
+
+
+class WebhookAttemptInline(OrgScopedInline):
+    model = WebhookAttempt
+    fields = ["number", "manual", "status_code", "duration_ms", "error", "response_excerpt", "created_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(_ServiceSavingAdmin):
+    admin_write_role = Role.ADMIN
+    list_display = ["url", "org", "enabled", "failing_since", "created_at"]
+    list_filter = ["enabled"]
+    search_fields = ["url", "description"]
+    fields = ["org", "url", "description", "events", "enabled", "failing_since", "disabled_reason"]
+    readonly_fields = ["failing_since", "disabled_reason"]
+    create_fields = ("url", "description", "events", "enabled")
+    actions = ["send_test_event"]
+
+    def _create(self, org: Any, actor: Actor, values: dict[str, Any]) -> WebhookEndpoint:
+        return services.create_webhook_endpoint(org, actor, **values)
+
+    def _update(self, obj: WebhookEndpoint, actor: Actor, values: dict[str, Any]) -> WebhookEndpoint:
+        return services.update_webhook_endpoint(obj, actor, **values)
+
+    @admin.action(description="Send a test event")
+    def send_test_event(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            services.send_test_event(endpoint, Actor.from_request(request))
+        self.message_user(request, f"Queued a test event for {queryset.count()} endpoint(s).")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(OrgScopedAdmin):
+    admin_write_role = Role.ADMIN
+    list_display = ["event", "endpoint", "status", "attempt_count", "last_status_code", "next_attempt_at"]
+    list_filter = ["status"]
+    list_select_related = ["event", "endpoint"]
+    fields = ["org", "event", "endpoint", "status", "attempt_count", "next_attempt_at", "last_status_code",
+              "delivered_at"]
+    readonly_fields = fields
+    inlines = [WebhookAttemptInline]
+    actions = ["redeliver"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    @admin.action(description="Redeliver now")
+    def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        for delivery in queryset.select_related("event", "endpoint", "org"):
+            services.redeliver_delivery(delivery, Actor.from_request(request))
+        self.message_user(request, f"Queued {queryset.count()} redelivery(ies).")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(OrgScopedAdmin):
+    admin_write_role = Role.ADMIN
+    list_display = ["type", "org", "created_at"]
+    list_filter = ["type"]
+    fields = ["org", "type", "payload", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False

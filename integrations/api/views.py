@@ -1,0 +1,145 @@
+"""API for MCP servers (registry, test connection, one-step connect) and outgoing webhooks."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from integrations import services
+from integrations.api.serializers import (
+    ConnectOwnServerSerializer,
+    McpServerSerializer,
+    WebhookDeliverySerializer,
+    WebhookEndpointSerializer,
+    WebhookEndpointWithSecretSerializer,
+)
+from integrations.models import McpServer, WebhookDelivery, WebhookEndpoint
+from orgs.models import Role
+from voiceplatform.api import OrgScopedViewSet
+
+
+class McpServerViewSet(OrgScopedViewSet):
+    """MCP servers the org's agents may use. Auth headers are write-only (encrypted at rest)."""
+
+    model = McpServer
+    serializer_class = McpServerSerializer
+    write_role = Role.ADMIN
+    filterset_fields = ["kind", "enabled"]
+
+    def perform_create(self, serializer: McpServerSerializer) -> None:
+        data = serializer.validated_data
+        serializer.instance = services.create_mcp_server(
+            self.request.org, self.actor, name=data["name"], url=data["url"], transport=data["transport"],
+            auth_headers=data.get("auth_headers"), enabled=data.get("enabled", True))
+
+    def perform_update(self, serializer: McpServerSerializer) -> None:
+        serializer.instance = services.update_mcp_server(serializer.instance, self.actor,
+                                                         **serializer.validated_data)
+
+    def perform_destroy(self, instance: McpServer) -> None:
+        services.delete_mcp_server(instance, self.actor)
+
+    @extend_schema(request=None, responses=McpServerSerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, public_id: str) -> Response:
+        """Connect, list the tools with their schemas and store them; failures are in last_error."""
+        server = services.discover_tools(self.get_object(), self.actor)
+        return Response(McpServerSerializer(server).data)
+
+    @extend_schema(request=ConnectOwnServerSerializer, responses={201: McpServerSerializer})
+    @action(detail=False, methods=["post"])
+    def connect(self, request: Request) -> Response:
+        """Register one of the platform's own servers (Telegram, Gmail, WhatsApp, Shopify) in one step."""
+        serializer = ConnectOwnServerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        server = services.connect_own_server(request.org, self.actor, data["kind"], data["credentials"],
+                                             name=data.get("name"))
+        return Response(McpServerSerializer(server).data, status=status.HTTP_201_CREATED)
+
+
+class WebhookEndpointViewSet(OrgScopedViewSet):
+    """Endpoints receiving signed events. The secret is returned on create and rotate only."""
+
+    model = WebhookEndpoint
+    serializer_class = WebhookEndpointSerializer
+    write_role = Role.ADMIN
+
+    @extend_schema(responses={201: WebhookEndpointWithSecretSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        endpoint = services.create_webhook_endpoint(request.org, self.actor, url=data["url"], events=data["events"],
+                                                    description=data.get("description", ""),
+                                                    enabled=data.get("enabled", True))
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer: WebhookEndpointSerializer) -> None:
+        serializer.instance = services.update_webhook_endpoint(serializer.instance, self.actor,
+                                                               **serializer.validated_data)
+
+    def perform_destroy(self, instance: WebhookEndpoint) -> None:
+        services.delete_webhook_endpoint(instance, self.actor)
+
+    @extend_schema(request=None, responses=WebhookEndpointWithSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, public_id: str) -> Response:
+        endpoint = services.rotate_webhook_secret(self.get_object(), self.actor)
+        return Response(WebhookEndpointWithSecretSerializer(endpoint).data)
+
+    @extend_schema(request=None, responses={202: None})
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, public_id: str) -> Response:
+        """Send a webhook.test event to this endpoint now."""
+        services.send_test_event(self.get_object(), self.actor)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookDeliveryViewSet(OrgScopedViewSet):
+    """Every delivery with all its attempts; redeliver sends it again now."""
+
+    model = WebhookDelivery
+    serializer_class = WebhookDeliverySerializer
+    write_role = Role.ADMIN
+    # DELETE is routed (so another org's id is a 404 like everywhere) but never allowed.
+    http_method_names = ["get", "post", "delete", "head", "options"]
+    filterset_fields = ["status"]
+
+    def get_queryset(self) -> Any:
+        qs = self.scoped().select_related("event", "endpoint").prefetch_related("attempts")
+        endpoint = self.request.query_params.get("endpoint")
+        if endpoint:
+            qs = qs.filter(endpoint__public_id=endpoint) if _is_uuid(endpoint) else qs.none()
+        return qs
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response({"error": {"code": "method_not_allowed", "message": "Deliveries are created by events.",
+                                   "fields": {}}}, status=status.HTTP_405_METHOD_NOT_ALLOWED)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        self.get_object()
+        return Response({"error": {"code": "method_not_allowed", "message": "Deliveries are kept as the record of "
+                                   "what was sent; they cannot be deleted.", "fields": {}}},
+                        status=status.HTTP_405_METHOD_NOT_ALLOWED)
+
+    @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
+    @action(detail=True, methods=["post"])
+    def redeliver(self, request: Request, public_id: str) -> Response:
+        delivery = self.get_object()
+        services.redeliver_delivery(delivery, self.actor)
+        return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

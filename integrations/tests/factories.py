@@ -1,0 +1,30 @@
+"""Factories for the org-isolation matrix (voiceplatform.testing)."""
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.models import McpServer, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from voiceplatform.testing import register_factory
+
+
+@register_factory(McpServer)
+def make_mcp_server(org: Any) -> McpServer:
+    return McpServer.objects.create(org=org, name="Tools", url="https://mcp.example.com/mcp",
+                                    auth_headers={"Authorization": "Bearer secret"})
+
+
+@register_factory(WebhookEndpoint)
+def make_webhook_endpoint(org: Any) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(org=org, url="https://hooks.example.com/vp", events=["call.ended"],
+                                          secret=WebhookEndpoint.new_secret())
+
+
+@register_factory(WebhookEvent)
+def make_webhook_event(org: Any) -> WebhookEvent:
+    return WebhookEvent.objects.create(org=org, type="call.ended", payload={"call": {"id": "x"}})
+
+
+@register_factory(WebhookDelivery)
+def make_webhook_delivery(org: Any) -> WebhookDelivery:
+    return WebhookDelivery.objects.create(org=org, event=make_webhook_event(org),
+                                          endpoint=make_webhook_endpoint(org))
