@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from integrations import services
-from integrations.models import McpServer, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from integrations.models import McpServer, McpToolGrant, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from orgs.middleware import current_membership
 from orgs.models import Role
 from orgs.services import Actor
@@ -82,6 +83,33 @@ class McpServerAdmin(_ServiceSavingAdmin):
                                            f"{', '.join(server.tool_names)}", messages.SUCCESS)
             else:
                 self.message_user(request, f"{server.name}: {server.last_error}", messages.ERROR)
+
+
+class McpToolGrantForm(forms.ModelForm):
+    class Meta:
+        model = McpToolGrant
+        fields = ["org", "agent", "server", "tool_name"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        server, agent, tool = data.get("server"), data.get("agent"), data.get("tool_name")
+        if server is not None and agent is not None and server.org_id != agent.org_id:
+            raise forms.ValidationError("The agent and the server belong to different organisations.")
+        if server is not None and tool and tool not in server.tool_names:
+            known = ", ".join(server.tool_names) or "none discovered yet: test the connection first"
+            self.add_error("tool_name", f"{server.name} has no tool {tool} (known: {known}).")
+        return data
+
+
+@admin.register(McpToolGrant)
+class McpToolGrantAdmin(OrgScopedAdmin):
+    """Which tools of a server an agent is limited to (no rows for a server = all its tools)."""
+
+    list_display = ["agent", "server", "tool_name", "org"]
+    list_select_related = ["agent", "server"]
+    list_filter = ["server"]
+    fields = ["org", "agent", "server", "tool_name"]
+    form = McpToolGrantForm
 
 
 class WebhookAttemptInline(OrgScopedInline):

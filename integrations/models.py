@@ -68,6 +68,26 @@ class McpServer(OrgScopedModel):
         return sorted((self.auth_headers or {}).keys())
 
 
+class McpToolGrant(OrgScopedModel):
+    """Narrows which tools of a server an agent is offered.
+
+    The agent's (versioned) configuration lists the servers it uses (``mcp_server_ids``);
+    with no grant rows for a server the agent gets all of that server's tools, with grant
+    rows only the named ones.
+    """
+
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="mcp_tool_grants")
+    server = models.ForeignKey(McpServer, on_delete=models.CASCADE, related_name="grants")
+    tool_name = models.CharField(max_length=128)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "server", "tool_name"], name="uniq_mcp_tool_grant")]
+        ordering = ["server", "tool_name"]
+
+    def __str__(self) -> str:
+        return f"{self.server.name}.{self.tool_name}"
+
+
 class WebhookEndpoint(OrgScopedModel):
     """A customer URL that receives signed events.
 

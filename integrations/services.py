@@ -15,7 +15,14 @@ from django.utils import timezone
 from integrations import conf
 from integrations.mcp_client import McpClientError, ServerSpec, list_tools_sync
 from integrations.mcp_servers import SERVERS
-from integrations.models import McpServer, McpServerKind, McpTransport, WebhookDelivery, WebhookEndpoint
+from integrations.models import (
+    McpServer,
+    McpServerKind,
+    McpToolGrant,
+    McpTransport,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from integrations.webhooks import TEST_EVENT, emit, redeliver, validate_events, validate_target_url
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
@@ -154,6 +161,27 @@ def connect_own_server(org: Organization, actor: Actor, kind: str, credentials: 
     headers.update({header: credentials[header].strip() for header, _label in entry.credential_headers})
     server = create_mcp_server(org, actor, name=name or entry.title, url=own.url, auth_headers=headers, kind=kind)
     return discover_tools(server, actor)
+
+
+@transaction.atomic
+def set_agent_tools(agent: Any, server: McpServer, actor: Actor, tool_names: list[str] | None) -> list[str]:
+    """Limit ``agent`` to ``tool_names`` of ``server``; ``None`` (or empty) offers all its tools.
+
+    Names are checked against the server's discovered tools, so test the connection first.
+    """
+    if agent.org_id != server.org_id:
+        raise ValidationError({"server": "No such MCP server in this organisation."})
+    names = sorted(set(tool_names or []))
+    unknown = [n for n in names if n not in server.tool_names]
+    if unknown:
+        known = ", ".join(server.tool_names) or "none discovered yet: test the connection first"
+        raise ValidationError({"tools": f"{server.name} has no tool(s) {', '.join(unknown)} (known: {known})."})
+    McpToolGrant.objects.filter(agent=agent, server=server).delete()
+    McpToolGrant.objects.bulk_create([McpToolGrant(org=server.org, agent=agent, server=server, tool_name=n)
+                                      for n in names])
+    record_audit(server.org, actor, "agent.mcp_tools_set", agent,
+                 {"server": str(server.public_id), "tools": names or "all"})
+    return names
 
 
 # --------------------------------------------------------------------------- webhook endpoints

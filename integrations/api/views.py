@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,12 +22,40 @@ from orgs.models import Role
 from voiceplatform.api import OrgScopedViewSet
 
 
-class McpServerViewSet(OrgScopedViewSet):
+class AgentToolsSerializer(serializers.Serializer):
+    agent = serializers.UUIDField(help_text="The agent's id.")
+    tools = serializers.ListField(child=serializers.CharField(), allow_null=True, required=False,
+                                  help_text="Tool names the agent may use; null or [] for all of the server's tools.")
+
+
+class McpServerAgentToolsMixin:
+    """``/mcp-servers/{id}/agent-tools/``: which of this server's tools an agent is offered."""
+
+    @extend_schema(request=AgentToolsSerializer, responses=AgentToolsSerializer)
+    @action(detail=True, methods=["post"], url_path="agent-tools")
+    def agent_tools(self, request: Request, public_id: str) -> Response:
+        from django.apps import apps
+
+        server = self.get_object()  # type: ignore[attr-defined]
+        serializer = AgentToolsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        Agent = apps.get_model("agents", "Agent")
+        agent = Agent.objects.for_org(request.org).filter(public_id=serializer.validated_data["agent"]).first()
+        if agent is None:
+            raise serializers.ValidationError({"agent": "No such agent in this organisation."})
+        names = services.set_agent_tools(agent, server, self.actor,  # type: ignore[attr-defined]
+                                         serializer.validated_data.get("tools"))
+        return Response({"agent": str(agent.public_id), "tools": names or None})
+
+
+class McpServerViewSet(McpServerAgentToolsMixin, OrgScopedViewSet):
     """MCP servers the org's agents may use. Auth headers are write-only (encrypted at rest)."""
 
     model = McpServer
     serializer_class = McpServerSerializer
     write_role = Role.ADMIN
+    # Choosing an agent's tools is agent editing, not server administration.
+    action_roles = {"agent_tools": Role.EDITOR}
     filterset_fields = ["kind", "enabled"]
 
     def perform_create(self, serializer: McpServerSerializer) -> None:

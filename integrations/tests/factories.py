@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.models import McpServer, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from integrations.models import McpServer, McpToolGrant, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from voiceplatform.testing import register_factory
 
 
@@ -28,3 +28,11 @@ def make_webhook_event(org: Any) -> WebhookEvent:
 def make_webhook_delivery(org: Any) -> WebhookDelivery:
     return WebhookDelivery.objects.create(org=org, event=make_webhook_event(org),
                                           endpoint=make_webhook_endpoint(org))
+
+
+@register_factory(McpToolGrant)
+def make_mcp_tool_grant(org: Any) -> McpToolGrant:
+    from agents.tests.factories import make_agent
+
+    return McpToolGrant.objects.create(org=org, agent=make_agent(org), server=make_mcp_server(org),
+                                       tool_name="send_message")
