@@ -8,16 +8,7 @@ from django import forms
 
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES
 from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent
-from agents.providers import PROVIDERS
 from orgs.models import Organization
-
-
-def _grouped(attr: str) -> list[Any]:
-    """Select choices grouped by provider, with "provider default" first."""
-    groups: list[Any] = [("", "Provider default")]
-    for info in PROVIDERS.values():
-        groups.append((info.label, [(value, value) for value in getattr(info, attr)]))
-    return groups
 
 
 def _org_choices(org: Organization, app_model: str) -> list[tuple[str, str]]:
@@ -32,8 +23,12 @@ def _org_choices(org: Organization, app_model: str) -> list[tuple[str, str]]:
 
 
 class AgentForm(forms.ModelForm):
-    model = forms.ChoiceField(choices=_grouped("models"), required=False)
-    voice = forms.ChoiceField(choices=_grouped("voices"), required=False)
+    # Free text with suggestions (a <datalist> per provider in the template): Hume
+    # voices are ids, not names; validation checks the value against the provider.
+    model = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "agent-models"}),
+                            help_text="Empty uses the provider's current default.")
+    voice = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "agent-voices"}),
+                            help_text="Empty uses the provider's default voice.")
     builtin_tools = forms.MultipleChoiceField(choices=BUILTIN_TOOL_CHOICES, required=False,
                                               widget=forms.CheckboxSelectMultiple)
     webhook_events = forms.MultipleChoiceField(choices=WEBHOOK_EVENT_CHOICES, required=False,

@@ -151,11 +151,18 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
         add("provider", f"Unknown provider “{provider}”; choose one of: {', '.join(PROVIDERS)}.")
     else:
         voice = config.get("voice") or ""
-        if voice and voice not in info.voices:
-            add("voice", f"{info.label} has no voice “{voice}”. Available: {', '.join(info.voices)}.")
+        if voice and not info.voice_ok(voice):
+            if info.voices:
+                add("voice", f"{info.label} has no voice “{voice}”. Available: {', '.join(info.voices)}.")
+            else:
+                add("voice", f"{info.label} voices are given by their voice id (a UUID from the voice "
+                             f"library); “{voice}” is not one.")
         model = config.get("model") or ""
         if model and model not in info.models:
-            add("model", f"{info.label} has no model “{model}”. Available: {', '.join(info.models)}.")
+            if info.models:
+                add("model", f"{info.label} has no model “{model}”. Available: {', '.join(info.models)}.")
+            else:
+                add("model", info.model_note or f"{info.label} takes no model id; leave it empty.")
         if config.get("temperature") is not None and not info.supports_temperature:
             add("temperature", f"{info.label} does not take a temperature; leave it empty.")
     temperature = config.get("temperature")

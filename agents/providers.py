@@ -6,6 +6,8 @@ the dashboard, API validation and the bridges never disagree.
 
 from __future__ import annotations
 
+import datetime
+import re
 from dataclasses import dataclass
 
 from agents.bridges import gemini_live, hume_evi, openai_realtime
@@ -23,6 +25,22 @@ class ProviderInfo:
     credential: str | None
     #: the provider accepts a sampling temperature per session
     supports_temperature: bool
+    #: empty ``voices``: voices are free-form ids that must match this pattern
+    voice_pattern: str = ""
+    #: why ``models`` is empty (the model is chosen outside the session), shown on errors
+    model_note: str = ""
+    #: the vendor ends API access on this date (ISO); agents cannot call after it
+    access_ends: str = ""
+
+    def retired(self, today: datetime.date | None = None) -> bool:
+        if not self.access_ends:
+            return False
+        return (today or datetime.date.today()) >= datetime.date.fromisoformat(self.access_ends)
+
+    def voice_ok(self, voice: str) -> bool:
+        if self.voices:
+            return voice in self.voices
+        return bool(self.voice_pattern and re.match(self.voice_pattern, voice))
 
 
 PROVIDERS: dict[str, ProviderInfo] = {
@@ -35,8 +53,11 @@ PROVIDERS: dict[str, ProviderInfo] = {
         gemini_live.VOICES, gemini_live.DEFAULT_VOICE, "gemini", supports_temperature=True,
     ),
     "hume_evi": ProviderInfo(
-        "hume_evi", "Hume EVI", hume_evi.MODELS, hume_evi.DEFAULT_MODEL,
-        hume_evi.VOICES, hume_evi.VOICES[0], "hume", supports_temperature=False,
+        "hume_evi", "Hume EVI", (), "", (), "", "hume", supports_temperature=False,
+        voice_pattern=hume_evi.VOICE_ID_PATTERN,
+        model_note="Hume EVI's version and language model are set in its EVI configuration "
+                   "(provider option config_id); leave the model empty.",
+        access_ends=hume_evi.API_ACCESS_ENDS,
     ),
     "echo": ProviderInfo(
         "echo", "Echo (diagnostics: repeats the caller)", ("echo",), "echo", ("none",), "none", None,

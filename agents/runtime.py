@@ -8,6 +8,7 @@ and a missing provider credential fails it with ``MissingCredential``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agents.bridges.base import SessionConfig
@@ -22,25 +23,41 @@ from orgs.credentials import MissingCredential, configured_providers, get_creden
 _BASE_URL_KEY = {"openai_realtime": "websocket_base_url", "gemini_live": "base_url", "hume_evi": "base_url"}
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One reason an agent cannot be used for a call."""
+
+    code: str  # "provider_retired" | "not_published" | "credential_missing"
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class AgentNotReady(Exception):
     """The agent cannot take or place calls yet; ``problems`` says why (one line each)."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("; ".join(problems))
+        super().__init__("; ".join(p.message for p in problems))
 
 
-def readiness_problems(agent: Agent, providers_with_credentials: set[str] | None = None) -> list[str]:
+def readiness_problems(agent: Agent, providers_with_credentials: set[str] | None = None) -> list[Problem]:
     """Why ``agent`` cannot be used for a call right now (empty when it can)."""
-    problems: list[str] = []
+    problems: list[Problem] = []
+    info = provider_info(agent.provider)
+    if info.retired():
+        problems.append(Problem("provider_retired", f"{info.label} API access ended on {info.access_ends} "
+                                                    f"(the vendor's announcement); switch this agent to another provider."))
     if agent.published_version is None:
-        problems.append("The agent has no published version; publish it first.")
+        problems.append(Problem("not_published", "The agent has no published version; publish it first."))
     needed = agent.credential_provider
     if needed is not None:
         have = providers_with_credentials if providers_with_credentials is not None else configured_providers(agent.org)
         if needed not in have:
-            problems.append(f"The organisation has no {provider_info(agent.provider).label} credential "
-                            f"({needed}); add it under Settings → Provider credentials.")
+            problems.append(Problem("credential_missing",
+                                    f"The organisation has no {info.label} credential ({needed}); "
+                                    f"add it under Settings → Provider credentials."))
     return problems
 
 
@@ -83,8 +100,8 @@ def build_session_config(
     base_url = credentials.get(_BASE_URL_KEY.get(info.name, ""), "") or None
     return SessionConfig(
         instructions=rendered["system_prompt"],
-        voice=cfg.get("voice") or info.default_voice,
-        model=cfg.get("model") or info.default_model,
+        voice=cfg.get("voice") or info.default_voice or None,
+        model=cfg.get("model") or info.default_model or None,
         language=cfg.get("language") or None,
         temperature=cfg.get("temperature"),
         first_message=rendered["first_message"] or None,
@@ -98,5 +115,5 @@ def build_session_config(
     )
 
 
-__all__ = ["AgentNotReady", "MissingCredential", "MissingVariable", "build_session_config", "ensure_ready",
+__all__ = ["AgentNotReady", "Problem", "MissingCredential", "MissingVariable", "build_session_config", "ensure_ready",
            "readiness_problems"]

@@ -30,7 +30,8 @@ class AgentListView(AgentMixin, View):
         agents = list(agents_for(self.org))
         problems = readiness_by_agent(self.org, agents)
         rows = [{"agent": a, "problems": problems[a.pk], "provider": PROVIDERS.get(a.provider)} for a in agents]
-        return render(request, "agents/list.html", {"rows": rows, "can_edit": self._can_write()})
+        return render(request, "agents/list.html", {"rows": rows, "can_edit": self._can_write(),
+                                                    "providers": PROVIDERS.values()})
 
     def _can_write(self) -> bool:
         return role_at_least(self.role, self.write_role)
@@ -38,7 +39,8 @@ class AgentListView(AgentMixin, View):
 
 class AgentCreateView(AgentMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, "agents/form.html", {"form": AgentForm(org=self.org), "creating": True})
+        return render(request, "agents/form.html", {"form": AgentForm(org=self.org), "creating": True,
+                                                    "providers": PROVIDERS.values()})
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = AgentForm(request.POST, org=self.org, instance=Agent(org=self.org))
@@ -46,7 +48,8 @@ class AgentCreateView(AgentMixin, View):
             agent = services.save_new_agent(form.instance, self.actor)
             messages.success(request, f"Created {agent.name}. It is a draft until you publish it.")
             return redirect("agents:edit", public_id=agent.public_id)
-        return render(request, "agents/form.html", {"form": form, "creating": True}, status=400)
+        return render(request, "agents/form.html", {"form": form, "creating": True,
+                                                    "providers": PROVIDERS.values()}, status=400)
 
 
 class AgentEditView(AgentMixin, View):
@@ -56,7 +59,7 @@ class AgentEditView(AgentMixin, View):
             for name in variables_in(text or "")))
         return render(request, "agents/form.html", {
             "form": form, "agent": agent, "problems": readiness_problems(agent), "variables": variables,
-            "publish_form": PublishForm(),
+            "publish_form": PublishForm(), "providers": PROVIDERS.values(),
         }, status=status)
 
     def get(self, request: HttpRequest, public_id: Any) -> HttpResponse:

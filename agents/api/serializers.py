@@ -2,12 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES
 from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent, AgentVersion, validate_config
 from agents.runtime import readiness_problems
 from voiceplatform.api import PublicIdField
+
+
+class ProblemSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["provider_retired", "not_published", "credential_missing"])
+    message = serializers.CharField()
 
 
 class AgentSerializer(serializers.ModelSerializer):
@@ -30,14 +36,13 @@ class AgentSerializer(serializers.ModelSerializer):
                   "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
-    def _problems(self, obj: Agent) -> list[str]:
-        return readiness_problems(obj, self.context.get("configured_providers"))
-
     def get_ready(self, obj: Agent) -> bool:
-        return not self._problems(obj)
+        return not readiness_problems(obj, self.context.get("configured_providers"))
 
-    def get_problems(self, obj: Agent) -> list[str]:
-        return self._problems(obj)
+    @extend_schema_field(ProblemSerializer(many=True))
+    def get_problems(self, obj: Agent) -> list[dict[str, str]]:
+        return [{"code": p.code, "message": p.message}
+                for p in readiness_problems(obj, self.context.get("configured_providers"))]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         base = self.instance.snapshot() if self.instance is not None else Agent().snapshot()
@@ -90,5 +95,8 @@ class ProviderSerializer(serializers.Serializer):
     voices = serializers.ListField(child=serializers.CharField())
     default_voice = serializers.CharField()
     supports_temperature = serializers.BooleanField()
+    voice_pattern = serializers.CharField(allow_blank=True, help_text="When voices is empty: the voice id format.")
+    model_note = serializers.CharField(allow_blank=True)
+    access_ends = serializers.CharField(allow_blank=True, help_text="The vendor ends API access on this date.")
     credential = serializers.CharField(allow_null=True)
     credential_configured = serializers.BooleanField()

@@ -157,7 +157,8 @@ class ProviderCatalogView(OrgContextMixin, APIView):
         rows = [
             {"name": p.name, "label": p.label, "models": list(p.models), "default_model": p.default_model,
              "voices": list(p.voices), "default_voice": p.default_voice,
-             "supports_temperature": p.supports_temperature, "credential": p.credential,
+             "supports_temperature": p.supports_temperature, "voice_pattern": p.voice_pattern,
+             "model_note": p.model_note, "access_ends": p.access_ends, "credential": p.credential,
              "credential_configured": p.credential is None or p.credential in have}
             for p in PROVIDERS.values()
         ]

@@ -12,10 +12,14 @@ message from reaching the caller. EVI sessions cannot turn interruptions off, so
 ``SessionConfig.allow_interruptions=False`` has to be enforced by the call
 session (by not calling :meth:`interrupt`); EVI itself still yields to the caller.
 
+Hume has announced that EVI API access ends on 2026-11-13 (see
+``API_ACCESS_ENDS``); the provider catalog reports Hume agents as not usable
+after that date, and this adapter remains for deployments with access.
+
 ``provider_options`` read here: ``config_id`` and ``config_version`` (an EVI
 configuration made in Hume's platform: its voice, language model and
 temperature apply), ``resumed_chat_group_id``. ``SessionConfig.voice`` is sent
-as ``voice_id``; ``SessionConfig.temperature`` and ``language`` are properties
+as ``voice_id`` (a Voice Library id); ``SessionConfig.temperature`` and ``language`` are properties
 of the EVI configuration, not of a session, so they are not sent.
 """
 
@@ -50,10 +54,11 @@ from agents.bridges.base import (
 
 logger = logging.getLogger("agents.bridges")
 
-#: Hume's EVI base voices (names usable as ``voice_id`` or in an EVI config).
-VOICES: tuple[str, ...] = ("ITO", "KORA", "DACHER", "AURA", "FINN", "WHIMSY", "STELLA", "SUNNY")
-MODELS: tuple[str, ...] = ("evi-3", "evi-4-mini")
-DEFAULT_MODEL = "evi-3"
+#: Hume voices are Voice Library / custom voice ids (UUIDs; 100+ per account), so
+#: there is no fixed list. The EVI version and language model live in the EVI config.
+VOICE_ID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+#: Hume's announcement: EVI (and TTS) API access ends on this date.
+API_ACCESS_ENDS = "2026-11-13"
 _RETRYABLE_HINTS = ("rate_limit", "internal", "unavailable", "timeout", "overload", "capacity")
 
 

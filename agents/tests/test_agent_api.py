@@ -28,7 +28,9 @@ def test_create_edit_publish_restore_through_the_api(org_a, editor_a, api):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["published_version"] is None and body["has_unpublished_changes"] is True
-    assert body["ready"] is False and any("Google Gemini" in p or "Gemini Live" in p for p in body["problems"])
+    assert body["ready"] is False
+    assert [p["code"] for p in body["problems"]] == ["not_published", "credential_missing"]
+    assert "Gemini Live credential (gemini)" in body["problems"][1]["message"]
     agent = Agent.objects.get(public_id=body["id"])
 
     published = client.post(detail(agent, "publish"), {"note": "launch"}, format="json")
@@ -122,4 +124,6 @@ def test_provider_catalog_shows_real_voices_and_credential_state(org_a, viewer_a
     assert rows["openai_realtime"]["credential_configured"] is True
     assert rows["gemini_live"]["credential_configured"] is False
     assert rows["echo"]["credential_configured"] is True
+    assert rows["hume_evi"]["voices"] == [] and rows["hume_evi"]["voice_pattern"]
+    assert rows["hume_evi"]["access_ends"] == "2026-11-13"
     assert api().get(reverse("api:agent-providers")).status_code == 401

@@ -61,9 +61,9 @@ def test_create_edit_publish_and_history(org_a, editor_a, login):
 
 
 def test_list_flags_missing_credentials(org_a, viewer_a, login):
-    make_agent(org_a, name="Hume line", provider="hume_evi", voice="KORA")
+    make_agent(org_a, name="Gemini line", provider="gemini_live", voice="Kore")
     page = login(viewer_a).get(reverse("agents:list")).content.decode()
-    assert "credential missing" in page and "Hume EVI" in page
+    assert "credential missing" in page and "Gemini Live" in page
     assert "New agent" not in page  # viewers cannot create
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from agents import services
 from agents.bridges import SessionConfig
 from agents.models import Agent, AgentVersion, VersionImmutable
+from agents.providers import provider_info
 from agents.runtime import AgentNotReady, build_session_config, ensure_ready, readiness_problems
 from agents.selectors import diff_configs
 from agents.tests.factories import make_agent
@@ -96,9 +99,10 @@ def test_duplicate_copies_the_draft_without_versions(org_a):
 def test_runtime_config_renders_variables_and_needs_credentials(org_a):
     agent = make_agent(org_a, system_prompt="Help {{customer_name}} with order {{order_id}}.",
                        first_message="Hi {{customer_name|there}}!", builtin_tools=["end_call", "transfer_call"])
-    assert readiness_problems(agent) == [
-        "The agent has no published version; publish it first.",
-        "The organisation has no OpenAI Realtime credential (openai); add it under Settings → Provider credentials.",
+    assert [(p.code, p.message) for p in readiness_problems(agent)] == [
+        ("not_published", "The agent has no published version; publish it first."),
+        ("credential_missing", "The organisation has no OpenAI Realtime credential (openai); "
+                               "add it under Settings → Provider credentials."),
     ]
     with pytest.raises(AgentNotReady):
         ensure_ready(agent)
@@ -125,3 +129,24 @@ def test_echo_needs_no_credential(org_a):
     version = services.publish_agent(agent, SYSTEM)
     assert readiness_problems(agent) == []
     assert build_session_config(version, {}).credentials == {}
+
+
+def test_hume_voices_are_ids_and_its_retirement_is_reported(org_a):
+    with pytest.raises(ValidationError) as info:
+        services.create_agent(org_a, SYSTEM, name="h", provider="hume_evi", voice="KORA", model="evi-3")
+    errors = info.value.message_dict
+    assert "voice id (a UUID" in errors["voice"][0]
+    assert "set in its EVI configuration" in errors["model"][0]
+    agent = services.create_agent(org_a, SYSTEM, name="h", provider="hume_evi",
+                                  voice="5bb7de05-c8fe-426a-8fcc-ba4fc4ce9f9c",
+                                  provider_options={"config_id": "cfg-1"})
+    services.publish_agent(agent, SYSTEM)
+    set_provider_credential(org_a, SYSTEM, "hume", {"api_key": "hume-key-123456"})
+    info_ = provider_info("hume_evi")
+    assert not info_.retired(datetime.date(2026, 11, 12)) and info_.retired(datetime.date(2026, 11, 13))
+    codes = [p.code for p in readiness_problems(agent)]
+    expected = ["provider_retired"] if info_.retired() else []
+    assert codes == expected
+    config = build_session_config(agent.published_version, {})
+    assert config.model is None and config.voice == "5bb7de05-c8fe-426a-8fcc-ba4fc4ce9f9c"
+    assert config.provider_options == {"config_id": "cfg-1"}
