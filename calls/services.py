@@ -415,6 +415,19 @@ def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None)
     return message_id
 
 
+def delete_call(call: Call, actor: Actor) -> None:
+    """Erase a finished call: its transcript, timeline and the recording file."""
+    from calls.models import Recording
+
+    if not call.is_final:
+        raise CallError("cannot delete a call that is still live; hang it up first")
+    recording = Recording.objects.filter(call=call).first()
+    if recording is not None:
+        recording.delete()  # removes the file from storage too
+    record_audit(call.org, actor, "call.deleted", call, {"direction": call.direction})
+    call.delete()
+
+
 # --- numbers ---------------------------------------------------------------------------
 
 def create_phone_number(org: Organization, actor: Actor, *, e164: str, carrier: str, label: str = "",

@@ -38,7 +38,9 @@ class CallApiError(exceptions.APIException):
 
 def _raise(error: services.CallError) -> None:
     if error.field:
-        raise exceptions.ValidationError({error.field: [error.message]}, code=error.code)
+        # The service message reads "field: why"; under "fields" the name is the key already.
+        message = error.message.removeprefix(f"{error.field}: ")
+        raise exceptions.ValidationError({error.field: [message]}, code=error.code)
     status_code = {
         services.ConcurrencyLimitReached: 429,
         services.CarrierUnavailable: 502,
@@ -60,13 +62,15 @@ CALL_FILTERS = [
 class CallViewSet(OrgScopedViewSet):
     """Place outbound calls; read calls with transcript, events, analysis and recording.
 
-    Calls are never edited or deleted through the API: they are records of what happened.
+    Calls are never edited: they are records of what happened. An admin may delete a
+    finished call with its transcript and recording (e.g. on a caller's request).
     """
 
     model = Call
     queryset = Call.objects.none()  # for the schema generator; get_queryset scopes
     write_role = Role.EDITOR
-    http_method_names = ["get", "post", "head", "options"]
+    action_roles = {"destroy": Role.ADMIN}
+    http_method_names = ["get", "post", "delete", "head", "options"]
 
     def get_serializer_class(self) -> Any:
         return CallDetailSerializer if self.action in ("retrieve", "create", "hangup", "transfer", "analyze") \
@@ -118,6 +122,12 @@ class CallViewSet(OrgScopedViewSet):
         fresh = selectors.call_detail(request.org, call.public_id)
         return Response(CallDetailSerializer(fresh, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: Call) -> None:
+        try:
+            services.delete_call(instance, self.actor)
+        except services.CallError as exc:
+            _raise(exc)
 
     def _control(self, request: Request, operation: Any) -> Response:
         call = self.get_object()

@@ -1,0 +1,94 @@
+"""Dashboard pages: calls list with filters, call page, live view, numbers — org-scoped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.base import ContentFile
+
+from calls.models import PhoneNumber, Recording, TranscriptTurn
+from calls.session_link import push_live_update
+from calls.tests.calls_fixtures import *  # noqa: F403
+from calls.tests.factories import make_call, make_phone_number
+
+pytestmark = pytest.mark.django_db
+
+
+def test_calls_list_filters_and_search(login: Any, owner_a: Any, org_a: Any, org_b: Any) -> None:
+    make_call(org_a, to_number="+14155552222", status="busy")
+    make_call(org_a, to_number="+14155553333", status="completed")
+    make_call(org_b, to_number="+14155559999", status="busy")
+    client = login(owner_a)
+    page = client.get("/calls/").content.decode()
+    assert "+14155552222" in page and "+14155553333" in page and "+14155559999" not in page
+    busy = client.get("/calls/?status=busy").content.decode()
+    assert "+14155552222" in busy and "+14155553333" not in busy
+    found = client.get("/calls/?q=3333").content.decode()
+    assert "+14155553333" in found and "+14155552222" not in found
+
+
+def test_call_page_shows_transcript_latency_analysis_and_player(login: Any, owner_a: Any, outsider: Any,
+                                                                  org_a: Any, settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = str(tmp_path)
+    call = make_call(org_a, analysis={"summary": "Booked a table.", "fields": {"party_size": 4},
+                                      "success": {"achieved": True, "reason": "booked"}})
+    TranscriptTurn.objects.create(call=call, index=0, role="caller", text="A table for four", start_ms=0, end_ms=900)
+    TranscriptTurn.objects.create(call=call, index=1, role="agent", text="Booked!", start_ms=1500, end_ms=2000,
+                                  latency_ms=612)
+    Recording(call=call, duration_ms=2000).file.save("r.wav", ContentFile(b"RIFFdata"), save=True)
+    page = login(owner_a).get(f"/calls/{call.public_id}/").content.decode()
+    for text in ("A table for four", "Booked!", "612 ms", "Booked a table.", "party_size", "<audio"):
+        assert text in page, text
+    assert login(owner_a).get(f"/calls/{call.public_id}/recording.wav").status_code == 200
+    assert login(outsider).get(f"/calls/{call.public_id}/").status_code == 404
+    assert login(outsider).get(f"/calls/{call.public_id}/recording.wav").status_code == 404
+
+
+def test_call_actions_need_editor(login: Any, viewer_a: Any, org_a: Any) -> None:
+    call = make_call(org_a, status="in_progress", carrier="twilio", carrier_call_id="CA" + "0" * 32)
+    assert login(viewer_a).post(f"/calls/{call.public_id}/", {"action": "hangup"}).status_code == 403
+
+
+def test_live_view_shows_live_calls_with_their_transcript(login: Any, owner_a: Any, org_a: Any, org_b: Any) -> None:
+    live = make_call(org_a, status="in_progress", to_number="+14155554321")
+    make_call(org_a, status="completed", to_number="+14155551234")
+    foreign = make_call(org_b, status="in_progress", to_number="+14155558888")
+    push_live_update(str(live.public_id), "transcript", {"role": "caller", "text": "Where is my parcel?"})
+    push_live_update(str(foreign.public_id), "transcript", {"role": "caller", "text": "secret of org B"})
+    client = login(owner_a)
+    page = client.get("/calls/live/").content.decode()
+    assert "+14155554321" in page and "Where is my parcel?" in page
+    assert "+14155551234" not in page and "secret of org B" not in page
+    partial = client.get("/calls/live/", HTTP_HX_REQUEST="true").content.decode()
+    assert "Where is my parcel?" in partial and "<html" not in partial
+
+
+def test_numbers_page_add_assign_remove(login: Any, admin_a: Any, viewer_a: Any, org_a: Any, agent_a: Any) -> None:
+    client = login(admin_a)
+    response = client.post("/numbers/", {"e164": "+14155550180", "carrier": "twilio", "label": "Desk"})
+    assert response.status_code == 302
+    number = PhoneNumber.objects.get(e164="+14155550180")
+    client.post("/numbers/", {"assign": "1", "number": str(number.public_id), "inbound_agent": str(agent_a.public_id)})
+    number.refresh_from_db()
+    assert number.inbound_agent == agent_a
+    bad = client.post("/numbers/", {"e164": "12", "carrier": "twilio"})
+    assert bad.status_code == 200 and "too short" in bad.content.decode()
+    assert login(viewer_a).post("/numbers/", {"delete": "1", "number": str(number.public_id)}).status_code == 403
+    client.post("/numbers/", {"delete": "1", "number": str(number.public_id)})
+    assert not PhoneNumber.objects.filter(pk=number.pk).exists()
+
+
+def test_numbers_of_another_org_cannot_be_touched(login: Any, outsider: Any, org_a: Any) -> None:
+    number = make_phone_number(org_a)
+    response = login(outsider).post("/numbers/", {"delete": "1", "number": str(number.public_id)})
+    assert response.status_code == 404 and PhoneNumber.objects.filter(pk=number.pk).exists()
+    assert number.e164 not in login(outsider).get("/numbers/").content.decode()
+
+
+def test_import_from_the_dashboard(login: Any, admin_a: Any, fake_twilio: Any, twilio_org: Any) -> None:
+    fake_twilio.add_number("+14155550190")
+    response = login(admin_a).post("/numbers/", {"import": "1", "carrier": "twilio", "configure_webhooks": "on"},
+                                   follow=True)
+    assert "Imported: 1 new" in response.content.decode()
+    assert PhoneNumber.objects.get(e164="+14155550190").webhooks_configured_at is not None

@@ -1,0 +1,218 @@
+"""Dashboard pages for calls and phone numbers (server-rendered, htmx for live parts).
+
+Every view reads through ``calls.selectors`` (org-scoped) and changes state through
+``calls.services``; another org's call or number is a 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.dateparse import parse_date
+from django.views.generic import TemplateView
+
+from calls import selectors, services
+from calls.analysis import request_analysis
+from calls.carriers import CARRIER_CHOICES
+from calls.models import Call, Direction, Recording, Status
+from calls.session_link import live_updates
+from orgs.models import Role
+from voiceplatform.views import OrgViewMixin
+
+
+def _agents(org: Any) -> Any:
+    from agents.models import Agent
+
+    return Agent.objects.for_org(org).order_by("name")
+
+
+class CallListView(OrgViewMixin, TemplateView):
+    template_name = "calls/call_list.html"
+    page_size = 50
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        params = self.request.GET
+        since = parse_date(params.get("since") or "")
+        until = parse_date(params.get("until") or "")
+        status = params.get("status") if params.get("status") in Status.values else None
+        direction = params.get("direction") if params.get("direction") in Direction.values else None
+        agent = params.get("agent") or None
+        if agent and not _agents(self.org).filter(public_id__iexact=agent).exists():
+            agent = None
+        calls = selectors.filter_calls(
+            self.org, status=status, direction=direction, agent_public_id=agent,
+            search=params.get("q") or None, since=since, until=until,
+        )
+        page = Paginator(calls, self.page_size).get_page(params.get("page"))
+        query = params.copy()
+        query.pop("page", None)
+        return {
+            **super().get_context_data(**kwargs),
+            "page": page, "statuses": Status.choices, "directions": Direction.choices,
+            "agents": _agents(self.org), "filters": params, "query": query.urlencode(),
+        }
+
+
+class CallDetailView(OrgViewMixin, TemplateView):
+    template_name = "calls/call_detail.html"
+
+    def _call(self) -> Call:
+        try:
+            return selectors.call_detail(self.org, self.kwargs["public_id"])
+        except Call.DoesNotExist:
+            raise Http404("No such call in this organisation.") from None
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        call = self._call()
+        turns = list(call.turns.all())
+        return {
+            **super().get_context_data(**kwargs),
+            "call": call, "turns": turns, "events": list(call.events.all()),
+            "recording": Recording.objects.filter(call=call).first(),
+            "can_act": self.role in (Role.EDITOR, Role.ADMIN, Role.OWNER),
+            "agent_turns_with_latency": [t for t in turns if t.latency_ms is not None],
+        }
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        call = self._call()
+        action = request.POST.get("action")
+        try:
+            if action == "hangup":
+                services.hangup_call(call, self.actor)
+                messages.success(request, "Hang-up requested.")
+            elif action == "transfer":
+                services.transfer_call(call, request.POST.get("to", ""), self.actor)
+                messages.success(request, "Transfer requested.")
+            elif action == "analyze":
+                if not call.turns.exists():
+                    raise services.CallError("the call has no transcript to analyse")
+                request_analysis(call, self.actor)
+                messages.success(request, "Analysis queued.")
+            else:
+                messages.error(request, f"Unknown action {action!r}.")
+        except services.CallError as exc:
+            messages.error(request, exc.message)
+        return redirect("calls:detail", public_id=call.public_id)
+
+
+class RecordingView(OrgViewMixin, TemplateView):
+    """The WAV, streamed from media storage after the org check (never a public URL)."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> FileResponse:
+        recording = Recording.objects.filter(call__org=self.org, call__public_id=kwargs["public_id"]).first()
+        if recording is None:
+            raise Http404("No recording.")
+        return FileResponse(recording.file.open("rb"), content_type=recording.content_type)
+
+
+class LiveCallsView(OrgViewMixin, TemplateView):
+    template_name = "calls/live.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        calls = list(selectors.live_calls(self.org)[:100])
+        feeds = [(call, live_updates(str(call.public_id))[-20:]) for call in calls]
+        return {**super().get_context_data(**kwargs), "feeds": feeds, "limit": self.org.max_concurrent_calls}
+
+    def get_template_names(self) -> list[str]:
+        # htmx polls the same URL for the list alone.
+        if getattr(self.request, "htmx", False):
+            return ["calls/_live_feed.html"]
+        return [self.template_name]
+
+
+# --- phone numbers ------------------------------------------------------------------------
+
+class NumberForm(forms.Form):
+    e164 = forms.CharField(label="Number", max_length=40, help_text="E.164, e.g. +14155550100.")
+    carrier = forms.ChoiceField(choices=CARRIER_CHOICES)
+    label = forms.CharField(max_length=100, required=False)
+    inbound_agent = forms.ModelChoiceField(queryset=None, required=False, to_field_name="public_id",
+                                           empty_label="— none: reject calls politely —")
+
+    def __init__(self, *args: Any, org: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["inbound_agent"].queryset = _agents(org)
+
+
+class ImportForm(forms.Form):
+    carrier = forms.ChoiceField(choices=CARRIER_CHOICES)
+    configure_webhooks = forms.BooleanField(required=False, initial=True,
+                                            label="Point their voice webhooks at this platform")
+
+
+class NumberListView(OrgViewMixin, TemplateView):
+    template_name = "calls/number_list.html"
+    write_role = Role.ADMIN
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {
+            **super().get_context_data(**kwargs),
+            "numbers": selectors.numbers_for(self.org),
+            "form": kwargs.get("form") or NumberForm(org=self.org),
+            "import_form": kwargs.get("import_form") or ImportForm(),
+            "agents": _agents(self.org),
+            "can_admin": self.role in (Role.ADMIN, Role.OWNER),
+        }
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if "import" in request.POST:
+            return self._import(request)
+        if "assign" in request.POST or "delete" in request.POST:
+            return self._change(request)
+        form = NumberForm(request.POST, org=self.org)
+        if form.is_valid():
+            try:
+                services.create_phone_number(self.org, self.actor, **form.cleaned_data)
+                messages.success(request, "Number added.")
+                return redirect("calls:numbers")
+            except services.CallError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return self.render_to_response(self.get_context_data(form=form))
+
+    def _import(self, request: HttpRequest) -> HttpResponse:
+        form = ImportForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(import_form=form))
+        try:
+            result = services.import_carrier_numbers(self.org, form.cleaned_data["carrier"], self.actor,
+                                                     configure_webhooks=form.cleaned_data["configure_webhooks"])
+        except services.CallError as exc:
+            messages.error(request, exc.message)
+            return redirect("calls:numbers")
+        messages.success(request, f"Imported: {len(result.created)} new, {len(result.updated)} updated.")
+        for number, why in result.skipped:
+            messages.warning(request, f"Skipped {number}: {why}")
+        return redirect("calls:numbers")
+
+    def _change(self, request: HttpRequest) -> HttpResponse:
+        number_id = request.POST.get("number")
+        number = selectors.numbers_for(self.org).filter(public_id=number_id).first() if _is_uuid(number_id) else None
+        if number is None:
+            raise Http404("No such number in this organisation.")
+        if "delete" in request.POST:
+            services.delete_phone_number(number, self.actor)
+            messages.success(request, "Number removed.")
+            return redirect("calls:numbers")
+        agent_id = request.POST.get("inbound_agent") or ""
+        agent = _agents(self.org).filter(public_id=agent_id).first() if _is_uuid(agent_id) else None
+        if agent_id and agent is None:
+            messages.error(request, "No such agent in this organisation.")
+            return redirect("calls:numbers")
+        services.update_phone_number(number, self.actor, inbound_agent=agent)
+        messages.success(request, "Number updated.")
+        return redirect("calls:numbers")
+
+
+def _is_uuid(value: str | None) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
