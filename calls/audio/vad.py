@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,12 @@ _CONTEXT = {8000: 32, 16000: 64}
 
 def bundled_model_path() -> Path:
     """Path of `silero_vad.onnx` inside the installed silero-vad package."""
-    path = Path(str(resources.files("silero_vad").joinpath("data", "silero_vad.onnx")))
+    # find_spec locates the package without executing its __init__, which
+    # imports torch (hundreds of MB and seconds of start-up we do not need).
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the silero-vad package is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
     if not path.is_file():
         raise FileNotFoundError(f"silero-vad package has no bundled model at {path}")
     return path
@@ -85,6 +90,9 @@ class VadSettings:
     #: and silence this long before speech is considered over
     min_silence_ms: int = 480
     sample_rate: int = 8000
+    #: windows whose peak is below this level skip the model (probability 0,
+    #: state reset): a quiet line costs almost nothing. None runs every window.
+    energy_floor_dbfs: float | None = -60.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -129,6 +137,8 @@ class VadStream:
         self._window = _WINDOW[rate]
         self._context_len = _CONTEXT[rate]
         self._window_ms = 1000.0 * self._window / rate
+        floor = self.settings.energy_floor_dbfs
+        self._floor = None if floor is None else 32768.0 * 10 ** (floor / 20.0)
         self.state = np.zeros((2, 1, 128), dtype=np.float32)
         self._buf = np.zeros(self._context_len + self._window, dtype=np.float32)
         self._fill = self._context_len
@@ -163,9 +173,20 @@ class VadStream:
             if self._fill < full:
                 continue
             end_ms = self._fed_ms + 1000.0 * pos / rate
-            window = self._buf * (1.0 / 32768.0)
-            self._buf[: self._context_len] = self._buf[self._window:]
-            self._fill = self._context_len
+            if self._floor is not None and float(np.abs(self._buf[self._context_len:]).max()) < self._floor:
+                self._buf[: self._context_len] = self._buf[self._window:]
+                self._fill = self._context_len
+                if not self.pending:  # keep order with windows still queued for the batch
+                    self.state = np.zeros((2, 1, 128), dtype=np.float32)
+                    event = self.apply_probability(0.0, end_ms)
+                    if event is not None:
+                        events.append(event)
+                    continue
+                window = np.zeros(self._context_len + self._window, dtype=np.float32)
+            else:
+                window = self._buf * (1.0 / 32768.0)
+                self._buf[: self._context_len] = self._buf[self._window:]
+                self._fill = self._context_len
             if self._batcher is not None:
                 self.pending.append((window, end_ms))
                 self._batcher.schedule(self)

@@ -45,14 +45,17 @@ class InboundPath:
         self._to_bridge = StreamResampler(carrier.sample_rate, bridge.sample_rate)
         self._to_analysis = StreamResampler(carrier.sample_rate, analysis_rate)
 
-    def process(self, audio: bytes) -> tuple[bytes, Samples]:
-        """Returns (bytes for the bridge, int16 samples at the analysis rate)."""
+    def process(self, audio: bytes, analyse: bool = True) -> tuple[bytes, Samples | None]:
+        """Returns (bytes for the bridge, int16 samples at the analysis rate,
+        or None when `analyse` is off and the bridge takes the bytes as they are)."""
+        if self.passthrough and not analyse:
+            return audio, None
         samples = _to_samples(audio, self.carrier)
         if self.passthrough:
             out = audio
         else:
             out = _from_samples(self._to_bridge.process_array(samples), self.bridge)
-        return out, self._to_analysis.process_array(samples)
+        return out, self._to_analysis.process_array(samples) if analyse else None
 
 
 class OutboundPath:
@@ -74,8 +77,11 @@ class OutboundPath:
         assert self._to_analysis is not None
         return self._to_carrier, self._to_analysis
 
-    def process(self, audio: bytes) -> tuple[bytes, Samples]:
-        """Returns (bytes for the carrier, int16 samples at the analysis rate)."""
+    def process(self, audio: bytes, analyse: bool = True) -> tuple[bytes, Samples | None]:
+        """Returns (bytes for the carrier, int16 samples at the analysis rate,
+        or None when `analyse` is off and the carrier takes the bytes as they are)."""
+        if self.passthrough and not analyse:
+            return audio, None
         if self.bridge.encoding == "wav":
             pcm, rate = wav_to_pcm16(audio)
             fmt = AudioFormat("pcm16", rate)
@@ -87,7 +93,7 @@ class OutboundPath:
             out = audio
         else:
             out = _from_samples(to_carrier.process_array(samples), self.carrier)
-        return out, to_analysis.process_array(samples)
+        return out, to_analysis.process_array(samples) if analyse else None
 
     def reset(self) -> None:
         """After a barge-in the next audio is a new utterance: drop filter history."""

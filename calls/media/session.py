@@ -24,6 +24,7 @@ separate tasks so audio keeps flowing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -49,8 +50,9 @@ from agents.bridges.base import (
     ToolCallCancelled,
 )
 from agents.bridges.registry import create_bridge
+from calls.audio.mulaw import mulaw_is_audible
 from calls.audio.recorder import TwoChannelRecorder
-from calls.audio.vad import VadBatcher, VadEvent, VadSettings, VadStream
+from calls.audio.vad import VadBatcher, VadEvent, VadStream
 from calls.media import result as r
 from calls.media.audio_path import InboundPath, OutboundPath
 from calls.media.codecs import TransportCodec, codec_for
@@ -74,8 +76,8 @@ logger = logging.getLogger("calls.media")
 BridgeFactory = Callable[[str, SessionConfig], Bridge]
 
 _HANGUP_TIMEOUT_S = 10.0
-_MAX_PROTOCOL_ERRORS = 20
-_AUDIBLE = 300  # peak |sample| below this is silence/comfort noise (about -40 dBFS)  # recorded individually; past this the stream is broken
+_MAX_PROTOCOL_ERRORS = 20  # recorded individually; past this the stream is broken
+_AUDIBLE = 300  # peak |sample| below this is silence/comfort noise (about -40 dBFS)
 
 
 class Transport(Protocol):
@@ -131,6 +133,7 @@ class CallSession:
         self._vad: VadStream | None = None
         self._recorder: TwoChannelRecorder | None = None
         self._caller_samples = 0
+        self._analyse = True
         self._preroll: list[AgentAudio] = []
         self.playback = PlaybackTracker()
         self._interrupted_items: set[str | None] = set()
@@ -345,16 +348,13 @@ class CallSession:
         self._inbound = InboundPath(carrier, bridge_in, self._analysis_rate)
         self._outbound = OutboundPath(self.bridge.output_format, carrier, self._analysis_rate)
         if ctx.vad_enabled:
-            vad_settings = VadSettings(
-                threshold=ctx.vad.threshold,
-                min_speech_ms=ctx.vad.min_speech_ms,
-                min_silence_ms=ctx.vad.min_silence_ms,
-                sample_rate=self._analysis_rate,
-            )
+            vad_settings = dataclasses.replace(ctx.vad, sample_rate=self._analysis_rate)
             self._vad = VadStream(vad_settings, batcher=self._vad_batcher, on_event=self._on_vad)
         if ctx.recording_path:
             self._recorder = TwoChannelRecorder(ctx.recording_path, sample_rate=self._analysis_rate)
         self.streaming = True
+        # caller samples are needed only by VAD and the recorder
+        self._analyse = self._vad is not None or self._recorder is not None
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
         preroll, self._preroll = self._preroll, []
         for audio in preroll:
@@ -364,12 +364,16 @@ class CallSession:
 
     async def _on_media(self, frame: MediaIn) -> None:
         assert self._inbound is not None and self.bridge is not None
-        to_bridge, samples = self._inbound.process(frame.audio)
-        self._caller_samples += len(samples)
-        if self._vad is not None:
-            self._vad.feed(samples)  # events arrive through _on_vad
-        if self._recorder is not None:
-            self._recorder.write_caller(samples)
+        to_bridge, samples = self._inbound.process(frame.audio, self._analyse)
+        if samples is not None:
+            self._caller_samples += len(samples)
+            if self._vad is not None:
+                self._vad.feed(samples)  # events arrive through _on_vad
+            if self._recorder is not None:
+                self._recorder.write_caller(samples)
+        else:
+            fmt = self._inbound.carrier
+            self._caller_samples += int(fmt.duration_ms(len(frame.audio)) * self._analysis_rate / 1000)
         if self.ending:
             return
         try:
@@ -462,22 +466,34 @@ class CallSession:
             self._preroll.append(event)
             return
         assert self._outbound is not None and self.context is not None
-        out, samples = self._outbound.process(event.audio)
-        if not len(samples):
+        # Decoding is skipped when nothing needs the samples (µ-law both ways,
+        # no recording): the µ-law bytes are checked for audibility directly.
+        out, samples = self._outbound.process(event.audio, self._recorder is not None)
+        if samples is not None:
+            n = len(samples)
+            audible = n > 0 and int(np.abs(samples).max()) > _AUDIBLE
+        else:
+            fmt = self.codec.audio_format
+            n = int(fmt.duration_ms(len(out)) * self._analysis_rate / 1000)
+            if self.codec.audio_format.encoding == "pcmu":
+                audible = mulaw_is_audible(out)
+            else:
+                audible = int(np.abs(np.frombuffer(out, dtype="<i2")).max(initial=0)) > _AUDIBLE
+        if not n:
             return
         now = self._clock()
         if self._turn_end_at is not None:
             self.latencies_ms.append(round((now - self._turn_end_at) * 1000.0, 1))
             self._turn_end_at = None
-        duration_ms = 1000.0 * len(samples) / self._analysis_rate
+        duration_ms = 1000.0 * n / self._analysis_rate
         item = self.playback.on_sent(event.item_id, duration_ms, now, self.clock_ms())
         await self._send_media(out)
-        if self._recorder is not None:
+        if samples is not None and self._recorder is not None:
             self._recorder.write_agent(samples)
         self._agent_audio_ms += duration_ms
         # Only audible agent audio counts against the silence timeout (the
         # echo bridge, or a provider's comfort noise, streams silence too).
-        if int(np.abs(samples).max()) > _AUDIBLE:
+        if audible:
             self._agent_audible_until = max(now, self._agent_audible_until) + duration_ms / 1000.0
         if item.since_mark_ms >= self.context.mark_interval_ms:
             await self._send(self.codec.mark(self.playback.new_mark(item)))

@@ -71,20 +71,34 @@ def test_batched_streams_match_inline_results() -> None:
 
     async def run() -> tuple[list, list, VadBatcher]:
         batcher = VadBatcher(interval_ms=10, model=SileroVAD.shared())
-        got: list[list[tuple[VadEvent, float]]] = [[], []]
-        streams = [VadStream(batcher=batcher, on_event=lambda e, t, k=k: got[k].append((e, t))) for k in range(2)]
+        got: list[list[tuple[VadEvent, float]]] = [[], [], []]
+        streams = [VadStream(batcher=batcher, on_event=lambda e, t, k=k: got[k].append((e, t))) for k in range(3)]
         for i in range(0, len(speech), 160):
             streams[0].feed(speech[i:i + 160])
             streams[1].feed(silence[i:i + 160])
+            streams[2].feed(speech[i:i + 160])
             if i % 1600 == 0:
                 await asyncio.sleep(0.015)  # let a batch run now and then; windows queue meanwhile
         await asyncio.sleep(0.05)
+        assert got[2] == got[0]
         return got[0], got[1], batcher
 
     speech_events, silence_events, batcher = asyncio.run(run())
     assert speech_events == inline
     assert silence_events == []
-    assert batcher.windows > batcher.batches  # several calls' windows per inference
+    # two speech streams share each inference; the silent one never reaches the
+    # model (below the energy floor)
+    assert batcher.windows == 2 * batcher.batches
+
+
+def test_energy_floor_skips_the_model_on_a_quiet_line_only() -> None:
+    quiet = (np.random.default_rng(3).standard_normal(16000) * 10).astype(np.int16)  # about -70 dBFS
+    gated, ungated = VadStream(), VadStream(VadSettings(energy_floor_dbfs=None))
+    assert _feed(gated, quiet) == [] and _feed(ungated, quiet) == []
+    assert gated.last_probability == 0.0 and ungated.last_probability > 0.0
+    # speech is far above the floor, so gating changes nothing there
+    speech = speech_like(2.0, seed=2)
+    assert _feed(VadStream(), speech) == _feed(VadStream(VadSettings(energy_floor_dbfs=None)), speech)
 
 
 def test_recorder_writes_aligned_stereo_wav_in_chunks(tmp_path: Path) -> None:

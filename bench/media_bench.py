@@ -1,0 +1,292 @@
+#!/usr/bin/env python
+"""Media-path benchmark: how many concurrent calls one core holds.
+
+Serves `bench/media_app.py` (the production media routes with the echo agent,
+Silero VAD on) pinned to one core with `taskset`, drives it with the shared
+load generator `media_load.py` (Twilio Media Streams, a 1 kHz pulse per call
+per second, latency = pulse out → echo back) pinned to the other core(s), and
+climbs a ladder of concurrent calls. For each step it prints calls, p50/p99
+echo latency, lost pulses and server CPU, and at the end the highest step that
+held p50 < 5 ms, p99 < 20 ms with no loss and no failed call.
+
+    .venv/bin/python bench/media_bench.py                       # uvicorn + daphne + reference
+    .venv/bin/python bench/media_bench.py --servers uvicorn --ladder 50,100,150 --seconds 15
+    .venv/bin/python bench/media_bench.py --load ../shared/bench/media_load.py --write bench/RESULTS.md
+
+Servers: `uvicorn` (websockets implementation), `uvicorn-sansio`
+(websockets-sansio), `daphne`, and `reference` (media_load's own bare
+`websockets` echo server: the ceiling, no platform code at all).
+The load generator runs with `--procs` worker processes; if it reports itself
+saturated the step is flagged, since the figures are then not trustworthy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+P50_MAX_MS = 5.0
+P99_MAX_MS = 20.0
+
+
+def find_load_generator(explicit: str | None) -> Path:
+    candidates = [Path(explicit)] if explicit else [
+        ROOT.parent / "shared" / "bench" / "media_load.py",
+        ROOT / ".." / "shared" / "bench" / "media_load.py",
+    ]
+    for path in candidates:
+        if path.is_file():
+            return path.resolve()
+    raise SystemExit(f"media_load.py not found (looked at {', '.join(map(str, candidates))}); pass --load PATH")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server did not listen on {port} within {timeout}s")
+
+
+def server_command(kind: str, port: int, load: Path) -> list[str]:
+    app = "bench.media_app:application"
+    if kind == "uvicorn":
+        return [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets",
+                "--lifespan", "off", "--log-level", "warning", "--no-access-log"]
+    if kind == "uvicorn-sansio":
+        return [PY, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets-sansio",
+                "--lifespan", "off", "--log-level", "warning", "--no-access-log"]
+    if kind == "daphne":
+        return [str(Path(PY).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+    if kind == "reference":
+        return [PY, str(load), "serve", "--port", str(port)]
+    raise SystemExit(f"unknown server {kind!r}; use uvicorn, uvicorn-sansio, daphne or reference")
+
+
+def urls_file(kind: str, port: int, calls: int, directory: Path) -> Path:
+    """One URL per call, each with a fresh call id and its HMAC token."""
+    secret = os.environ.get("MEDIA_BENCH_SECRET", "media-bench").encode()
+    path = directory / f"urls-{kind}-{calls}.txt"
+    with path.open("w") as f:
+        for _ in range(calls):
+            if kind == "reference":
+                f.write(f"ws://127.0.0.1:{port}/ws\n")
+                continue
+            call_id = str(uuid.uuid4())
+            token = hmac.new(secret, call_id.encode(), hashlib.sha256).hexdigest()[:32]
+            f.write(f"ws://127.0.0.1:{port}/ws/twilio/{call_id}/{token}\n")
+    return path
+
+
+@dataclass
+class Step:
+    server: str
+    calls: int
+    connected: int
+    failed: int
+    p50: float | None
+    p99: float | None
+    lost: int
+    sent: int
+    server_cpu: float | None
+    client_cpu: float | None
+    saturated: bool
+    load_avg: float
+
+    @property
+    def ok(self) -> bool:
+        return (self.failed == 0 and self.sent > 0 and self.lost == 0 and self.p50 is not None
+                and self.p99 is not None and self.p50 < P50_MAX_MS and self.p99 < P99_MAX_MS)
+
+    def line(self) -> str:
+        cpu = "-" if self.server_cpu is None else f"{self.server_cpu:.0f}%"
+        flag = "ok" if self.ok else "over"
+        sat = "  (generator saturated)" if self.saturated else ""
+        return (f"{self.server:<15} calls {self.calls:>4}  connected {self.connected:>4}  "
+                f"p50 {fmt(self.p50):>7} ms  p99 {fmt(self.p99):>7} ms  lost {self.lost:>4}/{self.sent:<5} "
+                f"server cpu {cpu:>5}  load {self.load_avg:.1f}  {flag}{sat}")
+
+
+def fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def run_step(kind: str, port: int, pid: int, calls: int, args: argparse.Namespace, load: Path, tmp: Path) -> Step:
+    urls = urls_file(kind, port, calls, tmp)
+    cmd = ["taskset", "-c", args.client_cores, PY, str(load), "--urls-file", str(urls), "--calls", str(calls),
+           "--seconds", str(args.seconds), "--procs", str(args.procs), "--server-pid", str(pid), "--json"]
+    if args.ramp:
+        cmd += ["--ramp", str(args.ramp)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + calls / 5 + 120)
+    try:
+        r: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise SystemExit(f"load generator failed ({out.returncode}): {out.stderr[-2000:]}") from None
+    server = r.get("server") or {}
+    return Step(
+        server=kind, calls=calls, connected=r["calls_connected"], failed=r["calls_failed"],
+        p50=r["latency_ms"]["p50"], p99=r["latency_ms"]["p99"], lost=r["pulses_lost"], sent=r["pulses_sent"],
+        server_cpu=server.get("cpu_pct"), client_cpu=r["client"]["cpu_pct"], saturated=r["client"]["saturated"],
+        load_avg=os.getloadavg()[0],
+    )
+
+
+def bench_server(kind: str, args: argparse.Namespace, load: Path, tmp: Path) -> list[Step]:
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MEDIA_BENCH_VAD="0" if args.no_vad else "1")
+    if args.record:
+        env["MEDIA_BENCH_RECORD"] = str(tmp / "recordings")
+    cmd = ["taskset", "-c", str(args.server_core), *server_command(kind, port, load)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    steps: list[Step] = []
+    try:
+        wait_port(port, proc)
+        # one short call first: imports, model load and JIT warm-up are not measured
+        run_step(kind, port, proc.pid, 2, argparse.Namespace(**{**vars(args), "seconds": 2}), load, tmp)
+        over = 0
+        for calls in args.ladder:
+            step = run_step(kind, port, proc.pid, calls, args, load, tmp)
+            steps.append(step)
+            print(step.line(), flush=True)
+            over = 0 if step.ok else over + 1
+            if over >= 2 or (step.sent and step.lost > step.sent // 5):
+                break  # well past the limit: higher steps only take longer
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return steps
+
+
+def best(steps: list[Step]) -> int:
+    return max((s.calls for s in steps if s.ok), default=0)
+
+
+def environment() -> dict[str, str]:
+    import numpy
+    import onnxruntime
+    import uvicorn
+    import websockets
+
+    try:
+        import daphne
+
+        daphne_version = daphne.__version__
+    except ImportError:
+        daphne_version = "not installed"
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": f"{cpu} ({os.cpu_count()} cores)", "python": platform.python_version(),
+        "uvicorn": uvicorn.__version__, "daphne": daphne_version, "websockets": websockets.__version__,
+        "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
+    }
+
+
+def write_results(path: Path, results: dict[str, list[Step]], args: argparse.Namespace, load_before: float) -> None:
+    env = environment()
+    lines = [
+        "# Media benchmark results",
+        "",
+        f"Produced by `bench/media_bench.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Server pinned to core {args.server_core}, load generator (`media_load.py`, {args.procs} process(es)) "
+        f"on cores {args.client_cores}; {args.seconds:g} s measured per step; echo agent, "
+        f"Silero VAD {'off' if args.no_vad else 'on'}, recording {'on' if args.record else 'off'}.",
+        f"Targets: p50 < {P50_MAX_MS:g} ms, p99 < {P99_MAX_MS:g} ms added echo latency, no lost pulse, no failed call.",
+        "",
+        "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()) + ".",
+        f"Machine load average (1 min) before the run: {load_before:.1f} — this machine is shared; other "
+        "processes competing for the pinned core inflate latency, so compare servers within one run.",
+        "",
+        "| server | calls | connected | p50 ms | p99 ms | lost / sent | server CPU | load avg | within target |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for steps in results.values():
+        for s in steps:
+            cpu = "-" if s.server_cpu is None else f"{s.server_cpu:.0f}%"
+            lines.append(f"| {s.server} | {s.calls} | {s.connected} | {fmt(s.p50)} | {fmt(s.p99)} | "
+                         f"{s.lost} / {s.sent} | {cpu} | {s.load_avg:.1f} | "
+                         f"{'yes' if s.ok else 'no'}{' (generator saturated)' if s.saturated else ''} |")
+    lines += ["", "Highest step held on one core:", ""]
+    for kind, steps in results.items():
+        lines.append(f"- **{kind}**: {best(steps)} calls")
+    lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--load", help="path of media_load.py (default: ../shared/bench/media_load.py)")
+    parser.add_argument("--servers", default="uvicorn,daphne,reference")
+    parser.add_argument("--ladder", default="25,50,100,150,200,250,300")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--ramp", type=float, default=0.0, help="seconds to start all calls (default: generator's)")
+    parser.add_argument("--server-core", type=int, default=0)
+    parser.add_argument("--client-cores", default=None, help="cores for the generator (default: all others)")
+    parser.add_argument("--procs", type=int, default=1, help="load generator processes")
+    parser.add_argument("--no-vad", action="store_true", help="turn Silero VAD off (for comparison)")
+    parser.add_argument("--record", action="store_true", help="record every call to disk, as in production")
+    parser.add_argument("--write", help="write a Markdown table here (e.g. bench/RESULTS.md)")
+    args = parser.parse_args(argv)
+    args.ladder = [int(x) for x in args.ladder.split(",") if x]
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset (util-linux) is needed to pin the server to one core")
+    cores = os.cpu_count() or 1
+    if args.client_cores is None:
+        others = [str(c) for c in range(cores) if c != args.server_core]
+        args.client_cores = ",".join(others) or str(args.server_core)
+    load = find_load_generator(args.load)
+    load_before = os.getloadavg()[0]
+    results: dict[str, list[Step]] = {}
+    with tempfile.TemporaryDirectory(prefix="media-bench-") as tmp:
+        for kind in [k.strip() for k in args.servers.split(",") if k.strip()]:
+            results[kind] = bench_server(kind, args, load, Path(tmp))
+    print()
+    for kind, steps in results.items():
+        print(f"{kind}: highest step within p50<{P50_MAX_MS:g} ms, p99<{P99_MAX_MS:g} ms, no loss: {best(steps)} calls")
+    if args.write:
+        write_results(Path(args.write), results, args, load_before)
+        print(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
