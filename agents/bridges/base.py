@@ -453,14 +453,19 @@ class Bridge(abc.ABC):
         """Yield provider events until the session ends.
 
         The iterator ends after :meth:`close` or after a :class:`BridgeError`
-        with ``fatal=True``. Only one consumer may iterate at a time.
+        with ``fatal=True`` (after which the bridge counts as disconnected and
+        sends raise :class:`BridgeClosed`; still call :meth:`close`). Only one
+        consumer may iterate at a time.
         """
         self._require_connected()
         async for event in self._events():
             self._observe(event)
-            yield event
             if isinstance(event, BridgeError) and event.fatal:
+                # The provider session is gone: later sends fail fast with BridgeClosed.
+                self._connected = False
+                yield event
                 break
+            yield event
 
     async def send_tool_result(self, call_id: str, output: str | dict[str, Any]) -> None:
         """Return a :class:`ToolCall`'s result; dicts are sent as JSON objects."""

@@ -41,7 +41,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Step
+from agents.testing.script import AgentTurn, FunctionCall, GoAway, ProviderFailure, Step
 from agents.testing.server import ConnState, FakeServer
 from agents.testing.tls import LocalCert, make_local_cert
 
@@ -197,14 +197,12 @@ class FakeGeminiLive(FakeServer):
             await self.send_json(st.conn, {"serverContent": {"interrupted": True}})
 
     async def _trigger(self, st: _Conn) -> None:
-        await self.run_script(lambda step: self._run(st, step))
+        await self.run_script(st, lambda step: self._run(st, step))
 
     async def _run(self, st: _Conn, step: Step) -> bool:
         conn = st.conn
         if isinstance(step, AgentTurn):
-            st.turn_task = asyncio.create_task(self._speak(st, step))
-            if step.pace == 0:
-                await st.turn_task
+            await st.start_turn(self._speak(st, step), paced=step.pace > 0)
             return True
         if isinstance(step, FunctionCall):
             st.pending_calls.add(step.call_id)
@@ -218,9 +216,6 @@ class FakeGeminiLive(FakeServer):
             return True
         if isinstance(step, ProviderFailure):
             await conn.close(step.close_code, step.message[:100])
-            return True
-        if isinstance(step, Disconnect):
-            await conn.close(step.close_code, step.reason)
             return True
         raise TypeError(f"unknown step {step!r}")
 

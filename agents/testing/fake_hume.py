@@ -35,7 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from agents.bridges.audio import pcm16_to_wav
-from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Step
+from agents.testing.script import AgentTurn, FunctionCall, GoAway, ProviderFailure, Step
 from agents.testing.server import ConnState, FakeServer
 
 EMOTIONS: tuple[str, ...] = (
@@ -156,14 +156,12 @@ class FakeHumeEVI(FakeServer):
                 "from_text": False, "interim": interim}
 
     async def _trigger(self, st: _Conn) -> None:
-        await self.run_script(lambda step: self._run(st, step))
+        await self.run_script(st, lambda step: self._run(st, step))
 
     async def _run(self, st: _Conn, step: Step) -> bool:
         conn = st.conn
         if isinstance(step, AgentTurn):
-            st.turn_task = asyncio.create_task(self._speak(st, step))
-            if step.pace == 0:
-                await st.turn_task
+            await st.start_turn(self._speak(st, step), paced=step.pace > 0)
             return True
         if isinstance(step, FunctionCall):
             await self.send_json(conn, {"type": "tool_call", "name": step.name,
@@ -176,9 +174,6 @@ class FakeHumeEVI(FakeServer):
                 await conn.close(step.close_code, step.message[:100])
                 return True
             return False
-        if isinstance(step, Disconnect):
-            await conn.close(step.close_code, step.reason)
-            return True
         if isinstance(step, GoAway):
             raise TypeError("GoAway is a Gemini-only step")
         raise TypeError(f"unknown step {step!r}")

@@ -33,7 +33,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Step
+from agents.testing.script import AgentTurn, FunctionCall, GoAway, ProviderFailure, Step
 from agents.testing.server import ConnState, FakeServer
 
 
@@ -173,14 +173,12 @@ class FakeOpenAIRealtime(FakeServer):
                 "status_details": {"type": "cancelled", "reason": "turn_detected"}, "output": [], "usage": None}})
 
     async def _trigger(self, st: _Conn) -> None:
-        await self.run_script(lambda step: self._run(st, step))
+        await self.run_script(st, lambda step: self._run(st, step))
 
     async def _run(self, st: _Conn, step: Step) -> bool:
         conn = st.conn
         if isinstance(step, AgentTurn):
-            st.turn_task = asyncio.create_task(self._speak(st, step))
-            if step.pace == 0:
-                await st.turn_task
+            await st.start_turn(self._speak(st, step), paced=step.pace > 0)
             return True
         if isinstance(step, FunctionCall):
             rid, item = self._id("resp"), self._id("item")
@@ -206,9 +204,6 @@ class FakeOpenAIRealtime(FakeServer):
                 await conn.close(step.close_code, step.message[:100])
                 return True
             return False
-        if isinstance(step, Disconnect):
-            await conn.close(step.close_code, step.reason)
-            return True
         if isinstance(step, GoAway):
             raise TypeError("GoAway is a Gemini-only step")
         raise TypeError(f"unknown step {step!r}")

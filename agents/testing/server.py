@@ -22,7 +22,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from agents.testing.script import Step
+from agents.testing.script import Disconnect, Step
 
 logger = logging.getLogger("agents.testing")
 
@@ -210,9 +210,15 @@ class FakeServer:
     async def handle(self, conn: ServerConnection) -> None:
         raise NotImplementedError
 
-    async def run_script(self, run: Callable[[Step], Awaitable[bool]]) -> None:
-        """Run steps with ``run`` until one returns True (it produced a model turn)."""
+    async def run_script(self, st: ConnState, run: Callable[[Step], Awaitable[bool]]) -> None:
+        """Run steps until one produced a model turn (``run`` returned True).
+
+        :class:`Disconnect` is handled here for every fake; ``run`` gets the rest.
+        """
         while (step := self._next_step()) is not None:
+            if isinstance(step, Disconnect):
+                await st.conn.close(step.close_code, step.reason)
+                return
             if await run(step):
                 return
 
@@ -278,6 +284,12 @@ class ConnState:
 
     def speaking(self) -> bool:
         return self.turn_task is not None and not self.turn_task.done()
+
+    async def start_turn(self, speak: Awaitable[None], *, paced: bool) -> None:
+        """Stream a turn; a paced one runs in the background so caller audio can barge in."""
+        self.turn_task = asyncio.ensure_future(speak)
+        if not paced:
+            await self.turn_task
 
     async def stop_turn(self) -> bool:
         """Cancel a streaming turn; True if one was running."""

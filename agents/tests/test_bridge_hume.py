@@ -10,6 +10,7 @@ from agents.bridges import (
     PCM16_8K,
     AgentAudio,
     AgentTranscript,
+    BridgeClosed,
     BridgeError,
     CallerTranscript,
     ProviderError,
@@ -23,7 +24,7 @@ from agents.bridges import (
 from agents.bridges.audio import wav_to_pcm16
 from agents.testing.events import EventCollector, run_async
 from agents.testing.fake_hume import FakeHumeEVI
-from agents.testing.script import AgentTurn, FunctionCall, ProviderFailure
+from agents.testing.script import AgentTurn, Disconnect, FunctionCall, ProviderFailure
 
 PCM_FRAME = b"\x20\x00\xe0\xff" * 80  # 20 ms of 8 kHz PCM16
 LOOKUP = {"name": "lookup_order", "description": "Find an order",
@@ -163,3 +164,22 @@ def test_bad_key_fails_without_retry(fake):
     bridge, err = run_async(main())
     assert (err.code, err.retryable) == ("invalid_api_key", False)
     assert bridge.metrics.connect_attempts == 1
+
+
+def test_dropped_connection_ends_the_stream_with_a_fatal_error(fake):
+    async def main():
+        bridge = create_bridge("hume_evi", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(Disconnect(close_code=1011, reason="upstream gone"))
+        await bridge.create_response()
+        err = await events.wait(BridgeError)
+        await events.wait_finished()
+        assert not bridge.connected
+        with pytest.raises(BridgeClosed):
+            await bridge.send_audio(PCM_FRAME)
+        await bridge.close()
+        return err
+
+    err = run_async(main())
+    assert err.fatal and err.error.code == "connection_closed" and err.error.retryable
