@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from calls.audio.vad import VadBatcher
+from calls.media.registry import SessionRegistry
 from calls.media.result import SessionContext, SessionResult
 
 
@@ -97,6 +98,7 @@ class MediaTestServer:
     def __init__(self, calls: InMemoryCalls | None = None, *, vad_batcher: VadBatcher | None = None) -> None:
         self.calls = calls or InMemoryCalls()
         self._vad_batcher = vad_batcher
+        self.sessions = SessionRegistry()
         self.port = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -110,6 +112,17 @@ class MediaTestServer:
         call_id, token = self.calls.add_call(context)
         return call_id, self.url(transport, call_id, token)
 
+    def prepare(self, transport: str, call_id: str) -> None:
+        """Open the call's provider session now, before its stream connects
+        (what the answer webhook does in production)."""
+        assert self.loop is not None
+
+        async def run() -> None:
+            self.sessions.prepare(call_id, transport, **{
+                k: v for k, v in self.calls.hooks().items() if k != "authorize"})
+
+        asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
+
     def start(self) -> None:
         import uvicorn
 
@@ -120,7 +133,7 @@ class MediaTestServer:
             loop = asyncio.new_event_loop()
             self.loop = loop
             asyncio.set_event_loop(loop)
-            extra = {"vad_batcher": self._vad_batcher or VadBatcher()}
+            extra = {"vad_batcher": self._vad_batcher or VadBatcher(), "sessions": self.sessions}
             app = build_media_app(self.calls, **extra)
             config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="websockets", lifespan="off",
                                     log_level="warning", ws_max_size=1 << 20)

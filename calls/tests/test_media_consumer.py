@@ -1,0 +1,173 @@
+"""The Channels consumers on a real server: upgrade authorization, protocol
+errors, the browser (`web`) transport, and sessions prepared before the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from agents.bridges.base import SessionConfig
+from calls.media.result import SessionContext
+from calls.testing.media_client import CarrierMediaClient
+from calls.testing.media_server import MediaTestServer
+from calls.testing.signals import speech_like
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[MediaTestServer]:
+    with MediaTestServer() as srv:
+        yield srv
+
+
+def echo(call_id: str = "", **kw: object) -> SessionContext:
+    return SessionContext(call_public_id=call_id, provider="echo", config=SessionConfig(speaks_first="caller"), **kw)
+
+
+def _status(url: str) -> int:
+    async def run() -> int:
+        try:
+            async with connect(url):
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    return asyncio.run(run())
+
+
+def test_upgrade_needs_the_calls_own_token(server: MediaTestServer) -> None:
+    call_id, url = server.add_call("twilio", echo())
+    other_id, other_url = server.add_call("twilio", echo())
+    other_token = other_url.rsplit("/", 1)[1]
+    base = f"ws://127.0.0.1:{server.port}/ws/twilio/{call_id}"
+    assert _status(f"{base}/{'x' * 32}") == 403  # wrong token
+    assert _status(f"{base}/{other_token}") == 403  # another call's token
+    assert _status(base) == 403  # no token at all
+    assert (call_id, False) in server.calls.authorize_calls
+    assert call_id not in server.calls.results  # a refused socket never starts a session
+
+
+def test_token_in_query_string_is_accepted(server: MediaTestServer) -> None:
+    call_id, url = server.add_call("plivo", echo())
+    token = url.rsplit("/", 1)[1]
+    query_url = f"ws://127.0.0.1:{server.port}/ws/plivo/{call_id}/?token={token}"
+
+    async def run() -> None:
+        async with CarrierMediaClient.plivo(query_url) as call:
+            await call.wait_for_audio(ms=100)
+            await call.hang_up()
+
+    asyncio.run(run())
+    assert server.calls.wait_result(call_id).end_reason == "caller_hangup"
+
+
+def test_garbage_before_start_is_a_protocol_error(server: MediaTestServer) -> None:
+    call_id, url = server.add_call("twilio", echo())
+
+    async def run() -> int | None:
+        async with connect(url) as ws:
+            await ws.send("this is not json")
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            return ws.close_code
+
+    assert asyncio.run(run()) == 1000
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "protocol_error"
+    assert result.error and "twilio: message is not valid JSON" in result.error
+
+
+def test_bad_frames_mid_call_are_recorded_and_the_call_goes_on(server: MediaTestServer) -> None:
+    call_id, url = server.add_call("twilio", echo())
+
+    async def run() -> None:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_for_audio(ms=100)
+            await call.send_raw('{"event":"media","media":{"payload":"@@"}}')
+            await call.send_raw('{"event":"dtmf","dtmf":{"digit":"x"}}')
+            n = len(call.log.received)
+            await call.wait_until(lambda: len(call.log.received) > n + 800, what="audio after bad frames")
+            await call.hang_up()
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    errors = [e.data["message"] for e in result.events if e.kind == "protocol_error"]
+    assert len(errors) == 2
+    assert errors[0].startswith("twilio: media.payload is not valid base64")
+    assert errors[1] == "twilio: dtmf.digit must be one of 0-9 * # A-D, got 'x'"
+    assert result.end_reason == "caller_hangup"
+
+
+def test_web_transport_pcm16_16k_round_trip_through_a_mulaw_bridge(server: MediaTestServer, tmp_path: Path) -> None:
+    holder: dict[str, str] = {}
+    call_id, url = server.add_call("web", lambda: echo(holder["id"], recording_path=tmp_path / "web.wav"))
+    holder["id"] = call_id
+    voice = speech_like(1.0, sample_rate=16000, seed=2)
+
+    async def run() -> tuple[bytes, list[dict[str, object]]]:
+        received = bytearray()
+        texts: list[dict[str, object]] = []
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"event": "start", "sampleRate": 16000}))
+            for i in range(0, len(voice), 320):  # 20 ms frames of PCM16 at 16 kHz
+                await ws.send(voice[i:i + 320].tobytes())
+                await asyncio.sleep(0.02)
+            deadline = asyncio.get_running_loop().time() + 3
+            while len(received) < len(voice) * 2 * 0.9 and asyncio.get_running_loop().time() < deadline:
+                msg = await asyncio.wait_for(ws.recv(), 3)
+                if isinstance(msg, bytes):
+                    received.extend(msg)
+                else:
+                    texts.append(json.loads(msg))
+            await ws.send(json.dumps({"event": "stop"}))
+        return bytes(received), texts
+
+    received, texts = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    back = np.frombuffer(received, dtype="<i2").astype(float)
+    # µ-law at 8 kHz in the middle: the voice comes back band-limited but clearly there
+    assert np.max(np.abs(back)) > 0.3 * np.max(np.abs(voice))
+    assert any(t.get("event") == "mark" for t in texts)  # the browser is asked to ack playback
+    assert any(t.get("event") == "event" and t.get("kind") == "speech_started" for t in texts)
+    assert result.end_reason == "caller_hangup" and result.transport == "web"
+    assert result.recording_path and Path(result.recording_path).exists()
+
+
+def test_session_prepared_before_the_stream_is_taken_by_the_consumer(server: MediaTestServer) -> None:
+    holder: dict[str, str] = {}
+    call_id, url = server.add_call("twilio", lambda: echo(holder["id"]))
+    holder["id"] = call_id
+    server.prepare("twilio", call_id)
+
+    async def run() -> None:
+        await asyncio.sleep(0.3)  # the phone rings; the provider is already connected
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_for_audio(ms=100)
+            await call.hang_up()
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    connected = [e for e in result.events if e.kind == "bridge_connected"][0]
+    started = [e for e in result.events if e.kind == "stream_started"][0]
+    assert connected.data["before_stream_ms"] < 300 <= started.data["wait_ms"]
+    assert len(server.sessions) == 0  # taken, then forgotten when it ended
+
+
+def test_prepared_session_without_a_stream_times_out(server: MediaTestServer) -> None:
+    hangups: list[str] = []
+
+    async def hangup(reason: str) -> None:
+        hangups.append(reason)
+
+    holder: dict[str, str] = {}
+    call_id, _ = server.add_call("plivo", lambda: echo(holder["id"], stream_wait_s=0.3, hangup=hangup))
+    holder["id"] = call_id
+    server.prepare("plivo", call_id)
+    result = server.calls.wait_result(call_id, timeout=5)
+    assert result.end_reason == "stream_timeout" and hangups == ["stream_timeout"]
+    assert len(server.sessions) == 0
