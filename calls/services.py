@@ -271,6 +271,9 @@ def _fail_call(call: Call, reason: str, error: str) -> None:
 
 # --- status lifecycle ------------------------------------------------------------------
 
+# What carriers report for any normal hang-up; a more specific reason replaces them.
+GENERIC_END_REASONS = frozenset({"completed", "normal_clearing"})
+
 TIMESTAMP_FOR: dict[str, str] = {
     Status.QUEUED: "queued_at",
     Status.RINGING: "ringing_at",

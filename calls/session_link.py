@@ -24,6 +24,7 @@ from django.utils import timezone
 from calls.media.result import END_PROVIDER_ERROR, SessionContext, SessionResult, ToolError
 from calls.models import Call, CallEvent, Direction, Recording, Status, TranscriptTurn
 from calls.services import (
+    GENERIC_END_REASONS,
     CallError,
     CarrierUnavailable,
     add_event,
@@ -251,7 +252,8 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
         call.usage = dict(result.usage or {})
         if result.error:
             call.error = result.error[:2000]
-        if not call.end_reason:
+        # The session knows *why* a call ended better than a carrier's generic "completed".
+        if not call.end_reason or call.end_reason in GENERIC_END_REASONS:
             call.end_reason = result.end_reason[:64]
         if call.direction == Direction.WEB and not call.is_final:
             call.save()
