@@ -7,8 +7,10 @@ Each function validates, saves, and records one audit entry (``agent.created``,
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -35,6 +37,39 @@ def _check_fields(values: dict[str, Any]) -> None:
         raise ValidationError({name: ["Not an agent setting."] for name in unknown})
 
 
+# Agent field → the model whose public ids it holds (apps that may not be installed).
+_RELATED_IDS = {"knowledge_base_ids": "knowledge.KnowledgeBase", "mcp_server_ids": "integrations.McpServer"}
+
+
+def check_related_ids(org: Organization, agent: Agent) -> None:
+    """Every knowledge base / MCP server id must belong to ``org`` (others read as unknown)."""
+    errors: dict[str, list[str]] = {}
+    for field, label in _RELATED_IDS.items():
+        ids = [str(v) for v in getattr(agent, field) or []]
+        if not ids:
+            continue
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            errors[field] = [f"{label} is not installed; leave this empty."]
+            continue
+        valid = {str(u) for u in model.objects.for_org(org).filter(
+            public_id__in=[i for i in ids if _is_uuid(i)]).values_list("public_id", flat=True)}
+        unknown = [i for i in ids if i not in valid]
+        if unknown:
+            errors[field] = [f"No such {model._meta.verbose_name} in this organisation: {', '.join(unknown)}."]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def create_agent(org: Organization, actor: Actor, **values: Any) -> Agent:
     """Create an agent (a draft with no published version)."""
     _check_fields(values)
@@ -44,6 +79,7 @@ def create_agent(org: Organization, actor: Actor, **values: Any) -> Agent:
 def save_new_agent(agent: Agent, actor: Actor) -> Agent:
     """Validate and insert an unsaved agent (its ``org`` set) — for forms that build the instance."""
     agent.full_clean(exclude=["org", "published_version"])
+    check_related_ids(agent.org, agent)
     with transaction.atomic():
         agent.save()
         record_audit(agent.org, actor, "agent.created", agent, {"provider": agent.provider})
@@ -57,6 +93,7 @@ def update_agent(agent: Agent, actor: Actor, **values: Any) -> Agent:
     if not changes:
         return agent
     agent.full_clean(exclude=["org", "published_version"])
+    check_related_ids(agent.org, agent)
     with transaction.atomic():
         agent.save()
         record_audit(agent.org, actor, "agent.updated", agent, _audit_changes(changes))

@@ -150,3 +150,19 @@ def test_hume_voices_are_ids_and_its_retirement_is_reported(org_a):
     config = build_session_config(agent.published_version, {})
     assert config.model is None and config.voice == "5bb7de05-c8fe-426a-8fcc-ba4fc4ce9f9c"
     assert config.provider_options == {"config_id": "cfg-1"}
+
+
+def test_knowledge_bases_and_mcp_servers_must_belong_to_the_org(org_a, org_b):
+    from knowledge.models import KnowledgeBase
+
+    mine = KnowledgeBase.objects.create(org=org_a, name="FAQ")
+    theirs = KnowledgeBase.objects.create(org=org_b, name="Secret")
+    with pytest.raises(ValidationError) as info:
+        services.create_agent(org_a, SYSTEM, name="kb", knowledge_base_ids=[str(mine.public_id), str(theirs.public_id)],
+                              mcp_server_ids=["not-an-id"])
+    errors = info.value.message_dict
+    assert errors["knowledge_base_ids"] == [f"No such knowledge base in this organisation: {theirs.public_id}."]
+    assert "not-an-id" in errors["mcp_server_ids"][0]
+    agent = services.create_agent(org_a, SYSTEM, name="kb", knowledge_base_ids=[str(mine.public_id)])
+    with pytest.raises(ValidationError):
+        services.update_agent(agent, SYSTEM, knowledge_base_ids=[str(theirs.public_id)])
