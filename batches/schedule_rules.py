@@ -215,3 +215,23 @@ def validate_one_time(when: datetime | str, timezone: str, *, now: datetime | No
             field="run_at",
         )
     return instant
+
+
+def previous_run(rule: CronRule | str, timezone: str, *, at: datetime) -> datetime:
+    """The latest run instant ≤ ``at`` (aware UTC), under the same DST policy as
+    ``next_runs``. Used to tell which run a firing belongs to."""
+    cron = validate_cron(rule) if isinstance(rule, str) else rule
+    zone = parse_timezone(timezone)
+    if at.tzinfo is None:
+        raise ValueError("at must be timezone-aware")
+    at = at.astimezone(UTC)
+    # Walk back in wall time from a little after ``at``; the first wall time whose
+    # instant is not after ``at`` is the run (a fall-back hour can reorder them).
+    wall = at.astimezone(zone).replace(tzinfo=None) + timedelta(hours=1, seconds=1)
+    iterator = croniter(cron.expression, wall)
+    for _ in range(500):
+        naive = iterator.get_prev(datetime)
+        instant = _localize(naive, zone)
+        if instant <= at:
+            return instant
+    raise ScheduleError(f"'{cron.expression}' has no run before {at:%Y-%m-%d %H:%M} UTC")
