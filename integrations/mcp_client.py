@@ -513,6 +513,25 @@ class McpToolbox:
     def has_function(self, name: str) -> bool:
         return name in self._functions
 
+    def session_handlers(self, error_cls: type[Exception]) -> dict[str, Callable[..., Awaitable[str]]]:
+        """Handlers in the call session's shape: ``async (arguments, session) -> str``.
+
+        A failed call raises ``error_cls`` (the session's ``ToolError``) with the message
+        for the model, so the timeline records it as a failed tool call; the session's own
+        timeout wraps the handler, so keep ``call_timeout_s`` below it.
+        """
+
+        def make(name: str) -> Callable[..., Awaitable[str]]:
+            async def handler(arguments: Mapping[str, Any] | str | None, session: Any = None) -> str:
+                outcome = await self.call(name, arguments)
+                if outcome.is_error:
+                    raise error_cls(outcome.output.removeprefix("error: "))
+                return outcome.output
+
+            return handler
+
+        return {name: make(name) for name in self._functions}
+
     async def call(self, function_name: str, arguments: Mapping[str, Any] | str | None) -> ToolCallOutcome:
         started = time.monotonic()
         entry = self._functions.get(function_name)

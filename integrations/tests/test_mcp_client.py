@@ -163,6 +163,26 @@ def test_toolbox_offers_granted_tools_and_never_raises():
     assert fake.sent[0]["text"] == "hi"
 
 
+class _SessionToolError(Exception):
+    pass
+
+
+def test_session_handlers_raise_the_sessions_error_type():
+    config = BaseServerConfig(caller_tokens=frozenset({"s"}))
+    with serve_mcp(_slow_server(), config) as url:
+        async def scenario():
+            servers = [ToolboxServer("slow", ServerSpec(url=f"{url}/mcp", headers={"Authorization": "Bearer s"}))]
+            async with McpToolbox(servers) as box:
+                handlers = box.session_handlers(_SessionToolError)
+                assert set(handlers) == {"slow__wait", "slow__hidden"}
+                ok = await handlers["slow__wait"]({"seconds": 0}, None)
+                with pytest.raises(_SessionToolError, match="seconds"):
+                    await handlers["slow__wait"]({"seconds": "x"}, None)
+                return ok
+
+        assert asyncio.run(scenario()) == "done"
+
+
 def test_toolbox_can_be_closed_from_another_task():
     config = BaseServerConfig(caller_tokens=frozenset({"s"}))
     with serve_mcp(_slow_server(), config) as url:
