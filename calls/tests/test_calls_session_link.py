@@ -66,7 +66,8 @@ def test_authorize_stream_checks_token_and_liveness(fake_twilio: Any, twilio_num
     call = _placed(twilio_number, agent_a, owner_a)
     target = services.issue_stream_target(call)
     assert asyncio.run(authorize_stream(str(call.public_id), target.token))
-    assert not asyncio.run(authorize_stream(str(call.public_id), target.token[:-1] + "0"))
+    wrong = target.token[:-1] + ("1" if target.token[-1] == "0" else "0")
+    assert not asyncio.run(authorize_stream(str(call.public_id), wrong))
     assert not asyncio.run(authorize_stream("not-a-uuid", target.token))
     Call.objects.filter(pk=call.pk).update(status="completed")
     assert not asyncio.run(authorize_stream(str(call.public_id), target.token))
@@ -197,3 +198,41 @@ def test_web_call_completes_from_the_session(org_a: Any, agent_a: Any) -> None:
     record_session_result_sync(str(call.public_id), _result(call))
     call.refresh_from_db()
     assert (call.status, call.duration_s, call.end_reason) == ("completed", 8, "agent_hangup")
+
+
+def test_session_tools_send_sms_transfer_and_dtmf_through_the_carrier(fake_twilio: Any, twilio_number: Any,
+                                                                       owner_a: Any) -> None:
+    from calls.media.result import ToolError
+    from calls.tests.factories import make_ready_agent
+
+    agent = make_ready_agent(twilio_number.org, name="Texter", builtin_tools=["send_sms", "transfer_call",
+                                                                              "send_dtmf"])
+    call = _placed(twilio_number, agent, owner_a)
+    context = build_session_context(str(call.public_id))
+    result = asyncio.run(context.tools["send_sms"]({"text": "Your code is 1234"}, None))
+    (message,) = fake_twilio.messages.values()
+    assert result["message_id"] == message["sid"]
+    assert (message["to"], message["from"], message["body"]) == ("+14155557777", twilio_number.e164,
+                                                                 "Your code is 1234")
+    with pytest.raises(ToolError, match="non-empty"):
+        asyncio.run(context.tools["send_sms"]({"text": " "}, None))
+    with pytest.raises(ToolError, match="not been answered"):
+        asyncio.run(context.transfer("+14155550123"))
+    Call.objects.filter(pk=call.pk).update(status="in_progress")
+    with pytest.raises(ToolError, match="to: "):
+        asyncio.run(context.transfer("sip:desk@example.com"))
+    asyncio.run(context.send_dtmf("42#"))
+    twiml = fake_twilio.calls[call.carrier_call_id]["twiml"][-1]
+    assert '<Play digits="42#" />' in twiml and f"/ws/twilio/{call.public_id}/" in twiml
+    assert CallEvent.objects.filter(call=call, kind="sms.sent").exists()
+    assert CallEvent.objects.filter(call=call, kind="dtmf.sent").exists()
+
+
+def test_web_calls_get_no_carrier_actions(org_a: Any, agent_a: Any) -> None:
+    from calls.tests.factories import make_call
+
+    call = make_call(org_a, direction="web", status="in_progress", agent=agent_a,
+                     agent_version=agent_a.published_version)
+    context = build_session_context(str(call.public_id))
+    assert context.hangup is None and context.transfer is None and context.send_dtmf is None
+    assert context.tools == {}

@@ -237,3 +237,46 @@ class TestAnsweringMachine:
         call.refresh_from_db()
         assert (call.answered_by, call.end_reason) == ("human", "")
         assert len(fake_twilio.calls[call.carrier_call_id]["twiml"]) == 1
+
+
+class TestPlivoVoicemail:
+    def test_machine_hears_the_message_from_the_action_endpoint(self, api: Any, owner_a: Any, fake_plivo: Any,
+                                                                plivo_number: Any, agent_a: Any) -> None:
+        response = api(owner_a).post("/api/v1/calls/", {
+            "agent": str(agent_a.public_id), "to": "+14155557777", "from_number": plivo_number.e164,
+            "variables": {"customer_name": "Bo"}}, format="json")
+        call = Call.objects.get(public_id=response.json()["id"])
+        (dial,) = fake_plivo.calls.values()
+        answer = fake_plivo.answer_params(call_uuid=dial["call_uuid"], from_=plivo_number.e164, to="+14155557777",
+                                          direction="outbound")
+        post_plivo(fake_plivo, f"/webhooks/plivo/answer?call={call.public_id}", answer)
+        machine = fake_plivo.machine_params(call_uuid=dial["call_uuid"], machine=True)
+        assert post_plivo(fake_plivo, f"/webhooks/plivo/amd?call={call.public_id}", machine).status_code == 204
+        redirect = dial["redirects"][-1]
+        assert redirect.endswith(f"action=message&call={call.public_id}")
+        xml = post_plivo(fake_plivo, redirect.removeprefix("https://voice.example.com"),
+                         {"CallUUID": dial["call_uuid"]})
+        root = ET.fromstring(xml.content)
+        assert root.find("Speak").text == "Hi Bo, please call us back." and root.find("Hangup") is not None  # type: ignore[union-attr]
+        call.refresh_from_db()
+        assert (call.answered_by, call.end_reason) == ("machine", "voicemail_left")
+
+    def test_action_endpoint_checks_the_signature(self, fake_plivo: Any, plivo_number: Any) -> None:
+        from calls.tests.factories import make_call
+
+        call = make_call(plivo_number.org, carrier="plivo", status="in_progress", transfer_to="+14155550123")
+        path = f"/webhooks/plivo/action?action=transfer&call={call.public_id}"
+        assert post_plivo(fake_plivo, path, {"CallUUID": "u"}, tamper=True).status_code == 403
+        assert b"14155550123" not in post_plivo(fake_plivo, path, {"CallUUID": "u"}, tamper=True).content
+        assert post_plivo(fake_plivo, path.replace("transfer", "explode"), {"CallUUID": "u"}).status_code == 400
+
+
+def test_admin_hang_up_action(login: Any, owner_a: Any, fake_twilio: Any, twilio_number: Any, agent_a: Any) -> None:
+    from calls.services import place_outbound_call
+    from orgs.services import Actor
+
+    call = place_outbound_call(twilio_number.org, agent_a, "+14155557777", twilio_number, {}, Actor(user=owner_a))
+    response = login(owner_a).post("/admin/calls/call/", {"action": "hang_up", "_selected_action": [call.pk]},
+                                   follow=True)
+    assert response.status_code == 200 and "Hang-up requested for 1 call(s)." in response.content.decode()
+    assert fake_twilio.calls[call.carrier_call_id]["status"] == "completed"
