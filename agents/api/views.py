@@ -26,6 +26,7 @@ from agents.providers import PROVIDERS
 from agents.selectors import agents_for, versions_of
 from agents.variables import MissingVariable, render, variables_in
 from orgs.credentials import configured_providers
+from orgs.models import Role
 from voiceplatform.api import OrgContextMixin, OrgScopedViewSet
 
 
@@ -35,6 +36,8 @@ class AgentViewSet(OrgScopedViewSet):
     model = Agent
     serializer_class = AgentSerializer
     queryset = Agent.objects.none()  # for the schema generator; get_queryset scopes
+    # Preview only reads (it renders texts); it is a POST because it takes a body.
+    action_roles = {"preview": Role.VIEWER}
 
     def get_queryset(self) -> Any:
         return agents_for(self.org)

@@ -94,6 +94,8 @@ def test_roles_and_isolation_for_actions(org_a, owner_a, viewer_a, outsider, api
     for action in ("publish", "restore", "duplicate"):
         assert viewer.post(detail(agent, action), {"version": 1}, format="json").status_code == 403, action
     assert viewer.post(reverse("api:agent-list"), {"name": "x"}, format="json").status_code == 403
+    preview = viewer.post(detail(agent, "preview"), {"draft": True, "variables": {}}, format="json")
+    assert preview.status_code == 200 and preview.json()["system_prompt"] == "You help the caller with orders."
 
     other = api(outsider)
     assert other.get(reverse("api:agent-list")).json()["results"] == []
