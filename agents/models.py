@@ -9,6 +9,7 @@ Restoring copies an old version back into the draft. State changes go through
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -138,6 +139,9 @@ class AgentVersion(OrgScopedModel):
 
 # -- validation shared by the model, the dashboard form and the API --------------------
 
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
 def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
     """Field → messages for everything wrong with an agent configuration."""
     errors: dict[str, list[str]] = {}
@@ -165,6 +169,8 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
                 add("model", info.model_note or f"{info.label} takes no model id; leave it empty.")
         if config.get("temperature") is not None and not info.supports_temperature:
             add("temperature", f"{info.label} does not take a temperature; leave it empty.")
+    if not _LANGUAGE.match(config.get("language") or ""):
+        add("language", f"“{config.get('language')}” is not a BCP-47 language tag such as en-US or es-MX.")
     temperature = config.get("temperature")
     if temperature is not None and not 0 <= float(temperature) <= 2:
         add("temperature", "Temperature must be between 0 and 2.")

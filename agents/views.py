@@ -24,6 +24,9 @@ class AgentMixin(OrgViewMixin):
     def get_agent(self, public_id: Any) -> Agent:
         return get_object_or_404(agents_for(self.org), public_id=public_id)
 
+    def _can_write(self) -> bool:
+        return role_at_least(self.role, self.write_role)
+
 
 class AgentListView(AgentMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
@@ -32,9 +35,6 @@ class AgentListView(AgentMixin, View):
         rows = [{"agent": a, "problems": problems[a.pk], "provider": PROVIDERS.get(a.provider)} for a in agents]
         return render(request, "agents/list.html", {"rows": rows, "can_edit": self._can_write(),
                                                     "providers": PROVIDERS.values()})
-
-    def _can_write(self) -> bool:
-        return role_at_least(self.role, self.write_role)
 
 
 class AgentCreateView(AgentMixin, View):
@@ -59,7 +59,7 @@ class AgentEditView(AgentMixin, View):
             for name in variables_in(text or "")))
         return render(request, "agents/form.html", {
             "form": form, "agent": agent, "problems": readiness_problems(agent), "variables": variables,
-            "publish_form": PublishForm(), "providers": PROVIDERS.values(),
+            "publish_form": PublishForm(), "providers": PROVIDERS.values(), "can_edit": self._can_write(),
         }, status=status)
 
     def get(self, request: HttpRequest, public_id: Any) -> HttpResponse:
@@ -118,7 +118,8 @@ class AgentVersionsView(AgentMixin, View):
                          "first": previous is None,
                          "current": agent.published_version_id == version.pk})
         draft_diff = diff_configs(agent.published_version.config, agent.snapshot()) if agent.published_version else []
-        return render(request, "agents/versions.html", {"agent": agent, "rows": rows, "draft_diff": draft_diff})
+        return render(request, "agents/versions.html", {"agent": agent, "rows": rows, "draft_diff": draft_diff,
+                                                        "can_edit": self._can_write()})
 
 
 class AgentRestoreView(AgentMixin, View):

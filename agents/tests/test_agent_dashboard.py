@@ -27,10 +27,11 @@ def form_data(**overrides):
 
 def test_create_edit_publish_and_history(org_a, editor_a, login):
     client = login(editor_a)
-    bad = client.post(reverse("agents:create"), form_data(voice="Kore", vad_threshold="7"))
+    bad = client.post(reverse("agents:create"), form_data(voice="Kore", vad_threshold="7", language="English"))
     assert bad.status_code == 400
     page = bad.content.decode()
     assert "OpenAI Realtime has no voice “Kore”" in page and "between 0 and 1" in page
+    assert "not a BCP-47 language tag" in page
 
     created = client.post(reverse("agents:create"), form_data())
     assert created.status_code == 302
@@ -84,7 +85,8 @@ def test_isolation_and_roles(org_a, viewer_a, outsider, login, client):
     assert agent.name not in other.get(reverse("agents:list")).content.decode()
 
     viewer = login(viewer_a)
-    assert viewer.get(pages[0]).status_code == 200
+    page = viewer.get(pages[0]).content.decode()
+    assert "editing needs the editor role" in page and "Publish draft" not in page
     for url in [*posts, pages[0], reverse("agents:create")]:
         assert viewer.post(url, form_data()).status_code == 403, url
     assert Agent.objects.for_org(org_a).count() == 1 and Agent.objects.get(pk=agent.pk).published_version is None
