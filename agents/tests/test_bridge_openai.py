@@ -202,3 +202,24 @@ def test_barge_in_can_be_turned_off_provider_side():
     detection = payload["audio"]["input"]["turn_detection"]
     assert detection["interrupt_response"] is False
     assert (detection["threshold"], detection["silence_duration_ms"]) == (0.7, 800)
+
+
+def test_wideband_pcm_session_when_asked(fake):
+    from agents.bridges import PCM16_24K
+
+    async def main():
+        bridge = create_bridge("openai_realtime", config(fake, input_format=PCM16_24K, output_format=PCM16_24K))
+        assert bridge.capabilities.input_formats[0] == PCM16_24K and bridge.output_format == PCM16_24K
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(audio=b"\x01\x00" * 480))
+        await bridge.create_response()
+        audio = await events.wait(AgentAudio)
+        await bridge.close()
+        return audio
+
+    audio = run_async(main())
+    session = fake.received_of("session.update")[0]["session"]
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert session["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert audio.format == PCM16_24K
