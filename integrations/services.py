@@ -63,6 +63,14 @@ def _validate_server(server: McpServer) -> None:
     server.full_clean(exclude=["org", "auth_headers", "tools"])
 
 
+def _save_server(server: McpServer) -> None:
+    try:
+        with transaction.atomic():
+            server.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"This organisation already has an MCP server named {server.name!r}."}) from None
+
+
 def spec_for(server: McpServer, *, connect_timeout_s: float | None = None) -> ServerSpec:
     kwargs: dict[str, Any] = {}
     if connect_timeout_s is not None:
@@ -78,11 +86,7 @@ def create_mcp_server(org: Organization, actor: Actor, *, name: str, url: str,
     server = McpServer(org=org, name=name.strip(), url=url.strip(), transport=transport,
                        auth_headers=_clean_headers(auth_headers), enabled=enabled, kind=kind)
     _validate_server(server)
-    try:
-        with transaction.atomic():
-            server.save()
-    except IntegrityError:
-        raise ValidationError({"name": f"This organisation already has an MCP server named {server.name!r}."}) from None
+    _save_server(server)
     record_audit(org, actor, "mcp_server.created", server,
                  {"url": server.url, "transport": server.transport, "headers": server.header_names})
     return server
@@ -101,11 +105,7 @@ def update_mcp_server(server: McpServer, actor: Actor, **values: Any) -> McpServ
         # Discovered tools belong to the old connection; they must be re-tested.
         server.last_test_ok = None
     _validate_server(server)
-    try:
-        with transaction.atomic():
-            server.save()
-    except IntegrityError:
-        raise ValidationError({"name": f"This organisation already has an MCP server named {server.name!r}."}) from None
+    _save_server(server)
     if changes:
         record_audit(server.org, actor, "mcp_server.updated", server, changes)
     return server

@@ -15,3 +15,19 @@ def eager_celery() -> Any:
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def telegram_mcp(monkeypatch):
+    """Our Telegram MCP server against a fake Bot API, registered as this deployment's own
+    server (MCP_TELEGRAM_URL/TOKENS) so the one-step connect flow can find it."""
+    from integrations.mcp_servers.telegram import TelegramConfig, build_server
+    from integrations.testing.fake_telegram import FakeTelegram
+    from integrations.testing.mcp import serve_mcp
+
+    with FakeTelegram(tokens={"7:BOT"}) as fake:
+        config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url)
+        with serve_mcp(build_server(config), config) as url:
+            monkeypatch.setenv("MCP_TELEGRAM_URL", f"{url}/mcp")
+            monkeypatch.setenv("MCP_TELEGRAM_TOKENS", "platform-token")
+            yield fake, url

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.mcp_servers.telegram import TelegramConfig, build_server
 from integrations.models import McpServer, WebhookDelivery, WebhookEndpoint
-from integrations.testing.fake_telegram import FakeTelegram
-from integrations.testing.mcp import serve_mcp
 from integrations.testing.webhook_receiver import WebhookReceiver
 from integrations.tests.factories import make_mcp_server, make_webhook_delivery
 from orgs.models import AuditLog
@@ -18,15 +15,6 @@ SERVERS = "/api/v1/mcp-servers/"
 ENDPOINTS = "/api/v1/webhook-endpoints/"
 DELIVERIES = "/api/v1/webhook-deliveries/"
 
-
-@pytest.fixture
-def telegram_mcp(monkeypatch):
-    with FakeTelegram(tokens={"7:BOT"}) as fake:
-        config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url)
-        with serve_mcp(build_server(config), config) as url:
-            monkeypatch.setenv("MCP_TELEGRAM_URL", f"{url}/mcp")
-            monkeypatch.setenv("MCP_TELEGRAM_TOKENS", "platform-token")
-            yield fake, url
 
 
 def test_create_and_test_connection_stores_tools(admin_a, api, telegram_mcp):

@@ -5,24 +5,12 @@ from __future__ import annotations
 import pytest
 
 from agents.tests.factories import make_agent
-from integrations.mcp_servers.telegram import TelegramConfig, build_server
 from integrations.models import McpServer, McpToolGrant, WebhookDelivery, WebhookEndpoint
-from integrations.testing.fake_telegram import FakeTelegram
-from integrations.testing.mcp import serve_mcp
 from integrations.testing.webhook_receiver import WebhookReceiver
 from integrations.tests.factories import make_mcp_server, make_webhook_endpoint
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def telegram_mcp(monkeypatch):
-    with FakeTelegram(tokens={"7:BOT"}) as fake:
-        config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url)
-        with serve_mcp(build_server(config), config) as url:
-            monkeypatch.setenv("MCP_TELEGRAM_URL", f"{url}/mcp")
-            monkeypatch.setenv("MCP_TELEGRAM_TOKENS", "platform-token")
-            yield url
 
 
 def test_connect_telegram_in_one_step_then_choose_tools(owner_a, editor_a, org_a, login, telegram_mcp):
