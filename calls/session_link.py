@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files import File
@@ -41,6 +41,27 @@ logger = logging.getLogger(__name__)
 LIVE_CACHE_PREFIX = "calls:live:"
 LIVE_CACHE_TTL_S = 6 * 3600
 LIVE_CACHE_MAX_ITEMS = 500
+
+
+def prepare_session_early(request: Any, call_public_id: str, transport: str) -> bool:
+    """Open the agent's provider session now, while the phone rings (DESIGN.md step 2).
+
+    Only when the request is served by this process's ASGI server (it has a
+    ``scope``): the prepared session lives on that server's event loop, where the
+    media consumer will pick it up. Elsewhere (a Celery worker, the test client)
+    there is no loop that outlives the request; the consumer then prepares the
+    session when the stream connects.
+    """
+    if not hasattr(request, "scope"):
+        return False
+    from calls.consumers import prepare_call_session
+
+    try:
+        async_to_sync(prepare_call_session)(str(call_public_id), transport)
+    except Exception:  # noqa: BLE001 - a failed warm-up must not fail the webhook; connect-time prepare retries
+        logger.warning("call.prepare_failed", extra={"call": str(call_public_id)}, exc_info=True)
+        return False
+    return True
 
 
 def _parse_public_id(call_public_id: str) -> uuid.UUID | None:

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from calls import webhooks
 from calls.carriers import WebhookRequest
+from calls.session_link import prepare_session_early
 
 
 def to_webhook_request(request: HttpRequest) -> WebhookRequest:
@@ -31,7 +32,10 @@ def _view(handler: Callable[[WebhookRequest], webhooks.WebhookReply]) -> Callabl
     @csrf_exempt
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
-        return _respond(handler(to_webhook_request(request)))
+        reply = handler(to_webhook_request(request))
+        if reply.prepare is not None:
+            prepare_session_early(request, *reply.prepare)
+        return _respond(reply)
 
     return view
 

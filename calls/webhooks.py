@@ -44,10 +44,13 @@ class WebhookReply:
     status: int
     body: str = ""
     content_type: str = "text/plain"
+    # (call public id, transport) whose provider session may be opened right away.
+    prepare: tuple[str, str] | None = None
 
 
-def _xml(carrier_name: str, body: str) -> WebhookReply:
-    return WebhookReply(200, body, "text/xml" if carrier_name == "twilio" else "application/xml")
+def _xml(carrier_name: str, body: str, *, prepare: Call | None = None) -> WebhookReply:
+    return WebhookReply(200, body, "text/xml" if carrier_name == "twilio" else "application/xml",
+                        prepare=(str(prepare.public_id), carrier_name) if prepare is not None else None)
 
 
 def _refuse(status: int, kind: str, carrier_name: str, request: WebhookRequest, *, call: Call | None = None,
@@ -181,7 +184,8 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
             services.add_event(call, "call.rejected_concurrency_limit", limit=org.max_concurrent_calls)
     if over_limit:
         return _xml(carrier_name, carrier_cls.say_and_hangup_markup(BUSY_MESSAGE))
-    return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(call, direction="inbound")))
+    return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(call, direction="inbound")),
+                prepare=call)
 
 
 def handle_plivo_answer(request: WebhookRequest) -> WebhookReply:
@@ -207,7 +211,8 @@ def handle_plivo_answer(request: WebhookRequest) -> WebhookReply:
     if call.is_final:
         # Cancelled while it rang: end the leg rather than start a stream.
         return _xml("plivo", carrier.say_and_hangup_markup("Goodbye."))
-    return _xml("plivo", carrier.stream_markup(services.issue_stream_target(call, direction="outbound")))
+    return _xml("plivo", carrier.stream_markup(services.issue_stream_target(call, direction="outbound")),
+                prepare=call)
 
 
 # --- status / hangup ---------------------------------------------------------------------

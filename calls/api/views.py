@@ -24,6 +24,7 @@ from calls.api.serializers import (
     TransferSerializer,
 )
 from calls.models import Call, PhoneNumber, Recording, Status
+from calls.session_link import prepare_session_early
 from orgs.models import Role
 from voiceplatform.api import OrgScopedViewSet
 
@@ -119,6 +120,9 @@ class CallViewSet(OrgScopedViewSet):
             )
         except services.CallError as exc:
             _raise(exc)
+        if call.status == Status.QUEUED:
+            # The greeting is ready by the time the callee answers.
+            prepare_session_early(request._request, str(call.public_id), call.carrier)
         fresh = selectors.call_detail(request.org, call.public_id)
         return Response(CallDetailSerializer(fresh, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)

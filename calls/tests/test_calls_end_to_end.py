@@ -181,6 +181,8 @@ def test_inbound_twilio_call(platform: Platform, fakes: Any, org_a: Any) -> None
     assert stream is not None
     custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     call = Call.objects.get(public_id=custom["call_id"])
+    # the provider session was opened by the webhook, before any media arrived
+    _wait(lambda: len(realtime.handshakes) == 1, "the provider session to open while ringing", timeout=10)
 
     async def talk() -> CarrierMediaClient:
         async with CarrierMediaClient.twilio(stream.get("url", ""), parameters=custom) as media:
@@ -203,6 +205,8 @@ def test_inbound_twilio_call(platform: Platform, fakes: Any, org_a: Any) -> None
     assert status == 204, platform.log()
 
     _wait(lambda: _finished(call), "transcript and analysis", timeout=45)
+    assert len(realtime.handshakes) == 1  # the stream took the prepared session, no second one
+    assert "prepare_failed" not in platform.log()
     assert call.status == "completed" and call.end_reason == "caller_hangup" and call.duration_s == 6
     agent_lines = list(call.turns.filter(role="agent").values_list("text", flat=True))
     assert agent_lines[0] == "Hello, this is Ada's bakery." and "We open at eight." in agent_lines
@@ -231,6 +235,8 @@ def test_outbound_plivo_call_placed_through_the_api(platform: Platform, fakes: A
     assert status == 201, reply
     call = Call.objects.get(public_id=json.loads(reply)["id"])
     (dial,) = plivo.calls.values()
+    # placing the call opened the provider session: the greeting is ready on answer
+    _wait(lambda: len(realtime.handshakes) == 1, "the provider session to open at placement", timeout=10)
     assert dial["answer_url"] == f"{platform.base}/webhooks/plivo/answer?call={call.public_id}"
 
     answer = plivo.answer_params(call_uuid=dial["call_uuid"], from_=number.e164, to=CALLER, direction="outbound")
