@@ -335,8 +335,33 @@ def redeliver(delivery: WebhookDelivery) -> None:
     _enqueue(delivery, manual=True)
 
 
+# Audit entries younger than this are left to the on-commit signal; older ones without an
+# event are backfilled (the process died between the commit and the signal).
+BACKFILL_GRACE = timedelta(seconds=60)
+BACKFILL_WINDOW = timedelta(hours=1)
+
+
+def backfill_events(limit: int = 500) -> int:
+    """Create the events whose audit entry committed but whose signal never ran."""
+    now = timezone.now()
+    missing = (AuditLog.objects.select_related("org")
+               .filter(action__in=list(AUDIT_EVENTS), created_at__gte=now - BACKFILL_WINDOW,
+                       created_at__lte=now - BACKFILL_GRACE)
+               .exclude(pk__in=WebhookEvent.objects.filter(audit_entry__isnull=False).values("audit_entry_id"))
+               .order_by("created_at")[:limit])
+    count = 0
+    for entry in missing:
+        on_audit_recorded(AuditLog, entry=entry)
+        count += 1
+    if count:
+        log.warning("webhook events backfilled from the audit log", extra={"count": count})
+    return count
+
+
 def sweep_due(limit: int = 500) -> int:
-    """Enqueue deliveries that are due but whose task message is gone (lost, or its worker died)."""
+    """Enqueue deliveries that are due but whose task message is gone (lost, or its worker died),
+    after backfilling events whose audit signal was lost."""
+    backfill_events(limit)
     now = timezone.now()
     due = list(WebhookDelivery.objects.select_related("org").filter(
         status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING], next_attempt_at__lte=now,

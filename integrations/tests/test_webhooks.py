@@ -180,3 +180,20 @@ def test_endpoint_validation_names_the_problem(org_a, settings, monkeypatch):
         create_webhook_endpoint(org_a, SYSTEM, url="http://10.0.0.5/h", events=["call.ended"])
     ok = create_webhook_endpoint(org_a, SYSTEM, url="https://example.com/h", events=["call.ended", "call.ended"])
     assert ok.events == ["call.ended"] and ok.secret.startswith("whsec_")
+
+
+def test_event_whose_signal_was_lost_is_backfilled(org_a, receiver, eager_celery, django_capture_on_commit_callbacks):
+    endpoint_for(org_a, receiver)
+    # The audit entry committed but the process died before on_commit ran: no callbacks executed.
+    entry = record_audit(org_a, SYSTEM, "batch.completed", None, {"n": 1})
+    assert not WebhookEvent.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhooks.sweep_due() == 0  # too young: the signal may still be on its way
+    AuditLog.objects.filter(pk=entry.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.sweep_due()
+    assert WebhookEvent.objects.get().audit_entry_id == entry.pk
+    assert sum(receiver.accepted().values()) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        webhooks.sweep_due()  # idempotent
+    assert WebhookEvent.objects.count() == 1 and sum(receiver.accepted().values()) == 1
