@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= true
 
-.PHONY: install run test superuser migrate schema check-schema services-stop bench clean-var
+.PHONY: install browser run test superuser migrate schema check-schema services-stop bench clean-var
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,21 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 install: $(STAMP)
 
+## Chromium for the browser tests (Debian's package; Playwright cannot download one here).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: /usr/bin/chromium is missing; browser tests will be skipped (apt-get install chromium)"; fi; \
+	fi
+
 ## Run the platform: embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL
 ## are set, migrations, then Daphne (HTTP+WebSocket), a Celery worker and beat. Ctrl-C stops all.
 run: install
 	$(PY) -m voiceplatform.devserver --host $(HOST) --port $(PORT)
 
 ## The whole suite against real Postgres+pgvector and Redis (embedded when the URLs are unset).
-test: install
+test: install browser
 	$(PY) -m voiceplatform.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 superuser: install
