@@ -30,18 +30,13 @@ def versions(org: Organization, document: Document) -> QuerySet[DocumentVersion]
 
 
 def agents_using(org: Organization, kb: KnowledgeBase) -> list[Any]:
-    """Agents whose configuration references this base, whatever the agents app calls
-    the relation (found through Django's reverse relations, so knowledge never
-    imports agents)."""
-    found: list[Any] = []
-    for relation in KnowledgeBase._meta.related_objects:
-        related = relation.related_model
-        if related._meta.app_label != "agents" or not (relation.many_to_many or relation.many_to_one
-                                                        or relation.one_to_many):
-            continue
-        manager = getattr(related, "objects", None)
-        if manager is None or not hasattr(manager, "for_org"):
-            continue
-        field_name = relation.field.name
-        found.extend(manager.for_org(org).filter(**{field_name: kb}).distinct())
-    return found
+    """Agents whose configuration lists this base (`Agent.knowledge_base_ids` holds
+    public ids). Looked up through the app registry so knowledge never imports agents."""
+    from django.apps import apps
+
+    try:
+        agent_model = apps.get_model("agents", "Agent")
+    except LookupError:
+        return []
+    return list(agent_model.objects.for_org(org).filter(knowledge_base_ids__contains=[str(kb.public_id)])
+                .order_by("name"))

@@ -227,6 +227,18 @@ def _new_version(document: Document, source: SourceInput, *, number: int) -> Doc
     return version
 
 
+def rename_document(document: Document, actor: Actor, title: str) -> Document:
+    title = title.strip()[:255]
+    if not title:
+        raise ValidationError({"title": "A title cannot be empty."})
+    if title != document.title:
+        changes = {"title": [document.title, title]}
+        document.title = title
+        document.save(update_fields=["title", "updated_at"])
+        record_audit(document.org, actor, "document.renamed", document, changes=changes, target_label=title)
+    return document
+
+
 def delete_document(document: Document, actor: Actor) -> None:
     files = list(document.versions.exclude(file="").values_list("file", flat=True))
     with transaction.atomic():

@@ -44,6 +44,12 @@ def _load_model() -> "SentenceTransformer":
             # The weight-loading progress bar would land in worker logs as noise.
             hf_logging.disable_progress_bar()
 
+            import torch
+
+            # One intra-op thread by default: workers run one process per core, and
+            # oversubscribed threads made a single query ~8x slower under load when
+            # measured (bench/knowledge_bench.py). KNOWLEDGE_EMBED_THREADS overrides.
+            torch.set_num_threads(max(1, int(os.environ.get("KNOWLEDGE_EMBED_THREADS", "1"))))
             path = local_model_dir()
             logger.info("loading local embedding model", extra={"model": LOCAL_MODEL_NAME})
             _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
