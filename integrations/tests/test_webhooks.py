@@ -197,3 +197,22 @@ def test_event_whose_signal_was_lost_is_backfilled(org_a, receiver, eager_celery
     with django_capture_on_commit_callbacks(execute=True):
         webhooks.sweep_due()  # idempotent
     assert WebhookEvent.objects.count() == 1 and sum(receiver.accepted().values()) == 1
+
+
+def test_call_ended_event_carries_the_transcript(org_a, receiver, eager_celery, django_capture_on_commit_callbacks):
+    from calls.models import TranscriptTurn
+    from calls.tests.factories import make_call
+
+    endpoint_for(org_a, receiver, events=["call.ended"])
+    call = make_call(org_a, duration_s=42, end_reason="completed")
+    TranscriptTurn.objects.create(call=call, index=0, role="agent", text="Hello, how can I help?", start_ms=0,
+                                  end_ms=1500)
+    TranscriptTurn.objects.create(call=call, index=1, role="caller", text="Where is my order?", start_ms=1800,
+                                  end_ms=3000)
+    with django_capture_on_commit_callbacks(execute=True):
+        record_audit(org_a, SYSTEM, "call.ended", call, {"status": "completed"})
+    data = receiver.received[0].body["data"]
+    assert data["call"]["id"] == str(call.public_id) and data["call"]["duration_s"] == 42
+    assert [(t["role"], t["text"]) for t in data["transcript"]] == [
+        ("agent", "Hello, how can I help?"), ("caller", "Where is my order?")]
+    assert receiver.received[0].signature_ok
