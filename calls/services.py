@@ -262,6 +262,42 @@ def place_outbound_call(
     return call
 
 
+WEB_STREAM_PATH = "/ws/web/{call_id}/{token}"
+
+
+def start_web_call(org: Organization, agent: Any, actor: Actor,
+                   variables: Mapping[str, Any] | None = None) -> tuple[Call, str]:
+    """A browser call to ``agent`` ("talk to this agent"). Returns the call and the
+    WebSocket path (with its one-time token) the browser connects to."""
+    from calls.agent_link import AgentUnusable, outbound_plan
+
+    if agent is None or agent.org_id != org.pk:
+        raise CallError("agent: no such agent in this organisation", field="agent")
+    if variables is not None and not isinstance(variables, Mapping):
+        raise CallError("variables: must be an object of name → value", field="variables")
+    variables = dict(variables or {})
+    try:
+        plan = outbound_plan(agent, variables)
+    except AgentUnusable as exc:
+        error = MissingVariables if exc.missing_variables else CallError
+        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+    now = timezone.now()
+    with transaction.atomic():
+        live = _lock_org_and_count_live(org)
+        if live >= org.max_concurrent_calls:
+            raise ConcurrencyLimitReached(
+                f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
+            )
+        call = Call.objects.create(
+            org=org, direction=Direction.WEB, agent=agent, agent_version=plan.agent_version,
+            status=Status.IN_PROGRESS, queued_at=now, answered_at=now, variables=variables,
+        )
+        add_event(call, "call.created", source="web", direction="web")
+        record_audit(org, actor, "call.web_started", call, {"agent": str(agent.public_id)})
+    target = issue_stream_target(call)
+    return call, WEB_STREAM_PATH.format(call_id=call.public_id, token=target.token)
+
+
 def _fail_call(call: Call, reason: str, error: str) -> None:
     now = timezone.now()
     Call.objects.filter(pk=call.pk).update(status=Status.FAILED, end_reason=reason, error=error[:2000], ended_at=now)

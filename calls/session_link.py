@@ -139,8 +139,16 @@ def _session_sms(call_public_id: str, arguments: dict[str, Any]) -> dict[str, An
     return {"ok": True, "message_id": message_id}
 
 
+LIVE_KINDS = frozenset({"transcript", "event"})
+
+
 def push_live_update(call_public_id: str, kind: str, data: dict[str, Any]) -> None:
-    """Live transcript/events for the dashboard's live view: Redis cache, per turn."""
+    """Live transcript/events for the dashboard's live view: Redis cache, per turn.
+
+    Word-by-word ``transcript_delta`` updates are skipped: the page shows whole turns.
+    """
+    if kind not in LIVE_KINDS:
+        return
     key = LIVE_CACHE_PREFIX + str(call_public_id)
     items = list(cache.get(key) or [])
     items.append({"kind": kind, "data": data, "at": timezone.now().isoformat()})

@@ -126,6 +126,36 @@ class LiveCallsView(OrgViewMixin, TemplateView):
         return [self.template_name]
 
 
+class WebCallView(OrgViewMixin, TemplateView):
+    """"Talk to this agent": a browser call through the microphone, with a live transcript.
+
+    GET shows the agent picker (``?agent=<id>`` preselects, for links from agent pages);
+    POST creates the web call and renders the page that connects to it.
+    """
+
+    template_name = "calls/web_call.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "agents": _agents(self.org),
+                "selected": self.request.GET.get("agent", ""), **kwargs}
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        agent_id = request.POST.get("agent") or ""
+        agent = _agents(self.org).filter(public_id=agent_id).first() if _is_uuid(agent_id) else None
+        if agent is None:
+            raise Http404("No such agent in this organisation.")
+        try:
+            call, path = services.start_web_call(self.org, agent, self.actor, _variables(request.POST))
+        except services.CallError as exc:
+            return self.render_to_response(self.get_context_data(error=exc.message, selected=agent_id))
+        return self.render_to_response(self.get_context_data(call=call, websocket_path=path, agent=agent))
+
+
+def _variables(post: Any) -> dict[str, str]:
+    """``var_<name>`` form fields become call variables."""
+    return {key[4:]: value for key, value in post.items() if key.startswith("var_") and key[4:] and value}
+
+
 # --- phone numbers ------------------------------------------------------------------------
 
 class NumberForm(forms.Form):

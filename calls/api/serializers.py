@@ -56,6 +56,17 @@ class CallCreateSerializer(serializers.Serializer):
                                                help_text="Id of the agent that talks on the call.")
 
 
+class WebCallCreateSerializer(serializers.Serializer):
+    variables = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from django.apps import apps
+
+        self.fields["agent"] = OrgRelatedField(model=apps.get_model("agents", "Agent"),
+                                               help_text="Id of the agent to talk to.")
+
+
 class TransferSerializer(serializers.Serializer):
     to = serializers.CharField(max_length=40, help_text="E.164 number the caller is transferred to.")
 

@@ -22,6 +22,7 @@ from calls.api.serializers import (
     PhoneNumberSerializer,
     PhoneNumberWriteSerializer,
     TransferSerializer,
+    WebCallCreateSerializer,
 )
 from calls.models import Call, PhoneNumber, Recording, Status
 from calls.session_link import prepare_session_early
@@ -74,7 +75,7 @@ class CallViewSet(OrgScopedViewSet):
     http_method_names = ["get", "post", "delete", "head", "options"]
 
     def get_serializer_class(self) -> Any:
-        return CallDetailSerializer if self.action in ("retrieve", "create", "hangup", "transfer", "analyze") \
+        return CallDetailSerializer if self.action in ("retrieve", "create", "hangup", "transfer", "analyze", "web") \
             else CallSerializer
 
     def _datetime(self, name: str) -> Any:
@@ -126,6 +127,22 @@ class CallViewSet(OrgScopedViewSet):
         fresh = selectors.call_detail(request.org, call.public_id)
         return Response(CallDetailSerializer(fresh, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=WebCallCreateSerializer, responses={201: CallDetailSerializer})
+    @action(detail=False, methods=["post"])
+    def web(self, request: Request) -> Response:
+        """Start a browser call to an agent. The reply's ``websocket_path`` (with a one-time
+        token) takes PCM16 microphone audio; see the web transport in calls.media.serializers."""
+        serializer = WebCallCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        try:
+            call, path = services.start_web_call(request.org, serializer.validated_data["agent"], self.actor,
+                                                 serializer.validated_data["variables"])
+        except services.CallError as exc:
+            _raise(exc)
+        fresh = selectors.call_detail(request.org, call.public_id)
+        body = CallDetailSerializer(fresh, context=self.get_serializer_context()).data
+        return Response({**body, "websocket_path": path}, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Call) -> None:
         try:

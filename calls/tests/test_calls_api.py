@@ -167,3 +167,26 @@ class TestNumbersApi:
     def test_import_needs_admin(self, api: Any, editor_a: Any, outsider: Any) -> None:
         assert api(editor_a).post("/api/v1/numbers/import/", {"carrier": "twilio"}, format="json").status_code == 403
         assert api().post("/api/v1/numbers/import/", {"carrier": "twilio"}, format="json").status_code == 401
+
+
+class TestWebCallsApi:
+    def test_start_a_web_call(self, api: Any, editor_a: Any, viewer_a: Any, outsider: Any, agent_a: Any) -> None:
+        from calls.session_link import authorize_stream_sync
+
+        response = api(editor_a).post("/api/v1/calls/web/", {"agent": str(agent_a.public_id)}, format="json")
+        assert response.status_code == 201, response.json()
+        body = response.json()
+        assert body["direction"] == "web" and body["status"] == "in_progress"
+        assert body["websocket_path"].startswith(f"/ws/web/{body['id']}/")
+        assert authorize_stream_sync(body["id"], body["websocket_path"].rsplit("/", 1)[1])
+        assert api(viewer_a).post("/api/v1/calls/web/", {"agent": str(agent_a.public_id)},
+                                  format="json").status_code == 403
+        foreign = api(outsider).post("/api/v1/calls/web/", {"agent": str(agent_a.public_id)}, format="json")
+        assert foreign.status_code == 400 and "agent" in foreign.json()["error"]["fields"]
+
+    def test_missing_variable_is_named(self, api: Any, editor_a: Any, org_a: Any) -> None:
+        from calls.tests.factories import make_ready_agent
+
+        agent = make_ready_agent(org_a, name="Strict", system_prompt="Confirm {{slot}}.")
+        response = api(editor_a).post("/api/v1/calls/web/", {"agent": str(agent.public_id)}, format="json")
+        assert response.status_code == 400 and "slot" in response.json()["error"]["fields"]["variables"][0]

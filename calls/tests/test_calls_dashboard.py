@@ -92,3 +92,22 @@ def test_import_from_the_dashboard(login: Any, admin_a: Any, fake_twilio: Any, t
                                    follow=True)
     assert "Imported: 1 new" in response.content.decode()
     assert PhoneNumber.objects.get(e164="+14155550190").webhooks_configured_at is not None
+
+
+def test_web_call_page_starts_a_browser_call(login: Any, editor_a: Any, viewer_a: Any, outsider: Any,
+                                             agent_a: Any) -> None:
+    from calls.models import Call
+    from calls.session_link import authorize_stream_sync
+
+    page = login(editor_a).get(f"/calls/web/?agent={agent_a.public_id}").content.decode()
+    assert f'value="{agent_a.public_id}" selected' in page
+    response = login(editor_a).post("/calls/web/", {"agent": str(agent_a.public_id), "var_customer_name": "Cy"})
+    html = response.content.decode()
+    call = Call.objects.get(direction="web")
+    assert call.status == "in_progress" and call.variables == {"customer_name": "Cy"}
+    path = html.split('data-ws-path="', 1)[1].split('"', 1)[0]
+    assert path.startswith(f"/ws/web/{call.public_id}/")
+    assert authorize_stream_sync(str(call.public_id), path.rsplit("/", 1)[1])
+    assert "calls/webcall.js" in html
+    assert login(viewer_a).post("/calls/web/", {"agent": str(agent_a.public_id)}).status_code == 403
+    assert login(outsider).post("/calls/web/", {"agent": str(agent_a.public_id)}).status_code == 404
