@@ -123,6 +123,13 @@ class Step:
     load_avg: float
 
     @property
+    def cpu_ms_per_call_s(self) -> float | None:
+        """Server CPU per call per second of audio: contention-robust cost figure."""
+        if self.server_cpu is None or not self.connected:
+            return None
+        return self.server_cpu * 10.0 / self.connected
+
+    @property
     def ok(self) -> bool:
         return (self.failed == 0 and self.sent > 0 and self.lost == 0 and self.p50 is not None
                 and self.p99 is not None and self.p50 < P50_MAX_MS and self.p99 < P99_MAX_MS)
@@ -133,7 +140,7 @@ class Step:
         sat = "  (generator saturated)" if self.saturated else ""
         return (f"{self.server:<15} calls {self.calls:>4}  connected {self.connected:>4}  "
                 f"p50 {fmt(self.p50):>7} ms  p99 {fmt(self.p99):>7} ms  lost {self.lost:>4}/{self.sent:<5} "
-                f"server cpu {cpu:>5}  load {self.load_avg:.1f}  {flag}{sat}")
+                f"server cpu {cpu:>5} ({fmt(self.cpu_ms_per_call_s)} ms/call·s)  load {self.load_avg:.1f}  {flag}{sat}")
 
 
 def fmt(v: float | None) -> str:
@@ -236,14 +243,14 @@ def write_results(path: Path, results: dict[str, list[Step]], args: argparse.Nam
         f"Machine load average (1 min) before the run: {load_before:.1f} — this machine is shared; other "
         "processes competing for the pinned core inflate latency, so compare servers within one run.",
         "",
-        "| server | calls | connected | p50 ms | p99 ms | lost / sent | server CPU | load avg | within target |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server | calls | connected | p50 ms | p99 ms | lost / sent | server CPU | CPU ms per call·s | load avg | within target |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for steps in results.values():
         for s in steps:
             cpu = "-" if s.server_cpu is None else f"{s.server_cpu:.0f}%"
             lines.append(f"| {s.server} | {s.calls} | {s.connected} | {fmt(s.p50)} | {fmt(s.p99)} | "
-                         f"{s.lost} / {s.sent} | {cpu} | {s.load_avg:.1f} | "
+                         f"{s.lost} / {s.sent} | {cpu} | {fmt(s.cpu_ms_per_call_s)} | {s.load_avg:.1f} | "
                          f"{'yes' if s.ok else 'no'}{' (generator saturated)' if s.saturated else ''} |")
     lines += ["", "Highest step held on one core:", ""]
     for kind, steps in results.items():

@@ -13,6 +13,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+# A mark echoed this much later than the model expected means the carrier
+# really is behind (not just echo transit time).
+_STALL_S = 0.25
+
 
 @dataclass(slots=True)
 class PlayItem:
@@ -68,22 +72,24 @@ class PlaybackTracker:
             item.acked_ms = offset
             item.acked_at = now
         item.pending_marks = [m for m in item.pending_marks if m > offset]
-        # The carrier is behind our model (jitter, slow start): pull the model
-        # back so later estimates do not run ahead of what was played.
-        behind = (item.play_start + offset / 1000.0) - now
-        if behind < 0:
-            self._queue_end += -behind
-            item.play_start += -behind
+        # The carrier is clearly behind our model (a stall, a slow start): pull
+        # the model back. Small lags are not corrected: a mark echo spends time
+        # in flight and in our own receive queue, and correcting for that would
+        # make the model trail the caller's ear.
+        behind = now - (item.play_start + offset / 1000.0)
+        if behind > _STALL_S:
+            self._queue_end += behind
+            item.play_start += behind
         return item
 
     def heard_ms(self, item: PlayItem, now: float) -> int:
         """Best estimate of how much of `item` has been played at `now`."""
-        cap = item.pending_marks[0] if item.pending_marks else item.sent_ms
+        # The send-time model is the primary estimate (a carrier plays what it
+        # receives at once); an echoed mark proves at least that much was played.
+        est = (now - item.play_start) * 1000.0
         if item.acked_ms >= 0:
-            est = item.acked_ms + (now - item.acked_at) * 1000.0
-        else:
-            est = (now - item.play_start) * 1000.0
-        return int(max(0.0, min(est, cap, item.sent_ms)))
+            est = max(est, item.acked_ms)
+        return int(max(0.0, min(est, item.sent_ms)))
 
     def playing(self, now: float) -> bool:
         """Whether agent audio is (modelled to be) playing now."""

@@ -69,7 +69,7 @@ from calls.media.frames import (
     StreamStopped,
 )
 from calls.media.playback import PlaybackTracker
-from calls.media.tools import BUILTIN_TOOLS
+from calls.media.tools import run_tool
 
 logger = logging.getLogger("calls.media")
 
@@ -540,10 +540,12 @@ class CallSession:
         item = self.playback.current
         if item is None or item.interrupted or not self.playback.playing(now):
             return
-        heard = self.playback.heard_ms(item, now)
-        self.playback.clear(now)
         self._interrupted_items.add(item.item_id)
         await self._send(self.codec.clear())
+        # measured once the clear is on its way: the caller heard audio until then
+        now = self._clock()
+        heard = self.playback.heard_ms(item, now)
+        self.playback.clear(now)
         if self._recorder is not None:
             self._recorder.clear_agent()
         if self._outbound is not None:
@@ -618,32 +620,9 @@ class CallSession:
         self._tool_tasks[call.call_id] = asyncio.ensure_future(self._run_tool(call))
 
     async def _run_tool(self, call: ToolCall) -> None:
-        ctx = self.context
-        assert ctx is not None and self.bridge is not None
-        handler = ctx.tools.get(call.name) or BUILTIN_TOOLS.get(call.name)
-        started = self._clock()
-        self.record("tool_call", name=call.name, call_id=call.call_id)
-        ok = False
-        output: str | dict[str, Any]
-        if handler is None:
-            output = {"error": f"unknown tool {call.name!r}"}
-        else:
-            try:
-                output = await asyncio.wait_for(handler(dict(call.arguments), self), ctx.tool_timeout_s)
-                ok = True
-            except (TimeoutError, asyncio.TimeoutError):
-                output = {"error": f"tool {call.name!r} timed out after {ctx.tool_timeout_s:g}s"}
-            except r.ToolError as exc:
-                output = {"error": str(exc)}
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.exception("tool handler failed", extra={"call": self.call_public_id, "tool": call.name})
-                output = {"error": f"tool {call.name!r} failed: {exc.__class__.__name__}"}
+        assert self.context is not None and self.bridge is not None
+        output = await run_tool(self, call, self.context, self._clock)
         self._tool_tasks.pop(call.call_id, None)
-        self.record("tool_result", name=call.name, call_id=call.call_id, ok=ok,
-                    duration_ms=int((self._clock() - started) * 1000),
-                    **({} if ok else {"error": str(output.get("error") if isinstance(output, dict) else output)}))
         if self.ending or not self.bridge.connected:
             return
         try:

@@ -7,12 +7,18 @@ knowledge search, MCP) are registered there by the code that builds the context.
 from __future__ import annotations
 
 import re
+import asyncio
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from agents.bridges.base import ToolCall
 from calls.media import result as r
 
 if TYPE_CHECKING:
     from calls.media.session import CallSession
+
+logger = logging.getLogger("calls.media")
 
 _E164_OR_SIP = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$")
 _DTMF = re.compile(r"^[0-9*#A-Dw]{1,32}$")
@@ -65,3 +71,34 @@ BUILTIN_TOOLS: dict[str, r.ToolHandler] = {
 }
 
 __all__ = ["BUILTIN_TOOLS"]
+
+
+async def run_tool(
+    session: CallSession, call: ToolCall, ctx: r.SessionContext, clock: Callable[[], float]
+) -> str | dict[str, Any]:
+    """Run one tool call with the context's timeout; always returns what the
+    agent should be told (errors included) and records it on the timeline."""
+    handler = ctx.tools.get(call.name) or BUILTIN_TOOLS.get(call.name)
+    started = clock()
+    session.record("tool_call", name=call.name, call_id=call.call_id)
+    ok = False
+    output: str | dict[str, Any]
+    if handler is None:
+        output = {"error": f"unknown tool {call.name!r}"}
+    else:
+        try:
+            output = await asyncio.wait_for(handler(dict(call.arguments), session), ctx.tool_timeout_s)
+            ok = True
+        except (TimeoutError, asyncio.TimeoutError):
+            output = {"error": f"tool {call.name!r} timed out after {ctx.tool_timeout_s:g}s"}
+        except r.ToolError as exc:
+            output = {"error": str(exc)}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken tool must not end the call
+            logger.exception("tool handler failed", extra={"call": session.call_public_id, "tool": call.name})
+            output = {"error": f"tool {call.name!r} failed: {exc.__class__.__name__}"}
+    error = {} if ok else {"error": str(output.get("error") if isinstance(output, dict) else output)}
+    session.record("tool_result", name=call.name, call_id=call.call_id, ok=ok,
+                   duration_ms=int((clock() - started) * 1000), **error)
+    return output
