@@ -15,6 +15,7 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -41,7 +42,7 @@ from calls.models import (
 )
 from orgs.credentials import MissingCredential, get_credential
 from orgs.models import Organization
-from orgs.services import Actor, record_audit
+from orgs.services import SYSTEM, Actor, record_audit
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +297,42 @@ def start_web_call(org: Organization, agent: Any, actor: Actor,
         record_audit(org, actor, "call.web_started", call, {"agent": str(agent.public_id)})
     target = issue_stream_target(call)
     return call, WEB_STREAM_PATH.format(call_id=call.public_id, token=target.token)
+
+
+# A call is stale when the carrier has told us nothing that ends it for this long
+# past what it could legitimately take (ringing, or its agent's maximum duration).
+STALE_RINGING = timedelta(minutes=10)
+STALE_GRACE = timedelta(minutes=10)
+
+
+def expire_stale_calls(now: Any = None) -> int:
+    """End calls whose final callback never came, so they stop counting against the
+    org's concurrent-call limit. A still-open carrier leg is hung up (best effort).
+    Returns how many calls were ended."""
+    now = now or timezone.now()
+    expired = 0
+    candidates = Call.objects.filter(status__in=LIVE).select_related("org", "agent_version")
+    for call in candidates.filter(created_at__lt=now - STALE_RINGING).iterator():
+        limit_s = int((call.agent_version.config if call.agent_version else {}).get("max_call_duration_s") or 3600)
+        started = call.answered_at or call.created_at
+        if call.status == Status.IN_PROGRESS and started > now - timedelta(seconds=limit_s) - STALE_GRACE:
+            continue  # answered calls may last up to their agent's maximum duration
+        if call.carrier and (call.carrier_call_id or call.carrier_request_id):
+            try:
+                hangup_call(call, SYSTEM, reason="stale")
+            except CallError as exc:
+                add_event(call, "call.stale_hangup_failed", error=exc.message[:500])
+        with transaction.atomic():
+            locked = Call.objects.select_for_update(of=("self",)).get(pk=call.pk)
+            if locked.is_final:
+                continue
+            locked.end_reason = "stale"
+            if transition(locked, Status.FAILED if locked.answered_at is None else Status.COMPLETED,
+                          source="system"):
+                expired += 1
+    if expired:
+        logger.warning("calls.expired_stale", extra={"count": expired})
+    return expired
 
 
 def _fail_call(call: Call, reason: str, error: str) -> None:

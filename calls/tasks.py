@@ -28,3 +28,11 @@ def analyze_call(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
         # Stored on the call with its reason; retrying a bad prompt or a missing key does not help.
         return "failed"
     return "done"
+
+
+@shared_task(name="calls.expire_stale_calls")
+def expire_stale_calls() -> int:
+    """Beat, every minute (calls/migrations/0002): end calls whose final callback never came."""
+    from calls import services
+
+    return services.expire_stale_calls()

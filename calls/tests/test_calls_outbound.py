@@ -213,3 +213,36 @@ class TestPlivoOutbound:
         params = fake_plivo.answer_params(call_uuid="x", from_=plivo_number.e164, to=CALLEE, direction="outbound")
         path = "/webhooks/plivo/answer?call=00000000-0000-0000-0000-000000000000"
         assert post_plivo(fake_plivo, path, params).status_code == 404
+
+
+def test_stale_calls_are_ended_and_their_legs_hung_up(fake_twilio: Any, twilio_number: Any, agent_a: Any,
+                                                      owner_a: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from calls.tasks import expire_stale_calls
+    from orgs.services import Actor
+
+    def placed(minutes_ago: int, answered_minutes_ago: int | None = None) -> Call:
+        call = services.place_outbound_call(twilio_number.org, agent_a, CALLEE, twilio_number, {}, Actor(user=owner_a))
+        now = timezone.now()
+        Call.objects.filter(pk=call.pk).update(
+            created_at=now - timedelta(minutes=minutes_ago),
+            status="in_progress" if answered_minutes_ago is not None else "ringing",
+            answered_at=now - timedelta(minutes=answered_minutes_ago) if answered_minutes_ago is not None else None,
+        )
+        return call
+
+    fresh_ringing = placed(2)
+    stale_ringing = placed(11)
+    long_but_allowed = placed(16, answered_minutes_ago=15)  # agent max 10 min + 10 min grace
+    stale_answered = placed(26, answered_minutes_ago=25)
+    assert expire_stale_calls.apply().get() == 2
+    states = {c.pk: (c.status, c.end_reason) for c in Call.objects.all()}
+    assert states[fresh_ringing.pk] == ("ringing", "")
+    assert states[long_but_allowed.pk] == ("in_progress", "")
+    assert states[stale_ringing.pk] == ("failed", "stale")
+    assert states[stale_answered.pk] == ("completed", "stale")
+    assert fake_twilio.calls[stale_answered.carrier_call_id]["status"] == "completed"
+    assert expire_stale_calls.apply().get() == 0
