@@ -44,9 +44,10 @@ def lease_s() -> float:
     return env_float("WEBHOOK_LEASE_S", max(request_timeout_s() * 3, 30.0))
 
 
-def allow_private_targets() -> bool:
-    """Webhook URLs on loopback/private addresses (SSRF risk) are refused unless developing."""
-    return env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", bool(settings.DEBUG or getattr(settings, "TESTING", False)))
+def allow_private_targets(kind: str) -> bool:
+    """Customer URLs (``kind`` WEBHOOK or MCP) on loopback/private addresses are refused
+    unless developing, or ``<KIND>_ALLOW_PRIVATE_TARGETS=true`` (e.g. an MCP server on the LAN)."""
+    return env_bool(f"{kind}_ALLOW_PRIVATE_TARGETS", bool(settings.DEBUG or getattr(settings, "TESTING", False)))
 
 
 @dataclass(frozen=True)

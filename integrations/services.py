@@ -15,6 +15,7 @@ from django.utils import timezone
 from integrations import conf
 from integrations.mcp_client import McpClientError, ServerSpec, list_tools_sync
 from integrations.mcp_servers import SERVERS
+from integrations.targets import check_outbound_url
 from integrations.models import (
     McpServer,
     McpServerKind,
@@ -53,7 +54,9 @@ def _clean_headers(headers: Any) -> dict[str, str]:
     return cleaned
 
 
-def _validate_server(server: McpServer) -> None:
+def _validate_server(server: McpServer, *, url_changed: bool) -> None:
+    if url_changed and not _is_own_server_url(server):
+        check_outbound_url(server.url, what="The MCP server URL", allow_private=conf.allow_private_targets("MCP"))
     if server.transport not in McpTransport.values:
         raise ValidationError({"transport": f"Transport must be one of {', '.join(McpTransport.values)}."})
     try:
@@ -61,6 +64,17 @@ def _validate_server(server: McpServer) -> None:
     except ValueError as exc:
         raise ValidationError({"url": str(exc)}) from None
     server.full_clean(exclude=["org", "auth_headers", "tools"])
+
+
+def _is_own_server_url(server: McpServer) -> bool:
+    """Our own servers live where the deployment says (often 127.0.0.1); that URL is trusted."""
+    entry = SERVERS.get(server.kind)
+    if entry is None:
+        return False
+    try:
+        return conf.own_server(server.kind, entry.default_port).url == server.url
+    except ImproperlyConfiguredEnv:
+        return False
 
 
 def _save_server(server: McpServer) -> None:
@@ -85,7 +99,7 @@ def create_mcp_server(org: Organization, actor: Actor, *, name: str, url: str,
                       enabled: bool = True, kind: str = McpServerKind.CUSTOM) -> McpServer:
     server = McpServer(org=org, name=name.strip(), url=url.strip(), transport=transport,
                        auth_headers=_clean_headers(auth_headers), enabled=enabled, kind=kind)
-    _validate_server(server)
+    _validate_server(server, url_changed=True)
     _save_server(server)
     record_audit(org, actor, "mcp_server.created", server,
                  {"url": server.url, "transport": server.transport, "headers": server.header_names})
@@ -104,7 +118,7 @@ def update_mcp_server(server: McpServer, actor: Actor, **values: Any) -> McpServ
     if "url" in changes or "transport" in changes or headers_changed:
         # Discovered tools belong to the old connection; they must be re-tested.
         server.last_test_ok = None
-    _validate_server(server)
+    _validate_server(server, url_changed="url" in changes)
     _save_server(server)
     if changes:
         record_audit(server.org, actor, "mcp_server.updated", server, changes)

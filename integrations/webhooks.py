@@ -19,7 +19,6 @@ the answer was recorded, the lease expires and the delivery is retried with the 
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import random
@@ -27,7 +26,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from django.apps import apps
@@ -37,6 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations import conf
+from integrations.targets import check_outbound_url
 from integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from integrations.webhooks_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signature_header
 from orgs.models import AuditLog, Membership, Organization, Role
@@ -379,21 +378,8 @@ def sweep_due(limit: int = 500) -> int:
 
 
 def validate_target_url(url: str) -> None:
-    """Refuse non-http(s) URLs and, in production, loopback/private literal addresses (SSRF)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError({"url": "The webhook URL must be an absolute http:// or https:// URL."})
-    if conf.allow_private_targets():
-        return
-    host = parts.hostname
-    if host == "localhost" or host.endswith(".localhost"):
-        raise ValidationError({"url": "The webhook URL must not point at this server (localhost)."})
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-        raise ValidationError({"url": f"The webhook URL must not point at a private address ({address})."})
+    """Webhook URLs: absolute http(s), and no private/loopback literal addresses in production."""
+    check_outbound_url(url, what="The webhook URL", allow_private=conf.allow_private_targets("WEBHOOK"))
 
 
 def validate_events(events: list[str]) -> list[str]:

@@ -124,3 +124,19 @@ def django_on_commit():
     from django.test import TestCase
 
     return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+def test_private_addresses_refused_for_custom_servers_not_own_ones(owner_a, api, telegram_mcp, monkeypatch):
+    monkeypatch.setenv("MCP_ALLOW_PRIVATE_TARGETS", "false")
+    client = api(owner_a)
+    for url in ("http://127.0.0.1:9/mcp", "http://169.254.169.254/mcp", "http://localhost:8100/mcp"):
+        refused = client.post(SERVERS, {"name": "internal", "url": url}, format="json")
+        assert refused.status_code == 400, url
+        assert "must not point at" in refused.json()["error"]["message"]
+    # The deployment's own Telegram server on 127.0.0.1 is trusted.
+    own = client.post(f"{SERVERS}connect/", {"kind": "telegram", "credentials": {"x-telegram-bot-token": "7:BOT"}},
+                      format="json")
+    assert own.status_code == 201 and own.json()["last_test_ok"] is True
+    # …but moving it somewhere private is not.
+    moved = client.patch(f"{SERVERS}{own.json()['id']}/", {"url": "http://10.1.2.3/mcp"}, format="json")
+    assert moved.status_code == 400
