@@ -22,14 +22,17 @@ _START_TIMEOUT_S = 10.0
 class ThreadedAsgiServer:
     """A uvicorn server bound to 127.0.0.1:<ephemeral> running in a daemon thread."""
 
-    def __init__(self, app: Any, *, port: int = 0) -> None:
+    def __init__(self, app: Any, *, port: int = 0, ssl_certfile: str | None = None,
+                 ssl_keyfile: str | None = None) -> None:
         self.app = app
+        self.scheme = "https" if ssl_certfile else "http"
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
         self.port: int = self._sock.getsockname()[1]
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="auto")
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="auto",
+                           ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
         )
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, name=f"asgi-{self.port}", daemon=True
@@ -37,7 +40,7 @@ class ThreadedAsgiServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self._thread.start()
@@ -56,9 +59,13 @@ class ThreadedAsgiServer:
 
 
 @contextlib.contextmanager
-def serve_asgi(app: Any, *, port: int = 0) -> Iterator[str]:
-    """Serve ``app`` for the duration of the block; yields its base URL (no trailing slash)."""
-    server = ThreadedAsgiServer(app, port=port)
+def serve_asgi(app: Any, *, port: int = 0, ssl_certfile: str | None = None,
+               ssl_keyfile: str | None = None) -> Iterator[str]:
+    """Serve ``app`` for the duration of the block; yields its base URL (no trailing slash).
+
+    With a certificate and key it serves https (e.g. a self-signed one to test TLS errors).
+    """
+    server = ThreadedAsgiServer(app, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     server.start()
     try:
         yield server.url

@@ -63,6 +63,36 @@ def test_tls_against_plain_http():
     assert err.kind is McpErrorKind.TLS and "TLS handshake" in err.message
 
 
+def _self_signed(tmp_path) -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_tls_untrusted_certificate(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    with serve_asgi(_plain_app(200), ssl_certfile=cert, ssl_keyfile=key) as url:
+        assert url.startswith("https://")
+        err = classify(ServerSpec(url=url + "/mcp"))
+    assert err.kind is McpErrorKind.TLS
+    assert "certificate" in err.message and "could not be verified" in err.message
+
+
 @pytest.mark.parametrize(("status", "kind"), [(401, McpErrorKind.UNAUTHORIZED), (403, McpErrorKind.FORBIDDEN),
                                               (404, McpErrorKind.HTTP_STATUS)])
 @pytest.mark.parametrize("transport", ["streamable_http", "sse"])
