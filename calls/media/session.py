@@ -356,9 +356,10 @@ class CallSession:
         # caller samples are needed only by VAD and the recorder
         self._analyse = self._vad is not None or self._recorder is not None
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
-        preroll, self._preroll = self._preroll, []
-        for audio in preroll:
-            await self._on_agent_audio(audio)
+        # The greeting (asked for while the phone rang) goes out first; audio
+        # arriving meanwhile queues behind it so the order is kept.
+        while self._preroll:
+            await self._on_agent_audio(self._preroll.pop(0), preroll=True)
 
     # ------------------------------------------------------------- hot path
 
@@ -459,10 +460,10 @@ class CallSession:
             else:
                 self.record("provider_warning", code=event.error.code, message=event.error.message[:200])
 
-    async def _on_agent_audio(self, event: AgentAudio) -> None:
+    async def _on_agent_audio(self, event: AgentAudio, preroll: bool = False) -> None:
         if event.item_id in self._interrupted_items or self.ending:
             return
-        if not self.streaming:
+        if not self.streaming or (self._preroll and not preroll):
             self._preroll.append(event)
             return
         assert self._outbound is not None and self.context is not None
