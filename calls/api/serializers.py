@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from calls.carriers import CARRIER_CHOICES
@@ -13,6 +14,7 @@ from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
 from voiceplatform.api import OrgRelatedField, PublicIdField
 
 
+@extend_schema_field({"type": "string", "description": "Phone number id, or the number itself in E.164."})
 class PhoneNumberRefField(serializers.Field):
     """A number of this org, given as its id or as the number itself (E.164)."""
 
