@@ -26,7 +26,7 @@ END_MAX_DURATION = "max_duration"
 END_SILENCE_TIMEOUT = "silence_timeout"
 END_STREAM_TIMEOUT = "stream_timeout"  # prepared, but no stream arrived in time
 END_PROTOCOL_ERROR = "protocol_error"  # the carrier sent something we cannot parse
-END_SERVER_SHUTDOWN = "server_shutdown"
+END_SETUP_ERROR = "setup_error"  # the call's context could not be loaded (ended call, unusable agent)
 
 
 @dataclass(slots=True)

@@ -123,6 +123,7 @@ class CallSession:
         self._transport_open = False
         self._prepare_task: asyncio.Task[None] | None = None
         self._startup_error: ProviderError | None = None
+        self._setup_error: str | None = None
         self._created_at = clock()
         self._t0: float | None = None  # call clock zero: stream start
         self.streaming = False
@@ -219,7 +220,18 @@ class CallSession:
         return self._prepare_task
 
     async def _prepare(self) -> None:
-        ctx = await self._load_context(self.call_public_id)
+        try:
+            ctx = await self._load_context(self.call_public_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # e.g. the call already ended, or its agent is unusable: the stream
+            # is refused at `start` and the reason recorded.
+            self._setup_error = f"{exc.__class__.__name__}: {exc}"[:500]
+            logger.warning("call session context failed", extra={"call": self.call_public_id,
+                                                                 "error": exc.__class__.__name__})
+            self.record("setup_error", error=self._setup_error)
+            return
         self.context = ctx
         config = ctx.config
         preferred = _preferred_formats(self.transport_kind)
@@ -331,7 +343,9 @@ class CallSession:
             return
         await self.prepare()
         ctx = self.context
-        assert ctx is not None
+        if ctx is None:
+            self.request_end(r.END_SETUP_ERROR, error=self._setup_error or "no session context")
+            return
         self._t0 = self._clock()
         self._last_activity = self._t0
         self.record("stream_started", transport=self.codec.kind, format=str(self.codec.audio_format),

@@ -180,3 +180,20 @@ def test_prepared_session_without_a_stream_times_out(server: MediaTestServer) ->
     result = server.calls.wait_result(call_id, timeout=5)
     assert result.end_reason == "stream_timeout" and hangups == ["stream_timeout"]
     assert _registry_drains(server)
+
+
+def test_context_that_cannot_load_refuses_the_stream_with_the_reason(server: MediaTestServer) -> None:
+    def broken() -> SessionContext:
+        raise LookupError("the call has already ended")
+
+    call_id, url = server.add_call("twilio", broken)
+
+    async def run() -> int | None:
+        async with CarrierMediaClient.twilio(url) as call:
+            return await call.wait_closed(timeout=5)
+
+    assert asyncio.run(run()) == 1000
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "setup_error"
+    assert result.error == "LookupError: the call has already ended"
+    assert [e.kind for e in result.events] == ["setup_error", "ended"]
