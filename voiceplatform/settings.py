@@ -266,6 +266,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MemberRoleEnum": "orgs.models.Role.choices",
         "ApiKeyRoleEnum": "orgs.models.API_KEY_ROLES",
+        "CallStatusEnum": "calls.models.Status.choices",
     },
 }
 
