@@ -65,7 +65,9 @@ AUDIT_EVENTS: dict[str, str] = {
 }
 # Sent only on request, to one endpoint; never subscribed to.
 TEST_EVENT = "webhook.test"
-EVENT_TYPES: tuple[str, ...] = tuple(sorted(set(AUDIT_EVENTS.values())))
+# A call that never connected ends as call.failed rather than call.ended.
+FAILED_CALL_STATUSES = frozenset({"busy", "no_answer", "failed"})
+EVENT_TYPES: tuple[str, ...] = tuple(sorted({*AUDIT_EVENTS.values(), "call.failed"}))
 
 PayloadBuilder = Callable[[AuditLog], dict[str, Any]]
 _PAYLOAD_BUILDERS: dict[str, PayloadBuilder] = {}
@@ -84,17 +86,38 @@ def register_payload_builder(target_type: str) -> Callable[[PayloadBuilder], Pay
 # --------------------------------------------------------------------------- emitting
 
 
-def on_audit_recorded(sender: Any, entry: AuditLog, **kwargs: Any) -> None:
+def event_type_for(entry: AuditLog) -> str | None:
     event_type = AUDIT_EVENTS.get(entry.action)
-    if event_type is None:
-        return
+    if event_type == "call.ended" and (entry.changes or {}).get("status") in FAILED_CALL_STATUSES:
+        return "call.failed"
+    return event_type
+
+
+def _agent_allows(entry: AuditLog, event_type: str) -> bool:
+    """An agent may narrow which call events its calls send (its ``webhook_events``; empty = all)."""
+    if entry.target_type != "calls.call":
+        return True
+    Call = apps.get_model("calls", "Call")
+    call = (Call.objects.for_org(entry.org).filter(public_id=entry.target_id)
+            .select_related("agent", "agent_version").first())
+    if call is None or call.agent is None:
+        return True
+    config = call.agent_version.config if call.agent_version is not None else {}
+    wanted = config.get("webhook_events", call.agent.webhook_events) or []
+    return not wanted or event_type in wanted
+
+
+def on_audit_recorded(sender: Any, entry: AuditLog, **kwargs: Any) -> WebhookEvent | None:
+    event_type = event_type_for(entry)
+    if event_type is None or not _agent_allows(entry, event_type):
+        return None
     try:
         payload = payload_for(entry)
     except Exception:  # noqa: BLE001 - a broken enricher must not lose the event
         log.exception("webhook payload builder failed; sending the bare audit payload",
                       extra={"action": entry.action})
         payload = _base_payload(entry)
-    emit(entry.org, event_type, payload, audit_entry=entry)
+    return emit(entry.org, event_type, payload, audit_entry=entry)
 
 
 def _base_payload(entry: AuditLog) -> dict[str, Any]:
@@ -350,8 +373,9 @@ def backfill_events(limit: int = 500) -> int:
                .order_by("created_at")[:limit])
     count = 0
     for entry in missing:
-        on_audit_recorded(AuditLog, entry=entry)
-        count += 1
+        # Entries an agent opted out of produce no event; they are re-checked until they age out.
+        if on_audit_recorded(AuditLog, entry=entry) is not None:
+            count += 1
     if count:
         log.warning("webhook events backfilled from the audit log", extra={"count": count})
     return count

@@ -216,3 +216,18 @@ def test_call_ended_event_carries_the_transcript(org_a, receiver, eager_celery, 
     assert [(t["role"], t["text"]) for t in data["transcript"]] == [
         ("agent", "Hello, how can I help?"), ("caller", "Where is my order?")]
     assert receiver.received[0].signature_ok
+
+
+def test_failed_calls_and_agent_event_choice(org_a, receiver, eager_celery, django_capture_on_commit_callbacks):
+    from agents.tests.factories import make_agent
+    from calls.tests.factories import make_call
+
+    endpoint_for(org_a, receiver, events=["*"])
+    quiet_agent = make_agent(org_a, webhook_events=["call.failed"])
+    chatty_call = make_call(org_a, status="busy")
+    quiet_call = make_call(org_a, agent=quiet_agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        record_audit(org_a, SYSTEM, "call.ended", chatty_call, {"status": "busy"})
+        record_audit(org_a, SYSTEM, "call.ended", quiet_call, {"status": "completed"})  # agent opted out
+        record_audit(org_a, SYSTEM, "call.ended", quiet_call, {"status": "no_answer"})
+    assert [r.event_type for r in receiver.received] == ["call.failed", "call.failed"]
