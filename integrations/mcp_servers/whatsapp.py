@@ -237,10 +237,20 @@ def build_server(config: WhatsAppConfig, store: MessageStore | None = None) -> M
                                                   description="Only messages from this sender")] = None,
         since_timestamp: Annotated[int | None, Field(ge=0, description="Unix time; only messages at or after")] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        mark_as_read: Annotated[bool, Field(description="Show the customer blue ticks for these messages")] = False,
     ) -> dict[str, Any]:
         """Read messages customers sent to this business number (oldest first, at most `limit` most recent)."""
         number_id = required_header(ctx, PHONE_NUMBER_ID_HEADER, "WhatsApp business phone number id")
         sender = from_number.lstrip("+") if from_number else None
-        return {"messages": messages.recent(number_id, sender=sender, since=since_timestamp, limit=limit)}
+        found = messages.recent(number_id, sender=sender, since=since_timestamp, limit=limit)
+        if mark_as_read and found:
+            token = required_header(ctx, ACCESS_TOKEN_HEADER, "WhatsApp Cloud API access token")
+            url = f"{config.api_base.rstrip('/')}/{config.api_version}/{number_id}/messages"
+            # Marking the newest message read marks the earlier ones in that chat read too.
+            newest_by_sender: dict[str, str] = {m["from"]: m["id"] for m in found}
+            for message_id in newest_by_sender.values():
+                await upstream.json("POST", url, "mark the messages read", headers={"Authorization": f"Bearer {token}"},
+                                    json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id})
+        return {"messages": found, "marked_read": bool(mark_as_read and found)}
 
     return server

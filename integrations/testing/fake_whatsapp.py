@@ -36,6 +36,8 @@ class FakeWhatsApp(FakeServer):
         self.templates = templates if templates is not None else {"booking_confirmation": 2}
         # wa_ids that wrote to us in the last 24 h (free text allowed to them).
         self.open_windows: set[str] = set()
+        self.incoming_ids: set[str] = set()
+        self.read_receipts: list[str] = []
         self.sent: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[Route("/{version}/{number_id}/messages", self._send, methods=["POST"])])
@@ -58,6 +60,11 @@ class FakeWhatsApp(FakeServer):
         to = body.get("to", "")
         if body.get("messaging_product") != "whatsapp":
             return self._error(400, 100, "(#100) The parameter messaging_product is required.")
+        if body.get("status") == "read":
+            if body.get("message_id") not in self.incoming_ids:
+                return self._error(400, 100, "(#100) Invalid parameter", "message_id is not a received message")
+            self.read_receipts.append(body["message_id"])
+            return JSONResponse({"success": True})
         if to not in self.allowed_recipients:
             return self._error(400, 131030, "(#131030) Recipient phone number not in allowed list",
                                f"Recipient phone number not in allowed list: {to}")
@@ -104,6 +111,7 @@ class FakeWhatsApp(FakeServer):
         body = json.dumps(payload, separators=(",", ":")).encode()
         for message in payload["entry"][0]["changes"][0]["value"].get("messages", []):
             self.open_windows.add(message["from"])
+            self.incoming_ids.add(message["id"])
         return httpx.post(webhook_url, content=body, headers={
             "content-type": "application/json", "x-hub-signature-256": sign_webhook_body(app_secret, body)})
 

@@ -98,3 +98,15 @@ def test_text_xor_template_and_phone_format(whatsapp):
     bad_phone = run(fake, url, "send_message", {"to": "call me maybe", "text": "x"})
     assert bad_phone.is_error and "to" in bad_phone.text and "pattern" in bad_phone.text
     assert fake.requests == []
+
+
+def test_mark_as_read_sends_read_receipt_for_newest(whatsapp):
+    fake, url = whatsapp
+    for n, text in enumerate(["first", "second"]):
+        fake.deliver_incoming(url + WEBHOOK_PATH, SECRET, fake.incoming_payload(
+            CUSTOMER, text, message_id=f"wamid.R{n}", timestamp=1_800_000_000 + n))
+    result = run(fake, url, "read_messages", {"mark_as_read": True})
+    assert not result.is_error, result.text
+    assert [m["text"] for m in result.structured["messages"]] == ["first", "second"]
+    assert result.structured["marked_read"] is True
+    assert fake.read_receipts == ["wamid.R1"]
