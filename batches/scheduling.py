@@ -271,14 +271,25 @@ def dial_run(run: ScheduledCallRun) -> None:
 
 def _ended(run: ScheduledCallRun, sc: ScheduledCall, outcome: Outcome, now: datetime, error: str = "",
            retryable: bool = True) -> None:
+    """Done, retry later, or failed; conditional on the run's state so the signal
+    and the sweep recording the same outcome do it once."""
     if outcome == Outcome.COMPLETED:
         state, next_at = RunState.DONE, None
     elif retryable and outcome in RETRYABLE_OUTCOMES and run.attempts < sc.max_attempts:
         state, next_at = RunState.RETRY_WAIT, now + timedelta(seconds=sc.retry_delay_s)
     else:
         state, next_at = RunState.FAILED, None
-    ScheduledCallRun.objects.filter(pk=run.pk).update(state=state, outcome=outcome, next_attempt_at=next_at,
-                                                       error=error[:2000])
+    ScheduledCallRun.objects.filter(pk=run.pk, state__in=(RunState.DIALING, RunState.IN_CALL)).update(
+        state=state, outcome=outcome, next_attempt_at=next_at, error=error[:2000])
+
+
+def record_outcome(call_public_id: str) -> None:
+    run = (ScheduledCallRun.objects.filter(call__public_id=call_public_id, state=RunState.IN_CALL)
+           .select_related("call", "scheduled_call").first())
+    if run is not None and run.call is not None:
+        outcome = call_outcome(run.call)
+        if outcome is not None:
+            _ended(run, run.scheduled_call, outcome, clock.now())
 
 
 def process_runs() -> int:

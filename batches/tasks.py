@@ -29,7 +29,7 @@ KICK_KEY = "batches:dispatch-queued:{}"
 def kick_dispatch(batch: Batch, countdown: float = 0.0) -> bool:
     """Queue a dispatcher run unless one is already queued. Returns whether it queued."""
     key = KICK_KEY.format(batch.public_id)
-    if not cache.add(key, 1, timeout=int(countdown) + 30):
+    if not cache.add(key, 1, timeout=int(countdown) + 10):
         return False
     dispatch_batch.apply_async((str(batch.org.public_id), str(batch.public_id)), countdown=max(0.0, countdown))
     return True
@@ -75,3 +75,5 @@ def on_call_ended(call_public_id: str) -> None:
              .select_related("batch__org").only("batch").first())
     if entry is not None:
         kick_dispatch(entry.batch)
+    # A scheduled call's run records its outcome (and schedules a retry) at once.
+    scheduling.record_outcome(call_public_id)
