@@ -23,7 +23,8 @@ class McpServerSerializer(serializers.ModelSerializer):
     transport = serializers.ChoiceField(choices=McpTransport.choices, default=McpTransport.STREAMABLE_HTTP)
     auth_headers = serializers.DictField(child=serializers.CharField(allow_blank=True), write_only=True,
                                          required=False,
-                                         help_text="Header name → value (e.g. Authorization). Write-only.")
+                                         help_text="Header name → value (e.g. Authorization). Write-only; "
+                                                   "on update it replaces all stored headers.")
     auth_header_names = serializers.ListField(source="header_names", read_only=True,
                                               child=serializers.CharField())
 
