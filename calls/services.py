@@ -393,6 +393,28 @@ def transition(
     if call.is_final:
         record_audit(call.org, Actor(), "call.ended", call,
                      {"status": status, "end_reason": call.end_reason, "duration_s": call.duration_s})
+        if call.carrier and call.carrier_call_id and call.answered_at is not None:
+            from calls.tasks import fetch_call_cost
+
+            org_id, call_id = str(call.org.public_id), str(call.public_id)
+            # Carriers price a call a little after it ends.
+            transaction.on_commit(lambda: fetch_call_cost.apply_async((org_id, call_id), countdown=30))
+    return True
+
+
+def record_carrier_cost(call: Call) -> bool:
+    """Store what the carrier billed for ``call``. False while it is not priced yet."""
+    if not call.carrier or not call.carrier_call_id:
+        return True
+    try:
+        cost = carrier_for(call.org, call.carrier).fetch_cost(call.carrier_call_id)
+    except CarrierError as exc:
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    if cost is None:
+        return False
+    Call.objects.filter(pk=call.pk).update(carrier_cost=cost.amount, cost_currency=cost.currency)
+    call.carrier_cost, call.cost_currency = cost.amount, cost.currency
+    add_event(call, "cost.recorded", source="carrier", amount=str(cost.amount), currency=cost.currency)
     return True
 
 

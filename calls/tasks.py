@@ -36,3 +36,28 @@ def expire_stale_calls() -> int:
     from calls import services
 
     return services.expire_stale_calls()
+
+
+COST_ATTEMPTS = 6
+
+
+@shared_task(base=OrgTask, bind=True, name="calls.fetch_call_cost", max_retries=COST_ATTEMPTS,
+             default_retry_delay=60, acks_late=True)
+def fetch_call_cost(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
+    """Ask the carrier what a finished call cost; retried while it has not priced it."""
+    from calls import services
+
+    call = Call.objects.for_org(self.org).select_related("org").filter(public_id=call_public_id).first()
+    if call is None:
+        return "missing"
+    try:
+        priced = services.record_carrier_cost(call)
+    except services.CarrierUnavailable as exc:
+        if not exc.retryable:
+            return "failed"
+        raise self.retry(exc=exc) from exc
+    if not priced:
+        if self.request.retries >= COST_ATTEMPTS:
+            return "unpriced"
+        raise self.retry()
+    return "done"

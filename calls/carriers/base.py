@@ -26,6 +26,7 @@ import abc
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -172,6 +173,12 @@ class MachineResult:
 
 
 @dataclass(frozen=True)
+class CallCost:
+    amount: Decimal  # what the carrier charged, positive
+    currency: str
+
+
+@dataclass(frozen=True)
 class CarrierNumber:
     """A phone number owned by the carrier account."""
 
@@ -302,6 +309,10 @@ class Carrier(abc.ABC):
     @abc.abstractmethod
     def send_sms(self, *, from_: str, to: str, text: str) -> str:
         """Send a text message; returns the carrier's message id."""
+
+    @abc.abstractmethod
+    def fetch_cost(self, carrier_call_id: str) -> CallCost | None:
+        """What the carrier billed for a finished call; None while it has not priced it yet."""
 
     @abc.abstractmethod
     def list_numbers(self) -> list[CarrierNumber]: ...

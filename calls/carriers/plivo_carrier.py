@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,8 +17,9 @@ from plivo.utils import validate_v3_signature
 from requests.adapters import HTTPAdapter
 
 from calls.carriers.base import (
-    AnsweredBy,
     UNANSWERED_END_REASONS,
+    AnsweredBy,
+    CallCost,
     CallStatus,
     Carrier,
     CarrierError,
@@ -292,6 +294,19 @@ class PlivoCarrier(Carrier):
         if not uuids:
             raise CarrierError("Plivo send SMS failed: response had no message_uuid")
         return str(uuids[0])
+
+    def fetch_cost(self, carrier_call_id: str) -> CallCost | None:
+        try:
+            call = self.client.calls.get(carrier_call_id)
+        except _PLIVO_ERRORS as exc:
+            raise _map_error(exc, "fetch call") from exc
+        amount = getattr(call, "total_amount", None)
+        if amount in (None, ""):
+            return None
+        try:
+            return CallCost(amount=abs(Decimal(str(amount))), currency="USD")  # Plivo bills in USD
+        except InvalidOperation as exc:
+            raise CarrierError(f"Plivo returned an amount that is not a number: {amount!r}") from exc
 
     def list_numbers(self) -> list[CarrierNumber]:
         numbers: list[CarrierNumber] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,8 +16,9 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 
 from calls.carriers.base import (
-    AnsweredBy,
     UNANSWERED_END_REASONS,
+    AnsweredBy,
+    CallCost,
     CallStatus,
     Carrier,
     CarrierError,
@@ -277,6 +279,19 @@ class TwilioCarrier(Carrier):
         except (TwilioException, requests.RequestException) as exc:
             raise _map_error(exc, "send SMS") from exc
         return str(message.sid)
+
+    def fetch_cost(self, carrier_call_id: str) -> CallCost | None:
+        try:
+            call = self.client.calls(carrier_call_id).fetch()
+        except (TwilioException, requests.RequestException) as exc:
+            raise _map_error(exc, "fetch call") from exc
+        if call.price in (None, ""):
+            return None  # Twilio prices a call some time after it ends
+        try:
+            amount = abs(Decimal(str(call.price)))
+        except InvalidOperation as exc:
+            raise CarrierError(f"Twilio returned a price that is not a number: {call.price!r}") from exc
+        return CallCost(amount=amount, currency=str(call.price_unit or "USD").upper()[:3])
 
     def list_numbers(self) -> list[CarrierNumber]:
         try:

@@ -47,6 +47,7 @@ class FakePlivo(FakeHttpServer):
         self.applications: dict[str, dict[str, Any]] = {}
         self.route("POST", ACCOUNT_PREFIX + r"/Call/", self._create_call)
         self.route("POST", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/", self._update_call)
+        self.route("GET", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/", self._get_call)
         self.route("DELETE", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/", self._hangup_call)
         self.route("POST", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/DTMF/", self._send_digits)
         self.route("DELETE", ACCOUNT_PREFIX + r"/Request/(?P<uuid>[\w-]+)/", self._cancel_request)
@@ -74,6 +75,11 @@ class FakePlivo(FakeHttpServer):
             "resource_uri": f"/v1/Account/{self.auth_id}/Number/{number}/",
         }
         return number
+
+    def price_call(self, call_uuid: str, amount: str) -> None:
+        call = self.call_by_uuid(call_uuid)
+        assert call is not None, call_uuid
+        call["total_amount"] = amount
 
     def call_by_uuid(self, call_uuid: str) -> dict[str, Any] | None:
         return next((c for c in self.calls.values() if c["call_uuid"] == call_uuid), None)
@@ -157,6 +163,18 @@ class FakePlivo(FakeHttpServer):
             "redirects": [],
         }
         return Reply(201, {"api_id": _api_id(), "message": "call fired", "request_uuid": request_uuid})
+
+    def _get_call(self, req: RecordedRequest, m: Any) -> Reply:
+        if (bad := self._bad_account(m)) is not None:
+            return bad
+        call = self.call_by_uuid(m.group("uuid"))
+        if call is None:
+            return Reply(404, {"api_id": _api_id(), "error": "call not found"})
+        return Reply(200, {
+            "api_id": _api_id(), "call_uuid": call["call_uuid"], "call_direction": "outbound",
+            "from_number": call["from"], "to_number": call["to"], "call_state": call["status"],
+            "total_amount": call.get("total_amount"), "total_rate": "0.00850", "bill_duration": 0,
+        })
 
     def _live_call(self, req: RecordedRequest, m: Any) -> dict[str, Any] | Reply:
         if (bad := self._bad_account(m)) is not None:

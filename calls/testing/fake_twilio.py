@@ -69,6 +69,10 @@ class FakeTwilio(FakeHttpServer):
         }
         return sid
 
+    def price_call(self, sid: str, price: str) -> None:
+        """Twilio prices a call after it ends (negative: money charged)."""
+        self.calls[sid]["price"] = price
+
     def sign(self, url: str, params: Mapping[str, str] | None) -> str:
         return RequestValidator(self.auth_token).compute_signature(url, dict(params or {}))
 
@@ -142,6 +146,8 @@ class FakeTwilio(FakeHttpServer):
             "status": call["status"],
             "direction": call["direction"],
             "api_version": "2010-04-01",
+            "price": call.get("price"),
+            "price_unit": "USD",
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call['sid']}.json",
         }
 

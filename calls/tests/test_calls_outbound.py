@@ -246,3 +246,28 @@ def test_stale_calls_are_ended_and_their_legs_hung_up(fake_twilio: Any, twilio_n
     assert states[stale_answered.pk] == ("completed", "stale")
     assert fake_twilio.calls[stale_answered.carrier_call_id]["status"] == "completed"
     assert expire_stale_calls.apply().get() == 0
+
+
+def test_carrier_cost_is_fetched_once_priced(fake_twilio: Any, fake_plivo: Any, twilio_number: Any,
+                                             agent_a: Any, owner_a: Any) -> None:
+    from decimal import Decimal
+
+    from calls.tests.calls_fixtures import store_credential
+    from calls.tests.factories import make_call, make_phone_number
+    from orgs.services import Actor
+
+    call = services.place_outbound_call(twilio_number.org, agent_a, CALLEE, twilio_number, {}, Actor(user=owner_a))
+    assert services.record_carrier_cost(call) is False  # not priced yet: the task retries
+    fake_twilio.price_call(call.carrier_call_id, "-0.01300")
+    assert services.record_carrier_cost(call) is True
+    call.refresh_from_db()
+    assert (call.carrier_cost, call.cost_currency) == (Decimal("0.01300"), "USD")
+
+    store_credential(twilio_number.org, "plivo", fake_plivo.credentials)
+    plivo_number = make_phone_number(twilio_number.org, carrier="plivo")
+    placed = services.place_outbound_call(twilio_number.org, agent_a, CALLEE, plivo_number, {}, Actor(user=owner_a))
+    (dial,) = fake_plivo.calls.values()
+    plivo_call = make_call(twilio_number.org, carrier="plivo", carrier_call_id=dial["call_uuid"])
+    fake_plivo.price_call(dial["call_uuid"], "0.0170")
+    assert services.record_carrier_cost(plivo_call) and plivo_call.carrier_cost == Decimal("0.0170")
+    assert placed.carrier_request_id == dial["request_uuid"]
