@@ -7,7 +7,6 @@ carrier's audio format; everything else is delegated to `serializers`.
 
 from __future__ import annotations
 
-import base64
 from typing import ClassVar
 
 from agents.bridges.base import PCMU_8K, AudioFormat
@@ -66,7 +65,7 @@ class TwilioCodec(TransportCodec):
         return s.parse_twilio(text)
 
     def media(self, audio: bytes) -> str:
-        return self._media_prefix + base64.b64encode(audio).decode("ascii") + '"}}'
+        return self._media_prefix + s.b64(audio) + '"}}'
 
     def mark(self, name: str) -> str:
         return s.twilio_mark(self.stream_id, name)
@@ -87,7 +86,7 @@ class PlivoCodec(TransportCodec):
         return s.parse_plivo(text)
 
     def media(self, audio: bytes) -> str:
-        return self._media_prefix + base64.b64encode(audio).decode("ascii") + '"}}'
+        return self._media_prefix + s.b64(audio) + '"}}'
 
     def mark(self, name: str) -> str:
         return s.plivo_checkpoint(self.stream_id, name)

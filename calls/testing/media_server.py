@@ -135,7 +135,7 @@ class MediaTestServer:
             asyncio.set_event_loop(loop)
             extra = {"vad_batcher": self._vad_batcher or VadBatcher(), "sessions": self.sessions}
             app = build_media_app(self.calls, **extra)
-            config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="websockets", lifespan="off",
+            config = uvicorn.Config(app, host="127.0.0.1", port=0, ws="websockets-sansio", lifespan="off",
                                     log_level="warning", ws_max_size=1 << 20)
             server = uvicorn.Server(config)
             self._server = server

@@ -14,13 +14,13 @@ import pytest
 
 from agents.bridges.base import SessionConfig
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn, FunctionCall, ProviderFailure
+from agents.testing.script import AgentTurn, FunctionCall
 from calls.audio.mulaw import array_to_mulaw
 from calls.audio.vad import VadSettings
 from calls.media.result import SessionContext, SessionResult
 from calls.testing.media_client import CarrierMediaClient
 from calls.testing.media_server import MediaTestServer
-from calls.testing.signals import silence_mulaw, speech_mulaw, tone
+from calls.testing.signals import speech_mulaw, tone
 
 AGENT_SPEECH = array_to_mulaw(tone(3.0, hz=600, level=0.4))  # 3 s of loud agent "speech"
 
