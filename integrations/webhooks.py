@@ -344,11 +344,19 @@ def disable_endpoint(endpoint: WebhookEndpoint, *, reason: str) -> None:
                       .exclude(user__email="").values_list("user__email", flat=True))
     org_name, url = endpoint.org.name, endpoint.url
     if recipients:
-        transaction.on_commit(lambda: send_mail(
-            subject=f"[{org_name}] Webhook endpoint disabled after failing",
-            message=(f"Deliveries to {url} kept failing, so the endpoint was disabled.\n\nReason: {reason}\n\n"
-                     "Fix the receiver, then re-enable the endpoint in Webhooks and redeliver missed events."),
-            from_email=None, recipient_list=recipients, fail_silently=True))
+        def notify() -> None:
+            try:
+                send_mail(
+                    subject=f"[{org_name}] Webhook endpoint disabled after failing",
+                    message=(f"Deliveries to {url} kept failing, so the endpoint was disabled.\n\nReason: {reason}"
+                             "\n\nFix the receiver, then re-enable the endpoint in Webhooks and redeliver missed "
+                             "events."),
+                    from_email=None, recipient_list=recipients)
+            except Exception:  # noqa: BLE001 - the audit entry stands; the mail failure must be visible
+                log.exception("could not email org admins about a disabled webhook endpoint",
+                              extra={"endpoint": str(endpoint.public_id)})
+
+        transaction.on_commit(notify)
     log.warning("webhook endpoint disabled", extra={"endpoint": str(endpoint.public_id)})
 
 
