@@ -242,3 +242,24 @@ def format_for_agent(hits: Sequence[SearchHit], max_chars: int = 4000) -> dict[s
         results.append({"source": hit.document_title, "section": hit.heading, "text": text,
                         "score": hit.score})
     return {"results": results} if results else {"results": [], "note": "No matching passages found."}
+
+
+async def run_search_tool(org: Organization, kb_ids: Iterable[Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """The `search_knowledge` built-in tool as the call session runs it: validates the
+    model's arguments (`query`, optional `top_k` 1..10, see agents.builtin_tools),
+    searches the agent's bases and returns passages, or an `error` the model can read.
+    Embedding-provider failures come back as an error result so the call goes on."""
+    from knowledge.embeddings import EmbeddingError
+
+    query = arguments.get("query")
+    if not isinstance(query, str) or not query.strip():
+        return {"error": "query must be a non-empty string"}
+    top_k = arguments.get("top_k", 4)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 10:
+        return {"error": "top_k must be an integer from 1 to 10"}
+    try:
+        hits = await asearch_knowledge(org, kb_ids, query, top_k)
+    except EmbeddingError as exc:
+        logger.warning("knowledge tool search failed", extra={"org": str(org.public_id), "provider": exc.provider})
+        return {"error": "the knowledge search is temporarily unavailable"}
+    return format_for_agent(hits)

@@ -104,3 +104,15 @@ def test_async_entry_point_and_agent_format(kb_a: Any, handbook: Any) -> None:
     assert result["results"][0]["source"] == "handbook.md"
     assert sum(len(r["text"]) for r in result["results"]) <= 120
     assert format_for_agent([]) == {"results": [], "note": "No matching passages found."}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tool_entry_point_validates_arguments(kb_a: Any, handbook: Any) -> None:
+    from knowledge.search import run_search_tool
+
+    ok = asyncio.run(run_search_tool(kb_a.org, [str(kb_a.public_id)], {"query": "reset my password", "top_k": 1}))
+    assert len(ok["results"]) == 1 and ok["results"][0]["section"].endswith("Passwords")
+    assert asyncio.run(run_search_tool(kb_a.org, [kb_a.public_id], {"query": ""})) == {
+        "error": "query must be a non-empty string"}
+    assert asyncio.run(run_search_tool(kb_a.org, [kb_a.public_id], {"query": "x", "top_k": 99})) == {
+        "error": "top_k must be an integer from 1 to 10"}
