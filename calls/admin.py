@@ -94,3 +94,21 @@ class CallAdmin(OrgScopedAdmin):
                 request_analysis(call, actor)
                 count += 1
         self.message_user(request, f"Analysis queued for {count} call(s).")
+
+
+@admin.register(CallEvent)
+class CallEventAdmin(OrgScopedAdmin):
+    """Timelines, and refused webhooks: members see their org's; superusers also see
+    the ones no org could be tied to (unknown number or call)."""
+
+    list_display = ["at", "kind", "source", "call", "org"]
+    list_filter = ["kind", "source"]
+    search_fields = ["kind", "call__public_id"]
+    date_hierarchy = "at"
+    readonly_fields = ["org", "call", "kind", "source", "at", "offset_ms", "data"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

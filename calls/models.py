@@ -12,6 +12,8 @@ import hmac
 from typing import Any
 
 from django.db import models
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.db.models import Q
 
 from calls.carriers import CARRIER_CHOICES
@@ -229,10 +231,10 @@ class Recording(TimestampedModel):
     def __str__(self) -> str:
         return f"Recording of {self.call.public_id}"
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        # The file lives in storage, not the database: remove it with the row.
-        storage, name = self.file.storage, self.file.name
-        result = super().delete(*args, **kwargs)
-        if name:
-            storage.delete(name)
-        return result
+
+@receiver(post_delete, sender=Recording)
+def _delete_recording_file(sender: type[Recording], instance: Recording, **kwargs: Any) -> None:
+    # The audio lives in storage, not the database: remove it with the row, however the
+    # row goes (a call deleted, an organisation deleted with all its calls).
+    if instance.file.name:
+        instance.file.storage.delete(instance.file.name)

@@ -171,10 +171,12 @@ def place_outbound_call(
     *,
     idempotency_key: str = "",
     ring_timeout_s: int = 45,
+    source: str = "api",
 ) -> Call:
     """Create an outbound Call and ask the carrier to dial it.
 
     Idempotent per ``idempotency_key``: a repeat returns the first call untouched.
+    ``source`` names the caller on the timeline (``api``, ``batch``, ``schedule``).
     Raises ``CallError`` (bad input, do-not-call, missing variables, no credential),
     ``ConcurrencyLimitReached`` or ``CarrierUnavailable`` (the Call is then kept as
     failed with the carrier's reason).
@@ -228,7 +230,7 @@ def place_outbound_call(
                 variables=variables,
                 idempotency_key=idempotency_key,
             )
-            add_event(call, "call.created", source="api", direction="outbound")
+            add_event(call, "call.created", source=source, direction="outbound")
             record_audit(org, actor, "call.placed", call, {"agent": str(agent.public_id), "carrier": call.carrier})
     except IntegrityError:
         # A concurrent request with the same idempotency key won the race.
@@ -514,14 +516,10 @@ def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None)
 
 
 def delete_call(call: Call, actor: Actor) -> None:
-    """Erase a finished call: its transcript, timeline and the recording file."""
-    from calls.models import Recording
-
+    """Erase a finished call: its transcript, timeline and the recording file
+    (removed from storage by the Recording post_delete handler)."""
     if not call.is_final:
         raise CallError("cannot delete a call that is still live; hang it up first")
-    recording = Recording.objects.filter(call=call).first()
-    if recording is not None:
-        recording.delete()  # removes the file from storage too
     record_audit(call.org, actor, "call.deleted", call, {"direction": call.direction})
     call.delete()
 

@@ -190,3 +190,23 @@ class TestWebCallsApi:
         agent = make_ready_agent(org_a, name="Strict", system_prompt="Confirm {{slot}}.")
         response = api(editor_a).post("/api/v1/calls/web/", {"agent": str(agent.public_id)}, format="json")
         assert response.status_code == 400 and "slot" in response.json()["error"]["fields"]["variables"][0]
+
+
+def test_deleting_an_organisation_removes_its_recording_files(org_a: Any, settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = str(tmp_path)
+    call = make_call(org_a)
+    recording = Recording(call=call, duration_ms=10)
+    recording.file.save("r.wav", ContentFile(b"RIFF"), save=True)
+    stored = tmp_path / recording.file.name
+    assert stored.exists()
+    org_a.delete()
+    assert not stored.exists() and not Recording.objects.exists()
+
+
+def test_event_admin_shows_members_their_org_only(login: Any, owner_a: Any, org_a: Any, org_b: Any) -> None:
+    mine = CallEvent.objects.create(org=org_a, kind="webhook.bad_signature", at=timezone.now())
+    CallEvent.objects.create(org=org_b, kind="webhook.bad_signature", at=timezone.now())
+    CallEvent.objects.create(org=None, kind="webhook.unknown_number", at=timezone.now())
+    response = login(owner_a).get("/admin/calls/callevent/")
+    assert response.status_code == 200
+    assert [e.pk for e in response.context["cl"].queryset] == [mine.pk]
