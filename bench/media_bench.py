@@ -121,6 +121,7 @@ class Step:
     client_cpu: float | None
     saturated: bool
     load_avg: float
+    core_busy: float | None = None  # % of the pinned core busy with anything (whole run)
 
     @property
     def cpu_ms_per_call_s(self) -> float | None:
@@ -140,11 +141,25 @@ class Step:
         sat = "  (generator saturated)" if self.saturated else ""
         return (f"{self.server:<15} calls {self.calls:>4}  connected {self.connected:>4}  "
                 f"p50 {fmt(self.p50):>7} ms  p99 {fmt(self.p99):>7} ms  lost {self.lost:>4}/{self.sent:<5} "
-                f"server cpu {cpu:>5} ({fmt(self.cpu_ms_per_call_s)} ms/call·s)  load {self.load_avg:.1f}  {flag}{sat}")
+                f"server cpu {cpu:>5} ({fmt(self.cpu_ms_per_call_s)} ms/call·s)  core busy {fmt(self.core_busy)}%  "
+                f"load {self.load_avg:.1f}  {flag}{sat}")
 
 
 def fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
+
+
+def core_times(core: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one core from /proc/stat (Linux)."""
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith(f"cpu{core} "):
+                fields = [int(x) for x in line.split()[1:]]
+                idle = fields[3] + fields[4]  # idle + iowait
+                return sum(fields) - idle, sum(fields)
+    except OSError:
+        pass
+    return 0, 0
 
 
 def run_step(kind: str, port: int, pid: int, calls: int, args: argparse.Namespace, load: Path, tmp: Path) -> Step:
@@ -153,7 +168,9 @@ def run_step(kind: str, port: int, pid: int, calls: int, args: argparse.Namespac
            "--seconds", str(args.seconds), "--procs", str(args.procs), "--server-pid", str(pid), "--json"]
     if args.ramp:
         cmd += ["--ramp", str(args.ramp)]
+    busy0, total0 = core_times(args.server_core)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + calls / 5 + 120)
+    busy1, total1 = core_times(args.server_core)
     try:
         r: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -164,6 +181,7 @@ def run_step(kind: str, port: int, pid: int, calls: int, args: argparse.Namespac
         p50=r["latency_ms"]["p50"], p99=r["latency_ms"]["p99"], lost=r["pulses_lost"], sent=r["pulses_sent"],
         server_cpu=server.get("cpu_pct"), client_cpu=r["client"]["cpu_pct"], saturated=r["client"]["saturated"],
         load_avg=os.getloadavg()[0],
+        core_busy=100.0 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else None,
     )
 
 
@@ -243,14 +261,14 @@ def write_results(path: Path, results: dict[str, list[Step]], args: argparse.Nam
         f"Machine load average (1 min) before the run: {load_before:.1f} — this machine is shared; other "
         "processes competing for the pinned core inflate latency, so compare servers within one run.",
         "",
-        "| server | calls | connected | p50 ms | p99 ms | lost / sent | server CPU | CPU ms per call·s | load avg | within target |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| server | calls | connected | p50 ms | p99 ms | lost / sent | server CPU | CPU ms per call·s | pinned core busy | load avg | within target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for steps in results.values():
         for s in steps:
             cpu = "-" if s.server_cpu is None else f"{s.server_cpu:.0f}%"
             lines.append(f"| {s.server} | {s.calls} | {s.connected} | {fmt(s.p50)} | {fmt(s.p99)} | "
-                         f"{s.lost} / {s.sent} | {cpu} | {fmt(s.cpu_ms_per_call_s)} | {s.load_avg:.1f} | "
+                         f"{s.lost} / {s.sent} | {cpu} | {fmt(s.cpu_ms_per_call_s)} | {fmt(s.core_busy)}% | {s.load_avg:.1f} | "
                          f"{'yes' if s.ok else 'no'}{' (generator saturated)' if s.saturated else ''} |")
     lines += ["", "Highest step held on one core:", ""]
     for kind, steps in results.items():
