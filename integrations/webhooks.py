@@ -108,16 +108,23 @@ def _agent_allows(entry: AuditLog, event_type: str) -> bool:
 
 
 def on_audit_recorded(sender: Any, entry: AuditLog, **kwargs: Any) -> WebhookEvent | None:
-    event_type = event_type_for(entry)
-    if event_type is None or not _agent_allows(entry, event_type):
-        return None
+    """Runs after the audit entry's transaction committed. Never raises into the caller's
+    request: a failure is logged and the sweeper's backfill creates the event later."""
     try:
-        payload = payload_for(entry)
-    except Exception:  # noqa: BLE001 - a broken enricher must not lose the event
-        log.exception("webhook payload builder failed; sending the bare audit payload",
+        event_type = event_type_for(entry)
+        if event_type is None or not _agent_allows(entry, event_type):
+            return None
+        try:
+            payload = payload_for(entry)
+        except Exception:  # noqa: BLE001 - a broken enricher must not lose the event
+            log.exception("webhook payload builder failed; sending the bare audit payload",
+                          extra={"action": entry.action})
+            payload = _base_payload(entry)
+        return emit(entry.org, event_type, payload, audit_entry=entry)
+    except Exception:  # noqa: BLE001
+        log.exception("could not create the webhook event; the sweeper will retry",
                       extra={"action": entry.action})
-        payload = _base_payload(entry)
-    return emit(entry.org, event_type, payload, audit_entry=entry)
+        return None
 
 
 def _base_payload(entry: AuditLog) -> dict[str, Any]:
