@@ -252,13 +252,15 @@ def main() -> None:
         backend.embed_documents([f"{h}\n{x}" for h, x in texts])
         print(f"  embedding alone: {len(texts) / (time.perf_counter() - t):.0f} chunks/s "
               f"(local model, {os.environ.get('KNOWLEDGE_EMBED_THREADS', '1')} torch thread(s))")
-    real_docs = Document.objects.filter(knowledge_base=kb, title__startswith="Product guide").count()
+    live_doc_numbers = sorted(int(title.rsplit(" ", 1)[1]) for title in Document.objects.filter(
+        knowledge_base=kb, title__startswith="Product guide", current_version__isnull=False)
+        .values_list("title", flat=True))
     padded = pad_corpus(kb, docs_needed, args.seed)
     total = Chunk.objects.filter(knowledge_base=kb, is_active=True).count()
     print(f"corpus size: {total:,} active chunks ({total - padded_total(kb):,} embedded by the pipeline, "
           f"{padded_total(kb):,} padded{'' if not padded else f', {padded:,} added now'})")
     # Questions only about sections whose vectors came from the model itself.
-    questions = [q for doc_no in range(real_docs)
+    questions = [q for doc_no in live_doc_numbers
                  for q in make_document(random.Random(args.seed * 1_000_003 + doc_no), doc_no)[1]]
 
     with connection.cursor() as cursor:

@@ -331,6 +331,8 @@ def ingest_version(version_public_id: str, org: Organization) -> None:
                .filter(public_id=version_public_id).first())
     if version is None or version.state in (IngestState.READY, IngestState.FAILED):
         return  # deleted meanwhile, or a redelivered task for finished work
+    if version.document.current_version_id == version.pk:
+        return  # already live (its state may read queued while a re-embedding waits)
     try:
         with _VersionLock(version):
             _run_ingestion(version)
@@ -466,6 +468,12 @@ def _run_reembedding(version: DocumentVersion) -> None:
         _fail(version, "embedding_failed", f"re-embedding with {spec.key} failed: {exc.message}")
         return
     _set(version, state=IngestState.READY, progress=100, embedding_model=spec.key, finished_at=timezone.now())
+    kb.refresh_from_db()
+    if kb.spec.key != spec.key:
+        # The model changed again while this ran: one more pass with the newest one.
+        from knowledge.tasks import reembed_document_version
+
+        reembed_document_version.delay(str(kb.org.public_id), str(version.public_id))
 
 
 def fail_after_retries(version_public_id: str, org: Organization, message: str) -> None:
