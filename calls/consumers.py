@@ -193,7 +193,12 @@ class WebMediaConsumer(MediaStreamConsumer):
 
 async def prepare_call_session(call_public_id: str, transport: str) -> CallSession:
     """Open the provider session before the stream arrives (called by the webhook
-    or the outbound dialer in this process); the consumer picks it up."""
+    or the outbound dialer in this process); the consumer picks it up.
+
+    Must run on the server's event loop: from a sync Django view use
+    `asgiref.sync.async_to_sync(prepare_call_session)(call_id, "twilio")`, which
+    schedules it back onto the loop that serves the sockets. A stream that never
+    comes ends the session after `SessionContext.stream_wait_s`."""
     return prepared_sessions.prepare(
         call_public_id,
         transport,
