@@ -12,9 +12,9 @@ import hmac
 from typing import Any
 
 from django.db import models
+from django.db.models import Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
-from django.db.models import Q
 
 from calls.carriers import CARRIER_CHOICES
 from orgs.scoping import OrgScopedManager

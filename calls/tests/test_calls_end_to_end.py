@@ -120,9 +120,10 @@ class Platform:
                 proc.wait(timeout=5)
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[Platform]:
-    server = Platform(tmp_path)
+@pytest.fixture(scope="module")
+def platform(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    # One Daphne + worker for the module: they only need the test database to exist.
+    server = Platform(tmp_path_factory.mktemp("platform"))
     server.start()
     try:
         yield server
@@ -270,3 +271,43 @@ def test_outbound_plivo_call_placed_through_the_api(platform: Platform, fakes: A
     assert call.turns.filter(role="agent", text="Hello, this is Ada's bakery.").exists()
     assert Recording.objects.filter(call=call).exists()
     assert call.analysis["summary"] == "The caller asked about opening hours."
+
+
+def test_browser_web_call_with_the_echo_agent(platform: Platform, fakes: Any, org_a: Any) -> None:
+    import numpy as np
+    from websockets.asyncio.client import connect
+
+    _configure(org_a, fakes)
+    echo = make_ready_agent(org_a, name="Echo", provider="echo")
+    _key, api_key = create_api_key(org_a, SYSTEM, "web", "editor")
+    status, reply = _post(f"{platform.base}/api/v1/calls/web/", json.dumps({"agent": str(echo.public_id)}).encode(),
+                          {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+    assert status == 201, reply
+    body = json.loads(reply)
+    call = Call.objects.get(public_id=body["id"])
+    # 1 s of a 440 Hz tone as 16 kHz PCM16, sent in 20 ms frames like the page does
+    samples = (np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 8000).astype("<i2").tobytes()
+
+    async def talk() -> int:
+        received = 0
+        async with connect(f"ws://127.0.0.1:{platform.port}{body['websocket_path']}") as ws:
+            await ws.send(json.dumps({"event": "start", "sampleRate": 16000}))
+            for offset in range(0, len(samples), 640):
+                await ws.send(samples[offset:offset + 640])
+                await asyncio.sleep(0.02)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and received < len(samples) // 2:
+                try:
+                    message = await asyncio.wait_for(ws.recv(), timeout=1)
+                except TimeoutError:
+                    continue
+                if isinstance(message, bytes):
+                    received += len(message)
+            await ws.send(json.dumps({"event": "stop"}))
+        return received
+
+    assert asyncio.run(talk()) >= len(samples) // 2  # the echo agent sent the audio back
+    _wait(lambda: CallEvent.objects.filter(call=call, kind="session.ended").exists(), "the session result")
+    call.refresh_from_db()
+    assert (call.direction, call.status, call.end_reason) == ("web", "completed", "caller_hangup")
+    assert Recording.objects.filter(call=call).exists()
