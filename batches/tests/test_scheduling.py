@@ -1,0 +1,107 @@
+"""Scheduled calls in process: firing, duplicate delivery, missed-run policy,
+retries, do-not-call — against the fake Twilio server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from batches import scheduling
+from batches.models import MissedRunPolicy, RunState, ScheduledCallRun
+from batches.scheduling import ScheduleInput, create_scheduled_call, fire
+from batches.services import BatchError, add_do_not_call
+from batches.tests.helpers import end_call
+from orgs.models import AuditLog
+from orgs.services import SYSTEM
+
+pytestmark = pytest.mark.django_db
+CALLS = r"/2010-04-01/Accounts/AC\w+/Calls\.json"
+
+
+def schedule(org: Any, agent: Any, number: Any, **values: Any) -> Any:
+    data = {"name": "Check-in", "agent": agent, "from_number": number, "to": "+12125550123", "kind": "cron",
+            "cron": "*/5 * * * *", "timezone": "Europe/Paris", **values}
+    return create_scheduled_call(org, SYSTEM, ScheduleInput(**data))
+
+
+def test_fire_dials_once_even_if_delivered_twice(twilio_org: Any, agent_a: Any, twilio_number: Any,
+                                                 fake_twilio: Any) -> None:
+    sc = schedule(twilio_org, agent_a, twilio_number, variables={"customer_name": "Ann"})
+    run = fire(sc)
+    again = fire(sc)
+    assert run is not None and again is not None and again.pk == run.pk
+    run.refresh_from_db()
+    assert run.state == RunState.IN_CALL and run.call.variables == {"customer_name": "Ann"}
+    assert run.due_at.minute % 5 == 0 and run.due_at.second == 0
+    assert len(fake_twilio.requests_to("POST", CALLS)) == 1
+    end_call(fake_twilio, run.call, "completed")
+    scheduling.process_runs()  # what beat's sweep does (the call-ended signal does it after commit)
+    run.refresh_from_db()
+    assert run.state == RunState.DONE and run.outcome == "completed"
+
+
+def test_missed_run_policies(twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    when = timezone.now() + timedelta(hours=1)
+    skip = schedule(twilio_org, agent_a, twilio_number, kind="one_time", run_at=when,
+                    missed_run_policy=MissedRunPolicy.SKIP)
+    late = schedule(twilio_org, agent_a, twilio_number, kind="one_time", run_at=when, to="+12125550124")
+    # Beat was down: the firing arrives two hours after the due time.
+    monkeypatch.setenv("BATCHES_CLOCK_OFFSET_S", str(3 * 3600))
+    skipped = fire(skip)
+    assert skipped.state == RunState.MISSED and skipped.call is None and "skipped by policy" in skipped.error
+    assert AuditLog.objects.for_org(twilio_org).filter(action="scheduled_call.missed").count() == 1
+    ran = fire(late)
+    ran.refresh_from_db()
+    assert ran.state == RunState.IN_CALL
+    assert [r.value("To") for r in fake_twilio.requests_to("POST", CALLS)] == ["+12125550124"]
+
+
+def test_retries_after_busy(twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    sc = schedule(twilio_org, agent_a, twilio_number, max_attempts=2, retry_delay_s=60)
+    run = fire(sc)
+    run.refresh_from_db()
+    end_call(fake_twilio, run.call, "busy")
+    scheduling.process_runs()
+    run.refresh_from_db()
+    assert run.state == RunState.RETRY_WAIT and run.attempts == 1
+    assert scheduling.process_runs() == 0  # not due yet
+    assert run.next_attempt_at is not None
+    monkeypatch.setenv("BATCHES_CLOCK_OFFSET_S", "120")
+    scheduling.process_runs()
+    run.refresh_from_db()
+    assert run.state == RunState.IN_CALL and run.attempts == 2
+    end_call(fake_twilio, run.call, "no_answer", sequence=20)
+    scheduling.process_runs()
+    run.refresh_from_db()
+    assert (run.state, run.outcome) == (RunState.FAILED, "no_answer")
+    assert len(fake_twilio.requests_to("POST", CALLS)) == 2
+
+
+def test_do_not_call_blocks_a_scheduled_call(twilio_org: Any, agent_a: Any, twilio_number: Any,
+                                             fake_twilio: Any) -> None:
+    sc = schedule(twilio_org, agent_a, twilio_number)
+    add_do_not_call(twilio_org, SYSTEM, sc.to)
+    run = fire(sc)
+    run.refresh_from_db()
+    assert run.state == RunState.FAILED and "do-not-call" in run.error
+    assert fake_twilio.requests_to("POST", CALLS) == []
+
+
+def test_validation_messages(org_a: Any, agent_a: Any) -> None:
+    from calls.tests.factories import make_phone_number
+
+    number = make_phone_number(org_a)
+    with pytest.raises(BatchError, match="to: not a phone number"):
+        schedule(org_a, agent_a, number, to="hello")
+    with pytest.raises(BatchError, match="timezone: 'Mars/Base' is not a known time zone"):
+        schedule(org_a, agent_a, number, timezone="Mars/Base")
+    with pytest.raises(BatchError, match="run_at: a one-time call needs a date and time"):
+        schedule(org_a, agent_a, number, kind="one_time")
+    with pytest.raises(BatchError, match="cron: '0 9 31 2 \\*' never runs"):
+        schedule(org_a, agent_a, number, cron="0 9 31 2 *")
+    assert not ScheduledCallRun.objects.exists()
