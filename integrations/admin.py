@@ -16,6 +16,7 @@ from django.http import HttpRequest
 
 from integrations import services
 from integrations.models import McpServer, McpToolGrant, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from integrations.webhooks import validate_events, validate_target_url
 from orgs.middleware import current_membership
 from orgs.models import Role
 from orgs.services import Actor
@@ -39,6 +40,25 @@ class _ServiceSavingAdmin(OrgScopedAdmin):
 
     def _update(self, obj: Any, actor: Actor, values: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+    def _check(self, org: Any, obj: Any, data: dict[str, Any]) -> None:
+        """Service rules the form can report (raise ValidationError); saving must not fail after."""
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        base = super().get_form(request, obj, change=change, **kwargs)
+        model_admin = self
+
+        class CheckedForm(base):  # type: ignore[misc, valid-type]
+            def clean(self) -> dict[str, Any]:
+                data = super().clean()
+                org = data.get("org") if request.user.is_superuser and data.get("org") else _org_for(request, obj)
+                try:
+                    model_admin._check(org, obj, data)
+                except ValidationError as exc:
+                    self.add_error(None, exc.messages)
+                return data
+
+        return CheckedForm
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         actor = Actor.from_request(request)
@@ -67,6 +87,15 @@ class McpServerAdmin(_ServiceSavingAdmin):
                        "last_error_kind"]
     create_fields = ("name", "url", "transport", "enabled")
     actions = ["test_connection"]
+
+    def _check(self, org: Any, obj: McpServer | None, data: dict[str, Any]) -> None:
+        if "url" in data and "transport" in data:
+            services.check_mcp_server_target(data["url"], data["transport"], obj.kind if obj else "custom",
+                                             url_changed=obj is None or obj.url != data["url"])
+        name = (data.get("name") or "").strip()
+        clash = McpServer.objects.for_org(org).filter(name=name).exclude(pk=obj.pk if obj else None)
+        if name and clash.exists():
+            raise ValidationError(f"This organisation already has an MCP server named {name!r}.")
 
     def _create(self, org: Any, actor: Actor, values: dict[str, Any]) -> McpServer:
         return services.create_mcp_server(org, actor, **values)
@@ -135,6 +164,17 @@ class WebhookEndpointAdmin(_ServiceSavingAdmin):
     readonly_fields = ["failing_since", "disabled_reason"]
     create_fields = ("url", "description", "events", "enabled")
     actions = ["send_test_event"]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "url":
+            kwargs["assume_scheme"] = "https"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def _check(self, org: Any, obj: WebhookEndpoint | None, data: dict[str, Any]) -> None:
+        if data.get("url"):
+            validate_target_url(data["url"])
+        if "events" in data:
+            validate_events(data["events"])
 
     def _create(self, org: Any, actor: Actor, values: dict[str, Any]) -> WebhookEndpoint:
         return services.create_webhook_endpoint(org, actor, **values)

@@ -54,25 +54,30 @@ def _clean_headers(headers: Any) -> dict[str, str]:
     return cleaned
 
 
-def _validate_server(server: McpServer, *, url_changed: bool) -> None:
-    if url_changed and not _is_own_server_url(server):
-        check_outbound_url(server.url, what="The MCP server URL", allow_private=conf.allow_private_targets("MCP"))
-    if server.transport not in McpTransport.values:
+def check_mcp_server_target(url: str, transport: str, kind: str, *, url_changed: bool = True) -> None:
+    """The URL/transport rules every way of saving a server applies (API, dashboard, admin)."""
+    if url_changed and not _is_own_server_url(kind, url):
+        check_outbound_url(url, what="The MCP server URL", allow_private=conf.allow_private_targets("MCP"))
+    if transport not in McpTransport.values:
         raise ValidationError({"transport": f"Transport must be one of {', '.join(McpTransport.values)}."})
     try:
-        ServerSpec(url=server.url, transport=server.transport)  # type: ignore[arg-type]
+        ServerSpec(url=url, transport=transport)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ValidationError({"url": str(exc)}) from None
+
+
+def _validate_server(server: McpServer, *, url_changed: bool) -> None:
+    check_mcp_server_target(server.url, server.transport, server.kind, url_changed=url_changed)
     server.full_clean(exclude=["org", "auth_headers", "tools"])
 
 
-def _is_own_server_url(server: McpServer) -> bool:
+def _is_own_server_url(kind: str, url: str) -> bool:
     """Our own servers live where the deployment says (often 127.0.0.1); that URL is trusted."""
-    entry = SERVERS.get(server.kind)
+    entry = SERVERS.get(kind)
     if entry is None:
         return False
     try:
-        return conf.own_server(server.kind, entry.default_port).url == server.url
+        return conf.own_server(kind, entry.default_port).url == url
     except ImproperlyConfiguredEnv:
         return False
 
