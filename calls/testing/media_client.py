@@ -181,7 +181,7 @@ class CarrierMediaClient:
     def queued_playback_ms(self) -> float:
         return max(0.0, self._playback_end - time.monotonic()) * 1000
 
-    async def wait_for_audio(self, ms: float, timeout: float = 10.0) -> None:
+    async def wait_for_audio(self, ms: float, timeout: float = 20.0) -> None:
         """Until at least `ms` of agent audio has been received."""
         deadline = time.monotonic() + timeout
         while len(self.log.received) < ms * 8:
@@ -189,7 +189,7 @@ class CarrierMediaClient:
                 raise TimeoutError(f"got {len(self.log.received) / 8:.0f} ms of agent audio, wanted {ms:.0f} ms")
             await asyncio.sleep(0.01)
 
-    async def wait_until(self, predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    async def wait_until(self, predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:

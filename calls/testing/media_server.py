@@ -58,7 +58,7 @@ class InMemoryCalls:
             self.results[call_id] = result
             self._lock.notify_all()
 
-    def wait_result(self, call_id: str, timeout: float = 10.0) -> SessionResult:
+    def wait_result(self, call_id: str, timeout: float = 20.0) -> SessionResult:
         with self._lock:
             if not self._lock.wait_for(lambda: call_id in self.results, timeout):
                 raise TimeoutError(f"call {call_id} did not finish within {timeout}s")

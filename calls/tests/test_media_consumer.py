@@ -69,7 +69,7 @@ def test_token_in_query_string_is_accepted(server: MediaTestServer) -> None:
 
     async def run() -> None:
         async with CarrierMediaClient.plivo(query_url) as call:
-            await call.wait_for_audio(ms=100)
+            await call.wait_for_audio(ms=100, timeout=20)
             await call.hang_up()
 
     asyncio.run(run())
@@ -96,7 +96,7 @@ def test_bad_frames_mid_call_are_recorded_and_the_call_goes_on(server: MediaTest
 
     async def run() -> None:
         async with CarrierMediaClient.twilio(url) as call:
-            await call.wait_for_audio(ms=100)
+            await call.wait_for_audio(ms=100, timeout=20)
             await call.send_raw('{"event":"media","media":{"payload":"@@"}}')
             await call.send_raw('{"event":"dtmf","dtmf":{"digit":"x"}}')
             n = len(call.log.received)
@@ -156,7 +156,7 @@ def test_session_prepared_before_the_stream_is_taken_by_the_consumer(server: Med
     async def run() -> None:
         await asyncio.sleep(0.3)  # the phone rings; the provider is already connected
         async with CarrierMediaClient.twilio(url) as call:
-            await call.wait_for_audio(ms=100)
+            await call.wait_for_audio(ms=100, timeout=20)
             await call.hang_up()
 
     asyncio.run(run())
@@ -177,7 +177,7 @@ def test_prepared_session_without_a_stream_times_out(server: MediaTestServer) ->
     call_id, _ = server.add_call("plivo", lambda: echo(holder["id"], stream_wait_s=0.3, hangup=hangup))
     holder["id"] = call_id
     server.prepare("plivo", call_id)
-    result = server.calls.wait_result(call_id, timeout=5)
+    result = server.calls.wait_result(call_id, timeout=20)
     assert result.end_reason == "stream_timeout" and hangups == ["stream_timeout"]
     assert _registry_drains(server)
 
@@ -190,7 +190,7 @@ def test_context_that_cannot_load_refuses_the_stream_with_the_reason(server: Med
 
     async def run() -> int | None:
         async with CarrierMediaClient.twilio(url) as call:
-            return await call.wait_closed(timeout=5)
+            return await call.wait_closed(timeout=20)
 
     assert asyncio.run(run()) == 1000
     result = server.calls.wait_result(call_id)

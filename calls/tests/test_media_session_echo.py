@@ -62,7 +62,7 @@ def test_twilio_echo_call_with_dtmf_and_caller_hangup(server: MediaTestServer, t
     async def run() -> CarrierMediaClient:
         async with CarrierMediaClient.twilio(url) as call:
             await call.play(silence_mulaw(0.3) + speech_mulaw(1.0, seed=2))
-            await call.wait_for_audio(ms=1200)
+            await call.wait_for_audio(ms=1200, timeout=20)
             await call.send_dtmf("5")
             await call.send_dtmf("#")
             await call.wait_caller_audio_sent()
@@ -106,7 +106,7 @@ def test_plivo_echo_call_agent_side_recorded_and_server_hangs_up_on_max_duration
         call = CarrierMediaClient.plivo(url, parameters={"callId": "x1"})
         await call.open()
         await call.play(speech_mulaw(0.8, seed=2))
-        code = await call.wait_closed(timeout=5)
+        code = await call.wait_closed(timeout=20)
         await call.close()
         assert code == 1000
         return call
@@ -131,7 +131,7 @@ def test_silence_timeout_ends_the_call(server: MediaTestServer, tmp_path: Path) 
 
     async def run() -> None:
         async with CarrierMediaClient.twilio(url) as call:
-            await call.wait_closed(timeout=6)
+            await call.wait_closed(timeout=20)
 
     asyncio.run(run())
     result = server.calls.wait_result(call_id)

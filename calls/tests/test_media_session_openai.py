@@ -95,7 +95,7 @@ def test_barge_in_clears_the_carrier_and_truncates_at_the_heard_position(
             await call.wait_for_audio(ms=3000, timeout=25)  # greeting was ready: all sent ahead of playback
             await asyncio.sleep(0.8)
             await call.play(speech_mulaw(1.5, seed=2))  # the caller talks over the agent
-            await call.wait_until(lambda: call.log.clears, timeout=5, what="clear")
+            await call.wait_until(lambda: call.log.clears, timeout=20, what="clear")
             await asyncio.sleep(0.3)
             await call.hang_up()
         return call
@@ -133,7 +133,7 @@ def test_provider_failure_mid_call_plays_apology_hangs_up_and_records_reason(
         async with CarrierMediaClient.plivo(url) as call:
             await call.wait_for_audio(ms=500, timeout=25)
             fake.drop_connections(1011, "internal error")  # the provider dies mid-call
-            code = await call.wait_closed(timeout=8)
+            code = await call.wait_closed(timeout=20)
             assert code == 1000
         return call
 
@@ -164,7 +164,7 @@ def test_provider_connect_failure_ends_call_with_reason(server: MediaTestServer,
 
     async def run() -> None:
         async with CarrierMediaClient.twilio(url) as call:
-            assert await call.wait_closed(timeout=8) == 1000
+            assert await call.wait_closed(timeout=20) == 1000
 
     asyncio.run(run())
     result = server.calls.wait_result(call_id)
@@ -217,7 +217,7 @@ def test_tools_run_while_audio_flows_dtmf_in_band_and_end_call(
 
     async def run() -> CarrierMediaClient:
         async with CarrierMediaClient.plivo(url) as call:
-            assert await call.wait_closed(timeout=10) == 1000
+            assert await call.wait_closed(timeout=20) == 1000
         return call
 
     call = asyncio.run(run())
@@ -254,7 +254,7 @@ def test_unknown_tool_and_timeout_are_reported_to_the_agent(
 
     async def run() -> None:
         async with CarrierMediaClient.twilio(url) as call:
-            await asyncio.to_thread(fake.wait_for, lambda m: m.get("item", {}).get("call_id") == "c2", timeout=5)
+            await asyncio.to_thread(fake.wait_for, lambda m: m.get("item", {}).get("call_id") == "c2", timeout=20)
             await call.hang_up()
 
     asyncio.run(run())
@@ -275,7 +275,7 @@ def test_caller_turn_transcripts_and_latency(tmp_path: Path) -> None:
 
         async def run() -> None:
             async with CarrierMediaClient.twilio(url) as call:
-                await call.wait_for_audio(ms=200, timeout=5)
+                await call.wait_for_audio(ms=200, timeout=20)
                 await asyncio.sleep(0.3)
                 await call.hang_up()
 
