@@ -30,6 +30,7 @@ from calls.carriers import (
     StreamTarget,
     get_carrier,
 )
+from calls.carriers.base import validate_dtmf
 from calls.models import (
     LIVE,
     STATUS_RANK,
@@ -489,6 +490,12 @@ def transfer_call(call: Call, to: str, actor: Actor) -> Call:
 
 def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
     carrier = _live_call_with_carrier(call, "send DTMF")
+    if call.status != Status.IN_PROGRESS:
+        raise CallError("cannot send DTMF: the call has not been answered yet")
+    try:
+        validate_dtmf(digits)
+    except CarrierError as exc:
+        raise CallError(f"digits: {exc}", field="digits") from exc
     resume = issue_stream_target(call, direction=call.direction, resumed="1")
     try:
         carrier.send_dtmf(call.carrier_call_id, digits, resume=resume)

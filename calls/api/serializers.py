@@ -73,6 +73,10 @@ class TransferSerializer(serializers.Serializer):
     to = serializers.CharField(max_length=40, help_text="E.164 number the caller is transferred to.")
 
 
+class DtmfSerializer(serializers.Serializer):
+    digits = serializers.RegexField(r"^[0-9*#wW]{1,64}$", help_text="0-9, *, # and w (half-second pause).")
+
+
 class TranscriptTurnSerializer(serializers.ModelSerializer):
     class Meta:
         model = TranscriptTurn

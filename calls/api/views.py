@@ -18,6 +18,7 @@ from calls.api.serializers import (
     CallCreateSerializer,
     CallDetailSerializer,
     CallSerializer,
+    DtmfSerializer,
     ImportNumbersSerializer,
     PhoneNumberSerializer,
     PhoneNumberWriteSerializer,
@@ -75,7 +76,8 @@ class CallViewSet(OrgScopedViewSet):
     http_method_names = ["get", "post", "delete", "head", "options"]
 
     def get_serializer_class(self) -> Any:
-        return CallDetailSerializer if self.action in ("retrieve", "create", "hangup", "transfer", "analyze", "web") \
+        return CallDetailSerializer if self.action in ("retrieve", "create", "hangup", "transfer", "dtmf", "analyze",
+                                                   "web") \
             else CallSerializer
 
     def _datetime(self, name: str) -> Any:
@@ -171,6 +173,15 @@ class CallViewSet(OrgScopedViewSet):
         serializer.is_valid(raise_exception=True)
         return self._control(request, lambda call: services.transfer_call(call, serializer.validated_data["to"],
                                                                           self.actor))
+
+    @extend_schema(request=DtmfSerializer, responses=CallDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def dtmf(self, request: Request, public_id: str) -> Response:
+        """Play DTMF tones into the live call (e.g. to navigate the callee's phone menu)."""
+        serializer = DtmfSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._control(request, lambda call: services.send_call_dtmf(
+            call, serializer.validated_data["digits"], self.actor))
 
     @extend_schema(request=None, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])

@@ -161,6 +161,14 @@ class TestControl:
             fake_twilio.calls[call.carrier_call_id]["twiml"][-1]
         assert CallEvent.objects.filter(call=call, kind="call.transferred").exists()
 
+    def test_dtmf(self, api: Any, owner_a: Any, fake_twilio: Any, twilio_number: Any, agent_a: Any) -> None:
+        call = self._answered(api, owner_a, fake_twilio, twilio_number, agent_a)
+        url = f"{CALLS_URL}{call.public_id}/dtmf/"
+        assert api(owner_a).post(url, {"digits": "1w2#"}, format="json").status_code == 200
+        assert '<Play digits="1w2#" />' in fake_twilio.calls[call.carrier_call_id]["twiml"][-1]
+        bad = api(owner_a).post(url, {"digits": "12x"}, format="json")
+        assert bad.status_code == 400 and "digits" in bad.json()["error"]["fields"]
+
     def test_transfer_before_answer_is_refused(self, api: Any, owner_a: Any, fake_twilio: Any,
                                                twilio_number: Any, agent_a: Any) -> None:
         call_id = _place(api(owner_a), agent_a, twilio_number).json()["id"]
@@ -170,7 +178,8 @@ class TestControl:
     def test_other_org_cannot_control(self, api: Any, owner_a: Any, viewer_a: Any, outsider: Any,
                                       fake_twilio: Any, twilio_number: Any, agent_a: Any) -> None:
         call = self._answered(api, owner_a, fake_twilio, twilio_number, agent_a)
-        for path, body in (("hangup/", {}), ("transfer/", {"to": "+14155550123"}), ("analyze/", {})):
+        for path, body in (("hangup/", {}), ("transfer/", {"to": "+14155550123"}), ("analyze/", {}),
+                           ("dtmf/", {"digits": "1"})):
             assert api(outsider).post(f"{CALLS_URL}{call.public_id}/{path}", body, format="json").status_code == 404
             assert api(viewer_a).post(f"{CALLS_URL}{call.public_id}/{path}", body, format="json").status_code == 403
         assert api().post(f"{CALLS_URL}{call.public_id}/hangup/").status_code == 401
