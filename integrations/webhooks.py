@@ -50,16 +50,21 @@ USER_AGENT = "VoicePlatform-Webhooks/1.0"
 # actions (API keys, credentials, members) are not customer events.
 AUDIT_EVENTS: dict[str, str] = {
     "call.placed": "call.placed",
+    "call.received": "call.received",
     "call.started": "call.started",
     "call.answered": "call.started",
+    "call.web_started": "call.started",
     "call.ended": "call.ended",
     "call.transferred": "call.transferred",
     "call.analyzed": "call.analyzed",
     "batch.launched": "batch.started",
-    "batch.started": "batch.started",
+    "batch.paused": "batch.paused",
+    "batch.resumed": "batch.resumed",
     "batch.completed": "batch.completed",
-    "batch.cancelled": "batch.cancelled",
+    "batch.canceled": "batch.canceled",
+    "batch.cancelled": "batch.canceled",
     "scheduled_call.fired": "scheduled_call.fired",
+    "scheduled_call.missed": "scheduled_call.missed",
     "agent.published": "agent.published",
     "document.added": "knowledge.document_added",
 }
