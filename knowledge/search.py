@@ -101,30 +101,50 @@ def _vector_leg(org: Organization, spec: ModelSpec, kb_pks: list[int], query_vec
         return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
-TEXT_CANDIDATES = 200
 MIN_TERM_COVERAGE = 0.5
+MAX_QUERY_TERMS = 8  # C(8, 4) = 70 conjunctions at most
 
-# The full-text leg keeps chunks matching at least half of the query's terms, best
-# ts_rank_cd first. A spoken question has many words a relevant passage lacks, so
-# all-terms (AND) matching finds little; any-term (OR) matching lets one incidental
-# shared word ("arrive") put an unrelated passage at text rank 1, where rank fusion
-# would lift it over the semantic best match. Half the terms is the middle ground.
-_TEXT_CTES = (
-    "q AS (SELECT NULLIF(replace(plainto_tsquery(%(cfg)s::regconfig, %(query)s)::text, ' & ', ' | '), '')"
-    "::tsquery AS any_term, tsvector_to_array(to_tsvector(%(cfg)s::regconfig, %(query)s)) AS terms), "
-    "text_candidates AS MATERIALIZED ("
-    " SELECT c.id, c.search_vector, ts_rank_cd(c.search_vector, q.any_term, 32) AS text_score"
-    " FROM knowledge_chunk c, q"
-    " WHERE q.any_term IS NOT NULL AND c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(kbs)s)"
-    " AND c.is_active AND c.search_vector @@ q.any_term"
-    " ORDER BY text_score DESC, c.id LIMIT %(text_candidates)s), "
+
+def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE) -> str | None:
+    """A tsquery text that matches chunks containing at least `coverage` of the terms:
+    an OR of every AND-combination of ceil(n * coverage) terms.
+
+    Why: a spoken question has many words a relevant passage lacks, so all-terms
+    (AND) matching finds little; any-term (OR) matching lets one incidental shared
+    word ("arrive") put an unrelated passage at text rank 1, where rank fusion would
+    lift it over the semantic best match — and on a 100k-chunk base an OR of common
+    words matches thousands of rows that all have to be fetched and ranked (measured:
+    ~100 ms). Expressed as a tsquery, the GIN index itself applies the rule.
+    Long questions keep their longest terms (longer stems are rarer, more telling).
+    """
+    import itertools
+    import math
+
+    unique = sorted(set(lexemes), key=lambda term: (-len(term), term))[:MAX_QUERY_TERMS]
+    if not unique:
+        return None
+    need = max(1, math.ceil(len(unique) * coverage))
+    quoted = ["'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in unique]
+    return " | ".join("(" + " & ".join(combo) + ")" for combo in itertools.combinations(quoted, need))
+
+
+_TEXT_CTE = (
     "text_ranked AS ("
     " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM ("
-    "  SELECT t.id, t.text_score FROM text_candidates t, q"
-    "  WHERE (SELECT count(*) FROM unnest(q.terms) AS term"
-    "         WHERE t.search_vector @@ plainto_tsquery('simple', term)) >= %(coverage)s * cardinality(q.terms)"
-    "  ORDER BY t.text_score DESC, t.id LIMIT %(candidates)s) kept)"
+    "  SELECT c.id, ts_rank_cd(c.search_vector, %(tsq)s::tsquery, 32) AS text_score"
+    "  FROM knowledge_chunk c"
+    "  WHERE c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(kbs)s) AND c.is_active"
+    "  AND c.search_vector @@ %(tsq)s::tsquery"
+    "  ORDER BY text_score DESC, c.id LIMIT %(candidates)s) matched)"
 )
+_NO_TEXT_CTE = "text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
+
+
+def _query_lexemes(query: str) -> list[str]:
+    """The query's terms as the chunks' tsvector stores them (same config, same stemming)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))", [TEXT_SEARCH_CONFIG, query])
+        return list(cursor.fetchone()[0] or [])
 
 
 def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5,
@@ -156,9 +176,9 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     """The database part of the search, with query vectors already computed per model
     key (the benchmark times this separately from embedding).
 
-    One statement, one round trip: a vector CTE per embedding model, the full-text
-    leg, reciprocal-rank fusion and the join to documents/versions all run in
-    Postgres. Ranks from different models are comparable as ranks, which is why
+    Two round trips: the query's lexemes (to build the coverage tsquery), then one
+    statement with a vector CTE per embedding model, the full-text leg,
+    reciprocal-rank fusion and the join to documents/versions. Ranks from different models are comparable as ranks, which is why
     RRF is used rather than raw scores.
     """
     bases = [kb for kb in bases if kb.org_id == org.pk]  # never trust the caller on scope
@@ -169,9 +189,8 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     for kb in bases:
         by_spec[kb.spec].append(kb)
     params: dict[str, Any] = {
-        "org": org.pk, "kbs": [kb.pk for kb in bases], "cfg": TEXT_SEARCH_CONFIG, "query": query,
-        "candidates": max(4 * k, 40), "text_candidates": TEXT_CANDIDATES, "coverage": MIN_TERM_COVERAGE,
-        "rrf": RRF_K, "k": k,
+        "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * k, 40), "rrf": RRF_K, "k": k,
+        "tsq": coverage_tsquery(_query_lexemes(query)),
     }
     ctes: list[str] = []
     ranked: list[str] = []
@@ -184,7 +203,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     sql = (
         "WITH " + ", ".join(ctes) + ", "
         "vector_ranked AS (" + " UNION ALL ".join(ranked) + "), "
-        + _TEXT_CTES + ", "
+        + (_TEXT_CTE if params["tsq"] else _NO_TEXT_CTE) + ", "
         "fused AS ("
         " SELECT id, sum(1.0 / (%(rrf)s + rank)) AS score FROM ("
         "  SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) legs"
