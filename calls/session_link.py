@@ -12,13 +12,14 @@ import logging
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files import File
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from calls.media.result import END_PROVIDER_ERROR, SessionContext, SessionResult, ToolError
@@ -38,9 +39,29 @@ from calls.services import (
 from orgs.services import SYSTEM, record_audit
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 LIVE_CACHE_PREFIX = "calls:live:"
 LIVE_CACHE_TTL_S = 6 * 3600
 LIVE_CACHE_MAX_ITEMS = 500
+
+
+async def in_db_thread(func: Callable[..., T], *args: Any) -> T:
+    """Run blocking ORM/carrier work off the event loop, in a pool thread.
+
+    Not Django's thread-sensitive executor: a slow carrier request there would stall
+    every sync view of the process. The thread's database connections are closed
+    afterwards (as channels' ``database_sync_to_async`` does), so pool threads do not
+    hold connections between calls.
+    """
+
+    def run() -> T:
+        close_old_connections()
+        try:
+            return func(*args)
+        finally:
+            close_old_connections()
+
+    return await sync_to_async(run, thread_sensitive=False)()
 
 
 def prepare_session_early(request: Any, call_public_id: str, transport: str) -> bool:
@@ -84,7 +105,7 @@ def authorize_stream_sync(call_public_id: str, token: str) -> bool:
 
 
 async def authorize_stream(call_public_id: str, token: str) -> bool:
-    return await sync_to_async(authorize_stream_sync, thread_sensitive=False)(call_public_id, token)
+    return await in_db_thread(authorize_stream_sync, call_public_id, token)
 
 
 def _load_call(call_public_id: str) -> Call:
@@ -182,19 +203,19 @@ def build_session_context(call_public_id: str) -> SessionContext:
     cid = str(call.public_id)
 
     async def hangup(reason: str) -> None:
-        await sync_to_async(_session_hangup, thread_sensitive=False)(cid, reason)
+        await in_db_thread(_session_hangup, cid, reason)
 
     async def transfer(target: str) -> None:
-        await sync_to_async(_session_transfer, thread_sensitive=False)(cid, target)
+        await in_db_thread(_session_transfer, cid, target)
 
     async def send_dtmf(digits: str) -> None:
-        await sync_to_async(_session_dtmf, thread_sensitive=False)(cid, digits)
+        await in_db_thread(_session_dtmf, cid, digits)
 
     async def send_sms(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
-        return await sync_to_async(_session_sms, thread_sensitive=False)(cid, arguments)
+        return await in_db_thread(_session_sms, cid, arguments)
 
     async def on_update(kind: str, data: dict[str, Any]) -> None:
-        await sync_to_async(push_live_update, thread_sensitive=False)(cid, kind, data)
+        await in_db_thread(push_live_update, cid, kind, data)
 
     has_phone = call.direction != Direction.WEB and bool(call.carrier)
     tools: dict[str, Any] = {}
@@ -218,7 +239,7 @@ def build_session_context(call_public_id: str) -> SessionContext:
 
 
 async def load_session_context(call_public_id: str) -> SessionContext:
-    return await sync_to_async(build_session_context, thread_sensitive=False)(call_public_id)
+    return await in_db_thread(build_session_context, call_public_id)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -302,4 +323,4 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
 
 
 async def record_session_result(call_public_id: str, result: SessionResult) -> None:
-    await sync_to_async(record_session_result_sync, thread_sensitive=False)(call_public_id, result)
+    await in_db_thread(record_session_result_sync, call_public_id, result)
