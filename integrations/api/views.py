@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -128,6 +128,9 @@ class WebhookEndpointViewSet(OrgScopedViewSet):
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(list=extend_schema(parameters=[
+    OpenApiParameter("endpoint", str, OpenApiParameter.QUERY, description="Only deliveries to this endpoint id."),
+]))
 class WebhookDeliveryViewSet(OrgScopedViewSet):
     """Every delivery with all its attempts; redeliver sends it again now."""
 
