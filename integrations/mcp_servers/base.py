@@ -113,7 +113,7 @@ def build_asgi_app(server: MCPServer, config: BaseServerConfig, *, host: str = "
     else:
         security = None
     streamable = server.streamable_http_app(transport_security=security, host=host)
-    sse = server.sse_app(transport_security=security, host=host) if _sse_accepts_security() else server.sse_app()
+    sse = server.sse_app(transport_security=security, host=host)
     routes: list[BaseRoute] = list(streamable.routes)
     seen = {getattr(r, "path", None) for r in routes}
     for route in sse.routes:
@@ -121,12 +121,6 @@ def build_asgi_app(server: MCPServer, config: BaseServerConfig, *, host: str = "
             routes.append(route)
     app = Starlette(routes=routes, lifespan=streamable.router.lifespan_context)
     return BearerGuard(app, config.caller_tokens)
-
-
-def _sse_accepts_security() -> bool:
-    import inspect
-
-    return "transport_security" in inspect.signature(MCPServer.sse_app).parameters
 
 
 def required_header(ctx: Context, name: str, what: str) -> str:
