@@ -356,16 +356,20 @@ class CallSession:
             return
         carrier = self.codec.audio_format
         self._analysis_rate = 8000 if carrier.sample_rate <= 8000 else 16000
-        bridge_in = carrier if self.bridge.capabilities.accepts(carrier) else self.bridge.input_format
-        if bridge_in != self.bridge.input_format:
-            bridge_in = self.bridge.input_format
-        self._inbound = InboundPath(carrier, bridge_in, self._analysis_rate)
+        # the bridge was opened asking for the carrier's format (see prepare), so
+        # this is a passthrough whenever the provider accepts telephony audio
+        self._inbound = InboundPath(carrier, self.bridge.input_format, self._analysis_rate)
         self._outbound = OutboundPath(self.bridge.output_format, carrier, self._analysis_rate)
         if ctx.vad_enabled:
             vad_settings = dataclasses.replace(ctx.vad, sample_rate=self._analysis_rate)
             self._vad = VadStream(vad_settings, batcher=self._vad_batcher, on_event=self._on_vad)
         if ctx.recording_path:
-            self._recorder = TwoChannelRecorder(ctx.recording_path, sample_rate=self._analysis_rate)
+            try:
+                self._recorder = TwoChannelRecorder(ctx.recording_path, sample_rate=self._analysis_rate)
+            except OSError as exc:
+                # a full or unwritable disk loses the recording, not the call
+                logger.error("cannot open call recording", extra={"call": self.call_public_id, "error": repr(exc)})
+                self.record("recording_failed", error=exc.__class__.__name__)
         self.streaming = True
         # caller samples are needed only by VAD and the recorder
         self._analyse = self._vad is not None or self._recorder is not None
