@@ -6,12 +6,15 @@ calls live in ``batches.scheduling``; the dialling loop in ``batches.dispatch``.
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from django.db.models import Count
 
 from batches import clock
@@ -190,22 +193,33 @@ def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
         raise BatchError(f"{name}: must be a number from {lo:g} to {hi:g}, got {value!r}", field=name)
 
 
-def _entries(org: Organization, batch: Batch, rows: Iterable[ImportedRow]) -> Iterator[BatchEntry]:
+def _entry_rows(org: Organization, batch: Batch, rows: Iterable[ImportedRow]) -> Iterator[tuple[Any, ...]]:
+    """COPY tuples in ``_COPY_FIELDS`` order. Plain tuples, not model instances:
+    building 100k BatchEntry objects cost more than classifying the rows."""
     now = clock.now()
+    stamp = timezone.now()
     for row in rows:
         state = _STATE_FOR[row.status]
-        yield BatchEntry(
-            org=org,
-            batch=batch,
-            row_number=row.row_number,
-            raw_phone=row.raw_phone[:200],
-            e164=row.e164 or "",
-            variables=row.variables,
-            state=state,
-            reason=row.reason,
-            duplicate_of=row.duplicate_of,
-            next_attempt_at=now if state == EntryState.PENDING else None,
-        )
+        yield (org.pk, uuid.uuid4(), stamp, stamp, batch.pk, row.row_number, row.raw_phone[:200], row.e164 or "",
+               json.dumps(row.variables, ensure_ascii=False), state.value, row.reason, row.duplicate_of, 0,
+               now if state == EntryState.PENDING else None, None, "", None)
+
+
+_COPY_FIELDS = ("org_id", "public_id", "created_at", "updated_at", "batch_id", "row_number", "raw_phone", "e164",
+                "variables", "state", "reason", "duplicate_of", "attempts", "next_attempt_at", "claimed_at",
+                "outcome", "last_call_id")
+
+
+def _copy_entries(rows: Iterable[tuple[Any, ...]]) -> None:
+    """Stream rows into Postgres with COPY: one statement for the whole file, a
+    row at a time, so neither Python nor the server holds the upload (INSERTs
+    of 2,000-row chunks were several times slower)."""
+    table = BatchEntry._meta.db_table
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor: COPY is not part of the DB-API
+        with raw.copy(f"COPY {table} ({', '.join(_COPY_FIELDS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def _store(org: Organization, actor: Actor, values: dict[str, Any], summary: ImportSummary,
@@ -214,8 +228,7 @@ def _store(org: Organization, actor: Actor, values: dict[str, Any], summary: Imp
     be broken halfway leaves nothing behind."""
     with transaction.atomic():
         batch = Batch.objects.create(org=org, **values, **source)
-        for chunk in chunked(_entries(org, batch, rows), BULK_CHUNK):
-            BatchEntry.objects.bulk_create(chunk)
+        _copy_entries(_entry_rows(org, batch, rows))
         if not summary.balanced:  # pragma: no cover - classify() counts every row it yields
             raise BatchError("internal error: row totals do not add up")
         Batch.objects.filter(pk=batch.pk).update(
