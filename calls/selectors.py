@@ -5,6 +5,7 @@ Every function takes the org first and starts from ``Model.objects.for_org``.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -46,8 +47,10 @@ def filter_calls(
     if search:
         term = search.strip()
         q = Q(from_number__icontains=term) | Q(to_number__icontains=term) | Q(carrier_call_id=term)
-        if len(term) == 36:
-            q |= Q(public_id__iexact=term)
+        try:
+            q |= Q(public_id=uuid.UUID(term))
+        except ValueError:
+            pass  # not a call id: numbers and carrier ids only
         qs = qs.filter(q)
     return qs
 

@@ -42,9 +42,7 @@ class CallListView(OrgViewMixin, TemplateView):
         until = parse_date(params.get("until") or "")
         status = params.get("status") if params.get("status") in Status.values else None
         direction = params.get("direction") if params.get("direction") in Direction.values else None
-        agent = params.get("agent") or None
-        if agent and not _agents(self.org).filter(public_id__iexact=agent).exists():
-            agent = None
+        agent = params.get("agent") if _is_uuid(params.get("agent")) else None
         calls = selectors.filter_calls(
             self.org, status=status, direction=direction, agent_public_id=agent,
             search=params.get("q") or None, since=since, until=until,

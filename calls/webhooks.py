@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from django.db import transaction
 from django.utils import timezone
@@ -32,6 +33,7 @@ from calls.carriers import (
     WebhookRequest,
 )
 from calls.models import Call, Direction, PhoneNumber, Status
+from orgs.models import Organization
 from orgs.services import SYSTEM, record_audit
 
 logger = logging.getLogger(__name__)
@@ -54,9 +56,8 @@ def _xml(carrier_name: str, body: str, *, prepare: Call | None = None) -> Webhoo
 
 
 def _refuse(status: int, kind: str, carrier_name: str, request: WebhookRequest, *, call: Call | None = None,
-            org: object | None = None, **data: object) -> WebhookReply:
-    services.add_event(call, kind, source="carrier", org=org,  # type: ignore[arg-type]
-                       carrier=carrier_name, path=request.path, **data)
+            org: Organization | None = None, **data: object) -> WebhookReply:
+    services.add_event(call, kind, source="carrier", org=org, carrier=carrier_name, path=request.path, **data)
     logger.warning("webhook.refused", extra={"kind": kind, "carrier": carrier_name, "status": status,
                                              "call": str(call.public_id) if call else None})
     return WebhookReply(status, kind)
@@ -64,8 +65,6 @@ def _refuse(status: int, kind: str, carrier_name: str, request: WebhookRequest, 
 
 def _call_from_query(request: WebhookRequest) -> tuple[bool, Call | None]:
     """(named, call): ``named`` says the URL carried a ``call`` id at all."""
-    from urllib.parse import parse_qs
-
     values = parse_qs(request.query_string).get("call")
     if not values:
         return False, None
@@ -299,8 +298,6 @@ def handle_plivo_action(request: WebhookRequest) -> WebhookReply:
     carrier = _verified_carrier("plivo", request, call)
     if isinstance(carrier, WebhookReply):
         return carrier
-    from urllib.parse import parse_qs
-
     action = (parse_qs(request.query_string).get("action") or [""])[0]
     if action == "transfer" and call.transfer_to:
         caller_id = call.to_number if call.direction == Direction.INBOUND else call.from_number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.http import FileResponse, Http404
@@ -97,10 +98,16 @@ class CallViewSet(OrgScopedViewSet):
         status_value = params.get("status") or None
         if status_value and status_value not in Status.values:
             raise exceptions.ValidationError({"status": [f"must be one of {', '.join(Status.values)}"]})
+        agent = params.get("agent") or None
+        if agent is not None:
+            try:
+                uuid.UUID(agent)
+            except ValueError:
+                raise exceptions.ValidationError({"agent": [f"not an agent id: {agent!r}"]}) from None
         live = params.get("live")
         return selectors.filter_calls(
             org, status=status_value, direction=params.get("direction") or None,
-            agent_public_id=params.get("agent") or None, search=params.get("search") or None,
+            agent_public_id=agent, search=params.get("search") or None,
             since=self._datetime("since"), until=self._datetime("until"),
             live=True if live in ("1", "true", "yes") else None,
         )

@@ -45,6 +45,7 @@ class TestCallsApi:
         assert ids("?direction=inbound") == {inbound}
         assert ids(f"?agent={agent_a.public_id}") == {inbound}
         assert ids("?search=2222") == {outbound}
+        assert ids(f"?search={inbound}") == {inbound}
         assert ids("?live=true") == {outbound}
         since = (timezone.now() - timedelta(days=1)).isoformat()
         assert ids(f"?since={since.replace('+', '%2B')}") == {inbound, outbound}
@@ -52,6 +53,8 @@ class TestCallsApi:
     def test_bad_filters_are_named(self, api: Any, owner_a: Any) -> None:
         response = api(owner_a).get("/api/v1/calls/?status=exploded")
         assert response.status_code == 400 and "status" in response.json()["error"]["fields"]
+        response = api(owner_a).get("/api/v1/calls/?agent=42")
+        assert response.status_code == 400 and "agent" in response.json()["error"]["fields"]
         response = api(owner_a).get("/api/v1/calls/?since=yesterday")
         assert response.status_code == 400 and "since" in response.json()["error"]["fields"]
 

@@ -24,6 +24,7 @@ def test_calls_list_filters_and_search(login: Any, owner_a: Any, org_a: Any, org
     assert "+14155552222" in page and "+14155553333" in page and "+14155559999" not in page
     busy = client.get("/calls/?status=busy").content.decode()
     assert "+14155552222" in busy and "+14155553333" not in busy
+    assert client.get("/calls/?agent=not-an-id&status=bogus&since=never").status_code == 200
     found = client.get("/calls/?q=3333").content.decode()
     assert "+14155553333" in found and "+14155552222" not in found
 

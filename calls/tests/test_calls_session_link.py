@@ -25,7 +25,7 @@ from calls.session_link import (
 )
 from calls.tasks import analyze_call
 from calls.tests.calls_fixtures import *  # noqa: F403
-from calls.tests.calls_fixtures import post_twilio, store_credential
+from calls.tests.calls_fixtures import store_credential
 from orgs.services import Actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
