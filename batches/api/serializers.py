@@ -84,7 +84,7 @@ class BatchCreateSerializer(BatchSettingsSerializer):
         return attrs
 
 
-class PreviewSerializer(serializers.Serializer):
+class BatchPreviewSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
     phone_column = serializers.CharField(required=False, allow_blank=True)
     variables = JSONValueField(required=False)
