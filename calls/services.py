@@ -442,8 +442,11 @@ def hangup_call(call: Call, actor: Actor, *, reason: str = "hangup_requested") -
         else:
             raise CallError("cannot hang up: the carrier has not acknowledged this call yet")
     except CarrierError as exc:
-        add_event(call, "carrier.hangup_failed", error=str(exc)[:500])
-        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+        if not exc.gone:
+            add_event(call, "carrier.hangup_failed", error=str(exc)[:500])
+            raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+        # It ended on its own meanwhile (the caller hung up first): nothing left to do.
+        add_event(call, "carrier.already_ended", reason=reason)
     Call.objects.filter(pk=call.pk, end_reason="").update(end_reason=reason)
     call.refresh_from_db(fields=["end_reason"])
     add_event(call, "call.hangup_requested", reason=reason)

@@ -101,10 +101,13 @@ class CarrierError(Exception):
     and written to logs.
     """
 
-    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None,
+                 gone: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        # The carrier says the call is no longer live (it ended meanwhile).
+        self.gone = gone
 
 
 class WebhookParseError(ValueError):

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import plivo
 import requests
 from plivo import plivoxml
-from plivo.exceptions import PlivoRestError, PlivoServerError
+from plivo.exceptions import PlivoRestError, PlivoServerError, ResourceNotFoundError
 from plivo.exceptions import ValidationError as PlivoValidationError
 from plivo.utils import validate_v3_signature
 from requests.adapters import HTTPAdapter
@@ -79,6 +79,9 @@ class _RebaseAdapter(HTTPAdapter):
 def _map_error(exc: Exception, operation: str) -> CarrierError:
     if isinstance(exc, PlivoServerError):
         return CarrierError(f"Plivo {operation} failed: server error", retryable=True, status=500)
+    if isinstance(exc, ResourceNotFoundError):
+        # Plivo answers 404 for a call that has already ended.
+        return CarrierError(f"Plivo {operation} failed: {exc}", retryable=False, status=404, gone=True)
     if isinstance(exc, PlivoRestError):
         # Plivo's error text names the bad parameter; it carries no credentials.
         return CarrierError(f"Plivo {operation} failed: {exc}", retryable=False)

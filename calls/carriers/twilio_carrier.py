@@ -108,6 +108,8 @@ def _map_error(exc: Exception, operation: str) -> CarrierError:
             f"Twilio {operation} failed (HTTP {exc.status}, code {exc.code}): {exc.msg}",
             retryable=retryable,
             status=exc.status,
+            # 21220: "Call is not in-progress"; 404: no such (live) call.
+            gone=exc.code == 21220 or exc.status == 404,
         )
     if isinstance(exc, requests.RequestException):
         return CarrierError(f"Twilio {operation} failed: carrier API unreachable ({type(exc).__name__})", retryable=True)

@@ -90,6 +90,16 @@ def test_session_context_is_built_from_the_recorded_version(fake_twilio: Any, tw
     assert fake_twilio.calls[call.carrier_call_id]["status"] == "completed" and call.end_reason == "agent_hangup"
 
 
+def test_hangup_of_a_call_the_caller_already_left_is_quiet(fake_twilio: Any, twilio_number: Any, agent_a: Any,
+                                                            owner_a: Any) -> None:
+    call = _placed(twilio_number, agent_a, owner_a)
+    fake_twilio.calls[call.carrier_call_id]["status"] = "completed"  # the caller hung up first
+    context = build_session_context(str(call.public_id))
+    asyncio.run(context.hangup("agent_hangup"))
+    assert CallEvent.objects.filter(call=call, kind="carrier.already_ended").exists()
+    assert not CallEvent.objects.filter(call=call, kind="carrier.hangup_failed").exists()
+
+
 def test_provider_error_hangup_speaks_an_apology(fake_twilio: Any, twilio_number: Any, agent_a: Any,
                                                  owner_a: Any) -> None:
     call = _placed(twilio_number, agent_a, owner_a)

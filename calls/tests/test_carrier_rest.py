@@ -103,7 +103,7 @@ class TestTwilioRest:
         carrier.hangup(sid)
         with pytest.raises(CarrierError, match=r"HTTP 400, code 21220") as err:
             carrier.hangup(sid)
-        assert not err.value.retryable
+        assert not err.value.retryable and err.value.gone
 
     def test_bad_dtmf_is_refused_before_any_request(self, fake_twilio: FakeTwilio) -> None:
         carrier = TwilioCarrier(fake_twilio.credentials, public_base_url=PUBLIC)
@@ -180,8 +180,9 @@ class TestPlivoRest:
         assert call["redirects"][-1].endswith(f"action=message&call={req.call_public_id}")
         carrier.hangup(call["call_uuid"])
         assert call["status"] == "completed"
-        with pytest.raises(CarrierError, match="call not found"):
+        with pytest.raises(CarrierError, match="call not found") as err:
             carrier.hangup(call["call_uuid"])
+        assert err.value.gone
 
     def test_cancel_a_dial_before_it_becomes_a_call(self, fake_plivo: FakePlivo) -> None:
         carrier = PlivoCarrier(fake_plivo.credentials, public_base_url=PUBLIC)
