@@ -462,11 +462,15 @@ def hangup_with_apology(call: Call, *, reason: str, message: str = APOLOGY_MESSA
     try:
         carrier.leave_message_and_hangup(call.carrier_call_id, call_public_id=str(call.public_id), message=message)
     except CarrierError as exc:
+        if exc.gone:
+            add_event(call, "carrier.already_ended", reason=reason)
+            return
         add_event(call, "carrier.apology_failed", error=str(exc)[:500])
         # Never leave a billable call open: fall back to a plain hang-up.
-        carrier.hangup(call.carrier_call_id)
+        hangup_call(call, SYSTEM, reason=reason)
+        return
     add_event(call, "call.apology_and_hangup", reason=reason)
-    record_audit(call.org, Actor(), "call.hung_up", call, {"reason": reason})
+    record_audit(call.org, SYSTEM, "call.hung_up", call, {"reason": reason})
 
 
 def transfer_call(call: Call, to: str, actor: Actor) -> Call:

@@ -120,7 +120,8 @@ def _session_hangup(call_public_id: str, reason: str) -> None:
     if call.is_final or call.direction == Direction.WEB:
         return
     add_event(call, "session.hangup", source="session", reason=reason)
-    if reason == END_PROVIDER_ERROR and call.carrier_call_id:
+    # An apology needs someone listening: only an answered call gets one.
+    if reason == END_PROVIDER_ERROR and call.status == Status.IN_PROGRESS and call.carrier_call_id:
         hangup_with_apology(call, reason=reason)
         return
     try:

@@ -104,10 +104,19 @@ def test_provider_error_hangup_speaks_an_apology(fake_twilio: Any, twilio_number
                                                  owner_a: Any) -> None:
     call = _placed(twilio_number, agent_a, owner_a)
     context = build_session_context(str(call.public_id))
+    Call.objects.filter(pk=call.pk).update(status="in_progress")
     asyncio.run(context.hangup("provider_error"))
     assert "technical difficulties" in fake_twilio.calls[call.carrier_call_id]["twiml"][-1]
     call.refresh_from_db()
     assert call.end_reason == "provider_error"
+
+
+def test_provider_error_before_answer_just_cancels(fake_twilio: Any, twilio_number: Any, agent_a: Any,
+                                                   owner_a: Any) -> None:
+    call = _placed(twilio_number, agent_a, owner_a)
+    asyncio.run(build_session_context(str(call.public_id)).hangup("provider_error"))
+    assert fake_twilio.calls[call.carrier_call_id]["status"] == "completed"
+    assert len(fake_twilio.calls[call.carrier_call_id]["twiml"]) == 1  # no apology to nobody
 
 
 def test_live_updates_round_trip_through_the_cache(fake_twilio: Any, twilio_number: Any, agent_a: Any,
