@@ -181,6 +181,10 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
         record_audit(org, SYSTEM, "call.received", call, {"carrier": carrier_name})
         if over_limit:
             services.add_event(call, "call.rejected_concurrency_limit", limit=org.max_concurrent_calls)
+        else:
+            # Answering with stream markup answers the call; carriers send no separate
+            # "answered" callback for inbound calls.
+            services.transition(call, Status.IN_PROGRESS)
     if over_limit:
         return _xml(carrier_name, carrier_cls.say_and_hangup_markup(BUSY_MESSAGE))
     return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(call, direction="inbound")),

@@ -44,7 +44,8 @@ class TestTwilioInbound:
         assert response.status_code == 200 and response["Content-Type"].startswith("text/xml")
         call = Call.objects.get(carrier_call_id="CA" + "a" * 32)
         assert (call.direction, call.status, call.from_number, call.agent_id) == (
-            "inbound", "ringing", CALLER, twilio_number.inbound_agent_id)
+            "inbound", "in_progress", CALLER, twilio_number.inbound_agent_id)
+        assert call.answered_at is not None
         assert call.agent_version == twilio_number.inbound_agent.published_version
         url, params_sent = _stream(response.content)
         match = re.fullmatch(rf"wss://voice\.example\.com/ws/twilio/{call.public_id}/(\w+)", url)
@@ -161,7 +162,7 @@ class TestTwilioStatus:
         params = fake_twilio.status_params(call_sid=sid, status="completed", sequence=1)
         assert post_twilio(fake_twilio, "/webhooks/twilio/status", params, signature="x").status_code == 403
         call.refresh_from_db()
-        assert call.status == "ringing"
+        assert call.status == "in_progress"
         assert CallEvent.objects.filter(call=call, kind="webhook.bad_signature").exists()
 
     def test_unknown_status_value_is_400(self, fake_twilio: Any, twilio_number: Any) -> None:
