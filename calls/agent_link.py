@@ -44,6 +44,7 @@ class SessionSettings:
     max_duration_s: float
     silence_timeout_s: float
     record: bool
+    knowledge_base_ids: tuple[str, ...] = ()
 
 
 def _checked_version(agent: Agent, variables: Mapping[str, Any]) -> AgentVersion:
@@ -101,6 +102,7 @@ def session_settings(call: Call) -> SessionSettings:
         max_duration_s=float(cfg.get("max_call_duration_s") or 600),
         silence_timeout_s=float(cfg.get("silence_timeout_s") or 30),
         record=True,
+        knowledge_base_ids=tuple(str(k) for k in cfg.get("knowledge_base_ids") or ()),
     )
 
 

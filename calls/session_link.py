@@ -222,6 +222,16 @@ def build_session_context(call_public_id: str) -> SessionContext:
     tools: dict[str, Any] = {}
     if has_phone and "send_sms" in settings_.config.tool_names():
         tools["send_sms"] = send_sms
+    kb_ids = list(settings_.knowledge_base_ids)
+    if kb_ids and "search_knowledge" in settings_.config.tool_names():
+        from knowledge.search import run_search_tool
+
+        org = call.org
+
+        async def search_knowledge(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+            return await run_search_tool(org, kb_ids, arguments)
+
+        tools["search_knowledge"] = search_knowledge
     return SessionContext(
         call_public_id=cid,
         provider=settings_.provider,

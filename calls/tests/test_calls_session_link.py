@@ -255,3 +255,21 @@ def test_web_calls_get_no_carrier_actions(org_a: Any, agent_a: Any) -> None:
     context = build_session_context(str(call.public_id))
     assert context.hangup is None and context.transfer is None and context.send_dtmf is None
     assert context.tools == {}
+
+
+def test_knowledge_search_tool_is_wired_for_agents_with_bases(org_a: Any) -> None:
+    from calls.tests.factories import make_call, make_ready_agent
+    from knowledge.tests.factories import make_knowledge_base
+
+    base = make_knowledge_base(org_a)
+    plain = make_ready_agent(org_a, name="No KB", builtin_tools=["search_knowledge"])
+    with_kb = make_ready_agent(org_a, name="KB", builtin_tools=["search_knowledge"],
+                               knowledge_base_ids=[str(base.public_id)])
+    for agent, wired in ((plain, False), (with_kb, True)):
+        call = make_call(org_a, direction="web", status="in_progress", agent=agent,
+                         agent_version=agent.published_version)
+        context = build_session_context(str(call.public_id))
+        assert ("search_knowledge" in context.tools) is wired
+    # the handler validates the model's arguments before touching any index
+    assert asyncio.run(context.tools["search_knowledge"]({"query": " "}, None)) == {
+        "error": "query must be a non-empty string"}
