@@ -142,6 +142,7 @@ class VadStream:
         self.state = np.zeros((2, 1, 128), dtype=np.float32)
         self._buf = np.zeros(self._context_len + self._window, dtype=np.float32)
         self._fill = self._context_len
+        self._loud = False  # the window being filled has a sample at or above the floor
         self._fed_ms = 0.0
         self._above_ms = 0.0
         self._below_ms = 0.0
@@ -153,6 +154,11 @@ class VadStream:
         self.speech_started_at_ms: float | None = None
         self.speech_ended_at_ms: float | None = None
 
+    @property
+    def floor(self) -> float | None:
+        """The energy floor as a 16-bit sample magnitude (None: no gating)."""
+        return self._floor
+
     def close(self) -> None:
         """Stop delivering events (the call ended); pending windows are dropped."""
         self.closed = True
@@ -160,20 +166,38 @@ class VadStream:
 
     def feed(self, samples: npt.NDArray[np.int16]) -> list[tuple[VadEvent, float]]:
         """Push caller samples; returns the events produced inline."""
+        return self._push(samples, len(samples))
+
+    def feed_quiet(self, n: int) -> list[tuple[VadEvent, float]]:
+        """Push `n` samples the caller already knows are below the energy floor
+        (e.g. from the µ-law codes, without decoding them): they count as silence."""
+        if self._floor is None:
+            raise ValueError("feed_quiet needs an energy floor (VadSettings.energy_floor_dbfs)")
+        return self._push(None, n)
+
+    def _push(self, samples: npt.NDArray[np.int16] | None, n: int) -> list[tuple[VadEvent, float]]:
         events: list[tuple[VadEvent, float]] = []
         pos = 0
-        n = len(samples)
         rate = self.settings.sample_rate
         full = self._context_len + self._window
+        floor = self._floor
         while pos < n:
             take = min(n - pos, full - self._fill)
-            self._buf[self._fill:self._fill + take] = samples[pos:pos + take]
+            if samples is None:
+                self._buf[self._fill:self._fill + take] = 0.0
+            else:
+                chunk = samples[pos:pos + take]
+                self._buf[self._fill:self._fill + take] = chunk
+                if floor is not None and not self._loud and take:
+                    self._loud = max(int(chunk.max()), -int(chunk.min())) >= floor
             self._fill += take
             pos += take
             if self._fill < full:
                 continue
             end_ms = self._fed_ms + 1000.0 * pos / rate
-            if self._floor is not None and float(np.abs(self._buf[self._context_len:]).max()) < self._floor:
+            quiet = floor is not None and not self._loud
+            self._loud = False
+            if quiet:
                 self._buf[: self._context_len] = self._buf[self._window:]
                 self._fill = self._context_len
                 if not self.pending:  # keep order with windows still queued for the batch
@@ -182,7 +206,7 @@ class VadStream:
                     if event is not None:
                         events.append(event)
                     continue
-                window = np.zeros(self._context_len + self._window, dtype=np.float32)
+                window = np.zeros(full, dtype=np.float32)
             else:
                 window = self._buf * (1.0 / 32768.0)
                 self._buf[: self._context_len] = self._buf[self._window:]

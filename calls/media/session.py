@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -50,7 +51,7 @@ from agents.bridges.base import (
     ToolCallCancelled,
 )
 from agents.bridges.registry import create_bridge
-from calls.audio.mulaw import mulaw_is_audible
+from calls.audio.mulaw import mulaw_is_audible, mulaw_quiet_codes
 from calls.audio.recorder import TwoChannelRecorder
 from calls.audio.vad import VadBatcher, VadEvent, VadStream
 from calls.media import result as r
@@ -135,6 +136,7 @@ class CallSession:
         self._recorder: TwoChannelRecorder | None = None
         self._caller_samples = 0
         self._analyse = True
+        self._quiet_codes: bytes | None = None  # µ-law codes below the VAD floor (fast path)
         self._preroll: list[AgentAudio] = []
         self.playback = PlaybackTracker()
         self._interrupted_items: set[str | None] = set()
@@ -373,6 +375,9 @@ class CallSession:
         self.streaming = True
         # caller samples are needed only by VAD and the recorder
         self._analyse = self._vad is not None or self._recorder is not None
+        if (self._vad is not None and self._vad.floor is not None and self._recorder is None
+                and self._inbound.passthrough and carrier.encoding == "pcmu"):
+            self._quiet_codes = mulaw_quiet_codes(math.ceil(self._vad.floor))
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
         # The greeting (asked for while the phone rang) goes out first; audio
         # arriving meanwhile queues behind it so the order is kept.
@@ -383,6 +388,18 @@ class CallSession:
 
     async def _on_media(self, frame: MediaIn) -> None:
         assert self._inbound is not None and self.bridge is not None
+        quiet = self._quiet_codes
+        if quiet is not None and not frame.audio.translate(None, quiet):
+            # a quiet µ-law frame (the usual case while the agent talks): VAD
+            # learns it is silence from the codes alone, nothing is decoded
+            self._caller_samples += len(frame.audio)
+            self._vad.feed_quiet(len(frame.audio))  # type: ignore[union-attr]
+            if not self.ending:
+                try:
+                    await self.bridge.send_audio(frame.audio)
+                except ProviderError as exc:
+                    self._provider_failed(exc)
+            return
         to_bridge, samples = self._inbound.process(frame.audio, self._analyse)
         if samples is not None:
             self._caller_samples += len(samples)

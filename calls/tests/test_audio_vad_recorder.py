@@ -135,3 +135,32 @@ def test_recorder_refuses_writes_after_close(tmp_path: Path) -> None:
     rec.close()
     with pytest.raises(RuntimeError, match="closed"):
         rec.write_caller(np.zeros(10, dtype=np.int16))
+
+
+def test_quiet_frames_known_from_mulaw_codes_give_the_same_events() -> None:
+    import math
+
+    from calls.audio.mulaw import array_to_mulaw, mulaw_quiet_codes, mulaw_to_array
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([np.zeros(8000, np.int16), speech_like(1.5, seed=2),
+                        (rng.standard_normal(8000) * 10).astype(np.int16)])
+    mu = array_to_mulaw(x)
+    decoded, fast = VadStream(), VadStream()
+    assert fast.floor is not None
+    quiet = mulaw_quiet_codes(math.ceil(fast.floor))
+    got_decoded: list[tuple[VadEvent, float]] = []
+    got_fast: list[tuple[VadEvent, float]] = []
+    skipped = 0
+    for i in range(0, len(mu), 160):
+        frame = mu[i:i + 160]
+        got_decoded += decoded.feed(mulaw_to_array(frame))
+        if frame.translate(None, quiet):
+            got_fast += fast.feed(mulaw_to_array(frame))
+        else:
+            skipped += 1
+            got_fast += fast.feed_quiet(len(frame))
+    assert got_fast == got_decoded and [e for e, _ in got_fast] == [VadEvent.SPEECH_START, VadEvent.SPEECH_END]
+    assert skipped >= 90  # the quiet second and the -70 dBFS tail never got decoded
+    with pytest.raises(ValueError, match="energy floor"):
+        VadStream(VadSettings(energy_floor_dbfs=None)).feed_quiet(160)
