@@ -45,6 +45,7 @@ class SessionSettings:
     silence_timeout_s: float
     record: bool
     knowledge_base_ids: tuple[str, ...] = ()
+    mcp_server_ids: tuple[str, ...] = ()
 
 
 def _checked_version(agent: Agent, variables: Mapping[str, Any]) -> AgentVersion:
@@ -103,6 +104,7 @@ def session_settings(call: Call) -> SessionSettings:
         silence_timeout_s=float(cfg.get("silence_timeout_s") or 30),
         record=True,
         knowledge_base_ids=tuple(str(k) for k in cfg.get("knowledge_base_ids") or ()),
+        mcp_server_ids=tuple(str(k) for k in cfg.get("mcp_server_ids") or ()),
     )
 
 

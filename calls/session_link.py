@@ -13,6 +13,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -189,8 +191,21 @@ def recording_temp_path(call_public_id: str) -> Path:
     return directory / f"{call_public_id}.wav"
 
 
+@dataclass(frozen=True)
+class McpPlan:
+    """The MCP servers a call's agent uses; opened on the event loop that runs the call."""
+
+    org: Any
+    agent: Any
+    server_ids: tuple[str, ...]
+
+
 def build_session_context(call_public_id: str) -> SessionContext:
     """The per-call configuration the media session runs with (see calls.media.result)."""
+    return _build_session_context(call_public_id)[0]
+
+
+def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan | None]:
     from calls.agent_link import AgentUnusable, session_settings
 
     call = _load_call(call_public_id)
@@ -232,6 +247,7 @@ def build_session_context(call_public_id: str) -> SessionContext:
             return await run_search_tool(org, kb_ids, arguments)
 
         tools["search_knowledge"] = search_knowledge
+    mcp = McpPlan(call.org, call.agent, settings_.mcp_server_ids) if settings_.mcp_server_ids else None
     return SessionContext(
         call_public_id=cid,
         provider=settings_.provider,
@@ -246,11 +262,47 @@ def build_session_context(call_public_id: str) -> SessionContext:
         send_dtmf=send_dtmf if has_phone else None,
         tools=tools,
         on_update=on_update,
-    )
+    ), mcp
+
+
+# MCP toolboxes open for calls running in this process: call id → McpToolbox.
+_TOOLBOXES: dict[str, Any] = {}
+
+
+async def _open_mcp_tools(context: SessionContext, plan: McpPlan) -> None:
+    """Connect the agent's MCP servers and offer their tools for this call. A server that
+    fails is left out (the toolbox reports it); the call goes on without its tools."""
+    from integrations.mcp_client import DEFAULT_CALL_TIMEOUT_S, McpToolbox
+    from integrations.selectors import toolbox_servers
+
+    servers = await in_db_thread(partial(toolbox_servers, plan.org, plan.server_ids, agent=plan.agent))
+    if not servers:
+        return
+    # Below the session's own tool timeout, so the model hears the MCP error, not a timeout.
+    box = McpToolbox(servers, call_timeout_s=min(DEFAULT_CALL_TIMEOUT_S, max(1.0, context.tool_timeout_s - 1)))
+    await box.open()
+    _TOOLBOXES[context.call_public_id] = box
+    context.config.tools.extend(box.function_specs())
+    context.tools = {**context.tools, **box.session_handlers(ToolError)}
+    if box.unavailable:
+        await in_db_thread(partial(_record_unavailable, context.call_public_id, sorted(box.unavailable)))
+
+
+def _record_unavailable(call_public_id: str, server_keys: list[str]) -> None:
+    add_event(_load_call(call_public_id), "mcp.unavailable", source="session", servers=server_keys)
 
 
 async def load_session_context(call_public_id: str) -> SessionContext:
-    return await in_db_thread(build_session_context, call_public_id)
+    context, mcp = await in_db_thread(_build_session_context, call_public_id)
+    if mcp is not None:
+        await _open_mcp_tools(context, mcp)
+    return context
+
+
+async def close_mcp_tools(call_public_id: str) -> None:
+    box = _TOOLBOXES.pop(str(call_public_id), None)
+    if box is not None:
+        await box.aclose()
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -334,4 +386,7 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
 
 
 async def record_session_result(call_public_id: str, result: SessionResult) -> None:
-    await in_db_thread(record_session_result_sync, call_public_id, result)
+    try:
+        await in_db_thread(record_session_result_sync, call_public_id, result)
+    finally:
+        await close_mcp_tools(call_public_id)

@@ -19,6 +19,7 @@ from calls.session_link import (
     build_session_context,
     load_session_context,
     push_live_update,
+    record_session_result,
     live_updates,
     record_session_result_sync,
     recording_temp_path,
@@ -273,3 +274,37 @@ def test_knowledge_search_tool_is_wired_for_agents_with_bases(org_a: Any) -> Non
     # the handler validates the model's arguments before touching any index
     assert asyncio.run(context.tools["search_knowledge"]({"query": " "}, None)) == {
         "error": "query must be a non-empty string"}
+
+
+def test_mcp_tools_are_offered_during_the_call_and_closed_after(org_a: Any) -> None:
+    from calls.session_link import _TOOLBOXES
+    from calls.tests.factories import make_call, make_ready_agent
+    from integrations.mcp_servers.telegram import TelegramConfig, build_server
+    from integrations.models import McpServer
+    from integrations.testing.fake_telegram import FakeTelegram
+    from integrations.testing.mcp import serve_mcp
+
+    with FakeTelegram(tokens={"7:BOT"}) as fake:
+        config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url)
+        with serve_mcp(build_server(config), config) as url:
+            server = McpServer.objects.create(org=org_a, name="Telegram", url=f"{url}/mcp",
+                                              auth_headers={"Authorization": "Bearer platform-token",
+                                                            "X-Telegram-Bot-Token": "7:BOT"})
+            broken = McpServer.objects.create(org=org_a, name="Gone", url="http://127.0.0.1:9/mcp")
+            agent = make_ready_agent(org_a, name="With tools",
+                                     mcp_server_ids=[str(server.public_id), str(broken.public_id)])
+            call = make_call(org_a, direction="web", status="in_progress", agent=agent,
+                             agent_version=agent.published_version)
+
+            async def run() -> tuple[list[str], list[str], bool]:
+                context = await load_session_context(str(call.public_id))
+                names = [t["name"] for t in context.config.tools]
+                handlers = sorted(context.tools)
+                await record_session_result(str(call.public_id), _result(call))
+                return names, handlers, str(call.public_id) in _TOOLBOXES
+
+            names, handlers, still_open = asyncio.run(run())
+    assert names and all(n.startswith("telegram__") for n in names)
+    assert set(names) <= set(handlers)
+    assert not still_open  # closed when the call's result was recorded
+    assert CallEvent.objects.get(call=call, kind="mcp.unavailable").data == {"servers": ["gone"]}
