@@ -25,10 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Min
 
 from batches import clock
@@ -250,34 +251,86 @@ def _finish_claim(entry: BatchEntry, state: EntryState, reason: str) -> None:
     BatchCallAttempt.objects.filter(entry=entry, number=entry.attempts).update(error=reason[:2000])
 
 
+def dial_threads() -> int:
+    """Carrier requests in flight at once per dispatcher. 1 dials inline (the
+    in-process tests need that: their rows live in an uncommitted transaction
+    other connections cannot see)."""
+    raw = os.environ.get("BATCHES_DIAL_THREADS", "4")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise RuntimeError(f"BATCHES_DIAL_THREADS must be a whole number, not {raw!r}") from None
+
+
+def _dial_in_thread(batch_pk: int, entry_pk: int) -> None:
+    try:
+        batch = Batch.objects.select_related("org", "agent", "from_number").get(pk=batch_pk)
+        dial(batch, BatchEntry.objects.get(pk=entry_pk))
+    except Exception:
+        # The row stays "dialing" and is recovered as a stale claim; never a double dial.
+        logger.exception("batch.dial_failed", extra={"batch": batch_pk})
+    finally:
+        connections.close_all()  # this thread's own connections
+
+
 def run_dispatch(batch: Batch, *, budget_s: float = 8.0) -> float | None:
     """Dial as much as the limits allow for up to ``budget_s`` seconds.
 
     Returns the delay after which the dispatcher should run again, or None when
-    the batch no longer needs it (paused, canceled or completed)."""
+    the batch no longer needs it (paused, canceled or completed). Claims are
+    taken one at a time here; with ``BATCHES_DIAL_THREADS`` > 1 the carrier
+    requests run in a small pool, so a slow carrier API does not cap the rate
+    at one call per round trip (claimed rows count against the concurrency)."""
+    threads = dial_threads()
+    if threads == 1:
+        return _run(batch, budget_s, None, 1)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="batch-dial") as pool:
+        return _run(batch, budget_s, pool, threads)
+
+
+def _run(batch: Batch, budget_s: float, pool: ThreadPoolExecutor | None, threads: int) -> float | None:
     deadline = time.monotonic() + budget_s
-    while True:
-        current = Batch.objects.select_related("org", "agent", "from_number").get(pk=batch.pk)
-        if current.status != BatchStatus.RUNNING:
-            # Paused or canceled: no new dials, but calls already placed still
-            # need their outcome recorded when they end.
-            reconcile(current)
-            if BatchEntry.objects.filter(batch=current, state__in=ACTIVE).exists():
-                return POLL_S * 2
-            return None
-        reconcile(current)
-        if finish_if_done(current):
-            return None
-        claim = claim_next(current)
-        if claim.entry is not None:
-            dial(current, claim.entry)
-            continue
-        if claim.wait_s is None:
-            if finish_if_done(current):
+    inflight: set[Future[None]] = set()
+
+    def settle(block: bool) -> None:
+        nonlocal inflight
+        if inflight:
+            done, pending = wait(inflight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            inflight = set(pending)
+
+    try:
+        while True:
+            current = Batch.objects.select_related("org", "agent", "from_number").get(pk=batch.pk)
+            if current.status != BatchStatus.RUNNING:
+                # Paused or canceled: no new dials, but calls already placed still
+                # need their outcome recorded when they end.
+                reconcile(current)
+                if BatchEntry.objects.filter(batch=current, state__in=ACTIVE).exists():
+                    return POLL_S * 2
                 return None
-            return POLL_S
-        remaining = deadline - time.monotonic()
-        if claim.wait_s <= min(remaining, POLL_S):
-            time.sleep(claim.wait_s)
-            continue
-        return claim.wait_s
+            reconcile(current)
+            if not inflight and finish_if_done(current):
+                return None
+            claim = claim_next(current)
+            if claim.entry is not None:
+                if pool is None:
+                    dial(current, claim.entry)
+                else:
+                    inflight.add(pool.submit(_dial_in_thread, current.pk, claim.entry.pk))
+                    if len(inflight) >= threads:
+                        settle(block=True)
+                continue
+            if claim.wait_s is None:
+                settle(block=True)
+                if finish_if_done(current):
+                    return None
+                return POLL_S
+            remaining = deadline - time.monotonic()
+            if claim.wait_s <= min(remaining, POLL_S):
+                settle(block=False)
+                time.sleep(claim.wait_s)
+                continue
+            return claim.wait_s
+    finally:
+        for future in inflight:
+            future.result()

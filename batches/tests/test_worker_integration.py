@@ -35,6 +35,7 @@ def procs() -> Iterator[list[CeleryProcess]]:
 
 def env(**extra: str) -> dict[str, str]:
     return subprocess_env(PUBLIC_BASE_URL=PUBLIC, CELERY_VISIBILITY_TIMEOUT="3", BATCHES_STALE_CLAIM_S="4",
+                          BATCHES_DIAL_THREADS="4",
                           **extra)
 
 
