@@ -33,7 +33,7 @@ from django.utils.module_loading import import_string
 
 from calls.audio.vad import VadBatcher
 from calls.media.registry import SessionRegistry, prepared_sessions
-from calls.media.result import ContextLoader, FinishCallback
+from calls.media.result import END_INTERNAL_ERROR, ContextLoader, FinishCallback
 from calls.media.session import BridgeFactory, CallSession
 
 logger = logging.getLogger("calls.media")
@@ -116,6 +116,14 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
                     await self.websocket_disconnect(message)
         except StopConsumer:
             pass
+        except Exception as exc:
+            # A bug must still end the call cleanly: hang up the carrier leg,
+            # close the provider session and hand over what we have.
+            logger.exception("media consumer crashed", extra={"transport": self.transport})
+            if self.session is not None:
+                self.session.request_end(END_INTERNAL_ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500])
+                await self.session.wait()
+            raise
 
     # --------------------------------------------------------------- Transport
 

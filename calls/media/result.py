@@ -26,6 +26,7 @@ END_MAX_DURATION = "max_duration"
 END_SILENCE_TIMEOUT = "silence_timeout"
 END_STREAM_TIMEOUT = "stream_timeout"  # prepared, but no stream arrived in time
 END_PROTOCOL_ERROR = "protocol_error"  # the carrier sent something we cannot parse
+END_INTERNAL_ERROR = "internal_error"  # a bug in our media code; the call is still ended cleanly
 END_SETUP_ERROR = "setup_error"  # the call's context could not be loaded (ended call, unusable agent)
 
 
