@@ -306,15 +306,25 @@ def main() -> None:
     matrix = np.vstack(rows)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     id_array = np.asarray(ids)
+    row_of = {pk: i for i, pk in enumerate(ids)}
     recalls = []
+    tie_recalls = []
     for vector in vectors:
         query = np.asarray(vector, dtype=np.float32)
         query /= np.linalg.norm(query)
-        exact = set(id_array[np.argsort(-(matrix @ query))[: args.k]].tolist())
-        approx = {pk for pk, _ in _vector_leg(org, kb.spec, [kb.pk], vector, args.k)}
-        recalls.append(len(exact & approx) / args.k)
+        sims = matrix @ query
+        order = np.argsort(-sims)[: args.k]
+        exact = set(id_array[order].tolist())
+        approx = [pk for pk, _ in _vector_leg(org, kb.spec, [kb.pk], vector, args.k)]
+        recalls.append(len(exact & set(approx)) / args.k)
+        # Padded near-duplicates make many neighbours tie to float precision; a hit as
+        # close as the exact k-th neighbour is as good an answer.
+        kth = sims[order[-1]] - 1e-5
+        tie_recalls.append(sum(1 for pk in approx if sims[row_of[pk]] >= kth) / args.k)
     print(f"recall@{args.k} of HNSW (m=16, ef_construction=64, ef_search=100) vs exact: "
-          f"{statistics.mean(recalls):.3f} (min {min(recalls):.1f}, n={len(recalls)})")
+          f"{statistics.mean(recalls):.3f} (min {min(recalls):.1f}, n={len(recalls)}); counting hits at least "
+          f"as close as the exact {args.k}th neighbour: {statistics.mean(tie_recalls):.3f} "
+          f"(min {min(tie_recalls):.1f})")
     print(f"answer@{args.k}: the section a question was written from is in the fused top {args.k} for "
           f"{answered}/{len(sample)} questions ({100 * answered / len(sample):.0f}%)")
     if not args.reuse:
