@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db.models import Count
 
 from batches.models import Batch, BatchEntry, BatchStatus, EntryState, RunState, ScheduledCallRun
 from batches.scheduling import ScheduleInput, create_scheduled_call
@@ -39,7 +40,7 @@ def env(**extra: str) -> dict[str, str]:
                           **extra)
 
 
-def test_batch_runs_to_completion_honouring_window_concurrency_and_retries(
+def test_batch_on_two_workers_honours_window_concurrency_and_retries(
         twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any, procs: list[CeleryProcess]) -> None:
     # Controlled clock: the worker believes it is 20 s before a 09:00 window opens in
     # New York (the callees' zone), so nothing may ring for the first 20 s.
@@ -56,7 +57,9 @@ def test_batch_runs_to_completion_honouring_window_concurrency_and_retries(
     script = CarrierScript(fake_twilio, PUBLIC, lambda to, n: ("busy", "") if to in busy_first and n == 1
                            else ("completed", ""), hold_s=0.6)
 
-    procs.append(CeleryProcess("worker", "w1", env(BATCHES_CLOCK_OFFSET_S=str(offset.total_seconds()))).start())
+    # Two workers at once: claims, limits and retries must hold across them.
+    for name in ("w1", "w2"):
+        procs.append(CeleryProcess("worker", name, env(BATCHES_CLOCK_OFFSET_S=str(offset.total_seconds()))).start())
     launched = time.time()
     launch_batch(batch, SYSTEM)
     wait_for(lambda: batch_status(batch) == BatchStatus.COMPLETED, 120, "the batch to complete", tick=script.tick)
@@ -126,3 +129,37 @@ def test_cron_schedule_fires_under_real_beat(twilio_org: Any, agent_a: Any, twil
     assert run.call.variables == {"customer_name": "Ann"}
     assert run.due_at.second == 0 and abs((run.fired_at - run.due_at).total_seconds()) < 30
     assert script.per_number["+12125550199"] == runs.count()
+
+
+def test_pause_resume_and_cancel_take_effect_within_seconds(
+        twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any, procs: list[CeleryProcess]) -> None:
+    from batches.services import cancel_batch, pause_batch, resume_batch
+
+    numbers = us_numbers(40)
+    text = "phone\n" + "".join(f"{n}\n" for n in numbers)
+    batch = make_batch(twilio_org, agent_a, twilio_number, text, concurrency=5, calls_per_second=2)
+    script = CarrierScript(fake_twilio, PUBLIC, lambda to, n: ("completed", ""), hold_s=0.3)
+    procs.append(CeleryProcess("worker", "pause", env()).start())
+    launch_batch(batch, SYSTEM)
+    wait_for(lambda: len(script.started) >= 3, 60, "the first calls", tick=script.tick)
+    pause_batch(batch, SYSTEM)
+    paused_at = time.monotonic()
+    # A dial already claimed may still go out; after that, nothing for 6 seconds.
+    wait_for(lambda: time.monotonic() - paused_at > 1.5, 5, "the pause to settle", tick=script.tick)
+    count = len(fake_twilio.calls)
+    wait_for(lambda: time.monotonic() - paused_at > 7.5, 10, "six quiet seconds", tick=script.tick)
+    assert len(fake_twilio.calls) == count, "dialled while paused"
+    resume_batch(batch, SYSTEM)
+    resumed_at = time.monotonic()
+    wait_for(lambda: len(fake_twilio.calls) > count, 10, "dialling to resume", tick=script.tick)
+    assert time.monotonic() - resumed_at < 5
+    cancel_batch(batch, SYSTEM)
+    canceled_at = time.monotonic()
+    wait_for(lambda: time.monotonic() - canceled_at > 1.5, 5, "the cancel to settle", tick=script.tick)
+    count = len(fake_twilio.calls)
+    wait_for(lambda: not BatchEntry.objects.filter(batch=batch, state__in=["dialing", "in_call"]).exists(), 30,
+             "calls in progress to finish", tick=script.tick)
+    assert len(fake_twilio.calls) == count, "dialled after cancel"
+    counts = dict(BatchEntry.objects.filter(batch=batch).values_list("state").annotate(n=Count("id")))
+    assert counts.get("pending", 0) == 0 and counts["canceled"] + counts["done"] == 40
+    assert counts["done"] == len(script.started)
