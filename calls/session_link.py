@@ -169,18 +169,26 @@ LIVE_KINDS = frozenset({"transcript", "event"})
 def push_live_update(call_public_id: str, kind: str, data: dict[str, Any]) -> None:
     """Live transcript/events for the dashboard's live view: Redis cache, per turn.
 
-    Word-by-word ``transcript_delta`` updates are skipped: the page shows whole turns.
+    Each update gets its own key under an atomic counter, so updates pushed at the same
+    moment (a turn and an event) cannot overwrite each other. Word-by-word
+    ``transcript_delta`` updates are skipped: the page shows whole turns.
     """
     if kind not in LIVE_KINDS:
         return
-    key = LIVE_CACHE_PREFIX + str(call_public_id)
-    items = list(cache.get(key) or [])
-    items.append({"kind": kind, "data": data, "at": timezone.now().isoformat()})
-    cache.set(key, items[-LIVE_CACHE_MAX_ITEMS:], LIVE_CACHE_TTL_S)
+    counter = LIVE_CACHE_PREFIX + str(call_public_id)
+    cache.add(counter, 0, LIVE_CACHE_TTL_S)
+    number = cache.incr(counter)
+    cache.set(f"{counter}:{number}", {"kind": kind, "data": data, "at": timezone.now().isoformat()},
+              LIVE_CACHE_TTL_S)
 
 
-def live_updates(call_public_id: str) -> list[dict[str, Any]]:
-    return list(cache.get(LIVE_CACHE_PREFIX + str(call_public_id)) or [])
+def live_updates(call_public_id: str, limit: int = LIVE_CACHE_MAX_ITEMS) -> list[dict[str, Any]]:
+    """The latest ``limit`` live updates of a call, oldest first (empty once it ended)."""
+    counter = LIVE_CACHE_PREFIX + str(call_public_id)
+    last = cache.get(counter) or 0
+    keys = [f"{counter}:{n}" for n in range(max(1, last - limit + 1), last + 1)]
+    found = cache.get_many(keys)
+    return [found[key] for key in keys if key in found]
 
 
 def recording_temp_path(call_public_id: str) -> Path:

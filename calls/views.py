@@ -114,7 +114,7 @@ class LiveCallsView(OrgViewMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         calls = list(selectors.live_calls(self.org)[:100])
-        feeds = [(call, live_updates(str(call.public_id))[-20:]) for call in calls]
+        feeds = [(call, live_updates(str(call.public_id), limit=20)) for call in calls]
         return {**super().get_context_data(**kwargs), "feeds": feeds, "limit": self.org.max_concurrent_calls}
 
     def get_template_names(self) -> list[str]:

@@ -123,8 +123,15 @@ def test_provider_error_before_answer_just_cancels(fake_twilio: Any, twilio_numb
 def test_live_updates_round_trip_through_the_cache(fake_twilio: Any, twilio_number: Any, agent_a: Any,
                                                    owner_a: Any) -> None:
     call = _placed(twilio_number, agent_a, owner_a)
-    push_live_update(str(call.public_id), "transcript", {"role": "caller", "text": "hi"})
-    assert [u["data"]["text"] for u in live_updates(str(call.public_id))] == ["hi"]
+    cid = str(call.public_id)
+    push_live_update(cid, "transcript", {"role": "caller", "text": "hi"})
+    push_live_update(cid, "transcript_delta", {"role": "agent", "text": "Hel"})  # word-level: skipped
+    for n in range(3):
+        push_live_update(cid, "transcript", {"role": "agent", "text": f"line {n}"})
+    assert [u["data"]["text"] for u in live_updates(cid)] == ["hi", "line 0", "line 1", "line 2"]
+    assert [u["data"]["text"] for u in live_updates(cid, limit=2)] == ["line 1", "line 2"]
+    record_session_result_sync(cid, _result(call))
+    assert live_updates(cid) == []
 
 
 @pytest.fixture
