@@ -252,7 +252,7 @@ class VadBatcher:
     """Runs the VAD windows of all calls in a process as one batched inference.
 
     Silero costs ~210 µs for one window but ~60 µs per window in a batch of 32+
-    (measured by `bench/vad_bench.py`): with 100 calls on a core that is the
+    (measured by `bench/audio_bench.py`): with 100 calls on a core that is the
     difference between 70 % and 20 % of the core. VAD only drives barge-in and
     turn timing, where the model already needs ~100 ms of speech, so waiting up
     to `interval_ms` for a batch costs nothing the caller can hear. Must be used
