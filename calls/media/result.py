@@ -25,6 +25,7 @@ END_PROVIDER_ERROR = "provider_error"
 END_MAX_DURATION = "max_duration"
 END_SILENCE_TIMEOUT = "silence_timeout"
 END_STREAM_TIMEOUT = "stream_timeout"  # prepared, but no stream arrived in time
+END_MEDIA_TIMEOUT = "media_timeout"  # the stream stayed open but stopped carrying audio
 END_PROTOCOL_ERROR = "protocol_error"  # the carrier sent something we cannot parse
 END_INTERNAL_ERROR = "internal_error"  # a bug in our media code; the call is still ended cleanly
 END_SETUP_ERROR = "setup_error"  # the call's context could not be loaded (ended call, unusable agent)
@@ -114,12 +115,17 @@ class SessionContext:
     mark_interval_ms: int = 500
     #: a prepared session with no stream after this long is closed
     stream_wait_s: float = 60.0
+    #: an open stream with no caller audio for this long is dead (half-open
+    #: socket, carrier fault): the call is ended and the leg hung up
+    media_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.max_duration_s <= 0:
             raise ValueError(f"max_duration_s must be positive, got {self.max_duration_s}")
         if self.silence_timeout_s <= 0:
             raise ValueError(f"silence_timeout_s must be positive, got {self.silence_timeout_s}")
+        if self.media_timeout_s <= 0:
+            raise ValueError(f"media_timeout_s must be positive, got {self.media_timeout_s}")
         if self.tool_timeout_s <= 0:
             raise ValueError(f"tool_timeout_s must be positive, got {self.tool_timeout_s}")
         if self.mark_interval_ms < 20:

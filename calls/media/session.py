@@ -150,6 +150,7 @@ class CallSession:
         self._turn_end_at: float | None = None  # monotonic; caller stopped speaking
         self._last_activity: float = clock()
         self._agent_audible_until = 0.0
+        self._last_media_at = 0.0
         self._caller_audio_ms = 0.0
         self._agent_audio_ms = 0.0
         self._dropped_before_start = 0
@@ -350,6 +351,7 @@ class CallSession:
             return
         self._t0 = self._clock()
         self._last_activity = self._t0
+        self._last_media_at = self._t0
         self.record("stream_started", transport=self.codec.kind, format=str(self.codec.audio_format),
                     wait_ms=int((self._t0 - self._created_at) * 1000))
         if self._startup_error is not None or self.bridge is None:
@@ -388,6 +390,7 @@ class CallSession:
 
     async def _on_media(self, frame: MediaIn) -> None:
         assert self._inbound is not None and self.bridge is not None
+        self._last_media_at = self._clock()
         quiet = self._quiet_codes
         if quiet is not None and not frame.audio.translate(None, quiet):
             # a quiet µ-law frame (the usual case while the agent talks): VAD
@@ -693,6 +696,9 @@ class CallSession:
             now = self._clock()
             if now - self._t0 >= ctx.max_duration_s:
                 self.request_end(r.END_MAX_DURATION)
+                return
+            if now - self._last_media_at >= ctx.media_timeout_s:
+                self.request_end(r.END_MEDIA_TIMEOUT)
                 return
             if now < self._agent_audible_until or (self._vad is not None and self._vad.speaking):
                 self._last_activity = now

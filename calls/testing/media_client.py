@@ -91,6 +91,7 @@ class CarrierMediaClient:
         self._closed = asyncio.Event()
         self._stream_started_at = 0.0
         self.stopped = False
+        self.media_paused = False
 
     @classmethod
     def twilio(cls, url: str, **kwargs: Any) -> CarrierMediaClient:
@@ -156,6 +157,11 @@ class CarrierMediaClient:
     async def play(self, mulaw: bytes) -> None:
         """Queue caller audio; it goes out in 20 ms frames ahead of silence."""
         self._outgoing.extend(mulaw)
+
+    def pause_media(self, paused: bool = True) -> None:
+        """Stop (or resume) sending media frames while keeping the socket open,
+        like a carrier whose media path broke."""
+        self.media_paused = paused
 
     def caller_audio_pending_ms(self) -> float:
         return len(self._outgoing) / 8
@@ -230,6 +236,9 @@ class CarrierMediaClient:
         while not self.stopped:
             n += 1
             await asyncio.sleep(max(0.0, start + n * FRAME_S - time.monotonic()))
+            if self.media_paused:
+                await self._flush_marks()
+                continue
             if self._outgoing:
                 frame = bytes(self._outgoing[:FRAME_BYTES]).ljust(FRAME_BYTES, bytes([MULAW_SILENCE]))
                 del self._outgoing[:FRAME_BYTES]

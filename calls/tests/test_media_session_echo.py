@@ -137,3 +137,19 @@ def test_silence_timeout_ends_the_call(server: MediaTestServer, tmp_path: Path) 
     result = server.calls.wait_result(call_id)
     assert result.end_reason == "silence_timeout"
     assert hangups == ["silence_timeout"]
+
+
+def test_stream_that_stops_carrying_audio_is_ended_and_hung_up(server: MediaTestServer, tmp_path: Path) -> None:
+    hangups: list[str] = []
+    call_id, url = add_echo_call(server, "twilio", tmp_path, hangups, media_timeout_s=0.6)
+
+    async def run() -> int | None:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_for_audio(ms=200)
+            call.pause_media()  # socket open, no audio: a half-dead carrier leg
+            return await call.wait_closed(timeout=20)
+
+    assert asyncio.run(run()) == 1000
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "media_timeout"
+    assert hangups == ["media_timeout"]  # never leave the billable leg open
