@@ -266,9 +266,10 @@ def _dial_in_thread(batch_pk: int, entry_pk: int) -> None:
     try:
         batch = Batch.objects.select_related("org", "agent", "from_number").get(pk=batch_pk)
         dial(batch, BatchEntry.objects.get(pk=entry_pk))
-    except Exception:
+    except Exception as exc:
         # The row stays "dialing" and is recovered as a stale claim; never a double dial.
-        logger.exception("batch.dial_failed", extra={"batch": batch_pk})
+        # Only the type is logged: messages can carry the callee's number.
+        logger.error("batch.dial_failed", extra={"batch": batch_pk, "error": type(exc).__name__})
     finally:
         connections.close_all()  # this thread's own connections
 
