@@ -70,6 +70,7 @@ from calls.media.frames import (
     StreamStopped,
 )
 from calls.media.playback import PlaybackTracker
+from calls.media.transcript import Transcript
 from calls.media.tools import run_tool
 
 logger = logging.getLogger("calls.media")
@@ -141,12 +142,9 @@ class CallSession:
         self.playback = PlaybackTracker()
         self._interrupted_items: set[str | None] = set()
         # conversation bookkeeping
-        self.transcript: list[r.TranscriptTurn] = []
+        self.book = Transcript()
         self.events: list[r.SessionEvent] = []
         self.latencies_ms: list[float] = []
-        self._agent_turns: dict[str | None, r.TranscriptTurn] = {}
-        self._speech_start_ms: int | None = None
-        self._speech_end_ms: int | None = None
         self._turn_end_at: float | None = None  # monotonic; caller stopped speaking
         self._last_activity: float = clock()
         self._agent_audible_until = 0.0
@@ -429,13 +427,13 @@ class CallSession:
         now = self._clock()
         self._last_activity = now
         if event is VadEvent.SPEECH_START:
-            self._speech_start_ms = int(at_ms)
+            self.book.speech_start_ms = int(at_ms)
             self._turn_end_at = None
             self.record("speech_started", source="vad")
             if self.playback.playing(now):
                 self._spawn(self.barge_in("vad"), "barge_in")
         else:
-            self._speech_end_ms = int(at_ms)
+            self.book.speech_end_ms = int(at_ms)
             # the caller stopped `caller_ms - at_ms` ago (VAD needs trailing silence)
             self._turn_end_at = now - (self._caller_ms() - at_ms) / 1000.0
             self.record("speech_stopped", source="vad")
@@ -472,7 +470,7 @@ class CallSession:
             self._last_activity = self._clock()
             self._turn_end_at = None
             if self._vad is None or not self._vad.speaking:
-                self._speech_start_ms = self.clock_ms()
+                self.book.speech_start_ms = self.clock_ms()
             # With our own VAD on, it decides barge-in (tunable, and it hears
             # the line exactly as the carrier delivers it); the provider's
             # detection only confirms it. Without VAD the provider decides.
@@ -481,7 +479,7 @@ class CallSession:
         elif isinstance(event, SpeechStopped):
             if self._turn_end_at is None:
                 self._turn_end_at = self._clock()
-                self._speech_end_ms = self.clock_ms()
+                self.book.speech_end_ms = self.clock_ms()
         elif isinstance(event, ToolCall):
             self._start_tool(event)
         elif isinstance(event, ToolCallCancelled):
@@ -590,10 +588,7 @@ class CallSession:
         if self._outbound is not None:
             self._outbound.reset()
         self.record("barge_in", source=source, item_id=item.item_id, heard_ms=heard, sent_ms=int(item.sent_ms))
-        turn = self._agent_turns.get(item.item_id)
-        if turn is not None:
-            turn.interrupted = True
-            turn.end_ms = item.first_sent_clock_ms + heard
+        self.book.cut(item, heard)
         try:
             await self.bridge.interrupt(item.item_id, heard)
         except ProviderError as exc:
@@ -605,33 +600,16 @@ class CallSession:
         if not event.final:
             self._notify("transcript_delta", {"role": "caller", "text": event.text})
             return
-        now_ms = self.clock_ms()
-        start = self._speech_start_ms if self._speech_start_ms is not None else now_ms
-        end = self._speech_end_ms if self._speech_end_ms is not None and self._speech_end_ms >= start else now_ms
-        self._add_turn(r.TranscriptTurn("caller", event.text, start, end))
-        self._speech_start_ms = None
-        self._speech_end_ms = None
+        self._turn_added(self.book.caller_final(event.text, self.clock_ms()))
 
     def _on_agent_transcript(self, event: AgentTranscript) -> None:
         if not event.final:
             self._notify("transcript_delta", {"role": "agent", "text": event.text})
             return
-        item = self.playback.current
-        if item is not None and item.item_id == event.item_id:
-            start = item.first_sent_clock_ms
-            end = start + int(item.sent_ms)
-            interrupted = item.interrupted
-            if interrupted:
-                end = start + self.playback.heard_ms(item, self._clock())
-        else:
-            start = end = self.clock_ms()
-            interrupted = event.item_id in self._interrupted_items
-        turn = r.TranscriptTurn("agent", event.text, start, end, interrupted)
-        self._agent_turns[event.item_id] = turn
-        self._add_turn(turn)
+        self._turn_added(self.book.agent_final(event.text, event.item_id, self.playback, self._clock(),
+                                               self.clock_ms(), self._interrupted_items))
 
-    def _add_turn(self, turn: r.TranscriptTurn) -> None:
-        self.transcript.append(turn)
+    def _turn_added(self, turn: r.TranscriptTurn) -> None:
         self._notify("transcript", {"role": turn.role, "text": turn.text, "start_ms": turn.start_ms,
                                     "end_ms": turn.end_ms, "interrupted": turn.interrupted})
 
@@ -781,7 +759,7 @@ class CallSession:
         logger.info(
             "call session ended",
             extra={"call": self.call_public_id, "reason": reason, "duration_ms": self.result.duration_ms,
-                   "turns": len(self.transcript), "transport": self.codec.kind},
+                   "turns": len(self.book.turns), "transport": self.codec.kind},
         )
 
     def _note_cut_off(self) -> None:
@@ -792,10 +770,7 @@ class CallSession:
         if item is None or item.interrupted or not self.playback.playing(now):
             return
         heard = self.playback.heard_ms(item, now)
-        turn = self._agent_turns.get(item.item_id)
-        if turn is not None:
-            turn.interrupted = True
-            turn.end_ms = item.first_sent_clock_ms + heard
+        self.book.cut(item, heard)
         self.record("agent_cut_off", item_id=item.item_id, heard_ms=heard, sent_ms=int(item.sent_ms))
 
     async def _play_apology(self, audio: bytes) -> None:
@@ -835,7 +810,7 @@ class CallSession:
         return r.SessionResult(
             call_public_id=self.call_public_id,
             transport=self.codec.kind,
-            transcript=list(self.transcript),
+            transcript=list(self.book.turns),
             events=list(self.events),
             latencies_ms=list(self.latencies_ms),
             recording_path=str(self._recorder.path) if self._recorder is not None else None,
