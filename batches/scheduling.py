@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 FIRE_TASK = "batches.tasks.fire_scheduled_call"
 MISSED_GRACE = timedelta(seconds=float(os.environ.get("BATCHES_MISSED_GRACE_S", "300")))
 BUSY_RETRY = timedelta(seconds=30)
+EARLY_SLACK = timedelta(seconds=2)
 
 
 @dataclass
@@ -210,7 +211,9 @@ def due_time(sc: ScheduledCall, now: datetime) -> datetime:
     if sc.kind == ScheduleKind.ONE_TIME:
         assert sc.run_at is not None
         return sc.run_at
-    return previous_run(sc.cron, sc.timezone, at=now)
+    # Beat may deliver a hair before the worker's clock reaches the run time; a
+    # little slack keeps that firing attached to its own run, not the previous one.
+    return previous_run(sc.cron, sc.timezone, at=now + EARLY_SLACK)
 
 
 def fire(sc: ScheduledCall) -> ScheduledCallRun | None:

@@ -105,3 +105,33 @@ def test_validation_messages(org_a: Any, agent_a: Any) -> None:
     with pytest.raises(BatchError, match="cron: '0 9 31 2 \\*' never runs"):
         schedule(org_a, agent_a, number, cron="0 9 31 2 *")
     assert not ScheduledCallRun.objects.exists()
+
+
+@pytest.mark.parametrize(("cron", "zone"), [("30 9 * * *", "America/New_York"), ("0 18 * * 1-5", "Asia/Kolkata"),
+                                            ("15 */4 1 * *", "Europe/Paris")])
+def test_preview_matches_what_beat_will_do(org_a: Any, agent_a: Any, cron: str, zone: str) -> None:
+    """The CrontabSchedule we store, evaluated by celery's own crontab, is due at
+    the same instant the preview shows."""
+    from django_celery_beat.models import PeriodicTask
+
+    from batches.schedule_rules import next_runs
+    from calls.tests.factories import make_phone_number
+
+    sc = schedule(org_a, agent_a, make_phone_number(org_a), cron=cron, timezone=zone)
+    crontab = PeriodicTask.objects.get(pk=sc.periodic_task_id).crontab.schedule
+    now = timezone.now()
+    expected = next_runs(cron, zone, count=1, after=now)[0]
+    remaining = crontab.remaining_estimate(now)
+    assert abs((now + remaining - expected).total_seconds()) < 1.5
+
+
+def test_fire_slightly_early_belongs_to_the_upcoming_run(twilio_org: Any, agent_a: Any, twilio_number: Any,
+                                                         fake_twilio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from batches import clock
+    from batches.schedule_rules import next_runs
+
+    sc = schedule(twilio_org, agent_a, twilio_number, cron="0 9 * * *", missed_run_policy=MissedRunPolicy.SKIP)
+    upcoming = next_runs("0 9 * * *", "Europe/Paris", count=1, after=clock.now())[0]
+    monkeypatch.setenv("BATCHES_CLOCK_OFFSET_S", str((upcoming - timezone.now()).total_seconds() - 0.5))
+    run = fire(sc)
+    assert run.due_at == upcoming and run.state != RunState.MISSED
