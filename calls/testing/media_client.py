@@ -11,7 +11,9 @@ What it does, as protocols.md §1.2–1.3 / §2.2–2.3 / §8 describe the carri
 - Twilio: `connected`, then `start` (streamSid, callSid, customParameters,
   µ-law 8 kHz); Plivo: `start` first (numeric sequenceNumber, extra_headers).
 - One 160-byte µ-law `media` message every 20 ms on an absolute clock: queued
-  caller audio first, µ-law silence otherwise.
+  caller audio first, µ-law silence otherwise. Plivo may instead be asked for
+  linear PCM (`l16_rate=16000`: `<Stream contentType="audio/x-l16;rate=16000">`),
+  then frames are 640 bytes of PCM16 and agent audio is PCM16 too.
 - Models playback of received agent audio (8 bytes per ms); a `mark`
   (`checkpoint`) is echoed (`playedStream`) when the audio queued before it
   has "played"; `clear` (`clearAudio`) empties the playback queue — Twilio
@@ -36,7 +38,6 @@ from websockets.exceptions import ConnectionClosed
 
 from calls.audio.mulaw import MULAW_SILENCE
 
-FRAME_BYTES = 160  # 20 ms of µ-law at 8 kHz
 FRAME_S = 0.020
 
 
@@ -69,9 +70,17 @@ class CarrierMediaClient:
         parameters: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         send_connected: bool | None = None,
+        l16_rate: int | None = None,
     ) -> None:
         if carrier not in ("twilio", "plivo"):
             raise ValueError(f"carrier must be 'twilio' or 'plivo', got {carrier!r}")
+        if l16_rate is not None and (carrier != "plivo" or l16_rate not in (8000, 16000)):
+            raise ValueError("linear PCM streams are Plivo's audio/x-l16 at 8000 or 16000 Hz")
+        # Plivo's <Stream contentType="audio/x-l16;rate=…">: PCM16 both ways
+        self.l16_rate = l16_rate
+        self.bytes_per_ms = l16_rate * 2 / 1000 if l16_rate else 8.0
+        self.frame_bytes = int(self.bytes_per_ms * 20)
+        self.silence_byte = 0 if l16_rate else MULAW_SILENCE
         self.url = url
         self.carrier = carrier
         self.parameters = dict(parameters or {})
@@ -164,7 +173,7 @@ class CarrierMediaClient:
         self.media_paused = paused
 
     def caller_audio_pending_ms(self) -> float:
-        return len(self._outgoing) / 8
+        return len(self._outgoing) / self.bytes_per_ms
 
     async def wait_caller_audio_sent(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -190,9 +199,9 @@ class CarrierMediaClient:
     async def wait_for_audio(self, ms: float, timeout: float = 20.0) -> None:
         """Until at least `ms` of agent audio has been received."""
         deadline = time.monotonic() + timeout
-        while len(self.log.received) < ms * 8:
+        while len(self.log.received) < ms * self.bytes_per_ms:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"got {len(self.log.received) / 8:.0f} ms of agent audio, wanted {ms:.0f} ms")
+                raise TimeoutError(f"got {len(self.log.received) / self.bytes_per_ms:.0f} ms of agent audio, wanted {ms:.0f} ms")
             await asyncio.sleep(0.01)
 
     async def wait_until(self, predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
@@ -218,7 +227,9 @@ class CarrierMediaClient:
         return {
             "event": "start", "sequenceNumber": self._seq,
             "start": {"callId": self.call_id, "streamId": self.stream_id, "accountId": "MA" + "0" * 18,
-                      "tracks": ["inbound"], "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}},
+                      "tracks": ["inbound"],
+                      "mediaFormat": ({"encoding": "audio/x-l16", "sampleRate": self.l16_rate} if self.l16_rate
+                                      else {"encoding": "audio/x-mulaw", "sampleRate": 8000})},
             "extra_headers": ",".join(f"{k}={v}" for k, v in self.parameters.items()),
         }
 
@@ -232,7 +243,8 @@ class CarrierMediaClient:
     async def _pace(self) -> None:
         start = time.monotonic()
         n = 0
-        silence = bytes([MULAW_SILENCE]) * FRAME_BYTES
+        fb = self.frame_bytes
+        silence = bytes([self.silence_byte]) * fb
         while not self.stopped:
             n += 1
             await asyncio.sleep(max(0.0, start + n * FRAME_S - time.monotonic()))
@@ -240,8 +252,8 @@ class CarrierMediaClient:
                 await self._flush_marks()
                 continue
             if self._outgoing:
-                frame = bytes(self._outgoing[:FRAME_BYTES]).ljust(FRAME_BYTES, bytes([MULAW_SILENCE]))
-                del self._outgoing[:FRAME_BYTES]
+                frame = bytes(self._outgoing[:fb]).ljust(fb, bytes([self.silence_byte]))
+                del self._outgoing[:fb]
             else:
                 frame = silence
             self._chunk += 1
@@ -286,13 +298,13 @@ class CarrierMediaClient:
                 if self.log.first_audio_at is None:
                     self.log.first_audio_at = now
                 self.log.received.extend(audio)
-                self._playback_end = max(now, self._playback_end) + len(audio) / 8000
+                self._playback_end = max(now, self._playback_end) + len(audio) / self.bytes_per_ms / 1000
             elif event in ("mark", "checkpoint"):
                 name = msg["mark"]["name"] if event == "mark" else msg["name"]
                 self.log.marks_received.append(name)
                 self._pending_marks.append((max(now, self._playback_end), name))
             elif event in ("clear", "clearAudio"):
-                queued = int(max(0.0, self._playback_end - now) * 8000)
+                queued = int(max(0.0, self._playback_end - now) * self.bytes_per_ms * 1000)
                 dropped_total += queued
                 played = len(self.log.received) - dropped_total
                 self.log.clears.append(ClearRecord(at=now, played_bytes=played, dropped_bytes=queued))
@@ -309,5 +321,5 @@ class CarrierMediaClient:
             else:
                 self.log.other.append(msg)
             self.log.played_bytes = len(self.log.received) - dropped_total - int(
-                max(0.0, self._playback_end - now) * 8000)
+                max(0.0, self._playback_end - now) * self.bytes_per_ms * 1000)
         self.log.close_code = self._ws.close_code

@@ -153,3 +153,30 @@ def test_stream_that_stops_carrying_audio_is_ended_and_hung_up(server: MediaTest
     result = server.calls.wait_result(call_id)
     assert result.end_reason == "media_timeout"
     assert hangups == ["media_timeout"]  # never leave the billable leg open
+
+
+def test_plivo_linear_pcm_16k_stream_runs_vad_and_recording_at_16k(server: MediaTestServer, tmp_path: Path) -> None:
+    from calls.testing.signals import speech_like
+
+    hangups: list[str] = []
+    call_id, url = add_echo_call(server, "plivo", tmp_path, hangups)
+    voice = speech_like(1.2, sample_rate=16000, seed=2).tobytes()
+
+    async def run() -> CarrierMediaClient:
+        async with CarrierMediaClient.plivo(url, l16_rate=16000) as call:
+            await call.play(bytes(6400) + voice)  # 200 ms of silence, then the voice
+            await call.wait_caller_audio_sent()
+            await call.wait_for_audio(ms=1400)
+            await call.hang_up()
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    # echoed through the µ-law echo bridge and back up to 16 kHz PCM16
+    back = np.frombuffer(bytes(call.log.received), dtype="<i2")
+    assert np.max(np.abs(back)) > 8000
+    assert any(e.kind == "speech_started" for e in result.events)  # VAD ran (at 16 kHz)
+    assert [e.data["format"] for e in result.events if e.kind == "stream_started"] == ["pcm16@16000"]
+    assert result.recording_path is not None
+    with wave.open(result.recording_path) as w:
+        assert (w.getnchannels(), w.getframerate()) == (2, 16000)
