@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -39,7 +40,9 @@ class CeleryProcess:
         else:
             args = ["beat", "-l", "info", "-S", "django_celery_beat.schedulers:DatabaseScheduler",
                     "--max-interval", "1", "--pidfile", ""]
-        log = open(ROOT / "var" / f"test-{self.kind}-{self.name}-{os.getpid()}.log", "wb")  # noqa: SIM115
+        # Kept for post-mortems of a failed test; outside the project tree.
+        self.log_path = Path(tempfile.gettempdir()) / f"vp-batches-{self.kind}-{self.name}-{os.getpid()}.log"
+        log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the subprocess
         self.proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "voiceplatform", *args], cwd=ROOT,
                                      env=self.env, start_new_session=True, stdout=log, stderr=log)
         return self
