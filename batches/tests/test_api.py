@@ -211,3 +211,14 @@ def test_scheduled_calls_are_scoped(api: Any, outsider: Any, viewer_a: Any, org_
                                                                    "timezone": "UTC"}, format="json").status_code == 200
     assert api(viewer_a).patch(f"/api/v1/scheduled-calls/{sc.public_id}/", {"enabled": False},
                                format="json").status_code == 403
+
+
+def test_calls_api_refuses_numbers_on_the_do_not_call_list(api: Any, owner_a: Any, twilio_org: Any, agent_a: Any,
+                                                            twilio_number: Any, fake_twilio: Any) -> None:
+    client = api(owner_a)
+    client.post("/api/v1/do-not-call/", {"e164": "+12125550199"}, format="json")
+    response = client.post("/api/v1/calls/", {"agent": str(agent_a.public_id), "from_number": twilio_number.e164,
+                                              "to": "+1 212 555 0199"}, format="json")
+    assert response.status_code == 400
+    assert "do-not-call" in response.json()["error"]["message"]
+    assert fake_twilio.requests_to("POST", r"/2010-04-01/Accounts/AC\w+/Calls\.json") == []
