@@ -14,8 +14,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from datetime import datetime, timedelta
+
 from celery import shared_task
 from django.core.cache import cache
+from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from batches import dispatch, scheduling
 from batches.models import ACTIVE, Batch, BatchEntry, BatchStatus, ScheduledCall
@@ -57,6 +61,29 @@ def sweep() -> None:
     for batch in waiting:
         kick_dispatch(batch)
     scheduling.process_runs()
+    purge_stale_uploads()
+
+
+STASH_ROOT = "batch-uploads"
+STASH_TTL = timedelta(hours=24)
+
+
+def purge_stale_uploads(now: datetime | None = None) -> int:
+    """Delete dashboard uploads that were previewed but never turned into a batch."""
+    cutoff = (now or timezone.now()) - STASH_TTL
+    removed = 0
+    try:
+        org_dirs, _ = default_storage.listdir(STASH_ROOT)
+    except (FileNotFoundError, NotImplementedError):
+        return 0
+    for org_dir in org_dirs:
+        _, files = default_storage.listdir(f"{STASH_ROOT}/{org_dir}")
+        for name in files:
+            path = f"{STASH_ROOT}/{org_dir}/{name}"
+            if default_storage.get_modified_time(path) < cutoff:
+                default_storage.delete(path)
+                removed += 1
+    return removed
 
 
 @shared_task(base=OrgTask, bind=True, name="batches.tasks.fire_scheduled_call", acks_late=True)

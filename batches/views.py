@@ -25,6 +25,7 @@ from batches.models import ACTIVE, Batch, BatchEntry, BatchStatus, DoNotCallNumb
 from batches.report import iter_csv
 from batches.results import result_rows
 from batches.schedule_rules import ScheduleError
+from batches.tasks import STASH_ROOT
 from calls.models import PhoneNumber
 from orgs.models import Role
 from voiceplatform.views import OrgViewMixin
@@ -38,7 +39,7 @@ def _choices(org: Any) -> dict[str, Any]:
 
 
 def _stash_path(org: Any, token: str) -> str:
-    return f"batch-uploads/{org.public_id}/{uuid.UUID(token)}.upload"
+    return f"{STASH_ROOT}/{org.public_id}/{uuid.UUID(token)}.upload"
 
 
 class BatchListView(OrgViewMixin, View):

@@ -118,3 +118,21 @@ def test_schedule_pages(login: Any, editor_a: Any, org_a: Any, parts: dict[str, 
     assert client.get(f"/schedules/{sc.public_id}/").status_code == 200
     assert client.post(f"/schedules/{sc.public_id}/", {"action": "delete"}).status_code == 302
     assert not ScheduledCall.objects.exists()
+
+
+def test_previewed_uploads_are_purged_after_a_day(login: Any, editor_a: Any, parts: dict[str, Any]) -> None:
+    from datetime import timedelta
+
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from batches.tasks import purge_stale_uploads
+
+    response = login(editor_a).post("/batches/new/", form(parts, action="preview",
+                                                          file=SimpleUploadedFile("l.csv", b"phone\n+12125551000\n")))
+    token = response.context["token"]
+    path = f"batch-uploads/{parts['agent'].org.public_id}/{token}.upload"
+    assert default_storage.exists(path)
+    assert purge_stale_uploads() == 0
+    assert purge_stale_uploads(now=timezone.now() + timedelta(hours=25)) >= 1
+    assert not default_storage.exists(path)
