@@ -4,7 +4,8 @@ tasks all call these (DESIGN.md convention 1).
 Ingestion of one version runs `queued → extracting → chunking → embedding → ready`
 or ends in `failed` with a stable `error_code` and a message naming the reason.
 A failure never touches other documents, nor the current version of the same
-document: new chunks are written inactive and switched on in one transaction.
+document: new chunks are only written, together with the switch of the current
+version, in one transaction once every chunk is embedded.
 """
 
 from __future__ import annotations
@@ -364,17 +365,21 @@ def _run_ingestion(version: DocumentVersion) -> None:
     spec = backend.spec
     _set(version, state=IngestState.EMBEDDING, progress=20, chunk_count=len(chunks), embedding_model=spec.key)
     step = max(backend.batch_size, 64)
+    rows: list[Chunk] = []
     try:
         for offset in range(0, len(chunks), step):
             batch = chunks[offset : offset + step]
             vectors = backend.embed_documents([c.embedding_text() for c in batch])
-            Chunk.objects.bulk_create([
+            # Kept in memory and inserted once, already active, when the version goes
+            # live: inserting inactive rows and flipping them later wrote every chunk
+            # into the HNSW index twice (a non-HOT update).
+            rows.extend(
                 Chunk(org_id=version.org_id, knowledge_base_id=kb.pk, document_id=version.document_id,
                       version=version, index=c.index, heading=c.heading, text=c.text, start=c.start,
-                      end=c.end, page=c.page, token_count=c.token_count, embedding=vector,
+                      end=c.end, page=c.page, token_count=c.token_count, embedding=vector, is_active=True,
                       embedding_dims=spec.dimensions, embedding_model=spec.key)
                 for c, vector in zip(batch, vectors)
-            ])
+            )
             done = offset + len(batch)
             _set(version, progress=20 + int(75 * done / len(chunks)))
     except EmbeddingError as exc:
@@ -385,10 +390,10 @@ def _run_ingestion(version: DocumentVersion) -> None:
             raise
         _fail(version, "embedding_failed", exc.message)
         return
-    _activate(version, spec.key)
+    _activate(version, spec.key, rows)
 
 
-def _activate(version: DocumentVersion, model_key: str) -> None:
+def _activate(version: DocumentVersion, model_key: str, rows: list[Chunk]) -> None:
     from knowledge.tasks import reembed_document_version
     from voiceplatform.tasks import enqueue_on_commit
 
@@ -398,14 +403,13 @@ def _activate(version: DocumentVersion, model_key: str) -> None:
         current = document.current_version
         if current is None or current.number < version.number:
             # Superseded versions keep their text and file, not their chunks.
-            Chunk.objects.filter(document=document).exclude(version=version).delete()
-            Chunk.objects.filter(version=version).update(is_active=True)
+            Chunk.objects.filter(document=document).delete()
+            Chunk.objects.bulk_create(rows, batch_size=500)
             document.current_version = version
             document.save(update_fields=["current_version", "updated_at"])
             live = True
         else:
             # A newer version went live while this one ingested: keep the record only.
-            Chunk.objects.filter(version=version).delete()
             live = False
         DocumentVersion.objects.filter(pk=version.pk).update(
             state=IngestState.READY, progress=100, finished_at=timezone.now(), error_message="")
