@@ -122,6 +122,7 @@ class Step:
     saturated: bool
     load_avg: float
     core_busy: float | None = None  # % of the pinned core busy with anything (whole run)
+    errors: dict[str, int] | None = None  # the generator's error counts (connect failures etc.)
 
     @property
     def cpu_ms_per_call_s(self) -> float | None:
@@ -139,6 +140,8 @@ class Step:
         cpu = "-" if self.server_cpu is None else f"{self.server_cpu:.0f}%"
         flag = "ok" if self.ok else "over"
         sat = "  (generator saturated)" if self.saturated else ""
+        if self.errors:
+            sat += f"  errors {self.errors}"
         return (f"{self.server:<15} calls {self.calls:>4}  connected {self.connected:>4}  "
                 f"p50 {fmt(self.p50):>7} ms  p99 {fmt(self.p99):>7} ms  lost {self.lost:>4}/{self.sent:<5} "
                 f"server cpu {cpu:>5} ({fmt(self.cpu_ms_per_call_s)} ms/call·s)  core busy {fmt(self.core_busy)}%  "
@@ -182,6 +185,7 @@ def run_step(kind: str, port: int, pid: int, calls: int, args: argparse.Namespac
         server_cpu=server.get("cpu_pct"), client_cpu=r["client"]["cpu_pct"], saturated=r["client"]["saturated"],
         load_avg=os.getloadavg()[0],
         core_busy=100.0 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else None,
+        errors=r.get("errors") or None,
     )
 
 
