@@ -135,6 +135,9 @@ def run_analysis(call: Call) -> dict[str, Any]:
     }
     Call.objects.filter(pk=call.pk).update(analysis=analysis, analysis_status=AnalysisStatus.DONE, analysis_error="")
     call.analysis, call.analysis_status, call.analysis_error = analysis, AnalysisStatus.DONE, ""
+    from orgs.services import SYSTEM, record_audit
+
+    record_audit(call.org, SYSTEM, "call.analyzed", call, {"success": analysis["success"]})
     logger.info("call.analysed", extra={"call": str(call.public_id)})
     return analysis
 

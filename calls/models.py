@@ -130,6 +130,9 @@ class Call(OrgScopedModel):
     analysis = models.JSONField(default=dict, blank=True)
     analysis_status = models.CharField(max_length=10, choices=AnalysisStatus.choices, blank=True, default="")
     analysis_error = models.TextField(blank=True)
+    # Set once, when the call has ended *and* what the session produced (transcript,
+    # events, recording) is stored: the moment the ``call.ended`` webhook goes out.
+    finalized_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

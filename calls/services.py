@@ -393,15 +393,48 @@ def transition(
         call.answered_by = answered_by
     call.save()
     add_event(call, f"status.{status}", source=source, previous=previous)
+    if status == Status.IN_PROGRESS:
+        record_audit(call.org, Actor(), "call.answered", call, {"answered_by": call.answered_by})
     if call.is_final:
         record_audit(call.org, Actor(), "call.ended", call,
                      {"status": status, "end_reason": call.end_reason, "duration_s": call.duration_s})
+        if call.answered_at is None or session_recorded(call):
+            finalize_call(call)
+        else:
+            # The session normally reports within seconds of the hang-up; if it never
+            # does (the stream never connected, the process died), finalize anyway.
+            from calls.tasks import finalize_call_task
+
+            org_id, call_id = str(call.org.public_id), str(call.public_id)
+            transaction.on_commit(lambda: finalize_call_task.apply_async((org_id, call_id),
+                                                                         countdown=FINALIZE_GRACE_S))
         if call.carrier and call.carrier_call_id and call.answered_at is not None:
             from calls.tasks import fetch_call_cost
 
             org_id, call_id = str(call.org.public_id), str(call.public_id)
             # Carriers price a call a little after it ends.
             transaction.on_commit(lambda: fetch_call_cost.apply_async((org_id, call_id), countdown=30))
+    return True
+
+
+FINALIZE_GRACE_S = 120
+
+
+def session_recorded(call: Call) -> bool:
+    return CallEvent.objects.filter(call=call, kind="session.ended").exists()
+
+
+def finalize_call(call: Call) -> bool:
+    """Record ``call.finalized`` exactly once for an ended call (the ``call.ended``
+    webhook, sent with the transcript). Safe to call from every path that may be last."""
+    if not call.is_final:
+        return False
+    now = timezone.now()
+    if not Call.objects.filter(pk=call.pk, finalized_at__isnull=True).update(finalized_at=now):
+        return False
+    call.finalized_at = now
+    record_audit(call.org, Actor(), "call.finalized", call,
+                 {"status": call.status, "end_reason": call.end_reason, "duration_s": call.duration_s})
     return True
 
 

@@ -31,6 +31,7 @@ from calls.services import (
     CallError,
     CarrierUnavailable,
     add_event,
+    finalize_call,
     hangup_call,
     hangup_with_apology,
     send_call_dtmf,
@@ -385,6 +386,7 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
                   turns=len(turns), transport=result.transport)
         record_audit(call.org, SYSTEM, "call.session_recorded", call,
                      {"end_reason": result.end_reason, "turns": len(turns)})
+        finalize_call(call)
         if turns:
             from calls.analysis import request_analysis
 

@@ -30,6 +30,15 @@ def analyze_call(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
     return "done"
 
 
+@shared_task(base=OrgTask, bind=True, name="calls.finalize_call", acks_late=True)
+def finalize_call_task(self: OrgTask, org_public_id: str, call_public_id: str) -> bool:
+    """The fallback for an ended call whose session never reported (idempotent)."""
+    from calls.services import finalize_call
+
+    call = Call.objects.for_org(self.org).filter(public_id=call_public_id).first()
+    return bool(call is not None and finalize_call(call))
+
+
 @shared_task(name="calls.expire_stale_calls")
 def expire_stale_calls() -> int:
     """Beat, every minute (calls/migrations/0002): end calls whose final callback never came."""

@@ -54,7 +54,10 @@ AUDIT_EVENTS: dict[str, str] = {
     "call.started": "call.started",
     "call.answered": "call.started",
     "call.web_started": "call.started",
-    "call.ended": "call.ended",
+    # ``call.ended`` (the carrier's final status) is internal; ``call.finalized`` comes
+    # once the session's transcript and recording are stored too, so the customer's
+    # call.ended event always carries the transcript.
+    "call.finalized": "call.ended",
     "call.transferred": "call.transferred",
     "call.analyzed": "call.analyzed",
     "batch.launched": "batch.started",
@@ -164,7 +167,7 @@ def _call_payload(entry: AuditLog) -> dict[str, Any]:
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
         "duration_s": call.duration_s, "end_reason": call.end_reason,
     }}
-    if entry.action == "call.ended":
+    if entry.action == "call.finalized":
         data["transcript"] = [
             {"role": t.role, "text": t.text, "start_ms": t.start_ms, "end_ms": t.end_ms}
             for t in call.turns.order_by("index")

@@ -210,7 +210,7 @@ def test_call_ended_event_carries_the_transcript(org_a, receiver, eager_celery, 
     TranscriptTurn.objects.create(call=call, index=1, role="caller", text="Where is my order?", start_ms=1800,
                                   end_ms=3000)
     with django_capture_on_commit_callbacks(execute=True):
-        record_audit(org_a, SYSTEM, "call.ended", call, {"status": "completed"})
+        record_audit(org_a, SYSTEM, "call.finalized", call, {"status": "completed"})
     data = receiver.received[0].body["data"]
     assert data["call"]["id"] == str(call.public_id) and data["call"]["duration_s"] == 42
     assert [(t["role"], t["text"]) for t in data["transcript"]] == [
@@ -227,7 +227,7 @@ def test_failed_calls_and_agent_event_choice(org_a, receiver, eager_celery, djan
     chatty_call = make_call(org_a, status="busy")
     quiet_call = make_call(org_a, agent=quiet_agent)
     with django_capture_on_commit_callbacks(execute=True):
-        record_audit(org_a, SYSTEM, "call.ended", chatty_call, {"status": "busy"})
-        record_audit(org_a, SYSTEM, "call.ended", quiet_call, {"status": "completed"})  # agent opted out
-        record_audit(org_a, SYSTEM, "call.ended", quiet_call, {"status": "no_answer"})
+        record_audit(org_a, SYSTEM, "call.finalized", chatty_call, {"status": "busy"})
+        record_audit(org_a, SYSTEM, "call.finalized", quiet_call, {"status": "completed"})  # agent opted out
+        record_audit(org_a, SYSTEM, "call.finalized", quiet_call, {"status": "no_answer"})
     assert [r.event_type for r in receiver.received] == ["call.failed", "call.failed"]
