@@ -55,7 +55,8 @@ class KnowledgeBaseViewSet(OrgScopedViewSet):
     def perform_destroy(self, instance: KnowledgeBase) -> None:
         services.delete_knowledge_base(instance, self.actor)
 
-    @extend_schema(request=SearchRequestSerializer, responses=SearchResponseSerializer)
+    @extend_schema(request=SearchRequestSerializer, responses=SearchResponseSerializer,
+                   operation_id="knowledge_bases_search")
     @action(detail=True, methods=["post"])
     def search(self, request: Request, public_id: str | None = None) -> Response:
         kb = self.get_object()
@@ -63,7 +64,8 @@ class KnowledgeBaseViewSet(OrgScopedViewSet):
         body.is_valid(raise_exception=True)
         return _search(self.org, [kb.public_id], body.validated_data["query"], body.validated_data["k"])
 
-    @extend_schema(request=MultiSearchRequestSerializer, responses=SearchResponseSerializer)
+    @extend_schema(request=MultiSearchRequestSerializer, responses=SearchResponseSerializer,
+                   operation_id="knowledge_bases_search_many")
     @action(detail=False, methods=["post"], url_path="search")
     def search_many(self, request: Request) -> Response:
         body = MultiSearchRequestSerializer(data=request.data)
