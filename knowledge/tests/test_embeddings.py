@@ -137,3 +137,19 @@ def test_bad_backend_configuration(args, message: str) -> None:
 def test_model_choices_only_list_indexable_dimensions() -> None:
     assert ("local", "all-MiniLM-L6-v2", 384) in model_choices()
     assert all(d in (384, 768, 1536) for _, _, d in model_choices())
+
+
+def test_web_process_modules_do_not_import_torch() -> None:
+    """Serving knowledge pages and API calls must not pay for torch; only embedding does."""
+    import os
+    from pathlib import Path
+
+    code = ("import django, sys; django.setup();"
+            "import knowledge.views, knowledge.api.views, knowledge.admin, knowledge.search, knowledge.services;"
+            "import voiceplatform.urls;"
+            "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "voiceplatform.settings", "VP_TESTING": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
