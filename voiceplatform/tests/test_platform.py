@@ -96,3 +96,19 @@ def test_production_settings_refuse_missing_secrets(tmp_path: Path) -> None:
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_docker_compose_describes_the_whole_stack() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "migrate", "web", "worker", "beat"} <= set(services)
+    assert "pgvector" in services["postgres"]["image"]
+    for name in ("web", "worker", "beat", "migrate"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgres://") and env["REDIS_URL"].startswith("redis://")
+        assert "media:/app/media" in services[name]["volumes"]
+    assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+    assert services["beat"]["command"][-1] == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert "voiceplatform.asgi:application" in services["web"]["command"]
