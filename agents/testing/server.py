@@ -8,6 +8,7 @@ fake is thread-safe.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import json
@@ -37,7 +38,7 @@ class Handshake:
     headers: dict[str, str]
 
 
-class FakeServer:
+class FakeServer(abc.ABC):
     """Base class: lifecycle, recording of client messages, the step script.
 
     Subclasses implement :meth:`handle` (one client connection) and
@@ -200,15 +201,17 @@ class FakeServer:
 
     # -- subclass API ----------------------------------------------------------
 
+    @abc.abstractmethod
     def message_type(self, message: dict[str, Any]) -> str:
-        raise NotImplementedError
+        """The protocol's name for a client message (for ``received_of``)."""
 
     def authorize(self, request: Request) -> int | None:
         """Return an HTTP status to reject the upgrade (e.g. 401), or None to accept."""
         return None
 
+    @abc.abstractmethod
     async def handle(self, conn: ServerConnection) -> None:
-        raise NotImplementedError
+        """Serve one client connection with the vendor's protocol."""
 
     async def run_script(self, st: ConnState, run: Callable[[Step], Awaitable[bool]]) -> None:
         """Run steps until one produced a model turn (``run`` returned True).
