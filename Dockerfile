@@ -18,4 +18,4 @@ RUN useradd --create-home --uid 1000 app && mkdir -p /app/media /app/var && chow
 USER app
 
 EXPOSE 8000
-CMD ["uvicorn", "voiceplatform.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--ws", "websockets-sansio"]
+CMD ["uvicorn", "voiceplatform.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.db import aclose_old_connections
 from channels.exceptions import StopConsumer
@@ -194,9 +194,53 @@ class PlivoMediaConsumer(MediaStreamConsumer):
 
 
 class WebMediaConsumer(MediaStreamConsumer):
-    """Browser microphone calls ("talk to this agent"): PCM16 binary frames."""
+    """Browser microphone calls ("talk to this agent"): PCM16 binary frames.
+
+    Besides the per-call token, the upgrade must come from an allowed page
+    (`web_origin_allowed`): a token leaked into another site cannot be used
+    from a visitor's browser there. Browsers always send `Origin`; other
+    clients must set it.
+    """
 
     transport = "web"
+
+    async def connect(self) -> None:
+        origin = _header(self.scope, b"origin")
+        if not web_origin_allowed(origin):
+            logger.warning("web call refused: origin not allowed",
+                           extra={"transport": self.transport, "origin": (origin or "")[:200]})
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await super().connect()
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def web_origin_allowed(origin: str | None) -> bool:
+    """Whether a browser page at `origin` may open a web call: its host is one
+    of ALLOWED_HOSTS (the dashboard), or it is listed in WEB_CALL_ALLOWED_ORIGINS."""
+    from django.conf import settings
+    from django.http.request import validate_host
+
+    if not origin or origin == "null":
+        return "*" in settings.WEB_CALL_ALLOWED_ORIGINS
+    parsed = urlsplit(origin)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return False
+    extra = {o.rstrip("/").lower() for o in settings.WEB_CALL_ALLOWED_ORIGINS}
+    if "*" in extra or origin.rstrip("/").lower() in extra:
+        return True
+    # what Django's own Host check compares: the domain without its port
+    domain = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return validate_host(domain, allowed)
 
 
 async def prepare_call_session(call_public_id: str, transport: str) -> CallSession:

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import dj_database_url
 
+from agents.pricing import parse_price_overrides  # pure: no Django, safe in settings
 from voiceplatform import embedded
 from voiceplatform.env import (
     ImproperlyConfiguredEnv,
     env_bool,
     env_int,
+    env_json,
     env_list,
     env_str,
 )
@@ -72,6 +74,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The address carriers reach us at: signatures are checked against it, and the
 # stream/callback URLs we hand to carriers are built from it.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Browser "web calls" (/ws/web/...) are accepted from pages on ALLOWED_HOSTS and
+# from these extra origins (e.g. "https://www.example.com" for a site embedding a
+# talk-to-us button through the API); "*" accepts any origin.
+WEB_CALL_ALLOWED_ORIGINS = env_list("WEB_CALL_ALLOWED_ORIGINS")
 
 INSTALLED_APPS = [
     "daphne",
@@ -269,6 +275,11 @@ SPECTACULAR_SETTINGS = {
         "CallStatusEnum": "calls.models.Status.choices",
     },
 }
+
+# --- provider prices --------------------------------------------------------------------
+# Override or add the AI providers' prices per model (agents.pricing: list prices are
+# the default), e.g. PROVIDER_PRICES='{"hume_evi": {"*": {"per_minute": 0.04}}}'.
+PROVIDER_PRICES = env_json("PROVIDER_PRICES", {}, parse_price_overrides)
 
 # --- logging: structured, one JSON object a line ----------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -8,6 +8,11 @@ drops queued agent audio the caller never heard — so the recorder writes
 interleaved frames to disk up to the caller clock in ~1 s chunks and keeps only
 the not-yet-played agent tail in memory. The RIFF header is rewritten after each
 chunk so the file is a valid WAV even if the process dies mid-call.
+
+Audio is kept in the encoding it travels in (`encoding="pcmu"`: the carrier's
+µ-law bytes; `"pcm16"`: little-endian 16-bit samples) and decoded once per
+chunk, so a 20 ms frame costs the recorder one `bytearray` append instead of
+a decode and an array copy per frame; the file on disk is always 16-bit PCM.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
+
+from calls.audio.mulaw import DECODE_TABLE, MULAW_SILENCE
 
 _HEADER_SIZE = 44
 
@@ -34,21 +41,30 @@ def _wav_header(sample_rate: int, channels: int, data_bytes: int) -> bytes:
 
 
 class TwoChannelRecorder:
-    """Write a stereo PCM16 WAV as the call goes; see module docstring."""
+    """Write a stereo PCM16 WAV as the call goes; see module docstring.
 
-    def __init__(self, path: str | os.PathLike[str], sample_rate: int = 8000, chunk_ms: int = 1000) -> None:
+    `write_caller`/`write_agent` take bytes in the recorder's `encoding`, or
+    int16 sample arrays (only with `encoding="pcm16"`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], sample_rate: int = 8000, chunk_ms: int = 1000,
+                 encoding: str = "pcm16") -> None:
+        if encoding not in ("pcm16", "pcmu"):
+            raise ValueError(f"recorder encoding must be 'pcm16' or 'pcmu', got {encoding!r}")
         self.path = Path(path)
         self.sample_rate = sample_rate
+        self.encoding = encoding
+        self._width = 2 if encoding == "pcm16" else 1  # bytes per sample as stored
         self._chunk = sample_rate * chunk_ms // 1000
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO | None = open(self.path, "wb")
         self._file.write(_wav_header(sample_rate, 2, 0))
         self._written = 0  # frames on disk
-        self._caller: list[npt.NDArray[np.int16]] = []
-        self._caller_pending = 0
+        self._caller = bytearray()
         self._caller_clock = 0  # caller samples received (the call clock)
         # agent audio not yet written, starting at frame self._written
-        self._agent = np.zeros(0, dtype=np.int16)
+        self._agent = bytearray()
+        self._silence = b"\x00\x00" if encoding == "pcm16" else bytes([MULAW_SILENCE])
 
     @property
     def clock_ms(self) -> float:
@@ -57,47 +73,56 @@ class TwoChannelRecorder:
     @property
     def agent_queued_ms(self) -> float:
         """Agent audio queued beyond the call clock (not yet played)."""
-        ahead = self._written + len(self._agent) - self._caller_clock
+        ahead = self._written + len(self._agent) // self._width - self._caller_clock
         return max(0.0, 1000.0 * ahead / self.sample_rate)
 
-    def write_caller(self, samples: npt.NDArray[np.int16]) -> None:
+    def _raw(self, audio: bytes | npt.NDArray[np.int16]) -> bytes:
+        if isinstance(audio, np.ndarray):
+            if self._width != 2:
+                raise TypeError("a µ-law recorder takes µ-law bytes, not sample arrays")
+            return audio.astype("<i2", copy=False).tobytes()
+        return audio
+
+    def write_caller(self, audio: bytes | npt.NDArray[np.int16]) -> None:
         """Append caller audio; advances the call clock."""
         if self._file is None:
             raise RuntimeError("recorder is closed")
-        self._caller.append(samples)
-        self._caller_pending += len(samples)
-        self._caller_clock += len(samples)
-        if self._caller_pending >= self._chunk:
+        self._caller += self._raw(audio)
+        self._caller_clock = self._written + len(self._caller) // self._width
+        if len(self._caller) >= self._chunk * self._width:
             self._flush()
 
-    def write_agent(self, samples: npt.NDArray[np.int16]) -> None:
+    def write_agent(self, audio: bytes | npt.NDArray[np.int16]) -> None:
         """Queue agent audio to play after what is already queued, or now."""
         if self._file is None:
             raise RuntimeError("recorder is closed")
-        gap = self._caller_clock - (self._written + len(self._agent))
+        gap = self._caller_clock - (self._written + len(self._agent) // self._width)
         if gap > 0:
-            self._agent = np.concatenate([self._agent, np.zeros(gap, dtype=np.int16), samples])
-        else:
-            self._agent = np.concatenate([self._agent, samples])
+            self._agent += self._silence * gap
+        self._agent += self._raw(audio)
 
     def clear_agent(self) -> None:
         """Drop queued agent audio the caller has not heard (barge-in)."""
         keep = max(0, self._caller_clock - self._written)
-        self._agent = self._agent[:keep]
+        del self._agent[keep * self._width:]
+
+    def _decode(self, raw: bytes | bytearray) -> npt.NDArray[np.int16]:
+        if self._width == 1:
+            return DECODE_TABLE[np.frombuffer(raw, dtype=np.uint8)]
+        return np.frombuffer(raw, dtype="<i2")
 
     def _flush(self) -> None:
         assert self._file is not None
-        caller = np.concatenate(self._caller) if len(self._caller) > 1 else self._caller[0]
-        n = len(caller)
+        w = self._width
+        n = len(self._caller) // w
         frames = np.zeros((n, 2), dtype="<i2")
-        frames[:, 0] = caller
-        agent_now = self._agent[:n]
+        frames[:, 0] = self._decode(self._caller[: n * w])
+        agent_now = self._decode(self._agent[: n * w])
         frames[: len(agent_now), 1] = agent_now
-        self._agent = self._agent[n:]
+        del self._agent[: n * w]
+        del self._caller[: n * w]
         self._file.write(frames.tobytes())
         self._written += n
-        self._caller = []
-        self._caller_pending = 0
         self._patch_header()
 
     def _patch_header(self) -> None:
@@ -112,7 +137,7 @@ class TwoChannelRecorder:
         """Flush up to the call clock (unplayed agent audio is dropped) and close."""
         if self._file is None:
             return self.path
-        if self._caller_pending:
+        if len(self._caller) >= self._width:
             self._flush()
         self._patch_header()
         self._file.close()

@@ -130,6 +130,41 @@ def test_recorder_writes_aligned_stereo_wav_in_chunks(tmp_path: Path) -> None:
     assert np.all(right[3200:] == 0)  # cleared audio is not in the recording
 
 
+def test_mulaw_recorder_writes_the_same_file_as_decoding_first(tmp_path: Path) -> None:
+    """Recording the carrier's µ-law bytes (decoded per chunk) gives exactly
+    the PCM file that decoding every frame first would."""
+    from calls.audio.mulaw import array_to_mulaw, mulaw_to_array
+
+    rng = np.random.default_rng(5)
+    caller = [array_to_mulaw((rng.standard_normal(160) * 3000).astype(np.int16)) for _ in range(30)]
+    agent = [array_to_mulaw((rng.standard_normal(n) * 2000).astype(np.int16)) for n in (800, 4000, 160)]
+    recs = {"pcmu": TwoChannelRecorder(tmp_path / "mu.wav", chunk_ms=100, encoding="pcmu"),
+            "pcm16": TwoChannelRecorder(tmp_path / "lin.wav", chunk_ms=100)}
+    for enc, rec in recs.items():
+        conv = (lambda b: b) if enc == "pcmu" else mulaw_to_array
+        for i, frame in enumerate(caller):
+            rec.write_caller(conv(frame))
+            if i in (3, 9, 20):
+                rec.write_agent(conv(agent[(3, 9, 20).index(i)]))
+            if i == 15:
+                rec.clear_agent()
+        assert rec.agent_queued_ms >= 0
+        rec.close()
+    with wave.open(str(tmp_path / "mu.wav")) as a, wave.open(str(tmp_path / "lin.wav")) as b:
+        assert a.getparams() == b.getparams()
+        assert a.getnframes() == 30 * 160
+        assert a.readframes(a.getnframes()) == b.readframes(b.getnframes())
+
+
+def test_mulaw_recorder_refuses_sample_arrays(tmp_path: Path) -> None:
+    rec = TwoChannelRecorder(tmp_path / "a.wav", encoding="pcmu")
+    with pytest.raises(TypeError, match="µ-law"):
+        rec.write_caller(np.zeros(10, dtype=np.int16))
+    with pytest.raises(ValueError, match="encoding"):
+        TwoChannelRecorder(tmp_path / "b.wav", encoding="opus")
+    rec.close()
+
+
 def test_recorder_refuses_writes_after_close(tmp_path: Path) -> None:
     rec = TwoChannelRecorder(tmp_path / "a.wav")
     rec.close()

@@ -290,7 +290,8 @@ def test_browser_web_call_with_the_echo_agent(platform: Platform, fakes: Any, or
 
     async def talk() -> int:
         received = 0
-        async with connect(f"ws://127.0.0.1:{platform.port}{body['websocket_path']}") as ws:
+        async with connect(f"ws://127.0.0.1:{platform.port}{body['websocket_path']}",
+                           origin=f"http://127.0.0.1:{platform.port}") as ws:  # type: ignore[arg-type]
             await ws.send(json.dumps({"event": "start", "sampleRate": 16000}))
             for offset in range(0, len(samples), 640):
                 await ws.send(samples[offset:offset + 640])

@@ -39,10 +39,13 @@ def _registry_drains(server: MediaTestServer, timeout: float = 2.0) -> bool:
     return len(server.sessions) == 0
 
 
-def _status(url: str) -> int:
+PAGE_ORIGIN = "http://127.0.0.1:8000"  # a dashboard page (127.0.0.1 is in ALLOWED_HOSTS under test)
+
+
+def _status(url: str, origin: str | None = None) -> int:
     async def run() -> int:
         try:
-            async with connect(url):
+            async with connect(url, origin=origin):  # type: ignore[arg-type]
                 return 101
         except InvalidStatus as exc:
             return exc.response.status_code
@@ -60,6 +63,34 @@ def test_upgrade_needs_the_calls_own_token(server: MediaTestServer) -> None:
     assert _status(base) == 403  # no token at all
     assert (call_id, False) in server.calls.authorize_calls
     assert call_id not in server.calls.results  # a refused socket never starts a session
+
+
+def test_web_calls_are_accepted_only_from_allowed_pages(server: MediaTestServer, settings: object) -> None:
+    call_id, url = server.add_call("web", echo())
+    assert _status(url) == 403  # no Origin: not a page we serve
+    assert _status(url, origin="https://evil.example") == 403  # valid token, foreign page
+    assert _status(url, origin="null") == 403  # sandboxed iframe / file://
+    assert call_id not in server.calls.results
+    assert all(c != call_id for c, _ in server.calls.authorize_calls)  # refused before the token is looked up
+    settings.WEB_CALL_ALLOWED_ORIGINS = ["https://shop.example"]  # type: ignore[attr-defined]
+    assert _status(url, origin="https://evil.example") == 403
+    assert _status(url, origin="https://shop.example") == 101  # an embedding site the org listed
+
+
+def test_web_origin_rules(settings: object) -> None:
+    from calls.consumers import web_origin_allowed
+
+    settings.ALLOWED_HOSTS = [".voice.example", "127.0.0.1", "[::1]"]  # type: ignore[attr-defined]
+    settings.WEB_CALL_ALLOWED_ORIGINS = ["https://embed.example/"]  # type: ignore[attr-defined]
+    assert web_origin_allowed("https://app.voice.example")
+    assert web_origin_allowed("http://127.0.0.1:8000") and web_origin_allowed("http://[::1]:8000")
+    assert web_origin_allowed("https://EMBED.example")
+    assert not web_origin_allowed("https://voice.example.evil.com")
+    assert not web_origin_allowed("https://embed.example:8443")  # a listed origin is exact
+    assert not web_origin_allowed("ftp://app.voice.example") and not web_origin_allowed("garbage")
+    assert not web_origin_allowed(None) and not web_origin_allowed("null")
+    settings.WEB_CALL_ALLOWED_ORIGINS = ["*"]  # type: ignore[attr-defined]
+    assert web_origin_allowed("https://anything.example") and web_origin_allowed(None)
 
 
 def test_token_in_query_string_is_accepted(server: MediaTestServer) -> None:
@@ -121,7 +152,7 @@ def test_web_transport_pcm16_16k_round_trip_through_a_mulaw_bridge(server: Media
     async def run() -> tuple[bytes, list[dict[str, object]]]:
         received = bytearray()
         texts: list[dict[str, object]] = []
-        async with connect(url) as ws:
+        async with connect(url, origin=PAGE_ORIGIN) as ws:  # type: ignore[arg-type]
             await ws.send(json.dumps({"event": "start", "sampleRate": 16000}))
             for i in range(0, len(voice), 320):  # 20 ms frames of PCM16 at 16 kHz
                 await ws.send(voice[i:i + 320].tobytes())
