@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
@@ -114,8 +115,13 @@ class Call(OrgScopedModel):
 
     carrier_cost = models.DecimalField(max_digits=10, decimal_places=5, null=True, blank=True)
     provider_cost = models.DecimalField(max_digits=10, decimal_places=5, null=True, blank=True)
+    # Currency of carrier_cost (the carrier's); provider costs are priced in USD
+    # (cost_breakdown["provider"]["currency"]).
     cost_currency = models.CharField(max_length=3, blank=True, default="USD")
     usage = models.JSONField(default=dict, blank=True)
+    # How provider_cost was reached (agents.pricing.CostEstimate.as_dict): tokens by
+    # kind, unit prices, subtotals, where the prices came from — or why it is unknown.
+    cost_breakdown = models.JSONField(default=dict, blank=True, editable=False)
 
     variables = models.JSONField(default=dict, blank=True)
     stream_token_hash = models.CharField(max_length=64, blank=True, editable=False)
@@ -156,6 +162,29 @@ class Call(OrgScopedModel):
     @property
     def is_live(self) -> bool:
         return self.status in LIVE
+
+    @property
+    def carrier_cost_expected(self) -> bool:
+        """The carrier bills this call (an answered phone leg): its cost is fetched after the end."""
+        return bool(self.carrier and self.carrier_call_id and self.answered_at is not None)
+
+    @property
+    def total_cost(self) -> Decimal | None:
+        """Carrier plus provider cost; None while a part that applies is not known yet
+        (or cannot be known), so a partial sum is never shown as the total."""
+        provider = self.cost_breakdown.get("provider") if isinstance(self.cost_breakdown, dict) else None
+        parts: list[Decimal] = []
+        if self.carrier_cost_expected:
+            if self.carrier_cost is None:
+                return None
+            parts.append(self.carrier_cost)
+        if provider:
+            if self.provider_cost is None:
+                return None
+            if parts and provider.get("currency") != self.cost_currency:
+                return None
+            parts.append(self.provider_cost)
+        return sum(parts, Decimal(0)) if parts else None
 
     @property
     def counterpart(self) -> str:

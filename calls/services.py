@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -452,6 +453,48 @@ def record_carrier_cost(call: Call) -> bool:
     call.carrier_cost, call.cost_currency = cost.amount, cost.currency
     add_event(call, "cost.recorded", source="carrier", amount=str(cost.amount), currency=cost.currency)
     return True
+
+
+PROVIDER_COST_PLACES = Decimal("0.00001")  # Call.provider_cost's decimal_places
+
+
+def session_provider_model(call: Call) -> tuple[str, str]:
+    """The AI provider and model the call's session ran with: what the session
+    reported, else what its agent version configures (the bridge's default model
+    when the version names none)."""
+    from agents.providers import PROVIDERS
+
+    usage = call.usage if isinstance(call.usage, dict) else {}
+    cfg = call.agent_version.config if call.agent_version is not None else {}
+    provider = str(usage.get("provider") or cfg.get("provider") or "")
+    model = usage.get("model") or cfg.get("model") or ""
+    if not model and provider in PROVIDERS:
+        model = PROVIDERS[provider].default_model
+    return provider, str(model)
+
+
+def record_provider_cost(call: Call) -> Decimal | None:
+    """Price the AI provider session from ``call.usage`` and store the amount, its
+    breakdown and a ``cost.provider`` timeline event. None (with the reason in the
+    breakdown and event) when the session cannot be priced; recomputing, e.g. after a
+    price change, replaces the previous figures."""
+    from agents.pricing import estimate_cost, price_table
+
+    provider, model = session_provider_model(call)
+    estimate = estimate_cost(provider, model, call.usage or {}, price_table(settings.PROVIDER_PRICES))
+    amount = estimate.amount.quantize(PROVIDER_COST_PLACES, ROUND_HALF_UP) if estimate.amount is not None else None
+    priced = {**estimate.as_dict(), "priced_at": timezone.now().isoformat()}
+    breakdown = {**(call.cost_breakdown or {}), "provider": priced}
+    Call.objects.filter(pk=call.pk).update(provider_cost=amount, cost_breakdown=breakdown)
+    call.provider_cost, call.cost_breakdown = amount, breakdown
+    if amount is None:
+        add_event(call, "cost.provider", provider=provider, model=model, amount=None, reason=estimate.reason)
+    else:
+        add_event(call, "cost.provider", provider=provider, model=model, amount=str(amount),
+                  currency=estimate.currency)
+    logger.info("call.provider_cost", extra={"call": str(call.public_id), "provider": provider, "model": model,
+                                             "priced": amount is not None})
+    return amount
 
 
 # --- control: hang up, transfer, DTMF, SMS ---------------------------------------------

@@ -34,8 +34,10 @@ from calls.services import (
     finalize_call,
     hangup_call,
     hangup_with_apology,
+    record_provider_cost,
     send_call_dtmf,
     send_call_sms,
+    session_provider_model,
     transfer_call,
     transition,
 )
@@ -371,7 +373,13 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
         ])
         call.latency_p50_ms = _percentile(latencies, 0.5)
         call.latency_p95_ms = _percentile(latencies, 0.95)
-        call.usage = dict(result.usage or {})
+        usage = dict(result.usage or {})
+        # What pricing needs besides the tokens: how long the session ran (per-minute
+        # providers) and the model, kept with the usage so a call can be repriced later.
+        usage.setdefault("session_ms", result.duration_ms)
+        call.usage = usage
+        if "provider" in usage:
+            usage.setdefault("model", session_provider_model(call)[1])
         if result.error:
             call.error = result.error[:2000]
         # The session knows *why* a call ended better than a carrier's generic "completed".
@@ -384,6 +392,8 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
             call.save()
         add_event(call, "session.ended", source="session", end_reason=result.end_reason,
                   turns=len(turns), transport=result.transport)
+        if "provider" in call.usage:  # a provider session was opened (none: nothing to price)
+            record_provider_cost(call)
         record_audit(call.org, SYSTEM, "call.session_recorded", call,
                      {"end_reason": result.end_reason, "turns": len(turns)})
         finalize_call(call)

@@ -6,6 +6,7 @@ instead of silently meaning ``False``.
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import TypeVar
@@ -72,3 +73,15 @@ def env_list(name: str, default: list[str] | None = None, sep: str = ",") -> lis
     if value is None or value == "":
         return list(default or [])
     return [item.strip() for item in value.split(sep) if item.strip()]
+
+
+def env_json(name: str, default: T, parse: Callable[[object], T] | None = None) -> T:
+    """A JSON value, checked by ``parse`` (which raises ``ValueError`` naming what is wrong)."""
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        decoded = json.loads(value)
+        return parse(decoded) if parse is not None else decoded
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise ImproperlyConfiguredEnv(f"{name} is not valid: {exc}") from None

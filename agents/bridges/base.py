@@ -311,13 +311,41 @@ class BridgeMetrics:
     # Latency from the end of a caller turn (or a create_response call) to the
     # first agent audio of the reply: the figure callers feel.
     response_latencies_ms: list[float] = field(default_factory=list)
+    #: the provider's usage reports summed, flattened by :func:`merge_usage`
     usage: dict[str, int] = field(default_factory=dict)
 
     def add_usage(self, usage: dict[str, Any]) -> None:
-        """Sum every top-level integer in a provider usage report."""
-        for key, value in usage.items():
-            if isinstance(value, int) and not isinstance(value, bool):
-                self.usage[key] = self.usage.get(key, 0) + value
+        """Add one provider usage report (see :func:`merge_usage`)."""
+        merge_usage(self.usage, usage)
+
+
+def merge_usage(total: dict[str, int], report: dict[str, Any], prefix: str = "") -> dict[str, int]:
+    """Add a provider usage report into ``total`` (flat ``key → int``) and return it.
+
+    Pricing needs the nested detail, not just the top-level counts (an audio token
+    costs several times a text token), so nested objects are kept under dotted keys
+    and summed: OpenAI's ``input_token_details.cached_tokens_details.audio_tokens``.
+    Gemini's per-modality lists (``prompt_tokens_details: [{modality, token_count}]``)
+    become one key per modality, lower-cased: ``prompt_tokens_details.audio``.
+    Strings, floats and ``None`` carry no countable usage and are left out.
+    """
+    for key, value in report.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            total[name] = total.get(name, 0) + value
+        elif isinstance(value, dict):
+            merge_usage(total, value, f"{name}.")
+        elif isinstance(value, list):
+            for item in value:
+                if not isinstance(item, dict) or "modality" not in item:
+                    continue
+                modality = str(getattr(item["modality"], "value", item["modality"]) or "unspecified").lower()
+                count = item.get("token_count", item.get("tokenCount"))
+                if isinstance(count, int) and not isinstance(count, bool):
+                    total[f"{name}.{modality}"] = total.get(f"{name}.{modality}", 0) + count
+    return total
 
 
 # ------------------------------------------------------------------------ bridge

@@ -40,6 +40,7 @@ from agents.bridges.base import (
     SpeechStopped,
     ToolCall,
     ToolCallCancelled,
+    merge_usage,
 )
 
 logger = logging.getLogger("agents.bridges")
@@ -298,9 +299,8 @@ class GeminiLiveBridge(Bridge):
             if upd.resumable and upd.new_handle:
                 self._handle = upd.new_handle
         if msg.usage_metadata is not None:
-            for key, value in msg.usage_metadata.model_dump(exclude_none=True).items():
-                if isinstance(value, int):
-                    self._usage[key] = self._usage.get(key, 0) + value
+            # mode="json": modalities as their wire names ("AUDIO"), not enum members.
+            merge_usage(self._usage, msg.usage_metadata.model_dump(mode="json", exclude_none=True))
         if msg.voice_activity is not None and msg.voice_activity.voice_activity_type is not None:
             kind = str(getattr(msg.voice_activity.voice_activity_type, "value", msg.voice_activity.voice_activity_type))
             if kind == "ACTIVITY_START" and not self._caller_speaking:

@@ -94,13 +94,25 @@ class CallSerializer(serializers.ModelSerializer):
     agent = serializers.SerializerMethodField()
     agent_version = serializers.SerializerMethodField()
     phone_number = serializers.SerializerMethodField()
+    carrier_cost = serializers.DecimalField(
+        max_digits=10, decimal_places=5, read_only=True, allow_null=True,
+        help_text="What the carrier billed for the phone leg, in cost_currency; null until the carrier "
+                  "has priced it (a little after the call ends) or when there is no phone leg.")
+    provider_cost = serializers.DecimalField(
+        max_digits=10, decimal_places=5, read_only=True, allow_null=True,
+        help_text="What the AI provider session cost in USD at list price (or the deployment's "
+                  "PROVIDER_PRICES); null when it cannot be priced, cost_breakdown.provider.reason says why.")
+    total_cost = serializers.DecimalField(
+        max_digits=11, decimal_places=5, read_only=True, allow_null=True,
+        help_text="carrier_cost + provider_cost; null while a part that applies to the call is unknown "
+                  "or the two are in different currencies.")
 
     class Meta:
         model = Call
         fields = [
             "id", "direction", "from_number", "to_number", "agent", "agent_version", "phone_number",
             "carrier", "carrier_call_id", "status", "queued_at", "ringing_at", "answered_at", "ended_at",
-            "end_reason", "answered_by", "duration_s", "carrier_cost", "provider_cost", "cost_currency",
+            "end_reason", "answered_by", "duration_s", "carrier_cost", "provider_cost", "total_cost", "cost_currency",
             "variables", "latency_p50_ms", "latency_p95_ms", "analysis_status", "created_at",
         ]
         read_only_fields = fields
@@ -115,15 +127,46 @@ class CallSerializer(serializers.ModelSerializer):
         return str(call.phone_number.public_id) if call.phone_number_id else None
 
 
+class CostLineSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="text_input, cached_text_input, audio_input, cached_audio_input, "
+                                           "text_output, audio_output, … or session (per-minute pricing).")
+    quantity = serializers.JSONField(help_text="Tokens (integer), or minutes (decimal string) for session.")
+    unit = serializers.CharField(help_text="1M tokens or minute.")
+    unit_price = serializers.CharField(help_text="USD per unit, decimal string.")
+    subtotal = serializers.CharField(help_text="USD, decimal string.")
+
+
+class ProviderCostSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.CharField(allow_null=True, help_text="Exact sum of the lines; null when not priced.")
+    reason = serializers.CharField(help_text="Why the session could not be priced (empty when it was).")
+    price_source = serializers.CharField(help_text="Where the unit prices come from.")
+    lines = CostLineSerializer(many=True)
+    notes = serializers.ListField(child=serializers.CharField())
+    priced_at = serializers.DateTimeField()
+
+
+class CostBreakdownSerializer(serializers.Serializer):
+    provider = ProviderCostSerializer(required=False, help_text="Absent when no provider session was opened.")
+
+
 class CallDetailSerializer(CallSerializer):
     transcript = TranscriptTurnSerializer(source="turns", many=True, read_only=True)
     events = CallEventSerializer(many=True, read_only=True)
     recording_url = serializers.SerializerMethodField()
+    cost_breakdown = serializers.SerializerMethodField()
 
     class Meta(CallSerializer.Meta):
-        fields = [*CallSerializer.Meta.fields, "error", "usage", "transfer_to", "analysis", "analysis_error",
-                  "transcript", "events", "recording_url"]
+        fields = [*CallSerializer.Meta.fields, "error", "usage", "cost_breakdown", "transfer_to", "analysis",
+                  "analysis_error", "transcript", "events", "recording_url"]
         read_only_fields = fields
+
+    @extend_schema_field(CostBreakdownSerializer)
+    def get_cost_breakdown(self, call: Call) -> dict[str, Any]:
+        # Stored as computed (agents.pricing.CostEstimate.as_dict): returned as is.
+        return call.cost_breakdown or {}
 
     def get_recording_url(self, call: Call) -> str | None:
         if not Recording.objects.filter(call=call).exists():

@@ -169,7 +169,9 @@ def test_record_session_result_persists_everything_and_runs_analysis(
     assert [t.role for t in turns] == ["agent", "caller", "agent", "caller", "agent"]
     assert [t.latency_ms for t in turns] == [None, None, 600.0, None, 400.0]
     assert turns[2].interrupted
-    assert (call.latency_p50_ms, call.end_reason, call.usage) == (500.0, "agent_hangup", {"input_tokens": 321})
+    # the session's length is kept with its usage (per-minute pricing)
+    assert (call.latency_p50_ms, call.end_reason, call.usage) == (500.0, "agent_hangup",
+                                                                  {"input_tokens": 321, "session_ms": 8600})
     barge = CallEvent.objects.get(call=call, kind="barge_in")
     assert barge.offset_ms == 6500 and barge.data == {"heard_ms": 1100}
     recording = Recording.objects.get(call=call)
