@@ -34,6 +34,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,6 +130,7 @@ class Step:
     load_avg: float
     core_busy: float | None = None  # % of the pinned core busy with anything (whole run)
     errors: dict[str, int] | None = None  # the generator's error counts (connect failures etc.)
+    repeats: int = 1
     #: the bare echo (`reference`) at the same step of the same run: what the
     #: generator, the kernel and the loopback cost by themselves
     baseline: "Step | None" = None
@@ -216,36 +218,85 @@ def run_step(kind: str, port: int, pid: int, calls: int, args: argparse.Namespac
     )
 
 
-def bench_server(kind: str, args: argparse.Namespace, load: Path, tmp: Path,
-                 baseline: dict[int, Step] | None = None) -> list[Step]:
+def start_server(kind: str, args: argparse.Namespace, load: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), MEDIA_BENCH_VAD="0" if args.no_vad else "1")
     if args.record:
         env["MEDIA_BENCH_RECORD"] = str(tmp / "recordings")
     cmd = ["taskset", "-c", str(args.server_core), *server_command(kind, port, load)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    steps: list[Step] = []
+    wait_port(port, proc)
+    # one short call first: imports, model load and JIT warm-up are not measured
+    run_step(kind, port, proc.pid, 2, argparse.Namespace(**{**vars(args), "seconds": 2}), load, tmp)
+    return proc, port
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
     try:
-        wait_port(port, proc)
-        # one short call first: imports, model load and JIT warm-up are not measured
-        run_step(kind, port, proc.pid, 2, argparse.Namespace(**{**vars(args), "seconds": 2}), load, tmp)
-        over = 0
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def combine(runs: list[Step]) -> Step:
+    """One step from its repetitions: median latencies, summed pulses and failures."""
+    def median(values: list[float | None]) -> float | None:
+        vals = sorted(v for v in values if v is not None)
+        return statistics.median(vals) if vals else None
+
+    first = runs[0]
+    return Step(
+        server=first.server, calls=first.calls, connected=min(r.connected for r in runs),
+        failed=sum(r.failed for r in runs), p50=median([r.p50 for r in runs]), p99=median([r.p99 for r in runs]),
+        lost=sum(r.lost for r in runs), sent=sum(r.sent for r in runs),
+        server_cpu=median([r.server_cpu for r in runs]), client_cpu=median([r.client_cpu for r in runs]),
+        saturated=any(r.saturated for r in runs), load_avg=max(r.load_avg for r in runs),
+        core_busy=median([r.core_busy for r in runs]),
+        errors={k: v for r in runs for k, v in (r.errors or {}).items()} or None, repeats=len(runs),
+    )
+
+
+def bench_all(kinds: list[str], args: argparse.Namespace, load: Path, tmp: Path) -> dict[str, list[Step]]:
+    """Every server is started at once on the pinned core (an idle one costs
+    nothing) and the steps are interleaved — reference, then each server, for
+    each repetition — so that a disturbance on this shared machine falls on
+    all of them alike rather than on whichever ran at the time."""
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    results: dict[str, list[Step]] = {k: [] for k in kinds}
+    over = dict.fromkeys(kinds, 0)
+    try:
+        for kind in kinds:
+            servers[kind] = start_server(kind, args, load, tmp)
+        active = list(kinds)
         for calls in args.ladder:
-            step = run_step(kind, port, proc.pid, calls, args, load, tmp)
-            step.baseline = (baseline or {}).get(calls)
-            steps.append(step)
-            print(step.line(), flush=True)
-            over = 0 if step.ok else over + 1
-            if over >= 2 or (step.sent and step.lost > step.sent // 5):
-                break  # well past the limit: higher steps only take longer
+            runs: dict[str, list[Step]] = {k: [] for k in active}
+            for _ in range(args.repeat):
+                for kind in active:
+                    proc, port = servers[kind]
+                    runs[kind].append(run_step(kind, port, proc.pid, calls, args, load, tmp))
+            baseline = combine(runs["reference"]) if "reference" in runs else None
+            for kind in active:
+                step = baseline if kind == "reference" and baseline is not None else combine(runs[kind])
+                if kind != "reference":
+                    step.baseline = baseline
+                results[kind].append(step)
+                print(step.line(), flush=True)
+                over[kind] = 0 if step.ok else over[kind] + 1
+            # a server well past its limit leaves the ladder (higher steps only take longer);
+            # the bare echo stays while anything else runs, as their baseline
+            done = {k for k in active if k != "reference" and (
+                over[k] >= 2 or (results[k][-1].sent and results[k][-1].lost > results[k][-1].sent // 5))}
+            active = [k for k in active if k not in done]
+            if not [k for k in active if k != "reference"] and len(kinds) > 1:
+                break
+            if active == ["reference"] and len(kinds) == 1 and over["reference"] >= 2:
+                break
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return steps
+        for proc, _port in servers.values():
+            stop_server(proc)
+    return results
 
 
 def best(steps: list[Step]) -> int:
@@ -286,7 +337,8 @@ def write_results(path: Path, results: dict[str, list[Step]], args: argparse.Nam
         "",
         f"Produced by `bench/media_bench.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         f"Server pinned to core {args.server_core}, load generator (`media_load.py`, {args.procs} process(es)) "
-        f"on cores {args.client_cores}; {args.seconds:g} s measured per step; echo agent, "
+        f"on cores {args.client_cores}; {args.seconds:g} s measured per run, {args.repeat} interleaved runs per step "
+        f"(median latency and CPU, summed pulses); echo agent, "
         f"Silero VAD {'off' if args.no_vad else 'on'}, recording {'on' if args.record else 'off'}.",
         f"Targets: the server adds < {P50_MAX_MS:g} ms p50 and < {P99_MAX_MS:g} ms p99 to the echo latency of the "
         "bare `websockets` echo (`reference`, same step, same run), no lost pulse, no failed call; "
@@ -319,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default="reference,uvicorn-sansio,daphne")
     parser.add_argument("--ladder", default="25,50,100,150,200,250,300")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per step and server, interleaved (median taken)")
     parser.add_argument("--ramp", type=float, default=0.0, help="seconds to start all calls (default: generator's)")
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--client-cores", default=None, help="cores for the generator (default: all others)")
@@ -341,11 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
         # the bare echo first: every other server's step is judged by what it adds to it
         kinds.sort(key=lambda k: k != "reference")
-        baseline: dict[int, Step] = {}
-        for kind in kinds:
-            results[kind] = bench_server(kind, args, load, Path(tmp), baseline if kind != "reference" else None)
-            if kind == "reference":
-                baseline = {s.calls: s for s in results[kind]}
+        results = bench_all(kinds, args, load, Path(tmp))
     print()
     for kind, steps in results.items():
         what = "added " if kind != "reference" and "reference" in results else ""

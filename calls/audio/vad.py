@@ -173,6 +173,13 @@ class VadStream:
         (e.g. from the µ-law codes, without decoding them): they count as silence."""
         if self._floor is None:
             raise ValueError("feed_quiet needs an energy floor (VadSettings.energy_floor_dbfs)")
+        fill = self._fill
+        if fill + n < len(self._buf):
+            # the usual case, a frame that does not complete a window: no loop
+            self._buf[fill:fill + n] = 0.0
+            self._fill = fill + n
+            self._fed_ms += 1000.0 * n / self.settings.sample_rate
+            return []
         return self._push(None, n)
 
     def _push(self, samples: npt.NDArray[np.int16] | None, n: int) -> list[tuple[VadEvent, float]]:
