@@ -80,6 +80,7 @@ class GeminiLiveBridge(Bridge):
         self._muted_turn: int | None = None
         self._caller_speaking = False
         self._responding = False
+        self._text_interrupts = False  # a user text turn was sent; its `interrupted` is not speech
         self._caller_text: list[str] = []
         self._agent_text: list[str] = []
         self._usage: dict[str, int] = {}
@@ -209,16 +210,30 @@ class GeminiLiveBridge(Bridge):
         # Gemini has no truncate call: its own activity detection stops the
         # generation when the caller talks. What is left for us is to make sure
         # the rest of the interrupted turn never reaches the caller.
-        self._muted_turn = self._turn
+        # Only a turn still arriving can be muted: once it completed, `_turn`
+        # already names the next one, which is the reply to the caller.
+        if self._responding:
+            self._muted_turn = self._turn
 
     async def _create_response(self, text: str | None) -> None:
-        from google.genai import types
-
         if text:
             prompt = f"Say exactly the following to the caller, then wait for their reply: {text}"
         else:
             prompt = "Continue the conversation with the caller now."
-        turn = types.Content(role="user", parts=[types.Part(text=prompt)])
+        await self._send_turn(prompt)
+
+    async def _send_user_text(self, text: str) -> None:
+        # The `interrupted` this causes if the model is still generating is not
+        # the caller speaking: it must not become a SpeechStarted.
+        self._text_interrupts = True
+        await self._send_turn(text)
+
+    async def _send_turn(self, text: str) -> None:
+        """A complete user turn as client content: Gemini answers it at once and
+        ``turn_complete`` unconditionally interrupts a generation in progress."""
+        from google.genai import types
+
+        turn = types.Content(role="user", parts=[types.Part(text=text)])
         await self._send(lambda session: session.send_client_content(turns=turn, turn_complete=True))
 
     async def _close(self) -> None:
@@ -315,13 +330,16 @@ class GeminiLiveBridge(Bridge):
                 self._caller_text.append(sc.input_transcription.text)
                 out.append(CallerTranscript(text=sc.input_transcription.text, final=False))
             if sc.interrupted:
-                if not self._caller_speaking:
+                if self._text_interrupts:
+                    self._text_interrupts = False
+                elif not self._caller_speaking:
                     self._caller_speaking = True
                     out.append(SpeechStarted())
                 out.extend(self._end_turn("cancelled"))
             if sc.model_turn is not None and sc.model_turn.parts:
                 out.extend(self._flush_caller_text())
                 self._responding = True
+                self._text_interrupts = False
                 for part in sc.model_turn.parts:
                     blob = part.inline_data
                     if blob is not None and blob.data and self._muted_turn != self._turn:

@@ -165,6 +165,11 @@ class HumeEVIBridge(Bridge):
             # EVI only answers user turns; this note asks it to take the turn now.
             await self._send(UserInput(text="[The caller is on the line and waiting for you to speak.]"))
 
+    async def _send_user_text(self, text: str) -> None:
+        from hume.empathic_voice import UserInput
+
+        await self._send(UserInput(text=text))
+
     async def _close(self) -> None:
         self._closing = True
         cm, self._cm, self._socket = self._cm, None, None
@@ -203,6 +208,9 @@ class HumeEVIBridge(Bridge):
         out: list[BridgeEvent] = []
         if t == "chat_metadata":
             self.chat_group_id = msg.chat_group_id
+        elif t == "user_message" and msg.from_text:
+            # EVI's echo of a user_input we sent: no speech, and the text is ours.
+            pass
         elif t == "user_message":
             if not self._caller_speaking:
                 self._caller_speaking = True

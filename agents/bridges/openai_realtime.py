@@ -202,6 +202,16 @@ class OpenAIRealtimeBridge(Bridge):
         else:
             await self._send(self._conn.response.create())
 
+    async def _send_user_text(self, text: str) -> None:
+        # Text is not speech, so server VAD does not cancel a reply in progress
+        # the way a spoken turn does; without this, response.create would be
+        # refused (conversation_already_has_active_response). With no active
+        # reply the server answers response_cancel_not_active, which is dropped.
+        await self._send(self._conn.response.cancel())
+        await self._send(self._conn.conversation.item.create(item={
+            "type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}))
+        await self._send(self._conn.response.create())
+
     async def _close(self) -> None:
         self._closing = True
         if self._conn is not None:

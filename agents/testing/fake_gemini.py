@@ -20,7 +20,10 @@ Behaviour (protocols.md §4):
   :class:`AgentTurn` interrupts it (``serverContent.interrupted``); during a
   pending :class:`FunctionCall` it cancels it (``toolCallCancellation``).
 * ``clientContent`` with ``turnComplete``, ``realtimeInput.text`` and
-  ``toolResponse`` run the next script step.
+  ``toolResponse`` run the next script step; ``turnComplete`` first interrupts a
+  streaming turn (``serverContent.interrupted``), as the service does. Turns
+  with a role other than ``user``/``model`` close the socket with 1007.
+  :meth:`user_texts` lists the text sent as the user.
 * :class:`GoAway` sends ``goAway`` and closes the socket (1000) after its delay;
   :class:`ProviderFailure` closes with its ``close_code`` (Gemini reports errors
   only as close codes).
@@ -110,6 +113,19 @@ class FakeGeminiLive(FakeServer):
             return 401
         return None
 
+    def user_texts(self) -> list[str]:
+        """Text the client sent as the user: ``clientContent`` user turns and ``realtimeInput.text``."""
+        texts: list[str] = []
+        for m in self.received:
+            if "clientContent" in m:
+                turns = m["clientContent"].get("turns") or []
+                for turn in [turns] if isinstance(turns, dict) else turns:
+                    if turn.get("role") == "user":
+                        texts.extend(p["text"] for p in turn.get("parts", []) if "text" in p)
+            elif m.get("realtimeInput", {}).get("text"):
+                texts.append(m["realtimeInput"]["text"])
+        return texts
+
     def audio_received(self) -> bytes:
         return b"".join(
             b64decode_any(m["realtimeInput"]["audio"]["data"])
@@ -165,7 +181,16 @@ class FakeGeminiLive(FakeServer):
             if rt.get("text"):
                 await self._trigger(st)
         elif "clientContent" in msg:
-            if msg["clientContent"].get("turnComplete"):
+            content = msg["clientContent"]
+            turns = content.get("turns") or []
+            if isinstance(turns, dict):
+                turns = [turns]
+            if any(t.get("role") not in ("user", "model") for t in turns):
+                await st.conn.close(1007, "Request contains an invalid argument.")
+                return
+            if content.get("turnComplete"):
+                # turn_complete unconditionally interrupts a generation in progress
+                await self._interrupt_turn(st)
                 await self._trigger(st)
         elif "toolResponse" in msg:
             for response in msg["toolResponse"].get("functionResponses", []):

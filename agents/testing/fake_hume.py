@@ -14,8 +14,9 @@ Behaviour:
   (text from :meth:`caller_says`) and the next script step runs. Caller audio
   during a paced :class:`AgentTurn` sends ``user_interruption`` and stops it.
 * ``assistant_input`` is spoken verbatim (``assistant_message`` + ``tts_audio``
-  as WAV + ``assistant_end``) without using a script step; ``user_input``,
-  ``tool_response`` and ``tool_error`` run the next step.
+  as WAV + ``assistant_end``) without using a script step; ``user_input``
+  (echoed as a ``user_message`` with ``from_text: true``), ``tool_response`` and
+  ``tool_error`` run the next step.
 * :class:`AgentTurn` audio is PCM16 at ``output_rate``; each ``audio_output``
   chunk is a complete WAV file, as Hume sends it.
 * :class:`ProviderFailure` sends an ``error`` message (and closes if fatal).
@@ -126,7 +127,14 @@ class FakeHumeEVI(FakeServer):
             await self._on_audio(st, len(base64.b64decode(msg.get("data", ""))))
         elif kind == "assistant_input":
             await self._speak(st, AgentTurn(audio=self.tts_audio, transcript=msg.get("text", "")))
-        elif kind in ("user_input", "tool_response", "tool_error"):
+        elif kind == "user_input":
+            # EVI takes the text as the user's turn and echoes it as a user_message
+            # marked from_text. That it also stops a reply still streaming is this
+            # fake's assumption (the docs do not say); it never streams two at once.
+            await st.stop_turn()
+            await self.send_json(st.conn, self._user_message(msg.get("text", ""), st, interim=False, from_text=True))
+            await self._trigger(st)
+        elif kind in ("tool_response", "tool_error"):
             await self._trigger(st)
 
     async def _error(self, conn: ServerConnection, code: str, slug: str, message: str) -> None:
@@ -150,10 +158,10 @@ class FakeHumeEVI(FakeServer):
             await self.send_json(st.conn, self._user_message(text, st, interim=False))
             await self._trigger(st)
 
-    def _user_message(self, text: str, st: _Conn, *, interim: bool) -> dict[str, Any]:
+    def _user_message(self, text: str, st: _Conn, *, interim: bool, from_text: bool = False) -> dict[str, Any]:
         return {"type": "user_message", "message": {"role": "user", "content": text},
                 "models": _models(), "time": {"begin": max(0, st.audio_ms - self.turn_ms), "end": st.audio_ms},
-                "from_text": False, "interim": interim}
+                "from_text": from_text, "interim": interim}
 
     async def _trigger(self, st: _Conn) -> None:
         await self.run_script(st, lambda step: self._run(st, step))

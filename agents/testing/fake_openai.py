@@ -15,8 +15,11 @@ Behaviour:
   Caller audio while a paced :class:`AgentTurn` is streaming is a barge-in: the
   server cancels the response (``response.done`` with status ``cancelled``), as
   the real API does with ``interrupt_response: true``.
-* ``response.create`` and a ``function_call_output`` followed by
-  ``response.create`` run the next script step.
+* ``response.create`` (after a ``function_call_output`` or a user text
+  message, or on its own) runs the next script step. ``conversation.item.create``
+  items are checked as the API does (a user message carries ``input_text``/
+  ``input_audio``/``input_image`` parts, an assistant one ``output_*``); a bad
+  one gets an ``invalid_value`` error. :meth:`user_texts` lists the user text sent.
 * ``conversation.item.truncate`` → ``conversation.item.truncated``.
 * Anything unknown → an ``error`` event, like the real API.
 """
@@ -65,6 +68,16 @@ class FakeOpenAIRealtime(FakeServer):
             return 401
         return None
 
+    def user_texts(self) -> list[str]:
+        """The text of every user message item the client created, in order."""
+        return [
+            part["text"]
+            for m in self.received_of("conversation.item.create")
+            if m.get("item", {}).get("type") == "message" and m["item"].get("role") == "user"
+            for part in m["item"].get("content", [])
+            if part.get("type") == "input_text"
+        ]
+
     def audio_received(self) -> bytes:
         """All caller audio appended so far, decoded."""
         return b"".join(
@@ -101,6 +114,10 @@ class FakeOpenAIRealtime(FakeServer):
             await self._on_audio(st, len(base64.b64decode(msg.get("audio", ""))))
         elif kind == "conversation.item.create":
             item = dict(msg.get("item", {}))
+            problem = _item_problem(item)
+            if problem is not None:
+                await self._error(conn, "invalid_request_error", "invalid_value", problem)
+                return
             item.setdefault("id", self._id("item"))
             await self.send_json(conn, {"type": "conversation.item.added", "item": item})
             await self.send_json(conn, {"type": "conversation.item.done", "item": item})
@@ -243,3 +260,32 @@ class _Conn(ConnState):
         super().__init__(conn)
         self.user_item: str | None = None
         self.response_id: str | None = None
+
+
+# Content part types each message role may carry (GA; the API rejects others).
+_CONTENT_TYPES = {
+    "user": {"input_text", "input_audio", "input_image"},
+    "system": {"input_text"},
+    "assistant": {"output_text", "output_audio"},
+}
+
+
+def _item_problem(item: dict[str, Any]) -> str | None:
+    """Why the real API would refuse this ``conversation.item.create`` item, or None."""
+    kind = item.get("type")
+    if kind == "function_call_output":
+        return None if item.get("call_id") and "output" in item else "function_call_output needs call_id and output"
+    if kind != "message":
+        return None  # function_call etc.: accepted as they come
+    allowed = _CONTENT_TYPES.get(item.get("role", ""))
+    if allowed is None:
+        return f"Invalid value: '{item.get('role')}'. Supported values are: 'user', 'assistant' and 'system'."
+    content = item.get("content")
+    if not isinstance(content, list) or not content:
+        return "Missing required parameter: 'item.content'."
+    for i, part in enumerate(content):
+        if part.get("type") not in allowed:
+            return f"Invalid value: '{part.get('type')}' for item.content[{i}].type (role {item['role']})."
+        if part["type"] in ("input_text", "output_text") and not isinstance(part.get("text"), str):
+            return f"Missing required parameter: 'item.content[{i}].text'."
+    return None

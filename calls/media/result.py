@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agents.bridges.base import SessionConfig
 from calls.audio.vad import VadSettings
+from calls.media.dtmf import DtmfSettings
 
 if TYPE_CHECKING:
     from calls.media.session import CallSession
@@ -92,6 +93,8 @@ class SessionContext:
     - `tools`: extra tool handlers by name (send SMS, knowledge search, MCP).
     - `on_update(kind, data)`: live updates (transcript turns, events) for the
       dashboard; called per turn/event, never per audio frame.
+    - `dtmf`: how the caller's key presses are collected into entries and
+      passed to the agent as user turns (`calls.media.dtmf`).
     """
 
     call_public_id: str
@@ -100,6 +103,7 @@ class SessionContext:
     vad: VadSettings = field(default_factory=VadSettings)
     vad_enabled: bool = True
     barge_in: bool = True
+    dtmf: DtmfSettings = field(default_factory=DtmfSettings)
     max_duration_s: float = 3600.0
     silence_timeout_s: float = 60.0
     recording_path: str | Path | None = None

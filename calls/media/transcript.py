@@ -28,6 +28,12 @@ class Transcript:
         self.speech_start_ms = self.speech_end_ms = None
         return turn
 
+    def caller_keypad(self, text: str, start_ms: int, end_ms: int) -> TranscriptTurn:
+        """A keypad entry: a caller turn of its own, leaving any speech turn in progress alone."""
+        turn = TranscriptTurn("caller", text, start_ms, end_ms)
+        self.turns.append(turn)
+        return turn
+
     def agent_final(self, text: str, item_id: str | None, playback: PlaybackTracker, now: float, now_ms: int,
                     interrupted_items: set[str | None]) -> TranscriptTurn:
         item = playback.current
