@@ -11,6 +11,7 @@ public methods of :class:`Bridge`:
         await bridge.create_response(config.first_message)
     ...
     await bridge.send_audio(chunk)         # caller audio, in bridge.input_format
+    await bridge.send_user_text(text)      # a caller turn given as text (keypad input)
     async for event in bridge.events():    # typed events, see BridgeEvent
         ...
     await bridge.close()
@@ -307,6 +308,7 @@ class BridgeMetrics:
     audio_out_bytes: int = 0
     responses: int = 0
     tool_calls: int = 0
+    user_texts: int = 0
     errors: int = 0
     # Latency from the end of a caller turn (or a create_response call) to the
     # first agent audio of the reply: the figure callers feel.
@@ -521,6 +523,23 @@ class Bridge(abc.ABC):
         self._turn_started_at = time.monotonic()
         await self._create_response(text)
 
+    async def send_user_text(self, text: str) -> None:
+        """Add a caller turn given as text (e.g. keys pressed on the keypad) and
+        make the agent answer it now.
+
+        The caller's side of the conversation, not an instruction: the model
+        sees it as something the caller said. A reply still being generated is
+        superseded, as when the caller speaks (the call session has already
+        stopped carrier playback by then if it barged in). Raises ``ValueError``
+        for blank text.
+        """
+        self._require_connected()
+        if not text.strip():
+            raise ValueError("user text must not be blank")
+        self.metrics.user_texts += 1
+        self._turn_started_at = time.monotonic()
+        await self._send_user_text(text)
+
     async def close(self) -> None:
         """End the session and release the connection. Idempotent."""
         if self._closed:
@@ -571,6 +590,10 @@ class Bridge(abc.ABC):
 
     @abc.abstractmethod
     async def _create_response(self, text: str | None) -> None: ...
+
+    @abc.abstractmethod
+    async def _send_user_text(self, text: str) -> None:
+        """Send ``text`` as a user turn and ask for a reply (see :meth:`send_user_text`)."""
 
     @abc.abstractmethod
     async def _close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,11 +29,46 @@ from agents.bridges.base import (
 _STOP = object()
 
 
+class _EventQueue:
+    """A single-consumer FIFO for the echo's events.
+
+    `asyncio.Queue` costs a few microseconds per item in loop lookups and
+    waiter bookkeeping; echo puts one item per 20 ms frame per call, so this
+    keeps only what one reader needs: a deque and at most one waiting future.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[object] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: object) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def get(self) -> object:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        return self._items.popleft()
+
+    def drain(self) -> list[object]:
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+
 class EchoBridge(Bridge):
     """Echoes each caller chunk back as :class:`AgentAudio`, in order.
 
-    ``create_response(text)`` yields the text as a final :class:`AgentTranscript`
-    followed by :class:`ResponseDone` (there is no speech synthesis).
+    ``create_response(text)`` and ``send_user_text(text)`` yield the text as a
+    final :class:`AgentTranscript` followed by :class:`ResponseDone` (there is no
+    speech synthesis).
     ``interrupt`` drops echoed audio not yet consumed and starts a new item id,
     mirroring what a real provider does with unheard audio.
     """
@@ -42,7 +78,7 @@ class EchoBridge(Bridge):
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
-        self._queue: asyncio.Queue[BridgeEvent | object] = asyncio.Queue()
+        self._queue = _EventQueue()
         self._items = itertools.count(1)
         self._item_id = ""
 
@@ -76,19 +112,19 @@ class EchoBridge(Bridge):
         )
 
     async def _interrupt(self, item_id: str | None, heard_ms: int) -> None:
-        kept: list[object] = []
-        while not self._queue.empty():
-            event = self._queue.get_nowait()
+        for event in self._queue.drain():
             if not isinstance(event, AgentAudio):
-                kept.append(event)
-        for event in kept:
-            self._queue.put_nowait(event)
+                self._queue.put_nowait(event)
         self._item_id = f"echo-{next(self._items)}"
 
     async def _create_response(self, text: str | None) -> None:
         if text:
             self._queue.put_nowait(AgentTranscript(text=text, final=True, item_id=self._item_id))
         self._queue.put_nowait(ResponseDone(usage={}, status="completed"))
+
+    async def _send_user_text(self, text: str) -> None:
+        # Echo says back what the caller "said", as text (no speech synthesis).
+        await self._create_response(text)
 
     async def _close(self) -> None:
         self._queue.put_nowait(_STOP)

@@ -56,6 +56,7 @@ class FlakyBridge(Bridge):
     async def _send_tool_result(self, call_id: str, output: str | dict[str, Any]) -> None: ...
     async def _interrupt(self, item_id: str | None, heard_ms: int) -> None: ...
     async def _create_response(self, text: str | None) -> None: ...
+    async def _send_user_text(self, text: str) -> None: ...
 
     async def _events(self) -> AsyncIterator[BridgeEvent]:
         return
@@ -128,18 +129,23 @@ def test_echo_returns_caller_audio_and_drops_it_on_interrupt():
         await bridge.interrupt("echo-1", 20)  # before the consumer read them
         await bridge.send_audio(b"\x03" * 160)
         await bridge.create_response("diagnostics")
+        await bridge.send_user_text("[The caller pressed keypad keys: 9]")
         events = EventCollector(bridge)
         audio = await events.wait(AgentAudio)
         text = await events.wait(AgentTranscript)
+        await events.wait(ResponseDone)
+        keys = await events.wait(AgentTranscript)  # the keypad entry is said back, as text
         await events.wait(ResponseDone)
         with pytest.raises(ProviderError) as info:
             await bridge.send_tool_result("call_1", "x")
         await bridge.close()
         await events.wait_finished()
-        return bridge, audio, text, info.value
+        return bridge, audio, text, keys, info.value
 
-    bridge, audio, text, err = run_async(main())
+    bridge, audio, text, keys, err = run_async(main())
     assert audio == AgentAudio(audio=b"\x03" * 160, format=PCMU_8K, item_id="echo-2")
     assert text.text == "diagnostics"
+    assert keys == AgentTranscript(text="[The caller pressed keypad keys: 9]", final=True, item_id="echo-2")
+    assert bridge.metrics.user_texts == 1
     assert err.code == "unknown_call_id"
     assert bridge.metrics.audio_in_bytes == 480 and bridge.metrics.audio_out_bytes == 160

@@ -141,6 +141,40 @@ def test_barge_in_interrupts_and_local_interrupt_mutes_the_rest(fake):
     assert "Hello from Acme." in greeting["turns"][0]["parts"][0]["text"] and greeting["turnComplete"]
 
 
+def test_user_text_is_a_complete_user_turn_that_interrupts_generation(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(audio=b"\x01\x00" * 9600, chunk_bytes=960, pace=0.01),
+                    AgentTurn(audio=b"\x02\x00" * 960, transcript="Sales it is."))
+        await bridge.create_response()
+        first = await events.wait(AgentAudio)
+        await bridge.interrupt(first.item_id, 20)  # the session barges in before sending
+        await bridge.send_user_text("[The caller pressed keypad keys: 1]")
+        cut = await events.wait(ResponseDone)
+        reply = await events.wait(AgentAudio, lambda e: e.audio.startswith(b"\x02"))
+        await events.wait(ResponseDone)
+        # A barge-in after a turn completed must not mute the reply that follows.
+        fake.script(AgentTurn(audio=b"\x03\x00" * 960, transcript="Anything else?"))
+        await bridge.interrupt(reply.item_id, 10)
+        await bridge.send_user_text("[The caller pressed keypad keys: 2 #]")
+        after = await events.wait(AgentAudio, lambda e: e.audio.startswith(b"\x03"))
+        await events.wait(ResponseDone)
+        await bridge.close()
+        return bridge, events, cut, after
+
+    bridge, events, cut, after = run_async(main())
+    assert cut.status == "cancelled"
+    assert not events.of(SpeechStarted)  # our own text cut the reply, not the caller's voice
+    assert after.item_id != events.of(AgentAudio)[0].item_id
+    sent = ["[The caller pressed keypad keys: 1]", "[The caller pressed keypad keys: 2 #]"]
+    turns = [m["clientContent"] for m in fake.received_of("clientContent")][1:]
+    assert turns == [{"turns": [{"role": "user", "parts": [{"text": text}]}], "turnComplete": True} for text in sent]
+    assert fake.user_texts()[1:] == sent
+    assert bridge.metrics.user_texts == 2
+
+
 def test_resumes_across_goaway_transparently(fake):
     async def main():
         bridge = create_bridge("gemini_live", config(fake))

@@ -130,6 +130,26 @@ def test_first_message_is_spoken_verbatim_and_user_interruption(fake):
     assert len(fake.received_of("user_input")) == 1
 
 
+def test_user_text_is_user_input_and_its_echo_is_not_caller_speech(fake):
+    async def main():
+        bridge = create_bridge("hume_evi", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(audio=b"\x02\x00" * 4800, transcript="Sales it is."))
+        await bridge.send_user_text("[The caller pressed keypad keys: 1 #]")
+        reply = await events.wait(AgentTranscript, lambda e: e.final)
+        await events.wait(ResponseDone)
+        await bridge.close()
+        return bridge, events, reply
+
+    bridge, events, reply = run_async(main())
+    assert fake.received_of("user_input") == [{"type": "user_input", "text": "[The caller pressed keypad keys: 1 #]"}]
+    assert reply.text == "Sales it is."
+    # EVI's user_message echo (from_text) is neither speech nor a caller transcript
+    assert not events.of(SpeechStarted) and not events.of(SpeechStopped) and not events.of(CallerTranscript)
+    assert bridge.metrics.user_texts == 1
+
+
 def test_provider_errors_are_typed(fake):
     async def main():
         bridge = create_bridge("hume_evi", config(fake))

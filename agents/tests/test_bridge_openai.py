@@ -130,6 +130,60 @@ def test_barge_in_truncates_at_heard_position(fake):
     assert "Hello, this is Acme." in greeting["response"]["instructions"]
 
 
+def test_user_text_is_a_user_message_that_supersedes_the_reply_in_progress(fake):
+    async def main():
+        bridge = create_bridge("openai_realtime", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(audio=b"\x55" * 16000, transcript="For sales press one " * 10,
+                              chunk_bytes=160, pace=0.01),
+                    AgentTurn(audio=b"\x66" * 320, transcript="Connecting you to sales."))
+        await bridge.create_response()
+        await events.wait(AgentAudio)
+        with pytest.raises(ValueError):
+            await bridge.send_user_text("  ")
+        await bridge.send_user_text("[The caller pressed keypad keys: 1]")
+        cut = await events.wait(ResponseDone)
+        reply = await events.wait(AgentTranscript, lambda e: e.final)
+        await events.wait(ResponseDone)
+        # With no reply in progress the cancel is refused; that must not surface.
+        fake.script(AgentTurn(audio=b"\x66" * 160, transcript="Anything else?"))
+        await bridge.send_user_text("[The caller pressed keypad keys: 2 #]")
+        await events.wait(AgentTranscript, lambda e: e.final and e.text == "Anything else?")
+        await bridge.close()
+        return bridge, events, cut, reply
+
+    bridge, events, cut, reply = run_async(main())
+    assert cut.status == "cancelled" and reply.text == "Connecting you to sales."
+    assert not events.of(BridgeError)
+    kinds = [m["type"] for m in fake.received if m["type"] != "session.update"]
+    assert kinds == ["response.create",
+                     "response.cancel", "conversation.item.create", "response.create",
+                     "response.cancel", "conversation.item.create", "response.create"]
+    assert fake.received_of("conversation.item.create")[0]["item"] == {
+        "type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "[The caller pressed keypad keys: 1]"}]}
+    assert fake.user_texts() == ["[The caller pressed keypad keys: 1]", "[The caller pressed keypad keys: 2 #]"]
+    assert bridge.metrics.user_texts == 2
+
+
+def test_fake_refuses_items_the_api_would_refuse(fake):
+    async def main():
+        bridge = create_bridge("openai_realtime", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        # a user message may not carry model output
+        await bridge._conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "output_text", "text": "hi"}]})
+        err = await events.wait(BridgeError)
+        await bridge.close()
+        return err
+
+    err = run_async(main())
+    assert err.error.code == "invalid_value" and not err.fatal
+    assert fake.user_texts() == []
+
+
 def test_provider_errors_mid_session_are_typed(fake):
     async def main():
         bridge = create_bridge("openai_realtime", config(fake))

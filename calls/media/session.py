@@ -57,6 +57,7 @@ from calls.audio.vad import VadBatcher, VadEvent, VadStream
 from calls.media import result as r
 from calls.media.audio_path import InboundPath, OutboundPath
 from calls.media.codecs import TransportCodec, codec_for
+from calls.media.dtmf import KeypadEntry, KeypadInput
 from calls.media.frames import (
     ClearedAck,
     Connected,
@@ -135,6 +136,7 @@ class CallSession:
         self._analysis_rate = 8000
         self._vad: VadStream | None = None
         self._recorder: TwoChannelRecorder | None = None
+        self._record_raw = False  # the recorder takes the carrier's bytes as they are
         self._caller_samples = 0
         self._analyse = True
         self._quiet_codes: bytes | None = None  # µ-law codes below the VAD floor (fast path)
@@ -154,6 +156,8 @@ class CallSession:
         self._dropped_before_start = 0
         self._protocol_errors = 0
         self.dtmf_digits: list[str] = []
+        self._keypad: KeypadInput | None = None
+        self._keypad_lock = asyncio.Lock()  # entries reach the agent in the order typed
         self.responses_done = 0
         self._response_done = asyncio.Event()
         # tasks
@@ -365,17 +369,25 @@ class CallSession:
         if ctx.vad_enabled:
             vad_settings = dataclasses.replace(ctx.vad, sample_rate=self._analysis_rate)
             self._vad = VadStream(vad_settings, batcher=self._vad_batcher, on_event=self._on_vad)
+        # The recorder keeps the line's own bytes whenever they are at the
+        # analysis rate (every carrier format we accept), so recording needs
+        # no per-frame decoding; it decodes once a second.
+        self._record_raw = carrier.sample_rate == self._analysis_rate
         if ctx.recording_path:
             try:
-                self._recorder = TwoChannelRecorder(ctx.recording_path, sample_rate=self._analysis_rate)
+                self._recorder = TwoChannelRecorder(
+                    ctx.recording_path, sample_rate=self._analysis_rate,
+                    encoding=carrier.encoding if self._record_raw else "pcm16",
+                )
             except OSError as exc:
                 # a full or unwritable disk loses the recording, not the call
                 logger.error("cannot open call recording", extra={"call": self.call_public_id, "error": repr(exc)})
                 self.record("recording_failed", error=exc.__class__.__name__)
         self.streaming = True
-        # caller samples are needed only by VAD and the recorder
-        self._analyse = self._vad is not None or self._recorder is not None
-        if (self._vad is not None and self._vad.floor is not None and self._recorder is None
+        # caller samples are needed only by VAD and a recorder that cannot take the line's bytes
+        raw_recorder = self._recorder is None or self._record_raw
+        self._analyse = self._vad is not None or not raw_recorder
+        if (self._vad is not None and self._vad.floor is not None and raw_recorder
                 and self._inbound.passthrough and carrier.encoding == "pcmu"):
             self._quiet_codes = mulaw_quiet_codes(math.ceil(self._vad.floor))
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
@@ -395,6 +407,8 @@ class CallSession:
             # learns it is silence from the codes alone, nothing is decoded
             self._caller_samples += len(frame.audio)
             self._vad.feed_quiet(len(frame.audio))  # type: ignore[union-attr]
+            if self._recorder is not None:
+                self._recorder.write_caller(frame.audio)
             if not self.ending:
                 try:
                     await self.bridge.send_audio(frame.audio)
@@ -406,11 +420,11 @@ class CallSession:
             self._caller_samples += len(samples)
             if self._vad is not None:
                 self._vad.feed(samples)  # events arrive through _on_vad
-            if self._recorder is not None:
-                self._recorder.write_caller(samples)
         else:
             fmt = self._inbound.carrier
             self._caller_samples += int(fmt.duration_ms(len(frame.audio)) * self._analysis_rate / 1000)
+        if self._recorder is not None:
+            self._recorder.write_caller(frame.audio if self._record_raw else samples)  # type: ignore[arg-type]
         if self.ending:
             return
         try:
@@ -503,9 +517,9 @@ class CallSession:
             self._preroll.append(event)
             return
         assert self._outbound is not None and self.context is not None
-        # Decoding is skipped when nothing needs the samples (µ-law both ways,
-        # no recording): the µ-law bytes are checked for audibility directly.
-        out, samples = self._outbound.process(event.audio, self._recorder is not None)
+        # Decoding is skipped when nothing needs the samples (the recorder
+        # takes the line's bytes): audibility is checked on the bytes directly.
+        out, samples = self._outbound.process(event.audio, self._recorder is not None and not self._record_raw)
         if samples is not None:
             n = len(samples)
             audible = n > 0 and int(np.abs(samples).max()) > _AUDIBLE
@@ -525,8 +539,8 @@ class CallSession:
         duration_ms = 1000.0 * n / self._analysis_rate
         item = self.playback.on_sent(event.item_id, duration_ms, now, self.clock_ms())
         await self._send_media(out)
-        if samples is not None and self._recorder is not None:
-            self._recorder.write_agent(samples)
+        if self._recorder is not None:
+            self._recorder.write_agent(out if self._record_raw else samples)  # type: ignore[arg-type]
         self._agent_audio_ms += duration_ms
         # Only audible agent audio counts against the silence timeout (the
         # echo bridge, or a provider's comfort noise, streams silence too).
@@ -619,6 +633,33 @@ class CallSession:
         self.dtmf_digits.append(digit)
         self._last_activity = self._clock()
         self.record("dtmf", digit=digit)
+        ctx = self.context
+        if self._keypad is None and ctx is not None and ctx.dtmf.enabled:
+            self._keypad = KeypadInput(ctx.dtmf, self._on_keypad_entry, self.clock_ms)
+        if self._keypad is not None:
+            self._keypad.press(digit)
+
+    def _on_keypad_entry(self, entry: KeypadEntry) -> None:
+        if self.ending or self.bridge is None:
+            return
+        self.record("keypad_entry", keys=len(entry.keys), ended_by=entry.ended_by)
+        self._spawn(self._send_keypad_entry(entry), "keypad_entry")
+
+    async def _send_keypad_entry(self, entry: KeypadEntry) -> None:
+        async with self._keypad_lock:
+            # One barge-in for the whole entry, never one per key; with barge-in
+            # off the entry waits until the agent has finished speaking.
+            await self.barge_in("dtmf")
+            await self.wait_for_playback()
+            if self.ending or self.bridge is None or not self.bridge.connected:
+                return
+            self._turn_added(self.book.caller_keypad(entry.text, entry.started_ms, self.clock_ms()))
+            try:
+                await self.bridge.send_user_text(entry.text)
+            except ProviderError as exc:
+                self._provider_failed(exc)
+                return
+            self._turn_end_at = self._clock()
 
     async def send_dtmf(self, digits: str) -> None:
         """Send DTMF to the far end: in-band where the stream allows, else REST."""

@@ -1,11 +1,12 @@
 """The call session against the fake OpenAI Realtime server (real `openai` SDK,
 real bridge), with the test client acting as Twilio/Plivo over a real socket:
 barge-in, truncation at the heard position, tools, provider failure mid-call,
-carrier hang-up mid-sentence, transcripts and turn latency."""
+carrier hang-up mid-sentence, transcripts and turn latency, keypad input."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn, FunctionCall
 from calls.audio.mulaw import array_to_mulaw
 from calls.audio.vad import VadSettings
+from calls.media.dtmf import DtmfSettings
 from calls.media.result import SessionContext, SessionResult
 from calls.testing.media_client import CarrierMediaClient
 from calls.testing.media_server import MediaTestServer
@@ -288,3 +290,102 @@ def test_caller_turn_transcripts_and_latency(tmp_path: Path) -> None:
     assert len(result.latencies_ms) == 1 and result.latencies_ms[0] >= 0
     assert result.recording_path is None
     assert result.usage["total_tokens"] == 30  # the provider's usage report is summed
+
+
+def test_keys_pressed_while_the_agent_speaks_reach_it_as_one_user_turn_with_one_barge_in(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    fake.script(AgentTurn(audio=AGENT_SPEECH, transcript="Enter your account number, then press pound."),
+                AgentTurn(audio=AGENT_SPEECH[:1600], transcript="Thanks, I found your account."))
+    carrier = Carrier()
+    call_id, url = add_call(server, "twilio", fake, carrier, tmp_path)
+
+    async def run() -> CarrierMediaClient:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_for_audio(ms=3000, timeout=25)
+            await asyncio.sleep(0.5)  # the greeting is playing
+            for key in "123#":
+                await call.send_dtmf(key)
+                await asyncio.sleep(0.1)
+            await call.wait_for_audio(ms=3200, timeout=20)  # the reply to the entry
+            await asyncio.sleep(0.3)
+            await call.hang_up()
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert [e["digit"] for e in events_of(result, "dtmf")] == list("123#")  # the timeline keeps each key
+    assert events_of(result, "keypad_entry") == [{"keys": 4, "ended_by": "terminator"}]
+    # one model turn for the entry, not one per key
+    assert fake.user_texts() == ["[The caller pressed keypad keys: 1 2 3 #]"]
+    kinds = [m["type"] for m in fake.received if m["type"] != "input_audio_buffer.append"]
+    entry_at = kinds.index("conversation.item.create")
+    assert kinds[entry_at + 1] == "response.create" and kinds.count("response.create") == 2
+    # the agent was cut once, for the whole entry, before the entry was sent
+    barge = events_of(result, "barge_in")
+    assert len(barge) == 1 and barge[0]["source"] == "dtmf" and len(call.log.clears) == 1
+    assert kinds.index("conversation.item.truncate") < entry_at
+    turns = [(t.role, t.text, t.interrupted) for t in result.transcript]
+    assert turns == [("agent", "Enter your account number, then press pound.", True),
+                     ("caller", "[The caller pressed keypad keys: 1 2 3 #]", False),
+                     ("agent", "Thanks, I found your account.", False)]
+    assert len(result.latencies_ms) == 1  # entry sent → first audio of the reply
+    assert result.usage["responses"] >= 2 and result.end_reason == "caller_hangup"
+
+
+def test_a_keypad_entry_without_terminator_ends_after_the_inter_key_timeout_on_plivo(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    fake.script(AgentTurn(audio=AGENT_SPEECH[:1600], transcript="Sales, one moment."))
+    carrier = Carrier()
+    call_id, url = add_call(server, "plivo", fake, carrier, tmp_path, first_message=None,
+                            dtmf=DtmfSettings(timeout_s=0.4))
+
+    async def run() -> float:
+        async with CarrierMediaClient.plivo(url) as call:
+            await asyncio.sleep(0.3)
+            await call.send_dtmf("4")
+            await asyncio.sleep(0.2)
+            await call.send_dtmf("2")
+            last_key = time.monotonic()
+            await asyncio.to_thread(fake.wait_for, "response.create", timeout=20)
+            waited = time.monotonic() - last_key
+            await call.wait_for_audio(ms=200, timeout=20)
+            await call.hang_up()
+        return waited
+
+    waited = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert 0.35 <= waited < 5
+    assert fake.user_texts() == ["[The caller pressed keypad keys: 4 2]"]
+    assert events_of(result, "keypad_entry") == [{"keys": 2, "ended_by": "timeout"}]
+    assert events_of(result, "barge_in") == []  # nothing was playing
+    assert [t.role for t in result.transcript] == ["caller", "agent"]
+
+
+def test_with_barge_in_off_a_keypad_entry_waits_until_the_agent_has_finished(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    fake.script(AgentTurn(audio=AGENT_SPEECH[:12000], transcript="Please listen to all the options."),
+                AgentTurn(audio=AGENT_SPEECH[:1600], transcript="Option five."))
+    carrier = Carrier()
+    call_id, url = add_call(server, "twilio", fake, carrier, tmp_path, barge_in=False)
+
+    async def run() -> CarrierMediaClient:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_for_audio(ms=1500, timeout=25)
+            await call.send_dtmf("5")
+            await call.send_dtmf("#")
+            await call.wait_for_audio(ms=1700, timeout=20)
+            await asyncio.sleep(0.3)
+            await call.hang_up()
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert call.log.clears == [] and events_of(result, "barge_in") == []
+    assert fake.user_texts() == ["[The caller pressed keypad keys: 5 #]"]
+    greeting, entry, reply = result.transcript
+    assert not greeting.interrupted and entry.role == "caller" and reply.text == "Option five."
+    # sent once the greeting had played out, not when the keys were pressed
+    assert entry.end_ms >= greeting.end_ms - 100
