@@ -170,7 +170,7 @@ class Step:
         sat = "  (generator saturated)" if self.saturated else ""
         if self.errors:
             sat += f"  errors {self.errors}"
-        added = "" if self.baseline is None else f" (+{fmt(self.added_p50)} / +{fmt(self.added_p99)} over echo)"
+        added = "" if self.baseline is None else f" ({fmt_signed(self.added_p50)} / {fmt_signed(self.added_p99)} over echo)"
         return (f"{self.server:<15} calls {self.calls:>4}  connected {self.connected:>4}  "
                 f"p50 {fmt(self.p50):>7} ms  p99 {fmt(self.p99):>7} ms{added}  lost {self.lost:>4}/{self.sent:<5} "
                 f"server cpu {cpu:>5} ({fmt(self.cpu_ms_per_call_s)} ms/call·s)  core busy {fmt(self.core_busy)}%  "
@@ -179,6 +179,10 @@ class Step:
 
 def fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
+
+
+def fmt_signed(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.2f}"
 
 
 def core_times(core: int) -> tuple[int, int]:
@@ -224,7 +228,11 @@ def start_server(kind: str, args: argparse.Namespace, load: Path, tmp: Path) -> 
     if args.record:
         env["MEDIA_BENCH_RECORD"] = str(tmp / "recordings")
     cmd = ["taskset", "-c", str(args.server_core), *server_command(kind, port, load)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # The server's log goes to a file: a pipe nobody reads fills up after a few
+    # hundred calls' log lines and then blocks the server mid-ladder.
+    log = open(tmp / f"server-{kind}.log", "wb")  # noqa: SIM115 (closed with the process)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
     wait_port(port, proc)
     # one short call first: imports, model load and JIT warm-up are not measured
     run_step(kind, port, proc.pid, 2, argparse.Namespace(**{**vars(args), "seconds": 2}), load, tmp)
@@ -276,6 +284,9 @@ def bench_all(kinds: list[str], args: argparse.Namespace, load: Path, tmp: Path)
                 for kind in active:
                     proc, port = servers[kind]
                     runs[kind].append(run_step(kind, port, proc.pid, calls, args, load, tmp))
+                    if proc.poll() is not None:
+                        tail = (tmp / f"server-{kind}.log").read_text(errors="replace")[-2000:]
+                        raise SystemExit(f"{kind} server exited with {proc.returncode} at {calls} calls:\n{tail}")
             baseline = combine(runs["reference"]) if "reference" in runs else None
             for kind in active:
                 step = baseline if kind == "reference" and baseline is not None else combine(runs[kind])
@@ -354,7 +365,7 @@ def write_results(path: Path, results: dict[str, list[Step]], args: argparse.Nam
     for steps in results.values():
         for s in steps:
             cpu = "-" if s.server_cpu is None else f"{s.server_cpu:.0f}%"
-            added = "-" if s.baseline is None else f"+{fmt(s.added_p50)} / +{fmt(s.added_p99)}"
+            added = "-" if s.baseline is None else f"{fmt_signed(s.added_p50)} / {fmt_signed(s.added_p99)}"
             lines.append(f"| {s.server} | {s.calls} | {s.connected} | {fmt(s.p50)} | {fmt(s.p99)} | {added} | "
                          f"{s.lost} / {s.sent} | {cpu} | {fmt(s.cpu_ms_per_call_s)} | {fmt(s.core_busy)}% | {s.load_avg:.1f} | "
                          f"{'yes' if s.ok else 'no'}{' (generator saturated)' if s.saturated else ''} |")
