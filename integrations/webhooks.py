@@ -168,6 +168,18 @@ def _call_payload(entry: AuditLog) -> dict[str, Any]:
         "duration_s": call.duration_s, "end_reason": call.end_reason,
     }}
     if entry.action == "call.finalized":
+        # The carrier prices its leg some time after the hang-up, so its part (and
+        # so the total) is often still null here; the call's API resource has it later.
+        breakdown = call.cost_breakdown if isinstance(call.cost_breakdown, dict) else {}
+        provider = breakdown.get("provider") if isinstance(breakdown.get("provider"), dict) else {}
+        total = call.total_cost
+        data["cost"] = {
+            "provider": str(call.provider_cost) if call.provider_cost is not None else None,
+            "provider_currency": provider.get("currency") if call.provider_cost is not None else None,
+            "carrier": str(call.carrier_cost) if call.carrier_cost is not None else None,
+            "carrier_currency": call.cost_currency if call.carrier_cost is not None else None,
+            "total": str(total) if total is not None else None,
+        }
         data["transcript"] = [
             {"role": t.role, "text": t.text, "start_ms": t.start_ms, "end_ms": t.end_ms}
             for t in call.turns.order_by("index")

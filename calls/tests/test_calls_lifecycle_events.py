@@ -3,6 +3,7 @@ and only with the transcript stored, call.analyzed after analysis."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -39,6 +40,18 @@ def test_ended_is_sent_once_after_the_transcript_is_stored(fake_twilio: Any, twi
     payload = _call_payload(entry)
     assert [turn["text"] for turn in payload["transcript"]][:2] == [
         "Hello Ada, how can I help?", "I'd like to move my delivery to Friday."]
+    # the session's provider cost is known at once; the carrier has not priced its leg yet
+    call.refresh_from_db()
+    expected = str(call.provider_cost) if call.provider_cost is not None else None
+    assert payload["cost"]["provider"] == expected
+    assert payload["cost"]["carrier"] is None and payload["cost"]["total"] is None
+    # delivered after both parts are priced, the event carries them and their sum
+    Call.objects.filter(pk=call.pk).update(
+        provider_cost=Decimal("0.01234"), carrier_cost=Decimal("0.00850"), cost_currency="USD",
+        cost_breakdown={"provider": {"currency": "USD", "amount": "0.01234", "lines": []}})
+    assert _call_payload(entry)["cost"] == {
+        "provider": "0.01234", "provider_currency": "USD", "carrier": "0.00850", "carrier_currency": "USD",
+        "total": "0.02084"}
     # the fallback task and a repeated session report change nothing
     finalize_call_task(str(call.org.public_id), str(call.public_id))
     record_session_result_sync(str(call.public_id), _result(call))
