@@ -24,11 +24,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlparse
 
 from channels.db import aclose_old_connections
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import OriginValidator
 from django.utils.module_loading import import_string
 
 from calls.audio.vad import VadBatcher
@@ -222,25 +223,20 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 
 
 def web_origin_allowed(origin: str | None) -> bool:
-    """Whether a browser page at `origin` may open a web call: its host is one
-    of ALLOWED_HOSTS (the dashboard), or it is listed in WEB_CALL_ALLOWED_ORIGINS."""
+    """Whether a browser page at `origin` may open a web call: the matching of
+    Channels' `OriginValidator` (what `voiceplatform.asgi.browser_socket` uses for
+    the other browser sockets) against ALLOWED_HOSTS (the dashboard) plus
+    WEB_CALL_ALLOWED_ORIGINS, read per connection so a settings change applies."""
     from django.conf import settings
-    from django.http.request import validate_host
 
-    if not origin or origin == "null":
-        return "*" in settings.WEB_CALL_ALLOWED_ORIGINS
-    parsed = urlsplit(origin)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    validator = OriginValidator(None, [*settings.ALLOWED_HOSTS, *settings.WEB_CALL_ALLOWED_ORIGINS])
+    try:
+        parsed = urlparse(origin) if origin else None
+        if parsed is not None:
+            parsed.port  # noqa: B018 (raises for a port that is not a number)
+        return validator.valid_origin(parsed)
+    except ValueError:  # e.g. "http://[::1" or a non-numeric port: not a page we serve
         return False
-    extra = {o.rstrip("/").lower() for o in settings.WEB_CALL_ALLOWED_ORIGINS}
-    if "*" in extra or origin.rstrip("/").lower() in extra:
-        return True
-    # what Django's own Host check compares: the domain without its port
-    domain = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
-    allowed = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not allowed:
-        allowed = [".localhost", "127.0.0.1", "[::1]"]
-    return validate_host(domain, allowed)
 
 
 async def prepare_call_session(call_public_id: str, transport: str) -> CallSession:

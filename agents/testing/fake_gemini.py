@@ -84,6 +84,8 @@ class FakeGeminiLive(FakeServer):
         self.turn_bytes = turn_bytes
         self._counter = itertools.count(1)
         self._handles: set[str] = set()
+        #: the newest resumption handle issued (sent after setup and after every turn)
+        self.last_handle: str | None = None
         #: the resumption handle of every setup, ``None`` for a fresh session
         self.setups: list[dict[str, Any]] = []
 
@@ -171,6 +173,7 @@ class FakeGeminiLive(FakeServer):
         handle = f"handle-{st.n}-{next(self._counter)}"
         with self._lock:
             self._handles.add(handle)
+            self.last_handle = handle
         await self.send_json(st.conn, {"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
 
     async def _dispatch(self, st: _Conn, msg: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from agents.bridges import (
@@ -183,6 +185,11 @@ def test_resumes_across_goaway_transparently(fake):
         fake.script(AgentTurn(audio=b"\x03\x00" * 480, transcript="first"), GoAway(time_left="1s", delay=0.05))
         await bridge.create_response()
         await events.wait(ResponseDone)
+        # the fake sends a fresh handle just after the turn completes: resuming must use it
+        for _ in range(500):
+            if fake.last_handle is not None and bridge.resumption_handle == fake.last_handle:
+                break
+            await asyncio.sleep(0.01)
         handle = bridge.resumption_handle
         await bridge.create_response()  # runs the GoAway step
         await fake.async_wait_for("setup", count=2)

@@ -777,6 +777,8 @@ class CallSession:
                     await self._transport.close(1000)
                 except Exception as exc:
                     logger.info("closing media socket failed", extra={"call": self.call_public_id, "error": repr(exc)})
+            if self._keypad is not None:
+                self._keypad.cancel()  # keys of an unfinished entry are on the timeline already
             for task in list(self._tool_tasks.values()):
                 task.cancel()
             if self._prepare_task is not None and not self._prepare_task.done():

@@ -87,7 +87,8 @@ def test_web_origin_rules(settings: object) -> None:
     assert web_origin_allowed("https://EMBED.example")
     assert not web_origin_allowed("https://voice.example.evil.com")
     assert not web_origin_allowed("https://embed.example:8443")  # a listed origin is exact
-    assert not web_origin_allowed("ftp://app.voice.example") and not web_origin_allowed("garbage")
+    assert not web_origin_allowed("garbage") and not web_origin_allowed("http://[::1")
+    assert not web_origin_allowed("http://app.voice.example:port")
     assert not web_origin_allowed(None) and not web_origin_allowed("null")
     settings.WEB_CALL_ALLOWED_ORIGINS = ["*"]  # type: ignore[attr-defined]
     assert web_origin_allowed("https://anything.example") and web_origin_allowed(None)
