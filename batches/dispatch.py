@@ -43,6 +43,7 @@ from batches.models import (
     EntryState,
     Outcome,
 )
+from batches.services import do_not_call_reason
 from batches.windows import CallingWindow, next_allowed
 from calls.models import LIVE, AnsweredBy, Call, Status
 from calls.services import CallError, CarrierUnavailable, ConcurrencyLimitReached, DoNotCall, place_outbound_call
@@ -186,6 +187,13 @@ def claim_next(batch: Batch) -> Claim:
                .order_by("next_attempt_at", "row_number")
                .select_for_update(skip_locked=True)[:CLAIM_SCAN])
         for entry in due:
+            refused = do_not_call_reason(org, entry.e164)
+            if refused:
+                # Refused before the claim: a do-not-call row is no attempt and takes
+                # no calls-per-second slot from the rows behind it.
+                entry.state, entry.reason, entry.next_attempt_at = EntryState.DO_NOT_CALL, refused, None
+                entry.save(update_fields=["state", "reason", "next_attempt_at", "updated_at"])
+                continue
             allowed = next_allowed(window, entry.e164, org.timezone, now)
             if allowed is None:
                 entry.state, entry.reason = EntryState.FAILED, "the calling window never opens for this number"
@@ -223,7 +231,10 @@ def dial(batch: Batch, entry: BatchEntry) -> None:
             next_attempt_at=clock.now() + timedelta(seconds=POLL_S))
         return
     except DoNotCall as exc:
+        # Listed between the claim and the dial: no call was placed, so the
+        # calls-per-second slot the claim took is handed back.
         _finish_claim(entry, EntryState.DO_NOT_CALL, exc.message)
+        Batch.objects.filter(pk=batch.pk).update(next_dial_at=None)
         return
     except CarrierUnavailable as exc:
         with transaction.atomic():

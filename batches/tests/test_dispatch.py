@@ -313,6 +313,36 @@ def test_do_not_call_list_blocks_every_outbound_path(twilio_org: Any, agent_a: A
     place_outbound_call(twilio_org, agent_a, "+12125551000", twilio_number, {}, SYSTEM)
 
 
+def test_do_not_call_rows_take_no_calls_per_second_slot(twilio_org: Any, agent_a: Any, twilio_number: Any,
+                                                       fake_twilio: Any) -> None:
+    # Ten listed rows ahead of one callable row, at one call per second: the
+    # listed rows are refused at the claim, so the callable row is dialled in the
+    # same pass, however fast or slow the machine is.
+    batch = make_batch(twilio_org, agent_a, twilio_number, csv_of(us_numbers(11, start=1001)), calls_per_second=1)
+    for n in us_numbers(10, start=1001):  # listed after the upload was classified
+        add_do_not_call(twilio_org, SYSTEM, n)
+    launch_batch(batch, SYSTEM)
+    dispatch.run_dispatch(batch, budget_s=0)
+    assert dialled(fake_twilio) == ["+12125551011"]
+    rows = BatchEntry.objects.filter(batch=batch).order_by("row_number")
+    assert [r.state for r in rows][:10] == ["do_not_call"] * 10
+    assert all(r.attempts == 0 for r in rows[:10])
+
+
+def test_listed_between_claim_and_dial_hands_the_slot_back(twilio_org: Any, agent_a: Any, twilio_number: Any,
+                                                          fake_twilio: Any) -> None:
+    batch = make_batch(twilio_org, agent_a, twilio_number, csv_of(us_numbers(2, start=1001)), calls_per_second=1)
+    launch_batch(batch, SYSTEM)
+    claim = dispatch.claim_next(batch)
+    assert claim.entry is not None and claim.entry.e164 == "+12125551001"
+    add_do_not_call(twilio_org, SYSTEM, "+12125551001")
+    dispatch.dial(batch, claim.entry)
+    claim.entry.refresh_from_db()
+    assert claim.entry.state == "do_not_call"
+    nxt = dispatch.claim_next(batch)
+    assert nxt.entry is not None and nxt.entry.e164 == "+12125551002"
+
+
 def test_do_not_call_import(twilio_org: Any) -> None:
     add_do_not_call(twilio_org, SYSTEM, "+12125551000")
     data = b"number;note\n+12125551000;x\n+1 212-555-1001;y\n001 212 555 1001;z\nnope;w\n"
