@@ -22,6 +22,7 @@ from voiceplatform import embedded
 from voiceplatform.env import (
     ImproperlyConfiguredEnv,
     env_bool,
+    env_float,
     env_int,
     env_json,
     env_list,
@@ -275,6 +276,21 @@ SPECTACULAR_SETTINGS = {
         "CallStatusEnum": "calls.models.Status.choices",
     },
 }
+
+# --- batches and schedules ---------------------------------------------------------------
+# A row "dialing" for longer than this is presumed to have lost its worker and is recovered.
+BATCHES_STALE_CLAIM_S = env_float("BATCHES_STALE_CLAIM_S", 120.0)
+# A call the carrier never acknowledged after this long is given up (never redialled).
+BATCHES_LOST_CALL_S = env_float("BATCHES_LOST_CALL_S", 600.0)
+# Carrier requests in flight at once per batch dispatcher.
+BATCHES_DIAL_THREADS = env_int("BATCHES_DIAL_THREADS", 4)
+# A scheduled call that could not fire within this long after its due time is recorded as missed.
+BATCHES_MISSED_GRACE_S = env_float("BATCHES_MISSED_GRACE_S", 300.0)
+# Shifts the batches' notion of "now" (calling windows, retries): integration tests run
+# real workers at a chosen callee time with it. Leave it unset in production.
+BATCHES_CLOCK_OFFSET_S = env_float("BATCHES_CLOCK_OFFSET_S", 0.0)
+if BATCHES_DIAL_THREADS < 1:
+    raise ImproperlyConfiguredEnv(f"BATCHES_DIAL_THREADS must be at least 1, not {BATCHES_DIAL_THREADS}")
 
 # --- provider prices --------------------------------------------------------------------
 # Override or add the AI providers' prices per model (agents.pricing: list prices are

@@ -193,7 +193,7 @@ def test_org_concurrent_call_limit(twilio_org: Any, agent_a: Any, twilio_number:
 
 
 def test_calling_window_defers_rows(twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                    settings: Any) -> None:
     from batches import clock
     from batches.windows import CallingWindow, next_allowed
 
@@ -215,7 +215,7 @@ def test_calling_window_defers_rows(twilio_org: Any, agent_a: Any, twilio_number
     assert entry.next_attempt_at == expected
     assert wait is not None and wait > 0
     # Move the batches clock to inside the window: both rows are dialled.
-    monkeypatch.setenv("BATCHES_CLOCK_OFFSET_S", str((expected - now).total_seconds() + 60))
+    settings.BATCHES_CLOCK_OFFSET_S = float(str((expected - now).total_seconds() + 60))
     dispatch.run_dispatch(batch, budget_s=0)
     assert len(dialled(fake_twilio)) == 2
 
