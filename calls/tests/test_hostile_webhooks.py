@@ -436,6 +436,20 @@ class TestNumberSquatting:
         number.refresh_from_db()
         assert (number.e164, number.carrier, number.label) == ("+14155550179", "twilio", "Front")
 
+    def test_a_superuser_adds_for_an_org_only_what_that_org_holds(self, login: Any, org_a: Any, org_b: Any,
+                                                                   b_twilio: FakeTwilio, a_holds_number: str) -> None:
+        from django.contrib.auth import get_user_model
+
+        root = get_user_model().objects.create_superuser("root", "root@platform.test", "pw-Secret-123")
+        client = login(root)
+        form = {"carrier": "twilio", "label": "", "inbound_agent": ""}
+        refused = client.post("/admin/calls/phonenumber/add/", {**form, "org": org_b.pk, "e164": SQUATTED})
+        assert refused.status_code == 200 and "is not a number of this organisation" in refused.content.decode()
+        assert not PhoneNumber.objects.exists()
+        added = client.post("/admin/calls/phonenumber/add/", {**form, "org": org_a.pk, "e164": SQUATTED})
+        assert added.status_code == 302
+        assert PhoneNumber.objects.get(e164=SQUATTED).carrier_number_id == a_holds_number
+
     def test_without_a_credential_the_answer_names_the_problem(self, api: Any, outsider: Any,
                                                                 a_holds_number: str) -> None:
         response = api(outsider).post("/api/v1/numbers/", {"e164": SQUATTED, "carrier": "twilio"}, format="json")
