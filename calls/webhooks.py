@@ -41,6 +41,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
@@ -254,9 +255,8 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
                            agent=str(agent.public_id), reason=str(exc)[:500])
         return _xml(carrier_name, carrier_cls.reject_markup())
 
-    now = timezone.now()
     try:
-        call, over_limit = _create_inbound_call(org, number, agent, version, variables, carrier_name, inbound, now)
+        call, over_limit = _create_inbound_call(org, number, agent, version, variables, carrier_name, inbound)
     except IntegrityError:
         # A concurrent webhook recorded this carrier call id first: a retry racing its
         # original is answered as a retry; anyone else's is refused.
@@ -286,11 +286,11 @@ def _answer_repeat(carrier_name: str, request: WebhookRequest, carrier: Carrier,
     return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(existing, direction="inbound")))
 
 
-def _create_inbound_call(org: Organization, number: PhoneNumber, agent: object, version: object,
-                         variables: dict[str, object], carrier_name: str, inbound: InboundCall,
-                         now: datetime) -> tuple[Call, bool]:
+def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, version: Any,
+                         variables: dict[str, Any], carrier_name: str, inbound: InboundCall) -> tuple[Call, bool]:
     """Create the inbound Call (failed at once when the org is at its concurrency
     limit). Raises IntegrityError when another call already holds the carrier id."""
+    now = timezone.now()
     with transaction.atomic():
         live = services._lock_org_and_count_live(org)
         over_limit = live >= org.max_concurrent_calls
