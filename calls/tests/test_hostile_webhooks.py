@@ -177,6 +177,19 @@ class TestInboundTakeover:
         assert Call.objects.filter(carrier_call_id=call.carrier_call_id).count() == 1
 
 
+def test_the_database_keeps_one_call_per_carrier_call_id(org_a: Any, org_b: Any) -> None:
+    """What the webhooks rely on: a carrier call id can never name calls of two orgs,
+    so a lookup by it can never pick another org's call instead of one's own."""
+    from django.db import IntegrityError, transaction
+
+    from calls.tests.factories import make_call
+
+    make_call(org_a, carrier="twilio", carrier_call_id="CA" + "7" * 32, status="in_progress")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_call(org_b, carrier="twilio", carrier_call_id="CA" + "7" * 32, status="in_progress")
+    make_call(org_b, carrier="plivo", carrier_call_id="CA" + "7" * 32)  # ids are per carrier
+
+
 # --- every callback about a call: only the call's own org, only its own carrier ----------
 
 class TestCallbacksOfAnotherOrg:
