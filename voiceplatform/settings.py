@@ -75,6 +75,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The address carriers reach us at: signatures are checked against it, and the
 # stream/callback URLs we hand to carriers are built from it.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Refused carrier webhooks that prove no identity (unknown number or call, bad or
+# missing signature) are stored as events at most this many times a minute per
+# carrier, kind and org; the rest are only counted (calls.webhooks).
+WEBHOOK_REFUSALS_RECORDED_PER_MINUTE = env_int("WEBHOOK_REFUSALS_RECORDED_PER_MINUTE", 30)
 # Browser "web calls" (/ws/web/...) are accepted from pages on ALLOWED_HOSTS and
 # from these extra origins (e.g. "https://www.example.com" for a site embedding a
 # talk-to-us button through the API); "*" accepts any origin.
