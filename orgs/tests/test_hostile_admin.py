@@ -278,6 +278,24 @@ def test_org_scoped_admin_deletes_follow_the_roles(org_a: Any, owner_a: Any, adm
         assert not can_delete(owner_a, model), model._meta.label
 
 
+def test_a_viewer_is_offered_no_action_in_any_org_admin(org_a: Any, viewer_a: Any, login: Any) -> None:
+    """Every action of the org-scoped admin changes something (hang up, launch, revoke,
+    redeliver, publish, delete): a viewer gets none of them, on the page or by POST."""
+    client = login(viewer_a)
+    offered = {}
+    for model, model_admin in admin.site._registry.items():
+        if not isinstance(model_admin, OrgScopedAdmin):
+            continue
+        response = client.get(_changelist(model))
+        if response.status_code == 403:
+            continue  # not even readable by a viewer (keys, audit log)
+        assert response.status_code == 200, model._meta.label
+        form = response.context["action_form"]
+        if form is not None:
+            offered[model._meta.label] = [name for name, _label in form.fields["action"].choices if name]
+    assert {label: names for label, names in offered.items() if names} == {}
+
+
 # --- scoped_choices fails closed ----------------------------------------------------------------
 
 def test_scoped_choices_offers_nothing_for_a_model_it_cannot_scope(org_a: Any, owner_a: Any, org_b: Any,
