@@ -32,7 +32,7 @@ from orgs import services
 from orgs.models import ApiKey, AuditLog, Membership, Organization, Role
 from orgs.services import Actor, create_api_key
 from voiceplatform.proxies import client_address, parse_trusted_proxies
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import subprocess_env, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -163,17 +163,7 @@ def web(django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: Any) -> 
                                 start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            threading.Event().wait(0.2)  # the server is starting: poll again
+        wait_until_serving(f"{base}/healthz", [proc], lambda: log_path.read_text()[-3000:])
         yield base
     finally:
         proc.terminate()
