@@ -53,6 +53,8 @@ class PhoneNumberAdmin(OrgScopedAdmin):
 
     form = PhoneNumberAdminForm
     admin_write_role = Role.ADMIN
+    delete_service = services.delete_phone_number
+    delete_errors = (services.CallError,)
     list_display = ["e164", "label", "carrier", "inbound_agent", "webhooks_configured_at"]
     list_filter = ["carrier"]
     search_fields = ["e164", "label"]
@@ -139,6 +141,11 @@ class CallAdmin(OrgScopedAdmin):
     date_hierarchy = "created_at"
     inlines = [TranscriptTurnInline, CallEventInline, RecordingInline]
     actions = ["hang_up", "rerun_analysis"]
+    # As the API: deleting needs an admin, and the service refuses a live call (its
+    # phone leg would stay open and billing).
+    admin_delete_role = Role.ADMIN
+    delete_service = services.delete_call
+    delete_errors = (services.CallError,)
     # Calls are made by the platform, never typed in; the admin reads and acts on them.
     readonly_fields = [f.name for f in Call._meta.fields if f.name not in ("id",)]
 

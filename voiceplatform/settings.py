@@ -28,6 +28,7 @@ from voiceplatform.env import (
     env_list,
     env_str,
 )
+from voiceplatform.proxies import parse_trusted_proxies  # pure: no Django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 TESTING = "pytest" in sys.modules or env_bool("VP_TESTING", False)
@@ -246,6 +247,12 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not TESTING)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO", False) else None
+# Proxies whose X-Forwarded-For is believed (audit IPs); the variable uvicorn reads too.
+# Unset: none, the TCP peer is the client. voiceplatform/proxies.py has the rule.
+try:
+    TRUSTED_PROXIES = parse_trusted_proxies(env_list("FORWARDED_ALLOW_IPS"))
+except ValueError as exc:
+    raise ImproperlyConfiguredEnv(f"FORWARDED_ALLOW_IPS: {exc}") from None
 X_FRAME_OPTIONS = "DENY"
 
 # --- API --------------------------------------------------------------------------

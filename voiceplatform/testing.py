@@ -64,3 +64,24 @@ def subprocess_env(**extra: str) -> dict[str, str]:
                 "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE})
     env.update(extra)
     return env
+
+
+def wait_until_serving(url: str, procs: list[Any], log_tail: Callable[[], str], *, within_s: float = 90) -> None:
+    """Poll ``url`` until it answers 200, failing with the log if a process in ``procs``
+    (``subprocess.Popen``) exits first or nothing answers within ``within_s``."""
+    import threading
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + within_s
+    while True:
+        for proc in procs:
+            assert proc.poll() is None, log_tail()
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer:\n{log_tail()}"
+        threading.Event().wait(0.2)  # starting up: poll again
