@@ -123,18 +123,34 @@ def build_asgi_app(server: MCPServer, config: BaseServerConfig, *, host: str = "
     return BearerGuard(app, config.caller_tokens)
 
 
-def required_header(ctx: Context, name: str, what: str) -> str:
-    """A per-tenant credential the caller must send; a clear tool error when it is absent."""
+def _single_value(ctx: Context, name: str) -> str | None:
+    """The one value of header ``name``; a ToolError when the request carries it more than once.
+
+    Credential headers decide whose data a tool touches, so an ambiguous request (two
+    values, e.g. sent under two spellings of the name) is refused rather than resolved: one
+    reader taking the first value and another the last would check one tenant and serve another.
+    """
     headers: Mapping[str, str] | None = ctx.headers
-    value = headers.get(name) if headers is not None else None
+    if headers is None:
+        return None
+    getlist = getattr(headers, "getlist", None)
+    if getlist is not None:
+        values = getlist(name)
+        if len(values) > 1:
+            raise ToolError(f"request header {name} was sent {len(values)} times; send it exactly once")
+    return headers.get(name)
+
+
+def required_header(ctx: Context, name: str, what: str) -> str:
+    """A per-tenant credential the caller must send once; a clear tool error when it is absent or repeated."""
+    value = _single_value(ctx, name)
     if not value:
         raise ToolError(f"missing request header {name} ({what}); set it in this MCP server's auth headers")
     return value
 
 
 def optional_header(ctx: Context, name: str) -> str | None:
-    headers = ctx.headers
-    return headers.get(name) if headers is not None else None
+    return _single_value(ctx, name)
 
 
 def excerpt(text: str, limit: int = _ERROR_EXCERPT_CHARS) -> str:
