@@ -61,7 +61,7 @@ _SECRET_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(/ws/(?:twilio|plivo|web)/[0-9a-fA-F-]{8,64}/)[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
     # Header, dict, JSON and tuple shapes: `X-Twilio-Signature: v`, "access_token": "v",
     # 'x-telegram-bot-token': 'v', (b'authorization', b'Bearer v').
-    (re.compile(rf"(?i)(\b{_SECRET_NAME}(?:['\"]?\s*:|['\"]\s*,)\s*b?['\"]?)(?:(?:bearer|basic)\s+)?"
+    (re.compile(rf"(?i)(\b{_SECRET_NAME}(?:['\"]?\s*:|['\"]\s*,)\s*(?:b?['\"])?)(?:(?:bearer|basic)\s+)?"
                 rf"(?!\[redacted\])[^'\"\s,;&}})\]]+"), rf"\1{REDACTED}"),
     # name=value in query strings, form bodies and key=value logs (access_token=, hub.verify_token=, api_key=).
     (re.compile(rf"(?i)(\b{_SECRET_NAME}=)(?!\[redacted\])[^&\s,;'\"<>]+"), rf"\1{REDACTED}"),
@@ -101,9 +101,13 @@ def _redact_arg(value: Any) -> Any:
 
 
 def redact_record(record: logging.LogRecord, *, include_extra: bool) -> None:
-    """Scrub ``record`` in place: message, arguments, exception and stack text (and ``extra`` fields)."""
-    if isinstance(record.msg, str):
-        record.msg = redact(record.msg)
+    """Scrub ``record`` in place: message, arguments, exception and stack text (and ``extra`` fields).
+
+    Arguments are scrubbed one by one and the template kept, so formatters that read
+    ``record.args`` (uvicorn's access formatter unpacks them) still work; only when the
+    joined message still shows a secret (it sits in the template, or spans arguments: "bot%s"
+    % token) is the record collapsed to its scrubbed text.
+    """
     args = record.args
     if isinstance(args, tuple):
         record.args = tuple(_redact_arg(a) for a in args)
@@ -111,11 +115,14 @@ def redact_record(record: logging.LogRecord, *, include_extra: bool) -> None:
         record.args = {k: _redact_arg(v) for k, v in args.items()}
     try:
         rendered = record.getMessage()
-    except Exception:  # noqa: BLE001 - leave a malformed record to the handler's own error path
+    except Exception:  # noqa: BLE001 - a malformed record: scrub the template, leave the error to the handler
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         rendered = None
-    if rendered is not None and redact(rendered) != rendered:
-        # The secret only appears once the arguments are joined (e.g. "bot%s" % token).
-        record.msg, record.args = redact(rendered), None
+    if rendered is not None:
+        cleaned = redact(rendered)
+        if cleaned != rendered:
+            record.msg, record.args = cleaned, ()
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:
