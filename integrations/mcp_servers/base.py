@@ -12,6 +12,9 @@ Design:
 - Callers authenticate with a bearer token checked by an ASGI guard in front of the MCP
   endpoints (constant-time compare). Vendor webhooks (WhatsApp) are not behind the
   guard: they carry the vendor's own signature instead.
+- Credential headers go to the vendor in the form each API requires; where that puts a
+  secret in a URL (Telegram's ``/bot<token>/``), log records are scrubbed of it
+  (``voiceplatform.logging``), installed by :func:`build_asgi_app` for every process serving one.
 - Upstream failures become ``ToolError`` with the vendor's own message and status, so the
   model (and a human reading the call timeline) sees *why* it failed.
 """
@@ -31,6 +34,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from voiceplatform.logging import install_record_redaction
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +125,9 @@ def build_asgi_app(server: MCPServer, config: BaseServerConfig, *, host: str = "
         if getattr(route, "path", None) not in seen:
             routes.append(route)
     app = Starlette(routes=routes, lifespan=streamable.router.lifespan_context)
+    # httpx logs every upstream URL at INFO and the Telegram Bot API puts the bot token in
+    # the path: whichever way this app is served, its records are scrubbed of secrets.
+    install_record_redaction()
     return BearerGuard(app, config.caller_tokens)
 
 
