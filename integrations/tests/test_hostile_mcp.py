@@ -116,6 +116,19 @@ def test_b_cannot_read_a_messages_by_any_header_combination(tenants, headers):
     assert result.is_error, result.text
 
 
+def test_sse_transport_is_authorised_the_same_way(tenants):
+    _fake, url, _clock, _auth = tenants
+
+    def over_sse(headers: dict[str, str]):
+        spec = ServerSpec(url=f"{url}/sse", transport="sse", headers={"Authorization": f"Bearer {PLATFORM}", **headers})
+        return asyncio.run(call_tool(spec, "read_messages", {}))
+
+    refused = over_sse(tenant(B_TOKEN, A_ID))
+    assert refused.is_error and A_SECRET_TEXT not in refused.text
+    own = over_sse(tenant(A_TOKEN, A_ID))
+    assert not own.is_error and [m["text"] for m in own.structured["messages"]] == [A_SECRET_TEXT]
+
+
 def test_malformed_or_repeated_number_id_is_named(tenants):
     _fake, url, _clock, _auth = tenants
     malformed = call(url, "read_messages", {}, tenant(B_TOKEN, f"{A_ID}/../{B_ID}"))

@@ -16,6 +16,8 @@ CALLER = "wa-caller"
 SECRET = "meta-app-secret"
 VERIFY = "verify-me"
 CUSTOMER = "4915112345678"
+# Checked against every log record of every test here (conftest); "EAAG-test" is the fake's token.
+LOG_SECRETS = (CALLER, SECRET, VERIFY, "EAAG-test")
 
 
 @pytest.fixture()
