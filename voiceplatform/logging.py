@@ -65,6 +65,12 @@ _SECRET_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
                 rf"(?!\[redacted\])[^'\"\s,;&}})\]]+"), rf"\1{REDACTED}"),
     # name=value in query strings, form bodies and key=value logs (access_token=, hub.verify_token=, api_key=).
     (re.compile(rf"(?i)(\b{_SECRET_NAME}=)(?!\[redacted\])[^&\s,;'\"<>]+"), rf"\1{REDACTED}"),
+    # Capability URLs (hosted MCP servers, webhook relays) carry a long random path segment; ids
+    # stay readable: a UUID is 36 characters, a uuid hex 32, so 40+ is a token, not an id.
+    (re.compile(r"(?<=/)(?=[A-Za-z0-9_-]*[A-Za-z])(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{40,}(?=[/?#\s\"']|$)"),
+     REDACTED),
+    # Query parameters whose bare name is a credential (Gemini's ?key=, signed URLs' &sig=, OAuth's ?code=).
+    (re.compile(r"(?i)([?&](?:key|sig|auth|code)=)(?!\[redacted\])[^&\s#'\"<>]+"), rf"\1{REDACTED}"),
     # Credentials after an HTTP auth scheme (as written in headers, so "a bearer token" in prose stays).
     (re.compile(r"\b(Bearer|Basic)(\s+)(?!\[redacted\])[A-Za-z0-9._~+/=:-]{4,}"), rf"\1\2{REDACTED}"),
     # Vendor and platform secrets recognisable by prefix.

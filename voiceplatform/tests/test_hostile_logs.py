@@ -27,6 +27,7 @@ SIGNATURE = secrets.token_urlsafe(20) + "="
 API_KEY = "vp_" + secrets.token_urlsafe(32)
 WEBHOOK_SECRET = "whsec_" + secrets.token_urlsafe(32)
 VERIFY = secrets.token_hex(12)
+CAPABILITY = secrets.token_urlsafe(32) + "a1"  # letters and digits whatever the draw
 
 # (log call arguments, the secret they carry): shapes seen from httpx, uvicorn, SDKs and our code.
 SHAPES = [
@@ -47,6 +48,11 @@ SHAPES = [
                  id="meta-verify-token-query"),
     pytest.param(("signing with %s", WEBHOOK_SECRET), WEBHOOK_SECRET, id="webhook-secret"),
     pytest.param(('{"access_token": "%s", "expires_in": 3599}', BEARER), BEARER, id="json-token-field"),
+    pytest.param(("connecting to %s", f"wss://generativelanguage.googleapis.com/ws/x?key={BEARER}"), BEARER,
+                 id="gemini-key-query"),
+    pytest.param(("bare token %s", BOT), BOT, id="bare-telegram-token"),
+    pytest.param(("HTTP Request: POST %s", f"https://mcp.example.com/api/mcp/s/{CAPABILITY}/mcp"), CAPABILITY,
+                 id="capability-url-segment"),
 ]
 
 
@@ -107,7 +113,8 @@ def test_tracebacks_and_extra_fields_are_scrubbed_in_the_json_lines():
 
 def test_what_is_not_a_secret_is_left_alone():
     for text in ("input_tokens=812 output_tokens=33", "missing or wrong bearer token for this MCP server",
-                 "Forbidden (CSRF token missing.)", f"call {CALL} ended after 42 s", "/ws/twilio/"):
+                 "Forbidden (CSRF token missing.)", f"call {CALL} ended after 42 s", "/ws/twilio/",
+                 f"/api/v1/calls/{CALL}/", f"/api/v1/calls/{uuid.UUID(CALL).hex}/events/"):
         assert redact(text) == text
     # Redacting twice changes nothing more (records pass the factory and then the handler filter).
     once = redact(f"token: {MEDIA} /bot{BOT}/x Authorization: Bearer {BEARER}")
