@@ -202,6 +202,32 @@ def test_old_store_files_are_carried_into_the_partitioned_table(tmp_path):
     store.close()
 
 
+def test_gmail_cached_access_token_needs_the_whole_credential():
+    """A cached Google access token is reused only for the client id, client secret AND refresh
+    token that minted it: a caller with a wrong client secret gets Google's refusal, not the token."""
+    from integrations.mcp_servers.gmail import GmailConfig
+    from integrations.mcp_servers.gmail import build_server as build_gmail
+    from integrations.testing.fake_gmail import FakeGmail
+
+    refresh = "1//0g" + secrets.token_hex(12)
+    with FakeGmail(client_secret="right-secret", refresh_token=refresh) as fake:
+        fake.add_message(sender="bob@example.com", to="a@example.com", subject="A's private mail", body="x")
+        config = GmailConfig(caller_tokens=frozenset({PLATFORM}), api_base=fake.url, token_url=fake.token_url)
+        with serve_mcp(build_gmail(config), config) as url:
+            def search(client_secret: str):
+                spec = ServerSpec(url=f"{url}/mcp", headers={
+                    "Authorization": f"Bearer {PLATFORM}", "X-Google-Client-Id": "cid.apps.googleusercontent.com",
+                    "X-Google-Client-Secret": client_secret, "X-Google-Refresh-Token": refresh})
+                return asyncio.run(call_tool(spec, "search_email", {"query": "private"}))
+
+            owner = search("right-secret")
+            assert not owner.is_error and "A's private mail" in owner.text
+            intruder = search("wrong-secret")
+    assert intruder.is_error and "A's private mail" not in intruder.text
+    assert "invalid_client" in intruder.text or "OAuth client was not found" in intruder.text
+    assert fake.token_requests == 2
+
+
 # --------------------------------------------------------------------------- own-server connections
 
 
