@@ -59,10 +59,15 @@ class OwnServer:
     token: str
 
 
+def own_server_url(name: str, default_port: int) -> str:
+    """Where this deployment serves its own ``name`` MCP server (``MCP_<NAME>_URL``)."""
+    return env_str(f"MCP_{name.upper()}_URL", f"http://127.0.0.1:{default_port}/mcp")
+
+
 def own_server(name: str, default_port: int) -> OwnServer:
     """URL (``MCP_<NAME>_URL``) and the first caller token (``MCP_<NAME>_TOKENS``) of our server."""
     upper = name.upper()
-    url = env_str(f"MCP_{upper}_URL", f"http://127.0.0.1:{default_port}/mcp")
+    url = own_server_url(name, default_port)
     tokens = [t for t in env_list(f"MCP_{upper}_TOKENS") if t]
     if not tokens:
         raise ImproperlyConfiguredEnv(

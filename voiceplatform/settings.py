@@ -310,11 +310,16 @@ PROVIDER_PRICES = env_json("PROVIDER_PRICES", {}, parse_price_overrides)
 
 # --- logging: structured, one JSON object a line ----------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# Secrets never reach a log line: every handler scrubs them (RedactSecretsFilter), and
+# configure_logging also scrubs each record as it is created, for handlers configured
+# elsewhere (uvicorn's, test capture). See voiceplatform/logging.py for the shapes.
+LOGGING_CONFIG = "voiceplatform.logging.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "voiceplatform.logging.RedactSecretsFilter"}},
     "formatters": {"json": {"()": "voiceplatform.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

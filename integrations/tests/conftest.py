@@ -31,3 +31,18 @@ def telegram_mcp(monkeypatch):
             monkeypatch.setenv("MCP_TELEGRAM_URL", f"{url}/mcp")
             monkeypatch.setenv("MCP_TELEGRAM_TOKENS", "platform-token")
             yield fake, url
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_log_record(request):
+    """A test module that lists ``LOG_SECRETS`` runs with every logger at DEBUG, and fails when
+    any record of the test (MCP server, MCP client, HTTP clients, fakes) shows one of them."""
+    secrets = getattr(request.module, "LOG_SECRETS", ())
+    if not secrets:
+        yield
+        return
+    from voiceplatform.testing import capture_all_logs, secrets_in_logs
+
+    with capture_all_logs() as records:
+        yield
+    assert secrets_in_logs(records, secrets) == []
