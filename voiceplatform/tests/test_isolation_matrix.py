@@ -245,3 +245,11 @@ def test_every_org_scoped_model_is_in_the_matrix() -> None:
     reached |= {case.values[2] for case in _object_routes()}
     missing = sorted(m._meta.label for m in apps.get_models() if issubclass(m, OrgScopedModel) and m not in reached)
     assert not missing, f"org-scoped models no isolation check reaches: {missing}"
+
+
+def test_every_org_scoped_admin_is_in_the_matrix() -> None:
+    """An admin scoped by org whose model has no factory would be skipped silently."""
+    covered = {case.values[0] for case in _admin_cases()}
+    missing = sorted(model._meta.label for model, model_admin in admin.site._registry.items()
+                     if isinstance(model_admin, OrgScopedAdmin) and model not in covered)
+    assert not missing, f"org-scoped admins the isolation matrix cannot cover (register a factory): {missing}"
