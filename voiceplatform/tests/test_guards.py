@@ -315,13 +315,49 @@ SETTINGS_MODULE = "voiceplatform/settings.py"
 
 
 class _SettingsReads(_Scanner):
+    """``settings.X`` and ``getattr(settings, "X", …)``. A helper that reads the setting
+    named by one of its parameters (``def _setting(name, default): return getattr(settings,
+    name, default)``) is followed to its callers in the module, which must name the setting."""
+
     def __init__(self, tree: ast.Module) -> None:
         super().__init__()
         self.names: set[str] = set()  # local names bound to django.conf.settings
         self.dotted: set[str] = {"django.conf.settings"}
+        self.functions: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        self.helpers: dict[str, int] = {}  # helper function → index of its setting-name parameter
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module == "django.conf":
                 self.names |= {alias.asname or alias.name for alias in node.names if alias.name == "settings"}
+
+    def scan(self, tree: ast.Module) -> list[Finding]:
+        super().scan(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in self.helpers:
+                index = self.helpers[node.func.id]
+                name = node.args[index] if len(node.args) > index else None
+                if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                    self.findings.append(Finding(node.lineno, "", name.value))
+                else:
+                    self.findings.append(Finding(node.lineno, "", f"<computed: {ast.unparse(node)}>"))
+        return self.findings
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.functions.append(node)
+        self._scoped(node)
+        self.functions.pop()
+
+    visit_FunctionDef = visit_AsyncFunctionDef = _function
+
+    def _helper_parameter(self, name: ast.expr) -> bool:
+        """``name`` is a positional parameter of the enclosing function: record it as a helper."""
+        if not (isinstance(name, ast.Name) and self.functions):
+            return False
+        function = self.functions[-1]
+        params = [arg.arg for arg in function.args.posonlyargs + function.args.args]
+        if name.id not in params:
+            return False
+        self.helpers[function.name] = params.index(name.id)
+        return True
 
     def _is_settings(self, node: ast.AST) -> bool:
         return (isinstance(node, ast.Name) and node.id in self.names) or ast.unparse(node) in self.dotted
@@ -337,6 +373,8 @@ class _SettingsReads(_Scanner):
             name = node.args[1] if len(node.args) > 1 else None
             if isinstance(name, ast.Constant) and isinstance(name.value, str):
                 self.findings.append(Finding(node.lineno, ".".join(self.scope), name.value))
+            elif name is not None and self._helper_parameter(name):
+                pass  # checked at each call of the helper
             else:  # a name built at run time cannot be checked, nor found by grep
                 self.findings.append(Finding(node.lineno, ".".join(self.scope), f"<computed: {ast.unparse(node)}>"))
         self.generic_visit(node)
@@ -373,6 +411,8 @@ def test_every_setting_read_is_defined() -> None:
     ("from django.conf import settings\nk = 'A'\nx = getattr(settings, k + '_B')", ["<computed: getattr(settings, k + '_B')>"]),
     ("from django.conf import settings\ndef f(s):\n    s.NOPE = 1\n    return settings.configured", []),
     ("settings = object()\nx = settings.NOPE", []),  # not django.conf.settings
+    ("from django.conf import settings\ndef _setting(name, default):\n    return getattr(settings, name, default)\n"
+     "x = _setting('NOPE', 1)\ny = _setting(f'{x}_Y', 1)", ["NOPE", "<computed: _setting(f'{x}_Y', 1)>"]),
 ])
 def test_settings_scanner(source: str, expected: list[str]) -> None:
     assert [f.code for f in settings_reads(ast.parse(source))] == expected
