@@ -308,6 +308,62 @@ if BATCHES_DIAL_THREADS < 1:
 # the default), e.g. PROVIDER_PRICES='{"hume_evi": {"*": {"per_minute": 0.04}}}'.
 PROVIDER_PRICES = env_json("PROVIDER_PRICES", {}, parse_price_overrides)
 
+# --- knowledge ---------------------------------------------------------------------------
+# Largest document accepted (upload, or a URL's body); bigger ones fail with "file too large".
+KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
+# Seconds a knowledge URL source may take to fetch.
+KNOWLEDGE_URL_TIMEOUT = env_float("KNOWLEDGE_URL_TIMEOUT", 20.0)
+# URL sources on loopback/private addresses are refused unless this is on (tests,
+# single-tenant installs fetching from an intranet).
+KNOWLEDGE_URL_ALLOW_PRIVATE = env_bool("KNOWLEDGE_URL_ALLOW_PRIVATE", False)
+# torch intra-op threads of the local embedding model. 1 by default: workers run one
+# process per core, and oversubscribed threads made a query ~8x slower under load
+# (bench/knowledge_bench.py).
+KNOWLEDGE_EMBED_THREADS = env_int("KNOWLEDGE_EMBED_THREADS", 1)
+for _name in ("KNOWLEDGE_MAX_UPLOAD_BYTES", "KNOWLEDGE_URL_TIMEOUT", "KNOWLEDGE_EMBED_THREADS"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfiguredEnv(f"{_name} must be positive, not {globals()[_name]}")
+
+
+# --- outgoing webhooks (integrations.webhooks) -------------------------------------------
+def _seconds_list(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env_list(name)
+    if not raw:
+        return default
+    try:
+        delays = tuple(float(d) for d in raw)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"{name}={','.join(raw)!r} must be comma-separated seconds") from None
+    if any(d < 0 for d in delays):
+        raise ImproperlyConfiguredEnv(f"{name} must not contain negative delays")
+    return delays
+
+
+# Retry delays (seconds) after attempt 1, 2, ...; after the last one the delivery is given
+# up. The default sums to ~28 h so a delivery outlives the 24 h after which its endpoint
+# is disabled.
+WEBHOOK_RETRY_DELAYS = _seconds_list("WEBHOOK_RETRY_DELAYS", (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200))
+# An endpoint failing continuously for this long is disabled.
+WEBHOOK_DISABLE_AFTER_S = env_float("WEBHOOK_DISABLE_AFTER_S", 24 * 3600.0)
+# Seconds one delivery attempt may take.
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0)
+# A claimed delivery not finished within this is presumed orphaned by a dead worker.
+WEBHOOK_LEASE_S = env_float("WEBHOOK_LEASE_S", max(WEBHOOK_TIMEOUT_S * 3, 30.0))
+# Customer webhook / MCP server URLs on loopback or private addresses are refused unless
+# these are on (e.g. an MCP server on the LAN). On by default in development and tests.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", DEBUG or TESTING)
+MCP_ALLOW_PRIVATE_TARGETS = env_bool("MCP_ALLOW_PRIVATE_TARGETS", DEBUG or TESTING)
+
+# --- the project's own MCP servers (integrations/mcp_servers) ---------------------------
+# Where the web process reaches each of them (MCP_<NAME>_URL; unset: 127.0.0.1 on the
+# server's standard port) and the caller tokens they accept (MCP_<NAME>_TOKENS, the
+# first is the one the platform presents). The servers themselves are separate
+# processes that read their own configuration (integrations.mcp_servers.build_from_env).
+MCP_OWN_SERVER_NAMES = ("telegram", "gmail", "whatsapp", "shopify")
+MCP_OWN_SERVER_URLS = {name: url for name in MCP_OWN_SERVER_NAMES
+                       if (url := env_str(f"MCP_{name.upper()}_URL", ""))}
+MCP_OWN_SERVER_TOKENS = {name: env_list(f"MCP_{name.upper()}_TOKENS") for name in MCP_OWN_SERVER_NAMES}
+
 # --- logging: structured, one JSON object a line ----------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 # Secrets never reach a log line: every handler scrubs them (RedactSecretsFilter), and

@@ -10,7 +10,7 @@ from orgs.models import AuditLog
 pytestmark = pytest.mark.django_db
 
 
-def test_admin_add_goes_through_services(admin_a, org_a, login, monkeypatch):
+def test_admin_add_goes_through_services(admin_a, org_a, login, settings):
     client = login(admin_a)
     response = client.post("/admin/integrations/webhookendpoint/add/", {
         "url": "https://hooks.example.com/in", "description": "CRM", "events": '["call.ended"]', "enabled": "on"})
@@ -23,7 +23,7 @@ def test_admin_add_goes_through_services(admin_a, org_a, login, monkeypatch):
         "url": "https://hooks.example.com/in", "events": '["call.exploded"]', "enabled": "on"})
     assert bad.status_code == 200 and b"Unknown event type(s): call.exploded" in bad.content
 
-    monkeypatch.setenv("MCP_ALLOW_PRIVATE_TARGETS", "false")
+    settings.MCP_ALLOW_PRIVATE_TARGETS = False
     private = client.post("/admin/integrations/mcpserver/add/", {
         "name": "Internal", "url": "http://10.0.0.8/mcp", "transport": "streamable_http", "enabled": "on"})
     assert private.status_code == 200 and b"must not point at a private address" in private.content

@@ -56,8 +56,8 @@ def test_connect_own_server_in_one_step(owner_a, api, telegram_mcp, org_a):
     assert missing.status_code == 400 and "Gmail needs: OAuth client id" in missing.json()["error"]["message"]
 
 
-def test_connect_without_deployment_token_is_explained(owner_a, api, monkeypatch):
-    monkeypatch.delenv("MCP_SHOPIFY_TOKENS", raising=False)
+def test_connect_without_deployment_token_is_explained(owner_a, api, settings):
+    settings.MCP_OWN_SERVER_TOKENS = {**settings.MCP_OWN_SERVER_TOKENS, "shopify": []}
     response = api(owner_a).post(f"{SERVERS}connect/", {"kind": "shopify", "credentials": {
         "x-shopify-shop": "acme", "x-shopify-access-token": "shpat"}}, format="json")
     assert response.status_code == 400
@@ -126,8 +126,8 @@ def django_on_commit():
     return TestCase.captureOnCommitCallbacks(execute=True)
 
 
-def test_private_addresses_refused_for_custom_servers_not_own_ones(owner_a, api, telegram_mcp, monkeypatch):
-    monkeypatch.setenv("MCP_ALLOW_PRIVATE_TARGETS", "false")
+def test_private_addresses_refused_for_custom_servers_not_own_ones(owner_a, api, telegram_mcp, settings):
+    settings.MCP_ALLOW_PRIVATE_TARGETS = False
     client = api(owner_a)
     for url in ("http://127.0.0.1:9/mcp", "http://169.254.169.254/mcp", "http://localhost:8100/mcp"):
         refused = client.post(SERVERS, {"name": "internal", "url": url}, format="json")
