@@ -11,6 +11,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,10 @@ SKIP_MODULES = {"tests", "testing", "migrations", "management", "asgi", "wsgi", 
 
 
 def _local_apps() -> list[Any]:
-    return [config for config in apps.get_app_configs() if Path(config.path).resolve().is_relative_to(ROOT)]
+    # The virtualenv may live inside the checkout (make's .venv): its packages are not ours.
+    venv = Path(sys.prefix).resolve()
+    return [config for config in apps.get_app_configs()
+            if Path(config.path).resolve().is_relative_to(ROOT) and not Path(config.path).resolve().is_relative_to(venv)]
 
 
 def _delete_services() -> dict[type[models.Model], Any]:

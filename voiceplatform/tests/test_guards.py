@@ -177,6 +177,8 @@ ENV_READ_ALLOWED: dict[str, str] = {
         "and VP_VAR_DIR/VP_KEEP_SERVICES configure the launcher, not the platform",
     "voiceplatform/devserver.py":
         "`make run`'s supervisor: it passes its environment on to the web, worker and beat processes it starts",
+    "voiceplatform/timematrix.py":
+        "`make test`'s time matrix: it hands its environment to the pytest runs it starts, adding VP_TEST_NOW and TZ",
     "voiceplatform/testing.py":
         "test support: subprocess_env hands a test's worker/server subprocesses the parent's environment",
     "bench/": "stand-alone benchmark scripts; their variables (MEDIA_BENCH_*) configure the processes the "
