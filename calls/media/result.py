@@ -31,6 +31,11 @@ END_PROTOCOL_ERROR = "protocol_error"  # the carrier sent something we cannot pa
 END_INTERNAL_ERROR = "internal_error"  # a bug in our media code; the call is still ended cleanly
 END_SETUP_ERROR = "setup_error"  # the call's context could not be loaded (ended call, unusable agent)
 
+# What the stream gate (`StreamGate.claim`) answers a socket that presents a token.
+STREAM_GRANTED = "granted"  # the token is right and this socket now holds the call's stream
+STREAM_BUSY = "busy"  # the token is right but another socket holds the stream: refused
+STREAM_REFUSED = "refused"  # wrong or expired token, unknown or ended call
+
 
 @dataclass(slots=True)
 class TranscriptTurn:
@@ -138,3 +143,8 @@ class SessionContext:
 
 ContextLoader = Callable[[str], Awaitable[SessionContext]]
 FinishCallback = Callable[[str, SessionResult], Awaitable[None]]
+#: claim(call_id, token, transport, claim_id) -> STREAM_GRANTED | STREAM_BUSY | STREAM_REFUSED
+StreamClaimer = Callable[[str, str, str, str], Awaitable[str]]
+#: renew(call_id, claim_id) -> still held; release(call_id, claim_id)
+StreamClaimRenewer = Callable[[str, str], Awaitable[bool]]
+StreamClaimReleaser = Callable[[str, str], Awaitable[None]]
