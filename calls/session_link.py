@@ -350,6 +350,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         max_duration_s=settings_.max_duration_s,
         silence_timeout_s=settings_.silence_timeout_s,
         recording_path=recording_temp_path(cid) if settings_.record else None,
+        keep_keypad_digits=settings_.keep_keypad_digits,
         hangup=hangup if has_phone else None,
         transfer=transfer if has_phone else None,
         send_dtmf=send_dtmf if has_phone else None,

@@ -100,6 +100,10 @@ class SessionContext:
       dashboard; called per turn/event, never per audio frame.
     - `dtmf`: how the caller's key presses are collected into entries and
       passed to the agent as user turns (`calls.media.dtmf`).
+    - `keep_keypad_digits`: whether the keys the caller pressed (PINs, card
+      numbers) are kept on the timeline and in the transcript. Off: the agent
+      still hears them, but what is stored says only that keys were pressed
+      and how many.
     """
 
     call_public_id: str
@@ -109,6 +113,7 @@ class SessionContext:
     vad_enabled: bool = True
     barge_in: bool = True
     dtmf: DtmfSettings = field(default_factory=DtmfSettings)
+    keep_keypad_digits: bool = False
     max_duration_s: float = 3600.0
     silence_timeout_s: float = 60.0
     recording_path: str | Path | None = None

@@ -632,8 +632,12 @@ class CallSession:
     async def _on_dtmf(self, digit: str) -> None:
         self.dtmf_digits.append(digit)
         self._last_activity = self._clock()
-        self.record("dtmf", digit=digit)
         ctx = self.context
+        # Keys may be a PIN or a card number: stored only if the agent keeps them.
+        if ctx is not None and ctx.keep_keypad_digits:
+            self.record("dtmf", digit=digit)
+        else:
+            self.record("dtmf")
         if self._keypad is None and ctx is not None and ctx.dtmf.enabled:
             self._keypad = KeypadInput(ctx.dtmf, self._on_keypad_entry, self.clock_ms)
         if self._keypad is not None:
@@ -653,7 +657,9 @@ class CallSession:
             await self.wait_for_playback()
             if self.ending or self.bridge is None or not self.bridge.connected:
                 return
-            self._turn_added(self.book.caller_keypad(entry.text, entry.started_ms, self.clock_ms()))
+            keep = self.context is not None and self.context.keep_keypad_digits
+            stored = entry.text if keep else entry.redacted_text  # the model gets the keys either way
+            self._turn_added(self.book.caller_keypad(stored, entry.started_ms, self.clock_ms()))
             try:
                 await self.bridge.send_user_text(entry.text)
             except ProviderError as exc:

@@ -248,8 +248,10 @@ def test_outbound_plivo_call_placed_through_the_api(platform: Platform, fakes: A
     stream = ET.fromstring(xml).find("Stream")
     assert stream is not None and stream.get("bidirectional") == "true"
 
+    headers = dict(pair.split("=", 1) for pair in (stream.get("extraHeaders") or "").split(","))
+
     async def talk() -> CarrierMediaClient:
-        async with CarrierMediaClient.plivo(stream.text or "") as media:
+        async with CarrierMediaClient.plivo(stream.text or "", parameters=headers) as media:
             await media.wait_for_audio(ms=900, timeout=15)
             await media.play(speech_mulaw(1.2, seed=4))
             # the agent says goodbye and ends the call: the platform closes the stream
@@ -292,7 +294,7 @@ def test_browser_web_call_with_the_echo_agent(platform: Platform, fakes: Any, or
         received = 0
         async with connect(f"ws://127.0.0.1:{platform.port}{body['websocket_path']}",
                            origin=f"http://127.0.0.1:{platform.port}") as ws:  # type: ignore[arg-type]
-            await ws.send(json.dumps({"event": "start", "sampleRate": 16000}))
+            await ws.send(json.dumps({"event": "start", "sampleRate": 16000, "token": body["stream_token"]}))
             for offset in range(0, len(samples), 640):
                 await ws.send(samples[offset:offset + 640])
                 await asyncio.sleep(0.02)
