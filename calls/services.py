@@ -130,18 +130,23 @@ def new_stream_token() -> str:
     return secrets.token_hex(24)
 
 
-def issue_stream_target(call: Call, **parameters: str) -> StreamTarget:
+def issue_stream_target(call: Call, *, replaces_stream: bool = False, **parameters: str) -> StreamTarget:
     """Rotate the call's media-stream token and return where the carrier should connect.
 
     Only the hash is stored; every markup we hand out carries a fresh token, so a
     token seen in an old TwiML document is worthless. The token is never part of a
     URL (see calls.carriers.base.STREAM_PATH): it travels in the stream's ``start``
     message. Rotating does not touch the call's stream claim: a socket already in
-    keeps the stream until it ends (calls.session_link.claim_stream).
+    keeps the stream until it ends (calls.session_link.claim_stream) — except with
+    ``replaces_stream``, for markup that itself ends the current stream and opens this
+    one (Twilio's DTMF resume), whose socket must not wait for the old one's release.
     """
     token = new_stream_token()
     call.stream_token_hash = hash_stream_token(token)
-    Call.objects.filter(pk=call.pk).update(stream_token_hash=call.stream_token_hash)
+    changes: dict[str, Any] = {"stream_token_hash": call.stream_token_hash}
+    if replaces_stream:
+        changes.update(stream_claim="", stream_claim_expires_at=None)
+    Call.objects.filter(pk=call.pk).update(**changes)
     return StreamTarget(call_public_id=str(call.public_id), token=token, parameters=parameters)
 
 
@@ -624,7 +629,7 @@ def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
         validate_dtmf(digits)
     except CarrierError as exc:
         raise CallError(f"digits: {exc}", field="digits") from exc
-    resume = issue_stream_target(call, direction=call.direction, resumed="1")
+    resume = issue_stream_target(call, replaces_stream=True, direction=call.direction, resumed="1")
     try:
         carrier.send_dtmf(call.carrier_call_id, digits, resume=resume)
     except CarrierError as exc:

@@ -22,13 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -59,38 +53,14 @@ from calls.tasks import expire_unconnected_web_call_task
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.media_client import CarrierMediaClient
 from calls.testing.media_server import MediaTestServer
+from calls.testing.processes import Processes, free_port, http_get, http_post, server_argv, wait_until
 from calls.testing.signals import speech_mulaw, tone
 from calls.tests.factories import make_phone_number, make_ready_agent
 from orgs.models import AuditLog
 from orgs.services import SYSTEM, create_api_key, set_provider_credential
 from voiceplatform.testing import subprocess_env
 
-ROOT = Path(__file__).resolve().parents[2]
 CALLER = "+14155559876"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 class WebProcesses:
@@ -99,12 +69,10 @@ class WebProcesses:
     DEBUG with their access logs on, each to its own file."""
 
     def __init__(self, directory: Path) -> None:
-        self.uvicorn_port = _free_port()
-        self.daphne_port = _free_port()
-        self.uvicorn_log = directory / "uvicorn.log"
-        self.daphne_log = directory / "daphne.log"
+        self.uvicorn_port = free_port()
+        self.daphne_port = free_port()
         self.media_root = directory / "media"
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self.servers = {kind: Processes(directory / f"{kind}.log") for kind in ("uvicorn", "daphne")}
 
     @property
     def uvicorn(self) -> str:
@@ -117,46 +85,28 @@ class WebProcesses:
     def start(self) -> None:
         # Carriers are told to call the uvicorn process (PUBLIC_BASE_URL).
         env = subprocess_env(PUBLIC_BASE_URL=f"http://{self.uvicorn}", MEDIA_ROOT=str(self.media_root),
-                             LOG_LEVEL="DEBUG")
-        python = sys.executable
-        commands = [
-            ([python, "-m", "uvicorn", "voiceplatform.asgi:application", "--host", "127.0.0.1",
-              "--port", str(self.uvicorn_port), "--ws", "websockets-sansio", "--log-level", "debug",
-              "--access-log"], self.uvicorn_log, self.uvicorn),
-            ([python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.daphne_port), "-v", "2",
-              "voiceplatform.asgi:application"], self.daphne_log, self.daphne),
-        ]
-        for argv, log_path, _ in commands:
-            log = log_path.open("ab")
-            self._procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True))
-        for _, log_path, address in commands:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://{address}/healthz", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                for proc in self._procs:
-                    assert proc.poll() is None, self.logs()[-4000:]
-                assert time.monotonic() < deadline, f"{address} did not come up:\n" + self.logs()[-4000:]
-                time.sleep(0.3)
+                             LOG_LEVEL="DEBUG", PYTHONUNBUFFERED="1")  # Daphne's access log writes unflushed
+        self.servers["uvicorn"].spawn(server_argv("uvicorn", self.uvicorn_port, debug=True), env)
+        self.servers["daphne"].spawn(server_argv("daphne", self.daphne_port, debug=True), env)
+        self.servers["uvicorn"].wait_healthy(f"http://{self.uvicorn}")
+        self.servers["daphne"].wait_healthy(f"http://{self.daphne}")
 
     def logs(self) -> str:
-        return "".join(path.read_text(errors="replace") for path in (self.uvicorn_log, self.daphne_log)
-                       if path.exists())
+        """Everything both servers wrote (stdout and stderr)."""
+        return "".join(server.log(tail=0) for server in self.servers.values())
+
+    def flushed_logs(self) -> str:
+        """The logs once both servers have written every line about what came before: each
+        is sent one last request, and its access line is waited for."""
+        marker = uuid.uuid4().hex
+        for address in (self.uvicorn, self.daphne):
+            http_get(f"http://{address}/flush-{marker}")
+        wait_until(lambda: self.logs().count(marker) >= 2, "both servers' access lines")
+        return self.logs()
 
     def stop(self) -> None:
-        for proc in self._procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        for server in self.servers.values():
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +165,7 @@ def test_a_second_socket_with_the_same_token_is_refused_and_the_first_call_is_un
 
     first, refused = asyncio.run(talk())
     assert refused == [4403, 4403], web.logs()[-3000:]
-    _wait(lambda: "session.ended" in _kinds(call), "the first session's result")
+    wait_until(lambda: "session.ended" in _kinds(call), "the first session's result")
     kinds = _kinds(call)
     assert kinds.count("stream.duplicate_refused") == 2
     assert kinds.count("stream_started") == 1  # one session: no second provider session was opened
@@ -230,7 +180,7 @@ def test_a_second_socket_with_the_same_token_is_refused_and_the_first_call_is_un
 
     # Once the first socket's session has ended and released the stream, a carrier
     # reconnecting with the same (still current) token is let in again.
-    _wait(lambda: Call.objects.filter(pk=call.pk, stream_claim="").exists(), "the claim to be released")
+    wait_until(lambda: Call.objects.filter(pk=call.pk, stream_claim="").exists(), "the claim to be released")
 
     async def reconnect() -> int:
         async with CarrierMediaClient.twilio(other_process, parameters=params) as again:
@@ -259,7 +209,7 @@ def test_no_log_line_of_an_end_to_end_call_holds_its_stream_token(
         base = f"http://{web.uvicorn}"
         params = twilio.voice_params(call_sid="CA" + "9" * 32, from_=CALLER, to=number.e164)
         voice_url = f"{base}/webhooks/twilio/voice"
-        status, body = _post(voice_url, urlencode(params).encode(),
+        status, body = http_post(voice_url, urlencode(params).encode(),
                              {"Content-Type": "application/x-www-form-urlencoded",
                               **twilio.webhook_headers(voice_url, params)})
         assert status == 200, web.logs()[-3000:]
@@ -278,17 +228,17 @@ def test_no_log_line_of_an_end_to_end_call_holds_its_stream_token(
                 await media.hang_up()
 
         asyncio.run(phone())
-        _wait(lambda: "session.ended" in _kinds(call), "the phone call's session result")
+        wait_until(lambda: "session.ended" in _kinds(call), "the phone call's session result")
         status_url = f"{base}/webhooks/twilio/status"
         done = twilio.status_params(call_sid=call.carrier_call_id, status="completed", sequence=3, duration=2)
-        status, _ = _post(status_url, urlencode(done).encode(),
+        status, _ = http_post(status_url, urlencode(done).encode(),
                           {"Content-Type": "application/x-www-form-urlencoded",
                            **twilio.webhook_headers(status_url, done)})
         assert status == 204, web.logs()[-3000:]
 
     # 2. A browser call through the other process (Daphne), started with an API key.
     _key, api_key = create_api_key(org_a, SYSTEM, "web", "editor")
-    status, reply = _post(f"http://{web.daphne}/api/v1/calls/web/",
+    status, reply = http_post(f"http://{web.daphne}/api/v1/calls/web/",
                           json.dumps({"agent": str(agent.public_id)}).encode(),
                           {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
     assert status == 201, reply
@@ -310,7 +260,7 @@ def test_no_log_line_of_an_end_to_end_call_holds_its_stream_token(
             await ws.send(json.dumps({"event": "stop"}))
 
     asyncio.run(browser())
-    _wait(lambda: "session.ended" in _kinds(web_call), "the web call's session result")
+    wait_until(lambda: "session.ended" in _kinds(web_call), "the web call's session result")
 
     # 3. The token once more, now the call has ended: refused (a logged refusal, with no token in it).
     async def late() -> int | None:
@@ -319,8 +269,7 @@ def test_no_log_line_of_an_end_to_end_call_holds_its_stream_token(
 
     assert asyncio.run(late()) == 4403
 
-    time.sleep(0.5)  # let the servers flush their log files (not an assertion on time)
-    logs = web.logs()
+    logs = web.flushed_logs()
     # The capture works: both servers logged the sockets' paths at INFO and our own records at DEBUG.
     assert f"/ws/twilio/{call.public_id}" in logs and f"/ws/web/{web_call.public_id}" in logs
     assert '"level": "DEBUG"' in logs and "media stream refused" in logs
@@ -366,9 +315,15 @@ def test_the_stream_claim_is_one_socket_at_a_time_a_lease_and_refuses_quietly(or
         release_stream_claim_sync(cid, "reconnect")
         assert claim_stream_sync(cid, token, "twilio", "z") == STREAM_REFUSED
         assert claim_stream_sync(cid, new_token, "twilio", "z") == STREAM_GRANTED
-        release_stream_claim_sync(cid, "z")
+        # markup that itself replaces the stream (Twilio's DTMF resume) hands the claim to its socket
+        resumed = services.issue_stream_target(call, replaces_stream=True).token
+        assert claim_stream_sync(cid, resumed, "twilio", "resumed") == STREAM_GRANTED
+        assert not renew_stream_claim_sync(cid, "z")
+        release_stream_claim_sync(cid, "z")  # the old socket's late release leaves the new claim alone
+        assert claim_stream_sync(cid, resumed, "twilio", "w") == STREAM_BUSY
+        release_stream_claim_sync(cid, "resumed")
         Call.objects.filter(pk=call.pk).update(status=Status.COMPLETED)
-        assert claim_stream_sync(cid, new_token, "twilio", "ended") == STREAM_REFUSED
+        assert claim_stream_sync(cid, resumed, "twilio", "ended") == STREAM_REFUSED
     call.refresh_from_db()
     assert call.stream_connected_at == datetime(2026, 12, 5, 12, 0, tzinfo=UTC)  # the first socket's time
 
