@@ -406,7 +406,8 @@ async def prepare_call_session(call_public_id: str, transport: str) -> CallSessi
     Must run on the server's event loop: from a sync Django view use
     `asgiref.sync.async_to_sync(prepare_call_session)(call_id, "twilio")`, which
     schedules it back onto the loop that serves the sockets. A stream that never
-    comes ends the session after `SessionContext.stream_wait_s`."""
+    comes ends the session after `SessionContext.stream_wait_s` — quietly (no hang-up,
+    no result) if a socket in another process took the call's stream meanwhile."""
     return prepared_sessions.prepare(
         call_public_id,
         transport,

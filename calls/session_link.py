@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from calls.media.result import (
     END_PROVIDER_ERROR,
+    END_STREAM_ELSEWHERE,
     STREAM_BUSY,
     STREAM_GRANTED,
     STREAM_REFUSED,
@@ -183,6 +184,13 @@ def release_stream_claim_sync(call_public_id: str, claim_id: str) -> None:
                                                                            stream_claim_expires_at=None)
 
 
+def stream_taken(call_public_id: str) -> bool:
+    """Whether a media socket has ever authenticated for the call (in any process)."""
+    public_id = _parse_public_id(call_public_id)
+    return public_id is not None and Call.objects.filter(public_id=public_id,
+                                                         stream_connected_at__isnull=False).exists()
+
+
 async def claim_stream(call_public_id: str, token: str, transport: str, claim_id: str) -> str:
     return await in_db_thread(claim_stream_sync, call_public_id, token, transport, claim_id)
 
@@ -326,6 +334,9 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     async def on_update(kind: str, data: dict[str, Any]) -> None:
         await in_db_thread(push_live_update, cid, kind, data)
 
+    async def stream_elsewhere() -> bool:
+        return await in_db_thread(stream_taken, cid)
+
     has_phone = call.direction != Direction.WEB and bool(call.carrier)
     tools: dict[str, Any] = {}
     if has_phone and "send_sms" in settings_.config.tool_names():
@@ -356,6 +367,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         send_dtmf=send_dtmf if has_phone else None,
         tools=tools,
         on_update=on_update,
+        stream_elsewhere=stream_elsewhere,
     ), mcp
 
 
@@ -427,8 +439,12 @@ def _store_recording(call: Call, path: str | None) -> None:
 
 
 def record_session_result_sync(call_public_id: str, result: SessionResult) -> Call:
-    """Persist what the session observed; queue the analysis. Idempotent per call."""
+    """Persist what the session observed; queue the analysis. Idempotent per call. A
+    session that stepped aside for another process's (``END_STREAM_ELSEWHERE``) has
+    nothing to persist."""
     call = _load_call(call_public_id)
+    if result.end_reason == END_STREAM_ELSEWHERE:
+        return call
     _store_recording(call, result.recording_path)
     with transaction.atomic():
         call = Call.objects.select_for_update(of=("self",)).select_related("org").get(pk=call.pk)

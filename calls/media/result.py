@@ -26,6 +26,9 @@ END_PROVIDER_ERROR = "provider_error"
 END_MAX_DURATION = "max_duration"
 END_SILENCE_TIMEOUT = "silence_timeout"
 END_STREAM_TIMEOUT = "stream_timeout"  # prepared, but no stream arrived in time
+# prepared, but the call's stream was taken by a socket in another process: this session
+# steps aside (no hang-up, no result); the other process's session owns the call
+END_STREAM_ELSEWHERE = "stream_elsewhere"
 END_MEDIA_TIMEOUT = "media_timeout"  # the stream stayed open but stopped carrying audio
 END_PROTOCOL_ERROR = "protocol_error"  # the carrier sent something we cannot parse
 END_INTERNAL_ERROR = "internal_error"  # a bug in our media code; the call is still ended cleanly
@@ -125,6 +128,9 @@ class SessionContext:
     #: µ-law 8 kHz audio to play before hanging up after a provider failure.
     apology_audio: bytes | None = None
     on_update: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    #: asked when a prepared session's stream never came: did a socket in another
+    #: process take the call's stream? (then this one ends quietly)
+    stream_elsewhere: Callable[[], Awaitable[bool]] | None = None
     #: send a playback mark after at least this much agent audio
     mark_interval_ms: int = 500
     #: a prepared session with no stream after this long is closed

@@ -11,6 +11,8 @@ can do to a call.
   included), and every line they wrote is searched for it.
 - The claim is a lease in the database: released when the socket's session has
   ended (a later socket may connect again), lapsing if its process died.
+- A session prepared while the phone rang in one process steps aside (no hang-up,
+  no result) when the carrier's socket went to another process.
 - Keypad digits (PINs, card numbers) reach the agent but are stored only if the
   agent keeps them.
 - A web call whose browser never connects is ended after a minute, freeing its
@@ -34,11 +36,12 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from agents.bridges.base import SessionConfig
 from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn
 from calls import services
 from calls.audio.mulaw import array_to_mulaw
-from calls.media.result import STREAM_BUSY, STREAM_GRANTED, STREAM_REFUSED
+from calls.media.result import STREAM_BUSY, STREAM_GRANTED, STREAM_REFUSED, SessionContext, SessionResult
 from calls.models import Call, CallEvent, Recording, Status, TranscriptTurn
 from calls.session_link import (
     STREAM_CLAIM_LEASE,
@@ -440,3 +443,42 @@ def test_a_web_call_whose_browser_never_connects_is_ended_after_a_minute_and_fre
         third.call.refresh_from_db()
         connected.call.refresh_from_db()
         assert third.call.end_reason == "web_never_connected" and connected.call.status == Status.IN_PROGRESS
+
+
+# ------------------------------------------- pre-connect with several web processes
+
+def test_a_prepared_session_whose_stream_went_to_another_process_steps_aside() -> None:
+    hangups: list[str] = []
+
+    async def hangup(reason: str) -> None:
+        hangups.append(reason)
+
+    async def taken_elsewhere() -> bool:
+        return True
+
+    with MediaTestServer() as server:
+        holder: dict[str, str] = {}
+        call_id, _ = server.add_call("twilio", lambda: SessionContext(
+            call_public_id=holder["id"], provider="echo", config=SessionConfig(speaks_first="caller"),
+            stream_wait_s=0.3, hangup=hangup, stream_elsewhere=taken_elsewhere))
+        holder["id"] = call_id
+        server.prepare("twilio", call_id)  # the answer webhook warmed a session up in this process
+        result = server.calls.wait_result(call_id)
+    # the carrier's socket landed on another process: the call there must not be hung up
+    assert result.end_reason == "stream_elsewhere" and hangups == []
+
+
+@pytest.mark.django_db
+def test_the_database_says_when_a_call_s_stream_is_held_elsewhere_and_a_stepped_aside_result_is_not_kept(
+    org_a: Any,
+) -> None:
+    call, token = _live_inbound_call(org_a, make_ready_agent(org_a))
+    cid = str(call.public_id)
+    context = build_session_context(cid)
+    assert context.stream_elsewhere is not None and asyncio.run(context.stream_elsewhere()) is False
+    assert claim_stream_sync(cid, token, "twilio", "other-process") == STREAM_GRANTED
+    assert asyncio.run(context.stream_elsewhere()) is True
+    aside = SessionResult(call_public_id=cid, transport="twilio", transcript=[], events=[], latencies_ms=[],
+                          recording_path=None, end_reason="stream_elsewhere", error=None, usage={}, duration_ms=0)
+    record_session_result_sync(cid, aside)
+    assert "session.ended" not in _kinds(call)  # the other process's session will report the call
