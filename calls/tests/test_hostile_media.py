@@ -468,7 +468,7 @@ def test_a_prepared_session_whose_stream_went_to_another_process_steps_aside() -
     assert result.end_reason == "stream_elsewhere" and hangups == []
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the check runs in a pool thread, on its own connection
 def test_the_database_says_when_a_call_s_stream_is_held_elsewhere_and_a_stepped_aside_result_is_not_kept(
     org_a: Any,
 ) -> None:
