@@ -102,7 +102,13 @@ class Agent(OrgScopedModel):
     @property
     def has_unpublished_changes(self) -> bool:
         version = self.published_version
-        return version is None or version.config != self.snapshot()
+        if version is None:
+            return True
+        # A field added after the version was published counts as unchanged while the
+        # draft holds its default (keep_keypad_digits must not flag every older agent).
+        published = {**{name: self._meta.get_field(name).get_default() for name in CONFIG_FIELDS
+                         if name not in version.config}, **version.config}
+        return published != self.snapshot()
 
     @property
     def credential_provider(self) -> str | None:

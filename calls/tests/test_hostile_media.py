@@ -410,6 +410,31 @@ def test_keypad_digits_reach_the_agent_but_are_stored_only_if_it_keeps_them(
             assert "4 2 7 1" not in text and '"digit"' not in text, where
 
 
+@pytest.mark.django_db
+def test_keeping_keypad_digits_is_an_explicit_agent_setting_off_by_default(org_a: Any, editor_a: Any,
+                                                                           api: Any) -> None:
+    from django.urls import reverse
+
+    from agents.models import Agent, AgentVersion
+
+    client = api(editor_a)
+    created = client.post(reverse("api:agent-list"), {"name": "Bank", "provider": "echo"}, format="json")
+    assert created.status_code == 201 and created.json()["keep_keypad_digits"] is False
+    agent = Agent.objects.get(public_id=created.json()["id"])
+    assert client.post(reverse("api:agent-publish", kwargs={"public_id": agent.public_id}), {},
+                       format="json").status_code == 201
+    # a version published before the setting existed is not an unpublished change of every agent
+    version = AgentVersion.objects.get(agent=agent)
+    older = {k: v for k, v in version.config.items() if k != "keep_keypad_digits"}
+    AgentVersion.objects.filter(pk=version.pk).update(config=older)
+    agent.refresh_from_db()
+    assert agent.has_unpublished_changes is False
+    changed = client.patch(reverse("api:agent-detail", kwargs={"public_id": agent.public_id}),
+                           {"keep_keypad_digits": True}, format="json")
+    assert changed.status_code == 200 and changed.json()["keep_keypad_digits"] is True
+    assert changed.json()["has_unpublished_changes"] is True
+
+
 # ------------------------------------------------------------ abandoned web calls
 
 @pytest.mark.django_db
