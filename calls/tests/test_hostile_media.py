@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -282,6 +283,63 @@ def test_no_log_line_of_an_end_to_end_call_holds_its_stream_token(
         # it sends; that is the carrier's side of the wire, not the platform's).
         ours = [r for r in caplog.records if not r.name.startswith("websockets")]
         assert not [r for r in ours if token in r.getMessage() or token in repr(r.__dict__)]
+
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (make test installs it)")
+@pytest.mark.django_db(transaction=True)
+def test_the_web_call_page_sends_its_token_in_the_first_message_not_the_url(
+    web: WebProcesses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's "talk to this agent" page in a real browser (fake microphone)."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+    from playwright.sync_api import sync_playwright
+
+    from orgs.services import create_organization
+
+    password = "Web-call-pw-77"
+    user = get_user_model().objects.create_user("caller@web.test", "caller@web.test", password)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    org = create_organization("Web Call Org", user)
+    agent = make_ready_agent(org, name="Echo")
+    base = f"http://{web.uvicorn}"
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop runs in this thread
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream",
+             "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=flags, headless=True)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            sockets: list[str] = []
+            page.on("websocket", lambda ws: sockets.append(ws.url))
+            page.goto(f"{base}/accounts/login/")
+            page.fill("input[name=login]", user.email)
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{base}/dashboard/")
+            page.goto(f"{base}/calls/web/?agent={agent.public_id}")
+            page.click("form button[type=submit]")
+            page.wait_for_selector("#web-call-status:text('connected')", timeout=20000)
+            call = Call.objects.get(org=org, direction="web")
+            token = page.get_attribute("#web-call", "data-stream-token") or ""
+            assert token and sockets == [f"ws://{web.uvicorn}/ws/web/{call.public_id}"]  # no token in the URL
+            wait_until(lambda: Call.objects.filter(pk=call.pk, stream_connected_at__isnull=False).exists(),
+                       "the browser's socket to authenticate")
+            page.click("#web-call-hangup")
+            page.wait_for_selector("#web-call-status:text('call ended')", timeout=20000)
+            assert errors == []
+        finally:
+            browser.close()
+    wait_until(lambda: "session.ended" in _kinds(call), "the browser call's result")
+    call.refresh_from_db()
+    assert (call.status, call.end_reason) == (Status.COMPLETED, "caller_hangup")
+    assert token not in web.flushed_logs()
 
 
 # --------------------------------------------------------------- the claim itself
