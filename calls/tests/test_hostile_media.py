@@ -297,6 +297,7 @@ def test_the_web_call_page_sends_its_token_in_the_first_message_not_the_url(
     """The dashboard's "talk to this agent" page in a real browser (fake microphone)."""
     from allauth.account.models import EmailAddress
     from django.contrib.auth import get_user_model
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     from orgs.services import create_organization
@@ -336,6 +337,9 @@ def test_the_web_call_page_sends_its_token_in_the_first_message_not_the_url(
             assert errors == []
         finally:
             browser.close()
+            # The ORM calls above ran inside Playwright's dispatcher context, with their own
+            # connection: closed here, or it outlives the test database.
+            connections.close_all()
     wait_until(lambda: "session.ended" in _kinds(call), "the browser call's result")
     call.refresh_from_db()
     assert (call.status, call.end_reason) == (Status.COMPLETED, "caller_hangup")
