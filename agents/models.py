@@ -35,6 +35,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "temperature", "max_call_duration_s", "silence_timeout_s", "allow_barge_in", "vad_threshold",
     "min_speech_ms", "voicemail_message", "builtin_tools", "mcp_server_ids", "knowledge_base_ids",
     "analysis_summary", "analysis_schema", "success_criteria", "webhook_events", "provider_options",
+    "keep_keypad_digits",
 )
 
 
@@ -61,6 +62,9 @@ class Agent(OrgScopedModel):
     vad_threshold = models.FloatField(default=0.5, help_text="Speech detection sensitivity, 0–1 (higher = less sensitive).")
     min_speech_ms = models.PositiveIntegerField(default=250,
                                                 help_text="Caller speech shorter than this does not interrupt.")
+    keep_keypad_digits = models.BooleanField(
+        default=False, help_text="Keep the keys callers press (PINs, card numbers) on the call's timeline and "
+                                 "transcript. Off: the agent still hears them; only their count is stored.")
     voicemail_message = models.TextField(blank=True, help_text="Left when an answering machine picks up; empty hangs up.")
     builtin_tools = models.JSONField(default=list, blank=True)
     # Wired up by the integrations and knowledge apps; stored as their public ids.
@@ -98,7 +102,13 @@ class Agent(OrgScopedModel):
     @property
     def has_unpublished_changes(self) -> bool:
         version = self.published_version
-        return version is None or version.config != self.snapshot()
+        if version is None:
+            return True
+        # A field added after the version was published counts as unchanged while the
+        # draft holds its default (keep_keypad_digits must not flag every older agent).
+        published = {**{name: self._meta.get_field(name).get_default() for name in CONFIG_FIELDS
+                         if name not in version.config}, **version.config}
+        return published != self.snapshot()
 
     @property
     def credential_provider(self) -> str | None:

@@ -100,18 +100,21 @@ def server_command(kind: str, port: int, load: Path) -> list[str]:
 
 
 def urls_file(kind: str, port: int, calls: int, directory: Path) -> Path:
-    """One URL per call, each with a fresh call id and its HMAC token."""
-    secret = os.environ.get("MEDIA_BENCH_SECRET", "media-bench").encode()
+    """One URL per call, each with a fresh call id (the token goes in `start`: `run_token`)."""
     path = directory / f"urls-{kind}-{calls}.txt"
     with path.open("w") as f:
         for _ in range(calls):
             if kind == "reference":
                 f.write(f"ws://127.0.0.1:{port}/ws\n")
                 continue
-            call_id = str(uuid.uuid4())
-            token = hmac.new(secret, call_id.encode(), hashlib.sha256).hexdigest()[:32]
-            f.write(f"ws://127.0.0.1:{port}/ws/twilio/{call_id}/{token}\n")
+            f.write(f"ws://127.0.0.1:{port}/ws/twilio/{uuid.uuid4()}\n")
     return path
+
+
+def run_token() -> str:
+    """bench/media_app.py's token for every call of the run, sent as customParameters.token."""
+    secret = os.environ.get("MEDIA_BENCH_SECRET", "media-bench").encode()
+    return hmac.new(secret, b"media-bench-run", hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass
@@ -201,7 +204,8 @@ def core_times(core: int) -> tuple[int, int]:
 def run_step(kind: str, port: int, pid: int, calls: int, args: argparse.Namespace, load: Path, tmp: Path) -> Step:
     urls = urls_file(kind, port, calls, tmp)
     cmd = ["taskset", "-c", args.client_cores, PY, str(load), "--urls-file", str(urls), "--calls", str(calls),
-           "--seconds", str(args.seconds), "--procs", str(args.procs), "--server-pid", str(pid), "--json"]
+           "--seconds", str(args.seconds), "--procs", str(args.procs), "--server-pid", str(pid), "--json",
+           "--param", f"token={run_token()}"]
     if args.ramp:
         cmd += ["--ramp", str(args.ramp)]
     busy0, total0 = core_times(args.server_core)

@@ -44,6 +44,7 @@ class SessionSettings:
     max_duration_s: float
     silence_timeout_s: float
     record: bool
+    keep_keypad_digits: bool = False
     knowledge_base_ids: tuple[str, ...] = ()
     mcp_server_ids: tuple[str, ...] = ()
 
@@ -103,6 +104,7 @@ def session_settings(call: Call) -> SessionSettings:
         max_duration_s=float(cfg.get("max_call_duration_s") or 600),
         silence_timeout_s=float(cfg.get("silence_timeout_s") or 30),
         record=True,
+        keep_keypad_digits=bool(cfg.get("keep_keypad_digits", False)),
         knowledge_base_ids=tuple(str(k) for k in cfg.get("knowledge_base_ids") or ()),
         mcp_server_ids=tuple(str(k) for k in cfg.get("mcp_server_ids") or ()),
     )

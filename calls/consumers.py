@@ -1,9 +1,24 @@
 """Channels consumers that terminate media streams: I/O and lifecycle only.
 
-`/ws/twilio/<call_id>/<token>`, `/ws/plivo/<call_id>/<token>`, `/ws/web/<call_id>/<token>`
-(the token may also come as `?token=` in the query string). Each upgrade is
-authorized by `authorize_stream(call_public_id, token)` before it is accepted;
-the consumer then hands every message to the call's `CallSession`.
+`/ws/twilio/<call_id>`, `/ws/plivo/<call_id>`, `/ws/web/<call_id>`. The URL carries
+no secret: servers log request paths (uvicorn and Daphne at INFO), so the call's
+stream token arrives inside the stream, in the first `start` message (Twilio
+`customParameters.token`, Plivo `extra_headers` `token=…`, the browser's
+`{"event": "start", "token": …}`). A URL that still carries a token (a path
+segment or `?token=`) is refused at the upgrade.
+
+The socket is accepted, then nothing reaches a call session until `start` has
+been authenticated: `claim(call_id, token, transport, claim_id)`
+(`calls.services.claim_stream`) checks the token and takes the call's one stream
+claim, in the database, so it holds across `web` processes. Only then is a
+session taken (one prepared while the phone rang, `calls.media.registry`) or
+built. A second socket with the same token while the first lives is closed with
+4403 and recorded on the call's timeline; the first is not touched. The claim is
+a lease renewed every `STREAM_CLAIM_RENEW_S` off the audio path and released when
+the session has ended (recording and result stored), so a later socket with a
+valid token may connect again; if the process dies the lease simply lapses. A
+socket that sends no `start` within `START_TIMEOUT_S` (or too many messages
+before it) is closed with 4403.
 
 Two deliberate departures from a stock `AsyncWebsocketConsumer`, both for the
 20 ms hot path (measured in bench/RESULTS.md):
@@ -16,13 +31,17 @@ Two deliberate departures from a stock `AsyncWebsocketConsumer`, both for the
 
 Dependencies are injected with `as_asgi(...)` keyword arguments; by default they
 are resolved lazily from `calls.services` (the carrier half of the app):
-`authorize_stream`, `load_session_context`, `record_session_result`.
+`claim_stream`, `renew_stream_claim`, `release_stream_claim`,
+`load_session_context`, `record_session_result`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+import secrets
+import uuid
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
@@ -33,21 +52,39 @@ from channels.security.websocket import OriginValidator
 from django.utils.module_loading import import_string
 
 from calls.audio.vad import VadBatcher
+from calls.media.codecs import TransportCodec, codec_for
+from calls.media.frames import FrameError, StreamStarted
 from calls.media.registry import SessionRegistry, prepared_sessions
-from calls.media.result import END_INTERNAL_ERROR, ContextLoader, FinishCallback
+from calls.media.result import (
+    END_INTERNAL_ERROR,
+    STREAM_GRANTED,
+    ContextLoader,
+    FinishCallback,
+    StreamClaimer,
+    StreamClaimReleaser,
+    StreamClaimRenewer,
+)
 from calls.media.session import BridgeFactory, CallSession
 
 logger = logging.getLogger("calls.media")
 
-Authorizer = Callable[[str, str], Awaitable[bool]]
-
-DEFAULT_AUTHORIZER = "calls.services.authorize_stream"
+DEFAULT_CLAIM = "calls.services.claim_stream"
+DEFAULT_RENEW_CLAIM = "calls.services.renew_stream_claim"
+DEFAULT_RELEASE_CLAIM = "calls.services.release_stream_claim"
 DEFAULT_CONTEXT_LOADER = "calls.services.load_session_context"
 DEFAULT_ON_FINISH = "calls.services.record_session_result"
 
-# WebSocket close codes sent before accept become an HTTP 403 on the upgrade.
+# Sent before accept, a close code becomes an HTTP 403 on the upgrade; after it,
+# the client sees the code itself.
 CLOSE_FORBIDDEN = 4403
 CLOSE_SERVER_ERROR = 1011
+
+# Carriers send `start` at once (Twilio after `connected`); the browser sends it
+# on open. Anything slower, or chattier, is not a stream we serve.
+START_TIMEOUT_S = 10.0
+MAX_MESSAGES_BEFORE_START = 50
+# Well inside calls.session_link.STREAM_CLAIM_LEASE (30 s).
+STREAM_CLAIM_RENEW_S = 10.0
 
 _shared_batcher: VadBatcher | None = None
 
@@ -66,18 +103,29 @@ def _resolve(value: Any, default_path: str) -> Any:
     return import_string(default_path)
 
 
+def _same_call(claimed: str, call_id: str) -> bool:
+    # Plivo's extraHeaders carry the id without dashes; uuid.UUID reads both forms.
+    try:
+        return uuid.UUID(claimed) == uuid.UUID(call_id)
+    except ValueError:
+        return claimed == call_id
+
+
 class MediaStreamConsumer(AsyncWebsocketConsumer):
     transport: ClassVar[str] = ""
 
     # Injected through as_asgi(**initkwargs); None = resolve from calls.services.
-    authorize: Authorizer | None = None
+    claim: StreamClaimer | None = None
+    renew_claim: StreamClaimRenewer | None = None
+    release_claim: StreamClaimReleaser | None = None
     load_context: ContextLoader | None = None
     on_finish: FinishCallback | None = None
     bridge_factory: BridgeFactory | None = None
     vad_batcher: VadBatcher | None = None
     sessions: SessionRegistry = prepared_sessions
 
-    _INJECTABLE = frozenset({"authorize", "load_context", "on_finish", "bridge_factory", "vad_batcher", "sessions"})
+    _INJECTABLE = frozenset({"claim", "renew_claim", "release_claim", "load_context", "on_finish",
+                             "bridge_factory", "vad_batcher", "sessions"})
 
     def __init__(self, **initkwargs: Any) -> None:
         super().__init__()
@@ -89,6 +137,15 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         for name, value in initkwargs.items():
             setattr(self, name, value)
         self.session: CallSession | None = None
+        self.call_id = ""
+        self._codec: TransportCodec | None = None
+        self._messages_before_start = 0
+        self._authenticating = False
+        self._refused = False
+        self._socket_gone = False
+        self._start_timer: asyncio.TimerHandle | None = None
+        self._claim_id: str | None = None
+        self._renew_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Lean replacement of AsyncConsumer.__call__ (see module docstring).
@@ -102,6 +159,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
                 if kind == "websocket.receive":
                     session = self.session
                     if session is None:
+                        await self._before_start(message)
                         continue
                     text = message.get("text")
                     if text is not None:
@@ -121,9 +179,12 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             # A bug must still end the call cleanly: hang up the carrier leg,
             # close the provider session and hand over what we have.
             logger.exception("media consumer crashed", extra={"transport": self.transport})
-            if self.session is not None:
-                self.session.request_end(END_INTERNAL_ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500])
-                await self.session.wait()
+            try:
+                if self.session is not None:
+                    self.session.request_end(END_INTERNAL_ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500])
+                    await self.session.wait()
+            finally:
+                await self._release()
             raise
 
     # --------------------------------------------------------------- Transport
@@ -136,34 +197,96 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
 
     # --------------------------------------------------------------- lifecycle
 
-    def _token(self) -> str:
-        kwargs = self.scope.get("url_route", {}).get("kwargs", {})
-        token = kwargs.get("token") or ""
-        if not token:
-            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-            token = (query.get("token") or [""])[0]
-        return token
+    def _token_in_url(self) -> bool:
+        if self.scope.get("url_route", {}).get("kwargs", {}).get("extra"):
+            return True
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return "token" in query
 
     async def connect(self) -> None:
-        call_id = str(self.scope["url_route"]["kwargs"]["call_id"])
-        token = self._token()
-        try:
-            authorize = _resolve(self.authorize, DEFAULT_AUTHORIZER)
-            allowed = bool(token) and await authorize(call_id, token)
-        except Exception:
-            logger.exception("stream authorization failed", extra={"transport": self.transport})
-            await self.close(code=CLOSE_SERVER_ERROR)
-            return
-        if not allowed:
-            logger.warning("media stream refused: bad or missing token",
-                           extra={"transport": self.transport, "call": call_id})
+        self.call_id = str(self.scope["url_route"]["kwargs"]["call_id"])
+        self._codec = codec_for(self.transport)
+        if self._token_in_url():
+            # The token is in some access log now; it must not also work.
+            logger.warning("media stream refused: token in the URL (send it in the start message)",
+                           extra={"transport": self.transport, "call": self.call_id})
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        session = self.sessions.take(call_id, self.transport)
+        await self.accept()
+        self._start_timer = asyncio.get_running_loop().call_later(START_TIMEOUT_S, self._start_timed_out)
+
+    def _start_timed_out(self) -> None:
+        self._start_timer = None
+        if self.session is None and not self._authenticating and not self._socket_gone:
+            asyncio.ensure_future(self._refuse("no start message in time"))
+
+    async def _refuse(self, reason: str) -> None:
+        if self._refused:
+            return
+        self._refused = True
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
+        logger.warning("media stream refused", extra={"transport": self.transport, "call": self.call_id,
+                                                      "reason": reason})
+        if not self._socket_gone:
+            await self.close(code=CLOSE_FORBIDDEN)
+
+    async def _before_start(self, message: dict[str, Any]) -> None:
+        """A message on a socket that has not authenticated yet: wait for `start`."""
+        if self._refused or self._authenticating:
+            return
+        self._messages_before_start += 1
+        if self._messages_before_start > MAX_MESSAGES_BEFORE_START:
+            await self._refuse("too many messages before start")
+            return
+        text = message.get("text")
+        if text is None:
+            return  # audio before start is dropped, as the session would
+        assert self._codec is not None
+        try:
+            frame = self._codec.parse_text(text)
+        except FrameError:
+            # Not logged with its text: it may hold the token of a malformed start.
+            await self._refuse("unreadable message before start")
+            return
+        if isinstance(frame, StreamStarted):
+            await self._authenticate(frame)
+
+    async def _authenticate(self, frame: StreamStarted) -> None:
+        self._authenticating = True
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
+        params = dict(frame.parameters)
+        token = params.pop("token", "")
+        claimed = params.get("call_id") or params.get("callid") or ""
+        if not token or (claimed and not _same_call(claimed, self.call_id)):
+            self._authenticating = False
+            await self._refuse("no token, or the start names another call")
+            return
+        claim_id = secrets.token_hex(16)
+        try:
+            outcome = await _resolve(self.claim, DEFAULT_CLAIM)(self.call_id, token, self.transport, claim_id)
+        except Exception:
+            logger.exception("stream authorization failed", extra={"transport": self.transport, "call": self.call_id})
+            self._refused = True
+            if not self._socket_gone:
+                await self.close(code=CLOSE_SERVER_ERROR)
+            return
+        if outcome != STREAM_GRANTED:
+            self._authenticating = False
+            await self._refuse(f"stream {outcome}")
+            return
+        self._claim_id = claim_id
+        if self._socket_gone:  # it closed while we looked the token up
+            await self._release()
+            return
+        session = self.sessions.take(self.call_id, self.transport)
         if session is None:
             try:
                 session = CallSession(
-                    call_id,
+                    self.call_id,
                     self.transport,
                     load_context=_resolve(self.load_context, DEFAULT_CONTEXT_LOADER),
                     on_finish=_resolve(self.on_finish, DEFAULT_ON_FINISH),
@@ -172,18 +295,55 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
                 )
             except Exception:
                 logger.exception("cannot build call session", extra={"transport": self.transport})
+                await self._release()
+                self._refused = True
                 await self.close(code=CLOSE_SERVER_ERROR)
                 return
-            # Starts the provider connection now, in parallel with the
-            # carrier's handshake and `start` message.
             session.prepare()
         session.attach(self)
         self.session = session
-        await self.accept()
+        self._authenticating = False
+        self._renew_task = asyncio.ensure_future(self._keep_claim(claim_id))
+        # The session sees the start without the token (it has no use for it).
+        await session.handle_frame(dataclasses.replace(frame, parameters=params))
+
+    async def _keep_claim(self, claim_id: str) -> None:
+        renew = _resolve(self.renew_claim, DEFAULT_RENEW_CLAIM)
+        while True:
+            await asyncio.sleep(STREAM_CLAIM_RENEW_S)
+            try:
+                held = await renew(self.call_id, claim_id)
+            except Exception as exc:  # noqa: BLE001 - the lease outlives a few failed renewals
+                logger.warning("stream claim renewal failed", extra={"call": self.call_id, "error": repr(exc)})
+                continue
+            if not held:
+                logger.warning("stream claim lost", extra={"call": self.call_id, "transport": self.transport})
+                return
+
+    async def _release(self) -> None:
+        claim_id, self._claim_id = self._claim_id, None
+        if self._renew_task is not None:
+            self._renew_task.cancel()
+            self._renew_task = None
+        if claim_id is None:
+            return
+        try:
+            await _resolve(self.release_claim, DEFAULT_RELEASE_CLAIM)(self.call_id, claim_id)
+        except Exception as exc:  # noqa: BLE001 - the lease lapses on its own
+            logger.warning("stream claim release failed", extra={"call": self.call_id, "error": repr(exc)})
 
     async def disconnect(self, code: int) -> None:
-        if self.session is not None:
-            await self.session.transport_closed()
+        self._socket_gone = True
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
+        try:
+            if self.session is not None:
+                # Released only once the session has ended and handed over its
+                # result: a new socket must never reopen a recording still in use.
+                await self.session.transport_closed()
+        finally:
+            await self._release()
 
 
 class TwilioMediaConsumer(MediaStreamConsumer):
@@ -246,7 +406,8 @@ async def prepare_call_session(call_public_id: str, transport: str) -> CallSessi
     Must run on the server's event loop: from a sync Django view use
     `asgiref.sync.async_to_sync(prepare_call_session)(call_id, "twilio")`, which
     schedules it back onto the loop that serves the sockets. A stream that never
-    comes ends the session after `SessionContext.stream_wait_s`."""
+    comes ends the session after `SessionContext.stream_wait_s` — quietly (no hang-up,
+    no result) if a socket in another process took the call's stream meanwhile."""
     return prepared_sessions.prepare(
         call_public_id,
         transport,

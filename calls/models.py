@@ -125,6 +125,13 @@ class Call(OrgScopedModel):
 
     variables = models.JSONField(default=dict, blank=True)
     stream_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # The one media socket that holds this call's stream (calls.session_link.claim_stream):
+    # its random id and lease. A socket that dies without releasing it (process killed)
+    # stops renewing; the lease then lapses and the claim can be taken again.
+    stream_claim = models.CharField(max_length=32, blank=True, editable=False)
+    stream_claim_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When a media socket first authenticated for this call (None: never).
+    stream_connected_at = models.DateTimeField(null=True, blank=True, editable=False)
     idempotency_key = models.CharField(max_length=100, blank=True)
     transfer_to = models.CharField(max_length=32, blank=True)
     # What the carrier is asked to speak before hanging up (voicemail, apology); read

@@ -131,15 +131,23 @@ def new_stream_token() -> str:
     return secrets.token_hex(24)
 
 
-def issue_stream_target(call: Call, **parameters: str) -> StreamTarget:
+def issue_stream_target(call: Call, *, replaces_stream: bool = False, **parameters: str) -> StreamTarget:
     """Rotate the call's media-stream token and return where the carrier should connect.
 
     Only the hash is stored; every markup we hand out carries a fresh token, so a
-    token seen in an old TwiML document or access log is worthless.
+    token seen in an old TwiML document is worthless. The token is never part of a
+    URL (see calls.carriers.base.STREAM_PATH): it travels in the stream's ``start``
+    message. Rotating does not touch the call's stream claim: a socket already in
+    keeps the stream until it ends (calls.session_link.claim_stream) — except with
+    ``replaces_stream``, for markup that itself ends the current stream and opens this
+    one (Twilio's DTMF resume), whose socket must not wait for the old one's release.
     """
     token = new_stream_token()
     call.stream_token_hash = hash_stream_token(token)
-    Call.objects.filter(pk=call.pk).update(stream_token_hash=call.stream_token_hash)
+    changes: dict[str, Any] = {"stream_token_hash": call.stream_token_hash}
+    if replaces_stream:
+        changes.update(stream_claim="", stream_claim_expires_at=None)
+    Call.objects.filter(pk=call.pk).update(**changes)
     return StreamTarget(call_public_id=str(call.public_id), token=token, parameters=parameters)
 
 
@@ -268,13 +276,26 @@ def place_outbound_call(
     return call
 
 
-WEB_STREAM_PATH = "/ws/web/{call_id}/{token}"
+WEB_STREAM_PATH = "/ws/web/{call_id}"
+# A web call whose browser has not opened (and authenticated) its socket by then is
+# abandoned: it is ended so it stops holding one of the org's concurrent-call slots.
+WEB_CALL_CONNECT_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class WebCallStart:
+    """A started browser call: the socket path (no secret in it) and the one-call token
+    the browser sends in its first message, ``{"event": "start", "token": …}``."""
+
+    call: Call
+    websocket_path: str
+    stream_token: str
 
 
 def start_web_call(org: Organization, agent: Any, actor: Actor,
-                   variables: Mapping[str, Any] | None = None) -> tuple[Call, str]:
-    """A browser call to ``agent`` ("talk to this agent"). Returns the call and the
-    WebSocket path (with its one-time token) the browser connects to."""
+                   variables: Mapping[str, Any] | None = None) -> WebCallStart:
+    """A browser call to ``agent`` ("talk to this agent"). If no socket authenticates
+    within ``WEB_CALL_CONNECT_WINDOW`` the call is ended (``expire_unconnected_web_call``)."""
     from calls.agent_link import AgentUnusable, outbound_plan
 
     if agent is None or agent.org_id != org.pk:
@@ -300,8 +321,31 @@ def start_web_call(org: Organization, agent: Any, actor: Actor,
         )
         add_event(call, "call.created", source="web", direction="web")
         record_audit(org, actor, "call.web_started", call, {"agent": str(agent.public_id)})
+        from calls.tasks import expire_unconnected_web_call_task
+
+        org_id, call_id = str(org.public_id), str(call.public_id)
+        transaction.on_commit(lambda: expire_unconnected_web_call_task.apply_async(
+            (org_id, call_id), countdown=int(WEB_CALL_CONNECT_WINDOW.total_seconds())))
     target = issue_stream_target(call)
-    return call, WEB_STREAM_PATH.format(call_id=call.public_id, token=target.token)
+    return WebCallStart(call, WEB_STREAM_PATH.format(call_id=call.public_id), target.token)
+
+
+def expire_unconnected_web_call(call: Call, now: Any = None) -> bool:
+    """End a web call whose socket never connected within ``WEB_CALL_CONNECT_WINDOW`` of
+    its start (the page was closed, the microphone refused…), freeing its slot. False
+    (nothing changed) if a socket did connect, the call already ended, or it is younger."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Call.objects.select_for_update(of=("self",)).select_related("org").filter(pk=call.pk).first()
+        if (locked is None or locked.is_final or locked.direction != Direction.WEB
+                or locked.stream_connected_at is not None or locked.created_at > now - WEB_CALL_CONNECT_WINDOW):
+            return False
+        locked.end_reason = "web_never_connected"
+        if not transition(locked, Status.FAILED, duration_s=0, source="system"):
+            return False
+        finalize_call(locked)  # no session will ever report for it
+    logger.info("call.web_expired", extra={"call": str(locked.public_id)})
+    return True
 
 
 # A call is stale when the carrier has told us nothing that ends it for this long
@@ -316,6 +360,12 @@ def expire_stale_calls(now: Any = None) -> int:
     Returns how many calls were ended."""
     now = now or timezone.now()
     expired = 0
+    # Web calls whose browser never connected: their per-call expiry task is the prompt
+    # path; this catches one that was lost.
+    abandoned = Call.objects.filter(status__in=LIVE, direction=Direction.WEB, stream_connected_at__isnull=True,
+                                    created_at__lt=now - WEB_CALL_CONNECT_WINDOW)
+    for call in abandoned.iterator():
+        expired += expire_unconnected_web_call(call, now)
     candidates = Call.objects.filter(status__in=LIVE).select_related("org", "agent_version")
     for call in candidates.filter(created_at__lt=now - STALE_RINGING).iterator():
         limit_s = int((call.agent_version.config if call.agent_version else {}).get("max_call_duration_s") or 3600)
@@ -580,7 +630,7 @@ def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
         validate_dtmf(digits)
     except CarrierError as exc:
         raise CallError(f"digits: {exc}", field="digits") from exc
-    resume = issue_stream_target(call, direction=call.direction, resumed="1")
+    resume = issue_stream_target(call, replaces_stream=True, direction=call.direction, resumed="1")
     try:
         carrier.send_dtmf(call.carrier_call_id, digits, resume=resume)
     except CarrierError as exc:
@@ -739,12 +789,16 @@ def import_carrier_numbers(org: Organization, carrier_name: str, actor: Actor, *
     return ImportResult(created=created, updated=updated, skipped=skipped)
 
 
-# The media consumer resolves these three by dotted path ("calls.services.…"); they
-# live in calls.session_link to keep this module to the carrier side.
+# The media consumer resolves these by dotted path ("calls.services.…"); they live in
+# calls.session_link to keep this module to the carrier side.
 from calls.session_link import (  # noqa: E402 - after the names session_link imports
     authorize_stream,
+    claim_stream,
     load_session_context,
     record_session_result,
+    release_stream_claim,
+    renew_stream_claim,
 )
 
-__all__ = ["authorize_stream", "load_session_context", "record_session_result"]
+__all__ = ["authorize_stream", "claim_stream", "load_session_context", "record_session_result",
+           "release_stream_claim", "renew_stream_claim"]

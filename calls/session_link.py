@@ -22,10 +22,21 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.files import File
 from django.db import close_old_connections, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from calls.media.result import END_PROVIDER_ERROR, SessionContext, SessionResult, ToolError
-from calls.models import Call, CallEvent, Direction, Recording, Status, TranscriptTurn
+from calls.media.result import (
+    END_PROVIDER_ERROR,
+    END_STREAM_ELSEWHERE,
+    STREAM_BUSY,
+    STREAM_GRANTED,
+    STREAM_REFUSED,
+    SessionContext,
+    SessionResult,
+    ToolError,
+)
+from calls.models import LIVE, Call, CallEvent, Direction, Recording, Status, TranscriptTurn, hash_stream_token
 from calls.services import (
     GENERIC_END_REASONS,
     CallError,
@@ -99,7 +110,10 @@ def _parse_public_id(call_public_id: str) -> uuid.UUID | None:
 
 
 def authorize_stream_sync(call_public_id: str, token: str) -> bool:
-    """True if ``token`` is the call's current media-stream token and the call is live."""
+    """True if ``token`` is the call's current media-stream token and the call is live.
+
+    A check only: a socket is let in by ``claim_stream``, which also takes the call's
+    one stream claim."""
     public_id = _parse_public_id(call_public_id)
     if public_id is None or not token:
         return False
@@ -111,6 +125,82 @@ def authorize_stream_sync(call_public_id: str, token: str) -> bool:
 
 async def authorize_stream(call_public_id: str, token: str) -> bool:
     return await in_db_thread(authorize_stream_sync, call_public_id, token)
+
+
+# How long a socket's claim on its call's stream lasts without renewal. The consumer
+# renews it every STREAM_CLAIM_RENEW_S while the socket lives and releases it when the
+# session has ended; a process that dies holding one blocks the call's stream for at
+# most this long (no carrier reconnects a stream on its own, so nothing waits on it).
+STREAM_CLAIM_LEASE = timedelta(seconds=30)
+# At most this many refused duplicates are put on a call's timeline (a token holder
+# opening sockets in a loop must not write unbounded rows).
+MAX_DUPLICATE_EVENTS = 20
+
+
+def claim_stream_sync(call_public_id: str, token: str, transport: str, claim_id: str) -> str:
+    """Let one media socket in: ``STREAM_GRANTED`` if ``token`` is the live call's current
+    token and no other socket holds the call's stream (its claim is then ``claim_id``,
+    leased for ``STREAM_CLAIM_LEASE``); ``STREAM_BUSY`` if the token is right but another
+    socket holds a live claim (recorded as ``stream.duplicate_refused`` on the timeline:
+    the first socket is left alone); ``STREAM_REFUSED`` otherwise (no event: anyone can
+    knock). One conditional UPDATE, so two processes cannot both win."""
+    public_id = _parse_public_id(call_public_id)
+    if public_id is None or not token or not claim_id:
+        return STREAM_REFUSED
+    now = timezone.now()
+    token_hash = hash_stream_token(token)
+    granted = (
+        Call.objects.filter(public_id=public_id, stream_token_hash=token_hash, status__in=LIVE)
+        .filter(Q(stream_claim="") | Q(stream_claim_expires_at__lt=now))
+        .update(stream_claim=claim_id, stream_claim_expires_at=now + STREAM_CLAIM_LEASE,
+                stream_connected_at=Coalesce(F("stream_connected_at"), Value(now)))
+    )
+    if granted:
+        return STREAM_GRANTED
+    call = Call.objects.filter(public_id=public_id).select_related("org").first()
+    if call is None or call.is_final or not call.stream_token_matches(token):
+        return STREAM_REFUSED
+    if CallEvent.objects.filter(call=call, kind="stream.duplicate_refused").count() < MAX_DUPLICATE_EVENTS:
+        add_event(call, "stream.duplicate_refused", source="media", transport=transport)
+    logger.warning("media.stream_duplicate_refused", extra={"call": str(call.public_id), "transport": transport})
+    return STREAM_BUSY
+
+
+def renew_stream_claim_sync(call_public_id: str, claim_id: str) -> bool:
+    """Extend the lease of ``claim_id``; False if the socket no longer holds the claim."""
+    public_id = _parse_public_id(call_public_id)
+    if public_id is None or not claim_id:
+        return False
+    return bool(Call.objects.filter(public_id=public_id, stream_claim=claim_id)
+                .update(stream_claim_expires_at=timezone.now() + STREAM_CLAIM_LEASE))
+
+
+def release_stream_claim_sync(call_public_id: str, claim_id: str) -> None:
+    """Give the call's stream back (a no-op unless ``claim_id`` still holds it)."""
+    public_id = _parse_public_id(call_public_id)
+    if public_id is None or not claim_id:
+        return
+    Call.objects.filter(public_id=public_id, stream_claim=claim_id).update(stream_claim="",
+                                                                           stream_claim_expires_at=None)
+
+
+def stream_taken(call_public_id: str) -> bool:
+    """Whether a media socket has ever authenticated for the call (in any process)."""
+    public_id = _parse_public_id(call_public_id)
+    return public_id is not None and Call.objects.filter(public_id=public_id,
+                                                         stream_connected_at__isnull=False).exists()
+
+
+async def claim_stream(call_public_id: str, token: str, transport: str, claim_id: str) -> str:
+    return await in_db_thread(claim_stream_sync, call_public_id, token, transport, claim_id)
+
+
+async def renew_stream_claim(call_public_id: str, claim_id: str) -> bool:
+    return await in_db_thread(renew_stream_claim_sync, call_public_id, claim_id)
+
+
+async def release_stream_claim(call_public_id: str, claim_id: str) -> None:
+    await in_db_thread(release_stream_claim_sync, call_public_id, claim_id)
 
 
 def _load_call(call_public_id: str) -> Call:
@@ -244,6 +334,9 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     async def on_update(kind: str, data: dict[str, Any]) -> None:
         await in_db_thread(push_live_update, cid, kind, data)
 
+    async def stream_elsewhere() -> bool:
+        return await in_db_thread(stream_taken, cid)
+
     has_phone = call.direction != Direction.WEB and bool(call.carrier)
     tools: dict[str, Any] = {}
     if has_phone and "send_sms" in settings_.config.tool_names():
@@ -268,11 +361,13 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         max_duration_s=settings_.max_duration_s,
         silence_timeout_s=settings_.silence_timeout_s,
         recording_path=recording_temp_path(cid) if settings_.record else None,
+        keep_keypad_digits=settings_.keep_keypad_digits,
         hangup=hangup if has_phone else None,
         transfer=transfer if has_phone else None,
         send_dtmf=send_dtmf if has_phone else None,
         tools=tools,
         on_update=on_update,
+        stream_elsewhere=stream_elsewhere,
     ), mcp
 
 
@@ -344,8 +439,12 @@ def _store_recording(call: Call, path: str | None) -> None:
 
 
 def record_session_result_sync(call_public_id: str, result: SessionResult) -> Call:
-    """Persist what the session observed; queue the analysis. Idempotent per call."""
+    """Persist what the session observed; queue the analysis. Idempotent per call. A
+    session that stepped aside for another process's (``END_STREAM_ELSEWHERE``) has
+    nothing to persist."""
     call = _load_call(call_public_id)
+    if result.end_reason == END_STREAM_ELSEWHERE:
+        return call
     _store_recording(call, result.recording_path)
     with transaction.atomic():
         call = Call.objects.select_for_update(of=("self",)).select_related("org").get(pk=call.pk)

@@ -47,6 +47,15 @@ def expire_stale_calls() -> int:
     return services.expire_stale_calls()
 
 
+@shared_task(base=OrgTask, bind=True, name="calls.expire_unconnected_web_call", acks_late=True)
+def expire_unconnected_web_call_task(self: OrgTask, org_public_id: str, call_public_id: str) -> bool:
+    """A minute after a web call starts: end it if its browser never connected (idempotent)."""
+    from calls import services
+
+    call = Call.objects.for_org(self.org).filter(public_id=call_public_id).first()
+    return bool(call is not None and services.expire_unconnected_web_call(call))
+
+
 COST_ATTEMPTS = 6
 
 

@@ -143,10 +143,11 @@ class WebCallView(OrgViewMixin, TemplateView):
         if agent is None:
             raise Http404("No such agent in this organisation.")
         try:
-            call, path = services.start_web_call(self.org, agent, self.actor, _variables(request.POST))
+            started = services.start_web_call(self.org, agent, self.actor, _variables(request.POST))
         except services.CallError as exc:
             return self.render_to_response(self.get_context_data(error=exc.message, selected=agent_id))
-        return self.render_to_response(self.get_context_data(call=call, websocket_path=path, agent=agent))
+        return self.render_to_response(self.get_context_data(call=started.call, websocket_path=started.websocket_path,
+                                                             stream_token=started.stream_token, agent=agent))
 
 
 def _variables(post: Any) -> dict[str, str]:

@@ -377,5 +377,10 @@ LOGGING = {
     "formatters": {"json": {"()": "voiceplatform.logging.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # At DEBUG uvicorn's WebSocket protocol logs the head and tail of every frame:
+        # call audio, live transcripts, the media `start` message with its stream token.
+        "uvicorn.error": {"level": "INFO"},
+    },
 }

@@ -140,18 +140,22 @@ class CallViewSet(OrgScopedViewSet):
     @extend_schema(request=WebCallCreateSerializer, responses={201: CallDetailSerializer})
     @action(detail=False, methods=["post"])
     def web(self, request: Request) -> Response:
-        """Start a browser call to an agent. The reply's ``websocket_path`` (with a one-time
-        token) takes PCM16 microphone audio; see the web transport in calls.media.serializers."""
+        """Start a browser call to an agent. Open a WebSocket at the reply's ``websocket_path``
+        and send ``{"event": "start", "sampleRate": 16000, "token": <stream_token>}`` first
+        (the token is for this call and one socket at a time; it never goes in the URL),
+        then PCM16 microphone audio; see the web transport in calls.media.serializers.
+        A call whose socket has not connected within a minute is ended."""
         serializer = WebCallCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         try:
-            call, path = services.start_web_call(request.org, serializer.validated_data["agent"], self.actor,
-                                                 serializer.validated_data["variables"])
+            started = services.start_web_call(request.org, serializer.validated_data["agent"], self.actor,
+                                              serializer.validated_data["variables"])
         except services.CallError as exc:
             _raise(exc)
-        fresh = selectors.call_detail(request.org, call.public_id)
+        fresh = selectors.call_detail(request.org, started.call.public_id)
         body = CallDetailSerializer(fresh, context=self.get_serializer_context()).data
-        return Response({**body, "websocket_path": path}, status=status.HTTP_201_CREATED)
+        return Response({**body, "websocket_path": started.websocket_path, "stream_token": started.stream_token},
+                        status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Call) -> None:
         try:

@@ -47,10 +47,11 @@ WEBHOOK_PATHS: dict[str, dict[str, str]] = {
     },
 }
 
-# The media WebSocket path. The per-call token sits in the path (not the query string)
-# because Twilio strips or rejects query strings on <Stream url>; it is also repeated as
-# a stream parameter so a consumer may authenticate from the first ``start`` message.
-STREAM_PATH = "/ws/{carrier}/{call_id}/{token}"
+# The media WebSocket path. It carries no secret: servers and proxies log request paths
+# (uvicorn and Daphne at INFO), so the per-call token travels inside the stream, in the
+# carrier's ``start`` message (Twilio <Parameter> → start.customParameters, Plivo
+# extraHeaders → start.extra_headers), and the consumer authenticates on that message.
+STREAM_PATH = "/ws/{carrier}/{call_id}"
 
 POLITE_REJECTION = (
     "Sorry, this number is not in service right now. Please try again later. Goodbye."
@@ -245,7 +246,7 @@ class Carrier(abc.ABC):
     def stream_url(self, target: StreamTarget) -> str:
         parts = urlsplit(self.public_base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        path = STREAM_PATH.format(carrier=self.name, call_id=target.call_public_id, token=target.token)
+        path = STREAM_PATH.format(carrier=self.name, call_id=target.call_public_id)
         return f"{scheme}://{parts.netloc}{parts.path}{path}"
 
     def public_url(self, request: WebhookRequest) -> str:

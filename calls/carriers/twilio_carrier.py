@@ -192,7 +192,7 @@ class TwilioCarrier(Carrier):
         connect = Connect()
         stream = connect.stream(url=self.stream_url(target), name="agent")
         # Twilio drops query strings on stream URLs; parameters arrive in
-        # start.customParameters, so the call id and token are repeated there.
+        # start.customParameters: the token travels only there (never in the URL).
         params = {"call_id": target.call_public_id, "token": target.token, **dict(target.parameters)}
         for key, value in params.items():
             stream.parameter(name=key, value=value)

@@ -60,6 +60,11 @@ class KeypadEntry:
         """What the model is told. Keys are spaced so they are read one by one."""
         return f"[The caller pressed keypad keys: {' '.join(self.keys)}]"
 
+    @property
+    def redacted_text(self) -> str:
+        """What is stored when the agent does not keep keypad digits: how many, not which."""
+        return f"[The caller pressed {len(self.keys)} keypad key{'s' if len(self.keys) != 1 else ''}]"
+
 
 class DtmfCollector:
     """Collects keys into :class:`KeypadEntry` values; all times are passed in."""

@@ -6,7 +6,9 @@ media socket, so it can open the provider session while the phone rings:
 `prepare_session(...)` builds and prepares a `CallSession`, and the consumer
 `take`s it when the stream connects. If the socket lands on another process
 that one simply prepares its own at connect time, and the unused session here
-closes itself after `SessionContext.stream_wait_s` (`stream_timeout`).
+closes itself after `SessionContext.stream_wait_s`: `stream_elsewhere` (no hang-up,
+no result) when `SessionContext.stream_elsewhere` says another process's socket
+took the call's stream, else `stream_timeout`.
 """
 
 from __future__ import annotations

@@ -26,10 +26,18 @@ END_PROVIDER_ERROR = "provider_error"
 END_MAX_DURATION = "max_duration"
 END_SILENCE_TIMEOUT = "silence_timeout"
 END_STREAM_TIMEOUT = "stream_timeout"  # prepared, but no stream arrived in time
+# prepared, but the call's stream was taken by a socket in another process: this session
+# steps aside (no hang-up, no result); the other process's session owns the call
+END_STREAM_ELSEWHERE = "stream_elsewhere"
 END_MEDIA_TIMEOUT = "media_timeout"  # the stream stayed open but stopped carrying audio
 END_PROTOCOL_ERROR = "protocol_error"  # the carrier sent something we cannot parse
 END_INTERNAL_ERROR = "internal_error"  # a bug in our media code; the call is still ended cleanly
 END_SETUP_ERROR = "setup_error"  # the call's context could not be loaded (ended call, unusable agent)
+
+# What the stream gate (`StreamGate.claim`) answers a socket that presents a token.
+STREAM_GRANTED = "granted"  # the token is right and this socket now holds the call's stream
+STREAM_BUSY = "busy"  # the token is right but another socket holds the stream: refused
+STREAM_REFUSED = "refused"  # wrong or expired token, unknown or ended call
 
 
 @dataclass(slots=True)
@@ -95,6 +103,10 @@ class SessionContext:
       dashboard; called per turn/event, never per audio frame.
     - `dtmf`: how the caller's key presses are collected into entries and
       passed to the agent as user turns (`calls.media.dtmf`).
+    - `keep_keypad_digits`: whether the keys the caller pressed (PINs, card
+      numbers) are kept on the timeline and in the transcript. Off: the agent
+      still hears them, but what is stored says only that keys were pressed
+      and how many.
     """
 
     call_public_id: str
@@ -104,6 +116,7 @@ class SessionContext:
     vad_enabled: bool = True
     barge_in: bool = True
     dtmf: DtmfSettings = field(default_factory=DtmfSettings)
+    keep_keypad_digits: bool = False
     max_duration_s: float = 3600.0
     silence_timeout_s: float = 60.0
     recording_path: str | Path | None = None
@@ -115,6 +128,9 @@ class SessionContext:
     #: µ-law 8 kHz audio to play before hanging up after a provider failure.
     apology_audio: bytes | None = None
     on_update: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    #: asked when a prepared session's stream never came: did a socket in another
+    #: process take the call's stream? (then this one ends quietly)
+    stream_elsewhere: Callable[[], Awaitable[bool]] | None = None
     #: send a playback mark after at least this much agent audio
     mark_interval_ms: int = 500
     #: a prepared session with no stream after this long is closed
@@ -138,3 +154,8 @@ class SessionContext:
 
 ContextLoader = Callable[[str], Awaitable[SessionContext]]
 FinishCallback = Callable[[str, SessionResult], Awaitable[None]]
+#: claim(call_id, token, transport, claim_id) -> STREAM_GRANTED | STREAM_BUSY | STREAM_REFUSED
+StreamClaimer = Callable[[str, str, str, str], Awaitable[str]]
+#: renew(call_id, claim_id) -> still held; release(call_id, claim_id)
+StreamClaimRenewer = Callable[[str, str], Awaitable[bool]]
+StreamClaimReleaser = Callable[[str, str], Awaitable[None]]

@@ -9,7 +9,12 @@ No I/O, no clocks, no logging: each function maps input to output or raises
   `clearedAudio` (and a defensive `stop`); out `playAudio`, `checkpoint`,
   `clearAudio`, `sendDTMF`.
 - `web`: our browser protocol. Binary frames are PCM16 LE caller audio; text
-  frames are JSON `start` {sampleRate}, `dtmf`, `mark` (played ack), `stop`.
+  frames are JSON `start` {sampleRate, token}, `dtmf`, `mark` (played ack), `stop`.
+
+Every transport's `start` carries the call's stream token (Twilio
+`customParameters.token`, Plivo `extra_headers` `token=…`, web `token`) in
+`StreamStarted.parameters["token"]`: the consumer authenticates on it, so the
+token never appears in a URL.
   Out: binary PCM16 agent audio, JSON `mark`, `clear`, and session updates.
 
 Incoming JSON is parsed with orjson (strict RFC 8259, like carriers send);
@@ -275,7 +280,11 @@ def parse_web_text(text: str | bytes) -> InboundFrame:
         rate = _int_or_none(msg.get("sampleRate", 16000))
         if rate not in WEB_SAMPLE_RATES:
             raise FrameError(f"web: start.sampleRate must be one of {WEB_SAMPLE_RATES}, got {msg.get('sampleRate')!r}")
-        return StreamStarted(stream_id=str(msg.get("streamId") or "web"), encoding="pcm16", sample_rate=rate)
+        token = msg.get("token", "")
+        if not isinstance(token, str):
+            raise FrameError("web: start.token must be a string")
+        return StreamStarted(stream_id=str(msg.get("streamId") or "web"), encoding="pcm16", sample_rate=rate,
+                             parameters={"token": token} if token else {})
     if event == "dtmf":
         return DtmfIn(digit=_digit(msg.get("digit"), "web"))
     if event == "mark":

@@ -155,7 +155,6 @@ class CallSession:
         self._agent_audio_ms = 0.0
         self._dropped_before_start = 0
         self._protocol_errors = 0
-        self.dtmf_digits: list[str] = []
         self._keypad: KeypadInput | None = None
         self._keypad_lock = asyncio.Lock()  # entries reach the agent in the order typed
         self.responses_done = 0
@@ -276,7 +275,22 @@ class CallSession:
 
     def _stream_wait_expired(self) -> None:
         if self._t0 is None and not self.ending:
-            self.request_end(r.END_STREAM_TIMEOUT)
+            self._spawn(self._end_unused(), "stream_wait")
+
+    async def _end_unused(self) -> None:
+        # With several `web` processes the carrier's socket may have landed on
+        # another one, whose own session runs the call: hanging up here would end
+        # that call, and a result from here would replace its transcript.
+        ctx = self.context
+        elsewhere = False
+        if ctx is not None and ctx.stream_elsewhere is not None:
+            try:
+                elsewhere = await ctx.stream_elsewhere()
+            except Exception as exc:  # noqa: BLE001 - unknown: treat as a stream that never came
+                logger.warning("stream ownership check failed", extra={"call": self.call_public_id,
+                                                                      "error": repr(exc)})
+        if self._t0 is None and not self.ending:
+            self.request_end(r.END_STREAM_ELSEWHERE if elsewhere else r.END_STREAM_TIMEOUT)
 
     # --------------------------------------------------------- transport in
 
@@ -630,10 +644,13 @@ class CallSession:
     # ----------------------------------------------------------------- dtmf
 
     async def _on_dtmf(self, digit: str) -> None:
-        self.dtmf_digits.append(digit)
         self._last_activity = self._clock()
-        self.record("dtmf", digit=digit)
         ctx = self.context
+        # Keys may be a PIN or a card number: stored only if the agent keeps them.
+        if ctx is not None and ctx.keep_keypad_digits:
+            self.record("dtmf", digit=digit)
+        else:
+            self.record("dtmf")
         if self._keypad is None and ctx is not None and ctx.dtmf.enabled:
             self._keypad = KeypadInput(ctx.dtmf, self._on_keypad_entry, self.clock_ms)
         if self._keypad is not None:
@@ -653,7 +670,9 @@ class CallSession:
             await self.wait_for_playback()
             if self.ending or self.bridge is None or not self.bridge.connected:
                 return
-            self._turn_added(self.book.caller_keypad(entry.text, entry.started_ms, self.clock_ms()))
+            keep = self.context is not None and self.context.keep_keypad_digits
+            stored = entry.text if keep else entry.redacted_text  # the model gets the keys either way
+            self._turn_added(self.book.caller_keypad(stored, entry.started_ms, self.clock_ms()))
             try:
                 await self.bridge.send_user_text(entry.text)
             except ProviderError as exc:
@@ -764,7 +783,8 @@ class CallSession:
             # Never leave a billable leg open: every ending we initiate hangs up
             # the carrier side, except a transfer (the leg lives on elsewhere)
             # and the far end hanging up itself.
-            if ctx is not None and ctx.hangup is not None and reason not in (r.END_CALLER_HANGUP, r.END_TRANSFERRED):
+            if ctx is not None and ctx.hangup is not None and reason not in (
+                    r.END_CALLER_HANGUP, r.END_TRANSFERRED, r.END_STREAM_ELSEWHERE):
                 try:
                     await asyncio.wait_for(ctx.hangup(reason), _HANGUP_TIMEOUT_S)
                     self.record("hangup_requested", reason=reason)

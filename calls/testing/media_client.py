@@ -2,6 +2,7 @@
 bidirectional media stream against a real server URL.
 
     async with CarrierMediaClient.twilio(url, parameters={"token": t}) as call:
+        # (a `calls.testing.media_server.StreamUrl` brings its own token)
         await call.play(mulaw_audio)          # caller speaks (paced, 20 ms frames)
         await call.wait_for_audio(ms=500)     # agent audio arrived
         await call.send_dtmf("5")
@@ -81,9 +82,12 @@ class CarrierMediaClient:
         self.bytes_per_ms = l16_rate * 2 / 1000 if l16_rate else 8.0
         self.frame_bytes = int(self.bytes_per_ms * 20)
         self.silence_byte = 0 if l16_rate else MULAW_SILENCE
-        self.url = url
         self.carrier = carrier
         self.parameters = dict(parameters or {})
+        # The token goes in `start` (customParameters / extra_headers), never in the URL.
+        if "token" not in self.parameters and getattr(url, "token", ""):
+            self.parameters["token"] = url.token  # type: ignore[attr-defined]
+        self.url = str(url)
         self.headers = dict(headers or {})
         self.send_connected = carrier == "twilio" if send_connected is None else send_connected
         self.stream_id = ("MZ" + uuid.uuid4().hex) if carrier == "twilio" else str(uuid.uuid4())

@@ -3,7 +3,7 @@
 Runs the real consumers and call sessions (calls.routing.media_urlpatterns)
 under uvicorn in a background thread with its own event loop, with the
 database-backed hooks replaced by in-memory ones: calls are registered with
-`add_call(context)` (which returns the URL path with a fresh token), results
+`add_call(context)` (which returns the stream URL and the call's fresh token), results
 land in `results` (`wait_result(call_id)`). Everything on the media path is the
 production code; only where a context comes from and where a result goes differ.
 """
@@ -19,11 +19,25 @@ from typing import Any
 
 from calls.audio.vad import VadBatcher
 from calls.media.registry import SessionRegistry
-from calls.media.result import SessionContext, SessionResult
+from calls.media.result import STREAM_BUSY, STREAM_GRANTED, STREAM_REFUSED, SessionContext, SessionResult
+
+
+class StreamUrl(str):
+    """A media-stream URL (no secret in it) that also carries the call's token, which
+    a client sends in its `start` message (`CarrierMediaClient` does so by itself)."""
+
+    token: str
+
+    def __new__(cls, url: str, token: str) -> StreamUrl:
+        value = super().__new__(cls, url)
+        value.token = token
+        return value
 
 
 class InMemoryCalls:
-    """The three hooks the consumers need, backed by dicts (thread-safe)."""
+    """The hooks the consumers need, backed by dicts (thread-safe): the stream gate
+    (one live socket per call, as `calls.session_link.claim_stream` does in the
+    database), the context loader and the result sink."""
 
     def __init__(self) -> None:
         self._lock = threading.Condition()
@@ -31,22 +45,38 @@ class InMemoryCalls:
         self.tokens: dict[str, str] = {}
         self.results: dict[str, SessionResult] = {}
         self.authorize_calls: list[tuple[str, bool]] = []
+        self.claims: dict[str, str] = {}
+        self.duplicates: list[str] = []
 
     def add_call(self, context: SessionContext | Callable[[], SessionContext], call_id: str | None = None) -> tuple[str, str]:
         call_id = call_id or str(uuid.uuid4())
-        token = secrets.token_urlsafe(24)
+        token = secrets.token_hex(24)  # letters and digits, as Plivo's extraHeaders need
         with self._lock:
             self.contexts[call_id] = context
             self.tokens[call_id] = token
         return call_id, token
 
-    async def authorize(self, call_id: str, token: str) -> bool:
+    async def claim(self, call_id: str, token: str, transport: str, claim_id: str) -> str:
         with self._lock:
             expected = self.tokens.get(call_id)
-        ok = expected is not None and secrets.compare_digest(expected, token)
-        with self._lock:
+            ok = expected is not None and secrets.compare_digest(expected, token)
             self.authorize_calls.append((call_id, ok))
-        return ok
+            if not ok:
+                return STREAM_REFUSED
+            if call_id in self.claims:
+                self.duplicates.append(call_id)
+                return STREAM_BUSY
+            self.claims[call_id] = claim_id
+            return STREAM_GRANTED
+
+    async def renew_claim(self, call_id: str, claim_id: str) -> bool:
+        with self._lock:
+            return self.claims.get(call_id) == claim_id
+
+    async def release_claim(self, call_id: str, claim_id: str) -> None:
+        with self._lock:
+            if self.claims.get(call_id) == claim_id:
+                del self.claims[call_id]
 
     async def load_context(self, call_id: str) -> SessionContext:
         with self._lock:
@@ -65,7 +95,8 @@ class InMemoryCalls:
             return self.results[call_id]
 
     def hooks(self) -> dict[str, Any]:
-        return {"authorize": self.authorize, "load_context": self.load_context, "on_finish": self.on_finish}
+        return {"claim": self.claim, "renew_claim": self.renew_claim, "release_claim": self.release_claim,
+                "load_context": self.load_context, "on_finish": self.on_finish}
 
 
 def ensure_django_settings() -> None:
@@ -104,11 +135,11 @@ class MediaTestServer:
         self._thread: threading.Thread | None = None
         self._server: Any = None
 
-    def url(self, transport: str, call_id: str, token: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/{transport}/{call_id}/{token}"
+    def url(self, transport: str, call_id: str, token: str) -> StreamUrl:
+        return StreamUrl(f"ws://127.0.0.1:{self.port}/ws/{transport}/{call_id}", token)
 
-    def add_call(self, transport: str, context: SessionContext | Callable[[], SessionContext]) -> tuple[str, str]:
-        """Register a call; returns (call_id, stream URL with its token)."""
+    def add_call(self, transport: str, context: SessionContext | Callable[[], SessionContext]) -> tuple[str, StreamUrl]:
+        """Register a call; returns (call_id, stream URL, which carries the token to send)."""
         call_id, token = self.calls.add_call(context)
         return call_id, self.url(transport, call_id, token)
 
@@ -118,8 +149,9 @@ class MediaTestServer:
         assert self.loop is not None
 
         async def run() -> None:
-            self.sessions.prepare(call_id, transport, **{
-                k: v for k, v in self.calls.hooks().items() if k != "authorize"})
+            hooks = self.calls.hooks()
+            self.sessions.prepare(call_id, transport, load_context=hooks["load_context"],
+                                  on_finish=hooks["on_finish"])
 
         asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
 

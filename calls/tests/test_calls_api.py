@@ -183,8 +183,8 @@ class TestWebCallsApi:
         assert response.status_code == 201, response.json()
         body = response.json()
         assert body["direction"] == "web" and body["status"] == "in_progress"
-        assert body["websocket_path"].startswith(f"/ws/web/{body['id']}/")
-        assert authorize_stream_sync(body["id"], body["websocket_path"].rsplit("/", 1)[1])
+        assert body["websocket_path"] == f"/ws/web/{body['id']}"  # no secret in the URL
+        assert authorize_stream_sync(body["id"], body["stream_token"])
         assert api(viewer_a).post("/api/v1/calls/web/", {"agent": str(agent_a.public_id)},
                                   format="json").status_code == 403
         foreign = api(outsider).post("/api/v1/calls/web/", {"agent": str(agent_a.public_id)}, format="json")

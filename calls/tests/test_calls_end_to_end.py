@@ -14,13 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,87 +31,38 @@ from calls.testing.fake_openai_chat import FakeOpenAIChat
 from calls.testing.fake_plivo import FakePlivo
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.media_client import CarrierMediaClient
+from calls.testing.processes import WORKER_ARGV, Processes, free_port, http_post, server_argv, wait_until
 from calls.testing.signals import speech_mulaw, tone
 from calls.tests.factories import make_phone_number, make_ready_agent
 from orgs.services import SYSTEM, create_api_key, set_provider_credential
 from voiceplatform.testing import subprocess_env
 
-ROOT = Path(__file__).resolve().parents[2]
 AGENT_AUDIO = array_to_mulaw(tone(1.0, hz=600, level=0.4))
 CALLER = "+14155559876"
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Platform:
     """Daphne and a Celery worker running the project against the test database."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "platform.log"
         self.media_root = tmp_path / "media"
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self.processes = Processes(tmp_path / "platform.log")
 
     def start(self) -> None:
         env = subprocess_env(PUBLIC_BASE_URL=self.base, MEDIA_ROOT=str(self.media_root))
-        log = self.log_path.open("ab")
-        python = sys.executable
-        for argv in (
-            [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "voiceplatform.asgi:application"],
-            [python, "-m", "celery", "-A", "voiceplatform", "worker", "-P", "solo", "-l", "info"],
-        ):
-            self._procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            for proc in self._procs:
-                assert proc.poll() is None, self.log()
-            time.sleep(0.3)
-        raise AssertionError("Daphne did not come up:\n" + self.log())
+        self.processes.spawn(server_argv("daphne", self.port), env)
+        self.processes.spawn(WORKER_ARGV, env)
+        self.processes.wait_healthy(self.base)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return self.processes.log()
 
     def stop(self) -> None:
-        for proc in self._procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        self.processes.stop()
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +120,7 @@ def test_inbound_twilio_call(platform: Platform, fakes: Any, org_a: Any) -> None
 
     params = twilio.voice_params(call_sid="CA" + "7" * 32, from_=CALLER, to=number.e164)
     url = f"{platform.base}/webhooks/twilio/voice"
-    status, body = _post(url, urlencode(params).encode(),
+    status, body = http_post(url, urlencode(params).encode(),
                          {"Content-Type": "application/x-www-form-urlencoded", **twilio.webhook_headers(url, params)})
     assert status == 200, platform.log()
     stream = ET.fromstring(body).find("./Connect/Stream")
@@ -183,7 +128,7 @@ def test_inbound_twilio_call(platform: Platform, fakes: Any, org_a: Any) -> None
     custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
     call = Call.objects.get(public_id=custom["call_id"])
     # the provider session was opened by the webhook, before any media arrived
-    _wait(lambda: len(realtime.handshakes) == 1, "the provider session to open while ringing", timeout=10)
+    wait_until(lambda: len(realtime.handshakes) == 1, "the provider session to open while ringing", timeout=10)
 
     async def talk() -> CarrierMediaClient:
         async with CarrierMediaClient.twilio(stream.get("url", ""), parameters=custom) as media:
@@ -200,12 +145,12 @@ def test_inbound_twilio_call(platform: Platform, fakes: Any, org_a: Any) -> None
     assert len(media.log.received) >= len(AGENT_AUDIO)
     status_url = f"{platform.base}/webhooks/twilio/status"
     done = twilio.status_params(call_sid=call.carrier_call_id, status="completed", sequence=3, duration=6)
-    status, _ = _post(status_url, urlencode(done).encode(),
+    status, _ = http_post(status_url, urlencode(done).encode(),
                       {"Content-Type": "application/x-www-form-urlencoded",
                        **twilio.webhook_headers(status_url, done)})
     assert status == 204, platform.log()
 
-    _wait(lambda: _finished(call), "transcript and analysis", timeout=45)
+    wait_until(lambda: _finished(call), "transcript and analysis", timeout=45)
     assert len(realtime.handshakes) == 1  # the stream took the prepared session, no second one
     assert "prepare_failed" not in platform.log()
     assert call.status == "completed" and call.end_reason == "caller_hangup" and call.duration_s == 6
@@ -231,25 +176,27 @@ def test_outbound_plivo_call_placed_through_the_api(platform: Platform, fakes: A
 
     body = json.dumps({"agent": str(agent.public_id), "to": CALLER, "from_number": number.e164,
                        "variables": {"customer_name": "Bo"}}).encode()
-    status, reply = _post(f"{platform.base}/api/v1/calls/", body,
+    status, reply = http_post(f"{platform.base}/api/v1/calls/", body,
                           {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
     assert status == 201, reply
     call = Call.objects.get(public_id=json.loads(reply)["id"])
     (dial,) = plivo.calls.values()
     # placing the call opened the provider session: the greeting is ready on answer
-    _wait(lambda: len(realtime.handshakes) == 1, "the provider session to open at placement", timeout=10)
+    wait_until(lambda: len(realtime.handshakes) == 1, "the provider session to open at placement", timeout=10)
     assert dial["answer_url"] == f"{platform.base}/webhooks/plivo/answer?call={call.public_id}"
 
     answer = plivo.answer_params(call_uuid=dial["call_uuid"], from_=number.e164, to=CALLER, direction="outbound")
-    status, xml = _post(dial["answer_url"], urlencode(answer).encode(),
+    status, xml = http_post(dial["answer_url"], urlencode(answer).encode(),
                         {"Content-Type": "application/x-www-form-urlencoded",
                          **plivo.signature_headers(dial["answer_url"], answer)})
     assert status == 200, platform.log()
     stream = ET.fromstring(xml).find("Stream")
     assert stream is not None and stream.get("bidirectional") == "true"
 
+    headers = dict(pair.split("=", 1) for pair in (stream.get("extraHeaders") or "").split(","))
+
     async def talk() -> CarrierMediaClient:
-        async with CarrierMediaClient.plivo(stream.text or "") as media:
+        async with CarrierMediaClient.plivo(stream.text or "", parameters=headers) as media:
             await media.wait_for_audio(ms=900, timeout=15)
             await media.play(speech_mulaw(1.2, seed=4))
             # the agent says goodbye and ends the call: the platform closes the stream
@@ -257,16 +204,16 @@ def test_outbound_plivo_call_placed_through_the_api(platform: Platform, fakes: A
         return media
 
     asyncio.run(talk())
-    _wait(lambda: dial["status"] == "completed", "the Plivo leg to be hung up through the REST API")
+    wait_until(lambda: dial["status"] == "completed", "the Plivo leg to be hung up through the REST API")
     hangup = plivo.hangup_params(call_uuid=dial["call_uuid"], from_=number.e164, to=CALLER, duration=4,
                                  direction="outbound")
     hangup_url = dial["hangup_url"]
-    status, _ = _post(hangup_url, urlencode(hangup).encode(),
+    status, _ = http_post(hangup_url, urlencode(hangup).encode(),
                       {"Content-Type": "application/x-www-form-urlencoded",
                        **plivo.signature_headers(hangup_url, hangup)})
     assert status == 204, platform.log()
 
-    _wait(lambda: _finished(call), "transcript and analysis", timeout=45)
+    wait_until(lambda: _finished(call), "transcript and analysis", timeout=45)
     assert (call.status, call.end_reason, call.carrier_call_id) == ("completed", "agent_hangup", dial["call_uuid"])
     assert call.turns.filter(role="agent", text="Hello, this is Ada's bakery.").exists()
     assert Recording.objects.filter(call=call).exists()
@@ -280,7 +227,7 @@ def test_browser_web_call_with_the_echo_agent(platform: Platform, fakes: Any, or
     _configure(org_a, fakes)
     echo = make_ready_agent(org_a, name="Echo", provider="echo")
     _key, api_key = create_api_key(org_a, SYSTEM, "web", "editor")
-    status, reply = _post(f"{platform.base}/api/v1/calls/web/", json.dumps({"agent": str(echo.public_id)}).encode(),
+    status, reply = http_post(f"{platform.base}/api/v1/calls/web/", json.dumps({"agent": str(echo.public_id)}).encode(),
                           {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
     assert status == 201, reply
     body = json.loads(reply)
@@ -292,7 +239,7 @@ def test_browser_web_call_with_the_echo_agent(platform: Platform, fakes: Any, or
         received = 0
         async with connect(f"ws://127.0.0.1:{platform.port}{body['websocket_path']}",
                            origin=f"http://127.0.0.1:{platform.port}") as ws:  # type: ignore[arg-type]
-            await ws.send(json.dumps({"event": "start", "sampleRate": 16000}))
+            await ws.send(json.dumps({"event": "start", "sampleRate": 16000, "token": body["stream_token"]}))
             for offset in range(0, len(samples), 640):
                 await ws.send(samples[offset:offset + 640])
                 await asyncio.sleep(0.02)
@@ -308,7 +255,7 @@ def test_browser_web_call_with_the_echo_agent(platform: Platform, fakes: Any, or
         return received
 
     assert asyncio.run(talk()) >= len(samples) // 2  # the echo agent sent the audio back
-    _wait(lambda: CallEvent.objects.filter(call=call, kind="session.ended").exists(), "the session result")
+    wait_until(lambda: CallEvent.objects.filter(call=call, kind="session.ended").exists(), "the session result")
     call.refresh_from_db()
     assert (call.direction, call.status, call.end_reason) == ("web", "completed", "caller_hangup")
     assert Recording.objects.filter(call=call).exists()

@@ -44,7 +44,8 @@ class TestPlaceTwilio:
         assert sent.form["AsyncAmd"] == ["true"]
         assert sent.form["TimeLimit"] == [str(agent_a.max_call_duration_s)]
         stream = ET.fromstring(sent.form["Twiml"][0]).find("./Connect/Stream")
-        token = stream.get("url").rsplit("/", 1)[1]  # type: ignore[union-attr]
+        assert stream.get("url") == f"{PUBLIC.replace('https', 'wss')}/ws/twilio/{call.public_id}"  # type: ignore[union-attr]
+        token = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}["token"]  # type: ignore[union-attr]
         assert authorize_stream_sync(str(call.public_id), token)
         assert call.variables == {"customer_name": "Ada"}
         assert AuditLog.objects.filter(org=call.org, action="call.placed", target_id=str(call.public_id)).exists()
@@ -201,7 +202,8 @@ class TestPlivoOutbound:
         call.refresh_from_db()
         assert (call.carrier_call_id, call.status) == (dial["call_uuid"], "in_progress")
         stream = ET.fromstring(reply.content).find("Stream")
-        assert authorize_stream_sync(str(call.public_id), stream.text.rsplit("/", 1)[1])  # type: ignore[union-attr]
+        headers = dict(pair.split("=", 1) for pair in stream.get("extraHeaders").split(","))  # type: ignore[union-attr]
+        assert authorize_stream_sync(str(call.public_id), headers["token"])
 
         assert api(owner_a).post(f"{CALLS_URL}{call.public_id}/transfer/", {"to": "+14155550123"},
                                  format="json").status_code == 200

@@ -252,7 +252,7 @@ def test_session_tools_send_sms_transfer_and_dtmf_through_the_carrier(fake_twili
         asyncio.run(context.transfer("sip:desk@example.com"))
     asyncio.run(context.send_dtmf("42#"))
     twiml = fake_twilio.calls[call.carrier_call_id]["twiml"][-1]
-    assert '<Play digits="42#" />' in twiml and f"/ws/twilio/{call.public_id}/" in twiml
+    assert '<Play digits="42#" />' in twiml and f'/ws/twilio/{call.public_id}"' in twiml
     assert CallEvent.objects.filter(call=call, kind="sms.sent").exists()
     assert CallEvent.objects.filter(call=call, kind="dtmf.sent").exists()
 

@@ -32,13 +32,13 @@ class TestTwilioMarkup:
         root = ET.fromstring(twilio.stream_markup(TARGET))
         stream = root.find("./Connect/Stream")
         assert stream is not None
-        assert stream.get("url") == f"wss://voice.example.com/ws/twilio/{CALL_ID}/a1b2c3"
+        assert stream.get("url") == f"wss://voice.example.com/ws/twilio/{CALL_ID}"  # the token is in <Parameter> only
         params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
         assert params == {"call_id": CALL_ID, "token": "a1b2c3", "direction": "inbound"}
 
     def test_plain_http_base_gives_ws_scheme(self) -> None:
         local = TwilioCarrier({"account_sid": "AC" + "0" * 32, "auth_token": "t"}, public_base_url="http://127.0.0.1:8000")
-        assert local.stream_url(TARGET) == f"ws://127.0.0.1:8000/ws/twilio/{CALL_ID}/a1b2c3"
+        assert local.stream_url(TARGET) == f"ws://127.0.0.1:8000/ws/twilio/{CALL_ID}"  # the token is in <Parameter> only
 
     def test_polite_rejection_speaks_then_hangs_up(self) -> None:
         root = ET.fromstring(twilio.reject_markup())
@@ -61,7 +61,7 @@ class TestPlivoMarkup:
         root = ET.fromstring(plivo.stream_markup(TARGET))
         stream = root.find("Stream")
         assert stream is not None
-        assert stream.text == f"wss://voice.example.com/ws/plivo/{CALL_ID}/a1b2c3"
+        assert stream.text == f"wss://voice.example.com/ws/plivo/{CALL_ID}"  # the token is in extraHeaders only
         assert stream.get("bidirectional") == "true" and stream.get("keepCallAlive") == "true"
         assert stream.get("audioTrack") == "inbound"
         assert stream.get("contentType") == "audio/x-mulaw;rate=8000"

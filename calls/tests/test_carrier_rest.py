@@ -66,7 +66,7 @@ class TestTwilioRest:
         assert sent.form["AsyncAmdStatusCallback"] == [f"{PUBLIC}/webhooks/twilio/amd?call={req.call_public_id}"]
         assert sent.form["Timeout"] == ["30"] and sent.form["TimeLimit"] == ["600"]
         twiml = sent.form["Twiml"][0]
-        assert f'url="wss://voice.example.com/ws/twilio/{req.call_public_id}/{req.stream.token}"' in twiml
+        assert f'url="wss://voice.example.com/ws/twilio/{req.call_public_id}"' in twiml
         assert f'<Parameter name="token" value="{req.stream.token}" />' in twiml
 
     def test_place_call_without_amd_omits_it(self, fake_twilio: FakeTwilio) -> None:

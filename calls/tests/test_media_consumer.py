@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,16 +54,45 @@ def _status(url: str, origin: str | None = None) -> int:
     return asyncio.run(run())
 
 
-def test_upgrade_needs_the_calls_own_token(server: MediaTestServer) -> None:
+def _twilio_start(token: str | None, **params: str) -> str:
+    custom = {**params, **({"token": token} if token is not None else {})}
+    return json.dumps({"event": "start", "streamSid": "MZ1", "start": {
+        "streamSid": "MZ1", "callSid": "CA1", "customParameters": custom,
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+
+
+def _close_code_after(url: str, *messages: str) -> int | None:
+    """Open `url`, send `messages`, and return the close code the server sends."""
+
+    async def run() -> int | None:
+        async with connect(url) as ws:
+            for message in messages:
+                await ws.send(message)
+            await asyncio.wait_for(ws.wait_closed(), 15)
+            return ws.close_code
+
+    return asyncio.run(run())
+
+
+def test_start_needs_the_calls_own_token(server: MediaTestServer) -> None:
     call_id, url = server.add_call("twilio", echo())
-    other_id, other_url = server.add_call("twilio", echo())
-    other_token = other_url.rsplit("/", 1)[1]
-    base = f"ws://127.0.0.1:{server.port}/ws/twilio/{call_id}"
-    assert _status(f"{base}/{'x' * 32}") == 403  # wrong token
-    assert _status(f"{base}/{other_token}") == 403  # another call's token
-    assert _status(base) == 403  # no token at all
+    _, other_url = server.add_call("twilio", echo())
+    connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+    assert _close_code_after(url, connected, _twilio_start("x" * 48)) == 4403  # wrong token
+    assert _close_code_after(url, connected, _twilio_start(other_url.token)) == 4403  # another call's token
+    assert _close_code_after(url, connected, _twilio_start(None)) == 4403  # no token at all
+    # the right token, but the start names another call
+    assert _close_code_after(url, _twilio_start(url.token, call_id=str(uuid.uuid4()))) == 4403
     assert (call_id, False) in server.calls.authorize_calls
     assert call_id not in server.calls.results  # a refused socket never starts a session
+
+
+def test_a_token_in_the_url_is_refused_even_when_right(server: MediaTestServer) -> None:
+    call_id, url = server.add_call("plivo", echo())
+    assert _status(f"{url}/{url.token}") == 403  # where the token used to be
+    assert _status(f"{url}?token={url.token}") == 403
+    assert all(c != call_id for c, _ in server.calls.authorize_calls)  # refused before any lookup
+    assert call_id not in server.calls.results
 
 
 def test_web_calls_are_accepted_only_from_allowed_pages(server: MediaTestServer, settings: object) -> None:
@@ -94,13 +124,13 @@ def test_web_origin_rules(settings: object) -> None:
     assert web_origin_allowed("https://anything.example") and web_origin_allowed(None)
 
 
-def test_token_in_query_string_is_accepted(server: MediaTestServer) -> None:
+def test_plivo_authenticates_on_its_start_extra_headers(server: MediaTestServer) -> None:
     call_id, url = server.add_call("plivo", echo())
-    token = url.rsplit("/", 1)[1]
-    query_url = f"ws://127.0.0.1:{server.port}/ws/plivo/{call_id}/?token={token}"
 
     async def run() -> None:
-        async with CarrierMediaClient.plivo(query_url) as call:
+        # the token travels only in start.extra_headers, like Plivo's <Stream extraHeaders>
+        async with CarrierMediaClient.plivo(str(url), parameters={"callid": call_id.replace("-", ""),
+                                                                  "token": url.token}) as call:
             await call.wait_for_audio(ms=100, timeout=20)
             await call.hang_up()
 
@@ -108,19 +138,11 @@ def test_token_in_query_string_is_accepted(server: MediaTestServer) -> None:
     assert server.calls.wait_result(call_id).end_reason == "caller_hangup"
 
 
-def test_garbage_before_start_is_a_protocol_error(server: MediaTestServer) -> None:
+def test_garbage_before_start_is_refused_without_a_session(server: MediaTestServer) -> None:
     call_id, url = server.add_call("twilio", echo())
-
-    async def run() -> int | None:
-        async with connect(url) as ws:
-            await ws.send("this is not json")
-            await asyncio.wait_for(ws.wait_closed(), 5)
-            return ws.close_code
-
-    assert asyncio.run(run()) == 1000
-    result = server.calls.wait_result(call_id)
-    assert result.end_reason == "protocol_error"
-    assert result.error and "twilio: message is not valid JSON" in result.error
+    assert _close_code_after(url, "this is not json") == 4403
+    assert all(c != call_id for c, _ in server.calls.authorize_calls)
+    assert call_id not in server.calls.results  # no provider session for an unauthenticated socket
 
 
 def test_bad_frames_mid_call_are_recorded_and_the_call_goes_on(server: MediaTestServer) -> None:
@@ -154,7 +176,7 @@ def test_web_transport_pcm16_16k_round_trip_through_a_mulaw_bridge(server: Media
         received = bytearray()
         texts: list[dict[str, object]] = []
         async with connect(url, origin=PAGE_ORIGIN) as ws:  # type: ignore[arg-type]
-            await ws.send(json.dumps({"event": "start", "sampleRate": 16000}))
+            await ws.send(json.dumps({"event": "start", "sampleRate": 16000, "token": url.token}))
             for i in range(0, len(voice), 320):  # 20 ms frames of PCM16 at 16 kHz
                 await ws.send(voice[i:i + 320].tobytes())
                 await asyncio.sleep(0.02)

@@ -1,6 +1,9 @@
 // "Talk to this agent": microphone → PCM16 16 kHz over the call's WebSocket, agent
 // PCM16 16 kHz played back, playback marks acknowledged when heard, `clear` honoured
 // (barge-in), and the live transcript from the session's updates.
+// The call's token goes in the first message ({"event": "start", "token": …}), never
+// in the socket URL (servers log URLs). The microphone is asked for first, so the
+// socket opens only once there is audio to send.
 (function () {
   "use strict";
   const root = document.getElementById("web-call");
@@ -9,8 +12,7 @@
   const statusEl = document.getElementById("web-call-status");
   const transcriptEl = document.getElementById("web-call-transcript");
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-  const socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
-  socket.binaryType = "arraybuffer";
+  let socket = null;
   let audio = null;
   let micStream = null;
   let playhead = 0; // AudioContext time when queued agent audio ends
@@ -59,7 +61,7 @@
   }
 
   function send(message) {
-    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   }
 
   async function startMicrophone() {
@@ -69,7 +71,7 @@
     // ScriptProcessor keeps this file self-contained; 1024 samples = 64 ms at 16 kHz.
     const processor = audio.createScriptProcessor(1024, 1, 1);
     processor.onaudioprocess = (event) => {
-      if (socket.readyState !== WebSocket.OPEN) return;
+      if (!socket || socket.readyState !== WebSocket.OPEN) return;
       const data = event.inputBuffer.getChannelData(0);
       const pcm = new Int16Array(data.length);
       for (let i = 0; i < data.length; i++) {
@@ -87,33 +89,34 @@
     if (audio) audio.close();
   }
 
-  socket.onopen = async () => {
-    try {
-      await startMicrophone();
-    } catch (err) {
-      setStatus("microphone unavailable: " + err.message);
-      socket.close();
-      return;
-    }
-    send({ event: "start", sampleRate: RATE });
-    setStatus("connected");
-  };
+  function connect() {
+    socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
+    socket.binaryType = "arraybuffer";
+    socket.onopen = () => {
+      send({ event: "start", sampleRate: RATE, token: root.dataset.streamToken });
+      setStatus("connected");
+    };
+    socket.onmessage = (event) => {
+      if (typeof event.data !== "string") { play(event.data); return; }
+      const message = JSON.parse(event.data);
+      if (message.event === "mark") ackMarkWhenHeard(message.name);
+      else if (message.event === "clear") clearPlayback();
+      else if (message.event === "transcript") addLine(message.role, message.text);
+    };
+    socket.onclose = (event) => {
+      setStatus(event.code === 4403 ? "refused: this call is open elsewhere or has ended" : "call ended");
+      stopMicrophone();
+    };
+  }
 
-  socket.onmessage = (event) => {
-    if (typeof event.data !== "string") { play(event.data); return; }
-    const message = JSON.parse(event.data);
-    if (message.event === "mark") ackMarkWhenHeard(message.name);
-    else if (message.event === "clear") clearPlayback();
-    else if (message.event === "transcript") addLine(message.role, message.text);
-  };
-
-  socket.onclose = () => {
-    setStatus("call ended");
+  startMicrophone().then(connect, (err) => {
+    setStatus("microphone unavailable: " + err.message);
     stopMicrophone();
-  };
+  });
 
   document.getElementById("web-call-hangup").addEventListener("click", () => {
     send({ event: "stop" });
-    socket.close();
+    if (socket) socket.close();
+    else stopMicrophone();
   });
 })();
