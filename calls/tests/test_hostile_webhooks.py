@@ -76,15 +76,21 @@ def b_plivo_number(b_plivo: FakePlivo, agent_b: Any) -> PhoneNumber:
 # --- helpers -------------------------------------------------------------------------------
 
 def _twilio_token(body: bytes) -> str:
+    """The stream token Twilio will send back in the `start` message's customParameters."""
     stream = ET.fromstring(body).find("./Connect/Stream")
     assert stream is not None, body
-    return re.fullmatch(r"wss://[^/]+/ws/twilio/[\w-]+/(\w+)", stream.get("url", "")).group(1)  # type: ignore[union-attr]
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params.get("token"), body
+    return str(params["token"])
 
 
 def _plivo_token(body: bytes) -> str:
+    """The stream token Plivo will send back in the `start` message's extra headers."""
     stream = ET.fromstring(body).find("Stream")
     assert stream is not None, body
-    return (stream.text or "").rsplit("/", 1)[1]
+    headers = dict(pair.split("=", 1) for pair in (stream.get("extraHeaders") or "").split(",") if "=" in pair)
+    assert headers.get("token"), body
+    return headers["token"]
 
 
 def _a_inbound_twilio(fake: FakeTwilio, number: PhoneNumber) -> tuple[Call, str]:
@@ -171,7 +177,7 @@ class TestInboundTakeover:
         assert post_twilio(b_twilio, "/webhooks/twilio/voice", hostile).status_code == 409
         genuine = fake_twilio.voice_params(call_sid=call.carrier_call_id, from_=CALLER, to=A_TWILIO)
         response = post_twilio(fake_twilio, "/webhooks/twilio/voice", genuine)
-        assert response.status_code == 200 and f"/ws/twilio/{call.public_id}/".encode() in response.content
+        assert response.status_code == 200 and f"/ws/twilio/{call.public_id}\"".encode() in response.content
         second = _twilio_token(response.content)
         assert authorize_stream_sync(str(call.public_id), second)
         assert Call.objects.filter(carrier_call_id=call.carrier_call_id).count() == 1
