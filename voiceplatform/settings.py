@@ -78,6 +78,11 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 # from these extra origins (e.g. "https://www.example.com" for a site embedding a
 # talk-to-us button through the API); "*" accepts any origin.
 WEB_CALL_ALLOWED_ORIGINS = env_list("WEB_CALL_ALLOWED_ORIGINS")
+# Customer-supplied destinations (webhooks, MCP servers, provider/carrier base URLs,
+# knowledge URLs) may be loopback/private/link-local addresses only with this on
+# (voiceplatform/outbound.py). Default: on in development (`make run`) and tests,
+# where the fakes listen on 127.0.0.1; off in production.
+OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", DEBUG or TESTING)
 
 INSTALLED_APPS = [
     "daphne",
