@@ -8,9 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
-
-from voiceplatform.env import ImproperlyConfiguredEnv, env_bool, env_float, env_list, env_str
+from voiceplatform.env import ImproperlyConfiguredEnv, env_float, env_list, env_str
 
 # Retry delays after attempt 1, 2, …; after the last one the delivery is given up.
 # Sums to ~28 h so a delivery outlives the 24 h after which its endpoint is disabled.
@@ -42,12 +40,6 @@ def request_timeout_s() -> float:
 def lease_s() -> float:
     """A claimed delivery not finished within this is presumed orphaned by a dead worker."""
     return env_float("WEBHOOK_LEASE_S", max(request_timeout_s() * 3, 30.0))
-
-
-def allow_private_targets(kind: str) -> bool:
-    """Customer URLs (``kind`` WEBHOOK or MCP) on loopback/private addresses are refused
-    unless developing, or ``<KIND>_ALLOW_PRIVATE_TARGETS=true`` (e.g. an MCP server on the LAN)."""
-    return env_bool(f"{kind}_ALLOW_PRIVATE_TARGETS", bool(settings.DEBUG or getattr(settings, "TESTING", False)))
 
 
 @dataclass(frozen=True)

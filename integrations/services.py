@@ -57,7 +57,7 @@ def _clean_headers(headers: Any) -> dict[str, str]:
 def check_mcp_server_target(url: str, transport: str, kind: str, *, url_changed: bool = True) -> None:
     """The URL/transport rules every way of saving a server applies (API, dashboard, admin)."""
     if url_changed and not _is_own_server_url(kind, url):
-        check_outbound_url(url, what="The MCP server URL", allow_private=conf.allow_private_targets("MCP"))
+        check_outbound_url(url, what="The MCP server URL")
     if transport not in McpTransport.values:
         raise ValidationError({"transport": f"Transport must be one of {', '.join(McpTransport.values)}."})
     try:
@@ -95,7 +95,7 @@ def spec_for(server: McpServer, *, connect_timeout_s: float | None = None) -> Se
     if connect_timeout_s is not None:
         kwargs["connect_timeout_s"] = connect_timeout_s
     return ServerSpec(url=server.url, transport=server.transport, headers=dict(server.auth_headers or {}),  # type: ignore[arg-type]
-                      **kwargs)
+                      trusted=_is_own_server_url(server.kind, server.url), **kwargs)
 
 
 @transaction.atomic
