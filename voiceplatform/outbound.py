@@ -57,6 +57,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import requests
 from requests.adapters import HTTPAdapter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -111,22 +112,30 @@ class Policy:
     total_timeout_s: float | None = DEFAULT_TOTAL_TIMEOUT_S
     max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES
     allow_private: bool | None = None
+    #: Non-public networks allowed anyway (``None``: ``settings.OUTBOUND_ALLOWED_NETWORKS``),
+    #: e.g. one LAN subnet with an MCP server while everything else private stays refused.
+    allowed_networks: tuple[str, ...] | None = None
 
     def private_allowed(self) -> bool:
         if self.allow_private is not None:
             return self.allow_private
-        return private_allowed_by_settings()
+        return bool(_setting("OUTBOUND_ALLOW_PRIVATE", False))
+
+    def excepted(self, address: IPAddress) -> bool:
+        networks = self.allowed_networks if self.allowed_networks is not None \
+            else tuple(_setting("OUTBOUND_ALLOWED_NETWORKS", ()) or ())
+        return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
-def private_allowed_by_settings() -> bool:
-    """``settings.OUTBOUND_ALLOW_PRIVATE`` (False when Django is not configured: fail closed)."""
+def _setting(name: str, default: Any) -> Any:
+    """A Django setting; ``default`` when Django is not configured (a bench script): fail closed."""
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
 
     try:
-        return bool(getattr(settings, "OUTBOUND_ALLOW_PRIVATE", False))
-    except ImproperlyConfigured:  # used outside Django (a bench script): fail closed
-        return False
+        return getattr(settings, name, default)
+    except ImproperlyConfigured:
+        return default
 
 
 # --------------------------------------------------------------------------- resolution
@@ -196,10 +205,10 @@ def refusal_reason(address: IPAddress) -> str | None:
         return "a multicast address"
     if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
         return "a shared (carrier-grade NAT) address"
-    if address.is_private:
-        return "a private address"
     if address.is_reserved:
         return "a reserved address"
+    if address.is_private:
+        return "a private address"
     if not address.is_global:
         return "a non-public address"
     return None
@@ -238,7 +247,7 @@ def pin(host: str, port: int, policy: Policy | None = None) -> str:
         except ValueError as exc:
             raise OutboundRefused(f"the host {host!r} resolves to {text!r}, not an IP address") from exc
         reason = refusal_reason(address)
-        if reason is not None and not allow_private:
+        if reason is not None and not allow_private and not policy.excepted(address):
             where = f"the address {address}" if literal is not None else f"the host {host!r} resolves to {address}"
             raise OutboundRefused(f"{where}, {reason}; requests to non-public addresses are not allowed")
     return candidates[0]
@@ -561,6 +570,10 @@ def async_client(policy: Policy | None = None, *, hx: ModuleType = httpx, verify
 # --------------------------------------------------------------------------- requests
 
 
+class RequestsRefused(OutboundRefused, requests.exceptions.InvalidURL):
+    """:class:`OutboundRefused` that ``requests``-based SDKs also catch as a RequestException."""
+
+
 class GuardedRequestsAdapter(HTTPAdapter):
     """A ``requests`` adapter that pins every request's host (and optionally rebases it).
 
@@ -580,8 +593,11 @@ class GuardedRequestsAdapter(HTTPAdapter):
         parts = urlsplit(request.url or "")
         if self._rebase is not None:
             parts = parts._replace(scheme=self._rebase.scheme, netloc=self._rebase.netloc)
-        scheme, host, port = _split(urlunsplit(parts), ("http", "https"))
-        address = pin(host, port, self._policy)
+        try:
+            scheme, host, port = _split(urlunsplit(parts), ("http", "https"))
+            address = pin(host, port, self._policy)
+        except OutboundRefused as exc:
+            raise RequestsRefused(exc.message) from exc
         literal = f"[{address}]" if ":" in address else address
         request.url = urlunsplit((scheme, f"{literal}:{port}", parts.path, parts.query, ""))
         request.headers["Host"] = parts.netloc
@@ -630,6 +646,6 @@ async def open_connection(url: str, *, policy: Policy | None = None, timeout: fl
 
 __all__ = [
     "Destination", "GuardedRequestsAdapter", "OutboundDeadline", "OutboundError", "OutboundRefused",
-    "OutboundTooLarge", "Policy", "async_client", "async_transport", "check_url", "deadline", "open_connection",
+    "OutboundTooLarge", "Policy", "RequestsRefused", "async_client", "async_transport", "check_url", "deadline", "open_connection",
     "pin", "refusal_reason", "sync_client", "transport", "using_resolver", "validate_url",
 ]

@@ -9,6 +9,7 @@ restarts.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -83,6 +84,14 @@ WEB_CALL_ALLOWED_ORIGINS = env_list("WEB_CALL_ALLOWED_ORIGINS")
 # (voiceplatform/outbound.py). Default: on in development (`make run`) and tests,
 # where the fakes listen on 127.0.0.1; off in production.
 OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", DEBUG or TESTING)
+# Non-public networks allowed even with OUTBOUND_ALLOW_PRIVATE off, as CIDRs
+# (e.g. "10.20.0.0/24" for an MCP server on the office LAN); everything else stays refused.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
+for _net in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_net, strict=False)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"OUTBOUND_ALLOWED_NETWORKS: {_net!r} is not a network such as 10.20.0.0/24") from None
 
 INSTALLED_APPS = [
     "daphne",
