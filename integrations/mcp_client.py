@@ -191,10 +191,10 @@ def classify_error(exc: BaseException, url: str, *, last_status: int | None = No
         for link in _chain(leaf):
             if isinstance(link, McpClientError):
                 return link
-            if isinstance(link, outbound.OutboundRefused) and isinstance(link.__cause__, socket.gaierror):
+            if isinstance(link, outbound.OutboundUnresolvable):
                 return McpClientError(
-                    McpErrorKind.DNS, f"DNS lookup for {host} failed ({link.__cause__.strerror or link.__cause__}): "
-                                      f"check the URL's host name", url=url,
+                    McpErrorKind.DNS, f"DNS lookup for {host} failed ({link.message}): check the URL's host name",
+                    url=url,
                 )
             if isinstance(link, outbound.OutboundRefused):
                 return McpClientError(McpErrorKind.BLOCKED, f"the MCP server URL {url} is not allowed: {link.message}",

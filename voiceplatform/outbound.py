@@ -89,6 +89,10 @@ class OutboundRefused(OutboundError):
     """The destination is not allowed (bad URL, non-public address, unresolvable name)."""
 
 
+class OutboundUnresolvable(OutboundRefused):
+    """The host name does not resolve (so there is nothing to check or connect to)."""
+
+
 class OutboundDeadline(OutboundError):
     """The whole request (connect, redirects, body) took longer than its total deadline."""
 
@@ -174,9 +178,9 @@ def _resolve(host: str, port: int) -> list[str]:
     try:
         addresses = resolver(host, port)
     except (socket.gaierror, UnicodeError) as exc:
-        raise OutboundRefused(f"the host {host!r} cannot be resolved ({exc})") from exc
+        raise OutboundUnresolvable(f"the host {host!r} cannot be resolved ({exc})") from exc
     if not addresses:
-        raise OutboundRefused(f"the host {host!r} resolves to no address")
+        raise OutboundUnresolvable(f"the host {host!r} resolves to no address")
     return addresses
 
 
@@ -646,6 +650,6 @@ async def open_connection(url: str, *, policy: Policy | None = None, timeout: fl
 
 __all__ = [
     "Destination", "GuardedRequestsAdapter", "OutboundDeadline", "OutboundError", "OutboundRefused",
-    "OutboundTooLarge", "Policy", "RequestsRefused", "async_client", "async_transport", "check_url", "deadline", "open_connection",
+    "OutboundTooLarge", "OutboundUnresolvable", "Policy", "RequestsRefused", "async_client", "async_transport", "check_url", "deadline", "open_connection",
     "pin", "refusal_reason", "sync_client", "transport", "using_resolver", "validate_url",
 ]
