@@ -167,6 +167,24 @@ def test_provider_base_url_pointing_at_this_server_is_refused(hostile: Any, owne
     assert f"The {provider} {field} is not allowed" in message and "loopback address" in message
 
 
+def test_provider_base_url_is_refused_in_the_admin_and_the_dashboard(hostile: Any, admin_a: Any, org_a: Any,
+                                                                     login: Any) -> None:
+    from orgs.models import ProviderCredential
+
+    client = login(admin_a)
+    admin = client.post("/admin/orgs/providercredential/add/", {
+        "provider": "openai", "config": '{"base_url": "http://169.254.169.254/v1"}',
+        "new_secrets": '{"api_key": "sk-abcdefgh12345678"}'})
+    assert admin.status_code == 200
+    assert "The openai base_url is not allowed: the address 169.254.169.254, a link-local address" in \
+        admin.content.decode()
+    dashboard = client.post("/settings/credentials/", {
+        "provider": "gemini", "gemini-secret_api_key": "g-abcdefgh12345678", "gemini-config_base_url": "http://[::ffff:10.0.0.1]/"})
+    assert dashboard.status_code == 400
+    assert "The gemini base_url is not allowed" in dashboard.content.decode()
+    assert not ProviderCredential.objects.for_org(org_a).exists()
+
+
 def test_openai_bridge_refuses_a_base_url_that_moved_and_uses_the_pinned_address(hostile: Any) -> None:
     from agents.bridges import create_bridge
     from agents.bridges.base import ProviderError, SessionConfig
@@ -218,6 +236,10 @@ class _Handler(BaseHTTPRequestHandler):
     routes: dict[str, Any] = {}
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.routes[self.path](self)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.routes[self.path](self)
 
     def log_message(self, *args: Any) -> None:
@@ -306,6 +328,21 @@ def test_trickling_server_is_cut_off_at_the_total_deadline(hostile: Any, local_s
             fetch_url(f"{base}/slow", max_bytes=10_000, timeout=1)
         elapsed = time.monotonic() - started  # for the reader; not asserted (machine speed is an input)
     assert isinstance(cut.value.__cause__, (outbound.OutboundDeadline, httpx.TimeoutException)), elapsed
+
+
+def test_trickling_webhook_receiver_does_not_hold_the_worker(hostile: Any, org_a: Any, local_site: Any,
+                                                              monkeypatch: Any) -> None:
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_S", "1")
+    base, routes = local_site
+    routes["/hook"] = _trickle  # headers at once, then 1000 bytes at one every 0.3 s
+    with outbound.using_resolver(Dns().set("site.customer.test", ["127.0.0.1"])):
+        endpoint = create_webhook_endpoint(org_a, SYSTEM, url=f"{base}/hook", events=["batch.completed"])
+        event = webhooks.emit(org_a, "batch.completed", {"n": 1})
+        delivery = WebhookDelivery.objects.get(event=event, endpoint=endpoint)
+        webhooks.attempt_delivery(delivery.pk)
+    attempt = delivery.attempts.get()
+    assert attempt.status_code is None and attempt.error == "no response within 1s"
 
 
 def test_response_bigger_than_the_cap_is_refused(hostile: Any, local_site: Any) -> None:
