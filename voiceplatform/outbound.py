@@ -80,9 +80,13 @@ _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 class OutboundError(Exception):
     """A request to a customer-supplied destination was stopped by the guard."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        # kwargs: ``request=`` when it is also a requests exception (see RequestsRefused).
         super().__init__(message)
         self.message = message
+        if "request" in kwargs:
+            self.request = kwargs["request"]
+            self.response = None
 
 
 class OutboundRefused(OutboundError):
@@ -578,47 +582,74 @@ class RequestsRefused(OutboundRefused, requests.exceptions.InvalidURL):
     """:class:`OutboundRefused` that ``requests``-based SDKs also catch as a RequestException."""
 
 
+class RequestsDeadline(OutboundDeadline, requests.exceptions.Timeout):
+    """:class:`OutboundDeadline` that ``requests``-based SDKs also catch as a timeout."""
+
+
+class RequestsTooLarge(OutboundTooLarge, requests.exceptions.RequestException):
+    """:class:`OutboundTooLarge` that ``requests``-based SDKs also catch as a RequestException."""
+
+
 class GuardedRequestsAdapter(HTTPAdapter):
-    """A ``requests`` adapter that pins every request's host (and optionally rebases it).
+    """A ``requests`` adapter that sends through the guarded httpx client (and optionally rebases).
 
     ``rebase`` (a ``scheme://host[:port]`` URL) sends every request there, keeping path
-    and query: how the carrier SDKs are pointed at a ``base_url`` override. The URL is
-    rewritten to the checked address, ``Host`` keeps the name, and for https the
-    connection pool verifies the certificate and sends SNI for the name. Redirects sent
-    through the session come back through :meth:`send` and are checked again.
+    and query: how the carrier SDKs are pointed at a ``base_url`` override. Sending
+    through :func:`sync_client` gives ``requests``-based SDKs the same guarantees as
+    everything else (pinned address with the name kept for ``Host`` and TLS, a total
+    deadline, a size cap); redirects come back through the session and :meth:`send`
+    checks them again. Guard errors are also ``requests`` exceptions, so SDKs' own
+    error handling sees them.
     """
 
     def __init__(self, policy: Policy | None = None, *, rebase: str | None = None) -> None:
         super().__init__()
         self._policy = policy or Policy()
         self._rebase = urlsplit(rebase) if rebase else None
+        self._client: httpx.Client | None = None
 
-    def send(self, request: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - requests' signature
+    def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,
+             cert: Any = None, proxies: Any = None) -> requests.Response:
         parts = urlsplit(request.url or "")
         if self._rebase is not None:
             parts = parts._replace(scheme=self._rebase.scheme, netloc=self._rebase.netloc)
+        url = urlunsplit(parts)
+        if isinstance(timeout, tuple):
+            timeout = httpx.Timeout(None, connect=timeout[0], read=timeout[1], write=timeout[1], pool=timeout[0])
+        if self._client is None:
+            self._client = sync_client(self._policy, verify=verify if isinstance(verify, (bool, ssl.SSLContext))
+                                       else True)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
         try:
-            scheme, host, port = _split(urlunsplit(parts), ("http", "https"))
-            address = pin(host, port, self._policy)
+            _split(url, ("http", "https"))
+            answer = self._client.request(request.method, url, headers=headers, content=request.body,
+                                          timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
         except OutboundRefused as exc:
-            raise RequestsRefused(exc.message) from exc
-        literal = f"[{address}]" if ":" in address else address
-        request.url = urlunsplit((scheme, f"{literal}:{port}", parts.path, parts.query, ""))
-        request.headers["Host"] = parts.netloc
-        request._outbound_name = host  # read by build_connection_pool_key_attributes
-        if self._policy.total_timeout_s is not None:
-            given = kwargs.get("timeout")
-            kwargs["timeout"] = min(given, self._policy.total_timeout_s) if isinstance(given, (int, float)) \
-                else self._policy.total_timeout_s
-        return super().send(request, **kwargs)
+            raise RequestsRefused(exc.message, request=request) from exc
+        except OutboundDeadline as exc:
+            raise RequestsDeadline(exc.message, request=request) from exc
+        except OutboundTooLarge as exc:
+            raise RequestsTooLarge(exc.message, request=request) from exc
+        except httpx.TimeoutException as exc:
+            raise requests.exceptions.Timeout(str(exc), request=request) from exc
+        except httpx.HTTPError as exc:
+            raise requests.exceptions.ConnectionError(str(exc), request=request) from exc
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.reason = answer.reason_phrase
+        response.headers = requests.structures.CaseInsensitiveDict(answer.headers.multi_items())
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response._content = answer.content
+        response.url = url
+        response.request = request
+        response.connection = self
+        return response
 
-    def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        name = getattr(request, "_outbound_name", None)
-        if name and host_params.get("scheme") == "https":
-            pool_kwargs["server_hostname"] = name
-            pool_kwargs["assert_hostname"] = name
-        return host_params, pool_kwargs
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        super().close()
 
 
 # --------------------------------------------------------------------------- sockets (websockets)
@@ -650,6 +681,6 @@ async def open_connection(url: str, *, policy: Policy | None = None, timeout: fl
 
 __all__ = [
     "Destination", "GuardedRequestsAdapter", "OutboundDeadline", "OutboundError", "OutboundRefused",
-    "OutboundTooLarge", "OutboundUnresolvable", "Policy", "RequestsRefused", "async_client", "async_transport", "check_url", "deadline", "open_connection",
+    "OutboundTooLarge", "OutboundUnresolvable", "Policy", "RequestsDeadline", "RequestsRefused", "RequestsTooLarge", "async_client", "async_transport", "check_url", "deadline", "open_connection",
     "pin", "refusal_reason", "sync_client", "transport", "using_resolver", "validate_url",
 ]

@@ -58,8 +58,10 @@ STATUS_MAP: dict[str, CallStatus] = {
 
 
 def _map_error(exc: Exception, operation: str) -> CarrierError:
-    if isinstance(exc, outbound.OutboundError):
+    if isinstance(exc, outbound.OutboundRefused):
         return CarrierError(f"Plivo {operation} refused: the base_url is not allowed ({exc.message})", retryable=False)
+    if isinstance(exc, outbound.OutboundError):  # the override's server was too slow or answered too much
+        return CarrierError(f"Plivo {operation} failed: {exc.message}", retryable=True)
     if isinstance(exc, PlivoServerError):
         return CarrierError(f"Plivo {operation} failed: server error", retryable=True, status=500)
     if isinstance(exc, ResourceNotFoundError):

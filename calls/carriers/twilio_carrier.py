@@ -101,8 +101,10 @@ class RebasedTwilioHttpClient(TwilioHttpClient):
 
 
 def _map_error(exc: Exception, operation: str) -> CarrierError:
-    if isinstance(exc, outbound.OutboundError):
+    if isinstance(exc, outbound.OutboundRefused):
         return CarrierError(f"Twilio {operation} refused: the base_url is not allowed ({exc.message})", retryable=False)
+    if isinstance(exc, outbound.OutboundError):  # the override's server was too slow or answered too much
+        return CarrierError(f"Twilio {operation} failed: {exc.message}", retryable=True)
     if isinstance(exc, TwilioRestException):
         retryable = exc.status >= 500 or exc.status == 429
         # exc.msg is Twilio's own explanation (no secrets); keep its error code for support.

@@ -236,11 +236,11 @@ class _Handler(BaseHTTPRequestHandler):
     routes: dict[str, Any] = {}
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.routes[self.path](self)
+        self.routes.get(self.path, self.routes.get("*"))(self)
 
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.routes[self.path](self)
+        self.routes.get(self.path, self.routes.get("*"))(self)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -343,6 +343,22 @@ def test_trickling_webhook_receiver_does_not_hold_the_worker(hostile: Any, org_a
         webhooks.attempt_delivery(delivery.pk)
     attempt = delivery.attempts.get()
     assert attempt.status_code is None and attempt.error == "no response within 1s"
+
+
+def test_trickling_carrier_base_url_is_cut_off_at_the_deadline(hostile: Any, local_site: Any,
+                                                                monkeypatch: Any) -> None:
+    from calls.carriers import get_carrier, twilio_carrier
+    from calls.carriers.base import CarrierError
+
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    monkeypatch.setattr(twilio_carrier, "REST_TIMEOUT_S", 1.0)
+    base, routes = local_site
+    routes["*"] = _trickle
+    carrier = get_carrier("twilio", {"account_sid": "AC" + "0" * 32, "auth_token": "t" * 32, "base_url": base},
+                          public_base_url="https://voice.test")
+    with outbound.using_resolver(Dns().set("site.customer.test", ["127.0.0.1"])):
+        with pytest.raises(CarrierError, match="took longer than its total time limit of 1 s"):
+            carrier.hangup("CA" + "0" * 32)
 
 
 def test_response_bigger_than_the_cap_is_refused(hostile: Any, local_site: Any) -> None:
