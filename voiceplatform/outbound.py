@@ -114,7 +114,9 @@ class Policy:
 
     ``allow_private=None`` reads ``settings.OUTBOUND_ALLOW_PRIVATE`` when used;
     ``total_timeout_s``/``max_response_bytes`` ``None`` mean unbounded (long-lived MCP
-    sessions, whose operations are bounded by their own timeouts).
+    sessions, whose operations are bounded by their own timeouts). The deadline is per
+    request; a client that follows redirects itself starts a new one per hop, so wrap a
+    multi-request operation in :func:`deadline` to bound it as a whole.
     """
 
     total_timeout_s: float | None = DEFAULT_TOTAL_TIMEOUT_S
