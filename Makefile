@@ -32,9 +32,11 @@ browser:
 run: install
 	$(PY) -m voiceplatform.devserver --host $(HOST) --port $(PORT)
 
-## The whole suite against real Postgres+pgvector and Redis (embedded when the URLs are unset).
+## The whole suite against real Postgres+pgvector and Redis (embedded when the URLs are unset),
+## then the time-sensitive modules again at chosen instants and machine time zones
+## (voiceplatform/timematrix.py: a closed calling window, midnight UTC, the DST nights).
 test: install browser
-	$(PY) -m voiceplatform.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m voiceplatform.embedded exec -- sh -c '$(PY) -m pytest $(PYTEST_ARGS) && $(PY) -m voiceplatform.timematrix $(PYTEST_ARGS)'
 
 superuser: install
 	$(PY) -m voiceplatform.embedded exec -- $(PY) manage.py createsuperuser

@@ -5,9 +5,30 @@ All are staff, so the Django admin can be checked for each of them too.
 """
 from __future__ import annotations
 
+import os
+from datetime import datetime
 from typing import Any
 
 import pytest
+
+
+def pytest_configure(config: Any) -> None:
+    """``VP_TEST_NOW=<ISO instant>`` runs the session at that instant (the clock then
+    ticks on from it): `make test` reruns the time-sensitive modules at instants
+    that have broken such code elsewhere (a closed calling window, midnight UTC,
+    the DST nights). Subprocesses keep the real clock, so those runs leave out
+    the tests marked slow."""
+    at = os.environ.get("VP_TEST_NOW", "").strip()
+    if not at:
+        return
+    import time_machine
+
+    instant = datetime.fromisoformat(at)
+    if instant.tzinfo is None:
+        raise pytest.UsageError(f"VP_TEST_NOW={at!r} needs a UTC offset, e.g. 2026-03-29T00:58:00+00:00")
+    traveller = time_machine.travel(instant, tick=True)
+    traveller.start()
+    config.add_cleanup(traveller.stop)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ class AgentAdmin(OrgScopedAdmin):
     search_fields = ["name"]
     readonly_fields = ["public_id", "published_version", "created_at", "updated_at"]
     actions = ["publish_selected"]
+    delete_service = services.delete_agent
 
     @admin.display(description="Published version")
     def published_number(self, obj: Agent) -> str:
@@ -40,13 +41,6 @@ class AgentAdmin(OrgScopedAdmin):
         fresh = Agent.objects.get(pk=obj.pk)
         values = {f: form.cleaned_data[f] for f in form.changed_data if f in CONFIG_FIELDS}
         services.update_agent(fresh, actor, **values)
-
-    def delete_model(self, request: HttpRequest, obj: Agent) -> None:
-        services.delete_agent(obj, Actor.from_request(request))
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for agent in queryset:
-            services.delete_agent(agent, Actor.from_request(request))
 
     @admin.action(description="Publish the selected agents' drafts")
     def publish_selected(self, request: HttpRequest, queryset: QuerySet) -> None:

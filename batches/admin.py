@@ -53,6 +53,8 @@ class BatchAdmin(OrgScopedAdmin):
               "calling_window", *readonly_fields]
     actions = [_bulk(services.launch_batch, "Launch"), _bulk(services.pause_batch, "Pause"),
                _bulk(services.resume_batch, "Resume"), _bulk(services.cancel_batch, "Cancel")]
+    delete_service = services.delete_batch
+    delete_errors = (services.BatchError,)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False  # a batch comes from an upload: dashboard or API
@@ -112,6 +114,7 @@ class DoNotCallAdmin(OrgScopedAdmin):
     list_display = ["e164", "reason", "source", "created_at"]
     search_fields = ["e164", "reason"]
     readonly_fields = ["source", "created_at"]
+    delete_service = services.remove_do_not_call
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -124,9 +127,6 @@ class DoNotCallAdmin(OrgScopedAdmin):
         if change and saved.pk != obj.pk:
             DoNotCallNumber.objects.filter(pk=obj.pk).delete()
         obj.pk, obj.e164 = saved.pk, saved.e164
-
-    def delete_model(self, request: HttpRequest, obj: DoNotCallNumber) -> None:
-        services.remove_do_not_call(obj, _actor(request))
 
 
 SCHEDULE_FIELDS = ["name", "agent", "from_number", "to", "variables", "kind", "run_at", "cron", "timezone",
@@ -173,6 +173,7 @@ class ScheduledCallAdmin(OrgScopedAdmin):
     search_fields = ["name", "to"]
     readonly_fields = ["last_fired_at"]
     inlines = [RunInline]
+    delete_service = scheduling.delete_scheduled_call
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -190,6 +191,3 @@ class ScheduledCallAdmin(OrgScopedAdmin):
             saved = scheduling.create_scheduled_call(form.org, _actor(request), schedule)
         obj.pk = saved.pk
         obj.public_id = saved.public_id
-
-    def delete_model(self, request: HttpRequest, obj: ScheduledCall) -> None:
-        scheduling.delete_scheduled_call(obj, _actor(request))

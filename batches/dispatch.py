@@ -9,7 +9,7 @@ Exactly-once rests on three things:
 2. The call is placed with ``idempotency_key = batch:<row id>:<attempt>``;
    ``place_outbound_call`` returns the existing call for a key it has seen, so a
    redelivered task or a recovered claim cannot dial the same attempt twice.
-3. A claim whose worker died (dialing for longer than ``STALE_CLAIM``) is
+3. A claim whose worker died (dialing for longer than ``BATCHES_STALE_CLAIM_S``) is
    recovered: if the call row for its key exists it is adopted, otherwise the
    carrier was never asked (the Call row is committed before the carrier
    request) and the row goes back to pending with the same attempt number.
@@ -23,12 +23,12 @@ calling window per row (``batches.windows``).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Min
 
@@ -43,6 +43,7 @@ from batches.models import (
     EntryState,
     Outcome,
 )
+from batches.services import do_not_call_reason
 from batches.windows import CallingWindow, next_allowed
 from calls.models import LIVE, AnsweredBy, Call, Status
 from calls.services import CallError, CarrierUnavailable, ConcurrencyLimitReached, DoNotCall, place_outbound_call
@@ -50,11 +51,17 @@ from orgs.services import SYSTEM, record_audit
 
 logger = logging.getLogger(__name__)
 
-# How long a row may sit in "dialing" before its worker is presumed dead.
-STALE_CLAIM = timedelta(seconds=float(os.environ.get("BATCHES_STALE_CLAIM_S", "120")))
-# A call the carrier never acknowledged (no carrier id) after this long is given up:
-# we cannot know whether it rang, so it is not retried (no risk of a double dial).
-LOST_CALL = timedelta(seconds=float(os.environ.get("BATCHES_LOST_CALL_S", "600")))
+
+def stale_claim() -> timedelta:
+    """How long a row may sit in "dialing" before its worker is presumed dead."""
+    return timedelta(seconds=settings.BATCHES_STALE_CLAIM_S)
+
+
+def lost_call() -> timedelta:
+    """A call the carrier never acknowledged (no carrier id) after this long is given
+    up: we cannot know whether it rang, so it is not retried (no double dial)."""
+    return timedelta(seconds=settings.BATCHES_LOST_CALL_S)
+
 # Entries examined per claim attempt (rows outside their window are pushed forward).
 CLAIM_SCAN = 200
 POLL_S = 1.0
@@ -108,7 +115,7 @@ def reconcile(batch: Batch) -> int:
                 continue
             outcome = call_outcome(call)
             if outcome is None:
-                if not call.carrier_call_id and not call.carrier_request_id and call.created_at < now - LOST_CALL:
+                if not call.carrier_call_id and not call.carrier_request_id and call.created_at < now - lost_call():
                     entry.attempts = batch.max_attempts  # never retried: it may have rung
                     _after_attempt(entry, batch, Outcome.FAILED, now,
                                    "the carrier never confirmed the call (a worker stopped while dialling)")
@@ -116,7 +123,7 @@ def reconcile(batch: Batch) -> int:
                 continue
             _after_attempt(entry, batch, outcome, now)
             changed += 1
-        stale = (BatchEntry.objects.filter(batch=batch, state=EntryState.DIALING, claimed_at__lt=now - STALE_CLAIM)
+        stale = (BatchEntry.objects.filter(batch=batch, state=EntryState.DIALING, claimed_at__lt=now - stale_claim())
                  .select_for_update(skip_locked=True))
         for entry in stale:
             call = Call.objects.for_org(batch.org).filter(idempotency_key=entry.idempotency_key).first()
@@ -186,6 +193,13 @@ def claim_next(batch: Batch) -> Claim:
                .order_by("next_attempt_at", "row_number")
                .select_for_update(skip_locked=True)[:CLAIM_SCAN])
         for entry in due:
+            refused = do_not_call_reason(org, entry.e164)
+            if refused:
+                # Refused before the claim: a do-not-call row is no attempt and takes
+                # no calls-per-second slot from the rows behind it.
+                entry.state, entry.reason, entry.next_attempt_at = EntryState.DO_NOT_CALL, refused, None
+                entry.save(update_fields=["state", "reason", "next_attempt_at", "updated_at"])
+                continue
             allowed = next_allowed(window, entry.e164, org.timezone, now)
             if allowed is None:
                 entry.state, entry.reason = EntryState.FAILED, "the calling window never opens for this number"
@@ -223,7 +237,10 @@ def dial(batch: Batch, entry: BatchEntry) -> None:
             next_attempt_at=clock.now() + timedelta(seconds=POLL_S))
         return
     except DoNotCall as exc:
+        # Listed between the claim and the dial: no call was placed, so the
+        # calls-per-second slot the claim took is handed back.
         _finish_claim(entry, EntryState.DO_NOT_CALL, exc.message)
+        Batch.objects.filter(pk=batch.pk).update(next_dial_at=None)
         return
     except CarrierUnavailable as exc:
         with transaction.atomic():
@@ -255,11 +272,7 @@ def dial_threads() -> int:
     """Carrier requests in flight at once per dispatcher. 1 dials inline (the
     in-process tests need that: their rows live in an uncommitted transaction
     other connections cannot see)."""
-    raw = os.environ.get("BATCHES_DIAL_THREADS", "4")
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        raise RuntimeError(f"BATCHES_DIAL_THREADS must be a whole number, not {raw!r}") from None
+    return int(settings.BATCHES_DIAL_THREADS)
 
 
 def _dial_in_thread(batch_pk: int, entry_pk: int) -> None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, PeriodicTask
 
@@ -45,7 +45,6 @@ from orgs.services import SYSTEM, Actor, record_audit
 logger = logging.getLogger(__name__)
 
 FIRE_TASK = "batches.tasks.fire_scheduled_call"
-MISSED_GRACE = timedelta(seconds=float(os.environ.get("BATCHES_MISSED_GRACE_S", "300")))
 BUSY_RETRY = timedelta(seconds=30)
 EARLY_SLACK = timedelta(seconds=2)
 
@@ -224,7 +223,7 @@ def fire(sc: ScheduledCall) -> ScheduledCallRun | None:
         return None
     now = clock.now()
     due = due_time(sc, now)
-    missed = now - due > MISSED_GRACE
+    missed = now - due > timedelta(seconds=settings.BATCHES_MISSED_GRACE_S)
     skip = missed and sc.missed_run_policy == MissedRunPolicy.SKIP
     try:
         with transaction.atomic():

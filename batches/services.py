@@ -361,6 +361,17 @@ def cancel_batch(batch: Batch, actor: Actor) -> Batch:
     return locked
 
 
+def delete_batch(batch: Batch, actor: Actor) -> None:
+    """Delete a batch and its rows. A running or paused batch is refused (its
+    dispatcher may be dialling a row right now): cancel it first."""
+    with transaction.atomic():
+        locked = _locked(batch)
+        if locked.status in (BatchStatus.RUNNING, BatchStatus.PAUSED):
+            raise BatchError("cancel the batch before deleting it", code="batch_live")
+        record_audit(locked.org, actor, "batch.deleted", locked, {"rows": locked.total_rows})
+        locked.delete()
+
+
 def progress(batch: Batch) -> dict[str, Any]:
     """Counts by entry state plus the import totals: what the progress bar and the API show."""
     counts = {state.value: 0 for state in EntryState}

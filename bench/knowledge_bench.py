@@ -196,6 +196,7 @@ def main() -> None:
 
     django.setup()
     import numpy as np
+    from django.conf import settings
     from django.db import connection
 
     from knowledge import services
@@ -251,7 +252,7 @@ def main() -> None:
         t = time.perf_counter()
         backend.embed_documents([f"{h}\n{x}" for h, x in texts])
         print(f"  embedding alone: {len(texts) / (time.perf_counter() - t):.0f} chunks/s "
-              f"(local model, {os.environ.get('KNOWLEDGE_EMBED_THREADS', '1')} torch thread(s))")
+              f"(local model, {settings.KNOWLEDGE_EMBED_THREADS} torch thread(s))")
     live_doc_numbers = sorted(int(title.rsplit(" ", 1)[1]) for title in Document.objects.filter(
         knowledge_base=kb, title__startswith="Product guide", current_version__isnull=False)
         .values_list("title", flat=True))

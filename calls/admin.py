@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -11,19 +12,92 @@ from django.http import HttpRequest
 from calls import services
 from calls.analysis import request_analysis
 from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
-from orgs.models import Role
+from orgs.models import Organization, Role
 from orgs.services import Actor
-from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline
+from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org
+
+
+class PhoneNumberAdminForm(forms.ModelForm):
+    """Adding a number checks, through the carrier's API, that the org's account holds
+    it (``services.check_new_phone_number``); its errors land on the field at fault."""
+
+    org: Organization | None = None  # set per request by PhoneNumberAdmin.get_form
+
+    class Meta:
+        model = PhoneNumber
+        fields = ["e164", "carrier", "label", "inbound_agent"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.instance.pk or self.errors:
+            return data
+        org = data.get("org") or self.org
+        if org is None:
+            raise forms.ValidationError("Pick the organisation the number belongs to.")
+        try:
+            number, _held = services.check_new_phone_number(org, e164=data.get("e164", ""),
+                                                            carrier=data.get("carrier", ""),
+                                                            inbound_agent=data.get("inbound_agent"))
+        except services.CallError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, exc.message.removeprefix(f"{field}: ") if field else exc.message)
+            return data
+        data["e164"] = number
+        return data
 
 
 @admin.register(PhoneNumber)
 class PhoneNumberAdmin(OrgScopedAdmin):
+    """Numbers are added and changed through the services: an added number must be
+    held by the org's carrier account; number and carrier never change afterwards."""
+
+    form = PhoneNumberAdminForm
     admin_write_role = Role.ADMIN
+    delete_service = services.delete_phone_number
+    delete_errors = (services.CallError,)
     list_display = ["e164", "label", "carrier", "inbound_agent", "webhooks_configured_at"]
     list_filter = ["carrier"]
     search_fields = ["e164", "label"]
-    readonly_fields = ["public_id", "webhooks_configured_at", "created_at", "updated_at"]
-    fields = ["e164", "carrier", "carrier_number_id", "label", "inbound_agent", *readonly_fields]
+    readonly_fields = ["public_id", "carrier_number_id", "webhooks_configured_at", "created_at", "updated_at"]
+    fields = ["e164", "carrier", "carrier_number_id", "label", "inbound_agent", "public_id", "webhooks_configured_at",
+              "created_at", "updated_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_fields(request, obj))
+        if request.user.is_superuser and obj is None:
+            fields.insert(0, "org")
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            fields += [name for name in ("org", "e164", "carrier") if name not in fields]
+        return fields
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.org = obj.org if obj is not None else _org(request)
+        return form
+
+    def save_model(self, request: HttpRequest, obj: PhoneNumber, form: Any, change: bool) -> None:
+        actor = Actor.from_request(request)
+        data = form.cleaned_data
+        if change:
+            fresh = PhoneNumber.objects.get(pk=obj.pk)
+            saved = services.update_phone_number(fresh, actor, label=data.get("label", fresh.label),
+                                                 inbound_agent=data.get("inbound_agent"))
+        else:
+            org = data.get("org") or form.org
+            saved = services.create_phone_number(org, actor, e164=data["e164"], carrier=data["carrier"],
+                                                 label=data.get("label", ""), inbound_agent=data.get("inbound_agent"))
+        obj.pk, obj.public_id = saved.pk, saved.public_id
+
+    def delete_model(self, request: HttpRequest, obj: PhoneNumber) -> None:
+        services.delete_phone_number(obj, Actor.from_request(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PhoneNumber]) -> None:
+        for number in queryset:
+            services.delete_phone_number(number, Actor.from_request(request))
 
 
 class TranscriptTurnInline(OrgScopedInline):
@@ -67,6 +141,11 @@ class CallAdmin(OrgScopedAdmin):
     date_hierarchy = "created_at"
     inlines = [TranscriptTurnInline, CallEventInline, RecordingInline]
     actions = ["hang_up", "rerun_analysis"]
+    # As the API: deleting needs an admin, and the service refuses a live call (its
+    # phone leg would stay open and billing).
+    admin_delete_role = Role.ADMIN
+    delete_service = services.delete_call
+    delete_errors = (services.CallError,)
     # Calls are made by the platform, never typed in; the admin reads and acts on them.
     readonly_fields = [f.name for f in Call._meta.fields if f.name not in ("id",)]
 

@@ -27,6 +27,7 @@ from batches.phones import PhoneNumberError, normalize_phone
 from calls.carriers import (
     Carrier,
     CarrierError,
+    CarrierNumber,
     OutboundCallRequest,
     StreamTarget,
     get_carrier,
@@ -616,8 +617,32 @@ def delete_call(call: Call, actor: Actor) -> None:
 
 # --- numbers ---------------------------------------------------------------------------
 
-def create_phone_number(org: Organization, actor: Actor, *, e164: str, carrier: str, label: str = "",
-                        carrier_number_id: str = "", inbound_agent: Any = None) -> PhoneNumber:
+def held_carrier_number(org: Organization, carrier_name: str, e164: str) -> CarrierNumber:
+    """The org's carrier account's own record of ``e164``, asked of the carrier's API
+    (the list ``import_carrier_numbers`` reads). A number the account does not hold is
+    a ``CallError`` on ``e164``; a missing credential one on ``carrier``; an
+    unreachable or refusing carrier API a ``CarrierUnavailable`` — never a yes."""
+    try:
+        carrier = carrier_for(org, carrier_name)
+    except CallError as exc:
+        raise CallError(f"carrier: cannot check that the organisation's {carrier_name} account holds this "
+                        f"number: {exc.message}", field="carrier") from exc
+    try:
+        owned = carrier.list_numbers()
+    except CarrierError as exc:
+        raise CarrierUnavailable(f"cannot check that the organisation's {carrier_name} account holds this "
+                                 f"number: {exc}", retryable=exc.retryable) from exc
+    match = next((item for item in owned if item.e164 == e164), None)
+    if match is None:
+        raise CallError(f"e164: {e164} is not a number of this organisation's {carrier_name} account; "
+                        "buy or port it there first", field="e164")
+    return match
+
+
+def check_new_phone_number(org: Organization, *, e164: str, carrier: str,
+                           inbound_agent: Any = None) -> tuple[str, CarrierNumber]:
+    """Everything ``create_phone_number`` checks before it writes (forms call it to show
+    errors on the right field): the E.164 form of ``e164`` and the carrier's record of it."""
     number = normalize_number(org, e164, "e164")
     if carrier not in ("twilio", "plivo"):
         raise CallError(f"carrier: must be twilio or plivo, not {carrier!r}", field="carrier")
@@ -625,8 +650,22 @@ def create_phone_number(org: Organization, actor: Actor, *, e164: str, carrier: 
         raise CallError("inbound_agent: no such agent in this organisation", field="inbound_agent")
     if PhoneNumber.objects.filter(carrier=carrier, e164=number).exists():
         raise CallError(f"e164: {number} is already registered on {carrier}", field="e164")
-    phone = PhoneNumber.objects.create(org=org, e164=number, carrier=carrier, label=label,
-                                       carrier_number_id=carrier_number_id, inbound_agent=inbound_agent)
+    return number, held_carrier_number(org, carrier, number)
+
+
+def create_phone_number(org: Organization, actor: Actor, *, e164: str, carrier: str, label: str = "",
+                        inbound_agent: Any = None) -> PhoneNumber:
+    """Add one number by hand. Only a number the org's carrier account holds, as the
+    carrier's API says (``held_carrier_number``): numbers are unique per carrier, so a
+    number registered on someone's say-so would block its real owner's import and take
+    its calls. The carrier's id for it comes from the carrier, too."""
+    number, held = check_new_phone_number(org, e164=e164, carrier=carrier, inbound_agent=inbound_agent)
+    try:
+        with transaction.atomic():
+            phone = PhoneNumber.objects.create(org=org, e164=number, carrier=carrier, label=label,
+                                               carrier_number_id=held.carrier_number_id, inbound_agent=inbound_agent)
+    except IntegrityError as exc:  # registered meanwhile, while the carrier was asked
+        raise CallError(f"e164: {number} is already registered on {carrier}", field="e164") from exc
     record_audit(org, actor, "phone_number.created", phone, {"carrier": carrier})
     return phone
 

@@ -10,8 +10,29 @@ Each handler takes a framework-free ``WebhookRequest`` and returns a ``WebhookRe
 3. parse strictly — a missing or unknown field → 400 naming it;
 4. apply the change under a row lock, so a repeated callback changes nothing.
 
+A callback carries an identity only as far as its signature (DESIGN.md convention
+11): it touches only calls of the org whose credential verified it, and only calls of
+the carrier whose endpoint it reached. Callbacks about a call are checked against
+*that call's* org, so another org's signature is a 403. The inbound webhook is found
+by the number called, so its signature proves only the number's org: a carrier call
+id it names is taken as a retry only when that call belongs to the same org and the
+same number; any other holder makes it a 409 ``webhook.call_id_conflict`` — no stream
+markup, no token rotation, nothing of the holder changed. The same refusal meets a
+callback that would give an org's call an id another call already holds.
+
+Carrier call ids (Twilio ``CallSid``, Plivo ``CallUUID``) are unique at the carrier,
+and the database keeps at most one call per (carrier, id) (constraint
+``call_carrier_call_id``). So an id names one call, held by the org whose verified
+callback recorded it first; a second org naming it is refused, never given a second
+row. (A later genuine call cannot be pre-empted this way: the ids are random and
+issued by the carrier when the call starts, so nobody can claim one ahead of it.)
+
 Every refusal is recorded as a ``CallEvent`` (kind ``webhook.*``) and logged
-without phone numbers.
+without phone numbers. Refusals of requests that prove no identity (unknown number
+or call, bad or missing signature, no credential) can be sent by anyone at any rate:
+they are stored at most ``WEBHOOK_REFUSALS_RECORDED_PER_MINUTE`` times a minute per
+carrier, kind and org, then one ``webhook.refusals_suppressed`` event says the rest of
+that minute is only counted; the reply is the same either way.
 """
 
 from __future__ import annotations
@@ -19,9 +40,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
-from django.db import transaction
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from calls import services
@@ -29,6 +54,7 @@ from calls.carriers import (
     CARRIERS,
     AnsweredBy,
     Carrier,
+    InboundCall,
     WebhookParseError,
     WebhookRequest,
 )
@@ -55,12 +81,78 @@ def _xml(carrier_name: str, body: str, *, prepare: Call | None = None) -> Webhoo
                         prepare=(str(prepare.public_id), carrier_name) if prepare is not None else None)
 
 
-def _refuse(status: int, kind: str, carrier_name: str, request: WebhookRequest, *, call: Call | None = None,
-            org: Organization | None = None, **data: object) -> WebhookReply:
+# Refusals of requests that prove nobody's identity: anyone can send them, at any rate.
+UNPROVEN_REFUSALS = frozenset({
+    "webhook.unknown_number", "webhook.unknown_call", "webhook.bad_signature", "webhook.no_credential",
+})
+REFUSAL_WINDOW_S = 60
+
+
+def refusal_counter_key(carrier_name: str, kind: str, org: Organization | None, window: int) -> str:
+    return f"webhooks:refused:{carrier_name}:{kind}:{org.public_id if org else '-'}:{window}"
+
+
+def _record_refusal(kind: str, carrier_name: str, request: WebhookRequest, *, status: int,
+                    call: Call | None = None, org: Organization | None = None, **data: object) -> None:
+    """Store a refusal as a ``CallEvent`` (and a log line) — for unproven requests only
+    the first ``WEBHOOK_REFUSALS_RECORDED_PER_MINUTE`` of each carrier/kind/org and
+    minute, then one ``webhook.refusals_suppressed`` marker; the rest are counted in
+    the cache only, so a flood cannot grow the table or the log without bound."""
+    org = call.org if call is not None else org
+    if kind in UNPROVEN_REFUSALS:
+        window = int(timezone.now().timestamp()) // REFUSAL_WINDOW_S
+        key = refusal_counter_key(carrier_name, kind, org, window)
+        cache.add(key, 0, timeout=REFUSAL_WINDOW_S * 2)
+        seen = cache.incr(key)
+        limit = settings.WEBHOOK_REFUSALS_RECORDED_PER_MINUTE
+        if seen > limit:
+            if seen == limit + 1:
+                services.add_event(None, "webhook.refusals_suppressed", source="carrier", org=org,
+                                   carrier=carrier_name, refused_kind=kind, limit=limit,
+                                   window_start=datetime.fromtimestamp(window * REFUSAL_WINDOW_S, tz=UTC).isoformat())
+                logger.warning("webhook.refusals_suppressed", extra={"kind": kind, "carrier": carrier_name,
+                                                                    "limit": limit})
+            return
     services.add_event(call, kind, source="carrier", org=org, carrier=carrier_name, path=request.path, **data)
     logger.warning("webhook.refused", extra={"kind": kind, "carrier": carrier_name, "status": status,
                                              "call": str(call.public_id) if call else None})
+
+
+def _refuse(status: int, kind: str, carrier_name: str, request: WebhookRequest, *, call: Call | None = None,
+            org: Organization | None = None, **data: object) -> WebhookReply:
+    _record_refusal(kind, carrier_name, request, status=status, call=call, org=org, **data)
     return WebhookReply(status, kind)
+
+
+def _refuse_call_id_conflict(carrier_name: str, request: WebhookRequest, org: Organization, holder: Call, *,
+                             call: Call | None = None) -> WebhookReply:
+    """A verified request of ``org`` names a carrier call id that ``holder`` — a call of
+    another org, or another number or call of ``org`` — already has: refused, recorded
+    in ``org`` (the one whose credential signed it), ``holder`` left as it was."""
+    # Nothing about the holder goes into the requester's event or audit entry.
+    record_audit(org, SYSTEM, "webhook.call_id_conflict", call, {"carrier": carrier_name, "path": request.path},
+                 target_label=None if call is not None else f"{carrier_name} webhook")
+    logger.warning("webhook.call_id_conflict", extra={
+        "carrier": carrier_name, "org": str(org.public_id), "holder_org": str(holder.org.public_id),
+        "holder_call": str(holder.public_id), "call": str(call.public_id) if call else None})
+    return _refuse(409, "webhook.call_id_conflict", carrier_name, request, call=call, org=org,
+                   reason="this carrier call id belongs to another call")
+
+
+def _claim_carrier_call_id(call: Call, carrier_call_id: str) -> Call | None:
+    """Record the carrier's id on a row-locked ``call`` that has none yet. Returns the
+    call already holding that id (nothing is changed then), or None once recorded."""
+    holder = (Call.objects.select_related("org").filter(carrier=call.carrier, carrier_call_id=carrier_call_id)
+              .exclude(pk=call.pk).first())
+    if holder is not None:
+        return holder
+    try:
+        with transaction.atomic():  # a savepoint: a racing claim must not break the caller's transaction
+            Call.objects.filter(pk=call.pk).update(carrier_call_id=carrier_call_id, updated_at=timezone.now())
+    except IntegrityError:
+        return Call.objects.select_related("org").get(carrier=call.carrier, carrier_call_id=carrier_call_id)
+    call.carrier_call_id = carrier_call_id
+    return None
 
 
 def _call_from_query(request: WebhookRequest) -> tuple[bool, Call | None]:
@@ -76,9 +168,11 @@ def _call_from_query(request: WebhookRequest) -> tuple[bool, Call | None]:
 
 
 def _find_call(carrier_name: str, request: WebhookRequest, id_field: str) -> Call | None:
+    """The call a callback names — only ever a call of this carrier (a Plivo callback
+    never touches a Twilio call, nor a browser call)."""
     named, call = _call_from_query(request)
     if named:
-        return call
+        return call if call is not None and call.carrier == carrier_name else None
     carrier_call_id = (request.form.get(id_field) or [""])[0]
     if not carrier_call_id:
         return None
@@ -125,9 +219,8 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
     number = PhoneNumber.objects.select_related("org", "inbound_agent").filter(carrier=carrier_name, e164=to).first()
     if number is None:
         # No org, so no credential to check a signature with: the reply is a fixed,
-        # harmless message and nothing else happens.
-        services.add_event(None, "webhook.unknown_number", source="carrier", carrier=carrier_name)
-        logger.info("webhook.unknown_number", extra={"carrier": carrier_name})
+        # harmless message and nothing else happens (the event is rate-bounded).
+        _record_refusal("webhook.unknown_number", carrier_name, request, status=200)
         return _xml(carrier_name, carrier_cls.reject_markup())
     org = number.org
     try:
@@ -142,13 +235,10 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
     except WebhookParseError as exc:
         return _refuse(400, "webhook.malformed", carrier_name, request, org=org, error=str(exc))
 
-    existing = Call.objects.filter(carrier=carrier_name, carrier_call_id=inbound.carrier_call_id).first()
+    existing = (Call.objects.select_related("org")
+                .filter(carrier=carrier_name, carrier_call_id=inbound.carrier_call_id).first())
     if existing is not None:
-        # A retried webhook (the carrier timed out on us): same call, fresh stream token.
-        if existing.is_final or existing.status == Status.FAILED:
-            return _xml(carrier_name, carrier_cls.say_and_hangup_markup(BUSY_MESSAGE))
-        services.add_event(existing, "webhook.repeated", source="carrier")
-        return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(existing, direction="inbound")))
+        return _answer_repeat(carrier_name, request, carrier, number, existing)
 
     agent = number.inbound_agent
     if agent is None:
@@ -165,6 +255,41 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
                            agent=str(agent.public_id), reason=str(exc)[:500])
         return _xml(carrier_name, carrier_cls.reject_markup())
 
+    try:
+        call, over_limit = _create_inbound_call(org, number, agent, version, variables, carrier_name, inbound)
+    except IntegrityError:
+        # A concurrent webhook recorded this carrier call id first: a retry racing its
+        # original is answered as a retry; anyone else's is refused.
+        holder = Call.objects.select_related("org").filter(carrier=carrier_name,
+                                                             carrier_call_id=inbound.carrier_call_id).first()
+        if holder is None:
+            raise
+        return _answer_repeat(carrier_name, request, carrier, number, holder)
+    if over_limit:
+        return _xml(carrier_name, carrier_cls.say_and_hangup_markup(BUSY_MESSAGE))
+    return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(call, direction="inbound")),
+                prepare=call)
+
+
+def _answer_repeat(carrier_name: str, request: WebhookRequest, carrier: Carrier, number: PhoneNumber,
+                   existing: Call) -> WebhookReply:
+    """An inbound webhook, verified for ``number``'s org, names a carrier call id that
+    ``existing`` already holds. The signature proves only the number's org, so it is a
+    retry (the carrier timed out on us: same call, fresh stream token) only for that
+    org's inbound call to that number; anything else names a call that is not theirs."""
+    if (existing.org_id != number.org_id or existing.phone_number_id != number.pk
+            or existing.direction != Direction.INBOUND):
+        return _refuse_call_id_conflict(carrier_name, request, number.org, existing)
+    if existing.is_final or existing.status == Status.FAILED:
+        return _xml(carrier_name, CARRIERS[carrier_name].say_and_hangup_markup(BUSY_MESSAGE))
+    services.add_event(existing, "webhook.repeated", source="carrier")
+    return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(existing, direction="inbound")))
+
+
+def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, version: Any,
+                         variables: dict[str, Any], carrier_name: str, inbound: InboundCall) -> tuple[Call, bool]:
+    """Create the inbound Call (failed at once when the org is at its concurrency
+    limit). Raises IntegrityError when another call already holds the carrier id."""
     now = timezone.now()
     with transaction.atomic():
         live = services._lock_org_and_count_live(org)
@@ -185,22 +310,18 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
             # Answering with stream markup answers the call; carriers send no separate
             # "answered" callback for inbound calls.
             services.transition(call, Status.IN_PROGRESS)
-    if over_limit:
-        return _xml(carrier_name, carrier_cls.say_and_hangup_markup(BUSY_MESSAGE))
-    return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(call, direction="inbound")),
-                prepare=call)
+    return call, over_limit
 
 
 def handle_plivo_answer(request: WebhookRequest) -> WebhookReply:
     """Plivo's answer URL: inbound calls, or (with ``?call=``) our outbound call answered."""
-    named, call = _call_from_query(request)
+    named, _ = _call_from_query(request)
     if not named:
         return handle_inbound_webhook("plivo", request)
-    if call is None:
-        return _refuse(404, "webhook.unknown_call", "plivo", request)
-    carrier = _verified_carrier("plivo", request, call)
-    if isinstance(carrier, WebhookReply):
-        return carrier
+    found = _verified_call("plivo", request)
+    if isinstance(found, WebhookReply):
+        return found
+    call, carrier = found
     try:
         answered = carrier.parse_inbound(request.form)
     except WebhookParseError as exc:
@@ -208,8 +329,11 @@ def handle_plivo_answer(request: WebhookRequest) -> WebhookReply:
     with transaction.atomic():
         call = Call.objects.select_for_update(of=("self",)).select_related("org").get(pk=call.pk)
         if not call.carrier_call_id:
-            call.carrier_call_id = answered.carrier_call_id
-            call.save(update_fields=["carrier_call_id", "updated_at"])
+            holder = _claim_carrier_call_id(call, answered.carrier_call_id)
+            if holder is not None:
+                return _refuse_call_id_conflict("plivo", request, call.org, holder, call=call)
+        elif answered.carrier_call_id != call.carrier_call_id:
+            return _refuse(400, "webhook.call_id_mismatch", "plivo", request, call=call)
         services.transition(call, Status.IN_PROGRESS)
     if call.is_final:
         # Cancelled while it rang: end the leg rather than start a stream.
@@ -233,8 +357,9 @@ def apply_status_callback(carrier_name: str, request: WebhookRequest) -> Webhook
     with transaction.atomic():
         locked = Call.objects.select_for_update(of=("self",)).select_related("org").get(pk=call.pk)
         if not locked.carrier_call_id and update.carrier_call_id:
-            locked.carrier_call_id = update.carrier_call_id
-            locked.save(update_fields=["carrier_call_id", "updated_at"])
+            holder = _claim_carrier_call_id(locked, update.carrier_call_id)
+            if holder is not None:
+                return _refuse_call_id_conflict(carrier_name, request, locked.org, holder, call=locked)
         elif locked.carrier_call_id and update.carrier_call_id != locked.carrier_call_id:
             return _refuse(400, "webhook.call_id_mismatch", carrier_name, request, call=locked)
         services.transition(
@@ -261,6 +386,13 @@ def apply_machine_detection(carrier_name: str, request: WebhookRequest) -> Webho
         return _refuse(400, "webhook.malformed", carrier_name, request, call=call, error=str(exc))
     with transaction.atomic():
         locked = Call.objects.select_for_update(of=("self",)).select_related("org", "agent_version").get(pk=call.pk)
+        if not locked.carrier_call_id:
+            # The verdict overtook the answer callback (Plivo reveals the id late).
+            holder = _claim_carrier_call_id(locked, result.carrier_call_id)
+            if holder is not None:
+                return _refuse_call_id_conflict(carrier_name, request, locked.org, holder, call=locked)
+        elif result.carrier_call_id != locked.carrier_call_id:
+            return _refuse(400, "webhook.call_id_mismatch", carrier_name, request, call=locked)
         if locked.answered_by:
             return WebhookReply(204)
         locked.answered_by = result.answered_by.value
@@ -297,11 +429,14 @@ def apply_machine_detection(carrier_name: str, request: WebhookRequest) -> Webho
 def handle_plivo_action(request: WebhookRequest) -> WebhookReply:
     """XML for a live Plivo call we redirected (transfer, voicemail, apology)."""
     named, call = _call_from_query(request)
-    if call is None:
+    if call is None or call.carrier != "plivo":
         return _refuse(404, "webhook.unknown_call", "plivo", request)
     carrier = _verified_carrier("plivo", request, call)
     if isinstance(carrier, WebhookReply):
         return carrier
+    uuid_sent = (request.form.get("CallUUID") or [""])[0]
+    if call.carrier_call_id and uuid_sent != call.carrier_call_id:
+        return _refuse(400, "webhook.call_id_mismatch", "plivo", request, call=call)
     action = (parse_qs(request.query_string).get("action") or [""])[0]
     if action == "transfer" and call.transfer_to:
         caller_id = call.to_number if call.direction == Direction.INBOUND else call.from_number

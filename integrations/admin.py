@@ -87,6 +87,7 @@ class McpServerAdmin(_ServiceSavingAdmin):
                        "last_error_kind"]
     create_fields = ("name", "url", "transport", "enabled")
     actions = ["test_connection"]
+    delete_service = services.delete_mcp_server
 
     def _check(self, org: Any, obj: McpServer | None, data: dict[str, Any]) -> None:
         if "url" in data and "transport" in data:
@@ -130,9 +131,21 @@ class McpToolGrantForm(forms.ModelForm):
         return data
 
 
+def remove_tool_grant(grant: McpToolGrant, actor: Actor) -> None:
+    """Drop one tool from an agent's grants on a server, through ``set_agent_tools`` (audited).
+
+    Removing the last one leaves no rows, which means all the server's tools, as in the API.
+    """
+    remaining = McpToolGrant.objects.filter(agent=grant.agent, server=grant.server).exclude(pk=grant.pk)
+    services.set_agent_tools(grant.agent, grant.server, actor,
+                             list(remaining.values_list("tool_name", flat=True)) or None)
+
+
 @admin.register(McpToolGrant)
 class McpToolGrantAdmin(OrgScopedAdmin):
     """Which tools of a server an agent is limited to (no rows for a server = all its tools)."""
+
+    delete_service = remove_tool_grant
 
     list_display = ["agent", "server", "tool_name", "org"]
     list_select_related = ["agent", "server"]
@@ -164,6 +177,7 @@ class WebhookEndpointAdmin(_ServiceSavingAdmin):
     readonly_fields = ["failing_since", "disabled_reason"]
     create_fields = ("url", "description", "events", "enabled")
     actions = ["send_test_event"]
+    delete_service = services.delete_webhook_endpoint
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "url":

@@ -2,6 +2,13 @@
 
 Every change records an audit entry. Secrets (auth headers, webhook secrets) never go into
 audit changes or logs — only header *names* do.
+
+Own-server connections (kind telegram/gmail/whatsapp/shopify, made by
+:func:`connect_own_server`) store this deployment's bearer token for its own MCP server.
+That token is the platform's, not the tenant's: such a connection's URL cannot be moved
+off the deployment's server (the change is refused; add a custom server instead), and
+:func:`spec_for` never sends the stored ``Authorization`` of an own-server row to any other
+URL, whatever the row says.
 """
 from __future__ import annotations
 
@@ -56,6 +63,8 @@ def _clean_headers(headers: Any) -> dict[str, str]:
 
 def check_mcp_server_target(url: str, transport: str, kind: str, *, url_changed: bool = True) -> None:
     """The URL/transport rules every way of saving a server applies (API, dashboard, admin)."""
+    if url_changed:
+        _refuse_moving_own_server(kind, url)
     if url_changed and not _is_own_server_url(kind, url):
         check_outbound_url(url, what="The MCP server URL")
     if transport not in McpTransport.values:
@@ -77,9 +86,20 @@ def _is_own_server_url(kind: str, url: str) -> bool:
     if entry is None:
         return False
     try:
-        return conf.own_server(kind, entry.default_port).url == url
+        return conf.own_server_url(kind, entry.default_port) == url
     except ImproperlyConfiguredEnv:
         return False
+
+
+def _refuse_moving_own_server(kind: str, url: str) -> None:
+    """An own-server connection carries the platform's bearer token: it may point only at the platform's server."""
+    entry = SERVERS.get(kind)
+    if entry is None or _is_own_server_url(kind, url):
+        return
+    raise ValidationError({"url": (
+        f"This connection uses the platform's own {entry.title} MCP server and carries the platform's access "
+        f"token, so its URL is set by the deployment (MCP_{kind.upper()}_URL) and cannot be changed; "
+        f"to use a server elsewhere, add a custom MCP server.")})
 
 
 def _save_server(server: McpServer) -> None:
@@ -91,10 +111,18 @@ def _save_server(server: McpServer) -> None:
 
 
 def spec_for(server: McpServer, *, connect_timeout_s: float | None = None) -> ServerSpec:
+    """How to reach ``server``. An own-server row whose URL is not the deployment's server (saved
+    before moves were refused, or edited in the database) is sent without its stored
+    ``Authorization``: the platform's token only ever goes to the platform's own server."""
     kwargs: dict[str, Any] = {}
     if connect_timeout_s is not None:
         kwargs["connect_timeout_s"] = connect_timeout_s
-    return ServerSpec(url=server.url, transport=server.transport, headers=dict(server.auth_headers or {}),  # type: ignore[arg-type]
+    headers = dict(server.auth_headers or {})
+    if server.kind in SERVERS and not _is_own_server_url(server.kind, server.url):
+        log.warning("own-server MCP connection points away from the deployment's server; platform token withheld",
+                    extra={"mcp_server": str(server.public_id), "kind": server.kind})
+        headers = {name: value for name, value in headers.items() if name.lower() != "authorization"}
+    return ServerSpec(url=server.url, transport=server.transport, headers=headers,  # type: ignore[arg-type]
                       trusted=_is_own_server_url(server.kind, server.url), **kwargs)
 
 

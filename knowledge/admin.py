@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from knowledge import services
@@ -42,6 +41,7 @@ class KnowledgeBaseAdmin(OrgScopedAdmin):
     list_filter = ["embedding_backend"]
     search_fields = ["name"]
     readonly_fields = ["public_id", "created_at", "updated_at"]
+    delete_service = services.delete_knowledge_base
     fields = ["org", "name", "description", "embedding_backend", "embedding_model", "embedding_dimensions",
               "public_id", "created_at", "updated_at"]
 
@@ -57,13 +57,6 @@ class KnowledgeBaseAdmin(OrgScopedAdmin):
             saved = services.create_knowledge_base(org, actor, **values)
         obj.pk, obj.public_id = saved.pk, saved.public_id
 
-    def delete_model(self, request: HttpRequest, obj: KnowledgeBase) -> None:
-        services.delete_knowledge_base(obj, Actor.from_request(request))
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for kb in queryset:
-            services.delete_knowledge_base(kb, Actor.from_request(request))
-
 
 @admin.register(Document)
 class DocumentAdmin(OrgScopedAdmin):
@@ -74,6 +67,7 @@ class DocumentAdmin(OrgScopedAdmin):
     fields = ["title", "knowledge_base", "source_type", "source_url", "public_id", "created_at", "updated_at"]
     readonly_fields = ["knowledge_base", "source_type", "source_url", "public_id", "created_at", "updated_at"]
     inlines = [VersionInline]
+    delete_service = services.delete_document
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
@@ -93,10 +87,3 @@ class DocumentAdmin(OrgScopedAdmin):
     def save_model(self, request: HttpRequest, obj: Document, form: Any, change: bool) -> None:
         fresh = Document.objects.get(pk=obj.pk)
         services.rename_document(fresh, Actor.from_request(request), form.cleaned_data["title"])
-
-    def delete_model(self, request: HttpRequest, obj: Document) -> None:
-        services.delete_document(obj, Actor.from_request(request))
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for document in queryset:
-            services.delete_document(document, Actor.from_request(request))

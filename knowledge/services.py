@@ -39,11 +39,8 @@ from voiceplatform import outbound
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 25 * 1024 * 1024
-
-
 def max_upload_bytes() -> int:
-    return int(getattr(settings, "KNOWLEDGE_MAX_UPLOAD_BYTES", DEFAULT_MAX_BYTES))
+    return int(settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
 
 
 # --- embedding backends ---------------------------------------------------------------

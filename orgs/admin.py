@@ -19,6 +19,8 @@ class OrganizationAdmin(OrgScopedAdmin):
     search_fields = ["name", "slug"]
     readonly_fields = ["public_id", "slug"]
     admin_write_role = Role.ADMIN
+    admin_delete_role = Role.OWNER
+    delete_service = services.delete_organization
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = admin.ModelAdmin.get_queryset(self, request)
@@ -29,11 +31,6 @@ class OrganizationAdmin(OrgScopedAdmin):
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return request.user.is_superuser
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if request.user.is_superuser:
-            return True
-        return obj is not None and Membership.objects.filter(org=obj, user=request.user, role=Role.OWNER).exists()
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return list(self.readonly_fields)
@@ -55,6 +52,7 @@ class MembershipAdmin(OrgScopedAdmin):
     search_fields = ["user__email"]
     admin_write_role = Role.ADMIN
     readonly_fields = ["public_id"]
+    delete_service = services.remove_member
 
     def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
         if change and "role" in form.changed_data and not request.user.is_superuser:
@@ -63,9 +61,6 @@ class MembershipAdmin(OrgScopedAdmin):
             services.change_member_role(obj, services.Actor.from_request(request), role)
             return
         super().save_model(request, obj, form, change)
-
-    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
-        services.remove_member(obj, services.Actor.from_request(request))
 
 
 @admin.register(Invitation)
@@ -89,6 +84,7 @@ class ApiKeyAdmin(OrgScopedAdmin):
     list_display = ["name", "prefix", "role", "org", "last_used_at", "revoked_at"]
     readonly_fields = ["public_id", "prefix", "key_hash", "created_by", "last_used_at", "revoked_at"]
     exclude = ["key_hash"]
+    admin_read_role = Role.ADMIN  # as the API: key names and owners are for admins
     admin_write_role = Role.ADMIN
     actions = ["revoke"]
 
@@ -141,6 +137,7 @@ class ProviderCredentialAdmin(OrgScopedAdmin):
     list_display = ["provider", "org", "hints", "updated_at"]
     readonly_fields = ["public_id", "hints", "updated_by"]
     admin_write_role = Role.ADMIN
+    delete_service = services.delete_provider_credential
 
     def save_model(self, request: HttpRequest, obj: ProviderCredential, form: Any, change: bool) -> None:
         org = obj.org if request.user.is_superuser and obj.org_id else _org(request)
@@ -149,15 +146,13 @@ class ProviderCredentialAdmin(OrgScopedAdmin):
                                                  form.cleaned_data.get("config") or {})
         obj.pk, obj.public_id = saved.pk, saved.public_id
 
-    def delete_model(self, request: HttpRequest, obj: ProviderCredential) -> None:
-        services.delete_provider_credential(obj, services.Actor.from_request(request))
-
 
 @admin.register(AuditLog)
 class AuditLogAdmin(OrgScopedAdmin):
     list_display = ["created_at", "actor_label", "action", "target_label", "ip_address"]
     list_filter = ["action"]
     search_fields = ["action", "target_label", "actor_label"]
+    admin_read_role = Role.ADMIN  # as the API
     admin_write_role = Role.OWNER
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:

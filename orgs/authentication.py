@@ -7,7 +7,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from orgs.models import ApiKey, hash_token
+from orgs.models import ApiKey, Membership, hash_token
 
 
 class ApiKeyPrincipal:
@@ -48,16 +48,25 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         token = token.strip()
         if not token.startswith(ApiKey.PREFIX):
             raise exceptions.AuthenticationFailed("Malformed API key: keys start with 'vp_'.")
-        key = ApiKey.objects.select_related("org").filter(key_hash=hash_token(token)).first()
+        key = ApiKey.objects.select_related("org", "created_by").filter(key_hash=hash_token(token)).first()
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown API key.")
         if not key.is_active:
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
+        if key.created_by is not None and not self._creator_still_member(key):
+            # Removal and deactivation revoke keys (orgs.services); this also covers a
+            # membership deleted without the service (a bulk delete, a raw query).
+            raise exceptions.AuthenticationFailed("This API key's creator is no longer a member of the organisation.")
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > self.touch_interval:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
             key.last_used_at = now
         return ApiKeyPrincipal(key), key
+
+    @staticmethod
+    def _creator_still_member(key: ApiKey) -> bool:
+        creator = key.created_by
+        return bool(creator.is_active) and Membership.objects.filter(org_id=key.org_id, user=creator).exists()
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword

@@ -30,8 +30,10 @@ from orgs.models import (
     Role,
     hash_token,
     new_token,
+    role_at_least,
 )
 from voiceplatform import outbound
+from voiceplatform.proxies import client_address
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -67,12 +69,11 @@ SYSTEM = Actor()
 
 
 def client_ip(request: Any) -> str | None:
+    """The address recorded for a request: the TCP peer, or what a trusted proxy
+    (``FORWARDED_ALLOW_IPS``) says in ``X-Forwarded-For``; never a client's own claim."""
     meta = getattr(request, "META", {})
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return meta.get("REMOTE_ADDR") or None
+    return client_address(meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"),
+                          getattr(settings, "TRUSTED_PROXIES", ()))
 
 
 def record_audit(
@@ -228,6 +229,24 @@ def _is_owner(org: Organization, actor: Actor) -> bool:
     return actor.user is not None and Membership.objects.filter(org=org, user=actor.user, role=Role.OWNER).exists()
 
 
+def _lock_memberships(membership: Membership) -> Membership:
+    """Serialise membership changes of one org, and return ``membership`` as stored now.
+
+    Without the lock, two owners demoting (or removing) each other at the same time
+    each see the other still owner, and both commit: no owner left. The org row is
+    the lock: the second change waits for the first to commit, then re-reads the
+    owners (and whether its actor is still one) before deciding. Call inside a
+    transaction.
+    """
+    Organization.objects.select_for_update().filter(pk=membership.org_id).first()
+    try:
+        current = Membership.objects.select_related("org", "user").get(pk=membership.pk)
+    except Membership.DoesNotExist:
+        raise ValidationError("This membership no longer exists.") from None
+    membership.role = current.role
+    return membership
+
+
 def _ensure_another_owner(membership: Membership) -> None:
     if membership.role == Role.OWNER and not Membership.objects.filter(
             org=membership.org, role=Role.OWNER).exclude(pk=membership.pk).exists():
@@ -236,7 +255,10 @@ def _ensure_another_owner(membership: Membership) -> None:
 
 @transaction.atomic
 def change_member_role(membership: Membership, actor: Actor, role: str) -> Membership:
+    """Give a member another role. Owners alone grant or take away ownership; the
+    last owner stays; keys the member made with more than the new role are revoked."""
     role = Role(role)
+    _lock_memberships(membership)
     if (role == Role.OWNER or membership.role == Role.OWNER) and not _is_owner(membership.org, actor):
         raise PermissionDenied("Only an owner can grant or take away the owner role.")
     if role != Role.OWNER:
@@ -246,23 +268,31 @@ def change_member_role(membership: Membership, actor: Actor, role: str) -> Membe
     membership.save(update_fields=["role", "updated_at"])
     record_audit(membership.org, actor, "member.role_changed", membership, {"role": [old, role]},
                  target_label=membership.user.email)
+    _revoke_member_keys(membership.org, membership.user, actor, reason="creator_role_lowered",
+                        above_role=role)
     return membership
 
 
 @transaction.atomic
 def remove_member(membership: Membership, actor: Actor) -> None:
+    """Remove a member (never the last owner); the API keys they created in the org are revoked."""
+    _lock_memberships(membership)
     if membership.role == Role.OWNER and not _is_owner(membership.org, actor):
         raise PermissionDenied("Only an owner can remove an owner.")
     _ensure_another_owner(membership)
     record_audit(membership.org, actor, "member.removed", membership, target_label=membership.user.email)
+    _revoke_member_keys(membership.org, membership.user, actor, reason="creator_removed")
     membership.delete()
 
 
 @transaction.atomic
 def leave_organization(membership: Membership, ip: str | None = None) -> None:
+    """Leave an org (never as its last owner); the API keys made there are revoked."""
+    _lock_memberships(membership)
     _ensure_another_owner(membership)
-    record_audit(membership.org, Actor(user=membership.user, ip=ip), "member.left", membership,
-                 target_label=membership.user.email)
+    actor = Actor(user=membership.user, ip=ip)
+    record_audit(membership.org, actor, "member.left", membership, target_label=membership.user.email)
+    _revoke_member_keys(membership.org, membership.user, actor, reason="creator_left")
     membership.delete()
 
 
@@ -288,12 +318,40 @@ def create_api_key(org: Organization, actor: Actor, name: str, role: str = Role.
     raise RuntimeError("could not generate a unique API key prefix")
 
 
-def revoke_api_key(key: ApiKey, actor: Actor) -> ApiKey:
+def revoke_api_key(key: ApiKey, actor: Actor, *, reason: str | None = None) -> ApiKey:
+    """Revoke a key for good (it answers 401 from now on). ``reason`` goes in the audit entry."""
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at", "updated_at"])
-        record_audit(key.org, actor, "api_key.revoked", key)
+        record_audit(key.org, actor, "api_key.revoked", key, {"reason": reason} if reason else None)
     return key
+
+
+def _revoke_member_keys(org: Organization | None, user: Any, actor: Actor, *, reason: str,
+                        above_role: str | None = None) -> int:
+    """Revoke the live keys ``user`` created (in ``org``, or everywhere when ``org`` is None).
+
+    A key acts with its own role, not its creator's, so it would outlive the
+    creator's access: when a member is removed, leaves or is deactivated their keys
+    go with them; when their role is lowered, the keys above the new role go.
+    Returns how many were revoked.
+    """
+    keys = ApiKey.objects.select_for_update().select_related("org").filter(created_by=user, revoked_at__isnull=True)
+    if org is not None:
+        keys = keys.filter(org=org)
+    revoked = 0
+    for key in keys:
+        if above_role is not None and role_at_least(above_role, key.role):
+            continue
+        revoke_api_key(key, actor, reason=reason)
+        revoked += 1
+    return revoked
+
+
+@transaction.atomic
+def revoke_keys_of_deactivated_user(user: Any, actor: Actor = SYSTEM, *, reason: str = "creator_deactivated") -> int:
+    """Revoke every live key ``user`` created, in every org (deactivated or deleted accounts)."""
+    return _revoke_member_keys(None, user, actor, reason=reason)
 
 
 # --- provider credentials -----------------------------------------------------------

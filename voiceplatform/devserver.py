@@ -3,7 +3,8 @@
 Starts (or reuses) the embedded PostgreSQL and Redis when ``DATABASE_URL`` /
 ``REDIS_URL`` are unset, applies migrations, then runs Daphne (HTTP + WebSocket),
 a Celery worker and celery beat as child processes. Ctrl-C (or SIGTERM) stops the
-children and the embedded services this run started. If any child dies, the rest
+children, and the embedded services launchers started unless another launcher
+(`make test`, `make superuser`, `embedded exec`) still uses them. If any child dies, the rest
 are stopped too, so a half-running platform is never left behind.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceplatform.settings")
-    provided = embedded.ensure_environment()
+    lease = embedded.ensure_environment()
     python = sys.executable
     env = dict(os.environ)
 
@@ -82,8 +83,7 @@ def main() -> int:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
-        if provided:
-            embedded.stop_services()
+        embedded.release(lease)
     return exit_code
 
 

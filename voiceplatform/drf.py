@@ -69,6 +69,12 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
             ident = f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
+    def get_ident(self, request: Request) -> str:
+        # DRF's own reads X-Forwarded-For from anyone; ours only from trusted proxies.
+        from orgs.services import client_ip
+
+        return client_ip(request) or "unknown"
+
 
 # --- one error shape -------------------------------------------------------------------------
 

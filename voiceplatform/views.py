@@ -1,6 +1,7 @@
 """Dashboard view bases, the dashboard home, and health endpoints."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis
@@ -19,6 +20,8 @@ from django.views.generic import TemplateView
 from orgs.middleware import current_membership
 from orgs.models import Role, role_at_least
 from orgs.services import Actor
+
+logger = logging.getLogger(__name__)
 
 
 class OrgViewMixin(LoginRequiredMixin):
@@ -89,11 +92,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"error: {type(exc).__name__}"
+        logger.error("readyz: database unavailable (%s); check DATABASE_URL or the embedded server under var/",
+                     type(exc).__name__)
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2).ping()
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"error: {type(exc).__name__}"
+        logger.error("readyz: redis unavailable (%s); check REDIS_URL or the embedded server under var/",
+                     type(exc).__name__)
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
 

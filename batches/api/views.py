@@ -27,7 +27,7 @@ from batches.api.serializers import (
     SchedulePreviewSerializer,
 )
 from batches.importing import ColumnMapping, ImportedRow, UploadError, preview_upload
-from batches.models import Batch, BatchEntry, BatchStatus, DoNotCallNumber, EntryState, ScheduledCall
+from batches.models import Batch, BatchEntry, DoNotCallNumber, EntryState, ScheduledCall
 from batches.report import iter_csv
 from batches.results import result_rows
 from batches.schedule_rules import ScheduleError
@@ -130,13 +130,10 @@ class BatchViewSet(OrgScopedViewSet):
         return self.partial_update(request, *args, **kwargs)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        batch = self.get_object()
-        if batch.status in (BatchStatus.RUNNING, BatchStatus.PAUSED):
-            raise exceptions.ValidationError({"non_field_errors": ["cancel the batch before deleting it"]})
-        from orgs.services import record_audit
-
-        record_audit(self.org, self.actor, "batch.deleted", batch, {"rows": batch.total_rows})
-        batch.delete()
+        try:
+            services.delete_batch(self.get_object(), self.actor)
+        except services.BatchError as exc:
+            raise exceptions.ValidationError({"non_field_errors": [exc.message]}) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _transition(self, verb: Any) -> Response:

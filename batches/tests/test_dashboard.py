@@ -120,7 +120,9 @@ def test_schedule_pages(login: Any, editor_a: Any, org_a: Any, parts: dict[str, 
     assert not ScheduledCall.objects.exists()
 
 
-def test_previewed_uploads_are_purged_after_a_day(login: Any, editor_a: Any, parts: dict[str, Any]) -> None:
+def test_previewed_uploads_are_purged_after_a_day(login: Any, editor_a: Any, parts: dict[str, Any],
+                                                  settings: Any, tmp_path: Any) -> None:
+    import os
     from datetime import timedelta
 
     from django.core.files.storage import default_storage
@@ -128,11 +130,16 @@ def test_previewed_uploads_are_purged_after_a_day(login: Any, editor_a: Any, par
 
     from batches.tasks import purge_stale_uploads
 
+    settings.MEDIA_ROOT = str(tmp_path)  # only this test's uploads
     response = login(editor_a).post("/batches/new/", form(parts, action="preview",
                                                           file=SimpleUploadedFile("l.csv", b"phone\n+12125551000\n")))
     token = response.context["token"]
     path = f"batch-uploads/{parts['agent'].org.public_id}/{token}.upload"
     assert default_storage.exists(path)
+    # The upload's age is an input: stamped at the app's "now" (which a test run
+    # may have moved), not whatever the file system's clock said.
+    stamp = timezone.now().timestamp()
+    os.utime(default_storage.path(path), (stamp, stamp))
     assert purge_stale_uploads() == 0
-    assert purge_stale_uploads(now=timezone.now() + timedelta(hours=25)) >= 1
+    assert purge_stale_uploads(now=timezone.now() + timedelta(hours=25)) == 1
     assert not default_storage.exists(path)

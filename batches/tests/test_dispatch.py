@@ -193,7 +193,7 @@ def test_org_concurrent_call_limit(twilio_org: Any, agent_a: Any, twilio_number:
 
 
 def test_calling_window_defers_rows(twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                    settings: Any) -> None:
     from batches import clock
     from batches.windows import CallingWindow, next_allowed
 
@@ -215,7 +215,7 @@ def test_calling_window_defers_rows(twilio_org: Any, agent_a: Any, twilio_number
     assert entry.next_attempt_at == expected
     assert wait is not None and wait > 0
     # Move the batches clock to inside the window: both rows are dialled.
-    monkeypatch.setenv("BATCHES_CLOCK_OFFSET_S", str((expected - now).total_seconds() + 60))
+    settings.BATCHES_CLOCK_OFFSET_S = float(str((expected - now).total_seconds() + 60))
     dispatch.run_dispatch(batch, budget_s=0)
     assert len(dialled(fake_twilio)) == 2
 
@@ -311,6 +311,36 @@ def test_do_not_call_list_blocks_every_outbound_path(twilio_org: Any, agent_a: A
     assert dialled(fake_twilio) == ["+12125551002"]
     remove_do_not_call(entry, SYSTEM)
     place_outbound_call(twilio_org, agent_a, "+12125551000", twilio_number, {}, SYSTEM)
+
+
+def test_do_not_call_rows_take_no_calls_per_second_slot(twilio_org: Any, agent_a: Any, twilio_number: Any,
+                                                       fake_twilio: Any) -> None:
+    # Ten listed rows ahead of one callable row, at one call per second: the
+    # listed rows are refused at the claim, so the callable row is dialled in the
+    # same pass, however fast or slow the machine is.
+    batch = make_batch(twilio_org, agent_a, twilio_number, csv_of(us_numbers(11, start=1001)), calls_per_second=1)
+    for n in us_numbers(10, start=1001):  # listed after the upload was classified
+        add_do_not_call(twilio_org, SYSTEM, n)
+    launch_batch(batch, SYSTEM)
+    dispatch.run_dispatch(batch, budget_s=0)
+    assert dialled(fake_twilio) == ["+12125551011"]
+    rows = BatchEntry.objects.filter(batch=batch).order_by("row_number")
+    assert [r.state for r in rows][:10] == ["do_not_call"] * 10
+    assert all(r.attempts == 0 for r in rows[:10])
+
+
+def test_listed_between_claim_and_dial_hands_the_slot_back(twilio_org: Any, agent_a: Any, twilio_number: Any,
+                                                          fake_twilio: Any) -> None:
+    batch = make_batch(twilio_org, agent_a, twilio_number, csv_of(us_numbers(2, start=1001)), calls_per_second=1)
+    launch_batch(batch, SYSTEM)
+    claim = dispatch.claim_next(batch)
+    assert claim.entry is not None and claim.entry.e164 == "+12125551001"
+    add_do_not_call(twilio_org, SYSTEM, "+12125551001")
+    dispatch.dial(batch, claim.entry)
+    claim.entry.refresh_from_db()
+    assert claim.entry.state == "do_not_call"
+    nxt = dispatch.claim_next(batch)
+    assert nxt.entry is not None and nxt.entry.e164 == "+12125551002"
 
 
 def test_do_not_call_import(twilio_org: Any) -> None:

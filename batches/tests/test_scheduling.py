@@ -44,13 +44,13 @@ def test_fire_dials_once_even_if_delivered_twice(twilio_org: Any, agent_a: Any, 
 
 
 def test_missed_run_policies(twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+                             settings: Any) -> None:
     when = timezone.now() + timedelta(hours=1)
     skip = schedule(twilio_org, agent_a, twilio_number, kind="one_time", run_at=when,
                     missed_run_policy=MissedRunPolicy.SKIP)
     late = schedule(twilio_org, agent_a, twilio_number, kind="one_time", run_at=when, to="+12125550124")
     # Beat was down: the firing arrives two hours after the due time.
-    monkeypatch.setenv("BATCHES_CLOCK_OFFSET_S", str(3 * 3600))
+    settings.BATCHES_CLOCK_OFFSET_S = float(str(3 * 3600))
     skipped = fire(skip)
     assert skipped.state == RunState.MISSED and skipped.call is None and "skipped by policy" in skipped.error
     assert AuditLog.objects.for_org(twilio_org).filter(action="scheduled_call.missed").count() == 1
@@ -61,7 +61,7 @@ def test_missed_run_policies(twilio_org: Any, agent_a: Any, twilio_number: Any, 
 
 
 def test_retries_after_busy(twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+                            settings: Any) -> None:
     sc = schedule(twilio_org, agent_a, twilio_number, max_attempts=2, retry_delay_s=60)
     run = fire(sc)
     run.refresh_from_db()
@@ -71,7 +71,7 @@ def test_retries_after_busy(twilio_org: Any, agent_a: Any, twilio_number: Any, f
     assert run.state == RunState.RETRY_WAIT and run.attempts == 1
     assert scheduling.process_runs() == 0  # not due yet
     assert run.next_attempt_at is not None
-    monkeypatch.setenv("BATCHES_CLOCK_OFFSET_S", "120")
+    settings.BATCHES_CLOCK_OFFSET_S = float("120")
     scheduling.process_runs()
     run.refresh_from_db()
     assert run.state == RunState.IN_CALL and run.attempts == 2
@@ -126,12 +126,12 @@ def test_preview_matches_what_beat_will_do(org_a: Any, agent_a: Any, cron: str, 
 
 
 def test_fire_slightly_early_belongs_to_the_upcoming_run(twilio_org: Any, agent_a: Any, twilio_number: Any,
-                                                         fake_twilio: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                         fake_twilio: Any, settings: Any) -> None:
     from batches import clock
     from batches.schedule_rules import next_runs
 
     sc = schedule(twilio_org, agent_a, twilio_number, cron="0 9 * * *", missed_run_policy=MissedRunPolicy.SKIP)
     upcoming = next_runs("0 9 * * *", "Europe/Paris", count=1, after=clock.now())[0]
-    monkeypatch.setenv("BATCHES_CLOCK_OFFSET_S", str((upcoming - timezone.now()).total_seconds() - 0.5))
+    settings.BATCHES_CLOCK_OFFSET_S = float(str((upcoming - timezone.now()).total_seconds() - 0.5))
     run = fire(sc)
     assert run.due_at == upcoming and run.state != RunState.MISSED

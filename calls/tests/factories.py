@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents.services import publish_agent
 from agents.tests.factories import make_agent
-from calls.models import Call, PhoneNumber
+from calls.models import Call, CallEvent, PhoneNumber
 from orgs.services import SYSTEM
 from voiceplatform.testing import register_factory
 
@@ -47,3 +47,12 @@ def make_call(org: Any, **values: Any) -> Call:
     values.setdefault("status", "completed")
     values.setdefault("queued_at", timezone.now())
     return Call.objects.create(org=org, **values)
+
+
+@register_factory(CallEvent)
+def make_call_event(org: Any, **values: Any) -> CallEvent:
+    """A timeline entry of a fresh call (CallEvent is org-owned without being an OrgScopedModel:
+    rows no org could be tied to have none)."""
+    values.setdefault("kind", "status.completed")
+    values.setdefault("at", timezone.now())
+    return CallEvent.objects.create(org=org, call=make_call(org), **values)

@@ -111,13 +111,16 @@ class TestCallsApi:
 
 
 class TestNumbersApi:
-    def test_create_update_delete(self, api: Any, admin_a: Any, editor_a: Any, agent_a: Any) -> None:
+    def test_create_update_delete(self, api: Any, admin_a: Any, editor_a: Any, agent_a: Any, fake_twilio: Any,
+                                  twilio_org: Any) -> None:
+        sid = fake_twilio.add_number("+14155550142")
         client = api(admin_a)
         response = client.post("/api/v1/numbers/", {"e164": "+1 (415) 555-0142", "carrier": "twilio", "label": "Sales",
                                                      "inbound_agent": str(agent_a.public_id)}, format="json")
         assert response.status_code == 201, response.json()
         body = response.json()
         assert body["e164"] == "+14155550142" and body["inbound_agent"] == str(agent_a.public_id)
+        assert PhoneNumber.objects.get(e164="+14155550142").carrier_number_id == sid
         url = f"/api/v1/numbers/{body['id']}/"
         assert api(editor_a).patch(url, {"label": "x"}, format="json").status_code == 403
         assert client.patch(url, {"inbound_agent": None, "label": "Sales 2"}, format="json").json()["label"] == "Sales 2"

@@ -65,7 +65,9 @@ def test_live_view_shows_live_calls_with_their_transcript(login: Any, owner_a: A
     assert "Where is my parcel?" in partial and "<html" not in partial
 
 
-def test_numbers_page_add_assign_remove(login: Any, admin_a: Any, viewer_a: Any, org_a: Any, agent_a: Any) -> None:
+def test_numbers_page_add_assign_remove(login: Any, admin_a: Any, viewer_a: Any, org_a: Any, agent_a: Any,
+                                        fake_twilio: Any, twilio_org: Any) -> None:
+    fake_twilio.add_number("+14155550180")
     client = login(admin_a)
     response = client.post("/numbers/", {"e164": "+14155550180", "carrier": "twilio", "label": "Desk"})
     assert response.status_code == 302

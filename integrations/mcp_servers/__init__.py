@@ -49,12 +49,19 @@ def _common(env: Mapping[str, str], server: str) -> dict[str, object]:
     var = f"MCP_{server.upper()}_TOKENS"
     tokens = parse_tokens(_need(env, var, "comma-separated bearer tokens callers must present"))
     hosts = tuple(h.strip() for h in env.get("MCP_ALLOWED_HOSTS", "").split(",") if h.strip())
-    timeout_raw = env.get("MCP_UPSTREAM_TIMEOUT_S", "").strip()
+    return {"caller_tokens": tokens, "allowed_hosts": hosts,
+            "upstream_timeout_s": _seconds(env, "MCP_UPSTREAM_TIMEOUT_S", 15.0)}
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
     try:
-        timeout = float(timeout_raw) if timeout_raw else 15.0
+        value = float(raw) if raw else default
     except ValueError:
-        raise ServerConfigError(f"MCP_UPSTREAM_TIMEOUT_S={timeout_raw!r} is not a number of seconds") from None
-    return {"caller_tokens": tokens, "allowed_hosts": hosts, "upstream_timeout_s": timeout}
+        raise ServerConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise ServerConfigError(f"{name}={raw!r} must not be negative")
+    return value
 
 
 def _telegram(env: Mapping[str, str]) -> tuple[MCPServer, BaseServerConfig]:
@@ -78,6 +85,7 @@ def _whatsapp(env: Mapping[str, str]) -> tuple[MCPServer, BaseServerConfig]:
         store_path=env.get("WHATSAPP_STORE_PATH") or "var/whatsapp_messages.sqlite3",
         api_base=env.get("WHATSAPP_API_BASE") or whatsapp.DEFAULT_API_BASE,
         api_version=env.get("WHATSAPP_API_VERSION") or whatsapp.DEFAULT_API_VERSION,
+        authorization_ttl_s=_seconds(env, "WHATSAPP_AUTHORIZATION_TTL_S", whatsapp.DEFAULT_AUTHORIZATION_TTL_S),
     )
     return whatsapp.build_server(config), config
 

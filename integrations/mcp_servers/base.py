@@ -12,6 +12,9 @@ Design:
 - Callers authenticate with a bearer token checked by an ASGI guard in front of the MCP
   endpoints (constant-time compare). Vendor webhooks (WhatsApp) are not behind the
   guard: they carry the vendor's own signature instead.
+- Credential headers go to the vendor in the form each API requires; where that puts a
+  secret in a URL (Telegram's ``/bot<token>/``), log records are scrubbed of it
+  (``voiceplatform.logging``), installed by :func:`build_asgi_app` for every process serving one.
 - Upstream failures become ``ToolError`` with the vendor's own message and status, so the
   model (and a human reading the call timeline) sees *why* it failed.
 """
@@ -31,6 +34,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from voiceplatform.logging import install_record_redaction
 
 logger = logging.getLogger(__name__)
 
@@ -120,21 +125,40 @@ def build_asgi_app(server: MCPServer, config: BaseServerConfig, *, host: str = "
         if getattr(route, "path", None) not in seen:
             routes.append(route)
     app = Starlette(routes=routes, lifespan=streamable.router.lifespan_context)
+    # httpx logs every upstream URL at INFO and the Telegram Bot API puts the bot token in
+    # the path: whichever way this app is served, its records are scrubbed of secrets.
+    install_record_redaction()
     return BearerGuard(app, config.caller_tokens)
 
 
-def required_header(ctx: Context, name: str, what: str) -> str:
-    """A per-tenant credential the caller must send; a clear tool error when it is absent."""
+def _single_value(ctx: Context, name: str) -> str | None:
+    """The one value of header ``name``; a ToolError when the request carries it more than once.
+
+    Credential headers decide whose data a tool touches, so an ambiguous request (two
+    values, e.g. sent under two spellings of the name) is refused rather than resolved: one
+    reader taking the first value and another the last would check one tenant and serve another.
+    """
     headers: Mapping[str, str] | None = ctx.headers
-    value = headers.get(name) if headers is not None else None
+    if headers is None:
+        return None
+    getlist = getattr(headers, "getlist", None)
+    if getlist is not None:
+        values = getlist(name)
+        if len(values) > 1:
+            raise ToolError(f"request header {name} was sent {len(values)} times; send it exactly once")
+    return headers.get(name)
+
+
+def required_header(ctx: Context, name: str, what: str) -> str:
+    """A per-tenant credential the caller must send once; a clear tool error when it is absent or repeated."""
+    value = _single_value(ctx, name)
     if not value:
         raise ToolError(f"missing request header {name} ({what}); set it in this MCP server's auth headers")
     return value
 
 
 def optional_header(ctx: Context, name: str) -> str | None:
-    headers = ctx.headers
-    return headers.get(name) if headers is not None else None
+    return _single_value(ctx, name)
 
 
 def excerpt(text: str, limit: int = _ERROR_EXCERPT_CHARS) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -57,14 +59,17 @@ def _describe(response: httpx.Response) -> str:
 
 
 class _TokenCache:
-    """Access tokens keyed by a hash of (client id, refresh token); secrets are never keys."""
+    """Access tokens keyed by an HMAC (per-process key) of the whole credential: client id,
+    client secret and refresh token. Secrets are never keys, and a cached token is only
+    handed to a caller presenting every part Google would have checked to mint it."""
 
     def __init__(self) -> None:
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._key = secrets.token_bytes(32)
 
-    @staticmethod
-    def key(client_id: str, refresh_token: str) -> str:
-        return hashlib.sha256(f"{client_id}\0{refresh_token}".encode()).hexdigest()
+    def key(self, client_id: str, client_secret: str, refresh_token: str) -> str:
+        return hmac.new(self._key, f"{client_id}\0{client_secret}\0{refresh_token}".encode(),
+                        hashlib.sha256).hexdigest()
 
     def get(self, key: str) -> str | None:
         entry = self._tokens.get(key)
@@ -123,7 +128,7 @@ def build_server(config: GmailConfig) -> MCPServer:
         client_id = required_header(ctx, CLIENT_ID_HEADER, "Google OAuth client id")
         client_secret = required_header(ctx, CLIENT_SECRET_HEADER, "Google OAuth client secret")
         refresh_token = required_header(ctx, REFRESH_TOKEN_HEADER, "Google OAuth refresh token")
-        key = tokens.key(client_id, refresh_token)
+        key = tokens.key(client_id, client_secret, refresh_token)
         if not force and (cached := tokens.get(key)):
             return key, cached
         body = await upstream.json(

@@ -8,8 +8,18 @@ This server exposes that webhook at ``/webhooks/whatsapp`` (public, outside the 
 guard): ``GET`` answers Meta's subscription handshake (``hub.mode=subscribe``,
 ``hub.verify_token`` must match, echo ``hub.challenge``); ``POST`` bodies must carry
 ``X-Hub-Signature-256: sha256=<HMAC-SHA256(app secret, raw body)>`` and are stored in a
-SQLite file, keyed by message id so Meta's redeliveries are not stored twice.
-``read_messages`` reads that store for the caller's phone number id only.
+SQLite file under the phone number id Meta addressed them to, keyed by (phone number id,
+message id) so Meta's redeliveries are not stored twice.
+
+Tenancy: one process serves every tenant, and the bearer token only proves the caller is
+this platform, so the credential headers are what separates tenants. Every tool call is
+therefore authorised before it acts: the access token must be one Meta accepts for the
+phone number id in the request (``GET /{version}/{phone_number_id}`` with that token, the
+Cloud API's "get phone number" call). A confirmed pair is remembered for
+``authorization_ttl_s`` under an HMAC of token and id (never the token itself), so a call's
+tool loop does not pay a Graph round trip per call. Stored messages are only ever read for
+an authorised phone number id: a tenant can read the messages of a number only with a
+token Meta accepts for that number.
 """
 from __future__ import annotations
 
@@ -17,9 +27,13 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+import secrets
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -30,7 +44,7 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from integrations.mcp_servers.base import BaseServerConfig, Upstream, required_header
+from integrations.mcp_servers.base import BaseServerConfig, Upstream, excerpt, required_header
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +55,10 @@ DEFAULT_API_VERSION = "v21.0"
 WEBHOOK_PATH = "/webhooks/whatsapp"
 # Meta's webhook payloads are small; anything bigger is not from Meta.
 _MAX_WEBHOOK_BODY = 1024 * 1024
+# Graph object ids are decimal; anything else in the header is refused before it reaches a URL or the store.
+_PHONE_NUMBER_ID = re.compile(r"[0-9]{1,32}")
+DEFAULT_AUTHORIZATION_TTL_S = 120.0
+_MAX_REMEMBERED_AUTHORIZATIONS = 10_000
 
 Phone = Annotated[str, Field(pattern=r"^\+?[1-9]\d{6,14}$", description="Recipient in E.164, e.g. +4915112345678")]
 
@@ -52,36 +70,93 @@ class WhatsAppConfig(BaseServerConfig):
     store_path: str = "var/whatsapp_messages.sqlite3"
     api_base: str = DEFAULT_API_BASE
     api_version: str = DEFAULT_API_VERSION
+    authorization_ttl_s: float = DEFAULT_AUTHORIZATION_TTL_S
+
+
+class NumberAuthorizations:
+    """(access token, phone number id) pairs Meta confirmed recently; positive answers only.
+
+    Entries are keyed by HMAC-SHA256 under a per-process random key, so neither the token
+    nor an offline-guessable hash of it is held. A refusal is never cached: the next call
+    asks Meta again. Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, ttl_s: float, *, clock: Callable[[], float] = time.monotonic,
+                 max_entries: int = _MAX_REMEMBERED_AUTHORIZATIONS) -> None:
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._max = max_entries
+        self._key = secrets.token_bytes(32)
+        self._until: OrderedDict[bytes, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _digest(self, token: str, number_id: str) -> bytes:
+        return hmac.new(self._key, f"{number_id}\0{token}".encode(), hashlib.sha256).digest()
+
+    def confirmed(self, token: str, number_id: str) -> bool:
+        key = self._digest(token, number_id)
+        with self._lock:
+            until = self._until.get(key)
+            if until is None:
+                return False
+            if self._clock() >= until:
+                del self._until[key]
+                return False
+            return True
+
+    def remember(self, token: str, number_id: str) -> None:
+        key = self._digest(token, number_id)
+        with self._lock:
+            self._until[key] = self._clock() + self._ttl_s
+            self._until.move_to_end(key)
+            while len(self._until) > self._max:
+                self._until.popitem(last=False)
 
 
 class MessageStore:
-    """Incoming WhatsApp messages in SQLite; safe to share between the webhook and tool handlers."""
+    """Incoming WhatsApp messages in SQLite; safe to share between the webhook and tool handlers.
+
+    Rows are partitioned by the phone number id Meta addressed them to: the primary key is
+    (phone_number_id, id) and every read names one phone number id.
+    """
 
     def __init__(self, path: str) -> None:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS messages ("
-            " id TEXT PRIMARY KEY, phone_number_id TEXT NOT NULL, sender TEXT NOT NULL, sender_name TEXT,"
-            " type TEXT NOT NULL, text TEXT NOT NULL, timestamp INTEGER NOT NULL, received_at REAL NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS inbound_messages ("
+            " phone_number_id TEXT NOT NULL, id TEXT NOT NULL, sender TEXT NOT NULL, sender_name TEXT,"
+            " type TEXT NOT NULL, text TEXT NOT NULL, timestamp INTEGER NOT NULL, received_at REAL NOT NULL,"
+            " PRIMARY KEY (phone_number_id, id))"
         )
-        self._db.execute("CREATE INDEX IF NOT EXISTS by_number ON messages (phone_number_id, timestamp)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS by_number_time ON inbound_messages (phone_number_id, timestamp)")
+        # Files written before the partitioned schema keyed rows by message id alone: carry them over once.
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone():
+            self._db.execute(
+                "INSERT OR IGNORE INTO inbound_messages (phone_number_id, id, sender, sender_name, type, text,"
+                " timestamp, received_at) SELECT phone_number_id, id, sender, sender_name, type, text, timestamp,"
+                " received_at FROM messages"
+            )
+            self._db.execute("DROP TABLE messages")
         self._db.commit()
 
     def add(self, row: dict[str, Any]) -> bool:
-        """Store one message; False when its id was already stored (a webhook redelivery)."""
+        """Store one message; False when its id was already stored for that number (a webhook redelivery)."""
         with self._lock:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO messages (id, phone_number_id, sender, sender_name, type, text, timestamp,"
-                " received_at) VALUES (:id, :phone_number_id, :sender, :sender_name, :type, :text, :timestamp,"
-                " :received_at)",
+                "INSERT OR IGNORE INTO inbound_messages (phone_number_id, id, sender, sender_name, type, text,"
+                " timestamp, received_at) VALUES (:phone_number_id, :id, :sender, :sender_name, :type, :text,"
+                " :timestamp, :received_at)",
                 {**row, "received_at": time.time()},
             )
             self._db.commit()
             return cursor.rowcount == 1
 
     def recent(self, phone_number_id: str, *, sender: str | None, since: int | None, limit: int) -> list[dict[str, Any]]:
-        query = "SELECT id, sender, sender_name, type, text, timestamp FROM messages WHERE phone_number_id = ?"
+        """The newest ``limit`` messages addressed to ``phone_number_id`` (oldest first); the caller
+        must have authorised that id for the requesting tenant."""
+        query = ("SELECT id, sender, sender_name, type, text, timestamp FROM inbound_messages"
+                 " WHERE phone_number_id = ?")
         params: list[Any] = [phone_number_id]
         if sender:
             query += " AND sender = ?"
@@ -158,12 +233,41 @@ def sign_webhook_body(app_secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def build_server(config: WhatsAppConfig, store: MessageStore | None = None) -> MCPServer:
+def build_server(config: WhatsAppConfig, store: MessageStore | None = None,
+                 authorizations: NumberAuthorizations | None = None) -> MCPServer:
     if not config.app_secret or not config.verify_token:
         raise ValueError("WhatsApp server needs app_secret and verify_token to verify Meta's webhook")
     upstream = Upstream("WhatsApp", timeout_s=config.upstream_timeout_s, describe_error=_describe)
     messages = store or MessageStore(config.store_path)
+    confirmed = authorizations or NumberAuthorizations(config.authorization_ttl_s)
+    graph = f"{config.api_base.rstrip('/')}/{config.api_version}"
     server = MCPServer("whatsapp", instructions="Send WhatsApp messages and read the ones customers sent.")
+
+    async def authorised_number(ctx: Context) -> tuple[str, str]:
+        """(token, phone number id) of this request, once Meta has accepted the token for that id.
+
+        Raises ToolError naming the header or Meta's refusal; nothing is read or sent before.
+        """
+        token = required_header(ctx, ACCESS_TOKEN_HEADER, "WhatsApp Cloud API access token")
+        number_id = required_header(ctx, PHONE_NUMBER_ID_HEADER, "WhatsApp business phone number id")
+        if not _PHONE_NUMBER_ID.fullmatch(number_id):
+            raise ToolError(f"request header {PHONE_NUMBER_ID_HEADER} must be the numeric phone number id from "
+                            f"WhatsApp Manager, got {excerpt(number_id, 40)!r}")
+        if confirmed.confirmed(token, number_id):
+            return token, number_id
+        response = await upstream.request("GET", f"{graph}/{number_id}", params={"fields": "id"},
+                                          headers={"Authorization": f"Bearer {token}"})
+        action = f"confirm that the access token may use phone number id {number_id}"
+        if not response.is_success:
+            raise upstream.error(response, action)
+        try:
+            answered_id = str(response.json().get("id", ""))
+        except (ValueError, AttributeError):
+            answered_id = ""
+        if answered_id != number_id:
+            raise ToolError(f"WhatsApp API did not {action}: it answered for id {answered_id or 'none'!r}")
+        confirmed.remember(token, number_id)
+        return token, number_id
 
     @server.custom_route(WEBHOOK_PATH, methods=["GET"], include_in_schema=False)
     async def verify_subscription(request: Request) -> Response:
@@ -211,8 +315,7 @@ def build_server(config: WhatsAppConfig, store: MessageStore | None = None) -> M
             raise ToolError("give exactly one of text (free-form message) or template_name (approved template)")
         if template_parameters and template_name is None:
             raise ToolError("template_parameters only apply with template_name")
-        token = required_header(ctx, ACCESS_TOKEN_HEADER, "WhatsApp Cloud API access token")
-        number_id = required_header(ctx, PHONE_NUMBER_ID_HEADER, "WhatsApp business phone number id")
+        token, number_id = await authorised_number(ctx)
         payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
                                    "to": to.lstrip("+")}
         if text is not None:
@@ -223,7 +326,7 @@ def build_server(config: WhatsAppConfig, store: MessageStore | None = None) -> M
                 template["components"] = [{"type": "body", "parameters": [
                     {"type": "text", "text": value} for value in template_parameters]}]
             payload |= {"type": "template", "template": template}
-        url = f"{config.api_base.rstrip('/')}/{config.api_version}/{number_id}/messages"
+        url = f"{graph}/{number_id}/messages"
         body = await upstream.json("POST", url, "send the message", json=payload,
                                    headers={"Authorization": f"Bearer {token}"})
         sent = (body.get("messages") or [{}])[0]
@@ -240,12 +343,11 @@ def build_server(config: WhatsAppConfig, store: MessageStore | None = None) -> M
         mark_as_read: Annotated[bool, Field(description="Show the customer blue ticks for these messages")] = False,
     ) -> dict[str, Any]:
         """Read messages customers sent to this business number (oldest first, at most `limit` most recent)."""
-        number_id = required_header(ctx, PHONE_NUMBER_ID_HEADER, "WhatsApp business phone number id")
+        token, number_id = await authorised_number(ctx)
         sender = from_number.lstrip("+") if from_number else None
         found = messages.recent(number_id, sender=sender, since=since_timestamp, limit=limit)
         if mark_as_read and found:
-            token = required_header(ctx, ACCESS_TOKEN_HEADER, "WhatsApp Cloud API access token")
-            url = f"{config.api_base.rstrip('/')}/{config.api_version}/{number_id}/messages"
+            url = f"{graph}/{number_id}/messages"
             # Marking the newest message read marks the earlier ones in that chat read too.
             newest_by_sender: dict[str, str] = {m["from"]: m["id"] for m in found}
             for message_id in newest_by_sender.values():

@@ -1,5 +1,11 @@
 """A fake WhatsApp Cloud API (Graph ``/{version}/{phone_number_id}/messages``) on 127.0.0.1.
 
+Several businesses can share it, as they share the real Graph API: ``accounts`` maps each
+access token to the phone number ids it may use (by default one token, one number).
+``GET /{version}/{phone_number_id}`` answers the Cloud API's "get phone number" call for a
+token that may use the number and refuses it otherwise (code 100, as Graph does for an
+object the token cannot see); ``lookups`` records each such call.
+
 It also plays Meta's webhook side: :meth:`FakeWhatsApp.deliver_incoming` POSTs a real-shaped,
 ``X-Hub-Signature-256``-signed notification to a webhook URL, and :meth:`verify_webhook`
 performs the ``hub.challenge`` subscription handshake.
@@ -28,10 +34,13 @@ from integrations.testing.asgi_server import FakeServer
 
 class FakeWhatsApp(FakeServer):
     def __init__(self, *, token: str = "EAAG-test", phone_number_id: str = "106540352242922",
-                 allowed_recipients: set[str] | None = None, templates: dict[str, int] | None = None) -> None:
+                 allowed_recipients: set[str] | None = None, templates: dict[str, int] | None = None,
+                 accounts: dict[str, set[str]] | None = None) -> None:
         super().__init__()
         self.token = token
         self.phone_number_id = phone_number_id
+        self.accounts: dict[str, set[str]] = accounts if accounts is not None else {token: {phone_number_id}}
+        self.lookups: list[str] = []
         self.allowed_recipients = allowed_recipients if allowed_recipients is not None else {"4915112345678"}
         self.templates = templates if templates is not None else {"booking_confirmation": 2}
         # wa_ids that wrote to us in the last 24 h (free text allowed to them).
@@ -40,7 +49,8 @@ class FakeWhatsApp(FakeServer):
         self.read_receipts: list[str] = []
         self.sent: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
-        self.app = Starlette(routes=[Route("/{version}/{number_id}/messages", self._send, methods=["POST"])])
+        self.app = Starlette(routes=[Route("/{version}/{number_id}/messages", self._send, methods=["POST"]),
+                                     Route("/{version}/{number_id}", self._phone_number, methods=["GET"])])
 
     @staticmethod
     def _error(status: int, code: int, message: str, details: str = "", kind: str = "OAuthException") -> JSONResponse:
@@ -49,12 +59,32 @@ class FakeWhatsApp(FakeServer):
             error["error_data"] = {"messaging_product": "whatsapp", "details": details}
         return JSONResponse({"error": error}, status_code=status)
 
-    async def _send(self, request: Request) -> JSONResponse:
-        if request.headers.get("authorization") != f"Bearer {self.token}":
+    def _authorize(self, request: Request, verb: str) -> JSONResponse | None:
+        """Graph's answer when the bearer token may not use the path's phone number id, else None."""
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        if token not in self.accounts:
             return self._error(401, 190, "Invalid OAuth access token - Cannot parse access token")
-        if request.path_params["number_id"] != self.phone_number_id:
-            return self._error(400, 100, f"Unsupported post request. Object with ID "
-                                         f"'{request.path_params['number_id']}' does not exist", kind="GraphMethodException")
+        number_id = request.path_params["number_id"]
+        if number_id not in self.accounts[token]:
+            return self._error(400, 100, f"Unsupported {verb} request. Object with ID '{number_id}' does not exist, "
+                                         f"cannot be loaded due to missing permissions, or does not support this "
+                                         f"operation", kind="GraphMethodException")
+        return None
+
+    async def _phone_number(self, request: Request) -> JSONResponse:
+        self.lookups.append(request.path_params["number_id"])
+        refused = self._authorize(request, "get")
+        if refused is not None:
+            return refused
+        number_id = request.path_params["number_id"]
+        return JSONResponse({"verified_name": "Test Business", "display_phone_number": "+1 555-078-3881",
+                             "id": number_id, "quality_rating": "GREEN"})
+
+    async def _send(self, request: Request) -> JSONResponse:
+        refused = self._authorize(request, "post")
+        if refused is not None:
+            return refused
         body = await request.json()
         self.requests.append(body)
         to = body.get("to", "")
@@ -93,12 +123,12 @@ class FakeWhatsApp(FakeServer):
                              "messages": [{"id": message_id}]})
 
     def incoming_payload(self, sender: str, text: str, *, name: str = "Alice", message_id: str | None = None,
-                         timestamp: int | None = None) -> dict[str, Any]:
+                         timestamp: int | None = None, phone_number_id: str | None = None) -> dict[str, Any]:
         return {
             "object": "whatsapp_business_account",
             "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
                 "messaging_product": "whatsapp",
-                "metadata": {"display_phone_number": "15550783881", "phone_number_id": self.phone_number_id},
+                "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id or self.phone_number_id},
                 "contacts": [{"profile": {"name": name}, "wa_id": sender}],
                 "messages": [{"from": sender, "id": message_id or f"wamid.IN{secrets.token_hex(6)}",
                               "timestamp": str(timestamp or int(time.time())), "type": "text",

@@ -18,7 +18,7 @@ def eager_celery() -> Any:
 
 
 @pytest.fixture
-def telegram_mcp(monkeypatch):
+def telegram_mcp(settings):
     """Our Telegram MCP server against a fake Bot API, registered as this deployment's own
     server (MCP_TELEGRAM_URL/TOKENS) so the one-step connect flow can find it."""
     from integrations.mcp_servers.telegram import TelegramConfig, build_server
@@ -28,6 +28,21 @@ def telegram_mcp(monkeypatch):
     with FakeTelegram(tokens={"7:BOT"}) as fake:
         config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url)
         with serve_mcp(build_server(config), config) as url:
-            monkeypatch.setenv("MCP_TELEGRAM_URL", f"{url}/mcp")
-            monkeypatch.setenv("MCP_TELEGRAM_TOKENS", "platform-token")
+            settings.MCP_OWN_SERVER_URLS = {**settings.MCP_OWN_SERVER_URLS, "telegram": f"{url}/mcp"}
+            settings.MCP_OWN_SERVER_TOKENS = {**settings.MCP_OWN_SERVER_TOKENS, "telegram": ["platform-token"]}
             yield fake, url
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_any_log_record(request):
+    """A test module that lists ``LOG_SECRETS`` runs with every logger at DEBUG, and fails when
+    any record of the test (MCP server, MCP client, HTTP clients, fakes) shows one of them."""
+    secrets = getattr(request.module, "LOG_SECRETS", ())
+    if not secrets:
+        yield
+        return
+    from voiceplatform.testing import capture_all_logs, secrets_in_logs
+
+    with capture_all_logs() as records:
+        yield
+    assert secrets_in_logs(records, secrets) == []

@@ -56,8 +56,8 @@ def test_connect_own_server_in_one_step(owner_a, api, telegram_mcp, org_a):
     assert missing.status_code == 400 and "Gmail needs: OAuth client id" in missing.json()["error"]["message"]
 
 
-def test_connect_without_deployment_token_is_explained(owner_a, api, monkeypatch):
-    monkeypatch.delenv("MCP_SHOPIFY_TOKENS", raising=False)
+def test_connect_without_deployment_token_is_explained(owner_a, api, settings):
+    settings.MCP_OWN_SERVER_TOKENS = {**settings.MCP_OWN_SERVER_TOKENS, "shopify": []}
     response = api(owner_a).post(f"{SERVERS}connect/", {"kind": "shopify", "credentials": {
         "x-shopify-shop": "acme", "x-shopify-access-token": "shpat"}}, format="json")
     assert response.status_code == 400

@@ -34,8 +34,8 @@ def test_connect_telegram_in_one_step_then_choose_tools(owner_a, editor_a, org_a
     assert editor.post(response["Location"], {"action": "test"}).status_code == 403
 
 
-def test_connect_errors_are_shown(owner_a, login, monkeypatch):
-    monkeypatch.delenv("MCP_GMAIL_TOKENS", raising=False)
+def test_connect_errors_are_shown(owner_a, login, settings):
+    settings.MCP_OWN_SERVER_TOKENS = {**settings.MCP_OWN_SERVER_TOKENS, "gmail": []}
     client = login(owner_a)
     response = client.post("/integrations/", {"connect": "gmail", "gmail-x-google-client-id": "id",
                                               "gmail-x-google-client-secret": "s",

@@ -11,6 +11,8 @@ from integrations.testing.fake_gmail import FakeGmail
 from integrations.testing.mcp import serve_mcp
 
 CALLER = "gmail-caller"
+# Checked against every log record of every test here (conftest).
+LOG_SECRETS = (CALLER, "csecret", "1//refresh")
 
 
 @pytest.fixture()

@@ -11,6 +11,8 @@ from integrations.testing.fake_shopify import FakeShopify
 from integrations.testing.mcp import serve_mcp
 
 CALLER = "shop-caller"
+# Checked against every log record of every test here (conftest).
+LOG_SECRETS = (CALLER, "shpat_test")
 
 
 @pytest.fixture()

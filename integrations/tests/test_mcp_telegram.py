@@ -13,6 +13,8 @@ from integrations.testing.mcp import serve_mcp
 
 CALLER = "caller-secret"
 BOT = "123:ABC"
+# Checked against every log record of every test here (conftest).
+LOG_SECRETS = (CALLER, BOT, "999:WRONG")
 
 
 @pytest.fixture()

@@ -93,8 +93,8 @@ def test_retries_with_backoff_after_500_then_succeeds(org_a, receiver, eager_cel
     assert webhooks.sweep_due() == 0  # nothing left to send
 
 
-def test_gives_up_after_last_delay(org_a, receiver, eager_celery, django_capture_on_commit_callbacks, monkeypatch):
-    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "1,1")
+def test_gives_up_after_last_delay(org_a, receiver, eager_celery, django_capture_on_commit_callbacks, settings):
+    settings.WEBHOOK_RETRY_DELAYS = (1.0, 1.0)
     receiver.down = True
     endpoint_for(org_a, receiver)
     with django_capture_on_commit_callbacks(execute=True):
@@ -169,7 +169,7 @@ def test_test_event_goes_to_one_endpoint(org_a, receiver, eager_celery, django_c
     assert [r.event_type for r in receiver.received] == ["webhook.test"]
 
 
-def test_endpoint_validation_names_the_problem(org_a, settings, monkeypatch):
+def test_endpoint_validation_names_the_problem(org_a, settings):
     with pytest.raises(ValidationError, match="Unknown event type"):
         create_webhook_endpoint(org_a, SYSTEM, url="https://example.com/h", events=["call.exploded"])
     with pytest.raises(ValidationError, match="at least one event"):

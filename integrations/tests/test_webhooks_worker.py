@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -55,9 +56,14 @@ class Worker:
 
 
 @pytest.fixture
-def worker_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def worker_env(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    # The workers read these at start (their environment); this process (the sweeper
+    # the test runs) gets the same values as settings.
     for key, value in WORKER_ENV.items():
         monkeypatch.setenv(key, value)
+    settings.WEBHOOK_RETRY_DELAYS = tuple(float(d) for d in WORKER_ENV["WEBHOOK_RETRY_DELAYS"].split(","))
+    settings.WEBHOOK_LEASE_S = float(WORKER_ENV["WEBHOOK_LEASE_S"])
+    settings.WEBHOOK_TIMEOUT_S = float(WORKER_ENV["WEBHOOK_TIMEOUT_S"])
 
 
 @pytest.fixture

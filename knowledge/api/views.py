@@ -7,7 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import exceptions, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -21,7 +21,7 @@ from knowledge.api.serializers import (
 from knowledge.embeddings import EmbeddingError
 from knowledge.models import Document, KnowledgeBase
 from orgs.models import Role
-from voiceplatform.api import OrgContextMixin, OrgScopedViewSet
+from voiceplatform.api import OrgScopedViewSet
 
 
 def _search(org: Any, kb_ids: list[Any], query: str, k: int) -> Response:
@@ -80,11 +80,11 @@ class KnowledgeBaseViewSet(OrgScopedViewSet):
         return _search(self.org, ids, body.validated_data["query"], body.validated_data["k"])
 
 
-class DocumentViewSet(OrgContextMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                      mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class DocumentViewSet(OrgScopedViewSet):
     """Documents of one knowledge base. Create with multipart `file`, or JSON `text` / `url`.
     `POST …/versions/` re-uploads: a new version (an identical upload returns the latest, 200)."""
 
+    model = Document
     serializer_class = DocumentSerializer
     queryset = Document.objects.none()
     lookup_field = "public_id"

@@ -13,6 +13,8 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+from django.conf import settings
+
 from knowledge.embeddings.base import EmbeddingBackend, EmbeddingError
 from knowledge.embeddings.tokens import LocalModelMissingError, count_wordpiece_tokens, local_model_dir
 
@@ -34,6 +36,9 @@ def _load_model() -> "SentenceTransformer":
         return _model
     with _model_lock:
         if _model is None:
+            # Writes, not reads: the Hugging Face libraries take these from the
+            # environment when first imported (below), and there is no other way to
+            # keep them off the network and out of the logs.
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -46,10 +51,8 @@ def _load_model() -> "SentenceTransformer":
 
             import torch
 
-            # One intra-op thread by default: workers run one process per core, and
-            # oversubscribed threads made a single query ~8x slower under load when
-            # measured (bench/knowledge_bench.py). KNOWLEDGE_EMBED_THREADS overrides.
-            torch.set_num_threads(max(1, int(os.environ.get("KNOWLEDGE_EMBED_THREADS", "1"))))
+            # One intra-op thread by default (settings.KNOWLEDGE_EMBED_THREADS says why).
+            torch.set_num_threads(settings.KNOWLEDGE_EMBED_THREADS)
             path = local_model_dir()
             logger.info("loading local embedding model", extra={"model": LOCAL_MODEL_NAME})
             _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)

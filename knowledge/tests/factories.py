@@ -22,3 +22,10 @@ def make_document(org: Any) -> Document:
     Document.objects.filter(pk=document.pk).update(current_version=version, latest_version=version)
     document.refresh_from_db()
     return document
+
+
+@register_factory(DocumentVersion)
+def make_document_version(org: Any) -> DocumentVersion:
+    version = make_document(org).current_version
+    assert version is not None
+    return version

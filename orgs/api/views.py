@@ -125,6 +125,7 @@ class ApiKeyViewSet(OrgScopedViewSet):
 class ProviderCredentialViewSet(OrgContextMixin, viewsets.ViewSet):
     """Provider credentials, one per provider. Secrets go in and never come back out."""
 
+    model = ProviderCredential  # what its routes address (the isolation matrix builds one)
     serializer_class = ProviderCredentialSerializer
     write_role = Role.ADMIN
     lookup_field = "provider"
@@ -163,13 +164,12 @@ class ProviderCredentialViewSet(OrgContextMixin, viewsets.ViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AuditLogViewSet(OrgContextMixin, viewsets.ReadOnlyModelViewSet):
+class AuditLogViewSet(OrgScopedViewSet):
+    """The org's audit log: read-only, for admins."""
+
+    model = AuditLog
     serializer_class = AuditLogSerializer
     read_role = Role.ADMIN
-    lookup_field = "public_id"
-    lookup_value_regex = "[0-9a-f-]{36}"
+    http_method_names = ["get", "head", "options"]
     queryset = AuditLog.objects.none()  # for the schema generator; get_queryset scopes
     filterset_fields = ["action", "target_type", "target_id"]
-
-    def get_queryset(self) -> Any:
-        return AuditLog.objects.for_org(self.org)

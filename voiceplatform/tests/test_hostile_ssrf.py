@@ -330,10 +330,9 @@ def test_trickling_server_is_cut_off_at_the_total_deadline(hostile: Any, local_s
     assert isinstance(cut.value.__cause__, (outbound.OutboundDeadline, httpx.TimeoutException)), elapsed
 
 
-def test_trickling_webhook_receiver_does_not_hold_the_worker(hostile: Any, org_a: Any, local_site: Any,
-                                                              monkeypatch: Any) -> None:
+def test_trickling_webhook_receiver_does_not_hold_the_worker(hostile: Any, org_a: Any, local_site: Any) -> None:
     hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
-    monkeypatch.setenv("WEBHOOK_TIMEOUT_S", "1")
+    hostile.WEBHOOK_TIMEOUT_S = 1.0
     base, routes = local_site
     routes["/hook"] = _trickle  # headers at once, then 1000 bytes at one every 0.3 s
     with outbound.using_resolver(Dns().set("site.customer.test", ["127.0.0.1"])):

@@ -1,0 +1,437 @@
+"""Conventions a machine checks (DESIGN.md conventions 2, 8 and 9).
+
+- Every concrete ``OrgScopedModel`` has a factory registered for the isolation matrix
+  (``voiceplatform.testing``), so a new model cannot be silently left out of it.
+- Every view under ``/api/v1`` derives from ``OrgScopedViewSet``, or is listed below
+  with the reason it does not.
+- The environment is read in ``voiceplatform/settings.py`` only: no other project
+  source reads ``os.environ``/``os.getenv`` or the ``voiceplatform.env`` helpers,
+  except the files listed below with the reason.
+- Every setting the project reads (``settings.X``, ``getattr(settings, "X", …)``) is
+  defined, by settings.py or by Django: a ``getattr`` default must never stand in for a
+  setting nobody can set.
+
+Each scanner is itself tested on small sources, so a guard that stopped seeing
+anything would fail rather than pass.
+"""
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from voiceplatform.api import OrgContextMixin, OrgScopedViewSet
+from voiceplatform.models import OrgScopedModel
+from voiceplatform.testing import load_factories
+
+ROOT = Path(__file__).resolve().parents[2]
+FACTORIES = load_factories()
+
+
+# --- every org-scoped model has a factory ------------------------------------------------
+
+def test_every_org_scoped_model_has_a_factory() -> None:
+    """Without one, the isolation matrix skips the model's admin pages and API routes."""
+    missing = sorted(model._meta.label for model in apps.get_models()
+                     if issubclass(model, OrgScopedModel) and model not in FACTORIES)
+    assert not missing, ("org-scoped models with no factory; register one in <app>/tests/factories.py "
+                         f"with voiceplatform.testing.register_factory: {missing}")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("model", sorted(FACTORIES, key=lambda m: m._meta.label), ids=lambda m: m._meta.label)
+def test_factories_build_their_model_in_the_given_org(model: Any, org_a: Any, org_b: Any) -> None:
+    obj = FACTORIES[model](org_a)
+    assert type(obj) is model
+    assert obj.org_id == org_a.pk
+    assert not model.objects.for_org(org_b).filter(pk=obj.pk).exists()
+
+
+# --- every API view is org-scoped, or says why not -------------------------------------
+
+# View class → why it does not derive from OrgScopedViewSet. Each still resolves the
+# org the one way (OrgContextMixin), which the test checks too.
+NOT_ORG_SCOPED_VIEWS: dict[str, str] = {
+    "orgs.api.views.CurrentOrganizationView":
+        "serves request.org itself (the Organization row, not an OrgScopedModel); there is no id to look up",
+    "orgs.api.views.MemberViewSet":
+        "Membership joins a user to an org and is not an OrgScopedModel (no for_org manager); "
+        "its queryset filters on request.org and removals go through orgs.services.remove_member",
+    "orgs.api.views.ProviderCredentialViewSet":
+        "one credential per provider, addressed by provider name rather than public_id, and its secrets are "
+        "never serialized back: a plain ViewSet whose every lookup is ProviderCredential.objects.for_org(request.org)",
+    "agents.api.views.ProviderCatalogView":
+        "the static catalogue of AI providers; its only org data is whether request.org has each credential",
+}
+
+
+def _api_views() -> list[tuple[str, type]]:
+    views: list[tuple[str, type]] = []
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern) and prefix.startswith("api/v1/"):
+                cls = getattr(pattern.callback, "cls", None) or getattr(pattern.callback, "view_class", None)
+                path = prefix + str(pattern.pattern)
+                assert cls is not None, f"/{path} is a function view; API views are classes"
+                views.append((path, cls))
+
+    walk(get_resolver().url_patterns, "")
+    return views
+
+
+def _dotted(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def test_every_api_view_is_org_scoped_or_listed() -> None:
+    views = _api_views()
+    assert len(views) > 20, "the walk found no API routes: the guard would pass vacuously"
+    problems = []
+    for path, cls in views:
+        if issubclass(cls, OrgScopedViewSet):
+            model = getattr(cls, "model", None)
+            if not (isinstance(model, type) and issubclass(model, OrgScopedModel)):
+                problems.append(f"/{path}: {_dotted(cls)}.model must be an OrgScopedModel, not {model!r}")
+        elif _dotted(cls) not in NOT_ORG_SCOPED_VIEWS:
+            problems.append(f"/{path}: {_dotted(cls)} does not derive from OrgScopedViewSet; derive from it, "
+                            "or add it to NOT_ORG_SCOPED_VIEWS with the reason")
+        elif not issubclass(cls, OrgContextMixin):
+            problems.append(f"/{path}: {_dotted(cls)} must resolve the org through OrgContextMixin")
+    assert not problems, "\n".join(problems)
+    served = {_dotted(cls) for _path, cls in views}
+    stale = sorted(set(NOT_ORG_SCOPED_VIEWS) - served)
+    assert not stale, f"NOT_ORG_SCOPED_VIEWS lists views no API route serves any more: {stale}"
+
+
+# --- project sources ----------------------------------------------------------------------
+
+SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "var", "media", "static", "templates", "__pycache__", "tests"}
+
+
+def project_sources() -> Iterator[tuple[str, ast.Module]]:
+    """(path relative to the root, parsed module) of every non-test Python source."""
+    for dirpath, dirnames, filenames in os.walk(ROOT):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for filename in sorted(filenames):
+            if not filename.endswith(".py") or filename == "conftest.py" or filename.startswith("test_"):
+                continue
+            path = Path(dirpath) / filename
+            yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(), filename=str(path))
+
+
+@dataclass(frozen=True)
+class Finding:
+    line: int
+    scope: str  # the enclosing function/class, dotted; "" at module level
+    code: str
+
+
+class _Scanner(ast.NodeVisitor):
+    """Walks a module keeping each node's parent and the dotted scope it is in."""
+
+    def __init__(self) -> None:
+        self.parents: dict[ast.AST, ast.AST] = {}
+        self.scope: list[str] = []
+        self.findings: list[Finding] = []
+
+    def scan(self, tree: ast.Module) -> list[Finding]:
+        for parent in ast.walk(tree):
+            for child in ast.iter_child_nodes(parent):
+                self.parents[child] = parent
+        self.visit(tree)
+        return self.findings
+
+    def _scoped(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        self.scope.append(node.name)
+        self.generic_visit(node)
+        self.scope.pop()
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _scoped
+
+    def report(self, node: ast.AST) -> None:
+        self.findings.append(Finding(node.lineno, ".".join(self.scope), ast.unparse(node)))  # type: ignore[attr-defined]
+
+
+# --- the environment is read in settings.py only -----------------------------------------
+
+ENV_HELPERS = {"env_str", "env_bool", "env_int", "env_float", "env_list", "env_json"}
+WRITE_METHODS = {"setdefault", "update", "pop", "clear"}
+
+# Path (or directory prefix ending in "/") → why it may read the environment.
+ENV_READ_ALLOWED: dict[str, str] = {
+    "voiceplatform/settings.py": "the one place settings are read from the environment",
+    "voiceplatform/env.py": "the typed helpers settings.py reads the environment through",
+    "voiceplatform/embedded.py":
+        "the embedded Postgres/Redis launcher: settings.py imports it for the default DATABASE_URL/REDIS_URL, "
+        "so it runs before any setting exists; it hands DATABASE_URL/REDIS_URL to the commands it starts, "
+        "and VP_VAR_DIR/VP_KEEP_SERVICES configure the launcher, not the platform",
+    "voiceplatform/devserver.py":
+        "`make run`'s supervisor: it passes its environment on to the web, worker and beat processes it starts",
+    "voiceplatform/testing.py":
+        "test support: subprocess_env hands a test's worker/server subprocesses the parent's environment",
+    "bench/": "stand-alone benchmark scripts; their variables (MEDIA_BENCH_*) configure the processes the "
+              "benchmark starts, and the platform never imports them",
+    "*/testing/": "fakes of vendor services (carriers, AI providers, Telegram, …) that only tests run",
+}
+# (path, function) → why that one function may read the environment.
+ENV_READ_ALLOWED_FUNCTIONS: dict[tuple[str, str], str] = {
+    ("integrations/mcp_servers/__init__.py", "build_from_env"):
+        "the project's own MCP servers (Telegram, Gmail, WhatsApp, Shopify) are separate processes that hold no "
+        "tenant data and import no Django: their whole configuration is read here, once, at process start, "
+        "failing with the variable's name (ServerConfigError). Routing it through settings.py would make a "
+        "Telegram bridge need the platform's SECRET_KEY, FIELD_ENCRYPTION_KEYS and database in production. "
+        "The web process's side (where each server is, the token it presents) is in settings.py "
+        "(MCP_OWN_SERVER_URLS/TOKENS).",
+}
+
+
+def _env_allowed(path: str) -> bool:
+    for allowed in ENV_READ_ALLOWED:
+        if allowed.startswith("*/"):
+            if f"/{allowed[2:]}" in f"/{path}":
+                return True
+        elif path == allowed or (allowed.endswith("/") and path.startswith(allowed)):
+            return True
+    return False
+
+
+class _EnvReads(_Scanner):
+    def __init__(self, tree: ast.Module) -> None:
+        super().__init__()
+        self.environ_names = {"os.environ", "os.environb"}
+        self.getenv_names = {"os.getenv", "os.getenvb"}
+        self.helper_names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "os":
+                for alias in node.names:
+                    name = alias.asname or alias.name
+                    if alias.name in ("environ", "environb"):
+                        self.environ_names.add(name)
+                    elif alias.name in ("getenv", "getenvb"):
+                        self.getenv_names.add(name)
+            elif isinstance(node, ast.ImportFrom) and node.module == "voiceplatform.env":
+                self.helper_names |= {alias.asname or alias.name for alias in node.names if alias.name in ENV_HELPERS}
+
+    def _is_write(self, node: ast.AST) -> bool:
+        parent = self.parents.get(node)
+        if isinstance(parent, ast.Subscript) and isinstance(parent.ctx, (ast.Store, ast.Del)):
+            return True  # os.environ["X"] = … / del os.environ["X"]
+        if isinstance(parent, ast.Attribute) and parent.attr in WRITE_METHODS:
+            call = self.parents.get(parent)
+            # a bare statement: the value is set, never read
+            return isinstance(call, ast.Call) and isinstance(self.parents.get(call), ast.Expr)
+        return False
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if ast.unparse(node) in self.environ_names and not self._is_write(node):
+            self.report(self.parents.get(node, node))
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id in self.environ_names and not self._is_write(node):
+            self.report(self.parents.get(node, node))
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = ast.unparse(node.func)
+        if func in self.getenv_names or func in self.helper_names or (
+                isinstance(node.func, ast.Attribute) and node.func.attr in ENV_HELPERS
+                and ast.unparse(node.func.value) in ("env", "voiceplatform.env")):
+            self.report(node)
+        self.generic_visit(node)
+
+
+def env_reads(tree: ast.Module) -> list[Finding]:
+    """Every place a module reads the environment (writes to ``os.environ`` are not reads)."""
+    return _EnvReads(tree).scan(tree)
+
+
+def test_the_environment_is_read_in_settings_only() -> None:
+    problems = []
+    scanned = 0
+    for path, tree in project_sources():
+        scanned += 1
+        if _env_allowed(path):
+            continue
+        for finding in env_reads(tree):
+            if (path, finding.scope) in ENV_READ_ALLOWED_FUNCTIONS:
+                continue
+            problems.append(f"{path}:{finding.line}: {finding.code}")
+    assert scanned > 50, "the walk found almost no sources: the guard would pass vacuously"
+    assert not problems, ("read the environment in voiceplatform/settings.py (typed, through voiceplatform.env) "
+                          "and use the setting instead:\n" + "\n".join(problems))
+
+
+def test_allowed_environment_readers_exist() -> None:
+    for allowed in ENV_READ_ALLOWED:
+        if not allowed.startswith("*/"):
+            assert (ROOT / allowed).exists(), f"ENV_READ_ALLOWED lists {allowed}, which no longer exists"
+    for path, function in ENV_READ_ALLOWED_FUNCTIONS:
+        tree = ast.parse((ROOT / path).read_text())
+        assert any(isinstance(n, ast.FunctionDef) and n.name == function for n in ast.walk(tree)), (path, function)
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("import os\nx = os.environ.get('X')", ["os.environ.get"]),
+    ("import os\nx = os.environ['X']", ["os.environ['X']"]),
+    ("import os\nx = os.getenv('X', '1')", ["os.getenv('X', '1')"]),
+    ("import os\nif 'X' in os.environ: pass", ["'X' in os.environ"]),
+    ("import os\nenv = dict(os.environ)", ["dict(os.environ)"]),
+    ("from os import environ as e\nx = e.get('X')", ["e.get"]),
+    ("from os import getenv\nx = getenv('X')", ["getenv('X')"]),
+    ("from voiceplatform.env import env_int\nx = env_int('X', 1)", ["env_int('X', 1)"]),
+    ("from voiceplatform import env\nx = env.env_bool('X', False)", ["env.env_bool('X', False)"]),
+    ("import os\ndef f():\n    return os.environ.setdefault('X', '1')", ["os.environ.setdefault"]),
+    # writes configure a library or a child process; they read nothing
+    ("import os\nos.environ['HF_HUB_OFFLINE'] = '1'", []),
+    ("import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'voiceplatform.settings')", []),
+    ("import os\ndel os.environ['X']", []),
+    ("import os\nos.environ.pop('X', None)", []),
+    ("env = {}\nx = env.get('X')", []),
+])
+def test_env_scanner(source: str, expected: list[str]) -> None:
+    found = [f.code for f in env_reads(ast.parse(source))]
+    assert [code for code in found if not any(code.startswith(e) for e in expected)] == [], found
+    assert len(found) == len(expected), found
+
+
+def test_env_scanner_names_the_scope() -> None:
+    tree = ast.parse("import os\nclass A:\n    def f(self):\n        return os.getenv('X')\n")
+    assert env_reads(tree) == [Finding(4, "A.f", "os.getenv('X')")]
+
+
+# --- every setting read is defined -------------------------------------------------------
+
+SETTINGS_MODULE = "voiceplatform/settings.py"
+
+
+class _SettingsReads(_Scanner):
+    """``settings.X`` and ``getattr(settings, "X", …)``. A helper that reads the setting
+    named by one of its parameters (``def _setting(name, default): return getattr(settings,
+    name, default)``) is followed to its callers in the module, which must name the setting."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        super().__init__()
+        self.names: set[str] = set()  # local names bound to django.conf.settings
+        self.dotted: set[str] = {"django.conf.settings"}
+        self.functions: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        self.helpers: dict[str, int] = {}  # helper function → index of its setting-name parameter
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "django.conf":
+                self.names |= {alias.asname or alias.name for alias in node.names if alias.name == "settings"}
+
+    def scan(self, tree: ast.Module) -> list[Finding]:
+        super().scan(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in self.helpers:
+                index = self.helpers[node.func.id]
+                name = node.args[index] if len(node.args) > index else None
+                if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                    self.findings.append(Finding(node.lineno, "", name.value))
+                else:
+                    self.findings.append(Finding(node.lineno, "", f"<computed: {ast.unparse(node)}>"))
+        return self.findings
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.functions.append(node)
+        self._scoped(node)
+        self.functions.pop()
+
+    visit_FunctionDef = visit_AsyncFunctionDef = _function
+
+    def _helper_parameter(self, name: ast.expr) -> bool:
+        """``name`` is a positional parameter of the enclosing function: record it as a helper."""
+        if not (isinstance(name, ast.Name) and self.functions):
+            return False
+        function = self.functions[-1]
+        params = [arg.arg for arg in function.args.posonlyargs + function.args.args]
+        if name.id not in params:
+            return False
+        self.helpers[function.name] = params.index(name.id)
+        return True
+
+    def _is_settings(self, node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id in self.names) or ast.unparse(node) in self.dotted
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if self._is_settings(node.value) and node.attr.isupper() and isinstance(node.ctx, ast.Load):
+            self.findings.append(Finding(node.lineno, ".".join(self.scope), node.attr))
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        if (isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr") and node.args
+                and self._is_settings(node.args[0])):
+            name = node.args[1] if len(node.args) > 1 else None
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                self.findings.append(Finding(node.lineno, ".".join(self.scope), name.value))
+            elif name is not None and self._helper_parameter(name):
+                pass  # checked at each call of the helper
+            else:  # a name built at run time cannot be checked, nor found by grep
+                self.findings.append(Finding(node.lineno, ".".join(self.scope), f"<computed: {ast.unparse(node)}>"))
+        self.generic_visit(node)
+
+
+def settings_reads(tree: ast.Module) -> list[Finding]:
+    """Every setting a module reads: ``Finding.code`` is the setting's name."""
+    return _SettingsReads(tree).scan(tree)
+
+
+def test_every_setting_read_is_defined() -> None:
+    from django.conf import settings
+
+    problems = []
+    reads = 0
+    for path, tree in project_sources():
+        if path == SETTINGS_MODULE:
+            continue
+        for finding in settings_reads(tree):
+            reads += 1
+            if finding.code.startswith("<computed") or not hasattr(settings, finding.code):
+                problems.append(f"{path}:{finding.line}: settings.{finding.code}")
+    assert reads > 20, "the scan found almost no settings reads: the guard would pass vacuously"
+    assert not problems, ("settings read but defined neither in voiceplatform/settings.py nor by Django "
+                          "(define them there, typed, from the environment, with a comment):\n"
+                          + "\n".join(problems))
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("from django.conf import settings\nx = settings.DEBUG", ["DEBUG"]),
+    ("from django.conf import settings as s\nx = getattr(s, 'NOPE', 3)", ["NOPE"]),
+    ("from django.conf import settings\nx = hasattr(settings, 'NOPE')", ["NOPE"]),
+    ("import django.conf\nx = django.conf.settings.NOPE", ["NOPE"]),
+    ("from django.conf import settings\nk = 'A'\nx = getattr(settings, k + '_B')", ["<computed: getattr(settings, k + '_B')>"]),
+    ("from django.conf import settings\ndef f(s):\n    s.NOPE = 1\n    return settings.configured", []),
+    ("settings = object()\nx = settings.NOPE", []),  # not django.conf.settings
+    ("from django.conf import settings\ndef _setting(name, default):\n    return getattr(settings, name, default)\n"
+     "x = _setting('NOPE', 1)\ny = _setting(f'{x}_Y', 1)", ["NOPE", "<computed: _setting(f'{x}_Y', 1)>"]),
+])
+def test_settings_scanner(source: str, expected: list[str]) -> None:
+    assert [f.code for f in settings_reads(ast.parse(source))] == expected
+
+
+def test_settings_scanner_sees_the_undefined_setting() -> None:
+    from django.conf import settings
+
+    tree = ast.parse("from django.conf import settings\n"
+                     "def max_upload_bytes():\n"
+                     "    return int(getattr(settings, 'KNOWLEDGE_MAX_UPLOAD_BYTS', 25 * 1024 * 1024))\n")
+    [finding] = settings_reads(tree)
+    assert finding == Finding(3, "max_upload_bytes", "KNOWLEDGE_MAX_UPLOAD_BYTS")
+    assert not hasattr(settings, finding.code)
+
+
+def test_own_mcp_server_names_match_the_servers() -> None:
+    from django.conf import settings
+
+    from integrations.mcp_servers import SERVERS
+
+    assert set(settings.MCP_OWN_SERVER_NAMES) == set(SERVERS)
