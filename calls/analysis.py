@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import jsonschema
 import openai
 from django.utils import timezone
@@ -20,6 +21,7 @@ from django.utils import timezone
 from calls.models import AnalysisStatus, Call, TranscriptTurn
 from orgs.credentials import MissingCredential, get_credential
 from orgs.services import Actor, record_audit
+from voiceplatform import outbound
 from voiceplatform.tasks import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -101,9 +103,14 @@ def run_analysis(call: Call) -> dict[str, Any]:
             credential = get_credential(call.org, "openai")
         except MissingCredential as exc:
             raise AnalysisError(str(exc)) from exc
+        base_url = credential.get("base_url") or None
+        # A customer's base_url override goes through the outbound guard (pinned, bounded).
+        http_client = outbound.sync_client(
+            outbound.Policy(total_timeout_s=ANALYSIS_TIMEOUT_S), hx=httpx2, timeout=ANALYSIS_TIMEOUT_S,
+        ) if base_url else None
         client = openai.OpenAI(
-            api_key=credential["api_key"], base_url=credential.get("base_url") or None,
-            timeout=ANALYSIS_TIMEOUT_S, max_retries=1,
+            api_key=credential["api_key"], base_url=base_url,
+            timeout=ANALYSIS_TIMEOUT_S, max_retries=1, http_client=http_client,
         )
         schema = response_schema(spec)
         criteria = spec.success_criteria or "The caller's request was understood and handled."

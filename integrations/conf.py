@@ -34,13 +34,6 @@ def lease_s() -> float:
     return float(settings.WEBHOOK_LEASE_S)
 
 
-def allow_private_targets(kind: str) -> bool:
-    """Customer URLs (``kind`` WEBHOOK or MCP) on loopback/private addresses are refused
-    unless ``<KIND>_ALLOW_PRIVATE_TARGETS`` is on (default: on in development and tests)."""
-    allowed = {"WEBHOOK": settings.WEBHOOK_ALLOW_PRIVATE_TARGETS, "MCP": settings.MCP_ALLOW_PRIVATE_TARGETS}
-    return bool(allowed[kind])
-
-
 @dataclass(frozen=True)
 class OwnServer:
     """Where this deployment runs one of the project's own MCP servers."""

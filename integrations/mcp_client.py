@@ -8,6 +8,13 @@ Two layers:
   provider as function specs, runs each call with a timeout and turns every failure into a
   tool error the model can read — it never raises into the call.
 
+Every connection to a customer's server goes through the outbound guard
+(:mod:`voiceplatform.outbound`, via the SDK's httpx client factory, for both
+transports): the host is resolved once, non-public addresses are refused
+(``McpErrorKind.BLOCKED``) and the connection goes to the checked address. Only the
+deployment's own servers (``ServerSpec.trusted``, set by the services for the URL this
+deployment configured) skip it, since they usually listen on 127.0.0.1.
+
 Every failure is a :class:`McpClientError` with a :class:`McpErrorKind` (DNS, TLS, refused,
 401, 403, other HTTP status, protocol, timeout) and a sentence a human can act on. The SDK
 reports most transport problems as nested ``ExceptionGroup``s or as a bare JSON-RPC
@@ -38,6 +45,8 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from voiceplatform import outbound
+
 logger = logging.getLogger(__name__)
 
 Transport = Literal["streamable_http", "sse"]
@@ -48,6 +57,8 @@ DEFAULT_CALL_TIMEOUT_S = 20.0
 # What the model gets back is spoken about on a phone call; a megabyte of JSON helps nobody
 # and costs tokens, so tool output is clipped.
 MAX_TOOL_OUTPUT_CHARS = 8000
+# One HTTP response (for SSE: the whole event stream of a session) may not exceed this.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _FUNCTION_NAME_RE = re.compile(r"[^a-zA-Z0-9_-]+")
 
 
@@ -61,6 +72,7 @@ class McpErrorKind(StrEnum):
     HTTP_STATUS = "http_status"
     PROTOCOL = "protocol"
     TIMEOUT = "timeout"
+    BLOCKED = "blocked"
     TOOL = "tool"
     UNKNOWN_TOOL = "unknown_tool"
     BAD_ARGUMENTS = "bad_arguments"
@@ -82,12 +94,17 @@ class McpClientError(Exception):
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """How to reach one MCP server. ``headers`` carry secrets: never log them."""
+    """How to reach one MCP server. ``headers`` carry secrets: never log them.
+
+    ``trusted`` skips the outbound guard: only for the deployment's own servers at the
+    URL the deployment configured, never for a URL a customer typed.
+    """
 
     url: str
     transport: Transport = "streamable_http"
     headers: Mapping[str, str] = field(default_factory=dict)
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    trusted: bool = False
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -174,6 +191,19 @@ def classify_error(exc: BaseException, url: str, *, last_status: int | None = No
         for link in _chain(leaf):
             if isinstance(link, McpClientError):
                 return link
+            if isinstance(link, outbound.OutboundUnresolvable):
+                return McpClientError(
+                    McpErrorKind.DNS, f"DNS lookup for {host} failed ({link.message}): check the URL's host name",
+                    url=url,
+                )
+            if isinstance(link, outbound.OutboundRefused):
+                return McpClientError(McpErrorKind.BLOCKED, f"the MCP server URL {url} is not allowed: {link.message}",
+                                      url=url)
+            if isinstance(link, outbound.OutboundDeadline):
+                return McpClientError(McpErrorKind.TIMEOUT, f"the MCP server at {url} did not answer in time", url=url)
+            if isinstance(link, outbound.OutboundTooLarge):
+                return McpClientError(McpErrorKind.PROTOCOL, f"the MCP server at {url} sent too much: {link.message}",
+                                      url=url)
             if isinstance(link, socket.gaierror):
                 return McpClientError(
                     McpErrorKind.DNS, f"DNS lookup for {host} failed ({link.strerror or link}): check the URL's host name",
@@ -246,7 +276,13 @@ async def open_session(spec: ServerSpec) -> AsyncIterator[ClientSession]:
     def client_factory(
         headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: httpx2.Auth | None = None
     ) -> httpx2.AsyncClient:
-        return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, event_hooks={"response": [recorder]})
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout, "auth": auth,
+                                  "event_hooks": {"response": [recorder]}}
+        if spec.trusted:
+            return httpx2.AsyncClient(**kwargs)
+        # Session-long streams: the SDK's operations carry their own timeouts, so no total deadline here.
+        policy = outbound.Policy(total_timeout_s=None, max_response_bytes=MAX_RESPONSE_BYTES)
+        return outbound.async_client(policy, hx=httpx2, **kwargs)
 
     try:
         if spec.transport == "sse":

@@ -66,7 +66,7 @@ def check_mcp_server_target(url: str, transport: str, kind: str, *, url_changed:
     if url_changed:
         _refuse_moving_own_server(kind, url)
     if url_changed and not _is_own_server_url(kind, url):
-        check_outbound_url(url, what="The MCP server URL", allow_private=conf.allow_private_targets("MCP"))
+        check_outbound_url(url, what="The MCP server URL")
     if transport not in McpTransport.values:
         raise ValidationError({"transport": f"Transport must be one of {', '.join(McpTransport.values)}."})
     try:
@@ -123,7 +123,7 @@ def spec_for(server: McpServer, *, connect_timeout_s: float | None = None) -> Se
                     extra={"mcp_server": str(server.public_id), "kind": server.kind})
         headers = {name: value for name, value in headers.items() if name.lower() != "authorization"}
     return ServerSpec(url=server.url, transport=server.transport, headers=headers,  # type: ignore[arg-type]
-                      **kwargs)
+                      trusted=_is_own_server_url(server.kind, server.url), **kwargs)
 
 
 @transaction.atomic

@@ -1,32 +1,15 @@
-"""Checks on URLs the platform will call on a customer's behalf (webhooks, custom MCP servers).
+"""Save-time checks on URLs the platform will call on a customer's behalf (webhooks, custom MCP servers).
 
-A customer-supplied URL is a server-side request forgery risk: it must not be usable to reach
-this deployment's own services (databases, the MCP servers, cloud metadata). Literal
-loopback/private/link-local addresses and ``localhost`` are refused outside development.
-Host names are not resolved here (a name can resolve differently later); a deployment that
-needs more should egress through a proxy that enforces it.
+A customer-supplied URL is a server-side request forgery risk; the rules (resolve the
+name, refuse non-public addresses and odd numeric hosts unless ``OUTBOUND_ALLOW_PRIVATE``)
+live in :mod:`voiceplatform.outbound`, which also applies them again at request time,
+pinned to the address it checked, because DNS can change after saving.
 """
 from __future__ import annotations
 
-import ipaddress
-from urllib.parse import urlsplit
-
-from django.core.exceptions import ValidationError
+from voiceplatform import outbound
 
 
-def check_outbound_url(url: str, *, what: str, allow_private: bool, field: str = "url") -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError({field: f"{what} must be an absolute http:// or https:// URL."})
-    if allow_private:
-        return
-    host = parts.hostname
-    if host == "localhost" or host.endswith(".localhost"):
-        raise ValidationError({field: f"{what} must not point at this server (localhost)."})
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved \
-            or address.is_unspecified:
-        raise ValidationError({field: f"{what} must not point at a private address ({address})."})
+def check_outbound_url(url: str, *, what: str, field: str = "url") -> None:
+    """``ValidationError({field: "<what> is not allowed: <reason>."})`` for a destination we must not call."""
+    outbound.validate_url(url, field=field, what=what)

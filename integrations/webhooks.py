@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from integrations import conf
 from integrations.targets import check_outbound_url
+from voiceplatform import outbound
 from integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from integrations.webhooks_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signature_header
 from orgs.models import AuditLog, Membership, Organization, Role
@@ -283,18 +284,33 @@ def _post(delivery: WebhookDelivery, attempt: WebhookAttempt) -> tuple[int | Non
         SIGNATURE_HEADER: signature_header(delivery.endpoint.secret, body),
     }
     started = time.monotonic()
+    # The endpoint was checked when saved; the guard checks it again (DNS may have changed),
+    # connects to the address it checked, and bounds the whole attempt by the timeout.
+    policy = outbound.Policy(total_timeout_s=conf.request_timeout_s(), max_response_bytes=None)
     try:
-        with httpx.Client(timeout=conf.request_timeout_s(), follow_redirects=False) as client:
-            response = client.post(delivery.endpoint.url, content=body, headers=headers)
-        excerpt = response.text[:RESPONSE_EXCERPT_CHARS]
+        with outbound.sync_client(policy, timeout=conf.request_timeout_s()) as client:
+            with client.stream("POST", delivery.endpoint.url, content=body, headers=headers) as response:
+                excerpt = _read_excerpt(response)
         return response.status_code, excerpt, "", int((time.monotonic() - started) * 1000)
-    except httpx.TimeoutException:
+    except outbound.OutboundRefused as exc:
+        error = f"refused by the outbound policy: {exc.message}"[:500]
+    except (httpx.TimeoutException, outbound.OutboundDeadline):
         error = f"no response within {conf.request_timeout_s():g}s"
     except httpx.ConnectError as exc:
         error = f"could not connect: {exc}"[:500]
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
     return None, "", error, int((time.monotonic() - started) * 1000)
+
+
+def _read_excerpt(response: httpx.Response) -> str:
+    """The start of the receiver's answer; the rest is never read (a huge body costs nothing)."""
+    received = bytearray()
+    for chunk in response.iter_bytes():
+        received.extend(chunk)
+        if len(received) >= RESPONSE_EXCERPT_CHARS * 4:
+            break
+    return received.decode(response.encoding or "utf-8", errors="replace")[:RESPONSE_EXCERPT_CHARS]
 
 
 def attempt_delivery(delivery_id: int, *, manual: bool = False) -> datetime | None:
@@ -437,8 +453,8 @@ def sweep_due(limit: int = 500) -> int:
 
 
 def validate_target_url(url: str) -> None:
-    """Webhook URLs: absolute http(s), and no private/loopback literal addresses in production."""
-    check_outbound_url(url, what="The webhook URL", allow_private=conf.allow_private_targets("WEBHOOK"))
+    """Webhook URLs: absolute http(s) to a public address (see :mod:`voiceplatform.outbound`)."""
+    check_outbound_url(url, what="The webhook URL")
 
 
 def validate_events(events: list[str]) -> list[str]:

@@ -35,6 +35,7 @@ from knowledge.models import (
 from orgs.credentials import MissingCredential, get_credential
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
+from voiceplatform import outbound
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,9 @@ class SourceInput:
         given = [k for k, v in (("upload", self.upload), ("text", self.text), ("url", self.url)) if v]
         if len(given) != 1:
             raise ValidationError({"source": "Give exactly one of: a file, pasted text, or a URL."})
+        if given[0] == "url":
+            # Checked again, pinned, at fetch time (DNS may change); this is the clear early error.
+            outbound.validate_url(self.url or "", field="url", what="The URL")
         return {"upload": SourceType.UPLOAD, "text": SourceType.TEXT, "url": SourceType.URL}[given[0]]
 
 
@@ -303,8 +307,7 @@ def _load_source(version: DocumentVersion) -> ExtractedDocument:
         return extract_text(version.pasted_text, name=document.title)
     if document.source_type == SourceType.URL:
         fetched = fetch_url(document.source_url, max_bytes=max_upload_bytes(),
-                            timeout=float(getattr(settings, "KNOWLEDGE_URL_TIMEOUT", 20)),
-                            allow_private=bool(getattr(settings, "KNOWLEDGE_URL_ALLOW_PRIVATE", False)))
+                            timeout=float(getattr(settings, "KNOWLEDGE_URL_TIMEOUT", 20)))
         try:
             file_type = detect_type(None, fetched.content_type)
         except ExtractionError:

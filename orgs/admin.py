@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -123,6 +124,10 @@ class CredentialAdminForm(forms.ModelForm):
         missing = [f for f in spec["secret"] if not (secrets.get(f) or stored.get(f))]
         if missing:
             raise forms.ValidationError({"new_secrets": f"Missing: {', '.join(missing)}."})
+        try:
+            services.validate_credential_config(provider, data.get("config") or {})
+        except ValidationError as exc:
+            raise forms.ValidationError({"config": exc.messages}) from None
         return data
 
 

@@ -32,6 +32,7 @@ from orgs.models import (
     new_token,
     role_at_least,
 )
+from voiceplatform import outbound
 from voiceplatform.proxies import client_address
 
 log = logging.getLogger(__name__)
@@ -359,6 +360,22 @@ def _hint(value: str) -> str:
     return f"…{value[-4:]}" if len(value) > 8 else "set"
 
 
+# Credential settings that are addresses the platform connects to (vendor SDKs, carrier REST).
+URL_CONFIG_FIELDS: dict[str, tuple[str, ...]] = {"base_url": ("https", "http", "wss", "ws"),
+                                                 "websocket_base_url": ("wss", "ws", "https", "http")}
+
+
+def validate_credential_config(provider: str, config: dict[str, str]) -> None:
+    """A ``base_url``/``websocket_base_url`` override must be a public address (see
+    :mod:`voiceplatform.outbound`): ``ValidationError({"base_url": "The openai base_url is not
+    allowed: the host 'localhost' resolves to 127.0.0.1, a loopback address; …"})``. The
+    bridges and carriers check it again, pinned, when they connect."""
+    for name, value in config.items():
+        if name in URL_CONFIG_FIELDS and value:
+            outbound.validate_url(str(value), field=name, what=f"The {provider} {name}",
+                                  schemes=URL_CONFIG_FIELDS[name])
+
+
 @transaction.atomic
 def set_provider_credential(org: Organization, actor: Actor, provider: str, secrets: dict[str, str],
                             config: dict[str, str] | None = None) -> ProviderCredential:
@@ -369,6 +386,7 @@ def set_provider_credential(org: Organization, actor: Actor, provider: str, secr
     unknown = (set(secrets) - set(spec["secret"])) | (set(config or {}) - set(spec["config"]))
     if unknown:
         raise ValidationError({"secrets": f"{provider} does not take: {', '.join(sorted(unknown))}"})
+    validate_credential_config(provider, config or {})
     credential = ProviderCredential.objects.for_org(org).select_for_update().filter(provider=provider).first()
     merged = dict(credential.secrets) if credential else {}
     merged.update({k: v.strip() for k, v in secrets.items() if v and v.strip()})

@@ -9,6 +9,7 @@ restarts.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -84,6 +85,19 @@ WEBHOOK_REFUSALS_RECORDED_PER_MINUTE = env_int("WEBHOOK_REFUSALS_RECORDED_PER_MI
 # from these extra origins (e.g. "https://www.example.com" for a site embedding a
 # talk-to-us button through the API); "*" accepts any origin.
 WEB_CALL_ALLOWED_ORIGINS = env_list("WEB_CALL_ALLOWED_ORIGINS")
+# Customer-supplied destinations (webhooks, MCP servers, provider/carrier base URLs,
+# knowledge URLs) may be loopback/private/link-local addresses only with this on
+# (voiceplatform/outbound.py). Default: on in development (`make run`) and tests,
+# where the fakes listen on 127.0.0.1; off in production.
+OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", DEBUG or TESTING)
+# Non-public networks allowed even with OUTBOUND_ALLOW_PRIVATE off, as CIDRs
+# (e.g. "10.20.0.0/24" for an MCP server on the office LAN); everything else stays refused.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
+for _net in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_net, strict=False)
+    except ValueError:
+        raise ImproperlyConfiguredEnv(f"OUTBOUND_ALLOWED_NETWORKS: {_net!r} is not a network such as 10.20.0.0/24") from None
 
 INSTALLED_APPS = [
     "daphne",
@@ -313,9 +327,6 @@ PROVIDER_PRICES = env_json("PROVIDER_PRICES", {}, parse_price_overrides)
 KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
 # Seconds a knowledge URL source may take to fetch.
 KNOWLEDGE_URL_TIMEOUT = env_float("KNOWLEDGE_URL_TIMEOUT", 20.0)
-# URL sources on loopback/private addresses are refused unless this is on (tests,
-# single-tenant installs fetching from an intranet).
-KNOWLEDGE_URL_ALLOW_PRIVATE = env_bool("KNOWLEDGE_URL_ALLOW_PRIVATE", False)
 # torch intra-op threads of the local embedding model. 1 by default: workers run one
 # process per core, and oversubscribed threads made a query ~8x slower under load
 # (bench/knowledge_bench.py).
@@ -349,10 +360,6 @@ WEBHOOK_DISABLE_AFTER_S = env_float("WEBHOOK_DISABLE_AFTER_S", 24 * 3600.0)
 WEBHOOK_TIMEOUT_S = env_float("WEBHOOK_TIMEOUT_S", 10.0)
 # A claimed delivery not finished within this is presumed orphaned by a dead worker.
 WEBHOOK_LEASE_S = env_float("WEBHOOK_LEASE_S", max(WEBHOOK_TIMEOUT_S * 3, 30.0))
-# Customer webhook / MCP server URLs on loopback or private addresses are refused unless
-# these are on (e.g. an MCP server on the LAN). On by default in development and tests.
-WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", DEBUG or TESTING)
-MCP_ALLOW_PRIVATE_TARGETS = env_bool("MCP_ALLOW_PRIVATE_TARGETS", DEBUG or TESTING)
 
 # --- the project's own MCP servers (integrations/mcp_servers) ---------------------------
 # Where the web process reaches each of them (MCP_<NAME>_URL; unset: 127.0.0.1 on the

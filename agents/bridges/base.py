@@ -191,6 +191,29 @@ class ProviderError(Exception):
         )
 
 
+async def guard_base_url(url: str, provider: str, *, timeout: float) -> tuple[Any, str]:
+    """Check a credential's endpoint override through the outbound guard, at connect time.
+
+    The override is customer-supplied (validated when saved, but DNS may have changed
+    since), so it is resolved once and refused if it reaches a non-public address
+    (:mod:`voiceplatform.outbound`). Returns a socket already connected to the checked
+    address and the host name, for SDKs that take ``sock=``/``server_hostname=``; other
+    SDKs close the socket and connect themselves (their own resolution is the documented
+    residual: the name was checked a moment before). Raises a non-retryable
+    :class:`ProviderError` (``code="base_url_refused"``) naming the reason.
+    """
+    from voiceplatform import outbound
+
+    try:
+        return await outbound.open_connection(url, timeout=timeout)
+    except outbound.OutboundRefused as exc:
+        raise ProviderError(f"the {provider} base URL is not allowed: {exc.message}", retryable=False,
+                            code="base_url_refused", provider=provider) from exc
+    except (OSError, TimeoutError) as exc:
+        raise ProviderError(f"cannot connect to the {provider} base URL ({type(exc).__name__})", retryable=True,
+                            code="connect_failed", provider=provider) from exc
+
+
 class BridgeClosed(ProviderError):
     """A send was attempted on a bridge that is not connected (or already closed)."""
 

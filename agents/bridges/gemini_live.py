@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from agents.bridges.base import (
+    guard_base_url,
     PCM16_16K,
     PCM16_24K,
     AgentAudio,
@@ -155,6 +156,10 @@ class GeminiLiveBridge(Bridge):
         if not api_key:
             raise ProviderError("Gemini credential has no api_key", retryable=False,
                                 code="missing_credentials", provider=self.provider)
+        if self.config.base_url:
+            # The SDK resolves the name itself (no socket hook); refuse it if it is not public now.
+            sock, _host = await guard_base_url(self.config.base_url, self.provider, timeout=self.config.connect_timeout)
+            sock.close()
         http: dict[str, Any] = {}
         if self.config.base_url:
             http["base_url"] = self.config.base_url

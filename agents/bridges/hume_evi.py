@@ -34,6 +34,7 @@ from typing import Any
 
 from agents.bridges.audio import WavFormatError, wav_to_pcm16
 from agents.bridges.base import (
+    guard_base_url,
     PCM16_8K,
     PCM16_16K,
     AgentAudio,
@@ -117,6 +118,10 @@ class HumeEVIBridge(Bridge):
         if not api_key:
             raise ProviderError("Hume credential has no api_key", retryable=False,
                                 code="missing_credentials", provider=self.provider)
+        if self.config.base_url:
+            # The SDK resolves the name itself (no socket hook); refuse it if it is not public now.
+            sock, _host = await guard_base_url(self.config.base_url, self.provider, timeout=self.config.connect_timeout)
+            sock.close()
         client = AsyncHumeClient(api_key=api_key, base_url=self.config.base_url) if self.config.base_url \
             else AsyncHumeClient(api_key=api_key)
         opts = self.config.provider_options

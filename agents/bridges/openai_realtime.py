@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from agents.bridges.base import (
+    guard_base_url,
     PCM16_24K,
     PCMU_8K,
     AgentAudio,
@@ -149,7 +150,17 @@ class OpenAIRealtimeBridge(Bridge):
             organization=self.config.credentials.get("organization") or None,
             max_retries=0,
         )
-        self._manager = client.realtime.connect(model=self.config.model or DEFAULT_MODEL)
+        options: dict[str, Any] = {}
+        if self.config.base_url:
+            # Connect to the address the guard checked; TLS still verifies the name.
+            sock, host = await guard_base_url(self.config.base_url, self.provider, timeout=self.config.connect_timeout)
+            options = {"sock": sock}
+            if self.config.base_url.startswith(("wss:", "https:")):
+                options["server_hostname"] = host
+                if self.config.ssl_context is not None:
+                    options["ssl"] = self.config.ssl_context
+        self._manager = client.realtime.connect(model=self.config.model or DEFAULT_MODEL,
+                                                websocket_connection_options=options)  # type: ignore[arg-type]
         try:
             self._conn = await self._manager.enter()
             created = await self._conn.recv()

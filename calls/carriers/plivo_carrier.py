@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 import plivo
 import requests
@@ -14,7 +13,6 @@ from plivo import plivoxml
 from plivo.exceptions import PlivoRestError, PlivoServerError, ResourceNotFoundError
 from plivo.exceptions import ValidationError as PlivoValidationError
 from plivo.utils import validate_v3_signature
-from requests.adapters import HTTPAdapter
 
 from calls.carriers.base import (
     UNANSWERED_END_REASONS,
@@ -35,6 +33,7 @@ from calls.carriers.base import (
     form_single,
     validate_dtmf,
 )
+from voiceplatform import outbound
 
 logger = logging.getLogger(__name__)
 
@@ -58,25 +57,11 @@ STATUS_MAP: dict[str, CallStatus] = {
 }
 
 
-class _RebaseAdapter(HTTPAdapter):
-    """Rewrites scheme+host of every request sent through the SDK's session.
-
-    The plivo SDK re-reads its module-level base URIs on every request, so changing
-    the client's attributes does nothing; mounting an adapter on the client's own
-    session redirects only that client (no global monkeypatching, thread-safe).
-    """
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self._base = urlsplit(base_url)
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        parts = urlsplit(request.url or "")
-        request.url = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, ""))
-        return super().send(request, **kwargs)
-
-
 def _map_error(exc: Exception, operation: str) -> CarrierError:
+    if isinstance(exc, outbound.OutboundRefused):
+        return CarrierError(f"Plivo {operation} refused: the base_url is not allowed ({exc.message})", retryable=False)
+    if isinstance(exc, outbound.OutboundError):  # the override's server was too slow or answered too much
+        return CarrierError(f"Plivo {operation} failed: {exc.message}", retryable=True)
     if isinstance(exc, PlivoServerError):
         return CarrierError(f"Plivo {operation} failed: server error", retryable=True, status=500)
     if isinstance(exc, ResourceNotFoundError):
@@ -112,7 +97,12 @@ class PlivoCarrier(Carrier):
                 raise CarrierError("Plivo credential rejected: auth_id must be 20 characters starting MA or SA") from exc
             base = self._credentials.get("base_url")
             if base:
-                adapter = _RebaseAdapter(base)
+                # The plivo SDK re-reads its module-level base URIs on every request, so the
+                # override is an adapter on this client's own sessions (no global patching).
+                # It is the outbound guard's: customer-supplied, so resolved once, refused if
+                # not public, and connected to the checked address.
+                adapter = outbound.GuardedRequestsAdapter(outbound.Policy(total_timeout_s=REST_TIMEOUT_S),
+                                                          rebase=base)
                 client.session.mount("https://", adapter)
                 client.multipart_session.mount("https://", adapter)
             self._client = client

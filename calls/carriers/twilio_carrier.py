@@ -6,7 +6,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -34,6 +33,7 @@ from calls.carriers.base import (
     form_single,
     validate_dtmf,
 )
+from voiceplatform import outbound
 
 logger = logging.getLogger(__name__)
 # The SDK logs every request URL and header set at INFO; URLs of list calls can carry
@@ -87,20 +87,24 @@ class RebasedTwilioHttpClient(TwilioHttpClient):
     """Sends every Twilio domain's requests to another scheme+host, keeping the path.
 
     twilio-python has no base-URL option (hosts are hard-coded per domain), so this is
-    the one door for Twilio-compatible endpoints and for the local fakes.
+    the one door for Twilio-compatible endpoints and for the local fakes. The override is
+    customer-supplied, so the session's adapter is the outbound guard's: the host is
+    resolved once, refused if not public, and the connection goes to the checked address.
     """
 
     def __init__(self, base_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._base = urlsplit(base_url)
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any):  # noqa: ANN201 - SDK signature
-        parts = urlsplit(url)
-        rebased = urlunsplit((self._base.scheme, self._base.netloc, parts.path, parts.query, ""))
-        return super().request(method, rebased, *args, **kwargs)
+        super().__init__(pool_connections=True, **kwargs)
+        adapter = outbound.GuardedRequestsAdapter(outbound.Policy(total_timeout_s=REST_TIMEOUT_S), rebase=base_url)
+        assert self.session is not None
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
 
 
 def _map_error(exc: Exception, operation: str) -> CarrierError:
+    if isinstance(exc, outbound.OutboundRefused):
+        return CarrierError(f"Twilio {operation} refused: the base_url is not allowed ({exc.message})", retryable=False)
+    if isinstance(exc, outbound.OutboundError):  # the override's server was too slow or answered too much
+        return CarrierError(f"Twilio {operation} failed: {exc.message}", retryable=True)
     if isinstance(exc, TwilioRestException):
         retryable = exc.status >= 500 or exc.status == 429
         # exc.msg is Twilio's own explanation (no secrets); keep its error code for support.

@@ -6,6 +6,7 @@ import pytest
 from integrations.models import McpServer, WebhookEndpoint
 from integrations.tests.factories import make_mcp_server
 from orgs.models import AuditLog
+from voiceplatform import outbound
 
 pytestmark = pytest.mark.django_db
 
@@ -23,13 +24,15 @@ def test_admin_add_goes_through_services(admin_a, org_a, login, settings):
         "url": "https://hooks.example.com/in", "events": '["call.exploded"]', "enabled": "on"})
     assert bad.status_code == 200 and b"Unknown event type(s): call.exploded" in bad.content
 
-    settings.MCP_ALLOW_PRIVATE_TARGETS = False
+    settings.OUTBOUND_ALLOW_PRIVATE = False
     private = client.post("/admin/integrations/mcpserver/add/", {
         "name": "Internal", "url": "http://10.0.0.8/mcp", "transport": "streamable_http", "enabled": "on"})
-    assert private.status_code == 200 and b"must not point at a private address" in private.content
-    make_mcp_server(org_a)
-    dup = client.post("/admin/integrations/mcpserver/add/", {
-        "name": "Tools", "url": "https://other.example.com/mcp", "transport": "streamable_http", "enabled": "on"})
+    assert private.status_code == 200
+    assert b"The MCP server URL is not allowed: the address 10.0.0.8, a private address" in private.content
+    with outbound.using_resolver(lambda host, port: ["93.184.215.14"]):  # offline: the example names are public
+        make_mcp_server(org_a)
+        dup = client.post("/admin/integrations/mcpserver/add/", {
+            "name": "Tools", "url": "https://other.example.com/mcp", "transport": "streamable_http", "enabled": "on"})
     assert dup.status_code == 200 and b"already has an MCP server named" in dup.content
     assert McpServer.objects.for_org(org_a).count() == 1
 

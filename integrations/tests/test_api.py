@@ -127,12 +127,12 @@ def django_on_commit():
 
 
 def test_private_addresses_refused_for_custom_servers_not_own_ones(owner_a, api, telegram_mcp, settings):
-    settings.MCP_ALLOW_PRIVATE_TARGETS = False
+    settings.OUTBOUND_ALLOW_PRIVATE = False
     client = api(owner_a)
     for url in ("http://127.0.0.1:9/mcp", "http://169.254.169.254/mcp", "http://localhost:8100/mcp"):
         refused = client.post(SERVERS, {"name": "internal", "url": url}, format="json")
         assert refused.status_code == 400, url
-        assert "must not point at" in refused.json()["error"]["message"]
+        assert "The MCP server URL is not allowed" in refused.json()["error"]["message"]
     # The deployment's own Telegram server on 127.0.0.1 is trusted.
     own = client.post(f"{SERVERS}connect/", {"kind": "telegram", "credentials": {"x-telegram-bot-token": "7:BOT"}},
                       format="json")

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from integrations import webhooks
+from voiceplatform import outbound
 from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from integrations.services import create_webhook_endpoint, redeliver_delivery, send_test_event
 from integrations.testing.webhook_receiver import WebhookReceiver
@@ -175,10 +176,11 @@ def test_endpoint_validation_names_the_problem(org_a, settings):
         create_webhook_endpoint(org_a, SYSTEM, url="https://example.com/h", events=[])
     with pytest.raises(ValidationError, match="absolute http"):
         create_webhook_endpoint(org_a, SYSTEM, url="ftp://example.com/h", events=["call.ended"])
-    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    settings.OUTBOUND_ALLOW_PRIVATE = False
     with pytest.raises(ValidationError, match="private address"):
         create_webhook_endpoint(org_a, SYSTEM, url="http://10.0.0.5/h", events=["call.ended"])
-    ok = create_webhook_endpoint(org_a, SYSTEM, url="https://example.com/h", events=["call.ended", "call.ended"])
+    with outbound.using_resolver(lambda host, port: ["93.184.215.14"]):  # offline: example.com is public
+        ok = create_webhook_endpoint(org_a, SYSTEM, url="https://example.com/h", events=["call.ended", "call.ended"])
     assert ok.events == ["call.ended"] and ok.secret.startswith("whsec_")
 
 

@@ -67,8 +67,17 @@ class OpenAIEmbeddingBackend(_RemoteBackend):
         super().__init__(model, dimensions, **kwargs)
         from openai import OpenAI
 
+        # A customer's base_url override goes through the outbound guard (pinned, bounded).
+        http_client = None
+        if self.base_url:
+            import httpx2
+
+            from voiceplatform import outbound
+
+            http_client = outbound.sync_client(outbound.Policy(total_timeout_s=self.timeout), hx=httpx2,
+                                               timeout=self.timeout)
         self._client = OpenAI(api_key=self.api_key, base_url=self.base_url,
-                              timeout=self.timeout, max_retries=0)
+                              timeout=self.timeout, max_retries=0, http_client=http_client)
 
     def _embed(self, texts: list[str], *, is_query: bool) -> list[list[float]]:
         import openai
@@ -106,7 +115,12 @@ class GeminiEmbeddingBackend(_RemoteBackend):
         options = types.HttpOptions(timeout=int(self.timeout * 1000),
                                     retry_options=types.HttpRetryOptions(attempts=1))
         if self.base_url:
+            from voiceplatform import outbound
+
             options.base_url = self.base_url
+            # A customer's base_url override goes through the outbound guard (pinned, bounded).
+            options.httpx_client = outbound.sync_client(outbound.Policy(total_timeout_s=self.timeout),
+                                                        timeout=self.timeout)
         self._client = genai.Client(api_key=self.api_key, http_options=options)
 
     def _embed(self, texts: list[str], *, is_query: bool) -> list[list[float]]:
