@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from batches.phones import PhoneNumberError, normalize_phone
+from voiceplatform.phones import PhoneNumberError, normalize_phone
 from calls.carriers import (
     Carrier,
     CarrierError,
