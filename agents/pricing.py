@@ -1,6 +1,6 @@
 """What an AI provider session cost, from the usage the bridge reported.
 
-Pure: no Django, no I/O. ``calls.services.record_provider_cost`` feeds it a call's
+Pure: no Django, no I/O. ``calls.services.costs.record_provider_cost`` feeds it a call's
 usage (``BridgeMetrics.usage`` as flattened by ``agents.bridges.base.merge_usage``,
 plus ``session_ms``) and the configured price table; it returns a
 :class:`CostEstimate` with one line per billed kind of token (or per minute), the

@@ -26,8 +26,8 @@ class BatchesConfig(AppConfig):
 
     def ready(self) -> None:
         # The org's do-not-call list guards every outbound path (API, batch,
-        # schedule) through the one check calls.services runs before dialling.
-        from calls.services import register_do_not_call_check
+        # schedule) through the one check calls.services.placement runs before dialling.
+        from calls.services.placement import register_do_not_call_check
         from orgs.signals import audit_recorded
 
         from batches.services import do_not_call_reason

@@ -46,7 +46,8 @@ from batches.models import (
 from batches.services import do_not_call_reason
 from batches.windows import CallingWindow, next_allowed
 from calls.models import LIVE, AnsweredBy, Call, Status
-from calls.services import CallError, CarrierUnavailable, ConcurrencyLimitReached, DoNotCall, place_outbound_call
+from calls.services.errors import CallError, CarrierUnavailable, ConcurrencyLimitReached, DoNotCall
+from calls.services.placement import place_outbound_call
 from orgs.services import SYSTEM, record_audit
 
 logger = logging.getLogger(__name__)

@@ -67,7 +67,7 @@ class BatchError(Exception):
 
 
 def do_not_call_reason(org: Organization, e164: str) -> str | None:
-    """The hook calls.services runs before every outbound dial."""
+    """The hook calls.services.placement runs before every outbound dial."""
     if DoNotCallNumber.objects.for_org(org).filter(e164=e164).exists():
         return "the number is on the organisation's do-not-call list"
     return None

@@ -9,7 +9,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from calls import services
+from calls.services.control import delete_call, hangup_call
+from calls.services.errors import CallError
+from calls.services.numbers import (
+    check_new_phone_number,
+    create_phone_number,
+    delete_phone_number,
+    update_phone_number,
+)
 from calls.analysis import request_analysis
 from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
 from orgs.models import Organization, Role
@@ -19,7 +26,7 @@ from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org
 
 class PhoneNumberAdminForm(forms.ModelForm):
     """Adding a number checks, through the carrier's API, that the org's account holds
-    it (``services.check_new_phone_number``); its errors land on the field at fault."""
+    it (``check_new_phone_number``); its errors land on the field at fault."""
 
     org: Organization | None = None  # set per request by PhoneNumberAdmin.get_form
 
@@ -35,10 +42,10 @@ class PhoneNumberAdminForm(forms.ModelForm):
         if org is None:
             raise forms.ValidationError("Pick the organisation the number belongs to.")
         try:
-            number, _held = services.check_new_phone_number(org, e164=data.get("e164", ""),
-                                                            carrier=data.get("carrier", ""),
-                                                            inbound_agent=data.get("inbound_agent"))
-        except services.CallError as exc:
+            number, _held = check_new_phone_number(org, e164=data.get("e164", ""),
+                                                   carrier=data.get("carrier", ""),
+                                                   inbound_agent=data.get("inbound_agent"))
+        except CallError as exc:
             field = exc.field if exc.field in self.fields else None
             self.add_error(field, exc.message.removeprefix(f"{field}: ") if field else exc.message)
             return data
@@ -53,8 +60,8 @@ class PhoneNumberAdmin(OrgScopedAdmin):
 
     form = PhoneNumberAdminForm
     admin_write_role = Role.ADMIN
-    delete_service = services.delete_phone_number
-    delete_errors = (services.CallError,)
+    delete_service = delete_phone_number
+    delete_errors = (CallError,)
     list_display = ["e164", "label", "carrier", "inbound_agent", "webhooks_configured_at"]
     list_filter = ["carrier"]
     search_fields = ["e164", "label"]
@@ -84,20 +91,20 @@ class PhoneNumberAdmin(OrgScopedAdmin):
         data = form.cleaned_data
         if change:
             fresh = PhoneNumber.objects.get(pk=obj.pk)
-            saved = services.update_phone_number(fresh, actor, label=data.get("label", fresh.label),
-                                                 inbound_agent=data.get("inbound_agent"))
+            saved = update_phone_number(fresh, actor, label=data.get("label", fresh.label),
+                                        inbound_agent=data.get("inbound_agent"))
         else:
             org = data.get("org") or form.org
-            saved = services.create_phone_number(org, actor, e164=data["e164"], carrier=data["carrier"],
-                                                 label=data.get("label", ""), inbound_agent=data.get("inbound_agent"))
+            saved = create_phone_number(org, actor, e164=data["e164"], carrier=data["carrier"],
+                                        label=data.get("label", ""), inbound_agent=data.get("inbound_agent"))
         obj.pk, obj.public_id = saved.pk, saved.public_id
 
     def delete_model(self, request: HttpRequest, obj: PhoneNumber) -> None:
-        services.delete_phone_number(obj, Actor.from_request(request))
+        delete_phone_number(obj, Actor.from_request(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PhoneNumber]) -> None:
         for number in queryset:
-            services.delete_phone_number(number, Actor.from_request(request))
+            delete_phone_number(number, Actor.from_request(request))
 
 
 class TranscriptTurnInline(OrgScopedInline):
@@ -144,8 +151,8 @@ class CallAdmin(OrgScopedAdmin):
     # As the API: deleting needs an admin, and the service refuses a live call (its
     # phone leg would stay open and billing).
     admin_delete_role = Role.ADMIN
-    delete_service = services.delete_call
-    delete_errors = (services.CallError,)
+    delete_service = delete_call
+    delete_errors = (CallError,)
     # Calls are made by the platform, never typed in; the admin reads and acts on them.
     readonly_fields = [f.name for f in Call._meta.fields if f.name not in ("id",)]
 
@@ -158,9 +165,9 @@ class CallAdmin(OrgScopedAdmin):
         done = 0
         for call in queryset.filter(status__in=["queued", "ringing", "in_progress"]):
             try:
-                services.hangup_call(call, actor)
+                hangup_call(call, actor)
                 done += 1
-            except services.CallError as exc:
+            except CallError as exc:
                 self.message_user(request, f"{call.public_id}: {exc.message}", messages.ERROR)
         self.message_user(request, f"Hang-up requested for {done} call(s).")
 

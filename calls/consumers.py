@@ -9,7 +9,7 @@ segment or `?token=`) is refused at the upgrade.
 
 The socket is accepted, then nothing reaches a call session until `start` has
 been authenticated: `claim(call_id, token, transport, claim_id)`
-(`calls.services.claim_stream`) checks the token and takes the call's one stream
+(`calls.services.streams.claim_stream`) checks the token and takes the call's one stream
 claim, in the database, so it holds across `web` processes. Only then is a
 session taken (one prepared while the phone rang, `calls.media.registry`) or
 built. A second socket with the same token while the first lives is closed with
@@ -30,9 +30,9 @@ Two deliberate departures from a stock `AsyncWebsocketConsumer`, both for the
   media path uses the database; `connect` (which does) still gets it.
 
 Dependencies are injected with `as_asgi(...)` keyword arguments; by default they
-are resolved lazily from `calls.services` (the carrier half of the app):
-`claim_stream`, `renew_stream_claim`, `release_stream_claim`,
-`load_session_context`, `record_session_result`.
+are resolved lazily from `calls.services`: `streams.claim_stream`,
+`streams.renew_stream_claim`, `streams.release_stream_claim`,
+`session.load_session_context`, `lifecycle.record_session_result`.
 """
 
 from __future__ import annotations
@@ -68,11 +68,11 @@ from calls.media.session import BridgeFactory, CallSession
 
 logger = logging.getLogger("calls.media")
 
-DEFAULT_CLAIM = "calls.services.claim_stream"
-DEFAULT_RENEW_CLAIM = "calls.services.renew_stream_claim"
-DEFAULT_RELEASE_CLAIM = "calls.services.release_stream_claim"
-DEFAULT_CONTEXT_LOADER = "calls.services.load_session_context"
-DEFAULT_ON_FINISH = "calls.services.record_session_result"
+DEFAULT_CLAIM = "calls.services.streams.claim_stream"
+DEFAULT_RENEW_CLAIM = "calls.services.streams.renew_stream_claim"
+DEFAULT_RELEASE_CLAIM = "calls.services.streams.release_stream_claim"
+DEFAULT_CONTEXT_LOADER = "calls.services.session.load_session_context"
+DEFAULT_ON_FINISH = "calls.services.lifecycle.record_session_result"
 
 # Sent before accept, a close code becomes an HTTP 403 on the upgrade; after it,
 # the client sees the code itself.
@@ -83,7 +83,7 @@ CLOSE_SERVER_ERROR = 1011
 # on open. Anything slower, or chattier, is not a stream we serve.
 START_TIMEOUT_S = 10.0
 MAX_MESSAGES_BEFORE_START = 50
-# Well inside calls.session_link.STREAM_CLAIM_LEASE (30 s).
+# Well inside calls.services.streams.STREAM_CLAIM_LEASE (30 s).
 STREAM_CLAIM_RENEW_S = 10.0
 
 _shared_batcher: VadBatcher | None = None

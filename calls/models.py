@@ -125,7 +125,7 @@ class Call(OrgScopedModel):
 
     variables = models.JSONField(default=dict, blank=True)
     stream_token_hash = models.CharField(max_length=64, blank=True, editable=False)
-    # The one media socket that holds this call's stream (calls.session_link.claim_stream):
+    # The one media socket that holds this call's stream (calls.services.streams.claim_stream):
     # its random id and lease. A socket that dies without releasing it (process killed)
     # stops renewing; the lease then lapses and the claim can be taken again.
     stream_claim = models.CharField(max_length=32, blank=True, editable=False)

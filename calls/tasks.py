@@ -33,7 +33,7 @@ def analyze_call(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
 @shared_task(base=OrgTask, bind=True, name="calls.finalize_call", acks_late=True)
 def finalize_call_task(self: OrgTask, org_public_id: str, call_public_id: str) -> bool:
     """The fallback for an ended call whose session never reported (idempotent)."""
-    from calls.services import finalize_call
+    from calls.services.lifecycle import finalize_call
 
     call = Call.objects.for_org(self.org).filter(public_id=call_public_id).first()
     return bool(call is not None and finalize_call(call))
@@ -42,18 +42,18 @@ def finalize_call_task(self: OrgTask, org_public_id: str, call_public_id: str) -
 @shared_task(name="calls.expire_stale_calls")
 def expire_stale_calls() -> int:
     """Beat, every minute (calls/migrations/0002): end calls whose final callback never came."""
-    from calls import services
+    from calls.services.lifecycle import expire_stale_calls as expire
 
-    return services.expire_stale_calls()
+    return expire()
 
 
 @shared_task(base=OrgTask, bind=True, name="calls.expire_unconnected_web_call", acks_late=True)
 def expire_unconnected_web_call_task(self: OrgTask, org_public_id: str, call_public_id: str) -> bool:
     """A minute after a web call starts: end it if its browser never connected (idempotent)."""
-    from calls import services
+    from calls.services.lifecycle import expire_unconnected_web_call
 
     call = Call.objects.for_org(self.org).filter(public_id=call_public_id).first()
-    return bool(call is not None and services.expire_unconnected_web_call(call))
+    return bool(call is not None and expire_unconnected_web_call(call))
 
 
 COST_ATTEMPTS = 6
@@ -63,14 +63,15 @@ COST_ATTEMPTS = 6
              default_retry_delay=60, acks_late=True)
 def fetch_call_cost(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
     """Ask the carrier what a finished call cost; retried while it has not priced it."""
-    from calls import services
+    from calls.services.costs import record_carrier_cost
+    from calls.services.errors import CarrierUnavailable
 
     call = Call.objects.for_org(self.org).select_related("org").filter(public_id=call_public_id).first()
     if call is None:
         return "missing"
     try:
-        priced = services.record_carrier_cost(call)
-    except services.CarrierUnavailable as exc:
+        priced = record_carrier_cost(call)
+    except CarrierUnavailable as exc:
         if not exc.retryable:
             return "failed"
         raise self.retry(exc=exc) from exc

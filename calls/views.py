@@ -17,11 +17,20 @@ from django.shortcuts import redirect
 from django.utils.dateparse import parse_date
 from django.views.generic import TemplateView
 
-from calls import selectors, services
+from calls import selectors
 from calls.analysis import request_analysis
 from calls.carriers import CARRIER_CHOICES
 from calls.models import Call, Direction, Recording, Status
-from calls.session_link import live_updates
+from calls.services.control import hangup_call, transfer_call
+from calls.services.errors import CallError
+from calls.services.numbers import (
+    create_phone_number,
+    delete_phone_number,
+    import_carrier_numbers,
+    update_phone_number,
+)
+from calls.services.placement import start_web_call
+from calls.services.timeline import live_updates
 from orgs.models import Role
 from voiceplatform.views import OrgViewMixin
 
@@ -82,19 +91,19 @@ class CallDetailView(OrgViewMixin, TemplateView):
         action = request.POST.get("action")
         try:
             if action == "hangup":
-                services.hangup_call(call, self.actor)
+                hangup_call(call, self.actor)
                 messages.success(request, "Hang-up requested.")
             elif action == "transfer":
-                services.transfer_call(call, request.POST.get("to", ""), self.actor)
+                transfer_call(call, request.POST.get("to", ""), self.actor)
                 messages.success(request, "Transfer requested.")
             elif action == "analyze":
                 if not call.turns.exists():
-                    raise services.CallError("the call has no transcript to analyse")
+                    raise CallError("the call has no transcript to analyse")
                 request_analysis(call, self.actor)
                 messages.success(request, "Analysis queued.")
             else:
                 messages.error(request, f"Unknown action {action!r}.")
-        except services.CallError as exc:
+        except CallError as exc:
             messages.error(request, exc.message)
         return redirect("calls:detail", public_id=call.public_id)
 
@@ -143,8 +152,8 @@ class WebCallView(OrgViewMixin, TemplateView):
         if agent is None:
             raise Http404("No such agent in this organisation.")
         try:
-            started = services.start_web_call(self.org, agent, self.actor, _variables(request.POST))
-        except services.CallError as exc:
+            started = start_web_call(self.org, agent, self.actor, _variables(request.POST))
+        except CallError as exc:
             return self.render_to_response(self.get_context_data(error=exc.message, selected=agent_id))
         return self.render_to_response(self.get_context_data(call=started.call, websocket_path=started.websocket_path,
                                                              stream_token=started.stream_token, agent=agent))
@@ -197,10 +206,10 @@ class NumberListView(OrgViewMixin, TemplateView):
         form = NumberForm(request.POST, org=self.org)
         if form.is_valid():
             try:
-                services.create_phone_number(self.org, self.actor, **form.cleaned_data)
+                create_phone_number(self.org, self.actor, **form.cleaned_data)
                 messages.success(request, "Number added.")
                 return redirect("calls:numbers")
-            except services.CallError as exc:
+            except CallError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return self.render_to_response(self.get_context_data(form=form))
 
@@ -209,9 +218,9 @@ class NumberListView(OrgViewMixin, TemplateView):
         if not form.is_valid():
             return self.render_to_response(self.get_context_data(import_form=form))
         try:
-            result = services.import_carrier_numbers(self.org, form.cleaned_data["carrier"], self.actor,
-                                                     configure_webhooks=form.cleaned_data["configure_webhooks"])
-        except services.CallError as exc:
+            result = import_carrier_numbers(self.org, form.cleaned_data["carrier"], self.actor,
+                                            configure_webhooks=form.cleaned_data["configure_webhooks"])
+        except CallError as exc:
             messages.error(request, exc.message)
             return redirect("calls:numbers")
         messages.success(request, f"Imported: {len(result.created)} new, {len(result.updated)} updated.")
@@ -225,7 +234,7 @@ class NumberListView(OrgViewMixin, TemplateView):
         if number is None:
             raise Http404("No such number in this organisation.")
         if "delete" in request.POST:
-            services.delete_phone_number(number, self.actor)
+            delete_phone_number(number, self.actor)
             messages.success(request, "Number removed.")
             return redirect("calls:numbers")
         agent_id = request.POST.get("inbound_agent") or ""
@@ -233,7 +242,7 @@ class NumberListView(OrgViewMixin, TemplateView):
         if agent_id and agent is None:
             messages.error(request, "No such agent in this organisation.")
             return redirect("calls:numbers")
-        services.update_phone_number(number, self.actor, inbound_agent=agent)
+        update_phone_number(number, self.actor, inbound_agent=agent)
         messages.success(request, "Number updated.")
         return redirect("calls:numbers")
 

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from calls import webhooks
 from calls.carriers import WebhookRequest
-from calls.session_link import prepare_session_early
+from calls.services.session import prepare_session_early
 
 
 def to_webhook_request(request: HttpRequest) -> WebhookRequest:

@@ -49,16 +49,23 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from calls import services
 from calls.carriers import (
     CARRIERS,
     AnsweredBy,
     Carrier,
+    CarrierError,
     InboundCall,
     WebhookParseError,
     WebhookRequest,
 )
 from calls.models import Call, Direction, PhoneNumber, Status
+from calls.services.base import carrier_for
+from calls.services.control import APOLOGY_MESSAGE
+from calls.services.errors import CallError
+from calls.services.lifecycle import transition
+from calls.services.placement import lock_org_and_count_live
+from calls.services.streams import issue_stream_target
+from calls.services.timeline import add_event
 from orgs.models import Organization
 from orgs.services import SYSTEM, record_audit
 
@@ -107,13 +114,13 @@ def _record_refusal(kind: str, carrier_name: str, request: WebhookRequest, *, st
         limit = settings.WEBHOOK_REFUSALS_RECORDED_PER_MINUTE
         if seen > limit:
             if seen == limit + 1:
-                services.add_event(None, "webhook.refusals_suppressed", source="carrier", org=org,
-                                   carrier=carrier_name, refused_kind=kind, limit=limit,
-                                   window_start=datetime.fromtimestamp(window * REFUSAL_WINDOW_S, tz=UTC).isoformat())
+                add_event(None, "webhook.refusals_suppressed", source="carrier", org=org,
+                          carrier=carrier_name, refused_kind=kind, limit=limit,
+                          window_start=datetime.fromtimestamp(window * REFUSAL_WINDOW_S, tz=UTC).isoformat())
                 logger.warning("webhook.refusals_suppressed", extra={"kind": kind, "carrier": carrier_name,
                                                                     "limit": limit})
             return
-    services.add_event(call, kind, source="carrier", org=org, carrier=carrier_name, path=request.path, **data)
+    add_event(call, kind, source="carrier", org=org, carrier=carrier_name, path=request.path, **data)
     logger.warning("webhook.refused", extra={"kind": kind, "carrier": carrier_name, "status": status,
                                              "call": str(call.public_id) if call else None})
 
@@ -181,8 +188,8 @@ def _find_call(carrier_name: str, request: WebhookRequest, id_field: str) -> Cal
 
 def _verified_carrier(carrier_name: str, request: WebhookRequest, call: Call) -> Carrier | WebhookReply:
     try:
-        carrier = services.carrier_for(call.org, carrier_name)
-    except services.CallError:
+        carrier = carrier_for(call.org, carrier_name)
+    except CallError:
         return _refuse(403, "webhook.no_credential", carrier_name, request, call=call)
     if not carrier.verify_webhook(request):
         return _refuse(403, "webhook.bad_signature", carrier_name, request, call=call,
@@ -224,8 +231,8 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
         return _xml(carrier_name, carrier_cls.reject_markup())
     org = number.org
     try:
-        carrier = services.carrier_for(org, carrier_name)
-    except services.CallError:
+        carrier = carrier_for(org, carrier_name)
+    except CallError:
         return _refuse(403, "webhook.no_credential", carrier_name, request, org=org)
     if not carrier.verify_webhook(request):
         return _refuse(403, "webhook.bad_signature", carrier_name, request, org=org,
@@ -242,8 +249,8 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
 
     agent = number.inbound_agent
     if agent is None:
-        services.add_event(None, "call.rejected_no_agent", source="carrier", org=org,
-                           number=str(number.public_id))
+        add_event(None, "call.rejected_no_agent", source="carrier", org=org,
+                  number=str(number.public_id))
         return _xml(carrier_name, carrier_cls.reject_markup())
     from calls.agent_link import AgentUnusable, inbound_variables, inbound_version
 
@@ -251,8 +258,8 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
     try:
         version = inbound_version(agent, variables)
     except AgentUnusable as exc:
-        services.add_event(None, "call.rejected_agent_not_ready", source="carrier", org=org,
-                           agent=str(agent.public_id), reason=str(exc)[:500])
+        add_event(None, "call.rejected_agent_not_ready", source="carrier", org=org,
+                  agent=str(agent.public_id), reason=str(exc)[:500])
         return _xml(carrier_name, carrier_cls.reject_markup())
 
     try:
@@ -267,7 +274,7 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
         return _answer_repeat(carrier_name, request, carrier, number, holder)
     if over_limit:
         return _xml(carrier_name, carrier_cls.say_and_hangup_markup(BUSY_MESSAGE))
-    return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(call, direction="inbound")),
+    return _xml(carrier_name, carrier.stream_markup(issue_stream_target(call, direction="inbound")),
                 prepare=call)
 
 
@@ -282,8 +289,8 @@ def _answer_repeat(carrier_name: str, request: WebhookRequest, carrier: Carrier,
         return _refuse_call_id_conflict(carrier_name, request, number.org, existing)
     if existing.is_final or existing.status == Status.FAILED:
         return _xml(carrier_name, CARRIERS[carrier_name].say_and_hangup_markup(BUSY_MESSAGE))
-    services.add_event(existing, "webhook.repeated", source="carrier")
-    return _xml(carrier_name, carrier.stream_markup(services.issue_stream_target(existing, direction="inbound")))
+    add_event(existing, "webhook.repeated", source="carrier")
+    return _xml(carrier_name, carrier.stream_markup(issue_stream_target(existing, direction="inbound")))
 
 
 def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, version: Any,
@@ -292,7 +299,7 @@ def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, ver
     limit). Raises IntegrityError when another call already holds the carrier id."""
     now = timezone.now()
     with transaction.atomic():
-        live = services._lock_org_and_count_live(org)
+        live = lock_org_and_count_live(org)
         over_limit = live >= org.max_concurrent_calls
         call = Call.objects.create(
             org=org, direction=Direction.INBOUND, from_number=inbound.from_, to_number=number.e164,
@@ -302,14 +309,14 @@ def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, ver
             queued_at=now, ringing_at=now, ended_at=now if over_limit else None,
             end_reason="concurrency_limit" if over_limit else "",
         )
-        services.add_event(call, "call.inbound", source="carrier")
+        add_event(call, "call.inbound", source="carrier")
         record_audit(org, SYSTEM, "call.received", call, {"carrier": carrier_name})
         if over_limit:
-            services.add_event(call, "call.rejected_concurrency_limit", limit=org.max_concurrent_calls)
+            add_event(call, "call.rejected_concurrency_limit", limit=org.max_concurrent_calls)
         else:
             # Answering with stream markup answers the call; carriers send no separate
             # "answered" callback for inbound calls.
-            services.transition(call, Status.IN_PROGRESS)
+            transition(call, Status.IN_PROGRESS)
     return call, over_limit
 
 
@@ -334,11 +341,11 @@ def handle_plivo_answer(request: WebhookRequest) -> WebhookReply:
                 return _refuse_call_id_conflict("plivo", request, call.org, holder, call=call)
         elif answered.carrier_call_id != call.carrier_call_id:
             return _refuse(400, "webhook.call_id_mismatch", "plivo", request, call=call)
-        services.transition(call, Status.IN_PROGRESS)
+        transition(call, Status.IN_PROGRESS)
     if call.is_final:
         # Cancelled while it rang: end the leg rather than start a stream.
         return _xml("plivo", carrier.say_and_hangup_markup("Goodbye."))
-    return _xml("plivo", carrier.stream_markup(services.issue_stream_target(call, direction="outbound")),
+    return _xml("plivo", carrier.stream_markup(issue_stream_target(call, direction="outbound")),
                 prepare=call)
 
 
@@ -362,7 +369,7 @@ def apply_status_callback(carrier_name: str, request: WebhookRequest) -> Webhook
                 return _refuse_call_id_conflict(carrier_name, request, locked.org, holder, call=locked)
         elif locked.carrier_call_id and update.carrier_call_id != locked.carrier_call_id:
             return _refuse(400, "webhook.call_id_mismatch", carrier_name, request, call=locked)
-        services.transition(
+        transition(
             locked, update.status.value, duration_s=update.duration_s, end_reason=update.end_reason,
             answered_by=update.answered_by.value if update.answered_by else "", sequence=update.sequence,
         )
@@ -397,8 +404,8 @@ def apply_machine_detection(carrier_name: str, request: WebhookRequest) -> Webho
             return WebhookReply(204)
         locked.answered_by = result.answered_by.value
         locked.save(update_fields=["answered_by", "updated_at"])
-        services.add_event(locked, "amd.result", source="carrier", answered_by=result.answered_by.value,
-                           detail=result.raw)
+        add_event(locked, "amd.result", source="carrier", answered_by=result.answered_by.value,
+                  detail=result.raw)
         action, message = "none", ""
         if result.answered_by is AnsweredBy.MACHINE and not locked.is_final and result.message_ended:
             action, message = voicemail_policy(locked)
@@ -416,10 +423,10 @@ def apply_machine_detection(carrier_name: str, request: WebhookRequest) -> Webho
                                              message=message)
         else:
             carrier.hangup(locked.carrier_call_id)
-    except services.CarrierError as exc:
-        services.add_event(locked, "carrier.voicemail_failed", error=str(exc)[:500])
+    except CarrierError as exc:
+        add_event(locked, "carrier.voicemail_failed", error=str(exc)[:500])
         return WebhookReply(204)
-    services.add_event(locked, f"voicemail.{action}")
+    add_event(locked, f"voicemail.{action}")
     record_audit(locked.org, SYSTEM, f"call.voicemail_{action}", locked, {})
     return WebhookReply(204)
 
@@ -442,7 +449,7 @@ def handle_plivo_action(request: WebhookRequest) -> WebhookReply:
         caller_id = call.to_number if call.direction == Direction.INBOUND else call.from_number
         return _xml("plivo", carrier.dial_markup(call.transfer_to, caller_id.lstrip("+")))
     if action == "message":
-        return _xml("plivo", carrier.say_and_hangup_markup(call.pending_message or services.APOLOGY_MESSAGE))
+        return _xml("plivo", carrier.say_and_hangup_markup(call.pending_message or APOLOGY_MESSAGE))
     return _refuse(400, "webhook.unknown_action", "plivo", request, call=call, action=action[:32])
 
 

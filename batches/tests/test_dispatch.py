@@ -26,7 +26,8 @@ from batches.services import (
 )
 from batches.tests.helpers import end_call, make_batch, us_numbers
 from calls.models import Call
-from calls.services import DoNotCall, place_outbound_call
+from calls.services.errors import DoNotCall
+from calls.services.placement import place_outbound_call
 from orgs.models import AuditLog
 from orgs.services import SYSTEM
 

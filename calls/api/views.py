@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from calls import selectors, services
+from calls import selectors
 from calls.analysis import request_analysis
 from calls.api.serializers import (
     CallCreateSerializer,
@@ -27,7 +27,16 @@ from calls.api.serializers import (
     WebCallCreateSerializer,
 )
 from calls.models import Call, PhoneNumber, Recording, Status
-from calls.session_link import prepare_session_early
+from calls.services.control import delete_call, hangup_call, send_call_dtmf, transfer_call
+from calls.services.errors import CallError, CarrierUnavailable, ConcurrencyLimitReached
+from calls.services.numbers import (
+    create_phone_number,
+    delete_phone_number,
+    import_carrier_numbers,
+    update_phone_number,
+)
+from calls.services.placement import place_outbound_call, start_web_call
+from calls.services.session import prepare_session_early
 from orgs.models import Role
 from voiceplatform.api import OrgScopedViewSet
 
@@ -35,19 +44,19 @@ from voiceplatform.api import OrgScopedViewSet
 class CallApiError(exceptions.APIException):
     status_code = 400
 
-    def __init__(self, error: services.CallError, status_code: int = 400) -> None:
+    def __init__(self, error: CallError, status_code: int = 400) -> None:
         super().__init__(detail=error.message, code=error.code)
         self.status_code = status_code
 
 
-def _raise(error: services.CallError) -> None:
+def _raise(error: CallError) -> None:
     if error.field:
         # The service message reads "field: why"; under "fields" the name is the key already.
         message = error.message.removeprefix(f"{error.field}: ")
         raise exceptions.ValidationError({error.field: [message]}, code=error.code)
     status_code = {
-        services.ConcurrencyLimitReached: 429,
-        services.CarrierUnavailable: 502,
+        ConcurrencyLimitReached: 429,
+        CarrierUnavailable: 502,
     }.get(type(error), 400)
     raise CallApiError(error, status_code)
 
@@ -124,11 +133,11 @@ class CallViewSet(OrgScopedViewSet):
         data = serializer.validated_data
         key = data.get("idempotency_key") or request.headers.get("Idempotency-Key", "")
         try:
-            call = services.place_outbound_call(
+            call = place_outbound_call(
                 request.org, data["agent"], data["to"], data["from_number"], data["variables"], self.actor,
                 idempotency_key=key,
             )
-        except services.CallError as exc:
+        except CallError as exc:
             _raise(exc)
         if call.status == Status.QUEUED:
             # The greeting is ready by the time the callee answers.
@@ -148,9 +157,9 @@ class CallViewSet(OrgScopedViewSet):
         serializer = WebCallCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         try:
-            started = services.start_web_call(request.org, serializer.validated_data["agent"], self.actor,
-                                              serializer.validated_data["variables"])
-        except services.CallError as exc:
+            started = start_web_call(request.org, serializer.validated_data["agent"], self.actor,
+                                     serializer.validated_data["variables"])
+        except CallError as exc:
             _raise(exc)
         fresh = selectors.call_detail(request.org, started.call.public_id)
         body = CallDetailSerializer(fresh, context=self.get_serializer_context()).data
@@ -159,15 +168,15 @@ class CallViewSet(OrgScopedViewSet):
 
     def perform_destroy(self, instance: Call) -> None:
         try:
-            services.delete_call(instance, self.actor)
-        except services.CallError as exc:
+            delete_call(instance, self.actor)
+        except CallError as exc:
             _raise(exc)
 
     def _control(self, request: Request, operation: Any, call: Call | None = None) -> Response:
         call = call if call is not None else self.get_object()
         try:
             operation(call)
-        except services.CallError as exc:
+        except CallError as exc:
             _raise(exc)
         fresh = selectors.call_detail(request.org, call.public_id)
         return Response(CallDetailSerializer(fresh, context=self.get_serializer_context()).data)
@@ -175,7 +184,7 @@ class CallViewSet(OrgScopedViewSet):
     @extend_schema(request=None, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])
     def hangup(self, request: Request, public_id: str) -> Response:
-        return self._control(request, lambda call: services.hangup_call(call, self.actor))
+        return self._control(request, lambda call: hangup_call(call, self.actor))
 
     @extend_schema(request=TransferSerializer, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])
@@ -183,8 +192,8 @@ class CallViewSet(OrgScopedViewSet):
         call = self.get_object()  # another org's call is a 404 whatever the body holds
         serializer = TransferSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self._control(request, lambda call: services.transfer_call(call, serializer.validated_data["to"],
-                                                                          self.actor), call)
+        return self._control(request, lambda call: transfer_call(call, serializer.validated_data["to"],
+                                                                 self.actor), call)
 
     @extend_schema(request=DtmfSerializer, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])
@@ -193,7 +202,7 @@ class CallViewSet(OrgScopedViewSet):
         call = self.get_object()  # another org's call is a 404 whatever the body holds
         serializer = DtmfSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self._control(request, lambda call: services.send_call_dtmf(
+        return self._control(request, lambda call: send_call_dtmf(
             call, serializer.validated_data["digits"], self.actor), call)
 
     @extend_schema(request=None, responses=CallDetailSerializer)
@@ -202,7 +211,7 @@ class CallViewSet(OrgScopedViewSet):
         """Re-run the post-call analysis (replaces the stored result when done)."""
         def run(call: Call) -> None:
             if not call.turns.exists():
-                raise services.CallError("the call has no transcript to analyse")
+                raise CallError("the call has no transcript to analyse")
             request_analysis(call, self.actor)
 
         return self._control(request, run)
@@ -239,11 +248,11 @@ class PhoneNumberViewSet(OrgScopedViewSet):
         if missing:
             raise exceptions.ValidationError({name: ["This field is required."] for name in missing})
         try:
-            number = services.create_phone_number(
+            number = create_phone_number(
                 request.org, self.actor, e164=data["e164"], carrier=data["carrier"], label=data.get("label", ""),
                 inbound_agent=data.get("inbound_agent"),
             )
-        except services.CallError as exc:
+        except CallError as exc:
             _raise(exc)
         return Response(PhoneNumberSerializer(number).data, status=status.HTTP_201_CREATED)
 
@@ -258,8 +267,8 @@ class PhoneNumberViewSet(OrgScopedViewSet):
             raise exceptions.ValidationError({name: ["cannot be changed; delete and re-add the number"]
                                               for name in fixed})
         try:
-            services.update_phone_number(number, self.actor, **data)
-        except services.CallError as exc:
+            update_phone_number(number, self.actor, **data)
+        except CallError as exc:
             _raise(exc)
         return Response(PhoneNumberSerializer(number).data)
 
@@ -267,7 +276,7 @@ class PhoneNumberViewSet(OrgScopedViewSet):
         raise exceptions.MethodNotAllowed("PUT")
 
     def perform_destroy(self, instance: PhoneNumber) -> None:
-        services.delete_phone_number(instance, self.actor)
+        delete_phone_number(instance, self.actor)
 
     @extend_schema(request=ImportNumbersSerializer, responses={200: PhoneNumberSerializer(many=True)})
     @action(detail=False, methods=["post"], url_path="import")
@@ -276,11 +285,11 @@ class PhoneNumberViewSet(OrgScopedViewSet):
         serializer = ImportNumbersSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            result = services.import_carrier_numbers(
+            result = import_carrier_numbers(
                 request.org, serializer.validated_data["carrier"], self.actor,
                 configure_webhooks=serializer.validated_data["configure_webhooks"],
             )
-        except services.CallError as exc:
+        except CallError as exc:
             _raise(exc)
         return Response({
             "created": PhoneNumberSerializer(result.created, many=True).data,

@@ -1,7 +1,7 @@
 """What a call session needs going in (`SessionContext`) and hands back at the
 end (`SessionResult`). Plain dataclasses: the session never touches Django
-models; `calls.services` builds the context from the database and persists the
-result (`record_session_result`)."""
+models; `calls.services.session` builds the context from the database and
+`calls.services.lifecycle.record_session_result` persists the result."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Beat runs ``calls.expire_stale_calls`` every minute (see calls.services.expire_stale_calls)."""
+"""Beat runs ``calls.expire_stale_calls`` every minute (see calls.services.lifecycle.expire_stale_calls)."""
 
 from __future__ import annotations
 

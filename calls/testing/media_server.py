@@ -36,7 +36,7 @@ class StreamUrl(str):
 
 class InMemoryCalls:
     """The hooks the consumers need, backed by dicts (thread-safe): the stream gate
-    (one live socket per call, as `calls.session_link.claim_stream` does in the
+    (one live socket per call, as `calls.services.streams.claim_stream` does in the
     database), the context loader and the result sink."""
 
     def __init__(self) -> None:

@@ -16,11 +16,12 @@ from agents.pricing import parse_price_overrides
 from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn
 from agents.testing.usage_reports import OPENAI_RESPONSE_USAGE
-from calls import services
 from calls.audio.mulaw import array_to_mulaw
 from calls.media.result import SessionContext, SessionResult, TranscriptTurn
 from calls.models import Call, CallEvent, Status
-from calls.session_link import record_session_result_sync
+from calls.services.costs import record_carrier_cost, record_provider_cost
+from calls.services.lifecycle import record_session_result_sync, transition
+from calls.services.placement import place_outbound_call
 from calls.testing.media_client import CarrierMediaClient
 from calls.testing.media_server import MediaTestServer
 from calls.testing.signals import tone
@@ -63,8 +64,8 @@ def test_openai_call_cost_from_session_to_api_and_dashboard(fake_twilio: Any, tw
     set_provider_credential(org, SYSTEM, "openai", {"api_key": "sk-test"})
     agent = make_ready_agent(org, name="Clinic", provider="openai_realtime", model="gpt-realtime-mini",
                              voice="marin")
-    call = services.place_outbound_call(org, agent, "+14155557777", twilio_number, {}, Actor(user=owner_a))
-    services.transition(call, Status.IN_PROGRESS)
+    call = place_outbound_call(org, agent, "+14155557777", twilio_number, {}, Actor(user=owner_a))
+    transition(call, Status.IN_PROGRESS)
 
     result = _run_openai_session(call, OPENAI_RESPONSE_USAGE)
     assert result.usage["provider"] == "openai_realtime"
@@ -95,7 +96,7 @@ def test_openai_call_cost_from_session_to_api_and_dashboard(fake_twilio: Any, tw
         "kind": "audio_input", "quantity": 92, "unit": "1M tokens", "unit_price": "10.00", "subtotal": "0.00092"}
 
     fake_twilio.price_call(call.carrier_call_id, "-0.01300")
-    assert services.record_carrier_cost(call)
+    assert record_carrier_cost(call)
     body = api(owner_a).get(url).json()
     assert (body["provider_cost"], body["carrier_cost"], body["total_cost"]) == ("0.00157", "0.01300", "0.01457")
     listed = api(owner_a).get("/api/v1/calls/").json()["results"]
@@ -180,7 +181,7 @@ def test_repricing_replaces_the_figures(org_a: Any, settings: Any) -> None:
     record_session_result_sync(str(call.public_id), _result({"provider": "hume_evi"}, duration_ms=600_000))
     assert CallEvent.objects.filter(call=call, kind="cost.provider").count() == 1
     settings.PROVIDER_PRICES = parse_price_overrides({"hume_evi": {"*": {"per_minute": "0.04"}}})
-    assert services.record_provider_cost(call) == Decimal("0.04000")
+    assert record_provider_cost(call) == Decimal("0.04000")
     call.refresh_from_db()
     assert call.provider_cost == Decimal("0.04000")
     assert call.cost_breakdown["provider"]["lines"][0]["unit_price"] == "0.04"

@@ -177,7 +177,7 @@ class TestNumbersApi:
 
 class TestWebCallsApi:
     def test_start_a_web_call(self, api: Any, editor_a: Any, viewer_a: Any, outsider: Any, agent_a: Any) -> None:
-        from calls.session_link import authorize_stream_sync
+        from calls.services.streams import authorize_stream_sync
 
         response = api(editor_a).post("/api/v1/calls/web/", {"agent": str(agent_a.public_id)}, format="json")
         assert response.status_code == 201, response.json()

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.base import ContentFile
 
 from calls.models import PhoneNumber, Recording, TranscriptTurn
-from calls.session_link import push_live_update
+from calls.services.timeline import push_live_update
 from calls.tests.calls_fixtures import *  # noqa: F403
 from calls.tests.factories import make_call, make_phone_number
 
@@ -100,7 +100,7 @@ def test_import_from_the_dashboard(login: Any, admin_a: Any, fake_twilio: Any, t
 def test_web_call_page_starts_a_browser_call(login: Any, editor_a: Any, viewer_a: Any, outsider: Any,
                                              agent_a: Any) -> None:
     from calls.models import Call
-    from calls.session_link import authorize_stream_sync
+    from calls.services.streams import authorize_stream_sync
 
     page = login(editor_a).get(f"/calls/web/?agent={agent_a.public_id}").content.decode()
     assert f'value="{agent_a.public_id}" selected' in page

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from calls import services
 from calls.models import Call, Status
-from calls.session_link import record_session_result_sync
+from calls.services.lifecycle import record_session_result_sync, transition
 from calls.tasks import finalize_call_task
 from calls.tests.calls_fixtures import *  # noqa: F403
 from calls.tests.test_calls_session_link import _placed, _result
@@ -28,10 +27,10 @@ def _actions(call: Call) -> list[str]:
 def test_ended_is_sent_once_after_the_transcript_is_stored(fake_twilio: Any, twilio_number: Any, agent_a: Any,
                                                            owner_a: Any) -> None:
     call = _placed(twilio_number, agent_a, owner_a)
-    services.transition(call, Status.IN_PROGRESS)
+    transition(call, Status.IN_PROGRESS)
     assert "call.answered" in _actions(call)
     # the carrier reports the hang-up before the session has written the transcript
-    services.transition(call, Status.COMPLETED, duration_s=9)
+    transition(call, Status.COMPLETED, duration_s=9)
     assert "call.finalized" not in _actions(call)
     record_session_result_sync(str(call.public_id), _result(call))
     assert _actions(call).count("call.finalized") == 1
@@ -61,7 +60,7 @@ def test_ended_is_sent_once_after_the_transcript_is_stored(fake_twilio: Any, twi
 def test_unanswered_call_ends_at_once_as_failed(fake_twilio: Any, twilio_number: Any, agent_a: Any,
                                                owner_a: Any) -> None:
     call = _placed(twilio_number, agent_a, owner_a)
-    services.transition(call, Status.NO_ANSWER)
+    transition(call, Status.NO_ANSWER)
     entry = AuditLog.objects.get(action="call.finalized", target_id=str(call.public_id))
     assert event_type_for(entry) == "call.failed"
 
@@ -69,8 +68,8 @@ def test_unanswered_call_ends_at_once_as_failed(fake_twilio: Any, twilio_number:
 def test_answered_call_without_a_session_report_is_finalized_by_the_fallback(
         fake_twilio: Any, twilio_number: Any, agent_a: Any, owner_a: Any) -> None:
     call = _placed(twilio_number, agent_a, owner_a)
-    services.transition(call, Status.IN_PROGRESS)
-    services.transition(call, Status.COMPLETED)
+    transition(call, Status.IN_PROGRESS)
+    transition(call, Status.COMPLETED)
     assert "call.finalized" not in _actions(call)
     assert finalize_call_task(str(call.org.public_id), str(call.public_id)) is True
     assert _actions(call).count("call.finalized") == 1

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from calls import services
 from calls.models import Call, CallEvent
-from calls.session_link import authorize_stream_sync
+from calls.services.costs import record_carrier_cost
+from calls.services.placement import place_outbound_call, register_do_not_call_check, unregister_do_not_call_check
+from calls.services.streams import authorize_stream_sync
 from calls.tests.calls_fixtures import *  # noqa: F403
 from calls.tests.calls_fixtures import PUBLIC, post_plivo, post_twilio
 from calls.tests.factories import make_ready_agent
@@ -102,11 +103,11 @@ class TestPlaceTwilio:
         def blocked(org: Any, number: str) -> str | None:
             return "the number is on the do-not-call list" if number == CALLEE else None
 
-        services.register_do_not_call_check(blocked)
+        register_do_not_call_check(blocked)
         try:
             response = _place(api(owner_a), agent_a, twilio_number)
         finally:
-            services.unregister_do_not_call_check(blocked)
+            unregister_do_not_call_check(blocked)
         assert response.status_code == 400 and "do-not-call" in response.json()["error"]["fields"]["to"][0]
         assert fake_twilio.requests == []
 
@@ -238,7 +239,7 @@ def test_stale_calls_are_ended_and_their_legs_hung_up(fake_twilio: Any, twilio_n
     from orgs.services import Actor
 
     def placed(minutes_ago: int, answered_minutes_ago: int | None = None) -> Call:
-        call = services.place_outbound_call(twilio_number.org, agent_a, CALLEE, twilio_number, {}, Actor(user=owner_a))
+        call = place_outbound_call(twilio_number.org, agent_a, CALLEE, twilio_number, {}, Actor(user=owner_a))
         now = timezone.now()
         Call.objects.filter(pk=call.pk).update(
             created_at=now - timedelta(minutes=minutes_ago),
@@ -269,18 +270,18 @@ def test_carrier_cost_is_fetched_once_priced(fake_twilio: Any, fake_plivo: Any, 
     from calls.tests.factories import make_call, make_phone_number
     from orgs.services import Actor
 
-    call = services.place_outbound_call(twilio_number.org, agent_a, CALLEE, twilio_number, {}, Actor(user=owner_a))
-    assert services.record_carrier_cost(call) is False  # not priced yet: the task retries
+    call = place_outbound_call(twilio_number.org, agent_a, CALLEE, twilio_number, {}, Actor(user=owner_a))
+    assert record_carrier_cost(call) is False  # not priced yet: the task retries
     fake_twilio.price_call(call.carrier_call_id, "-0.01300")
-    assert services.record_carrier_cost(call) is True
+    assert record_carrier_cost(call) is True
     call.refresh_from_db()
     assert (call.carrier_cost, call.cost_currency) == (Decimal("0.01300"), "USD")
 
     store_credential(twilio_number.org, "plivo", fake_plivo.credentials)
     plivo_number = make_phone_number(twilio_number.org, carrier="plivo")
-    placed = services.place_outbound_call(twilio_number.org, agent_a, CALLEE, plivo_number, {}, Actor(user=owner_a))
+    placed = place_outbound_call(twilio_number.org, agent_a, CALLEE, plivo_number, {}, Actor(user=owner_a))
     (dial,) = fake_plivo.calls.values()
     plivo_call = make_call(twilio_number.org, carrier="plivo", carrier_call_id=dial["call_uuid"])
     fake_plivo.price_call(dial["call_uuid"], "0.0170")
-    assert services.record_carrier_cost(plivo_call) and plivo_call.carrier_cost == Decimal("0.0170")
+    assert record_carrier_cost(plivo_call) and plivo_call.carrier_cost == Decimal("0.0170")
     assert placed.carrier_request_id == dial["request_uuid"]

@@ -11,19 +11,13 @@ from typing import Any
 
 import pytest
 
-from calls import services
 from calls.media.result import SessionEvent, SessionResult, TranscriptTurn
 from calls.models import Call, CallEvent, Recording
-from calls.session_link import (
-    authorize_stream,
-    build_session_context,
-    load_session_context,
-    push_live_update,
-    record_session_result,
-    live_updates,
-    record_session_result_sync,
-    recording_temp_path,
-)
+from calls.services.lifecycle import record_session_result, record_session_result_sync
+from calls.services.placement import place_outbound_call
+from calls.services.session import build_session_context, load_session_context, recording_temp_path
+from calls.services.streams import authorize_stream, issue_stream_target
+from calls.services.timeline import live_updates, push_live_update
 from calls.tasks import analyze_call
 from calls.tests.calls_fixtures import *  # noqa: F403
 from calls.tests.calls_fixtures import store_credential
@@ -41,8 +35,8 @@ def _wav(path: Path, seconds: float) -> None:
 
 
 def _placed(number: Any, agent: Any, owner: Any) -> Call:
-    return services.place_outbound_call(number.org, agent, "+14155557777", number, {"customer_name": "Ada"},
-                                        Actor(user=owner))
+    return place_outbound_call(number.org, agent, "+14155557777", number, {"customer_name": "Ada"},
+                               Actor(user=owner))
 
 
 def _result(call: Call, recording: str | None = None) -> SessionResult:
@@ -65,7 +59,7 @@ def _result(call: Call, recording: str | None = None) -> SessionResult:
 def test_authorize_stream_checks_token_and_liveness(fake_twilio: Any, twilio_number: Any, agent_a: Any,
                                                    owner_a: Any) -> None:
     call = _placed(twilio_number, agent_a, owner_a)
-    target = services.issue_stream_target(call)
+    target = issue_stream_target(call)
     assert asyncio.run(authorize_stream(str(call.public_id), target.token))
     wrong = target.token[:-1] + ("1" if target.token[-1] == "0" else "0")
     assert not asyncio.run(authorize_stream(str(call.public_id), wrong))
@@ -286,7 +280,7 @@ def test_knowledge_search_tool_is_wired_for_agents_with_bases(org_a: Any) -> Non
 
 
 def test_mcp_tools_are_offered_during_the_call_and_closed_after(org_a: Any) -> None:
-    from calls.session_link import _TOOLBOXES
+    from calls.services.session import _TOOLBOXES
     from calls.tests.factories import make_call, make_ready_agent
     from integrations.mcp_servers.telegram import TelegramConfig, build_server
     from integrations.models import McpServer

@@ -12,7 +12,7 @@ from django.urls import reverse
 from calls.carriers import WEBHOOK_PATHS
 from calls.carriers.base import POLITE_REJECTION
 from calls.models import Call, CallEvent
-from calls.session_link import authorize_stream_sync
+from calls.services.streams import authorize_stream_sync
 from calls.tests.calls_fixtures import *  # noqa: F403
 from calls.tests.calls_fixtures import post_plivo, post_twilio
 from calls.tests.factories import make_phone_number
@@ -199,7 +199,7 @@ class TestPlivoInbound:
 
 class TestAnsweringMachine:
     def _outbound(self, fake: Any, number: Any, agent: Any, owner: Any) -> Call:
-        from calls.services import place_outbound_call
+        from calls.services.placement import place_outbound_call
         from orgs.services import Actor
 
         return place_outbound_call(number.org, agent, "+14155557777", number, {"customer_name": "Ada"},
@@ -274,7 +274,7 @@ class TestPlivoVoicemail:
 
 
 def test_admin_hang_up_action(login: Any, owner_a: Any, fake_twilio: Any, twilio_number: Any, agent_a: Any) -> None:
-    from calls.services import place_outbound_call
+    from calls.services.placement import place_outbound_call
     from orgs.services import Actor
 
     call = place_outbound_call(twilio_number.org, agent_a, "+14155557777", twilio_number, {}, Actor(user=owner_a))

@@ -40,19 +40,21 @@ from django.utils import timezone
 from agents.bridges.base import SessionConfig
 from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn
-from calls import services
 from calls.audio.mulaw import array_to_mulaw
 from calls.media.result import STREAM_BUSY, STREAM_GRANTED, STREAM_REFUSED, SessionContext, SessionResult
 from calls.models import Call, CallEvent, Recording, Status, TranscriptTurn
-from calls.session_link import (
+from calls.services.errors import ConcurrencyLimitReached
+from calls.services.lifecycle import expire_stale_calls, record_session_result_sync, transition
+from calls.services.placement import start_web_call
+from calls.services.session import build_session_context
+from calls.services.streams import (
     STREAM_CLAIM_LEASE,
-    build_session_context,
     claim_stream_sync,
-    live_updates,
-    record_session_result_sync,
+    issue_stream_target,
     release_stream_claim_sync,
     renew_stream_claim_sync,
 )
+from calls.services.timeline import live_updates
 from calls.tasks import expire_unconnected_web_call_task
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.media_client import CarrierMediaClient
@@ -131,7 +133,7 @@ def _live_inbound_call(org: Any, agent: Any) -> tuple[Call, str]:
         agent_version=agent.published_version, carrier="twilio", carrier_call_id="CA" + "e" * 32,
         status=Status.IN_PROGRESS, queued_at=now, answered_at=now,
     )
-    return call, services.issue_stream_target(call).token
+    return call, issue_stream_target(call).token
 
 
 def _kinds(call: Call) -> list[str]:
@@ -376,12 +378,12 @@ def test_the_stream_claim_is_one_socket_at_a_time_a_lease_and_refuses_quietly(or
         release_stream_claim_sync(cid, "after-crash")
         assert claim_stream_sync(cid, token, "twilio", "reconnect") == STREAM_GRANTED
         # a rotated token (new markup) retires the old one
-        new_token = services.issue_stream_target(call).token
+        new_token = issue_stream_target(call).token
         release_stream_claim_sync(cid, "reconnect")
         assert claim_stream_sync(cid, token, "twilio", "z") == STREAM_REFUSED
         assert claim_stream_sync(cid, new_token, "twilio", "z") == STREAM_GRANTED
         # markup that itself replaces the stream (Twilio's DTMF resume) hands the claim to its socket
-        resumed = services.issue_stream_target(call, replaces_stream=True).token
+        resumed = issue_stream_target(call, replaces_stream=True).token
         assert claim_stream_sync(cid, resumed, "twilio", "resumed") == STREAM_GRANTED
         assert not renew_stream_claim_sync(cid, "z")
         release_stream_claim_sync(cid, "z")  # the old socket's late release leaves the new claim alone
@@ -395,7 +397,7 @@ def test_the_stream_claim_is_one_socket_at_a_time_a_lease_and_refuses_quietly(or
 
 @pytest.mark.django_db
 def test_a_token_holder_looping_on_a_busy_stream_writes_a_bounded_number_of_events(org_a: Any) -> None:
-    from calls.session_link import MAX_DUPLICATE_EVENTS
+    from calls.services.streams import MAX_DUPLICATE_EVENTS
 
     call, token = _live_inbound_call(org_a, make_ready_agent(org_a))
     assert claim_stream_sync(str(call.public_id), token, "twilio", "first") == STREAM_GRANTED
@@ -448,7 +450,7 @@ def test_keypad_digits_reach_the_agent_but_are_stored_only_if_it_keeps_them(
     live = json.dumps(live_updates(cid))  # the dashboard's live view, while the call runs
     record_session_result_sync(cid, result)
     with_status = Call.objects.get(pk=call.pk)
-    services.transition(with_status, Status.COMPLETED, duration_s=5)  # → call.finalized → call.ended webhook
+    transition(with_status, Status.COMPLETED, duration_s=5)  # → call.finalized → call.ended webhook
     from integrations.webhooks import payload_for
 
     entry = AuditLog.objects.get(org=org_a, action="call.finalized", target_id=cid)
@@ -505,10 +507,10 @@ def test_a_web_call_whose_browser_never_connects_is_ended_after_a_minute_and_fre
     org_a.save()
     agent = make_ready_agent(org_a)
     with time_machine.travel(datetime(2026, 12, 5, 12, 0, tzinfo=UTC), tick=False) as clock:
-        abandoned = services.start_web_call(org_a, agent, SYSTEM)
-        connected = services.start_web_call(org_a, agent, SYSTEM)
-        with pytest.raises(services.ConcurrencyLimitReached):
-            services.start_web_call(org_a, agent, SYSTEM)
+        abandoned = start_web_call(org_a, agent, SYSTEM)
+        connected = start_web_call(org_a, agent, SYSTEM)
+        with pytest.raises(ConcurrencyLimitReached):
+            start_web_call(org_a, agent, SYSTEM)
         # the second browser connects (its socket claims the stream), the first never does
         assert claim_stream_sync(str(connected.call.public_id), connected.stream_token, "web", "tab") == STREAM_GRANTED
         org_id = str(org_a.public_id)
@@ -523,10 +525,10 @@ def test_a_web_call_whose_browser_never_connects_is_ended_after_a_minute_and_fre
         assert abandoned.call.finalized_at is not None  # no session will ever report: the call.ended webhook goes
         # its token no longer opens anything, and the slot is free again
         assert claim_stream_sync(str(abandoned.call.public_id), abandoned.stream_token, "web", "late") == STREAM_REFUSED
-        third = services.start_web_call(org_a, agent, SYSTEM)
+        third = start_web_call(org_a, agent, SYSTEM)
         # the beat sweep catches one whose own expiry task was lost
         clock.shift(61)
-        assert services.expire_stale_calls() == 1
+        assert expire_stale_calls() == 1
         third.call.refresh_from_db()
         connected.call.refresh_from_db()
         assert third.call.end_reason == "web_never_connected" and connected.call.status == Status.IN_PROGRESS

@@ -23,8 +23,8 @@ from django.core.cache import cache
 from calls import webhooks
 from calls.carriers.base import POLITE_REJECTION
 from calls.models import Call, CallEvent, PhoneNumber
-from calls.services import place_outbound_call
-from calls.session_link import authorize_stream_sync
+from calls.services.placement import place_outbound_call
+from calls.services.streams import authorize_stream_sync
 from calls.testing.fake_plivo import FakePlivo
 from calls.testing.fake_twilio import FakeTwilio, twilio_sid
 from calls.tests.calls_fixtures import *  # noqa: F403

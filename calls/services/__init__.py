@@ -1,0 +1,23 @@
+"""State changes of calls and phone numbers (DESIGN.md convention 1), one module per job.
+
+Import from the module that does the thing; this package re-exports nothing, so a
+name's import path says where it lives:
+
+- ``errors``     — ``CallError`` and its kinds (what every service here raises);
+- ``placement``  — starting calls: ``place_outbound_call``, ``start_web_call``, the
+  do-not-call hook;
+- ``lifecycle``  — after the start: ``transition``, ``record_session_result``,
+  ``finalize_call``, the expiry of calls nothing else will end;
+- ``control``    — acting on a live call: hang up, transfer, DTMF, SMS; ``delete_call``;
+- ``session``    — what the media session runs with (``load_session_context``, its tool
+  handlers) and ``prepare_session_early``;
+- ``streams``    — media-stream tokens and the one-socket-per-call claim;
+- ``costs``      — the carrier's and the AI provider's cost of a call;
+- ``numbers``    — the org's phone numbers (add, import from the carrier, edit, delete);
+- ``timeline``   — ``add_event`` and the live view's feed;
+- ``base``       — what they share: ``carrier_for``, ``normalize_number``, async DB access.
+
+Modules depend only downwards in that graph (``calls/tests/test_services_layout.py``
+keeps it free of import cycles): errors < base < timeline < streams < control/costs <
+session < lifecycle < placement; numbers uses base only.
+"""

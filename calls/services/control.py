@@ -1,0 +1,135 @@
+"""Acting on a live call: hang up (with or without an apology), transfer, send keypad
+tones, text the other party; and deleting a finished call.
+
+Each action goes to the call's carrier (a web call has no phone leg: refused), records
+a timeline event and an audit entry. The final status still arrives with the carrier's
+callback (``calls.services.lifecycle.transition``).
+"""
+
+from __future__ import annotations
+
+from calls.carriers import Carrier, CarrierError
+from calls.carriers.base import validate_dtmf
+from calls.models import Call, Direction, Status
+from calls.services.base import carrier_for, normalize_number
+from calls.services.errors import CallError, CarrierUnavailable
+from calls.services.streams import issue_stream_target
+from calls.services.timeline import add_event
+from orgs.services import SYSTEM, Actor, record_audit
+
+APOLOGY_MESSAGE = "Sorry, we are having technical difficulties. Please call again later. Goodbye."
+
+
+def _live_call_with_carrier(call: Call, action: str) -> Carrier:
+    if call.is_final:
+        raise CallError(f"cannot {action}: the call has already ended ({call.get_status_display()})")
+    if call.direction == Direction.WEB or not call.carrier:
+        raise CallError(f"cannot {action}: this call has no phone leg")
+    return carrier_for(call.org, call.carrier)
+
+
+def hangup_call(call: Call, actor: Actor, *, reason: str = "hangup_requested") -> Call:
+    """End the carrier leg. The final status arrives with the carrier's callback."""
+    carrier = _live_call_with_carrier(call, "hang up")
+    try:
+        if call.carrier_call_id:
+            carrier.hangup(call.carrier_call_id)
+        elif call.carrier_request_id:
+            carrier.cancel_request(call.carrier_request_id)
+        else:
+            raise CallError("cannot hang up: the carrier has not acknowledged this call yet")
+    except CarrierError as exc:
+        if not exc.gone:
+            add_event(call, "carrier.hangup_failed", error=str(exc)[:500])
+            raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+        # It ended on its own meanwhile (the caller hung up first): nothing left to do.
+        add_event(call, "carrier.already_ended", reason=reason)
+    Call.objects.filter(pk=call.pk, end_reason="").update(end_reason=reason)
+    call.refresh_from_db(fields=["end_reason"])
+    add_event(call, "call.hangup_requested", reason=reason)
+    record_audit(call.org, actor, "call.hung_up", call, {"reason": reason})
+    return call
+
+
+def hangup_with_apology(call: Call, *, reason: str, message: str = APOLOGY_MESSAGE) -> None:
+    """Speak ``message`` to the caller, then hang up (a provider failure mid-call)."""
+    carrier = _live_call_with_carrier(call, "hang up")
+    Call.objects.filter(pk=call.pk).update(pending_message=message)
+    Call.objects.filter(pk=call.pk, end_reason="").update(end_reason=reason)
+    try:
+        carrier.leave_message_and_hangup(call.carrier_call_id, call_public_id=str(call.public_id), message=message)
+    except CarrierError as exc:
+        if exc.gone:
+            add_event(call, "carrier.already_ended", reason=reason)
+            return
+        add_event(call, "carrier.apology_failed", error=str(exc)[:500])
+        # Never leave a billable call open: fall back to a plain hang-up.
+        hangup_call(call, SYSTEM, reason=reason)
+        return
+    add_event(call, "call.apology_and_hangup", reason=reason)
+    record_audit(call.org, SYSTEM, "call.hung_up", call, {"reason": reason})
+
+
+def transfer_call(call: Call, to: str, actor: Actor) -> Call:
+    """Cold transfer: the caller leaves the agent and is dialled through to ``to``."""
+    carrier = _live_call_with_carrier(call, "transfer")
+    if call.status != Status.IN_PROGRESS:
+        raise CallError("cannot transfer: the call has not been answered yet")
+    target = normalize_number(call.org, to, "to")
+    Call.objects.filter(pk=call.pk).update(transfer_to=target)
+    call.transfer_to = target
+    # Caller ID: our own number on the call, so the target sees who is transferring.
+    caller_id = call.to_number if call.direction == Direction.INBOUND else call.from_number
+    try:
+        carrier.transfer(call.carrier_call_id, call_public_id=str(call.public_id), to=target, caller_id=caller_id)
+    except CarrierError as exc:
+        add_event(call, "carrier.transfer_failed", error=str(exc)[:500])
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    Call.objects.filter(pk=call.pk).update(end_reason="transferred")
+    call.end_reason = "transferred"
+    add_event(call, "call.transferred", to=target)
+    record_audit(call.org, actor, "call.transferred", call, {"to": target})
+    return call
+
+
+def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
+    carrier = _live_call_with_carrier(call, "send DTMF")
+    if call.status != Status.IN_PROGRESS:
+        raise CallError("cannot send DTMF: the call has not been answered yet")
+    try:
+        validate_dtmf(digits)
+    except CarrierError as exc:
+        raise CallError(f"digits: {exc}", field="digits") from exc
+    resume = issue_stream_target(call, replaces_stream=True, direction=call.direction, resumed="1")
+    try:
+        carrier.send_dtmf(call.carrier_call_id, digits, resume=resume)
+    except CarrierError as exc:
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    add_event(call, "dtmf.sent", digits=len(digits))
+    record_audit(call.org, actor, "call.dtmf_sent", call, {"digits": len(digits)})
+
+
+def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None) -> str:
+    """Text the other party (or ``to``) from the call's own number; returns the message id."""
+    if not call.phone_number_id or not call.carrier:
+        raise CallError("cannot send SMS: this call has no phone number to send from")
+    number = call.phone_number
+    assert number is not None
+    recipient = normalize_number(call.org, to, "to") if to else call.counterpart
+    carrier = carrier_for(call.org, call.carrier)
+    try:
+        message_id = carrier.send_sms(from_=number.e164, to=recipient, text=text)
+    except CarrierError as exc:
+        raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+    add_event(call, "sms.sent", length=len(text))
+    record_audit(call.org, actor, "call.sms_sent", call, {"length": len(text)})
+    return message_id
+
+
+def delete_call(call: Call, actor: Actor) -> None:
+    """Erase a finished call: its transcript, timeline and the recording file
+    (removed from storage by the Recording post_delete handler)."""
+    if not call.is_final:
+        raise CallError("cannot delete a call that is still live; hang it up first")
+    record_audit(call.org, actor, "call.deleted", call, {"direction": call.direction})
+    call.delete()

@@ -1,0 +1,226 @@
+"""What the media session of a call runs with, and what it may do to the call.
+
+``load_session_context`` (the media consumer's default context loader) turns the call's
+row and its agent's published version into the plain ``SessionContext`` the session
+runs with: the agent's settings, the tool handlers (hang up, transfer, DTMF, SMS,
+knowledge search, the agent's MCP servers) and the live-view feed. The tool handlers
+act through ``calls.services.control``. ``prepare_session_early`` opens the provider
+session while the phone rings. What the session reports when it ends is stored by
+``calls.services.lifecycle.record_session_result``. Nothing here runs per audio frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+
+from calls.media.result import END_PROVIDER_ERROR, SessionContext, ToolError
+from calls.models import Direction, Status
+from calls.services.base import in_db_thread, load_call
+from calls.services.control import hangup_call, hangup_with_apology, send_call_dtmf, send_call_sms, transfer_call
+from calls.services.errors import CallError, CarrierUnavailable
+from calls.services.streams import stream_taken
+from calls.services.timeline import add_event, push_live_update
+from orgs.services import SYSTEM
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_session_early(request: Any, call_public_id: str, transport: str) -> bool:
+    """Open the agent's provider session now, while the phone rings (DESIGN.md step 2).
+
+    Only when the request is served by this process's ASGI server (it has a
+    ``scope``): the prepared session lives on that server's event loop, where the
+    media consumer will pick it up. Elsewhere (a Celery worker, the test client)
+    there is no loop that outlives the request; the consumer then prepares the
+    session when the stream connects.
+    """
+    if not hasattr(request, "scope"):
+        return False
+    from calls.consumers import prepare_call_session
+
+    try:
+        async_to_sync(prepare_call_session)(str(call_public_id), transport)
+    except Exception:  # noqa: BLE001 - a failed warm-up must not fail the webhook; connect-time prepare retries
+        logger.warning("call.prepare_failed", extra={"call": str(call_public_id)}, exc_info=True)
+        return False
+    return True
+
+
+def _session_hangup(call_public_id: str, reason: str) -> None:
+    call = load_call(call_public_id)
+    if call.is_final or call.direction == Direction.WEB:
+        return
+    add_event(call, "session.hangup", source="session", reason=reason)
+    # An apology needs someone listening: only an answered call gets one.
+    if reason == END_PROVIDER_ERROR and call.status == Status.IN_PROGRESS and call.carrier_call_id:
+        hangup_with_apology(call, reason=reason)
+        return
+    try:
+        hangup_call(call, SYSTEM, reason=reason)
+    except CarrierUnavailable as exc:
+        if not exc.retryable:
+            raise
+        # One more try: a billable leg must not stay open because of one timeout.
+        hangup_call(call, SYSTEM, reason=reason)
+
+
+def _session_transfer(call_public_id: str, target: str) -> None:
+    call = load_call(call_public_id)
+    try:
+        transfer_call(call, target, SYSTEM)
+    except CallError as exc:
+        raise ToolError(exc.message) from exc
+
+
+def _session_dtmf(call_public_id: str, digits: str) -> None:
+    call = load_call(call_public_id)
+    try:
+        send_call_dtmf(call, digits, SYSTEM)
+    except CallError as exc:
+        raise ToolError(exc.message) from exc
+
+
+def _session_sms(call_public_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    call = load_call(call_public_id)
+    text = str(arguments.get("text") or arguments.get("message") or "").strip()
+    if not text:
+        raise ToolError("send_sms needs a non-empty 'text'")
+    try:
+        message_id = send_call_sms(call, text, SYSTEM, to=arguments.get("to") or None)
+    except CallError as exc:
+        raise ToolError(exc.message) from exc
+    return {"ok": True, "message_id": message_id}
+
+
+def recording_temp_path(call_public_id: str) -> Path:
+    """Where the session streams the WAV during the call (local disk; moved into media
+    storage by ``record_session_result``)."""
+    directory = Path(settings.MEDIA_ROOT) / "tmp" / "recordings"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{call_public_id}.wav"
+
+
+@dataclass(frozen=True)
+class McpPlan:
+    """The MCP servers a call's agent uses; opened on the event loop that runs the call."""
+
+    org: Any
+    agent: Any
+    server_ids: tuple[str, ...]
+
+
+def build_session_context(call_public_id: str) -> SessionContext:
+    """The per-call configuration the media session runs with (see calls.media.result)."""
+    return _build_session_context(call_public_id)[0]
+
+
+def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan | None]:
+    from calls.agent_link import AgentUnusable, session_settings
+
+    call = load_call(call_public_id)
+    if call.is_final:
+        raise CallError("the call has already ended")
+    try:
+        settings_ = session_settings(call)
+    except AgentUnusable as exc:
+        add_event(call, "session.agent_unusable", source="session", reason=str(exc)[:500])
+        raise CallError(str(exc)) from exc
+    cid = str(call.public_id)
+
+    async def hangup(reason: str) -> None:
+        await in_db_thread(_session_hangup, cid, reason)
+
+    async def transfer(target: str) -> None:
+        await in_db_thread(_session_transfer, cid, target)
+
+    async def send_dtmf(digits: str) -> None:
+        await in_db_thread(_session_dtmf, cid, digits)
+
+    async def send_sms(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+        return await in_db_thread(_session_sms, cid, arguments)
+
+    async def on_update(kind: str, data: dict[str, Any]) -> None:
+        await in_db_thread(push_live_update, cid, kind, data)
+
+    async def stream_elsewhere() -> bool:
+        return await in_db_thread(stream_taken, cid)
+
+    has_phone = call.direction != Direction.WEB and bool(call.carrier)
+    tools: dict[str, Any] = {}
+    if has_phone and "send_sms" in settings_.config.tool_names():
+        tools["send_sms"] = send_sms
+    kb_ids = list(settings_.knowledge_base_ids)
+    if kb_ids and "search_knowledge" in settings_.config.tool_names():
+        from knowledge.search import run_search_tool
+
+        org = call.org
+
+        async def search_knowledge(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+            return await run_search_tool(org, kb_ids, arguments)
+
+        tools["search_knowledge"] = search_knowledge
+    mcp = McpPlan(call.org, call.agent, settings_.mcp_server_ids) if settings_.mcp_server_ids else None
+    return SessionContext(
+        call_public_id=cid,
+        provider=settings_.provider,
+        config=settings_.config,
+        vad=settings_.vad,
+        barge_in=settings_.barge_in,
+        max_duration_s=settings_.max_duration_s,
+        silence_timeout_s=settings_.silence_timeout_s,
+        recording_path=recording_temp_path(cid) if settings_.record else None,
+        keep_keypad_digits=settings_.keep_keypad_digits,
+        hangup=hangup if has_phone else None,
+        transfer=transfer if has_phone else None,
+        send_dtmf=send_dtmf if has_phone else None,
+        tools=tools,
+        on_update=on_update,
+        stream_elsewhere=stream_elsewhere,
+    ), mcp
+
+
+# MCP toolboxes open for calls running in this process: call id → McpToolbox.
+_TOOLBOXES: dict[str, Any] = {}
+
+
+async def _open_mcp_tools(context: SessionContext, plan: McpPlan) -> None:
+    """Connect the agent's MCP servers and offer their tools for this call. A server that
+    fails is left out (the toolbox reports it); the call goes on without its tools."""
+    from integrations.mcp_client import DEFAULT_CALL_TIMEOUT_S, McpToolbox
+    from integrations.selectors import toolbox_servers
+
+    servers = await in_db_thread(partial(toolbox_servers, plan.org, plan.server_ids, agent=plan.agent))
+    if not servers:
+        return
+    # Below the session's own tool timeout, so the model hears the MCP error, not a timeout.
+    box = McpToolbox(servers, call_timeout_s=min(DEFAULT_CALL_TIMEOUT_S, max(1.0, context.tool_timeout_s - 1)))
+    await box.open()
+    _TOOLBOXES[context.call_public_id] = box
+    context.config.tools.extend(box.function_specs())
+    context.tools = {**context.tools, **box.session_handlers(ToolError)}
+    if box.unavailable:
+        await in_db_thread(partial(_record_unavailable, context.call_public_id, sorted(box.unavailable)))
+
+
+def _record_unavailable(call_public_id: str, server_keys: list[str]) -> None:
+    add_event(load_call(call_public_id), "mcp.unavailable", source="session", servers=server_keys)
+
+
+async def load_session_context(call_public_id: str) -> SessionContext:
+    context, mcp = await in_db_thread(_build_session_context, call_public_id)
+    if mcp is not None:
+        await _open_mcp_tools(context, mcp)
+    return context
+
+
+async def close_mcp_tools(call_public_id: str) -> None:
+    box = _TOOLBOXES.pop(str(call_public_id), None)
+    if box is not None:
+        await box.aclose()
