@@ -10,11 +10,13 @@ Restoring copies an old version back into the draft. State changes go through
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from agents.agent_settings import AgentSettings
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES
 from agents.providers import PROVIDER_CHOICES, PROVIDERS
 from agents.variables import TemplateSyntaxError, check_syntax
@@ -140,6 +142,12 @@ class AgentVersion(OrgScopedModel):
 
     def __str__(self) -> str:
         return f"{self.agent.name} v{self.number}"
+
+    @cached_property
+    def settings(self) -> AgentSettings:
+        """The version's configuration, parsed once into its typed form (every reader uses
+        this, never ``config.get``: see ``agents.agent_settings``)."""
+        return AgentSettings.parse(self.config)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:

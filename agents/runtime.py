@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agents.agent_settings import DEFAULTS
 from agents.bridges.base import SessionConfig
 from agents.builtin_tools import tool_specs
 from agents.models import Agent, AgentVersion
@@ -84,13 +85,13 @@ def build_session_config(
     :class:`~agents.variables.MissingVariable` (every missing name, across all
     texts) and :class:`~orgs.credentials.MissingCredential`.
     """
-    cfg = version.config
-    info = provider_info(cfg["provider"])
+    cfg = version.settings
+    info = provider_info(cfg.provider)
     rendered: dict[str, str] = {}
     missing: list[str] = []
     for field in ("system_prompt", "first_message", "voicemail_message"):
         try:
-            rendered[field] = render(cfg.get(field) or "", variables)
+            rendered[field] = render(getattr(cfg, field), variables)
         except MissingVariable as exc:
             missing.extend(exc.names)
     if missing:
@@ -100,18 +101,18 @@ def build_session_config(
     base_url = credentials.get(_BASE_URL_KEY.get(info.name, ""), "") or None
     return SessionConfig(
         instructions=rendered["system_prompt"],
-        voice=cfg.get("voice") or info.default_voice or None,
-        model=cfg.get("model") or info.default_model or None,
-        language=cfg.get("language") or None,
-        temperature=cfg.get("temperature"),
+        voice=cfg.voice or info.default_voice or None,
+        model=cfg.model or info.default_model or None,
+        language=cfg.language or None,
+        temperature=cfg.temperature,
         first_message=rendered["first_message"] or None,
-        speaks_first=cfg.get("speaks_first") or "agent",
-        tools=[*tool_specs(list(cfg.get("builtin_tools") or [])), *extra_tools],
-        vad_threshold=cfg.get("vad_threshold"),
-        allow_interruptions=bool(cfg.get("allow_barge_in", True)),
+        speaks_first=cfg.speaks_first or DEFAULTS.speaks_first,
+        tools=[*tool_specs(list(cfg.builtin_tools)), *extra_tools],
+        vad_threshold=cfg.vad_threshold,
+        allow_interruptions=cfg.allow_barge_in,
         credentials=dict(credentials),
         base_url=base_url,
-        provider_options=dict(cfg.get("provider_options") or {}),
+        provider_options=dict(cfg.provider_options),
     )
 
 

@@ -1,7 +1,8 @@
 """What a call needs from its agent, read through ``agents.runtime``.
 
 The one place ``calls`` reads agent configuration: calls always run the
-*published* version they recorded (``Call.agent_version``), never the draft.
+*published* version they recorded (``Call.agent_version``), never the draft, and
+read it as ``AgentSettings`` (``agent_settings``; each key's one default lives there).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agents.agent_settings import DEFAULTS, AgentSettings
 from agents.bridges.base import SessionConfig
 from agents.models import Agent, AgentVersion
 from agents.runtime import AgentNotReady, MissingCredential, MissingVariable, build_session_config, ensure_ready
@@ -49,6 +51,11 @@ class SessionSettings:
     mcp_server_ids: tuple[str, ...] = ()
 
 
+def agent_settings(call: Call) -> AgentSettings:
+    """The settings of the version ``call`` runs; every default for a call without one."""
+    return call.agent_version.settings if call.agent_version is not None else DEFAULTS
+
+
 def _checked_version(agent: Agent, variables: Mapping[str, Any]) -> AgentVersion:
     try:
         validate_names(variables)
@@ -71,7 +78,7 @@ def outbound_plan(agent: Agent, variables: Mapping[str, Any]) -> OutboundPlan:
     version = _checked_version(agent, variables)
     return OutboundPlan(
         agent_version=version,
-        max_duration_s=int(version.config.get("max_call_duration_s") or 600),
+        max_duration_s=version.settings.max_call_duration_s,
         # Needed to tell voicemail from a person; the agent decides what happens then.
         machine_detection=True,
     )
@@ -90,30 +97,31 @@ def session_settings(call: Call) -> SessionSettings:
     version = call.agent_version
     if version is None:
         raise AgentUnusable("the call has no agent version to run", field="agent")
-    cfg = version.config
+    cfg = version.settings
     try:
         config = build_session_config(version, call.variables or {})
     except (MissingVariable, MissingCredential) as exc:
         raise AgentUnusable(str(exc), field="agent") from exc
-    threshold = float(cfg.get("vad_threshold") or 0.5)
+    # The local VAD reads 0 as "unset" (the provider's VAD is given the value as it is).
+    threshold = cfg.vad_threshold or DEFAULTS.vad_threshold
     return SessionSettings(
-        provider=str(cfg["provider"]),
+        provider=cfg.provider,
         config=config,
-        vad=VadSettings(threshold=min(max(threshold, 0.05), 0.95), min_speech_ms=int(cfg.get("min_speech_ms") or 96)),
-        barge_in=bool(cfg.get("allow_barge_in", True)),
-        max_duration_s=float(cfg.get("max_call_duration_s") or 600),
-        silence_timeout_s=float(cfg.get("silence_timeout_s") or 30),
+        vad=VadSettings(threshold=min(max(threshold, 0.05), 0.95),
+                        min_speech_ms=cfg.min_speech_ms or DEFAULTS.min_speech_ms),
+        barge_in=cfg.allow_barge_in,
+        max_duration_s=float(cfg.max_call_duration_s),
+        silence_timeout_s=float(cfg.silence_timeout_s),
         record=True,
-        keep_keypad_digits=bool(cfg.get("keep_keypad_digits", False)),
-        knowledge_base_ids=tuple(str(k) for k in cfg.get("knowledge_base_ids") or ()),
-        mcp_server_ids=tuple(str(k) for k in cfg.get("mcp_server_ids") or ()),
+        keep_keypad_digits=cfg.keep_keypad_digits,
+        knowledge_base_ids=cfg.knowledge_base_ids,
+        mcp_server_ids=cfg.mcp_server_ids,
     )
 
 
 def voicemail_policy(call: Call) -> tuple[str, str]:
     """("leave_message", text) when the agent has a voicemail message, else ("hang_up", "")."""
-    version = call.agent_version
-    template = (version.config.get("voicemail_message") or "") if version is not None else ""
+    template = agent_settings(call).voicemail_message
     if not template.strip():
         return "hang_up", ""
     try:
@@ -124,9 +132,9 @@ def voicemail_policy(call: Call) -> tuple[str, str]:
 
 
 def analysis_spec(call: Call) -> AnalysisSpec:
-    cfg = call.agent_version.config if call.agent_version is not None else {}
+    cfg = agent_settings(call)
     return AnalysisSpec(
-        fields_schema=dict(cfg.get("analysis_schema") or {}),
-        success_criteria=str(cfg.get("success_criteria") or ""),
-        summary=bool(cfg.get("analysis_summary", True)),
+        fields_schema=dict(cfg.analysis_schema),
+        success_criteria=cfg.success_criteria,
+        summary=cfg.analysis_summary,
     )

@@ -2,7 +2,7 @@
 
 The call session does::
 
-    servers = await sync_to_async(toolbox_servers)(org, version.config["mcp_server_ids"], agent=agent)
+    servers = await sync_to_async(toolbox_servers)(org, version.settings.mcp_server_ids, agent=agent)
     async with McpToolbox(servers, observer=record_tool_call) as box:
         config = build_session_config(version, variables, extra_tools=box.function_specs())
         …  # on a provider function call: outcome = await box.call(name, arguments)

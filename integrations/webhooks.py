@@ -111,8 +111,9 @@ def _agent_allows(entry: AuditLog, event_type: str) -> bool:
             .select_related("agent", "agent_version").first())
     if call is None or call.agent is None:
         return True
-    config = call.agent_version.config if call.agent_version is not None else {}
-    wanted = config.get("webhook_events", call.agent.webhook_events) or []
+    # A version published before agents could narrow their events (None) defers to the agent.
+    versioned = call.agent_version.settings.webhook_events if call.agent_version is not None else None
+    wanted = (versioned if versioned is not None else call.agent.webhook_events) or []
     return not wanted or event_type in wanted
 
 

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents import services
+from agents.agent_settings import AgentSettings
 from agents.api.serializers import (
     AgentSerializer,
     AgentVersionSerializer,
@@ -105,13 +106,13 @@ class AgentViewSet(OrgScopedViewSet):
         body = PreviewSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         if body.validated_data["draft"]:
-            config = agent.snapshot()
+            config = AgentSettings.parse(agent.snapshot())
         elif agent.published_version is not None:
-            config = agent.published_version.config
+            config = agent.published_version.settings
         else:
             raise serializers.ValidationError({"draft": ["The agent has no published version; preview the draft."]})
         values = body.validated_data["variables"]
-        texts = {f: config.get(f) or "" for f in ("system_prompt", "first_message", "voicemail_message")}
+        texts = {f: getattr(config, f) for f in ("system_prompt", "first_message", "voicemail_message")}
         rendered: dict[str, str] = {}
         errors: dict[str, list[str]] = {}
         for field, text in texts.items():

@@ -47,9 +47,9 @@ def session_provider_model(call: Call) -> tuple[str, str]:
     from agents.providers import PROVIDERS
 
     usage = call.usage if isinstance(call.usage, dict) else {}
-    cfg = call.agent_version.config if call.agent_version is not None else {}
-    provider = str(usage.get("provider") or cfg.get("provider") or "")
-    model = usage.get("model") or cfg.get("model") or ""
+    version = call.agent_version.settings if call.agent_version is not None else None
+    provider = str(usage.get("provider") or (version.provider if version is not None else ""))
+    model = usage.get("model") or (version.model if version is not None else "")
     if not model and provider in PROVIDERS:
         model = PROVIDERS[provider].default_model
     return provider, str(model)

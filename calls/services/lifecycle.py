@@ -22,6 +22,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from calls.agent_link import agent_settings
 from calls.media.result import END_STREAM_ELSEWHERE, SessionResult
 from calls.models import LIVE, STATUS_RANK, Call, CallEvent, Direction, Recording, Status, TranscriptTurn
 from calls.services.base import in_db_thread, load_call
@@ -173,7 +174,7 @@ def expire_stale_calls(now: Any = None) -> int:
         expired += expire_unconnected_web_call(call, now)
     candidates = Call.objects.filter(status__in=LIVE).select_related("org", "agent_version")
     for call in candidates.filter(created_at__lt=now - STALE_RINGING).iterator():
-        limit_s = int((call.agent_version.config if call.agent_version else {}).get("max_call_duration_s") or 3600)
+        limit_s = agent_settings(call).max_call_duration_s
         started = call.answered_at or call.created_at
         if call.status == Status.IN_PROGRESS and started > now - timedelta(seconds=limit_s) - STALE_GRACE:
             continue  # answered calls may last up to their agent's maximum duration
