@@ -39,6 +39,8 @@ def carrier_for(org: Organization, carrier_name: str) -> Carrier:
 
 
 def normalize_number(org: Organization, raw: str, field: str) -> str:
+    """``raw`` in E.164 (the org's default country for a national number), or a
+    ``CallError`` on ``field`` that says why not."""
     try:
         return normalize_phone(str(raw), org.default_country or None).e164
     except PhoneNumberError as exc:
@@ -65,6 +67,7 @@ async def in_db_thread(func: Callable[..., T], *args: Any) -> T:
 
 
 def parse_public_id(call_public_id: str) -> uuid.UUID | None:
+    """The call id a media stream or a session names, or None for anything that is not one."""
     # Plivo's extraHeaders carry the id without dashes; uuid.UUID reads both forms.
     try:
         return uuid.UUID(str(call_public_id))
@@ -73,6 +76,7 @@ def parse_public_id(call_public_id: str) -> uuid.UUID | None:
 
 
 def load_call(call_public_id: str) -> Call:
+    """The call with the relations the session side reads (``Call.DoesNotExist`` otherwise)."""
     public_id = parse_public_id(call_public_id)
     if public_id is None:
         raise Call.DoesNotExist(f"not a call id: {call_public_id!r}")

@@ -93,6 +93,7 @@ def transfer_call(call: Call, to: str, actor: Actor) -> Call:
 
 
 def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
+    """Play keypad tones to the other party; the media stream resumes right after."""
     carrier = _live_call_with_carrier(call, "send DTMF")
     if call.status != Status.IN_PROGRESS:
         raise CallError("cannot send DTMF: the call has not been answered yet")

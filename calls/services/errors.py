@@ -1,7 +1,8 @@
 """The errors every calls service raises: one family, ``CallError`` at its root.
 
-``field`` names the API/form input at fault (None when no single input is); views and
-the API map these to their responses (``CarrierUnavailable`` → 503, the others → 400/409).
+``field`` names the API/form input at fault (None when no single input is); ``code`` is
+the machine-readable kind. The API answers ``ConcurrencyLimitReached`` with 429,
+``CarrierUnavailable`` with 502 and the others with 400 (``calls.api.views``).
 """
 
 from __future__ import annotations
@@ -19,18 +20,26 @@ class CallError(Exception):
 
 
 class MissingVariables(CallError):
+    """The agent's texts need call variables the request did not give."""
+
     code = "missing_variables"
 
 
 class ConcurrencyLimitReached(CallError):
+    """The organisation has as many live calls as it may have."""
+
     code = "concurrency_limit"
 
 
 class DoNotCall(CallError):
+    """A do-not-call check refused the number."""
+
     code = "do_not_call"
 
 
 class CarrierUnavailable(CallError):
+    """The carrier's API failed or refused; ``retryable`` says whether trying again may help."""
+
     code = "carrier_error"
 
     def __init__(self, message: str, *, retryable: bool) -> None:

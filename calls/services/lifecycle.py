@@ -112,6 +112,7 @@ FINALIZE_GRACE_S = 120
 
 
 def session_recorded(call: Call) -> bool:
+    """Whether the media session's result has been stored for ``call``."""
     return CallEvent.objects.filter(call=call, kind="session.ended").exists()
 
 
@@ -293,6 +294,7 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
 
 
 async def record_session_result(call_public_id: str, result: SessionResult) -> None:
+    """The media consumer's ``on_finish``: store the result, then close the call's MCP tools."""
     try:
         await in_db_thread(record_session_result_sync, call_public_id, result)
     finally:

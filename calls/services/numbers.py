@@ -73,6 +73,7 @@ def create_phone_number(org: Organization, actor: Actor, *, e164: str, carrier: 
 
 
 def update_phone_number(phone: PhoneNumber, actor: Actor, **values: Any) -> PhoneNumber:
+    """Change a number's label or inbound agent (another org's agent is refused)."""
     from orgs.services import diff_fields
 
     agent = values.get("inbound_agent")
@@ -87,12 +88,14 @@ def update_phone_number(phone: PhoneNumber, actor: Actor, **values: Any) -> Phon
 
 
 def delete_phone_number(phone: PhoneNumber, actor: Actor) -> None:
+    """Remove a number from the platform (its carrier account keeps it)."""
     record_audit(phone.org, actor, "phone_number.deleted", phone, {"carrier": phone.carrier})
     phone.delete()
 
 
 @dataclass(frozen=True)
 class ImportResult:
+    """What ``import_carrier_numbers`` did, number by number."""
     created: list[PhoneNumber]
     updated: list[PhoneNumber]
     skipped: list[tuple[str, str]]  # (number, why)

@@ -50,6 +50,7 @@ def register_do_not_call_check(check: DoNotCallCheck) -> DoNotCallCheck:
 
 
 def unregister_do_not_call_check(check: DoNotCallCheck) -> None:
+    """Remove a check ``register_do_not_call_check`` added (a no-op otherwise)."""
     if check in _DO_NOT_CALL_CHECKS:
         _DO_NOT_CALL_CHECKS.remove(check)
 
@@ -185,6 +186,8 @@ def place_outbound_call(
     return call
 
 
+# --- web calls ---------------------------------------------------------------------------
+
 WEB_STREAM_PATH = "/ws/web/{call_id}"
 
 
@@ -221,6 +224,7 @@ def start_web_call(org: Organization, agent: Any, actor: Actor,
 
 
 def _fail_call(call: Call, reason: str, error: str) -> None:
+    """Keep a dial the carrier refused as a failed Call that says why."""
     now = timezone.now()
     Call.objects.filter(pk=call.pk).update(status=Status.FAILED, end_reason=reason, error=error[:2000], ended_at=now)
     call.status, call.end_reason, call.error, call.ended_at = Status.FAILED, reason, error, now

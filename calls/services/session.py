@@ -214,6 +214,8 @@ def _record_unavailable(call_public_id: str, server_keys: list[str]) -> None:
 
 
 async def load_session_context(call_public_id: str) -> SessionContext:
+    """The media consumer's context loader: the session's context, with the agent's MCP
+    tools connected."""
     context, mcp = await in_db_thread(_build_session_context, call_public_id)
     if mcp is not None:
         await _open_mcp_tools(context, mcp)
@@ -221,6 +223,7 @@ async def load_session_context(call_public_id: str) -> SessionContext:
 
 
 async def close_mcp_tools(call_public_id: str) -> None:
+    """Close the MCP toolbox a call of this process opened (a no-op otherwise)."""
     box = _TOOLBOXES.pop(str(call_public_id), None)
     if box is not None:
         await box.aclose()

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def new_stream_token() -> str:
-    # Hex so it fits Plivo's letters-and-digits-only extraHeaders.
+    """A fresh media-stream token (hex, so it fits Plivo's letters-and-digits-only extraHeaders)."""
     return secrets.token_hex(24)
 
 
@@ -67,6 +67,7 @@ def authorize_stream_sync(call_public_id: str, token: str) -> bool:
 
 
 async def authorize_stream(call_public_id: str, token: str) -> bool:
+    """``authorize_stream_sync`` off the event loop."""
     return await in_db_thread(authorize_stream_sync, call_public_id, token)
 
 
@@ -135,12 +136,15 @@ def stream_taken(call_public_id: str) -> bool:
 
 
 async def claim_stream(call_public_id: str, token: str, transport: str, claim_id: str) -> str:
+    """``claim_stream_sync`` off the event loop (the media consumer's default claimer)."""
     return await in_db_thread(claim_stream_sync, call_public_id, token, transport, claim_id)
 
 
 async def renew_stream_claim(call_public_id: str, claim_id: str) -> bool:
+    """``renew_stream_claim_sync`` off the event loop."""
     return await in_db_thread(renew_stream_claim_sync, call_public_id, claim_id)
 
 
 async def release_stream_claim(call_public_id: str, claim_id: str) -> None:
+    """``release_stream_claim_sync`` off the event loop."""
     await in_db_thread(release_stream_claim_sync, call_public_id, claim_id)

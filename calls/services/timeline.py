@@ -23,6 +23,7 @@ LIVE_CACHE_MAX_ITEMS = 500
 
 def add_event(call: Call | None, kind: str, *, source: str = "system", org: Organization | None = None,
               offset_ms: int | None = None, **data: Any) -> CallEvent:
+    """Put ``kind`` on ``call``'s timeline (or the org's, for an event with no call)."""
     return CallEvent.objects.create(
         org=call.org if call is not None else org,
         call=call,
