@@ -19,7 +19,6 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import PurePosixPath
 from typing import Callable, Literal
 
@@ -221,17 +220,107 @@ def _plain_text(data: bytes, name: str) -> ExtractedDocument:
     return builder.build("txt", name)
 
 
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
+# Markdown is parsed by hand-written scanners, not backtracking regexes: the regexes
+# this replaced (`(.+?)[ \t#]*$`, `(\*|_)(?=\S)(.+?)(?<=\S)\1`, `\[([^\]]*)\]\(`) rescanned
+# the rest of the line from every candidate position, so one 1 MB line of spaces, `[`
+# or `_a ` held a worker for most of an hour. Each scanner below looks at every
+# character a bounded number of times (knowledge/tests/test_hostile_ingest.py checks
+# them against the old regexes as an oracle and on megabyte lines).
+_ATX_OPEN = re.compile(r" {0,3}(#{1,6})([ \t]+)")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS_CHAR = re.compile(r"[*_`]")
+_EMPHASIS_DELIMITERS = ("**", "__", "*", "_", "`")  # longest first, as CommonMark reads them
+
+
+class _NextFinder:
+    """The first occurrence of `needle` at or after a position, for positions asked in
+    non-decreasing order. A found (or missing) occurrence answers every later question
+    up to it, so all the questions together scan the text once."""
+
+    def __init__(self, text: str, needle: str, *, after_non_space: bool = False) -> None:
+        self.text = text
+        self.needle = needle
+        self.after_non_space = after_non_space  # the occurrence must follow a non-space
+        self.found = -2  # -2: not searched yet, -1: none from the last position on
+
+    def __call__(self, start: int) -> int:
+        if self.found == -1 or self.found >= start:
+            return self.found
+        found = self.text.find(self.needle, start)
+        while found > 0 and self.after_non_space and self.text[found - 1].isspace():
+            found = self.text.find(self.needle, found + 1)
+        self.found = found
+        return found
+
+
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """`# Title ##` → (1, "Title"): the level and the text without the closing hashes."""
+    opening = _ATX_OPEN.match(line)
+    if opening is None:
+        return None
+    level = len(opening.group(1))
+    body = opening.end()
+    if body == len(line):
+        # Only blanks after the hashes: the text is the last blank (an empty heading),
+        # as long as one blank is left to separate it from the hashes.
+        return (level, line[-1]) if len(opening.group(2)) > 1 else None
+    end = max(len(line.rstrip(" \t#")), body + 1)
+    return level, line[body:end]
+
+
+def _strip_links(line: str) -> str:
+    """`[text](target)` and `![alt](src)` → text / alt."""
+    closing_bracket = _NextFinder(line, "]")
+    closing_paren = _NextFinder(line, ")")
+    out: list[str] = []
+    emitted = scan = 0
+    while (opening := line.find("[", scan)) != -1:
+        start = opening - 1 if opening > scan and line[opening - 1] == "!" else opening
+        label_end = closing_bracket(opening + 1)
+        if label_end == -1:
+            break  # no `]` left: no later `[` can start a link either
+        if line.startswith("(", label_end + 1):
+            target_end = closing_paren(label_end + 2)
+            if target_end != -1:
+                out.append(line[emitted:start])
+                out.append(line[opening + 1:label_end])
+                emitted = scan = target_end + 1
+                continue
+        scan = opening + 1
+    out.append(line[emitted:])
+    return "".join(out)
+
+
+def _strip_emphasis(line: str) -> str:
+    """`**bold**`, `__bold__`, `*em*`, `_em_`, `` `code` `` → their text. A delimiter
+    opens before a non-blank and closes after one, at its first such occurrence."""
+    closers = {d: _NextFinder(line, d, after_non_space=True) for d in _EMPHASIS_DELIMITERS}
+    out: list[str] = []
+    emitted = scan = 0
+    while (found := _EMPHASIS_CHAR.search(line, scan)) is not None:
+        at = found.start()
+        for delimiter in _EMPHASIS_DELIMITERS:
+            body = at + len(delimiter)
+            if not line.startswith(delimiter, at) or body >= len(line) or line[body].isspace():
+                continue
+            close = closers[delimiter](body + 1)
+            if close == -1:
+                continue
+            out.append(line[emitted:at])
+            out.append(line[body:close])
+            emitted = scan = close + len(delimiter)
+            break
+        else:
+            scan = at + 1
+    out.append(line[emitted:])
+    return "".join(out)
 
 
 def _strip_inline_md(line: str) -> str:
     # Link targets and emphasis markers are noise for both embedding and full-text search.
-    line = _MD_LINK.sub(r"\1", line)
-    return _MD_EMPHASIS.sub(r"\2", line)
+    # Inline markup never spans lines.
+    return "\n".join(_strip_emphasis(_strip_links(part)) for part in line.split("\n"))
 
 
 def _markdown(data: bytes, name: str) -> ExtractedDocument:
@@ -259,11 +348,11 @@ def _markdown_from_str(text: str, name: str, source_type: str) -> ExtractedDocum
         if in_fence:
             paragraph.append(raw)
             continue
-        heading = _ATX_HEADING.match(raw)
+        heading = _atx_heading(raw)
         if heading:
             flush()
-            level = len(heading.group(1))
-            heading_text = _strip_inline_md(heading.group(2))
+            level = heading[0]
+            heading_text = _strip_inline_md(heading[1])
             builder.add("heading", heading_text, level=level)
             title = title or (heading_text if level == 1 else None)
             continue
@@ -295,9 +384,14 @@ _VOID_TAGS = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col",
               "source", "track", "wbr"}
 
 
-class _HTMLTextParser(HTMLParser):
+class _HTMLText:
+    """An lxml parser target: receives start/end/data events and builds the blocks.
+
+    libxml2's HTML parser is used instead of `html.parser`, whose recovery from an
+    unfinished tag rescans the rest of the input (`"<a" * n`: 80 KB took 12 s, so a
+    1 MB page would hold a worker for half an hour); libxml2 reads the input once."""
+
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.builder = _Builder()
         self.buffer: list[str] = []
         self.skip_depth = 0
@@ -313,7 +407,7 @@ class _HTMLTextParser(HTMLParser):
         else:
             self.builder.add("paragraph", text)
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def start(self, tag: str, attrs: object) -> None:
         if tag == "title":
             self.in_title = True
         if tag in _SKIP_TAGS:
@@ -332,7 +426,7 @@ class _HTMLTextParser(HTMLParser):
         elif tag in ("td", "th"):
             self.buffer.append(" | " if self.buffer and self.buffer[-1] != "\n" else "")
 
-    def handle_endtag(self, tag: str) -> None:
+    def end(self, tag: str) -> None:
         if tag == "title":
             self.in_title = False
         if tag in _SKIP_TAGS:
@@ -348,23 +442,35 @@ class _HTMLTextParser(HTMLParser):
         elif tag in _BLOCK_TAGS:
             self._flush()
 
-    def handle_data(self, data: str) -> None:
+    def data(self, data: str) -> None:
         if self.in_title:
             self.title_parts.append(data)
         if self.skip_depth:
             return
         # Source newlines inside HTML are layout, not structure.
-        self.buffer.append(re.sub(r"\s+", " ", data))
+        self.buffer.append(_ANY_WS.sub(" ", data))
+
+    def close(self) -> None:
+        self._flush()
+
+
+_ANY_WS = re.compile(r"\s+")
 
 
 def _html(data: bytes, name: str) -> ExtractedDocument:
+    from lxml import etree
+
     text = _decode_html(data, name)
-    parser = _HTMLTextParser()
-    parser.feed(text)
-    parser.close()
-    parser._flush()
-    title = _normalise_ws("".join(parser.title_parts)) or None
-    return parser.builder.build("html", name, title=title)
+    target = _HTMLText()
+    parser = etree.HTMLParser(target=target, recover=True, no_network=True, remove_comments=True,
+                              remove_pis=True)
+    try:
+        parser.feed(text)
+        parser.close()
+    except (etree.LxmlError, ValueError) as exc:
+        raise CorruptFileError(f"{name}: the HTML cannot be read ({exc})") from exc
+    title = _normalise_ws("".join(target.title_parts)) or None
+    return target.builder.build("html", name, title=title)
 
 
 _META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_\-]+)", re.I)
