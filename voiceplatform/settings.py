@@ -176,6 +176,30 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_ALWAYS_EAGER = False
+# Work on content a tenant supplied (document extraction, URL fetches, embedding) runs on
+# its own queue, served by its own worker (`worker-ingest` in compose, a second worker
+# in `make run`): a poisoned document can occupy that worker, never the one that
+# finalises calls, delivers webhooks and dials campaigns. Every task is routed
+# explicitly (voiceplatform/tests/test_hostile_tasks.py fails on an unrouted one).
+CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", f"ingest{_RUN}")
+CELERY_TASK_ROUTES = {
+    "knowledge.*": {"queue": CELERY_INGEST_QUEUE},
+    **{f"{app}.*": {"queue": CELERY_TASK_DEFAULT_QUEUE} for app in ("calls", "batches", "integrations", "celery")},
+}
+# Every task has a time limit: the soft one raises SoftTimeLimitExceeded inside the task
+# (which ends its work in a clean failed state), the hard one kills the pool process.
+# Ingestion runs far longer than anything else and has its own pair (knowledge/tasks.py).
+# Hard limits must stay below the broker's visibility timeout, or a running task is
+# delivered a second time.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 330)
+KNOWLEDGE_TASK_SOFT_TIME_LIMIT = env_int("KNOWLEDGE_TASK_SOFT_TIME_LIMIT", 1800)
+KNOWLEDGE_TASK_TIME_LIMIT = env_int("KNOWLEDGE_TASK_TIME_LIMIT", 1860)
+for _soft, _hard in (("CELERY_TASK_SOFT_TIME_LIMIT", "CELERY_TASK_TIME_LIMIT"),
+                     ("KNOWLEDGE_TASK_SOFT_TIME_LIMIT", "KNOWLEDGE_TASK_TIME_LIMIT")):
+    if not 0 < globals()[_soft] < globals()[_hard]:
+        raise ImproperlyConfiguredEnv(f"{_soft} ({globals()[_soft]}) must be positive and below {_hard} "
+                                      f"({globals()[_hard]})")
 
 # --- auth -------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
