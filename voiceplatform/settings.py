@@ -109,6 +109,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "voiceplatform.uploads.UploadLimitMiddleware",  # first: nothing reads a body over the cap
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -259,6 +260,10 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The cap on any request body, file uploads included (voiceplatform/uploads.py): over it,
+# 413 with the limit, checked from Content-Length before the body is read and counted while
+# it streams. Room for a 25 MB knowledge document (KNOWLEDGE_MAX_UPLOAD_BYTES) plus the form.
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 26 * 1024 * 1024)
 
 # --- security ---------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
