@@ -264,6 +264,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # 413 with the limit, checked from Content-Length before the body is read and counted while
 # it streams. Room for a 25 MB knowledge document (KNOWLEDGE_MAX_UPLOAD_BYTES) plus the form.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 26 * 1024 * 1024)
+# What one knowledge document may expand into (knowledge/extraction.py ExtractionLimits):
+# over a cap its version fails with "file too large: <what>, limit <N>".
+KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
+KNOWLEDGE_DOCX_MAX_PARTS = env_int("KNOWLEDGE_DOCX_MAX_PARTS", 1_000)
+KNOWLEDGE_DOCX_MAX_PART_BYTES = env_int("KNOWLEDGE_DOCX_MAX_PART_BYTES", 64 * 1024 * 1024)
+KNOWLEDGE_DOCX_MAX_INFLATED_BYTES = env_int("KNOWLEDGE_DOCX_MAX_INFLATED_BYTES", 128 * 1024 * 1024)
+KNOWLEDGE_PDF_MAX_PAGES = env_int("KNOWLEDGE_PDF_MAX_PAGES", 2_000)
+KNOWLEDGE_MAX_TEXT_CHARS = env_int("KNOWLEDGE_MAX_TEXT_CHARS", 50_000_000)
 
 # --- security ---------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
