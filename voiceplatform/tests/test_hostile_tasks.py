@@ -226,3 +226,37 @@ def test_an_ingestion_past_its_soft_time_limit_ends_failed_and_frees_the_worker(
         fake.release.set()
         healthy = add_document(kb, SYSTEM, SourceInput(text="Opening hours: nine to five."))
         wait_for(lambda: _version(healthy).state == IngestState.READY, 120, "the next document", started)
+
+
+@pytest.mark.django_db
+def test_a_hard_time_limit_or_a_crash_still_ends_the_version_failed(org_a: Any) -> None:
+    """After a hard time limit Celery kills the pool process and calls the task's
+    `on_failure` in the worker's main process (no `self.org` there); an unexpected
+    exception takes the same path in the pool process. Either way the version ends
+    `failed` instead of reading "extracting" forever."""
+    from celery.exceptions import TimeLimitExceeded
+
+    from knowledge.tasks import ingest_document_version
+
+    kb = create_knowledge_base(org_a, SYSTEM, name="Stuck")
+    stuck = add_document(kb, SYSTEM, SourceInput(text="Killed mid-way."))
+    crashed = add_document(kb, SYSTEM, SourceInput(text="Crashed mid-way."))
+    DocumentVersion.objects.filter(document__in=[stuck, crashed]).update(state=IngestState.EXTRACTING)
+
+    task = ingest_document_version._get_current_object()
+    task.on_failure(TimeLimitExceeded(1860), "task-id", (str(org_a.public_id), str(_version(stuck).public_id)), {},
+                    None)
+    task.on_failure(KeyError("a secret value"), "task-id", (str(org_a.public_id), str(_version(crashed).public_id)),
+                    {}, None)
+
+    killed = _version(stuck)
+    assert killed.state == IngestState.FAILED and killed.error_code == "timed_out"
+    assert killed.error_message == ("Killed mid-way.: processing took longer than the limit of 1,860 s; "
+                                    "split the document into smaller files")
+    broken = _version(crashed)
+    assert broken.state == IngestState.FAILED and broken.error_code == "internal_error"
+    assert broken.error_message == "processing failed unexpectedly (KeyError)"  # no exception text
+
+    # A finished version is never touched by a late failure report.
+    task.on_failure(TimeLimitExceeded(1860), "task-id", (str(org_a.public_id), str(killed.public_id)), {}, None)
+    assert _version(stuck).error_message == killed.error_message
