@@ -37,6 +37,14 @@ def upload_max_bytes() -> int:
     return int(settings.UPLOAD_MAX_BYTES)
 
 
+def size_hint(limit: int | None = None) -> str:
+    """"up to 26 MB": for upload fields' help texts, so the limit is known before a 413."""
+    limit = upload_max_bytes() if limit is None else limit
+    if limit >= 1024 * 1024:
+        return f"up to {limit / (1024 * 1024):.0f} MB"
+    return f"up to {limit / 1024:.0f} KB"
+
+
 def too_large_message(limit: int, size: int | None = None) -> str:
     what = f"the request body is {size:,} bytes" if size is not None else "the request body is larger than that"
     megabytes = f" ({limit / (1024 * 1024):.0f} MB)" if limit >= 1024 * 1024 else ""

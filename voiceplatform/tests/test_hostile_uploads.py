@@ -91,6 +91,11 @@ def test_every_upload_endpoint_refuses_an_oversized_body_with_413(org_a: Any, ed
     assert len(multipart) >= 3 and multipart <= covered, multipart - covered
 
     client.force_login(editor_a)
+    # The forms say the limit before anyone hits it.
+    settings.KNOWLEDGE_MAX_UPLOAD_BYTES = 32 * 1024
+    assert "up to 32 KB" in client.get(f"/knowledge/{kb.public_id}/").content.decode()
+    assert "up to 64 KB" in client.get("/batches/new/").content.decode()
+    assert "up to 64 KB" in client.get("/batches/do-not-call/").content.decode()
     before = stored()
     payload = big_csv()
     assert len(payload) > LIMIT
