@@ -508,7 +508,6 @@ def fail_after_retries(version_public_id: str, org: Organization, message: str) 
         _fail(version, "embedding_unavailable", f"the embedding provider kept failing: {message}")
 
 
-
 def _unfinished_version(version_public_id: str, org: Organization) -> DocumentVersion | None:
     if not connection.in_atomic_block:
         # The task was interrupted, possibly in the middle of a query: start from a
