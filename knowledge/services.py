@@ -517,7 +517,7 @@ def _unfinished_version(version_public_id: str, org: Organization) -> DocumentVe
             .filter(public_id=version_public_id, state__in=IN_PROGRESS_STATES).first())
 
 
-def fail_timed_out(version_public_id: str, org: Organization, limit_s: int | float | None) -> None:
+def fail_timed_out(version_public_id: str, org: Organization, limit_s: float | None) -> None:
     """The task hit its time limit: the version fails with `timed_out`, the document's
     current version (if any) stays live."""
     version = _unfinished_version(version_public_id, org)

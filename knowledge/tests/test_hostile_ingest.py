@@ -20,11 +20,19 @@ import zipfile
 from typing import Any
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from knowledge import chunking
 from knowledge.extraction import (
-    CorruptFileError, ExtractionLimits, FileTooLargeError, _atx_heading, _strip_inline_md, extract, extract_text,
+    CorruptFileError,
+    ExtractionLimits,
+    FileTooLargeError,
+    _atx_heading,
+    _strip_inline_md,
+    extract,
+    extract_text,
 )
 from knowledge.models import IngestState
 from knowledge.search import search_knowledge

@@ -217,6 +217,6 @@ def test_asgi_stack_refuses_before_reading_and_while_streaming(uvicorn_server: i
     small = head + b"Parking is free." + tail
     with socket.create_connection(("127.0.0.1", uvicorn_server)) as sock:
         sock.sendall(f"POST {path} HTTP/1.1\r\n{common}Content-Length: {len(small)}\r\n\r\n".encode() + small)
-        status, headers, body = _read_response(sock)
+        status, _, body = _read_response(sock)
     assert status == 201, body[:300]
     assert Document.objects.filter(knowledge_base=kb).count() == 1
