@@ -10,7 +10,9 @@ tenant could stream gigabytes into the server's temporary files. Two layers, one
   A declared ``Content-Length`` over the cap is answered before a byte of the body is
   read; a body without one (chunked) is counted as it streams in and cut off at the cap.
   Django reads (and spools) the whole body before any middleware runs, so this must sit
-  in front of it.
+  in front of it. (Under uvicorn, production's server, the body streams to the app;
+  Daphne, which `make run` uses, buffers a whole body before calling the app, so there
+  the cap protects Django but not Daphne's own buffer.)
 - ``UploadLimitMiddleware`` does the ``Content-Length`` check inside Django, for the WSGI
   entry point and the test client (WSGI never reads past the declared length).
 
