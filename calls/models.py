@@ -126,7 +126,7 @@ class Call(OrgScopedModel):
     variables = models.JSONField(default=dict, blank=True)
     stream_token_hash = models.CharField(max_length=64, blank=True, editable=False)
     idempotency_key = models.CharField(max_length=100, blank=True)
-    transfer_to = models.CharField(max_length=32, blank=True)
+    transfer_to = models.CharField(max_length=255, blank=True, help_text="E.164 number or SIP URI.")
     # What the carrier is asked to speak before hanging up (voicemail, apology); read
     # by Plivo's action webhook so no message text travels in a URL.
     pending_message = models.TextField(blank=True)
