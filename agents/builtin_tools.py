@@ -163,7 +163,7 @@ SIP_URI_MAX_LENGTH = 255
 
 
 def is_sip_uri(value: str) -> bool:
-    return len(value) <= SIP_URI_MAX_LENGTH and bool(SIP_URI.match(value))
+    return len(value) <= SIP_URI_MAX_LENGTH and bool(SIP_URI.fullmatch(value))
 
 
 def normalize_target(raw: str, *, allow_sip: bool, default_region: str | None = None) -> str:
@@ -213,7 +213,7 @@ def clean_destinations(value: Any, *, allow_sip: bool) -> tuple[list[dict[str, s
         if unknown:
             errors.append(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; use label, number, description.")
         label = str(entry.get("label") or "").strip()
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             errors.append(f"{where}: label “{label[:60]}” must be 1-40 letters, digits, spaces or _ . ' & / - "
                           "(starting with a letter or digit).")
         elif label.casefold() in seen:
