@@ -444,3 +444,52 @@ def test_mcp_tools_accept_every_argument_set_their_declared_schema_allows(
     assert len(fake.requests) == requests_before
     loop.run(close(session))
     loop.run(close_mcp_tools(str(call.public_id)))
+
+
+# --- end to end: a real provider session over a real media socket ---------------------------
+
+
+def test_a_realtime_model_transfers_by_name_and_an_invented_number_never_dials(
+        twilio_number: Any, owner_a: Any, fake_twilio: Any) -> None:
+    """The OpenAI Realtime bridge (real SDK, fake server) is given the enum; the model's
+    function calls travel the carrier socket's session to the carrier's REST API."""
+    from agents.testing.fake_openai import FakeOpenAIRealtime
+    from agents.testing.script import FunctionCall
+    from calls.session_link import build_session_context
+    from calls.testing.media_client import CarrierMediaClient
+    from calls.testing.media_server import MediaTestServer
+    from orgs.services import set_provider_credential
+
+    with FakeOpenAIRealtime(turn_bytes=10**9) as fake, MediaTestServer() as server:
+        set_provider_credential(twilio_number.org, SYSTEM, "openai", {"api_key": fake.api_key},
+                                config={"websocket_base_url": fake.url})
+        agent = make_ready_agent(twilio_number.org, name="Realtime", provider="openai_realtime",
+                                 first_message="Hello.", builtin_tools=["transfer_call"],
+                                 transfer_destinations=DESTINATIONS)
+        call = services.place_outbound_call(twilio_number.org, agent, CALLEE, twilio_number, {},
+                                            Actor(user=owner_a))
+        Call.objects.filter(pk=call.pk).update(status="in_progress")
+        fake.script(
+            FunctionCall(name="transfer_call", arguments={"destination": "+19005550100"}, call_id="invented"),
+            FunctionCall(name="transfer_call", arguments={"destination": "Sales"}, call_id="named"),
+        )
+        cid = str(call.public_id)
+        _, token = server.calls.add_call(build_session_context(cid), call_id=cid)
+
+        async def run() -> None:
+            async with CarrierMediaClient.twilio(server.url("twilio", cid, token)) as media:
+                assert await media.wait_closed(timeout=30) == 1000  # the transfer ends our stream
+
+        asyncio.run(run())
+        result = server.calls.wait_result(cid)
+    (update,) = [m for m in fake.received_of("session.update") if m["session"].get("tools")]
+    (offered,) = update["session"]["tools"]
+    assert offered["name"] == "transfer_call"
+    assert offered["parameters"]["properties"]["destination"]["enum"] == ["Sales", "Front desk", "London"]
+    outputs = {m["item"]["call_id"]: m["item"]["output"] for m in fake.received_of("conversation.item.create")
+               if m.get("item", {}).get("type") == "function_call_output"}
+    assert "destination: '+19005550100' is not one of" in outputs["invented"]
+    assert result.end_reason == "transferred"
+    twiml = fake_twilio.calls[call.carrier_call_id]["twiml"]
+    assert "+1900" not in "".join(twiml) and "<Number>+14155550142</Number>" in twiml[-1]
+    assert Call.objects.get(pk=call.pk).transfer_to == "+14155550142"
