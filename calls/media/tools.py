@@ -153,7 +153,10 @@ async def run_tool(
             output = {"error": f"tool {call.name!r} failed: {exc.__class__.__name__}"}
     if ok and isinstance(output, dict) and "error" in output:
         ok = False  # a handler that answers with an error (knowledge search) did not succeed
-    error = {} if ok else {"error": str(output.get("error") if isinstance(output, dict) else output)[:_MAX_ERROR_CHARS]}
+    # The error may quote the model's arguments; Postgres JSON cannot store NUL, and the
+    # timeline must persist whatever the model sent.
+    error = {} if ok else {"error": str(output.get("error") if isinstance(output, dict) else output)
+                           [:_MAX_ERROR_CHARS].replace("\x00", "\\x00")}
     session.record("tool_result", name=call.name, call_id=call.call_id, ok=ok,
                    duration_ms=int((clock() - started) * 1000), **error)
     return output

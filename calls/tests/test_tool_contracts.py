@@ -29,7 +29,7 @@ from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator
@@ -312,6 +312,8 @@ def test_search_knowledge_accepts_every_declared_query(phone_call: Call, loop: L
 
     @CONTRACT
     @given(arguments_for(schema))
+    @example({"query": "\x00"})  # found by this test: Postgres text cannot hold NUL
+    @example({"query": "refund\x00policy", "top_k": 10})
     def check(arguments: dict[str, Any]) -> None:
         output = loop.run(dispatch(session, "search_knowledge", arguments))
         assert "error" not in output and output["results"] == [], output  # the base is empty
@@ -370,12 +372,36 @@ def test_an_invented_transfer_number_is_refused_and_recorded_on_the_call(
     assert CallEvent.objects.filter(call=phone_call, kind="call.transfer_refused").count() == 1
     assert fake_twilio.calls[phone_call.carrier_call_id]["twiml"] == twiml_before
     assert Call.objects.get(pk=phone_call.pk).transfer_to == ""
+    # the refusal quotes what the model sent (escaped)
+    output = loop.run(dispatch(session, "transfer_call", {"destination": "Sa\x00les"}))
+    assert "destination: 'Sa\\x00les' is not one of" in output["error"]
     loop.run(session.end("caller_hangup"))
     loop.run(record_session_result(str(phone_call.public_id), session.result))
-    refused = CallEvent.objects.get(call=phone_call, kind="tool_refused")
-    assert refused.data["name"] == "transfer_call" and refused.data["fields"] == ["destination"]
-    result = CallEvent.objects.get(call=phone_call, kind="tool_result")
-    assert result.data["ok"] is False and "destination" in result.data["error"]
+    refused = CallEvent.objects.filter(call=phone_call, kind="tool_refused").order_by("offset_ms", "id")
+    assert [(e.data["name"], e.data["fields"]) for e in refused] == [("transfer_call", ["destination"])] * 2
+    results = CallEvent.objects.filter(call=phone_call, kind="tool_result").order_by("offset_ms", "id")
+    assert [e.data["ok"] for e in results] == [False, False]
+    assert "destination: '+14155550123' is not one of" in results[0].data["error"]
+    assert "Sa\\x00les" in results[1].data["error"]
+
+
+def test_a_tool_error_quoting_a_nul_byte_does_not_stop_the_timeline_being_stored(
+        phone_call: Call, loop: LoopThread) -> None:
+    from calls.media.result import ToolError
+
+    async def parrot(arguments: dict[str, Any], session: Any) -> str:
+        raise ToolError(f"no such order {arguments['order']}")  # as an MCP server might echo it
+
+    session = loop.run(prepared_session(phone_call))
+    session.context.tools = {**session.context.tools, "parrot": parrot}  # as MCP tools are added
+    session.context.config.tools.append({"name": "parrot", "description": "", "parameters": {"type": "object"}})
+    output = loop.run(dispatch(session, "parrot", {"order": "A\x00B"}))
+    assert output == {"error": "no such order A\x00B"}  # the model hears it as it was
+    loop.run(session.end("caller_hangup"))
+    loop.run(record_session_result(str(phone_call.public_id), session.result))
+    stored = CallEvent.objects.get(call=phone_call, kind="tool_result")
+    assert stored.data["error"] == "no such order A\\x00B"
+    assert CallEvent.objects.filter(call=phone_call, kind="session.ended").exists()
 
 
 def test_sms_to_anyone_but_the_caller_or_a_named_recipient_is_refused(
