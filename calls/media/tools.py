@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import SchemaError
+from referencing.exceptions import Unresolvable
 from jsonschema.validators import Draft202012Validator, validator_for
 
 from agents.bridges.base import ToolCall
@@ -107,10 +108,13 @@ def argument_errors(schema: Mapping[str, Any] | None, arguments: Any) -> list[st
     schema = dict(schema or {"type": "object"})
     cls = validator_for(schema, default=Draft202012Validator)
     try:
+        cls.check_schema(schema)
         validator = cls(schema)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: (list(e.absolute_path), e.message))
     except SchemaError as exc:  # an MCP server declared a broken schema: refuse, do not guess
         return [f"(schema): the tool's declared schema is invalid: {exc.message}"]
+    except Unresolvable as exc:  # a $ref outside the schema: never fetched (jsonschema retrieves nothing)
+        return [f"(schema): the tool's declared schema refers to {str(exc)[:120]}, which is not part of it"]
     return [f"{_where(e) or '(arguments)'}: {e.message}" for e in errors]
 
 

@@ -41,6 +41,7 @@ from calls.media.tools import run_tool
 from calls.models import Call, CallEvent
 from calls.session_link import close_mcp_tools, load_session_context, record_session_result
 from calls.tests.calls_fixtures import *  # noqa: F403
+from calls.testing.fake_twilio import FakeTwilio
 from calls.tests.factories import make_call, make_ready_agent
 from orgs.services import SYSTEM, Actor
 
@@ -519,3 +520,14 @@ def test_a_realtime_model_transfers_by_name_and_an_invented_number_never_dials(
     twiml = fake_twilio.calls[call.carrier_call_id]["twiml"]
     assert "+1900" not in "".join(twiml) and "<Number>+14155550142</Number>" in twiml[-1]
     assert Call.objects.get(pk=call.pk).transfer_to == "+14155550142"
+
+
+def test_a_schema_referring_outside_itself_is_refused_without_fetching_anything() -> None:
+    from calls.media.tools import argument_errors
+
+    with FakeTwilio() as probe:  # any local HTTP server: the $ref must never be requested
+        schema = {"type": "object", "properties": {"q": {"$ref": f"{probe.base_url}/schema.json"}}}
+        (problem,) = argument_errors(schema, {"q": "x"})
+        assert problem.startswith("(schema): the tool's declared schema refers to") and not probe.requests
+    assert argument_errors({"type": "object", "properties": {"n": {"type": "wrong"}}}, {"n": 1})[0].startswith(
+        "(schema): the tool's declared schema is invalid")
