@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import SchemaError
+from referencing import Registry
 from referencing.exceptions import Unresolvable
 from jsonschema.validators import Draft202012Validator, validator_for
 
@@ -109,11 +110,13 @@ def argument_errors(schema: Mapping[str, Any] | None, arguments: Any) -> list[st
     cls = validator_for(schema, default=Draft202012Validator)
     try:
         cls.check_schema(schema)
-        validator = cls(schema)
-        errors = sorted(validator.iter_errors(arguments), key=lambda e: (list(e.absolute_path), e.message))
+        # An explicit, empty registry: without one jsonschema still fetches remote $refs
+        # over HTTP (its deprecated fallback), i.e. a tool's schema could make us send requests.
+        validator = cls(schema, registry=Registry())
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: ([str(p) for p in e.absolute_path], e.message))
     except SchemaError as exc:  # an MCP server declared a broken schema: refuse, do not guess
         return [f"(schema): the tool's declared schema is invalid: {exc.message}"]
-    except Unresolvable as exc:  # a $ref outside the schema: never fetched (jsonschema retrieves nothing)
+    except Unresolvable as exc:  # a $ref outside the schema: never fetched
         return [f"(schema): the tool's declared schema refers to {str(exc)[:120]}, which is not part of it"]
     return [f"{_where(e) or '(arguments)'}: {e.message}" for e in errors]
 

@@ -531,3 +531,7 @@ def test_a_schema_referring_outside_itself_is_refused_without_fetching_anything(
         assert problem.startswith("(schema): the tool's declared schema refers to") and not probe.requests
     assert argument_errors({"type": "object", "properties": {"n": {"type": "wrong"}}}, {"n": 1})[0].startswith(
         "(schema): the tool's declared schema is invalid")
+    local = {"type": "object", "$defs": {"Mode": {"enum": ["plain", "HTML"]}},
+             "properties": {"mode": {"$ref": "#/$defs/Mode"}}, "required": ["mode"]}  # as pydantic writes them
+    assert argument_errors(local, {"mode": "HTML"}) == []
+    assert argument_errors(local, {"mode": "bold"}) == ["mode: 'bold' is not one of ['plain', 'HTML']"]
