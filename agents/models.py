@@ -235,9 +235,27 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
             for key, prop in schema["properties"].items():
                 if not isinstance(prop, dict) or "type" not in prop:
                     add("analysis_schema", f"Property “{key}” needs a \"type\".")
+            for ref in _remote_refs(schema):
+                add("analysis_schema", f"“$ref”: {ref[:100]!r} points outside the schema; only local "
+                                       "references (\"#/…\") are allowed (nothing is ever fetched).")
     if not isinstance(config.get("provider_options"), dict):
         add("provider_options", "Must be a JSON object.")
     return errors
+
+
+def _remote_refs(node: Any) -> list[str]:
+    """Every ``$ref`` in a JSON Schema that does not point inside it."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and not value.startswith("#"):
+                found.append(value)
+            else:
+                found.extend(_remote_refs(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_remote_refs(item))
+    return found
 
 
 def _check_choice_list(config: dict[str, Any], field: str, choices: dict[str, str], add: Any) -> None:
