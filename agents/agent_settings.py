@@ -55,6 +55,9 @@ class AgentSettings:
     keep_keypad_digits: bool = False
     voicemail_message: str = ""
     builtin_tools: tuple[str, ...] = ()
+    # Named numbers the tools may reach ({"label", "number", "description"}; agents.builtin_tools).
+    transfer_destinations: tuple[Mapping[str, Any], ...] = ()
+    sms_recipients: tuple[Mapping[str, Any], ...] = ()
     mcp_server_ids: tuple[str, ...] = ()
     knowledge_base_ids: tuple[str, ...] = ()
     analysis_summary: bool = True
@@ -84,6 +87,10 @@ def _ids(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value or ())
 
 
+def _entries(value: Any) -> tuple[Mapping[str, Any], ...]:
+    return tuple(MappingProxyType(dict(entry)) for entry in value or () if isinstance(entry, Mapping))
+
+
 _PARSERS: dict[str, Any] = {
     "temperature": float,
     "max_call_duration_s": int,
@@ -93,6 +100,8 @@ _PARSERS: dict[str, Any] = {
     "min_speech_ms": int,
     "keep_keypad_digits": bool,
     "builtin_tools": _ids,
+    "transfer_destinations": _entries,
+    "sms_recipients": _entries,
     "mcp_server_ids": _ids,
     "knowledge_base_ids": _ids,
     "analysis_summary": bool,

@@ -13,7 +13,7 @@ from typing import Any
 
 from agents.agent_settings import DEFAULTS
 from agents.bridges.base import SessionConfig
-from agents.builtin_tools import tool_specs
+from agents.builtin_tools import agent_tool_specs
 from agents.models import Agent, AgentVersion
 from agents.providers import provider_info
 from agents.variables import MissingVariable, render
@@ -107,7 +107,7 @@ def build_session_config(
         temperature=cfg.temperature,
         first_message=rendered["first_message"] or None,
         speaks_first=cfg.speaks_first or DEFAULTS.speaks_first,
-        tools=[*tool_specs(list(cfg.builtin_tools)), *extra_tools],
+        tools=[*agent_tool_specs(cfg), *extra_tools],
         vad_threshold=cfg.vad_threshold,
         allow_interruptions=cfg.allow_barge_in,
         credentials=dict(credentials),

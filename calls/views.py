@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_date
 from django.views.generic import TemplateView
 
 from calls import selectors
+from calls.agent_link import agent_settings
 from calls.analysis import request_analysis
 from calls.carriers import CARRIER_CHOICES
 from calls.models import Call, Direction, Recording, Status
@@ -83,6 +84,8 @@ class CallDetailView(OrgViewMixin, TemplateView):
             "call": call, "turns": turns, "events": list(call.events.all()),
             "recording": Recording.objects.filter(call=call).first(),
             "can_act": self.role in (Role.EDITOR, Role.ADMIN, Role.OWNER),
+            "can_transfer_anywhere": self.role in (Role.ADMIN, Role.OWNER),
+            "transfer_destinations": agent_settings(call).transfer_destinations,
             "agent_turns_with_latency": [t for t in turns if t.latency_ms is not None],
         }
 
@@ -94,7 +97,9 @@ class CallDetailView(OrgViewMixin, TemplateView):
                 hangup_call(call, self.actor)
                 messages.success(request, "Hang-up requested.")
             elif action == "transfer":
-                transfer_call(call, request.POST.get("to", ""), self.actor)
+                # Editors pick one of the agent's destinations; admins may also type a number.
+                transfer_call(call, request.POST.get("to", ""), self.actor,
+                              any_number=self.role in (Role.ADMIN, Role.OWNER))
                 messages.success(request, "Transfer requested.")
             elif action == "analyze":
                 if not call.turns.exists():
