@@ -159,8 +159,8 @@ class CallViewSet(OrgScopedViewSet):
         except services.CallError as exc:
             _raise(exc)
 
-    def _control(self, request: Request, operation: Any) -> Response:
-        call = self.get_object()
+    def _control(self, request: Request, operation: Any, call: Call | None = None) -> Response:
+        call = call if call is not None else self.get_object()
         try:
             operation(call)
         except services.CallError as exc:
@@ -176,19 +176,21 @@ class CallViewSet(OrgScopedViewSet):
     @extend_schema(request=TransferSerializer, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])
     def transfer(self, request: Request, public_id: str) -> Response:
+        call = self.get_object()  # another org's call is a 404 whatever the body holds
         serializer = TransferSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._control(request, lambda call: services.transfer_call(call, serializer.validated_data["to"],
-                                                                          self.actor))
+                                                                          self.actor), call)
 
     @extend_schema(request=DtmfSerializer, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])
     def dtmf(self, request: Request, public_id: str) -> Response:
         """Play DTMF tones into the live call (e.g. to navigate the callee's phone menu)."""
+        call = self.get_object()  # another org's call is a 404 whatever the body holds
         serializer = DtmfSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._control(request, lambda call: services.send_call_dtmf(
-            call, serializer.validated_data["digits"], self.actor))
+            call, serializer.validated_data["digits"], self.actor), call)
 
     @extend_schema(request=None, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])
