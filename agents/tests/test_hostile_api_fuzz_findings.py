@@ -36,3 +36,13 @@ def test_deleting_an_unused_agent_still_works(org_a: Any, api_key_client: Any) -
     assert response.status_code == 204
     assert not Agent.objects.filter(pk=agent.pk).exists()
     assert AuditLog.objects.filter(org=org_a, action="agent.deleted").exists()
+
+
+def test_dashboard_delete_of_an_agent_in_use_shows_why(org_a: Any, owner_a: Any, login: Any) -> None:
+    from batches.tests.factories import make_batch
+
+    agent = make_batch(org_a, name="Spring campaign").agent
+    response = login(owner_a).post(reverse("agents:delete", args=[agent.public_id]), follow=True)
+    assert response.status_code == 200
+    assert "Spring campaign" in response.content.decode()
+    assert Agent.objects.filter(pk=agent.pk).exists()

@@ -42,3 +42,13 @@ def test_call_control_on_another_orgs_call_is_a_404_whatever_the_body(action: st
                                                    format="json")
     assert response.status_code == 404, response.content
     assert str(call.public_id) not in response.content.decode()
+
+
+def test_dashboard_delete_of_a_number_in_use_shows_why(org_a: Any, owner_a: Any, login: Any) -> None:
+    from batches.tests.factories import make_scheduled_call
+
+    number = make_scheduled_call(org_a, name="Daily").from_number
+    response = login(owner_a).post("/numbers/", {"delete": "1", "number": str(number.public_id)}, follow=True)
+    assert response.status_code == 200
+    assert "Daily" in response.content.decode()
+    assert PhoneNumber.objects.filter(pk=number.pk).exists()
