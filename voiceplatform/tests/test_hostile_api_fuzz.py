@@ -191,6 +191,20 @@ def _request_text(case: Any) -> str:
     return " ".join(str(part) for part in (case.path_parameters, case.query, case.body, case.headers))
 
 
+def not_a_server_error_unless_upstream(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Schemathesis's ``not_a_server_error``, except a 502/503 whose error body says which
+    upstream (the carrier, an AI provider) refused: that is the documented answer when,
+    say, the carrier no longer knows a call our database still holds as live."""
+    if response.status_code in (502, 503):
+        try:
+            error = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            error = None
+        if isinstance(error, dict) and error.get("message"):
+            return None
+    return not_a_server_error(ctx, response, case)
+
+
 def make_no_foreign_data_check(foreign: set[str], marker: str) -> Any:
     def no_foreign_data(ctx: Any, response: Any, case: Any) -> None:
         """No identifier or secret of the other org, unless the request carried it."""
@@ -299,6 +313,8 @@ def _fuzz_operation(operation: Any, base_url: str, attacker: Tenant, victim: Ten
         def probe(case: Any, data: Any) -> None:
             if isinstance(case.body, (dict, list)):
                 case.body = _swap_ids(case.body, data.draw, body_pool)
+            if case.query:
+                case.query = _swap_ids(dict(case.query), data.draw, body_pool)
             response = case.call(base_url=base_url, headers=attacker.headers, session=session, timeout=30)
             findings.record(response)
             try:
@@ -345,13 +361,31 @@ def tenants(transactional_db: Any, settings: Any, tmp_path: Path, monkeypatch: A
         yield made[0], made[1]
 
 
+@pytest.mark.timeout(1200)
 def test_schema_fuzz_by_another_org_finds_no_server_error_and_no_leak(tenants: tuple[Tenant, Tenant],
                                                                       live_server: Any) -> None:
+    from agents.models import Agent
+
     org_a, org_b = tenants
     foreign = _secrets_of(org_a.org) | {org_a.key}
     schema = schemathesis.openapi.from_path(SCHEMA_PATH)
-    checks = [not_a_server_error, make_no_foreign_data_check(foreign, org_a.marker),
+    leak_check = make_no_foreign_data_check(foreign, org_a.marker)
+    checks = [not_a_server_error_unless_upstream, leak_check,
               make_foreign_path_is_404_check({i for ids in org_a.ids.values() for i in ids})]
+
+    # The leak check sees org A's data where it is (A reading its own agents), and not in B's own.
+    agents = schema["/api/v1/agents/"]["GET"]
+    own = agents.Case()
+    for tenant, leaks in ((org_a, True), (org_b, False)):
+        response = own.call(base_url=live_server.url, headers=tenant.headers)
+        assert response.status_code == 200 and len(response.json()["results"]) == Agent.objects.filter(
+            org=tenant.org).count()
+        if leaks:
+            with pytest.raises(AssertionError, match="org A's"):
+                leak_check(None, response, own)
+        else:
+            leak_check(None, response, own)
+
     findings = Findings()
     started = time.monotonic()
     with requests.Session() as session:
@@ -366,6 +400,7 @@ def test_schema_fuzz_by_another_org_finds_no_server_error_and_no_leak(tenants: t
     assert not findings.failures, "\n\n".join(f"{k}\n{v}" for k, v in sorted(findings.failures.items()))[:20000]
 
 
+@pytest.mark.timeout(600)
 def test_every_id_route_is_a_404_for_another_orgs_ids(tenants: tuple[Tenant, Tenant], live_server: Any) -> None:
     org_a, org_b = tenants
     schema = schemathesis.openapi.from_path(SCHEMA_PATH)
