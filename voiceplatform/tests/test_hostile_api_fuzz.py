@@ -89,9 +89,21 @@ def _populate(org: Any, marker: str, fake: FakeTwilio) -> None:
     from calls.models import Recording, TranscriptTurn
     from calls.services import add_event
     from calls.tests.factories import make_call, make_phone_number, make_ready_agent
-    from integrations.models import McpServer, McpToolGrant, WebhookDelivery, WebhookEndpoint, WebhookEvent
+    from integrations.models import (
+        McpServer,
+        McpToolGrant,
+        WebhookDelivery,
+        WebhookEndpoint,
+        WebhookEvent,
+    )
     from knowledge import services as knowledge
-    from orgs.services import SYSTEM, create_api_key, invite_member, record_audit, set_provider_credential
+    from orgs.services import (
+        SYSTEM,
+        create_api_key,
+        invite_member,
+        record_audit,
+        set_provider_credential,
+    )
 
     set_provider_credential(org, SYSTEM, "twilio", {"account_sid": fake.account_sid, "auth_token": fake.auth_token},
                             {"base_url": fake.base_url})
@@ -309,37 +321,44 @@ def _fuzz_operation(operation: Any, base_url: str, attacker: Tenant, victim: Ten
     path_choices = _path_choices(operation, [attacker, victim])
     body_pool = [i for t in (attacker, victim) for ids in t.ids.values() for i in ids[:3]]
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        label = f"{operation.label} [{mode.value}]"
         strategies = [operation.as_strategy(generation_mode=mode)]
         strategies += [operation.as_strategy(generation_mode=mode, path_parameters=p) for p in path_choices]
-
-        # A fixed seed per operation and mode: the same requests on every run (and
-        # different streams for different operations, unlike ``derandomize``).
-        @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-        @seed(zlib.crc32(f"{SEED}:{operation.label}:{mode.value}".encode()))
-        @given(case=st.one_of(strategies), data=st.data())
-        def probe(case: Any, data: Any) -> None:
-            if isinstance(case.body, (dict, list)):
-                case.body = _swap_ids(case.body, data.draw, body_pool)
-            if case.query:
-                case.query = _swap_ids(dict(case.query), data.draw, body_pool)
-            response = case.call(base_url=base_url, headers=attacker.headers, session=session, timeout=30)
-            findings.record(response)
-            try:
-                case.validate_response(response, checks=checks, headers=attacker.headers)
-            except FailureGroup as exc:
-                key = f"{operation.label} [{mode.value}] {sorted(type(f).__name__ for f in exc.exceptions)}"
-                findings.failures.setdefault(key, str(exc))
-            except AssertionError as exc:
-                findings.failures.setdefault(f"{operation.label} [{mode.value}] leak", str(exc))
-
         started = time.monotonic()
         try:
-            probe()
-        except Exception as exc:  # generation problems (an unsatisfiable negative schema) are not findings
+            _probe(label, st.one_of(strategies), base_url, attacker, checks, findings, session, body_pool)()
+        except Exception as exc:  # noqa: BLE001 - recorded as a finding unless generation itself could not proceed
             if "Unsatisfiable" not in type(exc).__name__ and "cannot be negated" not in str(exc):
-                findings.failures.setdefault(f"{operation.label} [{mode.value}] error", repr(exc))
-        findings.seconds[f"{operation.label} [{mode.value}]"] = time.monotonic() - started
+                findings.failures.setdefault(f"{label} error", repr(exc))
+        findings.seconds[label] = time.monotonic() - started
+
+
+def _probe(label: str, strategy: Any, base_url: str, attacker: Tenant, checks: list[Any], findings: Findings,
+           session: requests.Session, body_pool: list[str]) -> Any:
+    """The Hypothesis test for one operation and generation mode; failures are recorded
+    (not raised) so one run reports every operation that fails."""
+
+    # A fixed seed per operation and mode: the same requests on every run (and
+    # different streams for different operations, unlike ``derandomize``).
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @seed(zlib.crc32(f"{SEED}:{label}".encode()))
+    @given(case=strategy, data=st.data())
+    def probe(case: Any, data: Any) -> None:
+        if isinstance(case.body, (dict, list)):
+            case.body = _swap_ids(case.body, data.draw, body_pool)
+        if case.query:
+            case.query = _swap_ids(dict(case.query), data.draw, body_pool)
+        response = case.call(base_url=base_url, headers=attacker.headers, session=session, timeout=30)
+        findings.record(response)
+        try:
+            case.validate_response(response, checks=checks, headers=attacker.headers)
+        except FailureGroup as exc:
+            findings.failures.setdefault(f"{label} {sorted(type(f).__name__ for f in exc.exceptions)}", str(exc))
+        except AssertionError as exc:
+            findings.failures.setdefault(f"{label} leak", str(exc))
+
+    return probe
 
 
 @pytest.fixture
