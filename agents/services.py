@@ -18,6 +18,7 @@ from django.db.models import Max
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion, config_matches
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
+from voiceplatform.models import delete_unless_in_use
 
 # Long free-text fields: the audit entry says they changed, not what they say.
 _TEXT_FIELDS = {"system_prompt", "first_message", "voicemail_message", "success_criteria"}
@@ -154,4 +155,4 @@ def duplicate_agent(agent: Agent, actor: Actor, name: str | None = None) -> Agen
 def delete_agent(agent: Agent, actor: Actor) -> None:
     with transaction.atomic():
         record_audit(agent.org, actor, "agent.deleted", agent)
-        agent.delete()
+        delete_unless_in_use(agent)

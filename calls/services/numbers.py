@@ -17,6 +17,7 @@ from calls.services.base import carrier_for, normalize_number
 from calls.services.errors import CallError, CarrierUnavailable
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
+from voiceplatform.models import delete_unless_in_use
 
 
 def held_carrier_number(org: Organization, carrier_name: str, e164: str) -> CarrierNumber:
@@ -88,9 +89,11 @@ def update_phone_number(phone: PhoneNumber, actor: Actor, **values: Any) -> Phon
 
 
 def delete_phone_number(phone: PhoneNumber, actor: Actor) -> None:
-    """Remove a number from the platform (its carrier account keeps it)."""
-    record_audit(phone.org, actor, "phone_number.deleted", phone, {"carrier": phone.carrier})
-    phone.delete()
+    """Remove a number from the platform (its carrier account keeps it); a number a batch or
+    schedule still uses is refused (``ValidationError``, from ``delete_unless_in_use``)."""
+    with transaction.atomic():
+        record_audit(phone.org, actor, "phone_number.deleted", phone, {"carrier": phone.carrier})
+        delete_unless_in_use(phone)
 
 
 @dataclass(frozen=True)
