@@ -19,5 +19,5 @@ name's import path says where it lives:
 
 Modules depend only downwards in that graph (``calls/tests/test_services_layout.py``
 keeps it free of import cycles): errors < base < timeline < streams < control/costs <
-session < lifecycle < placement; numbers uses base only.
+session < lifecycle < placement; numbers uses only errors and base.
 """
