@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.db import connection, transaction
-from django.utils import timezone
 from django.db.models import Count
+from django.utils import timezone
 
 from batches import clock
 from batches.importing import (
@@ -23,7 +23,6 @@ from batches.importing import (
     ImportedRow,
     ImportSummary,
     RowStatus,
-    UploadError,
     chunked,
     classify,
     import_rows,

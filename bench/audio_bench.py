@@ -81,7 +81,7 @@ def main() -> int:
             from math import gcd
 
             g = gcd(src, dst)
-            yp, usp = framewise(x, src // 50, lambda f: resample_poly(f.astype(float), dst // g, src // g))
+            yp, usp = framewise(x, src // 50, lambda f, up=dst // g, down=src // g: resample_poly(f.astype(float), up, down))
             line += f"{sinad_db(yp[len(yp) // 4:], dst):>12.1f}{usp:>10.1f}"
         print(line)
 

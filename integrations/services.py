@@ -22,7 +22,6 @@ from django.utils import timezone
 from integrations import conf
 from integrations.mcp_client import McpClientError, ServerSpec, list_tools_sync
 from integrations.mcp_servers import SERVERS
-from integrations.targets import check_outbound_url
 from integrations.models import (
     McpServer,
     McpServerKind,
@@ -31,6 +30,7 @@ from integrations.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from integrations.targets import check_outbound_url
 from integrations.webhooks import TEST_EVENT, emit, redeliver, validate_events, validate_target_url
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit

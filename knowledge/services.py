@@ -26,11 +26,21 @@ from django.utils import timezone
 from knowledge.chunking import ChunkingConfig, chunk_document
 from knowledge.embeddings import EmbeddingBackend, EmbeddingError, create_backend, model_choices
 from knowledge.extraction import (
-    ExtractedDocument, ExtractionError, FileTooLargeError, detect_type, extract, extract_text,
+    ExtractedDocument,
+    ExtractionError,
+    FileTooLargeError,
+    detect_type,
+    extract,
+    extract_text,
 )
 from knowledge.fetching import fetch_url
 from knowledge.models import (
-    Chunk, Document, DocumentVersion, IngestState, KnowledgeBase, SourceType,
+    Chunk,
+    Document,
+    DocumentVersion,
+    IngestState,
+    KnowledgeBase,
+    SourceType,
 )
 from orgs.credentials import MissingCredential, get_credential
 from orgs.models import Organization
@@ -378,7 +388,7 @@ def _run_ingestion(version: DocumentVersion) -> None:
                       version=version, index=c.index, heading=c.heading, text=c.text, start=c.start,
                       end=c.end, page=c.page, token_count=c.token_count, embedding=vector, is_active=True,
                       embedding_dims=spec.dimensions, embedding_model=spec.key)
-                for c, vector in zip(batch, vectors)
+                for c, vector in zip(batch, vectors, strict=True)
             )
             done = offset + len(batch)
             _set(version, progress=20 + int(75 * done / len(chunks)))
@@ -458,7 +468,7 @@ def _run_reembedding(version: DocumentVersion) -> None:
         for batch in _iter_chunk_batches(version, max(backend.batch_size, 64)):
             texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in batch]
             vectors = backend.embed_documents(texts)
-            for chunk, vector in zip(batch, vectors):
+            for chunk, vector in zip(batch, vectors, strict=True):
                 chunk.embedding = vector
                 chunk.embedding_dims = spec.dimensions
                 chunk.embedding_model = spec.key

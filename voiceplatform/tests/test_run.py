@@ -11,7 +11,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-
 import pytest
 
 from voiceplatform.testing import subprocess_env
