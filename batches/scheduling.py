@@ -35,7 +35,6 @@ from batches.models import (
     ScheduledCallRun,
     ScheduleKind,
 )
-from batches.phones import PhoneNumberError, normalize_phone
 from batches.schedule_rules import (
     ScheduleError,
     next_runs,
@@ -48,6 +47,7 @@ from batches.services import BatchError
 from calls.services import CallError, CarrierUnavailable, ConcurrencyLimitReached, place_outbound_call
 from orgs.models import Organization
 from orgs.services import SYSTEM, Actor, record_audit
+from voiceplatform.phones import PhoneNumberError, normalize_phone
 
 logger = logging.getLogger(__name__)
 

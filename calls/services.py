@@ -23,7 +23,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from batches.phones import PhoneNumberError, normalize_phone
 from calls.carriers import (
     Carrier,
     CarrierError,
@@ -46,6 +45,7 @@ from calls.models import (
 from orgs.credentials import MissingCredential, get_credential
 from orgs.models import Organization
 from orgs.services import SYSTEM, Actor, record_audit
+from voiceplatform.phones import PhoneNumberError, normalize_phone
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,35 @@ def _lock_org_and_count_live(org: Organization) -> int:
     return Call.objects.for_org(org).filter(status__in=LIVE).count()
 
 
+def _agent_plan(org: Organization, agent: Any, variables: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
+    """The checks every call the platform starts shares (outbound and web): the agent is
+    this org's and usable, the variables are an object and cover what its prompt needs.
+    Returns (variables, the agent's outbound plan)."""
+    from calls.agent_link import AgentUnusable, outbound_plan
+
+    if agent is None or agent.org_id != org.pk:
+        raise CallError("agent: no such agent in this organisation", field="agent")
+    if variables is not None and not isinstance(variables, Mapping):
+        raise CallError("variables: must be an object of name → value", field="variables")
+    variables = dict(variables or {})
+    try:
+        return variables, outbound_plan(agent, variables)
+    except AgentUnusable as exc:
+        error = MissingVariables if exc.missing_variables else CallError
+        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+
+
+def _create_call_within_limit(org: Organization, **fields: Any) -> Call:
+    """Create a live-to-be Call if the org has a free concurrent-call slot; call inside a
+    transaction (the org row lock serialises concurrent starts until it commits)."""
+    live = _lock_org_and_count_live(org)
+    if live >= org.max_concurrent_calls:
+        raise ConcurrencyLimitReached(
+            f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
+        )
+    return Call.objects.create(org=org, **fields)
+
+
 # --- outbound ------------------------------------------------------------------------------
 
 def place_outbound_call(
@@ -192,11 +221,8 @@ def place_outbound_call(
     ``ConcurrencyLimitReached`` or ``CarrierUnavailable`` (the Call is then kept as
     failed with the carrier's reason).
     """
-    from calls.agent_link import AgentUnusable, outbound_plan
-
     if variables is not None and not isinstance(variables, Mapping):
         raise CallError("variables: must be an object of name → value", field="variables")
-    variables = dict(variables or {})
     idempotency_key = (idempotency_key or "").strip()[:100]
     if idempotency_key:
         existing = Call.objects.for_org(org).filter(idempotency_key=idempotency_key).first()
@@ -213,22 +239,13 @@ def place_outbound_call(
         reason = check(org, to_e164)
         if reason:
             raise DoNotCall(f"to: {reason}", field="to")
-    try:
-        plan = outbound_plan(agent, variables)
-    except AgentUnusable as exc:
-        error = MissingVariables if exc.missing_variables else CallError
-        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+    variables, plan = _agent_plan(org, agent, variables)
     carrier = carrier_for(org, from_number.carrier)
 
     try:
         with transaction.atomic():
-            live = _lock_org_and_count_live(org)
-            if live >= org.max_concurrent_calls:
-                raise ConcurrencyLimitReached(
-                    f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
-                )
-            call = Call.objects.create(
-                org=org,
+            call = _create_call_within_limit(
+                org,
                 direction=Direction.OUTBOUND,
                 from_number=from_number.e164,
                 to_number=to_e164,
@@ -296,27 +313,11 @@ def start_web_call(org: Organization, agent: Any, actor: Actor,
                    variables: Mapping[str, Any] | None = None) -> WebCallStart:
     """A browser call to ``agent`` ("talk to this agent"). If no socket authenticates
     within ``WEB_CALL_CONNECT_WINDOW`` the call is ended (``expire_unconnected_web_call``)."""
-    from calls.agent_link import AgentUnusable, outbound_plan
-
-    if agent is None or agent.org_id != org.pk:
-        raise CallError("agent: no such agent in this organisation", field="agent")
-    if variables is not None and not isinstance(variables, Mapping):
-        raise CallError("variables: must be an object of name → value", field="variables")
-    variables = dict(variables or {})
-    try:
-        plan = outbound_plan(agent, variables)
-    except AgentUnusable as exc:
-        error = MissingVariables if exc.missing_variables else CallError
-        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+    variables, plan = _agent_plan(org, agent, variables)
     now = timezone.now()
     with transaction.atomic():
-        live = _lock_org_and_count_live(org)
-        if live >= org.max_concurrent_calls:
-            raise ConcurrencyLimitReached(
-                f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
-            )
-        call = Call.objects.create(
-            org=org, direction=Direction.WEB, agent=agent, agent_version=plan.agent_version,
+        call = _create_call_within_limit(
+            org, direction=Direction.WEB, agent=agent, agent_version=plan.agent_version,
             status=Status.IN_PROGRESS, queued_at=now, answered_at=now, variables=variables,
         )
         add_event(call, "call.created", source="web", direction="web")

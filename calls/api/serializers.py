@@ -28,7 +28,7 @@ class PhoneNumberRefField(serializers.Field):
             return qs.get(public_id=uuid.UUID(text))
         except (ValueError, PhoneNumber.DoesNotExist):
             pass
-        from batches.phones import PhoneNumberError, normalize_phone
+        from voiceplatform.phones import PhoneNumberError, normalize_phone
 
         try:
             e164 = normalize_phone(text, getattr(org, "default_country", None) or None).e164
