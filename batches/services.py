@@ -94,12 +94,15 @@ def add_do_not_call(org: Organization, actor: Actor, number: str, *, reason: str
 
 
 def remove_do_not_call(entry: DoNotCallNumber, actor: Actor) -> None:
+    """Take a number off the org's do-not-call list; audited."""
     record_audit(entry.org, actor, "do_not_call.removed", entry, {}, target_label="do-not-call number")
     entry.delete()
 
 
 @dataclass
 class DoNotCallImport:
+    """What a do-not-call import did: numbers added, numbers already listed, rows refused with their reason."""
+
     added: int = 0
     already_listed: int = 0
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
@@ -139,6 +142,8 @@ def import_do_not_call(org: Organization, actor: Actor, stream: BinaryIO, *, fil
 
 @dataclass
 class BatchSettings:
+    """The settings a batch is created with (limits, retries, calling window), validated when the batch is created."""
+
     name: str
     agent: Any
     from_number: Any
@@ -300,6 +305,7 @@ def _locked(batch: Batch) -> Batch:
 
 
 def launch_batch(batch: Batch, actor: Actor) -> Batch:
+    """Start dialling a ready batch; any other status is a BatchError naming it. Audited."""
     with transaction.atomic():
         locked = _locked(batch)
         if locked.status != BatchStatus.READY:
@@ -328,6 +334,7 @@ def pause_batch(batch: Batch, actor: Actor) -> Batch:
 
 
 def resume_batch(batch: Batch, actor: Actor) -> Batch:
+    """Continue a paused batch from where it stopped; any other status is a BatchError naming it. Audited."""
     with transaction.atomic():
         locked = _locked(batch)
         if locked.status != BatchStatus.PAUSED:

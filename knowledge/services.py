@@ -52,6 +52,7 @@ from voiceplatform import outbound
 logger = logging.getLogger(__name__)
 
 def max_upload_bytes() -> int:
+    """The largest upload a document may be, in bytes (``KNOWLEDGE_MAX_UPLOAD_BYTES``)."""
     return int(settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
 
 
@@ -71,6 +72,8 @@ def extraction_limits() -> ExtractionLimits:
 # --- embedding backends ---------------------------------------------------------------
 
 def validate_embedding_choice(backend: str, model: str, dimensions: int) -> None:
+    """Raise a ValidationError naming ``embedding_model`` and the available choices unless the backend/model/dimensions
+    combination is offered."""
     if (backend, model, dimensions) not in model_choices():
         options = ", ".join(f"{b}/{m}/{d}" for b, m, d in model_choices())
         raise ValidationError({"embedding_model": f"{backend}/{model}/{dimensions} is not available; "
@@ -94,6 +97,7 @@ def backend_for(kb: KnowledgeBase) -> EmbeddingBackend:
 def create_knowledge_base(org: Organization, actor: Actor, *, name: str, description: str = "",
                           embedding_backend: str = "local", embedding_model: str = "all-MiniLM-L6-v2",
                           embedding_dimensions: int = 384) -> KnowledgeBase:
+    """Create a knowledge base with an available embedding model and a name unique in the org; audited."""
     validate_embedding_choice(embedding_backend, embedding_model, embedding_dimensions)
     if KnowledgeBase.objects.for_org(org).filter(name=name).exists():
         raise ValidationError({"name": f"A knowledge base named {name!r} already exists."})
@@ -142,6 +146,8 @@ def schedule_reembedding(kb: KnowledgeBase) -> int:
 
 
 def delete_knowledge_base(kb: KnowledgeBase, actor: Actor) -> None:
+    """Delete a knowledge base with its documents and chunks, then their stored files once the deletion is committed;
+    audited."""
     files = list(DocumentVersion.objects.filter(document__knowledge_base=kb).exclude(file="")
                  .values_list("file", flat=True))
     with transaction.atomic():
@@ -161,6 +167,8 @@ class SourceInput:
     url: str | None = None
 
     def kind(self) -> str:
+        """Which source this input is, requiring exactly one of file, text, URL (a URL must pass the outbound guard);
+        ValidationError otherwise."""
         given = [k for k, v in (("upload", self.upload), ("text", self.text), ("url", self.url)) if v]
         if len(given) != 1:
             raise ValidationError({"source": "Give exactly one of: a file, pasted text, or a URL."})
@@ -171,6 +179,8 @@ class SourceInput:
 
 
 def add_document(kb: KnowledgeBase, actor: Actor, source: SourceInput, *, title: str = "") -> Document:
+    """Add a document from one source and queue its ingestion; the title defaults to the file name, URL or first line.
+    Audited."""
     kind = source.kind()
     if not title:
         title = (source.upload.name if source.upload else source.url if source.url
@@ -254,6 +264,7 @@ def _new_version(document: Document, source: SourceInput, *, number: int) -> Doc
 
 
 def rename_document(document: Document, actor: Actor, title: str) -> Document:
+    """Rename a document (an empty title is a ValidationError naming ``title``); audited when it changes."""
     title = title.strip()[:255]
     if not title:
         raise ValidationError({"title": "A title cannot be empty."})
@@ -266,6 +277,7 @@ def rename_document(document: Document, actor: Actor, title: str) -> Document:
 
 
 def delete_document(document: Document, actor: Actor) -> None:
+    """Delete a document with its versions and chunks, then its stored files (after the commit); audited."""
     files = list(document.versions.exclude(file="").values_list("file", flat=True))
     with transaction.atomic():
         record_audit(document.org, actor, "document.deleted", document, target_label=document.title)
