@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
-from agents.models import CONFIG_FIELDS, Agent, AgentVersion
+from agents.models import CONFIG_FIELDS, Agent, AgentVersion, config_matches
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
 
@@ -108,7 +108,7 @@ def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
         locked.full_clean(exclude=["org", "published_version"])
         current = locked.published_version
         config = locked.snapshot()
-        if current is not None and current.config == config:
+        if current is not None and config_matches(current.config, config):
             raise AgentError(f"Nothing to publish: the draft is the same as version {current.number}.")
         number = (AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0) + 1
         version = AgentVersion.objects.create(

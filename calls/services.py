@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agents.builtin_tools import find_destination, normalize_target
 from calls.carriers import (
     Carrier,
     CarrierError,
@@ -601,12 +602,45 @@ def hangup_with_apology(call: Call, *, reason: str, message: str = APOLOGY_MESSA
     record_audit(call.org, SYSTEM, "call.hung_up", call, {"reason": reason})
 
 
-def transfer_call(call: Call, to: str, actor: Actor) -> Call:
-    """Cold transfer: the caller leaves the agent and is dialled through to ``to``."""
+def _agent_entries(call: Call, field: str) -> list[dict[str, Any]]:
+    """The named numbers (``transfer_destinations`` / ``sms_recipients``) of the version the call runs."""
+    version = call.agent_version
+    entries = (version.config.get(field) if version is not None else None) or []
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def _labels(entries: list[dict[str, Any]]) -> str:
+    return ", ".join(str(e.get("label")) for e in entries) or "none are configured"
+
+
+def transfer_call(call: Call, to: str, actor: Actor, *, any_number: bool = False) -> Call:
+    """Cold transfer: the caller leaves the agent and is dialled through to ``to``.
+
+    ``to`` names one of the transfer destinations of the agent version the call runs
+    (``transfer_destinations``, matched ignoring case). Only with ``any_number`` (an
+    org admin or owner typing a target in the dashboard or API) may ``to`` also be an
+    E.164 number or SIP URI that is not configured. The agent's tool never passes
+    ``any_number``: a number the model makes up is refused, with a
+    ``call.transfer_refused`` event on the call.
+    """
     carrier = _live_call_with_carrier(call, "transfer")
     if call.status != Status.IN_PROGRESS:
         raise CallError("cannot transfer: the call has not been answered yet")
-    target = normalize_number(call.org, to, "to")
+    destinations = _agent_entries(call, "transfer_destinations")
+    entry = find_destination(destinations, to)
+    label = ""
+    if entry is not None:
+        target, label = str(entry["number"]), str(entry["label"])
+    elif any_number:
+        try:
+            target = normalize_target(to, allow_sip=True, default_region=call.org.default_country or None)
+        except ValueError as exc:
+            raise CallError(f"to: {exc}", field="to") from exc
+    else:
+        add_event(call, "call.transfer_refused", reason="not a configured transfer destination",
+                  by=actor.label[:100])
+        raise CallError(f"to: “{str(to)[:40]}” is not one of this agent's transfer destinations "
+                        f"({_labels(destinations)})", field="to")
     Call.objects.filter(pk=call.pk).update(transfer_to=target)
     call.transfer_to = target
     # Caller ID: our own number on the call, so the target sees who is transferring.
@@ -618,8 +652,8 @@ def transfer_call(call: Call, to: str, actor: Actor) -> Call:
         raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
     Call.objects.filter(pk=call.pk).update(end_reason="transferred")
     call.end_reason = "transferred"
-    add_event(call, "call.transferred", to=target)
-    record_audit(call.org, actor, "call.transferred", call, {"to": target})
+    add_event(call, "call.transferred", to=target, destination=label)
+    record_audit(call.org, actor, "call.transferred", call, {"to": target, "destination": label})
     return call
 
 
@@ -641,19 +675,34 @@ def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
 
 
 def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None) -> str:
-    """Text the other party (or ``to``) from the call's own number; returns the message id."""
+    """Text the other party of the call from the call's own number; returns the message id.
+
+    ``to``, when given, names one of the agent version's ``sms_recipients`` (matched
+    ignoring case); anything else is refused with an ``sms.refused`` event, so the
+    agent can never text a number it was not configured with.
+    """
     if not call.phone_number_id or not call.carrier:
         raise CallError("cannot send SMS: this call has no phone number to send from")
+    if not text.strip():
+        raise CallError("body: the message is empty", field="body")
     number = call.phone_number
     assert number is not None
-    recipient = normalize_number(call.org, to, "to") if to else call.counterpart
+    recipient = call.counterpart
+    if to:
+        recipients = _agent_entries(call, "sms_recipients")
+        entry = find_destination(recipients, to)
+        if entry is None:
+            add_event(call, "sms.refused", reason="not a configured SMS recipient", by=actor.label[:100])
+            raise CallError(f"to: “{str(to)[:40]}” is not one of this agent's SMS recipients "
+                            f"({_labels(recipients)}); leave it out to text the caller", field="to")
+        recipient = str(entry["number"])
     carrier = carrier_for(call.org, call.carrier)
     try:
         message_id = carrier.send_sms(from_=number.e164, to=recipient, text=text)
     except CarrierError as exc:
         raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
-    add_event(call, "sms.sent", length=len(text))
-    record_audit(call.org, actor, "call.sms_sent", call, {"length": len(text)})
+    add_event(call, "sms.sent", length=len(text), recipient=to or "caller")
+    record_audit(call.org, actor, "call.sms_sent", call, {"length": len(text), "recipient": to or "caller"})
     return message_id
 
 

@@ -74,6 +74,9 @@ class CallDetailView(OrgViewMixin, TemplateView):
             "call": call, "turns": turns, "events": list(call.events.all()),
             "recording": Recording.objects.filter(call=call).first(),
             "can_act": self.role in (Role.EDITOR, Role.ADMIN, Role.OWNER),
+            "can_transfer_anywhere": self.role in (Role.ADMIN, Role.OWNER),
+            "transfer_destinations": (call.agent_version.config.get("transfer_destinations") or []
+                                      if call.agent_version is not None else []),
             "agent_turns_with_latency": [t for t in turns if t.latency_ms is not None],
         }
 
@@ -85,7 +88,9 @@ class CallDetailView(OrgViewMixin, TemplateView):
                 services.hangup_call(call, self.actor)
                 messages.success(request, "Hang-up requested.")
             elif action == "transfer":
-                services.transfer_call(call, request.POST.get("to", ""), self.actor)
+                # Editors pick one of the agent's destinations; admins may also type a number.
+                services.transfer_call(call, request.POST.get("to", ""), self.actor,
+                                       any_number=self.role in (Role.ADMIN, Role.OWNER))
                 messages.success(request, "Transfer requested.")
             elif action == "analyze":
                 if not call.turns.exists():

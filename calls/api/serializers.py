@@ -70,7 +70,10 @@ class WebCallCreateSerializer(serializers.Serializer):
 
 
 class TransferSerializer(serializers.Serializer):
-    to = serializers.CharField(max_length=40, help_text="E.164 number the caller is transferred to.")
+    to = serializers.CharField(
+        max_length=255,
+        help_text="The name of one of the call's agent transfer destinations. Org admins and owners may instead "
+                  "give any E.164 number or SIP URI (sip:user@host).")
 
 
 class DtmfSerializer(serializers.Serializer):
