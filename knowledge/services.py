@@ -235,7 +235,7 @@ def _new_version(document: Document, source: SourceInput, *, number: int) -> Doc
                               checksum=_checksum_of(source))
     refused: ExtractionError | None = None
     if source.upload is not None:
-        version.filename = source.upload.name[-255:]
+        version.filename = (source.upload.name or "")[-255:]
         version.content_type = (source.upload.content_type or "")[:120]
         version.size_bytes = source.upload.size or 0
         try:

@@ -91,6 +91,7 @@ class FakeHttpServer:
         if self._server is None:
             raise RuntimeError("fake server is not running")
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     def start(self) -> None:
