@@ -18,6 +18,7 @@ from django.db.models import Max
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion, config_matches
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
+from voiceplatform.models import delete_unless_in_use
 
 # Long free-text fields: the audit entry says they changed, not what they say.
 _TEXT_FIELDS = {"system_prompt", "first_message", "voicemail_message", "success_criteria"}
@@ -155,4 +156,4 @@ def delete_agent(agent: Agent, actor: Actor) -> None:
     """Delete the agent (its versions go with it) and record the audit entry in the same transaction."""
     with transaction.atomic():
         record_audit(agent.org, actor, "agent.deleted", agent)
-        agent.delete()
+        delete_unless_in_use(agent)

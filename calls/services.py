@@ -46,6 +46,7 @@ from calls.models import (
 from orgs.credentials import MissingCredential, get_credential
 from orgs.models import Organization
 from orgs.services import SYSTEM, Actor, record_audit
+from voiceplatform.models import delete_unless_in_use
 from voiceplatform.phones import PhoneNumberError, normalize_phone
 
 logger = logging.getLogger(__name__)
@@ -785,8 +786,9 @@ def update_phone_number(phone: PhoneNumber, actor: Actor, **values: Any) -> Phon
 
 
 def delete_phone_number(phone: PhoneNumber, actor: Actor) -> None:
-    record_audit(phone.org, actor, "phone_number.deleted", phone, {"carrier": phone.carrier})
-    phone.delete()
+    with transaction.atomic():
+        record_audit(phone.org, actor, "phone_number.deleted", phone, {"carrier": phone.carrier})
+        delete_unless_in_use(phone)
 
 
 @dataclass(frozen=True)

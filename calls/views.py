@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -230,7 +231,11 @@ class NumberListView(OrgViewMixin, TemplateView):
         if number is None:
             raise Http404("No such number in this organisation.")
         if "delete" in request.POST:
-            services.delete_phone_number(number, self.actor)
+            try:
+                services.delete_phone_number(number, self.actor)
+            except ValidationError as exc:  # still used by a batch or a schedule
+                messages.error(request, " ".join(exc.messages))
+                return redirect("calls:numbers")
             messages.success(request, "Number removed.")
             return redirect("calls:numbers")
         agent_id = request.POST.get("inbound_agent") or ""
