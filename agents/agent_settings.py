@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 
 def _frozen_mapping(value: Any) -> Mapping[str, Any]:
@@ -41,7 +41,7 @@ class AgentSettings:
     language: str = "en-US"
     system_prompt: str = ""
     first_message: str = ""
-    speaks_first: str = "agent"
+    speaks_first: Literal["agent", "caller"] = "agent"
     temperature: float | None = None
     # Seconds. 600 is the agent form's (and the Agent model's) default; the stale-call
     # expiry used to assume 3600 for a version without the key.

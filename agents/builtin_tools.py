@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents.agent_settings import AgentSettings
@@ -124,7 +124,7 @@ def tool_specs(names: list[str]) -> list[dict[str, Any]]:
     return [copy.deepcopy(BUILTIN_TOOLS[n]) for n in names]
 
 
-def _listing(entries: list[dict[str, Any]]) -> str:
+def _listing(entries: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(f"{e['label']}" + (f" ({e['description']})" if e.get("description") else "") for e in entries)
 
 

@@ -9,6 +9,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from calls.analysis import request_analysis
+from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
 from calls.services.control import delete_call, hangup_call
 from calls.services.errors import CallError
 from calls.services.numbers import (
@@ -17,8 +19,6 @@ from calls.services.numbers import (
     delete_phone_number,
     update_phone_number,
 )
-from calls.analysis import request_analysis
-from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
 from orgs.models import Organization, Role
 from orgs.services import Actor
 from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org

@@ -6,11 +6,12 @@ import dataclasses
 from typing import Any
 
 import pytest
+from django.db import models
 
 from agents.agent_settings import DEFAULTS, AgentSettings
 from agents.models import CONFIG_FIELDS, Agent
-from agents.tests.factories import make_agent
 from agents.services import publish_agent
+from agents.tests.factories import make_agent
 from orgs.services import SYSTEM
 
 
@@ -18,13 +19,19 @@ def test_it_has_exactly_the_fields_a_version_freezes() -> None:
     assert {spec.name for spec in dataclasses.fields(AgentSettings)} == set(CONFIG_FIELDS)
 
 
+def _draft_default(name: str) -> Any:
+    field = Agent._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field.get_default()
+
+
 def test_each_default_is_the_agent_forms_default() -> None:
     """One default per key: the draft's (what the agent form shows a new agent with)."""
-    drafted = {name: Agent._meta.get_field(name).get_default() for name in CONFIG_FIELDS}
+    drafted = {name: _draft_default(name) for name in CONFIG_FIELDS}
     drafted.pop("webhook_events")  # absent from a version: the agent's current choice (None)
     assert AgentSettings.parse(drafted) == DEFAULTS
-    assert DEFAULTS.max_call_duration_s == Agent._meta.get_field("max_call_duration_s").get_default() == 600
-    assert DEFAULTS.min_speech_ms == Agent._meta.get_field("min_speech_ms").get_default() == 250
+    assert DEFAULTS.max_call_duration_s == _draft_default("max_call_duration_s") == 600
+    assert DEFAULTS.min_speech_ms == _draft_default("min_speech_ms") == 250
 
 
 def test_missing_and_null_keys_read_as_the_default() -> None:

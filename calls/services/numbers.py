@@ -99,6 +99,7 @@ def delete_phone_number(phone: PhoneNumber, actor: Actor) -> None:
 @dataclass(frozen=True)
 class ImportResult:
     """What ``import_carrier_numbers`` did, number by number."""
+
     created: list[PhoneNumber]
     updated: list[PhoneNumber]
     skipped: list[tuple[str, str]]  # (number, why)
