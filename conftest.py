@@ -31,6 +31,32 @@ def pytest_configure(config: Any) -> None:
     config.add_cleanup(traveller.stop)
 
 
+def _random_order_line(config: Any) -> str | None:
+    """The line that replays this run's order, or None when pytest-randomly is off."""
+    if not config.pluginmanager.hasplugin("randomly"):
+        return None
+    seed = config.getoption("randomly_seed", None)
+    if not isinstance(seed, int):
+        return None
+    return f"random order: seed {seed} (replay: pytest -p randomly --randomly-seed={seed} ...)"
+
+
+def pytest_sessionstart(session: Any) -> None:
+    """Print the random-order seed even under ``-q`` (which hides pytest-randomly's header line),
+    first so that a run killed by a timeout still names it."""
+    line = _random_order_line(session.config)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if line and reporter is not None:
+        reporter.write_line(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    """...and again last, next to the failures it lets one replay."""
+    line = _random_order_line(config)
+    if line:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def org_a(db: Any) -> Any:
     from orgs.models import Organization
