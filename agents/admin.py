@@ -8,18 +8,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agents import services
+from agents.forms import DestinationsField
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion
 from orgs.services import Actor
 from voiceplatform.admin import OrgScopedAdmin, _org
 
 
+class AgentAdminForm(forms.ModelForm):
+    # One "name | number | description" line per entry, validated by the model like every other edit.
+    transfer_destinations = DestinationsField(required=False,
+                                              help_text=Agent._meta.get_field("transfer_destinations").help_text)
+    sms_recipients = DestinationsField(required=False, help_text=Agent._meta.get_field("sms_recipients").help_text)
+
+    class Meta:
+        model = Agent
+        fields = "__all__"
+
+
 @admin.register(Agent)
 class AgentAdmin(OrgScopedAdmin):
+    form = AgentAdminForm
     list_display = ["name", "provider", "model", "voice", "published_number", "updated_at"]
     list_filter = ["provider"]
     search_fields = ["name"]

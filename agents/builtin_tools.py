@@ -3,11 +3,22 @@
 These are the specs the bridges hand to the model (``SessionConfig.tools``).
 Executing them is the call session's job (``calls/``; ``search_knowledge`` is
 answered by ``knowledge/``); the names here are the contract between the two.
+
+The schema the model is given is the *only* description of a tool's arguments:
+the call session validates every tool call against it (``calls.media.tools``)
+before a handler runs, and handlers read exactly the properties declared here.
+``agent_tool_specs`` shapes the per-agent specs: ``transfer_call`` names the
+agent's configured destinations as an enum (the model picks by name and never
+supplies a number), and is not offered at all when none are configured;
+``send_sms`` texts the other party of the call unless the agent lists further
+named recipients, which then become an optional ``to`` enum.
 """
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Mapping
 from typing import Any
 
 END_CALL = "end_call"
@@ -16,6 +27,9 @@ SEND_DTMF = "send_dtmf"
 SEARCH_KNOWLEDGE = "search_knowledge"
 SEND_SMS = "send_sms"
 
+# Non-blank: a search or a text of only spaces is a model mistake, not a request.
+_NOT_BLANK = r"\S"
+
 BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
     END_CALL: {
         "name": END_CALL,
@@ -23,7 +37,7 @@ BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
         "parameters": {
             "type": "object",
             "properties": {
-                "reason": {"type": "string", "description": "Why the call is ending, in a few words."},
+                "reason": {"type": "string", "maxLength": 200, "description": "Why the call is ending, in a few words."},
             },
             "required": [],
             "additionalProperties": False,
@@ -31,15 +45,14 @@ BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
     },
     TRANSFER_CALL: {
         "name": TRANSFER_CALL,
-        "description": "Transfer the caller to a human or another phone number. Tell the caller first.",
+        "description": "Transfer the caller to one of this agent's transfer destinations. Tell the caller first.",
         "parameters": {
             "type": "object",
             "properties": {
-                "destination": {
-                    "type": "string",
-                    "description": "E.164 phone number (e.g. +14155550100) or a named destination configured for this agent.",
-                },
-                "reason": {"type": "string", "description": "Short summary for whoever takes the call."},
+                # agent_tool_specs turns this into an enum of the agent's destination names.
+                "destination": {"type": "string", "description": "The name of a configured transfer destination."},
+                "reason": {"type": "string", "maxLength": 500,
+                           "description": "Short summary for whoever takes the call."},
             },
             "required": ["destination"],
             "additionalProperties": False,
@@ -54,6 +67,8 @@ BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
                 "digits": {
                     "type": "string",
                     "pattern": "^[0-9*#wW]+$",
+                    "minLength": 1,
+                    "maxLength": 32,
                     "description": "Keys to press: 0-9, * and #; w waits half a second.",
                 },
             },
@@ -67,7 +82,8 @@ BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
         "parameters": {
             "type": "object",
             "properties": {
-                "query": {"type": "string", "description": "What to look up, as a short question or keywords."},
+                "query": {"type": "string", "pattern": _NOT_BLANK, "maxLength": 1000,
+                          "description": "What to look up, as a short question or keywords."},
                 "top_k": {"type": "integer", "minimum": 1, "maximum": 10, "default": 4},
             },
             "required": ["query"],
@@ -80,7 +96,8 @@ BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
         "parameters": {
             "type": "object",
             "properties": {
-                "body": {"type": "string", "maxLength": 1600, "description": "The message text."},
+                "body": {"type": "string", "pattern": _NOT_BLANK, "maxLength": 1600,
+                         "description": "The message text."},
             },
             "required": ["body"],
             "additionalProperties": False,
@@ -90,16 +107,134 @@ BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
 
 BUILTIN_TOOL_CHOICES: list[tuple[str, str]] = [
     (END_CALL, "End the call"),
-    (TRANSFER_CALL, "Transfer the call"),
+    (TRANSFER_CALL, "Transfer the call (to the agent's transfer destinations)"),
     (SEND_DTMF, "Send DTMF digits"),
     (SEARCH_KNOWLEDGE, "Search knowledge bases"),
-    (SEND_SMS, "Send an SMS to the caller"),
+    (SEND_SMS, "Send an SMS to the caller (or the agent's SMS recipients)"),
 ]
 
 
 def tool_specs(names: list[str]) -> list[dict[str, Any]]:
-    """Deep copies of the specs for ``names`` (unknown names raise ``KeyError`` naming them)."""
+    """Deep copies of the base specs for ``names`` (unknown names raise ``KeyError`` naming them)."""
     unknown = [n for n in names if n not in BUILTIN_TOOLS]
     if unknown:
         raise KeyError(f"unknown built-in tool(s): {', '.join(unknown)}")
     return [copy.deepcopy(BUILTIN_TOOLS[n]) for n in names]
+
+
+def _listing(entries: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{e['label']}" + (f" ({e['description']})" if e.get("description") else "") for e in entries)
+
+
+def agent_tool_specs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The built-in specs an agent configuration (draft snapshot or version config) offers the model.
+
+    ``transfer_call`` is left out when the agent has no transfer destinations; its
+    ``destination`` is an enum of their labels. ``send_sms`` gains an optional ``to``
+    enum when the agent lists SMS recipients besides the caller.
+    """
+    names = [n for n in config.get("builtin_tools") or [] if n in BUILTIN_TOOLS]
+    destinations = [d for d in config.get("transfer_destinations") or [] if isinstance(d, dict) and d.get("label")]
+    recipients = [d for d in config.get("sms_recipients") or [] if isinstance(d, dict) and d.get("label")]
+    specs: list[dict[str, Any]] = []
+    for spec in tool_specs(names):
+        props = spec["parameters"]["properties"]
+        if spec["name"] == TRANSFER_CALL:
+            if not destinations:
+                continue
+            props["destination"]["enum"] = [d["label"] for d in destinations]
+            props["destination"]["description"] = f"Who to transfer to: {_listing(destinations)}."
+        elif spec["name"] == SEND_SMS and recipients:
+            props["to"] = {"type": "string", "enum": [d["label"] for d in recipients],
+                           "description": f"Leave out to text the caller; or one of: {_listing(recipients)}."}
+            spec["description"] = "Send a text message to the caller's phone, or to one of the named recipients."
+        specs.append(spec)
+    return specs
+
+
+# -- destinations: named numbers / SIP URIs configured on the agent -------------------
+
+MAX_DESTINATIONS = 20
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.'&/-]{0,39}$")
+_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)"
+#: sip:user@host[:port][;param=value…] — the user part is required (carriers dial a user at a host).
+SIP_URI = re.compile(rf"^sips?:[A-Za-z0-9._~!$&'()*+,=%-]{{1,64}}@{_HOST}(?::\d{{1,5}})?(?:;[A-Za-z0-9._~=-]+)*$")
+SIP_URI_MAX_LENGTH = 255
+
+
+def is_sip_uri(value: str) -> bool:
+    return len(value) <= SIP_URI_MAX_LENGTH and bool(SIP_URI.fullmatch(value))
+
+
+def normalize_target(raw: str, *, allow_sip: bool, default_region: str | None = None) -> str:
+    """E.164 form of a phone number, or a SIP URI as given (lower-case scheme).
+
+    Raises ``ValueError`` with the reason (for the caller to put under its field name).
+    """
+    from voiceplatform.phones import PhoneNumberError, normalize_phone
+
+    text = str(raw or "").strip()
+    if text[:4].lower() in ("sip:", "sips"):
+        if not allow_sip:
+            raise ValueError("must be a phone number in E.164 form (+<country code><number>); SIP URIs cannot receive SMS")
+        scheme, _, rest = text.partition(":")
+        uri = f"{scheme.lower()}:{rest}"
+        if not is_sip_uri(uri):
+            raise ValueError(f"“{text[:80]}” is not a SIP URI of the form sip:user@host[:port]")
+        return uri
+    try:
+        return normalize_phone(text, default_region).e164
+    except PhoneNumberError as exc:
+        what = "an E.164 phone number or a SIP URI (sip:user@host)" if allow_sip else "an E.164 phone number"
+        raise ValueError(f"“{text[:40]}” must be {what}: {exc.reason}") from None
+
+
+def clean_destinations(value: Any, *, allow_sip: bool) -> tuple[list[dict[str, str]], list[str]]:
+    """(normalised entries, error messages) for a list of ``{label, number, description}``.
+
+    Labels are unique (ignoring case) because the model picks a destination by label;
+    numbers are normalised to E.164, SIP URIs checked for shape.
+    """
+    if value in (None, ""):
+        return [], []
+    if not isinstance(value, list):
+        return [], ['Must be a list of {"label", "number", "description"} objects.']
+    if len(value) > MAX_DESTINATIONS:
+        return [], [f"At most {MAX_DESTINATIONS} entries."]
+    cleaned: list[dict[str, str]] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(value, start=1):
+        where = f"Entry {index}"
+        if not isinstance(entry, dict):
+            errors.append(f'{where}: must be an object with "label" and "number".')
+            continue
+        unknown = sorted(set(entry) - {"label", "number", "description"})
+        if unknown:
+            errors.append(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; use label, number, description.")
+        label = str(entry.get("label") or "").strip()
+        if not _LABEL.fullmatch(label):
+            errors.append(f"{where}: label “{label[:60]}” must be 1-40 letters, digits, spaces or _ . ' & / - "
+                          "(starting with a letter or digit).")
+        elif label.casefold() in seen:
+            errors.append(f"{where}: label “{label}” is used twice.")
+        seen.add(label.casefold())
+        description = str(entry.get("description") or "").strip()
+        if len(description) > 200:
+            errors.append(f"{where}: description is longer than 200 characters.")
+        try:
+            number = normalize_target(str(entry.get("number") or ""), allow_sip=allow_sip)
+        except ValueError as exc:
+            errors.append(f"{where}: number {exc}.")
+            continue
+        cleaned.append({"label": label, "number": number, "description": description})
+    return cleaned, errors
+
+
+def find_destination(entries: Any, label: str) -> dict[str, str] | None:
+    """The configured entry called ``label`` (ignoring case and surrounding spaces), if any."""
+    wanted = str(label or "").strip().casefold()
+    for entry in entries or []:
+        if isinstance(entry, dict) and str(entry.get("label") or "").strip().casefold() == wanted and wanted:
+            return entry
+    return None

@@ -22,6 +22,42 @@ def _org_choices(org: Organization, app_model: str) -> list[tuple[str, str]]:
     return [(str(pid), name) for pid, name in model.objects.for_org(org).values_list("public_id", "name")]
 
 
+class DestinationsField(forms.CharField):
+    """Named numbers, one per line: ``label | number or SIP URI | description``.
+
+    Parsed into ``[{"label", "number", "description"}]``; the model's validation
+    (``agents.models.validate_config``) checks and normalises each entry.
+    """
+
+    widget = forms.Textarea(attrs={"rows": 3, "placeholder": "Sales | +14155550100 | New orders and quotes"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(" | ".join(filter(None, [str(e.get("label", "")), str(e.get("number", "")),
+                                                       str(e.get("description", ""))]))
+                             for e in value if isinstance(e, dict))
+        return value
+
+    def to_python(self, value: Any) -> list[dict[str, str]]:
+        if isinstance(value, list):
+            return value
+        entries = []
+        for number, line in enumerate(str(value or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            parts = [p.strip() for p in line.split("|", 2)]
+            if len(parts) < 2:
+                raise forms.ValidationError(f"Line {number}: write “name | number or SIP URI | description”.")
+            entries.append({"label": parts[0], "number": parts[1], "description": parts[2] if len(parts) > 2 else ""})
+        return entries
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return self.to_python(data) != (initial or [])
+        except forms.ValidationError:
+            return True
+
+
 class AgentForm(forms.ModelForm):
     # Free text with suggestions (a <datalist> per provider in the template): Hume
     # voices are ids, not names; validation checks the value against the provider.
@@ -33,6 +69,13 @@ class AgentForm(forms.ModelForm):
                                               widget=forms.CheckboxSelectMultiple)
     webhook_events = forms.MultipleChoiceField(choices=WEBHOOK_EVENT_CHOICES, required=False,
                                                widget=forms.CheckboxSelectMultiple)
+    transfer_destinations = DestinationsField(
+        required=False, label="Transfer destinations",
+        help_text="One per line: name | E.164 number or sip:user@host | description for the agent. "
+                  "The transfer tool can reach only these (the agent picks by name).")
+    sms_recipients = DestinationsField(
+        required=False, label="Extra SMS recipients",
+        help_text="One per line: name | E.164 number | description. Empty: the SMS tool texts only the caller.")
     knowledge_base_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
                                                    label="Knowledge bases")
     mcp_server_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from agents.builtin_tools import BUILTIN_TOOL_CHOICES
+from agents.builtin_tools import BUILTIN_TOOL_CHOICES, clean_destinations
 from agents.providers import PROVIDER_CHOICES, PROVIDERS
 from agents.variables import TemplateSyntaxError, check_syntax
 from voiceplatform.models import OrgScopedModel
@@ -33,7 +33,8 @@ WEBHOOK_EVENT_CHOICES: list[tuple[str, str]] = [
 CONFIG_FIELDS: tuple[str, ...] = (
     "name", "provider", "model", "voice", "language", "system_prompt", "first_message", "speaks_first",
     "temperature", "max_call_duration_s", "silence_timeout_s", "allow_barge_in", "vad_threshold",
-    "min_speech_ms", "voicemail_message", "builtin_tools", "mcp_server_ids", "knowledge_base_ids",
+    "min_speech_ms", "voicemail_message", "builtin_tools", "transfer_destinations", "sms_recipients",
+    "mcp_server_ids", "knowledge_base_ids",
     "analysis_summary", "analysis_schema", "success_criteria", "webhook_events", "provider_options",
     "keep_keypad_digits",
 )
@@ -67,6 +68,16 @@ class Agent(OrgScopedModel):
                                  "transcript. Off: the agent still hears them; only their count is stored.")
     voicemail_message = models.TextField(blank=True, help_text="Left when an answering machine picks up; empty hangs up.")
     builtin_tools = models.JSONField(default=list, blank=True)
+    # The only places the agent's tools may transfer a call to / text besides the caller:
+    # [{"label", "number", "description"}]; the model picks by label (agents.builtin_tools).
+    transfer_destinations = models.JSONField(
+        default=list, blank=True,
+        help_text="Where the transfer tool may send the caller: a name, an E.164 number or SIP URI, and an "
+                  "optional description for the model. No destinations: the transfer tool is not offered.")
+    sms_recipients = models.JSONField(
+        default=list, blank=True,
+        help_text="Who the SMS tool may text besides the caller (name, E.164 number, description). "
+                  "Empty: only the other party of the call.")
     # Wired up by the integrations and knowledge apps; stored as their public ids.
     mcp_server_ids = models.JSONField(default=list, blank=True)
     knowledge_base_ids = models.JSONField(default=list, blank=True)
@@ -102,13 +113,7 @@ class Agent(OrgScopedModel):
     @property
     def has_unpublished_changes(self) -> bool:
         version = self.published_version
-        if version is None:
-            return True
-        # A field added after the version was published counts as unchanged while the
-        # draft holds its default (keep_keypad_digits must not flag every older agent).
-        published = {**{name: self._meta.get_field(name).get_default() for name in CONFIG_FIELDS
-                         if name not in version.config}, **version.config}
-        return published != self.snapshot()
+        return version is None or not config_matches(version.config, self.snapshot())
 
     @property
     def credential_provider(self) -> str | None:
@@ -119,6 +124,21 @@ class Agent(OrgScopedModel):
         errors = validate_config(self.snapshot())
         if errors:
             raise ValidationError(errors)
+        # Stored normalised (E.164, lower-case SIP scheme, trimmed labels).
+        self.transfer_destinations = clean_destinations(self.transfer_destinations, allow_sip=True)[0]
+        self.sms_recipients = clean_destinations(self.sms_recipients, allow_sip=False)[0]
+
+
+def config_matches(version_config: dict[str, Any], snapshot: dict[str, Any]) -> bool:
+    """True if a version stores ``snapshot``; a setting added after the version was
+    published counts as equal while the draft keeps that setting's default."""
+    for field in CONFIG_FIELDS:
+        if field in version_config:
+            if version_config[field] != snapshot.get(field):
+                return False
+        elif snapshot.get(field) != Agent._meta.get_field(field).get_default():
+            return False
+    return True
 
 
 class VersionImmutable(Exception):
@@ -200,6 +220,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
         add("silence_timeout_s", "Silence timeout must be between 3 and 600 seconds.")
     _check_choice_list(config, "builtin_tools", dict(BUILTIN_TOOL_CHOICES), add)
     _check_choice_list(config, "webhook_events", dict(WEBHOOK_EVENT_CHOICES), add)
+    for field, allow_sip in (("transfer_destinations", True), ("sms_recipients", False)):
+        for message in clean_destinations(config.get(field), allow_sip=allow_sip)[1]:
+            add(field, message)
     for field in ("mcp_server_ids", "knowledge_base_ids"):
         value = config.get(field)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -212,9 +235,27 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
             for key, prop in schema["properties"].items():
                 if not isinstance(prop, dict) or "type" not in prop:
                     add("analysis_schema", f"Property “{key}” needs a \"type\".")
+            for ref in _remote_refs(schema):
+                add("analysis_schema", f"“$ref”: {ref[:100]!r} points outside the schema; only local "
+                                       "references (\"#/…\") are allowed (nothing is ever fetched).")
     if not isinstance(config.get("provider_options"), dict):
         add("provider_options", "Must be a JSON object.")
     return errors
+
+
+def _remote_refs(node: Any) -> list[str]:
+    """Every ``$ref`` in a JSON Schema that does not point inside it."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and not value.startswith("#"):
+                found.append(value)
+            else:
+                found.extend(_remote_refs(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_remote_refs(item))
+    return found
 
 
 def _check_choice_list(config: dict[str, Any], field: str, choices: dict[str, str], add: Any) -> None:

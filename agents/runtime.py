@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.bridges.base import SessionConfig
-from agents.builtin_tools import tool_specs
+from agents.builtin_tools import agent_tool_specs
 from agents.models import Agent, AgentVersion
 from agents.providers import provider_info
 from agents.variables import MissingVariable, render
@@ -106,7 +106,7 @@ def build_session_config(
         temperature=cfg.get("temperature"),
         first_message=rendered["first_message"] or None,
         speaks_first=cfg.get("speaks_first") or "agent",
-        tools=[*tool_specs(list(cfg.get("builtin_tools") or [])), *extra_tools],
+        tools=[*agent_tool_specs(cfg), *extra_tools],
         vad_threshold=cfg.get("vad_threshold"),
         allow_interruptions=bool(cfg.get("allow_barge_in", True)),
         credentials=dict(credentials),

@@ -15,9 +15,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
-from agents.models import CONFIG_FIELDS, Agent, AgentVersion
+from agents.models import CONFIG_FIELDS, Agent, AgentVersion, config_matches
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
+from voiceplatform.models import delete_unless_in_use
 
 # Long free-text fields: the audit entry says they changed, not what they say.
 _TEXT_FIELDS = {"system_prompt", "first_message", "voicemail_message", "success_criteria"}
@@ -108,7 +109,7 @@ def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
         locked.full_clean(exclude=["org", "published_version"])
         current = locked.published_version
         config = locked.snapshot()
-        if current is not None and current.config == config:
+        if current is not None and config_matches(current.config, config):
             raise AgentError(f"Nothing to publish: the draft is the same as version {current.number}.")
         number = (AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0) + 1
         version = AgentVersion.objects.create(
@@ -154,4 +155,4 @@ def duplicate_agent(agent: Agent, actor: Actor, name: str | None = None) -> Agen
 def delete_agent(agent: Agent, actor: Actor) -> None:
     with transaction.atomic():
         record_audit(agent.org, actor, "agent.deleted", agent)
-        agent.delete()
+        delete_unless_in_use(agent)

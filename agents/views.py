@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
@@ -102,7 +103,11 @@ class AgentDeleteView(AgentMixin, View):
     def post(self, request: HttpRequest, public_id: Any) -> HttpResponse:
         agent = self.get_agent(public_id)
         name = agent.name
-        services.delete_agent(agent, self.actor)
+        try:
+            services.delete_agent(agent, self.actor)
+        except ValidationError as exc:  # still used by a batch or a schedule
+            messages.error(request, " ".join(exc.messages))
+            return redirect("agents:edit", public_id=agent.public_id)
         messages.success(request, f"Deleted {name}.")
         return redirect("agents:list")
 

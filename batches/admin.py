@@ -99,7 +99,7 @@ class DoNotCallForm(forms.ModelForm):
         fields = ["e164", "reason"]
 
     def clean_e164(self) -> str:
-        from batches.phones import PhoneNumberError, normalize_phone
+        from voiceplatform.phones import PhoneNumberError, normalize_phone
 
         region = getattr(self.org, "default_country", None) or None
         try:

@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 
 from batches.models import RETRYABLE_OUTCOMES, MissedRunPolicy, ScheduleKind
 from batches.windows import DAY_NAMES
+from voiceplatform.uploads import size_hint
 
 DAY_CHOICES = [(d, d.capitalize()) for d in DAY_NAMES]
 
@@ -17,8 +20,9 @@ class BatchForm(forms.Form):
     name = forms.CharField(max_length=200)
     agent = forms.ChoiceField()
     from_number = forms.ChoiceField(label="Caller ID number")
-    file = forms.FileField(required=False, allow_empty_file=True, help_text="CSV or JSON. UTF-8 or Latin-1; "
-                           "comma, semicolon or tab separated; first line is the header.")
+    file = forms.FileField(required=False, allow_empty_file=True, help_text=format_lazy(
+        "CSV or JSON, {}. UTF-8 or Latin-1; comma, semicolon or tab separated; first line is the header.",
+        lazy(size_hint, str)()))
     upload_token = forms.CharField(required=False, widget=forms.HiddenInput)
     phone_column = forms.CharField(required=False, help_text="Leave empty to detect it from the header.")
     variable_columns = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
@@ -70,7 +74,7 @@ class DoNotCallAddForm(forms.Form):
 
 
 class DoNotCallImportForm(forms.Form):
-    file = forms.FileField(allow_empty_file=True)
+    file = forms.FileField(allow_empty_file=True, help_text=lazy(lambda: f"CSV, {size_hint()}.", str)())
     phone_column = forms.CharField(required=False)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 
-from batches.phones import PhoneNumberError, normalize_phone, normalize_region
+from voiceplatform.phones import PhoneNumberError, normalize_phone, normalize_region
 from batches.upload_reader import (
     FileFormat,
     RawRow,

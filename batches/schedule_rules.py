@@ -55,7 +55,7 @@ def parse_timezone(name: str) -> ZoneInfo:
         raise ScheduleError("a time zone is required (for example Europe/Paris)", field="timezone")
     try:
         return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" (a folder), names too long
         raise ScheduleError(f"'{name}' is not a known time zone (use names such as Europe/Paris)", field="timezone") from None
 
 

@@ -35,7 +35,7 @@ from batches.models import (
     ScheduledCallRun,
     ScheduleKind,
 )
-from batches.phones import PhoneNumberError, normalize_phone
+from voiceplatform.phones import PhoneNumberError, normalize_phone
 from batches.schedule_rules import ScheduleError, next_runs, parse_timezone, previous_run, validate_cron, validate_one_time
 from batches.services import BatchError
 from calls.services import CallError, CarrierUnavailable, ConcurrencyLimitReached, place_outbound_call

@@ -37,7 +37,7 @@ from batches.models import (
     DoNotCallNumber,
     EntryState,
 )
-from batches.phones import PhoneNumberError, normalize_phone
+from voiceplatform.phones import PhoneNumberError, normalize_phone
 from batches.windows import CallingWindow, WindowError
 from orgs.models import Organization
 from orgs.services import Actor, record_audit

@@ -38,7 +38,7 @@ class WindowError(ValueError):
 def parse_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: "America" (a folder), names too long
         raise WindowError(f"'{name}' is not a known time zone (use names such as Europe/Paris)") from None
 
 

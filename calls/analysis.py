@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx2
 import jsonschema
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 import openai
 from django.utils import timezone
 
@@ -82,11 +84,16 @@ def _parse(content: str | None, schema: dict[str, Any]) -> dict[str, Any]:
         data = json.loads(content)
     except json.JSONDecodeError as exc:
         raise AnalysisError(f"the model's reply is not JSON ({exc.msg} at position {exc.pos})") from exc
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        jsonschema.validate(data, schema)
+        # An explicit, empty registry: a customer's schema is never allowed to make the
+        # worker fetch a remote "$ref" (jsonschema's fallback would, over HTTP).
+        cls(schema, registry=Registry()).validate(data)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise AnalysisError(f"the model's reply does not match the schema at {where}: {exc.message}") from exc
+    except (Unresolvable, jsonschema.SchemaError) as exc:
+        raise AnalysisError(f"the analysis schema cannot be used: {str(exc)[:200]}") from exc
     return data
 
 

@@ -133,7 +133,7 @@ class Call(OrgScopedModel):
     # When a media socket first authenticated for this call (None: never).
     stream_connected_at = models.DateTimeField(null=True, blank=True, editable=False)
     idempotency_key = models.CharField(max_length=100, blank=True)
-    transfer_to = models.CharField(max_length=32, blank=True)
+    transfer_to = models.CharField(max_length=255, blank=True, help_text="E.164 number or SIP URI.")
     # What the carrier is asked to speak before hanging up (voicemail, apology); read
     # by Plivo's action webhook so no message text travels in a URL.
     pending_message = models.TextField(blank=True)

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from batches.phones import PhoneNumberError, normalize_phone
+from agents.builtin_tools import find_destination, normalize_target
 from calls.carriers import (
     Carrier,
     CarrierError,
@@ -46,6 +46,8 @@ from calls.models import (
 from orgs.credentials import MissingCredential, get_credential
 from orgs.models import Organization
 from orgs.services import SYSTEM, Actor, record_audit
+from voiceplatform.models import delete_unless_in_use
+from voiceplatform.phones import PhoneNumberError, normalize_phone
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +172,35 @@ def _lock_org_and_count_live(org: Organization) -> int:
     return Call.objects.for_org(org).filter(status__in=LIVE).count()
 
 
+def _agent_plan(org: Organization, agent: Any, variables: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
+    """The checks every call the platform starts shares (outbound and web): the agent is
+    this org's and usable, the variables are an object and cover what its prompt needs.
+    Returns (variables, the agent's outbound plan)."""
+    from calls.agent_link import AgentUnusable, outbound_plan
+
+    if agent is None or agent.org_id != org.pk:
+        raise CallError("agent: no such agent in this organisation", field="agent")
+    if variables is not None and not isinstance(variables, Mapping):
+        raise CallError("variables: must be an object of name → value", field="variables")
+    variables = dict(variables or {})
+    try:
+        return variables, outbound_plan(agent, variables)
+    except AgentUnusable as exc:
+        error = MissingVariables if exc.missing_variables else CallError
+        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+
+
+def _create_call_within_limit(org: Organization, **fields: Any) -> Call:
+    """Create a live-to-be Call if the org has a free concurrent-call slot; call inside a
+    transaction (the org row lock serialises concurrent starts until it commits)."""
+    live = _lock_org_and_count_live(org)
+    if live >= org.max_concurrent_calls:
+        raise ConcurrencyLimitReached(
+            f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
+        )
+    return Call.objects.create(org=org, **fields)
+
+
 # --- outbound ------------------------------------------------------------------------------
 
 def place_outbound_call(
@@ -192,11 +223,8 @@ def place_outbound_call(
     ``ConcurrencyLimitReached`` or ``CarrierUnavailable`` (the Call is then kept as
     failed with the carrier's reason).
     """
-    from calls.agent_link import AgentUnusable, outbound_plan
-
     if variables is not None and not isinstance(variables, Mapping):
         raise CallError("variables: must be an object of name → value", field="variables")
-    variables = dict(variables or {})
     idempotency_key = (idempotency_key or "").strip()[:100]
     if idempotency_key:
         existing = Call.objects.for_org(org).filter(idempotency_key=idempotency_key).first()
@@ -213,22 +241,13 @@ def place_outbound_call(
         reason = check(org, to_e164)
         if reason:
             raise DoNotCall(f"to: {reason}", field="to")
-    try:
-        plan = outbound_plan(agent, variables)
-    except AgentUnusable as exc:
-        error = MissingVariables if exc.missing_variables else CallError
-        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+    variables, plan = _agent_plan(org, agent, variables)
     carrier = carrier_for(org, from_number.carrier)
 
     try:
         with transaction.atomic():
-            live = _lock_org_and_count_live(org)
-            if live >= org.max_concurrent_calls:
-                raise ConcurrencyLimitReached(
-                    f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
-                )
-            call = Call.objects.create(
-                org=org,
+            call = _create_call_within_limit(
+                org,
                 direction=Direction.OUTBOUND,
                 from_number=from_number.e164,
                 to_number=to_e164,
@@ -296,27 +315,11 @@ def start_web_call(org: Organization, agent: Any, actor: Actor,
                    variables: Mapping[str, Any] | None = None) -> WebCallStart:
     """A browser call to ``agent`` ("talk to this agent"). If no socket authenticates
     within ``WEB_CALL_CONNECT_WINDOW`` the call is ended (``expire_unconnected_web_call``)."""
-    from calls.agent_link import AgentUnusable, outbound_plan
-
-    if agent is None or agent.org_id != org.pk:
-        raise CallError("agent: no such agent in this organisation", field="agent")
-    if variables is not None and not isinstance(variables, Mapping):
-        raise CallError("variables: must be an object of name → value", field="variables")
-    variables = dict(variables or {})
-    try:
-        plan = outbound_plan(agent, variables)
-    except AgentUnusable as exc:
-        error = MissingVariables if exc.missing_variables else CallError
-        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+    variables, plan = _agent_plan(org, agent, variables)
     now = timezone.now()
     with transaction.atomic():
-        live = _lock_org_and_count_live(org)
-        if live >= org.max_concurrent_calls:
-            raise ConcurrencyLimitReached(
-                f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
-            )
-        call = Call.objects.create(
-            org=org, direction=Direction.WEB, agent=agent, agent_version=plan.agent_version,
+        call = _create_call_within_limit(
+            org, direction=Direction.WEB, agent=agent, agent_version=plan.agent_version,
             status=Status.IN_PROGRESS, queued_at=now, answered_at=now, variables=variables,
         )
         add_event(call, "call.created", source="web", direction="web")
@@ -600,12 +603,45 @@ def hangup_with_apology(call: Call, *, reason: str, message: str = APOLOGY_MESSA
     record_audit(call.org, SYSTEM, "call.hung_up", call, {"reason": reason})
 
 
-def transfer_call(call: Call, to: str, actor: Actor) -> Call:
-    """Cold transfer: the caller leaves the agent and is dialled through to ``to``."""
+def _agent_entries(call: Call, field: str) -> list[dict[str, Any]]:
+    """The named numbers (``transfer_destinations`` / ``sms_recipients``) of the version the call runs."""
+    version = call.agent_version
+    entries = (version.config.get(field) if version is not None else None) or []
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def _labels(entries: list[dict[str, Any]]) -> str:
+    return ", ".join(str(e.get("label")) for e in entries) or "none are configured"
+
+
+def transfer_call(call: Call, to: str, actor: Actor, *, any_number: bool = False) -> Call:
+    """Cold transfer: the caller leaves the agent and is dialled through to ``to``.
+
+    ``to`` names one of the transfer destinations of the agent version the call runs
+    (``transfer_destinations``, matched ignoring case). Only with ``any_number`` (an
+    org admin or owner typing a target in the dashboard or API) may ``to`` also be an
+    E.164 number or SIP URI that is not configured. The agent's tool never passes
+    ``any_number``: a number the model makes up is refused, with a
+    ``call.transfer_refused`` event on the call.
+    """
     carrier = _live_call_with_carrier(call, "transfer")
     if call.status != Status.IN_PROGRESS:
         raise CallError("cannot transfer: the call has not been answered yet")
-    target = normalize_number(call.org, to, "to")
+    destinations = _agent_entries(call, "transfer_destinations")
+    entry = find_destination(destinations, to)
+    label = ""
+    if entry is not None:
+        target, label = str(entry["number"]), str(entry["label"])
+    elif any_number:
+        try:
+            target = normalize_target(to, allow_sip=True, default_region=call.org.default_country or None)
+        except ValueError as exc:
+            raise CallError(f"to: {exc}", field="to") from exc
+    else:
+        add_event(call, "call.transfer_refused", reason="not a configured transfer destination",
+                  by=actor.label[:100])
+        raise CallError(f"to: “{str(to)[:40]}” is not one of this agent's transfer destinations "
+                        f"({_labels(destinations)})", field="to")
     Call.objects.filter(pk=call.pk).update(transfer_to=target)
     call.transfer_to = target
     # Caller ID: our own number on the call, so the target sees who is transferring.
@@ -617,8 +653,8 @@ def transfer_call(call: Call, to: str, actor: Actor) -> Call:
         raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
     Call.objects.filter(pk=call.pk).update(end_reason="transferred")
     call.end_reason = "transferred"
-    add_event(call, "call.transferred", to=target)
-    record_audit(call.org, actor, "call.transferred", call, {"to": target})
+    add_event(call, "call.transferred", to=target, destination=label)
+    record_audit(call.org, actor, "call.transferred", call, {"to": target, "destination": label})
     return call
 
 
@@ -640,19 +676,34 @@ def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
 
 
 def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None) -> str:
-    """Text the other party (or ``to``) from the call's own number; returns the message id."""
+    """Text the other party of the call from the call's own number; returns the message id.
+
+    ``to``, when given, names one of the agent version's ``sms_recipients`` (matched
+    ignoring case); anything else is refused with an ``sms.refused`` event, so the
+    agent can never text a number it was not configured with.
+    """
     if not call.phone_number_id or not call.carrier:
         raise CallError("cannot send SMS: this call has no phone number to send from")
+    if not text.strip():
+        raise CallError("body: the message is empty", field="body")
     number = call.phone_number
     assert number is not None
-    recipient = normalize_number(call.org, to, "to") if to else call.counterpart
+    recipient = call.counterpart
+    if to:
+        recipients = _agent_entries(call, "sms_recipients")
+        entry = find_destination(recipients, to)
+        if entry is None:
+            add_event(call, "sms.refused", reason="not a configured SMS recipient", by=actor.label[:100])
+            raise CallError(f"to: “{str(to)[:40]}” is not one of this agent's SMS recipients "
+                            f"({_labels(recipients)}); leave it out to text the caller", field="to")
+        recipient = str(entry["number"])
     carrier = carrier_for(call.org, call.carrier)
     try:
         message_id = carrier.send_sms(from_=number.e164, to=recipient, text=text)
     except CarrierError as exc:
         raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
-    add_event(call, "sms.sent", length=len(text))
-    record_audit(call.org, actor, "call.sms_sent", call, {"length": len(text)})
+    add_event(call, "sms.sent", length=len(text), recipient=to or "caller")
+    record_audit(call.org, actor, "call.sms_sent", call, {"length": len(text), "recipient": to or "caller"})
     return message_id
 
 
@@ -735,8 +786,9 @@ def update_phone_number(phone: PhoneNumber, actor: Actor, **values: Any) -> Phon
 
 
 def delete_phone_number(phone: PhoneNumber, actor: Actor) -> None:
-    record_audit(phone.org, actor, "phone_number.deleted", phone, {"carrier": phone.carrier})
-    phone.delete()
+    with transaction.atomic():
+        record_audit(phone.org, actor, "phone_number.deleted", phone, {"carrier": phone.carrier})
+        delete_unless_in_use(phone)
 
 
 @dataclass(frozen=True)

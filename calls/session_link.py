@@ -228,10 +228,12 @@ def _session_hangup(call_public_id: str, reason: str) -> None:
         hangup_call(call, SYSTEM, reason=reason)
 
 
-def _session_transfer(call_public_id: str, target: str) -> None:
+def _session_transfer(call_public_id: str, destination: str) -> None:
+    """The agent's transfer: ``destination`` is a label of the agent's configured
+    destinations, never a number (``services.transfer_call`` without ``any_number``)."""
     call = _load_call(call_public_id)
     try:
-        transfer_call(call, target, SYSTEM)
+        transfer_call(call, destination, SYSTEM)
     except CallError as exc:
         raise ToolError(exc.message) from exc
 
@@ -245,12 +247,11 @@ def _session_dtmf(call_public_id: str, digits: str) -> None:
 
 
 def _session_sms(call_public_id: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The agent's ``send_sms`` with arguments already checked against its declared
+    schema (``body``; ``to``: a label of the agent's SMS recipients, else the caller)."""
     call = _load_call(call_public_id)
-    text = str(arguments.get("text") or arguments.get("message") or "").strip()
-    if not text:
-        raise ToolError("send_sms needs a non-empty 'text'")
     try:
-        message_id = send_call_sms(call, text, SYSTEM, to=arguments.get("to") or None)
+        message_id = send_call_sms(call, str(arguments["body"]), SYSTEM, to=arguments.get("to") or None)
     except CallError as exc:
         raise ToolError(exc.message) from exc
     return {"ok": True, "message_id": message_id}
@@ -352,6 +353,10 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
 
         tools["search_knowledge"] = search_knowledge
     mcp = McpPlan(call.org, call.agent, settings_.mcp_server_ids) if settings_.mcp_server_ids else None
+    # Offer the model only the tools this call can run: the declared specs and the
+    # handlers are the same set (a web call has no phone leg to transfer, text or key).
+    runnable = set(tools) | {"end_call"} | ({"transfer_call", "send_dtmf"} if has_phone else set())
+    settings_.config.tools[:] = [spec for spec in settings_.config.tools if spec.get("name") in runnable]
     return SessionContext(
         call_public_id=cid,
         provider=settings_.provider,

@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -74,6 +75,9 @@ class CallDetailView(OrgViewMixin, TemplateView):
             "call": call, "turns": turns, "events": list(call.events.all()),
             "recording": Recording.objects.filter(call=call).first(),
             "can_act": self.role in (Role.EDITOR, Role.ADMIN, Role.OWNER),
+            "can_transfer_anywhere": self.role in (Role.ADMIN, Role.OWNER),
+            "transfer_destinations": (call.agent_version.config.get("transfer_destinations") or []
+                                      if call.agent_version is not None else []),
             "agent_turns_with_latency": [t for t in turns if t.latency_ms is not None],
         }
 
@@ -85,7 +89,9 @@ class CallDetailView(OrgViewMixin, TemplateView):
                 services.hangup_call(call, self.actor)
                 messages.success(request, "Hang-up requested.")
             elif action == "transfer":
-                services.transfer_call(call, request.POST.get("to", ""), self.actor)
+                # Editors pick one of the agent's destinations; admins may also type a number.
+                services.transfer_call(call, request.POST.get("to", ""), self.actor,
+                                       any_number=self.role in (Role.ADMIN, Role.OWNER))
                 messages.success(request, "Transfer requested.")
             elif action == "analyze":
                 if not call.turns.exists():
@@ -225,7 +231,11 @@ class NumberListView(OrgViewMixin, TemplateView):
         if number is None:
             raise Http404("No such number in this organisation.")
         if "delete" in request.POST:
-            services.delete_phone_number(number, self.actor)
+            try:
+                services.delete_phone_number(number, self.actor)
+            except ValidationError as exc:  # still used by a batch or a schedule
+                messages.error(request, " ".join(exc.messages))
+                return redirect("calls:numbers")
             messages.success(request, "Number removed.")
             return redirect("calls:numbers")
         agent_id = request.POST.get("inbound_agent") or ""

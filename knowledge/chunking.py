@@ -70,9 +70,16 @@ _ABBREVIATIONS = {
     "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
 }
 # Candidate boundary: terminal punctuation (plus closing quotes/brackets) then whitespace,
-# then something that can start a sentence.
-_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9\u00C0-\u024F])")
+# then something that can start a sentence. It may only start at the first mark of a run
+# (the lookbehind) and takes the run whole (`++`): otherwise every mark of a long run of
+# dots restarted a scan of the rest of the run (quadratic; a 16 KB line of dots took 3 s).
+_SENTENCE_END = re.compile(
+    r"(?<![.!?\u2026])[.!?\u2026]++[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9\u00C0-\u024F])")
 _WORD_BEFORE = re.compile(r"([\w.]+)[.!?]*[\"'\u201d\u2019)\]]*\s*$")
+# The word before a boundary is looked for in this many characters before it, not in the
+# whole line so far (that was quadratic in the line's sentences: an 80 KB paragraph took
+# 97 s). Abbreviations are short; a word cut by the window is still far too long to be one.
+_WORD_WINDOW = 64
 
 
 def split_sentences(text: str, base: int = 0) -> list[tuple[int, int]]:
@@ -83,7 +90,7 @@ def split_sentences(text: str, base: int = 0) -> list[tuple[int, int]]:
         line_start = line_match.start()
         cursor = 0
         for boundary in _SENTENCE_END.finditer(line):
-            before = _WORD_BEFORE.search(line[: boundary.start() + 1])
+            before = _WORD_BEFORE.search(line, max(0, boundary.start() - _WORD_WINDOW), boundary.start() + 1)
             word = before.group(1).lower().rstrip(".") if before else ""
             # "Dr. Smith", "e.g. Paris", "J. Doe": a period after these does not end a sentence.
             if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):

@@ -10,6 +10,14 @@ Every failure is an `ExtractionError` subclass with a stable `code`
 (`unsupported_type`, `too_large`, `corrupt`, `encrypted`, `no_text`) and a
 message that names the file and the reason; the ingestion task stores both on
 the document so the dashboard can say exactly why a file was refused.
+
+Files come from any editor of any organisation, so extraction is bounded
+(`ExtractionLimits`): time linear in the input (no backtracking regex rescans a
+line), and memory bounded by caps on what a file may expand into — DOCX parts
+are inflated as a stream against a per-part and a total cap (a ZIP bomb stops at
+the cap), PDFs have a page cap, and every format a cap on the extracted text (a
+CSV repeats its header in every row). Over a cap the error is `too_large`:
+"<file>: file too large: <what>, limit <N> <unit>".
 """
 
 from __future__ import annotations
@@ -18,12 +26,25 @@ import csv
 import io
 import re
 import zipfile
-from dataclasses import dataclass, field
-from html.parser import HTMLParser
+import zlib
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Callable, Literal
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExtractionLimits:
+    """What one file may cost. The defaults suit a 25 MB upload limit."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES  # the file as stored
+    max_archive_parts: int = 1_000  # DOCX: entries in the ZIP (a real document has tens)
+    max_part_bytes: int = 64 * MiB  # DOCX: one entry once inflated
+    max_inflated_bytes: int = 128 * MiB  # DOCX: all entries once inflated
+    max_pages: int = 2_000  # PDF
+    max_text_chars: int = 50_000_000  # the extracted text, any format
 
 SourceType = Literal["txt", "md", "pdf", "html", "docx", "csv"]
 SUPPORTED_TYPES: tuple[str, ...] = ("txt", "md", "pdf", "html", "docx", "csv")
@@ -70,6 +91,11 @@ class FileTooLargeError(ExtractionError):
     code = "too_large"
 
 
+def too_large(name: str, what: str, limit: int, unit: str = "bytes") -> FileTooLargeError:
+    """The one wording of every cap: "<file>: file too large: <what>, limit <N> <unit>"."""
+    return FileTooLargeError(f"{name}: file too large: {what}, limit {limit:,} {unit}")
+
+
 class CorruptFileError(ExtractionError):
     code = "corrupt"
 
@@ -109,6 +135,8 @@ class ExtractedDocument:
 class _Builder:
     """Accumulates blocks into one text; paragraphs are separated by a blank line."""
 
+    name: str = "document"
+    max_chars: int = ExtractionLimits.max_text_chars
     parts: list[str] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
     length: int = 0
@@ -118,6 +146,9 @@ class _Builder:
         text = _normalise_ws(text)
         if not text:
             return
+        if self.length + len(text) + 2 > self.max_chars:
+            raise too_large(self.name, f"more than {self.max_chars:,} characters of text", self.max_chars,
+                            "characters")
         if self.parts:
             self.parts.append("\n\n")
             self.length += 2
@@ -165,24 +196,30 @@ def detect_type(filename: str | None, content_type: str | None = None) -> str:
 
 
 def extract(data: bytes, *, filename: str | None = None, content_type: str | None = None,
-            source_type: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> ExtractedDocument:
-    """Extract text and structure from `data`. Raises an ExtractionError subclass on failure."""
+            source_type: str | None = None, max_bytes: int | None = None,
+            limits: ExtractionLimits | None = None) -> ExtractedDocument:
+    """Extract text and structure from `data`. Raises an ExtractionError subclass on failure.
+
+    Time is linear in `len(data)`; memory is bounded by `limits` (`max_bytes`, if
+    given, overrides `limits.max_bytes`)."""
+    limits = limits or ExtractionLimits()
+    if max_bytes is not None:
+        limits = replace(limits, max_bytes=max_bytes)
     name = filename or "document"
-    if len(data) > max_bytes:
-        raise FileTooLargeError(
-            f"{name}: file is {len(data):,} bytes, the limit is {max_bytes:,} bytes"
-        )
+    if len(data) > limits.max_bytes:
+        raise too_large(name, f"{len(data):,} bytes", limits.max_bytes)
     kind = source_type or detect_type(filename, content_type)
     if kind not in _EXTRACTORS:
         raise UnsupportedTypeError(f"{name}: unsupported source type {kind!r}")
     if not data:
         raise NoTextError(f"{name}: the file is empty")
-    return _EXTRACTORS[kind](data, name)
+    return _EXTRACTORS[kind](data, name, limits)
 
 
-def extract_text(text: str, *, name: str = "pasted text") -> ExtractedDocument:
+def extract_text(text: str, *, name: str = "pasted text",
+                 limits: ExtractionLimits | None = None) -> ExtractedDocument:
     """Pasted text is treated like a Markdown file: headings are kept if present."""
-    return _markdown_from_str(text, name, source_type="text")
+    return _markdown_from_str(text, name, source_type="text", limits=limits or ExtractionLimits())
 
 
 # --- plain text & markdown ------------------------------------------------------------
@@ -213,33 +250,123 @@ def decode_text(data: bytes, name: str) -> str:
         return str(best)
 
 
-def _plain_text(data: bytes, name: str) -> ExtractedDocument:
+def _plain_text(data: bytes, name: str, limits: ExtractionLimits) -> ExtractedDocument:
     text = decode_text(data, name)
-    builder = _Builder()
+    builder = _Builder(name, limits.max_text_chars)
     for para in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n")):
         builder.add("paragraph", para)
     return builder.build("txt", name)
 
 
-_ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
+# Markdown is parsed by hand-written scanners, not backtracking regexes: the regexes
+# this replaced (`(.+?)[ \t#]*$`, `(\*|_)(?=\S)(.+?)(?<=\S)\1`, `\[([^\]]*)\]\(`) rescanned
+# the rest of the line from every candidate position, so one 1 MB line of spaces, `[`
+# or `_a ` held a worker for most of an hour. Each scanner below looks at every
+# character a bounded number of times (knowledge/tests/test_hostile_ingest.py checks
+# them against the old regexes as an oracle and on megabyte lines).
+_ATX_OPEN = re.compile(r" {0,3}(#{1,6})([ \t]+)")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
-_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
+_EMPHASIS_CHAR = re.compile(r"[*_`]")
+_EMPHASIS_DELIMITERS = ("**", "__", "*", "_", "`")  # longest first, as CommonMark reads them
+
+
+class _NextFinder:
+    """The first occurrence of `needle` at or after a position, for positions asked in
+    non-decreasing order. A found (or missing) occurrence answers every later question
+    up to it, so all the questions together scan the text once."""
+
+    def __init__(self, text: str, needle: str, *, after_non_space: bool = False) -> None:
+        self.text = text
+        self.needle = needle
+        self.after_non_space = after_non_space  # the occurrence must follow a non-space
+        self.found = -2  # -2: not searched yet, -1: none from the last position on
+
+    def __call__(self, start: int) -> int:
+        if self.found == -1 or self.found >= start:
+            return self.found
+        found = self.text.find(self.needle, start)
+        while found > 0 and self.after_non_space and self.text[found - 1].isspace():
+            found = self.text.find(self.needle, found + 1)
+        self.found = found
+        return found
+
+
+def _atx_heading(line: str) -> tuple[int, str] | None:
+    """`# Title ##` → (1, "Title"): the level and the text without the closing hashes."""
+    opening = _ATX_OPEN.match(line)
+    if opening is None:
+        return None
+    level = len(opening.group(1))
+    body = opening.end()
+    if body == len(line):
+        # Only blanks after the hashes: the text is the last blank (an empty heading),
+        # as long as one blank is left to separate it from the hashes.
+        return (level, line[-1]) if len(opening.group(2)) > 1 else None
+    end = max(len(line.rstrip(" \t#")), body + 1)
+    return level, line[body:end]
+
+
+def _strip_links(line: str) -> str:
+    """`[text](target)` and `![alt](src)` → text / alt."""
+    closing_bracket = _NextFinder(line, "]")
+    closing_paren = _NextFinder(line, ")")
+    out: list[str] = []
+    emitted = scan = 0
+    while (opening := line.find("[", scan)) != -1:
+        start = opening - 1 if opening > scan and line[opening - 1] == "!" else opening
+        label_end = closing_bracket(opening + 1)
+        if label_end == -1:
+            break  # no `]` left: no later `[` can start a link either
+        if line.startswith("(", label_end + 1):
+            target_end = closing_paren(label_end + 2)
+            if target_end != -1:
+                out.append(line[emitted:start])
+                out.append(line[opening + 1:label_end])
+                emitted = scan = target_end + 1
+                continue
+        scan = opening + 1
+    out.append(line[emitted:])
+    return "".join(out)
+
+
+def _strip_emphasis(line: str) -> str:
+    """`**bold**`, `__bold__`, `*em*`, `_em_`, `` `code` `` → their text. A delimiter
+    opens before a non-blank and closes after one, at its first such occurrence."""
+    closers = {d: _NextFinder(line, d, after_non_space=True) for d in _EMPHASIS_DELIMITERS}
+    out: list[str] = []
+    emitted = scan = 0
+    while (found := _EMPHASIS_CHAR.search(line, scan)) is not None:
+        at = found.start()
+        for delimiter in _EMPHASIS_DELIMITERS:
+            body = at + len(delimiter)
+            if not line.startswith(delimiter, at) or body >= len(line) or line[body].isspace():
+                continue
+            close = closers[delimiter](body + 1)
+            if close == -1:
+                continue
+            out.append(line[emitted:at])
+            out.append(line[body:close])
+            emitted = scan = close + len(delimiter)
+            break
+        else:
+            scan = at + 1
+    out.append(line[emitted:])
+    return "".join(out)
 
 
 def _strip_inline_md(line: str) -> str:
     # Link targets and emphasis markers are noise for both embedding and full-text search.
-    line = _MD_LINK.sub(r"\1", line)
-    return _MD_EMPHASIS.sub(r"\2", line)
+    # Inline markup never spans lines.
+    return "\n".join(_strip_emphasis(_strip_links(part)) for part in line.split("\n"))
 
 
-def _markdown(data: bytes, name: str) -> ExtractedDocument:
-    return _markdown_from_str(decode_text(data, name), name, source_type="md")
+def _markdown(data: bytes, name: str, limits: ExtractionLimits) -> ExtractedDocument:
+    return _markdown_from_str(decode_text(data, name), name, source_type="md", limits=limits)
 
 
-def _markdown_from_str(text: str, name: str, source_type: str) -> ExtractedDocument:
-    builder = _Builder()
+def _markdown_from_str(text: str, name: str, source_type: str, limits: ExtractionLimits) -> ExtractedDocument:
+    builder = _Builder(name, limits.max_text_chars)
     paragraph: list[str] = []
     title: str | None = None
     in_fence = False
@@ -259,11 +386,11 @@ def _markdown_from_str(text: str, name: str, source_type: str) -> ExtractedDocum
         if in_fence:
             paragraph.append(raw)
             continue
-        heading = _ATX_HEADING.match(raw)
+        heading = _atx_heading(raw)
         if heading:
             flush()
-            level = len(heading.group(1))
-            heading_text = _strip_inline_md(heading.group(2))
+            level = heading[0]
+            heading_text = _strip_inline_md(heading[1])
             builder.add("heading", heading_text, level=level)
             title = title or (heading_text if level == 1 else None)
             continue
@@ -295,10 +422,15 @@ _VOID_TAGS = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col",
               "source", "track", "wbr"}
 
 
-class _HTMLTextParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.builder = _Builder()
+class _HTMLText:
+    """An lxml parser target: receives start/end/data events and builds the blocks.
+
+    libxml2's HTML parser is used instead of `html.parser`, whose recovery from an
+    unfinished tag rescans the rest of the input (`"<a" * n`: 80 KB took 12 s, so a
+    1 MB page would hold a worker for half an hour); libxml2 reads the input once."""
+
+    def __init__(self, builder: _Builder) -> None:
+        self.builder = builder
         self.buffer: list[str] = []
         self.skip_depth = 0
         self.heading_level = 0
@@ -313,7 +445,7 @@ class _HTMLTextParser(HTMLParser):
         else:
             self.builder.add("paragraph", text)
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def start(self, tag: str, attrs: object) -> None:
         if tag == "title":
             self.in_title = True
         if tag in _SKIP_TAGS:
@@ -332,7 +464,7 @@ class _HTMLTextParser(HTMLParser):
         elif tag in ("td", "th"):
             self.buffer.append(" | " if self.buffer and self.buffer[-1] != "\n" else "")
 
-    def handle_endtag(self, tag: str) -> None:
+    def end(self, tag: str) -> None:
         if tag == "title":
             self.in_title = False
         if tag in _SKIP_TAGS:
@@ -348,23 +480,37 @@ class _HTMLTextParser(HTMLParser):
         elif tag in _BLOCK_TAGS:
             self._flush()
 
-    def handle_data(self, data: str) -> None:
+    def data(self, data: str) -> None:
         if self.in_title:
             self.title_parts.append(data)
         if self.skip_depth:
             return
         # Source newlines inside HTML are layout, not structure.
-        self.buffer.append(re.sub(r"\s+", " ", data))
+        self.buffer.append(_ANY_WS.sub(" ", data))
+
+    def close(self) -> None:
+        self._flush()
 
 
-def _html(data: bytes, name: str) -> ExtractedDocument:
+_ANY_WS = re.compile(r"\s+")
+
+
+def _html(data: bytes, name: str, limits: ExtractionLimits) -> ExtractedDocument:
+    from lxml import etree
+
     text = _decode_html(data, name)
-    parser = _HTMLTextParser()
-    parser.feed(text)
-    parser.close()
-    parser._flush()
-    title = _normalise_ws("".join(parser.title_parts)) or None
-    return parser.builder.build("html", name, title=title)
+    target = _HTMLText(_Builder(name, limits.max_text_chars))
+    parser = etree.HTMLParser(target=target, recover=True, no_network=True, remove_comments=True,
+                              remove_pis=True)
+    try:
+        parser.feed(text)
+        parser.close()
+    except ExtractionError:
+        raise
+    except (etree.LxmlError, ValueError) as exc:
+        raise CorruptFileError(f"{name}: the HTML cannot be read ({exc})") from exc
+    title = _normalise_ws("".join(target.title_parts)) or None
+    return target.builder.build("html", name, title=title)
 
 
 _META_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_\-]+)", re.I)
@@ -382,9 +528,9 @@ def _decode_html(data: bytes, name: str) -> str:
 
 # --- PDF ---------------------------------------------------------------------------------
 
-def _pdf(data: bytes, name: str) -> ExtractedDocument:
+def _pdf(data: bytes, name: str, limits: ExtractionLimits) -> ExtractedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError, PdfStreamError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PdfStreamError
 
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise CorruptFileError(f"{name}: not a PDF file (missing %PDF header)")
@@ -399,9 +545,11 @@ def _pdf(data: bytes, name: str) -> ExtractedDocument:
                 raise EncryptedFileError(f"{name}: the PDF is encrypted ({exc})") from exc
             if not opened:
                 raise EncryptedFileError(f"{name}: the PDF is password-protected")
-        builder = _Builder()
+        builder = _Builder(name, limits.max_text_chars)
         pages = reader.pages
         page_count = len(pages)
+        if page_count > limits.max_pages:
+            raise too_large(name, f"{page_count:,} pages", limits.max_pages, "pages")
         for number, page in enumerate(pages, start=1):
             page_text = page.extract_text() or ""
             for para in re.split(r"\n\s*\n", page_text):
@@ -416,6 +564,9 @@ def _pdf(data: bytes, name: str) -> ExtractedDocument:
         raise
     except FileNotDecryptedError as exc:
         raise EncryptedFileError(f"{name}: the PDF is encrypted") from exc
+    except LimitReachedError as exc:
+        # pypdf's own caps (a stream inflating past 75 MB, a huge /ToUnicode map, ...).
+        raise FileTooLargeError(f"{name}: file too large: {exc}") from exc
     except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError,
             IndexError, AssertionError, RecursionError, OSError) as exc:
         raise CorruptFileError(f"{name}: the PDF is damaged and cannot be read ({exc})") from exc
@@ -427,9 +578,56 @@ def _pdf(data: bytes, name: str) -> ExtractedDocument:
 _HEADING_STYLE = re.compile(r"^heading (\d)$", re.I)
 
 
-def _docx(data: bytes, name: str) -> ExtractedDocument:
+def _check_archive(data: bytes, name: str, limits: ExtractionLimits) -> None:
+    """Refuse a ZIP that would inflate past the caps, before python-docx reads any of
+    it (it reads whole parts into memory). Declared sizes are checked first (cheap);
+    then every part is inflated as a stream and counted, so an archive whose headers
+    lie is stopped at the cap too, never inflated in full."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+        raise CorruptFileError(f"{name}: the DOCX file is damaged ({exc})") from exc
+    parts = archive.infolist()
+    if len(parts) > limits.max_archive_parts:
+        raise too_large(name, f"{len(parts):,} parts in the DOCX archive", limits.max_archive_parts, "parts")
+
+    def part_label(info: zipfile.ZipInfo) -> str:
+        return repr(info.filename[:100])
+
+    declared = 0
+    for info in parts:
+        if info.file_size > limits.max_part_bytes:
+            raise too_large(name, f"DOCX part {part_label(info)} inflates to {info.file_size:,} bytes",
+                            limits.max_part_bytes)
+        declared += info.file_size
+    if declared > limits.max_inflated_bytes:
+        raise too_large(name, f"DOCX parts inflate to {declared:,} bytes", limits.max_inflated_bytes)
+    total = 0
+    try:
+        for info in parts:
+            size = 0
+            with archive.open(info) as member:
+                while piece := member.read(256 * 1024):
+                    size += len(piece)
+                    total += len(piece)
+                    if size > limits.max_part_bytes:
+                        raise too_large(name, f"DOCX part {part_label(info)} inflates to more than "
+                                              f"{limits.max_part_bytes:,} bytes", limits.max_part_bytes)
+                    if total > limits.max_inflated_bytes:
+                        raise too_large(name, f"DOCX parts inflate to more than {limits.max_inflated_bytes:,} bytes",
+                                        limits.max_inflated_bytes)
+    except ExtractionError:
+        raise
+    except RuntimeError as exc:  # an encrypted part
+        raise EncryptedFileError(f"{name}: the DOCX file is encrypted ({exc})") from exc
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, ValueError, OSError) as exc:
+        raise CorruptFileError(f"{name}: the DOCX file is damaged ({exc})") from exc
+
+
+def _docx(data: bytes, name: str, limits: ExtractionLimits) -> ExtractedDocument:
     if not data.startswith(b"PK"):
         raise CorruptFileError(f"{name}: not a DOCX file (not a ZIP container)")
+    _check_archive(data, name, limits)
     try:
         import docx
         from docx.opc.exceptions import PackageNotFoundError
@@ -438,7 +636,7 @@ def _docx(data: bytes, name: str) -> ExtractedDocument:
             document = docx.Document(io.BytesIO(data))
         except PackageNotFoundError as exc:
             raise CorruptFileError(f"{name}: not a Word document ({exc})") from exc
-        builder = _Builder()
+        builder = _Builder(name, limits.max_text_chars)
         title = document.core_properties.title or None
         body = document.element.body
         # Walk the body in order so tables stay where they were in the document.
@@ -471,7 +669,7 @@ def _docx(data: bytes, name: str) -> ExtractedDocument:
 
 # --- CSV ---------------------------------------------------------------------------------
 
-def _csv(data: bytes, name: str) -> ExtractedDocument:
+def _csv(data: bytes, name: str, limits: ExtractionLimits) -> ExtractedDocument:
     text = decode_text(data, name)
     sample = text[:8192]
     try:
@@ -479,7 +677,9 @@ def _csv(data: bytes, name: str) -> ExtractedDocument:
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text), dialect)
-    builder = _Builder()
+    # The header is repeated in every row's text ("column: value"), so a CSV with long
+    # column names and many short rows expands a lot: the text cap bounds it.
+    builder = _Builder(name, limits.max_text_chars)
     try:
         header = next(reader, None)
         if header is None:
@@ -503,7 +703,7 @@ def _csv(data: bytes, name: str) -> ExtractedDocument:
     return builder.build("csv", name)
 
 
-_EXTRACTORS: dict[str, Callable[[bytes, str], ExtractedDocument]] = {
+_EXTRACTORS: dict[str, Callable[[bytes, str, ExtractionLimits], ExtractedDocument]] = {
     "txt": _plain_text,
     "md": _markdown,
     "html": _html,

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 
 from knowledge.embeddings import model_choices
 from knowledge.search import MAX_K
+from voiceplatform.uploads import size_hint
 
 
 def _model_field() -> forms.ChoiceField:
@@ -32,7 +36,8 @@ class KnowledgeBaseForm(forms.Form):
 
 class SourceForm(forms.Form):
     title = forms.CharField(max_length=255, required=False, help_text="Defaults to the file name or URL.")
-    file = forms.FileField(required=False, help_text=".txt .md .pdf .html .docx .csv")
+    file = forms.FileField(required=False, help_text=format_lazy(
+        ".txt .md .pdf .html .docx .csv, {}", lazy(lambda: size_hint(settings.KNOWLEDGE_MAX_UPLOAD_BYTES), str)()))
     text = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Or paste text")
     url = forms.URLField(required=False, label="Or a web page URL", max_length=2000, assume_scheme="https")
 

@@ -290,6 +290,10 @@ async def run_search_tool(org: Organization, kb_ids: Iterable[Any], arguments: d
     query = arguments.get("query")
     if not isinstance(query, str) or not query.strip():
         return {"error": "query must be a non-empty string"}
+    # Postgres text cannot hold NUL; a model's stray control byte is not part of the question.
+    query = query.replace("\x00", " ")
+    if not query.strip():
+        return format_for_agent([])
     top_k = arguments.get("top_k", 4)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 10:
         return {"error": "top_k must be an integer from 1 to 10"}

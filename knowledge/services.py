@@ -19,18 +19,18 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from knowledge.chunking import ChunkingConfig, chunk_document
 from knowledge.embeddings import EmbeddingBackend, EmbeddingError, create_backend, model_choices
 from knowledge.extraction import (
-    ExtractedDocument, ExtractionError, FileTooLargeError, detect_type, extract, extract_text,
+    ExtractedDocument, ExtractionError, ExtractionLimits, detect_type, extract, extract_text, too_large,
 )
 from knowledge.fetching import fetch_url
 from knowledge.models import (
-    Chunk, Document, DocumentVersion, IngestState, KnowledgeBase, SourceType,
+    IN_PROGRESS_STATES, Chunk, Document, DocumentVersion, IngestState, KnowledgeBase, SourceType,
 )
 from orgs.credentials import MissingCredential, get_credential
 from orgs.models import Organization
@@ -41,6 +41,19 @@ logger = logging.getLogger(__name__)
 
 def max_upload_bytes() -> int:
     return int(settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
+
+
+def extraction_limits() -> ExtractionLimits:
+    """The caps on what one document may expand into (settings override the defaults)."""
+    defaults = ExtractionLimits()
+    return ExtractionLimits(
+        max_bytes=max_upload_bytes(),
+        max_archive_parts=int(getattr(settings, "KNOWLEDGE_DOCX_MAX_PARTS", defaults.max_archive_parts)),
+        max_part_bytes=int(getattr(settings, "KNOWLEDGE_DOCX_MAX_PART_BYTES", defaults.max_part_bytes)),
+        max_inflated_bytes=int(getattr(settings, "KNOWLEDGE_DOCX_MAX_INFLATED_BYTES", defaults.max_inflated_bytes)),
+        max_pages=int(getattr(settings, "KNOWLEDGE_PDF_MAX_PAGES", defaults.max_pages)),
+        max_text_chars=int(getattr(settings, "KNOWLEDGE_MAX_TEXT_CHARS", defaults.max_text_chars)),
+    )
 
 
 # --- embedding backends ---------------------------------------------------------------
@@ -206,8 +219,7 @@ def _new_version(document: Document, source: SourceInput, *, number: int) -> Doc
         try:
             version.file_type = detect_type(version.filename, version.content_type)
             if version.size_bytes > max_upload_bytes():
-                raise FileTooLargeError(f"{version.filename}: file is {version.size_bytes:,} bytes, "
-                                        f"the limit is {max_upload_bytes():,} bytes")
+                raise too_large(version.filename, f"{version.size_bytes:,} bytes", max_upload_bytes())
         except ExtractionError as exc:
             refused = exc  # recorded on the version; the file itself is not stored
         else:
@@ -283,8 +295,14 @@ class _VersionLock:
                 raise _Busy()
 
     def __exit__(self, *exc: object) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+        except DatabaseError:
+            # The work was interrupted mid-query (a time limit): the connection may be
+            # unusable. Closing it ends the session, which releases the lock too, and
+            # lets the interruption itself propagate.
+            connection.close()
 
 
 def _set(version: DocumentVersion, **fields: Any) -> None:
@@ -303,8 +321,9 @@ def _fail(version: DocumentVersion, code: str, message: str) -> None:
 
 def _load_source(version: DocumentVersion) -> ExtractedDocument:
     document = version.document
+    limits = extraction_limits()
     if document.source_type == SourceType.TEXT:
-        return extract_text(version.pasted_text, name=document.title)
+        return extract_text(version.pasted_text, name=document.title, limits=limits)
     if document.source_type == SourceType.URL:
         fetched = fetch_url(document.source_url, max_bytes=max_upload_bytes(),
                             timeout=float(getattr(settings, "KNOWLEDGE_URL_TIMEOUT", 20)))
@@ -318,11 +337,13 @@ def _load_source(version: DocumentVersion) -> ExtractedDocument:
         version.file.save(fetched.filename or f"page.{file_type}", ContentFile(fetched.data), save=False)
         DocumentVersion.objects.filter(pk=version.pk).update(file=version.file.name)
         return extract(fetched.data, filename=fetched.filename or fetched.url, source_type=file_type,
-                       max_bytes=max_upload_bytes())
+                       limits=limits)
+    stored = version.file.size
+    if stored > limits.max_bytes:
+        raise too_large(version.filename, f"{stored:,} bytes", limits.max_bytes)
     with version.file.open("rb") as handle:
-        data = handle.read()
-    return extract(data, filename=version.filename, source_type=version.file_type,
-                   max_bytes=max_upload_bytes())
+        data = handle.read(limits.max_bytes + 1)  # never more than the cap into memory
+    return extract(data, filename=version.filename, source_type=version.file_type, limits=limits)
 
 
 def ingest_version(version_public_id: str, org: Organization) -> None:
@@ -485,3 +506,30 @@ def fail_after_retries(version_public_id: str, org: Organization, message: str) 
     version = DocumentVersion.objects.for_org(org).filter(public_id=version_public_id).first()
     if version is not None:
         _fail(version, "embedding_unavailable", f"the embedding provider kept failing: {message}")
+
+
+def _unfinished_version(version_public_id: str, org: Organization) -> DocumentVersion | None:
+    if not connection.in_atomic_block:
+        # The task was interrupted, possibly in the middle of a query: start from a
+        # fresh connection rather than one whose protocol state is unknown.
+        connection.close()
+    return (DocumentVersion.objects.for_org(org).select_related("document")
+            .filter(public_id=version_public_id, state__in=IN_PROGRESS_STATES).first())
+
+
+def fail_timed_out(version_public_id: str, org: Organization, limit_s: float | None) -> None:
+    """The task hit its time limit: the version fails with `timed_out`, the document's
+    current version (if any) stays live."""
+    version = _unfinished_version(version_public_id, org)
+    if version is not None:
+        name = version.filename or version.document.title
+        _fail(version, "timed_out", f"{name}: processing took longer than the limit of {limit_s or 0:,.0f} s; "
+                                    "split the document into smaller files")
+
+
+def fail_unexpectedly(version_public_id: str, org: Organization, exc: BaseException) -> None:
+    """An error nobody anticipated: the version fails rather than reading 'processing'
+    forever. The message names the error's type only (its text may quote content)."""
+    version = _unfinished_version(version_public_id, org)
+    if version is not None:
+        _fail(version, "internal_error", f"processing failed unexpectedly ({type(exc).__name__})")

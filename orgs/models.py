@@ -21,7 +21,7 @@ def validate_timezone(value: str) -> None:
 
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" (a folder), names too long
         raise ValidationError(f"{value!r} is not an IANA timezone such as Europe/London") from None
 
 

@@ -24,6 +24,11 @@ if settings.SERVE_STATIC:
 
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
+from voiceplatform.uploads import UploadLimitASGI  # noqa: E402
+
+# Request bodies over UPLOAD_MAX_BYTES are refused here, before Django reads them.
+django_asgi_app = UploadLimitASGI(django_asgi_app)
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

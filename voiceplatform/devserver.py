@@ -2,9 +2,11 @@
 
 Starts (or reuses) the embedded PostgreSQL and Redis when ``DATABASE_URL`` /
 ``REDIS_URL`` are unset, applies migrations, then runs Daphne (HTTP + WebSocket),
-a Celery worker and celery beat as child processes. Ctrl-C (or SIGTERM) stops the
-children, and the embedded services launchers started unless another launcher
-(`make test`, `make superuser`, `embedded exec`) still uses them. If any child dies, the rest
+two Celery workers — one for the default queue (calls, webhooks, campaigns), one for
+the ingest queue (documents and URLs tenants supply; see CELERY_TASK_ROUTES) — and
+celery beat as child processes. Ctrl-C (or SIGTERM) stops the children, and the
+embedded services launchers started unless another launcher (`make test`,
+`make superuser`, `embedded exec`) still uses them. If any child dies, the rest
 are stopped too, so a half-running platform is never left behind.
 """
 from __future__ import annotations
@@ -24,12 +26,16 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--ingest-concurrency", type=int, default=1)
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceplatform.settings")
     lease = embedded.ensure_environment()
     python = sys.executable
     env = dict(os.environ)
+    from django.conf import settings  # after ensure_environment: settings read DATABASE_URL/REDIS_URL
+
+    default_queue, ingest_queue = settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_INGEST_QUEUE
 
     subprocess.run([python, "manage.py", "migrate", "--no-input"], check=True, env=env)
     has_user = subprocess.run(
@@ -41,7 +47,9 @@ def main() -> int:
     commands = {
         "web": [python, "-m", "daphne", "-b", args.host, "-p", str(args.port), "voiceplatform.asgi:application"],
         "worker": [python, "-m", "celery", "-A", "voiceplatform", "worker", "-l", "info",
-                   "--concurrency", str(args.worker_concurrency), "-n", "worker@%h"],
+                   "--concurrency", str(args.worker_concurrency), "-n", "worker@%h", "-Q", default_queue],
+        "worker-ingest": [python, "-m", "celery", "-A", "voiceplatform", "worker", "-l", "info",
+                          "--concurrency", str(args.ingest_concurrency), "-n", "ingest@%h", "-Q", ingest_queue],
         "beat": [python, "-m", "celery", "-A", "voiceplatform", "beat", "-l", "info",
                  "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
     }
@@ -54,7 +62,7 @@ def main() -> int:
     else:
         print(f"  First login: sign up at {url}/accounts/signup/ (you then create your organisation),", flush=True)
         print("  or create an admin with `make superuser` in another terminal.", flush=True)
-    print("  Ctrl-C stops the web server, worker, beat and the embedded services.\n", flush=True)
+    print("  Ctrl-C stops the web server, workers, beat and the embedded services.\n", flush=True)
 
     stopping = False
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import uuid
 
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 
 from orgs.scoping import OrgScopedManager
 
@@ -35,3 +36,20 @@ class OrgScopedModel(TimestampedModel):
 
     class Meta:
         abstract = True
+
+
+def delete_unless_in_use(obj: models.Model) -> None:
+    """Delete ``obj``, or refuse with a ``ValidationError`` naming what still uses it.
+
+    Some references are ``PROTECT`` foreign keys (a batch campaign or a schedule on an
+    agent or a number): deleting the target would break them, so the caller is told
+    which objects to change first instead of getting a server error.
+    """
+    try:
+        with transaction.atomic():
+            obj.delete()
+    except models.ProtectedError as exc:
+        users = sorted({f"{o._meta.verbose_name} \u201c{o}\u201d" for o in exc.protected_objects})
+        more = f" and {len(users) - 5} more" if len(users) > 5 else ""
+        raise ValidationError(f"This {obj._meta.verbose_name} is still used by {', '.join(users[:5])}{more}; "
+                              "delete those or point them elsewhere first.") from None

@@ -129,6 +129,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "voiceplatform.uploads.UploadLimitMiddleware",  # first: nothing reads a body over the cap
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -196,6 +197,30 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_ALWAYS_EAGER = False
+# Work on content a tenant supplied (document extraction, URL fetches, embedding) runs on
+# its own queue, served by its own worker (`worker-ingest` in compose, a second worker
+# in `make run`): a poisoned document can occupy that worker, never the one that
+# finalises calls, delivers webhooks and dials campaigns. Every task is routed
+# explicitly (voiceplatform/tests/test_hostile_tasks.py fails on an unrouted one).
+CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", f"ingest{_RUN}")
+CELERY_TASK_ROUTES = {
+    "knowledge.*": {"queue": CELERY_INGEST_QUEUE},
+    **{f"{app}.*": {"queue": CELERY_TASK_DEFAULT_QUEUE} for app in ("calls", "batches", "integrations", "celery")},
+}
+# Every task has a time limit: the soft one raises SoftTimeLimitExceeded inside the task
+# (which ends its work in a clean failed state), the hard one kills the pool process.
+# Ingestion runs far longer than anything else and has its own pair (knowledge/tasks.py).
+# Hard limits must stay below the broker's visibility timeout, or a running task is
+# delivered a second time.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 330)
+KNOWLEDGE_TASK_SOFT_TIME_LIMIT = env_int("KNOWLEDGE_TASK_SOFT_TIME_LIMIT", 1800)
+KNOWLEDGE_TASK_TIME_LIMIT = env_int("KNOWLEDGE_TASK_TIME_LIMIT", 1860)
+for _soft, _hard in (("CELERY_TASK_SOFT_TIME_LIMIT", "CELERY_TASK_TIME_LIMIT"),
+                     ("KNOWLEDGE_TASK_SOFT_TIME_LIMIT", "KNOWLEDGE_TASK_TIME_LIMIT")):
+    if not 0 < globals()[_soft] < globals()[_hard]:
+        raise ImproperlyConfiguredEnv(f"{_soft} ({globals()[_soft]}) must be positive and below {_hard} "
+                                      f"({globals()[_hard]})")
 
 # --- auth -------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -255,6 +280,18 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The cap on any request body, file uploads included (voiceplatform/uploads.py): over it,
+# 413 with the limit, checked from Content-Length before the body is read and counted while
+# it streams. Room for a 25 MB knowledge document (KNOWLEDGE_MAX_UPLOAD_BYTES) plus the form.
+UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 26 * 1024 * 1024)
+# What one knowledge document may expand into (knowledge/extraction.py ExtractionLimits):
+# over a cap its version fails with "file too large: <what>, limit <N>".
+KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("KNOWLEDGE_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
+KNOWLEDGE_DOCX_MAX_PARTS = env_int("KNOWLEDGE_DOCX_MAX_PARTS", 1_000)
+KNOWLEDGE_DOCX_MAX_PART_BYTES = env_int("KNOWLEDGE_DOCX_MAX_PART_BYTES", 64 * 1024 * 1024)
+KNOWLEDGE_DOCX_MAX_INFLATED_BYTES = env_int("KNOWLEDGE_DOCX_MAX_INFLATED_BYTES", 128 * 1024 * 1024)
+KNOWLEDGE_PDF_MAX_PAGES = env_int("KNOWLEDGE_PDF_MAX_PAGES", 2_000)
+KNOWLEDGE_MAX_TEXT_CHARS = env_int("KNOWLEDGE_MAX_TEXT_CHARS", 50_000_000)
 
 # --- security ---------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

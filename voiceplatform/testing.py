@@ -63,7 +63,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
                 "SECRET_KEY": settings.SECRET_KEY, "DEBUG": "true",
                 "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
                 "CHANNELS_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
-                "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE})
+                "CELERY_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+                "CELERY_INGEST_QUEUE": settings.CELERY_INGEST_QUEUE})
     env.update(extra)
     return env
 

@@ -16,11 +16,24 @@ class ProblemSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class DestinationSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=40, help_text="The name the agent picks it by (unique per list).")
+    number = serializers.CharField(max_length=255, help_text="E.164 number (normalised on save); transfer "
+                                                             "destinations may also be a SIP URI sip:user@host.")
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+                                        help_text="When to use it, for the agent.")
+
+
 class AgentSerializer(serializers.ModelSerializer):
     id = PublicIdField()
     builtin_tools = serializers.ListField(child=serializers.ChoiceField(choices=BUILTIN_TOOL_CHOICES), required=False)
     webhook_events = serializers.ListField(child=serializers.ChoiceField(choices=WEBHOOK_EVENT_CHOICES),
                                            required=False)
+    transfer_destinations = DestinationSerializer(
+        many=True, required=False,
+        help_text="The only places the transfer tool may send a caller; none: the tool is not offered.")
+    sms_recipients = DestinationSerializer(
+        many=True, required=False, help_text="Who the SMS tool may text besides the other party of the call.")
     mcp_server_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     knowledge_base_ids = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     analysis_schema = serializers.JSONField(required=False)
@@ -45,6 +58,9 @@ class AgentSerializer(serializers.ModelSerializer):
                 for p in readiness_problems(obj, self.context.get("configured_providers"))]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for field in ("transfer_destinations", "sms_recipients"):
+            if field in attrs:
+                attrs[field] = [dict(entry) for entry in attrs[field]]
         base = self.instance.snapshot() if self.instance is not None else Agent().snapshot()
         errors = validate_config({**base, **attrs})
         if errors:

@@ -98,7 +98,8 @@ def test_duplicate_copies_the_draft_without_versions(org_a):
 
 def test_runtime_config_renders_variables_and_needs_credentials(org_a):
     agent = make_agent(org_a, system_prompt="Help {{customer_name}} with order {{order_id}}.",
-                       first_message="Hi {{customer_name|there}}!", builtin_tools=["end_call", "transfer_call"])
+                       first_message="Hi {{customer_name|there}}!", builtin_tools=["end_call", "transfer_call"],
+                       transfer_destinations=[{"label": "Billing", "number": "+1 415 555 0100"}])
     assert [(p.code, p.message) for p in readiness_problems(agent)] == [
         ("not_published", "The agent has no published version; publish it first."),
         ("credential_missing", "The organisation has no OpenAI Realtime credential (openai); "
@@ -122,6 +123,9 @@ def test_runtime_config_renders_variables_and_needs_credentials(org_a):
     assert config.credentials["api_key"] == "sk-live-123456"
     assert config.model == "gpt-realtime" and config.voice == "marin"
     assert [t["name"] for t in config.tools] == ["end_call", "transfer_call"]
+    # the model picks a configured destination by name; the number never reaches it
+    assert config.tools[1]["parameters"]["properties"]["destination"]["enum"] == ["Billing"]
+    assert "+14155550100" not in str(config.tools)
 
 
 def test_echo_needs_no_credential(org_a):

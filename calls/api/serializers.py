@@ -28,7 +28,7 @@ class PhoneNumberRefField(serializers.Field):
             return qs.get(public_id=uuid.UUID(text))
         except (ValueError, PhoneNumber.DoesNotExist):
             pass
-        from batches.phones import PhoneNumberError, normalize_phone
+        from voiceplatform.phones import PhoneNumberError, normalize_phone
 
         try:
             e164 = normalize_phone(text, getattr(org, "default_country", None) or None).e164
@@ -70,7 +70,10 @@ class WebCallCreateSerializer(serializers.Serializer):
 
 
 class TransferSerializer(serializers.Serializer):
-    to = serializers.CharField(max_length=40, help_text="E.164 number the caller is transferred to.")
+    to = serializers.CharField(
+        max_length=255,
+        help_text="The name of one of the call's agent transfer destinations. Org admins and owners may instead "
+                  "give any E.164 number or SIP URI (sip:user@host).")
 
 
 class DtmfSerializer(serializers.Serializer):

@@ -28,7 +28,7 @@ from calls.api.serializers import (
 )
 from calls.models import Call, PhoneNumber, Recording, Status
 from calls.session_link import prepare_session_early
-from orgs.models import Role
+from orgs.models import ROLE_RANK, Role
 from voiceplatform.api import OrgScopedViewSet
 
 
@@ -183,8 +183,11 @@ class CallViewSet(OrgScopedViewSet):
         call = self.get_object()  # another org's call is a 404 whatever the body holds
         serializer = TransferSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self._control(request, lambda call: services.transfer_call(call, serializer.validated_data["to"],
-                                                                          self.actor), call)
+        # Any role that may act picks a configured destination by name; an admin or owner
+        # (an authenticated person, not the model) may also give a number or SIP URI.
+        any_number = ROLE_RANK.get(request.role, -1) >= ROLE_RANK[Role.ADMIN]
+        return self._control(request, lambda call: services.transfer_call(
+            call, serializer.validated_data["to"], self.actor, any_number=any_number), call)
 
     @extend_schema(request=DtmfSerializer, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])

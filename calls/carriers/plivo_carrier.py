@@ -201,7 +201,10 @@ class PlivoCarrier(Carrier):
     def dial_markup(cls, to: str, caller_id: str) -> str:
         response = plivoxml.ResponseElement()
         dial = plivoxml.DialElement(caller_id=caller_id or None)
-        dial.add(plivoxml.NumberElement(to.lstrip("+")))
+        if to.lower().startswith(("sip:", "sips:")):
+            dial.add(plivoxml.UserElement(to))  # a transfer destination may be a SIP endpoint
+        else:
+            dial.add(plivoxml.NumberElement(to.lstrip("+")))
         response.add(dial)
         return str(response.to_string())
 

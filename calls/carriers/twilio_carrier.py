@@ -218,7 +218,10 @@ class TwilioCarrier(Carrier):
     def dial_markup(cls, to: str, caller_id: str) -> str:
         response = VoiceResponse()
         dial = Dial(caller_id=caller_id or None)
-        dial.number(to)
+        if to.lower().startswith(("sip:", "sips:")):
+            dial.sip(to)  # a transfer destination may be a SIP endpoint (agents.builtin_tools)
+        else:
+            dial.number(to)
         response.append(dial)
         return str(response.to_xml())
 

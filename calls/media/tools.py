@@ -1,16 +1,29 @@
-"""Built-in tools the session itself can run (they act on the call).
+"""Built-in tools the session itself can run (they act on the call), and the one
+dispatch path every tool call of the model goes through (``run_tool``).
 
-`SessionContext.tools` may override any of them; other tools (send SMS,
-knowledge search, MCP) are registered there by the code that builds the context.
+The contract: the function spec the model was given (``SessionContext.config.tools``:
+the agent's built-ins from ``agents.builtin_tools``, MCP tools from the MCP servers'
+input schemas) is the single source of truth for a tool's arguments. ``run_tool``
+refuses a tool the call did not offer, validates the arguments against the declared
+JSON schema (an error names the field and why) and only then runs the handler, which
+reads exactly the declared properties. So a handler cannot disagree with its
+declaration, and a model cannot reach a tool (or a transfer target) it was not given.
+
+`SessionContext.tools` may override any built-in; other tools (send SMS, knowledge
+search, MCP) are registered there by the code that builds the context.
 """
 
 from __future__ import annotations
 
-import re
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from jsonschema import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from jsonschema.validators import Draft202012Validator, validator_for
 
 from agents.bridges.base import ToolCall
 from calls.media import result as r
@@ -20,8 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("calls.media")
 
-_E164_OR_SIP = re.compile(r"^(\+[1-9]\d{6,14}|sips?:[^\s]+)$")
-_DTMF = re.compile(r"^[0-9*#A-Dw]{1,32}$")
+_MAX_ERROR_CHARS = 500
 
 
 async def end_call(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
@@ -43,23 +55,21 @@ async def end_call(arguments: dict[str, Any], session: CallSession) -> dict[str,
 
 
 async def transfer_call(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
-    target = str(arguments.get("to") or arguments.get("number") or "").strip()
-    if not _E164_OR_SIP.match(target):
-        raise r.ToolError(f"transfer target must be an E.164 number or SIP URI, got {target!r}")
+    """Transfer to the configured destination named ``destination`` (an enum in the
+    declared schema; the service refuses any other name as well)."""
+    destination = str(arguments["destination"])
     ctx = session.context
     if ctx is None or ctx.transfer is None:
         raise r.ToolError("transfers are not available on this call")
     await session.wait_for_playback()
-    await ctx.transfer(target)
-    session.record("transferred")
+    await ctx.transfer(destination)
+    session.record("transferred", destination=destination)
     session.request_end(r.END_TRANSFERRED)
-    return {"ok": True}
+    return {"ok": True, "transferred_to": destination}
 
 
 async def send_dtmf(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
-    digits = str(arguments.get("digits") or "").strip()
-    if not _DTMF.match(digits):
-        raise r.ToolError(f"digits must be 1-32 of 0-9 * # A-D (w = pause), got {digits!r}")
+    digits = str(arguments["digits"])
     await session.send_dtmf(digits)
     return {"ok": True, "sent": len(digits)}
 
@@ -70,24 +80,74 @@ BUILTIN_TOOLS: dict[str, r.ToolHandler] = {
     "send_dtmf": send_dtmf,
 }
 
-__all__ = ["BUILTIN_TOOLS"]
+__all__ = ["BUILTIN_TOOLS", "argument_errors", "declared_spec", "run_tool"]
+
+
+def declared_spec(ctx: r.SessionContext, name: str) -> dict[str, Any] | None:
+    """The function spec the model was given for ``name`` on this call, if any."""
+    for spec in ctx.config.tools or ():
+        if isinstance(spec, Mapping) and spec.get("name") == name:
+            return dict(spec)
+    return None
+
+
+def _where(error: Any) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "required":
+        # "'destination' is a required property": the field is in the message; name it first.
+        missing = next((f for f in error.validator_value if f not in (error.instance or {})), "")
+        return ".".join(filter(None, [path, str(missing)]))
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set((error.schema or {}).get("properties") or {})
+        extra = sorted(str(k) for k in error.instance if k not in allowed)
+        return ".".join(filter(None, [path, ",".join(extra)]))
+    return path
+
+
+def argument_errors(schema: Mapping[str, Any] | None, arguments: Any) -> list[str]:
+    """"field: why" for everything wrong with ``arguments`` under the declared ``schema``."""
+    schema = dict(schema or {"type": "object"})
+    cls = validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+        # An explicit, empty registry: without one jsonschema still fetches remote $refs
+        # over HTTP (its deprecated fallback), i.e. a tool's schema could make us send requests.
+        validator = cls(schema, registry=Registry())
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: ([str(p) for p in e.absolute_path], e.message))
+    except SchemaError as exc:  # an MCP server declared a broken schema: refuse, do not guess
+        return [f"(schema): the tool's declared schema is invalid: {exc.message}"]
+    except Unresolvable as exc:  # a $ref outside the schema: never fetched
+        return [f"(schema): the tool's declared schema refers to {str(exc)[:120]}, which is not part of it"]
+    return [f"{_where(e) or '(arguments)'}: {e.message}" for e in errors]
 
 
 async def run_tool(
     session: CallSession, call: ToolCall, ctx: r.SessionContext, clock: Callable[[], float]
 ) -> str | dict[str, Any]:
     """Run one tool call with the context's timeout; always returns what the
-    agent should be told (errors included) and records it on the timeline."""
+    agent should be told (errors included) and records it on the timeline.
+
+    A tool the call did not declare to the model, or arguments that do not match its
+    declared schema, never reach a handler: the model gets an error naming the field,
+    and the timeline a ``tool_refused`` event.
+    """
     handler = ctx.tools.get(call.name) or BUILTIN_TOOLS.get(call.name)
+    spec = declared_spec(ctx, call.name)
     started = clock()
     session.record("tool_call", name=call.name, call_id=call.call_id)
     ok = False
     output: str | dict[str, Any]
-    if handler is None:
-        output = {"error": f"unknown tool {call.name!r}"}
+    arguments: Any = call.arguments
+    if handler is None or spec is None:
+        output = {"error": f"unknown tool {call.name!r}: it is not available on this call"}
+        session.record("tool_refused", name=call.name, call_id=call.call_id, reason="not offered")
+    elif problems := argument_errors(spec.get("parameters"), arguments):
+        output = {"error": f"invalid arguments for {call.name}: " + "; ".join(problems)}
+        session.record("tool_refused", name=call.name, call_id=call.call_id, reason="invalid arguments",
+                       fields=sorted({p.split(":", 1)[0] for p in problems}))
     else:
         try:
-            output = await asyncio.wait_for(handler(dict(call.arguments), session), ctx.tool_timeout_s)
+            output = await asyncio.wait_for(handler(dict(arguments), session), ctx.tool_timeout_s)
             ok = True
         except (TimeoutError, asyncio.TimeoutError):
             output = {"error": f"tool {call.name!r} timed out after {ctx.tool_timeout_s:g}s"}
@@ -98,7 +158,12 @@ async def run_tool(
         except Exception as exc:  # a broken tool must not end the call
             logger.exception("tool handler failed", extra={"call": session.call_public_id, "tool": call.name})
             output = {"error": f"tool {call.name!r} failed: {exc.__class__.__name__}"}
-    error = {} if ok else {"error": str(output.get("error") if isinstance(output, dict) else output)}
+    if ok and isinstance(output, dict) and "error" in output:
+        ok = False  # a handler that answers with an error (knowledge search) did not succeed
+    # The error may quote the model's arguments; Postgres JSON cannot store NUL, and the
+    # timeline must persist whatever the model sent.
+    error = {} if ok else {"error": str(output.get("error") if isinstance(output, dict) else output)
+                           [:_MAX_ERROR_CHARS].replace("\x00", "\\x00")}
     session.record("tool_result", name=call.name, call_id=call.call_id, ok=ok,
                    duration_ms=int((clock() - started) * 1000), **error)
     return output

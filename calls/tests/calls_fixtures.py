@@ -85,18 +85,65 @@ def post_twilio(fake: FakeTwilio, path: str, params: dict[str, str], *, signatur
     headers = fake.webhook_headers(PUBLIC + path, params)
     if signature is not None:
         headers = {"X-Twilio-Signature": signature} if signature else {}
-    return Client().post(path, urlencode(params), content_type="application/x-www-form-urlencoded", headers=headers)
+    response = Client().post(path, urlencode(params), content_type="application/x-www-form-urlencoded",
+                             headers=headers)
+    _remember_secrets(fake.auth_token, *headers.values(), *_stream_tokens(response))
+    return response
 
 
 def post_plivo(fake: FakePlivo, path: str, params: dict[str, str], *, tamper: bool = False) -> Any:
     headers = fake.signature_headers(PUBLIC + path, params)
     if tamper:
         headers["X-Plivo-Signature-V3"] = "AAAA" + headers["X-Plivo-Signature-V3"][4:]
-    return Client().post(path, urlencode(params), content_type="application/x-www-form-urlencoded", headers=headers)
+    response = Client().post(path, urlencode(params), content_type="application/x-www-form-urlencoded",
+                             headers=headers)
+    _remember_secrets(fake.auth_token, headers.get("X-Plivo-Signature-V3", ""), *_stream_tokens(response))
+    return response
+
+
+# Every secret a carrier webhook test sent or was given (auth tokens, signatures, media
+# tokens): `no_secret_in_logs` checks that no log record of the test shows one.
+WEBHOOK_SECRETS: list[str] = []
+
+
+def _remember_secrets(*values: str) -> None:
+    WEBHOOK_SECRETS.extend(v for v in values if v and len(v) >= 16)
+
+
+def _stream_tokens(response: Any) -> list[str]:
+    """Media tokens in stream markup: Twilio's <Parameter name="token">, Plivo's extraHeaders."""
+    import xml.etree.ElementTree as ET
+
+    if not response.get("Content-Type", "").endswith("xml"):
+        return []
+    try:
+        root = ET.fromstring(response.content)
+    except ET.ParseError:
+        return []
+    found = [p.get("value", "") for p in root.iter("Parameter") if p.get("name") == "token"]
+    for stream in root.iter("Stream"):
+        for pair in (stream.get("extraHeaders") or "").split(","):
+            key, _, value = pair.partition("=")
+            if key == "token":
+                found.append(value)
+    return found
+
+
+@pytest.fixture
+def no_secret_in_logs() -> Any:
+    """Every logger at DEBUG for the test; fails when any record shows a secret the test's
+    carrier webhooks sent or received."""
+    from voiceplatform.testing import capture_all_logs, secrets_in_logs
+
+    WEBHOOK_SECRETS.clear()
+    with capture_all_logs() as records:
+        yield WEBHOOK_SECRETS
+    assert secrets_in_logs(records, WEBHOOK_SECRETS) == []
 
 
 __all__ = [
     "PUBLIC",
+    "no_secret_in_logs",
     "agent_a",
     "fake_openai",
     "fake_plivo",

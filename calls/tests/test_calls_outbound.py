@@ -16,7 +16,9 @@ from calls.tests.calls_fixtures import PUBLIC, post_plivo, post_twilio
 from calls.tests.factories import make_ready_agent
 from orgs.models import AuditLog
 
-pytestmark = pytest.mark.django_db
+# Every carrier callback of these tests runs with all loggers at DEBUG, and no record may
+# show an auth token, a signature or a media token (calls_fixtures.no_secret_in_logs).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_secret_in_logs")]
 
 CALLEE = "+14155557777"
 CALLS_URL = "/api/v1/calls/"

@@ -235,21 +235,24 @@ def test_session_tools_send_sms_transfer_and_dtmf_through_the_carrier(fake_twili
     from calls.tests.factories import make_ready_agent
 
     agent = make_ready_agent(twilio_number.org, name="Texter", builtin_tools=["send_sms", "transfer_call",
-                                                                              "send_dtmf"])
+                                                                              "send_dtmf"],
+                             transfer_destinations=[{"label": "Desk", "number": "sip:desk@example.com"}])
     call = _placed(twilio_number, agent, owner_a)
     context = build_session_context(str(call.public_id))
-    result = asyncio.run(context.tools["send_sms"]({"text": "Your code is 1234"}, None))
+    result = asyncio.run(context.tools["send_sms"]({"body": "Your code is 1234"}, None))
     (message,) = fake_twilio.messages.values()
     assert result["message_id"] == message["sid"]
     assert (message["to"], message["from"], message["body"]) == ("+14155557777", twilio_number.e164,
                                                                  "Your code is 1234")
-    with pytest.raises(ToolError, match="non-empty"):
-        asyncio.run(context.tools["send_sms"]({"text": " "}, None))
+    with pytest.raises(ToolError, match="body: the message is empty"):
+        asyncio.run(context.tools["send_sms"]({"body": " "}, None))
     with pytest.raises(ToolError, match="not been answered"):
-        asyncio.run(context.transfer("+14155550123"))
+        asyncio.run(context.transfer("Desk"))
     Call.objects.filter(pk=call.pk).update(status="in_progress")
-    with pytest.raises(ToolError, match="to: "):
-        asyncio.run(context.transfer("sip:desk@example.com"))
+    with pytest.raises(ToolError, match="to: “\\+14155550123” is not one of this agent's transfer destinations \\(Desk\\)"):
+        asyncio.run(context.transfer("+14155550123"))
+    asyncio.run(context.transfer("desk"))
+    assert "<Sip>sip:desk@example.com</Sip>" in fake_twilio.calls[call.carrier_call_id]["twiml"][-1]
     asyncio.run(context.send_dtmf("42#"))
     twiml = fake_twilio.calls[call.carrier_call_id]["twiml"][-1]
     assert '<Play digits="42#" />' in twiml and f'/ws/twilio/{call.public_id}"' in twiml

@@ -17,7 +17,9 @@ from calls.tests.calls_fixtures import *  # noqa: F403
 from calls.tests.calls_fixtures import post_plivo, post_twilio
 from calls.tests.factories import make_phone_number
 
-pytestmark = pytest.mark.django_db
+# Every carrier callback of these tests runs with all loggers at DEBUG, and no record may
+# show an auth token, a signature or a media token (calls_fixtures.no_secret_in_logs).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_secret_in_logs")]
 
 CALLER = "+14155559876"
 

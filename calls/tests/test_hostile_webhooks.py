@@ -33,7 +33,9 @@ from calls.tests.factories import make_phone_number, make_ready_agent
 from orgs.models import AuditLog
 from orgs.services import Actor
 
-pytestmark = pytest.mark.django_db
+# Every carrier callback of these tests runs with all loggers at DEBUG, and no record may
+# show an auth token, a signature or a media token (calls_fixtures.no_secret_in_logs).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_secret_in_logs")]
 
 CALLER = "+14155559876"
 A_TWILIO = "+14155550100"  # the twilio_number fixture

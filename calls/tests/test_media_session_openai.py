@@ -58,14 +58,25 @@ class Carrier:
         self.dtmf.append(digits)
 
 
+def declare(*names: str) -> list[dict[str, Any]]:
+    """Function specs offered to the model: the built-ins' own, an open object schema for others
+    (the session runs only tools it declared, with arguments checked against the declaration)."""
+    from agents.builtin_tools import BUILTIN_TOOLS
+
+    return [BUILTIN_TOOLS.get(n) or {"name": n, "description": n, "parameters": {"type": "object"}}
+            for n in names]
+
+
 def add_call(server: MediaTestServer, transport: str, fake: FakeOpenAIRealtime, carrier: Carrier,
-             tmp_path: Path, *, first_message: str | None = "Hello", **overrides: Any) -> tuple[str, str]:
+             tmp_path: Path, *, first_message: str | None = "Hello", declared: tuple[str, ...] = (),
+             **overrides: Any) -> tuple[str, str]:
     holder: dict[str, str] = {}
 
     def build() -> SessionContext:
         config = SessionConfig(
             instructions="Be brief.", first_message=first_message,
-            speaks_first="agent" if first_message else "caller", **fake.session_config_kwargs(),
+            speaks_first="agent" if first_message else "caller", tools=declare(*declared),
+            **fake.session_config_kwargs(),
         )
         fields: dict[str, Any] = dict(
             call_public_id=holder["id"], provider="openai_realtime", config=config,
@@ -215,7 +226,8 @@ def test_tools_run_while_audio_flows_dtmf_in_band_and_end_call(
         await asyncio.sleep(0.4)  # slow tool: caller audio must keep flowing meanwhile
         return {"status": "shipped", "order": arguments["order"]}
 
-    call_id, url = add_call(server, "plivo", fake, carrier, tmp_path, tools={"lookup_order": lookup_order})
+    call_id, url = add_call(server, "plivo", fake, carrier, tmp_path, tools={"lookup_order": lookup_order},
+                            declared=("send_dtmf", "lookup_order", "end_call"))
 
     async def run() -> CarrierMediaClient:
         async with CarrierMediaClient.plivo(url) as call:
@@ -252,7 +264,7 @@ def test_unknown_tool_and_timeout_are_reported_to_the_agent(
         return "never"
 
     call_id, url = add_call(server, "twilio", fake, carrier, tmp_path, tools={"hang_forever": hang_forever},
-                            tool_timeout_s=0.3)
+                            tool_timeout_s=0.3, declared=("hang_forever",))
 
     async def run() -> None:
         async with CarrierMediaClient.twilio(url) as call:

@@ -125,7 +125,7 @@ def test_csv_header_only_is_no_text() -> None:
 
 
 def test_too_large() -> None:
-    with pytest.raises(FileTooLargeError, match="big.txt: file is 2,000 bytes, the limit is 1,000") as info:
+    with pytest.raises(FileTooLargeError, match="big.txt: file too large: 2,000 bytes, limit 1,000 bytes") as info:
         extract(b"x" * 2000, filename="big.txt", max_bytes=1000)
     assert info.value.code == "too_large"
 

@@ -77,7 +77,7 @@ def test_too_large_upload_is_refused_and_not_stored(kb_a: Any, ingest: Any, sett
     document = ingest(kb_a, "big.txt", b"x " * 100)
     version = document.latest_version
     assert version.state == IngestState.FAILED and version.error_code == "too_large"
-    assert "200 bytes, the limit is 100 bytes" in version.error_message
+    assert "file too large: 200 bytes, limit 100 bytes" in version.error_message
     assert not version.file
 
 

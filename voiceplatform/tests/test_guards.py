@@ -437,3 +437,41 @@ def test_own_mcp_server_names_match_the_servers() -> None:
     from integrations.mcp_servers import SERVERS
 
     assert set(settings.MCP_OWN_SERVER_NAMES) == set(SERVERS)
+
+
+# --- core apps never depend on feature apps -----------------------------------------------
+
+# The apps' layers, lowest first: an app may import from its own layer or below.
+# batches (campaigns, schedules) is a feature on top of calls; calls uses agents;
+# everything uses orgs. Hooks run the other way by registration (batches registers
+# its do-not-call check with calls.services). `voiceplatform` is the project package
+# (settings, shared base classes, URL roots) and may import any app.
+LAYERS = [{"orgs"}, {"knowledge", "integrations", "agents"}, {"calls"}, {"batches"}]
+
+
+def _layer(app: str) -> int | None:
+    for index, apps_in_layer in enumerate(LAYERS):
+        if app in apps_in_layer:
+            return index
+    return None
+
+
+def test_core_apps_do_not_import_feature_apps() -> None:
+    problems = []
+    for path, tree in project_sources():
+        if "/testing/" in f"/{path}" or path.startswith("bench/"):
+            continue
+        own = _layer(path.split("/", 1)[0])
+        if own is None:
+            continue
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                target = _layer(name.split(".", 1)[0])
+                if target is not None and target > own and name.split(".", 1)[0] != path.split("/", 1)[0]:
+                    problems.append(f"{path}:{node.lineno}: imports {name}")
+    assert not problems, "a lower layer imports a feature built on it:\n" + "\n".join(problems)

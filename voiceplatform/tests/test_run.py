@@ -1,4 +1,5 @@
-"""`make run`'s launcher end to end: Daphne, a Celery worker and beat come up against
+"""`make run`'s launcher end to end: Daphne, two Celery workers (default and ingest
+queues) and beat come up against
 real Postgres and Redis, the login page and /readyz answer, Ctrl-C stops them all."""
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 
 import pytest
+from django.conf import settings
 
 from voiceplatform.testing import subprocess_env
 
@@ -59,14 +61,15 @@ def test_devserver_serves_login_and_readyz_then_stops_cleanly(tmp_path: Path) ->
         assert status == 200 and "Sign In" in body
         status, css = _get(f"{base}/static/css/app.css")
         assert status == 200 and ".sidebar" in css
-        # worker and beat are up too
+        # both workers and beat are up too
         output = ""
         while time.monotonic() < deadline:
             output = Path(log.name).read_text()
-            if "ready." in output and "beat: Starting" in output:
+            if output.count("ready.") >= 2 and "beat: Starting" in output:
                 break
             time.sleep(0.5)
-        assert "ready." in output and "beat: Starting" in output, output[-3000:]
+        assert output.count("ready.") >= 2 and "beat: Starting" in output, output[-3000:]
+        assert "ingest@" in output and f".> {settings.CELERY_INGEST_QUEUE} " in output, output[-3000:]
     finally:
         proc.send_signal(signal.SIGINT)
         try:

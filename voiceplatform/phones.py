@@ -1,5 +1,6 @@
-"""Phone-number normalisation shared by batch imports, the do-not-call list and
-scheduled calls.
+"""Phone-number normalisation for every app that takes a number from a person: calls
+(numbers, outbound), agents (transfer destinations), batch imports, the do-not-call
+list and scheduled calls.
 
 Everything that stores a number stores it as E.164; everything that rejects one
 says why in words a campaign manager can act on.

@@ -1,0 +1,557 @@
+"""Contract tests: every tool the model is offered is driven with arguments generated
+from the very JSON schema the model is given (hypothesis-jsonschema), through the
+session's real tool dispatch (``calls.media.tools.run_tool`` on a prepared
+``CallSession`` whose context came from the database), against the local carrier,
+knowledge and MCP fakes.
+
+- Every schema-valid argument set is accepted (never a "missing"/"invalid argument"
+  error, never an internal failure) and produces the tool's declared effect (a carrier
+  transfer to the configured number, DTMF played, an SMS to the caller or a named
+  recipient, a knowledge result, an MCP call) or a clear domain error.
+- Invalid argument sets are refused before any handler runs, with an error that names
+  the field, and have no effect.
+- A transfer number the model invents is refused (tool error + timeline event); so is a
+  tool the agent was not given.
+
+On the old code ``transfer_call`` (declared ``destination``, read ``to``/``number``)
+and ``send_sms`` (declared ``body``, read ``text``/``message``) failed every
+schema-valid call, and undeclared built-ins (transfer to any number) ran anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import gc
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+from jsonschema import Draft202012Validator
+
+from agents.bridges.base import ResponseDone, ToolCall
+from calls import services
+from calls.media.session import CallSession
+from calls.media.tools import run_tool
+from calls.models import Call, CallEvent
+from calls.session_link import close_mcp_tools, load_session_context, record_session_result
+from calls.tests.calls_fixtures import *  # noqa: F403
+from calls.testing.fake_twilio import FakeTwilio
+from calls.tests.factories import make_call, make_ready_agent
+from orgs.services import SYSTEM, Actor
+
+pytestmark = pytest.mark.django_db(transaction=True)
+T = TypeVar("T")
+
+CONTRACT = settings(max_examples=20, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+ALL_BUILTINS = ["end_call", "transfer_call", "send_dtmf", "search_knowledge", "send_sms"]
+DESTINATIONS = [
+    {"label": "Sales", "number": "+1 (415) 555-0142", "description": "New orders and quotes"},
+    {"label": "Front desk", "number": "sip:desk@pbx.example.com", "description": "A person at reception"},
+    {"label": "London", "number": "+44 20 7183 8750"},
+]
+TARGETS = {"Sales": "+14155550142", "Front desk": "sip:desk@pbx.example.com", "London": "+442071838750"}
+RECIPIENTS = [{"label": "Manager", "number": "+14155550143", "description": "The shift manager"}]
+CALLEE = "+14155557777"
+# Failures a contract violation produces (as opposed to a clear domain error).
+CONTRACT_FAILURES = ("invalid arguments", "unknown tool", "timed out", "failed:", "non-empty", "missing")
+
+
+def arguments_for(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """Every argument object ``schema`` allows.
+
+    Property values come from hypothesis-jsonschema's ``from_schema``; the object
+    around them is composed here, because hypothesis-jsonschema 0.23.1's own object
+    strategy calls a Hypothesis internal (``many.more``) that the pinned Hypothesis no
+    longer has. Each drawn object is checked against the schema, so this cannot
+    generate what the schema forbids.
+    """
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+
+    def value(prop: dict[str, Any]) -> st.SearchStrategy[Any]:
+        return arguments_for(prop) if prop.get("type") == "object" and "properties" in prop else from_schema(prop)
+
+    extra: dict[str, st.SearchStrategy[Any]] = {}
+    if schema.get("additionalProperties", True) is not False:
+        extra = {"unlisted_extra": st.one_of(st.none(), st.integers(), st.text(max_size=5))}
+    strategy = st.fixed_dictionaries(
+        {k: value(p) for k, p in properties.items() if k in required},
+        optional={**{k: value(p) for k, p in properties.items() if k not in required}, **extra},
+    )
+    validator = Draft202012Validator(schema)
+
+    def checked(arguments: dict[str, Any]) -> dict[str, Any]:
+        assert validator.is_valid(arguments), (schema, arguments)
+        return arguments
+
+    return strategy.map(checked)
+
+
+class LoopThread:
+    """One event loop in a thread for the whole test, so sessions and MCP toolboxes
+    opened on it stay usable across hypothesis examples."""
+
+    def __enter__(self) -> LoopThread:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_only_between_steps() -> Iterator[None]:
+    """CPython before 3.12 can crash (gh-148891) when a collection that starts inside
+    ``ContextVar.set`` runs a finalizer that sets a context variable. These tests hop
+    between threads thousands of times (asgiref sets every context variable on each
+    hop) while creating and dropping sessions, which made that crash show up in full
+    runs; automatic collection is paused here and garbage collected at the end."""
+    if sys.version_info >= (3, 12):
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    with LoopThread() as thread:
+        yield thread
+
+
+async def _no_finish(call_public_id: str, result: Any) -> None:
+    return None
+
+
+async def prepared_session(call: Call, transport: str = "twilio") -> CallSession:
+    """A real call session, prepared as the consumer prepares it (context from the DB, bridge open)."""
+    session = CallSession(str(call.public_id), transport, load_context=load_session_context, on_finish=_no_finish)
+    await session.prepare()
+    assert session.context is not None, session.events
+    return session
+
+
+_ids = itertools.count(1)
+
+
+async def dispatch(session: CallSession, name: str, arguments: Any) -> Any:
+    """The model calls ``name``: the session's own dispatch runs it."""
+    assert session.context is not None
+    return await run_tool(session, ToolCall(call_id=f"t{next(_ids)}", name=name, arguments=arguments),
+                          session.context, time.monotonic)
+
+
+async def close(session: CallSession) -> None:
+    if not session.ending:
+        await session.end("caller_hangup")
+
+
+def spec_of(session: CallSession, name: str) -> dict[str, Any]:
+    assert session.context is not None
+    (spec,) = [t for t in session.context.config.tools if t["name"] == name]
+    return copy.deepcopy(spec)
+
+
+def assert_contract_kept(output: Any) -> None:
+    error = output.get("error") if isinstance(output, dict) else None
+    assert not (error and any(marker in error for marker in CONTRACT_FAILURES)), output
+
+
+@pytest.fixture
+def phone_call(twilio_number: Any, owner_a: Any) -> Call:
+    """An answered outbound Twilio call of an agent with every built-in tool."""
+    from knowledge.services import create_knowledge_base
+
+    base = create_knowledge_base(twilio_number.org, SYSTEM, name="Help")
+    agent = make_ready_agent(twilio_number.org, name="Everything", builtin_tools=ALL_BUILTINS,
+                             transfer_destinations=DESTINATIONS, sms_recipients=RECIPIENTS,
+                             knowledge_base_ids=[str(base.public_id)])
+    call = services.place_outbound_call(twilio_number.org, agent, CALLEE, twilio_number, {}, Actor(user=owner_a))
+    Call.objects.filter(pk=call.pk).update(status="in_progress")
+    call.refresh_from_db()
+    return call
+
+
+# --- what the model is offered ------------------------------------------------------------
+
+
+def test_the_model_is_offered_exactly_the_tools_the_call_can_run(phone_call: Call, loop: LoopThread) -> None:
+    session = loop.run(prepared_session(phone_call))
+    specs = {t["name"]: t for t in session.context.config.tools}
+    assert sorted(specs) == sorted(ALL_BUILTINS)
+    destination = specs["transfer_call"]["parameters"]["properties"]["destination"]
+    assert destination["enum"] == ["Sales", "Front desk", "London"]
+    # the model picks by name: no configured number or SIP URI is in what it is given
+    assert not any(target in str(specs) for target in TARGETS.values())
+    assert specs["send_sms"]["parameters"]["properties"]["to"]["enum"] == ["Manager"]
+    loop.run(close(session))
+
+
+def test_without_destinations_transfer_is_not_offered_and_an_invented_call_to_it_is_refused(
+        twilio_number: Any, owner_a: Any, fake_twilio: Any, loop: LoopThread) -> None:
+    agent = make_ready_agent(twilio_number.org, name="No transfer", builtin_tools=["transfer_call", "send_dtmf"])
+    call = services.place_outbound_call(twilio_number.org, agent, CALLEE, twilio_number, {}, Actor(user=owner_a))
+    Call.objects.filter(pk=call.pk).update(status="in_progress")
+    session = loop.run(prepared_session(call))
+    assert [t["name"] for t in session.context.config.tools] == ["send_dtmf"]
+    twiml_before = list(fake_twilio.calls[call.carrier_call_id]["twiml"])
+    output = loop.run(dispatch(session, "transfer_call", {"destination": "+14155550123"}))
+    assert output == {"error": "unknown tool 'transfer_call': it is not available on this call"}
+    assert fake_twilio.calls[call.carrier_call_id]["twiml"] == twiml_before  # nothing dialled
+    loop.run(close(session))
+
+
+def test_web_calls_offer_no_phone_tools(org_a: Any, loop: LoopThread) -> None:
+    agent = make_ready_agent(org_a, name="Web", builtin_tools=ALL_BUILTINS, transfer_destinations=DESTINATIONS)
+    call = make_call(org_a, direction="web", status="in_progress", agent=agent, agent_version=agent.published_version)
+    session = loop.run(prepared_session(call, "web"))
+    assert [t["name"] for t in session.context.config.tools] == ["end_call"]
+    loop.run(close(session))
+
+
+# --- schema-valid arguments: accepted, with the declared effect ---------------------------
+
+
+def test_transfer_call_accepts_every_declared_destination_and_dials_its_configured_target(
+        phone_call: Call, fake_twilio: Any, loop: LoopThread) -> None:
+    probe = loop.run(prepared_session(phone_call))
+    schema = spec_of(probe, "transfer_call")["parameters"]
+    loop.run(close(probe))
+
+    @CONTRACT
+    @given(arguments_for(schema))
+    def check(arguments: dict[str, Any]) -> None:
+        session = loop.run(prepared_session(phone_call))
+        output = loop.run(dispatch(session, "transfer_call", arguments))
+        label = arguments["destination"]
+        assert output == {"ok": True, "transferred_to": label}
+        target = TARGETS[label]
+        twiml = fake_twilio.calls[phone_call.carrier_call_id]["twiml"][-1]
+        assert (f"<Sip>{target}</Sip>" if target.startswith("sip:") else f"<Number>{target}</Number>") in twiml
+        assert Call.objects.get(pk=phone_call.pk).transfer_to == target
+        assert CallEvent.objects.filter(call=phone_call, kind="call.transferred").latest("id").data == {
+            "to": target, "destination": label}
+        assert session.end_reason == "transferred"
+        loop.run(session.wait())
+
+    check()
+
+
+def test_send_dtmf_accepts_every_declared_digit_string(phone_call: Call, fake_twilio: Any, loop: LoopThread) -> None:
+    probe = loop.run(prepared_session(phone_call))
+    schema = spec_of(probe, "send_dtmf")["parameters"]
+    loop.run(close(probe))
+
+    @CONTRACT
+    @given(arguments_for(schema))
+    def check(arguments: dict[str, Any]) -> None:
+        session = loop.run(prepared_session(phone_call))
+        before = CallEvent.objects.filter(call=phone_call, kind="dtmf.sent").count()
+        output = loop.run(dispatch(session, "send_dtmf", arguments))
+        assert output == {"ok": True, "sent": len(arguments["digits"])}
+        assert f'<Play digits="{arguments["digits"]}" />' in fake_twilio.calls[phone_call.carrier_call_id]["twiml"][-1]
+        assert CallEvent.objects.filter(call=phone_call, kind="dtmf.sent").count() == before + 1
+        loop.run(close(session))
+
+    check()
+
+
+def test_send_sms_accepts_every_declared_message_and_texts_the_caller_or_a_named_recipient(
+        phone_call: Call, fake_twilio: Any, loop: LoopThread) -> None:
+    probe = loop.run(prepared_session(phone_call))
+    schema = spec_of(probe, "send_sms")["parameters"]
+    loop.run(close(probe))
+
+    @CONTRACT
+    @given(arguments_for(schema))
+    def check(arguments: dict[str, Any]) -> None:
+        session = loop.run(prepared_session(phone_call))
+        output = loop.run(dispatch(session, "send_sms", arguments))
+        assert output["ok"] is True, output
+        message = fake_twilio.messages[output["message_id"]]
+        expected = {"Manager": "+14155550143"}.get(arguments.get("to") or "", CALLEE)
+        assert (message["to"], message["from"], message["body"]) == (expected, "+14155550100", arguments["body"])
+        loop.run(close(session))
+
+    check()
+
+
+def test_end_call_accepts_every_declared_reason_and_ends_the_call_after_the_goodbye(
+        org_a: Any, loop: LoopThread) -> None:
+    agent = make_ready_agent(org_a, name="Ender", builtin_tools=["end_call"])
+
+    def web_call() -> Call:
+        return make_call(org_a, direction="web", status="in_progress", agent=agent,
+                         agent_version=agent.published_version)
+
+    probe = loop.run(prepared_session(web_call(), "web"))
+    schema = spec_of(probe, "end_call")["parameters"]
+    loop.run(close(probe))
+
+    @CONTRACT
+    @given(arguments_for(schema))
+    def check(arguments: dict[str, Any]) -> None:
+        session = loop.run(prepared_session(web_call(), "web"))
+        output = loop.run(dispatch(session, "end_call", arguments))
+        assert output == {"ok": True, "status": "ending call after the current message"}
+        assert not session.ending  # the goodbye is still to come
+
+        async def goodbye_done() -> Any:
+            session._on_response_done(ResponseDone())  # the provider finished the goodbye
+            return await session.wait()
+
+        assert loop.run(goodbye_done()).end_reason == "agent_hangup"
+
+    check()
+
+
+def test_search_knowledge_accepts_every_declared_query(phone_call: Call, loop: LoopThread) -> None:
+    session = loop.run(prepared_session(phone_call))
+    schema = spec_of(session, "search_knowledge")["parameters"]
+    # The first search loads the local embedding model (seconds): not what this test measures.
+    loop.run(session.context.tools["search_knowledge"]({"query": "warm up"}, session))
+
+    @CONTRACT
+    @given(arguments_for(schema))
+    @example({"query": "\x00"})  # found by this test: Postgres text cannot hold NUL
+    @example({"query": "refund\x00policy", "top_k": 10})
+    def check(arguments: dict[str, Any]) -> None:
+        output = loop.run(dispatch(session, "search_knowledge", arguments))
+        assert "error" not in output and output["results"] == [], output  # the base is empty
+
+    check()
+    loop.run(close(session))
+
+
+# --- invalid arguments: refused before the handler, naming the field, no effect -------------
+
+
+def _wrong_type(prop: dict[str, Any]) -> Any:
+    return "seven" if prop.get("type") == "integer" else 7
+
+
+@pytest.mark.parametrize("tool", ["transfer_call", "send_dtmf", "send_sms", "search_knowledge", "end_call"])
+def test_invalid_arguments_are_refused_naming_the_field_with_no_effect(
+        tool: str, phone_call: Call, fake_twilio: Any, loop: LoopThread) -> None:
+    session = loop.run(prepared_session(phone_call))
+    schema = spec_of(session, tool)["parameters"]
+    valid = arguments_for(schema).example()
+    cases: list[tuple[Any, str]] = [({**valid, "unexpected_field": 1}, "unexpected_field"),
+                                    ([valid], "(arguments)")]
+    cases += [({k: v for k, v in valid.items() if k != field}, field) for field in schema["required"]]
+    cases += [({**valid, field: _wrong_type(prop)}, field) for field, prop in schema["properties"].items()]
+    if tool == "transfer_call":
+        cases.append(({"destination": "+14155550123"}, "destination"))  # a number the model made up
+    if tool == "send_sms":
+        cases += [({"body": "hi", "to": "+14155550123"}, "to"), ({"body": "   "}, "body"),
+                  ({"body": "x" * 1601}, "body")]
+    if tool == "send_dtmf":
+        cases += [({"digits": "12A"}, "digits"), ({"digits": "1" * 33}, "digits"), ({"digits": ""}, "digits")]
+    state = (list(fake_twilio.calls[phone_call.carrier_call_id]["twiml"]), dict(fake_twilio.messages),
+             CallEvent.objects.filter(call=phone_call).exclude(kind="call.transfer_refused").count())
+    for arguments, field in cases:
+        output = loop.run(dispatch(session, tool, arguments))
+        error = output["error"]
+        assert error.startswith(f"invalid arguments for {tool}: ") and f"{field}: " in error, (arguments, error)
+    assert (list(fake_twilio.calls[phone_call.carrier_call_id]["twiml"]), dict(fake_twilio.messages),
+            CallEvent.objects.filter(call=phone_call).exclude(kind="call.transfer_refused").count()) == state
+    assert not session.ending
+    refused = [e.data for e in session.events if e.kind == "tool_refused"]
+    assert len(refused) == len(cases) and all(r["reason"] == "invalid arguments" for r in refused)
+    loop.run(close(session))
+
+
+def test_an_invented_transfer_number_is_refused_and_recorded_on_the_call(
+        phone_call: Call, fake_twilio: Any, loop: LoopThread) -> None:
+    session = loop.run(prepared_session(phone_call))
+    twiml_before = list(fake_twilio.calls[phone_call.carrier_call_id]["twiml"])
+    output = loop.run(dispatch(session, "transfer_call", {"destination": "+14155550123", "reason": "caller asked"}))
+    assert output["error"].startswith("invalid arguments for transfer_call: destination: '+14155550123' is not one of")
+    # past the schema (a stale spec, a direct call): the service refuses it too, with an event
+    with pytest.raises(Exception, match="is not one of this agent's transfer destinations"):
+        loop.run(session.context.transfer("+14155550123"))
+    assert CallEvent.objects.filter(call=phone_call, kind="call.transfer_refused").count() == 1
+    assert fake_twilio.calls[phone_call.carrier_call_id]["twiml"] == twiml_before
+    assert Call.objects.get(pk=phone_call.pk).transfer_to == ""
+    # the refusal quotes what the model sent (escaped)
+    output = loop.run(dispatch(session, "transfer_call", {"destination": "Sa\x00les"}))
+    assert "destination: 'Sa\\x00les' is not one of" in output["error"]
+    loop.run(session.end("caller_hangup"))
+    loop.run(record_session_result(str(phone_call.public_id), session.result))
+    refused = CallEvent.objects.filter(call=phone_call, kind="tool_refused").order_by("offset_ms", "id")
+    assert [(e.data["name"], e.data["fields"]) for e in refused] == [("transfer_call", ["destination"])] * 2
+    results = CallEvent.objects.filter(call=phone_call, kind="tool_result").order_by("offset_ms", "id")
+    assert [e.data["ok"] for e in results] == [False, False]
+    assert "destination: '+14155550123' is not one of" in results[0].data["error"]
+    assert "Sa\\x00les" in results[1].data["error"]
+
+
+def test_a_tool_error_quoting_a_nul_byte_does_not_stop_the_timeline_being_stored(
+        phone_call: Call, loop: LoopThread) -> None:
+    from calls.media.result import ToolError
+
+    async def parrot(arguments: dict[str, Any], session: Any) -> str:
+        raise ToolError(f"no such order {arguments['order']}")  # as an MCP server might echo it
+
+    session = loop.run(prepared_session(phone_call))
+    session.context.tools = {**session.context.tools, "parrot": parrot}  # as MCP tools are added
+    session.context.config.tools.append({"name": "parrot", "description": "", "parameters": {"type": "object"}})
+    output = loop.run(dispatch(session, "parrot", {"order": "A\x00B"}))
+    assert output == {"error": "no such order A\x00B"}  # the model hears it as it was
+    loop.run(session.end("caller_hangup"))
+    loop.run(record_session_result(str(phone_call.public_id), session.result))
+    stored = CallEvent.objects.get(call=phone_call, kind="tool_result")
+    assert stored.data["error"] == "no such order A\\x00B"
+    assert CallEvent.objects.filter(call=phone_call, kind="session.ended").exists()
+
+
+def test_sms_to_anyone_but_the_caller_or_a_named_recipient_is_refused(
+        phone_call: Call, fake_twilio: Any, loop: LoopThread) -> None:
+    from calls.media.result import ToolError
+
+    session = loop.run(prepared_session(phone_call))
+    sms = session.context.tools["send_sms"]
+    with pytest.raises(ToolError, match="to: “\\+447700900123” is not one of this agent's SMS recipients \\(Manager\\)"):
+        loop.run(sms({"body": "hi", "to": "+447700900123"}, session))
+    assert not fake_twilio.messages
+    assert CallEvent.objects.filter(call=phone_call, kind="sms.refused").count() == 1
+    loop.run(close(session))
+
+
+# --- the MCP tool adapter -------------------------------------------------------------------
+
+
+@pytest.fixture
+def telegram_call(org_a: Any) -> Iterator[tuple[Call, Any]]:
+    from integrations.mcp_servers.telegram import TelegramConfig, build_server
+    from integrations.models import McpServer
+    from integrations.testing.fake_telegram import FakeTelegram
+    from integrations.testing.mcp import serve_mcp
+
+    with FakeTelegram(tokens={"7:BOT"}) as fake:
+        config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url)
+        with serve_mcp(build_server(config), config) as url:
+            server = McpServer.objects.create(org=org_a, name="Telegram", url=f"{url}/mcp",
+                                              auth_headers={"Authorization": "Bearer platform-token",
+                                                            "X-Telegram-Bot-Token": "7:BOT"})
+            agent = make_ready_agent(org_a, name="Messenger", mcp_server_ids=[str(server.public_id)])
+            call = make_call(org_a, direction="web", status="in_progress", agent=agent,
+                             agent_version=agent.published_version)
+            yield call, fake
+
+
+def test_mcp_tools_accept_every_argument_set_their_declared_schema_allows(
+        telegram_call: tuple[Call, Any], loop: LoopThread) -> None:
+    call, fake = telegram_call
+    session = loop.run(prepared_session(call, "web"))
+    specs = [t for t in session.context.config.tools if t["name"].startswith("telegram__")]
+    assert specs
+    for spec in specs:
+        @CONTRACT
+        @given(arguments_for(spec["parameters"]))
+        def check(arguments: dict[str, Any]) -> None:
+            sent_before = len(fake.sent)
+            output = loop.run(dispatch(session, spec["name"], arguments))
+            assert_contract_kept(output)
+            # the server's own argument validation never disagrees with what it declared
+            assert not (isinstance(output, dict) and "validation error" in output.get("error", "")), output
+            if isinstance(output, dict):  # a domain error from Telegram, said plainly
+                assert "Telegram API refused" in output["error"], output
+                assert len(fake.sent) == sent_before
+            elif spec["name"] == "telegram__send_message":
+                assert fake.sent[-1]["text"] == arguments["text"]
+
+        check()
+    # and what the schema forbids never reaches the server
+    requests_before = len(fake.requests)
+    output = loop.run(dispatch(session, "telegram__send_message", {"chat_id": 1001}))
+    assert output["error"] == "invalid arguments for telegram__send_message: text: 'text' is a required property"
+    output = loop.run(dispatch(session, "telegram__read_messages", {"limit": 0}))
+    assert output["error"].startswith("invalid arguments for telegram__read_messages: limit: 0 is less than")
+    assert len(fake.requests) == requests_before
+    loop.run(close(session))
+    loop.run(close_mcp_tools(str(call.public_id)))
+
+
+# --- end to end: a real provider session over a real media socket ---------------------------
+
+
+def test_a_realtime_model_transfers_by_name_and_an_invented_number_never_dials(
+        twilio_number: Any, owner_a: Any, fake_twilio: Any) -> None:
+    """The OpenAI Realtime bridge (real SDK, fake server) is given the enum; the model's
+    function calls travel the carrier socket's session to the carrier's REST API."""
+    from agents.testing.fake_openai import FakeOpenAIRealtime
+    from agents.testing.script import FunctionCall
+    from calls.session_link import build_session_context
+    from calls.testing.media_client import CarrierMediaClient
+    from calls.testing.media_server import MediaTestServer
+    from orgs.services import set_provider_credential
+
+    with FakeOpenAIRealtime(turn_bytes=10**9) as fake, MediaTestServer() as server:
+        set_provider_credential(twilio_number.org, SYSTEM, "openai", {"api_key": fake.api_key},
+                                config={"websocket_base_url": fake.url})
+        agent = make_ready_agent(twilio_number.org, name="Realtime", provider="openai_realtime",
+                                 first_message="Hello.", builtin_tools=["transfer_call"],
+                                 transfer_destinations=DESTINATIONS)
+        call = services.place_outbound_call(twilio_number.org, agent, CALLEE, twilio_number, {},
+                                            Actor(user=owner_a))
+        Call.objects.filter(pk=call.pk).update(status="in_progress")
+        fake.script(
+            FunctionCall(name="transfer_call", arguments={"destination": "+19005550100"}, call_id="invented"),
+            FunctionCall(name="transfer_call", arguments={"destination": "Sales"}, call_id="named"),
+        )
+        cid = str(call.public_id)
+        _, token = server.calls.add_call(build_session_context(cid), call_id=cid)
+
+        async def run() -> None:
+            async with CarrierMediaClient.twilio(server.url("twilio", cid, token)) as media:
+                assert await media.wait_closed(timeout=30) == 1000  # the transfer ends our stream
+
+        asyncio.run(run())
+        result = server.calls.wait_result(cid)
+    (update,) = [m for m in fake.received_of("session.update") if m["session"].get("tools")]
+    (offered,) = update["session"]["tools"]
+    assert offered["name"] == "transfer_call"
+    assert offered["parameters"]["properties"]["destination"]["enum"] == ["Sales", "Front desk", "London"]
+    outputs = {m["item"]["call_id"]: m["item"]["output"] for m in fake.received_of("conversation.item.create")
+               if m.get("item", {}).get("type") == "function_call_output"}
+    assert "destination: '+19005550100' is not one of" in outputs["invented"]
+    assert result.end_reason == "transferred"
+    twiml = fake_twilio.calls[call.carrier_call_id]["twiml"]
+    assert "+1900" not in "".join(twiml) and "<Number>+14155550142</Number>" in twiml[-1]
+    assert Call.objects.get(pk=call.pk).transfer_to == "+14155550142"
+
+
+def test_a_schema_referring_outside_itself_is_refused_without_fetching_anything() -> None:
+    from calls.media.tools import argument_errors
+
+    with FakeTwilio() as probe:  # any local HTTP server: the $ref must never be requested
+        schema = {"type": "object", "properties": {"q": {"$ref": f"{probe.base_url}/schema.json"}}}
+        (problem,) = argument_errors(schema, {"q": "x"})
+        assert problem.startswith("(schema): the tool's declared schema refers to") and not probe.requests
+    assert argument_errors({"type": "object", "properties": {"n": {"type": "wrong"}}}, {"n": 1})[0].startswith(
+        "(schema): the tool's declared schema is invalid")
+    local = {"type": "object", "$defs": {"Mode": {"enum": ["plain", "HTML"]}},
+             "properties": {"mode": {"$ref": "#/$defs/Mode"}}, "required": ["mode"]}  # as pydantic writes them
+    assert argument_errors(local, {"mode": "HTML"}) == []
+    assert argument_errors(local, {"mode": "bold"}) == ["mode: 'bold' is not one of ['plain', 'HTML']"]
