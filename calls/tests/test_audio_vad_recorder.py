@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import wave
 from pathlib import Path
 
@@ -103,13 +104,17 @@ def test_a_batcher_keeps_working_after_the_event_loop_it_ran_on_has_ended() -> N
 
     async def detect() -> list[VadEvent]:
         events: list[VadEvent] = []
-        stream = VadStream(batcher=batcher, on_event=lambda e, t: events.append(e))
+        heard = asyncio.Event()
+
+        def on_event(event: VadEvent, at_ms: float) -> None:
+            events.append(event)
+            heard.set()
+
+        stream = VadStream(batcher=batcher, on_event=on_event)
         for i in range(0, len(speech), 160):
             stream.feed(speech[i:i + 160])
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30  # a generous deadline, not a timing claim
-        while not events and loop.time() < deadline:
-            await asyncio.sleep(0.02)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(heard.wait(), 30)  # a generous deadline, not a timing claim
         return events
 
     asyncio.run(leave_a_timer_armed())

@@ -202,17 +202,17 @@ def test_a_send_to_a_socket_the_caller_already_closed_ends_the_call_as_a_hang_up
 
         def __init__(self) -> None:
             self.open = True
-            self.sent = 0
-            self.refused = 0
+            self.sent = asyncio.Event()
+            self.refused = asyncio.Event()
 
         async def send_text(self, text: str) -> None:
             await self.send_bytes(text.encode())
 
         async def send_bytes(self, data: bytes) -> None:
             if not self.open:
-                self.refused += 1
+                self.refused.set()
                 raise ClientDisconnected()
-            self.sent += 1
+            self.sent.set()
 
         async def close(self, code: int = 1000) -> None:
             self.open = False
@@ -233,18 +233,12 @@ def test_a_send_to_a_socket_the_caller_already_closed_ends_the_call_as_a_hang_up
         session.attach(socket)
         await session.handle_text('{"event": "start", "sampleRate": 16000}')
         await session.handle_bytes(voice[:640])
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30  # a generous deadline for the echo, not a timing claim
-        while socket.sent == 0 and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        assert socket.sent > 0, "the echo never came back"
+        await asyncio.wait_for(socket.sent.wait(), 30)  # the echo (a generous deadline, not a timing claim)
         socket.open = False  # the caller closes; its last frames are still to be read
         for i in range(640, len(voice), 640):
             await session.handle_bytes(voice[i:i + 640])
         # the echo of those frames goes out before the consumer reads the disconnect
-        while socket.refused == 0 and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        assert socket.refused > 0, "nothing was sent to the closed socket"
+        await asyncio.wait_for(socket.refused.wait(), 30)
         await session.transport_closed()
 
     asyncio.run(run())
