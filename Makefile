@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export DEBUG ?= true
 
-.PHONY: install browser run test superuser migrate schema check-schema services-stop bench clean-var
+.PHONY: install browser lint run test superuser migrate schema check-schema services-stop bench clean-var
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,19 @@ browser:
 run: install
 	$(PY) -m voiceplatform.devserver --host $(HOST) --port $(PORT)
 
-## The whole suite against real Postgres+pgvector and Redis (embedded when the URLs are unset),
-## then the time-sensitive modules again at chosen instants and machine time zones
-## (voiceplatform/timematrix.py: a closed calling window, midnight UTC, the DST nights).
-test: install browser
+## ruff (pyflakes, isort, bugbear, flake8-async, RUF006, pydocstyle on models/services) and
+## mypy with django-stubs (strict on calls/media, calls/audio, calls/carriers, agents/bridges);
+## configuration in pyproject.toml, mypy's cache under var/. The django-stubs plugin imports
+## the settings but never connects: placeholder URLs keep it from starting embedded servers.
+LINT_ENV := DATABASE_URL=$${DATABASE_URL:-postgres://lint@127.0.0.1:9/lint} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:9/0}
+lint: install
+	$(VENV)/bin/ruff check .
+	$(LINT_ENV) $(VENV)/bin/mypy
+
+## Lint first, then the whole suite against real Postgres+pgvector and Redis (embedded when
+## the URLs are unset), then the time-sensitive modules again at chosen instants and machine
+## time zones (voiceplatform/timematrix.py: a closed calling window, midnight UTC, the DST nights).
+test: install browser lint
 	$(PY) -m voiceplatform.embedded exec -- sh -c '$(PY) -m pytest $(PYTEST_ARGS) && $(PY) -m voiceplatform.timematrix $(PYTEST_ARGS)'
 
 superuser: install

@@ -168,3 +168,11 @@ def api_key_client(db: Any) -> Any:
         return client
 
     return make
+
+
+@pytest.fixture
+def hostile(settings: Any) -> Any:
+    """The outbound-request guard's production policy: no private targets, no exceptions."""
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    return settings

@@ -41,11 +41,15 @@ CONFIG_FIELDS: tuple[str, ...] = (
 
 
 class SpeaksFirst(models.TextChoices):
+    """Who talks first once the call connects: the agent's greeting, or silence until the caller speaks."""
+
     AGENT = "agent", "Agent greets the caller"
     CALLER = "caller", "Wait for the caller"
 
 
 class Agent(OrgScopedModel):
+    """An org's voice agent: the editable draft (prompt, voice, provider, tools); calls run a published AgentVersion."""
+
     name = models.CharField(max_length=120)
     provider = models.CharField(max_length=32, choices=PROVIDER_CHOICES, default="openai_realtime")
     model = models.CharField(max_length=100, blank=True,
@@ -112,15 +116,18 @@ class Agent(OrgScopedModel):
 
     @property
     def has_unpublished_changes(self) -> bool:
+        """True when the draft differs from the published version (or nothing is published yet)."""
         version = self.published_version
         return version is None or not config_matches(version.config, self.snapshot())
 
     @property
     def credential_provider(self) -> str | None:
+        """The ProviderCredential provider this agent's AI provider needs, or None if it needs none (echo)."""
         info = PROVIDERS.get(self.provider)
         return info.credential if info else None
 
     def clean(self) -> None:
+        """Validate the draft as publishing would; raises ValidationError keyed by field."""
         errors = validate_config(self.snapshot())
         if errors:
             raise ValidationError(errors)
@@ -162,6 +169,7 @@ class AgentVersion(OrgScopedModel):
         return f"{self.agent.name} v{self.number}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        """Insert only: a published version is immutable and raises VersionImmutable on any update."""
         if not self._state.adding:
             raise VersionImmutable(f"{self} is published and cannot be changed; publish a new version instead")
         super().save(*args, **kwargs)

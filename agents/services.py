@@ -153,6 +153,7 @@ def duplicate_agent(agent: Agent, actor: Actor, name: str | None = None) -> Agen
 
 
 def delete_agent(agent: Agent, actor: Actor) -> None:
+    """Delete the agent (its versions go with it) and record the audit entry in the same transaction."""
     with transaction.atomic():
         record_audit(agent.org, actor, "agent.deleted", agent)
         delete_unless_in_use(agent)

@@ -27,10 +27,9 @@ class BatchesConfig(AppConfig):
     def ready(self) -> None:
         # The org's do-not-call list guards every outbound path (API, batch,
         # schedule) through the one check calls.services runs before dialling.
+        from batches.services import do_not_call_reason
         from calls.services import register_do_not_call_check
         from orgs.signals import audit_recorded
-
-        from batches.services import do_not_call_reason
 
         register_do_not_call_check(do_not_call_reason)
         audit_recorded.connect(_call_ended, dispatch_uid="batches.call_ended")

@@ -22,7 +22,6 @@ from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, TypeVar
 
-from voiceplatform.phones import PhoneNumberError, normalize_phone, normalize_region
 from batches.upload_reader import (
     FileFormat,
     RawRow,
@@ -31,6 +30,7 @@ from batches.upload_reader import (
     json_scalar,
     open_table,
 )
+from voiceplatform.phones import PhoneNumberError, normalize_phone, normalize_region
 
 __all__ = [
     "ColumnMapping",

@@ -24,6 +24,8 @@ from voiceplatform.models import OrgScopedModel, TimestampedModel
 
 
 class BatchStatus(models.TextChoices):
+    """A batch's lifecycle: ready → running ⇄ paused → completed, or canceled from any live state."""
+
     READY = "ready", "Ready"
     RUNNING = "running", "Running"
     PAUSED = "paused", "Paused"
@@ -32,6 +34,9 @@ class BatchStatus(models.TextChoices):
 
 
 class EntryState(models.TextChoices):
+    """Where one row of a batch stands: refused at import (invalid, duplicate, do-not-call) or on its way through
+    dialling to done/failed."""
+
     INVALID = "invalid", "Invalid"
     DUPLICATE = "duplicate", "Duplicate"
     DO_NOT_CALL = "do_not_call", "Do not call"
@@ -49,6 +54,8 @@ FINISHED = frozenset({EntryState.DONE, EntryState.FAILED, EntryState.CANCELED}) 
 
 
 class Outcome(models.TextChoices):
+    """How a row's last call ended, as a campaign reports it; RETRYABLE_OUTCOMES are dialled again."""
+
     COMPLETED = "completed", "Completed"
     BUSY = "busy", "Busy"
     NO_ANSWER = "no_answer", "No answer"
@@ -61,10 +68,14 @@ RETRYABLE_OUTCOMES = (Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED, Outcome.V
 
 
 def default_retry_on() -> list[str]:
+    """The outcomes retried unless a batch says otherwise (a fresh list per row: a JSON default must not be shared)."""
     return [o.value for o in RETRYABLE_OUTCOMES]
 
 
 class Batch(OrgScopedModel):
+    """An outbound campaign: rows from a CSV/JSON upload dialled from one number with one agent, within its concurrency,
+    calls-per-second and calling-window limits."""
+
     name = models.CharField(max_length=200)
     agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="batches")
     from_number = models.ForeignKey("calls.PhoneNumber", on_delete=models.PROTECT, related_name="batches")
@@ -111,6 +122,9 @@ class Batch(OrgScopedModel):
 
 
 class BatchEntry(OrgScopedModel):
+    """One row of a batch: the number as written and as E.164, its template variables, its state and the
+    attempts made."""
+
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="entries")
     row_number = models.PositiveIntegerField()
     raw_phone = models.CharField(max_length=200, blank=True)
@@ -139,6 +153,8 @@ class BatchEntry(OrgScopedModel):
 
     @property
     def idempotency_key(self) -> str:
+        """The call idempotency key of this row's current attempt: a retried dispatch finds the call it
+        already placed."""
         return f"batch:{self.public_id}:{self.attempts}"
 
 
@@ -157,6 +173,8 @@ class BatchCallAttempt(TimestampedModel):
 
 
 class DoNotCallNumber(OrgScopedModel):
+    """A number the org must never call; every outbound path (API, batch, schedule) checks it before dialling."""
+
     e164 = models.CharField("number", max_length=16)
     reason = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=20, default="manual")
@@ -171,16 +189,22 @@ class DoNotCallNumber(OrgScopedModel):
 
 
 class ScheduleKind(models.TextChoices):
+    """A scheduled call runs once at a time or repeatedly on a cron expression."""
+
     ONE_TIME = "one_time", "One time"
     CRON = "cron", "Recurring (cron)"
 
 
 class MissedRunPolicy(models.TextChoices):
+    """What happens to runs that fell due while the scheduler was down."""
+
     RUN_ONCE = "run_once", "Run once when the scheduler is back"
     SKIP = "skip", "Skip and record it as missed"
 
 
 class ScheduledCall(OrgScopedModel):
+    """A call the org has scheduled: one time or cron, in a timezone, with retries; beat dispatches its runs."""
+
     name = models.CharField(max_length=200)
     agent = models.ForeignKey("agents.Agent", on_delete=models.PROTECT, related_name="scheduled_calls")
     from_number = models.ForeignKey("calls.PhoneNumber", on_delete=models.PROTECT, related_name="scheduled_calls")
@@ -213,6 +237,8 @@ class ScheduledCall(OrgScopedModel):
 
 
 class RunState(models.TextChoices):
+    """Where one run of a scheduled call stands, from dialling to done, failed or missed."""
+
     DIALING = "dialing", "Dialing"
     IN_CALL = "in_call", "In call"
     RETRY_WAIT = "retry_wait", "Waiting to retry"
@@ -245,4 +271,6 @@ class ScheduledCallRun(TimestampedModel):
 
     @property
     def idempotency_key(self) -> str:
+        """The call idempotency key of this run's current attempt: due time and attempt number, so each is
+        placed once."""
         return f"sched:{self.scheduled_call.public_id}:{int(self.due_at.timestamp())}:{self.attempts}"

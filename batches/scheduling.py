@@ -35,12 +35,19 @@ from batches.models import (
     ScheduledCallRun,
     ScheduleKind,
 )
-from voiceplatform.phones import PhoneNumberError, normalize_phone
-from batches.schedule_rules import ScheduleError, next_runs, parse_timezone, previous_run, validate_cron, validate_one_time
+from batches.schedule_rules import (
+    ScheduleError,
+    next_runs,
+    parse_timezone,
+    previous_run,
+    validate_cron,
+    validate_one_time,
+)
 from batches.services import BatchError
 from calls.services import CallError, CarrierUnavailable, ConcurrencyLimitReached, place_outbound_call
 from orgs.models import Organization
 from orgs.services import SYSTEM, Actor, record_audit
+from voiceplatform.phones import PhoneNumberError, normalize_phone
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from django.db import connection, transaction
-from django.utils import timezone
 from django.db.models import Count
+from django.utils import timezone
 
 from batches import clock
 from batches.importing import (
@@ -23,7 +23,6 @@ from batches.importing import (
     ImportedRow,
     ImportSummary,
     RowStatus,
-    UploadError,
     chunked,
     classify,
     import_rows,
@@ -37,10 +36,10 @@ from batches.models import (
     DoNotCallNumber,
     EntryState,
 )
-from voiceplatform.phones import PhoneNumberError, normalize_phone
 from batches.windows import CallingWindow, WindowError
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
+from voiceplatform.phones import PhoneNumberError, normalize_phone
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +94,15 @@ def add_do_not_call(org: Organization, actor: Actor, number: str, *, reason: str
 
 
 def remove_do_not_call(entry: DoNotCallNumber, actor: Actor) -> None:
+    """Take a number off the org's do-not-call list; audited."""
     record_audit(entry.org, actor, "do_not_call.removed", entry, {}, target_label="do-not-call number")
     entry.delete()
 
 
 @dataclass
 class DoNotCallImport:
+    """What a do-not-call import did: numbers added, numbers already listed, rows refused with their reason."""
+
     added: int = 0
     already_listed: int = 0
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
@@ -140,6 +142,8 @@ def import_do_not_call(org: Organization, actor: Actor, stream: BinaryIO, *, fil
 
 @dataclass
 class BatchSettings:
+    """The settings a batch is created with (limits, retries, calling window), validated when the batch is created."""
+
     name: str
     agent: Any
     from_number: Any
@@ -301,6 +305,7 @@ def _locked(batch: Batch) -> Batch:
 
 
 def launch_batch(batch: Batch, actor: Actor) -> Batch:
+    """Start dialling a ready batch; any other status is a BatchError naming it. Audited."""
     with transaction.atomic():
         locked = _locked(batch)
         if locked.status != BatchStatus.READY:
@@ -329,6 +334,7 @@ def pause_batch(batch: Batch, actor: Actor) -> Batch:
 
 
 def resume_batch(batch: Batch, actor: Actor) -> Batch:
+    """Continue a paused batch from where it stopped; any other status is a BatchError naming it. Audited."""
     with transaction.atomic():
         locked = _locked(batch)
         if locked.status != BatchStatus.PAUSED:

@@ -12,9 +12,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import shared_task
 from django.core.cache import cache

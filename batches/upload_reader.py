@@ -342,7 +342,7 @@ def _csv_rows(
             extra = cells[width:]
             if any(cell.strip() for cell in extra):
                 row.problems.append(f"has {len(cells)} fields but the header has {width}")
-            for name, cell in zip(columns, cells):
+            for name, cell in zip(columns, cells, strict=False):  # a short row leaves columns unset
                 row.values[name] = cell
             _check_field_lengths(row)
             yield row

@@ -8,8 +8,8 @@ second upload; it is deleted once the batch exists.
 from __future__ import annotations
 
 import uuid
-from zoneinfo import ZoneInfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.core.files.storage import default_storage

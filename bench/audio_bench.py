@@ -81,7 +81,11 @@ def main() -> int:
             from math import gcd
 
             g = gcd(src, dst)
-            yp, usp = framewise(x, src // 50, lambda f: resample_poly(f.astype(float), dst // g, src // g))
+
+            def poly(f: np.ndarray, up: int = dst // g, down: int = src // g) -> np.ndarray:
+                return np.asarray(resample_poly(f.astype(float), up, down))
+
+            yp, usp = framewise(x, src // 50, poly)
             line += f"{sinad_db(yp[len(yp) // 4:], dst):>12.1f}{usp:>10.1f}"
         print(line)
 
@@ -91,7 +95,11 @@ def main() -> int:
     for batch in (1, 8, 32, 64, 128):
         x = (rng.standard_normal((batch, 288)) * 0.05).astype(np.float32)
         state = np.zeros((2, batch, 128), dtype=np.float32)
-        us = per_call_us(lambda x=x, state=state: model.infer(x, state, 8000), 50)
+
+        def run(x: np.ndarray = x, state: np.ndarray = state) -> object:
+            return model.infer(x, state, 8000)
+
+        us = per_call_us(run, 50)
         print(f"  batch {batch:>3}: {us:8.0f} µs per run, {us / batch:6.1f} µs per window")
     return 0
 

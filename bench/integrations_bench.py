@@ -61,7 +61,7 @@ async def toolbox_bench(spec: ServerSpec, calls: int, concurrency: int) -> None:
             for n in range(calls):
                 queue.put_nowait(n)
 
-            async def worker() -> None:
+            async def worker(queue: asyncio.Queue[int], samples: list[float]) -> None:
                 while not queue.empty():
                     n = queue.get_nowait()
                     t0 = time.perf_counter()
@@ -71,7 +71,7 @@ async def toolbox_bench(spec: ServerSpec, calls: int, concurrency: int) -> None:
                         raise RuntimeError(outcome.output)
 
             wall = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(workers)))
+            await asyncio.gather(*(worker(queue, samples) for _ in range(workers)))
             summary(f"toolbox send_message, {workers} concurrent", samples, time.perf_counter() - wall)
 
 

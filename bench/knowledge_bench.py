@@ -274,7 +274,7 @@ def main() -> None:
 
     db_ms: list[float] = []
     answered = 0
-    for (question, heading), vector in zip(sample, vectors):
+    for (question, heading), vector in zip(sample, vectors, strict=True):
         t = time.perf_counter()
         hits = search_by_vectors(org, bases, question, {kb.spec.key: vector}, args.k)
         db_ms.append((time.perf_counter() - t) * 1000)

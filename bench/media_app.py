@@ -15,6 +15,7 @@ off, MEDIA_BENCH_RECORD=<dir> to record every call (deleted at hang-up).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -81,7 +82,7 @@ async def load_context(call_id: str) -> SessionContext:
 
 async def on_finish(call_id: str, result: SessionResult) -> None:
     if result.recording_path:
-        Path(result.recording_path).unlink(missing_ok=True)
+        await asyncio.to_thread(Path(result.recording_path).unlink, missing_ok=True)
 
 
 application = ProtocolTypeRouter({

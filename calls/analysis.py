@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx2
 import jsonschema
-from referencing import Registry
-from referencing.exceptions import Unresolvable
 import openai
 from django.utils import timezone
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from calls.models import AnalysisStatus, Call, TranscriptTurn
 from orgs.credentials import MissingCredential, get_credential

@@ -146,6 +146,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
         self._start_timer: asyncio.TimerHandle | None = None
         self._claim_id: str | None = None
         self._renew_task: asyncio.Task[None] | None = None
+        self._refuse_task: asyncio.Task[None] | None = None  # held: the loop keeps only a weak reference
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Lean replacement of AsyncConsumer.__call__ (see module docstring).
@@ -218,7 +219,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
     def _start_timed_out(self) -> None:
         self._start_timer = None
         if self.session is None and not self._authenticating and not self._socket_gone:
-            asyncio.ensure_future(self._refuse("no start message in time"))
+            self._refuse_task = asyncio.ensure_future(self._refuse("no start message in time"))
 
     async def _refuse(self, reason: str) -> None:
         if self._refused:

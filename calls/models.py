@@ -50,12 +50,17 @@ class PhoneNumber(OrgScopedModel):
 
 
 class Direction(models.TextChoices):
+    """Which side started the call: a caller, the platform dialling out, or a browser (web call)."""
+
     INBOUND = "inbound", "Inbound"
     OUTBOUND = "outbound", "Outbound"
     WEB = "web", "Web"
 
 
 class Status(models.TextChoices):
+    """A call's lifecycle, forward only (STATUS_RANK); LIVE statuses hold a concurrency slot, FINAL ones never change
+    again."""
+
     QUEUED = "queued", "Queued"
     RINGING = "ringing", "Ringing"
     IN_PROGRESS = "in_progress", "In progress"
@@ -76,12 +81,16 @@ STATUS_RANK: dict[str, int] = {
 
 
 class AnsweredBy(models.TextChoices):
+    """Who answered an outbound call, per the carrier's answering-machine detection."""
+
     HUMAN = "human", "Human"
     MACHINE = "machine", "Machine"
     UNKNOWN = "unknown", "Unknown"
 
 
 class AnalysisStatus(models.TextChoices):
+    """Post-call analysis (summary and extracted fields) of this call: not requested, pending, done or failed."""
+
     NONE = "", "Not requested"
     PENDING = "pending", "Pending"
     DONE = "done", "Done"
@@ -89,6 +98,8 @@ class AnalysisStatus(models.TextChoices):
 
 
 class Call(OrgScopedModel):
+    """One phone or web call of an org: who, which agent version, its status timeline, costs and analysis."""
+
     direction = models.CharField(max_length=10, choices=Direction.choices)
     from_number = models.CharField(max_length=32, blank=True)
     to_number = models.CharField(max_length=32, blank=True)
@@ -164,10 +175,12 @@ class Call(OrgScopedModel):
 
     @property
     def is_final(self) -> bool:
+        """True once the call has reached a final status (it never changes after that)."""
         return self.status in FINAL
 
     @property
     def is_live(self) -> bool:
+        """True while the call is queued, ringing or in progress (it holds a concurrency slot)."""
         return self.status in LIVE
 
     @property
@@ -199,12 +212,14 @@ class Call(OrgScopedModel):
         return self.from_number if self.direction == Direction.INBOUND else self.to_number
 
     def stream_token_matches(self, token: str) -> bool:
+        """True only for the token this call's media stream was issued (constant-time; an empty token never matches)."""
         if not self.stream_token_hash or not token:
             return False
         return hmac.compare_digest(self.stream_token_hash, hash_stream_token(token))
 
 
 def hash_stream_token(token: str) -> str:
+    """The stored form of a media-stream token: its SHA-256 hex digest (the token itself is never stored)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -235,6 +250,8 @@ class CallEvent(TimestampedModel):
 
 
 class TranscriptTurn(TimestampedModel):
+    """One spoken turn of a call's transcript, caller or agent, with its offsets from the start of the call."""
+
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="turns")
     index = models.PositiveIntegerField()
     role = models.CharField(max_length=10, choices=[("caller", "Caller"), ("agent", "Agent")])
@@ -254,6 +271,7 @@ class TranscriptTurn(TimestampedModel):
 
 
 def recording_upload_to(instance: Recording, filename: str) -> str:
+    """Storage path of a call's recording: grouped by org and month, named by the call's public id."""
     call = instance.call
     return f"recordings/{call.org.public_id}/{call.created_at:%Y/%m}/{call.public_id}.wav"
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync, sync_to_async

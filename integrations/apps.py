@@ -9,8 +9,7 @@ class IntegrationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Outgoing webhooks are produced from audit entries (DESIGN.md convention 7).
-        from orgs.signals import audit_recorded
-
         from integrations.webhooks import on_audit_recorded
+        from orgs.signals import audit_recorded
 
         audit_recorded.connect(on_audit_recorded, dispatch_uid="integrations.webhooks.on_audit_recorded")

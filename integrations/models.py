@@ -18,11 +18,16 @@ from voiceplatform.models import OrgScopedModel, TimestampedModel
 
 
 class McpTransport(models.TextChoices):
+    """How the platform talks to an MCP server: streamable HTTP, or the older HTTP+SSE transport."""
+
     STREAMABLE_HTTP = "streamable_http", "Streamable HTTP"
     SSE = "sse", "SSE (legacy)"
 
 
 class McpServerKind(models.TextChoices):
+    """Which MCP server a registration is: a customer's own, or one of the platform's servers (Telegram, Gmail,
+    WhatsApp, Shopify)."""
+
     CUSTOM = "custom", "Custom server"
     TELEGRAM = "telegram", "Telegram"
     GMAIL = "gmail", "Gmail"
@@ -61,10 +66,12 @@ class McpServer(OrgScopedModel):
 
     @property
     def tool_names(self) -> list[str]:
+        """Names of the tools found at the last discovery, in the server's order."""
         return [t.get("name", "") for t in self.tools or []]
 
     @property
     def header_names(self) -> list[str]:
+        """Names of the stored auth headers, sorted; their values are secrets and never shown."""
         return sorted((self.auth_headers or {}).keys())
 
 
@@ -112,9 +119,11 @@ class WebhookEndpoint(OrgScopedModel):
 
     @staticmethod
     def new_secret() -> str:
+        """A fresh signing secret (``whsec_`` + 32 random bytes, URL-safe)."""
         return "whsec_" + secrets.token_urlsafe(32)
 
     def wants(self, event_type: str) -> bool:
+        """True when the endpoint subscribed to ``event_type`` or to every event (``*``)."""
         return "*" in (self.events or []) or event_type in (self.events or [])
 
 
@@ -135,6 +144,7 @@ class WebhookEvent(OrgScopedModel):
 
     @property
     def event_id(self) -> str:
+        """The event id receivers see (``evt_`` + the public id's hex), stable across redeliveries."""
         return f"evt_{self.public_id.hex}"
 
     def envelope(self) -> dict[str, Any]:
@@ -144,6 +154,9 @@ class WebhookEvent(OrgScopedModel):
 
 
 class DeliveryStatus(models.TextChoices):
+    """Where one delivery of an event to one endpoint stands: pending, sending, retrying, then succeeded, failed or
+    cancelled."""
+
     PENDING = "pending", "Pending"
     SENDING = "sending", "Sending"
     RETRYING = "retrying", "Retrying"
@@ -196,4 +209,5 @@ class WebhookAttempt(TimestampedModel):
 
     @property
     def ok(self) -> bool:
+        """True when the receiver answered with a 2xx status."""
         return self.status_code is not None and 200 <= self.status_code < 300

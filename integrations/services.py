@@ -22,7 +22,6 @@ from django.utils import timezone
 from integrations import conf
 from integrations.mcp_client import McpClientError, ServerSpec, list_tools_sync
 from integrations.mcp_servers import SERVERS
-from integrations.targets import check_outbound_url
 from integrations.models import (
     McpServer,
     McpServerKind,
@@ -31,6 +30,7 @@ from integrations.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from integrations.targets import check_outbound_url
 from integrations.webhooks import TEST_EVENT, emit, redeliver, validate_events, validate_target_url
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
@@ -130,6 +130,8 @@ def spec_for(server: McpServer, *, connect_timeout_s: float | None = None) -> Se
 def create_mcp_server(org: Organization, actor: Actor, *, name: str, url: str,
                       transport: str = McpTransport.STREAMABLE_HTTP, auth_headers: dict[str, str] | None = None,
                       enabled: bool = True, kind: str = McpServerKind.CUSTOM) -> McpServer:
+    """Register an MCP server for the org: the URL passes the outbound guard and the fields validate (ValidationError
+    names the field); audited with header names only. Tools are discovered separately."""
     server = McpServer(org=org, name=name.strip(), url=url.strip(), transport=transport,
                        auth_headers=_clean_headers(auth_headers), enabled=enabled, kind=kind)
     _validate_server(server, url_changed=True)
@@ -141,6 +143,8 @@ def create_mcp_server(org: Organization, actor: Actor, *, name: str, url: str,
 
 @transaction.atomic
 def update_mcp_server(server: McpServer, actor: Actor, **values: Any) -> McpServer:
+    """Change an MCP server's name, URL, transport, headers or enabled flag; a new URL is checked again by the outbound
+    guard. Audited (header names only)."""
     headers_changed = "auth_headers" in values
     if headers_changed:
         server.auth_headers = _clean_headers(values.pop("auth_headers"))
@@ -160,6 +164,7 @@ def update_mcp_server(server: McpServer, actor: Actor, **values: Any) -> McpServ
 
 @transaction.atomic
 def delete_mcp_server(server: McpServer, actor: Actor) -> None:
+    """Delete an MCP server registration; audited with its URL."""
     record_audit(server.org, actor, "mcp_server.deleted", server, {"url": server.url})
     server.delete()
 
@@ -237,6 +242,8 @@ def set_agent_tools(agent: Any, server: McpServer, actor: Actor, tool_names: lis
 @transaction.atomic
 def create_webhook_endpoint(org: Organization, actor: Actor, *, url: str, events: list[str],
                             description: str = "", enabled: bool = True) -> WebhookEndpoint:
+    """Add a signed-webhook receiver: the URL passes the outbound guard, events must be known ones; a new secret is
+    generated. Audited."""
     validate_target_url(url)
     endpoint = WebhookEndpoint(org=org, url=url.strip(), events=validate_events(events), description=description,
                                enabled=enabled, secret=WebhookEndpoint.new_secret())
@@ -248,6 +255,8 @@ def create_webhook_endpoint(org: Organization, actor: Actor, *, url: str, events
 
 @transaction.atomic
 def update_webhook_endpoint(endpoint: WebhookEndpoint, actor: Actor, **values: Any) -> WebhookEndpoint:
+    """Change a webhook endpoint's URL, events, description or enabled flag; re-enabling starts a fresh failure window.
+    Audited."""
     if "url" in values:
         validate_target_url(values["url"])
     if "events" in values:
@@ -267,6 +276,7 @@ def update_webhook_endpoint(endpoint: WebhookEndpoint, actor: Actor, **values: A
 
 @transaction.atomic
 def rotate_webhook_secret(endpoint: WebhookEndpoint, actor: Actor) -> WebhookEndpoint:
+    """Replace the endpoint's signing secret; deliveries from now on are signed with the new one. Audited."""
     endpoint.secret = WebhookEndpoint.new_secret()
     endpoint.save(update_fields=["secret", "updated_at"])
     record_audit(endpoint.org, actor, "webhook_endpoint.secret_rotated", endpoint)
@@ -275,12 +285,14 @@ def rotate_webhook_secret(endpoint: WebhookEndpoint, actor: Actor) -> WebhookEnd
 
 @transaction.atomic
 def delete_webhook_endpoint(endpoint: WebhookEndpoint, actor: Actor) -> None:
+    """Delete a webhook endpoint (its deliveries go with it); audited with its URL."""
     record_audit(endpoint.org, actor, "webhook_endpoint.deleted", endpoint, {"url": endpoint.url})
     endpoint.delete()
 
 
 @transaction.atomic
 def redeliver_delivery(delivery: WebhookDelivery, actor: Actor) -> None:
+    """Send a past delivery's event to its endpoint again (a new attempt); audited."""
     record_audit(delivery.org, actor, "webhook_delivery.redelivered", delivery,
                  {"event": delivery.event.event_id, "endpoint": delivery.endpoint.url})
     redeliver(delivery)

@@ -35,12 +35,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations import conf
-from integrations.targets import check_outbound_url
-from voiceplatform import outbound
 from integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from integrations.targets import check_outbound_url
 from integrations.webhooks_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signature_header
 from orgs.models import AuditLog, Membership, Organization, Role
 from orgs.services import SYSTEM, record_audit
+from voiceplatform import outbound
 
 log = logging.getLogger(__name__)
 

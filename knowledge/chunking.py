@@ -125,7 +125,7 @@ def chunk_document(doc: ExtractedDocument, counter: TokenCounter,
     chunks: list[Chunk] = []
     heading_prefixes = sorted({path for path, _ in sections if path})
     prefix_tokens = dict(zip(heading_prefixes,
-                             counter.count_tokens([" > ".join(p) for p in heading_prefixes])))
+                             counter.count_tokens([" > ".join(p) for p in heading_prefixes]), strict=True))
 
     # Count all sentences of the document in one tokenizer call: far faster than per unit.
     all_spans = [span for _, spans in sections for span in spans]

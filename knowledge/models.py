@@ -34,12 +34,17 @@ TEXT_SEARCH_CONFIG = "english"
 
 
 class EmbeddingBackendChoice(models.TextChoices):
+    """Which embedding backend a knowledge base uses: the local model (offline, the default) or an API provider."""
+
     LOCAL = "local", "Local (all-MiniLM-L6-v2, offline)"
     OPENAI = "openai", "OpenAI"
     GEMINI = "gemini", "Google Gemini"
 
 
 class KnowledgeBase(OrgScopedModel):
+    """An org's knowledge base: documents, chunked and embedded with one model (fixed at creation), searched by its
+    agents."""
+
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     embedding_backend = models.CharField(max_length=20, choices=EmbeddingBackendChoice.choices,
@@ -59,16 +64,21 @@ class KnowledgeBase(OrgScopedModel):
 
     @property
     def spec(self) -> ModelSpec:
+        """The embedding model spec (backend, model, dimensions) the base's vectors were made with."""
         return ModelSpec(self.embedding_backend, self.embedding_model, self.embedding_dimensions)
 
 
 class SourceType(models.TextChoices):
+    """Where a document's content came from: an uploaded file, pasted text or a URL."""
+
     UPLOAD = "upload", "Uploaded file"
     TEXT = "text", "Pasted text"
     URL = "url", "Web page (URL)"
 
 
 class Document(OrgScopedModel):
+    """One document of a knowledge base; its versions hold the content, ``current_version`` the one search uses."""
+
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=255)
     source_type = models.CharField(max_length=10, choices=SourceType.choices)
@@ -86,6 +96,8 @@ class Document(OrgScopedModel):
 
 
 class IngestState(models.TextChoices):
+    """The stages of ingesting a document version, ending in ready or failed."""
+
     QUEUED = "queued", "Queued"
     EXTRACTING = "extracting", "Extracting text"
     CHUNKING = "chunking", "Chunking"
@@ -104,6 +116,8 @@ def _upload_path(instance: "DocumentVersion", filename: str) -> str:
 
 
 class DocumentVersion(OrgScopedModel):
+    """One version of a document's content (file, pasted text or fetched URL), with its ingestion state and progress."""
+
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
     file = models.FileField(upload_to=_upload_path, max_length=300, blank=True)
@@ -137,6 +151,7 @@ class DocumentVersion(OrgScopedModel):
 
     @property
     def is_in_progress(self) -> bool:
+        """True while the version is still being ingested (queued, extracting, chunking or embedding)."""
         return self.state in IN_PROGRESS_STATES
 
 

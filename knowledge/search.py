@@ -160,7 +160,8 @@ def _query_lexemes(query: str) -> list[str]:
             "  AND tablename = 'knowledge_chunk' AND attname = 'search_vector')",
             [TEXT_SEARCH_CONFIG, query])
         lexemes, common, freqs = cursor.fetchone()
-    frequency = dict(zip(common or [], freqs or []))
+    # most_common_elem_freqs has three extra entries at its end (min, max, null frequency).
+    frequency = dict(zip(common or [], freqs or [], strict=False))
     return [term for term in (lexemes or []) if frequency.get(term, 0.0) <= MAX_TERM_FREQUENCY]
 
 

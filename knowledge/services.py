@@ -26,11 +26,23 @@ from django.utils import timezone
 from knowledge.chunking import ChunkingConfig, chunk_document
 from knowledge.embeddings import EmbeddingBackend, EmbeddingError, create_backend, model_choices
 from knowledge.extraction import (
-    ExtractedDocument, ExtractionError, ExtractionLimits, detect_type, extract, extract_text, too_large,
+    ExtractedDocument,
+    ExtractionError,
+    ExtractionLimits,
+    detect_type,
+    extract,
+    extract_text,
+    too_large,
 )
 from knowledge.fetching import fetch_url
 from knowledge.models import (
-    IN_PROGRESS_STATES, Chunk, Document, DocumentVersion, IngestState, KnowledgeBase, SourceType,
+    IN_PROGRESS_STATES,
+    Chunk,
+    Document,
+    DocumentVersion,
+    IngestState,
+    KnowledgeBase,
+    SourceType,
 )
 from orgs.credentials import MissingCredential, get_credential
 from orgs.models import Organization
@@ -40,6 +52,7 @@ from voiceplatform import outbound
 logger = logging.getLogger(__name__)
 
 def max_upload_bytes() -> int:
+    """The largest upload a document may be, in bytes (``KNOWLEDGE_MAX_UPLOAD_BYTES``)."""
     return int(settings.KNOWLEDGE_MAX_UPLOAD_BYTES)
 
 
@@ -59,6 +72,8 @@ def extraction_limits() -> ExtractionLimits:
 # --- embedding backends ---------------------------------------------------------------
 
 def validate_embedding_choice(backend: str, model: str, dimensions: int) -> None:
+    """Raise a ValidationError naming ``embedding_model`` and the available choices unless the backend/model/dimensions
+    combination is offered."""
     if (backend, model, dimensions) not in model_choices():
         options = ", ".join(f"{b}/{m}/{d}" for b, m, d in model_choices())
         raise ValidationError({"embedding_model": f"{backend}/{model}/{dimensions} is not available; "
@@ -82,6 +97,7 @@ def backend_for(kb: KnowledgeBase) -> EmbeddingBackend:
 def create_knowledge_base(org: Organization, actor: Actor, *, name: str, description: str = "",
                           embedding_backend: str = "local", embedding_model: str = "all-MiniLM-L6-v2",
                           embedding_dimensions: int = 384) -> KnowledgeBase:
+    """Create a knowledge base with an available embedding model and a name unique in the org; audited."""
     validate_embedding_choice(embedding_backend, embedding_model, embedding_dimensions)
     if KnowledgeBase.objects.for_org(org).filter(name=name).exists():
         raise ValidationError({"name": f"A knowledge base named {name!r} already exists."})
@@ -130,6 +146,8 @@ def schedule_reembedding(kb: KnowledgeBase) -> int:
 
 
 def delete_knowledge_base(kb: KnowledgeBase, actor: Actor) -> None:
+    """Delete a knowledge base with its documents and chunks, then their stored files once the deletion is committed;
+    audited."""
     files = list(DocumentVersion.objects.filter(document__knowledge_base=kb).exclude(file="")
                  .values_list("file", flat=True))
     with transaction.atomic():
@@ -149,6 +167,8 @@ class SourceInput:
     url: str | None = None
 
     def kind(self) -> str:
+        """Which source this input is, requiring exactly one of file, text, URL (a URL must pass the outbound guard);
+        ValidationError otherwise."""
         given = [k for k, v in (("upload", self.upload), ("text", self.text), ("url", self.url)) if v]
         if len(given) != 1:
             raise ValidationError({"source": "Give exactly one of: a file, pasted text, or a URL."})
@@ -159,6 +179,8 @@ class SourceInput:
 
 
 def add_document(kb: KnowledgeBase, actor: Actor, source: SourceInput, *, title: str = "") -> Document:
+    """Add a document from one source and queue its ingestion; the title defaults to the file name, URL or first line.
+    Audited."""
     kind = source.kind()
     if not title:
         title = (source.upload.name if source.upload else source.url if source.url
@@ -213,7 +235,7 @@ def _new_version(document: Document, source: SourceInput, *, number: int) -> Doc
                               checksum=_checksum_of(source))
     refused: ExtractionError | None = None
     if source.upload is not None:
-        version.filename = source.upload.name[-255:]
+        version.filename = (source.upload.name or "")[-255:]
         version.content_type = (source.upload.content_type or "")[:120]
         version.size_bytes = source.upload.size or 0
         try:
@@ -242,6 +264,7 @@ def _new_version(document: Document, source: SourceInput, *, number: int) -> Doc
 
 
 def rename_document(document: Document, actor: Actor, title: str) -> Document:
+    """Rename a document (an empty title is a ValidationError naming ``title``); audited when it changes."""
     title = title.strip()[:255]
     if not title:
         raise ValidationError({"title": "A title cannot be empty."})
@@ -254,6 +277,7 @@ def rename_document(document: Document, actor: Actor, title: str) -> Document:
 
 
 def delete_document(document: Document, actor: Actor) -> None:
+    """Delete a document with its versions and chunks, then its stored files (after the commit); audited."""
     files = list(document.versions.exclude(file="").values_list("file", flat=True))
     with transaction.atomic():
         record_audit(document.org, actor, "document.deleted", document, target_label=document.title)
@@ -399,7 +423,7 @@ def _run_ingestion(version: DocumentVersion) -> None:
                       version=version, index=c.index, heading=c.heading, text=c.text, start=c.start,
                       end=c.end, page=c.page, token_count=c.token_count, embedding=vector, is_active=True,
                       embedding_dims=spec.dimensions, embedding_model=spec.key)
-                for c, vector in zip(batch, vectors)
+                for c, vector in zip(batch, vectors, strict=True)
             )
             done = offset + len(batch)
             _set(version, progress=20 + int(75 * done / len(chunks)))
@@ -479,7 +503,7 @@ def _run_reembedding(version: DocumentVersion) -> None:
         for batch in _iter_chunk_batches(version, max(backend.batch_size, 64)):
             texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in batch]
             vectors = backend.embed_documents(texts)
-            for chunk, vector in zip(batch, vectors):
+            for chunk, vector in zip(batch, vectors, strict=True):
                 chunk.embedding = vector
                 chunk.embedding_dims = spec.dimensions
                 chunk.embedding_model = spec.key

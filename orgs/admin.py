@@ -9,7 +9,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from orgs import services
-from orgs.models import PROVIDER_FIELDS, ApiKey, AuditLog, Invitation, Membership, Organization, ProviderCredential, Role
+from orgs.models import (
+    PROVIDER_FIELDS,
+    ApiKey,
+    AuditLog,
+    Invitation,
+    Membership,
+    Organization,
+    ProviderCredential,
+    Role,
+)
 from voiceplatform.admin import OrgScopedAdmin, _org
 
 

@@ -66,7 +66,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     @staticmethod
     def _creator_still_member(key: ApiKey) -> bool:
         creator = key.created_by
-        return bool(creator.is_active) and Membership.objects.filter(org_id=key.org_id, user=creator).exists()
+        return creator is not None and bool(creator.is_active) and Membership.objects.filter(org_id=key.org_id, user=creator).exists()
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword

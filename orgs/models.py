@@ -17,6 +17,7 @@ from voiceplatform.models import OrgScopedModel, TimestampedModel
 
 
 def validate_timezone(value: str) -> None:
+    """Accept only an IANA timezone name (Europe/London); raises ValidationError naming the value."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
@@ -26,11 +27,14 @@ def validate_timezone(value: str) -> None:
 
 
 def validate_country(value: str) -> None:
+    """Accept only a two-letter region code phonenumbers supports (US, GB); raises ValidationError otherwise."""
     if value not in phonenumbers.SUPPORTED_REGIONS:
         raise ValidationError(f"{value!r} is not a two-letter country code such as US or GB")
 
 
 class Organization(TimestampedModel):
+    """A tenant: every org-scoped row belongs to exactly one; its timezone and default country read local input."""
+
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
@@ -46,6 +50,8 @@ class Organization(TimestampedModel):
 
 
 class Role(models.TextChoices):
+    """A member's role, lowest to highest; ROLE_RANK orders them and role_at_least compares."""
+
     VIEWER = "viewer", "Viewer"
     EDITOR = "editor", "Editor"
     ADMIN = "admin", "Admin"
@@ -58,10 +64,13 @@ ROLE_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
 def role_at_least(role: str | None, needed: str) -> bool:
+    """True when ``role`` ranks at or above ``needed``; no role (None) is never enough."""
     return role is not None and ROLE_RANK[Role(role)] >= ROLE_RANK[Role(needed)]
 
 
 class Membership(TimestampedModel):
+    """A user's one role in one organisation; the last owner cannot be removed (orgs.services enforces it)."""
+
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -79,6 +88,8 @@ def _invitation_expiry():
 
 
 class Invitation(OrgScopedModel):
+    """An emailed, single-use invitation to join with a role; only the token's hash is stored."""
+
     email = models.EmailField()
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
@@ -91,6 +102,7 @@ class Invitation(OrgScopedModel):
 
     @property
     def is_open(self) -> bool:
+        """True while the invitation can still be accepted: not accepted, not revoked, not expired."""
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
 
     def __str__(self) -> str:
@@ -104,10 +116,13 @@ def hash_token(token: str) -> str:
 
 
 def new_token(nbytes: int = 32) -> str:
+    """A URL-safe random token of ``nbytes`` bytes of entropy, for invitations and API keys."""
     return secrets.token_urlsafe(nbytes)
 
 
 class ApiKey(OrgScopedModel):
+    """An org API key with a role; stored hashed, its plaintext shown once at creation."""
+
     PREFIX = "vp_"
 
     name = models.CharField(max_length=100)
@@ -121,6 +136,7 @@ class ApiKey(OrgScopedModel):
 
     @property
     def is_active(self) -> bool:
+        """True until the key is revoked."""
         return self.revoked_at is None
 
     def __str__(self) -> str:
@@ -128,6 +144,8 @@ class ApiKey(OrgScopedModel):
 
 
 class Provider(models.TextChoices):
+    """The external providers an org can store a credential for."""
+
     TWILIO = "twilio", "Twilio"
     PLIVO = "plivo", "Plivo"
     OPENAI = "openai", "OpenAI"

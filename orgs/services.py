@@ -49,6 +49,7 @@ class Actor:
 
     @property
     def label(self) -> str:
+        """How the actor appears in audit logs: the API key's prefix, the user's email, or "system"."""
         if self.api_key is not None:
             return f"API key {self.api_key.prefix}"
         if self.user is not None and getattr(self.user, "is_authenticated", False):
@@ -57,6 +58,8 @@ class Actor:
 
     @classmethod
     def from_request(cls, request: Any) -> "Actor":
+        """The actor behind a request: its API key if it authenticated with one, else its signed-in user,
+        with its IP."""
         auth = getattr(request, "auth", None)
         api_key = auth if isinstance(auth, ApiKey) else None
         user = None if api_key else getattr(request, "user", None)
@@ -140,6 +143,8 @@ def _unique_slug(name: str) -> str:
 @transaction.atomic
 def create_organization(name: str, owner: Any, *, timezone_name: str = "UTC", default_country: str = "US",
                         ip: str | None = None) -> Organization:
+    """Create an organisation with ``owner`` as its first owner; raises ValidationError for a blank name or bad
+    settings."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "An organisation needs a name."})
@@ -153,6 +158,7 @@ def create_organization(name: str, owner: Any, *, timezone_name: str = "UTC", de
 
 @transaction.atomic
 def update_organization(org: Organization, actor: Actor, **values: Any) -> Organization:
+    """Change the organisation's name, timezone, default country or call limit; any other field is a ValidationError."""
     allowed = {"name", "timezone", "default_country", "max_concurrent_calls"}
     unknown = set(values) - allowed
     if unknown:
@@ -166,6 +172,8 @@ def update_organization(org: Organization, actor: Actor, **values: Any) -> Organ
 
 
 def delete_organization(org: Organization, actor: Actor) -> None:
+    """Delete the organisation and everything scoped to it (cascade); logged with the actor, not audited (the log goes
+    too)."""
     log.info("organisation deleted", extra={"org": str(org.public_id), "actor": actor.label})
     org.delete()
 
@@ -199,11 +207,14 @@ def invite_member(org: Organization, actor: Actor, email: str, role: str) -> tup
 
 
 def find_invitation(token: str) -> Invitation | None:
+    """The invitation for a plaintext token, open or not, or None when no invitation has that token."""
     return Invitation.objects.select_related("org").filter(token_hash=hash_token(token)).first()
 
 
 @transaction.atomic
 def accept_invitation(token: str, user: Any, ip: str | None = None) -> Membership:
+    """Join the invitation's org as ``user`` (whose email must match); raises ValidationError when it is no
+    longer open."""
     invitation = Invitation.objects.select_for_update().filter(token_hash=hash_token(token)).first()
     if invitation is None or not invitation.is_open:
         raise ValidationError("This invitation link is invalid, used, revoked or expired.")
@@ -220,6 +231,7 @@ def accept_invitation(token: str, user: Any, ip: str | None = None) -> Membershi
 
 
 def revoke_invitation(invitation: Invitation, actor: Actor) -> None:
+    """Revoke an invitation so its link stops working; audited."""
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
     record_audit(invitation.org, actor, "invitation.revoked", invitation, target_label=invitation.email)
@@ -407,5 +419,6 @@ def set_provider_credential(org: Organization, actor: Actor, provider: str, secr
 
 
 def delete_provider_credential(credential: ProviderCredential, actor: Actor) -> None:
+    """Delete a provider credential; audited with its provider (never its secret)."""
     record_audit(credential.org, actor, "credential.deleted", credential, {"provider": credential.provider})
     credential.delete()

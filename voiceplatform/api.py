@@ -28,7 +28,6 @@ from voiceplatform.drf import (  # noqa: F401 - re-exported as part of the API b
     required_role,
 )
 
-
 # --- org resolution -------------------------------------------------------------------
 
 def resolve_api_org(request: Request) -> tuple[Organization | None, str | None]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -258,7 +257,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _live_launchers() -> list[int]:
     """Registered launchers that still run; registrations of dead ones are removed."""
-    alive = []
+    alive: list[int] = []
     folder = _launchers_dir()
     if not folder.exists():
         return alive

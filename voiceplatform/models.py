@@ -10,6 +10,8 @@ from orgs.scoping import OrgScopedManager
 
 
 class TimestampedModel(models.Model):
+    """Abstract base: ``created_at`` (indexed) and ``updated_at`` maintained by Django."""
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

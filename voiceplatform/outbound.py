@@ -85,8 +85,8 @@ class OutboundError(Exception):
         super().__init__(message)
         self.message = message
         if "request" in kwargs:
-            self.request = kwargs["request"]
-            self.response = None
+            self.request: Any = kwargs["request"]  # loose, like requests.RequestException's (a subclass)
+            self.response: Any = None
 
 
 class OutboundRefused(OutboundError):

@@ -101,7 +101,7 @@ def normalize_phone(raw: str, default_region: str | None) -> NormalizedNumber:
     if possible == ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
         raise PhoneNumberError("local-only number: add the area code")
     if not _is_valid(parsed, default_region):
-        country = phonenumbers.region_code_for_country_code(parsed.country_code)
+        country = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
         where = f" for {country}" if country and country != "ZZ" else ""
         raise PhoneNumberError(f"not a valid number{where}")
     return NormalizedNumber(e164=phonenumbers.format_number(parsed, PhoneNumberFormat.E164))

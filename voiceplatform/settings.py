@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
@@ -41,7 +42,7 @@ DEBUG = env_bool("DEBUG", False)
 _RUN = f"t{os.getpid()}" if "pytest" in sys.modules else ""
 
 
-def _dev_secret(name: str, make: callable) -> str:
+def _dev_secret(name: str, make: Callable[[], str]) -> str:
     """A per-checkout development secret, only ever used with DEBUG on."""
     path = embedded.VAR_DIR / "dev-secrets.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +54,7 @@ def _dev_secret(name: str, make: callable) -> str:
     return data[name]
 
 
-def _secret(name: str, make: callable) -> str:
+def _secret(name: str, make: Callable[[], str]) -> str:
     value = env_str(name, "")
     if value:
         return value

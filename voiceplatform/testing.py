@@ -20,23 +20,26 @@ import importlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import Model
 
-FACTORIES: dict[type[Model], Callable[[Any], Model]] = {}
+FACTORIES: dict[type[Model], Callable[..., Model]] = {}
+FactoryT = TypeVar("FactoryT", bound=Callable[..., Model])
 APPS = ("orgs", "agents", "calls", "batches", "knowledge", "integrations")
 
 
-def register_factory(model: type[Model]) -> Callable[[Callable[[Any], Model]], Callable[[Any], Model]]:
-    def decorate(func: Callable[[Any], Model]) -> Callable[[Any], Model]:
+def register_factory(model: type[Model]) -> Callable[[FactoryT], FactoryT]:
+    """Register ``func`` as the isolation matrix's factory for ``model``; the factory keeps its signature."""
+
+    def decorate(func: FactoryT) -> FactoryT:
         FACTORIES[model] = func
         return func
 
     return decorate
 
 
-def load_factories() -> dict[type[Model], Callable[[Any], Model]]:
+def load_factories() -> dict[type[Model], Callable[..., Model]]:
     for app in APPS:
         module = f"{app}.tests.factories"
         try:

@@ -5,11 +5,9 @@ import logging
 from typing import Any
 
 import redis
-
-from django.contrib.auth.mixins import LoginRequiredMixin
-
-from django.core.exceptions import PermissionDenied
 from django.conf import settings
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from agents.bridges.base import (
-    guard_base_url,
     PCM16_16K,
     PCM16_24K,
     AgentAudio,
@@ -41,6 +40,7 @@ from agents.bridges.base import (
     SpeechStopped,
     ToolCall,
     ToolCallCancelled,
+    guard_base_url,
     merge_usage,
 )
 
@@ -115,7 +115,7 @@ class GeminiLiveBridge(Bridge):
         activity = types.AutomaticActivityDetection(
             disabled=False, silence_duration_ms=cfg.silence_duration_ms or None
         )
-        tools = None
+        tools: list[types.ToolUnion] | None = None
         if cfg.tools:
             tools = [types.Tool(function_declarations=[
                 types.FunctionDeclaration(

@@ -34,7 +34,6 @@ from typing import Any
 
 from agents.bridges.audio import WavFormatError, wav_to_pcm16
 from agents.bridges.base import (
-    guard_base_url,
     PCM16_8K,
     PCM16_16K,
     AgentAudio,
@@ -51,6 +50,7 @@ from agents.bridges.base import (
     SpeechStarted,
     SpeechStopped,
     ToolCall,
+    guard_base_url,
 )
 
 logger = logging.getLogger("agents.bridges")

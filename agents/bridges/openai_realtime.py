@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from agents.bridges.base import (
-    guard_base_url,
     PCM16_24K,
     PCMU_8K,
     AgentAudio,
@@ -42,6 +41,7 @@ from agents.bridges.base import (
     SpeechStarted,
     SpeechStopped,
     ToolCall,
+    guard_base_url,
 )
 
 DEFAULT_MODEL = "gpt-realtime"

@@ -17,11 +17,11 @@ from batches import scheduling, services
 from batches.api.serializers import (
     BatchCreateSerializer,
     BatchEntrySerializer,
+    BatchPreviewSerializer,
     BatchSerializer,
     BatchSettingsSerializer,
     DoNotCallImportSerializer,
     DoNotCallSerializer,
-    BatchPreviewSerializer,
     ScheduledCallRunSerializer,
     ScheduledCallSerializer,
     SchedulePreviewSerializer,

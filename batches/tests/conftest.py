@@ -1,8 +1,8 @@
-from calls.tests.calls_fixtures import *  # noqa: F401,F403 - carrier fakes wired into org A
-
 from typing import Any
 
 import pytest
+
+from calls.tests.calls_fixtures import *  # noqa: F401,F403 - carrier fakes wired into org A
 
 
 @pytest.fixture(autouse=True)

@@ -140,7 +140,7 @@ def test_voicemail_outcome_is_retried_then_fails(twilio_org: Any, agent_a: Any, 
     batch = make_batch(twilio_org, agent_a, twilio_number, csv_of(us_numbers(1)), calls_per_second=50,
                        max_attempts=2, retry_delay_s=0)
     launch_batch(batch, SYSTEM)
-    for attempt in (1, 2):
+    for _attempt in (1, 2):
         dispatch.run_dispatch(batch, budget_s=0)
         (call,) = entry_calls(batch)
         end_call(fake_twilio, call, "completed", answered_by="machine_end_beep")
@@ -178,7 +178,7 @@ def test_calls_per_second_spacing(twilio_org: Any, agent_a: Any, twilio_number: 
     assert len(dialled(fake_twilio)) == 1
     assert wait is not None and 1.5 < wait <= 2.0
     batch.refresh_from_db()
-    first = Call.objects.get(to_number=us_numbers(1)[0])
+    Call.objects.get(to_number=us_numbers(1)[0])  # the first row was dialled, once
     assert batch.next_dial_at is not None
 
 

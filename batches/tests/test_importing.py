@@ -15,11 +15,11 @@ from batches.importing import (
     RowStatus,
     UploadError,
     chunked,
+    classify,
     import_rows,
     preview_upload,
     rows_from_objects,
     suggest_phone_column,
-    classify,
 )
 from batches.upload_reader import MAX_FIELD_CHARS, MAX_ROW_CHARS, sniff_delimiter
 

@@ -102,7 +102,7 @@ class StreamResampler:
         end = n_in * self._up
         t = np.arange(self._t, end, self._down, dtype=np.int64)
         windows = sliding_window_view(buf, self._taps)[t // self._up]
-        out = np.einsum("nk,nk->n", windows, self._bank[t % self._up])
+        out: npt.NDArray[np.float64] = np.einsum("nk,nk->n", windows, self._bank[t % self._up])
         self._t = int(t[-1]) + self._down - end if len(t) else self._t - end
         self._history = buf[-(self._taps - 1):]
         return np.clip(np.rint(out), -32768, 32767).astype(np.int16)

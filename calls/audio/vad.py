@@ -14,12 +14,12 @@ At 8 kHz the model consumes 256-sample windows (32 ms); a 20 ms carrier frame is
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-import importlib.util
 from pathlib import Path
 
 import numpy as np

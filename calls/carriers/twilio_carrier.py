@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
@@ -73,7 +73,7 @@ class _FormParams:
     def __init__(self, form: Mapping[str, list[str]]) -> None:
         self._form = form
 
-    def __iter__(self):  # noqa: ANN204 - iterator protocol
+    def __iter__(self) -> Iterator[str]:
         return iter(self._form)
 
     def __bool__(self) -> bool:
@@ -83,7 +83,7 @@ class _FormParams:
         return list(self._form.get(name, []))
 
 
-class RebasedTwilioHttpClient(TwilioHttpClient):
+class RebasedTwilioHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no types: its base is Any
     """Sends every Twilio domain's requests to another scheme+host, keeping the path.
 
     twilio-python has no base-URL option (hosts are hard-coded per domain), so this is
@@ -147,7 +147,7 @@ class TwilioCarrier(Carrier):
             return False
         validator = RequestValidator(self._credentials["auth_token"])
         # GET webhooks are signed over the URL alone: the parameters are in its query.
-        params = _FormParams(request.form) if request.method.upper() == "POST" else {}
+        params: _FormParams | dict[str, str] = _FormParams(request.form) if request.method.upper() == "POST" else {}
         return bool(validator.validate(self.public_url(request), params, signature))
 
     def parse_inbound(self, form: Mapping[str, list[str]]) -> InboundCall:

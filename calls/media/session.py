@@ -71,8 +71,8 @@ from calls.media.frames import (
     StreamStopped,
 )
 from calls.media.playback import PlaybackTracker
-from calls.media.transcript import Transcript
 from calls.media.tools import run_tool
+from calls.media.transcript import Transcript
 
 logger = logging.getLogger("calls.media")
 

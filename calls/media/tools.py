@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import SchemaError
+from jsonschema.validators import Draft202012Validator, validator_for
 from referencing import Registry
 from referencing.exceptions import Unresolvable
-from jsonschema.validators import Draft202012Validator, validator_for
 
 from agents.bridges.base import ToolCall
 from calls.media import result as r

@@ -8,7 +8,7 @@ stopped hearing it — the same place the provider was truncated.
 
 from __future__ import annotations
 
-from calls.media.playback import PlayItem, PlaybackTracker
+from calls.media.playback import PlaybackTracker, PlayItem
 from calls.media.result import TranscriptTurn
 
 

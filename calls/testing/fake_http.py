@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -91,6 +91,7 @@ class FakeHttpServer:
         if self._server is None:
             raise RuntimeError("fake server is not running")
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     def start(self) -> None:
@@ -116,14 +117,14 @@ class FakeHttpServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeHttpServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def __aenter__(self) -> FakeHttpServer:
+    async def __aenter__(self) -> Self:
         self.start()
         return self
 

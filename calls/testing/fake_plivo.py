@@ -268,7 +268,7 @@ class FakePlivo(FakeHttpServer):
     def _list_applications(self, req: RecordedRequest, m: Any) -> Reply:
         if (bad := self._bad_account(m)) is not None:
             return bad
-        wanted = (req.query.get("app_name") or [None])[0]
+        wanted: str | None = (req.query.get("app_name") or [None])[0]
         apps = [a for a in self.applications.values() if wanted is None or a["app_name"] == wanted]
         return self._page(req, apps)
 

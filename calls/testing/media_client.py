@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 import uuid
@@ -97,6 +98,8 @@ class CarrierMediaClient:
         self._seq = 0
         self._chunk = 0
         self._outgoing = bytearray()
+        self._outgoing_drained = asyncio.Event()  # set while _outgoing is empty
+        self._outgoing_drained.set()
         self._playback_end = 0.0  # monotonic time the modelled playback queue drains
         self._queued_bytes = 0  # bytes in the modelled playback queue at _playback_end reference
         self._pending_marks: list[tuple[float, str]] = []
@@ -170,6 +173,8 @@ class CarrierMediaClient:
     async def play(self, mulaw: bytes) -> None:
         """Queue caller audio; it goes out in 20 ms frames ahead of silence."""
         self._outgoing.extend(mulaw)
+        if self._outgoing:
+            self._outgoing_drained.clear()
 
     def pause_media(self, paused: bool = True) -> None:
         """Stop (or resume) sending media frames while keeping the socket open,
@@ -180,9 +185,8 @@ class CarrierMediaClient:
         return len(self._outgoing) / self.bytes_per_ms
 
     async def wait_caller_audio_sent(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self._outgoing and time.monotonic() < deadline:
-            await asyncio.sleep(FRAME_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outgoing_drained.wait(), timeout)
 
     async def send_dtmf(self, digit: str) -> None:
         if self.carrier == "twilio":
@@ -258,6 +262,8 @@ class CarrierMediaClient:
             if self._outgoing:
                 frame = bytes(self._outgoing[:fb]).ljust(fb, bytes([self.silence_byte]))
                 del self._outgoing[:fb]
+                if not self._outgoing:
+                    self._outgoing_drained.set()
             else:
                 frame = silence
             self._chunk += 1

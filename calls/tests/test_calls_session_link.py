@@ -17,10 +17,10 @@ from calls.models import Call, CallEvent, Recording
 from calls.session_link import (
     authorize_stream,
     build_session_context,
+    live_updates,
     load_session_context,
     push_live_update,
     record_session_result,
-    live_updates,
     record_session_result_sync,
     recording_temp_path,
 )

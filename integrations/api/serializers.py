@@ -2,8 +2,6 @@
 (a webhook secret is shown once: on create and on rotation)."""
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
 from integrations.mcp_servers import SERVERS

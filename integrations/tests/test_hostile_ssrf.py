@@ -11,7 +11,7 @@ from integrations.mcp_client import McpErrorKind
 from integrations.services import create_mcp_server, discover_tools
 from orgs.services import SYSTEM
 from voiceplatform import outbound
-from voiceplatform.tests.test_hostile_ssrf import ONLY_LOOPBACK_ONE, PUBLIC, Dns, hostile  # noqa: F401 - fixture
+from voiceplatform.tests.test_hostile_ssrf import ONLY_LOOPBACK_ONE, PUBLIC, Dns
 
 pytestmark = pytest.mark.django_db
 

@@ -10,12 +10,12 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from integrations import webhooks
-from voiceplatform import outbound
 from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from integrations.services import create_webhook_endpoint, redeliver_delivery, send_test_event
 from integrations.testing.webhook_receiver import WebhookReceiver
 from orgs.models import AuditLog
 from orgs.services import SYSTEM, record_audit
+from voiceplatform import outbound
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,13 @@ from rest_framework.response import Response
 
 from knowledge import selectors, services
 from knowledge.api.serializers import (
-    DocumentSerializer, KnowledgeBaseSerializer, MultiSearchRequestSerializer, SearchRequestSerializer,
-    SearchResponseSerializer, SourceSerializer, VersionSerializer,
+    DocumentSerializer,
+    KnowledgeBaseSerializer,
+    MultiSearchRequestSerializer,
+    SearchRequestSerializer,
+    SearchResponseSerializer,
+    SourceSerializer,
+    VersionSerializer,
 )
 from knowledge.embeddings import EmbeddingError
 from knowledge.models import Document, KnowledgeBase

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from knowledge.chunking import ChunkingConfig, chunk_document, split_sentences
@@ -51,7 +53,7 @@ def test_overlap_repeats_whole_trailing_sentences() -> None:
     sentences = " ".join(f"Fact {i} is about the warehouse in city {i}." for i in range(40))
     doc = extract_text(sentences)
     chunks = chunk_document(doc, WordPiece(), ChunkingConfig(max_tokens=60, overlap_tokens=15))
-    for previous, current in zip(chunks, chunks[1:]):
+    for previous, current in itertools.pairwise(chunks):
         assert current.start < previous.end, "consecutive chunks overlap"
         assert current.start > previous.start, "always progress"
         overlap = doc.text[current.start:previous.end]
@@ -65,7 +67,7 @@ def test_overlap_repeats_whole_trailing_sentences() -> None:
 def test_zero_overlap() -> None:
     doc = extract_text(" ".join(f"Line {i} ends here." for i in range(50)))
     chunks = chunk_document(doc, WordPiece(), ChunkingConfig(max_tokens=40, overlap_tokens=0))
-    assert all(b.start > a.end for a, b in zip(chunks, chunks[1:]))
+    assert all(b.start > a.end for a, b in itertools.pairwise(chunks))
 
 
 def test_giant_sentence_and_giant_word_are_cut_to_budget() -> None:

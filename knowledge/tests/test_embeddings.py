@@ -14,7 +14,7 @@ from knowledge.testing.fake_embeddings import FakeGeminiEmbeddings, FakeOpenAIEm
 
 
 def cosine(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b)) / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
 def test_importing_backends_does_not_import_torch_or_sdks() -> None:

@@ -8,8 +8,14 @@ import zipfile
 import pytest
 
 from knowledge.extraction import (
-    CorruptFileError, EncryptedFileError, FileTooLargeError, NoTextError, UnsupportedTypeError,
-    detect_type, extract, extract_text,
+    CorruptFileError,
+    EncryptedFileError,
+    FileTooLargeError,
+    NoTextError,
+    UnsupportedTypeError,
+    detect_type,
+    extract,
+    extract_text,
 )
 from knowledge.testing.documents import make_csv, make_docx, make_html, make_pdf
 

@@ -13,7 +13,7 @@ from knowledge.models import IngestState
 from knowledge.tests.test_models_and_sources import FakeSite
 from orgs.services import SYSTEM
 from voiceplatform import outbound
-from voiceplatform.tests.test_hostile_ssrf import ONLY_LOOPBACK_ONE, PUBLIC, Dns, hostile  # noqa: F401 - fixture
+from voiceplatform.tests.test_hostile_ssrf import ONLY_LOOPBACK_ONE, PUBLIC, Dns
 
 pytestmark = pytest.mark.django_db
 

@@ -73,7 +73,6 @@ def test_missing_credential_fails_the_document_with_reason(org_a: Any, ingest: A
 def test_provider_outage_retries_then_fails_with_reason(org_a: Any, django_capture_on_commit_callbacks: Any,
                                                         request: Any) -> None:
     from knowledge.tasks import MAX_RETRIES, ingest_document_version
-
     from voiceplatform.celery import app
 
     # Celery's apply() replays retries eagerly (sig.apply with retries+1), which is

@@ -4,7 +4,17 @@ from typing import Any
 
 from rest_framework import serializers
 
-from orgs.models import API_KEY_ROLES, PROVIDER_FIELDS, ApiKey, AuditLog, Invitation, Membership, Organization, Provider, Role
+from orgs.models import (
+    API_KEY_ROLES,
+    PROVIDER_FIELDS,
+    ApiKey,
+    AuditLog,
+    Invitation,
+    Membership,
+    Organization,
+    Provider,
+    Role,
+)
 from voiceplatform.api import PublicIdField
 
 

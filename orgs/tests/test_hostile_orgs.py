@@ -29,7 +29,7 @@ from django.db.models.signals import pre_delete, pre_save
 from django.test import override_settings
 
 from orgs import services
-from orgs.models import ApiKey, AuditLog, Membership, Organization, Role
+from orgs.models import AuditLog, Membership, Organization, Role
 from orgs.services import Actor, create_api_key
 from voiceplatform.proxies import client_address, parse_trusted_proxies
 from voiceplatform.testing import subprocess_env, wait_until_serving

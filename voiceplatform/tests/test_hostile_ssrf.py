@@ -19,27 +19,18 @@ from typing import Any
 
 import httpx
 import pytest
-from django.core.exceptions import ValidationError
 
 from integrations import webhooks
 from integrations.models import WebhookDelivery
 from integrations.services import create_webhook_endpoint
 from integrations.testing.webhook_receiver import WebhookReceiver
-from orgs.services import SYSTEM, set_provider_credential
+from orgs.services import SYSTEM
 from voiceplatform import outbound
 
 pytestmark = pytest.mark.django_db
 
 PUBLIC = "93.184.215.14"
 ONLY_LOOPBACK_ONE = ["127.0.0.1/32"]
-
-
-@pytest.fixture
-def hostile(settings: Any) -> Any:
-    """Production policy: no private targets, no exceptions."""
-    settings.OUTBOUND_ALLOW_PRIVATE = False
-    settings.OUTBOUND_ALLOWED_NETWORKS = []
-    return settings
 
 
 class Dns:
