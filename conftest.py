@@ -6,7 +6,9 @@ All are staff, so the Django admin can be checked for each of them too.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,51 @@ def pytest_configure(config: Any) -> None:
     traveller = time_machine.travel(instant, tick=True)
     traveller.start()
     config.add_cleanup(traveller.stop)
+
+
+def _random_order_line(config: Any) -> str | None:
+    """The line that replays this run's order, or None when pytest-randomly is off."""
+    if not config.pluginmanager.hasplugin("randomly"):
+        return None
+    seed = config.getoption("randomly_seed", None)
+    if not isinstance(seed, int):
+        return None
+    return f"random order: seed {seed} (replay: pytest -p randomly --randomly-seed={seed} ...)"
+
+
+def pytest_sessionstart(session: Any) -> None:
+    """Print the random-order seed even under ``-q`` (which hides pytest-randomly's header line),
+    first so that a run killed by a timeout still names it."""
+    line = _random_order_line(session.config)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if line and reporter is not None:
+        reporter.write_line(line)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    """...and again last, next to the failures it lets one replay."""
+    line = _random_order_line(config)
+    if line:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_media_root(tmp_path_factory: Any) -> Iterator[Path]:
+    """This run's uploads and recordings go to a fresh directory: never the checkout's
+    ``media/`` (which `make run` serves), never a previous run's leftovers. Subprocesses
+    (Daphne, Celery) get it through the environment ``subprocess_env`` passes on.
+    A test that needs an empty MEDIA_ROOT of its own still sets one (``settings`` fixture)."""
+    from django.test import override_settings
+
+    root = tmp_path_factory.mktemp("media")
+    previous = os.environ.get("MEDIA_ROOT")
+    os.environ["MEDIA_ROOT"] = str(root)
+    with override_settings(MEDIA_ROOT=root):
+        yield root
+    if previous is None:
+        os.environ.pop("MEDIA_ROOT", None)
+    else:
+        os.environ["MEDIA_ROOT"] = previous
 
 
 @pytest.fixture

@@ -271,13 +271,25 @@ class VadBatcher:
         self.interval = interval_ms / 1000.0
         self._ready: dict[int, VadStream] = {}
         self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0
         self.windows = 0
 
     def schedule(self, stream: VadStream) -> None:
+        """Queue ``stream``'s pending windows for the next batch (on the running loop)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # The batcher outlives event loops (one per process; a loop per
+            # `asyncio.run`, e.g. per test): a timer left on a finished loop never
+            # fires, so without this no later loop would get a VAD event again.
+            # What was queued there belongs to that loop's streams.
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = None
+            self._ready.clear()
+            self._loop = loop
         self._ready[id(stream)] = stream
         if self._handle is None:
-            loop = asyncio.get_running_loop()
             self._handle = loop.call_later(self.interval, self.run_pending)
 
     def run_pending(self) -> None:

@@ -572,11 +572,24 @@ class CallSession:
 
     async def _send(self, text: str) -> None:
         if self._transport is not None and self._transport_open:
-            await self._transport.send_text(text)
+            try:
+                await self._transport.send_text(text)
+            except OSError:
+                self._far_end_gone()
 
     async def _send_binary(self, data: bytes) -> None:
         if self._transport is not None and self._transport_open:
-            await self._transport.send_bytes(data)
+            try:
+                await self._transport.send_bytes(data)
+            except OSError:
+                self._far_end_gone()
+
+    def _far_end_gone(self) -> None:
+        """A send found the socket closed by the far end (uvicorn's ClientDisconnected is an
+        OSError) before the consumer read its disconnect: the caller hung up, whatever was
+        being sent (not a provider error; how often the race is lost depends on load)."""
+        self._transport_open = False
+        self.request_end(r.END_CALLER_HANGUP)
 
     def _on_mark(self, name: str) -> None:
         if name == self._apology_mark:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import wave
 from pathlib import Path
 
@@ -89,6 +90,35 @@ def test_batched_streams_match_inline_results() -> None:
     # two speech streams share each inference; the silent one never reaches the
     # model (below the energy floor)
     assert batcher.windows == 2 * batcher.batches
+
+
+def test_a_batcher_keeps_working_after_the_event_loop_it_ran_on_has_ended() -> None:
+    # The consumers share one batcher per process; every `asyncio.run` (every test
+    # with its own loop) is a new loop. A timer left armed on a finished loop must
+    # not stop the next loop's streams from ever getting an event.
+    batcher = VadBatcher(interval_ms=10, model=SileroVAD.shared())
+    speech = speech_like(1.0, seed=2)
+
+    async def leave_a_timer_armed() -> None:
+        VadStream(batcher=batcher).feed(speech[:1600])  # windows queued; the loop ends before the tick
+
+    async def detect() -> list[VadEvent]:
+        events: list[VadEvent] = []
+        heard = asyncio.Event()
+
+        def on_event(event: VadEvent, at_ms: float) -> None:
+            events.append(event)
+            heard.set()
+
+        stream = VadStream(batcher=batcher, on_event=on_event)
+        for i in range(0, len(speech), 160):
+            stream.feed(speech[i:i + 160])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(heard.wait(), 30)  # a generous deadline, not a timing claim
+        return events
+
+    asyncio.run(leave_a_timer_armed())
+    assert VadEvent.SPEECH_START in asyncio.run(detect())
 
 
 def test_energy_floor_skips_the_model_on_a_quiet_line_only() -> None:

@@ -348,7 +348,12 @@ def test_the_web_call_page_sends_its_token_in_the_first_message_not_the_url(
             connections.close_all()
     wait_until(lambda: "session.ended" in _kinds(call), "the browser call's result")
     call.refresh_from_db()
-    assert (call.status, call.end_reason) == (Status.COMPLETED, "caller_hangup")
+    # Once "provider_error" on a loaded machine (a send to the closed socket; see
+    # test_a_send_to_a_socket_the_caller_already_closed_ends_the_call_as_a_hang_up):
+    # should it fail again, the timeline and the servers' lines about the call say why.
+    timeline = list(CallEvent.objects.filter(call=call).order_by("id").values_list("kind", "data"))
+    assert (call.status, call.end_reason) == (Status.COMPLETED, "caller_hangup"), (
+        call.error, timeline, [line for line in web.logs().splitlines() if str(call.public_id) in line][-40:])
     assert token not in web.flushed_logs()
 
 

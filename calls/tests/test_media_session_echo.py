@@ -185,3 +185,64 @@ def test_plivo_linear_pcm_16k_stream_runs_vad_and_recording_at_16k(server: Media
     assert result.recording_path is not None
     with wave.open(result.recording_path) as w:
         assert (w.getnchannels(), w.getframerate()) == (2, 16000)
+
+
+def test_a_send_to_a_socket_the_caller_already_closed_ends_the_call_as_a_hang_up(tmp_path: Path) -> None:
+    """The browser (or carrier) closed while the agent talked: the server knows the socket
+    is gone before the consumer has read the socket's last messages, so the agent's next
+    frame is sent to a closed socket. That is the caller hanging up, not a provider error
+    (seen as `provider_error` on a loaded machine: whether it happened depended on speed)."""
+    from uvicorn.protocols.utils import ClientDisconnected  # what production's server raises then
+
+    from calls.media.session import CallSession
+    from calls.testing.signals import speech_like
+
+    class ClosedByTheCaller:
+        """The consumer's side of a socket whose far end has gone away."""
+
+        def __init__(self) -> None:
+            self.open = True
+            self.sent = asyncio.Event()
+            self.refused = asyncio.Event()
+
+        async def send_text(self, text: str) -> None:
+            await self.send_bytes(text.encode())
+
+        async def send_bytes(self, data: bytes) -> None:
+            if not self.open:
+                self.refused.set()
+                raise ClientDisconnected()
+            self.sent.set()
+
+        async def close(self, code: int = 1000) -> None:
+            self.open = False
+
+    hangups: list[str] = []
+    results: list[SessionResult] = []
+    voice = speech_like(0.4, sample_rate=16000, seed=2).tobytes()
+
+    async def load(call_id: str) -> SessionContext:
+        return echo_context(call_id, tmp_path, hangups)
+
+    async def finish(call_id: str, result: SessionResult) -> None:
+        results.append(result)
+
+    async def run() -> None:
+        session = CallSession("c-gone", "web", load_context=load, on_finish=finish)
+        socket = ClosedByTheCaller()
+        session.attach(socket)
+        await session.handle_text('{"event": "start", "sampleRate": 16000}')
+        await session.handle_bytes(voice[:640])
+        await asyncio.wait_for(socket.sent.wait(), 30)  # the echo (a generous deadline, not a timing claim)
+        socket.open = False  # the caller closes; its last frames are still to be read
+        for i in range(640, len(voice), 640):
+            await session.handle_bytes(voice[i:i + 640])
+        # the echo of those frames goes out before the consumer reads the disconnect
+        await asyncio.wait_for(socket.refused.wait(), 30)
+        await session.transport_closed()
+
+    asyncio.run(run())
+    (result,) = results
+    assert (result.end_reason, result.error) == ("caller_hangup", None)
+    assert "provider_error" not in [e.kind for e in result.events]
+    assert hangups == []  # the caller is gone: nothing to hang up
