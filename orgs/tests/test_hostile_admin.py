@@ -194,10 +194,11 @@ def _delete_services() -> dict[type[models.Model], Any]:
     found: dict[type[models.Model], Any] = {}
     for config in _local_apps():
         package = importlib.import_module(config.name)
-        for info in pkgutil.iter_modules(package.__path__):
-            if info.ispkg or info.name in SKIP_MODULES:
+        # Sub-packages too (calls.services is a package of modules by verb).
+        for info in pkgutil.walk_packages(package.__path__, prefix=f"{config.name}."):
+            if info.ispkg or set(info.name.split(".")[1:]) & SKIP_MODULES:
                 continue
-            module = importlib.import_module(f"{config.name}.{info.name}")
+            module = importlib.import_module(info.name)
             for name, func in inspect.getmembers(module, inspect.isfunction):
                 if func.__module__ != module.__name__ or not re.match(r"(delete|remove)_", name):
                     continue
