@@ -16,8 +16,13 @@ _counter = {"n": 0}
 
 
 def _next_number() -> str:
-    _counter["n"] += 1
-    return f"+1415555{_counter['n']:04d}"
+    """A number no row holds yet. Fixtures hard-code numbers in +1415555xxxx, so the factory draws
+    from an area code no test names (+1628), and still skips any number a row already holds."""
+    while True:
+        _counter["n"] += 1
+        e164 = f"+1628555{_counter['n'] % 10000:04d}"
+        if not PhoneNumber.objects.filter(e164=e164).exists():
+            return e164
 
 
 @register_factory(PhoneNumber)
