@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["voiceplatform.browsing"]
+
 
 def pytest_configure(config: Any) -> None:
     """``VP_TEST_NOW=<ISO instant>`` runs the session at that instant (the clock then
