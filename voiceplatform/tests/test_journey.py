@@ -34,7 +34,7 @@ import pytest
 
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.processes import WORKER_ARGV, Processes, free_port
-from voiceplatform.browsing import open_page
+from voiceplatform.browsing import document_overflow, open_page
 from voiceplatform.testing import subprocess_env
 
 pytestmark = [pytest.mark.slow]
@@ -101,7 +101,8 @@ def twilio_account() -> Iterator[FakeTwilio]:
 
 
 class Shots:
-    """Every step's screenshot in ``tmp_path``; the README's also in ``VP_SCREENSHOTS_DIR``."""
+    """Every step's screenshot in ``tmp_path``; the README's also in ``VP_SCREENSHOTS_DIR``.
+    Each step's page must also fit the viewport's width (no sideways scrolling)."""
 
     def __init__(self, page: Any, directory: Path) -> None:
         self.page = page
@@ -111,6 +112,7 @@ class Shots:
 
     def __call__(self, name: str) -> None:
         self.count += 1
+        assert document_overflow(self.page) == 0, f"{name}: {self.page.url} scrolls sideways"
         self.page.screenshot(path=str(self.directory / f"{self.count:02d}-{name}.png"), full_page=True)
         if self.readme is not None and name in README_SHOTS:
             self.readme.mkdir(parents=True, exist_ok=True)
