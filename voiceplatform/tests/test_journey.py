@@ -41,9 +41,12 @@ pytestmark = [pytest.mark.slow]
 
 #: The README's screenshots (``docs/img/<name>.png``), taken at 1440x900.
 README_SHOTS = {"overview", "agent", "web-call"}
-#: How long a user-visible change may take to appear (a call ending, a campaign dialling):
-#: an upper bound for Playwright's polling, never a pause.
+#: How long a user-visible change may take to appear (a call ending, a campaign dialling) on
+#: a loaded machine: an upper bound for Playwright's polling, never a pause.
 SLOW_MS = 60_000
+#: The same bound for every other wait (a page load, a click's answer); Playwright's own
+#: default for ``expect`` is 5 s.
+STEP_MS = 30_000
 PASSWORD = "Journey-pw-2026!"
 OWN_NUMBER = "+14155550100"
 CALLEES = ["+16285550101", "+16285550102", "+16285550103"]
@@ -90,6 +93,16 @@ def worker(asgi_live_server: AsgiServer, tmp_path: Path) -> Iterator[Processes]:
     processes.spawn(WORKER_ARGV, subprocess_env(PUBLIC_BASE_URL=asgi_live_server.url))
     yield processes
     processes.stop()
+
+
+@pytest.fixture
+def patient_expect() -> Iterator[None]:
+    """``expect`` waits up to STEP_MS in this test (a global of Playwright's, put back after)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=STEP_MS)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 @pytest.fixture
@@ -146,14 +159,14 @@ def reload_until(page: Any, locator: Any) -> None:
 
 def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_as_failed(
         asgi_live_server: AsgiServer, worker: Processes, twilio_account: FakeTwilio, browser: Any,
-        settings: Any, mailoutbox: list[Any], tmp_path: Path) -> None:
+        patient_expect: None, settings: Any, mailoutbox: list[Any], tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     # Production's setting (DEBUG off): the address must be verified before signing in.
     settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
     base = asgi_live_server.url
     page, problems = open_page(browser, 1440, 900)
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(STEP_MS)
     shot = Shots(page, tmp_path)
 
     # --- sign up, verify the address, create the organisation ---------------------------
@@ -191,7 +204,7 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     page.get_by_role("link", name="New agent").click()
     field(page, "Name").fill("Echo")
     choose(field(page, "Provider"), "Echo")
-    field(page, "System prompt").fill("Repeat what the caller says.")
+    field(page, "System prompt").fill("Repeat what the caller says about order {{order_id|unknown}}.")
     shot("agent-new")
     page.get_by_role("button", name="Create draft").click()
     expect(page.get_by_role("heading", name=re.compile("^Echo"))).to_be_visible()
@@ -209,6 +222,9 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     # echo_row.get_by_role("link", name="Talk to this agent").click()
     page.goto(f"{base}/calls/web/")  # today nothing links to the web-call page
     field(page, "Agent").select_option(label="Echo")
+    # NEEDS: point 1 (the form offers the agent's own variables, not a hard-coded customer_name)
+    # field(page, "order_id").fill("A-17")
+    # expect(page.get_by_label("customer_name")).to_have_count(0)
     shot("web-call-start")
     page.get_by_role("button", name=re.compile("start a call", re.I)).click()
     # Connected: the fake microphone's tone is streaming to the echo agent.
@@ -272,7 +288,7 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     field(page, "Name").fill("Pre-orders")
     field(page, "Agent").select_option(label="Echo")
     choose(field(page, "Caller ID number"), OWN_NUMBER)
-    csv = "phone,customer_name\n" + "".join(f"{n},Customer {i}\n" for i, n in enumerate(CALLEES, 1))
+    csv = "phone,order_id\n" + "".join(f"{n},A-{i}\n" for i, n in enumerate(CALLEES, 1))
     field(page, "File").set_input_files({"name": "pre-orders.csv", "mimeType": "text/csv",
                                                 "buffer": csv.encode()})
     field(page, "Max attempts").fill("1")
