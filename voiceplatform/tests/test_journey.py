@@ -67,11 +67,13 @@ class AsgiServer:
 
     def __enter__(self) -> AsgiServer:
         self.thread.start()
-        # uvicorn sets ``started`` once it listens; the join is the bounded wait for that.
-        while not self.server.started:
+        # uvicorn sets ``started`` once it listens; joining the thread is the wait for that.
+        for _ in range(600):
+            if self.server.started:
+                return self
             self.thread.join(0.05)
             assert self.thread.is_alive(), "uvicorn stopped while starting (see the log above)"
-        return self
+        raise AssertionError("uvicorn did not start listening")
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
@@ -88,7 +90,8 @@ def asgi_live_server(transactional_db: Any, settings: Any) -> Iterator[AsgiServe
 
 @pytest.fixture
 def worker(asgi_live_server: AsgiServer, tmp_path: Path) -> Iterator[Processes]:
-    """A Celery worker subprocess on the test database and this run's queue."""
+    """A Celery worker subprocess on the test database and this run's queue (its log:
+    ``worker.log`` in the test's tmp dir)."""
     processes = Processes(tmp_path / "worker.log")
     processes.spawn(WORKER_ARGV, subprocess_env(PUBLIC_BASE_URL=asgi_live_server.url))
     yield processes
