@@ -181,6 +181,8 @@ ENV_READ_ALLOWED: dict[str, str] = {
         "`make test`'s time matrix: it hands its environment to the pytest runs it starts, adding VP_TEST_NOW and TZ",
     "voiceplatform/testing.py":
         "test support: subprocess_env hands a test's worker/server subprocesses the parent's environment",
+    "voiceplatform/browsing.py":
+        "browser-test fixtures: CHROMIUM_PATH says where the tests find Chromium (only tests import it)",
     "bench/": "stand-alone benchmark scripts; their variables (MEDIA_BENCH_*) configure the processes the "
               "benchmark starts, and the platform never imports them",
     "*/testing/": "fakes of vendor services (carriers, AI providers, Telegram, …) that only tests run",
