@@ -7,8 +7,9 @@ so the list cannot drift from the truth (deleting the only agent un-ticks "Creat
 2. add a provider key                -> a ProviderCredential for an AI provider an agent can use
 3. test it in the browser            -> any web call of the org
 4. add a phone number                -> any PhoneNumber of the org
-5. take a call                       -> an inbound or outbound phone call that was answered
-                                        (a failed dial is not a call taken; it is shown as such)
+5. take a call                       -> an inbound or outbound phone call that connected (answered,
+                                        in progress or completed); a failed, busy, unanswered or
+                                        canceled dial is not a call taken, and the step says so
 
 The checklist hides by itself once every step is done. An admin may also dismiss it for the
 whole org earlier; the dismissal is an audit entry (``organization.first_run_dismissed``),
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.urls import reverse
 
 from orgs.models import AuditLog, Organization
@@ -74,16 +76,19 @@ def ai_credential_providers() -> set[str]:
 def first_run_checklist(org: Organization) -> Checklist:
     """The org's checklist, every step computed from its current rows."""
     from agents.models import Agent
-    from calls.models import Call, Direction, PhoneNumber
+    from calls.models import Call, Direction, PhoneNumber, Status
     from orgs.models import ProviderCredential
 
     first_agent = Agent.objects.for_org(org).order_by("created_at").first()
     has_key = ProviderCredential.objects.for_org(org).filter(provider__in=ai_credential_providers()).exists()
     has_web_call = Call.objects.for_org(org).filter(direction=Direction.WEB).exists()
     has_number = PhoneNumber.objects.for_org(org).exists()
+    # Someone was on the line / the dial came to nothing.
+    connected = (Status.IN_PROGRESS, Status.COMPLETED)
+    not_connected = (Status.FAILED, Status.BUSY, Status.NO_ANSWER, Status.CANCELED)
     phone_calls = Call.objects.for_org(org).filter(direction__in=[Direction.INBOUND, Direction.OUTBOUND])
-    took_call = phone_calls.filter(answered_at__isnull=False).exists()
-    failed_call = None if took_call else phone_calls.order_by("-created_at").first()
+    took_call = phone_calls.filter(Q(answered_at__isnull=False) | Q(status__in=connected)).exists()
+    failed_call = None if took_call else phone_calls.filter(status__in=not_connected).order_by("-created_at").first()
 
     web_url = reverse("calls:web")
     if first_agent is not None:
