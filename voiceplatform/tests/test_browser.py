@@ -40,7 +40,7 @@ def _shot_name(width: int, url: str) -> str:
     return f"{width}-{slug}.png"
 
 
-def _check_menu(page: Any) -> None:
+def _check_menu(page: Any, shots: Path) -> None:
     """The off-canvas menu at phone width: hidden, opened by the button, closed three ways."""
     button = page.locator("button.menu-button")
     sidebar = page.locator("#sidebar")
@@ -52,6 +52,8 @@ def _check_menu(page: Any) -> None:
     assert button.get_attribute("aria-expanded") == "true"
     assert page.evaluate("() => document.getElementById('sidebar').contains(document.activeElement)")
     assert document_overflow(page) == 0
+    page.wait_for_function("() => getComputedStyle(document.getElementById('sidebar')).transform === 'none'")
+    page.screenshot(path=str(shots / "390-menu-open.png"))
     page.keyboard.press("Escape")
     sidebar.wait_for(state="hidden")
     assert button.get_attribute("aria-expanded") == "false"
@@ -86,8 +88,16 @@ def test_every_dashboard_page_fits_phone_and_desktop(owner_account: Any, live_se
             page.screenshot(path=str(tmp_path / _shot_name(width, url)), full_page=True)
         sign_in(page, live_server.url, email, password)
         assert page.locator("h1").first.inner_text() == "Browser Org"
+        # Keyboard focus is visible: the first Tab lands on the skip link, drawn with an outline.
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+        assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
+        assert page.locator(".skip-link").bounding_box()["y"] >= 0  # moved into view while focused
+        page.keyboard.press("Tab")  # on to the menu button (phone) or the first sidebar link (desktop)
+        assert page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle") != "none"
+        assert page.locator(".skip-link").bounding_box()["y"] < 0  # and out of the way again
         if width == 390:
-            _check_menu(page)
+            _check_menu(page, tmp_path)
         else:
             assert page.locator("#sidebar").is_visible() and not page.locator("button.menu-button").is_visible()
             nav = page.eval_on_selector_all("nav.sidebar a[href^='/']", "els => els.map(e => e.getAttribute('href'))")
