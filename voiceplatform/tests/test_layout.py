@@ -205,7 +205,8 @@ def test_signed_out_account_pages_render_in_the_auth_card(client: Client, owner_
     pages = [reverse("account_login"), reverse("account_signup"), reverse("account_reset_password"),
              reverse("account_reset_password_done"), reverse("account_email_verification_sent"),
              reverse("account_confirm_email", args=["not-a-real-key"]),
-             reverse("account_reset_password_from_key", kwargs={"uidb36": "zz", "key": "bad-key"})]
+             reverse("account_reset_password_from_key", kwargs={"uidb36": "zz", "key": "bad-key"}),
+             reverse("account_inactive")]
     for url in pages:
         response = client.get(url)
         assert response.status_code == 200, url
@@ -231,13 +232,15 @@ def test_mfa_sign_in_step_renders_in_the_auth_card(client: Client, owner_a: Any)
 def test_signed_in_account_pages_render_in_the_dashboard(owner_a: Any, login: Any) -> None:
     client = login(owner_a)
     for url in (reverse("account_email"), reverse("account_change_password"), reverse("mfa_index"),
-                reverse("mfa_activate_totp")):
+                reverse("mfa_activate_totp"), reverse("account_reauthenticate"), reverse("account_logout")):
         response = client.get(url)
         assert response.status_code in (200, 302), url
         if response.status_code == 302:  # allauth asks to reauthenticate first: that page too
             response = client.get(response["Location"])
         html = response.content.decode()
-        assert 'class="sidebar"' in html and 'class="panel account-panel"' in html, url
+        assert 'class="sidebar"' in html, url
+        # account pages in a panel; the confirm-it's-you steps (reauthenticate, sign out) in the card
+        assert 'class="panel account-panel"' in html or 'class="auth-card"' in html, url
         assert unlabelled_controls(html) == [], url
 
 
