@@ -127,6 +127,9 @@ def test_empty_states_offer_no_button_to_those_who_cannot_act(viewer_a: Any, log
 def test_filtered_calls_list_offers_to_clear_the_filters(owner_a: Any, login: Any) -> None:
     html = login(owner_a).get(reverse("calls:list"), {"status": "failed"}).content.decode()
     assert "No calls match these filters." in html and f'href="{reverse("calls:list")}">Clear filters' in html
+    # The form submitted with every filter blank is no filter at all.
+    html = login(owner_a).get(reverse("calls:list"), {"q": "", "status": "", "agent": ""}).content.decode()
+    assert "No calls yet." in html and "these filters" not in html
 
 
 def test_documents_empty_state_points_at_the_add_form(owner_a: Any, org_a: Any, login: Any) -> None:
