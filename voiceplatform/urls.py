@@ -13,9 +13,7 @@ import importlib
 
 from django.conf import settings
 from django.contrib import admin
-from django.templatetags.static import static
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
@@ -63,7 +61,7 @@ urlpatterns = [
     path("dashboard/", views.DashboardView.as_view(), name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
     # Browsers and API tools that ignore <link rel="icon"> ask for /favicon.ico.
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

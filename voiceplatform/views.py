@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.generic import TemplateView
 
@@ -119,6 +120,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
                      type(exc).__name__)
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico`` for browsers and API tools that ignore ``<link rel="icon">``: the SVG icon.
+
+    Resolved per request, not at import, so a hashed static storage works too."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 def home(request: HttpRequest) -> HttpResponse:
