@@ -202,7 +202,9 @@ class CredentialsView(OrgViewMixin, View):
         return rows
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, "orgs/credentials.html", {"rows": self._forms()})
+        rows = self._forms()
+        return render(request, "orgs/credentials.html",
+                      {"rows": rows, "any_credential": any(row["credential"] for row in rows)})
 
     def post(self, request: HttpRequest) -> HttpResponse:
         provider = request.POST.get("provider", "")

@@ -60,6 +60,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("dashboard/", views.DashboardView.as_view(), name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers and API tools that ignore <link rel="icon"> ask for /favicon.ico.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("readyz", views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

@@ -6,12 +6,14 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import reverse
 from django.views.generic import TemplateView
 
@@ -55,14 +57,31 @@ class OrgViewMixin(LoginRequiredMixin):
 
 
 class DashboardView(OrgViewMixin, TemplateView):
+    """The org's home: the first-run checklist (voiceplatform/firstrun.py) and recent activity.
+
+    POST ``dismiss_first_run`` (admins) hides the checklist for the whole org.
+    """
+
     template_name = "dashboard/home.html"
+    write_role = Role.ADMIN
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         from orgs.models import AuditLog
+        from voiceplatform.firstrun import first_run_checklist
 
         context = super().get_context_data(**kwargs)
         context["recent_audit"] = AuditLog.objects.for_org(self.org)[:10]
+        context["checklist"] = first_run_checklist(self.org)
         return context
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from voiceplatform.firstrun import dismiss_first_run
+
+        if "dismiss_first_run" not in request.POST:
+            return HttpResponseBadRequest("Unknown action: expected dismiss_first_run.")
+        dismiss_first_run(self.org, self.actor)
+        messages.success(request, "The getting-started checklist is hidden for everyone in this organisation.")
+        return redirect("dashboard")
 
 
 class ComingAreaView(OrgViewMixin, TemplateView):
@@ -101,6 +120,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
                      type(exc).__name__)
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico`` for browsers and API tools that ignore ``<link rel="icon">``: the SVG icon.
+
+    Resolved per request, not at import, so a hashed static storage works too."""
+    return redirect(static("favicon.svg"), permanent=True)
 
 
 def home(request: HttpRequest) -> HttpResponse:

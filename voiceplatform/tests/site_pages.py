@@ -1,0 +1,54 @@
+"""Every dashboard page of an org with one object of each kind, for the page-wide checks.
+
+``populate(org)`` creates, with the apps' own test factories (which go through the services),
+an agent, a call, a phone number, a campaign, a schedule, a knowledge base with a document,
+an MCP server and a webhook endpoint, and returns the URL of every page a member can open:
+each navigation area, settings page and account page, and the detail/edit/create pages of
+those objects. The browser test (test_browser.py) and the labelling test (test_layout.py)
+walk the same list, so a page added here is checked both ways.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+
+
+def populate(org: Any) -> list[str]:
+    """Create one object of each kind in ``org``; the URLs of every dashboard page, nav areas first."""
+    from batches.tests.factories import make_batch, make_scheduled_call
+    from calls.tests.factories import make_call, make_phone_number, make_ready_agent
+    from integrations.tests.factories import make_mcp_server, make_webhook_endpoint
+    from knowledge.tests.factories import make_document
+
+    agent = make_ready_agent(org, name="Front desk")
+    number = make_phone_number(org, inbound_agent=agent)
+    call = make_call(org, agent=agent, agent_version=agent.published_version, from_number=number.e164)
+    batch = make_batch(org, agent=agent, from_number=number)
+    schedule = make_scheduled_call(org, agent=agent, from_number=number)
+    document = make_document(org)
+    kb = document.knowledge_base
+    server = make_mcp_server(org)
+    endpoint = make_webhook_endpoint(org)
+    return [
+        # the navigation, in its order
+        reverse("dashboard"), reverse("agents:list"), reverse("calls:list"), reverse("calls:numbers"),
+        reverse("batches:list"), reverse("batches:schedules"), reverse("knowledge:list"),
+        reverse("integrations:servers"), reverse("integrations:endpoints"),
+        reverse("orgs:settings"), reverse("orgs:members"), reverse("orgs:api-keys"), reverse("orgs:credentials"),
+        reverse("orgs:audit-log"),
+        # create / detail / edit pages
+        reverse("agents:create"), reverse("agents:edit", args=[agent.public_id]),
+        reverse("agents:versions", args=[agent.public_id]),
+        reverse("calls:detail", args=[call.public_id]), reverse("calls:live"),
+        f"{reverse('calls:web')}?agent={agent.public_id}",
+        reverse("batches:create"), reverse("batches:detail", args=[batch.public_id]), reverse("batches:do-not-call"),
+        reverse("batches:schedule-create"), reverse("batches:schedule", args=[schedule.public_id]),
+        reverse("knowledge:detail", args=[kb.public_id]), reverse("knowledge:search", args=[kb.public_id]),
+        reverse("knowledge:document", args=[kb.public_id, document.public_id]),
+        reverse("integrations:server", args=[server.public_id]),
+        reverse("integrations:endpoint", args=[endpoint.public_id]),
+        reverse("orgs:create"),
+        # the signed-in account pages (allauth, in the dashboard shell)
+        reverse("account_email"), reverse("account_change_password"), reverse("mfa_index"),
+    ]
