@@ -7,7 +7,8 @@
 class Pcm16Capture extends AudioWorkletProcessor {
   constructor() {
     super();
-    this.frame = new Int16Array(Math.round(sampleRate / 50));
+    this.size = Math.round(sampleRate / 50);
+    this.frame = new Int16Array(this.size);
     this.filled = 0;
     this.sumSquares = 0;
     this.muted = false;
@@ -21,18 +22,18 @@ class Pcm16Capture extends AudioWorkletProcessor {
       const v = this.muted ? 0 : Math.max(-1, Math.min(1, channel[i]));
       this.sumSquares += v * v;
       this.frame[this.filled++] = v < 0 ? v * 32768 : v * 32767;
-      if (this.filled === this.frame.length) this.flush();
+      if (this.filled === this.size) this.flush();
     }
     return true;
   }
 
   flush() {
-    const rms = Math.sqrt(this.sumSquares / this.frame.length);
+    const rms = Math.sqrt(this.sumSquares / this.size);
     // -60 dBFS .. 0 dBFS onto 0..1: speech sits in the middle of the meter
     const level = rms > 0 ? Math.max(0, Math.min(1, (20 * Math.log10(rms) + 60) / 60)) : 0;
     const pcm = this.frame.buffer;
     this.port.postMessage({ pcm: pcm, level: level }, [pcm]);
-    this.frame = new Int16Array(this.frame.length);
+    this.frame = new Int16Array(this.size); // the old one went to the page with its buffer
     this.filled = 0;
     this.sumSquares = 0;
   }

@@ -207,6 +207,9 @@
     levelEl.value = 0;
     muteButton.disabled = true;
     hangupButton.disabled = true;
+    levelEl.closest("p").hidden = true;
+    muteButton.closest("p").hidden = true;
+    outcomeEl.dataset.reason = ended ? ended.reason : "closed:" + code;
     outcomeEl.textContent = text;
     outcomeEl.className = "msg " + (failed ? "error" : "success");
     outcomeEl.hidden = false;
