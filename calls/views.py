@@ -180,8 +180,11 @@ class WebCallView(OrgViewMixin, TemplateView):
         except CallError as exc:
             return self.render_to_response(self.get_context_data(error=exc.message, selected=agent_id,
                                                                  values=variables), status=400)
+        version = started.call.agent_version
+        provider = version.settings.provider if version is not None else agent.provider
         return self.render_to_response(self.get_context_data(call=started.call, websocket_path=started.websocket_path,
-                                                             stream_token=started.stream_token, agent=agent))
+                                                             stream_token=started.stream_token, agent=agent,
+                                                             provider=provider))
 
 
 def _variables(post: Any) -> dict[str, str]:

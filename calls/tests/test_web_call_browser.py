@@ -71,6 +71,7 @@ def test_talk_to_the_echo_agent_from_the_agents_list(echo_org: Any, daphne: str,
     page.get_by_role("button", name="Start a call from this browser").click()
 
     page.locator("#web-call-status", has_text="connected").wait_for()
+    assert "without transcribing" in page.locator("#web-call-echo-note").inner_text()  # says what to expect
     # the greeting arrives as a live transcript line, labelled, with the variable filled in
     page.locator("#web-call-transcript .wc-agent", has_text="Hello Ada, this is the echo line.").wait_for()
     assert page.locator("#web-call-transcript .wc-agent strong").first.inner_text().strip() == "Agent:"
