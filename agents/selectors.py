@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion
 from agents.runtime import readiness_problems
+from agents.variables import Placeholder, placeholders
 from orgs.credentials import configured_providers
 from orgs.models import Organization
 
@@ -27,6 +28,17 @@ def readiness_by_agent(org: Organization, agents: list[Agent]) -> dict[int, list
     """Agent pk → readiness problems, with one credentials query for the whole list."""
     have = configured_providers(org)
     return {agent.pk: readiness_problems(agent, have) for agent in agents}
+
+
+def call_variables(agent: Agent) -> list[Placeholder]:
+    """The variables a new call of ``agent`` takes: those of its *published* version's prompt,
+    first message and voicemail message (the texts the call renders), in first-use order.
+    Empty when nothing is published: a draft's variables are not what a call would run."""
+    version = agent.published_version
+    if version is None:
+        return []
+    cfg = version.settings
+    return placeholders(cfg.system_prompt, cfg.first_message, cfg.voicemail_message)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\|(?P<default>[^{}]*))?\}\}")
@@ -51,6 +52,37 @@ def variables_in(template: str) -> list[str]:
     for match in _PLACEHOLDER.finditer(template):
         seen.setdefault(match.group("name"), None)
     return list(seen)
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """One call variable a set of texts uses: its name and the default a call gets without a
+    value (``None``: the call must give one, or it fails before anyone is connected)."""
+
+    name: str
+    default: str | None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+def placeholders(*templates: str) -> list[Placeholder]:
+    """The variables ``templates`` use, in first-use order, one entry per name.
+
+    A name is required when any of its uses has no default (rendering that text would
+    fail without a value); otherwise its default is the first one given, stripped as
+    :func:`render` applies it."""
+    defaults: dict[str, str | None] = {}
+    required: set[str] = set()
+    for template in templates:
+        for match in _PLACEHOLDER.finditer(template or ""):
+            name, default = match.group("name"), match.group("default")
+            if default is None:
+                required.add(name)
+            if name not in defaults or defaults[name] is None:
+                defaults[name] = default.strip() if default is not None else None
+    return [Placeholder(name, None if name in required else default) for name, default in defaults.items()]
 
 
 def required_variables(template: str) -> list[str]:

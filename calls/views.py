@@ -18,6 +18,8 @@ from django.shortcuts import redirect
 from django.utils.dateparse import parse_date
 from django.views.generic import TemplateView
 
+from agents.runtime import readiness_problems
+from agents.selectors import call_variables
 from calls import selectors
 from calls.agent_link import agent_settings
 from calls.analysis import request_analysis
@@ -33,7 +35,7 @@ from calls.services.numbers import (
 )
 from calls.services.placement import start_web_call
 from calls.services.timeline import live_updates
-from orgs.models import Role
+from orgs.models import Role, role_at_least
 from voiceplatform.views import OrgViewMixin
 
 
@@ -142,31 +144,51 @@ class LiveCallsView(OrgViewMixin, TemplateView):
 class WebCallView(OrgViewMixin, TemplateView):
     """"Talk to this agent": a browser call through the microphone, with a live transcript.
 
-    GET shows the agent picker (``?agent=<id>`` preselects, for links from agent pages);
-    POST creates the web call and renders the page that connects to it.
+    GET shows the agent picker (``?agent=<id>`` preselects, for links from agent pages; the
+    first agent otherwise), the chosen agent's own call variables (from its published
+    version's texts, defaults as placeholders) and, when it cannot take a call, why.
+    POST creates the web call and renders the page that connects to it; a refused start
+    renders the form again with the reason and the values kept.
     """
 
     template_name = "calls/web_call.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        return {**super().get_context_data(**kwargs), "agents": _agents(self.org),
-                "selected": self.request.GET.get("agent", ""), **kwargs}
+        agents = list(_agents(self.org).select_related("published_version"))
+        wanted = kwargs.pop("selected", None) or self.request.GET.get("agent", "")
+        agent = next((a for a in agents if str(a.public_id) == wanted), agents[0] if agents else None)
+        values = kwargs.pop("values", {})
+        context = {**super().get_context_data(**kwargs), "agents": agents, "agent": agent, **kwargs}
+        if agent is not None and "call" not in kwargs:
+            context.update(
+                selected=str(agent.public_id),
+                problems=readiness_problems(agent),
+                can_start=role_at_least(self.role, self.write_role),
+                variables=[{"name": v.name, "default": v.default, "required": v.required,
+                            "value": values.get(v.name, "")} for v in call_variables(agent)],
+            )
+        return context
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         agent_id = request.POST.get("agent") or ""
         agent = _agents(self.org).filter(public_id=agent_id).first() if _is_uuid(agent_id) else None
         if agent is None:
             raise Http404("No such agent in this organisation.")
+        variables = _variables(request.POST)
         try:
-            started = start_web_call(self.org, agent, self.actor, _variables(request.POST))
+            started = start_web_call(self.org, agent, self.actor, variables)
         except CallError as exc:
-            return self.render_to_response(self.get_context_data(error=exc.message, selected=agent_id))
+            return self.render_to_response(self.get_context_data(error=exc.message, selected=agent_id,
+                                                                 values=variables), status=400)
+        version = started.call.agent_version
+        provider = version.settings.provider if version is not None else agent.provider
         return self.render_to_response(self.get_context_data(call=started.call, websocket_path=started.websocket_path,
-                                                             stream_token=started.stream_token, agent=agent))
+                                                             stream_token=started.stream_token, agent=agent,
+                                                             provider=provider))
 
 
 def _variables(post: Any) -> dict[str, str]:
-    """``var_<name>`` form fields become call variables."""
+    """``var_<name>`` form fields become call variables (empty ones are left to the defaults)."""
     return {key[4:]: value for key, value in post.items() if key.startswith("var_") and key[4:] and value}
 
 

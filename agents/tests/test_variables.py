@@ -4,8 +4,10 @@ import pytest
 
 from agents.variables import (
     MissingVariable,
+    Placeholder,
     TemplateSyntaxError,
     check_syntax,
+    placeholders,
     render,
     required_variables,
     variables_in,
@@ -36,3 +38,20 @@ def test_variable_listing():
     text = "{{a}} {{b|x}} {{a}} {{c}}"
     assert variables_in(text) == ["a", "b", "c"]
     assert required_variables(text) == ["a", "c"]
+
+
+def test_placeholders_list_each_variable_once_with_its_default_or_required():
+    prompt = "You help {{ customer_name | the caller }} with order {{order_id}}."
+    greeting = "Hi {{customer_name|there}}, about {{ topic|your order }}."
+    voicemail = "Call {{callback_number}} back, {{customer_name}}."
+    assert placeholders(prompt, greeting) == [
+        Placeholder("customer_name", "the caller"),  # the first default given, stripped as render applies it
+        Placeholder("order_id", None),
+        Placeholder("topic", "your order"),
+    ]
+    # used once without a default anywhere: the call must give a value (render would fail)
+    found = {p.name: p for p in placeholders(prompt, greeting, voicemail)}
+    assert found["customer_name"].required and found["customer_name"].default is None
+    assert found["callback_number"].required and not found["topic"].required
+    assert placeholders("", "No variables here.") == []
+    assert placeholders("{{a|}}") == [Placeholder("a", "")]  # an empty default is a default

@@ -19,6 +19,13 @@ bridge's event task (`_pump`) and goes straight to the carrier with periodic
 marks; `PlaybackTracker` models what the caller has heard for barge-in.
 Everything slower (tools, hang-up, persistence, dashboard updates) runs in
 separate tasks so audio keeps flowing.
+
+Far-end updates (only the browser transport has them, `TransportCodec.update`): JSON
+text frames next to the audio for the live call screen, never per frame —
+``transcript``/``transcript_delta`` lines, timeline ``event``s, ``speaking``
+({"who": "caller"|"agent", "speaking": bool}, sent on transitions only) and, last
+before the socket closes, ``ended`` ({"reason", "error"}). Updates produced before
+the stream starts (the greeting's transcript) wait and go out right after `start`.
 """
 
 from __future__ import annotations
@@ -81,6 +88,8 @@ BridgeFactory = Callable[[str, SessionConfig], Bridge]
 _HANGUP_TIMEOUT_S = 10.0
 _MAX_PROTOCOL_ERRORS = 20  # recorded individually; past this the stream is broken
 _AUDIBLE = 300  # peak |sample| below this is silence/comfort noise (about -40 dBFS)
+_MAX_EARLY_UPDATES = 50  # far-end updates kept while the stream has not started yet
+_ENDED_FLUSH_S = 1.0  # how long the last updates may take before the socket closes
 
 
 class Transport(Protocol):
@@ -159,6 +168,10 @@ class CallSession:
         self._keypad_lock = asyncio.Lock()  # entries reach the agent in the order typed
         self.responses_done = 0
         self._response_done = asyncio.Event()
+        # far-end updates (browser): who speaks now, and what came before the stream
+        self._speaking = {"caller": False, "agent": False}
+        self._early_updates: list[str] = []
+        self._update_tasks: set[asyncio.Task[Any]] = set()
         # tasks
         self._pump_task: asyncio.Task[None] | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
@@ -192,9 +205,30 @@ class CallSession:
         ctx = self.context
         if ctx is not None and ctx.on_update is not None:
             self._spawn(ctx.on_update(kind, data), "on_update")
+        self._tell_far_end(kind, data)
+
+    def _tell_far_end(self, kind: str, data: dict[str, Any]) -> None:
+        """Send an update to the far end if its transport takes updates (the browser); before
+        the stream has started it waits (bounded) and goes out right after `start`."""
         update = self.codec.update(kind, data)
-        if update is not None and self._transport_open and self.streaming:
-            self._spawn(self._send(update), "update")
+        if update is None or self.ending:
+            return
+        if self.streaming:
+            if self._transport_open:
+                self._send_update(update)
+        elif len(self._early_updates) < _MAX_EARLY_UPDATES:
+            self._early_updates.append(update)
+
+    def _send_update(self, update: str) -> None:
+        task = self._spawn(self._send(update), "update")
+        self._update_tasks.add(task)
+        task.add_done_callback(self._update_tasks.discard)
+
+    def _set_speaking(self, who: str, speaking: bool) -> None:
+        """Who is speaking now, for the far end's screen: sent on a change only."""
+        if self._speaking[who] is not speaking:
+            self._speaking[who] = speaking
+            self._tell_far_end("speaking", {"who": who, "speaking": speaking})
 
     def _spawn(self, coro: Awaitable[Any], what: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -405,6 +439,10 @@ class CallSession:
                 and self._inbound.passthrough and carrier.encoding == "pcmu"):
             self._quiet_codes = mulaw_quiet_codes(math.ceil(self._vad.floor))
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
+        early, self._early_updates = self._early_updates, []
+        if self._transport_open:
+            for update in early:
+                self._send_update(update)
         # The greeting (asked for while the phone rang) goes out first; audio
         # arriving meanwhile queues behind it so the order is kept.
         while self._preroll:
@@ -458,6 +496,7 @@ class CallSession:
             self.book.speech_start_ms = int(at_ms)
             self._turn_end_at = None
             self.record("speech_started", source="vad")
+            self._set_speaking("caller", True)
             if self.playback.playing(now):
                 self._spawn(self.barge_in("vad"), "barge_in")
         else:
@@ -465,6 +504,7 @@ class CallSession:
             # the caller stopped `caller_ms - at_ms` ago (VAD needs trailing silence)
             self._turn_end_at = now - (self._caller_ms() - at_ms) / 1000.0
             self.record("speech_stopped", source="vad")
+            self._set_speaking("caller", False)
 
     # ---------------------------------------------------------- agent audio
 
@@ -499,6 +539,8 @@ class CallSession:
             self._turn_end_at = None
             if self._vad is None or not self._vad.speaking:
                 self.book.speech_start_ms = self.clock_ms()
+            if self._vad is None:
+                self._set_speaking("caller", True)
             # With our own VAD on, it decides barge-in (tunable, and it hears
             # the line exactly as the carrier delivers it); the provider's
             # detection only confirms it. Without VAD the provider decides.
@@ -508,6 +550,8 @@ class CallSession:
             if self._turn_end_at is None:
                 self._turn_end_at = self._clock()
                 self.book.speech_end_ms = self.clock_ms()
+            if self._vad is None:
+                self._set_speaking("caller", False)
         elif isinstance(event, ToolCall):
             self._start_tool(event)
         elif isinstance(event, ToolCallCancelled):
@@ -560,6 +604,8 @@ class CallSession:
         # echo bridge, or a provider's comfort noise, streams silence too).
         if audible:
             self._agent_audible_until = max(now, self._agent_audible_until) + duration_ms / 1000.0
+            if not self._speaking["agent"]:
+                self._set_speaking("agent", True)  # the watchdog sees it end
         if item.since_mark_ms >= self.context.mark_interval_ms:
             await self._send(self.codec.mark(self.playback.new_mark(item)))
 
@@ -629,6 +675,7 @@ class CallSession:
         if self._outbound is not None:
             self._outbound.reset()
         self.record("barge_in", source=source, item_id=item.item_id, heard_ms=heard, sent_ms=int(item.sent_ms))
+        self._set_speaking("agent", False)
         self.book.cut(item, heard)
         try:
             await self.bridge.interrupt(item.item_id, heard)
@@ -753,6 +800,8 @@ class CallSession:
                 return
             if now < self._agent_audible_until or (self._vad is not None and self._vad.speaking):
                 self._last_activity = now
+            if self._speaking["agent"] and now >= self._agent_audible_until:
+                self._set_speaking("agent", False)
             if now - self._last_activity >= ctx.silence_timeout_s:
                 self.request_end(r.END_SILENCE_TIMEOUT)
                 return
@@ -805,6 +854,7 @@ class CallSession:
                     logger.error("carrier hang-up failed", extra={"call": self.call_public_id, "error": repr(exc)})
                     self.record("hangup_failed", error=exc.__class__.__name__)
             if self._transport is not None and self._transport_open:
+                await self._say_ended(reason)
                 self._transport_open = False
                 try:
                     await self._transport.close(1000)
@@ -837,6 +887,18 @@ class CallSession:
             extra={"call": self.call_public_id, "reason": reason, "duration_ms": self.result.duration_ms,
                    "turns": len(self.book.turns), "transport": self.codec.kind},
         )
+
+    async def _say_ended(self, reason: str) -> None:
+        """Tell the far end (the browser) how the call ended, after the updates still on
+        their way (bounded), so its screen shows the real outcome rather than guessing
+        from the socket closing."""
+        ended = self.codec.update("ended", {"reason": reason, "error": self.error})
+        if ended is None:
+            return
+        pending = [task for task in self._update_tasks if not task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=_ENDED_FLUSH_S)
+        await self._send(ended)
 
     def _note_cut_off(self) -> None:
         # The call ended while the agent was mid-sentence: the transcript keeps

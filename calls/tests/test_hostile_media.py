@@ -331,7 +331,7 @@ def test_the_web_call_page_sends_its_token_in_the_first_message_not_the_url(
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/dashboard/")
             page.goto(f"{base}/calls/web/?agent={agent.public_id}")
-            page.click("form button[type=submit]")
+            page.click("form.web-call-start button[type=submit]")
             page.wait_for_selector("#web-call-status:text('connected')", timeout=20000)
             call = Call.objects.get(org=org, direction="web")
             token = page.get_attribute("#web-call", "data-stream-token") or ""
@@ -339,7 +339,7 @@ def test_the_web_call_page_sends_its_token_in_the_first_message_not_the_url(
             wait_until(lambda: Call.objects.filter(pk=call.pk, stream_connected_at__isnull=False).exists(),
                        "the browser's socket to authenticate")
             page.click("#web-call-hangup")
-            page.wait_for_selector("#web-call-status:text('call ended')", timeout=20000)
+            page.wait_for_selector("#web-call-status:text-is('ended')", timeout=20000)
             assert errors == []
         finally:
             browser.close()
