@@ -197,9 +197,10 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     field(page, "Name").fill("Ada's Bakery")
     page.get_by_role("button", name="Create organisation").click()
     expect(page.get_by_role("heading", name="Ada's Bakery")).to_be_visible()
-    # NEEDS: point 9 (first-run checklist tracking real state)
-    # expect(page.get_by_role("list", name=re.compile("getting started", re.I))).to_be_visible()
-    # expect(page.get_by_role("link", name=re.compile("create an agent", re.I))).to_be_visible()
+    # The first-run checklist follows the database: nothing is done yet.
+    checklist = page.locator("#first-run")
+    expect(checklist.get_by_role("heading", name="Get started")).to_be_visible()
+    expect(checklist.get_by_text("0 of 5 done")).to_be_visible()
     shot("overview")
 
     # --- an echo agent, published ---------------------------------------------------------
@@ -221,24 +222,22 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     shot("agents")
 
     # --- a web call from the browser ------------------------------------------------------
-    # NEEDS: point 1 ("Talk to this agent" on each row of the agents list)
-    # echo_row.get_by_role("link", name="Talk to this agent").click()
-    page.goto(f"{base}/calls/web/")  # today nothing links to the web-call page
-    field(page, "Agent").select_option(label="Echo")
-    # NEEDS: point 1 (the form offers the agent's own variables, not a hard-coded customer_name)
-    # field(page, "order_id").fill("A-17")
-    # expect(page.get_by_label("customer_name")).to_have_count(0)
+    echo_row.get_by_role("link", name="Talk to this agent").click()
+    # The form offers the agent's own variables, with their defaults as placeholders.
+    expect(page.get_by_label("order_id")).to_have_attribute("placeholder", "unknown")
+    expect(page.get_by_label("customer_name")).to_have_count(0)
+    page.get_by_label("order_id").fill("A-17")
     shot("web-call-start")
     page.get_by_role("button", name=re.compile("start a call", re.I)).click()
     # Connected: the fake microphone's tone is streaming to the echo agent.
     expect(page.get_by_text("connected", exact=True)).to_be_visible()
-    # NEEDS: point 4 (live call screen: transcript lines, who speaks, level meter, timer);
-    # waiting for the timer to pass 0:02 also gives the call a duration worth showing.
-    # expect(page.get_by_role("meter", name=re.compile("microphone", re.I))).to_be_visible()
-    # expect(page.get_by_role("timer")).to_have_text(re.compile(r"0:0[2-9]"), timeout=SLOW_MS)
+    # The live screen: the microphone's level meter and the elapsed timer moving.
+    expect(page.get_by_role("meter", name=re.compile("microphone", re.I))).to_be_visible()
+    expect(page.locator("#web-call-timer")).to_have_text(re.compile(r"0:0[1-9]"), timeout=SLOW_MS)
     shot("web-call")
     page.get_by_role("button", name="Hang up").click()
-    expect(page.get_by_text("call ended", exact=True)).to_be_visible()
+    expect(page.locator("#web-call-status")).to_have_text("ended")
+    expect(page.get_by_role("alert").filter(has_text=re.compile("^Ended"))).to_be_visible()
     shot("web-call-ended")
 
     # --- the finished call in the calls list and on its own page ---------------------------
