@@ -159,6 +159,9 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "orgs.context_processors.current_org",
             ],
+            # The formatting filters (state, reason, duration, money, plural, cron_human, e164, when,
+            # fix_links) are in every template without {% load %}.
+            "builtins": ["voiceplatform.templatetags.present"],
         },
     },
 ]
