@@ -256,14 +256,27 @@ def when(value: Any, tz: Any = "") -> str:
         return EMPTY
     if not isinstance(value, dt.datetime):
         return str(value)
+    local = _local(value, tz)
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+
+
+def _local(value: dt.datetime, tz: Any) -> dt.datetime:
     zone: dt.tzinfo
     try:
         zone = zoneinfo.ZoneInfo(str(tz)) if tz else timezone.get_current_timezone()
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         zone = dt.UTC
     moment = value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
-    local = moment.astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    return moment.astimezone(zone)
+
+
+@register.filter
+def clock(value: Any, tz: Any = "") -> str:
+    """The time of day to the second in the given timezone (``09:30:05 CET``), for timelines of one call."""
+    if not isinstance(value, dt.datetime):
+        return EMPTY if value in (None, "") else str(value)
+    local = _local(value, tz)
+    return f"{local:%H:%M:%S} {local.tzname()}"
 
 
 # Setting paths messages name in plain text → the URL name of the page (issue 13, point 8).
