@@ -12,7 +12,7 @@ DELIVERY_STATUS: dict[str, tuple[str, str]] = {
     DeliveryStatus.PENDING: ("Pending", "neutral"),
     DeliveryStatus.SENDING: ("Sending", "warn"),
     DeliveryStatus.RETRYING: ("Retrying", "warn"),
-    DeliveryStatus.SUCCEEDED: ("Delivered", "ok"),
+    DeliveryStatus.SUCCEEDED: ("Succeeded", "ok"),
     DeliveryStatus.FAILED: ("Failed (gave up)", "bad"),
     DeliveryStatus.CANCELLED: ("Cancelled (endpoint disabled)", "bad"),
 }

@@ -230,9 +230,8 @@ def cron_human(value: Any) -> str:
         return "Not a valid cron expression"
 
 
-@register.filter
-def e164(value: Any) -> str:
-    """A phone number for reading: ``+14155550100`` → ``+1 415-555-0100``; anything else unchanged."""
+def e164_text(value: Any) -> str:
+    """A phone number grouped for reading: ``+14155550100`` → ``+1 415-555-0100``; anything else unchanged."""
     import phonenumbers
 
     text = str(value or "").strip()
@@ -245,6 +244,16 @@ def e164(value: Any) -> str:
     if not phonenumbers.is_possible_number(parsed):
         return text
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+@register.filter
+def e164(value: Any) -> SafeString:
+    """A phone number for reading, the stored E.164 form on hover (and for search and copy):
+    ``<span class="e164" title="+14155550100">+1 415-555-0100</span>``. Empty is ``—``."""
+    text = str(value or "").strip()
+    if not text:
+        return mark_safe(EMPTY)
+    return format_html('<span class="e164" title="{}">{}</span>', text, e164_text(text))
 
 
 @register.filter

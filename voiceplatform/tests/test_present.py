@@ -223,11 +223,15 @@ def test_cron_human() -> None:
 
 
 def test_e164_display() -> None:
-    assert p.e164("+14155550100") == "+1 415-555-0100"
-    assert p.e164("+442071838750") == "+44 20 7183 8750"
-    assert p.e164("web") == "web"
-    assert p.e164("+1") == "+1"
-    assert p.e164(None) == "—"
+    assert p.e164_text("+14155550100") == "+1 415-555-0100"
+    assert p.e164_text("+442071838750") == "+44 20 7183 8750"
+    assert p.e164_text("web") == "web"
+    assert p.e164_text("+1") == "+1"
+    assert p.e164_text(None) == "—"
+    assert p.e164("+14155550100") == '<span class="e164" title="+14155550100">+1 415-555-0100</span>'
+    assert p.e164('<b>"x"</b>') == ('<span class="e164" title="&lt;b&gt;&quot;x&quot;&lt;/b&gt;">'
+                                    '&lt;b&gt;&quot;x&quot;&lt;/b&gt;</span>')
+    assert p.e164("") == "—"
 
 
 def test_when_uses_the_given_timezone_across_dst() -> None:
