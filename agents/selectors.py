@@ -54,7 +54,7 @@ def field_label(field: str) -> str:
     if field in _LABELS:
         return _LABELS[field]
     try:
-        return str(Agent._meta.get_field(field).verbose_name).capitalize()
+        return str(getattr(Agent._meta.get_field(field), "verbose_name", field)).capitalize()
     except Exception:  # a field only old versions have
         return field.replace("_", " ").capitalize()
 

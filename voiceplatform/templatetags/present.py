@@ -209,7 +209,7 @@ def cron_human(value: Any) -> str:
 
     Empty input is ``""``; an expression cron-descriptor cannot read is ``Not a valid cron expression``.
     """
-    from cron_descriptor import Options, get_description
+    from cron_descriptor import Options, get_description  # type: ignore[import-untyped]
 
     from batches.schedule_rules import ScheduleError, validate_cron
 
