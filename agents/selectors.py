@@ -85,12 +85,31 @@ def id_names(org: Organization | None, configs: list[dict[str, Any]]) -> dict[st
     return names
 
 
+def _choice_labels() -> dict[str, dict[str, str]]:
+    """Config fields whose stored codes have labels (providers, tools, events, who speaks first)."""
+    from agents.builtin_tools import BUILTIN_TOOL_CHOICES
+    from agents.models import WEBHOOK_EVENT_CHOICES, SpeaksFirst
+    from agents.providers import PROVIDERS
+
+    return {"provider": {name: info.label for name, info in PROVIDERS.items()},
+            "builtin_tools": dict(BUILTIN_TOOL_CHOICES), "webhook_events": dict(WEBHOOK_EVENT_CHOICES),
+            "speaks_first": {str(k): str(v) for k, v in SpeaksFirst.choices}}
+
+
 def _show(value: Any, field: str = "", names: dict[str, str] | None = None) -> str:
-    if isinstance(value, str):
+    if isinstance(value, str) and field not in ("provider", "speaks_first"):
         return value
     if field in _NAMED_IDS and isinstance(value, list):
         kind = _NAMED_IDS[field][1]
         return ", ".join((names or {}).get(str(v)) or f"a deleted {kind} ({str(v)[:8]}…)" for v in value)
+    labels = _choice_labels().get(field)
+    if labels is not None:
+        if isinstance(value, list):
+            return ", ".join(labels.get(str(v), str(v)) for v in value)
+        return labels.get(str(value), str(value))
+    if field in ("transfer_destinations", "sms_recipients") and isinstance(value, list):
+        return ", ".join(f"{d.get('label', '')} ({d.get('number', '')})" if isinstance(d, dict) else str(d)
+                         for d in value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ", ".join(value)
     if isinstance(value, bool):

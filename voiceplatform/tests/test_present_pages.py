@@ -97,11 +97,11 @@ def test_version_diff_names_knowledge_bases_instead_of_ids(org_a, owner_a, login
     other.name = "Opening hours"
     other.save()
     agent.refresh_from_db()
-    update_agent(agent, SYSTEM, knowledge_base_ids=[str(other.public_id)])
+    update_agent(agent, SYSTEM, knowledge_base_ids=[str(other.public_id)], builtin_tools=["end_call"])
     page = get(login(owner_a), reverse("agents:versions", args=[agent.public_id]))
     text = visible_text(page)
     assert "Opening hours" in text and "Knowledge bases" in text and "a deleted knowledge base" in text
-    assert "knowledge_base_ids" not in text
+    assert "knowledge_base_ids" not in text and "search_knowledge" not in text and "builtin_tools" not in text
     assert kb_id not in page and str(other.public_id) not in page
     assert not UUID_RE.search(text.split("version history", 1)[-1])
 
