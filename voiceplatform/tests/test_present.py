@@ -284,7 +284,8 @@ RAW_STATE = re.compile(
     r"|get_(status|state|analysis_status|outcome)_display"
     r"|\{\{\s*[\w.]*(duration_ms|duration_s|_cost|total)\s*(\|floatformat[^}]*)?\}\}"
     r'|class="badge \{%'  # a badge whose tone a template works out by hand
-    r"|\(s\)")  # "call(s)": use |plural
+    r"|\(s\)"  # "call(s)": use |plural
+    r"|\}\} (calls|rows|numbers|documents|chunks|attempts|entries)\b(?!/)")  # "1 calls": use |plural
 
 
 def test_templates_print_no_raw_state_reason_duration_or_cost() -> None:
