@@ -26,7 +26,7 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import escape, format_html
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeData, SafeString, mark_safe
 
 register = template.Library()
 
@@ -313,7 +313,10 @@ def _link_target(phrase: str) -> str | None:
 def fix_links(value: Any) -> SafeString:
     """A message with the setting paths it names turned into links to those pages:
     ``add it under Settings → Credentials.`` links ``Settings → Credentials`` to the credentials page.
-    The rest of the text is escaped (the message may carry vendor text)."""
+    The rest of the text is escaped (the message may carry vendor text); text already marked safe
+    (a message built with its own links) is returned as it is."""
+    if isinstance(value, SafeData):
+        return mark_safe(value)
     text = "" if value is None else str(value)
     out: list[str] = []
     last = 0

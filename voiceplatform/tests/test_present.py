@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.template import Context, Template, TemplateSyntaxError
+from django.utils.html import format_html
 
 from voiceplatform.templatetags import present as p
 
@@ -263,6 +264,8 @@ def test_fix_links_turns_setting_paths_into_links_and_escapes_the_rest() -> None
     assert 'href="/settings/credentials/"' in p.fix_links("add it under Settings → Provider credentials.")
     assert 'href="/settings/api-keys/"' in p.fix_links("see Settings -> API keys")
     assert p.fix_links(None) == ""
+    built = format_html('<a href="{}">Fix it</a> under Settings → Credentials', "/x/")
+    assert p.fix_links(built) == built  # already HTML: left alone
     assert p.fix_links("nothing to link") == "nothing to link"
 
 
