@@ -316,7 +316,7 @@ def fix_links(value: Any) -> SafeString:
     The rest of the text is escaped (the message may carry vendor text); text already marked safe
     (a message built with its own links) is returned as it is."""
     if isinstance(value, SafeData):
-        return mark_safe(value)
+        return mark_safe(str(value))
     text = "" if value is None else str(value)
     out: list[str] = []
     last = 0
