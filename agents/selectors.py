@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,24 +49,103 @@ class FieldDiff:
     new: str
     #: unified diff lines for multi-line text, else empty
     lines: tuple[str, ...] = ()
+    #: what the dashboard calls the field ("Knowledge bases", not knowledge_base_ids)
+    label: str = ""
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
+# Config fields holding public ids → the model whose names a diff shows instead (apps that may be absent).
+_NAMED_IDS = {"knowledge_base_ids": ("knowledge.KnowledgeBase", "knowledge base"),
+              "mcp_server_ids": ("integrations.McpServer", "MCP server")}
+_LABELS = {"knowledge_base_ids": "Knowledge bases", "mcp_server_ids": "MCP servers", "builtin_tools": "Built-in tools",
+           "max_call_duration_s": "Maximum call length (s)", "silence_timeout_s": "Silence timeout (s)",
+           "vad_threshold": "Speech detection threshold", "min_speech_ms": "Minimum speech (ms)"}
+
+
+def field_label(field: str) -> str:
+    """The human name of an agent config field."""
+    if field in _LABELS:
+        return _LABELS[field]
+    try:
+        return str(getattr(Agent._meta.get_field(field), "verbose_name", field)).capitalize()
+    except Exception:  # a field only old versions have
+        return field.replace("_", " ").capitalize()
+
+
+def id_names(org: Organization | None, configs: list[dict[str, Any]]) -> dict[str, str]:
+    """Public id → name of the knowledge bases and MCP servers the configs name, within ``org`` only."""
+    from django.apps import apps
+
+    names: dict[str, str] = {}
+    if org is None:
+        return names
+    for field, (model_label, _kind) in _NAMED_IDS.items():
+        ids = {str(v) for config in configs for v in (config.get(field) or []) if isinstance(v, str)}
+        if not ids:
+            continue
+        try:
+            model = apps.get_model(model_label)
+        except LookupError:
+            continue
+        valid = []
+        for value in ids:
+            try:
+                valid.append(uuid.UUID(value))
+            except ValueError:
+                continue
+        for public_id, name in model.objects.for_org(org).filter(public_id__in=valid).values_list("public_id", "name"):
+            names[str(public_id)] = name
+    return names
+
+
+def _choice_labels() -> dict[str, dict[str, str]]:
+    """Config fields whose stored codes have labels (providers, tools, events, who speaks first)."""
+    from agents.builtin_tools import BUILTIN_TOOL_CHOICES
+    from agents.models import WEBHOOK_EVENT_CHOICES, SpeaksFirst
+    from agents.providers import PROVIDERS
+
+    return {"provider": {name: info.label for name, info in PROVIDERS.items()},
+            "builtin_tools": dict(BUILTIN_TOOL_CHOICES), "webhook_events": dict(WEBHOOK_EVENT_CHOICES),
+            "speaks_first": {str(k): str(v) for k, v in SpeaksFirst.choices}}
+
+
+def _show(value: Any, field: str = "", names: dict[str, str] | None = None) -> str:
+    if isinstance(value, str) and field not in ("provider", "speaks_first"):
         return value
+    if field in _NAMED_IDS and isinstance(value, list):
+        kind = _NAMED_IDS[field][1]
+        return ", ".join((names or {}).get(str(v)) or f"a deleted {kind} ({str(v)[:8]}…)" for v in value)
+    labels = _choice_labels().get(field)
+    if labels is not None:
+        if isinstance(value, list):
+            return ", ".join(labels.get(str(v), str(v)) for v in value)
+        return labels.get(str(value), str(value))
+    if field in ("transfer_destinations", "sms_recipients") and isinstance(value, list):
+        return ", ".join(f"{d.get('label', '')} ({d.get('number', '')})" if isinstance(d, dict) else str(d)
+                         for d in value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def diff_configs(old: dict[str, Any], new: dict[str, Any]) -> list[FieldDiff]:
-    """What changed from ``old`` to ``new`` (version configs or a draft snapshot)."""
+def diff_configs(old: dict[str, Any], new: dict[str, Any], *, org: Organization | None = None,
+                 names: dict[str, str] | None = None) -> list[FieldDiff]:
+    """What changed from ``old`` to ``new`` (version configs or a draft snapshot).
+
+    With ``org`` (or ``names`` from :func:`id_names`), knowledge base and MCP server ids show as their
+    names; an id that no longer resolves in that org shows as a deleted one, never as a bare UUID."""
+    if names is None:
+        names = id_names(org, [old, new])
     out: list[FieldDiff] = []
     for field in CONFIG_FIELDS:
         a, b = old.get(field), new.get(field)
         if a == b:
             continue
-        sa, sb = _show(a if a is not None else ""), _show(b if b is not None else "")
+        sa = _show(a if a is not None else "", field, names)
+        sb = _show(b if b is not None else "", field, names)
         lines: tuple[str, ...] = ()
         if "\n" in sa or "\n" in sb or len(sa) > 80 or len(sb) > 80:
             lines = tuple(difflib.unified_diff(sa.splitlines(), sb.splitlines(), lineterm="", n=1))[2:]
-        out.append(FieldDiff(field, sa, sb, lines))
+        out.append(FieldDiff(field, sa, sb, lines, field_label(field)))
     return out

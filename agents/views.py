@@ -15,7 +15,7 @@ from agents.forms import AgentForm, PublishForm
 from agents.models import Agent
 from agents.providers import PROVIDERS
 from agents.runtime import readiness_problems
-from agents.selectors import agents_for, diff_configs, readiness_by_agent, versions_of
+from agents.selectors import agents_for, diff_configs, id_names, readiness_by_agent, versions_of
 from agents.variables import variables_in
 from orgs.models import role_at_least
 from voiceplatform.views import OrgViewMixin
@@ -116,13 +116,15 @@ class AgentVersionsView(AgentMixin, View):
     def get(self, request: HttpRequest, public_id: Any) -> HttpResponse:
         agent = self.get_agent(public_id)
         versions = list(versions_of(agent))
+        names = id_names(self.org, [v.config for v in versions] + [agent.snapshot()])
         rows = []
         for i, version in enumerate(versions):
             previous = versions[i + 1] if i + 1 < len(versions) else None
-            rows.append({"version": version, "diff": diff_configs(previous.config, version.config) if previous else [],
+            rows.append({"version": version, "diff": diff_configs(previous.config, version.config, names=names) if previous else [],
                          "first": previous is None,
                          "current": agent.published_version_id == version.pk})
-        draft_diff = diff_configs(agent.published_version.config, agent.snapshot()) if agent.published_version else []
+        draft_diff = (diff_configs(agent.published_version.config, agent.snapshot(), names=names)
+                      if agent.published_version else [])
         return render(request, "agents/versions.html", {"agent": agent, "rows": rows, "draft_diff": draft_diff,
                                                         "can_edit": self._can_write()})
 

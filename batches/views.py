@@ -21,13 +21,23 @@ from agents.models import Agent
 from batches import scheduling, services
 from batches.forms import BatchForm, DoNotCallAddForm, DoNotCallImportForm, ScheduleForm
 from batches.importing import ColumnMapping, UploadError, preview_upload
-from batches.models import ACTIVE, Batch, BatchEntry, BatchStatus, DoNotCallNumber, EntryState, ScheduledCall
+from batches.models import (
+    ACTIVE,
+    Batch,
+    BatchEntry,
+    BatchStatus,
+    DoNotCallNumber,
+    EntryState,
+    ScheduledCall,
+    ScheduleKind,
+)
 from batches.report import iter_csv
 from batches.results import result_rows
 from batches.schedule_rules import ScheduleError
 from batches.tasks import STASH_ROOT
 from calls.models import PhoneNumber
 from orgs.models import Role
+from voiceplatform.templatetags.present import error_text
 from voiceplatform.views import OrgViewMixin
 
 PREVIEW_PROBLEMS = 200
@@ -108,7 +118,7 @@ class BatchCreateView(OrgViewMixin, View):
                 field = exc.field if exc.field in form.fields else None
                 if exc.field == "calling_window":
                     field = "window_days"
-                form.add_error(field, exc.message.removeprefix(f"{exc.field}: "))
+                form.add_error(field, error_text(exc))
                 return render(request, "batches/create.html", context, status=400)
         default_storage.delete(path)
         messages.success(request, f"Batch created: {batch.valid_rows} of {batch.total_rows} rows can be dialled.")
@@ -158,7 +168,7 @@ class BatchActionView(BatchDetailMixin, View):
             self.VERBS[verb](batch, self.actor)
             messages.success(request, f"Batch {verb}ed." if verb != "cancel" else "Batch canceled.")
         except services.BatchError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, error_text(exc))
         return redirect("batches:detail", public_id=batch.public_id)
 
 
@@ -211,7 +221,7 @@ class DoNotCallView(OrgViewMixin, View):
                 messages.success(request, "Number added to the do-not-call list.")
                 return redirect("batches:do-not-call")
             except services.BatchError as exc:
-                add.add_error("e164", exc.message.removeprefix("e164: "))
+                add.add_error("e164", error_text(exc))
         return self._render(request, add=add, status=400)
 
 
@@ -270,8 +280,7 @@ class ScheduleFormView(OrgViewMixin, View):
             else:
                 scheduling.update_scheduled_call(sc, self.actor, schedule)
         except services.BatchError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None,
-                           exc.message.removeprefix(f"{exc.field}: "))
+            form.add_error(exc.field if exc.field in form.fields else None, error_text(exc))
             return render(request, "batches/schedule_form.html", context, status=400)
         messages.success(request, "Scheduled call saved.")
         return redirect("batches:schedule", public_id=sc.public_id)
@@ -286,6 +295,7 @@ class SchedulePreviewView(OrgViewMixin, View):
         try:
             runs = scheduling.preview(request.POST.get("kind", ""), timezone=request.POST.get("timezone", ""),
                                       cron=request.POST.get("cron", ""), run_at=request.POST.get("run_at") or None)
-            return render(request, "batches/_next_runs.html", {"runs": runs})
+            cron = request.POST.get("cron", "") if request.POST.get("kind") == ScheduleKind.CRON else ""
+            return render(request, "batches/_next_runs.html", {"runs": runs, "cron": cron})
         except ScheduleError as exc:
             return render(request, "batches/_next_runs.html", {"error": exc.message})

@@ -17,6 +17,7 @@ from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from celery.signals import worker_process_init
 from django.conf import settings
 
 from knowledge import services
@@ -25,6 +26,24 @@ from orgs.models import Organization
 from voiceplatform.tasks import OrgTask
 
 MAX_RETRIES = 5
+
+
+def consumes_ingest_queue() -> bool:
+    """True in a worker that takes ingest work (its ``-Q`` names the ingest queue; without ``-Q`` a
+    worker consumes only the default queue)."""
+    from voiceplatform.celery import app
+
+    return settings.CELERY_INGEST_QUEUE in (app.amqp.queues.consume_from or {})
+
+
+@worker_process_init.connect(dispatch_uid="knowledge-warm-embedding-model")
+def warm_embedding_model(**_: Any) -> None:
+    """Each pool process of an ingest worker loads the local model at start, in a thread (process
+    init has a time limit), so the first document ingested is not the one that waits for it."""
+    if settings.KNOWLEDGE_WARM_LOCAL_MODEL and consumes_ingest_queue():
+        from knowledge.embeddings.local import warm_in_background
+
+        warm_in_background("worker")
 
 
 class IngestTask(OrgTask):

@@ -12,8 +12,9 @@ from django.views import View
 
 from knowledge import selectors, services
 from knowledge.embeddings import EmbeddingError
+from knowledge.embeddings.local import is_model_loaded
 from knowledge.forms import KnowledgeBaseForm, SearchForm, SourceForm, split_model
-from knowledge.models import IN_PROGRESS_STATES, Document, KnowledgeBase
+from knowledge.models import IN_PROGRESS_STATES, Document, EmbeddingBackendChoice, KnowledgeBase
 from orgs.models import role_at_least
 from voiceplatform.views import OrgViewMixin
 
@@ -193,4 +194,8 @@ class SearchPlaygroundView(KnowledgeMixin, View):
                                                   form.cleaned_data["k"])
             except EmbeddingError as exc:
                 error = f"Search is unavailable: {exc.message}"
-        return render(request, "knowledge/search.html", {"kb": kb, "form": form, "hits": hits, "error": error})
+        # Said before the first search of a process that has not loaded the local model yet: it then
+        # takes seconds, and the page says so instead of looking stuck.
+        model_cold = kb.embedding_backend == EmbeddingBackendChoice.LOCAL and not is_model_loaded()
+        return render(request, "knowledge/search.html", {"kb": kb, "form": form, "hits": hits, "error": error,
+                                                         "model_cold": model_cold})

@@ -18,12 +18,19 @@ from orgs.forms import ApiKeyForm, CreateOrganizationForm, CredentialForm, Invit
 from orgs.middleware import SESSION_KEY
 from orgs.models import PROVIDER_FIELDS, ApiKey, AuditLog, Invitation, Membership, Provider, ProviderCredential, Role
 from orgs.services import client_ip
+from voiceplatform.templatetags.present import humanize_code
 from voiceplatform.views import OrgViewMixin
 
 
 def _errors(exc: ValidationError) -> str:
+    """The messages of a service's ValidationError for a page: they name their subject already, so the
+    field key (``email: …``) is left out, except before a generic "This field…" message."""
     if hasattr(exc, "error_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        parts = []
+        for key, messages_ in exc.message_dict.items():
+            text = " ".join(messages_)
+            parts.append(f"{humanize_code(key)}: {text}" if text.startswith("This field") else text)
+        return " ".join(parts)
     return " ".join(exc.messages)
 
 

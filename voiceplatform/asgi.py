@@ -61,3 +61,10 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(_websocket_patterns()),
     }
 )
+
+if settings.KNOWLEDGE_WARM_LOCAL_MODEL:
+    # The first knowledge search would otherwise wait ~8 s for the model (issue 13): load it now, off
+    # the request path, in a daemon thread.
+    from knowledge.embeddings.local import warm_in_background  # noqa: E402
+
+    warm_in_background("web")

@@ -159,6 +159,9 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "orgs.context_processors.current_org",
             ],
+            # The formatting filters (state, reason, duration, money, plural, cron_human, e164, when,
+            # fix_links) are in every template without {% load %}.
+            "builtins": ["voiceplatform.templatetags.present"],
         },
     },
 ]
@@ -369,6 +372,9 @@ KNOWLEDGE_URL_TIMEOUT = env_float("KNOWLEDGE_URL_TIMEOUT", 20.0)
 # process per core, and oversubscribed threads made a query ~8x slower under load
 # (bench/knowledge_bench.py).
 KNOWLEDGE_EMBED_THREADS = env_int("KNOWLEDGE_EMBED_THREADS", 1)
+# Load the local embedding model at start (web process and ingest worker, in a background thread) so the
+# first search does not wait ~8 s for it; off in tests, which load it only when they embed.
+KNOWLEDGE_WARM_LOCAL_MODEL = env_bool("KNOWLEDGE_WARM_LOCAL_MODEL", not TESTING)
 for _name in ("KNOWLEDGE_MAX_UPLOAD_BYTES", "KNOWLEDGE_URL_TIMEOUT", "KNOWLEDGE_EMBED_THREADS"):
     if globals()[_name] <= 0:
         raise ImproperlyConfiguredEnv(f"{_name} must be positive, not {globals()[_name]}")

@@ -63,6 +63,54 @@ def is_model_loaded() -> bool:
     return _model is not None
 
 
+def warm_model() -> bool:
+    """Load the model and run one tiny encode (the first inference allocates too), so the first
+    real search or ingest does not pay ~8 s. False when the model package is not installed."""
+    try:
+        model = _load_model()
+    except LocalModelMissingError:
+        logger.warning("local embedding model not installed; not warming it")
+        return False
+    model.encode(["warm-up"], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return True
+
+
+_warm_started = False
+_warm_lock = threading.Lock()
+
+
+def _warm_if_used(process: str) -> None:
+    from django.db import connection
+
+    from knowledge.models import EmbeddingBackendChoice, KnowledgeBase
+
+    try:
+        # Only where some knowledge base searches with the local model: a web process of an
+        # installation that never embeds locally should not pay for torch.
+        if KnowledgeBase.objects.filter(embedding_backend=EmbeddingBackendChoice.LOCAL).exists():
+            if warm_model():
+                logger.info("local embedding model warm", extra={"process_role": process})
+    except Exception:  # a warm-up must never take a process down; the first search loads it instead
+        logger.exception("warming the local embedding model failed", extra={"process_role": process})
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def warm_in_background(process: str) -> threading.Thread | None:
+    """Start warming the model in a daemon thread of this process (once; later calls return None).
+
+    Called by the ingest worker's processes at start (``knowledge.tasks``) and by the web process
+    (``voiceplatform.asgi``), both only when ``settings.KNOWLEDGE_WARM_LOCAL_MODEL`` is on."""
+    global _warm_started
+    with _warm_lock:
+        if _warm_started or _model is not None:
+            return None
+        _warm_started = True
+    thread = threading.Thread(target=_warm_if_used, args=(process,), name="embedding-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 class LocalEmbeddingBackend(EmbeddingBackend):
     name: ClassVar[str] = "local"
     batch_size: ClassVar[int] = 64

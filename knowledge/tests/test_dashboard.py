@@ -58,7 +58,7 @@ def test_upload_reupload_versions_and_delete(login: Any, editor_a: Any, org_a: A
     page = client.get(url).content.decode()
     assert "v2" in page and "v1" in page and "live" in page
     detail = client.get(f"/knowledge/{kb.public_id}/").content.decode()
-    assert "ready" in detail
+    assert '<span class="badge ok">Ready</span>' in detail
     bad = client.post(f"/knowledge/{kb.public_id}/add/", {"text": "a", "url": "https://example.com/"})
     assert bad.status_code == 400 and "exactly one" in bad.content.decode()
     assert client.post(f"{url}delete/").status_code == 302
