@@ -22,7 +22,7 @@ from calls import selectors
 from calls.agent_link import agent_settings
 from calls.analysis import request_analysis
 from calls.carriers import CARRIER_CHOICES
-from calls.models import Call, Direction, Recording, Status
+from calls.models import AnalysisStatus, Call, Direction, Recording, Status
 from calls.services.control import hangup_call, transfer_call
 from calls.services.errors import CallError
 from calls.services.numbers import (
@@ -106,7 +106,10 @@ class CallDetailView(OrgViewMixin, TemplateView):
                 if not call.turns.exists():
                     raise CallError("the call has no transcript to analyse")
                 request_analysis(call, self.actor)
-                messages.success(request, "Analysis queued.")
+                if call.analysis_status == AnalysisStatus.SKIPPED:
+                    messages.warning(request, f"Analysis skipped: {call.analysis_error}.")
+                else:
+                    messages.success(request, "Analysis queued.")
             else:
                 messages.error(request, f"Unknown action {action!r}.")
         except CallError as exc:
