@@ -22,6 +22,7 @@ from batches import scheduling, services
 from batches.forms import BatchForm, DoNotCallAddForm, DoNotCallImportForm, ScheduleForm
 from batches.importing import ColumnMapping, UploadError, preview_upload
 from batches.models import ACTIVE, Batch, BatchEntry, BatchStatus, DoNotCallNumber, EntryState, ScheduledCall
+from batches.readiness import batch_readiness, schedule_readiness
 from batches.report import iter_csv
 from batches.results import result_rows
 from batches.schedule_rules import ScheduleError
@@ -129,8 +130,11 @@ class BatchDetailView(BatchDetailMixin, View):
         problems = (BatchEntry.objects.filter(batch=batch, state__in=[EntryState.INVALID, EntryState.DUPLICATE,
                                                                       EntryState.DO_NOT_CALL, EntryState.FAILED])
                     .order_by("row_number")[:PREVIEW_PROBLEMS])
+        readiness = batch_readiness(batch) if batch.status in (
+            BatchStatus.READY, BatchStatus.RUNNING, BatchStatus.PAUSED) else None
         return render(request, "batches/detail.html", {"batch": batch, "progress": services.progress(batch),
-                                                       "problems": problems, "live": _is_live(batch)})
+                                                       "problems": problems, "live": _is_live(batch),
+                                                       "readiness": readiness})
 
 
 def _is_live(batch: Batch) -> bool:
@@ -157,6 +161,9 @@ class BatchActionView(BatchDetailMixin, View):
         try:
             self.VERBS[verb](batch, self.actor)
             messages.success(request, f"Batch {verb}ed." if verb != "cancel" else "Batch canceled.")
+            if verb in ("launch", "resume"):
+                for warning in batch_readiness(batch).warnings:
+                    messages.warning(request, warning.message)
         except services.BatchError as exc:
             messages.error(request, exc.message)
         return redirect("batches:detail", public_id=batch.public_id)
@@ -217,7 +224,8 @@ class DoNotCallView(OrgViewMixin, View):
 
 class ScheduleListView(OrgViewMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
-        rows = [(sc, scheduling.upcoming(sc, 3)) for sc in self.scoped(ScheduledCall).select_related("agent")[:200]]
+        rows = [(sc, scheduling.upcoming(sc, 3), schedule_readiness(sc))
+                for sc in self.scoped(ScheduledCall).select_related("org", "agent", "from_number")[:200]]
         return render(request, "batches/schedules.html", {"rows": rows})
 
 
@@ -243,8 +251,9 @@ class ScheduleFormView(OrgViewMixin, View):
         else:
             initial = {"timezone": self.org.timezone}
         form = ScheduleForm(initial=initial, **_choices(self.org))
-        return render(request, "batches/schedule_form.html", {"form": form, "schedule": sc,
-                                                              "runs": sc.runs.all()[:50] if sc else []})
+        return render(request, "batches/schedule_form.html", {
+            "form": form, "schedule": sc, "runs": sc.runs.all()[:50] if sc else [],
+            "readiness": schedule_readiness(sc) if sc else None})
 
     def post(self, request: HttpRequest, public_id: uuid.UUID | None = None) -> HttpResponse:
         sc = self._schedule(public_id)
@@ -253,7 +262,8 @@ class ScheduleFormView(OrgViewMixin, View):
             messages.success(request, "Scheduled call deleted.")
             return redirect("batches:schedules")
         form = ScheduleForm(request.POST, **_choices(self.org))
-        context = {"form": form, "schedule": sc, "runs": sc.runs.all()[:50] if sc else []}
+        context = {"form": form, "schedule": sc, "runs": sc.runs.all()[:50] if sc else [],
+                   "readiness": schedule_readiness(sc) if sc else None}
         if not form.is_valid():
             return render(request, "batches/schedule_form.html", context, status=400)
         data = form.cleaned_data
