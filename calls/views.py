@@ -30,6 +30,7 @@ from calls.services.numbers import (
     delete_phone_number,
     import_carrier_numbers,
     update_phone_number,
+    webhook_settings,
 )
 from calls.services.placement import start_web_call
 from calls.services.timeline import live_updates
@@ -200,7 +201,8 @@ class NumberListView(OrgViewMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return {
             **super().get_context_data(**kwargs),
-            "numbers": selectors.numbers_for(self.org),
+            "numbers": [(n, [] if n.webhooks_configured_at else webhook_settings(n))
+                        for n in selectors.numbers_for(self.org)],
             "form": kwargs.get("form") or NumberForm(org=self.org),
             "import_form": kwargs.get("import_form") or ImportForm(),
             "agents": _agents(self.org),
