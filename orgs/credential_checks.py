@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -196,7 +196,7 @@ def check_credential(credential: ProviderCredential, actor: Actor | None = None)
     if runner is None:
         return CredentialTest(provider, "other", f"{label} credentials cannot be tested here.")
     try:
-        kind, message = runner({**credential.config, **credential.secrets})
+        kind, message = runner({**credential.config, **cast(dict[str, str], credential.secrets)})
     except outbound.OutboundError as exc:  # some SDKs let the guard's own error through unwrapped
         kind, message = _guard_result(label, exc) or ("other", str(exc))
     logger.info("credential.tested", extra={"provider": provider, "kind": kind})

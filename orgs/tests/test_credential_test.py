@@ -83,8 +83,10 @@ def test_a_private_base_url_is_refused_by_the_outbound_guard(org_a: Any, openai_
 
 @pytest.fixture
 def gemini_fake() -> Iterator[FakeGeminiEmbeddings]:
-    with FakeGeminiEmbeddings(api_key="g-right") as fake:
-        yield fake
+    fake = FakeGeminiEmbeddings(api_key="g-right")
+    fake.start()
+    yield fake
+    fake.stop()
 
 
 def test_gemini_ok_and_bad_key(org_a: Any, gemini_fake: FakeGeminiEmbeddings) -> None:
