@@ -124,8 +124,21 @@ def _finish(batch: Batch, done: int, failed: int) -> None:
     batch.refresh_from_db()
 
 
-def test_completed_with_failures_is_not_green(login: Any, owner_a: Any, no_carrier_batch: Batch) -> None:
+def test_resume_is_refused_once_the_credential_is_gone(org_a: Any, twilio_org: Any) -> None:
+    batch = make_batch(org_a, make_ready_agent(org_a), make_phone_number(org_a), CSV)
+    services.launch_batch(batch, SYSTEM)
+    services.pause_batch(batch, SYSTEM)
+    ProviderCredential.objects.filter(org=org_a, provider="twilio").delete()
+    with pytest.raises(services.BatchNotReady, match="no Twilio credential"):
+        services.resume_batch(batch, SYSTEM)
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.PAUSED
+
+
+def test_completed_with_failures_is_not_green(login: Any, api: Any, owner_a: Any, no_carrier_batch: Batch) -> None:
     _finish(no_carrier_batch, done=0, failed=3)
+    body = api(owner_a).get(f"/api/v1/batches/{no_carrier_batch.public_id}/").json()
+    assert (body["status"], body["progress"]["failed"], body["progress"]["health"]) == ("completed", 3, "bad")
     progress = services.progress(no_carrier_batch)
     assert progress["failed"] == 3 and progress["health"] == "bad" and progress["percent"] == 100
     assert {s["key"]: s["count"] for s in progress["segments"]} == {
