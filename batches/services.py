@@ -432,9 +432,14 @@ def progress(batch: Batch) -> dict[str, Any]:
         "percent": percent,
         "failed": failed,
         "health": _health(batch.status, failed, counts[EntryState.DONE]),
-        "segments": [{"key": key, "count": n, "percent": 0 if dialable == 0 else round(100 * n / dialable, 2)}
+        "segments": [{"key": key, "label": SEGMENT_LABELS[key], "count": n,
+                      "percent": 0 if dialable == 0 else round(100 * n / dialable, 2)}
                      for key, n in parts.items()],
     }
+
+
+SEGMENT_LABELS = {"succeeded": "succeeded", "failed": "failed", "do_not_call": "do-not-call",
+                  "canceled": "canceled", "pending": "pending"}
 
 
 def _health(status: str, failed: int, succeeded: int) -> str:

@@ -160,6 +160,7 @@ def test_bar_segments_show_each_outcome(no_carrier_batch: Batch, org_a: Any) -> 
     for row in rows:
         row.save()
     progress = services.progress(no_carrier_batch)
+    assert [s["label"] for s in progress["segments"]][2] == "do-not-call"
     assert [(s["key"], s["count"], s["percent"]) for s in progress["segments"]] == [
         ("succeeded", 1, 33.33), ("failed", 1, 33.33), ("do_not_call", 1, 33.33), ("canceled", 0, 0),
         ("pending", 0, 0)]
