@@ -136,11 +136,13 @@ def _window_issue(org: Organization, window: CallingWindow, callees: Iterable[st
 
 
 def check_outbound(org: Organization, agent: Any, from_number: Any, *, callees: Iterable[str] = (),
-                   window: CallingWindow | None = None, now: datetime | None = None) -> Readiness:
+                   window: CallingWindow | None = None, now: datetime | None = None,
+                   have: set[str] | None = None) -> Readiness:
     """Everything that would make calls from ``from_number`` with ``agent`` fail, plus the calling
-    window for ``callees`` (E.164 numbers, in dial order)."""
+    window for ``callees`` (E.164 numbers). ``have``: the org's configured credential providers,
+    when the caller checks many items at once (one query instead of one per item)."""
     now = now or clock.now()
-    have = configured_providers(org)
+    have = have if have is not None else configured_providers(org)
     readiness = Readiness(issues=[*_agent_issues(org, agent, have), *_number_issues(org, from_number, have)])
     if window is not None:
         _window_issue(org, window, callees, now, readiness)
@@ -170,10 +172,14 @@ def batch_readiness(batch: Batch, *, now: datetime | None = None) -> Readiness:
     return readiness
 
 
-def schedule_readiness(sc: ScheduledCall, *, now: datetime | None = None) -> Readiness:
-    """Will ``sc``'s next run place its call? (Its timing is the schedule's own; no window.)"""
-    readiness = check_outbound(sc.org, sc.agent, sc.from_number, now=now)
-    if DoNotCallNumber.objects.for_org(sc.org).filter(e164=sc.to).exists():
+def schedule_readiness(sc: ScheduledCall, *, now: datetime | None = None, have: set[str] | None = None,
+                       do_not_call: set[str] | None = None) -> Readiness:
+    """Will ``sc``'s next run place its call? (Its timing is the schedule's own; no window.)
+    ``have`` and ``do_not_call`` (the org's list) may be passed when checking a whole list."""
+    readiness = check_outbound(sc.org, sc.agent, sc.from_number, now=now, have=have)
+    listed = (sc.to in do_not_call if do_not_call is not None
+              else DoNotCallNumber.objects.for_org(sc.org).filter(e164=sc.to).exists())
+    if listed:
         readiness.issues.append(Issue("do_not_call", f"{sc.to} is on the do-not-call list; the call will be refused.",
                                       True, "batches:do-not-call"))
     if not sc.enabled:

@@ -28,6 +28,7 @@ from batches.results import result_rows
 from batches.schedule_rules import ScheduleError
 from batches.tasks import STASH_ROOT
 from calls.models import PhoneNumber
+from orgs.credentials import configured_providers
 from orgs.models import Role
 from voiceplatform.views import OrgViewMixin
 
@@ -224,7 +225,8 @@ class DoNotCallView(OrgViewMixin, View):
 
 class ScheduleListView(OrgViewMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
-        rows = [(sc, scheduling.upcoming(sc, 3), schedule_readiness(sc))
+        have, listed = configured_providers(self.org), services.do_not_call_set(self.org)
+        rows = [(sc, scheduling.upcoming(sc, 3), schedule_readiness(sc, have=have, do_not_call=listed))
                 for sc in self.scoped(ScheduledCall).select_related("org", "agent", "from_number")[:200]]
         return render(request, "batches/schedules.html", {"rows": rows})
 
