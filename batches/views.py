@@ -22,7 +22,7 @@ from batches import scheduling, services
 from batches.forms import BatchForm, DoNotCallAddForm, DoNotCallImportForm, ScheduleForm
 from batches.importing import ColumnMapping, UploadError, preview_upload
 from batches.models import ACTIVE, Batch, BatchEntry, BatchStatus, DoNotCallNumber, EntryState, ScheduledCall
-from batches.readiness import batch_readiness, schedule_readiness
+from batches.readiness import Readiness, batch_readiness, check_outbound, schedule_readiness
 from batches.report import iter_csv
 from batches.results import result_rows
 from batches.schedule_rules import ScheduleError
@@ -295,9 +295,22 @@ class SchedulePreviewView(OrgViewMixin, View):
     write_role = Role.VIEWER
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        readiness = self._readiness(request)
         try:
             runs = scheduling.preview(request.POST.get("kind", ""), timezone=request.POST.get("timezone", ""),
                                       cron=request.POST.get("cron", ""), run_at=request.POST.get("run_at") or None)
-            return render(request, "batches/_next_runs.html", {"runs": runs})
+            return render(request, "batches/_next_runs.html", {"runs": runs, "readiness": readiness})
         except ScheduleError as exc:
-            return render(request, "batches/_next_runs.html", {"error": exc.message})
+            return render(request, "batches/_next_runs.html", {"error": exc.message, "readiness": readiness})
+
+    def _readiness(self, request: HttpRequest) -> Readiness | None:
+        """Will calls with the chosen agent and number work? (None until both are chosen.)"""
+        agent_id, number_id = request.POST.get("agent") or "", request.POST.get("from_number") or ""
+        try:
+            agent = self.scoped(Agent).filter(public_id=uuid.UUID(agent_id)).first()
+            number = self.scoped(PhoneNumber).filter(public_id=uuid.UUID(number_id)).first()
+        except ValueError:
+            return None
+        if agent is None or number is None:
+            return None
+        return check_outbound(self.org, agent, number)

@@ -198,3 +198,20 @@ def test_schedule_with_everything_in_place_is_ready(login: Any, owner_a: Any, or
     sc.agent.published_version = None
     sc.agent.save()
     assert [i.code for i in schedule_readiness(sc).blocking] == ["not_published"]
+
+
+def test_new_schedule_form_preview_checks_the_agent_and_number(login: Any, owner_a: Any, org_a: Any) -> None:
+    agent, number = make_ready_agent(org_a), make_phone_number(org_a)
+    client = login(owner_a)
+    data = {"kind": "cron", "cron": "0 9 * * 1-5", "timezone": "Europe/Paris", "agent": str(agent.public_id),
+            "from_number": str(number.public_id)}
+    page = client.post("/schedules/preview/", data).content.decode()
+    assert page.count("<li>") == 5 and "Will fail:" in page and "no Twilio credential" in page
+    assert "Will fail:" not in client.post("/schedules/preview/", {**data, "agent": "not-a-uuid"}).content.decode()
+
+
+def test_new_schedule_form_preview_says_ready(login: Any, owner_a: Any, org_a: Any, twilio_org: Any) -> None:
+    data = {"kind": "cron", "cron": "0 9 * * 1-5", "timezone": "Europe/Paris",
+            "agent": str(make_ready_agent(org_a).public_id), "from_number": str(make_phone_number(org_a).public_id)}
+    page = login(owner_a).post("/schedules/preview/", data).content.decode()
+    assert '<span class="badge ok">ready</span>' in page and "Will fail:" not in page
