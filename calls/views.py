@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -203,6 +204,7 @@ class NumberListView(OrgViewMixin, TemplateView):
             **super().get_context_data(**kwargs),
             "numbers": [(n, [] if n.webhooks_configured_at else webhook_settings(n))
                         for n in selectors.numbers_for(self.org)],
+            "public_base_is_https": settings.PUBLIC_BASE_URL.startswith("https://"),
             "form": kwargs.get("form") or NumberForm(org=self.org),
             "import_form": kwargs.get("import_form") or ImportForm(),
             "agents": _agents(self.org),

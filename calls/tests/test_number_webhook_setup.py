@@ -33,7 +33,7 @@ def test_numbers_page_shows_urls_with_copy_buttons_until_configured(login: Any, 
     assert '<span class="badge warn">not configured</span>' in page
     for url in (f"{PUBLIC}/webhooks/twilio/voice", f"{PUBLIC}/webhooks/twilio/status"):
         assert f'<button type="button" class="secondary" data-copy="{url}"' in page
-    assert "calls/copy.js" in page
+    assert "calls/copy.js" in page and "not an https address" not in page  # PUBLIC is https
     number.webhooks_configured_at = timezone.now()
     number.save()
     page = login(admin_a).get("/numbers/").content.decode()
@@ -48,3 +48,10 @@ def test_api_lists_the_webhook_settings(api: Any, owner_a: Any, org_a: Any, publ
     assert body["webhooks_configured_at"] is None
     assert [w["url"] for w in body["webhook_settings"]] == [f"{PUBLIC}/webhooks/plivo/answer",
                                                            f"{PUBLIC}/webhooks/plivo/hangup"]
+
+
+def test_a_non_https_public_base_is_called_out(login: Any, admin_a: Any, org_a: Any, settings: Any) -> None:
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+    make_phone_number(org_a, carrier="plivo")
+    page = login(admin_a).get("/numbers/").content.decode()
+    assert 'data-copy="http://127.0.0.1:8000/webhooks/plivo/answer"' in page and "not an https address" in page
