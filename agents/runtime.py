@@ -28,7 +28,7 @@ _BASE_URL_KEY = {"openai_realtime": "websocket_base_url", "gemini_live": "base_u
 class Problem:
     """One reason an agent cannot be used for a call."""
 
-    code: str  # "provider_retired" | "not_published" | "credential_missing"
+    code: str  # "provider_retired" | "not_published" | "credential_missing" | (warnings) "analysis_needs_key"
     message: str
 
     def __str__(self) -> str:
@@ -60,6 +60,19 @@ def readiness_problems(agent: Agent, providers_with_credentials: set[str] | None
                                     f"The organisation has no {info.label} credential ({needed}); "
                                     f"add it under Settings → Provider credentials."))
     return problems
+
+
+ANALYSIS_NEEDS_KEY = ("Post-call analysis needs an OpenAI key: calls work, but they are not summarised or scored "
+                      "(analysis is skipped) until one is added under Settings → Provider credentials.")
+
+
+def readiness_warnings(agent: Agent, providers_with_credentials: set[str] | None = None) -> list[Problem]:
+    """What works only partly for ``agent``'s calls (they still run): today, post-call analysis
+    without the org's OpenAI key (``calls.analysis`` then skips it)."""
+    have = providers_with_credentials if providers_with_credentials is not None else configured_providers(agent.org)
+    if "openai" not in have:
+        return [Problem("analysis_needs_key", ANALYSIS_NEEDS_KEY)]
+    return []
 
 
 def ensure_ready(agent: Agent) -> AgentVersion:
@@ -117,4 +130,4 @@ def build_session_config(
 
 
 __all__ = ["AgentNotReady", "Problem", "MissingCredential", "MissingVariable", "build_session_config", "ensure_ready",
-           "readiness_problems"]
+           "readiness_problems", "readiness_warnings"]

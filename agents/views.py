@@ -14,8 +14,15 @@ from agents import services
 from agents.forms import AgentForm, PublishForm
 from agents.models import Agent
 from agents.providers import PROVIDERS
-from agents.runtime import readiness_problems
-from agents.selectors import agents_for, diff_configs, id_names, readiness_by_agent, versions_of
+from agents.runtime import readiness_problems, readiness_warnings
+from agents.selectors import (
+    agents_for,
+    diff_configs,
+    id_names,
+    readiness_by_agent,
+    readiness_warnings_by_agent,
+    versions_of,
+)
 from agents.variables import variables_in
 from orgs.models import role_at_least
 from voiceplatform.views import OrgViewMixin
@@ -33,7 +40,9 @@ class AgentListView(AgentMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         agents = list(agents_for(self.org))
         problems = readiness_by_agent(self.org, agents)
-        rows = [{"agent": a, "problems": problems[a.pk], "provider": PROVIDERS.get(a.provider)} for a in agents]
+        warnings = readiness_warnings_by_agent(self.org, agents)
+        rows = [{"agent": a, "problems": problems[a.pk], "warnings": warnings[a.pk],
+                 "provider": PROVIDERS.get(a.provider)} for a in agents]
         return render(request, "agents/list.html", {"rows": rows, "can_edit": self._can_write(),
                                                     "providers": PROVIDERS.values()})
 
@@ -59,7 +68,8 @@ class AgentEditView(AgentMixin, View):
             name for text in (agent.system_prompt, agent.first_message, agent.voicemail_message)
             for name in variables_in(text or "")))
         return render(request, "agents/form.html", {
-            "form": form, "agent": agent, "problems": readiness_problems(agent), "variables": variables,
+            "form": form, "agent": agent, "problems": readiness_problems(agent),
+            "warnings": readiness_warnings(agent), "variables": variables,
             "publish_form": PublishForm(), "providers": PROVIDERS.values(), "can_edit": self._can_write(),
         }, status=status)
 

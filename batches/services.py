@@ -304,12 +304,28 @@ def _locked(batch: Batch) -> Batch:
     return Batch.objects.select_for_update().get(pk=batch.pk)
 
 
+class BatchNotReady(BatchError):
+    """Launch refused: calls would fail (``readiness.blocking`` says why, one sentence each)."""
+
+    def __init__(self, readiness: Any) -> None:
+        super().__init__(f"Calls cannot start: {readiness.summary()}", code="not_ready")
+        self.readiness = readiness
+
+
 def launch_batch(batch: Batch, actor: Actor) -> Batch:
-    """Start dialling a ready batch; any other status is a BatchError naming it. Audited."""
+    """Start dialling a ready batch; any other status is a BatchError naming it, and a batch whose
+    calls would fail (``batches.readiness.batch_readiness``: no carrier credential, agent not
+    published, …) is ``BatchNotReady`` (code ``not_ready``). Warnings (the calling window is
+    closed now) do not stop it. Audited."""
+    from batches.readiness import batch_readiness
+
     with transaction.atomic():
         locked = _locked(batch)
         if locked.status != BatchStatus.READY:
             raise BatchError(f"only a ready batch can be launched; this one is {locked.get_status_display().lower()}")
+        readiness = batch_readiness(locked)
+        if not readiness.ready:
+            raise BatchNotReady(readiness)
         now = clock.now()
         locked.status = BatchStatus.RUNNING
         locked.launched_at = now
@@ -334,11 +350,17 @@ def pause_batch(batch: Batch, actor: Actor) -> Batch:
 
 
 def resume_batch(batch: Batch, actor: Actor) -> Batch:
-    """Continue a paused batch from where it stopped; any other status is a BatchError naming it. Audited."""
+    """Continue a paused batch from where it stopped; any other status is a BatchError naming it,
+    and one whose calls would fail is ``BatchNotReady`` (as for launch). Audited."""
+    from batches.readiness import batch_readiness
+
     with transaction.atomic():
         locked = _locked(batch)
         if locked.status != BatchStatus.PAUSED:
             raise BatchError(f"only a paused batch can be resumed; this one is {locked.get_status_display().lower()}")
+        readiness = batch_readiness(locked)
+        if not readiness.ready:
+            raise BatchNotReady(readiness)
         locked.status = BatchStatus.RUNNING
         locked.paused_at = None
         locked.save(update_fields=["status", "paused_at", "updated_at"])
@@ -379,7 +401,11 @@ def delete_batch(batch: Batch, actor: Actor) -> None:
 
 
 def progress(batch: Batch) -> dict[str, Any]:
-    """Counts by entry state plus the import totals: what the progress bar and the API show."""
+    """Counts by entry state plus the import totals: what the progress bar and the API show.
+
+    ``segments`` split the dialable rows into succeeded / failed / do_not_call (listed after the
+    import) / canceled / pending (waiting, dialling or in a call), each with its share of the bar;
+    ``health`` is the badge colour (see ``_health``) and ``failed`` the failed-row count."""
     counts = {state.value: 0 for state in EntryState}
     for row in BatchEntry.objects.filter(batch=batch).values("state").annotate(n=Count("id")):
         counts[row["state"]] = row["n"]
@@ -388,6 +414,15 @@ def progress(batch: Batch) -> dict[str, Any]:
     # Rows moved to do_not_call after import (list updated mid-run) count as finished too.
     finished += max(0, counts[EntryState.DO_NOT_CALL] - batch.do_not_call_rows)
     percent = 100 if dialable == 0 else min(100, round(100 * finished / dialable))
+    failed = counts[EntryState.FAILED]
+    late_dnc = max(0, counts[EntryState.DO_NOT_CALL] - batch.do_not_call_rows)
+    parts = {
+        "succeeded": counts[EntryState.DONE],
+        "failed": failed,
+        "do_not_call": late_dnc,
+        "canceled": counts[EntryState.CANCELED],
+    }
+    parts["pending"] = max(0, dialable - sum(parts.values()))
     return {
         "status": batch.status,
         "rows": batch.total_rows,
@@ -395,4 +430,26 @@ def progress(batch: Batch) -> dict[str, Any]:
         "dialable": dialable,
         "finished": finished,
         "percent": percent,
+        "failed": failed,
+        "health": _health(batch.status, failed, counts[EntryState.DONE]),
+        "segments": [{"key": key, "label": SEGMENT_LABELS[key], "count": n,
+                      "percent": 0 if dialable == 0 else round(100 * n / dialable, 2)}
+                     for key, n in parts.items()],
     }
+
+
+SEGMENT_LABELS = {"succeeded": "succeeded", "failed": "failed", "do_not_call": "do-not-call",
+                  "canceled": "canceled", "pending": "pending"}
+
+
+def _health(status: str, failed: int, succeeded: int) -> str:
+    """How the batch is doing, for the badge colour: "ok" (finished, nothing failed), "warn"
+    (some rows failed, or canceled), "bad" (finished or canceled with failures and no success),
+    "" (still going, nothing failed yet). A batch with failures is never "ok"."""
+    if failed:
+        return "bad" if succeeded == 0 and status in (BatchStatus.COMPLETED, BatchStatus.CANCELED) else "warn"
+    if status == BatchStatus.COMPLETED:
+        return "ok"
+    if status == BatchStatus.CANCELED:
+        return "warn"
+    return ""

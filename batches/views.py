@@ -31,11 +31,13 @@ from batches.models import (
     ScheduledCall,
     ScheduleKind,
 )
+from batches.readiness import Readiness, batch_readiness, check_outbound, schedule_readiness
 from batches.report import iter_csv
 from batches.results import result_rows
 from batches.schedule_rules import ScheduleError
 from batches.tasks import STASH_ROOT
 from calls.models import PhoneNumber
+from orgs.credentials import configured_providers
 from orgs.models import Role
 from voiceplatform.templatetags.present import error_text
 from voiceplatform.views import OrgViewMixin
@@ -139,8 +141,11 @@ class BatchDetailView(BatchDetailMixin, View):
         problems = (BatchEntry.objects.filter(batch=batch, state__in=[EntryState.INVALID, EntryState.DUPLICATE,
                                                                       EntryState.DO_NOT_CALL, EntryState.FAILED])
                     .order_by("row_number")[:PREVIEW_PROBLEMS])
+        readiness = batch_readiness(batch) if batch.status in (
+            BatchStatus.READY, BatchStatus.RUNNING, BatchStatus.PAUSED) else None
         return render(request, "batches/detail.html", {"batch": batch, "progress": services.progress(batch),
-                                                       "problems": problems, "live": _is_live(batch)})
+                                                       "problems": problems, "live": _is_live(batch),
+                                                       "readiness": readiness})
 
 
 def _is_live(batch: Batch) -> bool:
@@ -167,6 +172,9 @@ class BatchActionView(BatchDetailMixin, View):
         try:
             self.VERBS[verb](batch, self.actor)
             messages.success(request, f"Batch {verb}ed." if verb != "cancel" else "Batch canceled.")
+            if verb in ("launch", "resume"):
+                for warning in batch_readiness(batch).warnings:
+                    messages.warning(request, warning.message)
         except services.BatchError as exc:
             messages.error(request, error_text(exc))
         return redirect("batches:detail", public_id=batch.public_id)
@@ -227,7 +235,9 @@ class DoNotCallView(OrgViewMixin, View):
 
 class ScheduleListView(OrgViewMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
-        rows = [(sc, scheduling.upcoming(sc, 3)) for sc in self.scoped(ScheduledCall).select_related("agent")[:200]]
+        have, listed = configured_providers(self.org), services.do_not_call_set(self.org)
+        rows = [(sc, scheduling.upcoming(sc, 3), schedule_readiness(sc, have=have, do_not_call=listed))
+                for sc in self.scoped(ScheduledCall).select_related("org", "agent", "from_number")[:200]]
         return render(request, "batches/schedules.html", {"rows": rows})
 
 
@@ -253,8 +263,9 @@ class ScheduleFormView(OrgViewMixin, View):
         else:
             initial = {"timezone": self.org.timezone}
         form = ScheduleForm(initial=initial, **_choices(self.org))
-        return render(request, "batches/schedule_form.html", {"form": form, "schedule": sc,
-                                                              "runs": sc.runs.all()[:50] if sc else []})
+        return render(request, "batches/schedule_form.html", {
+            "form": form, "schedule": sc, "runs": sc.runs.all()[:50] if sc else [],
+            "readiness": schedule_readiness(sc) if sc else None})
 
     def post(self, request: HttpRequest, public_id: uuid.UUID | None = None) -> HttpResponse:
         sc = self._schedule(public_id)
@@ -263,7 +274,8 @@ class ScheduleFormView(OrgViewMixin, View):
             messages.success(request, "Scheduled call deleted.")
             return redirect("batches:schedules")
         form = ScheduleForm(request.POST, **_choices(self.org))
-        context = {"form": form, "schedule": sc, "runs": sc.runs.all()[:50] if sc else []}
+        context = {"form": form, "schedule": sc, "runs": sc.runs.all()[:50] if sc else [],
+                   "readiness": schedule_readiness(sc) if sc else None}
         if not form.is_valid():
             return render(request, "batches/schedule_form.html", context, status=400)
         data = form.cleaned_data
@@ -292,10 +304,23 @@ class SchedulePreviewView(OrgViewMixin, View):
     write_role = Role.VIEWER
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        readiness = self._readiness(request)
         try:
             runs = scheduling.preview(request.POST.get("kind", ""), timezone=request.POST.get("timezone", ""),
                                       cron=request.POST.get("cron", ""), run_at=request.POST.get("run_at") or None)
             cron = request.POST.get("cron", "") if request.POST.get("kind") == ScheduleKind.CRON else ""
-            return render(request, "batches/_next_runs.html", {"runs": runs, "cron": cron})
+            return render(request, "batches/_next_runs.html", {"runs": runs, "cron": cron, "readiness": readiness})
         except ScheduleError as exc:
-            return render(request, "batches/_next_runs.html", {"error": exc.message})
+            return render(request, "batches/_next_runs.html", {"error": exc.message, "readiness": readiness})
+
+    def _readiness(self, request: HttpRequest) -> Readiness | None:
+        """Will calls with the chosen agent and number work? (None until both are chosen.)"""
+        agent_id, number_id = request.POST.get("agent") or "", request.POST.get("from_number") or ""
+        try:
+            agent = self.scoped(Agent).filter(public_id=uuid.UUID(agent_id)).first()
+            number = self.scoped(PhoneNumber).filter(public_id=uuid.UUID(number_id)).first()
+        except ValueError:
+            return None
+        if agent is None or number is None:
+            return None
+        return check_outbound(self.org, agent, number)

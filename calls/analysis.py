@@ -4,6 +4,11 @@ Runs in a Celery task (``calls.tasks.analyze_call``) with the org's own OpenAI
 credential, through the official ``openai`` SDK (its ``base_url`` comes from the
 credential config, so a compatible endpoint or the test fake works alike).
 Re-runnable: each run replaces the previous result.
+
+An analysis that cannot run at all (the org has no OpenAI key, the call has no
+transcript) is stored as ``skipped`` with the reason, never as ``failed``: a
+failure means the analysis ran and went wrong (the vendor refused it, the reply
+did not fit the schema), which is worth a look; a skip is a setup choice.
 """
 
 from __future__ import annotations
@@ -51,7 +56,31 @@ class AnalysisSpec:
 
 
 class AnalysisError(Exception):
-    pass
+    """The analysis ran and failed; stored as ``failed`` with this message."""
+
+
+class AnalysisSkipped(AnalysisError):
+    """The analysis cannot run (no OpenAI key, no transcript); stored as ``skipped`` with this message."""
+
+
+NO_KEY_REASON = "no OpenAI key for this organisation; add one under Settings → Provider credentials"
+NO_TRANSCRIPT_REASON = "the call has no transcript to analyse"
+
+
+def skip_reason(call: Call) -> str | None:
+    """Why the analysis of ``call`` cannot run now (None: it can)."""
+    from orgs.credentials import configured_providers
+
+    if "openai" not in configured_providers(call.org):
+        return NO_KEY_REASON
+    if not TranscriptTurn.objects.filter(call=call).exists():
+        return NO_TRANSCRIPT_REASON
+    return None
+
+
+def _store_skip(call: Call, reason: str) -> None:
+    Call.objects.filter(pk=call.pk).update(analysis_status=AnalysisStatus.SKIPPED, analysis_error=reason)
+    call.analysis_status, call.analysis_error = AnalysisStatus.SKIPPED, reason
 
 
 def response_schema(spec: AnalysisSpec) -> dict[str, Any]:
@@ -98,18 +127,19 @@ def _parse(content: str | None, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_analysis(call: Call) -> dict[str, Any]:
-    """Analyse ``call`` now and store the result. Failures are stored, then raised."""
+    """Analyse ``call`` now and store the result. Failures and skips are stored, then raised
+    (``AnalysisSkipped`` is an ``AnalysisError``)."""
     from calls.agent_link import analysis_spec
 
     spec = analysis_spec(call)
     transcript = transcript_text(call)
     try:
         if not transcript:
-            raise AnalysisError("the call has no transcript to analyse")
+            raise AnalysisSkipped(NO_TRANSCRIPT_REASON)
         try:
             credential = get_credential(call.org, "openai")
         except MissingCredential as exc:
-            raise AnalysisError(str(exc)) from exc
+            raise AnalysisSkipped(NO_KEY_REASON) from exc
         base_url = credential.get("base_url") or None
         # A customer's base_url override goes through the outbound guard (pinned, bounded).
         http_client = outbound.sync_client(
@@ -136,6 +166,10 @@ def run_analysis(call: Call) -> dict[str, Any]:
         except openai.APIConnectionError as exc:
             raise AnalysisError("OpenAI could not be reached for the analysis") from exc
         result = _parse(completion.choices[0].message.content, schema)
+    except AnalysisSkipped as exc:
+        _store_skip(call, str(exc))
+        logger.info("call.analysis_skipped", extra={"call": str(call.public_id)})
+        raise
     except AnalysisError as exc:
         Call.objects.filter(pk=call.pk).update(analysis_status=AnalysisStatus.FAILED, analysis_error=str(exc))
         logger.warning("call.analysis_failed", extra={"call": str(call.public_id)})
@@ -157,9 +191,16 @@ def run_analysis(call: Call) -> dict[str, Any]:
 
 
 def request_analysis(call: Call, actor: Actor | None = None) -> None:
-    """Queue (or re-queue) the analysis once the current transaction commits."""
+    """Queue (or re-queue) the analysis once the current transaction commits; an analysis
+    that cannot run (``skip_reason``) is stored as skipped at once instead, and nothing is queued."""
     from calls.tasks import analyze_call
 
+    reason = skip_reason(call)
+    if reason is not None:
+        _store_skip(call, reason)
+        if actor is not None:
+            record_audit(call.org, actor, "call.analysis_skipped", call, {"reason": reason})
+        return
     Call.objects.filter(pk=call.pk).update(analysis_status=AnalysisStatus.PENDING, analysis_error="")
     call.analysis_status = AnalysisStatus.PENDING
     if actor is not None:

@@ -89,12 +89,14 @@ class AnsweredBy(models.TextChoices):
 
 
 class AnalysisStatus(models.TextChoices):
-    """Post-call analysis (summary and extracted fields) of this call: not requested, pending, done or failed."""
+    """Post-call analysis (summary and extracted fields) of this call: not requested, pending, done, failed, or
+    skipped because it could not run (no OpenAI key, no transcript; ``analysis_error`` says which)."""
 
     NONE = "", "Not requested"
     PENDING = "pending", "Pending"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
 
 
 class Call(OrgScopedModel):

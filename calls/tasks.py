@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 @shared_task(base=OrgTask, bind=True, name="calls.analyze_call", acks_late=True)
 def analyze_call(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
     """Post-call analysis. A redelivered task simply re-runs it (the result is replaced)."""
-    from calls.analysis import AnalysisError, run_analysis
+    from calls.analysis import AnalysisError, AnalysisSkipped, run_analysis
 
     call = Call.objects.for_org(self.org).select_related("org", "agent", "agent_version").filter(
         public_id=call_public_id
@@ -24,6 +24,8 @@ def analyze_call(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
         return "missing"
     try:
         run_analysis(call)
+    except AnalysisSkipped:
+        return "skipped"
     except AnalysisError:
         # Stored on the call with its reason; retrying a bad prompt or a missing key does not help.
         return "failed"

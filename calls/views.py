@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -24,7 +25,7 @@ from calls import selectors
 from calls.agent_link import agent_settings
 from calls.analysis import request_analysis
 from calls.carriers import CARRIER_CHOICES
-from calls.models import Call, Direction, Recording, Status
+from calls.models import AnalysisStatus, Call, Direction, Recording, Status
 from calls.services.control import hangup_call, transfer_call
 from calls.services.errors import CallError
 from calls.services.numbers import (
@@ -32,6 +33,7 @@ from calls.services.numbers import (
     delete_phone_number,
     import_carrier_numbers,
     update_phone_number,
+    webhook_settings,
 )
 from calls.services.placement import start_web_call
 from calls.services.timeline import live_updates
@@ -109,7 +111,10 @@ class CallDetailView(OrgViewMixin, TemplateView):
                 if not call.turns.exists():
                     raise CallError("the call has no transcript to analyse")
                 request_analysis(call, self.actor)
-                messages.success(request, "Analysis queued.")
+                if call.analysis_status == AnalysisStatus.SKIPPED:
+                    messages.warning(request, f"Analysis skipped: {call.analysis_error}.")
+                else:
+                    messages.success(request, "Analysis queued.")
             else:
                 messages.error(request, f"Unknown action {action!r}.")
         except CallError as exc:
@@ -220,7 +225,9 @@ class NumberListView(OrgViewMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return {
             **super().get_context_data(**kwargs),
-            "numbers": selectors.numbers_for(self.org),
+            "numbers": [(n, [] if n.webhooks_configured_at else webhook_settings(n))
+                        for n in selectors.numbers_for(self.org)],
+            "public_base_is_https": settings.PUBLIC_BASE_URL.startswith("https://"),
             "form": kwargs.get("form") or NumberForm(org=self.org),
             "import_form": kwargs.get("import_form") or ImportForm(),
             "agents": _agents(self.org),

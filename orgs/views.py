@@ -14,6 +14,7 @@ from django.views import View
 from django.views.decorators.http import require_POST
 
 from orgs import services
+from orgs.credential_checks import TESTABLE, check_credential
 from orgs.forms import ApiKeyForm, CreateOrganizationForm, CredentialForm, InviteForm, OrganizationForm, RoleForm
 from orgs.middleware import SESSION_KEY
 from orgs.models import PROVIDER_FIELDS, ApiKey, AuditLog, Invitation, Membership, Provider, ProviderCredential, Role
@@ -205,7 +206,8 @@ class CredentialsView(OrgViewMixin, View):
             form = bound if bound is not None and bound.provider == provider else CredentialForm(
                 provider.value, hints=credential.hints if credential else None,
                 config=credential.config if credential else None, prefix=provider.value)
-            rows.append({"provider": provider, "credential": credential, "form": form})
+            rows.append({"provider": provider, "credential": credential, "form": form,
+                         "testable": provider in TESTABLE})
         return rows
 
     def get(self, request: HttpRequest) -> HttpResponse:
@@ -218,6 +220,11 @@ class CredentialsView(OrgViewMixin, View):
         if provider not in PROVIDER_FIELDS:
             raise Http404
         credential = self.scoped(ProviderCredential).filter(provider=provider).first()
+        if request.POST.get("action") == "test":
+            if credential is None:
+                raise Http404
+            result = check_credential(credential, self.actor)
+            return render(request, "orgs/credentials.html", {"rows": self._forms(), "tested": result})
         if request.POST.get("action") == "delete":
             if credential is not None:
                 services.delete_provider_credential(credential, self.actor)

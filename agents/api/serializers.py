@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES
 from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent, AgentVersion, validate_config
-from agents.runtime import readiness_problems
+from agents.runtime import readiness_problems, readiness_warnings
 from voiceplatform.api import PublicIdField
 
 
@@ -42,11 +42,12 @@ class AgentSerializer(serializers.ModelSerializer):
     has_unpublished_changes = serializers.BooleanField(read_only=True)
     ready = serializers.SerializerMethodField()
     problems = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = Agent
         fields = ["id", *CONFIG_FIELDS, "published_version", "has_unpublished_changes", "ready", "problems",
-                  "created_at", "updated_at"]
+                  "warnings", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
     def get_ready(self, obj: Agent) -> bool:
@@ -56,6 +57,12 @@ class AgentSerializer(serializers.ModelSerializer):
     def get_problems(self, obj: Agent) -> list[dict[str, str]]:
         return [{"code": p.code, "message": p.message}
                 for p in readiness_problems(obj, self.context.get("configured_providers"))]
+
+    @extend_schema_field(ProblemSerializer(many=True))
+    def get_warnings(self, obj: Agent) -> list[dict[str, str]]:
+        """What works only partly (calls still run), e.g. ``analysis_needs_key``."""
+        return [{"code": p.code, "message": p.message}
+                for p in readiness_warnings(obj, self.context.get("configured_providers"))]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for field in ("transfer_destinations", "sms_recipients"):

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -28,11 +28,30 @@ from batches.api.serializers import (
 )
 from batches.importing import ColumnMapping, ImportedRow, UploadError, preview_upload
 from batches.models import Batch, BatchEntry, DoNotCallNumber, EntryState, ScheduledCall
+from batches.readiness import batch_readiness, schedule_readiness
 from batches.report import iter_csv
 from batches.results import result_rows
 from batches.schedule_rules import ScheduleError
 from voiceplatform.api import OrgScopedViewSet
 from voiceplatform.drf import CursorPagination
+
+
+class NotReadyApiError(exceptions.APIException):
+    """409 ``not_ready``: the batch's calls would fail (``batches.readiness``); GET ``…/readiness/`` lists why."""
+
+    status_code = 409
+
+    def __init__(self, error: services.BatchNotReady) -> None:
+        super().__init__(detail=error.message, code="not_ready")
+
+
+class ReadinessSerializer(serializers.Serializer):
+    """What ``batches.readiness`` found: blocking problems, warnings, and when calls can start."""
+
+    ready = serializers.BooleanField()
+    starts_at = serializers.DateTimeField(allow_null=True)
+    problems = serializers.ListField(child=serializers.DictField())
+    warnings = serializers.ListField(child=serializers.DictField())
 
 
 class UploadApiError(exceptions.APIException):
@@ -140,11 +159,20 @@ class BatchViewSet(OrgScopedViewSet):
         batch = self.get_object()
         try:
             batch = verb(batch, self.actor)
+        except services.BatchNotReady as exc:
+            raise NotReadyApiError(exc) from exc
         except services.BatchError as exc:
             raise exceptions.ValidationError({"non_field_errors": [exc.message]}) from exc
         return Response(BatchSerializer(batch, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=None, responses={200: BatchSerializer})
+    @extend_schema(responses={200: ReadinessSerializer})
+    @action(detail=True, methods=["get"])
+    def readiness(self, request: Request, public_id: str) -> Response:
+        """Would launching (or resuming) work now? The checks launch runs: blocking ``problems``
+        (launch answers 409 ``not_ready``), ``warnings``, and ``starts_at`` when the calling window is closed."""
+        return Response(batch_readiness(self.get_object()).as_dict())
+
+    @extend_schema(request=None, responses={200: BatchSerializer, 409: dict})
     @action(detail=True, methods=["post"])
     def launch(self, request: Request, public_id: str) -> Response:
         return self._transition(services.launch_batch)
@@ -154,7 +182,7 @@ class BatchViewSet(OrgScopedViewSet):
     def pause(self, request: Request, public_id: str) -> Response:
         return self._transition(services.pause_batch)
 
-    @extend_schema(request=None, responses={200: BatchSerializer})
+    @extend_schema(request=None, responses={200: BatchSerializer, 409: dict})
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, public_id: str) -> Response:
         return self._transition(services.resume_batch)
@@ -339,3 +367,10 @@ class ScheduledCallViewSet(OrgScopedViewSet):
         sc = self.get_object()
         runs = sc.runs.select_related("call")[:200]
         return Response(ScheduledCallRunSerializer(runs, many=True).data)
+
+    @extend_schema(responses={200: ReadinessSerializer})
+    @action(detail=True, methods=["get"])
+    def readiness(self, request: Request, public_id: str) -> Response:
+        """Will the next run place its call? Blocking ``problems`` (no carrier credential, agent not
+        published, number gone, callee on the do-not-call list) and ``warnings`` (disabled)."""
+        return Response(schedule_readiness(self.get_object()).as_dict())

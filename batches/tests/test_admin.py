@@ -15,7 +15,7 @@ from orgs.models import AuditLog
 pytestmark = pytest.mark.django_db
 
 
-def test_batch_actions_and_settings(login: Any, owner_a: Any, org_a: Any) -> None:
+def test_batch_actions_and_settings(login: Any, owner_a: Any, org_a: Any, twilio_org: Any) -> None:
     batch = make_batch(org_a)
     client = login(owner_a)
     response = client.post("/admin/batches/batch/", {"action": "launch_batches", "_selected_action": [batch.pk]})

@@ -101,7 +101,7 @@ def test_preview_shows_first_rows_and_problems(api: Any, viewer_a: Any, owner_a:
     assert api(viewer_a).post("/api/v1/batches/preview/", {"file": upload(text)}, format="multipart").status_code == 403
 
 
-def test_lifecycle_and_roles(api: Any, owner_a: Any, viewer_a: Any, org_a: Any) -> None:
+def test_lifecycle_and_roles(api: Any, owner_a: Any, viewer_a: Any, org_a: Any, twilio_org: Any) -> None:
     batch = make_batch(org_a)
     url = f"/api/v1/batches/{batch.public_id}/"
     assert api(viewer_a).post(url + "launch/").status_code == 403

@@ -58,7 +58,8 @@ def test_create_errors_are_shown_on_the_form(login: Any, editor_a: Any, parts: d
     assert not Batch.objects.exists()
 
 
-def test_progress_polls_while_running_and_actions(login: Any, owner_a: Any, viewer_a: Any, org_a: Any) -> None:
+def test_progress_polls_while_running_and_actions(login: Any, owner_a: Any, viewer_a: Any, org_a: Any,
+                                                  twilio_org: Any) -> None:
     batch = make_batch(org_a)
     client = login(owner_a)
     partial = client.get(f"/batches/{batch.public_id}/progress/").content.decode()

@@ -179,19 +179,34 @@ class CallDetailSerializer(CallSerializer):
         return request.build_absolute_uri(path) if request is not None else path
 
 
+class WebhookSettingSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    url = serializers.CharField()
+    method = serializers.CharField()
+
+
 class PhoneNumberSerializer(serializers.ModelSerializer):
     id = PublicIdField()
     carrier = serializers.ChoiceField(choices=CARRIER_CHOICES)
     inbound_agent = serializers.SerializerMethodField()
+    webhook_settings = serializers.SerializerMethodField()
 
     class Meta:
         model = PhoneNumber
         fields = ["id", "e164", "carrier", "carrier_number_id", "label", "inbound_agent",
-                  "webhooks_configured_at", "created_at"]
+                  "webhooks_configured_at", "webhook_settings", "created_at"]
         read_only_fields = ["id", "carrier_number_id", "webhooks_configured_at", "created_at"]
 
     def get_inbound_agent(self, number: PhoneNumber) -> str | None:
         return str(number.inbound_agent.public_id) if number.inbound_agent_id else None
+
+    @extend_schema_field(WebhookSettingSerializer(many=True))
+    def get_webhook_settings(self, number: PhoneNumber) -> list[dict[str, str]]:
+        """The URLs to paste into the carrier's console (always listed; needed while
+        ``webhooks_configured_at`` is null)."""
+        from calls.services.numbers import webhook_settings
+
+        return [{"field": w.field, "url": w.url, "method": w.method} for w in webhook_settings(number)]
 
 
 class PhoneNumberWriteSerializer(serializers.Serializer):

@@ -8,16 +8,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from calls.carriers import CarrierError, CarrierNumber
+from calls.carriers.base import WEBHOOK_PATHS
 from calls.models import PhoneNumber
 from calls.services.base import carrier_for, normalize_number
 from calls.services.errors import CallError, CarrierUnavailable
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
 from voiceplatform.models import delete_unless_in_use
+
+
+@dataclass(frozen=True)
+class WebhookSetting:
+    """One field of the carrier's console to fill in by hand: its name there, the URL, the method."""
+
+    field: str
+    url: str
+    method: str = "POST"
+
+
+# The carrier console's own field names, so the admin finds where each URL goes.
+_CONSOLE_FIELDS: dict[str, list[tuple[str, str]]] = {
+    "twilio": [("A call comes in (Webhook URL)", "voice"), ("Call status changes (Status callback URL)", "status")],
+    "plivo": [("Answer URL", "answer"), ("Hangup URL", "hangup")],
+}
+
+
+def webhook_settings(phone: PhoneNumber) -> list[WebhookSetting]:
+    """The exact URLs to paste into the carrier's console for ``phone`` when its webhooks were not
+    pointed here automatically (``webhooks_configured_at`` is set only by an import that configured
+    them); built from ``PUBLIC_BASE_URL`` and the paths the carrier adapters use themselves."""
+    base = settings.PUBLIC_BASE_URL.rstrip("/")
+    return [WebhookSetting(label, base + WEBHOOK_PATHS[phone.carrier][kind])
+            for label, kind in _CONSOLE_FIELDS.get(phone.carrier, [])]
 
 
 def held_carrier_number(org: Organization, carrier_name: str, e164: str) -> CarrierNumber:

@@ -1,4 +1,4 @@
-"""A fake OpenAI Chat Completions API on 127.0.0.1 (``POST /v1/chat/completions``).
+"""A fake OpenAI Chat Completions API on 127.0.0.1 (``POST /v1/chat/completions``, ``GET /v1/models``).
 
 Point the real ``openai`` SDK at it with ``OpenAI(api_key=fake.api_key,
 base_url=fake.base_url + "/v1")`` — or store ``{"base_url": fake.base_url + "/v1"}``
@@ -23,6 +23,7 @@ class FakeOpenAIChat(FakeHttpServer):
         self.api_key = api_key or "sk-test-" + secrets.token_hex(12)
         self._replies: list[Reply | str] = []
         self.route("POST", r"/v1/chat/completions", self._complete)
+        self.route("GET", r"/v1/models", self._models)
 
     @property
     def credentials(self) -> dict[str, str]:
@@ -44,6 +45,12 @@ class FakeOpenAIChat(FakeHttpServer):
     def unauthorized(self) -> Reply:
         return Reply(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
                                      "param": None, "code": "invalid_api_key"}})
+
+    def _models(self, req: RecordedRequest, m: Any) -> Reply:
+        """The model list, as ``GET /v1/models`` returns it."""
+        return Reply(200, {"object": "list", "data": [
+            {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "openai"}
+            for name in ("gpt-4.1-mini", "gpt-realtime")]})
 
     def _complete(self, req: RecordedRequest, m: Any) -> Reply:
         body = req.json if isinstance(req.json, dict) else {}

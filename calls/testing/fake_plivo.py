@@ -45,6 +45,7 @@ class FakePlivo(FakeHttpServer):
         self.messages: dict[str, dict[str, Any]] = {}
         self.numbers: dict[str, dict[str, Any]] = {}
         self.applications: dict[str, dict[str, Any]] = {}
+        self.route("GET", ACCOUNT_PREFIX + r"/", self._get_account)
         self.route("POST", ACCOUNT_PREFIX + r"/Call/", self._create_call)
         self.route("POST", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/", self._update_call)
         self.route("GET", ACCOUNT_PREFIX + r"/Call/(?P<uuid>[\w-]+)/", self._get_call)
@@ -141,6 +142,16 @@ class FakePlivo(FakeHttpServer):
         if m.group("account") != self.auth_id:
             return Reply(401, {"api_id": _api_id(), "error": "auth id in path does not match credentials"})
         return None
+
+    def _get_account(self, req: RecordedRequest, m: Any) -> Reply:
+        """GET /v1/Account/{auth_id}/: the account details, as Plivo returns them."""
+        if (bad := self._bad_account(m)) is not None:
+            return bad
+        return Reply(200, {
+            "account_type": "standard", "address": "", "api_id": _api_id(), "auth_id": self.auth_id,
+            "auto_recharge": False, "billing_mode": "prepaid", "cash_credits": "12.34560", "city": "",
+            "name": "Fake account", "resource_uri": f"/v1/Account/{self.auth_id}/", "state": "", "timezone": "UTC",
+        })
 
     def _create_call(self, req: RecordedRequest, m: Any) -> Reply:
         if (bad := self._bad_account(m)) is not None:

@@ -42,6 +42,7 @@ class FakeTwilio(FakeHttpServer):
         self.calls: dict[str, dict[str, Any]] = {}
         self.messages: dict[str, dict[str, Any]] = {}
         self.numbers: dict[str, dict[str, Any]] = {}
+        self.route("GET", ACCOUNT_PREFIX + r"\.json", self._fetch_account)
         self.route("POST", ACCOUNT_PREFIX + r"/Calls\.json", self._create_call)
         self.route("GET", ACCOUNT_PREFIX + r"/Calls/(?P<sid>CA\w+)\.json", self._fetch_call)
         self.route("POST", ACCOUNT_PREFIX + r"/Calls/(?P<sid>CA\w+)\.json", self._update_call)
@@ -136,6 +137,18 @@ class FakeTwilio(FakeHttpServer):
         if m.group("account") != self.account_sid:
             return Reply(403, twilio_error(403, 20003, "Account SID does not match credentials"))
         return None
+
+    def _fetch_account(self, req: RecordedRequest, m: Any) -> Reply:
+        """GET /2010-04-01/Accounts/{sid}.json: the account resource, as Twilio returns it."""
+        refused = self._account_ok(m)
+        if refused is not None:
+            return refused
+        return Reply(200, {
+            "sid": self.account_sid, "owner_account_sid": self.account_sid, "friendly_name": "Fake account",
+            "status": "active", "type": "Full", "auth_token": self.auth_token,
+            "date_created": "Sun, 22 Nov 2026 04:00:00 +0000", "date_updated": "Sun, 22 Nov 2026 04:00:00 +0000",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}.json", "subresource_uris": {},
+        })
 
     def _call_json(self, call: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -82,8 +82,11 @@ class FakeGeminiEmbeddings(_FakeEmbeddingAPI):
     Gemini Developer API serves them; the key arrives in `x-goog-api-key`."""
 
     native_dimensions = 3072
+    MODELS = ("gemini-embedding-001", "gemini-2.5-flash")
 
     def handle(self, request: RecordedRequest) -> Response:
+        if request.method == "GET" and re.fullmatch(r"/v1(?:beta)?/models", request.path.split("?")[0]):
+            return self._list_models(request)
         match = re.fullmatch(r"/v1(?:beta)?/models/([^:/]+):(batchEmbedContents|embedContent)",
                              request.path.split("?")[0])
         if request.method != "POST" or not match:
@@ -108,3 +111,20 @@ class FakeGeminiEmbeddings(_FakeEmbeddingAPI):
                        or self.native_dimensions)
             embeddings.append({"values": hashed_vector(text, dims)})
         return json_response(200, {"embedding": embeddings[0]} if single else {"embeddings": embeddings})
+
+    def _list_models(self, request: RecordedRequest) -> Response:
+        """GET /v1beta/models (models.list), with the same key check and queued failures."""
+        if self.api_key and request.headers.get("x-goog-api-key") != self.api_key:
+            return json_response(400, {"error": {"code": 400, "message": "API key not valid. "
+                                                 "Please pass a valid API key.",
+                                                 "status": "INVALID_ARGUMENT"}})
+        failure = self._pop_failure()
+        if failure:
+            status_name = {403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}.get(
+                failure[0], "INTERNAL")
+            return json_response(failure[0], {"error": {"code": failure[0], "message": failure[1],
+                                                        "status": status_name}})
+        return json_response(200, {"models": [
+            {"name": f"models/{name}", "displayName": name, "version": "001",
+             "supportedGenerationMethods": ["embedContent"] if "embedding" in name else ["generateContent"]}
+            for name in self.MODELS]})

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +21,7 @@ from orgs.api.serializers import (
     OrganizationSerializer,
     ProviderCredentialSerializer,
 )
+from orgs.credential_checks import KINDS, TESTABLE, check_credential
 from orgs.models import ApiKey, AuditLog, Invitation, Membership, Provider, ProviderCredential, Role
 from voiceplatform.api import OrgContextMixin, OrgScopedViewSet
 
@@ -116,6 +117,15 @@ class ApiKeyViewSet(OrgScopedViewSet):
         return Response(ApiKeySerializer(key).data)
 
 
+class CredentialTestSerializer(serializers.Serializer):
+    """How the vendor answered a credential test (``orgs.credential_checks``)."""
+
+    provider = serializers.CharField()
+    ok = serializers.BooleanField()
+    kind = serializers.ChoiceField(choices=KINDS)
+    message = serializers.CharField()
+
+
 @extend_schema_view(
     retrieve=extend_schema(parameters=[OpenApiParameter("provider", str, OpenApiParameter.PATH,
                                                         enum=[p.value for p in Provider])]),
@@ -157,6 +167,16 @@ class ProviderCredentialViewSet(OrgContextMixin, viewsets.ViewSet):
         credential = services.set_provider_credential(request.org, self.actor, data["provider"],
                                                       data.get("secrets", {}), data.get("config"))
         return Response(self._represent(credential), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: CredentialTestSerializer},
+                   parameters=[OpenApiParameter("provider", str, OpenApiParameter.PATH,
+                                                enum=[p.value for p in TESTABLE])])
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, provider: str) -> Response:
+        """One cheap read-only call to the vendor with the stored credential. Always 200 when the
+        credential exists: ``ok`` and ``kind`` (ok, bad_key, no_permission, unreachable,
+        rate_limited, other) say how the vendor answered, ``message`` in words."""
+        return Response(check_credential(self._get(provider), self.actor).as_dict())
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, provider: str) -> Response:
