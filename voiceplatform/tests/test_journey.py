@@ -35,6 +35,7 @@ import pytest
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.processes import WORKER_ARGV, Processes, free_port
 from voiceplatform.browsing import document_overflow, open_page
+from voiceplatform.templatetags.present import e164_text
 from voiceplatform.testing import subprocess_env
 
 pytestmark = [pytest.mark.slow]
@@ -251,9 +252,9 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     expect(page.get_by_text("Echo (v1)")).to_be_visible()
     # The echo agent needs no LLM: nothing on its call page may say "Failed" (issue 13, point 3).
     expect(page.get_by_text(re.compile(r"^\s*failed\s*$", re.I))).to_have_count(0)
-    # NEEDS: point 7 (one formatting layer: no raw reasons or Decimal exponents)
-    # expect(page.get_by_text("caller_hangup")).to_have_count(0)
-    # expect(page.get_by_text("0E-8")).to_have_count(0)
+    # One formatting layer: no raw reasons or Decimal exponents.
+    expect(page.get_by_text("caller_hangup")).to_have_count(0)
+    expect(page.get_by_text("0E-8")).to_have_count(0)
     shot("call")
 
     # --- the Twilio credential (the UI's base URL field points it at the fake) and a number ---
@@ -264,9 +265,10 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     field(twilio, "Base URL (optional)").fill(twilio_account.base_url)
     twilio.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Saved the Twilio credential.")).to_be_visible()
-    # NEEDS: point 2 (a "Test" button on credentials: one cheap authenticated vendor call)
-    # twilio.get_by_role("button", name="Test").click()
-    # expect(twilio.get_by_text(re.compile("works|authenticated", re.I))).to_be_visible()
+    # "Test" makes one cheap authenticated call to the (fake) vendor and shows the result.
+    twilio = page.locator(".panel").filter(has=page.get_by_role("heading", name=re.compile("^Twilio")))
+    twilio.get_by_role("button", name="Test").click()
+    expect(page.get_by_role("status").filter(has_text="Works.")).to_be_visible()
     shot("credentials")
 
     page.get_by_role("link", name="Phone numbers").click()
@@ -275,9 +277,10 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     field(page, "Inbound agent").select_option(label="Echo")
     page.get_by_role("button", name="Add number").click()
     expect(page.get_by_text("Number added.")).to_be_visible()
-    expect(page.get_by_role("cell", name=OWN_NUMBER)).to_be_visible()
-    # NEEDS: point 2 (numbers show the exact voice/status webhook URLs, with copy buttons)
-    # expect(page.get_by_role("button", name=re.compile("copy", re.I)).first).to_be_visible()
+    expect(page.get_by_role("cell", name=e164_text(OWN_NUMBER))).to_be_visible()
+    # The number's webhooks are either pointed here already or shown with copy buttons.
+    number_row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=e164_text(OWN_NUMBER)))
+    expect(number_row.get_by_text(re.compile("pointed here|not configured"))).to_be_visible()
     shot("numbers")
 
     # The account's auth token is rotated at Twilio: the stored credential no longer
@@ -303,29 +306,28 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     page.get_by_role("button", name="Launch").click()
     # Point 2's readiness check at launch lets this campaign through (credential, number,
     # published agent, no calling window): the rotated token shows only when dialling.
-    # NEEDS: point 2, if launch also tests the credential with the vendor: then expect the
-    # refusal with its reason here instead of the failed rows below.
     progress = page.locator("#progress")
     expect(progress.get_by_text(f"{len(CALLEES)} of {len(CALLEES)} dialable rows finished")).to_be_visible(
         timeout=SLOW_MS)
     shot("campaign-finished")
 
-    # NEEDS: point 2 (a finished campaign with failures says so; failed rows have their own colour)
-    # expect(progress.get_by_text(f"Completed · {len(CALLEES)} failed")).to_be_visible()
-    # expect(progress.locator(".badge.ok")).to_have_count(0)
-    expect(progress.get_by_role("cell", name=f"{len(CALLEES)} failed")).to_be_visible()
+    # A finished campaign with failures says so, never in green, and the bar shows them.
+    expect(progress.get_by_text(f"Completed · {len(CALLEES)} failed")).to_be_visible()
+    expect(progress.locator(".badge.ok")).to_have_count(0)
+    expect(progress.locator(".seg-failed")).to_have_count(1)
 
     # The rows table is rendered with the page (only the progress refreshes): the user reloads.
     page.reload()
     failed = page.get_by_role("row").filter(has=page.get_by_role("cell", name="Failed", exact=True))
     expect(failed).to_have_count(len(CALLEES))
     for number in CALLEES:
-        row = failed.filter(has_text=number)
+        row = failed.filter(has_text=e164_text(number))
         expect(row).to_have_count(1)
         # Why: the carrier refused the stored credential (Twilio's "Authenticate").
         expect(row.get_by_text(re.compile("authenticate", re.I))).to_be_visible()
-    # NEEDS: point 7 (reasons in words: no "carrier:" prefix, no raw state names like in_call)
-    # expect(page.get_by_text("carrier:")).to_have_count(0)
+    # Reasons in words: no "carrier:" prefix, no raw state names.
+    expect(page.get_by_text("carrier:")).to_have_count(0)
+    expect(page.get_by_text("in_call", exact=True)).to_have_count(0)
     shot("campaign-failures")
 
     page.get_by_role("link", name="Batch campaigns").click()
