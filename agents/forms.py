@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES, END_CALL
@@ -166,6 +167,12 @@ FIELD_TEXT: dict[str, tuple[str, str]] = {
                                                     "object. Empty: none."),
 }
 
+#: Pickers of the org's own objects → (URL name, text) of the page that creates one, shown when there is none.
+CREATE_LINKS: dict[str, tuple[str, str]] = {
+    "knowledge_base_ids": ("knowledge:list", "Create a knowledge base"),
+    "mcp_server_ids": ("integrations:servers", "Add an MCP server"),
+}
+
 #: What a new agent's form starts with, on top of the model's defaults.
 NEW_AGENT_INITIAL: dict[str, Any] = {
     "system_prompt": "You are a friendly, concise phone assistant. Answer in one or two short sentences and "
@@ -246,8 +253,16 @@ class JSONObjectField(forms.JSONField):
             return True
 
 
+class ProviderField(forms.ChoiceField):
+    """Offers only its ``choices`` but accepts any known provider, so that a retired one
+    is refused by ``clean_provider`` with the reason instead of "not a valid choice"."""
+
+    def valid_value(self, value: Any) -> bool:
+        return str(value) in PROVIDERS
+
+
 class AgentForm(forms.ModelForm):
-    provider = forms.ChoiceField(widget=forms.Select(attrs={"data-provider-select": ""}))
+    provider = ProviderField(widget=forms.Select(attrs={"data-provider-select": ""}))
     model = forms.ChoiceField(required=False, widget=PickerSelect(attrs={"data-picker": "model"}))
     voice = forms.ChoiceField(required=False, widget=PickerSelect(attrs={"data-picker": "voice"}))
     language = forms.CharField(max_length=16, widget=forms.TextInput(attrs={"placeholder": "en-US",
@@ -344,8 +359,10 @@ class AgentForm(forms.ModelForm):
             for name in section.fields:
                 using = providers_using(name) if name in PROVIDER_DEPENDENT_SETTINGS else []
                 users.update(using)
+                link = CREATE_LINKS.get(name)
                 rows.append({"field": self[name], "providers": " ".join(using),
-                             "warnings": [w for w in warnings if w.fields[0] == name]})
+                             "warnings": [w for w in warnings if w.fields[0] == name],
+                             "create_url": reverse(link[0]) if link else "", "create_text": link[1] if link else ""})
             dependent = all(name in PROVIDER_DEPENDENT_SETTINGS for name in section.fields)
             out.append({"section": section, "rows": rows,
                         "providers": " ".join(p for p in PROVIDERS if p in users) if dependent else "",
