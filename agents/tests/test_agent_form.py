@@ -199,6 +199,12 @@ def test_a_hume_agent_is_shown_retired_and_cannot_be_published_copied_or_called(
     assert switched.status_code == 302
     assert rest.post(reverse("api:agent-publish", kwargs={"public_id": agent.public_id}), {},
                      format="json").status_code == 201
+    # Restoring the Hume version would switch it back to a retired provider: refused.
+    restored = rest.post(reverse("api:agent-restore", kwargs={"public_id": agent.public_id}), {"version": 1},
+                         format="json")
+    assert restored.status_code == 400 and restored.json()["error"]["code"] == "provider_retired"
+    agent.refresh_from_db()
+    assert agent.provider == "echo" and agent.published_version.number == 2
 
 
 def test_a_fresh_draft_shows_a_neutral_checklist_not_an_error(org_a: Any, editor_a: Any, login: Any) -> None:
@@ -333,3 +339,27 @@ def test_hume_retirement_is_dated_in_utc() -> None:
         assert hume.retired()
     with time_machine.travel(datetime.datetime(2026, 11, 12, 23, 59, tzinfo=datetime.UTC), tick=False):
         assert not hume.retired()
+
+
+@pytest.mark.parametrize(("settings", "codes"), [
+    ({"builtin_tools": ["transfer_call"]}, ["transfer_without_destination"]),
+    ({"transfer_destinations": [{"label": "Sales", "number": "+14155550100"}]}, ["destinations_without_transfer"]),
+    ({"builtin_tools": ["search_knowledge"]}, ["search_without_knowledge"]),
+    ({"knowledge_base_ids": ["kb"]}, ["knowledge_without_search"]),
+    ({"sms_recipients": [{"label": "Boss", "number": "+14155550100"}]}, ["recipients_without_sms"]),
+    ({"speaks_first": "caller", "first_message": "Hi"}, ["first_message_unused"]),
+    ({"speaks_first": "caller", "first_message": "  "}, []),
+    ({"silence_timeout_s": 600, "max_call_duration_s": 300}, ["silence_after_limit"]),
+    ({"provider": "echo", "system_prompt": "Be nice", "builtin_tools": ["end_call"]}, ["provider_ignores_settings"]),
+    ({"provider": "echo"}, []),
+    ({"builtin_tools": ["transfer_call", "search_knowledge", "send_sms"], "knowledge_base_ids": ["kb"],
+      "transfer_destinations": [{"label": "Sales", "number": "+14155550100"}],
+      "sms_recipients": [{"label": "Boss", "number": "+14155550100"}]}, []),
+])
+def test_setting_warnings(settings: dict[str, Any], codes: list[str]) -> None:
+    from agents.agent_settings import AgentSettings
+    from agents.setting_checks import setting_warnings
+
+    found = setting_warnings(AgentSettings.parse(settings))
+    assert [w.code for w in found] == codes
+    assert all(w.message and w.fields for w in found)
