@@ -38,8 +38,10 @@ class AgentListView(AgentMixin, View):
         rows = []
         for agent in agents:
             info = PROVIDERS.get(agent.provider)
-            rows.append({"agent": agent, "problems": problems[agent.pk], "provider": info,
-                         "retired": info is not None and info.retired()})
+            retired = info is not None and info.retired()
+            # A retired provider is the whole story: its key or publishing no longer matter.
+            shown = [p for p in problems[agent.pk] if p.code == "provider_retired"] if retired else problems[agent.pk]
+            rows.append({"agent": agent, "problems": shown, "provider": info, "retired": retired})
         return render(request, "agents/list.html", {"rows": rows, "can_edit": self._can_write(),
                                                     "providers": PROVIDERS.values()})
 
