@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion
-from agents.runtime import readiness_problems
+from agents.runtime import Problem, readiness_problems
 from orgs.credentials import configured_providers
 from orgs.models import Organization
 
@@ -23,7 +23,7 @@ def versions_of(agent: Agent) -> QuerySet[AgentVersion]:
     return AgentVersion.objects.for_org(agent.org).filter(agent=agent).order_by("-number")
 
 
-def readiness_by_agent(org: Organization, agents: list[Agent]) -> dict[int, list[str]]:
+def readiness_by_agent(org: Organization, agents: list[Agent]) -> dict[int, list[Problem]]:
     """Agent pk → readiness problems, with one credentials query for the whole list."""
     have = configured_providers(org)
     return {agent.pk: readiness_problems(agent, have) for agent in agents}
