@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agents import services
-from agents.forms import DestinationsField
+from agents.forms import DestinationsField, clean_provider_choice
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion
 from orgs.services import Actor
 from voiceplatform.admin import OrgScopedAdmin, _org
@@ -29,6 +29,9 @@ class AgentAdminForm(forms.ModelForm):
     class Meta:
         model = Agent
         fields = "__all__"
+
+    def clean_provider(self) -> str:
+        return clean_provider_choice(self.cleaned_data.get("provider"), self.instance)
 
 
 @admin.register(Agent)

@@ -6,8 +6,8 @@ configuration, the call's limits, the voicemail policy, the analysis, the webhoo
 filter, pricing) reads it through :class:`AgentSettings` — ``version.settings`` —
 never with ``config.get(key, default)`` of its own, so each key has exactly one
 default: :data:`DEFAULTS`, which equals the draft's field default on
-:class:`~agents.models.Agent` (what the agent form shows; a guard test keeps them
-equal). A key missing from a version (published before the setting existed) or
+:class:`~agents.models.Agent` (what the agent form shows, besides the starter prompt,
+greeting and end-call tool it offers a new agent; a guard test keeps them equal). A key missing from a version (published before the setting existed) or
 holding ``null`` reads as that default.
 
 Pure: no Django, no I/O (``agents.models`` imports it, not the other way round).

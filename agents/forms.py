@@ -1,13 +1,32 @@
-"""The dashboard's agent form: every setting, with the providers' real models and voices."""
+"""The dashboard's agent form: every setting, grouped, labelled and provider-aware.
+
+The form is laid out in :data:`SECTIONS` (Basics, Conversation, Tools and
+knowledge, Analysis, and a collapsed Advanced); every field has a human label
+and inline help (:data:`FIELD_TEXT`). What each provider offers comes from the
+one catalogue, ``agents.providers``: the provider choice offers only providers
+that are not retired (plus the agent's own), model and voice are pickers of
+each provider's real values, and each provider-dependent field's wrapper names
+the providers that use it (``data-providers``) so ``static/js/agent-form.js``
+can hide the others' fields without a reload. Hiding is only presentation:
+hidden fields are still submitted, and the server's validation
+(``agents.models.validate_config``, ``agents.services``) decides what is valid.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
-from agents.builtin_tools import BUILTIN_TOOL_CHOICES
+from agents.builtin_tools import BUILTIN_TOOL_CHOICES, END_CALL
 from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent
+from agents.providers import PROVIDER_DEPENDENT_SETTINGS, PROVIDERS, ProviderInfo, offered_providers
+from agents.services import AgentError, check_provider_allowed
+from agents.setting_checks import SettingWarning
 from orgs.models import Organization
 
 
@@ -20,6 +39,17 @@ def _org_choices(org: Organization, app_model: str) -> list[tuple[str, str]]:
     except LookupError:
         return []
     return [(str(pid), name) for pid, name in model.objects.for_org(org).values_list("public_id", "name")]
+
+
+def clean_provider_choice(value: Any, instance: Agent) -> str:
+    """``value`` as a provider an agent form may save: a retired provider only for an
+    agent already on it (``agents.services.check_provider_allowed``), as a field error."""
+    provider = str(value or "")
+    try:
+        check_provider_allowed(provider, current=instance.provider if instance.pk else None)
+    except AgentError as exc:
+        raise forms.ValidationError(str(exc), code=exc.code) from exc
+    return provider
 
 
 class DestinationsField(forms.CharField):
@@ -58,47 +88,254 @@ class DestinationsField(forms.CharField):
             return True
 
 
+@dataclass(frozen=True)
+class Section:
+    """A group of fields on the agent form; ``collapsed`` sections start folded."""
+
+    slug: str
+    title: str
+    intro: str
+    fields: tuple[str, ...]
+    collapsed: bool = False
+
+
+#: The form's sections, in order; every setting of ``CONFIG_FIELDS`` is in exactly one.
+SECTIONS: tuple[Section, ...] = (
+    Section("basics", "Basics", "Who the agent is, which AI runs it and how it sounds.",
+            ("name", "provider", "model", "voice", "language")),
+    Section("conversation", "Conversation", "What the agent is for and what it says.",
+            ("system_prompt", "first_message", "speaks_first", "temperature", "voicemail_message")),
+    Section("tools", "Tools and knowledge", "What the agent can do and look up during a call.",
+            ("builtin_tools", "transfer_destinations", "sms_recipients", "knowledge_base_ids", "mcp_server_ids")),
+    Section("analysis", "Analysis", "What happens after each call.",
+            ("analysis_summary", "success_criteria", "analysis_schema", "webhook_events")),
+    Section("advanced", "Advanced", "Call limits, speech detection, privacy and provider options. "
+                                    "The defaults suit most agents.",
+            ("max_call_duration_s", "silence_timeout_s", "allow_barge_in", "vad_threshold", "min_speech_ms",
+             "keep_keypad_digits", "provider_options"), collapsed=True),
+)
+
+#: Field → (label, inline help). Every field of the form has both.
+FIELD_TEXT: dict[str, tuple[str, str]] = {
+    "name": ("Name", "Shown in the dashboard, call logs and reports; callers never hear it."),
+    "provider": ("AI provider", "The service that listens and speaks. The settings below change with it."),
+    "model": ("Model", "The provider's speech-to-speech model."),
+    "voice": ("Voice", "How the agent sounds."),
+    "language": ("Language", "The language callers speak, as a BCP-47 tag such as en-US or es-MX "
+                             "(it guides speech recognition)."),
+    "system_prompt": ("Instructions (system prompt)",
+                      "What the agent is for and how it behaves. Use {{variable}} for call data and "
+                      "{{variable|fallback}} for a default when a call does not provide it."),
+    "first_message": ("First message", "What the agent says when the call connects (may use {{variables}}). "
+                                       "Empty: the agent greets the caller in its own words."),
+    "speaks_first": ("Who speaks first", "Whether the agent greets the caller or waits for them to speak."),
+    "temperature": ("Temperature (creativity)", "0 to 2: lower is more predictable, higher more varied. "
+                                                "Empty: the provider's default."),
+    "voicemail_message": ("Voicemail message", "Left when an outbound call reaches an answering machine "
+                                               "(may use {{variables}}). Empty: hang up instead."),
+    "builtin_tools": ("Built-in tools", "What the agent can do during a call besides talking."),
+    "transfer_destinations": ("Transfer destinations",
+                              "One per line: name | E.164 number or sip:user@host | when to use it. "
+                              "The transfer tool can reach only these (the agent picks by name)."),
+    "sms_recipients": ("Extra SMS recipients", "One per line: name | E.164 number | when to use it. "
+                                               "Empty: the SMS tool texts only the caller."),
+    "knowledge_base_ids": ("Knowledge bases", "Documents the agent can search during a call "
+                                              "(with the “Search knowledge bases” tool)."),
+    "mcp_server_ids": ("MCP tool servers", "Your MCP servers whose tools the agent may call."),
+    "analysis_summary": ("Write a summary after each call", "A few sentences on what the call was about."),
+    "success_criteria": ("Success criteria", "How to judge whether a call reached its goal, e.g. "
+                                             "“the caller booked an appointment”. Empty: calls are not judged."),
+    "analysis_schema": ("Data to extract (JSON Schema)",
+                        'Fields to pull out of every call, as a JSON Schema object, e.g. {"type": "object", '
+                        '"properties": {"order_id": {"type": "string"}}}. Empty: nothing is extracted.'),
+    "webhook_events": ("Webhook events", "Which of this agent's call events reach your webhook endpoints. "
+                                         "None ticked: all of them."),
+    "max_call_duration_s": ("Maximum call length (seconds)",
+                            "The call is ended after this long, whatever is happening (10 s to 4 h)."),
+    "silence_timeout_s": ("Hang up after silence (seconds)",
+                          "Ends the call when nobody has spoken for this long (3 to 600 s)."),
+    "allow_barge_in": ("Callers may interrupt the agent", "Off: the agent finishes each sentence even if "
+                                                          "the caller talks over it."),
+    "vad_threshold": ("Voice activity threshold",
+                      "0 to 1: higher ignores more background noise, lower catches quieter callers."),
+    "min_speech_ms": ("Shortest interruption (milliseconds)",
+                      "Caller sounds shorter than this (a cough, “uh-huh”) do not interrupt the agent."),
+    "keep_keypad_digits": ("Keep the keys callers press", "Stores the digits callers press (PINs, card "
+                                                          "numbers) on the timeline and transcript. Off: the "
+                                                          "agent still hears them; only their count is stored."),
+    "provider_options": ("Provider options (JSON)", "Extra settings the provider's connection reads, as a JSON "
+                                                    "object. Empty: none."),
+}
+
+#: Pickers of the org's own objects → (URL name, text) of the page that creates one, shown when there is none.
+CREATE_LINKS: dict[str, tuple[str, str]] = {
+    "knowledge_base_ids": ("knowledge:list", "Create a knowledge base"),
+    "mcp_server_ids": ("integrations:servers", "Add an MCP server"),
+}
+
+#: What a new agent's form starts with, on top of the model's defaults.
+NEW_AGENT_INITIAL: dict[str, Any] = {
+    "system_prompt": "You are a friendly, concise phone assistant. Answer in one or two short sentences and "
+                     "ask one question at a time. When the caller has what they need, say goodbye and end "
+                     "the call.",
+    "first_message": "Hello! How can I help you today?",
+    "builtin_tools": [END_CALL],
+}
+
+
+def providers_using(setting: str) -> list[str]:
+    """The providers whose bridge uses ``setting`` (all of them for a provider-independent one)."""
+    return [p.name for p in PROVIDERS.values() if p.supports(setting)]
+
+
+class PickerSelect(forms.Select):
+    """A select whose options each name the provider they belong to (``data-provider``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.owners: dict[str, str] = {}
+
+    def create_option(self, name: str, value: Any, label: Any, selected: Any, index: int,
+                      subindex: int | None = None, attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        owner = self.owners.get(str(value))
+        if owner:
+            option["attrs"]["data-provider"] = owner
+        return option
+
+
+def _picker_choices(kind: str, providers: list[ProviderInfo], current_provider: str,
+                    current: str) -> tuple[list[Any], dict[str, str]]:
+    """Grouped (provider label → values) choices for the model or voice picker, and value → provider.
+
+    The agent's current value is kept even when it is no longer in its provider's
+    list (a Hume voice id, a model the vendor dropped), so saving round-trips it
+    and the validation names the problem."""
+    choices: list[Any] = []
+    owners: dict[str, str] = {}
+    for info in providers:
+        values = list(info.models if kind == "model" else info.voices) if info.supports(kind) else []
+        default = info.default_model if kind == "model" else info.default_voice
+        if current and info.name == current_provider and current not in values:
+            values.append(current)
+        options = [(v, f"{v} (default)" if v == default else v) for v in values if v not in owners]
+        if options:
+            choices.append((info.label, options))
+            owners.update({v: info.name for v, _ in options})
+    return choices, owners
+
+
+def default_label(kind: str, info: ProviderInfo | None) -> str:
+    """The label of the empty choice: what the provider uses when nothing is picked."""
+    default = (info.default_model if kind == "model" else info.default_voice) if info else ""
+    return f"Provider default ({default})" if default else "Provider default"
+
+
+class JSONObjectField(forms.JSONField):
+    """A JSON object typed in a textarea: empty (not ``null`` or ``{}``) when unset, pretty-printed otherwise."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if value in (None, {}, ""):
+            return ""
+        if isinstance(value, str):  # the user's own text, e.g. invalid JSON being shown back
+            return value
+        return super().prepare_value(value)
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return {}
+        return super().to_python(value)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return bool(self.to_python(data) != (initial or {}))
+        except forms.ValidationError:
+            return True
+
+
+class ProviderField(forms.ChoiceField):
+    """Offers only its ``choices`` but accepts any known provider, so that a retired one
+    is refused by ``clean_provider`` with the reason instead of "not a valid choice"."""
+
+    def valid_value(self, value: Any) -> bool:
+        return str(value) in PROVIDERS
+
+
 class AgentForm(forms.ModelForm):
-    # Free text with suggestions (a <datalist> per provider in the template): Hume
-    # voices are ids, not names; validation checks the value against the provider.
-    model = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "agent-models"}),
-                            help_text="Empty uses the provider's current default.")
-    voice = forms.CharField(required=False, widget=forms.TextInput(attrs={"list": "agent-voices"}),
-                            help_text="Empty uses the provider's default voice.")
+    provider = ProviderField(widget=forms.Select(attrs={"data-provider-select": ""}))
+    model = forms.ChoiceField(required=False, widget=PickerSelect(attrs={"data-picker": "model"}))
+    voice = forms.ChoiceField(required=False, widget=PickerSelect(attrs={"data-picker": "voice"}))
+    language = forms.CharField(max_length=16, widget=forms.TextInput(attrs={"placeholder": "en-US",
+                                                                            "autocomplete": "off"}))
+    temperature = forms.FloatField(required=False, widget=forms.NumberInput(
+        attrs={"min": "0", "max": "2", "step": "0.1", "data-clear-when-hidden": ""}))
+    max_call_duration_s = forms.IntegerField(widget=forms.NumberInput(attrs={"min": "10", "max": "14400",
+                                                                             "step": "1"}))
+    silence_timeout_s = forms.IntegerField(widget=forms.NumberInput(attrs={"min": "3", "max": "600", "step": "1"}))
+    vad_threshold = forms.FloatField(widget=forms.NumberInput(attrs={"min": "0", "max": "1", "step": "0.05"}))
+    min_speech_ms = forms.IntegerField(min_value=0, widget=forms.NumberInput(attrs={"min": "0", "step": "10"}))
     builtin_tools = forms.MultipleChoiceField(choices=BUILTIN_TOOL_CHOICES, required=False,
                                               widget=forms.CheckboxSelectMultiple)
     webhook_events = forms.MultipleChoiceField(choices=WEBHOOK_EVENT_CHOICES, required=False,
                                                widget=forms.CheckboxSelectMultiple)
-    transfer_destinations = DestinationsField(
-        required=False, label="Transfer destinations",
-        help_text="One per line: name | E.164 number or sip:user@host | description for the agent. "
-                  "The transfer tool can reach only these (the agent picks by name).")
+    transfer_destinations = DestinationsField(required=False)
     sms_recipients = DestinationsField(
-        required=False, label="Extra SMS recipients",
-        help_text="One per line: name | E.164 number | description. Empty: the SMS tool texts only the caller.")
-    knowledge_base_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
-                                                   label="Knowledge bases")
-    mcp_server_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
-                                               label="MCP tool servers")
-    analysis_schema = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 5}),
-                                      help_text=Agent._meta.get_field("analysis_schema").help_text)
-    provider_options = forms.JSONField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                                       help_text=Agent._meta.get_field("provider_options").help_text)
+        required=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Manager | +14155550123 | Urgent "
+                                                                                "complaints"}))
+    knowledge_base_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    mcp_server_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+    analysis_schema = JSONObjectField(required=False, widget=forms.Textarea(
+        attrs={"rows": 5, "spellcheck": "false", "placeholder": '{"type": "object", "properties": {}}'}))
+    provider_options = JSONObjectField(required=False, widget=forms.Textarea(
+        attrs={"rows": 3, "spellcheck": "false", "placeholder": "{}"}))
 
     class Meta:
         model = Agent
         fields = list(CONFIG_FIELDS)
         widgets = {
-            "system_prompt": forms.Textarea(attrs={"rows": 10}),
+            "name": forms.TextInput(attrs={"placeholder": "e.g. Front desk", "autocomplete": "off"}),
+            "system_prompt": forms.Textarea(attrs={"rows": 8}),
             "first_message": forms.Textarea(attrs={"rows": 2}),
             "voicemail_message": forms.Textarea(attrs={"rows": 2}),
             "success_criteria": forms.Textarea(attrs={"rows": 2}),
         }
 
     def __init__(self, *args: Any, org: Organization, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        # Before any bound field is made (a bound field keeps the label it was made with).
+        for name, (label, help_text) in FIELD_TEXT.items():
+            self.fields[name].label = label
+            self.fields[name].help_text = help_text
+        adding = self.instance.pk is None
+        if adding and not self.is_bound:
+            # The model's defaults (a ModelForm made without an instance has none for the
+            # fields declared here), then the starter values.
+            for name in CONFIG_FIELDS:
+                self.initial.setdefault(name, NEW_AGENT_INITIAL.get(name, getattr(self.instance, name)))
+        # An existing agent keeps its own provider on offer (even retired, so its form
+        # still shows it and it can be switched away); nothing else offers a retired one.
+        current_provider = "" if adding else self.instance.provider
+        offered = offered_providers(current_provider or None)
+        self.fields["provider"].choices = [
+            (p.name, f"{p.label} (retired)" if p.retired() else p.label) for p in offered]
+        shown_provider = str((self.data.get("provider") if self.is_bound else self.initial.get("provider")) or "")
+        for kind in ("model", "voice"):
+            current = str(getattr(self.instance, kind) or "")
+            choices, owners = _picker_choices(kind, offered, current_provider, current)
+            field = self.fields[kind]
+            assert isinstance(field, forms.ChoiceField) and isinstance(field.widget, PickerSelect)
+            field.choices = [("", default_label(kind, PROVIDERS.get(shown_provider))), *choices]
+            field.widget.owners = owners
         self.fields["knowledge_base_ids"].choices = _org_choices(org, "knowledge.KnowledgeBase")
         self.fields["mcp_server_ids"].choices = _org_choices(org, "integrations.McpServer")
+        self.fields["provider_options"].help_text = format_html(
+            "{} {}", FIELD_TEXT["provider_options"][1], format_html_join(
+                " ", '<span data-providers="{}">{} reads: {}.</span>',
+                ((p.name, p.label, ", ".join(p.option_keys)) for p in PROVIDERS.values() if p.option_keys)))
+
+    def clean_provider(self) -> str:
+        return clean_provider_choice(self.cleaned_data.get("provider"), self.instance)
 
     def clean_analysis_schema(self) -> Any:
         return self.cleaned_data.get("analysis_schema") or {}
@@ -109,6 +346,37 @@ class AgentForm(forms.ModelForm):
     def config_values(self) -> dict[str, Any]:
         """The validated values of the fields the user changed."""
         return {field: self.cleaned_data[field] for field in self.changed_data if field in CONFIG_FIELDS}
+
+    def sections(self, warnings: Sequence[SettingWarning] = ()) -> list[dict[str, Any]]:
+        """The sections as the template renders them. Each row: the bound field, the
+        providers that use it (``providers``, space-separated; empty: every provider)
+        and the ``warnings`` whose first field it is. A section whose fields all
+        depend on the provider names the providers that use any of them."""
+        out = []
+        for section in SECTIONS:
+            rows = []
+            users: set[str] = set()
+            for name in section.fields:
+                using = providers_using(name) if name in PROVIDER_DEPENDENT_SETTINGS else []
+                users.update(using)
+                link = CREATE_LINKS.get(name)
+                rows.append({"field": self[name], "providers": " ".join(using),
+                             "warnings": [w for w in warnings if w.fields[0] == name],
+                             "create_url": reverse(link[0]) if link else "", "create_text": link[1] if link else ""})
+            dependent = all(name in PROVIDER_DEPENDENT_SETTINGS for name in section.fields)
+            out.append({"section": section, "rows": rows,
+                        "providers": " ".join(p for p in PROVIDERS if p in users) if dependent else "",
+                        "has_errors": any(self[name].errors for name in section.fields),
+                        # A collapsed section opens when something in it needs a look.
+                        "open": any(self[name].errors or r["warnings"] for name, r in zip(section.fields, rows,
+                                                                                          strict=True))})
+        return out
+
+
+def provider_catalogue() -> dict[str, dict[str, str]]:
+    """What the form's script needs per provider (the empty choice's label of each picker)."""
+    return {p.name: {"model_default_label": default_label("model", p),
+                     "voice_default_label": default_label("voice", p)} for p in PROVIDERS.values()}
 
 
 class PublishForm(forms.Form):

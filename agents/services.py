@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion, config_matches
+from agents.providers import PROVIDERS
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
 from voiceplatform.models import delete_unless_in_use
@@ -25,7 +26,24 @@ _TEXT_FIELDS = {"system_prompt", "first_message", "voicemail_message", "success_
 
 
 class AgentError(Exception):
-    """A request that cannot be carried out as asked; the message says why."""
+    """A request that cannot be carried out as asked; the message says why, ``code`` names it."""
+
+    code = "invalid"
+
+
+class ProviderRetired(AgentError):
+    """The agent would newly use, or publish with, a provider whose API access has ended."""
+
+    code = "provider_retired"
+
+
+def check_provider_allowed(provider: str, current: str | None = None) -> None:
+    """Raise :class:`ProviderRetired` if ``provider`` is retired and is not ``current``
+    (the agent's own provider: an existing retired agent may still be edited, e.g. to
+    switch it to another provider, but nothing may newly choose a retired one)."""
+    info = PROVIDERS.get(provider)
+    if info is not None and info.retired() and provider != current:
+        raise ProviderRetired(info.retirement_notice())
 
 
 def _audit_changes(changes: dict[str, list[Any]]) -> dict[str, Any]:
@@ -72,13 +90,15 @@ def _is_uuid(value: str) -> bool:
 
 
 def create_agent(org: Organization, actor: Actor, **values: Any) -> Agent:
-    """Create an agent (a draft with no published version)."""
+    """Create an agent (a draft with no published version). A retired provider raises
+    :class:`ProviderRetired`; invalid settings raise ``ValidationError`` keyed by field."""
     _check_fields(values)
     return save_new_agent(Agent(org=org, **values), actor)
 
 
 def save_new_agent(agent: Agent, actor: Actor) -> Agent:
     """Validate and insert an unsaved agent (its ``org`` set) — for forms that build the instance."""
+    check_provider_allowed(agent.provider)
     agent.full_clean(exclude=["org", "published_version"])
     check_related_ids(agent.org, agent)
     with transaction.atomic():
@@ -88,8 +108,11 @@ def save_new_agent(agent: Agent, actor: Actor) -> Agent:
 
 
 def update_agent(agent: Agent, actor: Actor, **values: Any) -> Agent:
-    """Change the draft. The published version (and running calls) are unaffected."""
+    """Change the draft. The published version (and running calls) are unaffected.
+    Switching to a retired provider raises :class:`ProviderRetired`."""
     _check_fields(values)
+    if "provider" in values:
+        check_provider_allowed(values["provider"], current=agent.provider)
     changes = diff_fields(agent, values)
     if not changes:
         return agent
@@ -102,10 +125,12 @@ def update_agent(agent: Agent, actor: Actor, **values: Any) -> Agent:
 
 
 def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
-    """Freeze the draft into a new immutable version and make it the one calls use."""
+    """Freeze the draft into a new immutable version and make it the one calls use.
+    A draft on a retired provider raises :class:`ProviderRetired` (it could never take a call)."""
     with transaction.atomic():
         # Lock the agent so two publishes cannot take the same number.
         locked = Agent.objects.select_for_update().get(pk=agent.pk)
+        check_provider_allowed(locked.provider)
         locked.full_clean(exclude=["org", "published_version"])
         current = locked.published_version
         config = locked.snapshot()
@@ -124,9 +149,11 @@ def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
 
 
 def restore_version(agent: Agent, version: AgentVersion, actor: Actor, *, publish: bool = False) -> Agent:
-    """Copy ``version`` back into the draft; with ``publish`` also publish it as a new version."""
+    """Copy ``version`` back into the draft; with ``publish`` also publish it as a new version.
+    A version on a retired provider is restored only into an agent still on that provider."""
     if version.agent_id != agent.pk:
         raise AgentError(f"Version {version.number} belongs to another agent.")
+    check_provider_allowed(version.settings.provider, current=agent.provider)
     with transaction.atomic():
         before = agent.snapshot()
         agent.apply_snapshot(version.config)
@@ -141,7 +168,9 @@ def restore_version(agent: Agent, version: AgentVersion, actor: Actor, *, publis
 
 
 def duplicate_agent(agent: Agent, actor: Actor, name: str | None = None) -> Agent:
-    """A new agent with the same draft configuration and no versions."""
+    """A new agent with the same draft configuration and no versions (not of an agent
+    on a retired provider: that would create one, :class:`ProviderRetired`)."""
+    check_provider_allowed(agent.provider)
     values = agent.snapshot()
     values["name"] = (name or f"Copy of {agent.name}")[:120]
     copy = Agent(org=agent.org, **values)

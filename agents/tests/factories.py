@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import datetime
 from typing import Any
+
+import time_machine
 
 from agents.models import Agent, AgentVersion
 from agents.services import create_agent, publish_agent
@@ -19,3 +22,22 @@ def make_agent(org: Any, **values: Any) -> Agent:
 @register_factory(AgentVersion)
 def make_version(org: Any) -> AgentVersion:
     return publish_agent(make_agent(org), SYSTEM, note="factory")
+
+
+#: A moment before Hume EVI's API access ended (2026-11-13), when Hume agents could still be made.
+BEFORE_HUME_RETIRED = datetime.datetime(2026, 11, 1, 12, 0, tzinfo=datetime.UTC)
+HUME_VOICE_ID = "5bb7de05-c8fe-426a-8fcc-ba4fc4ce9f9c"
+
+
+def make_legacy_hume_agent(org: Any, *, publish: bool = True, **values: Any) -> Agent:
+    """A Hume EVI agent as one made (and published) before Hume was retired: no agent can
+    choose Hume any more, but agents made earlier still exist and must be shown as retired."""
+    values.setdefault("name", "Hume line")
+    values.setdefault("voice", HUME_VOICE_ID)
+    values.setdefault("provider_options", {"config_id": "cfg-1"})
+    with time_machine.travel(BEFORE_HUME_RETIRED, tick=False):
+        agent = make_agent(org, provider="hume_evi", **values)
+        if publish:
+            publish_agent(agent, SYSTEM, note="before the retirement")
+    agent.refresh_from_db()
+    return agent

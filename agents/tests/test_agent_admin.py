@@ -58,3 +58,13 @@ def test_versions_are_view_only_in_admin(org_a, owner_a, login):
     assert client.post(url, {"note": "changed"}).status_code == 403
     assert client.get(reverse("admin:agents_agentversion_add")).status_code == 403
     assert AgentVersion.objects.get(pk=version.pk).note == ""
+
+
+def test_admin_refuses_a_retired_provider_for_a_new_agent(org_a, owner_a, login):
+    from agents.tests.factories import HUME_VOICE_ID
+
+    refused = login(owner_a).post(reverse("admin:agents_agent_add"), admin_form(
+        provider="hume_evi", voice=HUME_VOICE_ID, temperature="", provider_options='{"config_id": "c"}'))
+    assert refused.status_code == 200
+    assert "Hume EVI API access ended on 2026-11-13" in refused.content.decode()
+    assert not Agent.objects.filter(name="Admin-made").exists()

@@ -39,7 +39,7 @@ def test_create_edit_publish_and_history(org_a, editor_a, login):
     assert agent.builtin_tools == ["end_call"] and agent.webhook_events == ["call.ended"]
 
     edit = client.get(reverse("agents:edit", args=[agent.public_id])).content.decode()
-    assert "Credential missing." in edit and "customer_name" in edit
+    assert "Add your OpenAI Realtime key" in edit and "customer_name" in edit
 
     client.post(reverse("agents:publish", args=[agent.public_id]), {"note": "go live"})
     client.post(reverse("agents:edit", args=[agent.public_id]), form_data(voice="sage", system_prompt="Be brief."))

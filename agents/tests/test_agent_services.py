@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 
 from agents import services
@@ -13,7 +14,7 @@ from agents.models import Agent, AgentVersion, VersionImmutable
 from agents.providers import provider_info
 from agents.runtime import AgentNotReady, build_session_config, ensure_ready, readiness_problems
 from agents.selectors import diff_configs
-from agents.tests.factories import make_agent
+from agents.tests.factories import BEFORE_HUME_RETIRED, HUME_VOICE_ID, make_agent, make_legacy_hume_agent
 from agents.variables import MissingVariable
 from orgs.credentials import MissingCredential
 from orgs.models import AuditLog
@@ -136,23 +137,25 @@ def test_echo_needs_no_credential(org_a):
 
 
 def test_hume_voices_are_ids_and_its_retirement_is_reported(org_a):
-    with pytest.raises(ValidationError) as info:
-        services.create_agent(org_a, SYSTEM, name="h", provider="hume_evi", voice="KORA", model="evi-3")
+    # Before the retirement Hume agents were validated like any other (voices are ids).
+    with time_machine.travel(BEFORE_HUME_RETIRED, tick=False):
+        with pytest.raises(ValidationError) as info:
+            services.create_agent(org_a, SYSTEM, name="h", provider="hume_evi", voice="KORA", model="evi-3")
     errors = info.value.message_dict
     assert "voice id (a UUID" in errors["voice"][0]
     assert "set in its EVI configuration" in errors["model"][0]
-    agent = services.create_agent(org_a, SYSTEM, name="h", provider="hume_evi",
-                                  voice="5bb7de05-c8fe-426a-8fcc-ba4fc4ce9f9c",
-                                  provider_options={"config_id": "cfg-1"})
-    services.publish_agent(agent, SYSTEM)
+    agent = make_legacy_hume_agent(org_a)
     set_provider_credential(org_a, SYSTEM, "hume", {"api_key": "hume-key-123456"})
     info_ = provider_info("hume_evi")
     assert not info_.retired(datetime.date(2026, 11, 12)) and info_.retired(datetime.date(2026, 11, 13))
-    codes = [p.code for p in readiness_problems(agent)]
-    expected = ["provider_retired"] if info_.retired() else []
-    assert codes == expected
+    with time_machine.travel(BEFORE_HUME_RETIRED, tick=False):
+        assert readiness_problems(agent) == []
+    with time_machine.travel(datetime.datetime(2026, 11, 13, 0, 0, 1, tzinfo=datetime.UTC), tick=False):
+        assert [p.code for p in readiness_problems(agent)] == ["provider_retired"]
+        with pytest.raises(AgentNotReady, match="Hume EVI API access ended on 2026-11-13"):
+            ensure_ready(agent)
     config = build_session_config(agent.published_version, {})
-    assert config.model is None and config.voice == "5bb7de05-c8fe-426a-8fcc-ba4fc4ce9f9c"
+    assert config.model is None and config.voice == HUME_VOICE_ID
     assert config.provider_options == {"config_id": "cfg-1"}
 
 

@@ -16,6 +16,7 @@ from agents.pricing import parse_price_overrides
 from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn
 from agents.testing.usage_reports import OPENAI_RESPONSE_USAGE
+from agents.tests.factories import make_legacy_hume_agent
 from calls.audio.mulaw import array_to_mulaw
 from calls.media.result import SessionContext, SessionResult, TranscriptTurn
 from calls.models import Call, CallEvent, Status
@@ -114,9 +115,11 @@ def _result(usage: dict[str, Any], duration_ms: int = 90_000) -> SessionResult:
 
 
 def _web_call(org: Any, provider: str, model: str = "") -> Call:
-    agent = make_ready_agent(org, name=f"{provider} agent", provider=provider, model=model,
-                             voice={"gemini_live": "Kore", "hume_evi": "0f0e0d0c-0b0a-0908-0706-050403020100"}
-                             .get(provider, "none"))
+    if provider == "hume_evi":  # Hume is retired: its calls come from agents made before that
+        agent = make_legacy_hume_agent(org, name="hume_evi agent", voice="0f0e0d0c-0b0a-0908-0706-050403020100")
+    else:
+        agent = make_ready_agent(org, name=f"{provider} agent", provider=provider, model=model,
+                                 voice={"gemini_live": "Kore"}.get(provider, "none"))
     return make_call(org, direction="web", status="in_progress", agent=agent, agent_version=agent.published_version)
 
 

@@ -1,0 +1,78 @@
+"""Warnings about agent settings that are each valid but cannot work together.
+
+``agents.models.validate_config`` refuses what is wrong on its own (an unknown
+voice, a temperature out of range); these are combinations it accepts because a
+draft may be half-finished: a transfer tool with nowhere to transfer to, a
+knowledge base the agent has no tool to search. They never block saving a draft
+or publishing; the agent form shows them next to the fields they name.
+
+Pure: reads an :class:`~agents.agent_settings.AgentSettings` (``version.settings``
+or ``AgentSettings.parse(agent.snapshot())`` for a draft) and the provider
+catalogue, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.agent_settings import AgentSettings
+from agents.builtin_tools import SEARCH_KNOWLEDGE, SEND_SMS, TRANSFER_CALL
+from agents.providers import PROVIDERS
+
+
+@dataclass(frozen=True)
+class SettingWarning:
+    """One combination that cannot work; ``fields`` are the settings to look at."""
+
+    code: str
+    fields: tuple[str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def setting_warnings(settings: AgentSettings) -> list[SettingWarning]:
+    """Every combination in ``settings`` that cannot work as the user presumably meant."""
+    found: list[SettingWarning] = []
+    tools = set(settings.builtin_tools)
+    info = PROVIDERS.get(settings.provider)
+
+    def warn(code: str, fields: tuple[str, ...], message: str) -> None:
+        found.append(SettingWarning(code, fields, message))
+
+    if info is not None and not info.supports("builtin_tools"):
+        ignored = [label for label, used in (
+            ("the system prompt", bool(settings.system_prompt.strip())),
+            ("the built-in tools", bool(tools)),
+            ("the knowledge bases", bool(settings.knowledge_base_ids)),
+            ("the MCP tool servers", bool(settings.mcp_server_ids)),
+        ) if used]
+        if ignored:
+            warn("provider_ignores_settings", ("provider",),
+                 f"{info.label} only repeats the caller: {', '.join(ignored)} will not be used.")
+    if TRANSFER_CALL in tools and not settings.transfer_destinations:
+        warn("transfer_without_destination", ("builtin_tools", "transfer_destinations"),
+             "Transfer is on but there is no transfer destination, so the agent cannot transfer anyone "
+             "(the tool is not offered). Add a destination or turn the tool off.")
+    if settings.transfer_destinations and TRANSFER_CALL not in tools:
+        warn("destinations_without_transfer", ("transfer_destinations", "builtin_tools"),
+             "Transfer destinations are set but the “Transfer the call” tool is off, so they are never used.")
+    if settings.knowledge_base_ids and SEARCH_KNOWLEDGE not in tools:
+        warn("knowledge_without_search", ("knowledge_base_ids", "builtin_tools"),
+             "Knowledge bases are attached but the “Search knowledge bases” tool is off, so the agent "
+             "cannot look anything up in them. Turn the tool on.")
+    if SEARCH_KNOWLEDGE in tools and not settings.knowledge_base_ids:
+        warn("search_without_knowledge", ("builtin_tools", "knowledge_base_ids"),
+             "The knowledge search tool is on but no knowledge base is attached: every search finds nothing.")
+    if settings.sms_recipients and SEND_SMS not in tools:
+        warn("recipients_without_sms", ("sms_recipients", "builtin_tools"),
+             "Extra SMS recipients are set but the SMS tool is off, so nobody is ever texted.")
+    if settings.speaks_first == "caller" and settings.first_message.strip():
+        warn("first_message_unused", ("first_message", "speaks_first"),
+             "The agent waits for the caller to speak first, so the first message is never said. "
+             "Let the agent greet the caller, or clear the first message.")
+    if settings.silence_timeout_s >= settings.max_call_duration_s:
+        warn("silence_after_limit", ("silence_timeout_s", "max_call_duration_s"),
+             "The silence timeout is not shorter than the maximum call length, so it can never end a call.")
+    return found
