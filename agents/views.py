@@ -18,6 +18,7 @@ from agents.runtime import readiness_problems
 from agents.selectors import agents_for, diff_configs, readiness_by_agent, versions_of
 from agents.variables import variables_in
 from orgs.models import role_at_least
+from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
 
 
@@ -86,7 +87,7 @@ class AgentPublishView(AgentMixin, View):
         try:
             version = services.publish_agent(agent, self.actor, note=note)
         except services.AgentError as exc:
-            messages.error(request, str(exc))
+            show_error(request, exc)
         else:
             messages.success(request, f"Published version {version.number}; new calls use it.")
         return redirect("agents:edit", public_id=public_id)

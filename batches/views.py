@@ -28,6 +28,7 @@ from batches.schedule_rules import ScheduleError
 from batches.tasks import STASH_ROOT
 from calls.models import PhoneNumber
 from orgs.models import Role
+from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
 
 PREVIEW_PROBLEMS = 200
@@ -101,14 +102,8 @@ class BatchCreateView(OrgViewMixin, View):
                     retry_on=data["retry_on"], calling_window=form.window())
                 batch = services.create_batch_from_upload(self.org, self.actor, settings, handle, filename=name,
                                                           mapping=mapping)
-            except UploadError as exc:
-                form.add_error("file", exc.message)
-                return render(request, "batches/create.html", context, status=400)
-            except services.BatchError as exc:
-                field = exc.field if exc.field in form.fields else None
-                if exc.field == "calling_window":
-                    field = "window_days"
-                form.add_error(field, exc.message.removeprefix(f"{exc.field}: "))
+            except (UploadError, services.BatchError) as exc:
+                show_error(request, exc, form, fields={None: "file", "calling_window": "window_days"})
                 return render(request, "batches/create.html", context, status=400)
         default_storage.delete(path)
         messages.success(request, f"Batch created: {batch.valid_rows} of {batch.total_rows} rows can be dialled.")
@@ -158,7 +153,7 @@ class BatchActionView(BatchDetailMixin, View):
             self.VERBS[verb](batch, self.actor)
             messages.success(request, f"Batch {verb}ed." if verb != "cancel" else "Batch canceled.")
         except services.BatchError as exc:
-            messages.error(request, exc.message)
+            show_error(request, exc)
         return redirect("batches:detail", public_id=batch.public_id)
 
 
@@ -200,7 +195,7 @@ class DoNotCallView(OrgViewMixin, View):
                                                      filename=upload.cleaned_data["file"].name,
                                                      phone_column=upload.cleaned_data.get("phone_column") or None)
             except UploadError as exc:
-                upload.add_error("file", exc.message)
+                show_error(request, exc, upload, fields={None: "file"})
                 return self._render(request, upload=upload, status=400)
             return self._render(request, result=result)
         add = DoNotCallAddForm(request.POST)
@@ -211,7 +206,7 @@ class DoNotCallView(OrgViewMixin, View):
                 messages.success(request, "Number added to the do-not-call list.")
                 return redirect("batches:do-not-call")
             except services.BatchError as exc:
-                add.add_error("e164", exc.message.removeprefix("e164: "))
+                show_error(request, exc, add)
         return self._render(request, add=add, status=400)
 
 
@@ -270,8 +265,7 @@ class ScheduleFormView(OrgViewMixin, View):
             else:
                 scheduling.update_scheduled_call(sc, self.actor, schedule)
         except services.BatchError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None,
-                           exc.message.removeprefix(f"{exc.field}: "))
+            show_error(request, exc, form)
             return render(request, "batches/schedule_form.html", context, status=400)
         messages.success(request, "Scheduled call saved.")
         return redirect("batches:schedule", public_id=sc.public_id)

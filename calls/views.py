@@ -34,6 +34,7 @@ from calls.services.numbers import (
 from calls.services.placement import start_web_call
 from calls.services.timeline import live_updates
 from orgs.models import Role
+from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
 
 
@@ -110,7 +111,7 @@ class CallDetailView(OrgViewMixin, TemplateView):
             else:
                 messages.error(request, f"Unknown action {action!r}.")
         except CallError as exc:
-            messages.error(request, exc.message)
+            show_error(request, exc)
         return redirect("calls:detail", public_id=call.public_id)
 
 
@@ -160,7 +161,8 @@ class WebCallView(OrgViewMixin, TemplateView):
         try:
             started = start_web_call(self.org, agent, self.actor, _variables(request.POST))
         except CallError as exc:
-            return self.render_to_response(self.get_context_data(error=exc.message, selected=agent_id))
+            show_error(request, exc)
+            return self.render_to_response(self.get_context_data(selected=agent_id))
         return self.render_to_response(self.get_context_data(call=started.call, websocket_path=started.websocket_path,
                                                              stream_token=started.stream_token, agent=agent))
 
@@ -216,7 +218,7 @@ class NumberListView(OrgViewMixin, TemplateView):
                 messages.success(request, "Number added.")
                 return redirect("calls:numbers")
             except CallError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                show_error(request, exc, form)
         return self.render_to_response(self.get_context_data(form=form))
 
     def _import(self, request: HttpRequest) -> HttpResponse:
@@ -227,7 +229,7 @@ class NumberListView(OrgViewMixin, TemplateView):
             result = import_carrier_numbers(self.org, form.cleaned_data["carrier"], self.actor,
                                             configure_webhooks=form.cleaned_data["configure_webhooks"])
         except CallError as exc:
-            messages.error(request, exc.message)
+            show_error(request, exc)
             return redirect("calls:numbers")
         messages.success(request, f"Imported: {len(result.created)} new, {len(result.updated)} updated.")
         for number, why in result.skipped:

@@ -94,6 +94,17 @@ def wait_until_serving(url: str, procs: list[Any], log_tail: Callable[[], str], 
 
 
 @contextlib.contextmanager
+def refused(error: type[Exception], *, field: str | None, match: str) -> Iterator[None]:
+    """``pytest.raises(error, match=match)`` for a ``ServiceError`` that also checks the
+    input it names (the message no longer says it)."""
+    import pytest
+
+    with pytest.raises(error, match=match) as caught:
+        yield
+    assert getattr(caught.value, "field", None) == field, f"field {getattr(caught.value, 'field', None)!r}"
+
+
+@contextlib.contextmanager
 def capture_all_logs() -> Iterator[list[logging.LogRecord]]:
     """Collect every record of every logger at DEBUG while the block runs (for "no secret in any
     log line" tests).

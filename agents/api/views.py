@@ -64,10 +64,7 @@ class AgentViewSet(OrgScopedViewSet):
         agent = self.get_object()
         body = PublishSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            version = services.publish_agent(agent, self.actor, note=body.validated_data["note"])
-        except services.AgentError as exc:
-            raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from exc
+        version = services.publish_agent(agent, self.actor, note=body.validated_data["note"])
         return Response(AgentVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RestoreSerializer, responses=AgentSerializer)
