@@ -107,7 +107,7 @@ def test_lifecycle_and_roles(api: Any, owner_a: Any, viewer_a: Any, org_a: Any) 
     assert api(viewer_a).post(url + "launch/").status_code == 403
     refusal = api(owner_a).post(url + "pause/")
     assert refusal.status_code == 400 and refusal.json()["error"] == {
-        "code": "batch_error", "message": "only a running batch can be paused; this one is draft", "fields": {}}
+        "code": "batch_error", "message": "only a running batch can be paused; this one is ready", "fields": {}}
     assert api(owner_a).post(url + "launch/").json()["status"] == "running"
     assert api(owner_a).post(url + "pause/").json()["status"] == "paused"
     assert api(owner_a).patch(url, {"concurrency": 7}, format="json").json()["concurrency"] == 7
