@@ -555,29 +555,35 @@ class _ErrorTranslations(_Scanner):
     ``….removeprefix(f"{…field}: ")`` and a ServiceError-style call (``field=`` given)
     whose message starts with that field's name and a colon."""
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
         if node.name == "_raise":
             self.findings.append(Finding(node.lineno, ".".join(self.scope), f"def {node.name}"))
         self._scoped(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr == "removeprefix" and node.args:
-            prefix = node.args[0]
-            text = ast.unparse(prefix)
-            if isinstance(prefix, (ast.JoinedStr, ast.Constant)) and text.rstrip("'\"").endswith(": ") \
-                    and "field" in text.lower() or text in ("'e164: '", '"e164: "'):
-                self.report(node)
+        if isinstance(func, ast.Attribute) and func.attr == "removeprefix" and node.args \
+                and _strips_a_field_name(func.value, node.args[0]):
+            self.report(node)
         field = next((kw.value for kw in node.keywords if kw.arg == "field"), None)
         if field is not None and node.args and _starts_with_field(node.args[0], field):
             self.report(node)
         self.generic_visit(node)
 
 
+def _strips_a_field_name(receiver: ast.expr, prefix: ast.expr) -> bool:
+    """``x.message.removeprefix("name: ")`` or ``….removeprefix(f"{name}: ")``."""
+    if isinstance(prefix, ast.JoinedStr) and len(prefix.values) == 2:
+        head, tail = prefix.values
+        return isinstance(head, ast.FormattedValue) and isinstance(tail, ast.Constant) and tail.value == ": "
+    return (isinstance(prefix, ast.Constant) and isinstance(prefix.value, str) and prefix.value.endswith(": ")
+            and isinstance(receiver, ast.Attribute) and receiver.attr == "message")
+
+
 def _starts_with_field(message: ast.expr, field: ast.expr) -> bool:
     first = message.values[0] if isinstance(message, ast.JoinedStr) and message.values else message
     if isinstance(field, ast.Constant) and isinstance(first, ast.Constant) and isinstance(first.value, str):
-        return bool(first.value.startswith(f"{field.value}:"))
+        return isinstance(field.value, str) and first.value.startswith(f"{field.value}:")
     if isinstance(first, ast.FormattedValue) and isinstance(message, ast.JoinedStr) and len(message.values) > 1:
         after = message.values[1]
         return (ast.unparse(first.value) == ast.unparse(field) and isinstance(after, ast.Constant)
@@ -608,6 +614,7 @@ def test_errors_are_translated_in_one_place() -> None:
     ("raise BatchError(f'{name} must be a number', field=name)", []),
     ("raise ScheduleError(f\"'{tz}' is not a known time zone\", field='timezone')", []),
     ("x = s.removeprefix('v')", []),
+    ("x = outcome.output.removeprefix('error: ')", []),
 ])
 def test_error_translation_scanner(source: str, found: list[str]) -> None:
     assert [f.code for f in error_translations(ast.parse(source))] == found
