@@ -17,8 +17,10 @@ under var/``. No path or query string is logged (they can carry phone numbers).
 Only errors that mean the server cannot be reached count: a PostgreSQL deadlock or a
 statement timeout is also a Django ``OperationalError`` but says nothing about
 availability, and stays a 500. The database and Redis are reached lazily (sessions,
-``request.user``, the org) from views, so ``process_exception`` sees every such error;
-``/readyz`` (voiceplatform.views) reports the same two servers to load balancers.
+``request.user``, the org) from views, so ``process_exception`` sees every such error
+of a page; an API view's errors reach ``voiceplatform.drf.exception_handler`` first,
+which answers the same way. ``/readyz`` (voiceplatform.views) reports the same two
+servers to load balancers.
 """
 from __future__ import annotations
 
@@ -61,8 +63,20 @@ def unavailable_service(exc: BaseException) -> str | None:
     return None
 
 
-def unavailable_response(request: HttpRequest, service: str) -> HttpResponse:
-    """The 503 a request gets while ``service`` is down: JSON under /api/, HTML elsewhere."""
+def answer_unavailable(request: HttpRequest, exc: BaseException) -> HttpResponse | None:
+    """The 503 for a request that failed with ``exc``, when ``exc`` means the database or
+    Redis is down (logged, naming which); None for any other error.
+
+    JSON under /api/ (the API's error shape), a small HTML page elsewhere. Called by
+    the middleware below and by the API's exception handler (DRF catches a view's errors
+    before the middleware sees them).
+    """
+    service = unavailable_service(exc)
+    if service is None:
+        return None
+    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    logger.error("%s unavailable: answering 503 (%s: %s); %s", service, type(exc).__name__, first_line,
+                 _HINTS[service])
     what = "The database" if service == "database" else "Redis"
     message = f"{what} is temporarily unavailable; try again in a moment."
     response: HttpResponse
@@ -85,10 +99,4 @@ class ServiceUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        service = unavailable_service(exception)
-        if service is None:
-            return None
-        first_line = (str(exception).strip().splitlines() or [""])[0][:200]
-        logger.error("%s unavailable: answering 503 (%s: %s); %s", service, type(exception).__name__,
-                     first_line, _HINTS[service])
-        return unavailable_response(request, service)
+        return answer_unavailable(request, exception)
