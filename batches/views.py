@@ -102,8 +102,11 @@ class BatchCreateView(OrgViewMixin, View):
                     retry_on=data["retry_on"], calling_window=form.window())
                 batch = services.create_batch_from_upload(self.org, self.actor, settings, handle, filename=name,
                                                           mapping=mapping)
-            except (UploadError, services.BatchError) as exc:
-                show_error(request, exc, form, fields={None: "file", "calling_window": "window_days"})
+            except UploadError as exc:  # the file as a whole
+                show_error(request, exc, form, fields={None: "file"})
+                return render(request, "batches/create.html", context, status=400)
+            except services.BatchError as exc:
+                show_error(request, exc, form, fields={"calling_window": "window_days"})
                 return render(request, "batches/create.html", context, status=400)
         default_storage.delete(path)
         messages.success(request, f"Batch created: {batch.valid_rows} of {batch.total_rows} rows can be dialled.")
