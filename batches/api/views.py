@@ -1,4 +1,8 @@
-"""Batches, rows, do-not-call and scheduled calls API: thin views over the services."""
+"""Batches, rows, do-not-call and scheduled calls API: thin views over the services.
+
+A service's refusal (a ``voiceplatform.errors.ServiceError``) is left to propagate: the
+API's exception handler answers it, so these views catch none.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Calls and phone numbers API: thin views over ``calls.services``."""
+"""Calls and phone numbers API: thin views over ``calls.services``.
+
+A service's refusal (a ``voiceplatform.errors.ServiceError``) is left to propagate: the
+API's exception handler answers it, so these views catch none.
+"""
 
 from __future__ import annotations
 
