@@ -19,16 +19,17 @@ from agents.models import CONFIG_FIELDS, Agent, AgentVersion, config_matches
 from agents.providers import PROVIDERS
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
+from voiceplatform.errors import ServiceError
 from voiceplatform.models import delete_unless_in_use
 
 # Long free-text fields: the audit entry says they changed, not what they say.
 _TEXT_FIELDS = {"system_prompt", "first_message", "voicemail_message", "success_criteria"}
 
 
-class AgentError(Exception):
-    """A request that cannot be carried out as asked; the message says why, ``code`` names it."""
+class AgentError(ServiceError):
+    """A request that cannot be carried out as asked; the message says why."""
 
-    code = "invalid"
+    code = "agent_error"
 
 
 class ProviderRetired(AgentError):
@@ -135,7 +136,8 @@ def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
         current = locked.published_version
         config = locked.snapshot()
         if current is not None and config_matches(current.config, config):
-            raise AgentError(f"Nothing to publish: the draft is the same as version {current.number}.")
+            raise AgentError(f"Nothing to publish: the draft is the same as version {current.number}.",
+                             code="nothing_to_publish")
         number = (AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0) + 1
         version = AgentVersion.objects.create(
             org=locked.org, agent=locked, number=number, config=config, note=note[:200],

@@ -27,6 +27,7 @@ from agents.selectors import (
 from agents.setting_checks import SettingWarning, setting_warnings
 from agents.variables import variables_in
 from orgs.models import role_at_least
+from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
 
 
@@ -154,7 +155,7 @@ class AgentPublishView(AgentMixin, View):
         try:
             version = services.publish_agent(agent, self.actor, note=note)
         except services.AgentError as exc:
-            messages.error(request, str(exc))
+            show_error(request, exc)
         else:
             messages.success(request, f"Published version {version.number}; new calls use it.")
         return redirect("agents:edit", public_id=public_id)

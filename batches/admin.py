@@ -16,6 +16,7 @@ from batches import scheduling, services
 from batches.models import Batch, BatchEntry, DoNotCallNumber, ScheduledCall, ScheduledCallRun
 from orgs.services import Actor
 from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org
+from voiceplatform.errors import form_error
 
 
 def _actor(request: HttpRequest) -> Actor:
@@ -151,8 +152,7 @@ class ScheduledCallForm(forms.ModelForm):
         try:
             self.validated = scheduling.ScheduleInput(**values).validate(org)
         except services.BatchError as exc:
-            raise ValidationError({exc.field if exc.field in self.fields else None:
-                                   exc.message.removeprefix(f"{exc.field}: ")}) from exc
+            form_error(self, exc)
         return data
 
 

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
+from voiceplatform.errors import ServiceError
+
 _FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 _MACROS = {
     "@hourly": "0 * * * *",
@@ -41,13 +43,14 @@ _RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 MAX_PREVIEW = 50
 
 
-class ScheduleError(ValueError):
-    """An invalid schedule; ``field`` names the offending part for forms/APIs."""
+class ScheduleError(ServiceError, ValueError):
+    """An invalid schedule; ``field`` names the offending part for forms/APIs (``cron``
+    unless said otherwise)."""
+
+    field: str
 
     def __init__(self, message: str, *, field: str = "cron") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field=field)
 
 
 def parse_timezone(name: str) -> ZoneInfo:

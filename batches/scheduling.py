@@ -76,23 +76,23 @@ class ScheduleInput:
     def validate(self, org: Organization, *, now: datetime | None = None) -> dict[str, Any]:
         name = (self.name or "").strip()
         if not name:
-            raise BatchError("name: a scheduled call needs a name", field="name")
+            raise BatchError("a scheduled call needs a name", field="name")
         if self.agent is None or self.agent.org_id != org.pk:
-            raise BatchError("agent: no such agent in this organisation", field="agent")
+            raise BatchError("no such agent in this organisation", field="agent")
         if self.from_number is None or self.from_number.org_id != org.pk:
-            raise BatchError("from_number: no such number in this organisation", field="from_number")
+            raise BatchError("no such number in this organisation", field="from_number")
         try:
             to = normalize_phone(str(self.to or ""), org.default_country or None).e164
         except PhoneNumberError as exc:
-            raise BatchError(f"to: {exc.reason}", field="to") from exc
+            raise BatchError(exc.reason, field="to") from exc
         if not isinstance(self.variables, dict):
-            raise BatchError("variables: must be an object of name → value", field="variables")
+            raise BatchError("must be an object of name → value", field="variables")
         for name_, lo, hi, value in (("max_attempts", 1, 10, self.max_attempts),
                                      ("retry_delay_s", 0, 86400, self.retry_delay_s)):
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise BatchError(f"{name_}: must be a whole number from {lo} to {hi}", field=name_)
+                raise BatchError(f"must be a whole number from {lo} to {hi}", field=name_)
         if self.missed_run_policy not in MissedRunPolicy.values:
-            raise BatchError(f"missed_run_policy: choose {' or '.join(MissedRunPolicy.values)}",
+            raise BatchError(f"choose {' or '.join(MissedRunPolicy.values)}",
                              field="missed_run_policy")
         try:
             zone = parse_timezone(self.timezone)
@@ -108,9 +108,9 @@ class ScheduleInput:
                 values["cron"] = rule.expression
                 values["run_at"] = None
             else:
-                raise BatchError("kind: choose one_time or cron", field="kind")
+                raise BatchError("choose one_time or cron", field="kind")
         except ScheduleError as exc:
-            raise BatchError(f"{exc.field}: {exc.message}", field=exc.field) from exc
+            raise BatchError(exc.message, field=exc.field) from exc
         values.update(name=name[:200], agent=self.agent, from_number=self.from_number, to=to,
                       variables=self.variables, enabled=bool(self.enabled), max_attempts=self.max_attempts,
                       retry_delay_s=self.retry_delay_s, missed_run_policy=self.missed_run_policy)

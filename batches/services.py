@@ -39,6 +39,7 @@ from batches.models import (
 from batches.windows import CallingWindow, WindowError
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
+from voiceplatform.errors import ServiceError
 from voiceplatform.phones import PhoneNumberError, normalize_phone
 
 logger = logging.getLogger(__name__)
@@ -52,14 +53,10 @@ _STATE_FOR = {
 }
 
 
-class BatchError(Exception):
+class BatchError(ServiceError):
     """A refused batch operation; ``field`` names the input at fault, if any."""
 
-    def __init__(self, message: str, *, field: str | None = None, code: str = "batch_error") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.code = code
+    code = "batch_error"
 
 
 # --- do-not-call ----------------------------------------------------------------------
@@ -84,7 +81,7 @@ def add_do_not_call(org: Organization, actor: Actor, number: str, *, reason: str
     try:
         e164 = normalize_phone(str(number), org.default_country or None).e164
     except PhoneNumberError as exc:
-        raise BatchError(f"e164: {exc.reason}", field="e164") from exc
+        raise BatchError(exc.reason, field="e164") from exc
     entry, created = DoNotCallNumber.objects.get_or_create(
         org=org, e164=e164, defaults={"reason": reason[:200], "source": source}
     )
@@ -158,11 +155,11 @@ class BatchSettings:
         """Check every value and return the model fields; errors name the field."""
         name = (self.name or "").strip()
         if not name:
-            raise BatchError("name: a batch needs a name", field="name")
+            raise BatchError("a batch needs a name", field="name")
         if self.agent is None or self.agent.org_id != org.pk:
-            raise BatchError("agent: no such agent in this organisation", field="agent")
+            raise BatchError("no such agent in this organisation", field="agent")
         if self.from_number is None or self.from_number.org_id != org.pk:
-            raise BatchError("from_number: no such number in this organisation", field="from_number")
+            raise BatchError("no such number in this organisation", field="from_number")
         _check_range("concurrency", self.concurrency, 1, 100)
         _check_range("calls_per_second", self.calls_per_second, 0.01, 50)
         _check_range("max_attempts", self.max_attempts, 1, 10)
@@ -171,14 +168,14 @@ class BatchSettings:
         retry_on = list(dict.fromkeys(self.retry_on or []))
         unknown = [o for o in retry_on if o not in allowed]
         if unknown:
-            raise BatchError(f"retry_on: {', '.join(map(str, unknown))} cannot be retried; choose from "
+            raise BatchError(f"{', '.join(map(str, unknown))} cannot be retried; choose from "
                              f"{', '.join(sorted(allowed))}", field="retry_on")
         window = None
         if self.calling_window:
             try:
                 window = CallingWindow.from_dict(self.calling_window).to_dict()
             except WindowError as exc:
-                raise BatchError(f"calling_window: {exc}", field="calling_window") from exc
+                raise BatchError(str(exc), field="calling_window") from exc
         return {
             "name": name[:200],
             "agent": self.agent,
@@ -194,7 +191,7 @@ class BatchSettings:
 
 def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise BatchError(f"{name}: must be a number from {lo:g} to {hi:g}, got {value!r}", field=name)
+        raise BatchError(f"must be a number from {lo:g} to {hi:g}, got {value!r}", field=name)
 
 
 def _entry_rows(org: Organization, batch: Batch, rows: Iterable[ImportedRow]) -> Iterator[tuple[Any, ...]]:
@@ -308,7 +305,7 @@ class BatchNotReady(BatchError):
     """Launch refused: calls would fail (``readiness.blocking`` says why, one sentence each)."""
 
     def __init__(self, readiness: Any) -> None:
-        super().__init__(f"Calls cannot start: {readiness.summary()}", code="not_ready")
+        super().__init__(f"Calls cannot start: {readiness.summary()}", code="not_ready", status=409)
         self.readiness = readiness
 
 

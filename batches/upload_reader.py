@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
+from voiceplatform.errors import ServiceError
+
 CHUNK_BYTES = 64 * 1024
 SNIFF_BYTES = 64 * 1024
 # One record (all its physical lines) may not exceed this many characters. A
@@ -35,14 +37,12 @@ _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 _CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 
 
-class UploadError(ValueError):
+class UploadError(ServiceError, ValueError):
     """The file as a whole cannot be imported. ``code`` is stable for API clients;
     the message says what is wrong and, where known, at which row."""
 
     def __init__(self, code: str, message: str, *, row: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
         self.row = row
 
 

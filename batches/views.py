@@ -39,7 +39,7 @@ from batches.tasks import STASH_ROOT
 from calls.models import PhoneNumber
 from orgs.credentials import configured_providers
 from orgs.models import Role
-from voiceplatform.templatetags.present import error_text
+from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
 
 PREVIEW_PROBLEMS = 200
@@ -113,14 +113,11 @@ class BatchCreateView(OrgViewMixin, View):
                     retry_on=data["retry_on"], calling_window=form.window())
                 batch = services.create_batch_from_upload(self.org, self.actor, settings, handle, filename=name,
                                                           mapping=mapping)
-            except UploadError as exc:
-                form.add_error("file", exc.message)
+            except UploadError as exc:  # the file as a whole
+                show_error(request, exc, form, fields={None: "file"})
                 return render(request, "batches/create.html", context, status=400)
             except services.BatchError as exc:
-                field = exc.field if exc.field in form.fields else None
-                if exc.field == "calling_window":
-                    field = "window_days"
-                form.add_error(field, error_text(exc))
+                show_error(request, exc, form, fields={"calling_window": "window_days"})
                 return render(request, "batches/create.html", context, status=400)
         default_storage.delete(path)
         messages.success(request, f"Batch created: {batch.valid_rows} of {batch.total_rows} rows can be dialled.")
@@ -176,7 +173,7 @@ class BatchActionView(BatchDetailMixin, View):
                 for warning in batch_readiness(batch).warnings:
                     messages.warning(request, warning.message)
         except services.BatchError as exc:
-            messages.error(request, error_text(exc))
+            show_error(request, exc)
         return redirect("batches:detail", public_id=batch.public_id)
 
 
@@ -218,7 +215,7 @@ class DoNotCallView(OrgViewMixin, View):
                                                      filename=upload.cleaned_data["file"].name,
                                                      phone_column=upload.cleaned_data.get("phone_column") or None)
             except UploadError as exc:
-                upload.add_error("file", exc.message)
+                show_error(request, exc, upload, fields={None: "file"})
                 return self._render(request, upload=upload, status=400)
             return self._render(request, result=result)
         add = DoNotCallAddForm(request.POST)
@@ -229,7 +226,7 @@ class DoNotCallView(OrgViewMixin, View):
                 messages.success(request, "Number added to the do-not-call list.")
                 return redirect("batches:do-not-call")
             except services.BatchError as exc:
-                add.add_error("e164", error_text(exc))
+                show_error(request, exc, add)
         return self._render(request, add=add, status=400)
 
 
@@ -292,7 +289,7 @@ class ScheduleFormView(OrgViewMixin, View):
             else:
                 scheduling.update_scheduled_call(sc, self.actor, schedule)
         except services.BatchError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, error_text(exc))
+            show_error(request, exc, form)
             return render(request, "batches/schedule_form.html", context, status=400)
         messages.success(request, "Scheduled call saved.")
         return redirect("batches:schedule", public_id=sc.public_id)

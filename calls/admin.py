@@ -22,6 +22,7 @@ from calls.services.numbers import (
 from orgs.models import Organization, Role
 from orgs.services import Actor
 from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org
+from voiceplatform.errors import form_error
 
 
 class PhoneNumberAdminForm(forms.ModelForm):
@@ -46,8 +47,7 @@ class PhoneNumberAdminForm(forms.ModelForm):
                                                    carrier=data.get("carrier", ""),
                                                    inbound_agent=data.get("inbound_agent"))
         except CallError as exc:
-            field = exc.field if exc.field in self.fields else None
-            self.add_error(field, exc.message.removeprefix(f"{field}: ") if field else exc.message)
+            form_error(self, exc)
             return data
         data["e164"] = number
         return data

@@ -19,14 +19,17 @@ from agents.variables import render, validate_names
 from calls.analysis import AnalysisSpec
 from calls.audio.vad import VadSettings
 from calls.models import Call
+from voiceplatform.errors import ServiceError
 
 
-class AgentUnusable(Exception):
+class AgentUnusable(ServiceError):
     """The agent cannot run this call; ``field`` is the API input at fault."""
 
+    code = "agent_unusable"
+    field: str
+
     def __init__(self, message: str, *, field: str, missing_variables: bool = False) -> None:
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field=field)
         self.missing_variables = missing_variables
 
 

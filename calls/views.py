@@ -38,7 +38,7 @@ from calls.services.numbers import (
 from calls.services.placement import start_web_call
 from calls.services.timeline import live_updates
 from orgs.models import Role, role_at_least
-from voiceplatform.templatetags.present import error_text
+from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
 
 
@@ -118,7 +118,7 @@ class CallDetailView(OrgViewMixin, TemplateView):
             else:
                 messages.error(request, f"Unknown action {action!r}.")
         except CallError as exc:
-            messages.error(request, error_text(exc))
+            show_error(request, exc)
         return redirect("calls:detail", public_id=call.public_id)
 
 
@@ -184,8 +184,8 @@ class WebCallView(OrgViewMixin, TemplateView):
         try:
             started = start_web_call(self.org, agent, self.actor, variables)
         except CallError as exc:
-            return self.render_to_response(self.get_context_data(error=error_text(exc), selected=agent_id,
-                                                                 values=variables), status=400)
+            show_error(request, exc)
+            return self.render_to_response(self.get_context_data(selected=agent_id, values=variables), status=400)
         version = started.call.agent_version
         provider = version.settings.provider if version is not None else agent.provider
         return self.render_to_response(self.get_context_data(call=started.call, websocket_path=started.websocket_path,
@@ -246,7 +246,7 @@ class NumberListView(OrgViewMixin, TemplateView):
                 messages.success(request, "Number added.")
                 return redirect("calls:numbers")
             except CallError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, error_text(exc))
+                show_error(request, exc, form)
         return self.render_to_response(self.get_context_data(form=form))
 
     def _import(self, request: HttpRequest) -> HttpResponse:
@@ -257,7 +257,7 @@ class NumberListView(OrgViewMixin, TemplateView):
             result = import_carrier_numbers(self.org, form.cleaned_data["carrier"], self.actor,
                                             configure_webhooks=form.cleaned_data["configure_webhooks"])
         except CallError as exc:
-            messages.error(request, error_text(exc))
+            show_error(request, exc)
             return redirect("calls:numbers")
         messages.success(request, f"Imported: {len(result.created)} new, {len(result.updated)} updated.")
         for number, why in result.skipped:

@@ -9,11 +9,13 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http.response import HttpResponseBase
 from rest_framework import exceptions, pagination, permissions, throttling
 from rest_framework.request import Request
-from rest_framework.response import Response
 
 from orgs.models import ApiKey, Role, role_at_least
+from voiceplatform.availability import answer_unavailable
+from voiceplatform.errors import ServiceError, api_exception
 
 SAFE_METHODS = permissions.SAFE_METHODS
 
@@ -90,8 +92,13 @@ def _flatten(detail: Any) -> Any:
     return str(detail)
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DjangoValidationError):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponseBase | None:
+    unavailable = answer_unavailable(context["request"], exc)
+    if unavailable is not None:  # the database or Redis is down: 503, logged
+        return unavailable
+    if isinstance(exc, ServiceError):
+        exc = api_exception(exc)
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages})
     elif isinstance(exc, DjangoPermissionDenied):

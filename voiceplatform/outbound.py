@@ -363,6 +363,28 @@ def _too_large(policy: Policy, seen: int) -> OutboundTooLarge:
                             + (f" (Content-Length {seen:,})" if seen else ""))
 
 
+class _BodyBounds:
+    """The size and deadline checks of one response body, chunk by chunk (the sync and
+    async streams share them)."""
+
+    def __init__(self, policy: Policy, end: float | None) -> None:
+        self._policy, self._end, self._seen = policy, end, 0
+
+    def admit(self, chunk: bytes) -> bytes:
+        """``chunk``, unless the body has now grown past the size limit or the request's
+        deadline has passed (then ``OutboundTooLarge``/``OutboundDeadline``)."""
+        self._seen += len(chunk)
+        if self._policy.max_response_bytes is not None and self._seen > self._policy.max_response_bytes:
+            raise _too_large(self._policy, 0)
+        if (err := _deadline_error(self._policy, self._end)) is not None:
+            raise err
+        return chunk
+
+    def timed_out(self, exc: Exception) -> Exception:
+        """What a read timeout means: the request's deadline when that is what ran out."""
+        return _deadline_error(self._policy, self._end) or exc
+
+
 # --------------------------------------------------------------------------- httpcore backends
 
 
@@ -453,38 +475,28 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
 
     class BoundedStream(hx.SyncByteStream):  # type: ignore[name-defined, misc]
         def __init__(self, inner: Any, policy: Policy, end: float | None) -> None:
-            self._inner, self._policy, self._end, self._seen = inner, policy, end, 0
+            self._inner, self._bounds = inner, _BodyBounds(policy, end)
 
         def __iter__(self) -> Iterator[bytes]:
             try:
                 for chunk in self._inner:
-                    self._seen += len(chunk)
-                    if self._policy.max_response_bytes is not None and self._seen > self._policy.max_response_bytes:
-                        raise _too_large(self._policy, 0)
-                    if (err := _deadline_error(self._policy, self._end)) is not None:
-                        raise err
-                    yield chunk
+                    yield self._bounds.admit(chunk)
             except hx.TimeoutException as exc:
-                raise (_deadline_error(self._policy, self._end) or exc) from exc
+                raise self._bounds.timed_out(exc) from exc
 
         def close(self) -> None:
             self._inner.close()
 
     class AsyncBoundedStream(hx.AsyncByteStream):  # type: ignore[name-defined, misc]
         def __init__(self, inner: Any, policy: Policy, end: float | None) -> None:
-            self._inner, self._policy, self._end, self._seen = inner, policy, end, 0
+            self._inner, self._bounds = inner, _BodyBounds(policy, end)
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             try:
                 async for chunk in self._inner:
-                    self._seen += len(chunk)
-                    if self._policy.max_response_bytes is not None and self._seen > self._policy.max_response_bytes:
-                        raise _too_large(self._policy, 0)
-                    if (err := _deadline_error(self._policy, self._end)) is not None:
-                        raise err
-                    yield chunk
+                    yield self._bounds.admit(chunk)
             except hx.TimeoutException as exc:
-                raise (_deadline_error(self._policy, self._end) or exc) from exc
+                raise self._bounds.timed_out(exc) from exc
 
         async def aclose(self) -> None:
             await self._inner.aclose()

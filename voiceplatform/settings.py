@@ -131,6 +131,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "voiceplatform.uploads.UploadLimitMiddleware",  # first: nothing reads a body over the cap
+    "voiceplatform.availability.ServiceUnavailableMiddleware",  # database/Redis down: 503, not 500
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

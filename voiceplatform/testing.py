@@ -19,7 +19,7 @@ import contextlib
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from django.db.models import Model
@@ -72,25 +72,53 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_until_serving(url: str, procs: list[Any], log_tail: Callable[[], str], *, within_s: float = 90) -> None:
-    """Poll ``url`` until it answers 200, failing with the log if a process in ``procs``
-    (``subprocess.Popen``) exits first or nothing answers within ``within_s``."""
+def wait_until(predicate: Callable[[], object], what: str, *, timeout: float = 30.0, procs: Sequence[Any] = (),
+               log_tail: Callable[[], str] | None = None) -> None:
+    """Poll until ``predicate()`` holds: for what another process (a server, a worker, a
+    fake) does, which takes its own time; never to let time pass (move the clock instead).
+
+    Fails naming ``what``, with ``log_tail()`` when given, if a process in ``procs``
+    (``subprocess.Popen``) exits first or ``predicate`` does not hold within ``timeout``.
+    """
     import threading
     import time
-    import urllib.request
 
-    deadline = time.monotonic() + within_s
+    deadline = time.monotonic() + timeout
     while True:
         for proc in procs:
-            assert proc.poll() is None, log_tail()
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"{url} did not answer:\n{log_tail()}"
-        threading.Event().wait(0.2)  # starting up: poll again
+            assert proc.poll() is None, f"a process exited while waiting for {what}:\n{log_tail() if log_tail else ''}"
+        if predicate():
+            return
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{log_tail() if log_tail else ''}"
+        threading.Event().wait(0.1)  # another process is working: look again
+
+
+def wait_until_serving(url: str, procs: Sequence[Any], log_tail: Callable[[], str], *, within_s: float = 90) -> None:
+    """Poll ``url`` until it answers 200, failing with the log if a process in ``procs``
+    (``subprocess.Popen``) exits first or nothing answers within ``within_s``."""
+    wait_until(lambda: answers_200(url), f"{url} to answer 200", timeout=within_s, procs=procs, log_tail=log_tail)
+
+
+def answers_200(url: str, headers: dict[str, str] | None = None) -> bool:
+    """Whether a GET of ``url`` answers 200 now (no answer at all is False)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:  # refused, reset, or an HTTP error status
+        return False
+
+
+@contextlib.contextmanager
+def refused(error: type[Exception], *, field: str | None, match: str) -> Iterator[None]:
+    """``pytest.raises(error, match=match)`` for a ``ServiceError`` that also checks the
+    input it names (the message no longer says it)."""
+    import pytest
+
+    with pytest.raises(error, match=match) as caught:
+        yield
+    assert getattr(caught.value, "field", None) == field, f"field {getattr(caught.value, 'field', None)!r}"
 
 
 @contextlib.contextmanager

@@ -3,26 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers
 
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES
 from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent, AgentVersion, validate_config
 from agents.runtime import readiness_problems, readiness_warnings
-from agents.services import AgentError, check_provider_allowed
+from agents.services import check_provider_allowed
 from voiceplatform.api import PublicIdField
-
-
-class AgentRefused(exceptions.APIException):
-    """A 400 whose error body carries the refusal's own code (e.g. ``provider_retired``)
-    instead of the generic ``invalid``, so clients can tell why without parsing text."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "invalid"
-
-
-def refused(exc: AgentError) -> AgentRefused:
-    """The API error for a service refusal (``agents.services.AgentError``)."""
-    return AgentRefused(detail=str(exc), code=exc.code)
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -80,10 +67,8 @@ class AgentSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "provider" in attrs:  # before the field checks: a retired provider is the whole answer
-            try:
-                check_provider_allowed(attrs["provider"], current=self.instance.provider if self.instance else None)
-            except AgentError as exc:
-                raise refused(exc) from exc
+            # ProviderRetired: the API's one error mapping answers 400 with code provider_retired.
+            check_provider_allowed(attrs["provider"], current=self.instance.provider if self.instance else None)
         for field in ("transfer_destinations", "sms_recipients"):
             if field in attrs:
                 attrs[field] = [dict(entry) for entry in attrs[field]]

@@ -21,7 +21,6 @@ from agents.api.serializers import (
     ProviderSerializer,
     PublishSerializer,
     RestoreSerializer,
-    refused,
 )
 from agents.models import Agent, AgentVersion
 from agents.providers import PROVIDERS
@@ -51,17 +50,11 @@ class AgentViewSet(OrgScopedViewSet):
         return context
 
     def perform_create(self, serializer: AgentSerializer) -> None:
-        try:
-            serializer.instance = services.create_agent(self.org, self.actor, **serializer.validated_data)
-        except services.AgentError as exc:  # a retired provider: code provider_retired
-            raise refused(exc) from exc
+        serializer.instance = services.create_agent(self.org, self.actor, **serializer.validated_data)
 
     def perform_update(self, serializer: AgentSerializer) -> None:
-        try:
-            serializer.instance = services.update_agent(serializer.instance, self.actor,
-                                                        **serializer.validated_data)
-        except services.AgentError as exc:
-            raise refused(exc) from exc
+        serializer.instance = services.update_agent(serializer.instance, self.actor,
+                                                    **serializer.validated_data)
 
     def perform_destroy(self, instance: Agent) -> None:
         services.delete_agent(instance, self.actor)
@@ -72,12 +65,7 @@ class AgentViewSet(OrgScopedViewSet):
         agent = self.get_object()
         body = PublishSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            version = services.publish_agent(agent, self.actor, note=body.validated_data["note"])
-        except services.ProviderRetired as exc:
-            raise refused(exc) from exc
-        except services.AgentError as exc:
-            raise serializers.ValidationError({"non_field_errors": [str(exc)]}) from exc
+        version = services.publish_agent(agent, self.actor, note=body.validated_data["note"])
         return Response(AgentVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=RestoreSerializer, responses=AgentSerializer)
@@ -90,10 +78,7 @@ class AgentViewSet(OrgScopedViewSet):
         version = versions_of(agent).filter(number=number).first()
         if version is None:
             raise serializers.ValidationError({"version": [f"This agent has no version {number}."]})
-        try:
-            agent = services.restore_version(agent, version, self.actor, publish=body.validated_data["publish"])
-        except services.AgentError as exc:
-            raise refused(exc) from exc
+        agent = services.restore_version(agent, version, self.actor, publish=body.validated_data["publish"])
         return Response(self.get_serializer(agent).data)
 
     @extend_schema(request=DuplicateSerializer, responses={201: AgentSerializer})
@@ -102,10 +87,7 @@ class AgentViewSet(OrgScopedViewSet):
         agent = self.get_object()
         body = DuplicateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            copy = services.duplicate_agent(agent, self.actor, name=body.validated_data.get("name") or None)
-        except services.AgentError as exc:
-            raise refused(exc) from exc
+        copy = services.duplicate_agent(agent, self.actor, name=body.validated_data.get("name") or None)
         return Response(self.get_serializer(copy).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=AgentVersionSerializer(many=True))

@@ -1,4 +1,8 @@
-"""Batches, rows, do-not-call and scheduled calls API: thin views over the services."""
+"""Batches, rows, do-not-call and scheduled calls API: thin views over the services.
+
+A service's refusal (a ``voiceplatform.errors.ServiceError``) is left to propagate: the
+API's exception handler answers it, so these views catch none.
+"""
 
 from __future__ import annotations
 
@@ -26,23 +30,13 @@ from batches.api.serializers import (
     ScheduledCallSerializer,
     SchedulePreviewSerializer,
 )
-from batches.importing import ColumnMapping, ImportedRow, UploadError, preview_upload
+from batches.importing import ColumnMapping, ImportedRow, preview_upload
 from batches.models import Batch, BatchEntry, DoNotCallNumber, EntryState, ScheduledCall
 from batches.readiness import batch_readiness, schedule_readiness
 from batches.report import iter_csv
 from batches.results import result_rows
-from batches.schedule_rules import ScheduleError
 from voiceplatform.api import OrgScopedViewSet
 from voiceplatform.drf import CursorPagination
-
-
-class NotReadyApiError(exceptions.APIException):
-    """409 ``not_ready``: the batch's calls would fail (``batches.readiness``); GET ``…/readiness/`` lists why."""
-
-    status_code = 409
-
-    def __init__(self, error: services.BatchNotReady) -> None:
-        super().__init__(detail=error.message, code="not_ready")
 
 
 class ReadinessSerializer(serializers.Serializer):
@@ -52,22 +46,6 @@ class ReadinessSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField(allow_null=True)
     problems = serializers.ListField(child=serializers.DictField())
     warnings = serializers.ListField(child=serializers.DictField())
-
-
-class UploadApiError(exceptions.APIException):
-    status_code = 400
-
-    def __init__(self, error: UploadError) -> None:
-        super().__init__(detail=error.message, code=error.code)
-
-
-def _raise(error: services.BatchError | UploadError | ScheduleError) -> None:
-    if isinstance(error, UploadError):
-        raise UploadApiError(error)
-    field = getattr(error, "field", None)
-    if field:
-        raise exceptions.ValidationError({field: [error.message.removeprefix(f"{field}: ")]})
-    raise exceptions.ValidationError({"non_field_errors": [error.message]})
 
 
 def _mapping(data: dict[str, Any]) -> ColumnMapping | None:
@@ -113,17 +91,14 @@ class BatchViewSet(OrgScopedViewSet):
         form = BatchCreateSerializer(data=request.data, context=self.get_serializer_context())
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        try:
-            if "file" in data:
-                upload = data["file"]
-                batch = services.create_batch_from_upload(
-                    self.org, self.actor, _settings(data), upload, filename=upload.name, mapping=_mapping(data),
-                    delimiter=_delimiter(data))
-            else:
-                batch = services.create_batch_from_rows(self.org, self.actor, _settings(data), data["rows"],
-                                                        mapping=_mapping(data))
-        except (services.BatchError, UploadError) as exc:
-            _raise(exc)
+        if "file" in data:
+            upload = data["file"]
+            batch = services.create_batch_from_upload(
+                self.org, self.actor, _settings(data), upload, filename=upload.name, mapping=_mapping(data),
+                delimiter=_delimiter(data))
+        else:
+            batch = services.create_batch_from_rows(self.org, self.actor, _settings(data), data["rows"],
+                                                    mapping=_mapping(data))
         return Response(BatchSerializer(batch, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
 
@@ -139,30 +114,19 @@ class BatchViewSet(OrgScopedViewSet):
         current.update({k: v for k, v in form.validated_data.items()})
         if "calling_window" in request.data and request.data.get("calling_window") in (None, ""):
             current["calling_window"] = None
-        try:
-            services.update_batch(batch, self.actor, services.BatchSettings(**current))
-        except services.BatchError as exc:
-            _raise(exc)
+        services.update_batch(batch, self.actor, services.BatchSettings(**current))
         return Response(BatchSerializer(batch, context=self.get_serializer_context()).data)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.partial_update(request, *args, **kwargs)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        try:
-            services.delete_batch(self.get_object(), self.actor)
-        except services.BatchError as exc:
-            raise exceptions.ValidationError({"non_field_errors": [exc.message]}) from exc
+        services.delete_batch(self.get_object(), self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _transition(self, verb: Any) -> Response:
         batch = self.get_object()
-        try:
-            batch = verb(batch, self.actor)
-        except services.BatchNotReady as exc:
-            raise NotReadyApiError(exc) from exc
-        except services.BatchError as exc:
-            raise exceptions.ValidationError({"non_field_errors": [exc.message]}) from exc
+        batch = verb(batch, self.actor)
         return Response(BatchSerializer(batch, context=self.get_serializer_context()).data)
 
     @extend_schema(responses={200: ReadinessSerializer})
@@ -210,13 +174,10 @@ class BatchViewSet(OrgScopedViewSet):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         upload = data["file"]
-        try:
-            result = preview_upload(upload, _mapping(data), default_region=self.org.default_country or None,
-                                    do_not_call=services.do_not_call_set(self.org), filename=upload.name,
-                                    delimiter=_delimiter(data), first_n=data["first_rows"],
-                                    max_problems=data["max_problems"])
-        except UploadError as exc:
-            _raise(exc)
+        result = preview_upload(upload, _mapping(data), default_region=self.org.default_country or None,
+                                do_not_call=services.do_not_call_set(self.org), filename=upload.name,
+                                delimiter=_delimiter(data), first_n=data["first_rows"],
+                                max_problems=data["max_problems"])
         return Response({
             "summary": result.summary.as_dict(),
             "first_rows": [_row_json(r) for r in result.first_rows],
@@ -277,12 +238,9 @@ class DoNotCallViewSet(OrgScopedViewSet):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def perform_create(self, serializer: Any) -> None:
-        try:
-            serializer.instance = services.add_do_not_call(
-                self.org, self.actor, serializer.validated_data["e164"],
-                reason=serializer.validated_data.get("reason", ""))
-        except services.BatchError as exc:
-            _raise(exc)
+        serializer.instance = services.add_do_not_call(
+            self.org, self.actor, serializer.validated_data["e164"],
+            reason=serializer.validated_data.get("reason", ""))
 
     def perform_destroy(self, instance: DoNotCallNumber) -> None:
         services.remove_do_not_call(instance, self.actor)
@@ -293,12 +251,9 @@ class DoNotCallViewSet(OrgScopedViewSet):
         form = DoNotCallImportSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
-        try:
-            result = services.import_do_not_call(self.org, self.actor, upload, filename=upload.name,
-                                                 phone_column=form.validated_data.get("phone_column") or None,
-                                                 reason=form.validated_data.get("reason", ""))
-        except UploadError as exc:
-            _raise(exc)
+        result = services.import_do_not_call(self.org, self.actor, upload, filename=upload.name,
+                                             phone_column=form.validated_data.get("phone_column") or None,
+                                             reason=form.validated_data.get("reason", ""))
         return Response({"added": result.added, "already_listed": result.already_listed,
                          "invalid": [{"row": row, "reason": reason} for row, reason in result.invalid]})
 
@@ -327,22 +282,16 @@ class ScheduledCallViewSet(OrgScopedViewSet):
         return scheduling.ScheduleInput(**base)
 
     def perform_create(self, serializer: Any) -> None:
-        try:
-            serializer.instance = scheduling.create_scheduled_call(self.org, self.actor,
-                                                                   self._input(serializer.validated_data))
-        except services.BatchError as exc:
-            _raise(exc)
+        serializer.instance = scheduling.create_scheduled_call(self.org, self.actor,
+                                                               self._input(serializer.validated_data))
 
     def perform_update(self, serializer: Any) -> None:
         instance = serializer.instance
         data = dict(serializer.validated_data)
-        try:
-            if set(data) == {"enabled"}:
-                scheduling.set_scheduled_call_enabled(instance, self.actor, bool(data["enabled"]))
-            else:
-                scheduling.update_scheduled_call(instance, self.actor, self._input(data, instance))
-        except services.BatchError as exc:
-            _raise(exc)
+        if set(data) == {"enabled"}:
+            scheduling.set_scheduled_call_enabled(instance, self.actor, bool(data["enabled"]))
+        else:
+            scheduling.update_scheduled_call(instance, self.actor, self._input(data, instance))
 
     def perform_destroy(self, instance: ScheduledCall) -> None:
         scheduling.delete_scheduled_call(instance, self.actor)
@@ -354,11 +303,8 @@ class ScheduledCallViewSet(OrgScopedViewSet):
         form = SchedulePreviewSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        try:
-            runs = scheduling.preview(data["kind"], timezone=data["timezone"], cron=data.get("cron", ""),
-                                      run_at=data.get("run_at") or None, count=data["count"])
-        except ScheduleError as exc:
-            raise exceptions.ValidationError({exc.field: [exc.message]}) from exc
+        runs = scheduling.preview(data["kind"], timezone=data["timezone"], cron=data.get("cron", ""),
+                                  run_at=data.get("run_at") or None, count=data["count"])
         return Response({"next_runs": [r.isoformat() for r in runs]})
 
     @extend_schema(responses={200: ScheduledCallRunSerializer(many=True)})

@@ -105,7 +105,9 @@ def test_lifecycle_and_roles(api: Any, owner_a: Any, viewer_a: Any, org_a: Any, 
     batch = make_batch(org_a)
     url = f"/api/v1/batches/{batch.public_id}/"
     assert api(viewer_a).post(url + "launch/").status_code == 403
-    assert api(owner_a).post(url + "pause/").json()["error"]["message"].startswith("non_field_errors: only a running")
+    refusal = api(owner_a).post(url + "pause/")
+    assert refusal.status_code == 400 and refusal.json()["error"] == {
+        "code": "batch_error", "message": "only a running batch can be paused; this one is ready", "fields": {}}
     assert api(owner_a).post(url + "launch/").json()["status"] == "running"
     assert api(owner_a).post(url + "pause/").json()["status"] == "paused"
     assert api(owner_a).patch(url, {"concurrency": 7}, format="json").json()["concurrency"] == 7

@@ -30,6 +30,7 @@ from calls.services.errors import DoNotCall
 from calls.services.placement import place_outbound_call
 from orgs.models import AuditLog
 from orgs.services import SYSTEM
+from voiceplatform.testing import refused
 
 pytestmark = pytest.mark.django_db
 CALLS = r"/2010-04-01/Accounts/AC\w+/Calls\.json"
@@ -64,16 +65,15 @@ def test_create_classifies_and_stores_every_row(twilio_org: Any, agent_a: Any, t
 def test_settings_are_validated_with_field_names(twilio_org: Any, agent_a: Any, twilio_number: Any, org_b: Any) -> None:
     from calls.tests.factories import make_phone_number
 
-    with pytest.raises(BatchError, match="concurrency: must be a number from 1 to 100") as exc:
+    with refused(BatchError, field="concurrency", match="^must be a number from 1 to 100"):
         make_batch(twilio_org, agent_a, twilio_number, csv_of(us_numbers(1)), concurrency=0)
-    assert exc.value.field == "concurrency"
-    with pytest.raises(BatchError, match="retry_on: completed cannot be retried"):
+    with refused(BatchError, field="retry_on", match="^completed cannot be retried"):
         make_batch(twilio_org, agent_a, twilio_number, csv_of(us_numbers(1)), retry_on=["completed"])
-    with pytest.raises(BatchError, match="calling_window: .*HH:MM"):
+    with refused(BatchError, field="calling_window", match="HH:MM"):
         make_batch(twilio_org, agent_a, twilio_number, csv_of(us_numbers(1)),
                    calling_window={"days": ["mon"], "start": "9", "end": "17:00"})
     other_number = make_phone_number(org_b)
-    with pytest.raises(BatchError, match="from_number: no such number"):
+    with refused(BatchError, field="from_number", match="^no such number"):
         make_batch(twilio_org, agent_a, other_number, csv_of(us_numbers(1)))
 
 

@@ -1,4 +1,8 @@
-"""Calls and phone numbers API: thin views over ``calls.services``."""
+"""Calls and phone numbers API: thin views over ``calls.services``.
+
+A service's refusal (a ``voiceplatform.errors.ServiceError``) is left to propagate: the
+API's exception handler answers it, so these views catch none.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from calls.api.serializers import (
 )
 from calls.models import Call, PhoneNumber, Recording, Status
 from calls.services.control import delete_call, hangup_call, send_call_dtmf, transfer_call
-from calls.services.errors import CallError, CarrierUnavailable, ConcurrencyLimitReached
+from calls.services.errors import CallError
 from calls.services.numbers import (
     create_phone_number,
     delete_phone_number,
@@ -39,27 +43,6 @@ from calls.services.placement import place_outbound_call, start_web_call
 from calls.services.session import prepare_session_early
 from orgs.models import ROLE_RANK, Role
 from voiceplatform.api import OrgScopedViewSet
-
-
-class CallApiError(exceptions.APIException):
-    status_code = 400
-
-    def __init__(self, error: CallError, status_code: int = 400) -> None:
-        super().__init__(detail=error.message, code=error.code)
-        self.status_code = status_code
-
-
-def _raise(error: CallError) -> None:
-    if error.field:
-        # The service message reads "field: why"; under "fields" the name is the key already.
-        message = error.message.removeprefix(f"{error.field}: ")
-        raise exceptions.ValidationError({error.field: [message]}, code=error.code)
-    status_code = {
-        ConcurrencyLimitReached: 429,
-        CarrierUnavailable: 502,
-    }.get(type(error), 400)
-    raise CallApiError(error, status_code)
-
 
 CALL_FILTERS = [
     OpenApiParameter("status", str, enum=[s.value for s in Status]),
@@ -132,13 +115,10 @@ class CallViewSet(OrgScopedViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         key = data.get("idempotency_key") or request.headers.get("Idempotency-Key", "")
-        try:
-            call = place_outbound_call(
-                request.org, data["agent"], data["to"], data["from_number"], data["variables"], self.actor,
-                idempotency_key=key,
-            )
-        except CallError as exc:
-            _raise(exc)
+        call = place_outbound_call(
+            request.org, data["agent"], data["to"], data["from_number"], data["variables"], self.actor,
+            idempotency_key=key,
+        )
         if call.status == Status.QUEUED:
             # The greeting is ready by the time the callee answers.
             prepare_session_early(request._request, str(call.public_id), call.carrier)
@@ -156,28 +136,19 @@ class CallViewSet(OrgScopedViewSet):
         A call whose socket has not connected within a minute is ended."""
         serializer = WebCallCreateSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
-        try:
-            started = start_web_call(request.org, serializer.validated_data["agent"], self.actor,
-                                     serializer.validated_data["variables"])
-        except CallError as exc:
-            _raise(exc)
+        started = start_web_call(request.org, serializer.validated_data["agent"], self.actor,
+                                 serializer.validated_data["variables"])
         fresh = selectors.call_detail(request.org, started.call.public_id)
         body = CallDetailSerializer(fresh, context=self.get_serializer_context()).data
         return Response({**body, "websocket_path": started.websocket_path, "stream_token": started.stream_token},
                         status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Call) -> None:
-        try:
-            delete_call(instance, self.actor)
-        except CallError as exc:
-            _raise(exc)
+        delete_call(instance, self.actor)
 
     def _control(self, request: Request, operation: Any, call: Call | None = None) -> Response:
         call = call if call is not None else self.get_object()
-        try:
-            operation(call)
-        except CallError as exc:
-            _raise(exc)
+        operation(call)
         fresh = selectors.call_detail(request.org, call.public_id)
         return Response(CallDetailSerializer(fresh, context=self.get_serializer_context()).data)
 
@@ -250,13 +221,10 @@ class PhoneNumberViewSet(OrgScopedViewSet):
         missing = [name for name in ("e164", "carrier") if not data.get(name)]
         if missing:
             raise exceptions.ValidationError({name: ["This field is required."] for name in missing})
-        try:
-            number = create_phone_number(
-                request.org, self.actor, e164=data["e164"], carrier=data["carrier"], label=data.get("label", ""),
-                inbound_agent=data.get("inbound_agent"),
-            )
-        except CallError as exc:
-            _raise(exc)
+        number = create_phone_number(
+            request.org, self.actor, e164=data["e164"], carrier=data["carrier"], label=data.get("label", ""),
+            inbound_agent=data.get("inbound_agent"),
+        )
         return Response(PhoneNumberSerializer(number).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=PhoneNumberWriteSerializer, responses=PhoneNumberSerializer)
@@ -269,10 +237,7 @@ class PhoneNumberViewSet(OrgScopedViewSet):
         if fixed:
             raise exceptions.ValidationError({name: ["cannot be changed; delete and re-add the number"]
                                               for name in fixed})
-        try:
-            update_phone_number(number, self.actor, **data)
-        except CallError as exc:
-            _raise(exc)
+        update_phone_number(number, self.actor, **data)
         return Response(PhoneNumberSerializer(number).data)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -287,13 +252,10 @@ class PhoneNumberViewSet(OrgScopedViewSet):
         """Import every number the org's carrier account owns and point it at this platform."""
         serializer = ImportNumbersSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            result = import_carrier_numbers(
-                request.org, serializer.validated_data["carrier"], self.actor,
-                configure_webhooks=serializer.validated_data["configure_webhooks"],
-            )
-        except CallError as exc:
-            _raise(exc)
+        result = import_carrier_numbers(
+            request.org, serializer.validated_data["carrier"], self.actor,
+            configure_webhooks=serializer.validated_data["configure_webhooks"],
+        )
         return Response({
             "created": PhoneNumberSerializer(result.created, many=True).data,
             "updated": PhoneNumberSerializer(result.updated, many=True).data,

@@ -4,8 +4,10 @@ A caller typing an account number presses many keys; the model should get one
 user turn for the whole entry, not one per key. :class:`DtmfCollector` is the
 pure part (times are passed in): an entry ends on the terminator key (``#``),
 after ``timeout_s`` without a key, or at ``max_keys``. :class:`KeypadInput`
-adds the inter-key timer on the event loop (``call_later``, re-armed per key;
-nothing runs per audio frame) and hands finished entries to a callback.
+adds the inter-key timer (re-armed per key; nothing runs per audio frame) and
+hands finished entries to a callback. The timer's time source is a
+:class:`KeypadTimer`: the event loop's clock in calls, a clock the test moves in
+tests (``calls.testing.clocks.ManualTimer``), so no test sleeps between keys.
 
 Defaults follow what Vapi's keypad input does (2 s, ``#``).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 EntryEnd = Literal["terminator", "timeout", "max_keys"]
 
@@ -111,28 +113,51 @@ class DtmfCollector:
         return entry
 
 
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class KeypadTimer(Protocol):
+    """The inter-key timeout's time source: ``now()`` in seconds, and ``call_at(when,
+    callback)`` to run ``callback`` on the running loop once ``now()`` reaches ``when``."""
+
+    def now(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable: ...
+
+
+class LoopTimer:
+    """The running event loop's clock and timers (what calls use)."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
+        return asyncio.get_running_loop().call_at(when, callback)
+
+
 class KeypadInput:
-    """A :class:`DtmfCollector` with its inter-key timer on the running loop.
+    """A :class:`DtmfCollector` with its inter-key timer (``timer``, the loop's by default).
 
     ``on_entry`` is called (synchronously, from :meth:`press` or the timer)
     with each finished entry; ``clock_ms`` gives the call-clock time.
     """
 
     def __init__(self, settings: DtmfSettings, on_entry: Callable[[KeypadEntry], None],
-                 clock_ms: Callable[[], int]) -> None:
+                 clock_ms: Callable[[], int], timer: KeypadTimer | None = None) -> None:
         self.collector = DtmfCollector(settings)
         self._on_entry = on_entry
         self._clock_ms = clock_ms
-        self._timer: asyncio.TimerHandle | None = None
+        self._clock = timer or LoopTimer()
+        self._timer: Cancellable | None = None
 
     def press(self, key: str) -> None:
-        loop = asyncio.get_running_loop()
         self.cancel()
-        entry = self.collector.press(key, loop.time(), self._clock_ms())
+        entry = self.collector.press(key, self._clock.now(), self._clock_ms())
         if entry is not None:
             self._on_entry(entry)
         elif (deadline := self.collector.deadline) is not None:
-            self._timer = loop.call_at(deadline, self._timed_out)
+            self._timer = self._clock.call_at(deadline, self._timed_out)
 
     def cancel(self) -> None:
         """Stop the timer (the pending keys stay; a call ending drops them)."""
@@ -142,6 +167,6 @@ class KeypadInput:
 
     def _timed_out(self) -> None:
         self._timer = None
-        entry = self.collector.expire(asyncio.get_running_loop().time())
+        entry = self.collector.expire(self._clock.now())
         if entry is not None:
             self._on_entry(entry)

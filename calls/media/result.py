@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from agents.bridges.base import SessionConfig
 from calls.audio.vad import VadSettings
-from calls.media.dtmf import DtmfSettings
+from calls.media.dtmf import DtmfSettings, KeypadTimer
 
 if TYPE_CHECKING:
     from calls.media.session import CallSession
@@ -116,6 +116,8 @@ class SessionContext:
     vad_enabled: bool = True
     barge_in: bool = True
     dtmf: DtmfSettings = field(default_factory=DtmfSettings)
+    #: the keypad's inter-key clock and timers; None: the event loop's (tests move time)
+    keypad_timer: KeypadTimer | None = None
     keep_keypad_digits: bool = False
     max_duration_s: float = 3600.0
     silence_timeout_s: float = 60.0

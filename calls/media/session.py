@@ -712,7 +712,7 @@ class CallSession:
         else:
             self.record("dtmf")
         if self._keypad is None and ctx is not None and ctx.dtmf.enabled:
-            self._keypad = KeypadInput(ctx.dtmf, self._on_keypad_entry, self.clock_ms)
+            self._keypad = KeypadInput(ctx.dtmf, self._on_keypad_entry, self.clock_ms, ctx.keypad_timer)
         if self._keypad is not None:
             self._keypad.press(digit)
 

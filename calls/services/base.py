@@ -44,7 +44,7 @@ def normalize_number(org: Organization, raw: str, field: str) -> str:
     try:
         return normalize_phone(str(raw), org.default_country or None).e164
     except PhoneNumberError as exc:
-        raise CallError(f"{field}: {exc.reason}", field=field) from exc
+        raise CallError(exc.reason, field=field) from exc
 
 
 async def in_db_thread(func: Callable[..., T], *args: Any) -> T:

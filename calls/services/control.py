@@ -101,11 +101,11 @@ def transfer_call(call: Call, to: str, actor: Actor, *, any_number: bool = False
         try:
             target = normalize_target(to, allow_sip=True, default_region=call.org.default_country or None)
         except ValueError as exc:
-            raise CallError(f"to: {exc}", field="to") from exc
+            raise CallError(str(exc), field="to") from exc
     else:
         add_event(call, "call.transfer_refused", reason="not a configured transfer destination",
                   by=actor.label[:100])
-        raise CallError(f"to: “{str(to)[:40]}” is not one of this agent's transfer destinations "
+        raise CallError(f"“{str(to)[:40]}” is not one of this agent's transfer destinations "
                         f"({_labels(destinations)})", field="to")
     Call.objects.filter(pk=call.pk).update(transfer_to=target)
     call.transfer_to = target
@@ -131,7 +131,7 @@ def send_call_dtmf(call: Call, digits: str, actor: Actor) -> None:
     try:
         validate_dtmf(digits)
     except CarrierError as exc:
-        raise CallError(f"digits: {exc}", field="digits") from exc
+        raise CallError(str(exc), field="digits") from exc
     resume = issue_stream_target(call, replaces_stream=True, direction=call.direction, resumed="1")
     try:
         carrier.send_dtmf(call.carrier_call_id, digits, resume=resume)
@@ -151,7 +151,7 @@ def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None)
     if not call.phone_number_id or not call.carrier:
         raise CallError("cannot send SMS: this call has no phone number to send from")
     if not text.strip():
-        raise CallError("body: the message is empty", field="body")
+        raise CallError("the message is empty", field="body")
     number = call.phone_number
     assert number is not None
     recipient = call.counterpart
@@ -160,7 +160,7 @@ def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None)
         entry = find_destination(recipients, to)
         if entry is None:
             add_event(call, "sms.refused", reason="not a configured SMS recipient", by=actor.label[:100])
-            raise CallError(f"to: “{str(to)[:40]}” is not one of this agent's SMS recipients "
+            raise CallError(f"“{str(to)[:40]}” is not one of this agent's SMS recipients "
                             f"({_labels(recipients)}); leave it out to text the caller", field="to")
         recipient = str(entry["number"])
     carrier = carrier_for(call.org, call.carrier)

@@ -1,22 +1,20 @@
 """The errors every calls service raises: one family, ``CallError`` at its root.
 
-``field`` names the API/form input at fault (None when no single input is); ``code`` is
-the machine-readable kind. The API answers ``ConcurrencyLimitReached`` with 429,
-``CarrierUnavailable`` with 502 and the others with 400 (``calls.api.views``).
+Each is a ``voiceplatform.errors.ServiceError``: ``field`` names the API/form input at
+fault (None when no single input is), ``code`` is the machine-readable kind and
+``status`` the HTTP status the API answers with (429 for ``ConcurrencyLimitReached``,
+502 for ``CarrierUnavailable``, 400 otherwise).
 """
 
 from __future__ import annotations
 
+from voiceplatform.errors import ServiceError
 
-class CallError(Exception):
+
+class CallError(ServiceError):
     """A call operation was refused; ``field`` names the input at fault, if any."""
 
     code = "call_error"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
 
 
 class MissingVariables(CallError):
@@ -29,6 +27,7 @@ class ConcurrencyLimitReached(CallError):
     """The organisation has as many live calls as it may have."""
 
     code = "concurrency_limit"
+    status = 429
 
 
 class DoNotCall(CallError):
@@ -41,6 +40,7 @@ class CarrierUnavailable(CallError):
     """The carrier's API failed or refused; ``retryable`` says whether trying again may help."""
 
     code = "carrier_error"
+    status = 502
 
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)

@@ -55,7 +55,7 @@ def held_carrier_number(org: Organization, carrier_name: str, e164: str) -> Carr
     try:
         carrier = carrier_for(org, carrier_name)
     except CallError as exc:
-        raise CallError(f"carrier: cannot check that the organisation's {carrier_name} account holds this "
+        raise CallError(f"cannot check that the organisation's {carrier_name} account holds this "
                         f"number: {exc.message}", field="carrier") from exc
     try:
         owned = carrier.list_numbers()
@@ -64,7 +64,7 @@ def held_carrier_number(org: Organization, carrier_name: str, e164: str) -> Carr
                                  f"number: {exc}", retryable=exc.retryable) from exc
     match = next((item for item in owned if item.e164 == e164), None)
     if match is None:
-        raise CallError(f"e164: {e164} is not a number of this organisation's {carrier_name} account; "
+        raise CallError(f"{e164} is not a number of this organisation's {carrier_name} account; "
                         "buy or port it there first", field="e164")
     return match
 
@@ -75,11 +75,11 @@ def check_new_phone_number(org: Organization, *, e164: str, carrier: str,
     errors on the right field): the E.164 form of ``e164`` and the carrier's record of it."""
     number = normalize_number(org, e164, "e164")
     if carrier not in ("twilio", "plivo"):
-        raise CallError(f"carrier: must be twilio or plivo, not {carrier!r}", field="carrier")
+        raise CallError(f"must be twilio or plivo, not {carrier!r}", field="carrier")
     if inbound_agent is not None and inbound_agent.org_id != org.pk:
-        raise CallError("inbound_agent: no such agent in this organisation", field="inbound_agent")
+        raise CallError("no such agent in this organisation", field="inbound_agent")
     if PhoneNumber.objects.filter(carrier=carrier, e164=number).exists():
-        raise CallError(f"e164: {number} is already registered on {carrier}", field="e164")
+        raise CallError(f"{number} is already registered on {carrier}", field="e164")
     return number, held_carrier_number(org, carrier, number)
 
 
@@ -95,7 +95,7 @@ def create_phone_number(org: Organization, actor: Actor, *, e164: str, carrier: 
             phone = PhoneNumber.objects.create(org=org, e164=number, carrier=carrier, label=label,
                                                carrier_number_id=held.carrier_number_id, inbound_agent=inbound_agent)
     except IntegrityError as exc:  # registered meanwhile, while the carrier was asked
-        raise CallError(f"e164: {number} is already registered on {carrier}", field="e164") from exc
+        raise CallError(f"{number} is already registered on {carrier}", field="e164") from exc
     record_audit(org, actor, "phone_number.created", phone, {"carrier": carrier})
     return phone
 
@@ -106,7 +106,7 @@ def update_phone_number(phone: PhoneNumber, actor: Actor, **values: Any) -> Phon
 
     agent = values.get("inbound_agent")
     if agent is not None and agent.org_id != phone.org_id:
-        raise CallError("inbound_agent: no such agent in this organisation", field="inbound_agent")
+        raise CallError("no such agent in this organisation", field="inbound_agent")
     allowed = {k: v for k, v in values.items() if k in ("label", "inbound_agent")}
     changes = diff_fields(phone, allowed)
     if changes:

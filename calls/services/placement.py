@@ -70,15 +70,15 @@ def _agent_plan(org: Organization, agent: Any, variables: Mapping[str, Any] | No
     from calls.agent_link import AgentUnusable, outbound_plan
 
     if agent is None or agent.org_id != org.pk:
-        raise CallError("agent: no such agent in this organisation", field="agent")
+        raise CallError("no such agent in this organisation", field="agent")
     if variables is not None and not isinstance(variables, Mapping):
-        raise CallError("variables: must be an object of name → value", field="variables")
+        raise CallError("must be an object of name → value", field="variables")
     variables = dict(variables or {})
     try:
         return variables, outbound_plan(agent, variables)
     except AgentUnusable as exc:
         error = MissingVariables if exc.missing_variables else CallError
-        raise error(f"{exc.field}: {exc}", field=exc.field) from exc
+        raise error(exc.message, field=exc.field) from exc
 
 
 def _create_call_within_limit(org: Organization, **fields: Any) -> Call:
@@ -115,23 +115,23 @@ def place_outbound_call(
     failed with the carrier's reason).
     """
     if variables is not None and not isinstance(variables, Mapping):
-        raise CallError("variables: must be an object of name → value", field="variables")
+        raise CallError("must be an object of name → value", field="variables")
     idempotency_key = (idempotency_key or "").strip()[:100]
     if idempotency_key:
         existing = Call.objects.for_org(org).filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
     if from_number.org_id != org.pk:
-        raise CallError("from_number: no such number in this organisation", field="from_number")
+        raise CallError("no such number in this organisation", field="from_number")
     if agent is None or agent.org_id != org.pk:
-        raise CallError("agent: no such agent in this organisation", field="agent")
+        raise CallError("no such agent in this organisation", field="agent")
     to_e164 = normalize_number(org, to, "to")
     if to_e164 == from_number.e164:
-        raise CallError("to: cannot call the number the call is placed from", field="to")
+        raise CallError("cannot call the number the call is placed from", field="to")
     for check in list(_DO_NOT_CALL_CHECKS):
         reason = check(org, to_e164)
         if reason:
-            raise DoNotCall(f"to: {reason}", field="to")
+            raise DoNotCall(reason, field="to")
     variables, plan = _agent_plan(org, agent, variables)
     carrier = carrier_for(org, from_number.carrier)
 

@@ -10,11 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
+
+from voiceplatform.testing import wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "voiceplatform.asgi:application"
@@ -45,16 +45,6 @@ def http_get(url: str) -> int:
         return exc.code
 
 
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    """Poll until ``predicate()`` holds (what another process does takes its time)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def server_argv(kind: str, port: int, *, debug: bool = False) -> list[str]:
     """The command line of an ASGI server on 127.0.0.1:``port``; ``debug`` turns its own
     logging (access log included) up to DEBUG."""
@@ -83,18 +73,7 @@ class Processes:
                                             start_new_session=True))
 
     def wait_healthy(self, base_url: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            for proc in self._procs:
-                assert proc.poll() is None, self.log()
-            time.sleep(0.3)
-        raise AssertionError(f"{base_url} did not come up:\n" + self.log())
+        wait_until_serving(f"{base_url}/healthz", self._procs, self.log, within_s=timeout)
 
     def log(self, tail: int = 4000) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -31,11 +31,11 @@ from calls.testing.fake_openai_chat import FakeOpenAIChat
 from calls.testing.fake_plivo import FakePlivo
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.media_client import CarrierMediaClient
-from calls.testing.processes import WORKER_ARGV, Processes, free_port, http_post, server_argv, wait_until
+from calls.testing.processes import WORKER_ARGV, Processes, free_port, http_post, server_argv
 from calls.testing.signals import speech_mulaw, tone
 from calls.tests.factories import make_phone_number, make_ready_agent
 from orgs.services import SYSTEM, create_api_key, set_provider_credential
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import subprocess_env, wait_until
 
 AGENT_AUDIO = array_to_mulaw(tone(1.0, hz=600, level=0.4))
 CALLER = "+14155559876"

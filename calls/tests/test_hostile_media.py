@@ -59,12 +59,12 @@ from calls.tasks import expire_unconnected_web_call_task
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.media_client import CarrierMediaClient
 from calls.testing.media_server import MediaTestServer
-from calls.testing.processes import Processes, free_port, http_get, http_post, server_argv, wait_until
+from calls.testing.processes import Processes, free_port, http_get, http_post, server_argv
 from calls.testing.signals import speech_mulaw, tone
 from calls.tests.factories import make_phone_number, make_ready_agent
 from orgs.models import AuditLog
 from orgs.services import SYSTEM, create_api_key, set_provider_credential
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import subprocess_env, wait_until
 
 CALLER = "+14155559876"
 

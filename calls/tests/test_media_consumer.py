@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from calls.media.result import SessionContext
 from calls.testing.media_client import CarrierMediaClient
 from calls.testing.media_server import MediaTestServer
 from calls.testing.signals import speech_like
+from voiceplatform.testing import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,10 @@ def echo(call_id: str = "", **kw: object) -> SessionContext:
     return SessionContext(call_public_id=call_id, provider="echo", config=SessionConfig(speaks_first="caller"), **kw)
 
 
-def _registry_drains(server: MediaTestServer, timeout: float = 2.0) -> bool:
+def _registry_drains(server: MediaTestServer) -> bool:
     # the registry forgets a session just after its result is handed over
-    deadline = time.monotonic() + timeout
-    while len(server.sessions) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return len(server.sessions) == 0
+    wait_until(lambda: len(server.sessions) == 0, "the session registry to forget the ended session", timeout=20)
+    return True
 
 
 PAGE_ORIGIN = "http://127.0.0.1:8000"  # a dashboard page (127.0.0.1 is in ALLOWED_HOSTS under test)

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from calls.media.dtmf import DtmfCollector, DtmfSettings, KeypadEntry, KeypadInput
+from calls.testing.clocks import ManualTimer
 
 
 def test_terminator_ends_the_entry_at_once_and_is_kept():
@@ -58,23 +59,43 @@ def test_settings_are_checked():
         DtmfSettings(max_keys=0)
 
 
-def test_keypad_input_times_out_on_the_loop_and_rearms_per_key():
+def test_keypad_input_times_out_on_its_timer_and_rearms_per_key():
+    timer = ManualTimer(start=50.0)
+
     async def main() -> list[tuple[KeypadEntry, float]]:
-        loop = asyncio.get_running_loop()
         got: list[tuple[KeypadEntry, float]] = []
-        keypad = KeypadInput(DtmfSettings(timeout_s=0.1), lambda e: got.append((e, loop.time())), lambda: 7)
-        start = loop.time()
+        keypad = KeypadInput(DtmfSettings(timeout_s=0.5), lambda e: got.append((e, timer.now())), lambda: 7,
+                             timer)
+
+        async def advance(seconds: float) -> None:
+            timer.advance(seconds)
+            await asyncio.sleep(0)  # due timers run on this loop
+
         keypad.press("1")
-        await asyncio.sleep(0.06)
-        keypad.press("2")  # re-arms: no entry at 0.1 s
-        await asyncio.sleep(0.06)
-        assert got == []
-        await asyncio.sleep(0.1)
+        await advance(0.25)
+        keypad.press("2")  # re-arms: no entry 0.5 s after the first key
+        await advance(0.25)
+        assert got == [] and timer.pending == 1
+        await advance(0.25)  # 0.5 s after the last key
         keypad.press("3")
         keypad.press("#")  # the terminator cancels the timer
-        await asyncio.sleep(0.15)
-        return [(e, t - start) for e, t in got]
+        assert timer.pending == 0
+        await advance(5.0)
+        return got
 
     (first, at), (second, _) = asyncio.run(main())
-    assert first == KeypadEntry("12", "timeout", 7) and 0.15 <= at < 0.3
+    assert first == KeypadEntry("12", "timeout", 7) and at == 50.75
     assert second == KeypadEntry("3#", "terminator", 7)
+
+
+def test_keypad_input_arms_its_timer_on_the_event_loop_by_default():
+    async def main() -> tuple[float | None, float | None]:
+        keypad = KeypadInput(DtmfSettings(timeout_s=2.0), lambda e: None, lambda: 0)
+        keypad.press("1")
+        handle = keypad._timer
+        assert isinstance(handle, asyncio.TimerHandle)
+        keypad.cancel()
+        return handle.when(), keypad.collector.deadline
+
+    when, deadline = asyncio.run(main())
+    assert when is not None and when == deadline  # the loop's clock (loop.call_at), at the collector's deadline

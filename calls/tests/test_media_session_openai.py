@@ -6,7 +6,6 @@ carrier hang-up mid-sentence, transcripts and turn latency, keypad input."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from calls.audio.mulaw import array_to_mulaw
 from calls.audio.vad import VadSettings
 from calls.media.dtmf import DtmfSettings
 from calls.media.result import SessionContext, SessionResult
+from calls.testing.clocks import ManualTimer
 from calls.testing.media_client import CarrierMediaClient
 from calls.testing.media_server import MediaTestServer
 from calls.testing.signals import speech_mulaw, tone
@@ -345,7 +345,7 @@ def test_keys_pressed_while_the_agent_speaks_reach_it_as_one_user_turn_with_one_
     assert result.usage["responses"] >= 2 and result.end_reason == "caller_hangup"
 
 
-INTER_KEY_TIMEOUT_S = 2.0  # far above a scheduling stall, so the two keys stay one entry
+INTER_KEY_TIMEOUT_S = 2.0
 
 
 def test_a_keypad_entry_without_terminator_ends_after_the_inter_key_timeout_on_plivo(
@@ -353,27 +353,28 @@ def test_a_keypad_entry_without_terminator_ends_after_the_inter_key_timeout_on_p
 ) -> None:
     fake.script(AgentTurn(audio=AGENT_SPEECH[:1600], transcript="Sales, one moment."))
     carrier = Carrier()
+    timer = ManualTimer()  # the keypad's time moves only when the test says
     call_id, url = add_call(server, "plivo", fake, carrier, tmp_path, first_message=None,
-                            dtmf=DtmfSettings(timeout_s=INTER_KEY_TIMEOUT_S))
+                            dtmf=DtmfSettings(timeout_s=INTER_KEY_TIMEOUT_S), keypad_timer=timer)
 
-    async def run() -> float:
+    async def run() -> None:
         async with CarrierMediaClient.plivo(url) as call:
             await asyncio.sleep(0.3)
             await call.send_dtmf("4")
-            await asyncio.sleep(0.2)  # well inside the timeout, even on a loaded machine
+            await asyncio.to_thread(timer.wait_armed, 1)
+            timer.advance(INTER_KEY_TIMEOUT_S - 0.1)  # a slow typist, still inside the timeout
             await call.send_dtmf("2")
-            last_key = time.monotonic()
+            await asyncio.to_thread(timer.wait_armed, 2)  # the second key re-armed the timer
+            timer.advance(INTER_KEY_TIMEOUT_S - 0.1)
+            # 3.8 s after the first key, 1.9 s after the last: the entry is still open
+            assert timer.pending == 1 and fake.user_texts() == []
+            timer.advance(0.1)
             await asyncio.to_thread(fake.wait_for, "response.create", timeout=20)
-            waited = time.monotonic() - last_key
             await call.wait_for_audio(ms=200, timeout=20)
             await call.hang_up()
-        return waited
 
-    waited = asyncio.run(run())
+    asyncio.run(run())
     result = server.calls.wait_result(call_id)
-    # Not before the timeout after the last key (the timer is re-armed per key); how
-    # much later depends on the machine, so only the deadline above bounds it.
-    assert waited >= INTER_KEY_TIMEOUT_S - 0.05
     assert fake.user_texts() == ["[The caller pressed keypad keys: 4 2]"]
     assert events_of(result, "keypad_entry") == [{"keys": 2, "ended_by": "timeout"}]
     assert events_of(result, "barge_in") == []  # nothing was playing

@@ -432,7 +432,7 @@ def test_sms_to_anyone_but_the_caller_or_a_named_recipient_is_refused(
 
     session = loop.run(prepared_session(phone_call))
     sms = session.context.tools["send_sms"]
-    with pytest.raises(ToolError, match="to: “\\+447700900123” is not one of this agent's SMS recipients \\(Manager\\)"):
+    with pytest.raises(ToolError, match="^“\\+447700900123” is not one of this agent's SMS recipients \\(Manager\\)"):
         loop.run(sms({"body": "hi", "to": "+447700900123"}, session))
     assert not fake_twilio.messages
     assert CallEvent.objects.filter(call=phone_call, kind="sms.refused").count() == 1

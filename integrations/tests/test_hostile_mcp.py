@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from integrations.mcp_servers.whatsapp import (
 from integrations.testing.asgi_server import serve_asgi
 from integrations.testing.fake_whatsapp import FakeWhatsApp
 from integrations.testing.mcp import serve_mcp
+from voiceplatform.testing import wait_until
 
 PLATFORM = "platform-caller-" + secrets.token_hex(8)
 APP_SECRET = "meta-app-secret-" + secrets.token_hex(8)
@@ -357,6 +357,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _lists_tools(spec: ServerSpec) -> bool:
+    try:
+        list_tools_sync(spec)
+    except McpClientError:  # not listening yet
+        return False
+    return True
+
+
 def test_no_secret_in_the_output_of_a_server_subprocess():
     """`manage.py run_mcp_server telegram` at LOG_LEVEL=DEBUG: its stdout and stderr carry no secret."""
     from integrations.testing.fake_telegram import FakeTelegram
@@ -373,15 +381,7 @@ def test_no_secret_in_the_output_of_a_server_subprocess():
         try:
             spec = ServerSpec(url=f"http://127.0.0.1:{port}/mcp",
                               headers={"Authorization": f"Bearer {PLATFORM}", "X-Telegram-Bot-Token": bot})
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    list_tools_sync(spec)
-                    break
-                except McpClientError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise
-                    time.sleep(0.2)
+            wait_until(lambda: _lists_tools(spec), "the MCP server to list its tools", timeout=60, procs=[proc])
             result = asyncio.run(call_tool(spec, "send_message", {"chat_id": 1001, "text": "hi"}))
             assert not result.is_error, result.text
         finally:

@@ -329,16 +329,3 @@ def fix_links(value: Any) -> SafeString:
         last = match.end()
     out.append(escape(text[last:]))
     return mark_safe("".join(out))
-
-
-def error_text(exc: BaseException) -> str:
-    """A service error's message for a page: without the ``field: `` prefix that the API keeps.
-
-    Service errors (``CallError``, ``BatchError``…) carry ``field`` and a message starting
-    ``"<field>: "``; next to a form field or in a banner the prefix is noise (``e164: …``).
-    """
-    message = str(getattr(exc, "message", None) or exc)
-    field = getattr(exc, "field", None)
-    if field and message.startswith(f"{field}: "):
-        return message[len(field) + 2:]
-    return message

@@ -477,3 +477,146 @@ def test_core_apps_do_not_import_feature_apps() -> None:
                 if target is not None and target > own and name.split(".", 1)[0] != path.split("/", 1)[0]:
                     problems.append(f"{path}:{node.lineno}: imports {name}")
     assert not problems, "a lower layer imports a feature built on it:\n" + "\n".join(problems)
+
+
+# --- one service error type, mapped once ---------------------------------------------------
+
+# What a service module may raise besides a ServiceError, and why.
+NON_SERVICE_ERRORS_ALLOWED: dict[str, str] = {
+    "django.core.exceptions.ValidationError":
+        "model validation (full_clean, field validators) in orgs/knowledge/integrations/agents; the same "
+        "exception handler maps it for the API, and Django forms show it on the dashboard",
+    "django.core.exceptions.PermissionDenied": "a role check; the exception handler answers 403",
+    "django.core.exceptions.ObjectDoesNotExist": "a lookup by id for the session side (a 404 where it reaches a view)",
+    "calls.media.result.ToolError": "the answer to the model's tool call during a session, not a refused request",
+    "knowledge.embeddings.base.EmbeddingError":
+        "the embedding backend's failure (retryable or not), handled by the ingestion task and the search view",
+    "knowledge.extraction.ExtractionError": "a document that cannot be read; stored on the document version",
+    "knowledge.services._Busy": "internal control flow of the ingestion lock, caught in the same module",
+    "builtins.RuntimeError": "a can-not-happen (an API key prefix collided 50 times)",
+}
+# (module path, name) → what a raise of a local name raises.
+LOCAL_RAISES: dict[tuple[str, str], str] = {
+    ("calls/services/placement.py", "error"): "MissingVariables or CallError, chosen on the line before",
+}
+
+
+def _service_modules() -> list[str]:
+    found = sorted({path for path, _ in project_sources()
+                    if path.endswith("/services.py") or "/services/" in path})
+    assert len(found) >= 8, found  # the guard must see the apps' services
+    return found
+
+
+def _raised_names(tree: ast.Module) -> list[tuple[int, str]]:
+    return [(node.lineno, ast.unparse(node.exc.func if isinstance(node.exc, ast.Call) else node.exc))
+            for node in ast.walk(tree) if isinstance(node, ast.Raise) and node.exc is not None]
+
+
+def test_services_raise_service_errors() -> None:
+    """A refusal a service gives is a ``ServiceError`` (code, message, field, status), so the
+    API and the dashboard each present it in one place (voiceplatform.errors)."""
+    import builtins
+    import importlib
+    import typing
+
+    from voiceplatform.errors import ServiceError
+
+    problems = []
+    for path in _service_modules():
+        module = importlib.import_module(path.removesuffix(".py").removesuffix("/__init__").replace("/", "."))
+        for line, name in _raised_names(ast.parse((ROOT / path).read_text())):
+            target: Any = module if hasattr(module, name.split(".")[0]) else builtins
+            for part in name.split("."):
+                target = getattr(target, part, None)
+            if target is None:
+                if (path, name) not in LOCAL_RAISES:
+                    problems.append(f"{path}:{line}: raises {name}, which the guard cannot resolve")
+                continue
+            if not isinstance(target, type) and callable(target):  # a function that builds the exception
+                target = typing.get_type_hints(target).get("return")
+            assert isinstance(target, type), f"{path}:{line}: {name}"
+            if issubclass(target, ServiceError):
+                continue
+            allowed = any(issubclass(target, _import_dotted(dotted)) for dotted in NON_SERVICE_ERRORS_ALLOWED)
+            if not allowed:
+                problems.append(f"{path}:{line}: raises {target.__module__}.{target.__qualname__}")
+    assert not problems, ("derive the error from voiceplatform.errors.ServiceError (or list it with the reason "
+                          "in NON_SERVICE_ERRORS_ALLOWED):\n" + "\n".join(problems))
+
+
+def _import_dotted(dotted: str) -> type:
+    import importlib
+
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+class _ErrorTranslations(_Scanner):
+    """The per-view error translations one mapping replaced: a function named ``_raise``,
+    ``….removeprefix(f"{…field}: ")`` and a ServiceError-style call (``field=`` given)
+    whose message starts with that field's name and a colon."""
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        if node.name == "_raise":
+            self.findings.append(Finding(node.lineno, ".".join(self.scope), f"def {node.name}"))
+        self._scoped(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "removeprefix" and node.args \
+                and _strips_a_field_name(func.value, node.args[0]):
+            self.report(node)
+        field = next((kw.value for kw in node.keywords if kw.arg == "field"), None)
+        if field is not None and node.args and _starts_with_field(node.args[0], field):
+            self.report(node)
+        self.generic_visit(node)
+
+
+def _strips_a_field_name(receiver: ast.expr, prefix: ast.expr) -> bool:
+    """``x.message.removeprefix("name: ")`` or ``….removeprefix(f"{name}: ")``."""
+    if isinstance(prefix, ast.JoinedStr) and len(prefix.values) == 2:
+        head, tail = prefix.values
+        return isinstance(head, ast.FormattedValue) and isinstance(tail, ast.Constant) and tail.value == ": "
+    return (isinstance(prefix, ast.Constant) and isinstance(prefix.value, str) and prefix.value.endswith(": ")
+            and isinstance(receiver, ast.Attribute) and receiver.attr == "message")
+
+
+def _starts_with_field(message: ast.expr, field: ast.expr) -> bool:
+    first = message.values[0] if isinstance(message, ast.JoinedStr) and message.values else message
+    if isinstance(field, ast.Constant) and isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return isinstance(field.value, str) and first.value.startswith(f"{field.value}:")
+    if isinstance(first, ast.FormattedValue) and isinstance(message, ast.JoinedStr) and len(message.values) > 1:
+        after = message.values[1]
+        return (ast.unparse(first.value) == ast.unparse(field) and isinstance(after, ast.Constant)
+                and str(after.value).startswith(":"))
+    return False
+
+
+def error_translations(tree: ast.Module) -> list[Finding]:
+    return _ErrorTranslations().scan(tree)
+
+
+def test_errors_are_translated_in_one_place() -> None:
+    problems = [f"{path}:{finding.line}: {finding.code}"
+                for path, tree in project_sources() for finding in error_translations(tree)]
+    assert not problems, ("a ServiceError carries its field as an attribute, and voiceplatform.errors presents "
+                          "it (api_exception for the API, show_error/form_error for the dashboard); no message "
+                          "starts with \"field: \" and no view translates errors itself:\n" + "\n".join(problems))
+
+
+@pytest.mark.parametrize(("source", "found"), [
+    ("def _raise(error):\n    pass", ["def _raise"]),
+    ("raise CallError('to: cannot call yourself', field='to')", ["CallError('to: cannot call yourself', field='to')"]),
+    ("raise BatchError(f'{name}: must be a number', field=name)", ["BatchError(f'{name}: must be a number', field=name)"]),
+    ("raise BatchError(f'e164: {why}', field='e164')", ["BatchError(f'e164: {why}', field='e164')"]),
+    ("m = exc.message.removeprefix(f'{exc.field}: ')", ["exc.message.removeprefix(f'{exc.field}: ')"]),
+    ("m = exc.message.removeprefix('e164: ')", ["exc.message.removeprefix('e164: ')"]),
+    ("raise CallError('cannot call yourself', field='to')", []),
+    ("raise BatchError(f'{name} must be a number', field=name)", []),
+    ("raise ScheduleError(f\"'{tz}' is not a known time zone\", field='timezone')", []),
+    ("x = s.removeprefix('v')", []),
+    ("x = outcome.output.removeprefix('error: ')", []),
+])
+def test_error_translation_scanner(source: str, found: list[str]) -> None:
+    assert [f.code for f in error_translations(ast.parse(source))] == found

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from knowledge.services import SourceInput, add_document, create_knowledge_base
 from knowledge.testing.fake_embeddings import FakeOpenAIEmbeddings
 from knowledge.testing.fake_server import RecordedRequest, Response
 from orgs.services import SYSTEM, set_provider_credential
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import subprocess_env, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,13 +121,8 @@ def workers() -> Iterator[Callable[..., Worker]]:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, workers: list[Worker] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    logs = "\n".join(f"--- {w.name}\n{w.log()}" for w in workers)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+    wait_until(predicate, what, timeout=timeout,
+               log_tail=lambda: "\n".join(f"--- {w.name}\n{w.log()}" for w in workers))
 
 
 class HeldEmbeddings(FakeOpenAIEmbeddings):

@@ -254,7 +254,7 @@ def test_when_edges() -> None:
     assert render("{{ t|when:tz }}", t=moment, tz="Asia/Tokyo") == "2026-12-06 00:00 JST"
 
 
-# --- fix_links / error_text ----------------------------------------------------------
+# --- fix_links ----------------------------------------------------------------
 
 
 def test_fix_links_turns_setting_paths_into_links_and_escapes_the_rest() -> None:
@@ -267,17 +267,6 @@ def test_fix_links_turns_setting_paths_into_links_and_escapes_the_rest() -> None
     built = format_html('<a href="{}">Fix it</a> under Settings → Credentials', "/x/")
     assert p.fix_links(built) == built  # already HTML: left alone
     assert p.fix_links("nothing to link") == "nothing to link"
-
-
-def test_error_text_drops_the_field_prefix_only() -> None:
-    from batches.services import BatchError
-    from calls.services.errors import CallError
-
-    assert p.error_text(CallError("agent: no such agent in this organisation", field="agent")) == (
-        "no such agent in this organisation")
-    assert p.error_text(BatchError("e164: not a phone number", field="e164")) == "not a phone number"
-    assert p.error_text(CallError("e164: kept, the error names no field")) == "e164: kept, the error names no field"
-    assert p.error_text(ValueError("plain")) == "plain"
 
 
 # --- templates use the layer ----------------------------------------------------------

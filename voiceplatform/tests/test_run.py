@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import subprocess_env, wait_until, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,30 +43,21 @@ def test_devserver_serves_login_and_readyz_then_stops_cleanly(tmp_path: Path) ->
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        status = 0
-        while time.monotonic() < deadline:
-            try:
-                status, body = _get(f"{base}/readyz")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, Path(log.name).read_text()[-3000:]
-            time.sleep(0.5)
-        assert status == 200, Path(log.name).read_text()[-3000:]
+        def log_tail() -> str:
+            return Path(log.name).read_text()[-3000:]
+
+        wait_until_serving(f"{base}/readyz", [proc], log_tail, within_s=90)
         status, body = _get(f"{base}/accounts/login/")
         assert status == 200 and "Sign In" in body
         status, css = _get(f"{base}/static/css/app.css")
         assert status == 200 and ".sidebar" in css
         # both workers and beat are up too
-        output = ""
-        while time.monotonic() < deadline:
+        def workers_and_beat_up() -> bool:
             output = Path(log.name).read_text()
-            if output.count("ready.") >= 2 and "beat: Starting" in output:
-                break
-            time.sleep(0.5)
-        assert output.count("ready.") >= 2 and "beat: Starting" in output, output[-3000:]
+            return output.count("ready.") >= 2 and "beat: Starting" in output
+
+        wait_until(workers_and_beat_up, "both workers and beat to start", timeout=90, procs=[proc], log_tail=log_tail)
+        output = Path(log.name).read_text()
         assert "ingest@" in output and f".> {settings.CELERY_INGEST_QUEUE} " in output, output[-3000:]
     finally:
         proc.send_signal(signal.SIGINT)
