@@ -19,10 +19,9 @@ Secrets never appear in a message or a log line.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
-
-from django.conf import settings
 
 from orgs.models import Provider, ProviderCredential
 from orgs.services import Actor, record_audit
@@ -51,7 +50,7 @@ class CredentialTest:
         return {"provider": self.provider, "ok": self.ok, "kind": self.kind, "message": self.message}
 
 
-def _classify_status(label: str, status: int | None, vendor_text: str = "") -> tuple[str, str]:
+def classify_status(label: str, status: int | None, vendor_text: str = "") -> tuple[str, str]:
     said = f" ({vendor_text.strip()[:200]})" if vendor_text and vendor_text.strip() else ""
     if status == 401:
         return "bad_key", f"{label} does not accept this key{said}. Check it was copied whole and is still active."
@@ -75,7 +74,7 @@ def _refusal(exc: BaseException) -> outbound.OutboundError | None:
     return None
 
 
-def _guard_result(label: str, exc: BaseException) -> tuple[str, str] | None:
+def guard_result(label: str, exc: BaseException) -> tuple[str, str] | None:
     guard = _refusal(exc)
     if isinstance(guard, outbound.OutboundRefused):
         return "other", f"The {label} base URL is not allowed: {guard.message}."
@@ -100,9 +99,9 @@ def _test_openai(cred: dict[str, str]) -> tuple[str, str]:
         models = [m.id for m in client.models.list()]
     except openai.APIStatusError as exc:
         body = exc.body if isinstance(exc.body, dict) else {}
-        return _classify_status("OpenAI", exc.status_code, str(body.get("message") or ""))
+        return classify_status("OpenAI", exc.status_code, str(body.get("message") or ""))
     except openai.APIConnectionError as exc:
-        return _guard_result("OpenAI", exc) or ("unreachable", "OpenAI could not be reached; check the network "
+        return guard_result("OpenAI", exc) or ("unreachable", "OpenAI could not be reached; check the network "
                                                                "or the base URL.")
     return "ok", f"OpenAI accepted the key: {len(models)} model(s) available."
 
@@ -125,66 +124,23 @@ def _test_gemini(cred: dict[str, str]) -> tuple[str, str]:
         # Gemini answers a bad key with 400 INVALID_ARGUMENT "API key not valid".
         if status == 400 and "api key" in (exc.message or "").lower():
             status = 401
-        return _classify_status("Gemini", status, exc.message or "")
+        return classify_status("Gemini", status, exc.message or "")
     except (httpx.TransportError, outbound.OutboundError) as exc:
-        return _guard_result("Gemini", exc) or ("unreachable", "Gemini could not be reached; check the network "
+        return guard_result("Gemini", exc) or ("unreachable", "Gemini could not be reached; check the network "
                                                                "or the base URL.")
     return "ok", f"Gemini accepted the key: {count} model(s) available."
 
 
-def _test_twilio(cred: dict[str, str]) -> tuple[str, str]:
-    import requests
-    from twilio.base.exceptions import TwilioException, TwilioRestException
-
-    from calls.carriers import CarrierError
-    from calls.carriers.twilio_carrier import TwilioCarrier
-
-    try:
-        carrier = TwilioCarrier(cred, public_base_url=settings.PUBLIC_BASE_URL)
-        account = carrier.client.api.v2010.accounts(cred["account_sid"]).fetch()
-    except CarrierError as exc:
-        return "other", str(exc)
-    except TwilioRestException as exc:
-        return _classify_status("Twilio", exc.status, f"code {exc.code}: {exc.msg}")
-    except (requests.RequestException, TwilioException) as exc:
-        return _guard_result("Twilio", exc) or ("unreachable", "Twilio could not be reached; check the network "
-                                                               "or the base URL.")
-    return "ok", f"Twilio accepted the credential: account “{account.friendly_name}” is {account.status}."
+#: Provider → its test. The AI providers' tests are here; the carriers' are registered by the
+#: calls app (``calls/credential_tests.py``, from ``CallsConfig.ready``): orgs sits below calls
+#: and imports nothing of it.
+_TESTS: dict[Provider, Callable[[dict[str, str]], tuple[str, str]]] = {
+    Provider.OPENAI: _test_openai, Provider.GEMINI: _test_gemini}
 
 
-def _test_plivo(cred: dict[str, str]) -> tuple[str, str]:
-    import re
-
-    import requests
-    from plivo import exceptions as plivo_errors
-
-    from calls.carriers import CarrierError
-    from calls.carriers.plivo_carrier import PlivoCarrier
-
-    try:
-        carrier = PlivoCarrier(cred, public_base_url=settings.PUBLIC_BASE_URL)
-        account = carrier.client.account.get()
-    except CarrierError as exc:
-        return "bad_key", str(exc)
-    except plivo_errors.AuthenticationError as exc:
-        return _classify_status("Plivo", 401, str(exc))
-    except plivo_errors.ForbiddenError as exc:
-        return _classify_status("Plivo", 403, str(exc))
-    except plivo_errors.PlivoServerError:
-        return _classify_status("Plivo", 500)
-    except plivo_errors.PlivoRestError as exc:
-        # The SDK names other statuses only in its message ("Received status code 429 …").
-        found = re.search(r"status code (\d{3})", str(exc))
-        return _classify_status("Plivo", int(found.group(1)) if found else None, "" if found else str(exc))
-    except requests.RequestException as exc:
-        return _guard_result("Plivo", exc) or ("unreachable", "Plivo could not be reached; check the network "
-                                                              "or the base URL.")
-    name = getattr(account, "name", "") or getattr(account, "account_type", "")
-    return "ok", f"Plivo accepted the credential: account “{name}”."
-
-
-_TESTS = {Provider.OPENAI: _test_openai, Provider.GEMINI: _test_gemini, Provider.TWILIO: _test_twilio,
-          Provider.PLIVO: _test_plivo}
+def register_credential_test(provider: Provider, test: Callable[[dict[str, str]], tuple[str, str]]) -> None:
+    """Make ``test`` (credential fields → ``(kind, message)``) the one for ``provider``."""
+    _TESTS[provider] = test
 
 
 def check_credential(credential: ProviderCredential, actor: Actor | None = None) -> CredentialTest:
@@ -198,7 +154,7 @@ def check_credential(credential: ProviderCredential, actor: Actor | None = None)
     try:
         kind, message = runner({**credential.config, **cast(dict[str, str], credential.secrets)})
     except outbound.OutboundError as exc:  # some SDKs let the guard's own error through unwrapped
-        kind, message = _guard_result(label, exc) or ("other", str(exc))
+        kind, message = guard_result(label, exc) or ("other", str(exc))
     logger.info("credential.tested", extra={"provider": provider, "kind": kind})
     if actor is not None:
         record_audit(credential.org, actor, "credential.tested", credential, {"provider": provider, "kind": kind})

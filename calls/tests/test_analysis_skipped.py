@@ -52,7 +52,7 @@ def test_call_page_and_api_show_skipped_not_failed(login: Any, api: Any, owner_a
     call = _talked(org_a)
     request_analysis(call)
     page = login(owner_a).get(f"/calls/{call.public_id}/").content.decode()
-    assert '<span class="badge skipped">Skipped</span>' in page
+    assert '<span class="badge neutral">Skipped</span>' in page  # grey: not a failure
     assert "Not analysed: no OpenAI key for this organisation" in page
     assert 'href="/settings/credentials/"' in page
     assert 'class="bad">no OpenAI key' not in page

@@ -208,8 +208,9 @@ def test_a_new_user_signs_up_talks_to_an_echo_agent_and_sees_a_failed_campaign_a
     page.get_by_role("link", name="Agents", exact=True).click()
     page.get_by_role("link", name="New agent").click()
     field(page, "Name").fill("Echo")
-    choose(field(page, "Provider"), "Echo")
-    field(page, "System prompt").fill("Repeat what the caller says about order {{order_id|unknown}}.")
+    choose(field(page, "AI provider"), "Echo")
+    # The echo provider uses no instructions (the form hides them); its first message it says.
+    field(page, "First message").fill("Hello, this is the order line about order {{order_id|unknown}}.")
     shot("agent-new")
     page.get_by_role("button", name="Create draft").click()
     expect(page.get_by_role("heading", name=re.compile("^Echo"))).to_be_visible()

@@ -78,7 +78,7 @@ def test_batch_detail_names_row_states_in_words(org_a, owner_a, login):
 def test_batch_list_and_preview_states(org_a, owner_a, login):
     make_batch(org_a)
     page = get(login(owner_a), reverse("batches:list"))
-    assert '<span class="badge neutral">Ready to launch</span>' in page
+    assert '<span class="badge neutral batch-status">Ready to launch</span>' in page
     create = get(login(owner_a), reverse("batches:create"))
     # The Preview button sends the form to #preview: the page comes back scrolled to the results.
     assert re.search(r'<button[^>]*value="preview"[^>]*formaction="#preview"', create)

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CallsConfig(AppConfig):
+    name = "calls"
+    verbose_name = "Calls"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from calls import credential_tests
+
+        credential_tests.register()
