@@ -252,7 +252,7 @@ def dial(batch: Batch, entry: BatchEntry) -> None:
             locked.last_call = call
             BatchCallAttempt.objects.filter(entry=locked, number=locked.attempts).update(call=call)
             _after_attempt(locked, Batch.objects.get(pk=batch.pk), Outcome.FAILED, clock.now(),
-                           f"carrier: {exc.message}")
+                           f"The carrier did not place the call: {exc.message}")
         return
     except CallError as exc:
         _finish_claim(entry, EntryState.FAILED, exc.message)

@@ -271,7 +271,7 @@ def dial_run(run: ScheduledCallRun) -> None:
             error="the organisation was at its concurrent-call limit; waiting")
         return
     except CarrierUnavailable as exc:
-        _ended(run, sc, Outcome.FAILED, now, f"carrier: {exc.message}", retryable=exc.retryable)
+        _ended(run, sc, Outcome.FAILED, now, f"The carrier did not place the call: {exc.message}", retryable=exc.retryable)
         return
     except CallError as exc:
         ScheduledCallRun.objects.filter(pk=run.pk).update(state=RunState.FAILED, error=exc.message[:2000])

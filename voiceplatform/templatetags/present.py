@@ -120,6 +120,29 @@ def reason(value: Any) -> str:
 
 
 @register.filter
+def event_kind(value: Any) -> SafeString:
+    """A timeline event's kind in words, the stored code on hover (for searching the logs):
+    ``session.hangup`` → ``<span title="session.hangup">Session hangup</span>``."""
+    code = str(value or "").strip()
+    if not code:
+        return mark_safe(EMPTY)
+    return format_html('<span class="event-kind" title="{}">{}</span>', code, humanize_code(code))
+
+
+@register.filter
+def details(data: Any) -> str:
+    """A timeline event's data as ``Key: value`` pairs, separated by `` · ``: keys in words, any
+    ``*reason`` value through ``reason`` (``caller_hangup`` → ``Caller hung up``)."""
+    if not isinstance(data, dict) or not data:
+        return ""
+    parts = []
+    for key, value in data.items():
+        shown = reason(value) if str(key).endswith("reason") and isinstance(value, str) else value
+        parts.append(f"{humanize_code(str(key))}: {shown}")
+    return " · ".join(parts)
+
+
+@register.filter
 def duration(value: Any, unit: str = "s") -> str:
     """A length of time for people: ``{{ ms|duration:"ms" }}`` / ``{{ seconds|duration }}``.
 

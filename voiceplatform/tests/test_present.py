@@ -290,3 +290,13 @@ def test_templates_print_no_raw_state_reason_duration_or_cost() -> None:
             if RAW_STATE.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:120]}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_timeline_event_kinds_and_details_read_as_words() -> None:
+    assert p.event_kind("session.hangup") == '<span class="event-kind" title="session.hangup">Session hangup</span>'
+    assert p.event_kind("") == p.EMPTY
+    assert p.details({"reason": "caller_hangup", "connect_ms": 0.1}) == "Reason: Caller hung up · Connect ms: 0.1"
+    assert p.details({"end_reason": "some_new_code"}) == "End reason: Some new code"
+    assert p.details({}) == "" and p.details(None) == ""
+    # free text is kept as written, and escaped by the template (the filter returns plain text)
+    assert p.details({"error": "<b>x</b>"}) == "Error: <b>x</b>"
