@@ -15,9 +15,9 @@ from django.http import HttpRequest
 
 from agents import services
 from agents.forms import DestinationsField
-from agents.models import CONFIG_FIELDS, Agent, AgentVersion
+from agents.models import CONFIG_FIELDS, Agent, AgentVersion, Experiment, ExperimentArm
 from orgs.services import Actor
-from voiceplatform.admin import OrgScopedAdmin, _org
+from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org
 
 
 class AgentAdminForm(forms.ModelForm):
@@ -77,6 +77,40 @@ class AgentVersionAdmin(OrgScopedAdmin):
     readonly_fields = ["public_id", "agent", "number", "config", "note", "published_by", "created_at"]
 
     # Published versions are immutable: view only, for every role.
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ExperimentArmInline(OrgScopedInline):
+    model = ExperimentArm
+    fields = ["label", "version", "weight"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(OrgScopedAdmin):
+    """Read-only: experiments change through the dashboard or the API (the services audit
+    every start, weight change and end, and ending promotes the winner)."""
+
+    list_display = ["name", "agent", "state", "started_at", "ended_at", "winner"]
+    list_filter = ["state"]
+    readonly_fields = ["public_id", "agent", "name", "hypothesis", "state", "started_at", "ended_at", "winner",
+                       "created_by", "created_at"]
+    fields = readonly_fields
+    inlines = [ExperimentArmInline]
+
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 

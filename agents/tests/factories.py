@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.models import Agent, AgentVersion
+from agents.experiments.services import ArmSpec, create_experiment
+from agents.models import Agent, AgentVersion, Experiment, ExperimentArm
 from agents.services import create_agent, publish_agent
 from orgs.services import SYSTEM
 from voiceplatform.testing import register_factory
@@ -19,3 +20,18 @@ def make_agent(org: Any, **values: Any) -> Agent:
 @register_factory(AgentVersion)
 def make_version(org: Any) -> AgentVersion:
     return publish_agent(make_agent(org), SYSTEM, note="factory")
+
+
+@register_factory(Experiment)
+def make_experiment(org: Any) -> Experiment:
+    agent = make_agent(org)
+    publish_agent(agent, SYSTEM, note="A")
+    agent.first_message = "Hello there!"
+    agent.save()
+    publish_agent(agent, SYSTEM, note="B")
+    return create_experiment(agent, SYSTEM, name="Greeting test", arms=[ArmSpec(1, 1), ArmSpec(2, 1)])
+
+
+@register_factory(ExperimentArm)
+def make_experiment_arm(org: Any) -> ExperimentArm:
+    return make_experiment(org).arms.get(label="B")
