@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
 from agents import services
+from agents.experiment_views import experiments_panel
 from agents.forms import AgentForm, PublishForm
 from agents.models import Agent
 from agents.providers import PROVIDERS
@@ -61,6 +62,7 @@ class AgentEditView(AgentMixin, View):
         return render(request, "agents/form.html", {
             "form": form, "agent": agent, "problems": readiness_problems(agent), "variables": variables,
             "publish_form": PublishForm(), "providers": PROVIDERS.values(), "can_edit": self._can_write(),
+            "experiments": experiments_panel(agent),
         }, status=status)
 
     def get(self, request: HttpRequest, public_id: Any) -> HttpResponse:
