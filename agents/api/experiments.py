@@ -91,7 +91,7 @@ class ComparisonSerializer(serializers.Serializer):
     p_value = serializers.FloatField(allow_null=True)
     alpha = serializers.FloatField()
     significant = serializers.BooleanField()
-    direction = serializers.ChoiceField(choices=["higher", "lower", "same"])
+    direction = serializers.CharField(help_text="higher, lower or same: this arm against A.")
     more_needed = serializers.IntegerField(allow_null=True)
     statement = serializers.CharField()
 
