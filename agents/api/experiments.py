@@ -34,7 +34,9 @@ class Conflict(exceptions.APIException):
 
 class ArmSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
-    label = serializers.CharField(read_only=True, help_text="A, B, …; A is the control the others are compared with.")
+    # DRF's Field has a ``label`` attribute; the JSON key must still be "label".
+    label = serializers.CharField(  # type: ignore[assignment]
+        read_only=True, help_text="A, B, …; A is the control the others are compared with.")
     version = serializers.IntegerField(source="version.number", read_only=True)
     weight = serializers.IntegerField(read_only=True)
     share = serializers.SerializerMethodField(help_text="weight / sum of the arms' weights")
@@ -98,7 +100,7 @@ class ComparisonSerializer(serializers.Serializer):
 
 class MetricSerializer(serializers.Serializer):
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # DRF's Field.label; the JSON key is "label"
     kind = serializers.ChoiceField(choices=["rate", "value"], help_text="rate: 0–1; value: median in `unit`.")
     unit = serializers.CharField(allow_blank=True)
     n = serializers.IntegerField(help_text="Calls the metric is computed over.")
@@ -110,7 +112,7 @@ class MetricSerializer(serializers.Serializer):
 
 
 class ArmResultSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # DRF's Field.label; the JSON key is "label"
     version = serializers.IntegerField()
     share = serializers.FloatField()
     calls = serializers.IntegerField(help_text="Finished calls.")
@@ -163,6 +165,8 @@ class ExperimentViewSet(OrgScopedViewSet):
     http_method_names = ["get", "post", "head", "options"]
 
     def agent(self) -> Agent:
+        if self.org is None:
+            raise Http404
         try:
             return agents_for(self.org).get(public_id=self.kwargs["agent_public_id"])
         except (Agent.DoesNotExist, DjangoValidationError, ValueError):

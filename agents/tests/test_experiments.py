@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agents.experiments import stats
-from agents.experiments.results import experiment_results
+from agents.experiments.results import Comparison, MetricResult, experiment_results
 from agents.experiments.services import (
     ArmSpec,
     ExperimentError,
@@ -31,6 +31,17 @@ from orgs.models import AuditLog
 from orgs.services import SYSTEM
 
 pytestmark = pytest.mark.django_db
+
+
+def cmp(metric: MetricResult) -> Comparison:
+    assert metric.comparison is not None
+    return metric.comparison
+
+
+def published_number(agent: Agent) -> int:
+    agent.refresh_from_db()
+    assert agent.published_version is not None
+    return agent.published_version.number
 
 
 def two_versions(org: Any, name: str = "Support line") -> Agent:
@@ -62,7 +73,8 @@ def test_lifecycle_is_audited_and_ending_promotes_the_winner(org_a: Any) -> None
     exp.refresh_from_db()
     assert agent.published_version == v1  # promoted as itself, no new version number
     assert agent.versions.count() == 2
-    assert exp.state == ExperimentState.ENDED and exp.winner.label == "B" and exp.ended_at is not None
+    assert exp.state == ExperimentState.ENDED and exp.winner is not None and exp.winner.label == "B"
+    assert exp.ended_at is not None
     assert actions(org_a)[-5:] == ["experiment.created", "experiment.started", "experiment.weights_changed",
                                    "experiment.ended", "agent.promoted"]
     promoted = AuditLog.objects.filter(org=org_a, action="agent.promoted").get()
@@ -77,8 +89,7 @@ def test_ending_without_a_winner_keeps_the_published_version(org_a: Any) -> None
     agent = two_versions(org_a)
     exp = start_experiment(create_experiment(agent, SYSTEM, name="G", arms=[ArmSpec(2), ArmSpec(1)]), SYSTEM)
     end_experiment(exp, SYSTEM, None)
-    agent.refresh_from_db()
-    assert agent.published_version.number == 2
+    assert published_number(agent) == 2
     assert "agent.promoted" not in actions(org_a)
 
 
@@ -159,7 +170,7 @@ def test_results_match_hand_computed_figures(org_a: Any) -> None:
     ans_a, ans_b = a.metrics["answer_rate"], b.metrics["answer_rate"]
     assert (ans_a.n, ans_a.estimate, ans_b.n, ans_b.estimate) == (40, 0.5, 40, 0.9)
     assert (ans_a.low, ans_a.high) == pytest.approx((0.3520, 0.6480), abs=1e-4)  # Wilson, 20/40
-    comparison = ans_b.comparison
+    comparison = cmp(ans_b)
     assert comparison.method == "two-proportion z-test"
     assert comparison.statistic == pytest.approx(0.4 / math.sqrt(0.7 * 0.3 * (2 / 40)), rel=1e-9)
     assert comparison.p_value == pytest.approx(2 * (1 - NormalDist().cdf(3.9036)), rel=1e-3)
@@ -175,30 +186,30 @@ def test_results_match_hand_computed_figures(org_a: Any) -> None:
     pbar = (p1 + p2) / 2
     needed = math.ceil((za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2
                        / (p1 - p2) ** 2)
-    assert not suc_b.comparison.significant and suc_b.comparison.more_needed == needed - 20
-    assert suc_b.comparison.statement == (f"B's success rate is higher so far, not significant yet: about "
+    assert not cmp(suc_b).significant and cmp(suc_b).more_needed == needed - 20
+    assert cmp(suc_b).statement == (f"B's success rate is higher so far, not significant yet: about "
                                           f"{needed - 20} more calls per arm would be needed to tell at 95 %.")
 
     # transfer rate among answered calls: 0/20 vs 2/36: expected counts below 5 → Fisher
     tr = b.metrics["transfer_rate"]
     assert (a.metrics["transfer_rate"].estimate, tr.n, tr.successes) == (0.0, 36, 2)
-    assert tr.comparison.method == "Fisher's exact test" and not tr.comparison.significant
-    assert tr.comparison.p_value == pytest.approx(stats.fisher_exact(0, 20, 2, 36).p_value)
+    assert cmp(tr).method == "Fisher's exact test" and not cmp(tr).significant
+    assert cmp(tr).p_value == pytest.approx(stats.fisher_exact(0, 20, 2, 36).p_value)
 
     # duration of answered calls: every B call is longer than every A call → U = 36·20
     dur_a, dur_b = a.metrics["duration"], b.metrics["duration"]
     assert (dur_a.n, dur_a.estimate, dur_b.n, dur_b.estimate) == (20, 60.0, 36, 120.0)
-    assert dur_b.comparison.statistic == 720.0 and dur_b.comparison.significant
-    assert dur_b.comparison.statement == "B's duration is higher than A's, significant at 95 %."
+    assert cmp(dur_b).statistic == 720.0 and cmp(dur_b).significant
+    assert cmp(dur_b).statement == "B's duration is higher than A's, significant at 95 %."
 
     # cost of every final call with its cost known: $0.02 ×40 vs $0.03 ×40
     assert (a.metrics["cost"].n, a.metrics["cost"].estimate, b.metrics["cost"].estimate) == (40, 0.02, 0.03)
-    assert b.metrics["cost"].comparison.direction == "higher" and b.metrics["cost"].comparison.significant
+    assert cmp(b.metrics["cost"]).direction == "higher" and cmp(b.metrics["cost"]).significant
 
     # latency on 5 calls per arm (rounded to whole ms): too few to test
     lat = b.metrics["latency"]
     assert (a.metrics["latency"].estimate, lat.estimate, lat.n) == (800.0, 600.0, 5)
-    assert lat.comparison.statement == ("Too few calls to compare response latency: 5 so far in the smaller arm, "
+    assert cmp(lat).statement == ("Too few calls to compare response latency: 5 so far in the smaller arm, "
                                         "at least 10 per arm are needed.")
 
 
@@ -208,7 +219,7 @@ def test_results_of_an_experiment_without_calls(org_a: Any) -> None:
     results = experiment_results(exp)
     assert [r.calls for r in results.arms] == [0, 0]
     assert results.arms[1].metrics["answer_rate"].estimate is None
-    assert results.arms[1].metrics["answer_rate"].comparison.statement.startswith("Too few calls")
+    assert cmp(results.arms[1].metrics["answer_rate"]).statement.startswith("Too few calls")
 
 
 # -- API ---------------------------------------------------------------------------------------
@@ -253,8 +264,7 @@ def test_api_create_start_end_and_results(api: Any, org_a: Any, editor_a: Any) -
     assert unknown.status_code == 400 and "winner" in unknown.json()["error"]["fields"]
     ended = client.post(_url(agent, exp_id, "end"), {"winner": "B"}, format="json")
     assert ended.status_code == 200 and ended.json()["state"] == "ended" and ended.json()["winner"] == "B"
-    agent.refresh_from_db()
-    assert agent.published_version.number == 1
+    assert published_number(agent) == 1
     assert client.post(_url(agent, exp_id, "end"), {"winner": "B"}, format="json").status_code == 409
 
 
@@ -309,8 +319,7 @@ def test_dashboard_creates_starts_and_ends_an_experiment(login: Any, org_a: Any,
     assert "Results: Greeting" in page and "B&#x27;s duration is higher than A&#x27;s, significant at 95 %." in page
     ended = client.post(f"/agents/{agent.public_id}/experiments/{exp.public_id}/end/", {"winner": "B"}, follow=True)
     assert "version 1 (arm B) is now published" in ended.content.decode()
-    agent.refresh_from_db()
-    assert agent.published_version.number == 1
+    assert published_number(agent) == 1
 
 
 def test_dashboard_refusals_are_shown_and_viewers_cannot_change(login: Any, org_a: Any, editor_a: Any,
