@@ -325,7 +325,8 @@ class ExperimentArm(OrgScopedModel):
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
     label = models.CharField(max_length=2)
-    version = models.ForeignKey(AgentVersion, on_delete=models.PROTECT, related_name="experiment_arms")
+    # Versions are deleted only with their agent, whose experiments go with it.
+    version = models.ForeignKey(AgentVersion, on_delete=models.CASCADE, related_name="experiment_arms")
     weight = models.PositiveIntegerField(default=1)
 
     class Meta:

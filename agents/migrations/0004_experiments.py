@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
                 ('weight', models.PositiveIntegerField(default=1)),
                 ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='arms', to='agents.experiment')),
                 ('org', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orgs.organization')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='experiment_arms', to='agents.agentversion')),
+                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='experiment_arms', to='agents.agentversion')),
             ],
             options={
                 'ordering': ['experiment', 'label'],

@@ -333,3 +333,16 @@ def test_dashboard_refusals_are_shown_and_viewers_cannot_change(login: Any, org_
     assert login(outsider).post(f"/agents/{agent.public_id}/experiments/{exp.public_id}/start/").status_code == 404
     exp.refresh_from_db()
     assert exp.state == ExperimentState.DRAFT
+
+
+def test_deleting_an_agent_takes_its_experiments_and_keeps_its_calls(org_a: Any) -> None:
+    from agents.services import delete_agent
+    from calls.models import Call
+
+    agent = two_versions(org_a)
+    exp = start_experiment(create_experiment(agent, SYSTEM, name="G", arms=[ArmSpec(1), ArmSpec(2)]), SYSTEM)
+    call = make_call(org_a, agent=agent, agent_version=agent.published_version, experiment_arm=exp.arms.first())
+    delete_agent(agent, SYSTEM)
+    assert not Experiment.objects.filter(pk=exp.pk).exists()
+    call.refresh_from_db()
+    assert call.experiment_arm is None and Call.objects.filter(pk=call.pk).exists()
