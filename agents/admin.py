@@ -70,13 +70,9 @@ class AgentAdmin(OrgScopedAdmin):
                 messages.success(request, f"{agent.name}: published version {version.number}.")
 
 
-@admin.register(AgentVersion)
-class AgentVersionAdmin(OrgScopedAdmin):
-    list_display = ["agent", "number", "published_by", "note", "created_at"]
-    list_filter = ["agent__provider"]
-    readonly_fields = ["public_id", "agent", "number", "config", "note", "published_by", "created_at"]
+class ViewOnlyAdmin(OrgScopedAdmin):
+    """View only, for every role: the rows change elsewhere (or never)."""
 
-    # Published versions are immutable: view only, for every role.
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
@@ -85,6 +81,15 @@ class AgentVersionAdmin(OrgScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AgentVersion)
+class AgentVersionAdmin(ViewOnlyAdmin):
+    """Published versions are immutable."""
+
+    list_display = ["agent", "number", "published_by", "note", "created_at"]
+    list_filter = ["agent__provider"]
+    readonly_fields = ["public_id", "agent", "number", "config", "note", "published_by", "created_at"]
 
 
 class ExperimentArmInline(OrgScopedInline):
@@ -100,7 +105,7 @@ class ExperimentArmInline(OrgScopedInline):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(OrgScopedAdmin):
+class ExperimentAdmin(ViewOnlyAdmin):
     """Read-only: experiments change through the dashboard or the API (the services audit
     every start, weight change and end, and ending promotes the winner)."""
 
@@ -110,12 +115,3 @@ class ExperimentAdmin(OrgScopedAdmin):
                        "created_by", "created_at"]
     fields = readonly_fields
     inlines = [ExperimentArmInline]
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
