@@ -10,6 +10,7 @@ while an experiment runs (``agents.experiments.services.choose_version``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -102,10 +103,15 @@ def inbound_variables(from_number: str, to_number: str) -> dict[str, str]:
     return {"caller_number": from_number, "called_number": to_number}
 
 
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
 def inbound_version(agent: Agent, variables: Mapping[str, Any],
-                    caller_key: str) -> tuple[AgentVersion, ExperimentArm | None]:
-    """The version an inbound call runs and its experiment arm; ``caller_key`` is the caller's number."""
-    return _checked_version(agent, variables, caller_key)
+                    from_number: str) -> tuple[AgentVersion, ExperimentArm | None]:
+    """The version an inbound call runs and its experiment arm, keyed by the caller's
+    number. A withheld caller id ("anonymous", empty) is no key: such a call is assigned
+    at random rather than lumping every anonymous caller into one arm."""
+    return _checked_version(agent, variables, from_number if _E164.fullmatch(from_number or "") else "")
 
 
 def session_settings(call: Call) -> SessionSettings:

@@ -68,6 +68,11 @@ def test_inbound_webhook_assigns_sticky_arms(fake_twilio: Any, twilio_number: An
         by_caller.setdefault(call.from_number, set()).add(call.experiment_arm_id)
     assert all(len(arms) == 1 for arms in by_caller.values())
     assert len({a for arms in by_caller.values() for a in arms}) == 2  # both arms got callers
+    # A withheld caller id is no key: the call is still assigned (at random) and runs its arm.
+    params = fake_twilio.voice_params(call_sid="CA" + "f" * 32, from_="anonymous", to=twilio_number.e164)
+    assert post_twilio(fake_twilio, "/webhooks/twilio/voice", params).status_code == 200
+    anonymous = Call.objects.get(carrier_call_id="CA" + "f" * 32)
+    assert anonymous.experiment_arm is not None and anonymous.agent_version_id == anonymous.experiment_arm.version_id
 
 
 def test_api_call_records_the_arm_and_its_version(api: Any, owner_a: Any, fake_twilio: Any, twilio_number: Any,
@@ -80,6 +85,9 @@ def test_api_call_records_the_arm_and_its_version(api: Any, owner_a: Any, fake_t
         call = Call.objects.get(public_id=response.json()["id"])
         assert_runs_its_arm(call, experiment, callee)
         assert response.json()["agent_version"] == call.agent_version.number
+        assert response.json()["experiment"] == {"id": str(experiment.public_id), "arm": call.experiment_arm.label}
+    page = client.get(f"/calls/{call.public_id}/").content.decode()
+    assert f"experiment “Greeting”, arm {call.experiment_arm.label}" in page
 
 
 def test_batch_dispatch_assigns_each_row_by_its_number(twilio_org: Any, agent_a: Any, twilio_number: Any,
