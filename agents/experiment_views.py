@@ -167,3 +167,27 @@ class ExperimentEndView(_ExperimentMixin, View):
             else:
                 messages.success(request, f"Ended “{experiment.name}”; the published version is unchanged.")
         return self.back(agent)
+
+
+class ExperimentWeightsView(_ExperimentMixin, View):
+    def post(self, request: HttpRequest, public_id: Any, experiment_id: Any) -> HttpResponse:
+        agent = self.get_agent(public_id)
+        experiment = self.get_experiment(agent, experiment_id)
+        weights: dict[str, int] = {}
+        for arm in experiment.arms.all():
+            raw = (request.POST.get(f"weight_{arm.label}") or "").strip()
+            if not raw.isdigit():
+                messages.error(request, f"weights: arm {arm.label}'s weight must be a whole number from 0 to "
+                                        f"{services.MAX_WEIGHT}.")
+                return self.back(agent)
+            weights[arm.label] = int(raw)
+        try:
+            services.set_weights(experiment, self.actor, weights)
+        except services.ExperimentError as exc:
+            messages.error(request, str(exc))
+        except ValidationError as exc:
+            messages.error(request, _errors(exc))
+        else:
+            messages.success(request, f"Saved the weights of “{experiment.name}”; callers move only to or from "
+                                      "the arms whose weight changed.")
+        return self.back(agent)

@@ -20,4 +20,6 @@ urlpatterns = [
          experiment_views.ExperimentStartView.as_view(), name="experiment-start"),
     path("agents/<uuid:public_id>/experiments/<uuid:experiment_id>/end/",
          experiment_views.ExperimentEndView.as_view(), name="experiment-end"),
+    path("agents/<uuid:public_id>/experiments/<uuid:experiment_id>/weights/",
+         experiment_views.ExperimentWeightsView.as_view(), name="experiment-weights"),
 ]

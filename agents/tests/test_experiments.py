@@ -317,6 +317,13 @@ def test_dashboard_creates_starts_and_ends_an_experiment(login: Any, org_a: Any,
     _calls(org_a, exp.arms.get(label="B"), 12, duration_s=90)
     page = client.get(f"/agents/{agent.public_id}/").content.decode()
     assert "Results: Greeting" in page and "B&#x27;s duration is higher than A&#x27;s, significant at 95 %." in page
+    saved = client.post(f"/agents/{agent.public_id}/experiments/{exp.public_id}/weights/",
+                        {"weight_A": "1", "weight_B": "4"}, follow=True)
+    assert "Saved the weights of “Greeting”" in saved.content.decode()
+    assert list(exp.arms.values_list("label", "weight")) == [("A", 1), ("B", 4)]
+    bad = client.post(f"/agents/{agent.public_id}/experiments/{exp.public_id}/weights/",
+                      {"weight_A": "x", "weight_B": "4"}, follow=True)
+    assert "weights: arm A&#x27;s weight must be a whole number" in bad.content.decode()
     ended = client.post(f"/agents/{agent.public_id}/experiments/{exp.public_id}/end/", {"winner": "B"}, follow=True)
     assert "version 1 (arm B) is now published" in ended.content.decode()
     assert published_number(agent) == 1
