@@ -353,3 +353,37 @@ def test_deleting_an_agent_takes_its_experiments_and_keeps_its_calls(org_a: Any)
     assert not Experiment.objects.filter(pk=exp.pk).exists()
     call.refresh_from_db()
     assert call.experiment_arm is None and Call.objects.filter(pk=call.pk).exists()
+
+
+def test_results_cost_a_fixed_number_of_queries_however_many_calls(org_a: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    agent = two_versions(org_a)
+    exp = start_experiment(create_experiment(agent, SYSTEM, name="G", arms=[ArmSpec(1), ArmSpec(2)]), SYSTEM)
+    counts = []
+    for _ in range(2):
+        for arm, duration in ((exp.arms.get(label="A"), 30), (exp.arms.get(label="B"), 45)):
+            _calls(org_a, arm, 15, duration_s=duration, latency_p50_ms=700.0)
+        fresh = Experiment.objects.select_related("org").get(pk=exp.pk)
+        with CaptureQueriesContext(connection) as queries:
+            experiment_results(fresh)
+        counts.append(len(queries))
+    assert counts[0] == counts[1] == 6  # arms, rates, live, one per value metric
+    calls_queries = [q["sql"] for q in queries.captured_queries if '"calls_call"' in q["sql"]]
+    assert len(calls_queries) == 5 and all("GROUP BY" in sql for sql in calls_queries)
+
+
+def test_three_arms_compare_each_with_a_at_a_stricter_level(org_a: Any) -> None:
+    agent = two_versions(org_a)
+    agent.first_message = "Version three speaking."
+    agent.save()
+    publish_agent(agent, SYSTEM)
+    exp = start_experiment(create_experiment(agent, SYSTEM, name="G", arms=[ArmSpec(1), ArmSpec(2), ArmSpec(3)]),
+                           SYSTEM)
+    for label, duration in (("A", 30), ("B", 60), ("C", 90)):
+        _calls(org_a, exp.arms.get(label=label), 12, duration_s=duration)
+    results = experiment_results(exp)
+    assert results.alpha == pytest.approx(0.025)  # 0.05 / 2 comparisons (Bonferroni)
+    assert cmp(results.arms[2].metrics["duration"]).statement == (
+        "C's duration is higher than A's, significant at 97.5 %.")
