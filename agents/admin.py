@@ -15,9 +15,9 @@ from django.http import HttpRequest
 
 from agents import services
 from agents.forms import DestinationsField, clean_provider_choice
-from agents.models import CONFIG_FIELDS, Agent, AgentVersion
+from agents.models import CONFIG_FIELDS, Agent, AgentVersion, Experiment, ExperimentArm
 from orgs.services import Actor
-from voiceplatform.admin import OrgScopedAdmin, _org
+from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org
 
 
 class AgentAdminForm(forms.ModelForm):
@@ -73,13 +73,9 @@ class AgentAdmin(OrgScopedAdmin):
                 messages.success(request, f"{agent.name}: published version {version.number}.")
 
 
-@admin.register(AgentVersion)
-class AgentVersionAdmin(OrgScopedAdmin):
-    list_display = ["agent", "number", "published_by", "note", "created_at"]
-    list_filter = ["agent__provider"]
-    readonly_fields = ["public_id", "agent", "number", "config", "note", "published_by", "created_at"]
+class ViewOnlyAdmin(OrgScopedAdmin):
+    """View only, for every role: the rows change elsewhere (or never)."""
 
-    # Published versions are immutable: view only, for every role.
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
@@ -88,3 +84,37 @@ class AgentVersionAdmin(OrgScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AgentVersion)
+class AgentVersionAdmin(ViewOnlyAdmin):
+    """Published versions are immutable."""
+
+    list_display = ["agent", "number", "published_by", "note", "created_at"]
+    list_filter = ["agent__provider"]
+    readonly_fields = ["public_id", "agent", "number", "config", "note", "published_by", "created_at"]
+
+
+class ExperimentArmInline(OrgScopedInline):
+    model = ExperimentArm
+    fields = ["label", "version", "weight"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(ViewOnlyAdmin):
+    """Read-only: experiments change through the dashboard or the API (the services audit
+    every start, weight change and end, and ending promotes the winner)."""
+
+    list_display = ["name", "agent", "state", "started_at", "ended_at", "winner"]
+    list_filter = ["state"]
+    readonly_fields = ["public_id", "agent", "name", "hypothesis", "state", "started_at", "ended_at", "winner",
+                       "created_by", "created_at"]
+    fields = readonly_fields
+    inlines = [ExperimentArmInline]

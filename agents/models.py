@@ -282,3 +282,59 @@ def _check_choice_list(config: dict[str, Any], field: str, choices: dict[str, st
     unknown = [v for v in value if v not in choices]
     if unknown:
         add(field, f"Unknown: {', '.join(map(str, unknown))}. Choose from: {', '.join(choices)}.")
+
+
+# -- experiments (A/B tests of published versions; verbs in agents.experiments.services) ----
+
+class ExperimentState(models.TextChoices):
+    """An experiment's lifecycle, forward only: draft → running → ended."""
+
+    DRAFT = "draft", "Draft"
+    RUNNING = "running", "Running"
+    ENDED = "ended", "Ended"
+
+
+class Experiment(OrgScopedModel):
+    """An A/B test of an agent: while running, new calls of the agent are split between
+    the arms' published versions by weight (sticky per caller, see
+    ``agents.experiments.assignment``). At most one experiment per agent runs at a time."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="experiments")
+    name = models.CharField(max_length=120)
+    hypothesis = models.TextField(blank=True, help_text="What you expect the change to do, in a sentence.")
+    state = models.CharField(max_length=10, choices=ExperimentState.choices, default=ExperimentState.DRAFT)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    winner = models.ForeignKey("ExperimentArm", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent"], condition=models.Q(state="running"),
+                                    name="one_running_experiment_per_agent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ExperimentArm(OrgScopedModel):
+    """One arm of an experiment: a published version and its share of the traffic
+    (weight / sum of the arms' weights). ``label`` is A, B, C…; A is the control."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    label = models.CharField(max_length=2)
+    # Versions are deleted only with their agent, whose experiments go with it.
+    version = models.ForeignKey(AgentVersion, on_delete=models.CASCADE, related_name="experiment_arms")
+    weight = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["experiment", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "label"], name="experiment_arm_label_unique"),
+            models.UniqueConstraint(fields=["experiment", "version"], name="experiment_arm_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label}: v{self.version.number}" if self.version_id else self.label

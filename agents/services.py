@@ -1,8 +1,8 @@
 """State changes for agents. Views, API viewsets and admin actions all call these.
 
 Each function validates, saves, and records one audit entry (``agent.created``,
-``agent.updated``, ``agent.published``, ``agent.restored``, ``agent.duplicated``,
-``agent.deleted``).
+``agent.updated``, ``agent.published``, ``agent.restored``, ``agent.promoted``,
+``agent.duplicated``, ``agent.deleted``).
 """
 
 from __future__ import annotations
@@ -166,6 +166,27 @@ def restore_version(agent: Agent, version: AgentVersion, actor: Actor, *, publis
                      {"version": version.number, "fields": changed})
         if publish and agent.has_unpublished_changes:
             publish_agent(agent, actor, note=f"Restored from version {version.number}")
+    return agent
+
+
+def promote_version(agent: Agent, version: AgentVersion, actor: Actor, *, reason: str = "") -> Agent:
+    """Make an existing version the one new calls use, leaving the draft alone.
+
+    Used when an experiment ends: the winner was measured as that exact version, so it
+    is published as itself (same number) rather than copied into a new one, and any
+    unpublished draft edits survive. A no-op when it is already published."""
+    if version.agent_id != agent.pk:
+        raise AgentError(f"Version {version.number} belongs to another agent.")
+    with transaction.atomic():
+        locked = Agent.objects.select_for_update().get(pk=agent.pk)
+        previous = locked.published_version
+        if previous is not None and previous.pk == version.pk:
+            return locked
+        locked.published_version = version
+        locked.save(update_fields=["published_version", "updated_at"])
+        record_audit(locked.org, actor, "agent.promoted", locked,
+                     {"version": [previous.number if previous else None, version.number], "reason": reason[:200]})
+    agent.published_version = version
     return agent
 
 

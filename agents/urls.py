@@ -1,6 +1,6 @@
 from django.urls import path
 
-from agents import views
+from agents import experiment_views, views
 
 app_name = "agents"
 
@@ -14,4 +14,12 @@ urlpatterns = [
     path("agents/<uuid:public_id>/versions/", views.AgentVersionsView.as_view(), name="versions"),
     path("agents/<uuid:public_id>/versions/<int:number>/restore/", views.AgentRestoreView.as_view(),
          name="restore"),
+    path("agents/<uuid:public_id>/experiments/new/", experiment_views.ExperimentCreateView.as_view(),
+         name="experiment-create"),
+    path("agents/<uuid:public_id>/experiments/<uuid:experiment_id>/start/",
+         experiment_views.ExperimentStartView.as_view(), name="experiment-start"),
+    path("agents/<uuid:public_id>/experiments/<uuid:experiment_id>/end/",
+         experiment_views.ExperimentEndView.as_view(), name="experiment-end"),
+    path("agents/<uuid:public_id>/experiments/<uuid:experiment_id>/weights/",
+         experiment_views.ExperimentWeightsView.as_view(), name="experiment-weights"),
 ]

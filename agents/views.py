@@ -12,6 +12,7 @@ from django.views import View
 
 from agents import services
 from agents.agent_settings import AgentSettings
+from agents.experiment_views import experiments_panel
 from agents.forms import AgentForm, PublishForm, provider_catalogue
 from agents.models import Agent
 from agents.providers import PROVIDERS
@@ -126,6 +127,7 @@ class AgentEditView(AgentMixin, View):
             "ready": not problems, "retired": info is not None and info.retired(), "provider": info,
             "readiness_warnings": readiness_warnings(agent),
             "variables": variables, "publish_form": PublishForm(), "can_edit": self._can_write(),
+            "experiments": experiments_panel(agent),
         }, status=status)
 
     def get(self, request: HttpRequest, public_id: Any) -> HttpResponse:

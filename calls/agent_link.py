@@ -3,17 +3,22 @@
 The one place ``calls`` reads agent configuration: calls always run the
 *published* version they recorded (``Call.agent_version``), never the draft, and
 read it as ``AgentSettings`` (``agent_settings``; each key's one default lives there).
+Which version a *new* call runs is decided in ``_checked_version`` for every kind of
+call (inbound, API, batch, scheduled, web): the published one, or the caller's arm
+while an experiment runs (``agents.experiments.services.choose_version``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from agents.agent_settings import DEFAULTS, AgentSettings
 from agents.bridges.base import SessionConfig
-from agents.models import Agent, AgentVersion
+from agents.experiments.services import choose_version
+from agents.models import Agent, AgentVersion, ExperimentArm
 from agents.runtime import AgentNotReady, MissingCredential, MissingVariable, build_session_config, ensure_ready
 from agents.variables import render, validate_names
 from calls.analysis import AnalysisSpec
@@ -38,6 +43,8 @@ class OutboundPlan:
     agent_version: AgentVersion
     max_duration_s: int
     machine_detection: bool
+    #: the experiment arm that chose ``agent_version`` (None: no experiment running)
+    experiment_arm: ExperimentArm | None = None
 
 
 @dataclass(frozen=True)
@@ -59,13 +66,18 @@ def agent_settings(call: Call) -> AgentSettings:
     return call.agent_version.settings if call.agent_version is not None else DEFAULTS
 
 
-def _checked_version(agent: Agent, variables: Mapping[str, Any]) -> AgentVersion:
+def _checked_version(agent: Agent, variables: Mapping[str, Any],
+                     caller_key: str) -> tuple[AgentVersion, ExperimentArm | None]:
+    """The version a new call runs (and the experiment arm that chose it), checked usable
+    with these variables. ``caller_key`` is what experiment assignment hashes."""
     try:
         validate_names(variables)
     except ValueError as exc:
         raise AgentUnusable(str(exc), field="variables") from exc
     try:
-        version = ensure_ready(agent)
+        published = ensure_ready(agent)
+        chosen, arm = choose_version(agent, caller_key)
+        version = chosen or published
         build_session_config(version, variables)
     except AgentNotReady as exc:
         raise AgentUnusable(str(exc), field="agent") from exc
@@ -73,14 +85,16 @@ def _checked_version(agent: Agent, variables: Mapping[str, Any]) -> AgentVersion
         raise AgentUnusable(str(exc), field="variables", missing_variables=True) from exc
     except MissingCredential as exc:
         raise AgentUnusable(str(exc), field="agent") from exc
-    return version
+    return version, arm
 
 
-def outbound_plan(agent: Agent, variables: Mapping[str, Any]) -> OutboundPlan:
-    """Check the agent can place this call (published, credential, every variable) before dialling."""
-    version = _checked_version(agent, variables)
+def outbound_plan(agent: Agent, variables: Mapping[str, Any], caller_key: str = "") -> OutboundPlan:
+    """Check the agent can place this call (published, credential, every variable) before
+    dialling. ``caller_key``: the callee's number (a browser call: ``web_caller_key``)."""
+    version, arm = _checked_version(agent, variables, caller_key)
     return OutboundPlan(
         agent_version=version,
+        experiment_arm=arm,
         max_duration_s=version.settings.max_call_duration_s,
         # Needed to tell voicemail from a person; the agent decides what happens then.
         machine_detection=True,
@@ -92,8 +106,15 @@ def inbound_variables(from_number: str, to_number: str) -> dict[str, str]:
     return {"caller_number": from_number, "called_number": to_number}
 
 
-def inbound_version(agent: Agent, variables: Mapping[str, Any]) -> AgentVersion:
-    return _checked_version(agent, variables)
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def inbound_version(agent: Agent, variables: Mapping[str, Any],
+                    from_number: str) -> tuple[AgentVersion, ExperimentArm | None]:
+    """The version an inbound call runs and its experiment arm, keyed by the caller's
+    number. A withheld caller id ("anonymous", empty) is no key: such a call is assigned
+    at random rather than lumping every anonymous caller into one arm."""
+    return _checked_version(agent, variables, from_number if _E164.fullmatch(from_number or "") else "")
 
 
 def session_settings(call: Call) -> SessionSettings:

@@ -109,6 +109,10 @@ class Call(OrgScopedModel):
     agent_version = models.ForeignKey(
         "agents.AgentVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
     )
+    # The experiment arm that chose ``agent_version`` (None: no experiment was running).
+    experiment_arm = models.ForeignKey(
+        "agents.ExperimentArm", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
     phone_number = models.ForeignKey(PhoneNumber, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
     carrier = models.CharField(max_length=10, choices=CARRIER_CHOICES, blank=True)
     carrier_call_id = models.CharField(max_length=64, blank=True)

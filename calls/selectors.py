@@ -16,7 +16,7 @@ from orgs.models import Organization
 
 
 def calls_for(org: Organization | None) -> QuerySet[Call]:
-    return Call.objects.for_org(org).select_related("agent", "phone_number")
+    return Call.objects.for_org(org).select_related("agent", "phone_number", "experiment_arm__experiment")
 
 
 def filter_calls(

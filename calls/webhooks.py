@@ -256,14 +256,14 @@ def handle_inbound_webhook(carrier_name: str, request: WebhookRequest) -> Webhoo
 
     variables = inbound_variables(inbound.from_, number.e164)
     try:
-        version = inbound_version(agent, variables)
+        version, arm = inbound_version(agent, variables, inbound.from_)
     except AgentUnusable as exc:
         add_event(None, "call.rejected_agent_not_ready", source="carrier", org=org,
                   agent=str(agent.public_id), reason=str(exc)[:500])
         return _xml(carrier_name, carrier_cls.reject_markup())
 
     try:
-        call, over_limit = _create_inbound_call(org, number, agent, version, variables, carrier_name, inbound)
+        call, over_limit = _create_inbound_call(org, number, agent, version, arm, variables, carrier_name, inbound)
     except IntegrityError:
         # A concurrent webhook recorded this carrier call id first: a retry racing its
         # original is answered as a retry; anyone else's is refused.
@@ -293,7 +293,7 @@ def _answer_repeat(carrier_name: str, request: WebhookRequest, carrier: Carrier,
     return _xml(carrier_name, carrier.stream_markup(issue_stream_target(existing, direction="inbound")))
 
 
-def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, version: Any,
+def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, version: Any, arm: Any,
                          variables: dict[str, Any], carrier_name: str, inbound: InboundCall) -> tuple[Call, bool]:
     """Create the inbound Call (failed at once when the org is at its concurrency
     limit). Raises IntegrityError when another call already holds the carrier id."""
@@ -303,7 +303,7 @@ def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, ver
         over_limit = live >= org.max_concurrent_calls
         call = Call.objects.create(
             org=org, direction=Direction.INBOUND, from_number=inbound.from_, to_number=number.e164,
-            agent=agent, agent_version=version, phone_number=number, carrier=carrier_name, variables=variables,
+            agent=agent, agent_version=version, experiment_arm=arm, phone_number=number, carrier=carrier_name, variables=variables,
             carrier_call_id=inbound.carrier_call_id,
             status=Status.FAILED if over_limit else Status.RINGING,
             queued_at=now, ringing_at=now, ended_at=now if over_limit else None,

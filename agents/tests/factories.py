@@ -5,7 +5,8 @@ from typing import Any
 
 import time_machine
 
-from agents.models import Agent, AgentVersion
+from agents.experiments.services import ArmSpec, create_experiment
+from agents.models import Agent, AgentVersion, Experiment, ExperimentArm
 from agents.services import create_agent, publish_agent
 from orgs.services import SYSTEM
 from voiceplatform.testing import register_factory
@@ -41,3 +42,16 @@ def make_legacy_hume_agent(org: Any, *, publish: bool = True, **values: Any) -> 
             publish_agent(agent, SYSTEM, note="before the retirement")
     agent.refresh_from_db()
     return agent
+@register_factory(Experiment)
+def make_experiment(org: Any) -> Experiment:
+    agent = make_agent(org)
+    publish_agent(agent, SYSTEM, note="A")
+    agent.first_message = "Hello there!"
+    agent.save()
+    publish_agent(agent, SYSTEM, note="B")
+    return create_experiment(agent, SYSTEM, name="Greeting test", arms=[ArmSpec(1, 1), ArmSpec(2, 1)])
+
+
+@register_factory(ExperimentArm)
+def make_experiment_arm(org: Any) -> ExperimentArm:
+    return make_experiment(org).arms.get(label="B")

@@ -92,10 +92,16 @@ class CallEventSerializer(serializers.ModelSerializer):
         fields = ["kind", "source", "at", "offset_ms", "data"]
 
 
+class CallExperimentSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The experiment (see /api/v1/agents/{agent}/experiments/{id}/).")
+    arm = serializers.CharField(help_text="The arm (A, B, …) that chose agent_version.")
+
+
 class CallSerializer(serializers.ModelSerializer):
     id = PublicIdField()
     agent = serializers.SerializerMethodField()
     agent_version = serializers.SerializerMethodField()
+    experiment = serializers.SerializerMethodField()
     phone_number = serializers.SerializerMethodField()
     carrier_cost = serializers.DecimalField(
         max_digits=10, decimal_places=5, read_only=True, allow_null=True,
@@ -113,7 +119,7 @@ class CallSerializer(serializers.ModelSerializer):
     class Meta:
         model = Call
         fields = [
-            "id", "direction", "from_number", "to_number", "agent", "agent_version", "phone_number",
+            "id", "direction", "from_number", "to_number", "agent", "agent_version", "experiment", "phone_number",
             "carrier", "carrier_call_id", "status", "queued_at", "ringing_at", "answered_at", "ended_at",
             "end_reason", "answered_by", "duration_s", "carrier_cost", "provider_cost", "total_cost", "cost_currency",
             "variables", "latency_p50_ms", "latency_p95_ms", "analysis_status", "created_at",
@@ -125,6 +131,12 @@ class CallSerializer(serializers.ModelSerializer):
 
     def get_agent_version(self, call: Call) -> int | None:
         return call.agent_version.number if call.agent_version_id else None
+
+    @extend_schema_field(CallExperimentSerializer(allow_null=True))
+    def get_experiment(self, call: Call) -> dict[str, str] | None:
+        """The experiment arm that chose the version (null: no experiment was running)."""
+        arm = call.experiment_arm
+        return {"id": str(arm.experiment.public_id), "arm": arm.label} if arm is not None else None
 
     def get_phone_number(self, call: Call) -> str | None:
         return str(call.phone_number.public_id) if call.phone_number_id else None

@@ -63,10 +63,11 @@ def lock_org_and_count_live(org: Organization) -> int:
     return Call.objects.for_org(org).filter(status__in=LIVE).count()
 
 
-def _agent_plan(org: Organization, agent: Any, variables: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
+def _agent_plan(org: Organization, agent: Any, variables: Mapping[str, Any] | None,
+                caller_key: str) -> tuple[dict[str, Any], Any]:
     """The checks every call the platform starts shares (outbound and web): the agent is
     this org's and usable, the variables are an object and cover what its prompt needs.
-    Returns (variables, the agent's outbound plan)."""
+    Returns (variables, the agent's outbound plan: the version ``caller_key`` runs)."""
     from calls.agent_link import AgentUnusable, outbound_plan
 
     if agent is None or agent.org_id != org.pk:
@@ -75,7 +76,7 @@ def _agent_plan(org: Organization, agent: Any, variables: Mapping[str, Any] | No
         raise CallError("must be an object of name → value", field="variables")
     variables = dict(variables or {})
     try:
-        return variables, outbound_plan(agent, variables)
+        return variables, outbound_plan(agent, variables, caller_key)
     except AgentUnusable as exc:
         error = MissingVariables if exc.missing_variables else CallError
         raise error(exc.message, field=exc.field) from exc
@@ -132,7 +133,7 @@ def place_outbound_call(
         reason = check(org, to_e164)
         if reason:
             raise DoNotCall(reason, field="to")
-    variables, plan = _agent_plan(org, agent, variables)
+    variables, plan = _agent_plan(org, agent, variables, to_e164)
     carrier = carrier_for(org, from_number.carrier)
 
     try:
@@ -144,6 +145,7 @@ def place_outbound_call(
                 to_number=to_e164,
                 agent=agent,
                 agent_version=plan.agent_version,
+                experiment_arm=plan.experiment_arm,
                 phone_number=from_number,
                 carrier=from_number.carrier,
                 status=Status.QUEUED,
@@ -205,11 +207,14 @@ def start_web_call(org: Organization, agent: Any, actor: Actor,
                    variables: Mapping[str, Any] | None = None) -> WebCallStart:
     """A browser call to ``agent`` ("talk to this agent"). If no socket authenticates
     within ``WEB_CALL_CONNECT_WINDOW`` the call is ended (``expire_unconnected_web_call``)."""
-    variables, plan = _agent_plan(org, agent, variables)
+    from agents.experiments.services import web_caller_key
+
+    variables, plan = _agent_plan(org, agent, variables, web_caller_key(actor))
     now = timezone.now()
     with transaction.atomic():
         call = _create_call_within_limit(
             org, direction=Direction.WEB, agent=agent, agent_version=plan.agent_version,
+            experiment_arm=plan.experiment_arm,
             status=Status.IN_PROGRESS, queued_at=now, answered_at=now, variables=variables,
         )
         add_event(call, "call.created", source="web", direction="web")

@@ -124,6 +124,11 @@ def _populate(org: Any, marker: str, fake: FakeTwilio) -> None:
     update_agent(agent, SYSTEM, knowledge_base_ids=[str(kb.public_id)], mcp_server_ids=[str(server.public_id)])
     publish_agent(agent, SYSTEM, note=f"{marker} v2")
     McpToolGrant.objects.create(org=org, agent=agent, server=server, tool_name="send_message")
+    from agents.experiments.services import ArmSpec, create_experiment, start_experiment
+
+    start_experiment(create_experiment(agent, SYSTEM, name=f"{marker} greeting test", arms=[ArmSpec(1), ArmSpec(2)]),
+                     SYSTEM)
+    create_experiment(agent, SYSTEM, name=f"{marker} next test", arms=[ArmSpec(2), ArmSpec(1, 3)])
     draft = make_agent(org, name=f"{marker} draft")
 
     number = make_phone_number(org, label=f"{marker} main line", inbound_agent=agent)
@@ -279,6 +284,14 @@ def _path_choices(operation: Any, tenants: list[Tenant]) -> list[dict[str, str]]
                 docs = Document.objects.filter(knowledge_base__public_id=kb_id)
                 for doc_id in [str(d) for d in docs.values_list("public_id", flat=True)] or [str(uuid.uuid4())]:
                     choices.append({"kb_public_id": kb_id, **({"public_id": doc_id} if "public_id" in names else {})})
+            continue
+        if "agent_public_id" in names:  # an agent's experiments
+            from agents.models import Experiment
+
+            experiments = Experiment.objects.filter(public_id__in=tenant.ids.get(Experiment, [])).select_related("agent")
+            for experiment in experiments:
+                choices.append({"agent_public_id": str(experiment.agent.public_id),
+                                **({"public_id": str(experiment.public_id)} if "public_id" in names else {})})
             continue
         model = _model_of(operation.path)
         for public_id in tenant.ids.get(model, []) if model is not None else []:
@@ -446,6 +459,12 @@ def test_every_id_route_is_a_404_for_another_orgs_ids(tenants: tuple[Tenant, Ten
 
                 choices += [{"kb_public_id": kb, "public_id": c["public_id"]}
                             for kb in org_a.ids[KnowledgeBase] for c in choices[:1]]
+            # And A's own agent with B's experiment.
+            if "agent_public_id" in names and "public_id" in names:
+                from agents.models import Agent
+
+                choices += [{"agent_public_id": agent, "public_id": c["public_id"]}
+                            for agent in org_a.ids[Agent][:1] for c in choices[:1]]
             assert choices, f"org B has no object for {operation.label}"
             for params in choices:
                 url = live_server.url + operation.path.format(**params)

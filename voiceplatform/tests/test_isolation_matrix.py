@@ -104,6 +104,7 @@ URL_KWARGS: dict[str, Callable[[Any], Any]] = {
     "public_id": lambda obj: obj.public_id,
     "provider": lambda obj: obj.provider,
     "kb_public_id": lambda obj: obj.knowledge_base.public_id,
+    "agent_public_id": lambda obj: obj.agent.public_id,
 }
 SAFE_METHODS = {"get", "head", "options"}
 
