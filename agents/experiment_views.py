@@ -18,6 +18,7 @@ from agents.experiments import services
 from agents.experiments.results import UNITS, ExperimentResults, MetricResult, experiment_results
 from agents.models import Agent, Experiment, ExperimentState
 from agents.selectors import agents_for, versions_of
+from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
 
 ARM_ROWS = 3  # arm rows the create form offers (the API takes up to six)
@@ -139,7 +140,7 @@ class ExperimentStartView(_ExperimentMixin, View):
         try:
             services.start_experiment(experiment, self.actor)
         except services.ExperimentError as exc:
-            messages.error(request, str(exc))
+            show_error(request, exc)
         else:
             messages.success(request, f"“{experiment.name}” is running: new calls are split between its arms.")
         return self.back(agent)
@@ -154,12 +155,12 @@ class ExperimentEndView(_ExperimentMixin, View):
         if label:
             winner = experiment.arms.select_related("version").filter(label=label).first()
             if winner is None:
-                messages.error(request, f"winner: no arm “{label}” in this experiment.")
+                messages.error(request, f"There is no arm “{label}” in this experiment.")
                 return self.back(agent)
         try:
             services.end_experiment(experiment, self.actor, winner)
         except services.ExperimentError as exc:
-            messages.error(request, str(exc))
+            show_error(request, exc)
         else:
             if winner is not None:
                 messages.success(request, f"Ended “{experiment.name}”: version {winner.version.number} "
@@ -177,14 +178,14 @@ class ExperimentWeightsView(_ExperimentMixin, View):
         for arm in experiment.arms.all():
             raw = (request.POST.get(f"weight_{arm.label}") or "").strip()
             if not raw.isdigit():
-                messages.error(request, f"weights: arm {arm.label}'s weight must be a whole number from 0 to "
+                messages.error(request, f"Arm {arm.label}'s weight must be a whole number from 0 to "
                                         f"{services.MAX_WEIGHT}.")
                 return self.back(agent)
             weights[arm.label] = int(raw)
         try:
             services.set_weights(experiment, self.actor, weights)
         except services.ExperimentError as exc:
-            messages.error(request, str(exc))
+            show_error(request, exc)
         except ValidationError as exc:
             messages.error(request, _errors(exc))
         else:

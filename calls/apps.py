@@ -9,6 +9,9 @@ class CallsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from agents.experiments.results import register_call_source
         from calls import credential_tests
+        from calls.selectors import experiment_calls
 
         credential_tests.register()
+        register_call_source(experiment_calls)

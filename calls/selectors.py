@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from calls.models import LIVE, Call, PhoneNumber
+from calls.models import FINAL, LIVE, Call, PhoneNumber
 from orgs.models import Organization
 
 
@@ -75,3 +75,10 @@ def call_detail(org: Organization | None, public_id: Any) -> Call:
 
 def numbers_for(org: Organization | None) -> QuerySet[PhoneNumber]:
     return PhoneNumber.objects.for_org(org).select_related("inbound_agent")
+
+
+def experiment_calls(experiment: Any, finished: bool) -> QuerySet[Call]:
+    """The calls an agent experiment assigned: finished ones (for its results) or live ones.
+    Registered with ``agents.experiments.results`` (agents may not import calls)."""
+    return Call.objects.for_org(experiment.org).filter(experiment_arm__experiment=experiment,
+                                                      status__in=FINAL if finished else LIVE)

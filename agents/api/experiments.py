@@ -14,7 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,12 +24,6 @@ from agents.experiments.results import ExperimentResults, MetricResult, experime
 from agents.models import Agent, Experiment
 from agents.selectors import agents_for
 from voiceplatform.api import OrgScopedViewSet, PublicIdField
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The experiment's state does not allow this."
-    default_code = "conflict"
 
 
 class ArmSerializer(serializers.Serializer):
@@ -199,10 +193,7 @@ class ExperimentViewSet(OrgScopedViewSet):
     @action(detail=True, methods=["post"])
     def start(self, request: Request, agent_public_id: str | None = None, public_id: str | None = None) -> Response:
         experiment = self.get_object()
-        try:
-            services.start_experiment(experiment, self.actor)
-        except services.ExperimentError as exc:
-            raise Conflict(str(exc)) from exc
+        services.start_experiment(experiment, self.actor)
         return Response(ExperimentSerializer(self._reload(experiment)).data)
 
     @extend_schema(request=WeightsSerializer, responses=ExperimentSerializer)
@@ -213,8 +204,6 @@ class ExperimentViewSet(OrgScopedViewSet):
         body.is_valid(raise_exception=True)
         try:
             services.set_weights(experiment, self.actor, dict(body.validated_data["weights"]))
-        except services.ExperimentError as exc:
-            raise Conflict(str(exc)) from exc
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from exc
         return Response(ExperimentSerializer(self._reload(experiment)).data)
@@ -232,10 +221,7 @@ class ExperimentViewSet(OrgScopedViewSet):
             if winner is None:
                 labels = ", ".join(experiment.arms.values_list("label", flat=True))
                 raise serializers.ValidationError({"winner": [f"No arm “{label}”; the arms are {labels}."]})
-        try:
-            services.end_experiment(experiment, self.actor, winner)
-        except services.ExperimentError as exc:
-            raise Conflict(str(exc)) from exc
+        services.end_experiment(experiment, self.actor, winner)
         return Response(ExperimentSerializer(self._reload(experiment)).data)
 
     @extend_schema(responses=ResultsSerializer)

@@ -125,16 +125,28 @@ VALUE_METRICS: list[tuple[str, str, Callable[[], tuple[Q, Any, str]]]] = [
 UNITS = {"duration": "s", "latency": "ms", "cost": "USD"}
 
 
-def _calls(experiment: Experiment) -> QuerySet[Any]:
-    from calls.models import FINAL, Call
+#: (experiment, finished?) → that experiment's calls, finished or still live. The calls app
+#: provides it (``calls.apps.CallsConfig.ready``): agents sits below calls and imports none of it.
+_call_source: Callable[[Experiment, bool], QuerySet[Any]] | None = None
 
-    return Call.objects.for_org(experiment.org).filter(experiment_arm__experiment=experiment, status__in=FINAL)
+
+def register_call_source(source: Callable[[Experiment, bool], QuerySet[Any]]) -> None:
+    global _call_source
+    _call_source = source
+
+
+def _experiment_calls(experiment: Experiment, finished: bool) -> QuerySet[Any]:
+    if _call_source is None:
+        raise RuntimeError("no call source registered (the calls app is not installed)")
+    return _call_source(experiment, finished)
+
+
+def _calls(experiment: Experiment) -> QuerySet[Any]:
+    return _experiment_calls(experiment, True)
 
 
 def experiment_results(experiment: Experiment) -> ExperimentResults:
     """Every arm's metrics, intervals and comparison with arm A (see the module docstring)."""
-    from calls.models import LIVE, Call
-
     arms = list(experiment.arms.select_related("version").order_by("label"))
     total_weight = sum(a.weight for a in arms) or 1
     alpha = (1 - CONFIDENCE) / max(1, len(arms) - 1)
@@ -145,7 +157,7 @@ def experiment_results(experiment: Experiment) -> ExperimentResults:
         aggregates[f"{key}__n"] = Count("id", filter=den)
         aggregates[f"{key}__x"] = Count("id", filter=num & den)
     rows = {r["experiment_arm"]: r for r in calls.values("experiment_arm").annotate(**aggregates)}
-    live = dict(Call.objects.for_org(experiment.org).filter(experiment_arm__experiment=experiment, status__in=LIVE)
+    live = dict(_experiment_calls(experiment, False)
                 .values("experiment_arm").annotate(n=Count("id")).values_list("experiment_arm", "n"))
 
     histograms: dict[str, dict[int, dict[float, int]]] = {}

@@ -25,13 +25,18 @@ from agents.experiments.assignment import pick_arm
 from agents.models import Agent, AgentVersion, Experiment, ExperimentArm, ExperimentState
 from agents.services import promote_version
 from orgs.services import Actor, record_audit
+from voiceplatform.errors import ServiceError
 
 LABELS = "ABCDEF"
 MAX_WEIGHT = 1000
 
 
-class ExperimentError(Exception):
-    """An experiment change that cannot be made in the experiment's state; the message says why."""
+class ExperimentError(ServiceError):
+    """An experiment change that cannot be made in the experiment's state; the message says why
+    (the API answers 409 ``conflict``)."""
+
+    code = "conflict"
+    status = 409
 
 
 @dataclass(frozen=True)

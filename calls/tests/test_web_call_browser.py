@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from calls.models import Call, CallEvent
-from calls.testing.processes import Processes, free_port, server_argv, wait_until
+from calls.testing.processes import Processes, free_port, server_argv
 from calls.testing.signals import speech_like
 from calls.tests.factories import make_ready_agent
 from voiceplatform.browsing import CHROMIUM, FLAGS, MEDIA_FLAGS, chromium_available, open_page, sign_in
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import subprocess_env, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

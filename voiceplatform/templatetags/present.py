@@ -37,6 +37,7 @@ TONES = ("ok", "warn", "bad", "neutral")
 @cache
 def state_domains() -> dict[str, Mapping[str, tuple[str, str]]]:
     """Domain name → {stored value: (label, tone)}. Imported lazily: the labels import app models."""
+    from agents import labels as agent_labels
     from batches import labels as batch_labels
     from calls import labels as call_labels
     from integrations import labels as integration_labels
@@ -53,6 +54,7 @@ def state_domains() -> dict[str, Mapping[str, tuple[str, str]]]:
         "row": batch_labels.ROW_STATUS,
         "document": knowledge_labels.INGEST_STATE,
         "delivery": integration_labels.DELIVERY_STATUS,
+        "experiment": agent_labels.EXPERIMENT_STATE,
     }
 
 

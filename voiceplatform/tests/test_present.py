@@ -79,6 +79,7 @@ def _choice_values(model_label: str, field: str) -> set[str]:
     ("batches.ScheduledCallRun", "state", "run"),
     ("knowledge.DocumentVersion", "state", "document"),
     ("integrations.WebhookDelivery", "status", "delivery"),
+    ("agents.Experiment", "state", "experiment"),
 ])
 def test_every_state_choice_has_a_label(model: str, field: str, domain: str) -> None:
     """A new choice value must get a label and tone in its app's labels.py before it can ship."""
