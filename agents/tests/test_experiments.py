@@ -323,7 +323,7 @@ def test_dashboard_creates_starts_and_ends_an_experiment(login: Any, org_a: Any,
     assert list(exp.arms.values_list("label", "weight")) == [("A", 1), ("B", 4)]
     bad = client.post(f"/agents/{agent.public_id}/experiments/{exp.public_id}/weights/",
                       {"weight_A": "x", "weight_B": "4"}, follow=True)
-    assert "weights: arm A&#x27;s weight must be a whole number" in bad.content.decode()
+    assert "Arm A&#x27;s weight must be a whole number" in bad.content.decode()
     ended = client.post(f"/agents/{agent.public_id}/experiments/{exp.public_id}/end/", {"winner": "B"}, follow=True)
     assert "version 1 (arm B) is now published" in ended.content.decode()
     assert published_number(agent) == 1
