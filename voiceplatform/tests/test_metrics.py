@@ -106,6 +106,18 @@ def test_labels_are_bounded_and_never_identify_anyone() -> None:
     assert 'vp_calls_ended_total{outcome="other",transport="twilio"}' in body
 
 
+def test_the_grafana_dashboard_queries_only_metrics_that_exist() -> None:
+    import json
+    import re
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy/grafana/voiceplatform.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\bvp_[a-z_]+", e)}
+    exposed = {s.name for f in text_string_to_metric_families(metrics.exposition().decode()) for s in f.samples}
+    exposed |= {n + suffix for n in {f.name for f in REGISTRY.collect()} for suffix in ("_bucket", "_total", "")}
+    assert used and used <= exposed, used - exposed
+
+
 def test_trace_attributes_are_scrubbed() -> None:
     clean = scrub_attributes({
         "http.url": "https://api.example.com/v1/calls?to=%2B14155550100&token=abc",
