@@ -222,6 +222,7 @@ def fakes() -> Iterator[Any]:
     from calls.testing.fake_plivo import FakePlivo
     from calls.testing.fake_twilio import FakeTwilio
 
+    realtime: Any
     with FakeTwilio() as twilio, FakePlivo() as plivo, FakeOpenAIRealtime(turn_bytes=8000) as realtime, \
             FakeOpenAIChat(api_key=realtime.api_key) as chat:
         yield twilio, plivo, realtime, chat
