@@ -2,7 +2,7 @@
 (voiceplatform/tracing.py).
 
 The end-to-end test runs what production runs in several processes in several processes:
-two Daphne servers and a Celery worker share one PROMETHEUS_MULTIPROC_DIR, a real
+a Daphne and a uvicorn server and a Celery worker share one PROMETHEUS_MULTIPROC_DIR, a real
 Twilio call goes through the fake carrier and the fake OpenAI Realtime server, and one
 scrape of the first server must show the other processes' values summed; the same
 processes export their spans over OTLP/HTTP to a fake collector, and every attribute
@@ -268,8 +268,9 @@ def test_a_call_across_processes_is_counted_once_scraped_and_traced_without_secr
                          OTEL_SERVICE_NAME="vp-test")
     processes = Processes(tmp_path / "platform.log")
     try:
-        for port in ports:
-            processes.spawn(server_argv("daphne", port), env)
+        # `make run`'s server and production's, side by side
+        for kind, port in zip(("daphne", "uvicorn"), ports, strict=True):
+            processes.spawn(server_argv(kind, port), env)
         processes.spawn(WORKER_ARGV, env)
         for base in bases:
             processes.wait_healthy(base)
