@@ -154,6 +154,43 @@ def test_metrics_endpoint_needs_the_token(client: Any, settings: Any) -> None:
     assert {"vp_celery_queue_depth", "vp_calls_started", "vp_media_frames"} <= families
 
 
+@pytest.mark.django_db
+def test_webhook_delivery_results_are_counted(org_a: Any, django_capture_on_commit_callbacks: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations import webhooks
+    from integrations.models import DeliveryStatus, WebhookDelivery
+    from integrations.services import create_webhook_endpoint
+    from integrations.testing.webhook_receiver import WebhookReceiver
+    from orgs.services import SYSTEM
+    from voiceplatform.celery import app
+
+    def count(result: str) -> float:
+        return REGISTRY.get_sample_value("vp_webhook_delivery_attempts_total", {"result": result}) or 0.0
+
+    before = {r: count(r) for r in ("retrying", "succeeded")}
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, True
+    try:
+        receiver: Any
+        with WebhookReceiver() as receiver:
+            receiver.fail_first = 1
+            endpoint = create_webhook_endpoint(org_a, SYSTEM, url=receiver.hook_url, events=["batch.completed"])
+            receiver.secret = endpoint.secret
+            with django_capture_on_commit_callbacks(execute=True):
+                event = webhooks.emit(org_a, "batch.completed", {"n": 1})
+            delivery = WebhookDelivery.objects.get(event=event)
+            WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+            with django_capture_on_commit_callbacks(execute=True):
+                webhooks.sweep_due()
+            delivery.refresh_from_db()
+            assert delivery.status == DeliveryStatus.SUCCEEDED
+    finally:
+        app.conf.task_always_eager = eager
+    assert count("retrying") == before["retrying"] + 1 and count("succeeded") == before["succeeded"] + 1
+
+
 def test_reaping_drops_only_dead_local_processes(tmp_path: Path) -> None:
     live = tmp_path / f"gauge_livesum_{metrics.process_id()}.db"
     dead = tmp_path / f"gauge_livesum_{metrics._HOST}-999999999.db"  # noqa: SLF001 - no such pid
@@ -344,7 +381,10 @@ def test_a_call_across_processes_is_counted_once_scraped_and_traced_without_secr
         # >= 1: tasks other tests of this session left in its queue may run in this worker too
         assert _value(text, "vp_celery_task_seconds_count", task="calls.analyze_call", state="SUCCESS") >= 1
         assert 'vp_celery_queue_depth{queue="default"}' in text
-        assert _scrape(bases[1], TOKEN)[1].count("vp_carrier_webhook_seconds_count") >= 2  # either server
+        # the other server's scrape is the same sum
+        other = _scrape(bases[1], TOKEN)[1]
+        assert _value(other, "vp_carrier_webhook_seconds_count", carrier="twilio", kind="voice", status="4xx") == 2
+        assert _value(other, "vp_calls_started_total", transport="twilio") == 1
         for identifying in (CALLER, number.e164, str(org_a.public_id), org_a.name, str(call.public_id)):
             assert identifying not in text
 
