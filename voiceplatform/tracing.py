@@ -165,30 +165,52 @@ def call_span(call_public_id: str, name: str, *, start_time: int | None = None,
         yield span
 
 
-def session_spans(span: Any, result: Any, started_ns: int) -> None:
+def _connect_window(result: Any, stream_ns: int) -> tuple[int, int] | None:
+    """When the provider connection ran, from the session's timeline: usually while the
+    phone rang, before the stream started (``stream_ns``, the call clock's zero)."""
+    usage = result.usage or {}
+    if not usage.get("provider") or usage.get("connect_ms") is None:
+        return None
+    events = {e.kind: e for e in reversed(result.events)}
+    connected, started = events.get("bridge_connected"), events.get("stream_started")
+    end_ns = stream_ns
+    if connected is not None:
+        before, waited = connected.data.get("before_stream_ms"), (started.data if started else {}).get("wait_ms")
+        offset_ms = int(before) - int(waited) if before is not None and waited is not None else connected.at_ms
+        end_ns = stream_ns + int(offset_ms) * 1_000_000
+    return end_ns - int(float(usage["connect_ms"]) * 1e6), end_ns
+
+
+def session_start_ns(result: Any, stream_ns: int) -> int:
+    """Where the session's span starts: the provider connection, if it came first."""
+    window = _connect_window(result, stream_ns)
+    return min(stream_ns, window[0]) if window else stream_ns
+
+
+def session_spans(span: Any, result: Any, stream_ns: int) -> None:
     """Child spans of a finished media session from its own timeline: the provider
-    connection and each tool call (names and outcomes only)."""
+    connection and each tool call (names and outcomes only). ``stream_ns`` is when the
+    media stream started (the zero of the events' ``at_ms``)."""
     if span is None:
         return
     parent = trace.set_span_in_context(span)
-    provider = (result.usage or {}).get("provider")
-    connect_ms = (result.usage or {}).get("connect_ms")
-    if provider and connect_ms is not None:
-        connect = tracer.start_span("provider.connect", context=parent, start_time=started_ns,
-                                    attributes={"provider": str(provider)})
-        connect.end(end_time=started_ns + int(float(connect_ms) * 1e6))
-    open_tools: dict[str, tuple[Any, str]] = {}
+    window = _connect_window(result, stream_ns)
+    if window is not None:
+        connect = tracer.start_span("provider.connect", context=parent, start_time=window[0],
+                                    attributes={"provider": str(result.usage["provider"])})
+        connect.end(end_time=window[1])
+    open_tools: dict[str, Any] = {}
     for event in result.events:
         data = event.data or {}
-        at = started_ns + int(event.at_ms) * 1_000_000
+        at = stream_ns + int(event.at_ms) * 1_000_000
         if event.kind == "tool_call":
             tool = tracer.start_span(f"tool {data.get('name', '')}"[:80], context=parent, start_time=at,
                                      attributes={"tool.name": str(data.get("name", ""))[:80]})
-            open_tools[str(data.get("call_id", ""))] = (tool, str(data.get("name", "")))
+            open_tools[str(data.get("call_id", ""))] = tool
         elif event.kind in ("tool_result", "tool_refused"):
             found = open_tools.pop(str(data.get("call_id", "")), None)
             if found is not None:
-                found[0].set_attribute("tool.ok", bool(data.get("ok", False)))
-                found[0].end(end_time=at)
-    for tool, _name in open_tools.values():
-        tool.end(end_time=started_ns + int(result.duration_ms) * 1_000_000)
+                found.set_attribute("tool.ok", bool(data.get("ok", False)))
+                found.end(end_time=at)
+    for tool in open_tools.values():  # still running when the call ended
+        tool.end(end_time=stream_ns + int(result.duration_ms) * 1_000_000)

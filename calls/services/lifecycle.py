@@ -234,11 +234,10 @@ def record_session_result_sync(call_public_id: str, result: SessionResult) -> Ca
     """Persist what the session observed; queue the analysis. Idempotent per call. A
     session that stepped aside for another process's (``END_STREAM_ELSEWHERE``) has
     nothing to persist. Traced as the call's ``call.session`` span (voiceplatform.tracing)."""
-    ended_ns = time.time_ns()
-    started_ns = ended_ns - int(result.duration_ms) * 1_000_000
-    with tracing.call_span(call_public_id, "call.session", start_time=started_ns,
+    stream_ns = time.time_ns() - int(result.duration_ms) * 1_000_000
+    with tracing.call_span(call_public_id, "call.session", start_time=tracing.session_start_ns(result, stream_ns),
                            attributes={"call.end_reason": result.end_reason, "call.transport": result.transport}) as span:
-        tracing.session_spans(span, result, started_ns)
+        tracing.session_spans(span, result, stream_ns)
         return _record_session_result(call_public_id, result)
 
 

@@ -63,7 +63,10 @@ def test_a_call_is_one_trace_without_numbers_transcripts_or_secrets(
         call_public_id=str(call.public_id), transport="twilio",
         transcript=[TranscriptTurn("agent", "Hello Ada, how can I help?", 0, 1800),
                     TranscriptTurn("caller", SECRET_LINE, 2500, 4800)],
-        events=[SessionEvent("tool_call", 5000, {"name": "search_knowledge", "call_id": "t1"}),
+        events=[SessionEvent("bridge_connected", 0, {"provider": "openai_realtime", "connect_ms": 180.0,
+                                                     "before_stream_ms": 200}),
+                SessionEvent("stream_started", 0, {"wait_ms": 1000}),  # the phone rang for a second
+                SessionEvent("tool_call", 5000, {"name": "search_knowledge", "call_id": "t1"}),
                 SessionEvent("tool_result", 5300, {"name": "search_knowledge", "call_id": "t1", "ok": True}),
                 SessionEvent("tool_call", 6000, {"name": "end_call", "call_id": "t2"})],  # never answered
         latencies_ms=[600.0], recording_path=None, end_reason="agent_hangup",
@@ -82,7 +85,13 @@ def test_a_call_is_one_trace_without_numbers_transcripts_or_secrets(
     for child in ("provider.connect", "tool search_knowledge", "tool end_call"):
         parent = spans[child].parent
         assert parent is not None and parent.span_id == session.context.span_id, child
-    assert _duration_ns(spans["provider.connect"]) == 180_000_000
+    connect = spans["provider.connect"]
+    assert _duration_ns(connect) == 180_000_000
+    # connected while the phone rang: 800 ms before the stream started, inside the session span
+    assert session.start_time == connect.start_time
+    tool_start = spans["tool search_knowledge"].start_time
+    assert connect.end_time is not None and tool_start is not None
+    assert tool_start - connect.end_time == (800 + 5000) * 1_000_000
     assert spans["tool search_knowledge"].attributes == {"tool.name": "search_knowledge", "tool.ok": True}
     assert _duration_ns(spans["tool search_knowledge"]) == 300_000_000
     assert spans["call.finalize"].context.trace_id == root.context.trace_id
