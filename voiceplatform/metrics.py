@@ -167,19 +167,30 @@ def exposition() -> bytes:
     return body + generate_latest(queues)
 
 
+def access(authorization: str) -> int:
+    """Who may read the metrics, from the request's ``Authorization`` header: 200 (yes),
+    401 (the token is missing or wrong) or 404 (metrics are off)."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        return 200 if settings.METRICS_PUBLIC else 404
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        return 401
+    return 200
+
+
+UNAUTHORIZED = "metrics need Authorization: Bearer <METRICS_TOKEN>\n"
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """``GET /metrics`` (see the module docstring for who may read it)."""
-    token = settings.METRICS_TOKEN
-    if not token and not settings.METRICS_PUBLIC:
+    status = access(request.headers.get("Authorization", ""))
+    if status == 404:
         raise Http404("metrics are off: set METRICS_TOKEN")
-    if token:
-        presented = request.headers.get("Authorization", "")
-        scheme, _, value = presented.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            response = HttpResponse("metrics need Authorization: Bearer <METRICS_TOKEN>\n", status=401,
-                                    content_type="text/plain")
-            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-            return response
+    if status == 401:
+        response = HttpResponse(UNAUTHORIZED, status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
 
 

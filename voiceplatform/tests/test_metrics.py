@@ -204,6 +204,31 @@ def test_reaping_drops_only_dead_local_processes(tmp_path: Path) -> None:
 
 # --------------------------------------------------------- several real processes
 
+@pytest.mark.django_db
+def test_serve_metrics_serves_a_worker_only_machine(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    env = subprocess_env(PROMETHEUS_MULTIPROC_DIR=str(multiproc), METRICS_TOKEN=TOKEN)
+    # a process of this machine records two webhook attempts and exits
+    subprocess.run([sys.executable, "-c", "import django; django.setup(); from voiceplatform import metrics; "
+                    "[metrics.webhook_attempt_recorded('succeeded') for _ in range(2)]"],
+                   env=env, check=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    port = free_port()
+    processes = Processes(tmp_path / "serve.log")
+    try:
+        processes.spawn([sys.executable, "manage.py", "serve_metrics", "--port", str(port)], env)
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _scrape(base, TOKEN)[0] == 200, "serve_metrics to answer")
+        assert _scrape(base, None)[0] == 401 and _scrape(base, "wrong")[0] == 401
+        text = _scrape(base, TOKEN)[1]
+        assert _value(text, "vp_webhook_delivery_attempts_total", result="succeeded") == 2
+    finally:
+        processes.stop()
+
+
 class FakeCollector:
     """An OTLP/HTTP trace receiver (the protocol the OTLP exporter speaks)."""
 
@@ -272,6 +297,8 @@ def _scrape(base: str, token: str | None) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, ""
+    except OSError:
+        return 0, ""  # not listening yet
 
 
 def _value(text: str, name: str, **labels: str) -> float:
