@@ -14,7 +14,7 @@ RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requir
     && pip install --no-deps -r requirements-nodeps.txt
 
 COPY . .
-RUN useradd --create-home --uid 1000 app && mkdir -p /app/media /app/var && chown -R app /app/media /app/var
+RUN useradd --create-home --uid 1000 app && mkdir -p /app/media /app/var/prometheus && chown -R app /app/media /app/var
 USER app
 
 EXPOSE 8000

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from calls.models import Call
+from voiceplatform import tracing
 from voiceplatform.tasks import OrgTask
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ def analyze_call(self: OrgTask, org_public_id: str, call_public_id: str) -> str:
     if call is None:
         return "missing"
     try:
-        run_analysis(call)
+        with tracing.call_span(call_public_id, "call.analysis"):
+            run_analysis(call)
     except AnalysisSkipped:
         return "skipped"
     except AnalysisError:

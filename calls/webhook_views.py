@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_POST
 from calls import webhooks
 from calls.carriers import WebhookRequest
 from calls.services.session import prepare_session_early
+from voiceplatform import metrics
 
 
 def to_webhook_request(request: HttpRequest) -> WebhookRequest:
@@ -28,22 +30,25 @@ def _respond(reply: webhooks.WebhookReply) -> HttpResponse:
     return HttpResponse(reply.body, status=reply.status, content_type=reply.content_type)
 
 
-def _view(handler: Callable[[WebhookRequest], webhooks.WebhookReply]) -> Callable[[HttpRequest], HttpResponse]:
+def _view(carrier: str, kind: str,
+          handler: Callable[[WebhookRequest], webhooks.WebhookReply]) -> Callable[[HttpRequest], HttpResponse]:
     @csrf_exempt
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
         reply = handler(to_webhook_request(request))
         if reply.prepare is not None:
             prepare_session_early(request, *reply.prepare)
+        metrics.carrier_webhook_answered(carrier, kind, reply.status, time.perf_counter() - started)
         return _respond(reply)
 
     return view
 
 
-twilio_voice = _view(lambda r: webhooks.handle_inbound_webhook("twilio", r))
-twilio_status = _view(lambda r: webhooks.apply_status_callback("twilio", r))
-twilio_amd = _view(lambda r: webhooks.apply_machine_detection("twilio", r))
-plivo_answer = _view(webhooks.handle_plivo_answer)
-plivo_hangup = _view(lambda r: webhooks.apply_status_callback("plivo", r))
-plivo_amd = _view(lambda r: webhooks.apply_machine_detection("plivo", r))
-plivo_action = _view(webhooks.handle_plivo_action)
+twilio_voice = _view("twilio", "voice", lambda r: webhooks.handle_inbound_webhook("twilio", r))
+twilio_status = _view("twilio", "status", lambda r: webhooks.apply_status_callback("twilio", r))
+twilio_amd = _view("twilio", "amd", lambda r: webhooks.apply_machine_detection("twilio", r))
+plivo_answer = _view("plivo", "answer", webhooks.handle_plivo_answer)
+plivo_hangup = _view("plivo", "status", lambda r: webhooks.apply_status_callback("plivo", r))
+plivo_amd = _view("plivo", "amd", lambda r: webhooks.apply_machine_detection("plivo", r))
+plivo_action = _view("plivo", "action", webhooks.handle_plivo_action)

@@ -68,6 +68,7 @@ from calls.services.streams import issue_stream_target
 from calls.services.timeline import add_event
 from orgs.models import Organization
 from orgs.services import SYSTEM, record_audit
+from voiceplatform import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -317,6 +318,7 @@ def _create_inbound_call(org: Organization, number: PhoneNumber, agent: Any, ver
             # Answering with stream markup answers the call; carriers send no separate
             # "answered" callback for inbound calls.
             transition(call, Status.IN_PROGRESS)
+    tracing.remember_call(str(call.public_id))  # this webhook's request is the root of the call's trace
     return call, over_limit
 
 

@@ -40,7 +40,7 @@ from integrations.targets import check_outbound_url
 from integrations.webhooks_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signature_header
 from orgs.models import AuditLog, Membership, Organization, Role
 from orgs.services import SYSTEM, record_audit
-from voiceplatform import outbound
+from voiceplatform import metrics, outbound
 
 log = logging.getLogger(__name__)
 
@@ -371,6 +371,7 @@ def _record(delivery_id: int, attempt_id: int, *, status_code: int | None, excer
                     delivery.next_attempt_at = None
                     next_at = None
         delivery.save()
+        metrics.webhook_attempt_recorded(str(delivery.status))
         if next_at is not None and not manual:
             _enqueue(delivery, countdown=(next_at - now).total_seconds())
     return next_at

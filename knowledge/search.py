@@ -14,6 +14,7 @@ progress) still match through full text.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
@@ -25,6 +26,7 @@ from django.db import close_old_connections, connection
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import TEXT_SEARCH_CONFIG, KnowledgeBase
 from orgs.models import Organization
+from voiceplatform.metrics import KNOWLEDGE_SEARCH_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +183,18 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
     bases = _resolve_bases(org, kb_ids)
     if not bases:
         return []
-    query_vectors: dict[str, Sequence[float]] = {}
-    for kb in bases:
-        if kb.spec.key not in query_vectors:
-            backend = (backends or {}).get(kb.spec.key) or backend_for(kb)
-            query_vectors[kb.spec.key] = backend.embed_query(query)
-    return search_by_vectors(org, bases, query, query_vectors, k)
+    started, outcome = time.perf_counter(), "error"
+    try:
+        query_vectors: dict[str, Sequence[float]] = {}
+        for kb in bases:
+            if kb.spec.key not in query_vectors:
+                backend = (backends or {}).get(kb.spec.key) or backend_for(kb)
+                query_vectors[kb.spec.key] = backend.embed_query(query)
+        hits = search_by_vectors(org, bases, query, query_vectors, k)
+        outcome = "hits" if hits else "empty"
+        return hits
+    finally:
+        KNOWLEDGE_SEARCH_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
 
 def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: str,

@@ -13,6 +13,7 @@ exponential backoff; after the last attempt the version fails with the reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import shared_task
@@ -22,7 +23,9 @@ from django.conf import settings
 
 from knowledge import services
 from knowledge.embeddings import EmbeddingError
+from knowledge.models import DocumentVersion, IngestState
 from orgs.models import Organization
+from voiceplatform import metrics
 from voiceplatform.tasks import OrgTask
 
 MAX_RETRIES = 5
@@ -104,21 +107,29 @@ def _retry_or_fail(task: Any, exc: EmbeddingError, version_public_id: str) -> No
     services.fail_after_retries(version_public_id, task.org, exc.message)
 
 
+def _run_timed(task: Any, version_public_id: str, run: Callable[[str, Organization], None]) -> None:
+    """Run one ingestion step, timed into vp_knowledge_ingest_seconds by how it ended:
+    ok, failed (the version's content or the backend), retry, timed_out."""
+    with metrics.timed_ingestion() as outcome:
+        try:
+            run(version_public_id, task.org)
+        except EmbeddingError as exc:
+            outcome["result"] = "retry"
+            _retry_or_fail(task, exc, version_public_id)
+        except SoftTimeLimitExceeded:
+            outcome["result"] = "timed_out"
+            services.fail_timed_out(version_public_id, task.org, _soft_limit(task))
+        state = (DocumentVersion.objects.for_org(task.org).filter(public_id=version_public_id)
+                 .values_list("state", flat=True).first())
+        if state == IngestState.FAILED and outcome["result"] in ("ok", "retry"):
+            outcome["result"] = "failed"
+
+
 @shared_task(base=IngestTask, bind=True, max_retries=MAX_RETRIES, acks_late=True)
 def ingest_document_version(self: Any, org_public_id: str, version_public_id: str) -> None:
-    try:
-        services.ingest_version(version_public_id, self.org)
-    except EmbeddingError as exc:
-        _retry_or_fail(self, exc, version_public_id)
-    except SoftTimeLimitExceeded:
-        services.fail_timed_out(version_public_id, self.org, _soft_limit(self))
+    _run_timed(self, version_public_id, services.ingest_version)
 
 
 @shared_task(base=IngestTask, bind=True, max_retries=MAX_RETRIES, acks_late=True)
 def reembed_document_version(self: Any, org_public_id: str, version_public_id: str) -> None:
-    try:
-        services.reembed_version(version_public_id, self.org)
-    except EmbeddingError as exc:
-        _retry_or_fail(self, exc, version_public_id)
-    except SoftTimeLimitExceeded:
-        services.fail_timed_out(version_public_id, self.org, _soft_limit(self))
+    _run_timed(self, version_public_id, services.reembed_version)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,13 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceplatform.settings")
     lease = embedded.ensure_environment()
     python = sys.executable
+    # Prometheus multiprocess mode (voiceplatform/metrics.py): every child writes its values
+    # under var/prometheus, emptied here so nothing of an earlier run is summed.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = embedded.VAR_DIR / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     env = dict(os.environ)
     from django.conf import settings  # after ensure_environment: settings read DATABASE_URL/REDIS_URL
 

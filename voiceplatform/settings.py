@@ -416,6 +416,32 @@ MCP_OWN_SERVER_URLS = {name: url for name in MCP_OWN_SERVER_NAMES
                        if (url := env_str(f"MCP_{name.upper()}_URL", ""))}
 MCP_OWN_SERVER_TOKENS = {name: env_list(f"MCP_{name.upper()}_TOKENS") for name in MCP_OWN_SERVER_NAMES}
 
+# --- operational metrics (voiceplatform/metrics.py) ----------------------------
+# GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>". Unset, the endpoint is a 404,
+# unless METRICS_PUBLIC=true serves it without a token (only behind a private network).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
+# A directory every process of this deployment writes its metric values to (prometheus_client
+# multiprocess mode; the library reads the same variable); a scrape of any web process sums
+# them. `make run` and docker-compose set it; empty it when the deployment starts.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not os.path.isdir(PROMETHEUS_MULTIPROC_DIR):
+    raise ImproperlyConfiguredEnv(f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is not a directory")
+
+# --- traces (voiceplatform/tracing.py): OpenTelemetry, off unless configured ------------
+# The standard variables: traces go out when OTEL_TRACES_EXPORTER names an exporter
+# ("otlp", "console") or an OTLP endpoint is set; OTEL_SDK_DISABLED=true turns them off.
+OTEL_SDK_DISABLED = env_bool("OTEL_SDK_DISABLED", False)
+OTEL_TRACES_EXPORTER = env_str("OTEL_TRACES_EXPORTER", "")
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "voiceplatform")
+for _exporter in env_list("OTEL_TRACES_EXPORTER"):
+    if _exporter not in {"otlp", "console", "none"}:
+        raise ImproperlyConfiguredEnv(f"OTEL_TRACES_EXPORTER: {_exporter!r} is not otlp, console or none")
+TRACING_ENABLED = not OTEL_SDK_DISABLED and "none" not in env_list("OTEL_TRACES_EXPORTER") and bool(
+    OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+
 # --- logging: structured, one JSON object a line ----------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 # Secrets never reach a log line: every handler scrubs them (RedactSecretsFilter), and

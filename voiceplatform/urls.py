@@ -18,6 +18,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from voiceplatform import views
+from voiceplatform.metrics import metrics_view
 
 APPS = ("orgs", "agents", "calls", "batches", "knowledge", "integrations")
 
@@ -63,6 +64,7 @@ urlpatterns = [
     # Browsers and API tools that ignore <link rel="icon"> ask for /favicon.ico.
     path("favicon.ico", views.favicon, name="favicon"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="api")),

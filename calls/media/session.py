@@ -14,7 +14,9 @@ Lifecycle::
 
 Hot path (one 20 ms caller frame, `_on_media`): parse, decode/resample as the
 bridge needs, feed VAD and the recorder, `bridge.send_audio`. No database, no
-Channels layer, no per-frame task or timer. Agent audio comes back on the
+Channels layer, no per-frame task or timer; the frame counts and timings go to the
+session's own `FrameTally` (plain ints) and reach Prometheus once a second from
+the watchdog (calls.media.metrics). Agent audio comes back on the
 bridge's event task (`_pump`) and goes straight to the carrier with periodic
 marks; `PlaybackTracker` models what the caller has heard for barge-in.
 Everything slower (tools, hang-up, persistence, dashboard updates) runs in
@@ -61,6 +63,7 @@ from agents.bridges.registry import create_bridge
 from calls.audio.mulaw import mulaw_is_audible, mulaw_quiet_codes
 from calls.audio.recorder import TwoChannelRecorder
 from calls.audio.vad import VadBatcher, VadEvent, VadStream
+from calls.media import metrics
 from calls.media import result as r
 from calls.media.audio_path import InboundPath, OutboundPath
 from calls.media.codecs import TransportCodec, codec_for
@@ -164,6 +167,9 @@ class CallSession:
         self._agent_audio_ms = 0.0
         self._dropped_before_start = 0
         self._protocol_errors = 0
+        # frame counts, moved into Prometheus about once a second (calls.media.metrics)
+        self._tally = metrics.FrameTally(transport)
+        self._counted_live = False
         self._keypad: KeypadInput | None = None
         self._keypad_lock = asyncio.Lock()  # entries reach the agent in the order typed
         self.responses_done = 0
@@ -283,11 +289,13 @@ class CallSession:
         except ProviderError as exc:
             self._startup_error = exc
             self.record("provider_error", code=exc.code, retryable=exc.retryable, phase="connect")
+            metrics.provider_error(ctx.provider, "connect")
             logger.warning(
                 "bridge connect failed for call",
                 extra={"call": self.call_public_id, "provider": ctx.provider, "code": exc.code},
             )
             return
+        metrics.provider_connected(ctx.provider, (self.bridge.metrics.connect_latency_ms or 0.0) / 1000.0)
         self.record(
             "bridge_connected",
             provider=ctx.provider,
@@ -303,6 +311,7 @@ class CallSession:
             except ProviderError as exc:
                 self._startup_error = exc
                 self.record("provider_error", code=exc.code, retryable=exc.retryable, phase="greeting")
+                metrics.provider_error(ctx.provider, "greeting")
                 return
         loop = asyncio.get_running_loop()
         loop.call_later(ctx.stream_wait_s, self._stream_wait_expired)
@@ -352,9 +361,12 @@ class CallSession:
         # media first: it is 50 messages a second, everything else is rare
         if type(frame) is MediaIn:
             if self.streaming:
+                started = time.perf_counter()
                 await self._on_media(frame)
+                self._tally.timed(started, time.perf_counter())
             else:
                 self._dropped_before_start += 1
+                self._tally.lost_in += 1
             return
         if self.ending:
             return
@@ -432,6 +444,8 @@ class CallSession:
                 logger.error("cannot open call recording", extra={"call": self.call_public_id, "error": repr(exc)})
                 self.record("recording_failed", error=exc.__class__.__name__)
         self.streaming = True
+        metrics.call_started(self.transport_kind)
+        self._counted_live = True
         # caller samples are needed only by VAD and a recorder that cannot take the line's bytes
         raw_recorder = self._recorder is None or self._record_raw
         self._analyse = self._vad is not None or not raw_recorder
@@ -461,11 +475,14 @@ class CallSession:
             self._vad.feed_quiet(len(frame.audio))  # type: ignore[union-attr]
             if self._recorder is not None:
                 self._recorder.write_caller(frame.audio)
-            if not self.ending:
-                try:
-                    await self.bridge.send_audio(frame.audio)
-                except ProviderError as exc:
-                    self._provider_failed(exc)
+            if self.ending:
+                self._tally.lost_in += 1
+                return
+            try:
+                await self.bridge.send_audio(frame.audio)
+            except ProviderError as exc:
+                self._tally.lost_in += 1
+                self._provider_failed(exc)
             return
         to_bridge, samples = self._inbound.process(frame.audio, self._analyse)
         if samples is not None:
@@ -478,10 +495,12 @@ class CallSession:
         if self._recorder is not None:
             self._recorder.write_caller(frame.audio if self._record_raw else samples)  # type: ignore[arg-type]
         if self.ending:
+            self._tally.lost_in += 1
             return
         try:
             await self.bridge.send_audio(to_bridge)
         except ProviderError as exc:
+            self._tally.lost_in += 1
             self._provider_failed(exc)
 
     def _caller_ms(self) -> float:
@@ -615,6 +634,10 @@ class CallSession:
             await self._send_binary(message)
         else:
             await self._send(message)
+        if self._transport_open:
+            self._tally.frames_out += 1
+        else:
+            self._tally.lost_out += 1
 
     async def _send(self, text: str) -> None:
         if self._transport is not None and self._transport_open:
@@ -791,6 +814,8 @@ class CallSession:
         assert ctx is not None and self._t0 is not None
         while not self.ending:
             await asyncio.sleep(0.25)
+            if self._tally.due(time.monotonic()):
+                self._tally.flush()
             now = self._clock()
             if now - self._t0 >= ctx.max_duration_s:
                 self.request_end(r.END_MAX_DURATION)
@@ -812,6 +837,7 @@ class CallSession:
         if self.ending:
             return
         self.record("provider_error", code=exc.code, retryable=exc.retryable, phase="call")
+        metrics.provider_error(self.context.provider if self.context is not None else None, "call")
         self.request_end(r.END_PROVIDER_ERROR, error=f"{exc.code}: {exc.message}")
 
     def request_end(self, reason: str, error: str | None = None) -> None:
@@ -875,6 +901,9 @@ class CallSession:
             if self._recorder is not None:
                 self._recorder.close()
         finally:
+            self._tally.flush()
+            metrics.call_ended(self.transport_kind, reason, streamed=self._counted_live)
+            self._counted_live = False
             self.result = self._build_result(reason)
             try:
                 await self._on_finish(self.call_public_id, self.result)

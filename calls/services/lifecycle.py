@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from calls.services.errors import CallError
 from calls.services.session import close_mcp_tools
 from calls.services.timeline import LIVE_CACHE_PREFIX, add_event
 from orgs.services import SYSTEM, Actor, record_audit
+from voiceplatform import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +127,9 @@ def finalize_call(call: Call) -> bool:
     if not Call.objects.filter(pk=call.pk, finalized_at__isnull=True).update(finalized_at=now):
         return False
     call.finalized_at = now
-    record_audit(call.org, Actor(), "call.finalized", call,
-                 {"status": call.status, "end_reason": call.end_reason, "duration_s": call.duration_s})
+    with tracing.call_span(str(call.public_id), "call.finalize"):
+        record_audit(call.org, Actor(), "call.finalized", call,
+                     {"status": call.status, "end_reason": call.end_reason, "duration_s": call.duration_s})
     return True
 
 
@@ -230,7 +233,15 @@ def _store_recording(call: Call, path: str | None) -> None:
 def record_session_result_sync(call_public_id: str, result: SessionResult) -> Call:
     """Persist what the session observed; queue the analysis. Idempotent per call. A
     session that stepped aside for another process's (``END_STREAM_ELSEWHERE``) has
-    nothing to persist."""
+    nothing to persist. Traced as the call's ``call.session`` span (voiceplatform.tracing)."""
+    stream_ns = time.time_ns() - int(result.duration_ms) * 1_000_000
+    with tracing.call_span(call_public_id, "call.session", start_time=tracing.session_start_ns(result, stream_ns),
+                           attributes={"call.end_reason": result.end_reason, "call.transport": result.transport}) as span:
+        tracing.session_spans(span, result, stream_ns)
+        return _record_session_result(call_public_id, result)
+
+
+def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
     call = load_call(call_public_id)
     if result.end_reason == END_STREAM_ELSEWHERE:
         return call

@@ -28,6 +28,7 @@ from calls.services.streams import issue_stream_target
 from calls.services.timeline import add_event
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
+from voiceplatform import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ def _create_call_within_limit(org: Organization, **fields: Any) -> Call:
         raise ConcurrencyLimitReached(
             f"the organisation already has {live} live call(s); its limit is {org.max_concurrent_calls}"
         )
-    return Call.objects.create(org=org, **fields)
+    call = Call.objects.create(org=org, **fields)
+    tracing.remember_call(str(call.public_id))  # the placing request is the root of the call's trace
+    return call
 
 
 # --- outbound ------------------------------------------------------------------------------
