@@ -30,12 +30,12 @@ from prometheus_client.registry import REGISTRY
 from calls.media import metrics as media_metrics
 from calls.models import Call
 from calls.testing.media_client import CarrierMediaClient
-from calls.testing.processes import WORKER_ARGV, Processes, free_port, http_post, server_argv, wait_until
+from calls.testing.processes import WORKER_ARGV, Processes, free_port, http_post, server_argv
 from calls.testing.signals import speech_mulaw
 from calls.tests.factories import make_phone_number
 from calls.tests.test_calls_end_to_end import AGENT_AUDIO, CALLER, _analysis_reply, _configure, _finished
 from voiceplatform import metrics
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import subprocess_env, wait_until
 from voiceplatform.tracing import scrub_attributes
 
 TOKEN = "metrics-token-for-the-test-0123456789"
