@@ -127,6 +127,7 @@ INSTALLED_APPS = [
     "batches",
     "knowledge",
     "integrations",
+    "analytics",
 ]
 
 MIDDLEWARE = [
