@@ -10,13 +10,15 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import renderers
+from rest_framework import renderers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.models import Agent
 from analytics import services
 from analytics.export import to_csv
+from batches.models import Batch
 from voiceplatform.api import OrgContextMixin
 
 
@@ -52,7 +54,7 @@ FORMAT_PARAM = OpenApiParameter("format", str, enum=["json", "csv"],
                                 description="csv: one figure per line (section, item, metric, value).")
 
 
-class _AnalyticsView(OrgContextMixin, APIView):
+class _AnalyticsMixin(OrgContextMixin):
     renderer_classes = [renderers.JSONRenderer, CsvRenderer]
     filename = "analytics"
 
@@ -68,7 +70,8 @@ class _AnalyticsView(OrgContextMixin, APIView):
         return services.Filters(**{name: q.get(name) or None for name in
                                    ("agent", "version", "direction", "campaign", "number", "carrier")})
 
-    def get(self, request: Request, **kwargs: Any) -> Response | StreamingHttpResponse:
+    def respond(self, request: Request, **kwargs: Any) -> Response | StreamingHttpResponse:
+        """The result as JSON, or as CSV when ``?format=csv`` chose the CSV renderer."""
         try:
             result = self.result(request, **kwargs)
         except ObjectDoesNotExist:
@@ -80,7 +83,7 @@ class _AnalyticsView(OrgContextMixin, APIView):
         return Response(result)
 
 
-class OverviewView(_AnalyticsView):
+class OverviewView(_AnalyticsMixin, APIView):
     """Calls per day by outcome, answer and human rates, duration and latency percentiles,
     barge-ins, transfers, tool use, post-call success, costs, end reasons and peak
     concurrency of the organisation over a period (see ``analytics.services.overview``)."""
@@ -90,21 +93,24 @@ class OverviewView(_AnalyticsView):
     @extend_schema(parameters=[*PERIOD_PARAMS, *FILTER_PARAMS, FORMAT_PARAM],
                    responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR})
     def get(self, request: Request, **kwargs: Any) -> Response | StreamingHttpResponse:
-        return super().get(request, **kwargs)
+        return self.respond(request, **kwargs)
 
     def result(self, request: Request, **kwargs: Any) -> dict[str, Any]:
         return services.overview(self.org, self.period(request), self.filters(request))
 
 
-class AgentVersionsView(_AnalyticsView):
+class AgentAnalyticsViewSet(_AnalyticsMixin, viewsets.ViewSet):
     """The overview's metrics for each published version of one agent, side by side."""
 
+    model = Agent  # the object the path's id names (the isolation matrix reads it)
+    lookup_field = "public_id"
+    lookup_value_regex = "[0-9a-f-]{36}"
     filename = "analytics-agent"
 
     @extend_schema(parameters=[*PERIOD_PARAMS, *FILTER_PARAMS[2:], FORMAT_PARAM],
                    responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR})
-    def get(self, request: Request, **kwargs: Any) -> Response | StreamingHttpResponse:
-        return super().get(request, **kwargs)
+    def retrieve(self, request: Request, **kwargs: Any) -> Response | StreamingHttpResponse:
+        return self.respond(request, **kwargs)
 
     def result(self, request: Request, **kwargs: Any) -> dict[str, Any]:
         filters = self.filters(request)
@@ -113,16 +119,19 @@ class AgentVersionsView(_AnalyticsView):
         return services.agent_versions(self.org, kwargs["public_id"], self.period(request), filters)
 
 
-class CampaignView(_AnalyticsView):
+class CampaignAnalyticsViewSet(_AnalyticsMixin, viewsets.ViewSet):
     """A batch campaign's funnel (rows → dialled → answered → human → success),
     outcomes, calls per hour and cost per successful call."""
 
+    model = Batch
+    lookup_field = "public_id"
+    lookup_value_regex = "[0-9a-f-]{36}"
     filename = "analytics-campaign"
 
     @extend_schema(parameters=[FORMAT_PARAM],
                    responses={200: OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR})
-    def get(self, request: Request, **kwargs: Any) -> Response | StreamingHttpResponse:
-        return super().get(request, **kwargs)
+    def retrieve(self, request: Request, **kwargs: Any) -> Response | StreamingHttpResponse:
+        return self.respond(request, **kwargs)
 
     def result(self, request: Request, **kwargs: Any) -> dict[str, Any]:
         return services.campaign_funnel(self.org, kwargs["public_id"])

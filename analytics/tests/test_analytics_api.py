@@ -34,9 +34,9 @@ from batches.models import BatchCallAttempt, BatchEntry
 from batches.tests.factories import make_batch
 from calls.models import Call, CallEvent, TranscriptTurn
 from calls.services.lifecycle import finalize_call
+from calls.testing.fake_openai_chat import FakeOpenAIChat
 from calls.tests.calls_fixtures import store_credential
 from calls.tests.factories import make_call, make_phone_number, make_ready_agent
-from calls.testing.fake_openai_chat import FakeOpenAIChat
 from orgs.services import SYSTEM
 
 NOW = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)
