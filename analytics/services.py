@@ -249,29 +249,62 @@ def metrics(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _carrier_costs(qs: QuerySet) -> dict[str, str]:
-    """Carrier cost per currency (carriers bill in the account's currency)."""
-    rows = qs.exclude(currency="").values("currency").annotate(amount=Sum("carrier_cost")).order_by("currency")
-    return {r["currency"]: money(r["amount"]) for r in rows}
+def _grouped(qs: QuerySet, by: Sequence[str]) -> list[dict[str, Any]]:
+    """Every sum and histogram of ``qs`` per value of ``by``: the one scan that reads
+    the histograms (finer sums are combined in Python, see ``_combine``)."""
+    return list(qs.values(*by).annotate(**_aggregates()).order_by(*by))
 
 
-def _end_reasons(qs: QuerySet, limit: int = TOP_END_REASONS) -> list[dict[str, Any]]:
+def _combine(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Add grouped rows up (the peak is a maximum, not a sum)."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        for key, value in row.items():
+            if value is None or key in ("provider", "model", "carrier", "currency", "version_id", "outcome"):
+                continue
+            if key == "peak_concurrent":
+                out[key] = max(out.get(key, 0), value)
+            else:
+                out[key] = out.get(key, 0) + value
+    return out
+
+
+def _carrier_costs(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Carrier cost per currency (carriers bill in the account's currency), from rows
+    grouped by ``currency`` among others."""
+    costs: dict[str, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        if row["currency"]:
+            costs[row["currency"]] += row["carrier_cost"] or 0
+    return {currency: money(amount) for currency, amount in sorted(costs.items())}
+
+
+def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Every metric of the rows together (zeros and Nones when there are none), and the
+    carrier cost per currency."""
+    out = metrics({**dict.fromkeys(_aggregates(), 0), **_combine(rows)})
+    out["carrier_cost"] = _carrier_costs(rows)
+    return out
+
+
+def _end_reasons(qs: QuerySet, limit: int = TOP_END_REASONS, by: str = "") -> dict[Any, list[dict[str, Any]]]:
+    """The ``limit`` most frequent end reasons (ties by name), per value of the rollup
+    column ``by`` (all under the key None when ``by`` is empty)."""
     inner, params = qs.values("pk").query.sql_with_params()
     table = DailyRollup._meta.db_table
+    group = f"r.{by}" if by else "NULL"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT e.key, SUM(e.value::bigint) AS n FROM {table} r, jsonb_each_text(r.end_reasons) e "  # noqa: S608 - table name is ours
-            f"WHERE r.id IN ({inner}) GROUP BY e.key ORDER BY n DESC, e.key LIMIT %s",
-            [*params, limit],
+            f"SELECT {group}, e.key, SUM(e.value::bigint) AS n "  # noqa: S608 - table and column names are ours
+            f"FROM {table} r, jsonb_each_text(r.end_reasons) e "
+            f"WHERE r.id IN ({inner}) GROUP BY 1, 2 ORDER BY 1, n DESC, e.key",
+            params,
         )
-        return [{"reason": key, "calls": int(n)} for key, n in cursor.fetchall()]
-
-
-def _summary(qs: QuerySet) -> dict[str, Any]:
-    row = qs.aggregate(**_aggregates())
-    out = metrics(row)
-    out["carrier_cost"] = _carrier_costs(qs)
-    return out
+        out: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for value, key, n in cursor.fetchall():
+            if len(out[value]) < limit:
+                out[value].append({"reason": key, "calls": int(n)})
+        return out
 
 
 # --- the three reads -------------------------------------------------------------------------
@@ -308,23 +341,24 @@ def overview(org: Organization, period: Period, filters: Filters | None = None) 
     """
     filters = filters or Filters()
     qs = _base(org, period, filters.lookups(org))
-    totals = _summary(qs)
+    groups = _grouped(qs, ("provider", "model", "carrier", "currency"))
+    totals = _summary(groups)
 
     days: dict[date, dict[str, Any]] = {
         d: {"day": d.isoformat(), "calls": 0, "outcomes": dict.fromkeys(OUTCOMES, 0), "peak_concurrent": 0,
             "provider_cost_usd": {}, "carrier_cost": {}}
         for d in period.days
     }
-    for row in qs.values("day", "outcome").annotate(n=Sum("calls"), peak=Max("peak_concurrent")).order_by():
+    provider_day: dict[date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    carrier_day: dict[date, dict[tuple[str, str], Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    rows = (qs.values("day", "outcome", "provider", "carrier", "currency")
+            .annotate(n=Sum("calls"), peak=Max("peak_concurrent"), p=Sum("provider_cost"), c=Sum("carrier_cost"))
+            .order_by())
+    for row in rows:
         entry = days[row["day"]]
         entry["calls"] += row["n"]
         entry["outcomes"][row["outcome"]] = entry["outcomes"].get(row["outcome"], 0) + row["n"]
         entry["peak_concurrent"] = max(entry["peak_concurrent"], row["peak"])
-    cost_rows = (qs.values("day", "provider", "carrier", "currency")
-                 .annotate(p=Sum("provider_cost"), c=Sum("carrier_cost")).order_by())
-    provider_day: dict[date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    carrier_day: dict[date, dict[tuple[str, str], Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for row in cost_rows:
         if row["provider"]:
             provider_day[row["day"]][row["provider"]] += row["p"]
         if row["currency"]:
@@ -334,13 +368,14 @@ def overview(org: Organization, period: Period, filters: Filters | None = None) 
         entry["carrier_cost"] = [{"carrier": c, "currency": cur, "amount": money(v)}
                                  for (c, cur), v in sorted(carrier_day[day].items())]
 
+    by_line: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in groups:
+        if row["answered"]:
+            by_line[(row["provider"], row["model"], row["carrier"])].append(row)
     latency = []
-    rows = (qs.filter(answered__gt=0).values("provider", "model", "carrier")
-            .annotate(**_aggregates(scalars=("answered",), histograms=("first_audio_hist", "turn_latency_hist")))
-            .order_by("provider", "model", "carrier"))
-    for row in rows:
-        figures = metrics(row)
-        latency.append({"provider": row["provider"], "model": row["model"], "carrier": row["carrier"],
+    for (provider, model, carrier), line in sorted(by_line.items()):
+        figures = metrics(_combine(line))
+        latency.append({"provider": provider, "model": model, "carrier": carrier,
                         **{k: v for k, v in figures.items() if k.startswith(("first_audio", "turn_latency"))}})
     return {
         **_header(org, period, filters),
@@ -348,7 +383,7 @@ def overview(org: Organization, period: Period, filters: Filters | None = None) 
         "outcomes": list(OUTCOMES),
         "days": list(days.values()),
         "latency": latency,
-        "end_reasons": _end_reasons(qs),
+        "end_reasons": _end_reasons(qs)[None],
         "concurrency": {"limit": org.max_concurrent_calls, "peak": totals["peak_concurrent"],
                         "peak_day": max(days.values(), key=lambda e: e["peak_concurrent"])["day"]
                         if totals["peak_concurrent"] else None},
@@ -366,19 +401,19 @@ def agent_versions(org: Organization, agent_id: str, period: Period, filters: Fi
     filters = filters or Filters()
     lookups = {**filters.lookups(org), "agent_id": agent.pk}
     qs = _base(org, period, lookups)
-    by_version: dict[int, dict[str, Any]] = {}
-    for row in qs.values("version_id").annotate(**_aggregates()).order_by("version_id"):
-        by_version[row["version_id"]] = row
+    by_version: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in _grouped(qs, ("version_id", "currency")):
+        by_version[row["version_id"]].append(row)
+    reasons = _end_reasons(qs, 5, by="version_id")
     versions = []
     for version in AgentVersion.objects.for_org(org).filter(agent=agent).order_by("number"):
-        mine = qs.filter(version_id=version.pk)
+        rows = by_version.pop(version.pk, [])
         versions.append({"version": str(version.public_id), "number": version.number,
                          "published_at": version.created_at.isoformat(),
                          "current": version.pk == agent.published_version_id,
-                         **metrics(by_version.pop(version.pk, {})),
-                         "carrier_cost": _carrier_costs(mine),
-                         "end_reasons": _end_reasons(mine, 5)})
-    unversioned = _summary(qs.filter(version_id__in=list(by_version))) if by_version else None
+                         **_summary(rows), "end_reasons": reasons.get(version.pk, [])})
+    # calls whose version is gone (deleted with its agent's history) or was never recorded
+    unversioned = _summary([row for rows in by_version.values() for row in rows]) if by_version else None
     return {**_header(org, period, filters), "agent": {"id": str(agent.public_id), "name": agent.name},
             "versions": versions, "unversioned": unversioned}
 
@@ -393,11 +428,12 @@ def campaign_funnel(org: Organization, batch_id: str) -> dict[str, Any]:
 
     batch = Batch.objects.for_org(org).get(public_id=_uuid(Batch, batch_id))
     qs = _base(org, None, {"batch_id": batch.pk})
-    totals = _summary(qs)
+    groups = _grouped(qs, ("outcome", "currency"))
+    totals = _summary(groups)
     dialled = BatchEntry.objects.for_org(org).filter(batch=batch, attempts__gt=0).count()
     outcomes = dict.fromkeys(OUTCOMES, 0)
-    for row in qs.values("outcome").annotate(n=Sum("calls")).order_by():
-        outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + row["n"]
+    for row in groups:
+        outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + row["calls"]
     hourly = []
     hour_aggs = {f"h{h}": Sum(_Bucket("calls_by_hour", h)) for h in range(24)}
     for row in qs.values("day").annotate(**hour_aggs).order_by("day"):
@@ -424,7 +460,7 @@ def campaign_funnel(org: Organization, batch_id: str) -> dict[str, Any]:
         "calls_per_hour": hourly,
         "cost_per_success": {cur: (str((amount / successes).quantize(MONEY)) if successes else None)
                              for cur, amount in sorted(costs.items())},
-        "end_reasons": _end_reasons(qs),
+        "end_reasons": _end_reasons(qs)[None],
     }
 
 
