@@ -41,6 +41,9 @@ KEY_FIELDS: tuple[str, ...] = (
     "currency",
 )
 
+#: The dimensions ``DayTotal`` keeps (the rest are summed over).
+TOTAL_KEY_FIELDS: tuple[str, ...] = ("carrier", "outcome", "provider", "model", "currency")
+
 
 class CallFact(models.Model):
     """What one ended call contributes to the rollups (replaced, never added to)."""
@@ -86,21 +89,8 @@ class CallFact(models.Model):
         return f"fact of call {self.call_id}"
 
 
-class DailyRollup(models.Model):
-    """Sums over the facts of one key: org, local day and the dimensions in ``KEY_FIELDS``."""
-
-    org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()
-    agent_id = models.BigIntegerField(default=0)
-    version_id = models.BigIntegerField(default=0)
-    direction = models.CharField(max_length=10)
-    batch_id = models.BigIntegerField(default=0)
-    number_id = models.BigIntegerField(default=0)
-    carrier = models.CharField(max_length=10, blank=True)
-    outcome = models.CharField(max_length=12)
-    provider = models.CharField(max_length=32, blank=True)
-    model = models.CharField(max_length=64, blank=True)
-    currency = models.CharField(max_length=3, blank=True)
+class RollupFigures(models.Model):
+    """The sums a rollup row holds (the key is the subclass's)."""
 
     calls = models.PositiveIntegerField(default=0)
     answered = models.PositiveIntegerField(default=0)
@@ -124,6 +114,26 @@ class DailyRollup(models.Model):
     end_reasons = models.JSONField(default=dict)  # reason -> calls
 
     class Meta:
+        abstract = True
+
+
+class DailyRollup(RollupFigures):
+    """Sums over the facts of one key: org, local day and the dimensions in ``KEY_FIELDS``."""
+
+    org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    agent_id = models.BigIntegerField(default=0)
+    version_id = models.BigIntegerField(default=0)
+    direction = models.CharField(max_length=10)
+    batch_id = models.BigIntegerField(default=0)
+    number_id = models.BigIntegerField(default=0)
+    carrier = models.CharField(max_length=10, blank=True)
+    outcome = models.CharField(max_length=12)
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=64, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["org", "day", *KEY_FIELDS], name="analytics_rollup_key"),
         ]
@@ -131,3 +141,25 @@ class DailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"rollup {self.day} ({self.calls} calls)"
+
+
+class DayTotal(RollupFigures):
+    """``DailyRollup`` summed over agent, version, direction, campaign and number: what an
+    overview with no filter but the carrier reads (a few rows a day instead of hundreds).
+    Replaced from the day's rollup rows whenever one of them changes."""
+
+    org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    carrier = models.CharField(max_length=10, blank=True)
+    outcome = models.CharField(max_length=12)
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=64, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "day", *TOTAL_KEY_FIELDS], name="analytics_day_total_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"day total {self.day} ({self.calls} calls)"

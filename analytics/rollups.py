@@ -57,8 +57,10 @@ from analytics.models import (
     KEY_FIELDS,
     LATENCY_BUCKETS,
     LATENCY_EDGES_MS,
+    TOTAL_KEY_FIELDS,
     CallFact,
     DailyRollup,
+    DayTotal,
 )
 from calls.models import FINAL, LIVE, Call, CallEvent, TranscriptTurn
 from orgs.models import Organization
@@ -214,11 +216,38 @@ def fact_key(fact: CallFact) -> Key:
     return (fact.org_id, fact.day, *(getattr(fact, f) for f in KEY_FIELDS))
 
 
-def _empty(key: Key) -> DailyRollup:
-    fields = dict(zip(KEY_FIELDS, key[2:], strict=True))
-    return DailyRollup(org_id=key[0], day=key[1], **fields, duration_hist=[0] * DURATION_BUCKETS,
-                       first_audio_hist=[0] * LATENCY_BUCKETS, turn_latency_hist=[0] * LATENCY_BUCKETS,
-                       calls_by_hour=[0] * 24, end_reasons={}, provider_cost=Decimal(0), carrier_cost=Decimal(0))
+def _empty(model: Any, key_fields: Sequence[str], key: Key) -> Any:
+    fields = dict(zip(key_fields, key[2:], strict=True))
+    return model(org_id=key[0], day=key[1], **fields, duration_hist=[0] * DURATION_BUCKETS,
+                 first_audio_hist=[0] * LATENCY_BUCKETS, turn_latency_hist=[0] * LATENCY_BUCKETS,
+                 calls_by_hour=[0] * 24, end_reasons={}, provider_cost=Decimal(0), carrier_cost=Decimal(0))
+
+
+SUMMED = ("calls", "answered", "human", "machine", "duration_sum_s", "barge_ins", "transfers", "tool_calls",
+          "tool_errors", "analysed", "successes", "provider_cost", "carrier_cost", "costed_calls")
+ARRAYS = ("duration_hist", "first_audio_hist", "turn_latency_hist", "calls_by_hour")
+
+
+def total_key(row: DailyRollup) -> Key:
+    return (row.org_id, row.day, *(getattr(row, f) for f in TOTAL_KEY_FIELDS))
+
+
+def day_totals(rows: Iterable[DailyRollup]) -> dict[Key, DayTotal]:
+    """Sum rollup rows into (unsaved) ``DayTotal`` rows by their coarser key."""
+    out: dict[Key, DayTotal] = {}
+    for row in rows:
+        key = total_key(row)
+        total = out.get(key)
+        if total is None:
+            total = out[key] = _empty(DayTotal, TOTAL_KEY_FIELDS, key)
+        for name in SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(row, name))
+        for name in ARRAYS:
+            setattr(total, name, [a + b for a, b in zip(getattr(total, name), getattr(row, name), strict=True)])
+        for reason, n in row.end_reasons.items():
+            total.end_reasons[reason] = total.end_reasons.get(reason, 0) + n
+        total.peak_concurrent = max(total.peak_concurrent, row.peak_concurrent)
+    return out
 
 
 def aggregate(facts: Iterable[CallFact]) -> dict[Key, DailyRollup]:
@@ -228,7 +257,7 @@ def aggregate(facts: Iterable[CallFact]) -> dict[Key, DailyRollup]:
         key = fact_key(f)
         r = out.get(key)
         if r is None:
-            r = out[key] = _empty(key)
+            r = out[key] = _empty(DailyRollup, KEY_FIELDS, key)
         r.calls += 1
         r.calls_by_hour[f.hour] += 1
         r.end_reasons[f.end_reason] = r.end_reasons.get(f.end_reason, 0) + 1
@@ -273,6 +302,7 @@ def _key_filter(key: Key) -> dict[str, Any]:
 def recompute_keys(keys: Iterable[Key]) -> None:
     """Replace the rollup rows of ``keys`` by the sums of their current facts (in a
     transaction the caller opened)."""
+    totals: set[Key] = set()
     for key in sorted(set(keys), key=repr):
         _lock_org_day(key[0], key[1])
         where = _key_filter(key)
@@ -280,6 +310,13 @@ def recompute_keys(keys: Iterable[Key]) -> None:
         DailyRollup.objects.filter(**where).delete()
         if sums is not None:
             sums.save(force_insert=True)
+        totals.add((key[0], key[1], *(where[f] for f in TOTAL_KEY_FIELDS)))
+    for key in sorted(totals, key=repr):
+        where = {"org_id": key[0], "day": key[1], **dict(zip(TOTAL_KEY_FIELDS, key[2:], strict=True))}
+        DayTotal.objects.filter(**where).delete()
+        total = day_totals(DailyRollup.objects.filter(**where)).get(key)
+        if total is not None:
+            total.save(force_insert=True)
 
 
 def _copy_in(model: Any, objects: Iterable[Any]) -> int:
@@ -368,7 +405,10 @@ def rebuild_day(org: Organization, day: date, *, batch_size: int = DEFAULT_BATCH
         # that ended during the rebuild keeps the fact record_call gave it
         CallFact.objects.filter(org=org, day=day, computed_at__lt=started).exclude(call_id__in=seen).delete()
         DailyRollup.objects.filter(org=org, day=day).delete()
-        _copy_in(DailyRollup, aggregate(CallFact.objects.filter(org=org, day=day).iterator(2000)).values())
+        DayTotal.objects.filter(org=org, day=day).delete()
+        rows = aggregate(CallFact.objects.filter(org=org, day=day).iterator(2000))
+        _copy_in(DailyRollup, rows.values())
+        _copy_in(DayTotal, day_totals(rows.values()).values())
     return len(seen)
 
 

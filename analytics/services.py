@@ -41,7 +41,14 @@ from django.db import connection
 from django.db.models import F, Func, IntegerField, Max, QuerySet, Sum
 from django.utils import timezone
 
-from analytics.models import DURATION_BUCKETS, DURATION_EDGES_S, LATENCY_BUCKETS, LATENCY_EDGES_MS, DailyRollup
+from analytics.models import (
+    DURATION_BUCKETS,
+    DURATION_EDGES_S,
+    LATENCY_BUCKETS,
+    LATENCY_EDGES_MS,
+    DailyRollup,
+    DayTotal,
+)
 from calls.models import Direction, Status
 from orgs.models import Organization
 
@@ -291,7 +298,7 @@ def _end_reasons(qs: QuerySet, limit: int = TOP_END_REASONS, by: str = "") -> di
     """The ``limit`` most frequent end reasons (ties by name), per value of the rollup
     column ``by`` (all under the key None when ``by`` is empty)."""
     inner, params = qs.values("pk").query.sql_with_params()
-    table = DailyRollup._meta.db_table
+    table = qs.model._meta.db_table
     group = f"r.{by}" if by else "NULL"
     with connection.cursor() as cursor:
         cursor.execute(
@@ -311,7 +318,9 @@ def _end_reasons(qs: QuerySet, limit: int = TOP_END_REASONS, by: str = "") -> di
 
 
 def _base(org: Organization, period: Period | None, lookups: dict[str, Any]) -> QuerySet:
-    qs = DailyRollup.objects.filter(org=org, **lookups)
+    """The rollup rows to read: the day totals when no filter needs the finer dimensions."""
+    model = DayTotal if set(lookups) <= {"carrier"} else DailyRollup
+    qs = model.objects.filter(org=org, **lookups)
     if period is not None:
         qs = qs.filter(day__gte=period.first, day__lte=period.last)
     return qs

@@ -28,7 +28,7 @@ import pytest
 import time_machine
 
 from agents.services import publish_agent, update_agent
-from analytics.models import CallFact, DailyRollup
+from analytics.models import CallFact, DailyRollup, DayTotal
 from analytics.rollups import rebuild_day, record_call
 from batches.models import BatchCallAttempt, BatchEntry
 from batches.tests.factories import make_batch
@@ -318,6 +318,7 @@ def test_rebuild_from_the_calls_table_gives_the_same_figures(world: Any, viewer_
     before = client.get(OVERVIEW, {"period": "7"}).json()
     org = world["agent"].org
     DailyRollup.objects.filter(org=org).delete()
+    DayTotal.objects.filter(org=org).delete()
     CallFact.objects.filter(org=org).delete()
     assert client.get(OVERVIEW, {"period": "7"}).json()["totals"]["calls"] == 0
     from datetime import date
