@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> None:
     from rest_framework.test import APIClient
 
     from analytics import services
-    from analytics.models import CallFact, DailyRollup
+    from analytics.models import CallFact, DailyRollup, DayTotal
     from analytics.rollups import rebuild_days
     from batches.models import BatchCallAttempt, BatchEntry
     from calls.models import Call, CallEvent, TranscriptTurn
@@ -345,8 +345,10 @@ def run(args: argparse.Namespace) -> None:
         cursor.execute("ANALYZE")
     seconds = time.perf_counter() - started
     rollups = DailyRollup.objects.filter(org=main_org).count()
+    day_totals = DayTotal.objects.filter(org=main_org).count()
     print(f"rebuild: {CallFact.objects.count()} facts, {DailyRollup.objects.count()} rollup rows "
-          f"({rollups} of the measured org) in {seconds:.0f} s = {CallFact.objects.count() / seconds:.0f} calls/s")
+          f"({rollups} of the measured org; {day_totals} day totals) in {seconds:.0f} s = "
+          f"{CallFact.objects.count() / seconds:.0f} calls/s")
 
     _key, plaintext = create_api_key(main_org, SYSTEM, "bench", "viewer")
     client = APIClient()
