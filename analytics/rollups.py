@@ -15,6 +15,10 @@ Contract:
 - Both take the same per-(org, day) transaction advisory lock around the rollup
   write, so a rebuild and a call that ends meanwhile cannot lose each other's rows.
 
+A call whose figures change while a rebuild of its day is between reading it and
+writing its fact may keep the rebuild's (older) figures until its next change or the
+next rebuild: the rebuild is the nightly safety net, not the primary writer.
+
 Day: a call belongs to the date of its ``created_at`` in the organisation's timezone
 (``Organization.timezone``) at the time its fact is computed. Changing an org's
 timezone affects facts computed afterwards; a rebuild of the affected days moves the
