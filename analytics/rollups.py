@@ -371,6 +371,17 @@ def record_call(call: Call) -> bool:
     return True
 
 
+def forget_call(call: Call) -> None:
+    """Take a call that is about to be deleted out of the rollups (in the caller's
+    transaction, before the delete)."""
+    old = CallFact.objects.select_for_update().filter(call_id=call.pk).first()
+    if old is None:
+        return
+    _lock_org_day(old.org_id, old.day)
+    old.delete()
+    recompute_keys([fact_key(old)])
+
+
 def record_finalized_call(call: Call) -> bool:
     """``record_call`` for a call already finalized: what arrives after the end (the
     carrier's or provider's cost, the analysis, a late session result) is counted; a

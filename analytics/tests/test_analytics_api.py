@@ -398,3 +398,13 @@ def test_rebuild_command(world: Any, viewer_a: Any, api: Any) -> None:
                            "--end is before --start")):
         with pytest.raises(CommandError, match=message):
             call_command("rebuild_analytics", *args)
+
+
+def test_a_deleted_call_stops_counting(world: Any, owner_a: Any, viewer_a: Any, api: Any) -> None:
+    c3 = world["calls"][2]  # the unanswered campaign call
+    assert api(owner_a).delete(f"/api/v1/calls/{c3.public_id}/").status_code == 204
+    totals = api(viewer_a).get(OVERVIEW, {"period": "7"}).json()["totals"]
+    # 4 calls, all answered
+    assert (totals["calls"], totals["answered"], totals["answer_rate"]) == (4, 4, 1.0)
+    funnel = api(viewer_a).get(f"/api/v1/analytics/campaigns/{world['batch'].public_id}/").json()
+    assert funnel["outcomes"]["no_answer"] == 0
