@@ -408,3 +408,27 @@ def test_a_deleted_call_stops_counting(world: Any, owner_a: Any, viewer_a: Any, 
     assert (totals["calls"], totals["answered"], totals["answer_rate"]) == (4, 4, 1.0)
     funnel = api(viewer_a).get(f"/api/v1/analytics/campaigns/{world['batch'].public_id}/").json()
     assert funnel["outcomes"]["no_answer"] == 0
+
+
+def test_a_session_result_reaches_the_rollups(org_a: Any, viewer_a: Any, api: Any, clock: Any) -> None:
+    """The session's own report (transcript, latencies, events) is what the figures read."""
+    from calls.media.result import SessionEvent, SessionResult
+    from calls.media.result import TranscriptTurn as Turn
+    from calls.services.lifecycle import record_session_result_sync
+
+    agent = make_ready_agent(org_a, name="Web")
+    call = make_call(org_a, direction="web", status="in_progress", agent=agent, agent_version=agent.published_version,
+                     answered_at=NOW - timedelta(minutes=2))
+    result = SessionResult(
+        call_public_id=str(call.public_id), transport="web",
+        transcript=[Turn("agent", "Hello", 700, 1500), Turn("caller", "Hi", 2000, 2600),
+                    Turn("agent", "How can I help?", 3240, 4000)],
+        events=[SessionEvent("barge_in", 3500), SessionEvent("tool_call", 3600, {"name": "lookup"}),
+                SessionEvent("tool_result", 3700, {"name": "lookup", "ok": False, "error": "down"})],
+        latencies_ms=[640.0], recording_path=None, end_reason="caller_hangup", error=None, usage={},
+        duration_ms=95_000)
+    record_session_result_sync(str(call.public_id), result)
+    totals = api(viewer_a).get(OVERVIEW, {"period": "today"}).json()["totals"]
+    assert (totals["calls"], totals["answered"], totals["duration_p50_s"]) == (1, 1, 120)  # 95 s -> (90, 120]
+    assert (totals["first_audio_p50_ms"], totals["turn_latency_p50_ms"]) == (700, 700)  # 640 -> (600, 700]
+    assert (totals["barge_ins"], totals["tool_calls"], totals["tool_errors"]) == (1, 1, 1)
