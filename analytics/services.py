@@ -429,8 +429,9 @@ def agent_versions(org: Organization, agent_id: str, period: Period, filters: Fi
 
 def campaign_funnel(org: Organization, batch_id: str) -> dict[str, Any]:
     """A batch campaign's funnel over its whole life: rows (valid rows of the upload) ->
-    rows dialled (at least one attempt) -> calls answered -> answered by a human ->
-    successful (post-call analysis); its calls per outcome, calls per local hour, and
+    rows dialled (at least one attempt) -> calls answered -> answered by a human (the
+    carrier's answering-machine verdict: none without detection) -> successful
+    (post-call analysis); its calls per outcome, calls per local hour, and
     cost per successful call (per currency: provider costs are USD, carrier costs the
     carrier's)."""
     from batches.models import Batch, BatchEntry
