@@ -127,6 +127,7 @@ INSTALLED_APPS = [
     "batches",
     "knowledge",
     "integrations",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -210,7 +211,8 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", f"ingest{_RUN}")
 CELERY_TASK_ROUTES = {
     "knowledge.*": {"queue": CELERY_INGEST_QUEUE},
-    **{f"{app}.*": {"queue": CELERY_TASK_DEFAULT_QUEUE} for app in ("calls", "batches", "integrations", "celery")},
+    **{f"{app}.*": {"queue": CELERY_TASK_DEFAULT_QUEUE} for app in ("calls", "batches", "integrations", "celery",
+                                                                      "analytics")},
 }
 # Every task has a time limit: the soft one raises SoftTimeLimitExceeded inside the task
 # (which ends its work in a clean failed state), the hard one kills the pool process.

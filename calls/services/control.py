@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.db import transaction
+
 from agents.builtin_tools import find_destination, normalize_target
 from calls.agent_link import agent_settings
 from calls.carriers import Carrier, CarrierError
@@ -179,4 +181,8 @@ def delete_call(call: Call, actor: Actor) -> None:
     if not call.is_final:
         raise CallError("cannot delete a call that is still live; hang it up first")
     record_audit(call.org, actor, "call.deleted", call, {"direction": call.direction})
-    call.delete()
+    from analytics.rollups import forget_call
+
+    with transaction.atomic():
+        forget_call(call)  # an erased call no longer counts in the org's analytics
+        call.delete()

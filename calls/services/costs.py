@@ -34,6 +34,9 @@ def record_carrier_cost(call: Call) -> bool:
     Call.objects.filter(pk=call.pk).update(carrier_cost=cost.amount, cost_currency=cost.currency)
     call.carrier_cost, call.cost_currency = cost.amount, cost.currency
     add_event(call, "cost.recorded", source="carrier", amount=str(cost.amount), currency=cost.currency)
+    from analytics.rollups import record_finalized_call
+
+    record_finalized_call(call)
     return True
 
 
@@ -74,6 +77,9 @@ def record_provider_cost(call: Call) -> Decimal | None:
     else:
         add_event(call, "cost.provider", provider=provider, model=model, amount=str(amount),
                   currency=estimate.currency)
+    from analytics.rollups import record_finalized_call
+
+    record_finalized_call(call)  # a repricing or a late session result changes the day's cost
     logger.info("call.provider_cost", extra={"call": str(call.public_id), "provider": provider, "model": model,
                                              "priced": amount is not None})
     return amount

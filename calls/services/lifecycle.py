@@ -130,6 +130,9 @@ def finalize_call(call: Call) -> bool:
     with tracing.call_span(str(call.public_id), "call.finalize"):
         record_audit(call.org, Actor(), "call.finalized", call,
                      {"status": call.status, "end_reason": call.end_reason, "duration_s": call.duration_s})
+        from analytics.rollups import record_call
+
+        record_call(call)  # the call now counts in the org's analytics (idempotent)
     return True
 
 
@@ -295,7 +298,12 @@ def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
             record_provider_cost(call)
         record_audit(call.org, SYSTEM, "call.session_recorded", call,
                      {"end_reason": result.end_reason, "turns": len(turns)})
-        finalize_call(call)
+        if not finalize_call(call) and "provider" not in call.usage:
+            # finalized earlier (no session result in time): its turns and events count now;
+            # with a provider session, record_provider_cost above has already recounted it
+            from analytics.rollups import record_finalized_call
+
+            record_finalized_call(call)
         if turns:
             from calls.analysis import request_analysis
 

@@ -69,6 +69,15 @@ NOT_ORG_SCOPED_VIEWS: dict[str, str] = {
         "never serialized back: a plain ViewSet whose every lookup is ProviderCredential.objects.for_org(request.org)",
     "agents.api.views.ProviderCatalogView":
         "the static catalogue of AI providers; its only org data is whether request.org has each credential",
+    "analytics.api.views.OverviewView":
+        "read-only figures from analytics.services.overview, which reads DailyRollup rows of request.org only and "
+        "resolves every filter id with for_org(request.org) (another org's id is a 404)",
+    "analytics.api.views.AgentAnalyticsViewSet":
+        "read-only figures of one agent: the agent is looked up with Agent.objects.for_org(request.org) "
+        "(another org's id is a 404) and only request.org's rollups are read",
+    "analytics.api.views.CampaignAnalyticsViewSet":
+        "read-only figures of one batch: Batch.objects.for_org(request.org) (another org's id is a 404), "
+        "then only request.org's rollups and entries are read",
 }
 
 
