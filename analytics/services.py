@@ -36,7 +36,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import connection
 from django.db.models import F, Func, IntegerField, Max, QuerySet, Sum
 from django.utils import timezone
@@ -151,7 +151,7 @@ def _scoped_pk(org: Organization, model: Any, public_id: str) -> int:
     try:
         return int(model.objects.for_org(org).values_list("pk", flat=True).get(public_id=public_id))
     except (ValidationError, ValueError):
-        raise model.DoesNotExist(f"No such {model._meta.verbose_name}.") from None
+        raise ObjectDoesNotExist(f"No such {model._meta.verbose_name}.") from None
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -480,4 +480,4 @@ def _uuid(model: Any, value: str) -> str:
     try:
         return str(uuid.UUID(str(value)))
     except ValueError:
-        raise model.DoesNotExist(f"No such {model._meta.verbose_name}.") from None
+        raise ObjectDoesNotExist(f"No such {model._meta.verbose_name}.") from None
