@@ -143,7 +143,7 @@ def test_calls_list_filters_used_by_analytics_links(login: Any, viewer_a: Any, o
     # 07:30 UTC on Dec 5 is Dec 4 in Los Angeles; 17:00 UTC is Dec 5 there
     early = call("+14155550001", datetime(2026, 12, 5, 7, 30, tzinfo=UTC), agent=agent, agent_version=version,
                  carrier="twilio", end_reason="caller_hangup")
-    late = call("+14155550002", datetime(2026, 12, 5, 17, 0, tzinfo=UTC), phone_number=number, carrier="plivo",
+    call("+14155550002", datetime(2026, 12, 5, 17, 0, tzinfo=UTC), phone_number=number, carrier="plivo",
                 end_reason="no_answer", status="no_answer")
     dialled = call("+14155550003", datetime(2026, 12, 6, 9, 0, tzinfo=UTC), carrier="plivo")
     entry = BatchEntry.objects.filter(batch=batch).order_by("row_number").first()
