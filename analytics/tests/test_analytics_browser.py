@@ -74,7 +74,7 @@ def account(transactional_db: Any) -> dict[str, Any]:
 
 
 def test_overview_charts_draw_fit_a_phone_and_clicks_filter_the_calls(account: Any, live_server: Any,
-                                                                      browser: Any) -> None:
+                                                                      browser: Any, tmp_path: Any) -> None:
     base = live_server.url
     page, problems = open_page(browser, 390, 844)
     sign_in(page, base, account["email"], account["password"])
@@ -88,6 +88,7 @@ def test_overview_charts_draw_fit_a_phone_and_clicks_filter_the_calls(account: A
         summary.click()
     assert document_overflow(page) == 0
     assert "Day (America/Los_Angeles)" in page.content()
+    page.screenshot(path=str(tmp_path / "390-analytics.png"), full_page=True)  # kept in the test's tmp dir
 
     # a click on Dec 5's "No answer" bar: the calls list of that day and outcome
     page.locator("#fig-calls-per-day").scroll_into_view_if_needed()
