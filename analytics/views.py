@@ -204,10 +204,9 @@ def overview_charts(data: dict[str, Any], params: dict[str, Any]) -> list[Chart]
         head=["", "Calls", "Share"],
         rows=[["Answered", str(totals["answered"]), pct(totals["answer_rate"])],
               ["Not answered", str(unanswered), pct(services.rate(unanswered, totals["calls"]))]],
-        row_links=[calls_url(params, status="completed"), calls_url(params, status="no_answer")],
-        links=[[calls_url(params, status="completed"), calls_url(params, status="no_answer")]],
-        url=calls_url(params),
-        note="Not answered: no answer, busy, failed or cancelled before anyone picked up.",
+        url=calls_url(params), links=[[calls_url(params)] * 2],
+        note="Not answered: no answer, busy, failed or cancelled before anyone picked up. The calls list "
+             "filters by final status, not by answer, so both slices open the period's calls.",
     ))
 
     charts.append(Chart(

@@ -78,6 +78,7 @@ def test_filters_reach_the_service_and_the_calls_links(world: Any, viewer_a: Any
                  "since=2026-11-29", "until=2026-12-05"):
         assert part in url, part
     assert _listed(client, url, world["calls"]) == {"c2", "c3", "c5"}
+    assert f"/analytics/agents/{world['agent'].public_id}/?period=7" in response.content.decode()
     # each filter on its own, the page and its link agree
     for query, expected in ((f"version={world['v1'].public_id}", {"c1"}), ("direction=web", {"c4"}),
                             ("carrier=twilio", {"c1"}), (f"number={world['n1'].public_id}", {"c1"})):
