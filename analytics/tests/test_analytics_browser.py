@@ -90,6 +90,11 @@ def test_overview_charts_draw_fit_a_phone_and_clicks_filter_the_calls(account: A
     assert "Day (America/Los_Angeles)" in page.content()
     page.screenshot(path=str(tmp_path / "390-analytics.png"), full_page=True)  # kept in the test's tmp dir
 
+    # picking a date switches the period picker to a custom range
+    page.select_option("select[name=period]", "30")
+    page.fill("input[name=start]", "2026-12-01")
+    page.dispatch_event("input[name=start]", "change")
+    assert page.eval_on_selector("select[name=period]", "(el) => el.value") == "custom"
     # a click on Dec 5's "No answer" bar: the calls list of that day and outcome
     page.locator("#fig-calls-per-day").scroll_into_view_if_needed()
     point = page.evaluate(POINT, ["calls-per-day", "No answer", 6])

@@ -5,6 +5,14 @@
  * list filtered to that day / outcome); the same links are in each chart's table. */
 (function () {
   "use strict";
+  // Picking a date means a custom range: switch the period picker to it.
+  var form = document.querySelector(".analytics-filters");
+  if (form && form.elements.period) {
+    ["start", "end"].forEach(function (name) {
+      form.elements[name].addEventListener("change", function () { form.elements.period.value = "custom"; });
+    });
+  }
+
   var source = document.getElementById("analytics-charts");
   if (!source || !window.Chart) { return; }
   var specs = JSON.parse(source.textContent);
