@@ -29,9 +29,30 @@ def filter_calls(
     since: datetime | None = None,
     until: datetime | None = None,
     live: bool | None = None,
+    version_public_id: str | None = None,
+    campaign_public_id: str | None = None,
+    number_public_id: str | None = None,
+    carrier: str | None = None,
+    end_reason: str | None = None,
 ) -> QuerySet[Call]:
-    """The calls list with its filters. ``search`` matches numbers, call ids and carrier ids."""
+    """The calls list with its filters. ``search`` matches numbers, call ids and carrier ids.
+
+    Ids are public ids; the campaign filter keeps calls that one of the org's batch
+    campaign's attempts made (another org's campaign matches nothing)."""
     qs = calls_for(org)
+    if version_public_id:
+        qs = qs.filter(agent_version__public_id=version_public_id)
+    if campaign_public_id:
+        from batches.models import BatchCallAttempt
+
+        attempts = BatchCallAttempt.objects.filter(entry__batch__org=org, entry__batch__public_id=campaign_public_id)
+        qs = qs.filter(pk__in=attempts.values("call_id"))
+    if number_public_id:
+        qs = qs.filter(phone_number__public_id=number_public_id)
+    if carrier:
+        qs = qs.filter(carrier=carrier)
+    if end_reason:
+        qs = qs.filter(end_reason=end_reason)
     if status:
         qs = qs.filter(status=status)
     if direction:

@@ -7,7 +7,9 @@ Every view reads through ``calls.selectors`` (org-scoped) and changes state thro
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
@@ -49,27 +51,43 @@ def _agents(org: Any) -> Any:
 
 
 class CallListView(OrgViewMixin, TemplateView):
+    """The calls list. GET filters (all optional, bad values ignored): ``q``, ``status``,
+    ``direction``, ``agent``, ``version``, ``campaign``, ``number`` (public ids),
+    ``carrier``, ``reason`` (end reason), ``since`` and ``until`` (dates, inclusive, in
+    the org's timezone: the analytics pages link here with the days they chart)."""
+
     template_name = "calls/call_list.html"
     page_size = 50
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         params = self.request.GET
+        tz = ZoneInfo(self.org.timezone)
         since = parse_date(params.get("since") or "")
         until = parse_date(params.get("until") or "")
         status = params.get("status") if params.get("status") in Status.values else None
         direction = params.get("direction") if params.get("direction") in Direction.values else None
-        agent = params.get("agent") if _is_uuid(params.get("agent")) else None
+        carrier = params.get("carrier") if params.get("carrier") in dict(CARRIER_CHOICES) else None
+        ids = {name: params.get(name) if _is_uuid(params.get(name)) else None
+               for name in ("agent", "version", "campaign", "number")}
         calls = selectors.filter_calls(
-            self.org, status=status, direction=direction, agent_public_id=agent,
-            search=params.get("q") or None, since=since, until=until,
+            self.org, status=status, direction=direction, agent_public_id=ids["agent"],
+            search=params.get("q") or None,
+            since=datetime.combine(since, time.min, tzinfo=tz) if since else None,
+            until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=tz) if until else None,
+            version_public_id=ids["version"], campaign_public_id=ids["campaign"], number_public_id=ids["number"],
+            carrier=carrier, end_reason=(params.get("reason") or "").strip() or None,
         )
         page = Paginator(calls, self.page_size).get_page(params.get("page"))
         query = params.copy()
         query.pop("page", None)
+        # filters the form has no control for (set by a link from the analytics pages)
+        hidden = [(name, params[name]) for name in ("version", "campaign", "number", "carrier", "reason")
+                  if params.get(name)]
         return {
             **super().get_context_data(**kwargs),
             "page": page, "statuses": Status.choices, "directions": Direction.choices,
             "agents": _agents(self.org), "filters": params, "query": query.urlencode(),
+            "hidden_filters": hidden, "timezone": self.org.timezone,
         }
 
 

@@ -115,3 +115,59 @@ def test_web_call_page_starts_a_browser_call(login: Any, editor_a: Any, viewer_a
     assert "calls/webcall.js" in html
     assert login(viewer_a).post("/calls/web/", {"agent": str(agent_a.public_id)}).status_code == 403
     assert login(outsider).post("/calls/web/", {"agent": str(agent_a.public_id)}).status_code == 404
+
+
+def test_calls_list_filters_used_by_analytics_links(login: Any, viewer_a: Any, org_a: Any, org_b: Any) -> None:
+    """version, campaign, number, carrier and reason filters, org-scoped; since/until are
+    whole days in the org's timezone, both inclusive (the analytics pages link with them)."""
+    from datetime import UTC, datetime
+
+    from batches.models import BatchCallAttempt, BatchEntry
+    from batches.tests.factories import make_batch
+    from calls.models import Call
+    from calls.tests.factories import make_ready_agent
+
+    org_a.timezone = "America/Los_Angeles"
+    org_a.save()
+    agent = make_ready_agent(org_a)
+    version = agent.published_version
+    number = make_phone_number(org_a, carrier="plivo")
+    batch = make_batch(org_a)
+    foreign_batch = make_batch(org_b)
+
+    def call(to: str, at: datetime, **values: Any) -> Call:
+        made = make_call(org_a, to_number=to, **values)
+        Call.objects.filter(pk=made.pk).update(created_at=at)
+        return made
+
+    # 07:30 UTC on Dec 5 is Dec 4 in Los Angeles; 17:00 UTC is Dec 5 there
+    early = call("+14155550001", datetime(2026, 12, 5, 7, 30, tzinfo=UTC), agent=agent, agent_version=version,
+                 carrier="twilio", end_reason="caller_hangup")
+    call("+14155550002", datetime(2026, 12, 5, 17, 0, tzinfo=UTC), phone_number=number, carrier="plivo",
+                end_reason="no_answer", status="no_answer")
+    dialled = call("+14155550003", datetime(2026, 12, 6, 9, 0, tzinfo=UTC), carrier="plivo")
+    entry = BatchEntry.objects.filter(batch=batch).order_by("row_number").first()
+    BatchCallAttempt.objects.create(entry=entry, number=1, call=dialled)
+    foreign_entry = BatchEntry.objects.filter(batch=foreign_batch).order_by("row_number").first()
+    BatchCallAttempt.objects.create(entry=foreign_entry, number=1, call=early)  # cannot pull org A's call in
+    client = login(viewer_a)
+
+    def listed(query: str) -> set[str]:
+        page = client.get(f"/calls/?{query}").content.decode()
+        return {to for to in ("+14155550001", "+14155550002", "+14155550003") if to in page}
+
+    assert listed("") == {"+14155550001", "+14155550002", "+14155550003"}
+    assert listed(f"version={version.public_id}") == {"+14155550001"}
+    assert listed(f"campaign={batch.public_id}") == {"+14155550003"}
+    assert listed(f"campaign={foreign_batch.public_id}") == set()
+    assert listed(f"number={number.public_id}") == {"+14155550002"}
+    assert listed("carrier=plivo") == {"+14155550002", "+14155550003"}
+    assert listed("reason=no_answer") == {"+14155550002"}
+    assert listed("since=2026-12-04&until=2026-12-04") == {"+14155550001"}
+    assert listed("since=2026-12-05&until=2026-12-05") == {"+14155550002"}
+    assert listed("since=2026-12-05") == {"+14155550002", "+14155550003"}
+    assert listed("carrier=plivo&status=no_answer&since=2026-12-05&until=2026-12-06") == {"+14155550002"}
+    assert listed("carrier=bogus&version=not-an-id") == {"+14155550001", "+14155550002", "+14155550003"}
+    # the analytics link's extra filters survive the form (hidden inputs) and are said
+    page = client.get(f"/calls/?campaign={batch.public_id}").content.decode()
+    assert f'name="campaign" value="{batch.public_id}"' in page and "Also filtered by campaign" in page

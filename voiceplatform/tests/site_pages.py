@@ -32,7 +32,7 @@ def populate(org: Any) -> list[str]:
     endpoint = make_webhook_endpoint(org)
     return [
         # the navigation, in its order
-        reverse("dashboard"), reverse("agents:list"), reverse("calls:list"), reverse("calls:numbers"),
+        reverse("dashboard"), reverse("analytics:overview"), reverse("agents:list"), reverse("calls:list"), reverse("calls:numbers"),
         reverse("batches:list"), reverse("batches:schedules"), reverse("knowledge:list"),
         reverse("integrations:servers"), reverse("integrations:endpoints"),
         reverse("orgs:settings"), reverse("orgs:members"), reverse("orgs:api-keys"), reverse("orgs:credentials"),
@@ -40,6 +40,7 @@ def populate(org: Any) -> list[str]:
         # create / detail / edit pages
         reverse("agents:create"), reverse("agents:edit", args=[agent.public_id]),
         reverse("agents:versions", args=[agent.public_id]),
+        reverse("analytics:agent", args=[agent.public_id]), reverse("analytics:campaign", args=[batch.public_id]),
         reverse("calls:detail", args=[call.public_id]), reverse("calls:live"),
         f"{reverse('calls:web')}?agent={agent.public_id}",
         reverse("batches:create"), reverse("batches:detail", args=[batch.public_id]), reverse("batches:do-not-call"),
