@@ -27,9 +27,12 @@ class BatchesConfig(AppConfig):
     def ready(self) -> None:
         # The org's do-not-call list guards every outbound path (API, batch,
         # schedule) through the one check calls.services.placement runs before dialling.
+        from batches.selectors import campaign_call_ids
         from batches.services import do_not_call_reason
+        from calls.selectors import register_campaign_calls
         from calls.services.placement import register_do_not_call_check
         from orgs.signals import audit_recorded
 
         register_do_not_call_check(do_not_call_reason)
+        register_campaign_calls(campaign_call_ids)
         audit_recorded.connect(_call_ended, dispatch_uid="batches.call_ended")

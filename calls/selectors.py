@@ -6,6 +6,7 @@ Every function takes the org first and starts from ``Model.objects.for_org``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -43,10 +44,9 @@ def filter_calls(
     if version_public_id:
         qs = qs.filter(agent_version__public_id=version_public_id)
     if campaign_public_id:
-        from batches.models import BatchCallAttempt
-
-        attempts = BatchCallAttempt.objects.filter(entry__batch__org=org, entry__batch__public_id=campaign_public_id)
-        qs = qs.filter(pk__in=attempts.values("call_id"))
+        if _campaign_calls is None or org is None:
+            return qs.none()  # no campaigns app installed (or no org): no call belongs to one
+        qs = qs.filter(pk__in=_campaign_calls(org, campaign_public_id))
     if number_public_id:
         qs = qs.filter(phone_number__public_id=number_public_id)
     if carrier:
@@ -96,6 +96,17 @@ def call_detail(org: Organization | None, public_id: Any) -> Call:
 
 def numbers_for(org: Organization | None) -> QuerySet[PhoneNumber]:
     return PhoneNumber.objects.for_org(org).select_related("inbound_agent")
+
+
+#: (org, campaign public id) → the ids of the calls that campaign's attempts made (an empty
+#: queryset for another org's campaign). The batches app registers it (calls may not import
+#: batches, which is built on calls); see ``BatchesConfig.ready``.
+_campaign_calls: Callable[[Organization, str], QuerySet[Any]] | None = None
+
+
+def register_campaign_calls(source: Callable[[Organization, str], QuerySet[Any]]) -> None:
+    global _campaign_calls
+    _campaign_calls = source
 
 
 def experiment_calls(experiment: Any, finished: bool) -> QuerySet[Call]:

@@ -79,7 +79,8 @@ def test_a_refused_start_names_the_missing_variable_and_keeps_the_values(login: 
     response = login(editor_a).post("/calls/web/", {"agent": str(agent.public_id), "var_order_id": "A-17"})
     page = response.content.decode()
     assert response.status_code == 400
-    assert "first_name" in page.split('role="alert">', 1)[1].split("</div>", 1)[0]
+    # The refusal is the page's error message (voiceplatform.errors.show_error).
+    assert "first_name" in page.split('<li class="msg error">', 1)[1].split("</li>", 1)[0]
     assert 'name="var_order_id" value="A-17"' in page
     assert not Call.objects.filter(direction="web").exists()
 
