@@ -204,9 +204,9 @@ def overview_charts(data: dict[str, Any], params: dict[str, Any]) -> list[Chart]
         head=["", "Calls", "Share"],
         rows=[["Answered", str(totals["answered"]), pct(totals["answer_rate"])],
               ["Not answered", str(unanswered), pct(services.rate(unanswered, totals["calls"]))]],
-        url=calls_url(params), links=[[calls_url(params)] * 2],
-        note="Not answered: no answer, busy, failed or cancelled before anyone picked up. The calls list "
-             "filters by final status, not by answer, so both slices open the period's calls.",
+        url=calls_url(params), links=[[calls_url(params, answered="yes"), calls_url(params, answered="no")]],
+        row_links=[calls_url(params, answered="yes"), calls_url(params, answered="no")],
+        note="Not answered: no answer, busy, failed or cancelled before anyone picked up.",
     ))
 
     charts.append(Chart(

@@ -35,6 +35,7 @@ def filter_calls(
     number_public_id: str | None = None,
     carrier: str | None = None,
     end_reason: str | None = None,
+    answered: bool | None = None,
 ) -> QuerySet[Call]:
     """The calls list with its filters. ``search`` matches numbers, call ids and carrier ids.
 
@@ -53,6 +54,8 @@ def filter_calls(
         qs = qs.filter(carrier=carrier)
     if end_reason:
         qs = qs.filter(end_reason=end_reason)
+    if answered is not None:  # someone (or a machine) picked up: what the analytics answer rate counts
+        qs = qs.filter(answered_at__isnull=not answered)
     if status:
         qs = qs.filter(status=status)
     if direction:

@@ -53,8 +53,8 @@ def _agents(org: Any) -> Any:
 class CallListView(OrgViewMixin, TemplateView):
     """The calls list. GET filters (all optional, bad values ignored): ``q``, ``status``,
     ``direction``, ``agent``, ``version``, ``campaign``, ``number`` (public ids),
-    ``carrier``, ``reason`` (end reason), ``since`` and ``until`` (dates, inclusive, in
-    the org's timezone: the analytics pages link here with the days they chart)."""
+    ``carrier``, ``reason`` (end reason), ``answered`` (``yes``/``no``), ``since`` and ``until``
+    (dates, inclusive, in the org's timezone: the analytics pages link here with the days they chart)."""
 
     template_name = "calls/call_list.html"
     page_size = 50
@@ -76,12 +76,13 @@ class CallListView(OrgViewMixin, TemplateView):
             until=datetime.combine(until + timedelta(days=1), time.min, tzinfo=tz) if until else None,
             version_public_id=ids["version"], campaign_public_id=ids["campaign"], number_public_id=ids["number"],
             carrier=carrier, end_reason=(params.get("reason") or "").strip() or None,
+            answered={"yes": True, "no": False}.get(params.get("answered") or ""),
         )
         page = Paginator(calls, self.page_size).get_page(params.get("page"))
         query = params.copy()
         query.pop("page", None)
         # filters the form has no control for (set by a link from the analytics pages)
-        hidden = [(name, params[name]) for name in ("version", "campaign", "number", "carrier", "reason")
+        hidden = [(name, params[name]) for name in ("version", "campaign", "number", "carrier", "reason", "answered")
                   if params.get(name)]
         return {
             **super().get_context_data(**kwargs),

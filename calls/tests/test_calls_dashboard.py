@@ -142,7 +142,7 @@ def test_calls_list_filters_used_by_analytics_links(login: Any, viewer_a: Any, o
 
     # 07:30 UTC on Dec 5 is Dec 4 in Los Angeles; 17:00 UTC is Dec 5 there
     early = call("+14155550001", datetime(2026, 12, 5, 7, 30, tzinfo=UTC), agent=agent, agent_version=version,
-                 carrier="twilio", end_reason="caller_hangup")
+                 carrier="twilio", end_reason="caller_hangup", answered_at=datetime(2026, 12, 5, 7, 30, 5, tzinfo=UTC))
     call("+14155550002", datetime(2026, 12, 5, 17, 0, tzinfo=UTC), phone_number=number, carrier="plivo",
                 end_reason="no_answer", status="no_answer")
     dialled = call("+14155550003", datetime(2026, 12, 6, 9, 0, tzinfo=UTC), carrier="plivo")
@@ -163,6 +163,7 @@ def test_calls_list_filters_used_by_analytics_links(login: Any, viewer_a: Any, o
     assert listed(f"number={number.public_id}") == {"+14155550002"}
     assert listed("carrier=plivo") == {"+14155550002", "+14155550003"}
     assert listed("reason=no_answer") == {"+14155550002"}
+    assert listed("answered=yes") == {"+14155550001"} and listed("answered=no") == {"+14155550002", "+14155550003"}
     assert listed("since=2026-12-04&until=2026-12-04") == {"+14155550001"}
     assert listed("since=2026-12-05&until=2026-12-05") == {"+14155550002"}
     assert listed("since=2026-12-05") == {"+14155550002", "+14155550003"}
