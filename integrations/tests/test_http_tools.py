@@ -315,3 +315,56 @@ def test_a_tool_call_in_a_media_session_reaches_the_endpoint_and_the_timeline(
     assert "tool-secret" not in json.dumps([d for _k, d in events])
     results = {e.data["call_id"]: e.data for e in result.events if e.kind == "tool_result"}
     assert results["c1"]["ok"] and not results["c2"]["ok"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_offers_exactly_the_granted_enabled_tools_and_validates_arguments(
+        org_a: Any, org_b: Any, endpoint: Any) -> None:
+    """The real wiring (calls.services.session): the declared spec and the handler come
+    together; the model's arguments are checked against the tool's schema by run_tool before
+    any request; another org's tool, an ungranted one and a disabled one are not offered."""
+    from agents.bridges.base import ToolCall
+    from calls.media.tools import run_tool
+    from calls.services.session import load_session_context
+    from calls.tests.factories import make_call, make_ready_agent
+
+    agent = make_ready_agent(org_a, name="With HTTP tools")
+    granted = make_http_tool(org_a, url=f"{endpoint.url}/echo", parameters=SCHEMA, signing_secret=SECRET,
+                             timeout_s=20)
+    disabled = make_http_tool(org_a, name="disabled_tool", enabled=False)
+    make_http_tool(org_a, name="not_granted")
+    foreign = make_http_tool(org_b, name="foreign_tool")
+    for tool in (granted, disabled):
+        http_tools.set_http_tool_agents(tool, SYSTEM, [agent])
+    HttpToolGrant.objects.create(org=org_b, tool=foreign, agent=agent)  # a forged cross-org row is still ignored
+    call = make_call(org_a, direction="web", status="in_progress", agent=agent, agent_version=agent.published_version,
+                     variables={"customer": "Ada"})
+
+    class Recorder:
+        call_public_id = str(call.public_id)
+
+        def __init__(self) -> None:
+            self.events: list[tuple[str, dict[str, Any]]] = []
+
+        def record(self, kind: str, **data: Any) -> None:
+            self.events.append((kind, data))
+
+    async def run() -> tuple[Any, Any, Any, Recorder]:
+        context = await load_session_context(str(call.public_id))
+        session = Recorder()
+        bad = await run_tool(session, ToolCall(call_id="t1", name="lookup_order", arguments={"quantity": 0}),  # type: ignore[arg-type]
+                             context, lambda: 0.0)
+        good = await run_tool(session, ToolCall(call_id="t2", name="lookup_order", arguments={"order": "A9"}),  # type: ignore[arg-type]
+                              context, lambda: 0.0)
+        return context, bad, good, session
+
+    context, bad, good, session = asyncio.run(run())
+    names = [t["name"] for t in context.config.tools]
+    assert "lookup_order" in names and "lookup_order" in context.tools
+    assert not {"disabled_tool", "not_granted", "foreign_tool"} & (set(names) | set(context.tools))
+    assert context.tool_timeout_s >= 21  # the tool's own 20 s answer reaches the model first
+    assert "invalid arguments for lookup_order" in bad["error"] and "order" in bad["error"]
+    assert good["received"] == {"order": "A9"}
+    assert len(endpoint.received) == 1  # the invalid call never left the platform
+    assert endpoint.received[0].document["call"] == {"id": str(call.public_id), "variables": {"customer": "Ada"}}
+    assert [k for k, _ in session.events].count("http_tool.response") == 1
