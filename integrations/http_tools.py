@@ -125,7 +125,8 @@ def clean_headers(headers: Any) -> dict[str, str]:
     return cleaned
 
 
-def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
+def clean_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The given editable fields, cleaned; ``HttpToolError`` names the first bad one."""
     out: dict[str, Any] = {}
     if "name" in values:
         out["name"] = clean_name(values["name"])
@@ -180,7 +181,7 @@ def create_http_tool(org: Organization, actor: Actor, *, name: str, url: str, de
                      enabled: bool = True) -> HttpTool:
     """Define a tool for the org; a new signing secret is generated (``tool.signing_secret``:
     show it once). Audited with header names only."""
-    values = _clean({"name": name, "description": description, "parameters": parameters, "url": url,
+    values = clean_fields({"name": name, "description": description, "parameters": parameters, "url": url,
                      "method": method, "timeout_s": timeout_s, "filler_text": filler_text, "enabled": enabled})
     tool = HttpTool(org=org, headers=clean_headers(headers), signing_secret=HttpTool.new_secret(), **values)
     _save(tool)
@@ -196,7 +197,7 @@ def update_http_tool(tool: HttpTool, actor: Actor, **values: Any) -> HttpTool:
     headers_given = "headers" in values
     if headers_given:
         tool.headers = clean_headers(values.pop("headers"))
-    changes = diff_fields(tool, _clean({k: v for k, v in values.items() if k in _EDITABLE}))
+    changes = diff_fields(tool, clean_fields({k: v for k, v in values.items() if k in _EDITABLE}))
     _save(tool)
     if headers_given:
         changes["headers"] = tool.header_names

@@ -368,3 +368,29 @@ def test_a_call_offers_exactly_the_granted_enabled_tools_and_validates_arguments
     assert len(endpoint.received) == 1  # the invalid call never left the platform
     assert endpoint.received[0].document["call"] == {"id": str(call.public_id), "variables": {"customer": "Ada"}}
     assert [k for k, _ in session.events].count("http_tool.response") == 1
+
+
+# --------------------------------------------------------------------------- admin
+
+
+def test_admin_adds_through_the_service_and_never_shows_header_values(admin_a: Any, org_a: Any, login: Any,
+                                                                      settings: Any) -> None:
+    client = login(admin_a)
+    form = {"name": "lookup_order", "description": "Look up", "parameters": json.dumps(SCHEMA),
+            "url": "https://tools.example.com/t", "method": "POST", "timeout_s": "5", "filler_text": "",
+            "enabled": "on"}
+    added = client.post("/admin/integrations/httptool/add/", form, follow=True)
+    assert added.status_code == 200, added.content[:2000]
+    tool = HttpTool.objects.for_org(org_a).get()
+    assert tool.signing_secret in added.content.decode()  # shown once, on creation
+    assert AuditLog.objects.for_org(org_a).filter(action="http_tool.created").exists()
+    http_tools.update_http_tool(tool, SYSTEM, headers={"Authorization": "Bearer admin-hidden"})
+    page = client.get(f"/admin/integrations/httptool/{tool.pk}/change/").content.decode()
+    assert "Authorization" in page and "admin-hidden" not in page and tool.signing_secret not in page
+
+    bad = client.post("/admin/integrations/httptool/add/", {**form, "name": "other", "parameters": '{"type": "array"}'})
+    assert bad.status_code == 200 and "parameters: Parameters must be an object schema" in bad.content.decode()
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    private = client.post("/admin/integrations/httptool/add/", {**form, "name": "other", "url": "https://10.0.0.8/x"})
+    assert private.status_code == 200 and "a private address" in private.content.decode()
+    assert HttpTool.objects.for_org(org_a).count() == 1
