@@ -78,3 +78,45 @@ def test_agents_are_granted_and_other_orgs_get_404(admin_a: Any, outsider: Any, 
     assert other.get(f"{LIST}{tool.public_id}/").status_code == 404
     assert other.post(f"{LIST}{tool.public_id}/", {"action": "delete"}).status_code == 404
     assert str(tool.public_id) not in other.get(LIST).content.decode()
+
+
+@pytest.fixture
+def browser_owner(transactional_db: Any) -> tuple[str, str, Any]:
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+
+    from orgs.services import create_organization
+
+    password = "Browser-test-pw-55"
+    user = get_user_model().objects.create_user("tools@browser.test", "tools@browser.test", password, is_staff=True)
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    return user.email, password, create_organization("Tools Org", user)
+
+
+def test_a_user_adds_a_tool_copies_the_secret_and_tests_it_at_phone_width(
+        browser_owner: Any, live_server: Any, browser: Any) -> None:
+    from voiceplatform.browsing import document_overflow, open_page, sign_in
+
+    email, password, _org = browser_owner
+    with FakeToolEndpoint() as endpoint:
+        page, problems = open_page(browser, 390, 844)
+        sign_in(page, live_server.url, email, password)
+        page.goto(f"{live_server.url}{LIST}")
+        page.get_by_label("Name:", exact=True).fill("lookup_order")
+        page.get_by_label("Parameters (JSON Schema):").fill(json.dumps(SCHEMA))
+        page.get_by_label("Endpoint URL:").fill(f"{endpoint.url}/echo")
+        page.get_by_label("Header 1 name").fill("Authorization")
+        page.get_by_label("Header 1 value").fill("Bearer browser-secret")
+        page.get_by_role("button", name="Add tool").click()
+        secret = page.locator("#new-secret").inner_text().strip()
+        assert secret.startswith("htsec_") and "browser-secret" not in page.content()
+        endpoint.secret = secret  # the receiver now verifies with the secret the user copied
+        page.get_by_role("button", name="Test", exact=True).click()
+        result = page.locator("#test-result")
+        result.wait_for()
+        assert result.locator(".badge.ok").inner_text() == "200"
+        assert "shipped" in result.inner_text()
+        assert document_overflow(page) == 0
+        problems.assert_none()
+        (got,) = endpoint.received
+    assert got.signature_ok and got.headers["authorization"] == "Bearer browser-secret"
