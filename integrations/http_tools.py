@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
@@ -183,7 +183,7 @@ def create_http_tool(org: Organization, actor: Actor, *, name: str, url: str, de
     show it once). Audited with header names only."""
     values = clean_fields({"name": name, "description": description, "parameters": parameters, "url": url,
                      "method": method, "timeout_s": timeout_s, "filler_text": filler_text, "enabled": enabled})
-    tool = HttpTool(org=org, headers=clean_headers(headers), signing_secret=HttpTool.new_secret(), **values)
+    tool = HttpTool(org=org, headers=cast(Any, clean_headers(headers)), signing_secret=HttpTool.new_secret(), **values)
     _save(tool)
     record_audit(org, actor, "http_tool.created", tool,
                  {"name": tool.name, "url": tool.url, "method": tool.method, "headers": tool.header_names})
@@ -196,7 +196,7 @@ def update_http_tool(tool: HttpTool, actor: Actor, **values: Any) -> HttpTool:
     A new URL passes the guard again. Audited (header names only)."""
     headers_given = "headers" in values
     if headers_given:
-        tool.headers = clean_headers(values.pop("headers"))
+        tool.headers = cast(Any, clean_headers(values.pop("headers")))
     changes = diff_fields(tool, clean_fields({k: v for k, v in values.items() if k in _EDITABLE}))
     _save(tool)
     if headers_given:
@@ -259,7 +259,7 @@ def sample_arguments(schema: Mapping[str, Any]) -> Any:
         props = schema.get("properties") or {}
         return {name: sample_arguments(sub if isinstance(sub, dict) else {}) for name, sub in props.items()}
     if kind == "array":
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        items: Mapping[str, Any] = schema["items"] if isinstance(schema.get("items"), dict) else {}
         return [sample_arguments(items) for _ in range(int(schema.get("minItems") or 1))]
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
@@ -277,7 +277,12 @@ def sample_arguments(schema: Mapping[str, Any]) -> Any:
 def spec_of(tool: HttpTool) -> HttpToolSpec:
     """The plain values the request needs (headers and secret decrypted)."""
     return HttpToolSpec(name=tool.name, url=tool.url, method=tool.method, timeout_s=tool.timeout_s,
-                        signing_secret=tool.signing_secret, headers=dict(tool.headers or {}))
+                        signing_secret=tool.signing_secret, headers=stored_headers(tool))
+
+
+def stored_headers(tool: HttpTool) -> dict[str, str]:
+    """The tool's headers, decrypted (for the request only: never shown or logged)."""
+    return dict(cast(dict[str, str], tool.headers or {}))
 
 
 def send_test_request(tool: HttpTool, actor: Actor) -> tuple[dict[str, Any], HttpToolOutcome]:

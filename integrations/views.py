@@ -261,7 +261,8 @@ class HttpToolListView(OrgViewMixin, View):
             return self._render(request, form, status=400)
         values = {k: form.cleaned_data[k] for k in _HTTP_TOOL_FIELDS}
         try:
-            tool = http_tools.create_http_tool(self.org, self.actor, headers=dict(headers), **values)
+            tool = http_tools.create_http_tool(self.org, self.actor, headers={n: v or "" for n, v in headers.items()},
+                                              **values)
         except ServiceError as exc:
             form_error(form, exc)
             return self._render(request, form, status=400)
@@ -327,8 +328,9 @@ class HttpToolDetailView(OrgViewMixin, View):
         if not form.is_valid():
             return self.render_detail(request, tool, form=form, status=400)
         values: dict[str, Any] = {k: form.cleaned_data[k] for k in _HTTP_TOOL_FIELDS}
-        merged = {name: value if value is not None else tool.headers[name] for name, value in headers.items()}
-        if merged != tool.headers:
+        stored = http_tools.stored_headers(tool)
+        merged = {name: value if value is not None else stored[name] for name, value in headers.items()}
+        if merged != stored:
             values["headers"] = merged
         try:
             http_tools.update_http_tool(tool, self.actor, **values)

@@ -2,6 +2,8 @@
 (a webhook secret is shown once: on create and on rotation)."""
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from integrations.mcp_servers import SERVERS
@@ -111,7 +113,7 @@ class HttpToolSerializer(serializers.ModelSerializer):
                   "timeout_s", "filler_text", "enabled", "agents", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
         # The service validates (and names the field); the model's own validators would only duplicate it.
-        extra_kwargs = {"name": {"validators": []}, "url": {"validators": []}}
+        extra_kwargs: dict[str, Any] = {"name": {"validators": []}, "url": {"validators": []}}
 
     def get_agents(self, tool: HttpTool) -> list[str]:
         return sorted(str(g.agent.public_id) for g in tool.grants.select_related("agent"))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -57,7 +57,8 @@ def test_bad_input_is_shown_on_the_field(admin_a: Any, login: Any, changes: dict
 
 
 def test_test_button_sends_a_signed_sample_and_shows_status(admin_a: Any, org_a: Any, login: Any) -> None:
-    with FakeToolEndpoint(secret="htsec_dash") as endpoint:
+    with FakeToolEndpoint(secret="htsec_dash") as server:
+        endpoint = cast(FakeToolEndpoint, server)
         tool = make_http_tool(org_a, url=f"{endpoint.url}/echo", parameters=SCHEMA, signing_secret="htsec_dash")
         page = login(admin_a).post(f"{LIST}{tool.public_id}/", {"action": "test"}).content.decode()
         (got,) = endpoint.received
@@ -98,7 +99,8 @@ def test_a_user_adds_a_tool_copies_the_secret_and_tests_it_at_phone_width(
     from voiceplatform.browsing import document_overflow, open_page, sign_in
 
     email, password, _org = browser_owner
-    with FakeToolEndpoint() as endpoint:
+    with FakeToolEndpoint() as server:
+        endpoint = cast(FakeToolEndpoint, server)
         page, problems = open_page(browser, 390, 844)
         sign_in(page, live_server.url, email, password)
         page.goto(f"{live_server.url}{LIST}")
