@@ -67,6 +67,8 @@ class HttpToolOutcome:
     status: int | None = None
     size: int = 0
     duration_ms: int = 0
+    #: bytes of the signed JSON document sent
+    request_size: int = 0
 
     @property
     def ok(self) -> bool:
@@ -116,7 +118,7 @@ async def call_http_tool(spec: HttpToolSpec, arguments: Mapping[str, Any], *, ca
     started = time.monotonic()
 
     def done(**kwargs: Any) -> HttpToolOutcome:
-        return HttpToolOutcome(duration_ms=int((time.monotonic() - started) * 1000), **kwargs)
+        return HttpToolOutcome(duration_ms=int((time.monotonic() - started) * 1000), request_size=len(body), **kwargs)
 
     try:
         async with outbound.async_client(policy, timeout=spec.timeout_s) as client:

@@ -326,14 +326,13 @@ def session_handler(spec: HttpToolSpec, *, call_id: str, variables: Mapping[str,
     header_names = sorted(spec.headers)
 
     async def handler(arguments: dict[str, Any], session: Any = None) -> Any:
-        body_size = len(str(arguments))
         if session is not None:
             session.record("http_tool.request", name=spec.name, method=spec.method, url=spec.url,
-                           headers=header_names, arguments=sorted(arguments), approx_size=body_size)
+                           headers=header_names, arguments=sorted(arguments))
         outcome = await call_http_tool(spec, arguments, call_id=call_id, variables=variables)
         if session is not None:
             session.record("http_tool.response", name=spec.name, ok=outcome.ok, status=outcome.status,
-                           size=outcome.size, latency_ms=outcome.duration_ms,
+                           size=outcome.size, request_size=outcome.request_size, latency_ms=outcome.duration_ms,
                            **({"error": outcome.error} if outcome.error else {}))
         if outcome.error is not None:
             raise error_cls(f"{spec.name} failed: {outcome.error}")

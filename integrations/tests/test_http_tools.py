@@ -312,6 +312,7 @@ def test_a_tool_call_in_a_media_session_reaches_the_endpoint_and_the_timeline(
     assert [r["name"] for r in requests] == ["lookup_order", "check_stock"]
     assert requests[0]["headers"] == ["Authorization"] and requests[0]["arguments"] == ["order", "quantity"]
     assert responses[0]["ok"] and responses[0]["status"] == 200 and responses[0]["size"] > 0
+    assert responses[0]["request_size"] == len(first.raw)
     assert "latency_ms" in responses[0]
     assert responses[1] == {**responses[1], "ok": False, "status": 500, "error": "the endpoint answered HTTP 500"}
     assert "tool-secret" not in json.dumps([d for _k, d in events])
