@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
@@ -321,13 +322,16 @@ def session_handler(spec: HttpToolSpec, *, call_id: str, variables: Mapping[str,
                     error_cls: type[Exception]) -> Handler:
     """A handler in the call session's shape ``async (arguments, session)``: sends the
     request, puts it on the timeline (``http_tool.request`` / ``http_tool.response``: method,
-    URL, header names, sizes, status, latency; never header values or bodies) and raises
-    ``error_cls`` with the short reason when the call failed."""
+    URL without its query, header names, argument names, sizes, status, latency; never
+    header values, query strings or bodies) and raises ``error_cls`` with the short reason
+    when the call failed."""
     header_names = sorted(spec.headers)
+    # A query string may carry a key (?api_key=…): the timeline gets the URL without it.
+    shown_url = urlsplit(spec.url)._replace(query="", fragment="").geturl()
 
     async def handler(arguments: dict[str, Any], session: Any = None) -> Any:
         if session is not None:
-            session.record("http_tool.request", name=spec.name, method=spec.method, url=spec.url,
+            session.record("http_tool.request", name=spec.name, method=spec.method, url=shown_url,
                            headers=header_names, arguments=sorted(arguments))
         outcome = await call_http_tool(spec, arguments, call_id=call_id, variables=variables)
         if session is not None:

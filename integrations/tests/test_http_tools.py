@@ -265,7 +265,8 @@ def test_a_tool_call_in_a_media_session_reaches_the_endpoint_and_the_timeline(
     from calls.testing.media_client import CarrierMediaClient
     from calls.testing.media_server import MediaTestServer
 
-    ok_tool = make_http_tool(org_a, url=f"{endpoint.url}/echo", parameters=SCHEMA, signing_secret=SECRET)
+    ok_tool = make_http_tool(org_a, url=f"{endpoint.url}/echo?key=query-secret", parameters=SCHEMA,
+                             signing_secret=SECRET)
     failing = make_http_tool(org_a, name="check_stock", url=f"{endpoint.url}/fail", signing_secret=SECRET,
                              parameters={"type": "object", "properties": {}})
     specs = [http_tools.function_spec(t) for t in (ok_tool, failing)]
@@ -315,7 +316,8 @@ def test_a_tool_call_in_a_media_session_reaches_the_endpoint_and_the_timeline(
     assert responses[0]["request_size"] == len(first.raw)
     assert "latency_ms" in responses[0]
     assert responses[1] == {**responses[1], "ok": False, "status": 500, "error": "the endpoint answered HTTP 500"}
-    assert "tool-secret" not in json.dumps([d for _k, d in events])
+    assert requests[0]["url"] == f"{endpoint.url}/echo"
+    assert "tool-secret" not in json.dumps([d for _k, d in events]) and "query-secret" not in json.dumps(events)
     results = {e.data["call_id"]: e.data for e in result.events if e.kind == "tool_result"}
     assert results["c1"]["ok"] and not results["c2"]["ok"]
 
