@@ -14,8 +14,17 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from integrations import services
-from integrations.models import McpServer, McpToolGrant, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from integrations import http_tools, services
+from integrations.models import (
+    HttpTool,
+    HttpToolGrant,
+    McpServer,
+    McpToolGrant,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from integrations.webhooks import validate_events, validate_target_url
 from orgs.middleware import current_membership
 from orgs.models import Role
@@ -152,6 +161,57 @@ class McpToolGrantAdmin(OrgScopedAdmin):
     list_filter = ["server"]
     fields = ["org", "agent", "server", "tool_name"]
     form = McpToolGrantForm
+
+
+@admin.register(HttpTool)
+class HttpToolAdmin(_ServiceSavingAdmin):
+    """Custom HTTP tools. Headers and the signing secret are never shown here (set headers in
+    the dashboard or API, where they are write-only); a tool added here shows its signing
+    secret once, in the confirmation message."""
+
+    admin_write_role = Role.ADMIN
+    list_display = ["name", "org", "method", "url", "timeout_s", "enabled"]
+    list_filter = ["enabled", "method"]
+    search_fields = ["name", "url", "description"]
+    fields = ["org", "name", "description", "parameters", "url", "method", "timeout_s", "filler_text", "enabled",
+              "header_names"]
+    readonly_fields = ["header_names"]
+    create_fields = ("name", "description", "parameters", "url", "method", "timeout_s", "filler_text", "enabled")
+    delete_service = http_tools.delete_http_tool
+
+    def _check(self, org: Any, obj: HttpTool | None, data: dict[str, Any]) -> None:
+        try:
+            http_tools.clean_fields({k: v for k, v in data.items() if k in self.create_fields})
+        except http_tools.HttpToolError as exc:
+            raise ValidationError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from None
+        name = (data.get("name") or "").strip()
+        if name and HttpTool.objects.for_org(org).filter(name=name).exclude(pk=obj.pk if obj else None).exists():
+            raise ValidationError(f"This organisation already has a tool named {name!r}.")
+
+    def _create(self, org: Any, actor: Actor, values: dict[str, Any]) -> HttpTool:
+        return http_tools.create_http_tool(org, actor, **values)
+
+    def _update(self, obj: HttpTool, actor: Actor, values: dict[str, Any]) -> HttpTool:
+        return http_tools.update_http_tool(obj, actor, **values)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            self.message_user(request, f"Signing secret of {obj.name} (shown only now): {obj.signing_secret}",
+                              messages.WARNING)
+
+
+@admin.register(HttpToolGrant)
+class HttpToolGrantAdmin(OrgScopedAdmin):
+    """Which agents may call which HTTP tool (read here; set them in the dashboard or API)."""
+
+    list_display = ["tool", "agent", "org"]
+    list_select_related = ["tool", "agent"]
+    fields = ["org", "tool", "agent"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
 
 
 class WebhookAttemptInline(OrgScopedInline):

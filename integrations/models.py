@@ -211,3 +211,67 @@ class WebhookAttempt(TimestampedModel):
     def ok(self) -> bool:
         """True when the receiver answered with a 2xx status."""
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class HttpMethod(models.TextChoices):
+    """The HTTP method a custom HTTP tool is called with."""
+
+    POST = "POST", "POST"
+    GET = "GET", "GET"
+    PUT = "PUT", "PUT"
+    PATCH = "PATCH", "PATCH"
+    DELETE = "DELETE", "DELETE"
+
+
+class HttpTool(OrgScopedModel):
+    """A function an org defines for its agents: the model calls it, the platform sends a
+    signed HTTPS request to ``url`` (see ``integrations.http_tool_client``).
+
+    ``headers`` are encrypted at rest and write-only (never returned, never logged: only
+    their names are shown). ``signing_secret`` signs every request like outgoing webhooks
+    and is shown once, when the tool is created. ``filler_text``, when set, is what the
+    agent says while the request runs ("One moment while I look that up.").
+    """
+
+    name = models.CharField(max_length=64, help_text="The function name the model sees, e.g. lookup_order.")
+    description = models.TextField(blank=True, help_text="What the tool does and when to use it (the model reads it).")
+    parameters = models.JSONField(default=dict, blank=True, help_text="JSON Schema (type object) of the arguments.")
+    # Not a URLField, like McpServer.url: the outbound guard checks scheme and host.
+    url = models.CharField(max_length=500)
+    method = models.CharField(max_length=8, choices=HttpMethod.choices, default=HttpMethod.POST)
+    headers = EncryptedJSONField(blank=True, default=dict)
+    timeout_s = models.FloatField(default=5.0)
+    filler_text = models.CharField(max_length=200, blank=True)
+    signing_secret = EncryptedTextField()
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="uniq_http_tool_name_per_org")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def new_secret() -> str:
+        """A fresh signing secret (``htsec_`` + 32 random bytes, URL-safe)."""
+        return "htsec_" + secrets.token_urlsafe(32)
+
+    @property
+    def header_names(self) -> list[str]:
+        """Names of the stored headers, sorted; their values are secrets and never shown."""
+        return sorted((self.headers or {}).keys())
+
+
+class HttpToolGrant(OrgScopedModel):
+    """An agent may call this HTTP tool (no row: it is not offered to that agent)."""
+
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="http_tool_grants")
+    tool = models.ForeignKey(HttpTool, on_delete=models.CASCADE, related_name="grants")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "tool"], name="uniq_http_tool_grant")]
+        ordering = ["tool__name"]
+
+    def __str__(self) -> str:
+        return f"{self.tool.name} → {self.agent_id}"

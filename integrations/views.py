@@ -1,6 +1,7 @@
 """Dashboard pages: MCP servers (connect, test, tool selection) and webhook endpoints (deliveries)."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.apps import apps
@@ -10,18 +11,20 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
-from integrations import services
+from integrations import http_tools, services
 from integrations.forms import (
     ConnectForm,
+    HttpToolForm,
     McpServerEditForm,
     McpServerForm,
     WebhookEndpointEditForm,
     WebhookEndpointForm,
 )
 from integrations.mcp_servers import SERVERS
-from integrations.models import McpServer, McpToolGrant, WebhookDelivery, WebhookEndpoint
+from integrations.models import HttpTool, McpServer, McpToolGrant, WebhookDelivery, WebhookEndpoint
 from integrations.webhooks_signing import README_SNIPPET
 from orgs.models import Role
+from voiceplatform.errors import ServiceError, form_error
 from voiceplatform.views import OrgViewMixin
 
 
@@ -234,3 +237,106 @@ class EndpointDetailView(OrgViewMixin, View):
                 return self.render_detail(request, endpoint, form=form, status=400)
             messages.success(request, "Saved.")
         return redirect("integrations:endpoint", public_id=endpoint.public_id)
+
+
+class HttpToolListView(OrgViewMixin, View):
+    """Custom HTTP tools: the list and the "add a tool" form (the new tool's signing secret
+    is shown once, on the page that answers the add)."""
+
+    write_role = Role.ADMIN
+
+    def _render(self, request: HttpRequest, form: HttpToolForm | None = None, status: int = 200) -> HttpResponse:
+        return render(request, "integrations/http_tools.html", {
+            "tools": self.scoped(HttpTool).prefetch_related("grants"),
+            "form": form or HttpToolForm(initial={"parameters": '{\n  "type": "object",\n  "properties": {}\n}'})},
+            status=status)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = HttpToolForm(request.POST)
+        headers = form.headers() if form.is_valid() else {}
+        if not form.is_valid():
+            return self._render(request, form, status=400)
+        values = {k: form.cleaned_data[k] for k in _HTTP_TOOL_FIELDS}
+        try:
+            tool = http_tools.create_http_tool(self.org, self.actor, headers={n: v or "" for n, v in headers.items()},
+                                              **values)
+        except ServiceError as exc:
+            form_error(form, exc)
+            return self._render(request, form, status=400)
+        return HttpToolDetailView.render_detail(self, request, tool, new_secret=tool.signing_secret, status=201)
+
+
+_HTTP_TOOL_FIELDS = ("name", "description", "parameters", "url", "method", "timeout_s", "filler_text", "enabled")
+
+
+class HttpToolDetailView(OrgViewMixin, View):
+    """One tool: edit (headers write-only), which agents may call it, a signed test request, rotate, delete."""
+
+    write_role = Role.ADMIN
+
+    def render_detail(self: OrgViewMixin, request: HttpRequest, tool: HttpTool, *, form: HttpToolForm | None = None,
+                      new_secret: str | None = None, test: dict[str, Any] | None = None,
+                      status: int = 200) -> HttpResponse:
+        initial = {k: getattr(tool, k) for k in _HTTP_TOOL_FIELDS}
+        initial["parameters"] = json.dumps(tool.parameters or {}, indent=2)
+        Agent = apps.get_model("agents", "Agent")
+        granted = set(tool.grants.values_list("agent_id", flat=True))
+        return render(request, "integrations/http_tool_detail.html", {
+            "tool": tool, "form": form or HttpToolForm(initial=initial, stored_headers=tool.header_names),
+            "new_secret": new_secret, "test": test, "snippet": README_SNIPPET,
+            "agents": [{"agent": a, "granted": a.pk in granted} for a in Agent.objects.for_org(self.org)],
+            "can_grant": self.role in (Role.EDITOR, Role.ADMIN, Role.OWNER)}, status=status)
+
+    def _tool(self, public_id: Any) -> HttpTool:
+        return get_object_or_404(self.scoped(HttpTool), public_id=public_id)
+
+    def get(self, request: HttpRequest, public_id: Any) -> HttpResponse:
+        return self.render_detail(request, self._tool(public_id))
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Choosing which agents use a tool is agent editing (editor); the rest needs admin.
+        if request.method == "POST" and request.POST.get("action") == "agents":
+            self.write_role = Role.EDITOR
+        return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, public_id: Any) -> HttpResponse:
+        tool = self._tool(public_id)
+        action = request.POST.get("action")
+        if action == "test":
+            arguments, outcome = http_tools.send_test_request(tool, self.actor)
+            output = outcome.output if isinstance(outcome.output, str) else json.dumps(outcome.output, indent=2)
+            return self.render_detail(request, tool, test={"arguments": json.dumps(arguments, indent=2),
+                                                           "outcome": outcome, "output": output})
+        if action == "rotate":
+            tool = http_tools.rotate_http_tool_secret(tool, self.actor)
+            return self.render_detail(request, tool, new_secret=tool.signing_secret)
+        if action == "delete":
+            http_tools.delete_http_tool(tool, self.actor)
+            messages.success(request, f"Removed {tool.name}.")
+            return redirect("integrations:http_tools")
+        if action == "agents":
+            Agent = apps.get_model("agents", "Agent")
+            chosen = list(Agent.objects.for_org(self.org).filter(public_id__in=request.POST.getlist("agents")))
+            http_tools.set_http_tool_agents(tool, self.actor, chosen)
+            messages.success(request, f"Saved which agents may call {tool.name}.")
+            return redirect("integrations:http_tool", public_id=tool.public_id)
+        form = HttpToolForm(request.POST, stored_headers=tool.header_names)
+        headers = form.headers() if form.is_valid() else {}
+        if not form.is_valid():
+            return self.render_detail(request, tool, form=form, status=400)
+        values: dict[str, Any] = {k: form.cleaned_data[k] for k in _HTTP_TOOL_FIELDS}
+        stored = http_tools.stored_headers(tool)
+        merged = {name: value if value is not None else stored[name] for name, value in headers.items()}
+        if merged != stored:
+            values["headers"] = merged
+        try:
+            http_tools.update_http_tool(tool, self.actor, **values)
+        except ServiceError as exc:
+            form_error(form, exc)
+            tool.refresh_from_db()
+            return self.render_detail(request, tool, form=form, status=400)
+        messages.success(request, "Saved.")
+        return redirect("integrations:http_tool", public_id=tool.public_id)

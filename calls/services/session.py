@@ -30,6 +30,7 @@ from calls.services.timeline import add_event, push_live_update
 from orgs.services import SYSTEM
 
 logger = logging.getLogger(__name__)
+DEFAULT_TOOL_TIMEOUT_S = 10.0
 
 
 def prepare_session_early(request: Any, call_public_id: str, transport: str) -> bool:
@@ -172,6 +173,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     # handlers are the same set (a web call has no phone leg to transfer, text or key).
     runnable = set(tools) | {"end_call"} | ({"transfer_call", "send_dtmf"} if has_phone else set())
     settings_.config.tools[:] = [spec for spec in settings_.config.tools if spec.get("name") in runnable]
+    tool_timeout_s = _add_http_tools(call, settings_.config.tools, tools)
     return SessionContext(
         call_public_id=cid,
         provider=settings_.provider,
@@ -186,9 +188,28 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         transfer=transfer if has_phone else None,
         send_dtmf=send_dtmf if has_phone else None,
         tools=tools,
+        tool_timeout_s=tool_timeout_s,
         on_update=on_update,
         stream_elsewhere=stream_elsewhere,
     ), mcp
+
+
+def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any]) -> float:
+    """Offer the org's custom HTTP tools granted to the call's agent (declared spec and
+    handler together); returns the session's tool timeout, raised above the slowest
+    tool's own timeout so the model hears the tool's error rather than the session's."""
+    from integrations.http_tools import function_spec, session_handler, spec_of, tools_for_agent
+
+    timeout_s = DEFAULT_TOOL_TIMEOUT_S
+    taken = {spec.get("name") for spec in specs}
+    for tool in tools_for_agent(call.org, call.agent):
+        if tool.name in taken:
+            continue  # a built-in of this call keeps its name
+        specs.append(function_spec(tool))
+        handlers[tool.name] = session_handler(spec_of(tool), call_id=str(call.public_id),
+                                              variables=dict(call.variables or {}), error_cls=ToolError)
+        timeout_s = max(timeout_s, tool.timeout_s + 1)
+    return timeout_s
 
 
 # MCP toolboxes open for calls running in this process: call id → McpToolbox.

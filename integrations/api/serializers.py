@@ -2,10 +2,14 @@
 (a webhook secret is shown once: on create and on rotation)."""
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from integrations.mcp_servers import SERVERS
 from integrations.models import (
+    HttpMethod,
+    HttpTool,
     McpServer,
     McpTransport,
     WebhookAttempt,
@@ -89,3 +93,50 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         return obj.event.event_id
 
 
+
+
+class HttpToolSerializer(serializers.ModelSerializer):
+    """A custom HTTP tool. ``headers`` are write-only (encrypted at rest; on update they
+    replace all stored headers, absent: kept); only their names come back."""
+
+    id = PublicIdField()
+    method = serializers.ChoiceField(choices=HttpMethod.choices, default=HttpMethod.POST)
+    parameters = serializers.JSONField(required=False, help_text='JSON Schema of the arguments, {"type": "object", …}.')
+    headers = serializers.DictField(child=serializers.CharField(allow_blank=True), write_only=True, required=False,
+                                    help_text="Header name → value sent with every request. Write-only.")
+    header_names = serializers.ListField(read_only=True, child=serializers.CharField())
+    agents = serializers.SerializerMethodField(help_text="Ids of the agents that may call this tool.")
+
+    class Meta:
+        model = HttpTool
+        fields = ["id", "name", "description", "parameters", "url", "method", "headers", "header_names",
+                  "timeout_s", "filler_text", "enabled", "agents", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+        # The service validates (and names the field); the model's own validators would only duplicate it.
+        extra_kwargs: dict[str, Any] = {"name": {"validators": []}, "url": {"validators": []}}
+
+    def get_agents(self, tool: HttpTool) -> list[str]:
+        return sorted(str(g.agent.public_id) for g in tool.grants.select_related("agent"))
+
+
+class HttpToolWithSecretSerializer(HttpToolSerializer):
+    """The create (and rotate) answer: the only time the signing secret is shown."""
+
+    signing_secret = serializers.CharField(read_only=True)
+
+    class Meta(HttpToolSerializer.Meta):
+        fields = [*HttpToolSerializer.Meta.fields, "signing_secret"]
+
+
+class HttpToolAgentsSerializer(serializers.Serializer):
+    agents = serializers.ListField(child=serializers.UUIDField(), help_text="Ids of the agents that may call it.")
+
+
+class HttpToolTestResultSerializer(serializers.Serializer):
+    arguments = serializers.JSONField(help_text="The sample arguments generated from the schema.")
+    ok = serializers.BooleanField()
+    status = serializers.IntegerField(allow_null=True)
+    latency_ms = serializers.IntegerField()
+    size = serializers.IntegerField()
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_null=True)

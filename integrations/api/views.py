@@ -9,15 +9,19 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from integrations import services
+from integrations import http_tools, services
 from integrations.api.serializers import (
     ConnectOwnServerSerializer,
+    HttpToolAgentsSerializer,
+    HttpToolSerializer,
+    HttpToolTestResultSerializer,
+    HttpToolWithSecretSerializer,
     McpServerSerializer,
     WebhookDeliverySerializer,
     WebhookEndpointSerializer,
     WebhookEndpointWithSecretSerializer,
 )
-from integrations.models import McpServer, WebhookDelivery, WebhookEndpoint
+from integrations.models import HttpTool, McpServer, WebhookDelivery, WebhookEndpoint
 from orgs.models import Role
 from voiceplatform.api import OrgScopedViewSet
 
@@ -174,3 +178,61 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class HttpToolViewSet(OrgScopedViewSet):
+    """Custom HTTP function tools. Headers are write-only; the signing secret is returned on
+    create and rotate only."""
+
+    model = HttpTool
+    serializer_class = HttpToolSerializer
+    write_role = Role.ADMIN
+    action_roles = {"agents": Role.EDITOR}
+    filterset_fields = ["enabled", "method"]
+
+    @extend_schema(responses={201: HttpToolWithSecretSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tool = http_tools.create_http_tool(request.org, self.actor, **serializer.validated_data)
+        return Response(HttpToolWithSecretSerializer(tool).data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer: HttpToolSerializer) -> None:
+        serializer.instance = http_tools.update_http_tool(serializer.instance, self.actor,
+                                                          **serializer.validated_data)
+
+    def perform_destroy(self, instance: HttpTool) -> None:
+        http_tools.delete_http_tool(instance, self.actor)
+
+    @extend_schema(request=None, responses=HttpToolWithSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, public_id: str) -> Response:
+        tool = http_tools.rotate_http_tool_secret(self.get_object(), self.actor)
+        return Response(HttpToolWithSecretSerializer(tool).data)
+
+    @extend_schema(request=HttpToolAgentsSerializer, responses=HttpToolAgentsSerializer)
+    @action(detail=True, methods=["post"])
+    def agents(self, request: Request, public_id: str) -> Response:
+        """Set which agents may call this tool (exactly the given ones)."""
+        from django.apps import apps
+        from rest_framework.exceptions import NotFound
+
+        tool = self.get_object()
+        serializer = HttpToolAgentsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        wanted = set(serializer.validated_data["agents"])
+        Agent = apps.get_model("agents", "Agent")
+        found = list(Agent.objects.for_org(request.org).filter(public_id__in=wanted))
+        if len(found) != len(wanted):
+            raise NotFound("No such agent in this organisation.")
+        chosen = http_tools.set_http_tool_agents(tool, self.actor, found)
+        return Response({"agents": [str(a.public_id) for a in chosen]})
+
+    @extend_schema(request=None, responses=HttpToolTestResultSerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, public_id: str) -> Response:
+        """Send one signed sample request (arguments generated from the schema) and show the answer."""
+        arguments, outcome = http_tools.send_test_request(self.get_object(), self.actor)
+        return Response({"arguments": arguments, "ok": outcome.ok, "status": outcome.status,
+                         "latency_ms": outcome.duration_ms, "size": outcome.size, "output": outcome.output,
+                         "error": outcome.error})

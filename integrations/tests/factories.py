@@ -3,7 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.models import McpServer, McpToolGrant, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from integrations.models import (
+    HttpTool,
+    HttpToolGrant,
+    McpServer,
+    McpToolGrant,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from voiceplatform.testing import register_factory
 
 
@@ -36,3 +44,19 @@ def make_mcp_tool_grant(org: Any) -> McpToolGrant:
 
     return McpToolGrant.objects.create(org=org, agent=make_agent(org), server=make_mcp_server(org),
                                        tool_name="send_message")
+
+
+@register_factory(HttpTool)
+def make_http_tool(org: Any, **overrides: Any) -> HttpTool:
+    values: dict[str, Any] = dict(name="lookup_order", description="Look up an order.", url="https://tools.example.com/t",
+                                  parameters={"type": "object", "properties": {"order": {"type": "string"}}},
+                                  headers={"Authorization": "Bearer tool-secret"}, signing_secret=HttpTool.new_secret())
+    values.update(overrides)
+    return HttpTool.objects.create(org=org, **values)
+
+
+@register_factory(HttpToolGrant)
+def make_http_tool_grant(org: Any) -> HttpToolGrant:
+    from agents.tests.factories import make_agent
+
+    return HttpToolGrant.objects.create(org=org, agent=make_agent(org), tool=make_http_tool(org))
