@@ -151,6 +151,7 @@ class Provider(models.TextChoices):
     OPENAI = "openai", "OpenAI"
     GEMINI = "gemini", "Google Gemini"
     HUME = "hume", "Hume"
+    DEEPGRAM = "deepgram", "Deepgram"
 
 
 # Which secret fields each provider needs, and the non-secret settings it accepts.
@@ -160,6 +161,7 @@ PROVIDER_FIELDS: dict[str, dict[str, list[str]]] = {
     Provider.OPENAI: {"secret": ["api_key"], "config": ["base_url", "websocket_base_url"]},
     Provider.GEMINI: {"secret": ["api_key"], "config": ["base_url"]},
     Provider.HUME: {"secret": ["api_key"], "config": ["base_url", "config_id"]},
+    Provider.DEEPGRAM: {"secret": ["api_key"], "config": ["base_url"]},
 }
 
 

@@ -251,3 +251,36 @@ def test_private_base_url_is_refused_by_the_outbound_guard(settings):
 
     err = run_async(main())
     assert (err.code, err.retryable) == ("base_url_refused", False)
+
+
+@pytest.mark.django_db
+def test_a_published_deepgram_agent_runs_with_the_orgs_credential_and_base_url(org_a, fake):
+    from agents.runtime import build_session_config, ensure_ready
+    from agents.services import publish_agent
+    from agents.tests.factories import make_agent
+    from orgs.services import SYSTEM, set_provider_credential
+
+    agent = make_agent(org_a, provider="deepgram_agent", model="google/gemini-2.5-flash", voice="aura-2-luna-en",
+                       system_prompt="Help {{customer_name}}.", provider_options={"listen_model": "nova-3"})
+    publish_agent(agent, SYSTEM)
+    set_provider_credential(org_a, SYSTEM, "deepgram", {"api_key": fake.api_key}, {"base_url": fake.url})
+    cfg = build_session_config(ensure_ready(agent), {"customer_name": "Ana"})
+    assert cfg.base_url == fake.url and cfg.credentials["api_key"] == fake.api_key
+
+    async def main():
+        bridge = create_bridge("deepgram_agent", cfg)
+        await bridge.connect()
+        await bridge.close()
+
+    run_async(main())
+    think = fake.received_of("Settings")[0]["agent"]["think"]
+    assert think["provider"]["type"] == "google" and think["prompt"] == "Help Ana."
+
+
+def test_deepgram_is_priced_per_minute():
+    from decimal import Decimal
+
+    from agents.pricing import estimate_cost, price_table
+
+    estimate = estimate_cost("deepgram_agent", "open_ai/gpt-4.1-mini", {"session_ms": 90_000}, price_table())
+    assert estimate.amount == Decimal("0.12") and "deepgram.com/pricing" in estimate.price_source
