@@ -2,7 +2,8 @@
 
 What each provider is asked, through its own SDK (so a key that works here works for calls):
 
-- OpenAI: list models (``GET /v1/models``);
+- OpenAI: list models (``GET /v1/models``; Azure OpenAI, when the credential has an
+  ``api_version``: ``GET /openai/models?api-version=…``);
 - Gemini: list models (``GET /v1beta/models``);
 - Twilio: fetch the account (``GET /2010-04-01/Accounts/{sid}.json``);
 - Plivo: get the account details (``GET /v1/Account/{auth_id}/``).
@@ -93,8 +94,14 @@ def _test_openai(cred: dict[str, str]) -> tuple[str, str]:
 
     base_url = cred.get("base_url") or None
     http_client = outbound.sync_client(_policy(), hx=httpx2, timeout=TEST_TIMEOUT_S) if base_url else None
-    client = openai.OpenAI(api_key=cred["api_key"], base_url=base_url, timeout=TEST_TIMEOUT_S, max_retries=0,
-                           http_client=http_client)
+    client: openai.OpenAI
+    if cred.get("api_version") and base_url:
+        # Azure OpenAI: GET {endpoint}/openai/models?api-version=… with the api-key header.
+        client = openai.AzureOpenAI(api_key=cred["api_key"], azure_endpoint=base_url, api_version=cred["api_version"],
+                                    timeout=TEST_TIMEOUT_S, max_retries=0, http_client=http_client)
+    else:
+        client = openai.OpenAI(api_key=cred["api_key"], base_url=base_url, timeout=TEST_TIMEOUT_S, max_retries=0,
+                               http_client=http_client)
     try:
         models = [m.id for m in client.models.list()]
     except openai.APIStatusError as exc:

@@ -158,7 +158,9 @@ class Provider(models.TextChoices):
 PROVIDER_FIELDS: dict[str, dict[str, list[str]]] = {
     Provider.TWILIO: {"secret": ["account_sid", "auth_token"], "config": ["base_url"]},
     Provider.PLIVO: {"secret": ["auth_id", "auth_token"], "config": ["base_url"]},
-    Provider.OPENAI: {"secret": ["api_key"], "config": ["base_url", "websocket_base_url"]},
+    # api_version (+ azure_deployment) makes it an Azure OpenAI credential (base_url: the resource endpoint).
+    Provider.OPENAI: {"secret": ["api_key"],
+                      "config": ["base_url", "websocket_base_url", "api_version", "azure_deployment"]},
     Provider.GEMINI: {"secret": ["api_key"], "config": ["base_url"]},
     Provider.HUME: {"secret": ["api_key"], "config": ["base_url", "config_id"]},
     Provider.DEEPGRAM: {"secret": ["api_key"], "config": ["base_url"]},
