@@ -375,6 +375,12 @@ class DeepgramAgentBridge(Bridge):
                 msg.description or "Deepgram error",
                 retryable=any(hint in code.lower() for hint in _RETRYABLE_HINTS),
                 code=code, provider=self.provider)))
+        elif kind == "InjectionRefused":
+            # Deepgram refuses an injected line while the caller speaks or the agent is
+            # answering: said, not dropped silently (the caller of create_response may retry).
+            out.append(BridgeError(ProviderError(
+                f"Deepgram refused the injected message: {msg.message}", retryable=True,
+                code="injection_refused", provider=self.provider)))
         elif kind == "Warning":
             logger.warning("deepgram warning", extra={"provider": self.provider, "code": getattr(msg, "code", "")})
         return out

@@ -21,7 +21,8 @@ Behaviour:
 * :class:`AgentTurn`: assistant ``ConversationText``, ``AgentStartedSpeaking``,
   binary audio in the output format, ``AgentAudioDone``.
   :class:`FunctionCall`: ``FunctionCallRequest`` with ``client_side: true``.
-* ``InjectAgentMessage`` is spoken verbatim without using a script step;
+* ``InjectAgentMessage`` is spoken verbatim without using a script step, or
+  answered with ``InjectionRefused`` while the agent or the caller is speaking;
   ``InjectUserMessage`` is echoed as a user ``ConversationText`` (this fake's
   assumption; the bridge tolerates either) and runs the next step;
   ``FunctionCallResponse`` runs the next step. ``KeepAlive`` is recorded only.
@@ -117,7 +118,10 @@ class FakeDeepgramAgent(FakeServer):
             st.in_rate = int((audio.get("input") or {}).get("sample_rate") or 24000)
             await self.send_json(st.conn, {"type": "SettingsApplied"})
         elif kind == "InjectAgentMessage":
-            await st.stop_turn()
+            if st.speaking() or st.in_speech:
+                await self.send_json(st.conn, {"type": "InjectionRefused",
+                                               "message": "Cannot inject while the agent or user is speaking."})
+                return
             await self._speak(st, AgentTurn(audio=self.tts_audio, transcript=msg.get("message", "")))
         elif kind == "InjectUserMessage":
             await st.stop_turn()

@@ -284,3 +284,21 @@ def test_deepgram_is_priced_per_minute():
 
     estimate = estimate_cost("deepgram_agent", "open_ai/gpt-4.1-mini", {"session_ms": 90_000}, price_table())
     assert estimate.amount == Decimal("0.12") and "deepgram.com/pricing" in estimate.price_source
+
+
+def test_a_refused_injection_is_reported_not_dropped(fake):
+    async def main():
+        bridge = create_bridge("deepgram_agent", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(audio=b"\x55" * 16000, transcript="Long.", chunk_bytes=160, pace=0.01))
+        await bridge.create_response()
+        await events.wait(AgentAudio)
+        await bridge.create_response("Please hold.")
+        err = await events.wait(BridgeError)
+        await bridge.close()
+        return err
+
+    err = run_async(main())
+    assert not err.fatal and (err.error.code, err.error.retryable) == ("injection_refused", True)
+    assert "Cannot inject" in err.error.message
