@@ -103,13 +103,17 @@ _RETRYABLE_HINTS = ("rate", "timeout", "unavailable", "internal", "overload", "c
 _SILENT_PROMPT = "[The caller is on the line and waiting for you to speak.]"
 
 
-def _wire_url(base_url: str) -> str:
-    """The agent WebSocket root for an endpoint override (``https`` → ``wss``, no trailing ``/``)."""
+def environment_for(base_url: str) -> Any:
+    """The SDK environment for an endpoint override: the agent WebSocket at ``ws(s)://…`` and
+    the REST API at ``http(s)://…`` on the same host (``base_url`` in either form)."""
+    from deepgram.environment import DeepgramClientEnvironment
+
     url = base_url.rstrip("/")
-    for plain, secure in (("http://", "ws://"), ("https://", "wss://")):
-        if url.startswith(plain):
-            return secure + url[len(plain):]
-    return url
+    scheme, sep, rest = url.partition("://")
+    secure = scheme in ("https", "wss")
+    wire, http = (f"{'wss' if secure else 'ws'}://{rest}", f"{'https' if secure else 'http'}://{rest}") if sep \
+        else (url, url)
+    return DeepgramClientEnvironment(base=http, production=wire, agent=wire, agent_rest=http)
 
 
 class DeepgramAgentBridge(Bridge):
@@ -187,7 +191,6 @@ class DeepgramAgentBridge(Bridge):
     async def _connect(self) -> None:
         from deepgram import AsyncDeepgramClient
         from deepgram.core.api_error import ApiError
-        from deepgram.environment import DeepgramClientEnvironment
         from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
         api_key = self.config.credentials.get("api_key")
@@ -200,10 +203,7 @@ class DeepgramAgentBridge(Bridge):
             # The SDK resolves the name itself (no socket hook); refuse it if it is not public now.
             sock, _host = await guard_base_url(self.config.base_url, self.provider, timeout=self.config.connect_timeout)
             sock.close()
-            ws_root = _wire_url(self.config.base_url)
-            http_root = "http" + ws_root[2:]
-            kwargs["environment"] = DeepgramClientEnvironment(base=http_root, production=ws_root, agent=ws_root,
-                                                              agent_rest=http_root)
+            kwargs["environment"] = environment_for(self.config.base_url)
         client = AsyncDeepgramClient(**kwargs)
         self._cm = client.agent.v1.connect()
         try:

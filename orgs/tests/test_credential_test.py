@@ -226,3 +226,17 @@ def test_azure_settings_are_validated_naming_the_field(org_a: Any, config: dict[
     with pytest.raises(ValidationError) as info:
         set_provider_credential(org_a, SYSTEM, "openai", {"api_key": "sk-x"}, config=config)
     assert says in " ".join(info.value.message_dict[field])
+
+
+def test_deepgram_key_is_tested_by_listing_its_projects(org_a: Any) -> None:
+    from agents.testing.fake_deepgram_rest import FakeDeepgramRest
+
+    with FakeDeepgramRest() as fake:
+        good = check_credential(_store(org_a, "deepgram", {"api_key": fake.api_key}, fake.base_url))
+        assert (good.ok, good.kind) == (True, "ok") and "1 project(s)" in good.message
+        assert [r.path for r in fake.requests] == ["/v1/projects"]
+        bad = check_credential(_store(org_a, "deepgram", {"api_key": "dg-wrong-key"}, fake.base_url))
+        assert bad.kind == "bad_key" and "Invalid credentials" in bad.message and "dg-wrong-key" not in bad.message
+        fake.fail_next(500, {"err_code": "INTERNAL", "err_msg": "down"})
+        down = check_credential(_store(org_a, "deepgram", {"api_key": fake.api_key}, fake.base_url))
+        assert down.kind == "unreachable"
