@@ -107,6 +107,14 @@ DEFAULT_PRICES: dict[str, dict[str, ModelPrice]] = {
         ANY_MODEL: ModelPrice(per_minute=Decimal("0.06"),
                               source="https://www.hume.ai/pricing (EVI overage, Pro plan, taken 2026-12-03)"),
     },
+    # Deepgram bills the Voice Agent API per minute of connection (listen, think with its
+    # hosted LLMs, and speak together); the session reports no token usage.
+    "deepgram_agent": {
+        ANY_MODEL: ModelPrice(per_minute=Decimal("0.08"),
+                              source="https://deepgram.com/pricing (Voice Agent API, Standard tier, pay as you go; "
+                                     "figure as known in 2025, not re-checked on 2026-12-03: override with "
+                                     "PROVIDER_PRICES)"),
+    },
     "echo": {ANY_MODEL: ModelPrice(per_minute=Decimal("0"), source="local loopback: no vendor")},
 }
 

@@ -19,7 +19,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
-from agents.bridges import gemini_live, hume_evi, openai_realtime
+from agents.bridges import deepgram_agent, gemini_live, hume_evi, openai_realtime
 
 #: Agent settings that only some providers use. Every other setting (first message,
 #: call limits, speech detection, analysis, webhooks…) applies whatever the provider.
@@ -102,6 +102,13 @@ PROVIDERS: dict[str, ProviderInfo] = {
                    "(provider option config_id); leave the model empty.",
         access_ends=hume_evi.API_ACCESS_ENDS,
         option_keys=("config_id", "config_version", "resumed_chat_group_id"),
+    ),
+    "deepgram_agent": ProviderInfo(
+        # The model is the think LLM ("<think provider>/<model>"); voices are Aura-2 TTS models.
+        "deepgram_agent", "Deepgram Voice Agent", deepgram_agent.MODELS, deepgram_agent.DEFAULT_MODEL,
+        deepgram_agent.VOICES, deepgram_agent.DEFAULT_VOICE, "deepgram",
+        settings=_CONVERSATIONAL | {"model", "voice", "language", "temperature"},
+        option_keys=("listen_model",),
     ),
     "echo": ProviderInfo(
         "echo", "Echo (diagnostics: repeats the caller)", ("echo",), "echo", ("none",), "none", None,

@@ -21,7 +21,8 @@ from orgs.credentials import MissingCredential, configured_providers, get_creden
 
 # Where each provider's credential keeps an endpoint override (for self-hosted
 # gateways and the test fakes).
-_BASE_URL_KEY = {"openai_realtime": "websocket_base_url", "gemini_live": "base_url", "hume_evi": "base_url"}
+_BASE_URL_KEY = {"openai_realtime": "websocket_base_url", "gemini_live": "base_url", "hume_evi": "base_url",
+                 "deepgram_agent": "base_url"}
 
 
 @dataclass(frozen=True)

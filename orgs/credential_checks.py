@@ -2,10 +2,12 @@
 
 What each provider is asked, through its own SDK (so a key that works here works for calls):
 
-- OpenAI: list models (``GET /v1/models``);
+- OpenAI: list models (``GET /v1/models``; Azure OpenAI, when the credential has an
+  ``api_version``: ``GET /openai/models?api-version=…``);
 - Gemini: list models (``GET /v1beta/models``);
 - Twilio: fetch the account (``GET /2010-04-01/Accounts/{sid}.json``);
-- Plivo: get the account details (``GET /v1/Account/{auth_id}/``).
+- Plivo: get the account details (``GET /v1/Account/{auth_id}/``);
+- Deepgram: list the key's projects (``GET /v1/projects``).
 
 The vendor's answer is classified into one ``kind`` with a sentence for people:
 ``ok``, ``bad_key`` (the vendor does not accept the key), ``no_permission`` (accepted, but
@@ -30,7 +32,7 @@ from voiceplatform import outbound
 logger = logging.getLogger(__name__)
 
 TEST_TIMEOUT_S = 10.0
-TESTABLE = (Provider.OPENAI, Provider.GEMINI, Provider.TWILIO, Provider.PLIVO)
+TESTABLE = (Provider.OPENAI, Provider.GEMINI, Provider.TWILIO, Provider.PLIVO, Provider.DEEPGRAM)
 KINDS = ("ok", "bad_key", "no_permission", "unreachable", "rate_limited", "other")
 
 
@@ -93,8 +95,14 @@ def _test_openai(cred: dict[str, str]) -> tuple[str, str]:
 
     base_url = cred.get("base_url") or None
     http_client = outbound.sync_client(_policy(), hx=httpx2, timeout=TEST_TIMEOUT_S) if base_url else None
-    client = openai.OpenAI(api_key=cred["api_key"], base_url=base_url, timeout=TEST_TIMEOUT_S, max_retries=0,
-                           http_client=http_client)
+    client: openai.OpenAI
+    if cred.get("api_version") and base_url:
+        # Azure OpenAI: GET {endpoint}/openai/models?api-version=… with the api-key header.
+        client = openai.AzureOpenAI(api_key=cred["api_key"], azure_endpoint=base_url, api_version=cred["api_version"],
+                                    timeout=TEST_TIMEOUT_S, max_retries=0, http_client=http_client)
+    else:
+        client = openai.OpenAI(api_key=cred["api_key"], base_url=base_url, timeout=TEST_TIMEOUT_S, max_retries=0,
+                               http_client=http_client)
     try:
         models = [m.id for m in client.models.list()]
     except openai.APIStatusError as exc:
@@ -131,11 +139,33 @@ def _test_gemini(cred: dict[str, str]) -> tuple[str, str]:
     return "ok", f"Gemini accepted the key: {count} model(s) available."
 
 
+def _test_deepgram(cred: dict[str, str]) -> tuple[str, str]:
+    import httpx
+    from deepgram import DeepgramClient
+    from deepgram.core.api_error import ApiError
+
+    from agents.bridges.deepgram_agent import environment_for
+
+    kwargs: dict[str, Any] = {"api_key": cred["api_key"], "timeout": TEST_TIMEOUT_S}
+    if cred.get("base_url"):
+        kwargs["environment"] = environment_for(cred["base_url"])
+        kwargs["httpx_client"] = outbound.sync_client(_policy(), timeout=TEST_TIMEOUT_S)
+    try:
+        projects = DeepgramClient(**kwargs).manage.v1.projects.list(request_options={"max_retries": 0}).projects or []
+    except ApiError as exc:
+        body = exc.body if isinstance(exc.body, dict) else {}
+        return classify_status("Deepgram", exc.status_code, str(body.get("err_msg") or ""))
+    except (httpx.TransportError, outbound.OutboundError) as exc:
+        return guard_result("Deepgram", exc) or ("unreachable", "Deepgram could not be reached; check the network "
+                                                                 "or the base URL.")
+    return "ok", f"Deepgram accepted the key: {len(projects)} project(s)."
+
+
 #: Provider → its test. The AI providers' tests are here; the carriers' are registered by the
 #: calls app (``calls/credential_tests.py``, from ``CallsConfig.ready``): orgs sits below calls
 #: and imports nothing of it.
 _TESTS: dict[Provider, Callable[[dict[str, str]], tuple[str, str]]] = {
-    Provider.OPENAI: _test_openai, Provider.GEMINI: _test_gemini}
+    Provider.OPENAI: _test_openai, Provider.GEMINI: _test_gemini, Provider.DEEPGRAM: _test_deepgram}
 
 
 def register_credential_test(provider: Provider, test: Callable[[dict[str, str]], tuple[str, str]]) -> None:

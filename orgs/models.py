@@ -151,15 +151,19 @@ class Provider(models.TextChoices):
     OPENAI = "openai", "OpenAI"
     GEMINI = "gemini", "Google Gemini"
     HUME = "hume", "Hume"
+    DEEPGRAM = "deepgram", "Deepgram"
 
 
 # Which secret fields each provider needs, and the non-secret settings it accepts.
 PROVIDER_FIELDS: dict[str, dict[str, list[str]]] = {
     Provider.TWILIO: {"secret": ["account_sid", "auth_token"], "config": ["base_url"]},
     Provider.PLIVO: {"secret": ["auth_id", "auth_token"], "config": ["base_url"]},
-    Provider.OPENAI: {"secret": ["api_key"], "config": ["base_url", "websocket_base_url"]},
+    # api_version (+ azure_deployment) makes it an Azure OpenAI credential (base_url: the resource endpoint).
+    Provider.OPENAI: {"secret": ["api_key"],
+                      "config": ["base_url", "websocket_base_url", "api_version", "azure_deployment"]},
     Provider.GEMINI: {"secret": ["api_key"], "config": ["base_url"]},
     Provider.HUME: {"secret": ["api_key"], "config": ["base_url", "config_id"]},
+    Provider.DEEPGRAM: {"secret": ["api_key"], "config": ["base_url"]},
 }
 
 

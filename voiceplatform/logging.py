@@ -60,8 +60,8 @@ _SECRET_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     # Media-stream paths carry a per-call token after the call id.
     (re.compile(r"(/ws/(?:twilio|plivo|web)/[0-9a-fA-F-]{8,64}/)[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
     # Header, dict, JSON and tuple shapes: `X-Twilio-Signature: v`, "access_token": "v",
-    # 'x-telegram-bot-token': 'v', (b'authorization', b'Bearer v').
-    (re.compile(rf"(?i)(\b{_SECRET_NAME}(?:['\"]?\s*:|['\"]\s*,)\s*(?:b?['\"])?)(?:(?:bearer|basic)\s+)?"
+    # 'x-telegram-bot-token': 'v', (b'authorization', b'Bearer v'), `Authorization: Token v` (Deepgram).
+    (re.compile(rf"(?i)(\b{_SECRET_NAME}(?:['\"]?\s*:|['\"]\s*,)\s*(?:b?['\"])?)(?:(?:bearer|basic|token)\s+)?"
                 rf"(?!\[redacted\])[^'\"\s,;&}})\]]+"), rf"\1{REDACTED}"),
     # name=value in query strings, form bodies and key=value logs (access_token=, hub.verify_token=, api_key=).
     (re.compile(rf"(?i)(\b{_SECRET_NAME}=)(?!\[redacted\])[^&\s,;'\"<>]+"), rf"\1{REDACTED}"),

@@ -1,7 +1,7 @@
 """The one async interface every AI-provider adapter implements.
 
 A *bridge* is one live speech-to-speech session with a provider (OpenAI
-Realtime, Gemini Live, Hume EVI, or the local ``echo``). The call session in
+Realtime, Gemini Live, Hume EVI, Deepgram Voice Agent, or the local ``echo``). The call session in
 ``calls/`` owns exactly one bridge per call and talks to it only through the
 public methods of :class:`Bridge`:
 

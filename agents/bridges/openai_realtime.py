@@ -15,6 +15,16 @@ the caller actually heard (``conversation.item.truncate``).
 default ``near_field``; ``None`` disables), ``prefix_padding_ms``. The GA
 Realtime session has no ``temperature`` setting, so ``SessionConfig.temperature``
 is not sent.
+
+OpenAI-compatible endpoints: ``SessionConfig.base_url`` (the credential's
+``websocket_base_url``) points the SDK at any server speaking the same protocol
+(``<base>/realtime?model=…``, ``Authorization: Bearer``). Azure OpenAI is chosen by
+an ``api_version`` in the credential (:func:`azure_settings`): the SDK's
+``AsyncAzureOpenAI`` then connects to ``<endpoint>/openai/realtime?api-version=…&deployment=…``
+with the ``api-key`` header. The endpoint is the credential's ``base_url`` (or
+``websocket_base_url``), the deployment its ``azure_deployment`` (else the agent's
+model). Either way the endpoint goes through the outbound guard at connect time and
+the SDK connects over the socket the guard opened.
 """
 
 from __future__ import annotations
@@ -56,6 +66,11 @@ MODELS: tuple[str, ...] = (
     "gpt-realtime-2.1",
     "gpt-realtime-2.1-mini",
 )
+
+#: Azure OpenAI API versions look like ``2025-04-01-preview`` or ``2025-08-28``.
+AZURE_API_VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}(-preview)?$"
+#: Azure deployment names: letters, digits, ``-``, ``_``, ``.`` (up to 64).
+AZURE_DEPLOYMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 _WIRE_FORMAT = {PCMU_8K: {"type": "audio/pcmu"}, PCM16_24K: {"type": "audio/pcm", "rate": 24000}}
 # Error types/codes worth retrying; everything else is a rejected request.
@@ -144,18 +159,28 @@ class OpenAIRealtimeBridge(Bridge):
         if not api_key:
             raise ProviderError("OpenAI credential has no api_key", retryable=False,
                                 code="missing_credentials", provider=self.provider)
-        client = AsyncOpenAI(
-            api_key=api_key,
-            websocket_base_url=self.config.base_url,
-            organization=self.config.credentials.get("organization") or None,
-            max_retries=0,
-        )
+        azure = azure_settings(self.config)
+        endpoint = azure["websocket_base_url"] if azure else self.config.base_url
+        client: AsyncOpenAI
+        if azure:
+            from openai import AsyncAzureOpenAI
+
+            client = AsyncAzureOpenAI(api_key=api_key, azure_endpoint=azure["endpoint"],
+                                      api_version=azure["api_version"], azure_deployment=azure["deployment"],
+                                      websocket_base_url=endpoint, max_retries=0)
+        else:
+            client = AsyncOpenAI(
+                api_key=api_key,
+                websocket_base_url=endpoint,
+                organization=self.config.credentials.get("organization") or None,
+                max_retries=0,
+            )
         options: dict[str, Any] = {}
-        if self.config.base_url:
+        if endpoint:
             # Connect to the address the guard checked; TLS still verifies the name.
-            sock, host = await guard_base_url(self.config.base_url, self.provider, timeout=self.config.connect_timeout)
+            sock, host = await guard_base_url(endpoint, self.provider, timeout=self.config.connect_timeout)
             options = {"sock": sock}
-            if self.config.base_url.startswith(("wss:", "https:")):
+            if endpoint.startswith(("wss:", "https:")):
                 options["server_hostname"] = host
                 if self.config.ssl_context is not None:
                     options["ssl"] = self.config.ssl_context
@@ -316,3 +341,43 @@ def _closed_errors() -> tuple[type[BaseException], ...]:
 
     return (ConnectionClosed, OpenAIError)
 
+
+
+def azure_settings(config: SessionConfig) -> dict[str, str] | None:
+    """Azure OpenAI connection settings from the credential, or None for OpenAI itself.
+
+    Azure is chosen by ``credentials["api_version"]``. Returns ``endpoint`` (https form,
+    from ``base_url`` or ``SessionConfig.base_url``), ``websocket_base_url``
+    (``ws(s)://…/openai``), ``api_version`` and ``deployment`` (``azure_deployment``,
+    else the model). Raises a non-retryable :class:`ProviderError` naming the missing
+    or malformed setting.
+    """
+    import re
+
+    creds = config.credentials
+    version = (creds.get("api_version") or "").strip()
+    if not version:
+        return None
+
+    def bad(message: str) -> ProviderError:
+        return ProviderError(message, retryable=False, code="invalid_azure_settings", provider="openai_realtime")
+
+    if not re.match(AZURE_API_VERSION_PATTERN, version):
+        raise bad(f"api_version {version!r} is not an Azure OpenAI API version (e.g. 2025-04-01-preview)")
+    raw = (creds.get("base_url") or config.base_url or "").strip().rstrip("/")
+    if not raw:
+        raise bad("an Azure OpenAI credential (api_version set) needs a base_url: https://<resource>.openai.azure.com")
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme not in ("https", "http", "wss", "ws"):
+        raise bad(f"the Azure base_url must start with https:// (got {scheme or raw!r})")
+    rest = rest.removesuffix("/openai")
+    secure = scheme in ("https", "wss")
+    deployment = (creds.get("azure_deployment") or config.model or DEFAULT_MODEL).strip()
+    if not re.match(AZURE_DEPLOYMENT_PATTERN, deployment):
+        raise bad(f"azure_deployment {deployment!r} is not a deployment name (letters, digits, '-', '_', '.')")
+    return {
+        "endpoint": f"{'https' if secure else 'http'}://{rest}",
+        "websocket_base_url": f"{'wss' if secure else 'ws'}://{rest}/openai",
+        "api_version": version,
+        "deployment": deployment,
+    }

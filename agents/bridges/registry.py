@@ -16,6 +16,7 @@ _ADAPTERS: dict[str, str] = {
     "openai_realtime": "agents.bridges.openai_realtime:OpenAIRealtimeBridge",
     "gemini_live": "agents.bridges.gemini_live:GeminiLiveBridge",
     "hume_evi": "agents.bridges.hume_evi:HumeEVIBridge",
+    "deepgram_agent": "agents.bridges.deepgram_agent:DeepgramAgentBridge",
     "echo": "agents.bridges.echo:EchoBridge",
 }
 

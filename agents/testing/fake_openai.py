@@ -22,6 +22,10 @@ Behaviour:
   one gets an ``invalid_value`` error. :meth:`user_texts` lists the user text sent.
 * ``conversation.item.truncate`` → ``conversation.item.truncated``.
 * Anything unknown → an ``error`` event, like the real API.
+* Azure OpenAI shape (``azure_api_version`` given): serves
+  ``/openai/realtime?api-version=…&deployment=…`` instead, authenticated by the
+  ``api-key`` header; a wrong version or deployment is a 404 as on Azure.
+  :attr:`azure_endpoint` is the credential ``base_url`` for it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import base64
 import itertools
 import json
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -43,9 +48,12 @@ from agents.testing.server import ConnState, FakeServer
 class FakeOpenAIRealtime(FakeServer):
     """See module docstring. ``turn_bytes``: caller audio that makes one VAD turn."""
 
-    def __init__(self, *, api_key: str = "sk-test", turn_bytes: int = 1600) -> None:
+    def __init__(self, *, api_key: str = "sk-test", turn_bytes: int = 1600,
+                 azure_api_version: str | None = None, azure_deployment: str = "") -> None:
         super().__init__()
         self.api_key = api_key
+        self.azure_api_version = azure_api_version
+        self.azure_deployment = azure_deployment
         self.turn_bytes = turn_bytes
         self._ids = itertools.count(1)
 
@@ -61,7 +69,19 @@ class FakeOpenAIRealtime(FakeServer):
     def message_type(self, message: dict[str, Any]) -> str:
         return str(message.get("type", ""))
 
+    @property
+    def azure_endpoint(self) -> str:
+        """The Azure-style endpoint (credential ``base_url``) of this fake."""
+        return f"http://127.0.0.1:{self.port}"
+
     def authorize(self, request: Request) -> int | None:
+        if self.azure_api_version is not None:
+            parts = urlsplit(request.path)
+            query = parse_qs(parts.query)
+            if (parts.path != "/openai/realtime" or query.get("api-version") != [self.azure_api_version]
+                    or query.get("deployment") != [self.azure_deployment]):
+                return 404
+            return None if request.headers.get("api-key") == self.api_key else 401
         if not request.path.startswith("/v1/realtime"):
             return 404
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":

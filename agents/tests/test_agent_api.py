@@ -121,7 +121,7 @@ def test_roles_and_isolation_for_actions(org_a, owner_a, viewer_a, outsider, api
 def test_provider_catalog_shows_real_voices_and_credential_state(org_a, viewer_a, api):
     set_provider_credential(org_a, SYSTEM, "openai", {"api_key": "sk-test-abcdef"})
     rows = {row["name"]: row for row in api(viewer_a).get(reverse("api:agent-providers")).json()}
-    assert set(rows) == {"openai_realtime", "gemini_live", "hume_evi", "echo"}
+    assert set(rows) == {"openai_realtime", "gemini_live", "hume_evi", "deepgram_agent", "echo"}
     assert "marin" in rows["openai_realtime"]["voices"] and "Kore" in rows["gemini_live"]["voices"]
     assert rows["openai_realtime"]["credential_configured"] is True
     assert rows["gemini_live"]["credential_configured"] is False
@@ -129,3 +129,25 @@ def test_provider_catalog_shows_real_voices_and_credential_state(org_a, viewer_a
     assert rows["hume_evi"]["voices"] == [] and rows["hume_evi"]["voice_pattern"]
     assert rows["hume_evi"]["access_ends"] == "2026-11-13"
     assert api().get(reverse("api:agent-providers")).status_code == 401
+
+
+def test_a_deepgram_agent_through_the_api_needs_a_deepgram_credential(org_a, editor_a, api):
+    client = api(editor_a)
+    bad = client.post(reverse("api:agent-list"), {"name": "DG", "provider": "deepgram_agent",
+                                                  "voice": "marin"}, format="json")
+    assert bad.status_code == 400 and "marin" in str(bad.json()["error"]["fields"]["voice"])
+    response = client.post(reverse("api:agent-list"), {
+        "name": "DG", "provider": "deepgram_agent", "model": "anthropic/claude-3-5-haiku-latest",
+        "voice": "aura-2-luna-en", "temperature": 0.3, "provider_options": {"listen_model": "nova-3"},
+    }, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert [p["code"] for p in body["problems"]] == ["not_published", "credential_missing"]
+    assert "Deepgram Voice Agent credential (deepgram)" in body["problems"][1]["message"]
+    agent = Agent.objects.get(public_id=body["id"])
+    assert client.post(detail(agent, "publish"), {}, format="json").status_code == 201
+    set_provider_credential(org_a, SYSTEM, "deepgram", {"api_key": "dg-key-123456"})
+    assert client.get(detail(agent)).json()["ready"] is True
+    row = {r["name"]: r for r in client.get(reverse("api:agent-providers")).json()}["deepgram_agent"]
+    assert row["credential_configured"] is True and "aura-2-thalia-en" in row["voices"]
+    assert row["models"][0] == "open_ai/gpt-4.1-mini"

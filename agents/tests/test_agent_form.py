@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from agents.bridges import gemini_live, openai_realtime
+from agents.bridges import deepgram_agent, gemini_live, openai_realtime
 from agents.forms import FIELD_TEXT, SECTIONS
 from agents.models import CONFIG_FIELDS, Agent
 from agents.tests.factories import BEFORE_HUME_RETIRED, make_agent, make_legacy_hume_agent
@@ -93,8 +93,8 @@ def test_new_agent_form_is_grouped_labelled_and_has_sensible_defaults(editor_a: 
 
 def test_fields_show_only_for_the_providers_that_use_them(editor_a: Any, login: Any) -> None:
     doc = page(login(editor_a).get(reverse("agents:create")))
-    assert wrapper(doc, "temperature").get("data-providers") == "gemini_live"
-    assert wrapper(doc, "model").get("data-providers") == "openai_realtime gemini_live"
+    assert wrapper(doc, "temperature").get("data-providers") == "gemini_live deepgram_agent"
+    assert wrapper(doc, "model").get("data-providers") == "openai_realtime gemini_live deepgram_agent"
     assert "echo" not in wrapper(doc, "system_prompt").get("data-providers").split()
     assert wrapper(doc, "first_message").get("data-providers") is None  # every provider
     assert wrapper(doc, "max_call_duration_s").get("data-providers") is None
@@ -118,7 +118,9 @@ def test_model_and_voice_pickers_offer_each_providers_real_choices(editor_a: Any
     assert options(doc, "voice", "gemini_live") == list(gemini_live.VOICES)
     assert options(doc, "voice", "echo") == [] and options(doc, "voice", "hume_evi") == []
     providers = doc.xpath("//select[@name='provider']/option/@value")
-    assert providers == ["openai_realtime", "gemini_live", "echo"]  # Hume is retired
+    assert providers == ["openai_realtime", "gemini_live", "deepgram_agent", "echo"]  # Hume is retired
+    assert options(doc, "model", "deepgram_agent") == list(deepgram_agent.MODELS)
+    assert options(doc, "voice", "deepgram_agent") == list(deepgram_agent.VOICES)
     # A value from another provider's list is refused by the validation, naming it.
     mixed = login(editor_a).post(reverse("agents:create"), {
         **submitted(the_form(doc)), "name": "Mixed", "voice": "Kore"})

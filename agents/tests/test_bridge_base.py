@@ -112,7 +112,7 @@ def test_sending_before_connect_or_after_close_is_an_error():
 
 
 def test_registry_knows_every_provider_and_names_unknown_ones():
-    assert set(PROVIDERS) == {"openai_realtime", "gemini_live", "hume_evi", "echo"}
+    assert set(PROVIDERS) == {"openai_realtime", "gemini_live", "hume_evi", "deepgram_agent", "echo"}
     for name in PROVIDERS:
         assert get_bridge_class(name).provider == name
     with pytest.raises(UnknownProvider, match="'vapi'.*openai_realtime"):

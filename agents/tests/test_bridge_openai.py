@@ -277,3 +277,54 @@ def test_wideband_pcm_session_when_asked(fake):
     assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert session["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
     assert audio.format == PCM16_24K
+
+
+def test_azure_openai_deployment_through_the_credentials_endpoint_and_api_version():
+    with FakeOpenAIRealtime(api_key="azure-key-1", azure_api_version="2025-04-01-preview",
+                            azure_deployment="rt-prod") as fake:
+        fake.script(AgentTurn(audio=b"\xff" * 800, transcript="Hello from Azure."))
+        creds = {"api_key": "azure-key-1", "api_version": "2025-04-01-preview", "azure_deployment": "rt-prod",
+                 "base_url": fake.azure_endpoint}
+
+        async def main():
+            bridge = create_bridge("openai_realtime", SessionConfig(instructions="x", credentials=creds))
+            await bridge.connect()
+            events = EventCollector(bridge)
+            await bridge.create_response()
+            final = await events.wait(AgentTranscript, lambda e: e.final)
+            await bridge.close()
+            return final
+
+        final = run_async(main())
+        assert final.text == "Hello from Azure."
+        (handshake,) = fake.handshakes
+        assert handshake.path.startswith("/openai/realtime?")
+        assert handshake.headers["api-key"] == "azure-key-1" and "authorization" not in handshake.headers
+
+        async def wrong(**change):
+            bridge = create_bridge("openai_realtime", SessionConfig(credentials={**creds, **change},
+                                                                    connect_attempts=1))
+            with pytest.raises(ProviderError) as info:
+                await bridge.connect()
+            return info.value
+
+        assert run_async(wrong(azure_deployment="other")).code == "http_404"
+        bad_version = run_async(wrong(api_version="latest"))
+        assert bad_version.code == "invalid_azure_settings" and "api_version 'latest'" in bad_version.message
+        no_endpoint = run_async(wrong(base_url=""))
+        assert no_endpoint.code == "invalid_azure_settings" and "needs a base_url" in no_endpoint.message
+        assert len(fake.handshakes) == 2  # the malformed settings never dialled
+
+
+def test_azure_endpoint_goes_through_the_outbound_guard(settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+
+    async def main():
+        bridge = create_bridge("openai_realtime", SessionConfig(credentials={
+            "api_key": "k", "api_version": "2025-04-01-preview", "base_url": "https://10.0.0.7"}))
+        with pytest.raises(ProviderError) as info:
+            await bridge.connect()
+        return info.value
+
+    err = run_async(main())
+    assert (err.code, err.retryable) == ("base_url_refused", False)

@@ -1,4 +1,5 @@
-"""A fake OpenAI Chat Completions API on 127.0.0.1 (``POST /v1/chat/completions``, ``GET /v1/models``).
+"""A fake OpenAI Chat Completions API on 127.0.0.1 (``POST /v1/chat/completions``, ``GET /v1/models``;
+Azure OpenAI's ``GET /openai/models?api-version=…`` with the ``api-key`` header).
 
 Point the real ``openai`` SDK at it with ``OpenAI(api_key=fake.api_key,
 base_url=fake.base_url + "/v1")`` — or store ``{"base_url": fake.base_url + "/v1"}``
@@ -24,6 +25,8 @@ class FakeOpenAIChat(FakeHttpServer):
         self._replies: list[Reply | str] = []
         self.route("POST", r"/v1/chat/completions", self._complete)
         self.route("GET", r"/v1/models", self._models)
+        # Azure OpenAI's shape of the same list (api-version query, api-key header).
+        self.route("GET", r"/openai/models", self._models)
 
     @property
     def credentials(self) -> dict[str, str]:
@@ -40,6 +43,8 @@ class FakeOpenAIChat(FakeHttpServer):
         self._replies.append(Reply(status, {"error": {"message": message, "type": code, "param": None, "code": code}}))
 
     def authenticate(self, request: RecordedRequest) -> bool:
+        if request.path.startswith("/openai/"):
+            return request.header("api-key") == self.api_key and bool(request.query.get("api-version"))
         return request.header("Authorization") == f"Bearer {self.api_key}"
 
     def unauthorized(self) -> Reply:

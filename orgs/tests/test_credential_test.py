@@ -198,3 +198,45 @@ def test_api_test_endpoint(api: Any, admin_a: Any, editor_a: Any, outsider: Any,
     assert api(admin_a).post("/api/v1/credentials/gemini/test/").status_code == 404
 
 
+
+
+def test_azure_openai_credential_is_tested_on_azures_path_with_the_api_key_header(org_a: Any,
+                                                                                   openai_fake: FakeOpenAIChat) -> None:
+    cred = set_provider_credential(org_a, SYSTEM, "openai", {"api_key": openai_fake.api_key},
+                                   config={"base_url": openai_fake.base_url, "api_version": "2025-04-01-preview",
+                                           "azure_deployment": "rt-prod"})
+    result = check_credential(cred)
+    assert (result.ok, result.kind) == (True, "ok"), result.message
+    (request,) = openai_fake.requests
+    assert request.path == "/openai/models" and request.query["api-version"] == ["2025-04-01-preview"]
+    assert request.header("api-key") == openai_fake.api_key and request.header("Authorization") is None
+
+
+@pytest.mark.parametrize(("config", "field", "says"), [
+    ({"base_url": "https://example.com", "api_version": "latest"}, "api_version", "not an Azure OpenAI API version"),
+    ({"base_url": "https://example.com", "azure_deployment": "rt"}, "api_version", "needs the API version"),
+    ({"api_version": "2025-04-01-preview"}, "base_url", "resource endpoint"),
+    ({"base_url": "https://example.com", "api_version": "2025-04-01-preview", "azure_deployment": "a b"},
+     "azure_deployment", "deployment name"),
+])
+def test_azure_settings_are_validated_naming_the_field(org_a: Any, config: dict[str, str], field: str,
+                                                       says: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        set_provider_credential(org_a, SYSTEM, "openai", {"api_key": "sk-x"}, config=config)
+    assert says in " ".join(info.value.message_dict[field])
+
+
+def test_deepgram_key_is_tested_by_listing_its_projects(org_a: Any) -> None:
+    from agents.testing.fake_deepgram_rest import FakeDeepgramRest
+
+    with FakeDeepgramRest() as fake:
+        good = check_credential(_store(org_a, "deepgram", {"api_key": fake.api_key}, fake.base_url))
+        assert (good.ok, good.kind) == (True, "ok") and "1 project(s)" in good.message
+        assert [r.path for r in fake.requests] == ["/v1/projects"]
+        bad = check_credential(_store(org_a, "deepgram", {"api_key": "dg-wrong-key"}, fake.base_url))
+        assert bad.kind == "bad_key" and "Invalid credentials" in bad.message and "dg-wrong-key" not in bad.message
+        fake.fail_next(500, {"err_code": "INTERNAL", "err_msg": "down"})
+        down = check_credential(_store(org_a, "deepgram", {"api_key": fake.api_key}, fake.base_url))
+        assert down.kind == "unreachable"

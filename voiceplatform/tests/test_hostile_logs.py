@@ -40,6 +40,8 @@ SHAPES = [
     pytest.param(("request headers %s", {"Authorization": f"Bearer {BEARER}", "X-Api-Key": API_KEY}), BEARER,
                  id="authorization-header-dict"),
     pytest.param(("request headers %s", {"X-Api-Key": API_KEY}), API_KEY, id="api-key-header"),
+    pytest.param(("> %s: %s", "Authorization", f"Token {BEARER}"), BEARER,
+                 id="token-scheme-header-as-websockets-logs-it"),
     pytest.param(("send_request_headers %r", [(b"authorization", f"Bearer {BEARER}".encode())]), BEARER,
                  id="header-tuples-as-bytes"),
     pytest.param(("X-Twilio-Signature: %s", SIGNATURE), SIGNATURE, id="twilio-signature"),
