@@ -85,7 +85,7 @@ def guard_result(label: str, exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def _policy() -> outbound.Policy:
+def policy() -> outbound.Policy:
     return outbound.Policy(total_timeout_s=TEST_TIMEOUT_S)
 
 
@@ -94,7 +94,7 @@ def _test_openai(cred: dict[str, str]) -> tuple[str, str]:
     import openai
 
     base_url = cred.get("base_url") or None
-    http_client = outbound.sync_client(_policy(), hx=httpx2, timeout=TEST_TIMEOUT_S) if base_url else None
+    http_client = outbound.sync_client(policy(), hx=httpx2, timeout=TEST_TIMEOUT_S) if base_url else None
     client: openai.OpenAI
     if cred.get("api_version") and base_url:
         # Azure OpenAI: GET {endpoint}/openai/models?api-version=… with the api-key header.
@@ -122,7 +122,7 @@ def _test_gemini(cred: dict[str, str]) -> tuple[str, str]:
     options = types.HttpOptions(timeout=int(TEST_TIMEOUT_S * 1000), retry_options=types.HttpRetryOptions(attempts=1))
     if cred.get("base_url"):
         options.base_url = cred["base_url"]
-        options.httpx_client = outbound.sync_client(_policy(), timeout=TEST_TIMEOUT_S)
+        options.httpx_client = outbound.sync_client(policy(), timeout=TEST_TIMEOUT_S)
     try:
         client = genai.Client(api_key=cred["api_key"], http_options=options)
         pager = client.models.list(config={"page_size": 50})
@@ -139,33 +139,11 @@ def _test_gemini(cred: dict[str, str]) -> tuple[str, str]:
     return "ok", f"Gemini accepted the key: {count} model(s) available."
 
 
-def _test_deepgram(cred: dict[str, str]) -> tuple[str, str]:
-    import httpx
-    from deepgram import DeepgramClient
-    from deepgram.core.api_error import ApiError
-
-    from agents.bridges.deepgram_agent import environment_for
-
-    kwargs: dict[str, Any] = {"api_key": cred["api_key"], "timeout": TEST_TIMEOUT_S}
-    if cred.get("base_url"):
-        kwargs["environment"] = environment_for(cred["base_url"])
-        kwargs["httpx_client"] = outbound.sync_client(_policy(), timeout=TEST_TIMEOUT_S)
-    try:
-        projects = DeepgramClient(**kwargs).manage.v1.projects.list(request_options={"max_retries": 0}).projects or []
-    except ApiError as exc:
-        body = exc.body if isinstance(exc.body, dict) else {}
-        return classify_status("Deepgram", exc.status_code, str(body.get("err_msg") or ""))
-    except (httpx.TransportError, outbound.OutboundError) as exc:
-        return guard_result("Deepgram", exc) or ("unreachable", "Deepgram could not be reached; check the network "
-                                                                 "or the base URL.")
-    return "ok", f"Deepgram accepted the key: {len(projects)} project(s)."
-
-
-#: Provider → its test. The AI providers' tests are here; the carriers' are registered by the
-#: calls app (``calls/credential_tests.py``, from ``CallsConfig.ready``): orgs sits below calls
-#: and imports nothing of it.
+#: Provider → its test. OpenAI's and Gemini's are here; Deepgram's (which needs the bridge's SDK
+#: endpoint helper) is registered by the agents app and the carriers' by the calls app (from
+#: their ``AppConfig.ready``): orgs sits below both and imports none of their code.
 _TESTS: dict[Provider, Callable[[dict[str, str]], tuple[str, str]]] = {
-    Provider.OPENAI: _test_openai, Provider.GEMINI: _test_gemini, Provider.DEEPGRAM: _test_deepgram}
+    Provider.OPENAI: _test_openai, Provider.GEMINI: _test_gemini}
 
 
 def register_credential_test(provider: Provider, test: Callable[[dict[str, str]], tuple[str, str]]) -> None:

@@ -6,6 +6,7 @@ viewsets and admin actions all call these, and each records an audit entry.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -386,29 +387,21 @@ def validate_credential_config(provider: str, config: dict[str, str]) -> None:
         if name in URL_CONFIG_FIELDS and value:
             outbound.validate_url(str(value), field=name, what=f"The {provider} {name}",
                                   schemes=URL_CONFIG_FIELDS[name])
-    if config.get("api_version") or config.get("azure_deployment"):
-        _validate_azure_config(config)
+    for check in _CONFIG_CHECKS:
+        check(provider, config)
 
 
-def _validate_azure_config(config: dict[str, str]) -> None:
-    """An Azure OpenAI credential: an API version in Azure's shape, a deployment name, and
-    the resource endpoint as ``base_url`` (``agents.bridges.openai_realtime.azure_settings``)."""
-    import re
+#: Checks of a provider credential's settings beyond addresses, each raising ``ValidationError``
+#: keyed by field (e.g. Azure OpenAI's API version and deployment). The apps that know the
+#: vendor register them (``agents.credential_checks``, from ``AgentsConfig.ready``): orgs sits
+#: below them and imports none of their code.
+_CONFIG_CHECKS: list[Callable[[str, dict[str, str]], None]] = []
 
-    from agents.bridges.openai_realtime import AZURE_API_VERSION_PATTERN, AZURE_DEPLOYMENT_PATTERN
 
-    version, deployment = str(config.get("api_version") or ""), str(config.get("azure_deployment") or "")
-    errors: dict[str, str] = {}
-    if not version:
-        errors["api_version"] = "An Azure deployment needs the API version too, e.g. 2025-04-01-preview."
-    elif not re.match(AZURE_API_VERSION_PATTERN, version):
-        errors["api_version"] = f"“{version}” is not an Azure OpenAI API version (e.g. 2025-04-01-preview)."
-    if deployment and not re.match(AZURE_DEPLOYMENT_PATTERN, deployment):
-        errors["azure_deployment"] = "A deployment name has only letters, digits, '-', '_' and '.' (up to 64)."
-    if not config.get("base_url"):
-        errors["base_url"] = "Azure OpenAI needs the resource endpoint, e.g. https://<resource>.openai.azure.com."
-    if errors:
-        raise ValidationError(errors)
+def register_credential_config_check(check: Callable[[str, dict[str, str]], None]) -> None:
+    """Run ``check(provider, config)`` on every credential's settings before they are saved."""
+    if check not in _CONFIG_CHECKS:
+        _CONFIG_CHECKS.append(check)
 
 
 @transaction.atomic

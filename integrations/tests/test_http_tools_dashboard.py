@@ -63,7 +63,7 @@ def test_test_button_sends_a_signed_sample_and_shows_status(admin_a: Any, org_a:
         page = login(admin_a).post(f"{LIST}{tool.public_id}/", {"action": "test"}).content.decode()
         (got,) = endpoint.received
     assert got.signature_ok and got.document["arguments"] == {"order": "example"}
-    assert 'class="badge ok">200<' in page and "shipped" in page
+    assert 'class="badge ok">HTTP 200<' in page and "shipped" in page
 
 
 def test_agents_are_granted_and_other_orgs_get_404(admin_a: Any, outsider: Any, org_a: Any, login: Any) -> None:
@@ -116,7 +116,7 @@ def test_a_user_adds_a_tool_copies_the_secret_and_tests_it_at_phone_width(
         page.get_by_role("button", name="Test", exact=True).click()
         result = page.locator("#test-result")
         result.wait_for()
-        assert result.locator(".badge.ok").inner_text() == "200"
+        assert result.locator(".badge.ok").inner_text() == "HTTP 200"
         assert "shipped" in result.inner_text()
         assert document_overflow(page) == 0
         problems.assert_none()
