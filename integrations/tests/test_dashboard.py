@@ -2,6 +2,8 @@
 and their org isolation (anonymous → login, other org → 404, viewer writes → 403)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from agents.tests.factories import make_agent
@@ -61,6 +63,11 @@ def test_webhook_endpoint_pages(admin_a, org_a, login, eager_celery, django_capt
         endpoint = WebhookEndpoint.objects.for_org(org_a).get()
         assert created.status_code == 200 and endpoint.secret.encode() in created.content
         detail_url = f"/webhooks/endpoints/{endpoint.public_id}/"
+        # The page answering the create is at the list's URL: its forms must post to the endpoint's
+        # own page (else "Send test event" would be a second create).
+        forms = re.findall(r'<form method="post"([^>]*)>', created.content.decode())
+        assert all("action=" in attrs for attrs in forms), forms
+        assert sum(f'action="{detail_url}"' in attrs for attrs in forms) >= 3, forms  # test, rotate, edit
         assert endpoint.secret.encode() not in client.get(detail_url).content  # shown once only
         receiver.secret = endpoint.secret
         with django_capture_on_commit_callbacks(execute=True):
