@@ -26,6 +26,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from calls.models import AnalysisStatus, Call, TranscriptTurn
+from calls.observers import call_changed
 from orgs.credentials import MissingCredential, get_credential
 from orgs.services import Actor, record_audit
 from voiceplatform import outbound
@@ -183,9 +184,7 @@ def run_analysis(call: Call) -> dict[str, Any]:
     }
     Call.objects.filter(pk=call.pk).update(analysis=analysis, analysis_status=AnalysisStatus.DONE, analysis_error="")
     call.analysis, call.analysis_status, call.analysis_error = analysis, AnalysisStatus.DONE, ""
-    from analytics.rollups import record_finalized_call
-
-    record_finalized_call(call)  # the post-call success rate counts the verdict
+    call_changed(call)  # the post-call success rate counts the verdict
     from orgs.services import SYSTEM, record_audit
 
     record_audit(call.org, SYSTEM, "call.analyzed", call, {"success": analysis["success"]})

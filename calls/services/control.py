@@ -18,6 +18,7 @@ from calls.agent_link import agent_settings
 from calls.carriers import Carrier, CarrierError
 from calls.carriers.base import validate_dtmf
 from calls.models import Call, Direction, Status
+from calls.observers import call_deleting
 from calls.services.base import carrier_for
 from calls.services.errors import CallError, CarrierUnavailable
 from calls.services.streams import issue_stream_target
@@ -181,8 +182,6 @@ def delete_call(call: Call, actor: Actor) -> None:
     if not call.is_final:
         raise CallError("cannot delete a call that is still live; hang it up first")
     record_audit(call.org, actor, "call.deleted", call, {"direction": call.direction})
-    from analytics.rollups import forget_call
-
     with transaction.atomic():
-        forget_call(call)  # an erased call no longer counts in the org's analytics
+        call_deleting(call)  # an erased call no longer counts in the org's analytics
         call.delete()

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from calls.carriers import CarrierError
 from calls.models import Call
+from calls.observers import call_changed
 from calls.services.base import carrier_for
 from calls.services.errors import CarrierUnavailable
 from calls.services.timeline import add_event
@@ -34,9 +35,7 @@ def record_carrier_cost(call: Call) -> bool:
     Call.objects.filter(pk=call.pk).update(carrier_cost=cost.amount, cost_currency=cost.currency)
     call.carrier_cost, call.cost_currency = cost.amount, cost.currency
     add_event(call, "cost.recorded", source="carrier", amount=str(cost.amount), currency=cost.currency)
-    from analytics.rollups import record_finalized_call
-
-    record_finalized_call(call)
+    call_changed(call)  # a late carrier cost changes the day's figures
     return True
 
 
@@ -77,9 +76,7 @@ def record_provider_cost(call: Call) -> Decimal | None:
     else:
         add_event(call, "cost.provider", provider=provider, model=model, amount=str(amount),
                   currency=estimate.currency)
-    from analytics.rollups import record_finalized_call
-
-    record_finalized_call(call)  # a repricing or a late session result changes the day's cost
+    call_changed(call)  # a repricing or a late session result changes the day's cost
     logger.info("call.provider_cost", extra={"call": str(call.public_id), "provider": provider, "model": model,
                                              "priced": amount is not None})
     return amount

@@ -26,6 +26,7 @@ from django.utils import timezone
 from calls.agent_link import agent_settings
 from calls.media.result import END_STREAM_ELSEWHERE, SessionResult
 from calls.models import LIVE, STATUS_RANK, Call, CallEvent, Direction, Recording, Status, TranscriptTurn
+from calls.observers import call_changed
 from calls.services.base import in_db_thread, load_call
 from calls.services.control import hangup_call
 from calls.services.costs import record_provider_cost, session_provider_model
@@ -130,9 +131,7 @@ def finalize_call(call: Call) -> bool:
     with tracing.call_span(str(call.public_id), "call.finalize"):
         record_audit(call.org, Actor(), "call.finalized", call,
                      {"status": call.status, "end_reason": call.end_reason, "duration_s": call.duration_s})
-        from analytics.rollups import record_call
-
-        record_call(call)  # the call now counts in the org's analytics (idempotent)
+        call_changed(call, finalized_only=False)  # the call now counts in the org's analytics
     return True
 
 
@@ -301,9 +300,7 @@ def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
         if not finalize_call(call) and "provider" not in call.usage:
             # finalized earlier (no session result in time): its turns and events count now;
             # with a provider session, record_provider_cost above has already recounted it
-            from analytics.rollups import record_finalized_call
-
-            record_finalized_call(call)
+            call_changed(call)
         if turns:
             from calls.analysis import request_analysis
 

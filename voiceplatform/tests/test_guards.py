@@ -453,11 +453,11 @@ def test_own_mcp_server_names_match_the_servers() -> None:
 # --- core apps never depend on feature apps -----------------------------------------------
 
 # The apps' layers, lowest first: an app may import from its own layer or below.
-# batches (campaigns, schedules) is a feature on top of calls; calls uses agents;
+# batches (campaigns, schedules) and analytics are features on top of calls; calls uses agents;
 # everything uses orgs. Hooks run the other way by registration (batches registers
 # its do-not-call check with calls.services.placement). `voiceplatform` is the project package
 # (settings, shared base classes, URL roots) and may import any app.
-LAYERS = [{"orgs"}, {"knowledge", "integrations", "agents"}, {"calls"}, {"batches"}]
+LAYERS = [{"orgs"}, {"knowledge", "integrations", "agents"}, {"calls"}, {"batches", "analytics"}]
 
 
 def _layer(app: str) -> int | None:
