@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -664,3 +665,34 @@ class Bridge(abc.ABC):
                     "fatal": event.fatal,
                 },
             )
+
+
+class SdkSocketBridge(Bridge):
+    """A bridge over a vendor SDK's async ``connect()`` context manager (Hume EVI, Deepgram):
+    it holds the manager and its socket, closes them quietly, and turns a close it did not
+    ask for into one fatal :class:`BridgeError` (retryable unless the vendor said 1008)."""
+
+    #: How the vendor is named in errors ("Deepgram connection closed (code 1011)").
+    vendor_label: ClassVar[str]
+
+    def __init__(self, config: SessionConfig) -> None:
+        super().__init__(config)
+        self._cm: Any = None
+        self._socket: Any = None
+        self._closing = False
+
+    async def _close(self) -> None:
+        self._closing = True
+        cm, self._cm, self._socket = self._cm, None, None
+        if cm is not None:
+            with contextlib.suppress(Exception):
+                await cm.__aexit__(None, None, None)
+
+    def _closed_unexpectedly(self, exc: Any) -> BridgeError | None:
+        """The error for a ``websockets`` ConnectionClosed, or None when we were closing."""
+        if self._closing:
+            return None
+        code = exc.rcvd.code if exc.rcvd else 1006
+        return BridgeError(ProviderError(
+            f"{self.vendor_label} connection closed (code {code})", retryable=code != 1008,
+            code="connection_closed", provider=self.provider), fatal=True)

@@ -46,7 +46,6 @@ Mapping to the :class:`~agents.bridges.base.Bridge` interface:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -59,13 +58,13 @@ from agents.bridges.base import (
     AgentAudio,
     AgentTranscript,
     AudioFormat,
-    Bridge,
     BridgeCapabilities,
     BridgeError,
     BridgeEvent,
     CallerTranscript,
     ProviderError,
     ResponseDone,
+    SdkSocketBridge,
     SessionConfig,
     SpeechStarted,
     SpeechStopped,
@@ -116,14 +115,12 @@ def environment_for(base_url: str) -> Any:
     return DeepgramClientEnvironment(base=http, production=wire, agent=wire, agent_rest=http)
 
 
-class DeepgramAgentBridge(Bridge):
+class DeepgramAgentBridge(SdkSocketBridge):
     provider = "deepgram_agent"
+    vendor_label = "Deepgram"
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
-        self._cm: Any = None
-        self._socket: Any = None
-        self._closing = False
         self.request_id: str | None = None
         self._turn = 0
         self._turn_open = False
@@ -271,13 +268,6 @@ class DeepgramAgentBridge(Bridge):
         self._injected.append(text)
         await self._send("send_inject_user_message", AgentV1InjectUserMessage(content=text))
 
-    async def _close(self) -> None:
-        self._closing = True
-        cm, self._cm, self._socket = self._cm, None, None
-        if cm is not None:
-            with contextlib.suppress(Exception):
-                await cm.__aexit__(None, None, None)
-
     async def _events(self) -> AsyncIterator[BridgeEvent]:
         from websockets.exceptions import ConnectionClosed
 
@@ -286,12 +276,9 @@ class DeepgramAgentBridge(Bridge):
             try:
                 msg = await socket.recv()
             except ConnectionClosed as exc:
-                if self._closing:
-                    return
-                code = exc.rcvd.code if exc.rcvd else 1006
-                yield BridgeError(ProviderError(
-                    f"Deepgram connection closed (code {code})", retryable=code != 1008,
-                    code="connection_closed", provider=self.provider), fatal=True)
+                error = self._closed_unexpectedly(exc)
+                if error is not None:
+                    yield error
                 return
             for event in self._translate(msg):
                 yield event

@@ -26,7 +26,6 @@ of the EVI configuration, not of a session, so they are not sent.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -39,13 +38,13 @@ from agents.bridges.base import (
     AgentAudio,
     AgentTranscript,
     AudioFormat,
-    Bridge,
     BridgeCapabilities,
     BridgeError,
     BridgeEvent,
     CallerTranscript,
     ProviderError,
     ResponseDone,
+    SdkSocketBridge,
     SessionConfig,
     SpeechStarted,
     SpeechStopped,
@@ -63,14 +62,12 @@ API_ACCESS_ENDS = "2026-11-13"
 _RETRYABLE_HINTS = ("rate_limit", "internal", "unavailable", "timeout", "overload", "capacity")
 
 
-class HumeEVIBridge(Bridge):
+class HumeEVIBridge(SdkSocketBridge):
     provider = "hume_evi"
+    vendor_label = "Hume EVI"
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
-        self._cm: Any = None
-        self._socket: Any = None
-        self._closing = False
         self.chat_group_id: str | None = None
         self._muted_item: str | None = None
         self._current_item: str | None = None
@@ -175,13 +172,6 @@ class HumeEVIBridge(Bridge):
 
         await self._send(UserInput(text=text))
 
-    async def _close(self) -> None:
-        self._closing = True
-        cm, self._cm, self._socket = self._cm, None, None
-        if cm is not None:
-            with contextlib.suppress(Exception):
-                await cm.__aexit__(None, None, None)
-
     async def _events(self) -> AsyncIterator[BridgeEvent]:
         from pydantic import ValidationError
         from websockets.exceptions import ConnectionClosed
@@ -191,12 +181,9 @@ class HumeEVIBridge(Bridge):
             try:
                 msg = await socket.recv()
             except ConnectionClosed as exc:
-                if self._closing:
-                    return
-                code = exc.rcvd.code if exc.rcvd else 1006
-                yield BridgeError(ProviderError(
-                    f"Hume EVI connection closed (code {code})", retryable=code != 1008,
-                    code="connection_closed", provider=self.provider), fatal=True)
+                error = self._closed_unexpectedly(exc)
+                if error is not None:
+                    yield error
                 return
             except ValidationError as exc:
                 # A message type newer than this SDK: skip it rather than end the call.
