@@ -124,6 +124,13 @@ def _populate(org: Any, marker: str, fake: FakeTwilio) -> None:
     update_agent(agent, SYSTEM, knowledge_base_ids=[str(kb.public_id)], mcp_server_ids=[str(server.public_id)])
     publish_agent(agent, SYSTEM, note=f"{marker} v2")
     McpToolGrant.objects.create(org=org, agent=agent, server=server, tool_name="send_message")
+    from integrations.models import HttpTool, HttpToolGrant
+
+    http_tool = HttpTool.objects.create(
+        org=org, name="lookup_order", description=f"Look up a {marker} order.",
+        url=f"https://127.0.0.1:9/{marker}/tool", parameters={"type": "object", "properties": {"order": {"type": "string"}}},
+        headers={"Authorization": f"Bearer tool-{marker}-{uuid.uuid4().hex}"}, signing_secret=HttpTool.new_secret())
+    HttpToolGrant.objects.create(org=org, agent=agent, tool=http_tool)
     from agents.experiments.services import ArmSpec, create_experiment, start_experiment
 
     start_experiment(create_experiment(agent, SYSTEM, name=f"{marker} greeting test", arms=[ArmSpec(1), ArmSpec(2)]),
