@@ -19,12 +19,13 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 
 install: $(STAMP)
 
-## Chromium for the browser tests (Debian's package; Playwright cannot download one here).
+## Chromium for the browser tests (Debian's package; Playwright cannot download one here),
+## espeak-ng and sox for the synthesized audio fixtures (answer classification, simulations).
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "note: /usr/bin/chromium is missing; browser tests will be skipped (apt-get install chromium)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium espeak-ng sox >/dev/null; \
+	  else echo "note: chromium, espeak-ng or sox is missing; tests that need them are skipped (apt-get install chromium espeak-ng sox)"; fi; \
 	fi
 
 ## Run the platform: embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL
