@@ -193,11 +193,75 @@ def normalize_target(raw: str, *, allow_sip: bool, default_region: str | None = 
         raise ValueError(f"“{text[:40]}” must be {what}: {exc.reason}") from None
 
 
-def clean_destinations(value: Any, *, allow_sip: bool) -> tuple[list[dict[str, str]], list[str]]:
+TRANSFER_MODES = ("cold", "warm")
+WARM_TIMEOUT_RANGE_S = (10, 120)
+DEFAULT_WARM_TIMEOUT_S = 30
+WHISPER_MAX_LENGTH = 300
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+#: what a whisper template may name ({caller}: the caller's number read out; {reason}: why, from the agent)
+WHISPER_FIELDS = frozenset({"caller", "reason", "destination", "summary"})
+_WHISPER_FIELD = re.compile(r"{([^{}]*)}")
+
+
+def _clean_hours(value: Any, where: str, errors: list[str]) -> dict[str, Any] | None:
+    """``{"days": ["mon", …], "start": "HH:MM", "end": "HH:MM"}`` in the org's timezone; an
+    end before the start spans midnight."""
+    if value in (None, "", {}):
+        return None
+    if not isinstance(value, dict) or set(value) - {"days", "start", "end"}:
+        errors.append(f'{where}: hours must be an object with "days", "start" and "end".')
+        return None
+    days = value.get("days") or list(WEEKDAYS)
+    if not isinstance(days, list) or not days or any(str(d).lower()[:3] not in WEEKDAYS for d in days):
+        errors.append(f"{where}: hours days must be a list of weekdays ({', '.join(WEEKDAYS)}).")
+        return None
+    start, end = str(value.get("start") or ""), str(value.get("end") or "")
+    if not _CLOCK.fullmatch(start) or not _CLOCK.fullmatch(end) or start == end:
+        errors.append(f"{where}: hours start and end must be different 24-hour times such as 09:00 and 17:30.")
+        return None
+    ordered = [d for d in WEEKDAYS if d in {str(x).lower()[:3] for x in days}]
+    return {"days": ordered, "start": start, "end": end}
+
+
+def _clean_transfer_options(entry: Mapping[str, Any], where: str, errors: list[str]) -> dict[str, Any]:
+    """The warm-transfer keys of a transfer destination (absent keys take their defaults)."""
+    mode = str(entry.get("mode") or "cold")
+    if mode not in TRANSFER_MODES:
+        errors.append(f"{where}: mode “{mode[:20]}” must be cold or warm.")
+    low, high = WARM_TIMEOUT_RANGE_S
+    timeout = entry.get("timeout_s", DEFAULT_WARM_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high:
+        errors.append(f"{where}: timeout_s must be a whole number of seconds from {low} to {high}.")
+        timeout = DEFAULT_WARM_TIMEOUT_S
+    whisper = str(entry.get("whisper") or "").strip()
+    if len(whisper) > WHISPER_MAX_LENGTH:
+        errors.append(f"{where}: whisper is longer than {WHISPER_MAX_LENGTH} characters.")
+    unknown = sorted({f for f in _WHISPER_FIELD.findall(whisper) if f not in WHISPER_FIELDS})
+    if unknown:
+        errors.append(f"{where}: whisper names unknown field(s) {', '.join('{' + f + '}' for f in unknown)}; "
+                      f"use {', '.join('{' + f + '}' for f in sorted(WHISPER_FIELDS))}.")
+    confirm = entry.get("confirm", False)
+    if not isinstance(confirm, bool):
+        errors.append(f"{where}: confirm must be true or false.")
+    options: dict[str, Any] = {"mode": mode, "timeout_s": timeout, "whisper": whisper, "confirm": confirm is True}
+    hours = _clean_hours(entry.get("hours"), where, errors)
+    if hours is not None:
+        options["hours"] = hours
+    return options
+
+
+_TRANSFER_KEYS = {"mode", "timeout_s", "whisper", "confirm", "hours"}
+
+
+def clean_destinations(value: Any, *, allow_sip: bool) -> tuple[list[dict[str, Any]], list[str]]:
     """(normalised entries, error messages) for a list of ``{label, number, description}``.
 
     Labels are unique (ignoring case) because the model picks a destination by label;
-    numbers are normalised to E.164, SIP URIs checked for shape.
+    numbers are normalised to E.164, SIP URIs checked for shape. Transfer destinations
+    (``allow_sip``) also take ``mode`` (cold | warm), ``timeout_s`` (how long a warm
+    transfer waits for the human), ``whisper`` (what the human hears first, a template),
+    ``confirm`` (the human presses 1 to take the call) and ``hours``.
     """
     if value in (None, ""):
         return [], []
@@ -205,17 +269,18 @@ def clean_destinations(value: Any, *, allow_sip: bool) -> tuple[list[dict[str, s
         return [], ['Must be a list of {"label", "number", "description"} objects.']
     if len(value) > MAX_DESTINATIONS:
         return [], [f"At most {MAX_DESTINATIONS} entries."]
-    cleaned: list[dict[str, str]] = []
+    cleaned: list[dict[str, Any]] = []
     errors: list[str] = []
     seen: set[str] = set()
+    allowed = {"label", "number", "description"} | (_TRANSFER_KEYS if allow_sip else set())
     for index, entry in enumerate(value, start=1):
         where = f"Entry {index}"
         if not isinstance(entry, dict):
             errors.append(f'{where}: must be an object with "label" and "number".')
             continue
-        unknown = sorted(set(entry) - {"label", "number", "description"})
+        unknown = sorted(set(entry) - allowed)
         if unknown:
-            errors.append(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; use label, number, description.")
+            errors.append(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; use {', '.join(sorted(allowed))}.")
         label = str(entry.get("label") or "").strip()
         if not _LABEL.fullmatch(label):
             errors.append(f"{where}: label “{label[:60]}” must be 1-40 letters, digits, spaces or _ . ' & / - "
@@ -226,13 +291,48 @@ def clean_destinations(value: Any, *, allow_sip: bool) -> tuple[list[dict[str, s
         description = str(entry.get("description") or "").strip()
         if len(description) > 200:
             errors.append(f"{where}: description is longer than 200 characters.")
+        options = _clean_transfer_options(entry, where, errors) if allow_sip else {}
         try:
             number = normalize_target(str(entry.get("number") or ""), allow_sip=allow_sip)
         except ValueError as exc:
             errors.append(f"{where}: number {exc}.")
             continue
-        cleaned.append({"label": label, "number": number, "description": description})
+        cleaned.append({"label": label, "number": number, "description": description, **options})
     return cleaned, errors
+
+
+def destination_options(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored transfer destination's warm-transfer options, defaults filled in (entries
+    saved before these options existed have none)."""
+    return _clean_transfer_options(entry, "", [])
+
+
+def open_now(entry: Mapping[str, Any], tz_name: str, now: Any) -> bool:
+    """Whether the destination takes calls at ``now`` (an aware datetime) in ``tz_name``."""
+    from zoneinfo import ZoneInfo
+
+    hours = entry.get("hours")
+    if not isinstance(hours, Mapping):
+        return True
+    local = now.astimezone(ZoneInfo(tz_name or "UTC"))
+    clock = local.strftime("%H:%M")
+    today, yesterday = WEEKDAYS[local.weekday()], WEEKDAYS[(local.weekday() - 1) % 7]
+    days, start, end = list(hours.get("days") or WEEKDAYS), str(hours["start"]), str(hours["end"])
+    if start < end:
+        return today in days and start <= clock < end
+    # spans midnight: open from start on a listed day until end the next morning
+    return (today in days and clock >= start) or (yesterday in days and clock < end)
+
+
+def hours_text(entry: Mapping[str, Any], tz_name: str) -> str:
+    """“mon–fri 09:00–17:00 Europe/London”, for the model and people."""
+    hours = entry.get("hours")
+    if not isinstance(hours, Mapping):
+        return "always"
+    days = list(hours.get("days") or WEEKDAYS)
+    span = f"{days[0]}–{days[-1]}" if days == list(WEEKDAYS[WEEKDAYS.index(days[0]):][:len(days)]) and len(days) > 2 \
+        else ", ".join(days)
+    return f"{span} {hours['start']}–{hours['end']} {tz_name or 'UTC'}"
 
 
 def find_destination(entries: Any, label: str) -> Mapping[str, Any] | None:

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from calls.analysis import request_analysis
-from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
+from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn, TransferLeg
 from calls.services.control import delete_call, hangup_call
 from calls.services.errors import CallError
 from calls.services.numbers import (
@@ -126,6 +126,19 @@ class CallEventInline(OrgScopedInline):
         return False
 
 
+class TransferLegInline(OrgScopedInline):
+    """Warm transfers of the call: made by the platform, read here."""
+
+    model = TransferLeg
+    fk_name = "call"
+    fields = ["destination", "target", "state", "started_by", "created_at", "answered_at", "bridged_at", "ended_at",
+              "duration_s", "cost", "cost_currency"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class RecordingInline(admin.StackedInline):
     model = Recording
     extra = 0
@@ -146,7 +159,7 @@ class CallAdmin(OrgScopedAdmin):
     list_filter = ["status", "direction", "carrier", "answered_by"]
     search_fields = ["public_id", "from_number", "to_number", "carrier_call_id"]
     date_hierarchy = "created_at"
-    inlines = [TranscriptTurnInline, CallEventInline, RecordingInline]
+    inlines = [TranscriptTurnInline, CallEventInline, TransferLegInline, RecordingInline]
     actions = ["hang_up", "rerun_analysis"]
     # As the API: deleting needs an admin, and the service refuses a live call (its
     # phone leg would stay open and billing).

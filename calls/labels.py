@@ -9,7 +9,7 @@ state cannot reach a page as a raw code. Tones: ``ok`` (green), ``warn``, ``bad`
 from __future__ import annotations
 
 from calls.media import result as r
-from calls.models import AnalysisStatus, Direction, Status
+from calls.models import AnalysisStatus, Direction, Status, TransferLegState
 
 CALL_STATUS: dict[str, tuple[str, str]] = {
     Status.QUEUED: ("Queued", "neutral"),
@@ -29,6 +29,21 @@ ANALYSIS_STATUS: dict[str, tuple[str, str]] = {
     AnalysisStatus.FAILED: ("Failed", "bad"),
     # Analysis that cannot run (no LLM key) is skipped, not failed (issue 13, point 3).
     "skipped": ("Skipped", "neutral"),
+}
+
+# A warm transfer's human leg: ringing is pending, bridged/completed reached the caller.
+TRANSFER_LEG_STATE: dict[str, tuple[str, str]] = {
+    TransferLegState.DIALING: ("Dialing", "warn"),
+    TransferLegState.RINGING: ("Ringing", "warn"),
+    TransferLegState.ANSWERED: ("Answered, hearing who calls", "warn"),
+    TransferLegState.BRIDGED: ("Talking with the caller", "ok"),
+    TransferLegState.COMPLETED: ("Completed", "ok"),
+    TransferLegState.NO_ANSWER: ("No answer", "bad"),
+    TransferLegState.BUSY: ("Busy", "bad"),
+    TransferLegState.DECLINED: ("Declined", "bad"),
+    TransferLegState.FAILED: ("Failed", "bad"),
+    TransferLegState.TIMEOUT: ("Timed out", "bad"),
+    TransferLegState.CANCELED: ("Canceled (caller left)", "neutral"),
 }
 
 DIRECTION: dict[str, tuple[str, str]] = {

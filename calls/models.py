@@ -224,6 +224,76 @@ class Call(OrgScopedModel):
         return hmac.compare_digest(self.stream_token_hash, hash_stream_token(token))
 
 
+class TransferLegState(models.TextChoices):
+    """A warm transfer's human leg, as the carrier's callbacks and our timeout report it."""
+
+    DIALING = "dialing", "Dialing"
+    RINGING = "ringing", "Ringing"
+    ANSWERED = "answered", "Answered, hearing the whisper"
+    BRIDGED = "bridged", "Bridged with the caller"
+    COMPLETED = "completed", "Completed"
+    NO_ANSWER = "no_answer", "No answer"
+    BUSY = "busy", "Busy"
+    DECLINED = "declined", "Declined"
+    FAILED = "failed", "Failed"
+    TIMEOUT = "timeout", "Timed out"
+    CANCELED = "canceled", "Canceled"
+
+
+#: the leg never reached the caller: the agent goes on with the call
+TRANSFER_FAILED_STATES = frozenset({TransferLegState.NO_ANSWER, TransferLegState.BUSY, TransferLegState.DECLINED,
+                                    TransferLegState.FAILED, TransferLegState.TIMEOUT, TransferLegState.CANCELED})
+TRANSFER_FINAL_STATES = TRANSFER_FAILED_STATES | {TransferLegState.COMPLETED}
+TRANSFER_PENDING_STATES = frozenset({TransferLegState.DIALING, TransferLegState.RINGING, TransferLegState.ANSWERED})
+
+
+class TransferLeg(OrgScopedModel):
+    """The human's leg of a warm transfer (calls.services.transfer): dialled while the
+    caller stays with the agent, bridged with the caller in a conference once the human
+    takes the call. Callbacks name it by ``public_id`` (unguessable); the carrier's id
+    of the leg is claimed once, from the first verified callback."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="transfer_legs")
+    destination = models.CharField(max_length=40, help_text="The label of the agent's transfer destination.")
+    target = models.CharField(max_length=255, help_text="E.164 number or SIP URI dialled.")
+    carrier = models.CharField(max_length=10, choices=CARRIER_CHOICES)
+    carrier_call_id = models.CharField(max_length=64, blank=True)
+    carrier_request_id = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=10, choices=TransferLegState.choices, default=TransferLegState.DIALING)
+    # What the human hears before being bridged (kept for Plivo's XML fetch; not logged).
+    whisper = models.TextField(blank=True)
+    confirm = models.BooleanField(default=False, help_text="The human presses 1 to take the call.")
+    started_by = models.CharField(max_length=16, default="agent")
+    deadline = models.DateTimeField(help_text="Not taken by then: the leg is hung up and the agent goes on.")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    bridged_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=10, decimal_places=5, null=True, blank=True)
+    cost_currency = models.CharField(max_length=3, blank=True)
+    status_sequence = models.IntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["carrier", "carrier_call_id"], condition=~Q(carrier_call_id=""),
+                                    name="transfer_leg_carrier_call_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Transfer leg to {self.destination}"
+
+    @property
+    def conference(self) -> str:
+        """The conference room both parties join (unguessable, carries no number)."""
+        return f"xfer-{self.public_id.hex}"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the leg has ended (bridged legs end when the conference does)."""
+        return self.state in TRANSFER_FINAL_STATES
+
+
 def hash_stream_token(token: str) -> str:
     """The stored form of a media-stream token: its SHA-256 hex digest (the token itself is never stored)."""
     return hashlib.sha256(token.encode()).hexdigest()

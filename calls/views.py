@@ -28,7 +28,7 @@ from calls.agent_link import agent_settings
 from calls.analysis import request_analysis
 from calls.carriers import CARRIER_CHOICES
 from calls.models import AnalysisStatus, Call, Direction, Recording, Status
-from calls.services.control import hangup_call, transfer_call
+from calls.services.control import hangup_call
 from calls.services.errors import CallError
 from calls.services.numbers import (
     create_phone_number,
@@ -39,6 +39,7 @@ from calls.services.numbers import (
 )
 from calls.services.placement import start_web_call
 from calls.services.timeline import live_updates
+from calls.services.transfer import request_transfer
 from orgs.models import Role, role_at_least
 from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
@@ -107,6 +108,7 @@ class CallDetailView(OrgViewMixin, TemplateView):
         return {
             **super().get_context_data(**kwargs),
             "call": call, "turns": turns, "events": list(call.events.all()),
+            "transfer_legs": list(call.transfer_legs.all()),
             "recording": Recording.objects.filter(call=call).first(),
             "can_act": self.role in (Role.EDITOR, Role.ADMIN, Role.OWNER),
             "can_transfer_anywhere": self.role in (Role.ADMIN, Role.OWNER),
@@ -123,9 +125,11 @@ class CallDetailView(OrgViewMixin, TemplateView):
                 messages.success(request, "Hang-up requested.")
             elif action == "transfer":
                 # Editors pick one of the agent's destinations; admins may also type a number.
-                transfer_call(call, request.POST.get("to", ""), self.actor,
-                              any_number=self.role in (Role.ADMIN, Role.OWNER))
-                messages.success(request, "Transfer requested.")
+                mode = request.POST.get("mode", "")
+                request_transfer(call, request.POST.get("to", ""), self.actor, mode=mode if mode == "warm" else "",
+                                 any_number=self.role in (Role.ADMIN, Role.OWNER))
+                messages.success(request, "Dialling the destination; the caller stays with the agent until it "
+                                          "answers." if mode == "warm" else "Transfer requested.")
             elif action == "analyze":
                 if not call.turns.exists():
                     raise CallError("the call has no transcript to analyse")

@@ -18,4 +18,6 @@ urlpatterns = [
     path("plivo/hangup", webhook_views.plivo_hangup, name="calls-plivo-hangup"),
     path("plivo/amd", webhook_views.plivo_amd, name="calls-plivo-amd"),
     path("plivo/action", webhook_views.plivo_action, name="calls-plivo-action"),
+    path("twilio/transfer", webhook_views.twilio_transfer, name="calls-twilio-transfer"),
+    path("plivo/transfer", webhook_views.plivo_transfer, name="calls-plivo-transfer"),
 ]

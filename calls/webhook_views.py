@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from calls import webhooks
+from calls import transfer_webhooks, webhooks
 from calls.carriers import WebhookRequest
 from calls.services.session import prepare_session_early
 from voiceplatform import metrics
@@ -52,3 +52,5 @@ plivo_answer = _view("plivo", "answer", webhooks.handle_plivo_answer)
 plivo_hangup = _view("plivo", "status", lambda r: webhooks.apply_status_callback("plivo", r))
 plivo_amd = _view("plivo", "amd", lambda r: webhooks.apply_machine_detection("plivo", r))
 plivo_action = _view("plivo", "action", webhooks.handle_plivo_action)
+twilio_transfer = _view("twilio", "transfer", lambda r: transfer_webhooks.handle_transfer_webhook("twilio", r))
+plivo_transfer = _view("plivo", "transfer", lambda r: transfer_webhooks.handle_transfer_webhook("plivo", r))

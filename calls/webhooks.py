@@ -58,7 +58,7 @@ from calls.carriers import (
     WebhookParseError,
     WebhookRequest,
 )
-from calls.models import Call, Direction, PhoneNumber, Status
+from calls.models import Call, Direction, PhoneNumber, Status, TransferLegState
 from calls.services.base import carrier_for
 from calls.services.control import APOLOGY_MESSAGE
 from calls.services.errors import CallError
@@ -452,6 +452,10 @@ def handle_plivo_action(request: WebhookRequest) -> WebhookReply:
         return _xml("plivo", carrier.dial_markup(call.transfer_to, caller_id.lstrip("+")))
     if action == "message":
         return _xml("plivo", carrier.say_and_hangup_markup(call.pending_message or APOLOGY_MESSAGE))
+    if action == "warm":
+        leg = call.transfer_legs.filter(state=TransferLegState.BRIDGED).order_by("-bridged_at").first()
+        if leg is not None:
+            return _xml("plivo", carrier.conference_markup(leg.conference))
     return _refuse(400, "webhook.unknown_action", "plivo", request, call=call, action=action[:32])
 
 

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from calls.carriers import CARRIER_CHOICES
-from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn
+from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn, TransferLeg
 from voiceplatform.api import OrgRelatedField, PublicIdField
 
 
@@ -73,7 +73,22 @@ class TransferSerializer(serializers.Serializer):
     to = serializers.CharField(
         max_length=255,
         help_text="The name of one of the call's agent transfer destinations. Org admins and owners may instead "
-                  "give any E.164 number or SIP URI (sip:user@host).")
+                  "give any E.164 number or SIP URI (sip:user@host) for a cold transfer.")
+    mode = serializers.ChoiceField(
+        choices=["cold", "warm"], required=False, allow_blank=True, default="",
+        help_text="warm: the caller stays with the agent while the destination is dialled and told who is "
+                  "calling; they are bridged once it answers (the agent carries on if it does not). cold: the "
+                  "caller is put straight through. Left out: the destination's own mode.")
+
+
+class TransferLegSerializer(serializers.ModelSerializer):
+    id = PublicIdField()
+
+    class Meta:
+        model = TransferLeg
+        fields = ["id", "destination", "target", "state", "started_by", "created_at", "answered_at", "bridged_at",
+                  "ended_at", "duration_s", "cost", "cost_currency"]
+        read_only_fields = fields
 
 
 class DtmfSerializer(serializers.Serializer):
@@ -170,12 +185,14 @@ class CostBreakdownSerializer(serializers.Serializer):
 class CallDetailSerializer(CallSerializer):
     transcript = TranscriptTurnSerializer(source="turns", many=True, read_only=True)
     events = CallEventSerializer(many=True, read_only=True)
+    transfer_legs = TransferLegSerializer(many=True, read_only=True,
+                                          help_text="Warm transfers: the human's leg, its state, duration and cost.")
     recording_url = serializers.SerializerMethodField()
     cost_breakdown = serializers.SerializerMethodField()
 
     class Meta(CallSerializer.Meta):
         fields = [*CallSerializer.Meta.fields, "error", "usage", "cost_breakdown", "transfer_to", "analysis",
-                  "analysis_error", "transcript", "events", "recording_url"]
+                  "analysis_error", "transcript", "events", "transfer_legs", "recording_url"]
         read_only_fields = fields
 
     @extend_schema_field(CostBreakdownSerializer)

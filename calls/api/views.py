@@ -31,7 +31,7 @@ from calls.api.serializers import (
     WebCallCreateSerializer,
 )
 from calls.models import Call, PhoneNumber, Recording, Status
-from calls.services.control import delete_call, hangup_call, send_call_dtmf, transfer_call
+from calls.services.control import delete_call, hangup_call, send_call_dtmf
 from calls.services.errors import CallError
 from calls.services.numbers import (
     create_phone_number,
@@ -41,6 +41,7 @@ from calls.services.numbers import (
 )
 from calls.services.placement import place_outbound_call, start_web_call
 from calls.services.session import prepare_session_early
+from calls.services.transfer import request_transfer
 from orgs.models import ROLE_RANK, Role
 from voiceplatform.api import OrgScopedViewSet
 
@@ -166,8 +167,9 @@ class CallViewSet(OrgScopedViewSet):
         # Any role that may act picks a configured destination by name; an admin or owner
         # (an authenticated person, not the model) may also give a number or SIP URI.
         any_number = ROLE_RANK.get(request.role, -1) >= ROLE_RANK[Role.ADMIN]
-        return self._control(request, lambda call: transfer_call(
-            call, serializer.validated_data["to"], self.actor, any_number=any_number), call)
+        return self._control(request, lambda call: request_transfer(
+            call, serializer.validated_data["to"], self.actor, mode=serializer.validated_data["mode"],
+            any_number=any_number), call)
 
     @extend_schema(request=DtmfSerializer, responses=CallDetailSerializer)
     @action(detail=True, methods=["post"])

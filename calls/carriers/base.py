@@ -38,12 +38,14 @@ WEBHOOK_PATHS: dict[str, dict[str, str]] = {
         "voice": "/webhooks/twilio/voice",
         "status": "/webhooks/twilio/status",
         "amd": "/webhooks/twilio/amd",
+        "transfer": "/webhooks/twilio/transfer",
     },
     "plivo": {
         "answer": "/webhooks/plivo/answer",
         "hangup": "/webhooks/plivo/hangup",
         "amd": "/webhooks/plivo/amd",
         "action": "/webhooks/plivo/action",
+        "transfer": "/webhooks/plivo/transfer",
     },
 }
 
@@ -133,6 +135,17 @@ class OutboundCallRequest:
     ring_timeout_s: int = 45
     time_limit_s: int = 3600
     machine_detection: bool = True
+
+
+@dataclass(frozen=True)
+class TransferLegRequest:
+    """Dial the human of a warm transfer. Its callbacks go to the ``transfer`` webhook
+    with ``?leg=<leg public id>&step=answer|status`` (no number in any URL)."""
+
+    leg_public_id: str
+    to: str
+    from_: str
+    ring_timeout_s: int
 
 
 @dataclass(frozen=True)
@@ -300,6 +313,28 @@ class Carrier(abc.ABC):
     @abc.abstractmethod
     def transfer(self, carrier_call_id: str, *, call_public_id: str, to: str, caller_id: str) -> None:
         """Cold transfer: the live call leaves our stream and dials ``to``."""
+
+    # --- warm transfer (calls.services.transfer) --------------------------------
+    def transfer_url(self, leg_public_id: str, step: str) -> str:
+        return self.webhook_url("transfer", leg=leg_public_id, step=step)
+
+    @abc.abstractmethod
+    def dial_transfer_leg(self, request: TransferLegRequest) -> PlacedCall:
+        """Dial the human; on answer the carrier fetches ``step=answer`` (the whisper)."""
+
+    @abc.abstractmethod
+    def whisper_markup(self, text: str, *, leg_public_id: str, confirm: bool) -> str:
+        """What the human hears on answer: ``text``, then (after pressing 1 when
+        ``confirm``) the carrier fetches ``step=join``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def conference_markup(cls, conference: str) -> str:
+        """Join the transfer's conference; whoever leaves ends it (no one is left alone in it)."""
+
+    @abc.abstractmethod
+    def move_to_conference(self, carrier_call_id: str, *, call_public_id: str, conference: str) -> None:
+        """Take the caller off the agent's media stream and into ``conference``."""
 
     @abc.abstractmethod
     def leave_message_and_hangup(self, carrier_call_id: str, *, call_public_id: str, message: str) -> None:

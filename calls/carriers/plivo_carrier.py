@@ -28,6 +28,7 @@ from calls.carriers.base import (
     PlacedCall,
     StatusUpdate,
     StreamTarget,
+    TransferLegRequest,
     WebhookParseError,
     WebhookRequest,
     form_single,
@@ -266,6 +267,49 @@ class PlivoCarrier(Carrier):
 
     def transfer(self, carrier_call_id: str, *, call_public_id: str, to: str, caller_id: str) -> None:
         self._redirect(carrier_call_id, call_public_id=call_public_id, action="transfer")
+
+    # --- warm transfer: a call whose answer XML whispers, then <Conference> -------------
+    def dial_transfer_leg(self, request: TransferLegRequest) -> PlacedCall:
+        status_url = self.transfer_url(request.leg_public_id, "status")
+        to = request.to if request.to.lower().startswith(("sip:", "sips:")) else request.to.lstrip("+")
+        try:
+            response = self.client.calls.create(
+                from_=request.from_.lstrip("+"), to_=to,
+                answer_url=self.transfer_url(request.leg_public_id, "answer"), answer_method="POST",
+                hangup_url=status_url, hangup_method="POST", ring_url=status_url, ring_method="POST",
+                ring_timeout=request.ring_timeout_s,
+            )
+        except _PLIVO_ERRORS as exc:
+            raise _map_error(exc, "dial transfer") from exc
+        request_uuid = getattr(response, "request_uuid", None)
+        if not request_uuid:
+            raise CarrierError("Plivo dial transfer failed: response had no request_uuid")
+        return PlacedCall(carrier_call_id=None, carrier_request_id=str(request_uuid), status=CallStatus.QUEUED)
+
+    def whisper_markup(self, text: str, *, leg_public_id: str, confirm: bool) -> str:
+        response = plivoxml.ResponseElement()
+        join = self.transfer_url(leg_public_id, "join")
+        if confirm:
+            digits = plivoxml.GetDigitsElement(action=join, method="POST", num_digits=1, timeout=8)
+            digits.add_speak(f"{text} Press 1 to take the call.")
+            response.add(digits)
+            response.add_speak("No key was pressed. Goodbye.")
+            response.add_hangup()
+        else:
+            response.add_speak(text)
+            response.add_redirect(join, method="POST")
+        return str(response.to_string())
+
+    @classmethod
+    def conference_markup(cls, conference: str) -> str:
+        response = plivoxml.ResponseElement()
+        response.add_conference(conference, start_conference_on_enter=True, end_conference_on_exit=True,
+                                enter_sound="", exit_sound="")
+        return str(response.to_string())
+
+    def move_to_conference(self, carrier_call_id: str, *, call_public_id: str, conference: str) -> None:
+        # The action endpoint answers the call's bridged leg's <Conference> (nothing in the URL).
+        self._redirect(carrier_call_id, call_public_id=call_public_id, action="warm")
 
     def leave_message_and_hangup(self, carrier_call_id: str, *, call_public_id: str, message: str) -> None:
         # The action endpoint speaks the call's stored ``pending_message``.

@@ -12,7 +12,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
-from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+from twilio.twiml.voice_response import Connect, Dial, Gather, VoiceResponse
 
 from calls.carriers.base import (
     UNANSWERED_END_REASONS,
@@ -28,6 +28,7 @@ from calls.carriers.base import (
     PlacedCall,
     StatusUpdate,
     StreamTarget,
+    TransferLegRequest,
     WebhookParseError,
     WebhookRequest,
     form_single,
@@ -266,6 +267,50 @@ class TwilioCarrier(Carrier):
     def transfer(self, carrier_call_id: str, *, call_public_id: str, to: str, caller_id: str) -> None:
         # Replacing the live call's TwiML ends the <Connect><Stream> and dials the target.
         self._update(carrier_call_id, "transfer", twiml=self.dial_markup(to, caller_id))
+
+    # --- warm transfer: a call leg whose TwiML whispers, then <Dial><Conference> ---------
+    def dial_transfer_leg(self, request: TransferLegRequest) -> PlacedCall:
+        try:
+            call = self.client.calls.create(
+                to=request.to,
+                from_=request.from_,
+                url=self.transfer_url(request.leg_public_id, "answer"),
+                method="POST",
+                status_callback=self.transfer_url(request.leg_public_id, "status"),
+                status_callback_method="POST",
+                status_callback_event=["initiated", "ringing", "answered", "completed"],
+                timeout=request.ring_timeout_s,
+            )
+        except (TwilioException, requests.RequestException) as exc:
+            raise _map_error(exc, "dial transfer") from exc
+        status = STATUS_MAP.get(str(call.status or "queued"), CallStatus.QUEUED)
+        return PlacedCall(carrier_call_id=call.sid, carrier_request_id=None, status=status)
+
+    def whisper_markup(self, text: str, *, leg_public_id: str, confirm: bool) -> str:
+        response = VoiceResponse()
+        join = self.transfer_url(leg_public_id, "join")
+        if confirm:
+            gather = Gather(num_digits=1, action=join, method="POST", timeout=8)
+            gather.say(f"{text} Press 1 to take the call.")
+            response.append(gather)
+            response.say("No key was pressed. Goodbye.")
+            response.hangup()
+        else:
+            response.say(text)
+            response.redirect(join, method="POST")
+        return str(response.to_xml())
+
+    @classmethod
+    def conference_markup(cls, conference: str) -> str:
+        response = VoiceResponse()
+        dial = Dial()
+        dial.conference(conference, beep=False, start_conference_on_enter=True, end_conference_on_exit=True)
+        response.append(dial)
+        return str(response.to_xml())
+
+    def move_to_conference(self, carrier_call_id: str, *, call_public_id: str, conference: str) -> None:
+        # Replacing the TwiML ends <Connect><Stream> (the agent leaves) and dials the room.
+        self._update(carrier_call_id, "bridge transfer", twiml=self.conference_markup(conference))
 
     def leave_message_and_hangup(self, carrier_call_id: str, *, call_public_id: str, message: str) -> None:
         self._update(carrier_call_id, "leave message", twiml=self.say_and_hangup_markup(message))

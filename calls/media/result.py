@@ -98,6 +98,9 @@ class SessionContext:
       apology (e.g. a TwiML `<Say>` update) unless `apology_audio` is given.
     - `transfer(target)`, `send_dtmf(digits)`: carrier REST actions backing
       the built-in tools (Plivo DTMF also goes in-band on the stream).
+    - `warm_destinations`/`warm_transfer`/`transfer_changes`/`transfer_cancel`:
+      warm transfers (the caller stays with the agent until a human takes the
+      call; `calls.media.transfer`).
     - `tools`: extra tool handlers by name (send SMS, knowledge search, MCP).
     - `on_update(kind, data)`: live updates (transcript turns, events) for the
       dashboard; called per turn/event, never per audio frame.
@@ -125,6 +128,14 @@ class SessionContext:
     hangup: Callable[[str], Awaitable[None]] | None = None
     transfer: Callable[[str], Awaitable[None]] | None = None
     send_dtmf: Callable[[str], Awaitable[None]] | None = None
+    #: warm transfer (calls.media.transfer): destination label (casefolded) → "cold" | "warm";
+    #: ``warm_transfer(destination, summary)`` starts dialling the human while the caller stays
+    warm_destinations: frozenset[str] = frozenset()
+    warm_transfer: Callable[[str, str], Awaitable[None]] | None = None
+    #: the call's transfer legs that changed since the last poll, and cancelling pending ones
+    transfer_changes: Callable[[], Awaitable[list[dict[str, str]]]] | None = None
+    transfer_cancel: Callable[[], Awaitable[None]] | None = None
+    transfer_poll_s: float = 0.5
     tools: Mapping[str, ToolHandler] = field(default_factory=dict)
     tool_timeout_s: float = 10.0
     #: µ-law 8 kHz audio to play before hanging up after a provider failure.

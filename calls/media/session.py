@@ -83,6 +83,7 @@ from calls.media.frames import (
 from calls.media.playback import PlaybackTracker
 from calls.media.tools import run_tool
 from calls.media.transcript import Transcript
+from calls.media.transfer import watch_transfers
 
 logger = logging.getLogger("calls.media")
 
@@ -453,6 +454,8 @@ class CallSession:
                 and self._inbound.passthrough and carrier.encoding == "pcmu"):
             self._quiet_codes = mulaw_quiet_codes(math.ceil(self._vad.floor))
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
+        if ctx.transfer_changes is not None:
+            self._spawn(watch_transfers(self, ctx.transfer_changes, ctx.transfer_poll_s), "transfers")
         early, self._early_updates = self._early_updates, []
         if self._transport_open:
             for update in early:

@@ -27,6 +27,7 @@ from referencing.exceptions import Unresolvable
 
 from agents.bridges.base import ToolCall
 from calls.media import result as r
+from calls.media.transfer import warm_result
 
 if TYPE_CHECKING:
     from calls.media.session import CallSession
@@ -59,6 +60,11 @@ async def transfer_call(arguments: dict[str, Any], session: CallSession) -> dict
     declared schema; the service refuses any other name as well)."""
     destination = str(arguments["destination"])
     ctx = session.context
+    if ctx is not None and ctx.warm_transfer is not None and destination.strip().casefold() in ctx.warm_destinations:
+        # The caller stays with the agent while the human is dialled (calls.media.transfer).
+        await ctx.warm_transfer(destination, str(arguments.get("reason") or ""))
+        session.record("transfer_dialing", destination=destination)
+        return warm_result(destination)
     if ctx is None or ctx.transfer is None:
         raise r.ToolError("transfers are not available on this call")
     await session.wait_for_playback()

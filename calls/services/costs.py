@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from calls.carriers import CarrierError
-from calls.models import Call
+from calls.models import Call, TransferLeg
 from calls.observers import call_changed
 from calls.services.base import carrier_for
 from calls.services.errors import CarrierUnavailable
@@ -23,8 +23,33 @@ logger = logging.getLogger(__name__)
 
 
 def record_carrier_cost(call: Call) -> bool:
-    """Store what the carrier billed for ``call``. False while it is not priced yet."""
-    if not call.carrier or not call.carrier_call_id:
+    """Store what the carrier billed for ``call`` and for its warm-transfer legs. False
+    while any of them is not priced yet."""
+    legs_priced = record_transfer_leg_costs(call)
+    return _record_call_cost(call) and legs_priced
+
+
+def record_transfer_leg_costs(call: Call) -> bool:
+    """Price the human legs of the call's warm transfers that were bridged (each is a
+    separate call at the carrier, billed on its own); False while one is unpriced."""
+    priced = True
+    legs = TransferLeg.objects.for_org(call.org).filter(call=call, cost__isnull=True, bridged_at__isnull=False)
+    for leg in legs.exclude(carrier_call_id=""):
+        try:
+            cost = carrier_for(call.org, leg.carrier).fetch_cost(leg.carrier_call_id)
+        except CarrierError as exc:
+            raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
+        if cost is None:
+            priced = False
+            continue
+        TransferLeg.objects.filter(pk=leg.pk).update(cost=cost.amount, cost_currency=cost.currency)
+        add_event(call, "cost.transfer_leg", source="carrier", leg=str(leg.public_id), destination=leg.destination,
+                  amount=str(cost.amount), currency=cost.currency)
+    return priced
+
+
+def _record_call_cost(call: Call) -> bool:
+    if not call.carrier or not call.carrier_call_id or call.carrier_cost is not None:
         return True
     try:
         cost = carrier_for(call.org, call.carrier).fetch_cost(call.carrier_call_id)

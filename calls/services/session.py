@@ -27,6 +27,7 @@ from calls.services.control import hangup_call, hangup_with_apology, send_call_d
 from calls.services.errors import CallError, CarrierUnavailable
 from calls.services.streams import stream_taken
 from calls.services.timeline import add_event, push_live_update
+from calls.services.transfer import TransferFeed, cancel_pending_transfers, start_warm_transfer
 from orgs.services import SYSTEM
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,19 @@ def _session_transfer(call_public_id: str, destination: str) -> None:
         raise ToolError(exc.message) from exc
 
 
+def _session_warm_transfer(call_public_id: str, destination: str, summary: str) -> None:
+    """The agent's warm transfer: dial the destination's human; the caller stays."""
+    call = load_call(call_public_id)
+    try:
+        start_warm_transfer(call, destination, SYSTEM, summary=summary)
+    except CallError as exc:
+        raise ToolError(exc.message) from exc
+
+
+def _session_cancel_transfers(call_public_id: str) -> None:
+    cancel_pending_transfers(load_call(call_public_id))
+
+
 def _session_dtmf(call_public_id: str, digits: str) -> None:
     call = load_call(call_public_id)
     try:
@@ -124,7 +138,7 @@ def build_session_context(call_public_id: str) -> SessionContext:
 
 
 def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan | None]:
-    from calls.agent_link import AgentUnusable, session_settings
+    from calls.agent_link import AgentUnusable, agent_settings, session_settings
 
     call = load_call(call_public_id)
     if call.is_final:
@@ -144,6 +158,17 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
 
     async def send_dtmf(digits: str) -> None:
         await in_db_thread(_session_dtmf, cid, digits)
+
+    async def warm_transfer(destination: str, summary: str) -> None:
+        await in_db_thread(_session_warm_transfer, cid, destination, summary)
+
+    feed = TransferFeed(cid)
+
+    async def transfer_changes() -> list[dict[str, str]]:
+        return await in_db_thread(feed.changes)
+
+    async def transfer_cancel() -> None:
+        await in_db_thread(_session_cancel_transfers, cid)
 
     async def send_sms(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
         return await in_db_thread(_session_sms, cid, arguments)
@@ -187,6 +212,11 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         hangup=hangup if has_phone else None,
         transfer=transfer if has_phone else None,
         send_dtmf=send_dtmf if has_phone else None,
+        warm_destinations=frozenset(str(d.get("label", "")).casefold() for d in agent_settings(call).transfer_destinations
+                                    if d.get("mode") == "warm") if has_phone else frozenset(),
+        warm_transfer=warm_transfer if has_phone else None,
+        transfer_changes=transfer_changes if has_phone else None,
+        transfer_cancel=transfer_cancel if has_phone else None,
         tools=tools,
         tool_timeout_s=tool_timeout_s,
         on_update=on_update,

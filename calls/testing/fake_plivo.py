@@ -168,6 +168,8 @@ class FakePlivo(FakeHttpServer):
             "to": body["to"],
             "answer_url": body["answer_url"],
             "hangup_url": body.get("hangup_url"),
+            "ring_url": body.get("ring_url"),
+            "ring_timeout": body.get("ring_timeout"),
             "machine_detection_url": body.get("machine_detection_url"),
             "status": "queued",
             "digits": [],

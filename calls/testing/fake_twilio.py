@@ -16,6 +16,7 @@ account SID and auth token, 201 + JSON on create, 200 on update, Twilio's error 
 from __future__ import annotations
 
 import secrets
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
@@ -180,8 +181,20 @@ class FakeTwilio(FakeHttpServer):
             "status": "queued",
             "direction": "outbound-api",
             "twiml": [req.value("Twiml") or ""],
+            # a call placed with an answer Url (a warm transfer's human leg) fetches its TwiML there
+            "url": req.value("Url") or "",
+            "status_callback": req.value("StatusCallback") or "",
+            "timeout": req.value("Timeout") or "",
         }
         return Reply(201, self._call_json(self.calls[sid]))
+
+    def conference_of(self, sid: str) -> str | None:
+        """The conference room the call's current TwiML dials (``<Dial><Conference>``), if any."""
+        twiml = self.calls[sid]["twiml"][-1] if self.calls[sid]["twiml"] else ""
+        if not twiml:
+            return None
+        room = ET.fromstring(twiml).find("./Dial/Conference")
+        return room.text if room is not None else None
 
     def _fetch_call(self, req: RecordedRequest, m: Any) -> Reply:
         call = self.calls.get(m.group("sid"))

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents.services import publish_agent
 from agents.tests.factories import make_agent
-from calls.models import Call, CallEvent, PhoneNumber
+from calls.models import Call, CallEvent, PhoneNumber, TransferLeg
 from orgs.services import SYSTEM
 from voiceplatform.testing import register_factory
 
@@ -52,6 +52,17 @@ def make_call(org: Any, **values: Any) -> Call:
     values.setdefault("status", "completed")
     values.setdefault("queued_at", timezone.now())
     return Call.objects.create(org=org, **values)
+
+
+@register_factory(TransferLeg)
+def make_transfer_leg(org: Any, **values: Any) -> TransferLeg:
+    """A warm transfer's human leg on a fresh call of ``org``."""
+    values.setdefault("destination", "Sales")
+    values.setdefault("target", "+14155550142")
+    values.setdefault("carrier", "twilio")
+    values.setdefault("state", "completed")
+    values.setdefault("deadline", timezone.now())
+    return TransferLeg.objects.create(org=org, call=make_call(org, carrier="twilio"), **values)
 
 
 @register_factory(CallEvent)
