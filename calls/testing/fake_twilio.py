@@ -71,6 +71,11 @@ class FakeTwilio(FakeHttpServer):
         }
         return sid
 
+    def add_inbound_call(self, sid: str, *, from_: str, to: str) -> None:
+        """A call Twilio put through to one of our numbers (its REST resource exists, in progress)."""
+        self.calls[sid] = {"sid": sid, "to": to, "from": from_, "status": "in-progress", "direction": "inbound",
+                           "twiml": []}
+
     def price_call(self, sid: str, price: str) -> None:
         """Twilio prices a call after it ends (negative: money charged)."""
         self.calls[sid]["price"] = price
