@@ -51,88 +51,96 @@ def platform(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> 
         server.stop()
 
 
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeTwilio, FakeOpenAIRealtime]]:
+    realtime = FakeOpenAIRealtime(turn_bytes=8000)
+    with FakeTwilio() as twilio, realtime:
+        yield twilio, realtime
+
+
 def _post(twilio: FakeTwilio, url: str, params: dict[str, str]) -> tuple[int, bytes]:
     return http_post(url, urlencode(params).encode(),
                      {"Content-Type": "application/x-www-form-urlencoded", **twilio.webhook_headers(url, params)})
 
 
-def test_warm_transfer_no_answer_then_answered_and_bridged(platform: Platform, org_a: Any) -> None:
-    with FakeTwilio() as twilio, FakeOpenAIRealtime(turn_bytes=8000) as realtime:
-        set_provider_credential(org_a, SYSTEM, "twilio", {"account_sid": twilio.account_sid,
-                                                        "auth_token": twilio.auth_token},
-                                config={"base_url": twilio.base_url})
-        set_provider_credential(org_a, SYSTEM, "openai", {"api_key": realtime.api_key},
-                                config={"websocket_base_url": realtime.url})
-        agent = make_ready_agent(org_a, provider="openai_realtime", first_message="Hello, Ada's bakery.",
-                                 builtin_tools=["transfer_call"], transfer_destinations=DESTINATIONS)
-        number = make_phone_number(org_a, e164="+14155550100", carrier="twilio", inbound_agent=agent)
-        realtime.script(
-            AgentTurn(audio=AGENT_AUDIO, transcript="Hello, Ada's bakery."),
-            FunctionCall("transfer_call", {"destination": "Sales", "reason": "a wedding cake"}, call_id="t1"),
-            AgentTurn(audio=AGENT_AUDIO, transcript="Connecting you to Sales."),
-            AgentTurn(audio=AGENT_AUDIO, transcript="Sorry, Sales didn't answer."),
-            FunctionCall("transfer_call", {"destination": "Sales", "reason": "a wedding cake"}, call_id="t2"),
-            AgentTurn(audio=AGENT_AUDIO, transcript="Trying Sales again."),
-        )
-        sid = "CA" + "5" * 32
-        twilio.add_inbound_call(sid, from_=CALLER, to=number.e164)
-        params = twilio.voice_params(call_sid=sid, from_=CALLER, to=number.e164)
-        status, body = _post(twilio, f"{platform.base}/webhooks/twilio/voice", params)
-        assert status == 200, platform.log()
-        stream = ET.fromstring(body).find("./Connect/Stream")
-        assert stream is not None
-        custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
-        call = Call.objects.get(public_id=custom["call_id"])
+def test_warm_transfer_no_answer_then_answered_and_bridged(platform: Platform, org_a: Any,
+                                                            fakes: tuple[FakeTwilio, FakeOpenAIRealtime]) -> None:
+    twilio, realtime = fakes
+    set_provider_credential(org_a, SYSTEM, "twilio", {"account_sid": twilio.account_sid,
+                                                    "auth_token": twilio.auth_token},
+                            config={"base_url": twilio.base_url})
+    set_provider_credential(org_a, SYSTEM, "openai", {"api_key": realtime.api_key},
+                            config={"websocket_base_url": realtime.url})
+    agent = make_ready_agent(org_a, provider="openai_realtime", first_message="Hello, Ada's bakery.",
+                             builtin_tools=["transfer_call"], transfer_destinations=DESTINATIONS)
+    number = make_phone_number(org_a, e164="+14155550100", carrier="twilio", inbound_agent=agent)
+    realtime.script(
+        AgentTurn(audio=AGENT_AUDIO, transcript="Hello, Ada's bakery."),
+        FunctionCall("transfer_call", {"destination": "Sales", "reason": "a wedding cake"}, call_id="t1"),
+        AgentTurn(audio=AGENT_AUDIO, transcript="Connecting you to Sales."),
+        AgentTurn(audio=AGENT_AUDIO, transcript="Sorry, Sales didn't answer."),
+        FunctionCall("transfer_call", {"destination": "Sales", "reason": "a wedding cake"}, call_id="t2"),
+        AgentTurn(audio=AGENT_AUDIO, transcript="Trying Sales again."),
+    )
+    sid = "CA" + "5" * 32
+    twilio.add_inbound_call(sid, from_=CALLER, to=number.e164)
+    params = twilio.voice_params(call_sid=sid, from_=CALLER, to=number.e164)
+    status, body = _post(twilio, f"{platform.base}/webhooks/twilio/voice", params)
+    assert status == 200, platform.log()
+    stream = ET.fromstring(body).find("./Connect/Stream")
+    assert stream is not None
+    custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+    call = Call.objects.get(public_id=custom["call_id"])
 
-        def leg_sid(n: int) -> str:
-            return [s for s, c in twilio.calls.items() if c["direction"] == "outbound-api"][n]
+    def leg_sid(n: int) -> str:
+        return [s for s, c in twilio.calls.items() if c["direction"] == "outbound-api"][n]
 
-        def says(fragment: str) -> bool:
-            return any(fragment in str(m.get("response", {}).get("instructions", ""))
-                       for m in realtime.received_of("response.create"))
+    def says(fragment: str) -> bool:
+        return any(fragment in str(m.get("response", {}).get("instructions", ""))
+                   for m in realtime.received_of("response.create"))
 
-        async def talk() -> int | None:
-            async with CarrierMediaClient.twilio(stream.get("url", ""), parameters=custom) as media:
-                await media.wait_for_audio(ms=500, timeout=15)
-                await media.play(speech_mulaw(1.0, seed=3))  # "I'd like a wedding cake, can I talk to sales?"
-                await media.wait_until(lambda: len([c for c in twilio.calls.values()
-                                                    if c["direction"] == "outbound-api"]) == 1,
-                                       timeout=20, what="the human's leg to be dialled")
-                first = twilio.calls[leg_sid(0)]
-                assert first["to"] == "+14155550142" and first["timeout"] == "20"
-                # nobody answers: Twilio reports it on the leg's status callback
-                _post(twilio, first["status_callback"],
-                      twilio.status_params(call_sid=leg_sid(0), status="ringing", sequence=1))
-                code, _ = _post(twilio, first["status_callback"],
-                                twilio.status_params(call_sid=leg_sid(0), status="no-answer", sequence=2))
-                assert code == 204
-                await media.wait_until(lambda: says("didn't answer"), timeout=20,
-                                       what="the agent to tell the caller")
-                assert twilio.conference_of(sid) is None  # the caller never left the agent
-                await media.play(speech_mulaw(1.0, seed=5))  # "please try again"
-                await media.wait_until(lambda: len([c for c in twilio.calls.values()
-                                                    if c["direction"] == "outbound-api"]) == 2,
-                                       timeout=20, what="the second leg to be dialled")
-                second = twilio.calls[leg_sid(1)]
-                code, whisper = _post(twilio, second["url"], {"CallSid": leg_sid(1), "CallStatus": "in-progress",
-                                                              "From": number.e164, "To": "+14155550142"})
-                assert code == 200 and b"needs a wedding cake" in whisper
-                join = ET.fromstring(whisper).find("Redirect")
-                assert join is not None and join.text
-                code, room = _post(twilio, join.text, {"CallSid": leg_sid(1), "CallStatus": "in-progress"})
-                assert code == 200 and b"<Conference" in room
-                # the platform moves the caller into the room and the agent's session leaves
-                return await media.wait_closed(timeout=20)
+    async def talk() -> int | None:
+        async with CarrierMediaClient.twilio(stream.get("url", ""), parameters=custom) as media:
+            await media.wait_for_audio(ms=500, timeout=15)
+            await media.play(speech_mulaw(1.0, seed=3))  # "I'd like a wedding cake, can I talk to sales?"
+            await media.wait_until(lambda: len([c for c in twilio.calls.values()
+                                                if c["direction"] == "outbound-api"]) == 1,
+                                   timeout=20, what="the human's leg to be dialled")
+            first = twilio.calls[leg_sid(0)]
+            assert first["to"] == "+14155550142" and first["timeout"] == "20"
+            # nobody answers: Twilio reports it on the leg's status callback
+            _post(twilio, first["status_callback"],
+                  twilio.status_params(call_sid=leg_sid(0), status="ringing", sequence=1))
+            code, _ = _post(twilio, first["status_callback"],
+                            twilio.status_params(call_sid=leg_sid(0), status="no-answer", sequence=2))
+            assert code == 204
+            await media.wait_until(lambda: says("didn't answer"), timeout=20,
+                                   what="the agent to tell the caller")
+            assert twilio.conference_of(sid) is None  # the caller never left the agent
+            await media.play(speech_mulaw(1.0, seed=5))  # "please try again"
+            await media.wait_until(lambda: len([c for c in twilio.calls.values()
+                                                if c["direction"] == "outbound-api"]) == 2,
+                                   timeout=20, what="the second leg to be dialled")
+            second = twilio.calls[leg_sid(1)]
+            code, whisper = _post(twilio, second["url"], {"CallSid": leg_sid(1), "CallStatus": "in-progress",
+                                                          "From": number.e164, "To": "+14155550142"})
+            assert code == 200 and b"needs a wedding cake" in whisper
+            join = ET.fromstring(whisper).find("Redirect")
+            assert join is not None and join.text
+            code, room = _post(twilio, join.text, {"CallSid": leg_sid(1), "CallStatus": "in-progress"})
+            assert code == 200 and b"<Conference" in room
+            # the platform moves the caller into the room and the agent's session leaves
+            return await media.wait_closed(timeout=20)
 
-        asyncio.run(talk())
-        wait_until(lambda: CallEvent.objects.filter(call=call, kind="session.ended").exists(), "the session result",
-                   timeout=30)
-        call.refresh_from_db()
-        legs = list(TransferLeg.objects.filter(call=call).order_by("created_at"))
-        assert [leg.state for leg in legs] == ["no_answer", "bridged"]
-        assert call.end_reason == "transferred" and call.transfer_to == "+14155550142"
-        assert twilio.conference_of(sid) == legs[1].conference
-        assert twilio.calls[sid]["status"] == "in-progress"  # the caller's leg was not hung up
-        kinds = list(CallEvent.objects.filter(call=call).values_list("kind", flat=True))
-        assert "session.hangup" not in kinds
-        assert kinds.count("transfer.dialing") == 2 and "transfer.no_answer" in kinds and "transfer.bridged" in kinds
+    asyncio.run(talk())
+    wait_until(lambda: CallEvent.objects.filter(call=call, kind="session.ended").exists(), "the session result",
+               timeout=30)
+    call.refresh_from_db()
+    legs = list(TransferLeg.objects.filter(call=call).order_by("created_at"))
+    assert [leg.state for leg in legs] == ["no_answer", "bridged"]
+    assert call.end_reason == "transferred" and call.transfer_to == "+14155550142"
+    assert twilio.conference_of(sid) == legs[1].conference
+    assert twilio.calls[sid]["status"] == "in-progress"  # the caller's leg was not hung up
+    kinds = list(CallEvent.objects.filter(call=call).values_list("kind", flat=True))
+    assert "session.hangup" not in kinds
+    assert kinds.count("transfer.dialing") == 2 and "transfer.no_answer" in kinds and "transfer.bridged" in kinds
