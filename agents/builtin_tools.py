@@ -252,6 +252,7 @@ def _clean_transfer_options(entry: Mapping[str, Any], where: str, errors: list[s
 
 
 _TRANSFER_KEYS = {"mode", "timeout_s", "whisper", "confirm", "hours"}
+_DEFAULTS: dict[str, Any] = {"mode": "cold", "timeout_s": DEFAULT_WARM_TIMEOUT_S, "whisper": "", "confirm": False}
 
 
 def clean_destinations(value: Any, *, allow_sip: bool) -> tuple[list[dict[str, Any]], list[str]]:
@@ -291,7 +292,10 @@ def clean_destinations(value: Any, *, allow_sip: bool) -> tuple[list[dict[str, A
         description = str(entry.get("description") or "").strip()
         if len(description) > 200:
             errors.append(f"{where}: description is longer than 200 characters.")
-        options = _clean_transfer_options(entry, where, errors) if allow_sip else {}
+        # Stored compact: only what differs from the defaults, so a plain cold destination keeps
+        # its original shape (and versions published before these options compare equal).
+        options = ({k: v for k, v in _clean_transfer_options(entry, where, errors).items() if v != _DEFAULTS.get(k)}
+                   if allow_sip else {})
         try:
             number = normalize_target(str(entry.get("number") or ""), allow_sip=allow_sip)
         except ValueError as exc:

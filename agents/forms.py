@@ -52,33 +52,103 @@ def clean_provider_choice(value: Any, instance: Agent) -> str:
     return provider
 
 
-class DestinationsField(forms.CharField):
-    """Named numbers, one per line: ``label | number or SIP URI | description``.
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-    Parsed into ``[{"label", "number", "description"}]``; the model's validation
-    (``agents.models.validate_config``) checks and normalises each entry.
+
+def _options_text(entry: dict[str, Any]) -> str:
+    """A destination's transfer options as the form writes them (empty for a plain cold one)."""
+    options = []
+    if entry.get("mode") == "warm":
+        options.append("warm")
+    if entry.get("confirm"):
+        options.append("confirm")
+    if entry.get("timeout_s") not in (None, 30):
+        options.append(f"timeout {entry['timeout_s']}")
+    hours = entry.get("hours")
+    if isinstance(hours, dict):
+        options.append(f"hours {' '.join(hours.get('days') or _DAYS)} {hours.get('start')}-{hours.get('end')}")
+    if entry.get("whisper"):
+        options.append(f"whisper: {entry['whisper']}")
+    return ", ".join(options)
+
+
+def _parse_options(text: str, line: int) -> dict[str, Any]:
+    """``warm, confirm, timeout 30, hours mon-fri 09:00-17:00, whisper: …`` → entry keys."""
+    options: dict[str, Any] = {}
+    head, _, whisper = text.partition("whisper:")
+    if whisper.strip():
+        options["whisper"] = whisper.strip()
+    for token in (t.strip() for t in head.split(",")):
+        word, _, rest = token.partition(" ")
+        if not token:
+            continue
+        if token in ("warm", "cold"):
+            options["mode"] = token
+        elif token == "confirm":
+            options["confirm"] = True
+        elif word == "timeout" and rest.strip().isdigit():
+            options["timeout_s"] = int(rest.strip())
+        elif word == "hours" and rest.strip():
+            *days, span = rest.split()
+            start, _, end = span.partition("-")
+            options["hours"] = {"days": _day_list(days, line), "start": start, "end": end}
+        else:
+            raise forms.ValidationError(f"Line {line}: unknown option “{token[:40]}”; use warm, cold, confirm, "
+                                        "timeout <seconds>, hours <days> HH:MM-HH:MM, whisper: <text>.")
+    return options
+
+
+def _day_list(words: list[str], line: int) -> list[str]:
+    days: list[str] = []
+    for word in words or ["mon-sun"]:
+        first, _, last = word.lower().partition("-")
+        if first[:3] not in _DAYS or (last and last[:3] not in _DAYS):
+            raise forms.ValidationError(f"Line {line}: “{word[:20]}” is not a weekday or a range such as mon-fri.")
+        span = _DAYS[_DAYS.index(first[:3]):_DAYS.index(last[:3]) + 1] if last else (first[:3],)
+        days.extend(d for d in span if d not in days)
+    return days
+
+
+class DestinationsField(forms.CharField):
+    """Named numbers, one per line: ``label | number or SIP URI | description | options``.
+
+    Parsed into ``[{"label", "number", "description", …}]``; the model's validation
+    (``agents.models.validate_config``) checks and normalises each entry. The options
+    (transfer destinations only) are comma-separated: ``warm`` or ``cold``, ``confirm``,
+    ``timeout 30``, ``hours mon-fri 09:00-17:00`` and, last, ``whisper: <text>``; they
+    round-trip, so editing an agent here keeps what the API set.
     """
 
-    widget = forms.Textarea(attrs={"rows": 3, "placeholder": "Sales | +14155550100 | New orders and quotes"})
+    widget = forms.Textarea(attrs={"rows": 3, "placeholder": "Sales | +14155550100 | New orders and quotes | "
+                                                             "warm, hours mon-fri 09:00-17:00"})
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list):
-            return "\n".join(" | ".join(filter(None, [str(e.get("label", "")), str(e.get("number", "")),
-                                                       str(e.get("description", ""))]))
-                             for e in value if isinstance(e, dict))
+            lines = []
+            for entry in value:
+                if not isinstance(entry, dict):
+                    continue
+                options = _options_text(entry)
+                parts = [str(entry.get("label", "")), str(entry.get("number", "")), str(entry.get("description", ""))]
+                lines.append(" | ".join([*parts, options] if options else [p for p in parts if p]))
+            return "\n".join(lines)
         return value
 
-    def to_python(self, value: Any) -> list[dict[str, str]]:
+    def to_python(self, value: Any) -> list[dict[str, Any]]:
         if isinstance(value, list):
             return value
         entries = []
         for number, line in enumerate(str(value or "").splitlines(), start=1):
             if not line.strip():
                 continue
-            parts = [p.strip() for p in line.split("|", 2)]
+            parts = [p.strip() for p in line.split("|", 3)]
             if len(parts) < 2:
                 raise forms.ValidationError(f"Line {number}: write “name | number or SIP URI | description”.")
-            entries.append({"label": parts[0], "number": parts[1], "description": parts[2] if len(parts) > 2 else ""})
+            entry: dict[str, Any] = {"label": parts[0], "number": parts[1],
+                                     "description": parts[2] if len(parts) > 2 else ""}
+            if len(parts) > 3 and parts[3]:
+                entry.update(_parse_options(parts[3], number))
+            entries.append(entry)
         return entries
 
     def has_changed(self, initial: Any, data: Any) -> bool:

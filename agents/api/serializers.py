@@ -23,6 +23,21 @@ class DestinationSerializer(serializers.Serializer):
                                                              "destinations may also be a SIP URI sip:user@host.")
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
                                         help_text="When to use it, for the agent.")
+    # Transfer destinations only (an SMS recipient with these is refused by the agent's validation).
+    mode = serializers.ChoiceField(choices=["cold", "warm"], required=False,
+                                   help_text="Transfer destinations: cold (put straight through, the default) or "
+                                             "warm (the caller stays with the agent until a person answers, hears "
+                                             "who is calling and why, and is bridged).")
+    timeout_s = serializers.IntegerField(required=False, min_value=10, max_value=120,
+                                         help_text="Warm: how long to ring before the agent carries on (default 30).")
+    whisper = serializers.CharField(max_length=300, required=False, allow_blank=True,
+                                    help_text="Warm: what the person hears first; may use {caller}, {summary} "
+                                              "(the agent's summary of the call), {destination}.")
+    confirm = serializers.BooleanField(required=False, help_text="Warm: the person presses 1 to take the call.")
+    hours = serializers.JSONField(required=False, allow_null=True,
+                                  help_text='When it takes calls, in the organisation\'s timezone: {"days": ["mon", '
+                                            '…], "start": "09:00", "end": "17:00"}. Outside them the agent is told '
+                                            "it is closed. Absent: always.")
 
 
 class AgentSerializer(serializers.ModelSerializer):
