@@ -77,6 +77,12 @@ class FakePlivo(FakeHttpServer):
         }
         return number
 
+    def add_inbound_call(self, call_uuid: str, *, from_: str, to: str) -> None:
+        """A call Plivo put through to one of our numbers (live, so it can be redirected)."""
+        self.calls[call_uuid] = {"request_uuid": call_uuid, "call_uuid": call_uuid, "from": from_.lstrip("+"),
+                                 "to": to.lstrip("+"), "answer_url": "", "hangup_url": None, "status": "in-progress",
+                                 "digits": [], "redirects": []}
+
     def price_call(self, call_uuid: str, amount: str) -> None:
         call = self.call_by_uuid(call_uuid)
         assert call is not None, call_uuid

@@ -8,6 +8,10 @@ First the human does not answer: the session (in the Daphne process) learns it f
 leg's state and the agent tells the caller and goes on. Then the agent tries again, the
 human answers, hears the whisper and joins: the caller's leg is moved into the conference,
 the session ends as ``transferred`` without hanging the caller up, and the AI leaves.
+
+The same on Plivo (the real plivo SDK against its fake): the first leg is busy, the second
+human must press 1 after the whisper (``<GetDigits>``), and the caller's A leg is
+redirected to the action URL, which answers with the conference.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn, FunctionCall
 from calls.audio.mulaw import array_to_mulaw
 from calls.models import Call, CallEvent, TransferLeg
+from calls.testing.fake_plivo import FakePlivo
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.media_client import CarrierMediaClient
 from calls.testing.processes import http_post
@@ -56,6 +61,13 @@ def fakes() -> Iterator[tuple[FakeTwilio, FakeOpenAIRealtime]]:
     realtime = FakeOpenAIRealtime(turn_bytes=8000)
     with FakeTwilio() as twilio, realtime:
         yield twilio, realtime
+
+
+@pytest.fixture
+def plivo_fakes() -> Iterator[tuple[FakePlivo, FakeOpenAIRealtime]]:
+    realtime = FakeOpenAIRealtime(turn_bytes=8000)
+    with FakePlivo() as plivo, realtime:
+        yield plivo, realtime
 
 
 def _post(twilio: FakeTwilio, url: str, params: dict[str, str]) -> tuple[int, bytes]:
@@ -144,3 +156,85 @@ def test_warm_transfer_no_answer_then_answered_and_bridged(platform: Platform, o
     kinds = list(CallEvent.objects.filter(call=call).values_list("kind", flat=True))
     assert "session.hangup" not in kinds
     assert kinds.count("transfer.dialing") == 2 and "transfer.no_answer" in kinds and "transfer.bridged" in kinds
+
+
+def _post_plivo(plivo: FakePlivo, url: str, params: dict[str, str]) -> tuple[int, bytes]:
+    return http_post(url, urlencode(params).encode(),
+                     {"Content-Type": "application/x-www-form-urlencoded", **plivo.signature_headers(url, params)})
+
+
+def test_plivo_warm_transfer_busy_then_confirmed_with_a_key_and_bridged(
+        platform: Platform, org_a: Any, plivo_fakes: tuple[FakePlivo, FakeOpenAIRealtime]) -> None:
+    plivo, realtime = plivo_fakes
+    set_provider_credential(org_a, SYSTEM, "plivo", {"auth_id": plivo.auth_id, "auth_token": plivo.auth_token},
+                            config={"base_url": plivo.base_url})
+    set_provider_credential(org_a, SYSTEM, "openai", {"api_key": realtime.api_key},
+                            config={"websocket_base_url": realtime.url})
+    agent = make_ready_agent(org_a, provider="openai_realtime", first_message="Hello, Ada's bakery.",
+                             builtin_tools=["transfer_call"],
+                             transfer_destinations=[{**DESTINATIONS[0], "confirm": True}])
+    number = make_phone_number(org_a, e164="+14155550200", carrier="plivo", inbound_agent=agent)
+    realtime.script(
+        AgentTurn(audio=AGENT_AUDIO, transcript="Hello, Ada's bakery."),
+        FunctionCall("transfer_call", {"destination": "Sales", "reason": "a birthday cake"}, call_id="t1"),
+        AgentTurn(audio=AGENT_AUDIO, transcript="Connecting you to Sales."),
+        AgentTurn(audio=AGENT_AUDIO, transcript="Sorry, Sales is busy."),
+        FunctionCall("transfer_call", {"destination": "Sales", "reason": "a birthday cake"}, call_id="t2"),
+        AgentTurn(audio=AGENT_AUDIO, transcript="Trying Sales again."),
+    )
+    caller_uuid = "11111111-2222-4333-8444-555555555555"
+    plivo.add_inbound_call(caller_uuid, from_=CALLER, to=number.e164)
+    answer = plivo.answer_params(call_uuid=caller_uuid, from_=CALLER, to=number.e164)
+    status, xml = _post_plivo(plivo, f"{platform.base}/webhooks/plivo/answer", answer)
+    assert status == 200, platform.log()
+    stream = ET.fromstring(xml).find("Stream")
+    assert stream is not None
+    headers = dict(pair.split("=", 1) for pair in (stream.get("extraHeaders") or "").split(","))
+    call = Call.objects.get(carrier_call_id=caller_uuid)
+
+    def legs() -> list[dict[str, Any]]:
+        return [c for c in plivo.calls.values() if "/webhooks/plivo/transfer" in (c["answer_url"] or "")]
+
+    def says(fragment: str) -> bool:
+        return any(fragment in str(m.get("response", {}).get("instructions", ""))
+                   for m in realtime.received_of("response.create"))
+
+    async def talk() -> int | None:
+        async with CarrierMediaClient.plivo(stream.text or "", parameters=headers) as media:
+            await media.wait_for_audio(ms=500, timeout=15)
+            await media.play(speech_mulaw(1.0, seed=3))
+            await media.wait_until(lambda: len(legs()) == 1, timeout=20, what="the human's leg to be dialled")
+            first = legs()[0]
+            assert first["to"] == "14155550142" and first["ring_timeout"] == 20
+            busy = plivo.hangup_params(call_uuid=first["call_uuid"], from_=number.e164, to="+14155550142",
+                                       status="busy", cause="USER_BUSY", direction="outbound")
+            code, _ = _post_plivo(plivo, first["hangup_url"], busy)
+            assert code == 204
+            await media.wait_until(lambda: says("is busy"), timeout=20, what="the agent to tell the caller")
+            assert plivo.call_by_uuid(caller_uuid)["redirects"] == []  # the caller never left the agent
+            await media.play(speech_mulaw(1.0, seed=5))
+            await media.wait_until(lambda: len(legs()) == 2, timeout=20, what="the second leg to be dialled")
+            second = legs()[1]
+            picked_up = {"CallUUID": second["call_uuid"], "CallStatus": "in-progress", "From": "14155550200",
+                         "To": "14155550142", "Direction": "outbound", "Event": "StartApp"}
+            code, whisper = _post_plivo(plivo, second["answer_url"], picked_up)
+            assert code == 200 and b"needs a birthday cake" in whisper and b"Press 1" in whisper
+            digits = ET.fromstring(whisper).find("GetDigits")
+            assert digits is not None
+            code, room = _post_plivo(plivo, digits.get("action", ""), {**picked_up, "Digits": "1"})
+            assert code == 200 and b"<Conference" in room
+            return await media.wait_closed(timeout=20)
+
+    asyncio.run(talk())
+    # the caller's A leg was redirected; Plivo fetches its new XML from the action URL
+    (redirect,) = plivo.call_by_uuid(caller_uuid)["redirects"]
+    code, caller_xml = _post_plivo(plivo, redirect, {"CallUUID": caller_uuid, "CallStatus": "in-progress"})
+    leg = TransferLeg.objects.filter(call=call).order_by("created_at").last()
+    assert leg is not None and code == 200 and leg.conference.encode() in caller_xml
+    wait_until(lambda: CallEvent.objects.filter(call=call, kind="session.ended").exists(), "the session result",
+               timeout=30)
+    call.refresh_from_db()
+    assert [x.state for x in TransferLeg.objects.filter(call=call).order_by("created_at")] == ["busy", "bridged"]
+    assert call.end_reason == "transferred"
+    assert plivo.call_by_uuid(caller_uuid)["status"] == "in-progress"  # not hung up
+    assert "session.hangup" not in set(CallEvent.objects.filter(call=call).values_list("kind", flat=True))
