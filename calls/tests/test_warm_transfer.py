@@ -294,3 +294,17 @@ def test_cold_transfer_still_dials_straight_through(line: Line, editor_a: Any, a
     assert TransferLeg.objects.count() == 0
     cold = start(line, api(editor_a), to="Sales", mode="cold")  # a warm destination, sent cold on request
     assert cold.status_code == 200 and TransferLeg.objects.count() == 0
+
+
+def test_dashboard_starts_a_warm_transfer_and_shows_the_leg(line: Line, editor_a: Any, login: Any) -> None:
+    page = login(editor_a).get(f"/calls/{line.call.public_id}/").content.decode()
+    assert '<button name="mode" value="warm"' in page  # the control on the live call
+    response = login(editor_a).post(f"/calls/{line.call.public_id}/",
+                                    {"action": "transfer", "to": "Manager", "mode": "warm"}, follow=True)
+    shown = response.content.decode()
+    assert "Dialling the destination; the caller stays with the agent" in shown
+    assert "Warm transfers" in shown and "Dialing" in shown
+    leg = TransferLeg.objects.get()
+    assert (leg.destination, leg.state, leg.started_by) == ("Manager", "dialing", "operator")
+    line.status("busy")
+    assert "Busy" in login(editor_a).get(f"/calls/{line.call.public_id}/").content.decode()
