@@ -83,7 +83,7 @@ from calls.media.frames import (
 from calls.media.playback import PlaybackTracker
 from calls.media.tools import run_tool
 from calls.media.transcript import Transcript
-from calls.media.transfer import watch_transfers
+from calls.media.transfer import end_transfers, watch_transfers
 
 logger = logging.getLogger("calls.media")
 
@@ -891,6 +891,7 @@ class CallSession:
                     logger.info("closing media socket failed", extra={"call": self.call_public_id, "error": repr(exc)})
             if self._keypad is not None:
                 self._keypad.cancel()  # keys of an unfinished entry are on the timeline already
+            await end_transfers(self)
             for task in list(self._tool_tasks.values()):
                 task.cancel()
             if self._prepare_task is not None and not self._prepare_task.done():

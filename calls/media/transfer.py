@@ -70,13 +70,24 @@ async def watch_transfers(session: CallSession, poll: ChangePoll, interval_s: fl
             continue
         for change in changes:
             await apply_change(session, change)
+
+
+_CANCEL_TIMEOUT_S = 10.0
+
+
+async def end_transfers(session: CallSession) -> None:
+    """The session is ending (``CallSession._end``): cancel a leg still being dialled unless
+    the caller was bridged. Only a session that saw a transfer asks the database."""
     ctx = session.context
-    if session.end_reason != r.END_TRANSFERRED and ctx is not None and ctx.transfer_cancel is not None:
-        try:
-            await ctx.transfer_cancel()
-        except Exception as exc:  # noqa: BLE001 - the leg's own ring timeout still ends it
-            logger.warning("cancelling transfer legs failed", extra={"call": session.call_public_id,
-                                                                   "error": repr(exc)})
+    kinds = {event.kind for event in session.events}
+    if (ctx is None or ctx.transfer_cancel is None or session.end_reason == r.END_TRANSFERRED
+            or not kinds & {"transfer_dialing", "transfer_announced"}):
+        return
+    try:
+        await asyncio.wait_for(ctx.transfer_cancel(), _CANCEL_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - the leg's own ring timeout still ends it
+        logger.warning("cancelling transfer legs failed", extra={"call": session.call_public_id,
+                                                               "error": repr(exc)})
 
 
 async def apply_change(session: CallSession, change: Change) -> None:

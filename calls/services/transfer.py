@@ -63,7 +63,7 @@ from calls.models import (
 from calls.services.base import carrier_for
 from calls.services.control import _labels, _live_call_with_carrier
 from calls.services.errors import CallError, CarrierUnavailable
-from calls.services.timeline import add_event
+from calls.services.timeline import add_event, live_updates
 from orgs.services import SYSTEM, Actor, record_audit
 
 logger = logging.getLogger(__name__)
@@ -168,6 +168,14 @@ def start_warm_transfer(call: Call, to: str, actor: Actor, *, summary: str = "",
     return leg
 
 
+def _caller_so_far(call: Call) -> str:
+    """What the caller said last (the live view's transcript), for the whisper of a transfer
+    a person started: the agent is not asked for a summary then."""
+    said = [str(u["data"].get("text") or "") for u in live_updates(str(call.public_id))
+            if u.get("kind") == "transcript" and u["data"].get("role") == "caller"][-2:]
+    return f"They said: {' '.join(said)}"[:300] if said else ""
+
+
 def request_transfer(call: Call, to: str, actor: Actor, *, mode: str = "", any_number: bool = False) -> Call:
     """A person (dashboard, API) transfers a live call: warm when asked (``mode``) or, with
     no mode given, when the destination is set up for it; cold otherwise. A warm
@@ -179,7 +187,7 @@ def request_transfer(call: Call, to: str, actor: Actor, *, mode: str = "", any_n
         if entry is None:
             raise CallError(f"a warm transfer goes only to one of this agent's transfer destinations, by name "
                             f"({_labels(agent_settings(call).transfer_destinations)})", field="to")
-        start_warm_transfer(call, to, actor, started_by="operator")
+        start_warm_transfer(call, to, actor, summary=_caller_so_far(call), started_by="operator")
         return call
     return transfer_call(call, to, actor, any_number=any_number)
 

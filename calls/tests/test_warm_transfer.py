@@ -297,6 +297,9 @@ def test_cold_transfer_still_dials_straight_through(line: Line, editor_a: Any, a
 
 
 def test_dashboard_starts_a_warm_transfer_and_shows_the_leg(line: Line, editor_a: Any, login: Any) -> None:
+    from calls.services.timeline import push_live_update
+
+    push_live_update(str(line.call.public_id), "transcript", {"role": "caller", "text": "I need a cake for Sunday."})
     page = login(editor_a).get(f"/calls/{line.call.public_id}/").content.decode()
     assert '<button name="mode" value="warm"' in page  # the control on the live call
     response = login(editor_a).post(f"/calls/{line.call.public_id}/",
@@ -306,5 +309,34 @@ def test_dashboard_starts_a_warm_transfer_and_shows_the_leg(line: Line, editor_a
     assert "Warm transfers" in shown and "Dialing" in shown
     leg = TransferLeg.objects.get()
     assert (leg.destination, leg.state, leg.started_by) == ("Manager", "dialing", "operator")
+    assert leg.whisper.endswith("They said: I need a cake for Sunday.")  # from the transcript so far
     line.status("busy")
     assert "Busy" in login(editor_a).get(f"/calls/{line.call.public_id}/").content.decode()
+
+
+def test_the_agents_tool_offers_names_only_starts_warm_and_hears_when_a_destination_is_closed(
+        line: Line, office_hours: Any) -> None:
+    from calls.tests.test_tool_contracts import LoopThread, close, dispatch, prepared_session, spec_of
+
+    with LoopThread() as loop:
+        session = loop.run(prepared_session(line.call, line.kind))
+        spec = spec_of(session, "transfer_call")["parameters"]["properties"]["destination"]
+        assert spec["enum"] == ["Sales", "Manager", "Night desk", "Front desk"]  # names, never numbers
+        invented = loop.run(dispatch(session, "transfer_call", {"destination": "+14155550199"}))
+        assert "invalid arguments" in invented["error"] and TransferLeg.objects.count() == 0
+
+        office_hours.move_to(datetime(2026, 12, 5, 12, 0, tzinfo=UTC))  # Saturday
+        closed = loop.run(dispatch(session, "transfer_call", {"destination": "Night desk"}))
+        assert closed == {"error": "Night desk takes calls only mon–fri 09:00–17:00 Europe/London, and it is "
+                                   "closed now: tell the caller and offer another way to help"}
+
+        warm = loop.run(dispatch(session, "transfer_call", {"destination": "Sales", "reason": "a wedding cake"}))
+        assert warm["ok"] is True and warm["status"] == "dialing"
+        assert not session.ending  # the caller stays with the agent while Sales is dialled
+        leg = TransferLeg.objects.get()
+        assert leg.started_by == "agent" and "about a wedding cake." in leg.whisper
+        assert line.leg_request()["to"].lstrip("+") == "14155550142"
+        loop.run(close(session))
+    # the caller left before anyone answered: the ringing leg is not left open
+    leg.refresh_from_db()
+    assert leg.state == "canceled"
