@@ -172,7 +172,7 @@ def build_facts(calls: Sequence[Call], concurrency: dict[int, int]) -> list[Call
             batch_id=batches.get(call.pk) or 0, number_id=call.phone_number_id or 0, carrier=call.carrier or "",
             outcome=call.status, provider=provider, model=model,
             currency=(call.cost_currency or "USD") if call.carrier_cost is not None else "",
-            answered=answered, answered_by=call.answered_by or "",
+            answered=answered, answered_by=answered_by(call),
             duration_s=call.duration_s if answered else None,
             first_audio_ms=first_audio.get(call.pk) if answered else None,
             turn_latencies_ms=latencies.get(call.pk, []),
@@ -186,6 +186,17 @@ def build_facts(calls: Sequence[Call], concurrency: dict[int, int]) -> list[Call
             concurrent_at_start=concurrency.get(call.pk, 1),
         ))
     return facts
+
+
+#: The session's answer classification, when it ran, as the human / machine split: it hears
+#: the line itself, so it outranks the carrier's verdict (silence stays unknown).
+_ANSWERED_AS = {"human": "human", "screening": "human", "voicemail": "machine", "ivr": "machine", "fax": "machine"}
+
+
+def answered_by(call: Call) -> str:
+    if call.answer_outcome:
+        return _ANSWERED_AS.get(call.answer_outcome, "")
+    return call.answered_by or ""
 
 
 def concurrency_at_start(call: Call) -> int:

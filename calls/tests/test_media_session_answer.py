@@ -50,7 +50,8 @@ def server() -> Iterator[MediaTestServer]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAIRealtime]:
-    with FakeOpenAIRealtime(turn_bytes=10**9) as f:
+    f = FakeOpenAIRealtime(turn_bytes=10**9)
+    with f:
         yield f
 
 
@@ -217,7 +218,8 @@ def test_call_screening_hears_who_is_calling_and_why_then_the_call_goes_on(
 ) -> None:
     clip = clips["google_call_screen/en-us"]
     # the fake's "VAD" ends a turn after this much audio and transcribes it as scripted
-    with FakeOpenAIRealtime(turn_bytes=clip.transcripts[0][0] * 8) as fake:  # 0.5 s after the prompt ends
+    fake = FakeOpenAIRealtime(turn_bytes=clip.transcripts[0][0] * 8)  # its turn ends 0.5 s after the prompt
+    with fake:
         fake.caller_says(clip.transcripts[0][1])
         fake.script(AgentTurn(audio=GREETING_AUDIO, transcript="Sam from Acme Dental."))
         carrier = Carrier()
