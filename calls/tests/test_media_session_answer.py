@@ -291,3 +291,75 @@ def test_the_carriers_human_verdict_decides_before_the_line_does(
     outcome = decided(result)
     assert outcome["outcome"] == "human" and outcome["signals"] == ["carrier:human"]
     assert outcome["audio_ms"] <= 1000
+
+
+def test_a_phone_menu_is_handed_to_the_model_with_the_agents_goal(
+    server: MediaTestServer, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    clip = clips["press_menu/en-us"]
+    fake = FakeOpenAIRealtime(turn_bytes=clip.transcripts[0][0] * 8)
+    with fake:
+        fake.caller_says(clip.transcripts[0][1])
+        fake.script(AgentTurn(audio=GREETING_AUDIO, transcript="(presses 2)"))
+        carrier = Carrier()
+        call_id, url = add_call(server, fake, carrier, tmp_path)
+
+        async def run() -> None:
+            async with CarrierMediaClient.twilio(url) as call:
+                await call.play(clip.mulaw)
+                await call.wait_for_audio(ms=600, timeout=30)
+                await call.hang_up()
+
+        asyncio.run(run())
+        result = server.calls.wait_result(call_id)
+        assert decided(result)["outcome"] == "ivr"
+        (instruction,) = fake.user_texts()
+        assert "automated phone menu" in instruction and "reach the billing department" in instruction
+        assert carrier.hangups == []
+
+
+def echo_call(server: MediaTestServer, carrier: Carrier, tmp_path: Path) -> tuple[str, str]:
+    holder: dict[str, str] = {}
+
+    def build() -> SessionContext:
+        config = SessionConfig(first_message="Hello", speaks_first="agent")
+        return SessionContext(call_public_id=holder["id"], provider="echo", config=config,
+                              recording_path=tmp_path / "rec.wav", hangup=carrier.hangup, answer=POLICY,
+                              carrier_verdict=carrier.carrier_verdict)
+
+    call_id, url = server.add_call("twilio", build)
+    holder["id"] = call_id
+    return call_id, url
+
+
+def test_a_provider_that_cannot_be_held_hears_nothing_until_a_person_is_known(
+    server: MediaTestServer, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    """The echo agent says back every byte it is sent: whatever comes back was sent to the provider."""
+    carrier = Carrier()
+    fax_id, fax_url = echo_call(server, carrier, tmp_path / "fax")
+    (tmp_path / "fax").mkdir()
+    (tmp_path / "person").mkdir()
+    person_id, person_url = echo_call(server, Carrier(), tmp_path / "person")
+    clip = clips["hello/en-us"]
+
+    async def run() -> tuple[int, int]:
+        async with CarrierMediaClient.twilio(fax_url) as fax:
+            await fax.play(clips["ced_2100"].mulaw)
+            await fax.wait_closed(timeout=20)
+        async with CarrierMediaClient.twilio(person_url) as person:
+            await person.play(clip.mulaw[:int(2.5 * 8000)])  # "Hello?" at 0.4 s, decided about 1.8 s in
+            await person.play(silence_mulaw(1.0))
+            await person.wait_caller_audio_sent()
+            await person.wait_until(lambda: len(person.log.received) >= 8000, timeout=10, what="echo")
+            await person.hang_up()
+        return len(fax.log.received), len(person.log.received)
+
+    fax_back, person_back = asyncio.run(run())
+    assert server.calls.wait_result(fax_id).end_reason == "fax" and fax_back == 0
+    result = server.calls.wait_result(person_id)
+    outcome = decided(result)
+    assert outcome["outcome"] == "human"
+    # only what the person said after the decision went to the provider (and came back)
+    sent_after_ms = 3500 - outcome["audio_ms"]
+    assert 0 < person_back <= (sent_after_ms + 200) * 8
