@@ -139,10 +139,6 @@ def classify_text(text: str) -> tuple[Outcome | None, str]:
     return None, ""
 
 
-def is_screening_prompt(text: str) -> bool:
-    return classify_text(text)[0] is Outcome.SCREENING
-
-
 # --- the state machine ----------------------------------------------------------------------
 
 @dataclass
@@ -293,5 +289,5 @@ class AnswerClassifier:
 
 
 __all__ = [
-    "AnswerClassifier", "AnswerTimings", "Decision", "Outcome", "classify_text", "is_screening_prompt",
+    "AnswerClassifier", "AnswerTimings", "Decision", "Outcome", "classify_text",
 ]

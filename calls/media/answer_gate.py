@@ -75,7 +75,14 @@ class AnswerGate:
         self._carrier_seen = ""
         self._late_reported = 0
 
-    def start(self) -> None:
+    def start(self, *, listen: bool = True) -> None:
+        """Begin listening. ``listen=False`` (a line format the detectors do not read; every
+        carrier stream is 8 kHz µ-law): treated as a person at once, never left held."""
+        if not listen:
+            self.listening = False
+            self.session.record("answer.skipped", reason="line format not classified")
+            self.session._spawn(self._converse(Outcome.HUMAN), "answer.human")
+            return
         ctx = self.session.context
         if ctx is not None and ctx.carrier_verdict is not None:
             self._poll_task = asyncio.ensure_future(self._poll_carrier())

@@ -457,9 +457,9 @@ class CallSession:
                 and self._inbound.passthrough and carrier.encoding == "pcmu"):
             self._quiet_codes = mulaw_quiet_codes(math.ceil(self._vad.floor))
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
-        if ctx.answer is not None and carrier == PCMU_8K:
+        if ctx.answer is not None:
             self._answer = AnswerGate(self, ctx.answer, holds_responses=self.bridge.holds_responses)
-            self._answer.start()
+            self._answer.start(listen=carrier == PCMU_8K)
         early, self._early_updates = self._early_updates, []
         if self._transport_open:
             for update in early:
@@ -475,7 +475,13 @@ class CallSession:
         assert self._inbound is not None and self.bridge is not None
         self._last_media_at = self._clock()
         if self._answer is not None and self._answer.hear(frame.audio):
-            self._caller_samples += len(frame.audio)  # withheld until the answer is known
+            # withheld from the provider until the answer is known; VAD's clock keeps pace
+            self._caller_samples += len(frame.audio)
+            if self._vad is not None:
+                if self._vad.floor is not None:
+                    self._vad.feed_quiet(len(frame.audio))
+                else:
+                    self._vad.feed(np.zeros(len(frame.audio), dtype=np.int16))
             if self._recorder is not None:
                 self._recorder.write_caller(frame.audio)
             return

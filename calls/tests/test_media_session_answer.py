@@ -70,7 +70,7 @@ class Carrier:
 
 
 def add_call(server: MediaTestServer, fake: FakeOpenAIRealtime, carrier: Carrier, tmp_path: Path,
-             policy: AnswerPolicy = POLICY) -> tuple[str, str]:
+             policy: AnswerPolicy = POLICY, transport: str = "twilio") -> tuple[str, str]:
     holder: dict[str, str] = {}
 
     def build() -> SessionContext:
@@ -80,7 +80,7 @@ def add_call(server: MediaTestServer, fake: FakeOpenAIRealtime, carrier: Carrier
                               recording_path=tmp_path / "rec.wav", hangup=carrier.hangup, answer=policy,
                               carrier_verdict=carrier.carrier_verdict, mark_interval_ms=200)
 
-    call_id, url = server.add_call("twilio", build)
+    call_id, url = server.add_call(transport, build)
     holder["id"] = call_id
     return call_id, url
 
@@ -363,3 +363,43 @@ def test_a_provider_that_cannot_be_held_hears_nothing_until_a_person_is_known(
     # only what the person said after the decision went to the provider (and came back)
     sent_after_ms = 3500 - outcome["audio_ms"]
     assert 0 < person_back <= (sent_after_ms + 200) * 8
+
+
+def test_plivo_fax_is_classified_on_the_same_line_analysis(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    carrier = Carrier()
+    call_id, url = add_call(server, fake, carrier, tmp_path, transport="plivo")
+
+    async def run() -> None:
+        async with CarrierMediaClient.plivo(url) as call:
+            await call.play(clips["cng_1100"].mulaw)
+            await call.wait_closed(timeout=20)
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert decided(result)["outcome"] == "fax" and carrier.hangups == ["fax"]
+    assert not response_creates(fake)
+
+
+def test_a_line_format_the_detectors_do_not_read_is_treated_as_a_person_at_once(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    """Plivo linear PCM at 16 kHz: no classification, and never a session left held and silent."""
+    fake.script(AgentTurn(audio=array_to_mulaw(tone(0.3, hz=600)), transcript="Hi, this is Sam from Acme."))
+    carrier = Carrier()
+    call_id, url = add_call(server, fake, carrier, tmp_path, transport="plivo")
+
+    async def run() -> None:
+        async with CarrierMediaClient.plivo(url, l16_rate=16000) as call:
+            await call.play(bytes(32000))
+            await call.wait_until(lambda: response_creates(fake), timeout=10, what="greeting")
+            await call.hang_up()
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert events_of(result, "answer.skipped") == [{"reason": "line format not classified"}]
+    assert not events_of(result, "answer.decided")
+    assert "Hi, this is Sam from Acme." in response_creates(fake)[0]["response"]["instructions"]
+    assert fake.received_of("session.update")[-1]["session"]["audio"]["input"]["turn_detection"][
+        "create_response"] is True
