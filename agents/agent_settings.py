@@ -54,6 +54,11 @@ class AgentSettings:
     min_speech_ms: int = 250
     keep_keypad_digits: bool = False
     voicemail_message: str = ""
+    answer_detection: bool = False
+    voicemail_action: Literal["leave_message", "hang_up"] = "leave_message"
+    screening_identity: str = ""
+    screening_reason: str = ""
+    ivr_goal: str = ""
     builtin_tools: tuple[str, ...] = ()
     # Named numbers the tools may reach ({"label", "number", "description"}; agents.builtin_tools).
     transfer_destinations: tuple[Mapping[str, Any], ...] = ()
@@ -99,6 +104,7 @@ _PARSERS: dict[str, Any] = {
     "vad_threshold": float,
     "min_speech_ms": int,
     "keep_keypad_digits": bool,
+    "answer_detection": bool,
     "builtin_tools": _ids,
     "transfer_destinations": _entries,
     "sms_recipients": _entries,

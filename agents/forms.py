@@ -175,6 +175,9 @@ SECTIONS: tuple[Section, ...] = (
             ("name", "provider", "model", "voice", "language")),
     Section("conversation", "Conversation", "What the agent is for and what it says.",
             ("system_prompt", "first_message", "speaks_first", "temperature", "voicemail_message")),
+    Section("answering", "Outbound answering", "Who picked up an outbound call, and what the agent does about it.",
+            ("answer_detection", "voicemail_action", "screening_identity", "screening_reason", "ivr_goal"),
+            collapsed=True),
     Section("tools", "Tools and knowledge", "What the agent can do and look up during a call.",
             ("builtin_tools", "transfer_destinations", "sms_recipients", "knowledge_base_ids", "mcp_server_ids")),
     Section("analysis", "Analysis", "What happens after each call.",
@@ -203,6 +206,18 @@ FIELD_TEXT: dict[str, tuple[str, str]] = {
                                                 "Empty: the provider's default."),
     "voicemail_message": ("Voicemail message", "Left when an outbound call reaches an answering machine "
                                                "(may use {{variables}}). Empty: hang up instead."),
+    "answer_detection": ("Detect who answers outbound calls",
+                         "The agent stays silent until it knows whether a person, voicemail, a call-screening "
+                         "assistant, a phone menu or a fax answered (usually 1–5 s), so no AI time is spent on "
+                         "machines. Off: the agent greets whoever answers."),
+    "voicemail_action": ("On voicemail", "Leave the voicemail message once the beep has sounded, or hang up."),
+    "screening_identity": ("Who is calling (for call screening)",
+                           "Said when a call-screening assistant (Google Call Screen, iOS) asks, e.g. "
+                           "“Sam from Acme Dental”."),
+    "screening_reason": ("Why you are calling (for call screening)",
+                         "e.g. “about tomorrow's appointment”. The call goes on when the person picks up."),
+    "ivr_goal": ("Phone menu goal", "Where the agent should get to when a phone menu answers, e.g. “the billing "
+                                    "department”; it presses keys with the Send DTMF tool."),
     "builtin_tools": ("Built-in tools", "What the agent can do during a call besides talking."),
     "transfer_destinations": ("Transfer destinations",
                               "One per line: name | E.164 number or sip:user@host | when to use it. "

@@ -38,7 +38,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "min_speech_ms", "voicemail_message", "builtin_tools", "transfer_destinations", "sms_recipients",
     "mcp_server_ids", "knowledge_base_ids",
     "analysis_summary", "analysis_schema", "success_criteria", "webhook_events", "provider_options",
-    "keep_keypad_digits",
+    "keep_keypad_digits", "answer_detection", "voicemail_action", "screening_identity", "screening_reason", "ivr_goal",
 )
 
 
@@ -47,6 +47,13 @@ class SpeaksFirst(models.TextChoices):
 
     AGENT = "agent", "Agent greets the caller"
     CALLER = "caller", "Wait for the caller"
+
+
+class VoicemailAction(models.TextChoices):
+    """What an outbound call does when answer classification hears an answering machine."""
+
+    LEAVE_MESSAGE = "leave_message", "Leave the voicemail message after the beep"
+    HANG_UP = "hang_up", "Hang up"
 
 
 class Agent(OrgScopedModel):
@@ -73,6 +80,18 @@ class Agent(OrgScopedModel):
         default=False, help_text="Keep the keys callers press (PINs, card numbers) on the call's timeline and "
                                  "transcript. Off: the agent still hears them; only their count is stored.")
     voicemail_message = models.TextField(blank=True, help_text="Left when an answering machine picks up; empty hangs up.")
+    # Outbound answer classification (calls.media.answer_gate).
+    answer_detection = models.BooleanField(
+        default=False, help_text="On outbound calls, find out who answered (a person, voicemail, call screening, a "
+                                 "phone menu, a fax, nobody) before the agent speaks.")
+    voicemail_action = models.CharField(max_length=16, choices=VoicemailAction.choices,
+                                        default=VoicemailAction.LEAVE_MESSAGE)
+    screening_identity = models.CharField(max_length=200, blank=True,
+                                          help_text="Who is calling, said to a call-screening assistant.")
+    screening_reason = models.CharField(max_length=300, blank=True,
+                                        help_text="Why, said to a call-screening assistant.")
+    ivr_goal = models.CharField(max_length=500, blank=True,
+                                help_text="Where to get to when a phone menu answers, e.g. the billing department.")
     builtin_tools = models.JSONField(default=list, blank=True)
     # The only places the agent's tools may transfer a call to / text besides the caller:
     # [{"label", "number", "description"}]; the model picks by label (agents.builtin_tools).

@@ -66,6 +66,8 @@ class CallFact(models.Model):
 
     answered = models.BooleanField(default=False)
     answered_by = models.CharField(max_length=10, blank=True)
+    # who answered per the session's answer classification (calls.AnswerOutcome); empty: not classified
+    answered_as = models.CharField(max_length=10, blank=True)
     duration_s = models.PositiveIntegerField(null=True)
     first_audio_ms = models.IntegerField(null=True)
     turn_latencies_ms = ArrayField(models.FloatField(), default=list)
@@ -112,6 +114,7 @@ class RollupFigures(models.Model):
     peak_concurrent = models.PositiveIntegerField(default=0)
     calls_by_hour = ArrayField(models.IntegerField(), size=24)
     end_reasons = models.JSONField(default=dict)  # reason -> calls
+    answered_as = models.JSONField(default=dict)  # answer classification outcome -> calls
 
     class Meta:
         abstract = True

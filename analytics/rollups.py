@@ -172,7 +172,7 @@ def build_facts(calls: Sequence[Call], concurrency: dict[int, int]) -> list[Call
             batch_id=batches.get(call.pk) or 0, number_id=call.phone_number_id or 0, carrier=call.carrier or "",
             outcome=call.status, provider=provider, model=model,
             currency=(call.cost_currency or "USD") if call.carrier_cost is not None else "",
-            answered=answered, answered_by=call.answered_by or "",
+            answered=answered, answered_by=answered_by(call), answered_as=call.answer_outcome or "",
             duration_s=call.duration_s if answered else None,
             first_audio_ms=first_audio.get(call.pk) if answered else None,
             turn_latencies_ms=latencies.get(call.pk, []),
@@ -186,6 +186,17 @@ def build_facts(calls: Sequence[Call], concurrency: dict[int, int]) -> list[Call
             concurrent_at_start=concurrency.get(call.pk, 1),
         ))
     return facts
+
+
+#: The session's answer classification, when it ran, as the human / machine split: it hears
+#: the line itself, so it outranks the carrier's verdict (silence stays unknown).
+_ANSWERED_AS = {"human": "human", "screening": "human", "voicemail": "machine", "ivr": "machine", "fax": "machine"}
+
+
+def answered_by(call: Call) -> str:
+    if call.answer_outcome:
+        return _ANSWERED_AS.get(call.answer_outcome, "")
+    return call.answered_by or ""
 
 
 def concurrency_at_start(call: Call) -> int:
@@ -224,7 +235,7 @@ def _empty(model: Any, key_fields: Sequence[str], key: Key) -> Any:
     fields = dict(zip(key_fields, key[2:], strict=True))
     return model(org_id=key[0], day=key[1], **fields, duration_hist=[0] * DURATION_BUCKETS,
                  first_audio_hist=[0] * LATENCY_BUCKETS, turn_latency_hist=[0] * LATENCY_BUCKETS,
-                 calls_by_hour=[0] * 24, end_reasons={}, provider_cost=Decimal(0), carrier_cost=Decimal(0))
+                 calls_by_hour=[0] * 24, end_reasons={}, answered_as={}, provider_cost=Decimal(0), carrier_cost=Decimal(0))
 
 
 SUMMED = ("calls", "answered", "human", "machine", "duration_sum_s", "barge_ins", "transfers", "tool_calls",
@@ -250,6 +261,8 @@ def day_totals(rows: Iterable[DailyRollup]) -> dict[Key, DayTotal]:
             setattr(total, name, [a + b for a, b in zip(getattr(total, name), getattr(row, name), strict=True)])
         for reason, n in row.end_reasons.items():
             total.end_reasons[reason] = total.end_reasons.get(reason, 0) + n
+        for outcome, n in row.answered_as.items():
+            total.answered_as[outcome] = total.answered_as.get(outcome, 0) + n
         total.peak_concurrent = max(total.peak_concurrent, row.peak_concurrent)
     return out
 
@@ -265,6 +278,8 @@ def aggregate(facts: Iterable[CallFact]) -> dict[Key, DailyRollup]:
         r.calls += 1
         r.calls_by_hour[f.hour] += 1
         r.end_reasons[f.end_reason] = r.end_reasons.get(f.end_reason, 0) + 1
+        if f.answered_as:
+            r.answered_as[f.answered_as] = r.answered_as.get(f.answered_as, 0) + 1
         r.peak_concurrent = max(r.peak_concurrent, f.concurrent_at_start)
         r.tool_calls += f.tool_calls
         r.tool_errors += f.tool_errors

@@ -314,6 +314,26 @@ def _end_reasons(qs: QuerySet, limit: int = TOP_END_REASONS, by: str = "") -> di
         return out
 
 
+#: Who answered, per the session's answer classification (calls.AnswerOutcome values).
+ANSWERED_AS = ("human", "voicemail", "screening", "ivr", "fax", "silence")
+
+
+def _answered_as(qs: QuerySet) -> dict[str, int]:
+    """Calls per answer-classification outcome (every outcome present, 0 when none)."""
+    inner, params = qs.values("pk").query.sql_with_params()
+    table = qs.model._meta.db_table
+    counts = dict.fromkeys(ANSWERED_AS, 0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.key, SUM(e.value::bigint) FROM {table} r, jsonb_each_text(r.answered_as) e "  # noqa: S608
+            f"WHERE r.id IN ({inner}) GROUP BY 1",
+            params,
+        )
+        for key, n in cursor.fetchall():
+            counts[key] = int(n)
+    return counts
+
+
 # --- the three reads -------------------------------------------------------------------------
 
 
@@ -431,7 +451,8 @@ def campaign_funnel(org: Organization, batch_id: str) -> dict[str, Any]:
     """A batch campaign's funnel over its whole life: rows (valid rows of the upload) ->
     rows dialled (at least one attempt) -> calls answered -> answered by a human (the
     carrier's answering-machine verdict: none without detection) -> successful
-    (post-call analysis); its calls per outcome, calls per local hour, and
+    (post-call analysis); its calls per outcome, who answered them (``answered_as``: calls
+    per answer-classification outcome, for agents with answer detection), calls per local hour, and
     cost per successful call (per currency: provider costs are USD, carrier costs the
     carrier's)."""
     from batches.models import Batch, BatchEntry
@@ -471,6 +492,7 @@ def campaign_funnel(org: Organization, batch_id: str) -> dict[str, Any]:
         "cost_per_success": {cur: (str((amount / successes).quantize(MONEY)) if successes else None)
                              for cur, amount in sorted(costs.items())},
         "end_reasons": _end_reasons(qs)[None],
+        "answered_as": _answered_as(qs),
     }
 
 

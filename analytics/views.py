@@ -26,6 +26,7 @@ from django.views.generic import TemplateView
 
 from analytics import services
 from calls.carriers import CARRIER_CHOICES
+from calls.labels import ANSWER_OUTCOME
 from calls.models import Direction, Status
 from voiceplatform.views import OrgViewMixin
 
@@ -38,6 +39,8 @@ OK = "#1a7f37"
 PERIOD_LABELS = (("today", "Today"), ("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"),
                  ("custom", "Custom range"))
 STATUS_LABELS = dict(Status.choices)
+ANSWER_LABELS = ANSWER_OUTCOME  # outcome -> (label, tone)
+ANSWER_COLOURS = {"ok": OK, "warn": "#dc6803", "neutral": "#475467", "bad": BAD}
 
 
 def pct(value: float | None) -> str:
@@ -413,6 +416,18 @@ class CampaignAnalyticsPage(_AnalyticsPage):
                 rows=[[str(STATUS_LABELS.get(o, o)), str(data["outcomes"].get(o, 0))] for o in outcomes],
                 row_links=outcome_links, links=[outcome_links], url=calls_url(params),
             ))
+            answered_as = data["answered_as"]
+            if any(answered_as.values()):
+                kinds = list(services.ANSWERED_AS)
+                labels = [ANSWER_LABELS[k][0] for k in kinds]
+                charts.append(Chart(
+                    "answered-as", "Who answered", "bar", labels,
+                    [_dataset("Calls", [answered_as[k] for k in kinds],
+                              [ANSWER_COLOURS[ANSWER_LABELS[k][1]] for k in kinds])],
+                    head=["Answered by", "Calls"], rows=[[label, str(answered_as[k])] for label, k
+                                                         in zip(labels, kinds, strict=True)],
+                    url=calls_url(params),
+                ))
             per_hour = [0] * 24
             for entry in data["calls_per_hour"]:
                 per_hour[entry["hour"]] += entry["calls"]

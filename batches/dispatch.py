@@ -68,11 +68,17 @@ CLAIM_SCAN = 200
 POLL_S = 1.0
 
 
+#: Answer outcomes a campaign counts (and may retry) as "voicemail": no person was reached.
+MACHINE_OUTCOMES = frozenset({"voicemail", "fax", "silence"})
+
+
 def call_outcome(call: Call) -> Outcome | None:
     """How a finished call counts for the batch; None while it is still live."""
     if call.status in LIVE:
         return None
     if call.status == Status.COMPLETED:
+        if call.answer_outcome:  # the session's answer classification, when it ran
+            return Outcome.VOICEMAIL if call.answer_outcome in MACHINE_OUTCOMES else Outcome.COMPLETED
         return Outcome.VOICEMAIL if call.answered_by == AnsweredBy.MACHINE else Outcome.COMPLETED
     return {
         Status.BUSY: Outcome.BUSY,

@@ -1,7 +1,8 @@
 """The results report: one line per input row, in file order.
 
 Columns: row, phone as written, E.164, state, attempts, outcome, reason, call id,
-call status, duration, then the row's variables, then the analysis fields of the
+call status, duration, who answered (the answer classification's outcome, empty when it
+did not run), then the row's variables, then the analysis fields of the
 row's last call (top-level keys; nested values as JSON). Cells are escaped for
 spreadsheets by ``batches.report``.
 """
@@ -14,7 +15,8 @@ from typing import Any
 
 from batches.models import Batch, BatchEntry
 
-FIXED = ["row", "phone", "e164", "state", "attempts", "outcome", "reason", "call_id", "call_status", "duration_s"]
+FIXED = ["row", "phone", "e164", "state", "attempts", "outcome", "reason", "call_id", "call_status", "duration_s",
+         "answered_as"]
 
 
 def _analysis_keys(batch: Batch) -> list[str]:
@@ -46,7 +48,8 @@ def result_rows(batch: Batch) -> tuple[list[str], Iterator[list[Any]]]:
             call = entry.last_call
             line = [entry.row_number, entry.raw_phone, entry.e164, entry.state, entry.attempts, entry.outcome,
                     entry.reason, str(call.public_id) if call else "", call.status if call else "",
-                    call.duration_s if call and call.duration_s is not None else ""]
+                    call.duration_s if call and call.duration_s is not None else "",
+                    call.answer_outcome if call else ""]
             line += [entry.variables.get(v, "") for v in variables]
             data = call.analysis if call and isinstance(call.analysis, dict) else {}
             line += [_cell(data.get(k, "")) for k in analysis]

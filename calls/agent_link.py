@@ -23,7 +23,8 @@ from agents.runtime import AgentNotReady, MissingCredential, MissingVariable, bu
 from agents.variables import render, validate_names
 from calls.analysis import AnalysisSpec
 from calls.audio.vad import VadSettings
-from calls.models import Call
+from calls.media.answer_gate import AnswerPolicy
+from calls.models import Call, Direction
 from voiceplatform.errors import ServiceError
 
 
@@ -153,6 +154,22 @@ def voicemail_policy(call: Call) -> tuple[str, str]:
     except MissingVariable:
         # Checked at dial time; a version can only lose variables by being a new version.
         return "hang_up", ""
+
+
+def answer_policy(call: Call) -> AnswerPolicy | None:
+    """How the session classifies who answered this call, or None: only outbound phone
+    calls of an agent with answer detection on (a web call or an inbound caller is a person)."""
+    cfg = agent_settings(call)
+    if call.direction != Direction.OUTBOUND or not call.carrier or not cfg.answer_detection:
+        return None
+    action, message = voicemail_policy(call)
+    return AnswerPolicy(
+        on_voicemail=cfg.voicemail_action if action == "leave_message" else "hang_up",
+        voicemail_message=message,
+        screening_identity=cfg.screening_identity,
+        screening_reason=cfg.screening_reason,
+        ivr_goal=cfg.ivr_goal,
+    )
 
 
 def analysis_spec(call: Call) -> AnalysisSpec:

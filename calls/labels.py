@@ -8,8 +8,9 @@ state cannot reach a page as a raw code. Tones: ``ok`` (green), ``warn``, ``bad`
 
 from __future__ import annotations
 
+from calls.media import answer_gate as answer
 from calls.media import result as r
-from calls.models import AnalysisStatus, Direction, Status, TransferLegState
+from calls.models import AnalysisStatus, AnswerOutcome, Direction, Status, TransferLegState
 
 CALL_STATUS: dict[str, tuple[str, str]] = {
     Status.QUEUED: ("Queued", "neutral"),
@@ -46,6 +47,17 @@ TRANSFER_LEG_STATE: dict[str, tuple[str, str]] = {
     TransferLegState.CANCELED: ("Canceled (caller left)", "neutral"),
 }
 
+# Who answered an outbound call (answer classification). Not a failure either way: a
+# machine is simply not a person, so only a person is green.
+ANSWER_OUTCOME: dict[str, tuple[str, str]] = {
+    AnswerOutcome.HUMAN: ("Person", "ok"),
+    AnswerOutcome.VOICEMAIL: ("Voicemail", "warn"),
+    AnswerOutcome.SCREENING: ("Call screening", "neutral"),
+    AnswerOutcome.IVR: ("Phone menu", "neutral"),
+    AnswerOutcome.FAX: ("Fax or modem", "warn"),
+    AnswerOutcome.SILENCE: ("Silence", "warn"),
+}
+
 DIRECTION: dict[str, tuple[str, str]] = {
     Direction.INBOUND: ("Inbound", "neutral"),
     Direction.OUTBOUND: ("Outbound", "neutral"),
@@ -80,6 +92,8 @@ END_REASON: dict[str, str] = {
     "stale": "Ended: no sign of life from the call",
     "web_never_connected": "Browser never connected",
     "concurrency_limit": "Too many calls at once",
+    answer.END_FAX: "Fax or modem answered",
+    answer.END_ANSWERED_SILENCE: "Nobody spoke after answering",
     "voicemail_left": "Left a voicemail",
     "voicemail_hangup": "Hung up on voicemail",
     "normal_clearing": "Call ended normally",

@@ -88,6 +88,18 @@ class AnsweredBy(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+class AnswerOutcome(models.TextChoices):
+    """Who answered an outbound call, as the session's answer classification decided
+    (calls.media.answer); empty when the call was not classified."""
+
+    HUMAN = "human", "Person"
+    VOICEMAIL = "voicemail", "Voicemail"
+    SCREENING = "screening", "Call screening"
+    IVR = "ivr", "Phone menu"
+    FAX = "fax", "Fax or modem"
+    SILENCE = "silence", "Silence"
+
+
 class AnalysisStatus(models.TextChoices):
     """Post-call analysis (summary and extracted fields) of this call: not requested, pending, done, failed, or
     skipped because it could not run (no OpenAI key, no transcript; ``analysis_error`` says which)."""
@@ -128,6 +140,7 @@ class Call(OrgScopedModel):
     end_reason = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     answered_by = models.CharField(max_length=10, choices=AnsweredBy.choices, blank=True)
+    answer_outcome = models.CharField(max_length=10, choices=AnswerOutcome.choices, blank=True)
     duration_s = models.PositiveIntegerField(null=True, blank=True)
 
     carrier_cost = models.DecimalField(max_digits=10, decimal_places=5, null=True, blank=True)

@@ -55,6 +55,7 @@ from calls.carriers import (
     Carrier,
     CarrierError,
     InboundCall,
+    MachineResult,
     WebhookParseError,
     WebhookRequest,
 )
@@ -380,10 +381,20 @@ def apply_status_callback(carrier_name: str, request: WebhookRequest) -> Webhook
 
 # --- answering-machine detection ---------------------------------------------------------
 
+def _verdict(result: MachineResult) -> str:
+    """The verdict as the answer gate reads it: human, machine (greeting under way),
+    machine_end (greeting over), fax, unknown."""
+    if result.raw == "fax":
+        return "fax"
+    if result.answered_by is AnsweredBy.MACHINE:
+        return "machine_end" if result.message_ended else "machine"
+    return result.answered_by.value
+
+
 def apply_machine_detection(carrier_name: str, request: WebhookRequest) -> WebhookReply:
     """The carrier's verdict on who answered; on a machine, leave the agent's message
     or hang up, as the agent is configured. A repeated verdict changes nothing."""
-    from calls.agent_link import voicemail_policy
+    from calls.agent_link import answer_policy, voicemail_policy
 
     found = _verified_call(carrier_name, request)
     if isinstance(found, WebhookReply):
@@ -406,10 +417,14 @@ def apply_machine_detection(carrier_name: str, request: WebhookRequest) -> Webho
             return WebhookReply(204)
         locked.answered_by = result.answered_by.value
         locked.save(update_fields=["answered_by", "updated_at"])
+        # With answer classification on, the live session reads this verdict as one of its
+        # signals and acts itself (calls.media.answer_gate); the carrier is not told anything here.
+        session_decides = answer_policy(locked) is not None
         add_event(locked, "amd.result", source="carrier", answered_by=result.answered_by.value,
-                  detail=result.raw)
+                  detail=result.raw, verdict=_verdict(result), session_decides=session_decides)
         action, message = "none", ""
-        if result.answered_by is AnsweredBy.MACHINE and not locked.is_final and result.message_ended:
+        if (result.answered_by is AnsweredBy.MACHINE and not locked.is_final and result.message_ended
+                and not session_decides):
             action, message = voicemail_policy(locked)
             if action == "leave_message":
                 locked.pending_message = message

@@ -148,6 +148,11 @@ class SessionConfig:
     silence_duration_ms: int | None = None
     #: False: the caller talking does not cut the agent off (provider-side too, where supported)
     allow_interruptions: bool = True
+    #: True: the provider transcribes the caller but does not answer on its own until
+    #: :meth:`Bridge.release_responses` (answer classification of outbound calls: nothing is
+    #: said, or billed as output, before the session knows a person answered). Only bridges
+    #: with ``holds_responses`` honour it; for the others the session withholds caller audio.
+    hold_responses: bool = False
     credentials: dict[str, str] = field(default_factory=dict)
     base_url: str | None = None
     ssl_context: ssl.SSLContext | None = None
@@ -390,6 +395,8 @@ class Bridge(abc.ABC):
     requires_credentials: ClassVar[bool] = True
     #: Delays (seconds) before connect retry 1, 2, ...; jittered by ±20 %.
     retry_backoff: ClassVar[tuple[float, ...]] = (0.25, 0.5, 1.0, 2.0)
+    #: Whether ``config.hold_responses`` is honoured (see :meth:`release_responses`).
+    holds_responses: ClassVar[bool] = False
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
@@ -546,6 +553,18 @@ class Bridge(abc.ABC):
         self._require_connected()
         self._turn_started_at = time.monotonic()
         await self._create_response(text)
+
+    async def release_responses(self) -> None:
+        """End ``config.hold_responses``: from now on the provider answers the caller's turns
+        on its own. A no-op for bridges that do not hold responses."""
+        self._require_connected()
+        if self.holds_responses and self.config.hold_responses:
+            self.config.hold_responses = False
+            await self._release_responses()
+
+    async def _release_responses(self) -> None:
+        """Bridges with ``holds_responses`` reconfigure the provider session here."""
+        raise NotImplementedError(f"{self.provider} does not hold responses")
 
     async def send_user_text(self, text: str) -> None:
         """Add a caller turn given as text (e.g. keys pressed on the keypad) and

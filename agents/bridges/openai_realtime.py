@@ -80,6 +80,7 @@ _RETRYABLE_CODES = {"rate_limit_exceeded", "server_error", "session_expired"}
 
 class OpenAIRealtimeBridge(Bridge):
     provider = "openai_realtime"
+    holds_responses = True
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
@@ -107,7 +108,8 @@ class OpenAIRealtimeBridge(Bridge):
         opts = cfg.provider_options
         turn_detection: dict[str, Any] = {
             "type": "server_vad",
-            "create_response": True,
+            # held: the caller is transcribed, nobody answers (calls.media.answer_gate)
+            "create_response": not cfg.hold_responses,
             "interrupt_response": cfg.allow_interruptions,
             "prefix_padding_ms": int(opts.get("prefix_padding_ms", 300)),
             "silence_duration_ms": cfg.silence_duration_ms or 500,
@@ -230,6 +232,9 @@ class OpenAIRealtimeBridge(Bridge):
         if item_id:
             await self._send(self._conn.conversation.item.truncate(
                 item_id=item_id, content_index=0, audio_end_ms=heard_ms))
+
+    async def _release_responses(self) -> None:
+        await self._send(self._conn.session.update(session=self.session_payload()))
 
     async def _create_response(self, text: str | None) -> None:
         if text:

@@ -11,7 +11,9 @@ Behaviour:
 * A tiny server VAD: the first ``input_audio_buffer.append`` after silence
   emits ``input_audio_buffer.speech_started``; after ``turn_bytes`` of caller
   audio it emits ``speech_stopped``, ``committed``, the caller transcription
-  (next text from :meth:`caller_says`, if any) and runs the next script step.
+  (next text from :meth:`caller_says`, if any) and runs the next script step —
+  unless the session's ``turn_detection.create_response`` is false (held: the turn
+  is transcribed and nobody answers until a ``response.create``).
   Caller audio while a paced :class:`AgentTurn` is streaming is a barge-in: the
   server cancels the response (``response.done`` with status ``cancelled``), as
   the real API does with ``interrupt_response: true``.
@@ -112,6 +114,7 @@ class FakeOpenAIRealtime(FakeServer):
     async def handle(self, conn: ServerConnection) -> None:
         state = _Conn(conn)
         session: dict[str, Any] = {"type": "realtime", "id": self._id("sess"), "object": "realtime.session"}
+        state.session = session
         await self.send_json(conn, {"type": "session.created", "event_id": self._id("event"), "session": session})
         try:
             async for raw in conn:
@@ -201,7 +204,9 @@ class FakeOpenAIRealtime(FakeServer):
                                                "item_id": item, "content_index": 0, "transcript": text,
                                                "usage": {"type": "duration", "seconds": 1}})
             st.user_item = None
-            await self._trigger(st)
+            turn_detection = st.session.get("audio", {}).get("input", {}).get("turn_detection") or {}
+            if turn_detection.get("create_response", True):
+                await self._trigger(st)
 
     async def _cancel_turn(self, st: _Conn) -> None:
         if await st.stop_turn():
@@ -280,6 +285,7 @@ class _Conn(ConnState):
         super().__init__(conn)
         self.user_item: str | None = None
         self.response_id: str | None = None
+        self.session: dict[str, Any] = {}
 
 
 # Content part types each message role may carry (GA; the API rejects others).

@@ -17,7 +17,7 @@ def admin_form(**overrides):
         "name": "Admin-made", "provider": "gemini_live", "model": "", "voice": "Charon", "language": "en-GB",
         "system_prompt": "Hi", "first_message": "", "speaks_first": "caller", "temperature": "0.3",
         "max_call_duration_s": "300", "silence_timeout_s": "20", "allow_barge_in": "on", "vad_threshold": "0.4",
-        "min_speech_ms": "200", "voicemail_message": "", "builtin_tools": '["end_call"]', "mcp_server_ids": "[]",
+        "min_speech_ms": "200", "voicemail_message": "", "voicemail_action": "leave_message", "builtin_tools": '["end_call"]', "mcp_server_ids": "[]",
         "knowledge_base_ids": "[]", "analysis_summary": "on", "analysis_schema": "{}", "success_criteria": "",
         "webhook_events": "[]", "provider_options": "{}",
     }

@@ -17,7 +17,7 @@ def form_data(**overrides):
         "name": "Front desk", "provider": "openai_realtime", "model": "", "voice": "coral", "language": "en-US",
         "system_prompt": "Greet {{customer_name|the caller}}.", "first_message": "Hello!", "speaks_first": "agent",
         "temperature": "", "max_call_duration_s": "600", "silence_timeout_s": "30", "allow_barge_in": "on",
-        "vad_threshold": "0.5", "min_speech_ms": "250", "voicemail_message": "", "builtin_tools": ["end_call"],
+        "vad_threshold": "0.5", "min_speech_ms": "250", "voicemail_message": "", "voicemail_action": "leave_message", "builtin_tools": ["end_call"],
         "analysis_summary": "on", "analysis_schema": "", "success_criteria": "", "webhook_events": ["call.ended"],
         "provider_options": "",
     }

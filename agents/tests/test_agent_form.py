@@ -64,9 +64,11 @@ def test_new_agent_form_is_grouped_labelled_and_has_sensible_defaults(editor_a: 
     doc = page(response)
     form = the_form(doc)
     titles = [" ".join(h.text_content().split()) for h in form.xpath(".//*[contains(@class,'agent-section')]//h2")]
-    assert titles == ["Basics", "Conversation", "Tools and knowledge", "Analysis", "Advanced"]
+    assert titles == ["Basics", "Conversation", "Outbound answering", "Tools and knowledge", "Analysis", "Advanced"]
     (advanced,) = form.xpath(".//details[@id='section-advanced']")
     assert advanced.get("open") is None  # collapsed
+    (answering,) = form.xpath(".//details[@id='section-answering']")
+    assert answering.get("open") is None and answering.xpath(".//*[@id='field-answer_detection']")
     assert advanced.xpath(".//*[@id='field-vad_threshold']")
     for name, (label, help_text) in FIELD_TEXT.items():
         box = wrapper(doc, name)
@@ -281,6 +283,8 @@ def test_saving_every_field_round_trips(org_a: Any, editor_a: Any, login: Any) -
         "first_message": "¡Hola!", "speaks_first": "agent", "temperature": "0.4",
         "max_call_duration_s": "900", "silence_timeout_s": "20", "vad_threshold": "0.7", "min_speech_ms": "300",
         "keep_keypad_digits": "on", "voicemail_message": "Llámenos, {{customer_name|}}.",
+        "answer_detection": "on", "voicemail_action": "hang_up", "screening_identity": "Sam de Acme",
+        "screening_reason": "sobre su pedido", "ivr_goal": "el departamento de facturación",
         "builtin_tools": ["end_call", "transfer_call", "search_knowledge", "send_sms", "send_dtmf"],
         "transfer_destinations": "Sales | +14155550100 | Orders\nSupport | sip:help@pbx.example.com",
         "sms_recipients": "Manager | +14155550123 | Escalations",
@@ -299,6 +303,8 @@ def test_saving_every_field_round_trips(org_a: Any, editor_a: Any, login: Any) -
         "speaks_first": "agent", "temperature": 0.4, "max_call_duration_s": 900, "silence_timeout_s": 20,
         "allow_barge_in": False, "vad_threshold": 0.7, "min_speech_ms": 300, "keep_keypad_digits": True,
         "voicemail_message": "Llámenos, {{customer_name|}}.",
+        "answer_detection": True, "voicemail_action": "hang_up", "screening_identity": "Sam de Acme",
+        "screening_reason": "sobre su pedido", "ivr_goal": "el departamento de facturación",
         "builtin_tools": ["end_call", "transfer_call", "search_knowledge", "send_sms", "send_dtmf"],
         "transfer_destinations": [{"label": "Sales", "number": "+14155550100", "description": "Orders"},
                                   {"label": "Support", "number": "sip:help@pbx.example.com", "description": ""}],

@@ -432,3 +432,27 @@ def test_a_session_result_reaches_the_rollups(org_a: Any, viewer_a: Any, api: An
     assert (totals["calls"], totals["answered"], totals["duration_p50_s"]) == (1, 1, 120)  # 95 s -> (90, 120]
     assert (totals["first_audio_p50_ms"], totals["turn_latency_p50_ms"]) == (700, 700)  # 640 -> (600, 700]
     assert (totals["barge_ins"], totals["tool_calls"], totals["tool_errors"]) == (1, 1, 1)
+
+
+def test_campaign_counts_who_answered_from_the_answer_classification(world: Any, viewer_a: Any, api: Any,
+                                                                     login: Any) -> None:
+    _, c2, c3, _, c5 = world["calls"]
+    # the carrier said "machine" for c2 and "human" for c5; the session heard otherwise for c2
+    Call.objects.filter(pk=c2.pk).update(answer_outcome="screening")
+    Call.objects.filter(pk=c5.pk).update(answer_outcome="voicemail")
+    for call in (c2, c5):
+        assert record_call(Call.objects.get(pk=call.pk))
+    url = f"/api/v1/analytics/campaigns/{world['batch'].public_id}/"
+    body = api(viewer_a).get(url).json()
+    assert body["answered_as"] == {"human": 0, "voicemail": 1, "screening": 1, "ivr": 0, "fax": 0, "silence": 0}
+    # the classification outranks the carrier's verdict in the human / machine split
+    assert {"stage": "human", "count": 1} in body["funnel"]
+    assert body["totals"]["human"] == 1 and body["totals"]["machine"] == 1
+    org = world["agent"].org
+    DailyRollup.objects.filter(org=org).delete()
+    DayTotal.objects.filter(org=org).delete()
+    CallFact.objects.filter(org=org).delete()
+    rebuild_day(org, datetime(2026, 12, 5).date())
+    assert api(viewer_a).get(url).json()["answered_as"] == body["answered_as"]
+    page = login(viewer_a).get(f"/analytics/campaigns/{world['batch'].public_id}/")
+    assert page.status_code == 200 and "Who answered" in page.content.decode()

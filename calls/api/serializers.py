@@ -136,7 +136,7 @@ class CallSerializer(serializers.ModelSerializer):
         fields = [
             "id", "direction", "from_number", "to_number", "agent", "agent_version", "experiment", "phone_number",
             "carrier", "carrier_call_id", "status", "queued_at", "ringing_at", "answered_at", "ended_at",
-            "end_reason", "answered_by", "duration_s", "carrier_cost", "provider_cost", "total_cost", "cost_currency",
+            "end_reason", "answered_by", "answer_outcome", "duration_s", "carrier_cost", "provider_cost", "total_cost", "cost_currency",
             "variables", "latency_p50_ms", "latency_p95_ms", "analysis_status", "created_at",
         ]
         read_only_fields = fields

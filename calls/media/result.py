@@ -15,6 +15,7 @@ from calls.audio.vad import VadSettings
 from calls.media.dtmf import DtmfSettings, KeypadTimer
 
 if TYPE_CHECKING:
+    from calls.media.answer_gate import AnswerPolicy
     from calls.media.session import CallSession
 
 
@@ -148,6 +149,11 @@ class SessionContext:
     mark_interval_ms: int = 500
     #: a prepared session with no stream after this long is closed
     stream_wait_s: float = 60.0
+    #: outbound calls with answer classification (calls.media.answer_gate); None: off
+    answer: AnswerPolicy | None = None
+    #: the carrier's AMD verdict so far ("human", "machine", "machine_end", "fax",
+    #: "unknown" or None), polled off the audio path while the answer is classified
+    carrier_verdict: Callable[[], Awaitable[str | None]] | None = None
     #: an open stream with no caller audio for this long is dead (half-open
     #: socket, carrier fault): the call is ended and the leg hung up
     media_timeout_s: float = 10.0

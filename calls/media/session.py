@@ -65,6 +65,7 @@ from calls.audio.recorder import TwoChannelRecorder
 from calls.audio.vad import VadBatcher, VadEvent, VadStream
 from calls.media import metrics
 from calls.media import result as r
+from calls.media.answer_gate import AnswerGate
 from calls.media.audio_path import InboundPath, OutboundPath
 from calls.media.codecs import TransportCodec, codec_for
 from calls.media.dtmf import KeypadEntry, KeypadInput
@@ -173,6 +174,7 @@ class CallSession:
         self._counted_live = False
         self._keypad: KeypadInput | None = None
         self._keypad_lock = asyncio.Lock()  # entries reach the agent in the order typed
+        self._answer: AnswerGate | None = None  # outbound answer classification (calls.media.answer_gate)
         self.responses_done = 0
         self._response_done = asyncio.Event()
         # far-end updates (browser): who speaks now, and what came before the stream
@@ -284,6 +286,8 @@ class CallSession:
             config.input_format = preferred
         if config.output_format is None:
             config.output_format = preferred
+        if ctx.answer is not None:
+            config.hold_responses = True  # the provider session opens held (calls.media.answer_gate)
         try:
             self.bridge = self._bridge_factory(ctx.provider, config)
             await self.bridge.connect()
@@ -305,7 +309,7 @@ class CallSession:
             output_format=str(self.bridge.output_format),
         )
         self._pump_task = asyncio.ensure_future(self._pump())
-        if config.speaks_first == "agent":
+        if config.speaks_first == "agent" and ctx.answer is None:
             try:
                 # Asked now, so the greeting is ready when the stream starts.
                 await self.bridge.create_response(config.first_message)
@@ -456,6 +460,9 @@ class CallSession:
         self._watchdog_task = asyncio.ensure_future(self._watchdog())
         if ctx.transfer_changes is not None:
             self._spawn(watch_transfers(self, ctx.transfer_changes, ctx.transfer_poll_s), "transfers")
+        if ctx.answer is not None:
+            self._answer = AnswerGate(self, ctx.answer, holds_responses=self.bridge.holds_responses)
+            self._answer.start(listen=carrier == PCMU_8K)
         early, self._early_updates = self._early_updates, []
         if self._transport_open:
             for update in early:
@@ -470,6 +477,17 @@ class CallSession:
     async def _on_media(self, frame: MediaIn) -> None:
         assert self._inbound is not None and self.bridge is not None
         self._last_media_at = self._clock()
+        if self._answer is not None and self._answer.hear(frame.audio):
+            # withheld from the provider until the answer is known; VAD's clock keeps pace
+            self._caller_samples += len(frame.audio)
+            if self._vad is not None:
+                if self._vad.floor is not None:
+                    self._vad.feed_quiet(len(frame.audio))
+                else:
+                    self._vad.feed(np.zeros(len(frame.audio), dtype=np.int16))
+            if self._recorder is not None:
+                self._recorder.write_caller(frame.audio)
+            return
         quiet = self._quiet_codes
         if quiet is not None and not frame.audio.translate(None, quiet):
             # a quiet µ-law frame (the usual case while the agent talks): VAD
@@ -714,6 +732,8 @@ class CallSession:
         if not event.final:
             self._notify("transcript_delta", {"role": "caller", "text": event.text})
             return
+        if self._answer is not None:
+            self._answer.transcript(event.text)
         self._turn_added(self.book.caller_final(event.text, self.clock_ms()))
 
     def _on_agent_transcript(self, event: AgentTranscript) -> None:
@@ -889,6 +909,8 @@ class CallSession:
                     await self._transport.close(1000)
                 except Exception as exc:
                     logger.info("closing media socket failed", extra={"call": self.call_public_id, "error": repr(exc)})
+            if self._answer is not None:
+                self._answer.close()
             if self._keypad is not None:
                 self._keypad.cancel()  # keys of an unfinished entry are on the timeline already
             await end_transfers(self)

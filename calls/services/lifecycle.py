@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from calls.agent_link import agent_settings
 from calls.media.result import END_STREAM_ELSEWHERE, SessionResult
-from calls.models import LIVE, STATUS_RANK, Call, CallEvent, Direction, Recording, Status, TranscriptTurn
+from calls.models import LIVE, STATUS_RANK, AnswerOutcome, Call, CallEvent, Direction, Recording, Status, TranscriptTurn
 from calls.observers import call_changed
 from calls.services.base import in_db_thread, load_call
 from calls.services.control import hangup_call
@@ -281,6 +281,9 @@ def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
         call.usage = usage
         if "provider" in usage:
             usage.setdefault("model", session_provider_model(call)[1])
+        decided = next((e.data for e in result.events if e.kind == "answer.decided"), None)
+        if decided is not None and decided.get("outcome") in AnswerOutcome.values:
+            call.answer_outcome = decided["outcome"]
         if result.error:
             call.error = result.error[:2000]
         # The session knows *why* a call ended better than a carrier's generic "completed".

@@ -21,7 +21,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from calls.media.result import END_PROVIDER_ERROR, SessionContext, ToolError
-from calls.models import Direction, Status
+from calls.models import CallEvent, Direction, Status
 from calls.services.base import in_db_thread, load_call
 from calls.services.control import hangup_call, hangup_with_apology, send_call_dtmf, send_call_sms, transfer_call
 from calls.services.errors import CallError, CarrierUnavailable
@@ -115,6 +115,13 @@ def _session_sms(call_public_id: str, arguments: dict[str, Any]) -> dict[str, An
     return {"ok": True, "message_id": message_id}
 
 
+def carrier_verdict(call_pk: int) -> str | None:
+    """The carrier's AMD verdict stored by ``calls.webhooks.apply_machine_detection`` (its
+    ``amd.result`` event), polled by the answer gate; None while none has arrived."""
+    event = CallEvent.objects.filter(call_id=call_pk, kind="amd.result").order_by("-id").first()
+    return str(event.data.get("verdict") or event.data.get("answered_by") or "") or None if event else None
+
+
 def recording_temp_path(call_public_id: str) -> Path:
     """Where the session streams the WAV during the call (local disk; moved into media
     storage by ``record_session_result``)."""
@@ -138,7 +145,7 @@ def build_session_context(call_public_id: str) -> SessionContext:
 
 
 def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan | None]:
-    from calls.agent_link import AgentUnusable, agent_settings, session_settings
+    from calls.agent_link import AgentUnusable, agent_settings, answer_policy, session_settings
 
     call = load_call(call_public_id)
     if call.is_final:
@@ -178,6 +185,13 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
 
     async def stream_elsewhere() -> bool:
         return await in_db_thread(stream_taken, cid)
+
+    call_pk = call.pk
+
+    async def verdict() -> str | None:
+        return await in_db_thread(carrier_verdict, call_pk)
+
+    answer = answer_policy(call)
 
     has_phone = call.direction != Direction.WEB and bool(call.carrier)
     tools: dict[str, Any] = {}
@@ -221,6 +235,8 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         tool_timeout_s=tool_timeout_s,
         on_update=on_update,
         stream_elsewhere=stream_elsewhere,
+        answer=answer,
+        carrier_verdict=verdict if answer is not None else None,
     ), mcp
 
 

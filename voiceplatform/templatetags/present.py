@@ -48,6 +48,7 @@ def state_domains() -> dict[str, Mapping[str, tuple[str, str]]]:
         "analysis": call_labels.ANALYSIS_STATUS,
         "direction": call_labels.DIRECTION,
         "transfer": call_labels.TRANSFER_LEG_STATE,
+        "answer": call_labels.ANSWER_OUTCOME,
         "batch": batch_labels.BATCH_STATUS,
         "entry": batch_labels.ENTRY_STATE,
         "outcome": batch_labels.OUTCOME,
