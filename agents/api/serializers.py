@@ -39,6 +39,14 @@ class DestinationSerializer(serializers.Serializer):
                                             '…], "start": "09:00", "end": "17:00"}. Outside them the agent is told '
                                             "it is closed. Absent: always.")
 
+    def to_representation(self, instance):
+        # allow_null makes DRF fill in a missing key with None; a destination without hours
+        # (and every SMS recipient) keeps its stored shape instead.
+        data = super().to_representation(instance)
+        if data.get("hours") is None:
+            data.pop("hours", None)
+        return data
+
 
 class AgentSerializer(serializers.ModelSerializer):
     id = PublicIdField()
