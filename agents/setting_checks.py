@@ -7,8 +7,8 @@ knowledge base the agent has no tool to search. They never block saving a draft
 or publishing; the agent form shows them next to the fields they name.
 
 Pure: reads an :class:`~agents.agent_settings.AgentSettings` (``version.settings``
-or ``AgentSettings.parse(agent.snapshot())`` for a draft) and the provider
-catalogue, nothing else.
+or ``AgentSettings.parse(agent.snapshot())`` for a draft), the provider catalogue
+and the bridges' declared capabilities, nothing else.
 """
 
 from __future__ import annotations
@@ -16,8 +16,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.agent_settings import AgentSettings
-from agents.builtin_tools import SEARCH_KNOWLEDGE, SEND_SMS, TRANSFER_CALL
+from agents.bridges.registry import UnknownProvider, get_bridge_class
+from agents.builtin_tools import SEARCH_KNOWLEDGE, SEND_DTMF, SEND_SMS, TRANSFER_CALL
 from agents.providers import PROVIDERS
+
+
+def _can_hold(provider: str) -> bool:
+    """Whether the provider's bridge can transcribe without answering (``Bridge.holds_responses``)."""
+    try:
+        return get_bridge_class(provider).holds_responses
+    except UnknownProvider:
+        return True  # not a combination problem: validate_config refuses the provider
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,19 @@ def setting_warnings(settings: AgentSettings) -> list[SettingWarning]:
         warn("first_message_unused", ("first_message", "speaks_first"),
              "The agent waits for the caller to speak first, so the first message is never said. "
              "Let the agent greet the caller, or clear the first message.")
+    if settings.answer_detection and not _can_hold(settings.provider):
+        warn("answer_detection_audio_only", ("answer_detection", "provider"),
+             f"{info.label if info else settings.provider} cannot listen without answering, so while the agent "
+             "finds out who picked up it hears nothing: call screening and phone menus are taken for "
+             "voicemail. OpenAI Realtime recognises them from what they say.")
+    if settings.answer_detection and settings.ivr_goal.strip() and SEND_DTMF not in tools:
+        warn("menu_goal_without_dtmf", ("ivr_goal", "builtin_tools"),
+             "A phone menu goal is set but the “Send DTMF digits” tool is off, so the agent cannot press "
+             "keys in a menu. Turn the tool on.")
+    if not settings.answer_detection and (settings.screening_identity.strip() or settings.ivr_goal.strip()):
+        warn("answering_settings_unused", ("answer_detection",),
+             "Call-screening or phone-menu settings are filled in but “Detect who answers outbound calls” "
+             "is off, so they are never used.")
     if settings.silence_timeout_s >= settings.max_call_duration_s:
         warn("silence_after_limit", ("silence_timeout_s", "max_call_duration_s"),
              "The silence timeout is not shorter than the maximum call length, so it can never end a call.")

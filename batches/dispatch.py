@@ -70,6 +70,7 @@ POLL_S = 1.0
 
 #: Answer outcomes a campaign counts (and may retry) as "voicemail": no person was reached.
 MACHINE_OUTCOMES = frozenset({"voicemail", "fax", "silence"})
+MACHINE_END_REASONS = frozenset({"voicemail_left", "voicemail_hangup", "fax", "answered_silence"})
 
 
 def call_outcome(call: Call) -> Outcome | None:
@@ -77,7 +78,12 @@ def call_outcome(call: Call) -> Outcome | None:
     if call.status in LIVE:
         return None
     if call.status == Status.COMPLETED:
-        if call.answer_outcome:  # the session's answer classification, when it ran
+        # The session's answer classification, when it ran. Its hang-up reason is stored when it
+        # hangs up, before the carrier's final callback; the outcome itself only with the session's
+        # result, which may come after that callback.
+        if call.end_reason in MACHINE_END_REASONS:
+            return Outcome.VOICEMAIL
+        if call.answer_outcome:
             return Outcome.VOICEMAIL if call.answer_outcome in MACHINE_OUTCOMES else Outcome.COMPLETED
         return Outcome.VOICEMAIL if call.answered_by == AnsweredBy.MACHINE else Outcome.COMPLETED
     return {

@@ -7,9 +7,10 @@ noise; 8 kHz µ-law as a carrier streams it), plays every clip 20 ms at a time t
 - "audio + transcript": the line plus the provider's transcription of each spoken part,
   delivered `TRANSCRIPT_LAG_MS` after the part ends (as a streaming transcriber would);
 - "audio only": the line alone (a provider that gives no input transcript);
-a confusion matrix (rows: truth, columns: decision), per-class precision and recall,
-the median and p90 time to decision (ms of audio from the answer), and the CPU cost of
-one frame on the classifier.
+a confusion matrix (rows: truth, columns: the final decision, after any revision of a
+"person" within `REVISE_MS`), per-class precision and recall, the median and p90 time to
+that decision (ms of audio from the answer), how many decisions were revised, and the CPU
+cost of one frame on the classifier.
 
     .venv/bin/python bench/answer_bench.py
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calls.audio.mulaw import mulaw_to_array  # noqa: E402
-from calls.media.answer import AnswerClassifier, Decision, Outcome  # noqa: E402
+from calls.media.answer import REVISE_MS, AnswerClassifier, Decision, Outcome  # noqa: E402
 from calls.testing.answer_corpus import Clip, load_corpus, missing_tools  # noqa: E402
 
 LABELS = [o.value for o in Outcome]
@@ -44,8 +45,8 @@ def classify(clip: Clip, *, transcripts: bool) -> tuple[Decision | None, float]:
         frames += 1
         while pending and pending[0][0] <= machine.at_ms:
             machine.transcript(pending.pop(0)[1])
-        if machine.decision is not None:
-            break
+        if machine.decision is not None and machine.at_ms > machine.decision.at_ms + REVISE_MS:
+            break  # past the window in which a "person" may still turn out to be a machine
     # A clip that ends undecided: the line stays quiet until the machine's own timers fire.
     silence = pcm[:160] * 0
     while machine.decision is None and machine.at_ms < 30000:
@@ -59,14 +60,18 @@ def report(clips: list[Clip], *, transcripts: bool) -> list[str]:
     matrix = {t: dict.fromkeys(LABELS, 0) for t in LABELS}
     times: list[int] = []
     costs: list[float] = []
+    revised = 0
+    by_label: dict[str, list[int]] = {t: [] for t in LABELS}
     wrong: list[str] = []
     for clip in clips:
         decision, cost = classify(clip, transcripts=transcripts)
+        revised += bool(decision and "revised from human" in decision.signals)
         got = decision.outcome.value if decision else "silence"
         matrix[clip.label][got] += 1
         costs.append(cost)
         if decision is not None:
             times.append(decision.at_ms)
+            by_label[clip.label].append(decision.at_ms)
         if got != clip.label:
             wrong.append(f"  {clip.key}: {clip.label} → {got} at {decision.at_ms if decision else '-'} ms "
                          f"({', '.join(decision.signals) if decision else 'no decision'})")
@@ -88,8 +93,10 @@ def report(clips: list[Clip], *, transcripts: bool) -> list[str]:
     times.sort()
     lines += ["", f"accuracy {correct}/{len(clips)} = {correct / len(clips):.2f}; "
               f"time to decision median {statistics.median(times):.0f} ms, "
-              f"p90 {times[int(0.9 * (len(times) - 1))]} ms; "
+              f"p90 {times[int(0.9 * (len(times) - 1))]} ms; {revised} revised from person; "
               f"classifier cost {statistics.median(costs):.1f} µs per 20 ms frame (median over clips)"]
+    lines.append("median time to decision by truth: " + ", ".join(
+        f"{t} {statistics.median(v) / 1000:.1f} s" for t, v in by_label.items() if v))
     if wrong:
         lines += ["", "misclassified:", *wrong]
     return lines

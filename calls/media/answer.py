@@ -28,7 +28,11 @@ Rules, in the order they can fire:
 7. the deadline (``deadline_ms`` after the first sound) → human. An undecided line is
    treated as a person: hanging up on real people is the failure peers are known for.
 
-The first decision is final; later signals are kept (``late``) for the timeline.
+The first decision stands, with one exception: a person decided on may be revised to
+voicemail or fax within ``REVISE_MS`` when a beep, a fax tone or a mailbox phrase follows
+(the carrier's verdict, a guess from afar, never overturns what the line said) (greetings such as "Hi, this is Dana." [pause] "Leave a
+message..." sound like a person at first); ``revised`` says so. Later signals are kept
+(``late``) for the timeline.
 After a voicemail decision the machine goes on listening for the beep:
 ``voicemail_ready`` says when to speak (the beep ended, the greeting ended in
 ``VOICEMAIL_QUIET_MS`` of silence, the carrier reported the message's end, or
@@ -64,6 +68,7 @@ HUMAN_PAUSE_MS = 900
 MACHINE_UTTERANCE_MS = 3000
 TRANSCRIPT_WAIT_MS = 1500
 VOICEMAIL_QUIET_MS = 2500
+REVISE_MS = 4000
 _BEEP_HZ = (250.0, 2600.0)
 
 
@@ -160,6 +165,7 @@ class AnswerClassifier:
         self._beep_done = False
         self._carrier_ended = False
         self._decided_vm_at = 0
+        self.revised = False
 
     @property
     def at_ms(self) -> int:
@@ -191,7 +197,7 @@ class AnswerClassifier:
             self._note("transcript:greeting (ignored: machine-length speech)")
             return None
         if outcome is Outcome.VOICEMAIL and self.decision is not None and self.decision.outcome is Outcome.VOICEMAIL:
-            return None
+            return None  # the mailbox's own words after the decision: nothing new
         return self._decide(outcome, f"transcript:{outcome.value} ({rule})")
 
     def carrier(self, verdict: str) -> Decision | None:
@@ -203,10 +209,12 @@ class AnswerClassifier:
                 self._note("carrier:human (ignored: machine-length speech)")
                 return None
             return self._decide(Outcome.HUMAN, "carrier:human")
+        # The carrier's verdict is a guess from afar: it decides an open question, but never
+        # overturns a person the line and transcript already heard (only they revise).
         if verdict in ("machine", "machine_end"):
-            return self._decide(Outcome.VOICEMAIL, f"carrier:{verdict}")
+            return self._decide(Outcome.VOICEMAIL, f"carrier:{verdict}", revises=False)
         if verdict == "fax":
-            return self._decide(Outcome.FAX, "carrier:fax")
+            return self._decide(Outcome.FAX, "carrier:fax", revises=False)
         self._note(f"carrier:{verdict}")
         return None
 
@@ -216,6 +224,8 @@ class AnswerClassifier:
         """After a voicemail decision: why it is time to leave the message, or None (wait)."""
         if self.decision is None or self.decision.outcome is not Outcome.VOICEMAIL:
             return None
+        if self.listener.last_kind == "tone":
+            return None  # never over the beep
         if self._beep_done:
             return "beep"
         if self._carrier_ended:
@@ -277,8 +287,16 @@ class AnswerClassifier:
         else:
             self.late.append((self.at_ms, signal))
 
-    def _decide(self, outcome: Outcome, signal: str) -> Decision | None:
+    def _decide(self, outcome: Outcome, signal: str, *, revises: bool = True) -> Decision | None:
         if self.decision is not None:
+            previous = self.decision
+            if (revises and previous.outcome is Outcome.HUMAN and outcome in (Outcome.VOICEMAIL, Outcome.FAX)
+                    and not self.revised and self.at_ms <= previous.at_ms + REVISE_MS):
+                # "Hi, this is Dana." [pause] "Leave a message...": a person, until the machine shows
+                self.revised = True
+                self.decision = Decision(outcome, self.at_ms, (*previous.signals[-2:], "revised from human", signal))
+                self._decided_vm_at = self.at_ms
+                return self.decision
             self.late.append((self.at_ms, signal))
             return None
         self.signals.append(signal)
@@ -289,5 +307,5 @@ class AnswerClassifier:
 
 
 __all__ = [
-    "AnswerClassifier", "AnswerTimings", "Decision", "Outcome", "classify_text",
+    "REVISE_MS", "AnswerClassifier", "AnswerTimings", "Decision", "Outcome", "classify_text",
 ]

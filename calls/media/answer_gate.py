@@ -17,8 +17,11 @@ Contract:
   and hang up, or hang up at once, per agent; screening → say who is calling and why,
   then carry on as a person's call; IVR → the model navigates toward the agent's goal
   (keys through the send_dtmf tool); fax → hang up; silence → hang up.
+- A person may turn out to be a machine within ``REVISE_MS`` (``answer.revised``): the
+  greeting is cut off (as a barge-in), the provider hears no more of the line and its
+  audio is dropped, and the voicemail action runs.
 - The timeline gets ``answer.decided`` (outcome and the signals that decided it), any
-  ``answer.late_signal`` and the action taken.
+  ``answer.revised`` and ``answer.late_signal`` and the action taken.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from agents.bridges.base import ProviderError
 from calls.audio.mulaw import mulaw_to_array
-from calls.media.answer import AnswerClassifier, AnswerTimings, Decision, Outcome
+from calls.media.answer import REVISE_MS, AnswerClassifier, AnswerTimings, Decision, Outcome
 
 if TYPE_CHECKING:
     from calls.media.session import CallSession
@@ -71,6 +74,7 @@ class AnswerGate:
         self.withhold = not holds_responses
         self.listening = True
         self.open = False
+        self.muted = False  # agent audio is dropped (a "person" turned out to be a machine)
         self._poll_task: asyncio.Task[None] | None = None
         self._carrier_seen = ""
         self._late_reported = 0
@@ -108,6 +112,8 @@ class AnswerGate:
                 self.listening = False
                 self.session.record("answer.voicemail_ready", reason=ready)
                 self.session._spawn(self._leave_voicemail(), "answer.voicemail")
+        elif machine.decision is not None and machine.at_ms > machine.decision.at_ms + REVISE_MS:
+            self.listening = False  # a person, for good
         self._report_late()
         return self.withhold and not self.open
 
@@ -154,15 +160,22 @@ class AnswerGate:
 
     def _decided(self, decision: Decision) -> None:
         session = self.session
-        session.record("answer.decided", outcome=decision.outcome.value, signals=list(decision.signals),
-                       audio_ms=decision.at_ms)
+        revised = self.machine.revised
+        session.record("answer.revised" if revised else "answer.decided", outcome=decision.outcome.value,
+                       signals=list(decision.signals), audio_ms=decision.at_ms)
         outcome = decision.outcome
+        if revised:
+            # Greeted as a person, but a machine after all: stop the greeting, hear the machine
+            # out without the provider (no audio to answer, nothing of its reply played).
+            self.open, self.withhold, self.muted = False, True, True
+            session._spawn(session.barge_in("answer_revised"), "answer.revised")
         if outcome is Outcome.VOICEMAIL:
             if self.policy.on_voicemail != "leave_message" or not self.policy.voicemail_message.strip():
                 self.listening = False
                 session.request_end(END_VOICEMAIL_HANGUP)
             return  # listening on for the beep (hear)
-        self.listening = False
+        # a person: listening on for REVISE_MS (hear), in case the "person" was a machine's greeting
+        self.listening = outcome is Outcome.HUMAN
         if outcome is Outcome.FAX:
             session.request_end(END_FAX)
         elif outcome is Outcome.SILENCE:
@@ -198,6 +211,7 @@ class AnswerGate:
         if bridge is None or session.ending:
             return
         # The machine's audio stays withheld / unanswered: only our message is spoken.
+        self.muted = False
         try:
             await bridge.create_response(self.policy.voicemail_message)
         except ProviderError as exc:

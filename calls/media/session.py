@@ -611,6 +611,8 @@ class CallSession:
     async def _on_agent_audio(self, event: AgentAudio, preroll: bool = False) -> None:
         if event.item_id in self._interrupted_items or self.ending:
             return
+        if self._answer is not None and self._answer.muted:
+            return  # greeted a "person" that turned out to be a machine (calls.media.answer_gate)
         if not self.streaming or (self._preroll and not preroll):
             self._preroll.append(event)
             return

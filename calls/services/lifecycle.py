@@ -281,7 +281,9 @@ def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
         call.usage = usage
         if "provider" in usage:
             usage.setdefault("model", session_provider_model(call)[1])
-        decided = next((e.data for e in result.events if e.kind == "answer.decided"), None)
+        # the last word: a revision (a "person" that was a machine) replaces the first decision
+        decided = next((e.data for e in reversed(result.events) if e.kind in ("answer.decided", "answer.revised")),
+                       None)
         if decided is not None and decided.get("outcome") in AnswerOutcome.values:
             call.answer_outcome = decided["outcome"]
         if result.error:

@@ -9,7 +9,7 @@ import pytest
 
 from calls.audio.mulaw import mulaw_to_array
 from calls.audio.tones import LineListener, Sound, Tone
-from calls.media.answer import AnswerClassifier, AnswerTimings, Outcome, classify_text
+from calls.media.answer import REVISE_MS, AnswerClassifier, AnswerTimings, Outcome, classify_text
 from calls.testing.answer_corpus import load_corpus, missing_tools
 from calls.testing.signals import speech_like, tone
 
@@ -162,3 +162,24 @@ def test_audio_alone_never_takes_a_person_for_a_machine(corpus: list) -> None:
             assert machine.decision.outcome is Outcome.HUMAN, clip.key
         if clip.label in ("fax", "silence", "voicemail"):
             assert machine.decision.outcome.value == clip.label, clip.key
+
+
+def test_a_person_is_revised_to_voicemail_by_a_beep_within_the_window_but_not_by_the_carrier() -> None:
+    machine = AnswerClassifier(expect_transcript=False)
+    play(machine, np.concatenate([quiet(0.4), speech_like(0.8, seed=8), quiet(1.2)]))
+    assert machine.decision is not None and machine.decision.outcome is Outcome.HUMAN
+    assert machine.carrier("machine_end") is None  # a guess from afar: the person stands
+    play(machine, np.concatenate([speech_like(1.5, seed=9), quiet(0.3), tone(0.4, hz=1000), quiet(0.2)]))
+    assert machine.revised and machine.decision.outcome is Outcome.VOICEMAIL
+    assert "revised from human" in machine.decision.signals
+    assert machine.voicemail_ready() == "beep"
+
+
+def test_after_the_window_a_person_stays_a_person() -> None:
+    machine = AnswerClassifier(expect_transcript=False)
+    play(machine, np.concatenate([quiet(0.4), speech_like(0.8, seed=8), quiet(1.2)]))
+    decided_at = machine.decision.at_ms if machine.decision else 0
+    play(machine, quiet((REVISE_MS + 200) / 1000))
+    play(machine, tone(0.4, hz=1000))
+    assert machine.decision is not None and machine.decision.outcome is Outcome.HUMAN
+    assert machine.decision.at_ms == decided_at and not machine.revised

@@ -85,3 +85,10 @@ def test_the_sessions_decision_is_the_calls_outcome_for_campaigns_and_analytics(
     assert call_outcome(call) == batch_outcome
     assert answered_by(call) == split
     assert CallEvent.objects.filter(call=call, kind="answer.decided").exists()
+
+
+def test_the_sessions_hang_up_reason_counts_for_the_campaign_before_its_result_is_stored(org_a: Any) -> None:
+    """The carrier's final callback may beat the session's result: the hang-up reason the
+    session stored when it hung up already says it was a machine."""
+    call = make_call(org_a, status="completed", answered_by="human", end_reason="fax")
+    assert call.answer_outcome == "" and call_outcome(call) == Outcome.VOICEMAIL

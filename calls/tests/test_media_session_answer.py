@@ -403,3 +403,30 @@ def test_a_line_format_the_detectors_do_not_read_is_treated_as_a_person_at_once(
     assert "Hi, this is Sam from Acme." in response_creates(fake)[0]["response"]["instructions"]
     assert fake.received_of("session.update")[-1]["session"]["audio"]["input"]["turn_detection"][
         "create_response"] is True
+
+
+def test_a_greeting_that_sounded_like_a_person_is_revised_when_the_beep_comes(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, clips: dict[str, Clip], tmp_path: Path
+) -> None:
+    """"Hi, this is Dana." [1.2 s] "Leave a message after the beep." [beep]: greeted as a person
+    at first, then the greeting is cut and the voicemail message is left after the beep."""
+    slow_greeting = array_to_mulaw(tone(4.0, hz=600, level=0.4))
+    fake.script(AgentTurn(audio=slow_greeting, transcript="Hi, this is Sam from Acme.", chunk_bytes=800, pace=0.1),
+                AgentTurn(audio=VOICEMAIL_AUDIO, transcript="Hi, this is Acme. Please call us back."))
+    carrier = Carrier()
+    call_id, url = add_call(server, fake, carrier, tmp_path)
+
+    async def run() -> None:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.play(clips["name_pause_beep/en-us"].mulaw)
+            await call.wait_closed(timeout=30)
+
+    asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert decided(result)["outcome"] == "human"
+    (revised,) = events_of(result, "answer.revised")
+    assert revised["outcome"] == "voicemail" and "revised from human" in revised["signals"]
+    assert events_of(result, "answer.voicemail_ready") == [{"reason": "beep"}]
+    creates = response_creates(fake)
+    assert len(creates) == 2 and POLICY.voicemail_message in creates[1]["response"]["instructions"]
+    assert result.end_reason == "voicemail_left" and carrier.hangups == ["voicemail_left"]

@@ -23,7 +23,8 @@ def populate(org: Any) -> list[str]:
 
     agent = make_ready_agent(org, name="Front desk")
     number = make_phone_number(org, inbound_agent=agent)
-    call = make_call(org, agent=agent, agent_version=agent.published_version, from_number=number.e164)
+    call = make_call(org, agent=agent, agent_version=agent.published_version, from_number=number.e164,
+                     answer_outcome="voicemail")
     batch = make_batch(org, agent=agent, from_number=number)
     schedule = make_scheduled_call(org, agent=agent, from_number=number)
     document = make_document(org)
