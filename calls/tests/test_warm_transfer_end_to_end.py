@@ -157,6 +157,8 @@ def test_warm_transfer_no_answer_then_answered_and_bridged(platform: Platform, o
     kinds = list(CallEvent.objects.filter(call=call).values_list("kind", flat=True))
     assert "session.hangup" not in kinds
     assert kinds.count("transfer.dialing") == 2 and "transfer.no_answer" in kinds and "transfer.bridged" in kinds
+    # the session's own record of it: counted by analytics as a transfer, like a cold one
+    assert CallEvent.objects.get(call=call, kind="transferred").data["mode"] == "warm"
 
 
 def _post_plivo(plivo: FakePlivo, url: str, params: dict[str, str]) -> tuple[int, bytes]:
