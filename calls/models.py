@@ -223,6 +223,12 @@ class Call(OrgScopedModel):
             if parts and provider.get("currency") != self.cost_currency:
                 return None
             parts.append(self.provider_cost)
+        # the human legs of warm transfers are billed as calls of their own (calls.services.costs)
+        legs = self.cost_breakdown.get("transfer_legs") if isinstance(self.cost_breakdown, dict) else None
+        if legs:
+            if legs.get("pending") or (parts and legs.get("currency") != self.cost_currency):
+                return None
+            parts.append(Decimal(str(legs.get("amount") or 0)))
         return sum(parts, Decimal(0)) if parts else None
 
     @property

@@ -178,8 +178,17 @@ class ProviderCostSerializer(serializers.Serializer):
     priced_at = serializers.DateTimeField()
 
 
+class TransferLegsCostSerializer(serializers.Serializer):
+    amount = serializers.CharField(help_text="What the carrier billed for the bridged legs priced so far, decimal.")
+    currency = serializers.CharField()
+    legs = serializers.IntegerField(help_text="Bridged warm-transfer legs of the call.")
+    pending = serializers.BooleanField(help_text="A leg is not priced yet (the total is then unknown).")
+
+
 class CostBreakdownSerializer(serializers.Serializer):
     provider = ProviderCostSerializer(required=False, help_text="Absent when no provider session was opened.")
+    transfer_legs = TransferLegsCostSerializer(required=False,
+                                               help_text="Absent when no warm transfer reached the caller.")
 
 
 class CallDetailSerializer(CallSerializer):

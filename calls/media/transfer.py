@@ -95,7 +95,8 @@ async def apply_change(session: CallSession, change: Change) -> None:
     if session.ending:
         return
     if state == "bridged":
-        session.record("transfer_bridged", destination=destination)
+        # the same timeline kind as a cold transfer: analytics counts transfers by it
+        session.record("transferred", destination=destination, mode="warm")
         session.request_end(r.END_TRANSFERRED)
         return
     line = failure_line(state, destination)

@@ -9,6 +9,8 @@ name's import path says where it lives:
 - ``lifecycle``  — after the start: ``transition``, ``record_session_result``,
   ``finalize_call``, the expiry of calls nothing else will end;
 - ``control``    — acting on a live call: hang up, transfer, DTMF, SMS; ``delete_call``;
+- ``transfer``   — warm transfer: dial the human's leg while the caller stays with the agent,
+  its callbacks, bridging in a conference, the session's feed of leg changes;
 - ``session``    — what the media session runs with (``load_session_context``, its tool
   handlers) and ``prepare_session_early``;
 - ``streams``    — media-stream tokens and the one-socket-per-call claim;
@@ -19,5 +21,5 @@ name's import path says where it lives:
 
 Modules depend only downwards in that graph (``calls/tests/test_services_layout.py``
 keeps it free of import cycles): errors < base < timeline < streams < control/costs <
-session < lifecycle < placement; numbers uses only errors and base.
+transfer < session < lifecycle < placement; numbers uses only errors and base.
 """

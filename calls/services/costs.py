@@ -33,8 +33,10 @@ def record_transfer_leg_costs(call: Call) -> bool:
     """Price the human legs of the call's warm transfers that were bridged (each is a
     separate call at the carrier, billed on its own); False while one is unpriced."""
     priced = True
-    legs = TransferLeg.objects.for_org(call.org).filter(call=call, cost__isnull=True, bridged_at__isnull=False)
-    for leg in legs.exclude(carrier_call_id=""):
+    bridged = TransferLeg.objects.for_org(call.org).filter(call=call, bridged_at__isnull=False)
+    if not bridged.exists():
+        return True
+    for leg in bridged.filter(cost__isnull=True).exclude(carrier_call_id=""):
         try:
             cost = carrier_for(call.org, leg.carrier).fetch_cost(leg.carrier_call_id)
         except CarrierError as exc:
@@ -45,6 +47,13 @@ def record_transfer_leg_costs(call: Call) -> bool:
         TransferLeg.objects.filter(pk=leg.pk).update(cost=cost.amount, cost_currency=cost.currency)
         add_event(call, "cost.transfer_leg", source="carrier", leg=str(leg.public_id), destination=leg.destination,
                   amount=str(cost.amount), currency=cost.currency)
+    costs = list(bridged.values_list("cost", "cost_currency"))
+    known = [(amount, currency) for amount, currency in costs if amount is not None]
+    summary = {"amount": str(sum((a for a, _ in known), Decimal(0))), "legs": len(costs),
+               "currency": known[0][1] if known else "", "pending": len(known) < len(costs)}
+    breakdown = {**(call.cost_breakdown or {}), "transfer_legs": summary}
+    Call.objects.filter(pk=call.pk).update(cost_breakdown=breakdown)
+    call.cost_breakdown = breakdown
     return priced
 
 

@@ -62,7 +62,9 @@ def make_transfer_leg(org: Any, **values: Any) -> TransferLeg:
     values.setdefault("carrier", "twilio")
     values.setdefault("state", "completed")
     values.setdefault("deadline", timezone.now())
-    return TransferLeg.objects.create(org=org, call=make_call(org, carrier="twilio"), **values)
+    values.setdefault("bridged_at", timezone.now())
+    call = values.pop("call", None) or make_call(org, carrier="twilio")
+    return TransferLeg.objects.create(org=org, call=call, **values)
 
 
 @register_factory(CallEvent)

@@ -122,7 +122,7 @@ def line(request: Any, org_a: Any, fake_twilio: Any, fake_plivo: Any, public_bas
     if kind == "plivo":
         (placed,) = fake.calls.values()
         Call.objects.filter(pk=call.pk).update(carrier_call_id=placed["call_uuid"])
-    Call.objects.filter(pk=call.pk).update(status="in_progress")
+    Call.objects.filter(pk=call.pk).update(status="in_progress", answered_at=OPEN)
     call.refresh_from_db()
     return Line(kind, fake, call)
 
@@ -179,9 +179,19 @@ def test_answered_the_human_hears_the_whisper_then_caller_and_human_are_bridged(
         line.fake.price_call(leg_row.carrier_call_id, "-0.01400")
     else:
         line.fake.price_call(leg_row.carrier_call_id, "0.01400")
-    record_carrier_cost(call)
+    assert record_carrier_cost(call) is False  # the caller's own leg is not priced yet
     leg_row.refresh_from_db()
     assert str(leg_row.cost) == "0.01400"
+    assert call.cost_breakdown["transfer_legs"] == {"amount": "0.01400", "currency": "USD", "legs": 1,
+                                                    "pending": False}
+    assert call.total_cost is None  # unknown while a part of it is
+    if line.kind == "twilio":
+        line.fake.price_call(call.carrier_call_id, "-0.02000")
+    else:
+        line.fake.price_call(call.carrier_call_id, "0.02000")
+    assert record_carrier_cost(call) is True
+    assert str(call.total_cost) == "0.03400"  # the caller's leg and the human's
+    assert CallEvent.objects.filter(call=call, kind="cost.transfer_leg").count() == 1  # priced once
     page = api(editor_a).get(f"/api/v1/calls/{call.public_id}/").json()
     assert page["transfer_legs"][0]["duration_s"] == 42 and page["transfer_legs"][0]["cost"] == "0.01400"
 

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.db import connection
 
 from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn, FunctionCall
@@ -156,6 +157,8 @@ def test_warm_transfer_no_answer_then_answered_and_bridged(platform: Platform, o
     kinds = list(CallEvent.objects.filter(call=call).values_list("kind", flat=True))
     assert "session.hangup" not in kinds
     assert kinds.count("transfer.dialing") == 2 and "transfer.no_answer" in kinds and "transfer.bridged" in kinds
+    # the session's own record of it: counted by analytics as a transfer, like a cold one
+    assert CallEvent.objects.get(call=call, kind="transferred").data["mode"] == "warm"
 
 
 def _post_plivo(plivo: FakePlivo, url: str, params: dict[str, str]) -> tuple[int, bytes]:
@@ -239,3 +242,64 @@ def test_plivo_warm_transfer_busy_then_confirmed_with_a_key_and_bridged(
     assert call.end_reason == "transferred"
     assert caller_leg["status"] == "in-progress"  # not hung up
     assert "session.hangup" not in set(CallEvent.objects.filter(call=call).values_list("kind", flat=True))
+
+
+def test_a_warm_transfer_started_from_another_process_reaches_the_session(
+        platform: Platform, org_a: Any, editor_a: Any, api: Any, settings: Any,
+        fakes: tuple[FakeTwilio, FakeOpenAIRealtime]) -> None:
+    """The API request is served here, in the test process; the call's session runs in
+    Daphne. The session learns of the leg from the database and the agent asks the caller
+    to hold; once the human takes the call the session leaves."""
+    twilio, realtime = fakes
+    settings.PUBLIC_BASE_URL = platform.base  # this process hands the carrier the same URLs as Daphne
+    set_provider_credential(org_a, SYSTEM, "twilio", {"account_sid": twilio.account_sid,
+                                                    "auth_token": twilio.auth_token},
+                            config={"base_url": twilio.base_url})
+    set_provider_credential(org_a, SYSTEM, "openai", {"api_key": realtime.api_key},
+                            config={"websocket_base_url": realtime.url})
+    agent = make_ready_agent(org_a, provider="openai_realtime", first_message="Hello, Ada's bakery.",
+                             builtin_tools=["transfer_call"], transfer_destinations=DESTINATIONS)
+    number = make_phone_number(org_a, e164="+14155550100", carrier="twilio", inbound_agent=agent)
+    realtime.script(AgentTurn(audio=AGENT_AUDIO, transcript="Hello, Ada's bakery."),
+                    AgentTurn(audio=AGENT_AUDIO, transcript="Please hold on while I connect you."))
+    sid = "CA" + "6" * 32
+    twilio.add_inbound_call(sid, from_=CALLER, to=number.e164)
+    status, body = _post(twilio, f"{platform.base}/webhooks/twilio/voice",
+                         twilio.voice_params(call_sid=sid, from_=CALLER, to=number.e164))
+    assert status == 200, platform.log()
+    stream = ET.fromstring(body).find("./Connect/Stream")
+    assert stream is not None
+    custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+    call = Call.objects.get(public_id=custom["call_id"])
+
+    def holds() -> bool:
+        return any("connect you to Sales" in str(m.get("response", {}).get("instructions", ""))
+                   for m in realtime.received_of("response.create"))
+
+    def start_transfer() -> Any:
+        try:
+            return api(editor_a).post(f"/api/v1/calls/{call.public_id}/transfer/", {"to": "Sales"}, format="json")
+        finally:
+            connection.close()  # this thread's own connection: the test database must be droppable after
+
+    async def talk() -> int | None:
+        async with CarrierMediaClient.twilio(stream.get("url", ""), parameters=custom) as media:
+            await media.wait_for_audio(ms=500, timeout=15)
+            started = await asyncio.to_thread(start_transfer)
+            assert started.status_code == 200, started.content
+            await media.wait_until(holds, timeout=20, what="the agent to ask the caller to hold")
+            (leg_sid,) = [s for s, c in twilio.calls.items() if c["direction"] == "outbound-api"]
+            leg = twilio.calls[leg_sid]
+            code, whisper = _post(twilio, leg["url"], {"CallSid": leg_sid, "CallStatus": "in-progress"})
+            join = ET.fromstring(whisper).find("Redirect")
+            assert code == 200 and join is not None and join.text
+            code, _ = _post(twilio, join.text, {"CallSid": leg_sid, "CallStatus": "in-progress"})
+            assert code == 200
+            return await media.wait_closed(timeout=20)
+
+    asyncio.run(talk())
+    wait_until(lambda: CallEvent.objects.filter(call=call, kind="session.ended").exists(), "the session result",
+               timeout=30)
+    call.refresh_from_db()
+    assert call.end_reason == "transferred" and twilio.conference_of(sid) == TransferLeg.objects.get().conference
+    assert TransferLeg.objects.get().started_by == "operator"

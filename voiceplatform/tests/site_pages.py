@@ -17,7 +17,7 @@ from django.urls import reverse
 def populate(org: Any) -> list[str]:
     """Create one object of each kind in ``org``; the URLs of every dashboard page, nav areas first."""
     from batches.tests.factories import make_batch, make_scheduled_call
-    from calls.tests.factories import make_call, make_phone_number, make_ready_agent
+    from calls.tests.factories import make_call, make_phone_number, make_ready_agent, make_transfer_leg
     from integrations.tests.factories import make_mcp_server, make_webhook_endpoint
     from knowledge.tests.factories import make_document
 
@@ -25,6 +25,8 @@ def populate(org: Any) -> list[str]:
     number = make_phone_number(org, inbound_agent=agent)
     call = make_call(org, agent=agent, agent_version=agent.published_version, from_number=number.e164,
                      answer_outcome="voicemail")
+    # a warm transfer that reached the caller: the call page's transfers panel and cost rows
+    make_transfer_leg(org, call=call, duration_s=42, cost="0.01400", cost_currency="USD")
     batch = make_batch(org, agent=agent, from_number=number)
     schedule = make_scheduled_call(org, agent=agent, from_number=number)
     document = make_document(org)
