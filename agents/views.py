@@ -26,7 +26,7 @@ from agents.selectors import (
     versions_of,
 )
 from agents.setting_checks import SettingWarning, setting_warnings
-from agents.variables import variables_in
+from agents.variables import placeholders
 from orgs.models import role_at_least
 from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
@@ -116,9 +116,7 @@ class AgentCreateView(AgentMixin, View):
 
 class AgentEditView(AgentMixin, View):
     def _page(self, request: HttpRequest, agent: Agent, form: AgentForm, status: int = 200) -> HttpResponse:
-        variables = list(dict.fromkeys(
-            name for text in (agent.system_prompt, agent.first_message, agent.voicemail_message)
-            for name in variables_in(text or "")))
+        variables = placeholders(agent.system_prompt, agent.first_message, agent.voicemail_message)
         problems = readiness_problems(agent)
         info = PROVIDERS.get(agent.provider)
         return render(request, "agents/form.html", {
