@@ -173,7 +173,8 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     # handlers are the same set (a web call has no phone leg to transfer, text or key).
     runnable = set(tools) | {"end_call"} | ({"transfer_call", "send_dtmf"} if has_phone else set())
     settings_.config.tools[:] = [spec for spec in settings_.config.tools if spec.get("name") in runnable]
-    tool_timeout_s = _add_http_tools(call, settings_.config.tools, tools)
+    fillers: dict[str, str] = {}
+    tool_timeout_s = _add_http_tools(call, settings_.config.tools, tools, fillers)
     return SessionContext(
         call_public_id=cid,
         provider=settings_.provider,
@@ -189,15 +190,18 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         send_dtmf=send_dtmf if has_phone else None,
         tools=tools,
         tool_timeout_s=tool_timeout_s,
+        fillers=fillers,
         on_update=on_update,
         stream_elsewhere=stream_elsewhere,
     ), mcp
 
 
-def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any]) -> float:
+def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any],
+                    fillers: dict[str, str]) -> float:
     """Offer the org's custom HTTP tools granted to the call's agent (declared spec and
-    handler together); returns the session's tool timeout, raised above the slowest
-    tool's own timeout so the model hears the tool's error rather than the session's."""
+    handler together, and the filler line said while a slow one runs); returns the
+    session's tool timeout, raised above the slowest tool's own timeout so the model hears
+    the tool's error rather than the session's."""
     from integrations.http_tools import function_spec, session_handler, spec_of, tools_for_agent
 
     timeout_s = DEFAULT_TOOL_TIMEOUT_S
@@ -208,6 +212,8 @@ def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, 
         specs.append(function_spec(tool))
         handlers[tool.name] = session_handler(spec_of(tool), call_id=str(call.public_id),
                                               variables=dict(call.variables or {}), error_cls=ToolError)
+        if tool.filler_text:
+            fillers[tool.name] = tool.filler_text
         timeout_s = max(timeout_s, tool.timeout_s + 1)
     return timeout_s
 
