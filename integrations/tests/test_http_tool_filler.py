@@ -42,10 +42,12 @@ def endpoint() -> Iterator[FakeToolEndpoint]:
 
 def run_call(org: Any, endpoint: FakeToolEndpoint, tmp_path: Path, *, path: str, filler_after_s: float,
              release_when_heard: bool, filler_audio: bytes = FILLER_AUDIO,
-             barge_in: bool = False) -> tuple[SessionResult, CarrierMediaClient, FakeOpenAIRealtime]:
+             barge_in: bool = False, talk_first: float = 0.0
+             ) -> tuple[SessionResult, CarrierMediaClient, FakeOpenAIRealtime]:
     """One call in which the model calls ``lookup_order`` (endpoint ``path``) right after the
     greeting, then answers; returns the session result, the Twilio side (what it received and
-    cleared) and the provider fake. ``barge_in``: the caller talks once the line is heard."""
+    cleared) and the provider fake. ``barge_in``: the caller talks once the line is heard;
+    ``talk_first``: the caller talks for that many seconds from the start."""
     tool = make_http_tool(org, url=f"{endpoint.url}/{path}", signing_secret=SECRET, filler_text=FILLER)
     with FakeOpenAIRealtime(turn_bytes=10**9, aside_audio=filler_audio) as fake_server, MediaTestServer() as server:
         fake = cast(FakeOpenAIRealtime, fake_server)
@@ -69,16 +71,14 @@ def run_call(org: Any, endpoint: FakeToolEndpoint, tmp_path: Path, *, path: str,
 
         async def run() -> CarrierMediaClient:
             async with CarrierMediaClient.twilio(url) as call:
-                # The caller stays silent: the fake's server VAD takes any caller frame for
-                # speech, which would cut the line off as a real barge-in does.
-                call.pause_media()
+                # Between speech the caller's frames are silence, as on a real line.
+                if talk_first:
+                    await call.play(speech_mulaw(talk_first))
                 if release_when_heard:
                     await call.wait_until(lambda: filler_audio[:160] in call.log.received, what="the filler line")
                     if barge_in:
                         await call.play(speech_mulaw(0.8))
-                        call.pause_media(False)
                         await call.wait_until(lambda: call.log.clears, what="the carrier told to stop the line")
-                        call.pause_media()
                     endpoint.release()
                 await call.wait_until(lambda: ANSWER_AUDIO in call.log.received, what="the answer after the tool")
                 await call.hang_up()
@@ -142,3 +142,13 @@ def test_the_caller_cuts_the_line_off_like_any_reply(org_a: Any, endpoint: Any, 
     assert not fake.received_of("conversation.item.truncate")
     # and the tool's answer still comes
     assert ANSWER_AUDIO in bytes(call.log.received)
+
+
+def test_the_line_waits_while_the_caller_is_speaking(org_a: Any, endpoint: Any, tmp_path: Path) -> None:
+    # the tool is slow from the start, and the caller is still talking when the line is due
+    result, call, fake = run_call(org_a, endpoint, tmp_path, path="slow", filler_after_s=0.3,
+                                  release_when_heard=True, talk_first=1.2)
+
+    at = {e.kind: e.at_ms for e in reversed(result.events)}  # the first of each kind
+    assert at["tool_call"] + 300 < at["speech_stopped"] <= at["filler_spoken"]
+    assert bytes(call.log.received).count(b"\x22") == len(FILLER_AUDIO)
