@@ -330,6 +330,7 @@ def test_a_call_offers_exactly_the_granted_enabled_tools_and_validates_arguments
     together; the model's arguments are checked against the tool's schema by run_tool before
     any request; another org's tool, an ungranted one and a disabled one are not offered."""
     from agents.bridges.base import ToolCall
+    from agents.services import publish_agent
     from calls.media.tools import run_tool
     from calls.services.session import load_session_context
     from calls.tests.factories import make_call, make_ready_agent
@@ -343,6 +344,8 @@ def test_a_call_offers_exactly_the_granted_enabled_tools_and_validates_arguments
     for tool in (granted, disabled):
         http_tools.set_http_tool_agents(tool, SYSTEM, [agent])
     HttpToolGrant.objects.create(org=org_b, tool=foreign, agent=agent)  # a forged cross-org row is still ignored
+    publish_agent(agent, SYSTEM)  # grants reach calls with the version they are published in
+    agent.refresh_from_db()
     call = make_call(org_a, direction="web", status="in_progress", agent=agent, agent_version=agent.published_version,
                      variables={"customer": "Ada"})
 
