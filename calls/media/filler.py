@@ -12,8 +12,9 @@ Contract (what :class:`FillerLine` guarantees for one tool call):
   the line waits (the tool still running); if the tool answers first, it is dropped.
   Once it plays it is ordinary agent audio: a barge-in stops it like any reply.
 * Before the result: the tool's result reaches the model only after the line's response
-  is done (bounded by ``SETTLE_S``), so the answer follows the line at the carrier instead
-  of racing it (OpenAI Realtime refuses a second response while one is active).
+  is done (bounded by ``SETTLE_S``; ``FIRST_AUDIO_S`` when no audio of it comes, i.e. the
+  provider refused it), so the answer follows the line at the carrier instead of racing
+  it (OpenAI Realtime refuses a second response while one is active).
 
 The line goes through :meth:`agents.bridges.base.Bridge.say_aside` (OpenAI: an out-of-band
 response; Deepgram and Hume: a verbatim injected agent message; Gemini Live: a client turn).
@@ -39,6 +40,8 @@ logger = logging.getLogger("calls.media")
 POLL_S = 0.05
 #: the longest a tool result waits for its filler line's response to finish
 SETTLE_S = 8.0
+#: a line with no audio after this long was not said (refused): the result goes on
+FIRST_AUDIO_S = 2.0
 
 
 class FillerLine:
@@ -75,7 +78,7 @@ class FillerLine:
         bridge = session.bridge
         if session.ending or bridge is None or not bridge.connected:
             return
-        audio_before = session.agent_audio_ms
+        audio_before, responses_before = session.agent_audio_ms, session.responses_done
         self.said = True
         session.record("filler_spoken", name=self.call.name, call_id=self.call.call_id)
         try:
@@ -83,15 +86,19 @@ class FillerLine:
         except ProviderError as exc:
             session.record("provider_warning", code=exc.code, message=exc.message[:200])
             return
-        # Done with the first response that played audio after the line was asked for
-        # (the function call's own response.done may still be on its way).
+        # Done once the line's audio has come and a response has finished since it was asked
+        # for. No audio soon (the provider refused it: Deepgram answers InjectionRefused when
+        # it thinks someone is speaking) ends the wait early, so the result is not held up.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + SETTLE_S
-        while (left := deadline - loop.time()) > 0:
-            if not await session.wait_for_next_response(left):
+        asked = loop.time()
+        while not session.ending:
+            heard = session.agent_audio_ms > audio_before
+            if heard and session.responses_done > responses_before:
                 return
-            if session.agent_audio_ms > audio_before:
+            waited = loop.time() - asked
+            if waited > SETTLE_S or (not heard and waited > FIRST_AUDIO_S):
                 return
+            await asyncio.sleep(POLL_S)
 
     async def settle(self) -> None:
         """The tool answered: drop a line not yet said; let one being said finish (bounded)."""
