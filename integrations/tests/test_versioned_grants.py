@@ -134,3 +134,22 @@ def test_another_orgs_rows_never_enter_a_version(org_a: Any, org_b: Any) -> None
     version = publish_agent(agent, SYSTEM)
     assert version.tool_grants is not None and version.tool_grants["http_tools"] == [str(mine.public_id)]
     assert offered(call_of(version))[0] == {"http_mine"}
+
+
+def test_the_version_history_shows_grant_changes_by_name(org_a: Any, editor_a: Any, login: Any) -> None:
+    from django.urls import reverse
+
+    server = McpServer.objects.create(org=org_a, name="Telegram", url="https://mcp.example.com/mcp",
+                                      tools=[{"name": "send_message"}, {"name": "get_updates"}])
+    agent = make_ready_agent(org_a, mcp_server_ids=[str(server.public_id)])
+    tool = make_http_tool(org_a, name="http_lookup")
+    http_tools.set_http_tool_agents(tool, SYSTEM, [agent])
+    publish_agent(agent, SYSTEM)
+    set_agent_tools(agent, server, SYSTEM, ["send_message"])  # a draft change only
+
+    page = login(editor_a).get(reverse("agents:versions", args=[agent.public_id])).content.decode()
+    flat = " ".join(page.split())
+    assert "Tool grants" in flat
+    assert "HTTP tools: none" in flat and "HTTP tools: http_lookup" in flat  # v1 → v2
+    assert "HTTP tools: http_lookup; Telegram: only send_message" in flat  # live → draft
+    assert str(tool.public_id) not in page
