@@ -1,8 +1,8 @@
 """Agents: an editable draft plus immutable published versions.
 
 The :class:`Agent` row *is* the draft: editing changes it and nothing else.
-Publishing freezes the draft's configuration (:data:`CONFIG_FIELDS`) into a new
-:class:`AgentVersion`; calls run a published version and record which one.
+Publishing freezes the draft's configuration (:data:`CONFIG_FIELDS`) and its tool
+grants (``agents.grants``) into a new :class:`AgentVersion`; calls run a published version and record which one.
 Restoring copies an old version back into the draft. State changes go through
 ``agents.services`` (each one recorded in the audit log).
 """
@@ -18,6 +18,7 @@ from django.db import models
 
 from agents.agent_settings import AgentSettings
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES, clean_destinations
+from agents.grants import draft_grants, grants_match
 from agents.providers import PROVIDER_CHOICES, PROVIDERS
 from agents.variables import TemplateSyntaxError, check_syntax
 from voiceplatform.models import OrgScopedModel
@@ -137,9 +138,11 @@ class Agent(OrgScopedModel):
 
     @property
     def has_unpublished_changes(self) -> bool:
-        """True when the draft differs from the published version (or nothing is published yet)."""
+        """True when the draft (its settings or its tool grants) differs from the published
+        version, or nothing is published yet."""
         version = self.published_version
-        return version is None or not config_matches(version.config, self.snapshot())
+        return (version is None or not config_matches(version.config, self.snapshot())
+                or not grants_match(version, draft_grants(self)))
 
     @property
     def credential_provider(self) -> str | None:
@@ -181,6 +184,13 @@ class AgentVersion(OrgScopedModel):
     config = models.JSONField()
     note = models.CharField(max_length=200, blank=True)
     published_by = models.CharField(max_length=200, blank=True, help_text="Who published it, as shown at the time.")
+    # The draft's tool grants when it was published (agents.grants); calls of this version
+    # are offered exactly these. Null: published before grants were versioned.
+    tool_grants = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text='The tools this version may call: {"http_tools": [tool ids], "mcp_tools": {server id: [tool '
+                  'names]}} (a server not listed offers all its tools). Null: published before grants were '
+                  "versioned; its calls use the agent's current grants.")
 
     class Meta:
         ordering = ["agent", "-number"]

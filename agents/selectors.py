@@ -62,7 +62,10 @@ class FieldDiff:
 # Config fields holding public ids → the model whose names a diff shows instead (apps that may be absent).
 _NAMED_IDS = {"knowledge_base_ids": ("knowledge.KnowledgeBase", "knowledge base"),
               "mcp_server_ids": ("integrations.McpServer", "MCP server")}
+#: Beside the config: the tool grants a version froze (``agents.grants``; see :func:`with_grants`).
+GRANTS = "tool_grants"
 _LABELS = {"knowledge_base_ids": "Knowledge bases", "mcp_server_ids": "MCP servers", "builtin_tools": "Built-in tools",
+           GRANTS: "Tool grants",
            "max_call_duration_s": "Maximum call length (s)", "silence_timeout_s": "Silence timeout (s)",
            "vad_threshold": "Speech detection threshold", "min_speech_ms": "Minimum speech (ms)"}
 
@@ -84,8 +87,10 @@ def id_names(org: Organization | None, configs: list[dict[str, Any]]) -> dict[st
     names: dict[str, str] = {}
     if org is None:
         return names
-    for field, (model_label, _kind) in _NAMED_IDS.items():
-        ids = {str(v) for config in configs for v in (config.get(field) or []) if isinstance(v, str)}
+    wanted = dict(_NAMED_IDS)
+    wanted["http_tools"] = ("integrations.HttpTool", "HTTP tool")
+    for field, (model_label, _kind) in wanted.items():
+        ids = {str(v) for config in configs for v in _named_ids(config, field) if isinstance(v, str)}
         if not ids:
             continue
         try:
@@ -103,6 +108,34 @@ def id_names(org: Organization | None, configs: list[dict[str, Any]]) -> dict[st
     return names
 
 
+def _named_ids(config: dict[str, Any], field: str) -> list[Any]:
+    """The ids ``config`` holds for ``field``, tool grants included (their MCP servers are
+    named like ``mcp_server_ids``, their HTTP tools under ``http_tools``)."""
+    raw = config.get(GRANTS)
+    grants: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    if field == "http_tools":
+        return list(grants.get("http_tools") or [])
+    found = list(config.get(field) or [])
+    if field == "mcp_server_ids":
+        found += list(grants.get("mcp_tools") or {})
+    return found
+
+
+def with_grants(config: dict[str, Any], grants: dict[str, Any] | None) -> dict[str, Any]:
+    """A version's config (or a draft's snapshot) with its tool grants, for :func:`diff_configs`."""
+    return {**config, GRANTS: grants}
+
+
+def _show_grants(grants: dict[str, Any], names: dict[str, str]) -> str:
+    def name(value: Any, kind: str) -> str:
+        return names.get(str(value)) or f"a deleted {kind} ({str(value)[:8]}…)"
+
+    parts = [f"HTTP tools: {', '.join(name(t, 'HTTP tool') for t in grants.get('http_tools') or []) or 'none'}"]
+    for server, tools in sorted((grants.get("mcp_tools") or {}).items()):
+        parts.append(f"{name(server, 'MCP server')}: only {', '.join(tools)}")
+    return "; ".join(parts)
+
+
 def _choice_labels() -> dict[str, dict[str, str]]:
     """Config fields whose stored codes have labels (providers, tools, events, who speaks first)."""
     from agents.builtin_tools import BUILTIN_TOOL_CHOICES
@@ -117,6 +150,8 @@ def _choice_labels() -> dict[str, dict[str, str]]:
 def _show(value: Any, field: str = "", names: dict[str, str] | None = None) -> str:
     if isinstance(value, str) and field not in ("provider", "speaks_first"):
         return value
+    if field == GRANTS and isinstance(value, dict):
+        return _show_grants(value, names or {})
     if field in _NAMED_IDS and isinstance(value, list):
         kind = _NAMED_IDS[field][1]
         return ", ".join((names or {}).get(str(v)) or f"a deleted {kind} ({str(v)[:8]}…)" for v in value)
@@ -144,10 +179,10 @@ def diff_configs(old: dict[str, Any], new: dict[str, Any], *, org: Organization 
     if names is None:
         names = id_names(org, [old, new])
     out: list[FieldDiff] = []
-    for field in CONFIG_FIELDS:
+    for field in (*CONFIG_FIELDS, GRANTS):
         a, b = old.get(field), new.get(field)
-        if a == b:
-            continue
+        if a == b or (field == GRANTS and (a is None or b is None)):
+            continue  # grants of a version from before they were versioned: not known
         sa = _show(a if a is not None else "", field, names)
         sb = _show(b if b is not None else "", field, names)
         lines: tuple[str, ...] = ()

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
+from agents.grants import draft_grants, grants_match, restore_grants
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion, config_matches
 from agents.providers import PROVIDERS
 from orgs.models import Organization
@@ -126,7 +127,8 @@ def update_agent(agent: Agent, actor: Actor, **values: Any) -> Agent:
 
 
 def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
-    """Freeze the draft into a new immutable version and make it the one calls use.
+    """Freeze the draft (settings and tool grants) into a new immutable version and make it
+    the one calls use.
     A draft on a retired provider raises :class:`ProviderRetired` (it could never take a call)."""
     with transaction.atomic():
         # Lock the agent so two publishes cannot take the same number.
@@ -135,12 +137,13 @@ def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
         locked.full_clean(exclude=["org", "published_version"])
         current = locked.published_version
         config = locked.snapshot()
-        if current is not None and config_matches(current.config, config):
+        grants = draft_grants(locked)
+        if current is not None and config_matches(current.config, config) and grants_match(current, grants):
             raise AgentError(f"Nothing to publish: the draft is the same as version {current.number}.",
                              code="nothing_to_publish")
         number = (AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0) + 1
         version = AgentVersion.objects.create(
-            org=locked.org, agent=locked, number=number, config=config, note=note[:200],
+            org=locked.org, agent=locked, number=number, config=config, tool_grants=grants, note=note[:200],
             published_by=actor.label[:200],
         )
         locked.published_version = version
@@ -151,7 +154,8 @@ def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
 
 
 def restore_version(agent: Agent, version: AgentVersion, actor: Actor, *, publish: bool = False) -> Agent:
-    """Copy ``version`` back into the draft; with ``publish`` also publish it as a new version.
+    """Copy ``version`` (settings and tool grants) back into the draft; with ``publish`` also
+    publish it as a new version.
     A version on a retired provider is restored only into an agent still on that provider."""
     if version.agent_id != agent.pk:
         raise AgentError(f"Version {version.number} belongs to another agent.")
@@ -162,6 +166,7 @@ def restore_version(agent: Agent, version: AgentVersion, actor: Actor, *, publis
         changed = sorted(f for f in CONFIG_FIELDS if before.get(f) != getattr(agent, f))
         agent.full_clean(exclude=["org", "published_version"])
         agent.save()
+        changed += restore_grants(agent, version, actor)
         record_audit(agent.org, actor, "agent.restored", agent,
                      {"version": version.number, "fields": changed})
         if publish and agent.has_unpublished_changes:

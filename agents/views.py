@@ -14,6 +14,7 @@ from agents import services
 from agents.agent_settings import AgentSettings
 from agents.experiment_views import experiments_panel
 from agents.forms import AgentForm, PublishForm, provider_catalogue
+from agents.grants import draft_grants
 from agents.models import Agent
 from agents.providers import PROVIDERS
 from agents.runtime import Problem, readiness_problems, readiness_warnings
@@ -24,9 +25,10 @@ from agents.selectors import (
     readiness_by_agent,
     readiness_warnings_by_agent,
     versions_of,
+    with_grants,
 )
 from agents.setting_checks import SettingWarning, setting_warnings
-from agents.variables import variables_in
+from agents.variables import placeholders
 from orgs.models import role_at_least
 from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
@@ -116,9 +118,7 @@ class AgentCreateView(AgentMixin, View):
 
 class AgentEditView(AgentMixin, View):
     def _page(self, request: HttpRequest, agent: Agent, form: AgentForm, status: int = 200) -> HttpResponse:
-        variables = list(dict.fromkeys(
-            name for text in (agent.system_prompt, agent.first_message, agent.voicemail_message)
-            for name in variables_in(text or "")))
+        variables = placeholders(agent.system_prompt, agent.first_message, agent.voicemail_message)
         problems = readiness_problems(agent)
         info = PROVIDERS.get(agent.provider)
         return render(request, "agents/form.html", {
@@ -191,15 +191,19 @@ class AgentVersionsView(AgentMixin, View):
     def get(self, request: HttpRequest, public_id: Any) -> HttpResponse:
         agent = self.get_agent(public_id)
         versions = list(versions_of(agent))
-        names = id_names(self.org, [v.config for v in versions] + [agent.snapshot()])
+        configs = {v.pk: with_grants(v.config, v.tool_grants) for v in versions}
+        draft = with_grants(agent.snapshot(), draft_grants(agent))
+        names = id_names(self.org, [*configs.values(), draft])
         rows = []
         for i, version in enumerate(versions):
             previous = versions[i + 1] if i + 1 < len(versions) else None
-            rows.append({"version": version, "diff": diff_configs(previous.config, version.config, names=names) if previous else [],
+            rows.append({"version": version,
+                         "diff": diff_configs(configs[previous.pk], configs[version.pk], names=names) if previous else [],
                          "first": previous is None,
                          "current": agent.published_version_id == version.pk})
-        draft_diff = (diff_configs(agent.published_version.config, agent.snapshot(), names=names)
-                      if agent.published_version else [])
+        published = agent.published_version
+        draft_diff = (diff_configs(with_grants(published.config, published.tool_grants), draft, names=names)
+                      if published else [])
         return render(request, "agents/versions.html", {"agent": agent, "rows": rows, "draft_diff": draft_diff,
                                                         "can_edit": self._can_write()})
 

@@ -13,3 +13,7 @@ class IntegrationsConfig(AppConfig):
         from orgs.signals import audit_recorded
 
         audit_recorded.connect(on_audit_recorded, dispatch_uid="integrations.webhooks.on_audit_recorded")
+        # An agent's HTTP and MCP tool grants are frozen into each version it publishes.
+        from integrations import agent_grants
+
+        agent_grants.register()

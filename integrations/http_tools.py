@@ -299,12 +299,10 @@ def send_test_request(tool: HttpTool, actor: Actor) -> tuple[dict[str, Any], Htt
 
 
 def function_spec(tool: HttpTool) -> dict[str, Any]:
-    """What the model is given: name, description (with the filler line to say first, if
-    any) and the parameters schema."""
-    description = tool.description or tool.name
-    if tool.filler_text:
-        description += f'\nBefore calling this tool, say: "{tool.filler_text}"'
-    return {"name": tool.name, "description": description,
+    """What the model is given: name, description and the parameters schema. The filler
+    line is not in it: the platform says it when the request is slow (calls.media.filler),
+    so the model must not say it as well."""
+    return {"name": tool.name, "description": tool.description or tool.name,
             "parameters": dict(tool.parameters or {"type": "object", "properties": {}})}
 
 

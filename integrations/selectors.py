@@ -44,14 +44,21 @@ def granted_tools(agent: Any) -> dict[int, frozenset[str]]:
     return {k: frozenset(v) for k, v in grants.items()}
 
 
-def toolbox_servers(org: Organization, server_ids: Iterable[Any], *, agent: Any = None) -> list[ToolboxServer]:
+def toolbox_servers(org: Organization, server_ids: Iterable[Any], *, agent: Any = None,
+                    frozen_grants: dict[str, frozenset[str]] | None = None) -> list[ToolboxServer]:
     """The enabled servers among ``server_ids`` (public ids) of ``org``, as the toolbox takes them.
 
     Keys are short slugs of the server names (they prefix the function names the model
-    sees, e.g. ``telegram__send_message``), made unique within the call.
+    sees, e.g. ``telegram__send_message``), made unique within the call. The tools each
+    server offers are narrowed by ``frozen_grants`` (server public id → names, what an
+    agent version was published with: ``integrations.agent_grants``) when given, else by
+    ``agent``'s current grant rows.
     """
     servers = McpServer.objects.for_org(org).filter(public_id__in=_uuids(server_ids), enabled=True).order_by("name")
-    grants = granted_tools(agent) if agent is not None else {}
+    if frozen_grants is not None:
+        grants = {s.pk: frozen_grants[str(s.public_id)] for s in servers if str(s.public_id) in frozen_grants}
+    else:
+        grants = granted_tools(agent) if agent is not None else {}
     result: list[ToolboxServer] = []
     used: set[str] = set()
     for server in servers:

@@ -7,7 +7,10 @@ What each provider is asked, through its own SDK (so a key that works here works
 - Gemini: list models (``GET /v1beta/models``);
 - Twilio: fetch the account (``GET /2010-04-01/Accounts/{sid}.json``);
 - Plivo: get the account details (``GET /v1/Account/{auth_id}/``);
-- Deepgram: list the key's projects (``GET /v1/projects``).
+- Deepgram: list the key's projects (``GET /v1/projects``);
+- LiveKit: list the server's rooms (Twirp ``POST /twirp/livekit.RoomService/ListRooms``
+  with a token the ``livekit-api`` package mints from the key pair, granting ``roomList``
+  only). The server URL is the org's own: it always goes through the outbound guard.
 
 The vendor's answer is classified into one ``kind`` with a sentence for people:
 ``ok``, ``bad_key`` (the vendor does not accept the key), ``no_permission`` (accepted, but
@@ -32,7 +35,7 @@ from voiceplatform import outbound
 logger = logging.getLogger(__name__)
 
 TEST_TIMEOUT_S = 10.0
-TESTABLE = (Provider.OPENAI, Provider.GEMINI, Provider.TWILIO, Provider.PLIVO, Provider.DEEPGRAM)
+TESTABLE = (Provider.OPENAI, Provider.GEMINI, Provider.TWILIO, Provider.PLIVO, Provider.DEEPGRAM, Provider.LIVEKIT)
 KINDS = ("ok", "bad_key", "no_permission", "unreachable", "rate_limited", "other")
 
 
@@ -139,11 +142,39 @@ def _test_gemini(cred: dict[str, str]) -> tuple[str, str]:
     return "ok", f"Gemini accepted the key: {count} model(s) available."
 
 
-#: Provider → its test. OpenAI's and Gemini's are here; Deepgram's (which needs the bridge's SDK
+#: Twirp error codes LiveKit answers for a key pair it does not accept / a grant it refuses.
+_LIVEKIT_STATUS = {"unauthenticated": 401, "permission_denied": 403, "resource_exhausted": 429}
+
+
+def _test_livekit(cred: dict[str, str]) -> tuple[str, str]:
+    import asyncio
+
+    import aiohttp
+    from livekit import api
+
+    async def list_rooms() -> int:
+        # failover off: region discovery would send the request to other hosts than the URL
+        # the org gave (LiveKit Cloud's regions), past the address the guard checked.
+        async with outbound.aiohttp_session(policy()) as session:
+            client = api.LiveKitAPI(cred["url"], cred["api_key"], cred["api_secret"], session=session,
+                                    failover=False)
+            return len((await client.room.list_rooms(api.ListRoomsRequest())).rooms)
+
+    try:
+        count = asyncio.run(list_rooms())
+    except api.TwirpError as exc:
+        return classify_status("LiveKit", _LIVEKIT_STATUS.get(exc.code, exc.status), exc.message)
+    except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, outbound.OutboundError) as exc:
+        return guard_result("LiveKit", exc) or ("unreachable", "LiveKit could not be reached; check the network "
+                                                                "or the server URL.")
+    return "ok", f"LiveKit accepted the key: {count} active room(s)."
+
+
+#: Provider → its test. OpenAI's, Gemini's and LiveKit's are here; Deepgram's (which needs the bridge's SDK
 #: endpoint helper) is registered by the agents app and the carriers' by the calls app (from
 #: their ``AppConfig.ready``): orgs sits below both and imports none of their code.
 _TESTS: dict[Provider, Callable[[dict[str, str]], tuple[str, str]]] = {
-    Provider.OPENAI: _test_openai, Provider.GEMINI: _test_gemini}
+    Provider.OPENAI: _test_openai, Provider.GEMINI: _test_gemini, Provider.LIVEKIT: _test_livekit}
 
 
 def register_credential_test(provider: Provider, test: Callable[[dict[str, str]], tuple[str, str]]) -> None:

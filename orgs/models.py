@@ -152,6 +152,7 @@ class Provider(models.TextChoices):
     GEMINI = "gemini", "Google Gemini"
     HUME = "hume", "Hume"
     DEEPGRAM = "deepgram", "Deepgram"
+    LIVEKIT = "livekit", "LiveKit"
 
 
 # Which secret fields each provider needs, and the non-secret settings it accepts.
@@ -164,6 +165,9 @@ PROVIDER_FIELDS: dict[str, dict[str, list[str]]] = {
     Provider.GEMINI: {"secret": ["api_key"], "config": ["base_url"]},
     Provider.HUME: {"secret": ["api_key"], "config": ["base_url", "config_id"]},
     Provider.DEEPGRAM: {"secret": ["api_key"], "config": ["base_url"]},
+    # The server URL (wss://<project>.livekit.cloud or self-hosted) is stored encrypted and
+    # write-only like the key pair: it names the org's own media infrastructure.
+    Provider.LIVEKIT: {"secret": ["url", "api_key", "api_secret"], "config": []},
 }
 
 

@@ -376,6 +376,8 @@ def _hint(value: str) -> str:
 # Credential settings that are addresses the platform connects to (vendor SDKs, carrier REST).
 URL_CONFIG_FIELDS: dict[str, tuple[str, ...]] = {"base_url": ("https", "http", "wss", "ws"),
                                                  "websocket_base_url": ("wss", "ws", "https", "http")}
+#: The same for secret fields that are addresses (LiveKit's server URL, stored encrypted).
+URL_SECRET_FIELDS: dict[str, tuple[str, ...]] = {"url": ("wss", "https", "ws", "http")}
 
 
 def validate_credential_config(provider: str, config: dict[str, str]) -> None:
@@ -421,6 +423,10 @@ def set_provider_credential(org: Organization, actor: Actor, provider: str, secr
     missing = [f for f in spec["secret"] if not merged.get(f)]
     if missing:
         raise ValidationError({f: "This field is required." for f in missing})
+    for name, value in secrets.items():
+        if name in URL_SECRET_FIELDS and value and value.strip():
+            outbound.validate_url(value.strip(), field=name, what=f"The {provider} {name}",
+                                  schemes=URL_SECRET_FIELDS[name])
     changed_fields = sorted(k for k, v in secrets.items() if v and v.strip())
     if credential is None:
         credential = ProviderCredential(org=org, provider=provider)

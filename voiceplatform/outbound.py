@@ -35,7 +35,8 @@ Use :func:`check_url` / :func:`validate_url` at save time (forms, serializers, a
 go through the services) and a guarded client at request time (DNS may have changed):
 :func:`sync_client`, :func:`async_client` (``httpx`` or the ``httpx2`` fork the MCP SDK
 uses), :class:`GuardedRequestsAdapter` (``requests``-based SDKs) and
-:func:`open_connection` (a connected socket for ``websockets``' ``sock=``). Tests inject
+:func:`open_connection` (a connected socket for ``websockets``' ``sock=``),
+:func:`aiohttp_session` (aiohttp-based SDKs such as ``livekit-api``). Tests inject
 DNS answers with :func:`using_resolver`.
 
 This module imports no app code (Django only lazily, for the setting and
@@ -693,8 +694,37 @@ async def open_connection(url: str, *, policy: Policy | None = None, timeout: fl
     return sock, host
 
 
+def aiohttp_session(policy: Policy | None = None) -> Any:
+    """An ``aiohttp.ClientSession`` for SDKs built on aiohttp (``livekit-api``): every
+    connection, redirects included, resolves its host once through :func:`pin` (refused
+    addresses raise :class:`OutboundRefused` before any connect; no DNS cache, so nothing
+    reuses an old answer) and connects to that address, while TLS verifies the name; the
+    policy's total deadline is the session's timeout. The caller closes the session.
+
+    Residual, documented: aiohttp has no response-size cap, so a body is bounded by the
+    deadline only (the SDK reads whole responses; its Twirp answers are small).
+    """
+    import aiohttp
+    import anyio.to_thread
+    from aiohttp.abc import ResolveResult
+
+    checked = policy or Policy()
+
+    class PinnedConnector(aiohttp.TCPConnector):
+        # The connector's one resolution step, for names and address literals alike (its
+        # resolver hook is skipped for literals, which must be checked too).
+        async def _resolve_host(self, host: str, port: int, traces: Any = None) -> list[ResolveResult]:
+            address = await anyio.to_thread.run_sync(pin, host, port, checked)
+            return [ResolveResult(hostname=host, host=address, port=port, proto=0, flags=socket.AI_NUMERICHOST,
+                                  family=socket.AF_INET6 if ":" in address else socket.AF_INET)]
+
+    connector = PinnedConnector(use_dns_cache=False)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=checked.total_timeout_s))
+
+
 __all__ = [
     "Destination", "GuardedRequestsAdapter", "OutboundDeadline", "OutboundError", "OutboundRefused",
-    "OutboundTooLarge", "OutboundUnresolvable", "Policy", "RequestsDeadline", "RequestsRefused", "RequestsTooLarge", "async_client", "async_transport", "check_url", "deadline", "open_connection",
+    "OutboundTooLarge", "OutboundUnresolvable", "Policy", "RequestsDeadline", "RequestsRefused", "RequestsTooLarge",
+    "aiohttp_session", "async_client", "async_transport", "check_url", "deadline", "open_connection",
     "pin", "refusal_reason", "sync_client", "transport", "using_resolver", "validate_url",
 ]

@@ -108,7 +108,7 @@ class AgentVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AgentVersion
-        fields = ["id", "agent", "number", "config", "note", "published_by", "created_at"]
+        fields = ["id", "agent", "number", "config", "tool_grants", "note", "published_by", "created_at"]
         read_only_fields = fields
 
 

@@ -12,6 +12,7 @@ public methods of :class:`Bridge`:
     ...
     await bridge.send_audio(chunk)         # caller audio, in bridge.input_format
     await bridge.send_user_text(text)      # a caller turn given as text (keypad input)
+    await bridge.say_aside(text)           # a line said while a slow tool runs (filler)
     async for event in bridge.events():    # typed events, see BridgeEvent
         ...
     await bridge.close()
@@ -566,6 +567,22 @@ class Bridge(abc.ABC):
         """Bridges with ``holds_responses`` reconfigure the provider session here."""
         raise NotImplementedError(f"{self.provider} does not hold responses")
 
+    async def say_aside(self, text: str) -> None:
+        """Speak ``text`` now as an aside while the conversation waits (the filler line of a
+        slow tool: "One moment while I look that up.").
+
+        Not a turn of the conversation where the provider can keep it out (OpenAI Realtime:
+        an out-of-band response), spoken verbatim where it can (Deepgram, Hume: injected
+        agent messages). Its audio comes back as ordinary :class:`AgentAudio` followed by a
+        :class:`ResponseDone`, so barge-in stops it like any reply. Unlike
+        :meth:`create_response` it is not a reply to the caller and does not count towards
+        response latency. Raises ``ValueError`` for blank text.
+        """
+        self._require_connected()
+        if not text.strip():
+            raise ValueError("an aside must not be blank")
+        await self._say_aside(text)
+
     async def send_user_text(self, text: str) -> None:
         """Add a caller turn given as text (e.g. keys pressed on the keypad) and
         make the agent answer it now.
@@ -633,6 +650,10 @@ class Bridge(abc.ABC):
 
     @abc.abstractmethod
     async def _create_response(self, text: str | None) -> None: ...
+
+    async def _say_aside(self, text: str) -> None:
+        """Speak an aside (see :meth:`say_aside`); by default the verbatim-greeting path."""
+        await self._create_response(text)
 
     @abc.abstractmethod
     async def _send_user_text(self, text: str) -> None:

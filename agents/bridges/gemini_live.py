@@ -10,6 +10,10 @@ on. Long calls survive the provider's limits:
   the bridge opens a new connection with the handle and swaps it in. The event
   stream continues; only ``metrics.reconnects`` shows it happened.
 
+Asides (a slow tool's filler line, :meth:`~agents.bridges.base.Bridge.say_aside`): Gemini
+Live has no out-of-band reply, so the line is asked for in a client turn while the function
+call stays pending; it becomes part of the conversation.
+
 ``provider_options`` read here: ``api_version`` (SDK default otherwise),
 ``compression_trigger_tokens`` (default 25 600), ``compression_target_tokens``
 (default 12 800), ``max_reconnects`` (default 5).
@@ -226,6 +230,12 @@ class GeminiLiveBridge(Bridge):
         else:
             prompt = "Continue the conversation with the caller now."
         await self._send_turn(prompt)
+
+    async def _say_aside(self, text: str) -> None:
+        # Gemini Live has no out-of-band reply: a client turn asks for the line while the
+        # function call stays pending (its response comes later with the result).
+        await self._send_turn(f"[A tool you called is still running. Say exactly the following to the caller "
+                              f"and nothing else, then wait for the tool's result: {text}]")
 
     async def _send_user_text(self, text: str) -> None:
         # The `interrupted` this causes if the model is still generating is not

@@ -10,6 +10,11 @@ Server VAD (with ``interrupt_response`` unless ``allow_interruptions`` is off)
 detects turns and cancels the running reply on barge-in; :meth:`interrupt` then tells the model how much of the reply
 the caller actually heard (``conversation.item.truncate``).
 
+Asides (:meth:`~agents.bridges.base.Bridge.say_aside`, a slow tool's filler line) are
+out-of-band responses (``conversation: "none"``, empty ``input``, ``metadata.purpose``
+``"aside"``): the caller hears them, the conversation does not keep them, and a barge-in
+cancels them by response id (there is no conversation item to truncate).
+
 ``provider_options`` read here: ``transcription_model`` (default
 ``gpt-4o-mini-transcribe``), ``noise_reduction`` (``near_field``/``far_field``,
 default ``near_field``; ``None`` disables), ``prefix_padding_ms``. The GA
@@ -75,6 +80,8 @@ AZURE_DEPLOYMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _WIRE_FORMAT = {PCMU_8K: {"type": "audio/pcmu"}, PCM16_24K: {"type": "audio/pcm", "rate": 24000}}
 # Error types/codes worth retrying; everything else is a rejected request.
 _RETRYABLE_TYPES = {"server_error", "rate_limit_error"}
+#: ``metadata.purpose`` of the out-of-band responses that speak asides (filler lines).
+ASIDE_PURPOSE = "aside"
 _RETRYABLE_CODES = {"rate_limit_exceeded", "server_error", "session_expired"}
 
 
@@ -87,6 +94,10 @@ class OpenAIRealtimeBridge(Bridge):
         self._manager: Any = None
         self._conn: Any = None
         self._closing = False
+        # Asides (filler lines) are out-of-band responses: their items are not in the
+        # conversation, so a barge-in cancels them instead of truncating. item → response id.
+        self._aside_responses: set[str] = set()
+        self._aside_items: dict[str, str] = {}
 
     @classmethod
     def capabilities_for(cls, config: SessionConfig) -> BridgeCapabilities:
@@ -229,7 +240,11 @@ class OpenAIRealtimeBridge(Bridge):
     async def _interrupt(self, item_id: str | None, heard_ms: int) -> None:
         # Server VAD already cancelled the response (interrupt_response); what
         # is left is dropping the unheard audio and its transcript.
-        if item_id:
+        if item_id in self._aside_items:
+            # Out of the conversation: nothing to truncate; make sure it stops (a
+            # finished one answers response_cancel_not_active, which is dropped).
+            await self._send(self._conn.response.cancel(response_id=self._aside_items[item_id]))
+        elif item_id:
             await self._send(self._conn.conversation.item.truncate(
                 item_id=item_id, content_index=0, audio_end_ms=heard_ms))
 
@@ -242,6 +257,14 @@ class OpenAIRealtimeBridge(Bridge):
                 "instructions": f"Say exactly the following, then wait for the caller: {text}"}))
         else:
             await self._send(self._conn.response.create())
+
+    async def _say_aside(self, text: str) -> None:
+        # Out-of-band (conversation "none") with an empty input: the model only voices
+        # the line, which stays out of the conversation the tool result continues.
+        await self._send(self._conn.response.create(response={
+            "conversation": "none", "input": [], "output_modalities": ["audio"],
+            "instructions": f"Say exactly the following to the caller, and nothing else: {text}",
+            "metadata": {"purpose": ASIDE_PURPOSE}}))
 
     async def _send_user_text(self, text: str) -> None:
         # Text is not speech, so server VAD does not cancel a reply in progress
@@ -282,6 +305,8 @@ class OpenAIRealtimeBridge(Bridge):
     def _translate(self, ev: Any) -> list[BridgeEvent]:
         t = ev.type
         if t == "response.output_audio.delta":
+            if ev.response_id in self._aside_responses:
+                self._aside_items[ev.item_id] = ev.response_id
             return [AgentAudio(audio=base64.b64decode(ev.delta), format=self.output_format, item_id=ev.item_id)]
         if t == "input_audio_buffer.speech_started":
             return [SpeechStarted(item_id=getattr(ev, "item_id", None))]
@@ -310,6 +335,11 @@ class OpenAIRealtimeBridge(Bridge):
             if not isinstance(args, dict):
                 args = {"value": args}
             return [ToolCall(call_id=ev.call_id, name=ev.name, arguments=args)]
+        if t == "response.created":
+            metadata = getattr(ev.response, "metadata", None) or {}
+            if metadata.get("purpose") == ASIDE_PURPOSE and ev.response.id:
+                self._aside_responses.add(ev.response.id)
+            return []
         if t == "response.done":
             resp = ev.response
             usage = resp.usage.model_dump(exclude_none=True) if getattr(resp, "usage", None) else {}

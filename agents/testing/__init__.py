@@ -17,7 +17,8 @@ it — run unchanged against it. All share one scripting model
 Fakes: :class:`~agents.testing.fake_openai.FakeOpenAIRealtime`,
 :class:`~agents.testing.fake_gemini.FakeGeminiLive` (TLS, self-signed cert made
 at start), :class:`~agents.testing.fake_hume.FakeHumeEVI`,
-:class:`~agents.testing.fake_deepgram.FakeDeepgramAgent` (Voice Agent V1; binary audio).
+:class:`~agents.testing.fake_deepgram.FakeDeepgramAgent` (Voice Agent V1; binary audio); the last two
+share their connection loop, caller VAD and step dispatch (:mod:`agents.testing.turn_fake`).
 """
 
 from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure

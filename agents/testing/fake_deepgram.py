@@ -37,35 +37,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from agents.testing.script import AgentTurn, FunctionCall, GoAway, ProviderFailure, Step
-from agents.testing.server import ConnState, FakeServer
+from agents.testing.script import AgentTurn, FunctionCall, ProviderFailure
+from agents.testing.server import ConnState
+from agents.testing.turn_fake import TurnTakingFake
 
 _BYTES_PER_SAMPLE = {"mulaw": 1, "linear16": 2}
 
 
-class FakeDeepgramAgent(FakeServer):
+class FakeDeepgramAgent(TurnTakingFake):
     """See module docstring."""
 
     def __init__(self, *, api_key: str = "dg-test-key", turn_ms: int = 200,
                  tts_audio: bytes = b"\xff\x7f" * 800) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.turn_ms = turn_ms
-        self.tts_audio = tts_audio
+        super().__init__(api_key=api_key, turn_ms=turn_ms, tts_audio=tts_audio)
         self._audio: list[bytes] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def session_config_kwargs(self) -> dict[str, Any]:
-        return {"credentials": {"api_key": self.api_key}, "base_url": self.url}
-
-    def message_type(self, message: dict[str, Any]) -> str:
-        return str(message.get("type", ""))
 
     def authorize(self, request: Request) -> int | None:
         if urlsplit(request.path).path != "/v1/agent/converse":
@@ -78,30 +65,22 @@ class FakeDeepgramAgent(FakeServer):
 
     # -- protocol --------------------------------------------------------------
 
-    async def handle(self, conn: ServerConnection) -> None:
-        st = _Conn(conn)
-        await self.send_json(conn, {"type": "Welcome", "request_id": "fake-request-1"})
-        try:
-            async for raw in conn:
-                if isinstance(raw, bytes):
-                    with self._lock:
-                        self._audio.append(raw)
-                    self._record({"type": "Audio", "bytes": len(raw)})
-                    if st.settings is None:
-                        await self._error(conn, "BINARY_BEFORE_SETTINGS", "Audio was sent before Settings.")
-                    else:
-                        await self._on_audio(st, len(raw))
-                    continue
-                msg = json.loads(raw)
-                self._record(msg)
-                await self._dispatch(st, msg)
-        except ConnectionClosed:
-            pass
-        finally:
-            if st.turn_task is not None:
-                st.turn_task.cancel()
+    def new_state(self, conn: ServerConnection) -> _Conn:
+        return _Conn(conn)
 
-    async def _dispatch(self, st: _Conn, msg: dict[str, Any]) -> None:
+    def greeting(self) -> dict[str, Any]:
+        return {"type": "Welcome", "request_id": "fake-request-1"}
+
+    async def on_binary(self, st: _Conn, raw: bytes) -> None:
+        with self._lock:
+            self._audio.append(raw)
+        self._record({"type": "Audio", "bytes": len(raw)})
+        if st.settings is None:
+            await self._error(st.conn, "BINARY_BEFORE_SETTINGS", "Audio was sent before Settings.")
+        else:
+            await self.on_audio(st, len(raw), st.in_rate * st.in_bytes / 1000)
+
+    async def dispatch(self, st: _Conn, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "Settings":
             audio = msg.get("audio") or {}
@@ -122,57 +101,33 @@ class FakeDeepgramAgent(FakeServer):
                 await self.send_json(st.conn, {"type": "InjectionRefused",
                                                "message": "Cannot inject while the agent or user is speaking."})
                 return
-            await self._speak(st, AgentTurn(audio=self.tts_audio, transcript=msg.get("message", "")))
+            await self.speak(st, AgentTurn(audio=self.tts_audio, transcript=msg.get("message", "")))
         elif kind == "InjectUserMessage":
             await st.stop_turn()
             await self.send_json(st.conn, {"type": "ConversationText", "role": "user",
                                            "content": msg.get("content", "")})
-            await self._trigger(st)
+            await self.trigger(st)
         elif kind == "FunctionCallResponse":
-            await self._trigger(st)
+            await self.trigger(st)
 
     async def _error(self, conn: ServerConnection, code: str, description: str) -> None:
         await self.send_json(conn, {"type": "Error", "code": code, "description": description})
 
-    async def _on_audio(self, st: _Conn, n: int) -> None:
-        bytes_per_ms = st.in_rate * st.in_bytes / 1000
-        if not st.in_speech:
-            st.in_speech = True
-            await self.send_json(st.conn, {"type": "UserStartedSpeaking"})
-            await st.stop_turn()  # barge-in: Deepgram stops the agent's audio
-        st.pending_bytes += n
-        st.audio_ms += int(n / bytes_per_ms)
-        if st.pending_bytes >= self.turn_ms * bytes_per_ms:
-            st.pending_bytes = 0
-            st.in_speech = False
-            text = self.next_caller_text() or ""
-            await self.send_json(st.conn, {"type": "ConversationText", "role": "user", "content": text})
-            await self._trigger(st)
+    async def caller_started(self, st: _Conn) -> None:
+        await self.send_json(st.conn, {"type": "UserStartedSpeaking"})
+        await st.stop_turn()  # barge-in: Deepgram stops the agent's audio
 
-    async def _trigger(self, st: _Conn) -> None:
-        await self.run_script(st, lambda step: self._run(st, step))
+    async def caller_turn(self, st: _Conn, text: str) -> None:
+        await self.send_json(st.conn, {"type": "ConversationText", "role": "user", "content": text})
 
-    async def _run(self, st: _Conn, step: Step) -> bool:
-        conn = st.conn
-        if isinstance(step, AgentTurn):
-            await st.start_turn(self._speak(st, step), paced=step.pace > 0)
-            return True
-        if isinstance(step, FunctionCall):
-            await self.send_json(conn, {"type": "FunctionCallRequest", "functions": [
-                {"id": step.call_id, "name": step.name, "arguments": json.dumps(step.arguments),
-                 "client_side": True}]})
-            return True
-        if isinstance(step, ProviderFailure):
-            await self._error(conn, step.code, step.message)
-            if step.fatal:
-                await conn.close(step.close_code, step.message[:100])
-                return True
-            return False
-        if isinstance(step, GoAway):
-            raise TypeError("GoAway is a Gemini-only step")
-        raise TypeError(f"unknown step {step!r}")
+    async def send_tool_call(self, st: _Conn, step: FunctionCall) -> None:
+        await self.send_json(st.conn, {"type": "FunctionCallRequest", "functions": [
+            {"id": step.call_id, "name": step.name, "arguments": json.dumps(step.arguments), "client_side": True}]})
 
-    async def _speak(self, st: _Conn, turn: AgentTurn) -> None:
+    async def send_failure(self, st: _Conn, step: ProviderFailure) -> None:
+        await self._error(st.conn, step.code, step.message)
+
+    async def speak(self, st: _Conn, turn: AgentTurn) -> None:
         conn = st.conn
         await self.send_json(conn, {"type": "ConversationText", "role": "assistant", "content": turn.transcript})
         await self.send_json(conn, {"type": "AgentStartedSpeaking", "total_latency": 0.3,

@@ -32,12 +32,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from agents.bridges.audio import pcm16_to_wav
-from agents.testing.script import AgentTurn, FunctionCall, GoAway, ProviderFailure, Step
-from agents.testing.server import ConnState, FakeServer
+from agents.testing.script import AgentTurn, FunctionCall, ProviderFailure
+from agents.testing.server import ConnState
+from agents.testing.turn_fake import TurnTakingFake
 
 EMOTIONS: tuple[str, ...] = (
     "Admiration", "Adoration", "Aesthetic Appreciation", "Amusement", "Anger", "Anxiety", "Awe",
@@ -54,7 +54,7 @@ def _models() -> dict[str, Any]:
     return {"prosody": {"scores": {name: round(0.01 * (i % 7), 2) for i, name in enumerate(EMOTIONS)}}}
 
 
-class FakeHumeEVI(FakeServer):
+class FakeHumeEVI(TurnTakingFake):
     """See module docstring."""
 
     def __init__(
@@ -65,22 +65,9 @@ class FakeHumeEVI(FakeServer):
         output_rate: int = 48000,
         tts_audio: bytes = b"\x00\x01" * 4800,
     ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.turn_ms = turn_ms
+        super().__init__(api_key=api_key, turn_ms=turn_ms, tts_audio=tts_audio)
         self.output_rate = output_rate
-        self.tts_audio = tts_audio
         self._ids = itertools.count(1)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def session_config_kwargs(self) -> dict[str, Any]:
-        return {"credentials": {"api_key": self.api_key}, "base_url": self.url}
-
-    def message_type(self, message: dict[str, Any]) -> str:
-        return str(message.get("type", ""))
 
     def query(self, connection: int = 0) -> dict[str, list[str]]:
         """Query parameters of the n-th connection (``config_id``, ``session_settings[...]``)."""
@@ -101,22 +88,14 @@ class FakeHumeEVI(FakeServer):
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids)}"
 
-    async def handle(self, conn: ServerConnection) -> None:
-        st = _Conn(conn)
-        await self.send_json(conn, {"type": "chat_metadata", "chat_id": self._id("chat"),
-                                    "chat_group_id": self._id("group"), "request_id": self._id("req")})
-        try:
-            async for raw in conn:
-                msg = json.loads(raw)
-                self._record(msg)
-                await self._dispatch(st, msg)
-        except ConnectionClosed:
-            pass
-        finally:
-            if st.turn_task is not None:
-                st.turn_task.cancel()
+    def new_state(self, conn: ServerConnection) -> _Conn:
+        return _Conn(conn)
 
-    async def _dispatch(self, st: _Conn, msg: dict[str, Any]) -> None:
+    def greeting(self) -> dict[str, Any]:
+        return {"type": "chat_metadata", "chat_id": self._id("chat"), "chat_group_id": self._id("group"),
+                "request_id": self._id("req")}
+
+    async def dispatch(self, st: _Conn, msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         if kind == "session_settings":
             audio = msg.get("audio") or {}
@@ -124,69 +103,46 @@ class FakeHumeEVI(FakeServer):
                 await self._error(st.conn, "E0101", "invalid_audio_encoding", "Only linear16 is supported.")
             st.sample_rate = int(audio.get("sample_rate") or st.sample_rate)
         elif kind == "audio_input":
-            await self._on_audio(st, len(base64.b64decode(msg.get("data", ""))))
+            await self.on_audio(st, len(base64.b64decode(msg.get("data", ""))), st.sample_rate * 2 / 1000)
         elif kind == "assistant_input":
-            await self._speak(st, AgentTurn(audio=self.tts_audio, transcript=msg.get("text", "")))
+            await self.speak(st, AgentTurn(audio=self.tts_audio, transcript=msg.get("text", "")))
         elif kind == "user_input":
             # EVI takes the text as the user's turn and echoes it as a user_message
             # marked from_text. That it also stops a reply still streaming is this
             # fake's assumption (the docs do not say); it never streams two at once.
             await st.stop_turn()
             await self.send_json(st.conn, self._user_message(msg.get("text", ""), st, interim=False, from_text=True))
-            await self._trigger(st)
+            await self.trigger(st)
         elif kind in ("tool_response", "tool_error"):
-            await self._trigger(st)
+            await self.trigger(st)
 
     async def _error(self, conn: ServerConnection, code: str, slug: str, message: str) -> None:
         await self.send_json(conn, {"type": "error", "code": code, "slug": slug, "message": message,
                                     "request_id": self._id("req")})
 
-    async def _on_audio(self, st: _Conn, n: int) -> None:
-        bytes_per_ms = st.sample_rate * 2 / 1000
-        if not st.in_speech:
-            st.in_speech = True
-            if st.speaking():
-                await st.stop_turn()
-                await self.send_json(st.conn, {"type": "user_interruption", "time": st.audio_ms})
-            await self.send_json(st.conn, self._user_message("", st, interim=True))
-        st.pending_bytes += n
-        st.audio_ms += int(n / bytes_per_ms)
-        if st.pending_bytes >= self.turn_ms * bytes_per_ms:
-            st.pending_bytes = 0
-            st.in_speech = False
-            text = self.next_caller_text() or ""
-            await self.send_json(st.conn, self._user_message(text, st, interim=False))
-            await self._trigger(st)
+    async def caller_started(self, st: _Conn) -> None:
+        if st.speaking():
+            await st.stop_turn()
+            await self.send_json(st.conn, {"type": "user_interruption", "time": st.audio_ms})
+        await self.send_json(st.conn, self._user_message("", st, interim=True))
+
+    async def caller_turn(self, st: _Conn, text: str) -> None:
+        await self.send_json(st.conn, self._user_message(text, st, interim=False))
 
     def _user_message(self, text: str, st: _Conn, *, interim: bool, from_text: bool = False) -> dict[str, Any]:
         return {"type": "user_message", "message": {"role": "user", "content": text},
                 "models": _models(), "time": {"begin": max(0, st.audio_ms - self.turn_ms), "end": st.audio_ms},
                 "from_text": from_text, "interim": interim}
 
-    async def _trigger(self, st: _Conn) -> None:
-        await self.run_script(st, lambda step: self._run(st, step))
+    async def send_tool_call(self, st: _Conn, step: FunctionCall) -> None:
+        await self.send_json(st.conn, {"type": "tool_call", "name": step.name, "parameters": json.dumps(step.arguments),
+                                       "tool_call_id": step.call_id, "response_required": True,
+                                       "tool_type": "function"})
 
-    async def _run(self, st: _Conn, step: Step) -> bool:
-        conn = st.conn
-        if isinstance(step, AgentTurn):
-            await st.start_turn(self._speak(st, step), paced=step.pace > 0)
-            return True
-        if isinstance(step, FunctionCall):
-            await self.send_json(conn, {"type": "tool_call", "name": step.name,
-                                        "parameters": json.dumps(step.arguments), "tool_call_id": step.call_id,
-                                        "response_required": True, "tool_type": "function"})
-            return True
-        if isinstance(step, ProviderFailure):
-            await self._error(conn, step.code, step.code.lower(), step.message)
-            if step.fatal:
-                await conn.close(step.close_code, step.message[:100])
-                return True
-            return False
-        if isinstance(step, GoAway):
-            raise TypeError("GoAway is a Gemini-only step")
-        raise TypeError(f"unknown step {step!r}")
+    async def send_failure(self, st: _Conn, step: ProviderFailure) -> None:
+        await self._error(st.conn, step.code, step.code.lower(), step.message)
 
-    async def _speak(self, st: _Conn, turn: AgentTurn) -> None:
+    async def speak(self, st: _Conn, turn: AgentTurn) -> None:
         conn = st.conn
         msg_id = self._id("msg")
         await self.send_json(conn, {"type": "assistant_message", "id": msg_id,

@@ -22,6 +22,9 @@ Behaviour:
   items are checked as the API does (a user message carries ``input_text``/
   ``input_audio``/``input_image`` parts, an assistant one ``output_*``); a bad
   one gets an ``invalid_value`` error. :meth:`user_texts` lists the user text sent.
+* ``response.create`` with ``response.conversation: "none"`` (out of band) speaks its
+  instructions' line (the text after the first ``": "``) with ``aside_audio``, echoing ``metadata`` in ``response.created``, without using a script step.
+  ``response.cancel`` with a ``response_id`` cancels only that response.
 * ``conversation.item.truncate`` → ``conversation.item.truncated``.
 * Anything unknown → an ``error`` event, like the real API.
 * Azure OpenAI shape (``azure_api_version`` given): serves
@@ -51,9 +54,11 @@ class FakeOpenAIRealtime(FakeServer):
     """See module docstring. ``turn_bytes``: caller audio that makes one VAD turn."""
 
     def __init__(self, *, api_key: str = "sk-test", turn_bytes: int = 1600,
-                 azure_api_version: str | None = None, azure_deployment: str = "") -> None:
+                 azure_api_version: str | None = None, azure_deployment: str = "",
+                 aside_audio: bytes = b"\x10" * 1600) -> None:
         super().__init__()
         self.api_key = api_key
+        self.aside_audio = aside_audio
         self.azure_api_version = azure_api_version
         self.azure_deployment = azure_deployment
         self.turn_bytes = turn_bytes
@@ -145,7 +150,11 @@ class FakeOpenAIRealtime(FakeServer):
             await self.send_json(conn, {"type": "conversation.item.added", "item": item})
             await self.send_json(conn, {"type": "conversation.item.done", "item": item})
         elif kind == "response.create":
-            await self._trigger(st)
+            response = msg.get("response") or {}
+            if response.get("conversation") == "none":
+                await self._speak_aside(st, response)
+            else:
+                await self._trigger(st)
         elif kind == "conversation.item.truncate":
             await self.send_json(
                 conn,
@@ -157,7 +166,10 @@ class FakeOpenAIRealtime(FakeServer):
                 },
             )
         elif kind == "response.cancel":
-            if st.speaking():
+            if msg.get("response_id") and msg["response_id"] != st.response_id:
+                await self._error(conn, "invalid_request_error", "response_cancel_not_active",
+                                  "Cancellation failed: no active response found.")
+            elif st.speaking():
                 await self._cancel_turn(st)
             else:
                 await self._error(conn, "invalid_request_error", "response_cancel_not_active",
@@ -250,11 +262,20 @@ class FakeOpenAIRealtime(FakeServer):
             raise TypeError("GoAway is a Gemini-only step")
         raise TypeError(f"unknown step {step!r}")
 
-    async def _speak(self, st: _Conn, turn: AgentTurn) -> None:
+    async def _speak_aside(self, st: _Conn, response: dict[str, Any]) -> None:
+        """An out-of-band response: voices what its instructions ask to say (the text after
+        the first ": ") with ``aside_audio``, all at once as the API streams faster than
+        real time; no script step is used."""
+        text = str(response.get("instructions") or "").split(": ", 1)[-1]
+        turn = AgentTurn(audio=self.aside_audio, transcript=text, chunk_bytes=160)
+        await st.start_turn(self._speak(st, turn, metadata=response.get("metadata")), paced=False)
+
+    async def _speak(self, st: _Conn, turn: AgentTurn, metadata: dict[str, Any] | None = None) -> None:
         conn = st.conn
         rid, item = self._id("resp"), self._id("item")
         st.response_id = rid
-        await self.send_json(conn, {"type": "response.created", "response": {"id": rid, "status": "in_progress"}})
+        await self.send_json(conn, {"type": "response.created", "response": {
+            "id": rid, "status": "in_progress", "metadata": metadata}})
         await self.send_json(conn, {"type": "response.output_item.added", "response_id": rid, "output_index": 0,
                                     "item": {"id": item, "type": "message", "role": "assistant", "content": []}})
         words = turn.transcript.split(" ") if turn.transcript else []

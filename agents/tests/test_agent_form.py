@@ -377,3 +377,15 @@ def test_setting_warnings(settings: dict[str, Any], codes: list[str]) -> None:
     found = setting_warnings(AgentSettings.parse(settings))
     assert [w.code for w in found] == codes
     assert all(w.message and w.fields for w in found)
+
+
+def test_the_draft_lists_its_call_variables_with_their_defaults(org_a: Any, editor_a: Any, login: Any) -> None:
+    agent = make_agent(org_a, system_prompt="Help {{customer_name|the caller}} with order {{order_id}}.",
+                       first_message="Hello {{customer_name}}, this is {{company|Acme Co}}.")
+    doc = page(login(editor_a).get(reverse("agents:edit", args=[agent.public_id])))
+    (line,) = doc.xpath("//*[@data-call-variables]")
+    text = " ".join(line.text_content().split())
+    assert [c.text for c in line.xpath(".//code")] == ["customer_name", "order_id", "company"]
+    # customer_name has no default in the greeting, so the call must give it; company falls back
+    assert "company (default “Acme Co”)" in text
+    assert "customer_name (default" not in text and "order_id (default" not in text

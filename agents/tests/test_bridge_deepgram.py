@@ -302,3 +302,23 @@ def test_a_refused_injection_is_reported_not_dropped(fake):
     err = run_async(main())
     assert not err.fatal and (err.error.code, err.error.retryable) == ("injection_refused", True)
     assert "Cannot inject" in err.error.message
+
+
+def test_an_aside_is_spoken_verbatim_while_a_tool_call_is_pending(fake):
+    async def main():
+        bridge = create_bridge("deepgram_agent", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="fn1"))
+        await bridge.send_user_text("where is my order?")
+        call = await events.wait(ToolCall)
+        await bridge.say_aside("One moment while I look that up.")
+        line = await events.wait(AgentTranscript, lambda e: e.final)
+        await events.wait(ResponseDone)
+        await bridge.close()
+        return call, line
+
+    call, line = run_async(main())
+    assert call.call_id == "fn1" and line.text == "One moment while I look that up."
+    assert [m["message"] for m in fake.received_of("InjectAgentMessage")] == ["One moment while I look that up."]
+    assert not fake.received_of("FunctionCallResponse")  # the call stays pending for its result

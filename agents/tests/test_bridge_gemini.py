@@ -276,3 +276,24 @@ def test_barge_in_can_be_turned_off_provider_side(fake):
     run_async(main())
     setup = fake.received_of("setup")[0]["setup"]
     assert setup["realtimeInputConfig"]["activityHandling"] == "NO_INTERRUPTION"
+
+
+def test_an_aside_is_asked_for_in_a_client_turn_while_a_tool_call_is_pending(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="fc1"),
+                    AgentTurn(audio=b"\x00\x01" * 480, transcript="One moment while I look that up."))
+        await bridge.create_response()
+        await events.wait(ToolCall)
+        await bridge.say_aside("One moment while I look that up.")
+        line = await events.wait(AgentTranscript, lambda e: e.final)
+        await bridge.close()
+        return line
+
+    line = run_async(main())
+    assert line.text == "One moment while I look that up."
+    asked = fake.user_texts()[-1]
+    assert asked.startswith("[A tool you called is still running.") and asked.endswith("One moment while I look that up.]")
+    assert not fake.received_of("toolResponse")

@@ -203,3 +203,23 @@ def test_dropped_connection_ends_the_stream_with_a_fatal_error(fake):
 
     err = run_async(main())
     assert err.fatal and err.error.code == "connection_closed" and err.error.retryable
+
+
+def test_an_aside_is_assistant_input_spoken_verbatim_while_a_tool_call_is_pending(fake):
+    async def main():
+        bridge = create_bridge("hume_evi", config(fake))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="tool-1"))
+        await bridge.create_response()
+        await events.wait(ToolCall)
+        await bridge.say_aside("One moment while I look that up.")
+        line = await events.wait(AgentTranscript, lambda e: e.final)
+        await events.wait(ResponseDone)
+        await bridge.close()
+        return line
+
+    line = run_async(main())
+    assert line.text == "One moment while I look that up."
+    assert [m["text"] for m in fake.received_of("assistant_input")] == ["One moment while I look that up."]
+    assert not fake.received_of("tool_response")

@@ -103,6 +103,8 @@ class SessionContext:
       warm transfers (the caller stays with the agent until a human takes the
       call; `calls.media.transfer`).
     - `tools`: extra tool handlers by name (send SMS, knowledge search, MCP).
+    - `fillers`: what the agent says while a slow tool runs, by tool name
+      (custom HTTP tools' filler lines; `calls.media.filler`).
     - `on_update(kind, data)`: live updates (transcript turns, events) for the
       dashboard; called per turn/event, never per audio frame.
     - `dtmf`: how the caller's key presses are collected into entries and
@@ -139,6 +141,10 @@ class SessionContext:
     transfer_poll_s: float = 0.5
     tools: Mapping[str, ToolHandler] = field(default_factory=dict)
     tool_timeout_s: float = 10.0
+    #: tool name → the line the agent says when that tool is slow (calls.media.filler)
+    fillers: Mapping[str, str] = field(default_factory=dict)
+    #: how long a tool may run before its filler line is said
+    filler_after_s: float = 1.0
     #: µ-law 8 kHz audio to play before hanging up after a provider failure.
     apology_audio: bytes | None = None
     on_update: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None

@@ -69,6 +69,7 @@ from calls.media.answer_gate import AnswerGate
 from calls.media.audio_path import InboundPath, OutboundPath
 from calls.media.codecs import TransportCodec, codec_for
 from calls.media.dtmf import KeypadEntry, KeypadInput
+from calls.media.filler import FillerLine
 from calls.media.frames import (
     ClearedAck,
     Connected,
@@ -185,6 +186,7 @@ class CallSession:
         self._pump_task: asyncio.Task[None] | None = None
         self._watchdog_task: asyncio.Task[None] | None = None
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
+        self.filler: FillerLine | None = None  # the one filler line pending or playing
         self._side_tasks: set[asyncio.Task[Any]] = set()
         self._end_task: asyncio.Task[None] | None = None
         self._apology_mark: str | None = None
@@ -806,7 +808,14 @@ class CallSession:
 
     async def _run_tool(self, call: ToolCall) -> None:
         assert self.context is not None and self.bridge is not None
-        output = await run_tool(self, call, self.context, self._clock)
+        filler = FillerLine.for_call(self, call)
+        try:
+            output = await run_tool(self, call, self.context, self._clock)
+            if filler is not None:
+                await filler.settle()  # the answer follows the line, never races it
+        finally:
+            if filler is not None:
+                filler.cancel()
         self._tool_tasks.pop(call.call_id, None)
         if self.ending or not self.bridge.connected:
             return
@@ -814,6 +823,16 @@ class CallSession:
             await self.bridge.send_tool_result(call.call_id, output)
         except ProviderError as exc:
             self._provider_failed(exc)
+
+    def line_clear(self) -> bool:
+        """Nobody is speaking: the caller is silent and no agent audio is playing (an aside
+        such as a filler line may start)."""
+        return self.streaming and not self._speaking["caller"] and not self.playback.playing(self._clock())
+
+    @property
+    def agent_audio_ms(self) -> float:
+        """Agent audio sent to the far end so far, in milliseconds."""
+        return self._agent_audio_ms
 
     async def wait_for_next_response(self, timeout_s: float = 5.0) -> bool:
         """Until the provider finishes its next response (e.g. the goodbye that

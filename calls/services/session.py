@@ -3,7 +3,8 @@
 ``load_session_context`` (the media consumer's default context loader) turns the call's
 row and its agent's published version into the plain ``SessionContext`` the session
 runs with: the agent's settings, the tool handlers (hang up, transfer, DTMF, SMS,
-knowledge search, the agent's MCP servers) and the live-view feed. The tool handlers
+knowledge search, the agent's MCP servers and custom HTTP tools, as granted when the call's
+version was published: ``integrations.agent_grants``) and the live-view feed. The tool handlers
 act through ``calls.services.control``. ``prepare_session_early`` opens the provider
 session while the phone rings. What the session reports when it ends is stored by
 ``calls.services.lifecycle.record_session_result``. Nothing here runs per audio frame.
@@ -28,6 +29,7 @@ from calls.services.errors import CallError, CarrierUnavailable
 from calls.services.streams import stream_taken
 from calls.services.timeline import add_event, push_live_update
 from calls.services.transfer import TransferFeed, cancel_pending_transfers, start_warm_transfer
+from integrations.agent_grants import version_http_tools, version_mcp_grants
 from orgs.services import SYSTEM
 
 logger = logging.getLogger(__name__)
@@ -137,6 +139,8 @@ class McpPlan:
     org: Any
     agent: Any
     server_ids: tuple[str, ...]
+    #: server public id → tool names, as the call's version was published (None: the agent's rows)
+    frozen_grants: dict[str, frozenset[str]] | None = None
 
 
 def build_session_context(call_public_id: str) -> SessionContext:
@@ -207,12 +211,14 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
             return await run_search_tool(org, kb_ids, arguments)
 
         tools["search_knowledge"] = search_knowledge
-    mcp = McpPlan(call.org, call.agent, settings_.mcp_server_ids) if settings_.mcp_server_ids else None
+    mcp = (McpPlan(call.org, call.agent, settings_.mcp_server_ids, version_mcp_grants(call.agent_version))
+           if settings_.mcp_server_ids else None)
     # Offer the model only the tools this call can run: the declared specs and the
     # handlers are the same set (a web call has no phone leg to transfer, text or key).
     runnable = set(tools) | {"end_call"} | ({"transfer_call", "send_dtmf"} if has_phone else set())
     settings_.config.tools[:] = [spec for spec in settings_.config.tools if spec.get("name") in runnable]
-    tool_timeout_s = _add_http_tools(call, settings_.config.tools, tools)
+    fillers: dict[str, str] = {}
+    tool_timeout_s = _add_http_tools(call, settings_.config.tools, tools, fillers)
     return SessionContext(
         call_public_id=cid,
         provider=settings_.provider,
@@ -233,6 +239,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         transfer_cancel=transfer_cancel if has_phone else None,
         tools=tools,
         tool_timeout_s=tool_timeout_s,
+        fillers=fillers,
         on_update=on_update,
         stream_elsewhere=stream_elsewhere,
         answer=answer,
@@ -240,20 +247,25 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     ), mcp
 
 
-def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any]) -> float:
+def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any],
+                    fillers: dict[str, str]) -> float:
     """Offer the org's custom HTTP tools granted to the call's agent (declared spec and
-    handler together); returns the session's tool timeout, raised above the slowest
-    tool's own timeout so the model hears the tool's error rather than the session's."""
-    from integrations.http_tools import function_spec, session_handler, spec_of, tools_for_agent
+    handler together, and the filler line said while a slow one runs); returns the
+    session's tool timeout, raised above the slowest tool's own timeout so the model hears
+    the tool's error rather than the session's."""
+    from integrations.http_tools import function_spec, session_handler, spec_of
 
     timeout_s = DEFAULT_TOOL_TIMEOUT_S
     taken = {spec.get("name") for spec in specs}
-    for tool in tools_for_agent(call.org, call.agent):
+    # the tools the call's version was published with, not the draft's current grants
+    for tool in version_http_tools(call.org, call.agent, call.agent_version):
         if tool.name in taken:
             continue  # a built-in of this call keeps its name
         specs.append(function_spec(tool))
         handlers[tool.name] = session_handler(spec_of(tool), call_id=str(call.public_id),
                                               variables=dict(call.variables or {}), error_cls=ToolError)
+        if tool.filler_text:
+            fillers[tool.name] = tool.filler_text
         timeout_s = max(timeout_s, tool.timeout_s + 1)
     return timeout_s
 
@@ -268,7 +280,8 @@ async def _open_mcp_tools(context: SessionContext, plan: McpPlan) -> None:
     from integrations.mcp_client import DEFAULT_CALL_TIMEOUT_S, McpToolbox
     from integrations.selectors import toolbox_servers
 
-    servers = await in_db_thread(partial(toolbox_servers, plan.org, plan.server_ids, agent=plan.agent))
+    servers = await in_db_thread(partial(toolbox_servers, plan.org, plan.server_ids, agent=plan.agent,
+                                         frozen_grants=plan.frozen_grants))
     if not servers:
         return
     # Below the session's own tool timeout, so the model hears the MCP error, not a timeout.

@@ -3,10 +3,13 @@ the webhook README snippet (what a customer would paste) and records what arrive
 
 Routes (any method): ``/echo`` answers JSON with the arguments it got; ``/text`` plain
 text; ``/fail`` 500; ``/badjson`` invalid JSON labelled as JSON; ``/big`` a body over the
-client's cap; ``/never`` does not answer until the client goes away.
+client's cap; ``/never`` does not answer until the client goes away; ``/slow`` answers as
+``/echo`` once the test calls :meth:`FakeToolEndpoint.release` (a slow backend, for as long
+as the test needs, without a clock).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
@@ -41,7 +44,12 @@ class FakeToolEndpoint(FakeServer):
         self._lock = threading.Lock()
         self._verify = _readme_verifier()
         self.app = Starlette(routes=[Route(f"/{name}", getattr(self, f"_{name}"), methods=_METHODS)
-                                     for name in ("echo", "text", "fail", "badjson", "big", "never")])
+                                     for name in ("echo", "text", "fail", "badjson", "big", "never", "slow")])
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        """Let ``/slow`` requests (waiting or later) answer."""
+        self._released.set()
 
     async def _record(self, request: Request) -> ToolRequest:
         # GET carries the signed document in ?payload=; other methods in the body.
@@ -58,6 +66,11 @@ class FakeToolEndpoint(FakeServer):
         if not entry.signature_ok:
             return PlainTextResponse("bad signature", status_code=401)
         return JSONResponse({"received": entry.document.get("arguments"), "order_status": "shipped"})
+
+    async def _slow(self, request: Request) -> Response:
+        # bounded, so a test that never releases fails on the client's timeout, not a hang
+        await asyncio.to_thread(self._released.wait, 60)
+        return await self._echo(request)
 
     async def _text(self, request: Request) -> Response:
         await self._record(request)

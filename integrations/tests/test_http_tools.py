@@ -192,11 +192,12 @@ def test_sample_arguments_satisfy_the_schema() -> None:
     assert argument_errors(SCHEMA, http_tools.sample_arguments(SCHEMA)) == []
 
 
-def test_the_model_gets_the_declared_spec_with_the_filler_line(org_a: Any) -> None:
-    tool = make_http_tool(org_a, filler_text="One moment while I check.")
+def test_the_model_gets_the_declared_spec_and_not_the_filler_line(org_a: Any) -> None:
+    tool = make_http_tool(org_a, description="Look up an order", filler_text="One moment while I check.")
     declared = http_tools.function_spec(tool)
     assert declared["name"] == "lookup_order" and declared["parameters"] == tool.parameters
-    assert declared["description"].endswith('say: "One moment while I check."')
+    # the platform says the line when the request is slow; a model told to say it would say it twice
+    assert declared["description"] == "Look up an order"
 
 
 # --------------------------------------------------------------------------- API
@@ -329,19 +330,22 @@ def test_a_call_offers_exactly_the_granted_enabled_tools_and_validates_arguments
     together; the model's arguments are checked against the tool's schema by run_tool before
     any request; another org's tool, an ungranted one and a disabled one are not offered."""
     from agents.bridges.base import ToolCall
+    from agents.services import publish_agent
     from calls.media.tools import run_tool
     from calls.services.session import load_session_context
     from calls.tests.factories import make_call, make_ready_agent
 
     agent = make_ready_agent(org_a, name="With HTTP tools")
     granted = make_http_tool(org_a, url=f"{endpoint.url}/echo", parameters=SCHEMA, signing_secret=SECRET,
-                             timeout_s=20)
+                             timeout_s=20, filler_text="One moment.")
     disabled = make_http_tool(org_a, name="disabled_tool", enabled=False)
     make_http_tool(org_a, name="not_granted")
     foreign = make_http_tool(org_b, name="foreign_tool")
     for tool in (granted, disabled):
         http_tools.set_http_tool_agents(tool, SYSTEM, [agent])
     HttpToolGrant.objects.create(org=org_b, tool=foreign, agent=agent)  # a forged cross-org row is still ignored
+    publish_agent(agent, SYSTEM)  # grants reach calls with the version they are published in
+    agent.refresh_from_db()
     call = make_call(org_a, direction="web", status="in_progress", agent=agent, agent_version=agent.published_version,
                      variables={"customer": "Ada"})
 
@@ -368,6 +372,7 @@ def test_a_call_offers_exactly_the_granted_enabled_tools_and_validates_arguments
     assert "lookup_order" in names and "lookup_order" in context.tools
     assert not {"disabled_tool", "not_granted", "foreign_tool"} & (set(names) | set(context.tools))
     assert context.tool_timeout_s >= 21  # the tool's own 20 s answer reaches the model first
+    assert context.fillers == {"lookup_order": "One moment."}  # said by the platform when it is slow
     assert "invalid arguments for lookup_order" in bad["error"] and "order" in bad["error"]
     assert good["received"] == {"order": "A9"}
     assert len(endpoint.received) == 1  # the invalid call never left the platform

@@ -363,3 +363,29 @@ def test_response_bigger_than_the_cap_is_refused(hostile: Any, local_site: Any) 
                 client.get(f"{base}/big")
         with pytest.raises(FetchError, match="too large; the limit is 50,000 bytes"):
             fetch_url(f"{base}/big", max_bytes=50_000, timeout=10)
+
+
+def test_livekit_url_is_pinned_when_the_credential_is_tested(hostile: Any, org_a: Any) -> None:
+    """livekit-api runs on aiohttp: its session resolves each host once through the guard
+    and connects to that address (a name that moves to a private address is refused)."""
+    from calls.testing.fake_livekit import FakeLiveKit
+    from orgs.credential_checks import check_credential
+    from orgs.models import ProviderCredential
+
+    with FakeLiveKit() as fake_server:
+        fake: Any = fake_server
+        port = fake.url.rsplit(":", 1)[1]
+        credential = ProviderCredential.objects.create(
+            org=org_a, provider="livekit",
+            secrets={**fake.credentials(), "url": f"http://livekit.customer.test:{port}"})
+        dns = Dns().set("livekit.customer.test", ["127.0.0.1"])
+        with outbound.using_resolver(dns):
+            refused = check_credential(credential)
+            assert refused.kind == "other" and "loopback address" in refused.message and fake.requests == []
+            # 127.0.0.1 allowed: the name exists only in our resolver, so the request reached
+            # the fake over the address the guard checked; the next answer moves it away.
+            hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+            dns.set("livekit.customer.test", ["127.0.0.1"], ["169.254.169.254"])
+            assert check_credential(credential).kind == "ok" and len(fake.requests) == 1
+            moved = check_credential(credential)
+            assert moved.kind == "other" and "169.254.169.254" in moved.message and len(fake.requests) == 1
