@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0008_call_experiment_arm'),
+        ('calls', '0009_transfer_legs'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0005_agent_provider_deepgram_agent'),
+        ('agents', '0006_answer_detection'),
     ]
 
     operations = [
