@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Callable
@@ -78,6 +79,16 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The address carriers reach us at: signatures are checked against it, and the
 # stream/callback URLs we hand to carriers are built from it.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Scale-out (README, "Deployment: several processes and machines"). NODE_ID names this
+# web process to the reverse proxy: a stream URL for a call whose provider session this
+# process prepared while the phone rang is /ws/n/<NODE_ID>/..., which the proxy routes
+# back here (deploy/nginx.conf). Empty: one process, plain /ws/... URLs.
+NODE_ID = env_str("NODE_ID", "")
+if NODE_ID and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", NODE_ID):
+    raise ImproperlyConfiguredEnv(f"NODE_ID={NODE_ID!r} must be 1-40 lowercase letters, digits or '-'")
+# On SIGTERM (voiceplatform.serve) a web process takes no new calls and lets its live
+# calls run up to this many seconds; then the agent says goodbye and they are hung up.
+DRAIN_TIMEOUT_S = env_float("DRAIN_TIMEOUT_S", 300.0)
 # Refused carrier webhooks that prove no identity (unknown number or call, bad or
 # missing signature) are stored as events at most this many times a minute per
 # carrier, kind and org; the rest are only counted (calls.webhooks).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from calls.media.drain import live_sessions
 from calls.media.session import CallSession
 
 
@@ -30,6 +31,7 @@ class SessionRegistry:
         session = CallSession(call_public_id, transport, **session_kwargs)
         self._sessions[key] = session
         session.prepare()
+        live_sessions.track(session)
 
         # forget it once it ends, whether or not a stream ever took it
         async def forget() -> None:
@@ -47,6 +49,10 @@ class SessionRegistry:
         if session is None or session.ending:
             return None
         return session
+
+    def waiting(self) -> list[CallSession]:
+        """The prepared sessions no socket of this process has taken yet."""
+        return [session for session in self._sessions.values() if not session.ending]
 
     def __len__(self) -> int:
         return len(self._sessions)
