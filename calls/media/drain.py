@@ -46,6 +46,9 @@ logger = logging.getLogger("calls.media")
 PROCESS_TAG = secrets.token_hex(4)
 GOODBYE = "I'm sorry, I have to end our call now. Please call again if you need anything more. Goodbye."
 
+# The goodbye (its response and its playback) may take this long; then the call ends anyway.
+GOODBYE_WAIT_S = 8.0
+
 _draining = False
 
 
@@ -111,7 +114,7 @@ class LiveSessions:
     def call_ids(self) -> list[str]:
         return sorted(session.call_public_id for session in self._sessions)
 
-    async def drain(self, limit_s: float, *, goodbye: str = GOODBYE, goodbye_s: float = 10.0) -> DrainReport:
+    async def drain(self, limit_s: float, *, goodbye: str = GOODBYE, goodbye_s: float = GOODBYE_WAIT_S) -> DrainReport:
         """Wait up to ``limit_s`` for the live calls to end, then end the rest cleanly."""
         begin_drain()
         started = time.monotonic()
@@ -141,10 +144,12 @@ async def end_with_goodbye(session: CallSession, goodbye: str, wait_s: float) ->
     ``END_SERVER_SHUTDOWN`` and wait until its result is stored. Each wait is bounded."""
     bridge = session.bridge
     if not session.ending and session.streaming and bridge is not None and bridge.connected:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
         try:
             await bridge.create_response(goodbye)
             if await session.wait_for_next_response(wait_s):
-                await session.wait_for_playback(wait_s)
+                await session.wait_for_playback(max(0.0, deadline - loop.time()))
         except ProviderError as exc:
             logger.info("drain goodbye failed", extra={"call": session.call_public_id, "error": repr(exc)})
     session.request_end(END_SERVER_SHUTDOWN)
