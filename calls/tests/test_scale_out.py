@@ -6,6 +6,10 @@
 - A stream that still lands on the other process (the named one was unreachable) runs
   the call there, and the orphaned prepared session in the first process is closed within
   seconds, with no hang-up of the live call.
+- Controls and limits hold across processes: the live calls page served by one process
+  shows the transcript of a call running in the other; the API on that other process
+  hangs the call up at the carrier; the org's concurrent-call limit and an API key's rate
+  limit count calls and requests of both processes.
 - A rolling restart: SIGTERM to the process holding a live call. It answers /readyz 503
   and turns new-call webhooks away (nginx retries them on the other process, which then
   takes the call); the live call goes on until the drain limit, then the agent says
@@ -42,6 +46,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True),
 
 GREETING = array_to_mulaw(tone(0.6, hz=600, level=0.4))
 DRAIN_LIMIT_S = 4.0
+API_RATE_LIMIT = 4  # per minute and API key, counted across both processes
 
 
 class Cluster:
@@ -52,7 +57,8 @@ class Cluster:
         self.media_root = directory / "media"
 
     def start(self) -> None:
-        env = subprocess_env(PUBLIC_BASE_URL=self.proxy.base, MEDIA_ROOT=str(self.media_root))
+        env = subprocess_env(PUBLIC_BASE_URL=self.proxy.base, MEDIA_ROOT=str(self.media_root),
+                             API_RATE_LIMIT=f"{API_RATE_LIMIT}/min")
         for node in self.web.values():
             node.env = {**env, "NODE_ID": node.node}
             node.start()
@@ -180,9 +186,9 @@ def test_a_rolling_restart_drains_the_live_call_and_takes_new_calls_elsewhere(cl
                                                                                  org_a: Any) -> None:
     twilio, realtime = fakes
     number = _agent_number(org_a, twilio, realtime, "+14155550303")
-    realtime.script(AgentTurn(audio=GREETING, transcript="Hello."),
-                    AgentTurn(audio=GREETING[:2400], transcript="Sorry, I have to go. Goodbye."),
-                    AgentTurn(audio=GREETING, transcript="Hello."))
+    goodbye = AgentTurn(audio=GREETING[:2400], transcript="Sorry, I have to go. Goodbye.")
+    # the second call's greeting may come before or after the drain's goodbye: both say it
+    realtime.script(AgentTurn(audio=GREETING, transcript="Hello."), goodbye, goodbye)
     web1 = cluster.web["web1"]
 
     status, stream = _ring(cluster, twilio, number, via=web1.base, caller="+14155559003")
@@ -208,6 +214,9 @@ def test_a_rolling_restart_drains_the_live_call_and_takes_new_calls_elsewhere(cl
     media = asyncio.run(talk_through_restart())
     wait_until(web1.exited, "web1 to exit after its drain", timeout=20, log_tail=cluster.log)
     assert web1.proc is not None and web1.proc.returncode == 0, web1.log()
+    # the rolling restart goes on: web1 comes back and serves again
+    web1.start()
+    web1.wait_ready()
     wait_until(lambda: "session.ended" in _kinds(live), "the drained call's result", timeout=20)
     live.refresh_from_db()
     assert live.end_reason == "server_shutdown"
@@ -219,6 +228,76 @@ def test_a_rolling_restart_drains_the_live_call_and_takes_new_calls_elsewhere(cl
     assert media.log.close_code == 1000
     assert "drain finished" in web1.log(0)
 
-    # the rolling restart goes on: web1 comes back and serves again
-    web1.start()
-    web1.wait_ready()
+
+def _api(method: str, url: str, key: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
+                                     headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_controls_limits_and_the_live_view_work_across_processes(cluster: Cluster, fakes: Any, org_a: Any,
+                                                                  owner_a: Any) -> None:
+    from django.test import Client
+
+    from orgs.services import create_api_key
+
+    twilio, realtime = fakes
+    number = _agent_number(org_a, twilio, realtime, "+14155550304")
+    org_a.max_concurrent_calls = 1
+    org_a.save(update_fields=["max_concurrent_calls"])
+    realtime.script(AgentTurn(audio=GREETING, transcript="Hello, this is Ada's bakery."))
+    web1, web2 = cluster.web["web1"], cluster.web["web2"]
+    _key, api_key = create_api_key(org_a, SYSTEM, "scale", "editor")
+    browser = Client()
+    browser.force_login(owner_a)
+    cookie = f"sessionid={browser.cookies['sessionid'].value}"
+
+    status, stream = _ring(cluster, twilio, number, via=web1.base, caller="+14155559005")
+    assert status == 200 and stream is not None, cluster.log()
+    url, custom = _stream(stream)
+    call = Call.objects.get(public_id=custom["call_id"])
+    sid = call.carrier_call_id
+    twilio.calls[sid] = {"sid": sid, "to": number.e164, "from": "+14155559005", "status": "in-progress",
+                         "direction": "inbound", "twiml": []}
+
+    async def talk() -> None:
+        async with CarrierMediaClient.twilio(url, parameters=custom) as media:
+            await media.wait_for_audio(ms=500, timeout=15)
+            # the live calls page of web2 shows what web1's session heard and said
+            await media.wait_until(lambda: "Hello, this is Ada&#x27;s bakery." in _page(web2.base + "/calls/live/",
+                                                                                        cookie),
+                                   timeout=15, what="web2's live page to show web1's call")
+            # one live call is the org's limit: web2 turns a second call away
+            second, second_stream = await asyncio.to_thread(_ring, cluster, twilio, number, via=web2.base,
+                                                            caller="+14155559006")
+            assert second == 200 and second_stream is None
+            # API requests count against one limit whichever process serves them
+            codes = [await asyncio.to_thread(_api, "GET", f"{web1.base}/api/v1/calls/", api_key) for _ in range(2)]
+            codes.append(await asyncio.to_thread(_api, "POST", f"{web2.base}/api/v1/calls/{call.public_id}/hangup/",
+                                                 api_key))
+            codes.append(await asyncio.to_thread(_api, "GET", f"{web2.base}/api/v1/calls/", api_key))
+            codes.append(await asyncio.to_thread(_api, "GET", f"{web1.base}/api/v1/calls/", api_key))
+            assert codes == [200] * API_RATE_LIMIT + [429]
+            # the hang-up from web2 reached the carrier; Twilio then ends the stream
+            assert twilio.calls[sid]["status"] == "completed"
+            await media.hang_up()
+
+    asyncio.run(talk())
+    wait_until(lambda: "session.ended" in _kinds(call), "the session result", timeout=20, log_tail=cluster.log)
+    rejected = Call.objects.filter(org=org_a, from_number="+14155559006").get()
+    assert rejected.end_reason == "concurrency_limit"
+    assert "call.hangup_requested" in _kinds(call)
+
+
+def _page(url: str, cookie: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Cookie": cookie}), timeout=15) as response:
+        return str(response.read().decode())
