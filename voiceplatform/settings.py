@@ -184,7 +184,20 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "") or embedded.postgres_url()
 REDIS_URL = env_str("REDIS_URL", "") or embedded.redis_url()
 
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# Connection budget (README, "Database connections"): by default every request and every
+# database step of a call opens and closes its connection (DB_CONN_MAX_AGE=0), so a live
+# call holds none between steps; put PgBouncer (transaction mode) in front of Postgres for
+# many processes. Or DB_POOL_MAX_SIZE > 0: psycopg's pool in each process, which then
+# holds at most that many connections (requests wait up to DB_POOL_TIMEOUT_S for one).
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL,
+                                              conn_max_age=0 if DB_POOL_MAX_SIZE else env_int("DB_CONN_MAX_AGE", 0))}
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(env_int("DB_POOL_MIN_SIZE", 1), DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT_S", 10.0),
+    }
 DATABASES["default"]["TEST"] = {"NAME": env_str("VP_TEST_DB_NAME", f"test_vp{_RUN}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -9,7 +9,8 @@
 - Controls and limits hold across processes: the live calls page served by one process
   shows the transcript of a call running in the other; the API on that other process
   hangs the call up at the carrier; the org's concurrent-call limit and an API key's rate
-  limit count calls and requests of both processes.
+  limit count calls and requests of both processes. With psycopg's pool (DB_POOL_MAX_SIZE)
+  the two processes hold at most their pools' connections while all of it happens.
 - A rolling restart: SIGTERM to the process holding a live call. It answers /readyz 503
   and turns new-call webhooks away (nginx retries them on the other process, which then
   takes the call); the live call goes on until the drain limit, then the agent says
@@ -47,6 +48,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True),
 GREETING = array_to_mulaw(tone(0.6, hz=600, level=0.4))
 DRAIN_LIMIT_S = 4.0
 API_RATE_LIMIT = 4  # per minute and API key, counted across both processes
+DB_POOL_MAX_SIZE = 4  # each web process holds at most this many database connections
 
 
 class Cluster:
@@ -58,7 +60,7 @@ class Cluster:
 
     def start(self) -> None:
         env = subprocess_env(PUBLIC_BASE_URL=self.proxy.base, MEDIA_ROOT=str(self.media_root),
-                             API_RATE_LIMIT=f"{API_RATE_LIMIT}/min")
+                             API_RATE_LIMIT=f"{API_RATE_LIMIT}/min", DB_POOL_MAX_SIZE=str(DB_POOL_MAX_SIZE))
         for node in self.web.values():
             node.env = {**env, "NODE_ID": node.node}
             node.start()
@@ -285,6 +287,8 @@ def test_controls_limits_and_the_live_view_work_across_processes(cluster: Cluste
             codes.append(await asyncio.to_thread(_api, "GET", f"{web2.base}/api/v1/calls/", api_key))
             codes.append(await asyncio.to_thread(_api, "GET", f"{web1.base}/api/v1/calls/", api_key))
             assert codes == [200] * API_RATE_LIMIT + [429]
+            # the connection budget: the pools of both processes, plus this test's own two
+            assert await asyncio.to_thread(_database_connections) <= 2 * DB_POOL_MAX_SIZE + 2
             # the hang-up from web2 reached the carrier; Twilio then ends the stream
             assert twilio.calls[sid]["status"] == "completed"
             await media.hang_up()
@@ -301,3 +305,14 @@ def _page(url: str, cookie: str) -> str:
 
     with urllib.request.urlopen(urllib.request.Request(url, headers={"Cookie": cookie}), timeout=15) as response:
         return str(response.read().decode())
+
+
+def _database_connections() -> int:
+    from django.db import connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return int(cursor.fetchone()[0])
+    finally:
+        connection.close()
