@@ -11,13 +11,8 @@ from django.views.decorators.http import require_POST
 
 from calls import webhooks
 from calls.carriers import WebhookRequest
-from calls.media.drain import draining
 from calls.services.session import prepare_session_early
 from voiceplatform import metrics, nodes
-
-# Webhooks that start a call (and its stream) in the process that answers them; a
-# draining process turns them away (voiceplatform.nodes.draining_response).
-NEW_CALL_KINDS = frozenset({"voice", "answer"})
 
 
 def to_webhook_request(request: HttpRequest) -> WebhookRequest:
@@ -41,10 +36,6 @@ def _view(carrier: str, kind: str,
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        if kind in NEW_CALL_KINDS and draining():
-            # Before anything is written: the proxy retries it on another process.
-            metrics.carrier_webhook_answered(carrier, kind, 503, time.perf_counter() - started)
-            return nodes.draining_response()
         with nodes.serving(request):
             reply = handler(to_webhook_request(request))
         if reply.prepare is not None:

@@ -14,8 +14,8 @@ Contract (README, "Deployment: several processes and machines"):
   (``may_prepare``): an outbound call prepared by the API process keeps its node when the
   carrier's answer webhook reaches another one.
 - A draining process (``calls.media.drain``) names itself in no new URL and prepares
-  nothing; its new-call webhooks get ``draining_response`` (503 with Retry-After, which
-  the proxy retries on another process).
+  nothing; its new-call webhooks get 503 with Retry-After from ``DrainGate`` (which the
+  proxy retries on another process).
 - Without ``NODE_ID`` (one process: ``make run``, the tests) URLs are the plain
   ``/ws/...`` ones and every process prepares as before.
 
@@ -34,9 +34,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpResponse
 
-from calls.carriers.base import node_stream_path
+from calls.carriers.base import WEBHOOK_PATHS, node_stream_path
 from calls.media.drain import draining
 
 PREPARED_NODE_TTL_S = 15 * 60
@@ -95,10 +94,30 @@ def record_prepared(call_public_id: str) -> None:
 node_path = node_stream_path
 
 
-def draining_response() -> HttpResponse:
-    """What a draining process answers a request that would start a call here."""
-    response = HttpResponse("This server is restarting; retry on another.", status=503,
-                            content_type="text/plain")
-    response["Retry-After"] = str(DRAIN_RETRY_AFTER_S)
-    response["X-Node-Draining"] = settings.NODE_ID or "1"
-    return response
+# The webhooks that start a call (and its stream) in the process that answers them.
+NEW_CALL_PATHS = frozenset({WEBHOOK_PATHS["twilio"]["voice"], WEBHOOK_PATHS["plivo"]["answer"]})
+DRAINING_BODY = b"This server is restarting; retry on another.\n"
+
+
+def _starts_call(path: str) -> bool:
+    # endswith: behind a proxy that mounts the app under a prefix the path carries it
+    return any(path.endswith(p) for p in NEW_CALL_PATHS)
+
+
+class DrainGate:
+    """ASGI middleware: while the process drains, the call-starting webhooks get 503 with
+    ``Retry-After`` right on the event loop, before Django (no thread, no database, nothing
+    written), however busy the process is ending its calls. The proxy retries them on
+    another process (deploy/nginx.conf)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and draining() and _starts_call(str(scope.get("path", ""))):
+            await send({"type": "http.response.start", "status": 503, "headers": [
+                (b"content-type", b"text/plain"), (b"retry-after", str(DRAIN_RETRY_AFTER_S).encode()),
+                (b"x-node-draining", (settings.NODE_ID or "1").encode())]})
+            await send({"type": "http.response.body", "body": DRAINING_BODY})
+            return
+        await self.app(scope, receive, send)

@@ -204,6 +204,10 @@ def test_a_rolling_restart_drains_the_live_call_and_takes_new_calls_elsewhere(cl
             web1.terminate()
             await media.wait_until(lambda: http_get(f"{web1.base}/readyz") == 503, timeout=10,
                                    what="web1 to report itself not ready")
+            # web1 itself turns a new call away before doing anything
+            refused, refused_stream = await asyncio.to_thread(_ring, cluster, twilio, number, via=web1.base,
+                                                              caller="+14155559007")
+            assert refused == 503 and refused_stream is None
             # A new call meanwhile: through the proxy, web1 turns it away and web2 takes it.
             other_status, other = await asyncio.to_thread(_ring, cluster, twilio, number, via=cluster.proxy.base,
                                                           caller="+14155559004")
@@ -222,6 +226,7 @@ def test_a_rolling_restart_drains_the_live_call_and_takes_new_calls_elsewhere(cl
     wait_until(lambda: "session.ended" in _kinds(live), "the drained call's result", timeout=20)
     live.refresh_from_db()
     assert live.end_reason == "server_shutdown"
+    assert not Call.objects.filter(org=org_a, from_number="+14155559007").exists()  # nothing written
     agent_lines = list(live.turns.filter(role="agent").values_list("text", flat=True))
     assert agent_lines[-1] == "Sorry, I have to go. Goodbye."  # the goodbye was spoken, then the hang-up
     hangups = [r for r in twilio.requests_to("POST", rf".*/Calls/{live.carrier_call_id}\.json")
