@@ -321,3 +321,24 @@ def _database_connections() -> int:
             return int(cursor.fetchone()[0])
     finally:
         connection.close()
+
+
+def test_a_session_prepared_for_a_call_that_ends_while_ringing_is_closed_within_seconds(
+        cluster: Cluster, fakes: Any, org_a: Any) -> None:
+    twilio, realtime = fakes
+    number = _agent_number(org_a, twilio, realtime, "+14155550305")
+    realtime.script(AgentTurn(audio=GREETING, transcript="Hello."))
+
+    status, stream = _ring(cluster, twilio, number, via=cluster.web["web1"].base, caller="+14155559008")
+    assert status == 200 and stream is not None, cluster.log()
+    call = Call.objects.get(public_id=_stream(stream)[1]["call_id"])
+    wait_until(lambda: realtime.open_connections == 1, "web1 to prepare the session", timeout=15)
+    # the caller hangs up before the stream opens; Twilio's status callback reaches web2
+    url = f"{cluster.proxy.base}/webhooks/twilio/status"
+    params = twilio.status_params(call_sid=call.carrier_call_id, status="canceled", sequence=1, duration=0)
+    status, _ = http_post(f"{cluster.web['web2'].base}/webhooks/twilio/status", urlencode(params).encode(),
+                          {"Content-Type": "application/x-www-form-urlencoded", **twilio.webhook_headers(url, params)})
+    assert status == 204, cluster.log()
+    wait_until(lambda: realtime.open_connections == 0, "web1's idle session to close", timeout=10,
+               log_tail=cluster.log)
+    assert not twilio.requests_to("POST", rf".*/Calls/{call.carrier_call_id}\.json")  # no hang-up of an ended call
