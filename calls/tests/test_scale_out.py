@@ -8,7 +8,8 @@
   seconds, with no hang-up of the live call.
 - Controls and limits hold across processes: the live calls page served by one process
   shows the transcript of a call running in the other; the API on that other process
-  hangs the call up at the carrier; the org's concurrent-call limit and an API key's rate
+  sends keypad tones (the stream resumes on the call's own process) and hangs the call up
+  at the carrier; the org's concurrent-call limit and an API key's rate
   limit count calls and requests of both processes. With psycopg's pool (DB_POOL_MAX_SIZE)
   the two processes hold at most their pools' connections while all of it happens.
 - A rolling restart: SIGTERM to the process holding a live call. It answers /readyz 503
@@ -236,12 +237,14 @@ def test_a_rolling_restart_drains_the_live_call_and_takes_new_calls_elsewhere(cl
     assert "drain finished" in web1.log(0)
 
 
-def _api(method: str, url: str, key: str) -> int:
+def _api(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> int:
+    import json
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
-                                     headers={"Authorization": f"Bearer {key}"})
+    data = json.dumps(body or {}).encode() if method == "POST" else None
+    request = urllib.request.Request(url, method=method, data=data,
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             return int(response.status)
@@ -285,13 +288,18 @@ def test_controls_limits_and_the_live_view_work_across_processes(cluster: Cluste
             second, second_stream = await asyncio.to_thread(_ring, cluster, twilio, number, via=web2.base,
                                                             caller="+14155559006")
             assert second == 200 and second_stream is None
-            # API requests count against one limit whichever process serves them
-            codes = [await asyncio.to_thread(_api, "GET", f"{web1.base}/api/v1/calls/", api_key) for _ in range(2)]
-            codes.append(await asyncio.to_thread(_api, "POST", f"{web2.base}/api/v1/calls/{call.public_id}/hangup/",
-                                                 api_key))
-            codes.append(await asyncio.to_thread(_api, "GET", f"{web2.base}/api/v1/calls/", api_key))
-            codes.append(await asyncio.to_thread(_api, "GET", f"{web1.base}/api/v1/calls/", api_key))
+            # keypad tones and the hang-up through web2's API; the API key's requests count
+            # against one limit whichever process serves them
+            calls_url = f"{web2.base}/api/v1/calls/{call.public_id}"
+            codes = [await asyncio.to_thread(_api, "GET", f"{web1.base}/api/v1/calls/", api_key),
+                     await asyncio.to_thread(_api, "POST", f"{calls_url}/dtmf/", api_key, {"digits": "12"}),
+                     await asyncio.to_thread(_api, "POST", f"{calls_url}/hangup/", api_key),
+                     await asyncio.to_thread(_api, "GET", f"{web1.base}/api/v1/calls/", api_key),
+                     await asyncio.to_thread(_api, "GET", f"{web2.base}/api/v1/calls/", api_key)]
             assert codes == [200] * API_RATE_LIMIT + [429]
+            # the tones went to the carrier, and the stream resumes where the session lives
+            (dtmf_twiml,) = twilio.calls[sid]["twiml"]
+            assert 'digits="12"' in dtmf_twiml and f"/ws/n/web1/twilio/{call.public_id}" in dtmf_twiml
             # the connection budget: the pools of both processes, plus this test's own two
             assert await asyncio.to_thread(_database_connections) <= 2 * DB_POOL_MAX_SIZE + 2
             # the hang-up from web2 reached the carrier; Twilio then ends the stream
