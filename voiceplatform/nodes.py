@@ -16,7 +16,7 @@ Contract (README, "Deployment: several processes and machines"):
 - A draining process (``calls.media.drain``) names itself in no new URL and prepares
   nothing; its new-call webhooks get 503 with Retry-After from ``DrainGate`` (which the
   proxy retries on another process).
-- Without ``NODE_ID`` (one process: ``make run``, the tests) URLs are the plain
+- Without ``NODE_ID`` (one process: ``make run``, most tests) URLs are the plain
   ``/ws/...`` ones and every process prepares as before.
 
 If the named node is gone (crashed, or restarted past its drain), the proxy falls back
@@ -35,7 +35,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from calls.carriers.base import WEBHOOK_PATHS, node_stream_path
+from calls.carriers.base import WEBHOOK_PATHS
 from calls.media.drain import draining
 
 PREPARED_NODE_TTL_S = 15 * 60
@@ -89,9 +89,6 @@ def record_prepared(call_public_id: str) -> None:
     """Remember that this process holds the call's prepared session."""
     if settings.NODE_ID:
         cache.set(_key(str(call_public_id)), settings.NODE_ID, PREPARED_NODE_TTL_S)
-
-
-node_path = node_stream_path
 
 
 # The webhooks that start a call (and its stream) in the process that answers them.

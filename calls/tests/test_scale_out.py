@@ -350,3 +350,37 @@ def test_a_session_prepared_for_a_call_that_ends_while_ringing_is_closed_within_
     wait_until(lambda: realtime.open_connections == 0, "web1's idle session to close", timeout=10,
                log_tail=cluster.log)
     assert not twilio.requests_to("POST", rf".*/Calls/{call.carrier_call_id}\.json")  # no hang-up of an ended call
+
+
+def test_an_outbound_call_placed_through_one_process_streams_to_it(cluster: Cluster, fakes: Any,
+                                                                    org_a: Any) -> None:
+    import json
+
+    from orgs.services import create_api_key
+
+    twilio, realtime = fakes
+    number = _agent_number(org_a, twilio, realtime, "+14155550306")
+    realtime.script(AgentTurn(audio=GREETING, transcript="Hello, this is Ada's bakery."))
+    _key, api_key = create_api_key(org_a, SYSTEM, "scale-out", "editor")
+    web2 = cluster.web["web2"]
+    body = json.dumps({"agent": str(number.inbound_agent.public_id), "to": "+14155559009",
+                       "from_number": number.e164}).encode()
+    status, reply = http_post(f"{web2.base}/api/v1/calls/", body,
+                              {"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"})
+    assert status == 201, reply
+    call = Call.objects.get(public_id=json.loads(reply)["id"])
+    (placed,) = twilio.calls.values()
+    stream = ET.fromstring(placed["twiml"][0]).find("./Connect/Stream")
+    assert stream is not None
+    url, custom = _stream(stream)
+    assert url == f"{cluster.proxy.ws_base}/ws/n/web2/twilio/{call.public_id}"
+    wait_until(lambda: realtime.connection_count == 1, "web2 to prepare the session at placement", timeout=15)
+
+    async def talk() -> None:
+        async with CarrierMediaClient.twilio(url, parameters=custom) as media:
+            await media.wait_for_audio(ms=500, timeout=15)
+            await media.hang_up()
+
+    asyncio.run(talk())
+    wait_until(lambda: "session.ended" in _kinds(call), "the session result", timeout=20, log_tail=cluster.log)
+    assert realtime.connection_count == 1  # the greeting was ready on answer, and no second session
