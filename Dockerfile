@@ -18,4 +18,5 @@ RUN useradd --create-home --uid 1000 app && mkdir -p /app/media /app/var/prometh
 USER app
 
 EXPOSE 8000
-CMD ["uvicorn", "voiceplatform.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools"]
+# voiceplatform.serve: uvicorn (websockets-sansio) that drains live calls on SIGTERM.
+CMD ["python", "-m", "voiceplatform.serve", "--host", "0.0.0.0", "--port", "8000", "--loop", "uvloop", "--http", "httptools"]

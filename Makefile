@@ -20,12 +20,13 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 install: $(STAMP)
 
 ## Chromium for the browser tests (Debian's package; Playwright cannot download one here),
-## espeak-ng and sox for the synthesized audio fixtures (answer classification, simulations).
+## espeak-ng and sox for the synthesized audio fixtures (answer classification, simulations),
+## nginx for the scale-out test (two web processes behind deploy/nginx.conf).
 browser:
-	@if [ ! -x /usr/bin/chromium ] || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || [ ! -x /usr/sbin/nginx ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium espeak-ng sox >/dev/null; \
-	  else echo "note: chromium, espeak-ng or sox is missing; tests that need them are skipped (apt-get install chromium espeak-ng sox)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium espeak-ng sox nginx >/dev/null; \
+	  else echo "note: chromium, espeak-ng, sox or nginx is missing; tests that need them are skipped (apt-get install chromium espeak-ng sox nginx)"; fi; \
 	fi
 
 ## Run the platform: embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL

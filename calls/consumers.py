@@ -53,6 +53,7 @@ from django.utils.module_loading import import_string
 
 from calls.audio.vad import VadBatcher
 from calls.media.codecs import TransportCodec, codec_for
+from calls.media.drain import PROCESS_TAG, live_sessions
 from calls.media.frames import FrameError, StreamStarted
 from calls.media.registry import SessionRegistry, prepared_sessions
 from calls.media.result import (
@@ -266,7 +267,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
             self._authenticating = False
             await self._refuse("no token, or the start names another call")
             return
-        claim_id = secrets.token_hex(16)
+        claim_id = PROCESS_TAG + secrets.token_hex(12)
         try:
             outcome = await _resolve(self.claim, DEFAULT_CLAIM)(self.call_id, token, self.transport, claim_id)
         except Exception:
@@ -302,6 +303,7 @@ class MediaStreamConsumer(AsyncWebsocketConsumer):
                 return
             session.prepare()
         session.attach(self)
+        live_sessions.track(session)
         self.session = session
         self._authenticating = False
         self._renew_task = asyncio.ensure_future(self._keep_claim(claim_id))

@@ -80,6 +80,7 @@ END_REASON: dict[str, str] = {
     r.END_PROTOCOL_ERROR: "Carrier sent unreadable data",
     r.END_INTERNAL_ERROR: "Internal error",
     r.END_SETUP_ERROR: "Call could not be set up",
+    r.END_SERVER_SHUTDOWN: "Server restarted (drain limit reached)",
     "carrier_stop": "Carrier ended the stream",
     "caller_stop": "Caller ended the stream",
     "busy": "Line busy",

@@ -17,14 +17,17 @@ from calls.consumers import PlivoMediaConsumer, TwilioMediaConsumer, WebMediaCon
 
 _CALL = r"(?P<call_id>[0-9a-fA-F-]{8,64})"
 _EXTRA = r"(?:/(?P<extra>[^/?#]+))?"
+# /ws/n/<node>/...: the same streams addressed to one web process (voiceplatform.nodes);
+# the proxy routes on the node, the process itself serves any of its streams.
+_NODE = r"(?:n/(?P<node>[a-z0-9][a-z0-9-]{0,39})/)?"
 
 
 def media_urlpatterns(**initkwargs: Any) -> list[Any]:
     """The media routes; `initkwargs` inject dependencies (tests, benchmark)."""
     return [
-        re_path(rf"^ws/twilio/{_CALL}{_EXTRA}/?$", TwilioMediaConsumer.as_asgi(**initkwargs)),
-        re_path(rf"^ws/plivo/{_CALL}{_EXTRA}/?$", PlivoMediaConsumer.as_asgi(**initkwargs)),
-        re_path(rf"^ws/web/{_CALL}{_EXTRA}/?$", WebMediaConsumer.as_asgi(**initkwargs)),
+        re_path(rf"^ws/{_NODE}twilio/{_CALL}{_EXTRA}/?$", TwilioMediaConsumer.as_asgi(**initkwargs)),
+        re_path(rf"^ws/{_NODE}plivo/{_CALL}{_EXTRA}/?$", PlivoMediaConsumer.as_asgi(**initkwargs)),
+        re_path(rf"^ws/{_NODE}web/{_CALL}{_EXTRA}/?$", WebMediaConsumer.as_asgi(**initkwargs)),
     ]
 
 

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from calls import transfer_webhooks, webhooks
 from calls.carriers import WebhookRequest
 from calls.services.session import prepare_session_early
-from voiceplatform import metrics
+from voiceplatform import metrics, nodes
 
 
 def to_webhook_request(request: HttpRequest) -> WebhookRequest:
@@ -36,7 +36,8 @@ def _view(carrier: str, kind: str,
     @require_POST
     def view(request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        reply = handler(to_webhook_request(request))
+        with nodes.serving(request):
+            reply = handler(to_webhook_request(request))
         if reply.prepare is not None:
             prepare_session_early(request, *reply.prepare)
         metrics.carrier_webhook_answered(carrier, kind, reply.status, time.perf_counter() - started)

@@ -24,6 +24,7 @@ if settings.SERVE_STATIC:
 
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
+from voiceplatform.nodes import DrainGate  # noqa: E402
 from voiceplatform.uploads import UploadLimitASGI  # noqa: E402
 
 # Request bodies over UPLOAD_MAX_BYTES are refused here, before Django reads them.
@@ -57,7 +58,8 @@ def _websocket_patterns() -> list:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # A draining process turns call-starting webhooks away before Django (nodes.DrainGate).
+        "http": DrainGate(django_asgi_app),
         "websocket": URLRouter(_websocket_patterns()),
     }
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 import sys
 from collections.abc import Callable
@@ -78,6 +79,16 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The address carriers reach us at: signatures are checked against it, and the
 # stream/callback URLs we hand to carriers are built from it.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Scale-out (README, "Deployment: several processes and machines"). NODE_ID names this
+# web process to the reverse proxy: a stream URL for a call whose provider session this
+# process prepared while the phone rang is /ws/n/<NODE_ID>/..., which the proxy routes
+# back here (deploy/nginx.conf). Empty: one process, plain /ws/... URLs.
+NODE_ID = env_str("NODE_ID", "")
+if NODE_ID and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", NODE_ID):
+    raise ImproperlyConfiguredEnv(f"NODE_ID={NODE_ID!r} must be 1-40 lowercase letters, digits or '-'")
+# On SIGTERM (voiceplatform.serve) a web process takes no new calls and lets its live
+# calls run up to this many seconds; then the agent says goodbye and they are hung up.
+DRAIN_TIMEOUT_S = env_float("DRAIN_TIMEOUT_S", 300.0)
 # Refused carrier webhooks that prove no identity (unknown number or call, bad or
 # missing signature) are stored as events at most this many times a minute per
 # carrier, kind and org; the rest are only counted (calls.webhooks).
@@ -173,7 +184,20 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "") or embedded.postgres_url()
 REDIS_URL = env_str("REDIS_URL", "") or embedded.redis_url()
 
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+# Connection budget (README, "Database connections"): by default every request and every
+# database step of a call opens and closes its connection (DB_CONN_MAX_AGE=0), so a live
+# call holds none between steps; put PgBouncer (transaction mode) in front of Postgres for
+# many processes. Or DB_POOL_MAX_SIZE > 0: psycopg's pool in each process, which then
+# holds at most that many connections (requests wait up to DB_POOL_TIMEOUT_S for one).
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL,
+                                              conn_max_age=0 if DB_POOL_MAX_SIZE else env_int("DB_CONN_MAX_AGE", 0))}
+if DB_POOL_MAX_SIZE:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(env_int("DB_POOL_MIN_SIZE", 1), DB_POOL_MAX_SIZE),
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT_S", 10.0),
+    }
 DATABASES["default"]["TEST"] = {"NAME": env_str("VP_TEST_DB_NAME", f"test_vp{_RUN}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

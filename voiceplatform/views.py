@@ -17,6 +17,7 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.views.generic import TemplateView
 
+from calls.media.drain import draining
 from orgs.middleware import current_membership
 from orgs.models import Role, role_at_least
 from orgs.services import Actor
@@ -101,7 +102,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """The database and Redis answer; a load balancer sends traffic only then."""
+    """The database and Redis answer and the process is not draining; a load balancer
+    sends traffic only then."""
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:
@@ -118,6 +120,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["redis"] = f"error: {type(exc).__name__}"
         logger.error("readyz: redis unavailable (%s); check REDIS_URL or the embedded server under var/",
                      type(exc).__name__)
+    if draining():
+        # Stopping (voiceplatform.serve): finishing its live calls, taking no new ones.
+        checks["node"] = "draining"
     ready = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
 

@@ -199,6 +199,11 @@ class FakeServer(abc.ABC):
     def connection_count(self) -> int:
         return len(self.handshakes)
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now (a session the platform has not closed)."""
+        return len(self._connections)
+
     # -- subclass API ----------------------------------------------------------
 
     @abc.abstractmethod

@@ -53,6 +53,18 @@ class CeleryProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def terminate(self) -> None:
+        """SIGTERM to the worker's main process only, as a deploy or ``docker stop`` sends it:
+        Celery's warm shutdown (no new tasks; the running ones finish and are acked)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def exited(self) -> bool:
+        return self.proc is None or self.proc.poll() is not None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.proc is not None else ""
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

@@ -43,6 +43,7 @@ from calls.services.placement import place_outbound_call, start_web_call
 from calls.services.session import prepare_session_early
 from calls.services.transfer import request_transfer
 from orgs.models import ROLE_RANK, Role
+from voiceplatform import nodes
 from voiceplatform.api import OrgScopedViewSet
 
 CALL_FILTERS = [
@@ -116,10 +117,11 @@ class CallViewSet(OrgScopedViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         key = data.get("idempotency_key") or request.headers.get("Idempotency-Key", "")
-        call = place_outbound_call(
-            request.org, data["agent"], data["to"], data["from_number"], data["variables"], self.actor,
-            idempotency_key=key,
-        )
+        with nodes.serving(request._request):  # the stream markup names this process, which prepares below
+            call = place_outbound_call(
+                request.org, data["agent"], data["to"], data["from_number"], data["variables"], self.actor,
+                idempotency_key=key,
+            )
         if call.status == Status.QUEUED:
             # The greeting is ready by the time the callee answers.
             prepare_session_early(request._request, str(call.public_id), call.carrier)

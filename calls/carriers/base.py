@@ -54,6 +54,18 @@ WEBHOOK_PATHS: dict[str, dict[str, str]] = {
 # carrier's ``start`` message (Twilio <Parameter> → start.customParameters, Plivo
 # extraHeaders → start.extra_headers), and the consumer authenticates on that message.
 STREAM_PATH = "/ws/{carrier}/{call_id}"
+# The same path addressed to one web process (voiceplatform.nodes): the reverse proxy
+# routes /ws/n/<node>/... to the process that holds the call's prepared session.
+NODE_STREAM_PREFIX = "/ws/n/{node}"
+
+
+def node_stream_path(path: str, node: str) -> str:
+    """``/ws/twilio/<id>`` → ``/ws/n/<node>/twilio/<id>`` (unchanged without a node)."""
+    if not node:
+        return path
+    if not path.startswith("/ws/"):
+        raise ValueError(f"not a stream path: {path!r}")
+    return NODE_STREAM_PREFIX.format(node=node) + path[len("/ws"):]
 
 POLITE_REJECTION = (
     "Sorry, this number is not in service right now. Please try again later. Goodbye."
@@ -124,6 +136,7 @@ class StreamTarget:
     call_public_id: str
     token: str
     parameters: Mapping[str, str] = field(default_factory=dict)
+    node: str = ""  # the web process to reach ("" for any; see node_stream_path)
 
 
 @dataclass(frozen=True)
@@ -259,7 +272,7 @@ class Carrier(abc.ABC):
     def stream_url(self, target: StreamTarget) -> str:
         parts = urlsplit(self.public_base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        path = STREAM_PATH.format(carrier=self.name, call_id=target.call_public_id)
+        path = node_stream_path(STREAM_PATH.format(carrier=self.name, call_id=target.call_public_id), target.node)
         return f"{scheme}://{parts.netloc}{parts.path}{path}"
 
     def public_url(self, request: WebhookRequest) -> str:

@@ -31,6 +31,7 @@ from calls.services.timeline import add_event, push_live_update
 from calls.services.transfer import TransferFeed, cancel_pending_transfers, start_warm_transfer
 from integrations.agent_grants import version_http_tools, version_mcp_grants
 from orgs.services import SYSTEM
+from voiceplatform import nodes
 
 logger = logging.getLogger(__name__)
 DEFAULT_TOOL_TIMEOUT_S = 10.0
@@ -44,16 +45,25 @@ def prepare_session_early(request: Any, call_public_id: str, transport: str) -> 
     media consumer will pick it up. Elsewhere (a Celery worker, the test client)
     there is no loop that outlives the request; the consumer then prepares the
     session when the stream connects.
+
+    With several web processes (``voiceplatform.nodes``) only the call's node prepares:
+    not a draining process, nor one whose stream URL would name another node.
     """
-    if not hasattr(request, "scope"):
+    if not hasattr(request, "scope") or not nodes.may_prepare(str(call_public_id)):
         return False
     from calls.consumers import prepare_call_session
+    from calls.services.orphans import ensure_watching
+
+    async def prepare() -> None:
+        await prepare_call_session(str(call_public_id), transport)
+        ensure_watching()
 
     try:
-        async_to_sync(prepare_call_session)(str(call_public_id), transport)
+        async_to_sync(prepare)()
     except Exception:  # noqa: BLE001 - a failed warm-up must not fail the webhook; connect-time prepare retries
         logger.warning("call.prepare_failed", extra={"call": str(call_public_id)}, exc_info=True)
         return False
+    nodes.record_prepared(str(call_public_id))
     return True
 
 

@@ -23,6 +23,7 @@ from calls.media.result import STREAM_BUSY, STREAM_GRANTED, STREAM_REFUSED
 from calls.models import LIVE, Call, CallEvent, hash_stream_token
 from calls.services.base import in_db_thread, parse_public_id
 from calls.services.timeline import add_event
+from voiceplatform.nodes import stream_node
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def issue_stream_target(call: Call, *, replaces_stream: bool = False, **paramete
     if replaces_stream:
         changes.update(stream_claim="", stream_claim_expires_at=None)
     Call.objects.filter(pk=call.pk).update(**changes)
-    return StreamTarget(call_public_id=str(call.public_id), token=token, parameters=parameters)
+    return StreamTarget(call_public_id=str(call.public_id), token=token, parameters=parameters,
+                        node=stream_node(str(call.public_id)))
 
 
 def authorize_stream_sync(call_public_id: str, token: str) -> bool:

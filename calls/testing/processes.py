@@ -88,3 +88,50 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+def serve_argv(port: int, *, drain_timeout_s: float | None = None) -> list[str]:
+    """Production's web command (``voiceplatform.serve``: uvicorn that drains calls on
+    SIGTERM) on 127.0.0.1:``port``."""
+    argv = [sys.executable, "-m", "voiceplatform.serve", "--host", "127.0.0.1", "--port", str(port)]
+    return argv + (["--drain-timeout", str(drain_timeout_s)] if drain_timeout_s is not None else [])
+
+
+class WebNode:
+    """One web process of a scaled-out deployment (``NODE_ID`` ``node``), stopped and
+    started on its own, as a rolling restart does; its output goes to ``log_path``."""
+
+    def __init__(self, node: str, log_path: Path, env: dict[str, str], *, drain_timeout_s: float) -> None:
+        self.node = node
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {**env, "NODE_ID": node}
+        self.drain_timeout_s = drain_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(serve_argv(self.port, drain_timeout_s=self.drain_timeout_s), cwd=ROOT,
+                                     env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        assert self.proc is not None
+        wait_until_serving(f"{self.base}/readyz", [self.proc], self.log, within_s=timeout)
+
+    def terminate(self) -> None:
+        """SIGTERM: the process drains its calls, then exits."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    def exited(self) -> bool:
+        return self.proc is None or self.proc.poll() is not None
+
+    def log(self, tail: int = 6000) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-tail:] if tail else text
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)

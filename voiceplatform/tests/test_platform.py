@@ -103,12 +103,20 @@ def test_docker_compose_describes_the_whole_stack() -> None:
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "migrate", "web", "worker", "beat"} <= set(services)
+    assert {"postgres", "redis", "migrate", "web1", "web2", "proxy", "worker", "beat"} <= set(services)
     assert "pgvector" in services["postgres"]["image"]
-    for name in ("web", "worker", "beat", "migrate"):
+    for name in ("web1", "web2", "worker", "beat", "migrate"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and env["REDIS_URL"].startswith("redis://")
         assert "media:/app/media" in services[name]["volumes"]
     assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert services["beat"]["command"][-1] == "django_celery_beat.schedulers:DatabaseScheduler"
-    assert "voiceplatform.asgi:application" in services["web"]["command"]
+    # the web processes drain calls on SIGTERM and name themselves to the proxy
+    nodes = {services[name]["environment"]["NODE_ID"] for name in ("web1", "web2")}
+    assert nodes == {"web1", "web2"}
+    for name in ("web1", "web2"):
+        assert services[name]["command"][:3] == ["python", "-m", "voiceplatform.serve"]
+        assert services[name]["stop_grace_period"]
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["proxy"]["volumes"]
+    proxy_conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert all(f"server {node}:8000" in proxy_conf for node in nodes)
