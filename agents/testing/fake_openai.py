@@ -49,9 +49,14 @@ class FakeOpenAIRealtime(FakeServer):
     """See module docstring. ``turn_bytes``: caller audio that makes one VAD turn."""
 
     def __init__(self, *, api_key: str = "sk-test", turn_bytes: int = 1600,
-                 azure_api_version: str | None = None, azure_deployment: str = "") -> None:
+                 azure_api_version: str | None = None, azure_deployment: str = "",
+                 quiet_silence: bool = False) -> None:
         super().__init__()
         self.api_key = api_key
+        # True: µ-law silence (a phone line's idle frames) is not speech, and silence after
+        # speech ends the turn, as the real server VAD does (the simulation line streams
+        # audio continuously); False: every appended byte counts toward ``turn_bytes``.
+        self.quiet_silence = quiet_silence
         self.azure_api_version = azure_api_version
         self.azure_deployment = azure_deployment
         self.turn_bytes = turn_bytes
@@ -131,7 +136,12 @@ class FakeOpenAIRealtime(FakeServer):
             session.update(msg.get("session", {}))
             await self.send_json(conn, {"type": "session.updated", "event_id": self._id("event"), "session": session})
         elif kind == "input_audio_buffer.append":
-            await self._on_audio(st, len(base64.b64decode(msg.get("audio", ""))))
+            audio = base64.b64decode(msg.get("audio", ""))
+            if self.quiet_silence and not audio.strip(b"\xff\x7f"):
+                if st.in_speech:
+                    await self._end_turn(st)
+                return
+            await self._on_audio(st, len(audio))
         elif kind == "conversation.item.create":
             item = dict(msg.get("item", {}))
             problem = _item_problem(item)
@@ -186,22 +196,26 @@ class FakeOpenAIRealtime(FakeServer):
         st.pending_bytes += n
         st.audio_ms += n // 8
         if st.pending_bytes >= self.turn_bytes:
-            st.pending_bytes = 0
-            st.in_speech = False
-            item = st.user_item or self._id("item")
-            await self.send_json(st.conn, {"type": "input_audio_buffer.speech_stopped",
-                                           "audio_end_ms": st.audio_ms, "item_id": item})
-            await self.send_json(st.conn, {"type": "input_audio_buffer.committed", "item_id": item,
-                                           "previous_item_id": None})
-            text = self.next_caller_text()
-            if text is not None:
-                await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.delta",
-                                               "item_id": item, "content_index": 0, "delta": text})
-                await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.completed",
-                                               "item_id": item, "content_index": 0, "transcript": text,
-                                               "usage": {"type": "duration", "seconds": 1}})
-            st.user_item = None
-            await self._trigger(st)
+            await self._end_turn(st)
+
+    async def _end_turn(self, st: _Conn) -> None:
+        """The caller's turn ends: stopped, committed, transcribed, answered."""
+        st.pending_bytes = 0
+        st.in_speech = False
+        item = st.user_item or self._id("item")
+        await self.send_json(st.conn, {"type": "input_audio_buffer.speech_stopped",
+                                       "audio_end_ms": st.audio_ms, "item_id": item})
+        await self.send_json(st.conn, {"type": "input_audio_buffer.committed", "item_id": item,
+                                       "previous_item_id": None})
+        text = self.next_caller_text()
+        if text is not None:
+            await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.delta",
+                                           "item_id": item, "content_index": 0, "delta": text})
+            await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.completed",
+                                           "item_id": item, "content_index": 0, "transcript": text,
+                                           "usage": {"type": "duration", "seconds": 1}})
+        st.user_item = None
+        await self._trigger(st)
 
     async def _cancel_turn(self, st: _Conn) -> None:
         if await st.stop_turn():

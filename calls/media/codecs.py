@@ -124,7 +124,31 @@ class WebCodec(TransportCodec):
         return s.web_message(kind, **data)
 
 
-CODECS: dict[str, type[TransportCodec]] = {c.kind: c for c in (TwilioCodec, PlivoCodec, WebCodec)}
+class SimCodec(TransportCodec):
+    """The in-process line of a simulated call (`calls.media.inprocess`): no wire at all.
+    The line hands the session frames directly, so nothing is parsed; what the session
+    sends back is raw audio and small JSON control messages the line reads."""
+
+    kind = "sim"
+    inband_dtmf = True
+
+    def parse_text(self, text: str) -> InboundFrame:
+        raise FrameError("sim: the in-process line passes frames, not text")
+
+    def media(self, audio: bytes) -> bytes:
+        return audio
+
+    def mark(self, name: str) -> str:
+        return s.web_message("mark", name=name)
+
+    def clear(self) -> str:
+        return s.web_message("clear")
+
+    def dtmf(self, digits: str) -> str:
+        return s.web_message("dtmf", digits=digits)
+
+
+CODECS: dict[str, type[TransportCodec]] = {c.kind: c for c in (TwilioCodec, PlivoCodec, WebCodec, SimCodec)}
 
 
 def codec_for(transport: str) -> TransportCodec:
