@@ -173,7 +173,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     # handlers are the same set (a web call has no phone leg to transfer, text or key).
     runnable = set(tools) | {"end_call"} | ({"transfer_call", "send_dtmf"} if has_phone else set())
     settings_.config.tools[:] = [spec for spec in settings_.config.tools if spec.get("name") in runnable]
-    tool_timeout_s = _add_http_tools(call, settings_.config.tools, tools)
+    tool_timeout_s = add_http_tools(call, settings_.config.tools, tools)
     return SessionContext(
         call_public_id=cid,
         provider=settings_.provider,
@@ -194,7 +194,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     ), mcp
 
 
-def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any]) -> float:
+def add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any]) -> float:
     """Offer the org's custom HTTP tools granted to the call's agent (declared spec and
     handler together); returns the session's tool timeout, raised above the slowest
     tool's own timeout so the model hears the tool's error rather than the session's."""
@@ -216,7 +216,7 @@ def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, 
 _TOOLBOXES: dict[str, Any] = {}
 
 
-async def _open_mcp_tools(context: SessionContext, plan: McpPlan) -> None:
+async def open_mcp_tools(context: SessionContext, plan: McpPlan) -> None:
     """Connect the agent's MCP servers and offer their tools for this call. A server that
     fails is left out (the toolbox reports it); the call goes on without its tools."""
     from integrations.mcp_client import DEFAULT_CALL_TIMEOUT_S, McpToolbox
@@ -244,7 +244,7 @@ async def load_session_context(call_public_id: str) -> SessionContext:
     tools connected."""
     context, mcp = await in_db_thread(_build_session_context, call_public_id)
     if mcp is not None:
-        await _open_mcp_tools(context, mcp)
+        await open_mcp_tools(context, mcp)
     return context
 
 

@@ -1,0 +1,89 @@
+"""The whole loop without a network: scenario → the agent's real CallSession and a
+simulated caller (both on the fake OpenAI Realtime server, real SDK) → transcript →
+checks → judge (fake Chat Completions, real SDK) → stored result → JUnit; and the
+publish gate, rerun and comparison on top of stored runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents.testing.script import AgentTurn, FunctionCall
+from calls.testing.signals import speech_mulaw
+from orgs.services import SYSTEM
+from simulations.models import RunStatus, Scenario, ScenarioRun, Suite
+from simulations.services import start_suite_run
+from simulations.tests.conftest import Fakes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHECKS = [
+    {"type": "tool_called", "tool": "transfer_call",
+     "arguments_schema": {"type": "object", "properties": {"destination": {"const": "Sales"}},
+                          "required": ["destination"]}},
+    {"type": "transfer", "destination": "Sales"},
+    {"type": "no_tool_errors"},
+    {"type": "first_audio_within", "ms": 3000},
+    {"type": "agent_ended_call", "expect": False},
+]
+
+
+def make_suite(agent: Any, **scenario: Any) -> Suite:
+    suite = Suite.objects.create(org=agent.org, agent=agent, name="Smoke")
+    values = {"name": "Wants chairs", "persona": "Dana, a shop owner; brisk and impatient.",
+              "goal": "Order ten chairs from sales.", "checks": CHECKS,
+              "rubric": ["The agent understands that the caller wants to buy chairs."], "max_seconds": 20,
+              **scenario}
+    Scenario.objects.create(org=agent.org, suite=suite, **values)
+    return suite
+
+
+def script_transfer(fakes: Fakes) -> None:
+    fakes.realtime.script(
+        AgentTurn(audio=speech_mulaw(0.3), transcript="Hello, Bookings here."),               # agent
+        AgentTurn(audio=speech_mulaw(0.3, seed=1), transcript="I want to buy ten chairs."),  # caller
+        FunctionCall("transfer_call", {"destination": "Sales"}, call_id="t1"),              # agent
+    )
+
+
+def test_a_suite_run_simulates_checks_judges_and_stores(tested_agent: Any, fakes: Fakes, eager_tasks: None,
+                                                       tmp_path: Any) -> None:
+    suite = make_suite(tested_agent)
+    script_transfer(fakes)
+    fakes.chat.reply_json({"verdicts": [{"criterion": 1, "passed": True, "quote": "buy ten chairs",
+                                         "reason": "The caller asked for chairs and was sent to sales."}]})
+    run = start_suite_run(suite, SYSTEM, version_number=1)
+    run.refresh_from_db()
+    assert run.status == RunStatus.PASSED, ScenarioRun.objects.get(suite_run=run).error
+    assert (run.total, run.passed, run.failed) == (1, 1, 0)
+    assert run.estimated_cost is not None and run.estimated_cost > 0
+    scenario_run = ScenarioRun.objects.get(suite_run=run)
+    assert [(t["role"], t["text"]) for t in scenario_run.transcript] == [
+        ("agent", "Hello, Bookings here."), ("caller", "I want to buy ten chairs.")]
+    assert scenario_run.end_reason == "transferred"
+    assert all(r["passed"] for r in scenario_run.check_results), scenario_run.check_results
+    assert scenario_run.verdicts[0]["passed"] and scenario_run.verdicts[0]["quote"] == "buy ten chairs"
+    assert scenario_run.tool_calls == [{"name": "transfer_call", "arguments": {"destination": "Sales"},
+                                        "ok": True, "error": "", "stubbed": False}]
+    assert scenario_run.recording and scenario_run.recording.size > 44
+    assert any(e["kind"] == "tool_call" for e in scenario_run.timeline)
+    # the judge was asked about this transcript, with the rubric
+    prompt = fakes.chat.requests[-1].json["messages"][1]["content"]
+    assert "CALLER: I want to buy ten chairs." in prompt and "1. The agent understands" in prompt
+
+
+def test_a_failed_check_and_an_unsupported_verdict_fail_the_run(tested_agent: Any, fakes: Fakes,
+                                                                eager_tasks: None) -> None:
+    suite = make_suite(tested_agent, checks=[{"type": "transfer", "destination": "Front desk"}])
+    script_transfer(fakes)
+    fakes.chat.reply_json({"verdicts": [{"criterion": 1, "passed": True, "quote": "wants a sofa",
+                                         "reason": "made up"}]})
+    run = start_suite_run(suite, SYSTEM)  # the draft
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.agent_version is None
+    scenario_run = ScenarioRun.objects.get(suite_run=run)
+    assert scenario_run.check_results == [{"check": "transfers to Front desk", "type": "transfer", "passed": False,
+                                           "detail": "transferred to Sales"}]
+    assert not scenario_run.verdicts[0]["passed"]
+    assert scenario_run.verdicts[0]["reason"].startswith("not supported")
