@@ -184,9 +184,10 @@ def plan_run(suite: Suite, version_number: int | None = None, scenarios: list[Sc
 
 
 def start_suite_run(suite: Suite, actor: Actor, *, version_number: int | None = None,
-                    scenarios: list[Scenario] | None = None) -> SuiteRun:
+                    scenarios: list[Scenario] | None = None, dispatch: bool = True) -> SuiteRun:
     """Queue a run of ``suite`` (or of some of its scenarios) against a published version,
-    or the draft when ``version_number`` is None."""
+    or the draft when ``version_number`` is None. ``dispatch=False``: the caller runs it
+    (``run_in_process``) instead of the Celery workers."""
     plan = plan_run(suite, version_number, scenarios)
     with transaction.atomic():
         run = SuiteRun.objects.create(
@@ -200,10 +201,33 @@ def start_suite_run(suite: Suite, actor: Actor, *, version_number: int | None = 
         ])
         record_audit(suite.org, actor, "simulation.run_started", run,
                      {"suite": suite.name, "version": plan.version.number if plan.version else None})
-        from simulations.tasks import dispatch_suite_run_task
+        if dispatch:
+            from simulations.tasks import dispatch_suite_run_task
 
-        enqueue_on_commit(dispatch_suite_run_task, str(suite.org.public_id), str(run.public_id))
+            enqueue_on_commit(dispatch_suite_run_task, str(suite.org.public_id), str(run.public_id))
     return run
+
+
+def run_in_process(run: SuiteRun) -> SuiteRun:
+    """Run a suite run here and now (the CI command), ``concurrency`` scenarios at a time
+    in threads, with the same claims the workers take."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from simulations.runner import run_scenario
+
+    def one(pk: int) -> None:
+        try:
+            run_scenario(pk)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=run.concurrency) as pool:
+        while ids := claim_next(run):
+            list(pool.map(one, ids))
+            refresh_counts(run)
+    return refresh_counts(run)
 
 
 def rerun_scenario(scenario_run: ScenarioRun, actor: Actor) -> SuiteRun:

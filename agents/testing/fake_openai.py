@@ -246,7 +246,7 @@ class FakeOpenAIRealtime(FakeServer):
             await self.send_json(conn, {"type": "response.done", "response": {
                 "id": rid, "status": "completed", "output": [{"id": item, "type": "function_call",
                 "call_id": step.call_id, "name": step.name, "arguments": args}],
-                "usage": {"total_tokens": 12, "input_tokens": 10, "output_tokens": 2}}})
+                "usage": step.usage}})
             return True
         if isinstance(step, ProviderFailure):
             await self._error(conn, "server_error" if step.fatal or step.code == "server_error"
