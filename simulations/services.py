@@ -311,3 +311,15 @@ def compare_runs(first: SuiteRun, second: SuiteRun) -> Comparison:
     a, b = statuses(first), statuses(second)
     return Comparison(first, second, [(name, a.get(name), b.get(name)) for name in sorted(set(a) | set(b))])
 
+
+
+def delete_suite(suite: Suite, actor: Actor) -> None:
+    """Delete a suite with its scenarios and runs."""
+    record_audit(suite.org, actor, "simulation.suite_deleted", suite, {"name": suite.name})
+    suite.delete()
+
+
+def delete_scenario(scenario: Scenario, actor: Actor) -> None:
+    """Delete a scenario; its past runs keep their results (and the scenario as it was run)."""
+    record_audit(scenario.org, actor, "simulation.scenario_deleted", scenario, {"name": scenario.name})
+    scenario.delete()

@@ -344,6 +344,7 @@ SPECTACULAR_SETTINGS = {
         "MemberRoleEnum": "orgs.models.Role.choices",
         "ApiKeyRoleEnum": "orgs.models.API_KEY_ROLES",
         "CallStatusEnum": "calls.models.Status.choices",
+        "TestRunStatusEnum": "simulations.models.RunStatus.choices",
     },
 }
 
