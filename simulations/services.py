@@ -142,7 +142,7 @@ def _version(agent: Agent, number: int | None) -> AgentVersion | None:
         return None
     version = AgentVersion.objects.for_org(agent.org).filter(agent=agent, number=number).first()
     if version is None:
-        raise SimulationError(f"{agent.name} has no version {number}", field="version", status=404)
+        raise SimulationError(f"{agent.name} has no version {number}", field="version")
     return version
 
 
@@ -233,7 +233,7 @@ def run_in_process(run: SuiteRun) -> SuiteRun:
 def rerun_scenario(scenario_run: ScenarioRun, actor: Actor) -> SuiteRun:
     """Run one scenario again, as it is now, against the same version (the draft as it is now)."""
     if scenario_run.scenario is None:
-        raise SimulationError("the scenario has been deleted since this run", field="scenario", status=409)
+        raise SimulationError("the scenario has been deleted since this run", code="scenario_deleted", status=409)
     previous = scenario_run.suite_run
     number = previous.agent_version.number if previous.agent_version is not None else None
     return start_suite_run(previous.suite, actor, version_number=number, scenarios=[scenario_run.scenario])
@@ -303,7 +303,7 @@ class Comparison:
 def compare_runs(first: SuiteRun, second: SuiteRun) -> Comparison:
     """Two runs side by side, scenario by scenario (both must be of the same org's suites)."""
     if first.org_id != second.org_id:
-        raise SimulationError("both runs must belong to this organisation", field="other", status=404)
+        raise SimulationError("both runs must belong to this organisation", field="other")
 
     def statuses(run: SuiteRun) -> dict[str, str]:
         return dict(ScenarioRun.objects.filter(suite_run=run).values_list("scenario_name", "status"))

@@ -60,13 +60,18 @@ class ScenarioRunSerializer(serializers.ModelSerializer):
     id = PublicIdField()
     suite_run = OrgRelatedField(SuiteRun, read_only=True)
     scenario = OrgRelatedField(Scenario, read_only=True)
+    has_recording = serializers.SerializerMethodField(help_text="GET …/recording/ streams the two-channel WAV.")
 
     class Meta:
         model = ScenarioRun
         fields = ["id", "suite_run", "scenario", "scenario_name", "status", "transcript", "timeline", "tool_calls",
-                  "check_results", "verdicts", "usage", "cost", "recording", "end_reason", "ended_by", "error",
+                  "check_results", "verdicts", "usage", "cost", "has_recording", "end_reason", "ended_by", "error",
                   "duration_ms", "first_audio_ms", "started_at", "finished_at", "created_at"]
         read_only_fields = fields
+
+
+    def get_has_recording(self, run: ScenarioRun) -> bool:
+        return bool(run.recording)
 
 
 class RunRequestSerializer(serializers.Serializer):

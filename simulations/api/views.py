@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.decorators import action
@@ -17,9 +17,9 @@ from rest_framework.serializers import BaseSerializer
 from agents.pricing import CURRENCY
 from simulations import services
 from simulations.api.serializers import (
-    RunComparisonSerializer,
     EstimateSerializer,
     ImportSerializer,
+    RunComparisonSerializer,
     RunRequestSerializer,
     ScenarioRunSerializer,
     ScenarioSerializer,
@@ -160,6 +160,14 @@ class ScenarioRunViewSet(OrgScopedViewSet):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         raise exceptions.MethodNotAllowed("POST", detail="scenario runs are made by running a suite")
+
+    @extend_schema(responses={(200, "audio/wav"): OpenApiResponse(description="Caller left, agent right.")})
+    @action(detail=True, methods=["get"])
+    def recording(self, request: Request, public_id: str) -> FileResponse:
+        run = self.get_object()
+        if not run.recording:
+            raise exceptions.NotFound("This run has no recording.")
+        return FileResponse(run.recording.open("rb"), content_type="audio/wav")
 
     @extend_schema(request=None, responses={202: SuiteRunSerializer})
     @action(detail=True, methods=["post"])
