@@ -43,7 +43,7 @@ class ScenarioForm(forms.ModelForm):
 
     class Meta:
         model = Scenario
-        fields = ["name", "persona", "goal", "opening_line", "caller_provider", "max_turns", "max_seconds",
+        fields = ["name", "persona", "goal", "opening_line", "caller_provider", "mode", "max_turns", "max_seconds",
                   "variables", "checks", "rubric", "tool_stubs"]
         widgets = {"persona": forms.Textarea(attrs={"rows": 3}), "goal": forms.Textarea(attrs={"rows": 2}),
                    "opening_line": forms.TextInput()}

@@ -40,6 +40,13 @@ class CallerProvider(models.TextChoices):
     GEMINI = "gemini_live", "Gemini Live"
 
 
+class Mode(models.TextChoices):
+    """How the two sides talk: real-time audio (as on a call) or text (fast and cheap)."""
+
+    VOICE = "voice", "Voice"
+    TEXT = "text", "Text"
+
+
 class Suite(OrgScopedModel):
     """A named set of scenarios for one agent."""
 
@@ -75,6 +82,8 @@ class Scenario(OrgScopedModel):
     opening_line = models.TextField(blank=True, help_text="What the caller says first (empty: wait for the agent).")
     variables = models.JSONField(default=dict, blank=True, help_text="Variables the call starts with.")
     caller_provider = models.CharField(max_length=32, choices=CallerProvider.choices, default=CallerProvider.OPENAI)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.VOICE,
+                            help_text="Text: both sides through the providers' text replies (OpenAI Realtime).")
     max_turns = models.PositiveSmallIntegerField(default=12, validators=[MinValueValidator(1),
                                                                          MaxValueValidator(100)])
     max_seconds = models.PositiveIntegerField(default=120, validators=[MinValueValidator(5),

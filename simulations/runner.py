@@ -163,10 +163,16 @@ async def simulate(scenario_run: ScenarioRun, recording_path: Path) -> tuple[Lin
     if mcp is not None:
         await open_mcp_tools(context, mcp)
     instrument(context, dict(spec.get("tool_stubs") or {}), log)
+    text_mode = spec.get("mode") == "text"
+    caller_options: dict[str, Any] = {}
+    if text_mode:
+        # no audio flows: the session's audio timeouts must not end the call first
+        context.config.provider_options["output_modality"] = caller_options["output_modality"] = "text"
+        context.media_timeout_s = context.silence_timeout_s = float(spec["max_seconds"]) + 10
     caller_config = await in_db_thread(partial(
         credential_session_config, scenario_run.org, spec["caller_provider"],
         instructions=CALLER_PROMPT.format(persona=spec["persona"], goal=spec["goal"]),
-        speaks_first="caller", tools=[HANG_UP_TOOL],
+        speaks_first="caller", tools=[HANG_UP_TOOL], provider_options=caller_options,
     ))
 
     async def load(call_id: str) -> SessionContext:
@@ -178,7 +184,8 @@ async def simulate(scenario_run: ScenarioRun, recording_path: Path) -> tuple[Lin
     session = CallSession(sim_id, "sim", load_context=load, on_finish=finish)
     line = InProcessLine(session, create_bridge(spec["caller_provider"], caller_config),
                          limits=LineLimits(max_seconds=float(spec["max_seconds"]), max_turns=int(spec["max_turns"])),
-                         opening_line=spec.get("opening_line") or None)
+                         opening_line=spec.get("opening_line") or None, text_mode=text_mode)
+    context.on_update = line.on_session_update
     try:
         outcome = await line.run()
     finally:

@@ -36,7 +36,7 @@ class SimulationError(ServiceError):
     code = "simulation_invalid"
 
 
-SCENARIO_FIELDS = ("name", "persona", "goal", "opening_line", "variables", "caller_provider", "max_turns",
+SCENARIO_FIELDS = ("name", "persona", "goal", "opening_line", "variables", "caller_provider", "mode", "max_turns",
                    "max_seconds", "checks", "rubric", "tool_stubs")
 
 
@@ -57,6 +57,13 @@ def clean_scenario_values(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("variables", "tool_stubs"):
         if name in values and not isinstance(values[name], dict):
             raise SimulationError(f"{name.replace('_', ' ')} must be an object of names to values", field=name)
+    if values.get("mode") == "text":
+        if values.get("caller_provider", "openai_realtime") != "openai_realtime":
+            raise SimulationError("text mode needs OpenAI Realtime for the caller", field="caller_provider")
+        audio = [c["type"] for c in values.get("checks") or [] if c.get("type") == "first_audio_within"]
+        if audio:
+            raise SimulationError("first_audio_within measures audio: it has no meaning in text mode",
+                                  field="checks")
     stubs = values.get("tool_stubs") or {}
     acting = sorted(set(stubs) & {"end_call", "transfer_call", "send_dtmf"})
     if acting:
@@ -178,6 +185,9 @@ def plan_run(suite: Suite, version_number: int | None = None, scenarios: list[Sc
         except MissingCredential as exc:
             raise SimulationError(str(exc), field="agent") from exc
     settings = probe.settings
+    if settings.provider != "openai_realtime" and any(s.mode == "text" for s in chosen):
+        raise SimulationError(f"text mode needs an OpenAI Realtime agent; {agent.name} uses {settings.provider}",
+                              field="suite")
     estimate = estimate_scenarios(settings.provider, settings.model or None,
                                   [(s.caller_provider, float(s.max_seconds)) for s in chosen])
     return Plan(version, config, chosen, estimate)

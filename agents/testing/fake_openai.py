@@ -20,6 +20,8 @@ Behaviour:
   items are checked as the API does (a user message carries ``input_text``/
   ``input_audio``/``input_image`` parts, an assistant one ``output_*``); a bad
   one gets an ``invalid_value`` error. :meth:`user_texts` lists the user text sent.
+* A session updated with ``output_modalities: ["text"]`` answers each :class:`AgentTurn`
+  with ``response.output_text.delta``/``done`` (its transcript) and no audio.
 * ``conversation.item.truncate`` → ``conversation.item.truncated``.
 * Anything unknown → an ``error`` event, like the real API.
 * Azure OpenAI shape (``azure_api_version`` given): serves
@@ -134,6 +136,7 @@ class FakeOpenAIRealtime(FakeServer):
         conn = st.conn
         if kind == "session.update":
             session.update(msg.get("session", {}))
+            st.text_only = session.get("output_modalities") == ["text"]
             await self.send_json(conn, {"type": "session.updated", "event_id": self._id("event"), "session": session})
         elif kind == "input_audio_buffer.append":
             audio = base64.b64decode(msg.get("audio", ""))
@@ -266,6 +269,18 @@ class FakeOpenAIRealtime(FakeServer):
         await self.send_json(conn, {"type": "response.created", "response": {"id": rid, "status": "in_progress"}})
         await self.send_json(conn, {"type": "response.output_item.added", "response_id": rid, "output_index": 0,
                                     "item": {"id": item, "type": "message", "role": "assistant", "content": []}})
+        if st.text_only:
+            # a text session: the turn's words as output_text, no audio at all
+            for i, word in enumerate(turn.transcript.split(" ") if turn.transcript else []):
+                await self.send_json(conn, {"type": "response.output_text.delta", "response_id": rid, "item_id": item,
+                                            "output_index": 0, "content_index": 0,
+                                            "delta": word if i == 0 else " " + word})
+            await self.send_json(conn, {"type": "response.output_text.done", "response_id": rid, "item_id": item,
+                                        "output_index": 0, "content_index": 0, "text": turn.transcript})
+            await self.send_json(conn, {"type": "response.done", "response": {
+                "id": rid, "object": "realtime.response", "status": "completed",
+                "output": [{"id": item, "type": "message", "role": "assistant"}], "usage": turn.usage}})
+            return
         words = turn.transcript.split(" ") if turn.transcript else []
         chunks = [turn.audio[i:i + turn.chunk_bytes] for i in range(0, len(turn.audio), turn.chunk_bytes)]
         for i in range(max(len(chunks), len(words))):
@@ -292,6 +307,7 @@ class FakeOpenAIRealtime(FakeServer):
 class _Conn(ConnState):
     def __init__(self, conn: ServerConnection) -> None:
         super().__init__(conn)
+        self.text_only = False  # the session asked for text replies (output_modalities ["text"])
         self.user_item: str | None = None
         self.response_id: str | None = None
 

@@ -21,6 +21,11 @@ Contract:
   (declared to it here); the line also hangs up at the scenario's turn or time limit,
   and when the caller's provider fails. Every ending reaches the session as the far end
   hanging up (`StreamStopped`), unless the session ended the call itself.
+- Text mode (``text_mode=True``; both bridges opened for text replies): no audio at all.
+  The caller's words reach the agent as a user text turn on the session's bridge, the
+  agent's replies (its transcript turns, from the session's ``on_update`` feed, which the
+  runner points at `on_session_update`) reach the caller the same way. Tools, transcript and
+  endings are the session's; audio checks (latency, barge-in) do not apply.
 - What the caller said is taken from its own bridge (its transcript of its speech),
   placed on the session's call clock, so the stored transcript quotes the persona's
   words rather than the agent provider's transcription of them.
@@ -153,6 +158,7 @@ class InProcessLine:
         audio_format: AudioFormat = PCMU_8K,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        text_mode: bool = False,
     ) -> None:
         if audio_format.encoding not in ("pcmu", "pcm16"):
             raise ValueError(f"the line carries pcmu or pcm16 audio, not {audio_format}")
@@ -161,6 +167,7 @@ class InProcessLine:
         self.limits = limits
         self.opening_line = opening_line
         self.format = audio_format
+        self.text_mode = text_mode
         self._clock = clock
         self._sleep = sleep
         self.frame_bytes = int(audio_format.bytes_per_ms * FRAME_MS)
@@ -178,6 +185,7 @@ class InProcessLine:
         self._agent_frames = 0
         self._caller_frames = 0
         self._dtmf: list[str] = []
+        self._caller_ready = asyncio.Event()
         self._to_caller: InboundPath | None = None
         self._from_caller: OutboundPath | None = None
 
@@ -201,6 +209,18 @@ class InProcessLine:
     async def close(self, code: int = 1000) -> None:
         self._closed = True
 
+    async def on_session_update(self, kind: str, data: dict[str, Any]) -> None:
+        """The session's live feed; in text mode the agent's turns go to the caller from here."""
+        text = str(data.get("text") or "").strip()
+        if not self.text_mode or kind != "transcript" or data.get("role") != "agent" or not text:
+            return
+        await self._caller_ready.wait()  # the greeting may come before the caller has connected
+        if self._ended_by is None and self.caller.connected:
+            try:
+                await self.caller.send_user_text(text)
+            except ProviderError as exc:
+                self._caller_failed(exc)
+
     # ------------------------------------------------------------------ run
 
     async def run(self) -> LineOutcome:
@@ -212,6 +232,8 @@ class InProcessLine:
             await self.caller.connect()
         except ProviderError as exc:
             self._caller_failed(exc)
+        finally:
+            self._caller_ready.set()
         if self._ended_by is None:
             self._to_caller = InboundPath(self.format, self.caller.input_format, self.format.sample_rate)
             self._from_caller = OutboundPath(self.caller.output_format, self.format, self.format.sample_rate)
@@ -250,7 +272,8 @@ class InProcessLine:
         started = self._clock()
         tick = 0
         while not session.ending and not self._closed and self._ended_by is None:
-            await self._one_frame()
+            if not self.text_mode:
+                await self._one_frame()
             tick += 1
             self._check_limits(tick, started)
             delay = started + tick * FRAME_MS / 1000 - self._clock()
@@ -329,6 +352,8 @@ class InProcessLine:
             end = start + int(self._caller_item_ms.get(event.item_id, 0.0))
             self._caller_turns.append(TranscriptTurn(role="caller", text=event.text.strip(),
                                                      start_ms=start, end_ms=max(end, start)))
+            if self.text_mode:
+                await self._tell_agent(event.text.strip())
         elif isinstance(event, SpeechStarted):
             # the caller's provider heard the agent talk over it and stopped its reply
             self._caller_out.clear()
@@ -344,6 +369,18 @@ class InProcessLine:
                 self._caller_failed(exc)
         elif isinstance(event, BridgeError) and event.fatal:
             self._caller_failed(event.error)
+
+    async def _tell_agent(self, text: str) -> None:
+        bridge = self.session.bridge
+        if bridge is None or not bridge.connected or self.session.ending:
+            return
+        try:
+            await bridge.send_user_text(text)
+        except ProviderError as exc:
+            self._caller_failed(ProviderError(f"the agent did not take the caller's words: {exc.message}",
+                                              retryable=exc.retryable, code=exc.code))
+        if self._hangup_after is not None:
+            self._hangup_after = _GOODBYE_GRACE_FRAMES
 
     def _caller_failed(self, exc: ProviderError) -> None:
         if self._ended_by is None:

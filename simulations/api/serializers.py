@@ -33,7 +33,7 @@ class ScenarioSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Scenario
-        fields = ["id", "suite", "name", "persona", "goal", "opening_line", "variables", "caller_provider",
+        fields = ["id", "suite", "name", "persona", "goal", "opening_line", "variables", "caller_provider", "mode",
                   "max_turns", "max_seconds", "checks", "rubric", "tool_stubs", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 

@@ -107,7 +107,7 @@ def test_every_page_renders_for_a_viewer_and_the_editor_can_run(org_a: Any, owne
         started = owner.post(f"/tests/suites/{run.suite.public_id}/", {"version": "1"})
     assert started.status_code == 302 and started["Location"].startswith("/tests/runs/")
     refused = owner.post(f"/tests/suites/{run.suite.public_id}/scenarios/new/", {
-        "name": "Bad", "persona": "p", "goal": "g", "caller_provider": "openai_realtime", "max_turns": 5,
+        "name": "Bad", "persona": "p", "goal": "g", "caller_provider": "openai_realtime", "mode": "voice", "max_turns": 5,
         "max_seconds": 60, "checks": '[{"type": "max_duration"}]'})
     assert refused.status_code == 400 and b"needs seconds" in refused.content
 

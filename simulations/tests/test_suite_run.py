@@ -137,3 +137,23 @@ def test_publishing_waits_for_a_required_suite_to_pass_on_the_draft(tested_agent
     run.refresh_from_db()
     assert run.status == RunStatus.PASSED, ScenarioRun.objects.get(suite_run=run).error
     assert publish_agent(tested_agent, SYSTEM).number == 2
+
+
+def test_text_mode_runs_both_sides_on_text_replies(tested_agent: Any, fakes: Fakes, eager_tasks: None) -> None:
+    checks = [c for c in CHECKS if c["type"] != "first_audio_within"]
+    suite = make_suite(tested_agent, mode="text", checks=checks, rubric=[])
+    fakes.realtime.script(
+        AgentTurn(transcript="Hello, Bookings here.", usage=USAGE),       # agent (text)
+        AgentTurn(transcript="I want to buy ten chairs.", usage=USAGE),   # caller (text)
+        FunctionCall("transfer_call", {"destination": "Sales"}, call_id="t1", usage=USAGE),
+    )
+    run = start_suite_run(suite, SYSTEM, version_number=1)
+    run.refresh_from_db()
+    scenario_run = ScenarioRun.objects.get(suite_run=run)
+    assert run.status == RunStatus.PASSED, (scenario_run.error, scenario_run.check_results)
+    assert [(t["role"], t["text"]) for t in scenario_run.transcript] == [
+        ("agent", "Hello, Bookings here."), ("caller", "I want to buy ten chairs.")]
+    assert not fakes.realtime.audio_received()  # not one audio frame went to either side
+    sessions = [m["session"] for m in fakes.realtime.received_of("session.update")]
+    assert [s["output_modalities"] for s in sessions] == [["text"], ["text"]]
+    assert fakes.realtime.user_texts() == ["Hello, Bookings here.", "I want to buy ten chairs."]
