@@ -30,7 +30,7 @@ class SuiteAdmin(_Saved):
     readonly_fields = ["public_id", "created_at", "updated_at"]
     fields = ["agent", "name", "description", "concurrency", "required_for_publish", *readonly_fields]
     actions = ["run_on_draft"]
-    delete_service = services.delete_suite
+    delete_service = staticmethod(services.delete_suite)
 
     def save_model(self, request: HttpRequest, obj: Suite, form: Any, change: bool) -> None:
         actor = self._prepare(request, obj, change)
@@ -58,7 +58,7 @@ class ScenarioAdmin(_Saved):
     readonly_fields = ["public_id", "created_at", "updated_at"]
     fields = ["suite", "name", "persona", "goal", "opening_line", "variables", "caller_provider", "max_turns",
               "max_seconds", "checks", "rubric", "tool_stubs", *readonly_fields]
-    delete_service = services.delete_scenario
+    delete_service = staticmethod(services.delete_scenario)
     delete_errors = (services.SimulationError,)
 
     def save_model(self, request: HttpRequest, obj: Scenario, form: Any, change: bool) -> None:
@@ -67,8 +67,8 @@ class ScenarioAdmin(_Saved):
 
 class ScenarioRunInline(OrgScopedInline):
     model = ScenarioRun
-    fields = ["scenario_name", "status", "end_reason", "duration_ms", "cost", "error"]
-    readonly_fields = fields
+    fields = ("scenario_name", "status", "end_reason", "duration_ms", "cost", "error")
+    readonly_fields = ("scenario_name", "status", "end_reason", "duration_ms", "cost", "error")
     show_change_link = True
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -80,9 +80,9 @@ class SuiteRunAdmin(OrgScopedAdmin):
     list_display = ["suite", "agent", "agent_version", "status", "passed", "failed", "errored", "total", "cost",
                     "created_at"]
     list_filter = ["status"]
-    readonly_fields = ["public_id", "suite", "agent", "agent_version", "status", "concurrency", "total", "passed",
+    readonly_fields = ("public_id", "suite", "agent", "agent_version", "status", "concurrency", "total", "passed",
                        "failed", "errored", "estimated_cost", "cost", "requested_by", "started_at", "finished_at",
-                       "created_at"]
+                       "created_at")
     fields = readonly_fields
     inlines = [ScenarioRunInline]
 
@@ -95,9 +95,9 @@ class ScenarioRunAdmin(OrgScopedAdmin):
     list_display = ["scenario_name", "suite_run", "status", "end_reason", "duration_ms", "cost", "created_at"]
     list_filter = ["status"]
     search_fields = ["scenario_name"]
-    readonly_fields = ["public_id", "suite_run", "scenario", "scenario_name", "status", "transcript", "timeline",
+    readonly_fields = ("public_id", "suite_run", "scenario", "scenario_name", "status", "transcript", "timeline",
                        "tool_calls", "check_results", "verdicts", "usage", "cost", "recording", "end_reason",
-                       "ended_by", "error", "duration_ms", "first_audio_ms", "started_at", "finished_at"]
+                       "ended_by", "error", "duration_ms", "first_audio_ms", "started_at", "finished_at")
     fields = readonly_fields
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:

@@ -60,3 +60,7 @@ class ScenarioForm(forms.ModelForm):
 class ImportForm(forms.Form):
     agent = forms.ChoiceField()
     file = forms.FileField(help_text="A suite file as exported (YAML).")
+
+    def __init__(self, *args: Any, agents: Any = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["agent"] = forms.ChoiceField(choices=[(str(a.public_id), a.name) for a in agents])

@@ -45,7 +45,7 @@ from calls.media.session import CallSession
 from calls.media.tools import BUILTIN_TOOLS
 from calls.models import Call, Direction
 from calls.services.base import in_db_thread
-from calls.services.session import McpPlan, add_http_tools, close_mcp_tools, open_mcp_tools
+from calls.services.session import McpPlan, add_http_tools, add_knowledge_tool, close_mcp_tools, open_mcp_tools
 from orgs.credentials import MissingCredential
 from simulations import checks as c
 from simulations.costs import price_session
@@ -108,16 +108,7 @@ def build_agent_context(scenario_run: ScenarioRun, sim_id: str, recording_path: 
     call.public_id = uuid.UUID(sim_id)
     settings_ = session_settings(call)
     tools: dict[str, Any] = {}
-    kb_ids = list(settings_.knowledge_base_ids)
-    if kb_ids and "search_knowledge" in settings_.config.tool_names():
-        from knowledge.search import run_search_tool
-
-        org = run.org
-
-        async def search_knowledge(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
-            return await run_search_tool(org, kb_ids, arguments)
-
-        tools["search_knowledge"] = search_knowledge
+    add_knowledge_tool(run.org, settings_, tools)
 
     async def send_sms(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
         return {"ok": True, "note": "a simulated call sends no text message"}
@@ -145,9 +136,9 @@ def instrument(context: SessionContext, stubs: dict[str, Any], log: list[dict[st
     """Log every declared tool's runs; answer stubbed ones with the scenario's response."""
     handlers = dict(context.tools)
     for spec in context.config.tools:
-        name = spec.get("name")
+        name = str(spec.get("name") or "")
         inner = handlers.get(name) or BUILTIN_TOOLS.get(name)
-        if inner is None:
+        if not name or inner is None:
             continue
         stubbed = name in stubs and name not in CALL_TOOLS
         handlers[name] = _recording(log, name, inner, stubs.get(name), stubbed)

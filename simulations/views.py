@@ -43,11 +43,10 @@ def progress(run: SuiteRun) -> dict[str, Any]:
 
 class SuiteListView(OrgViewMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
-        return self._page(request, ImportForm())
+        return self._page(request, ImportForm(agents=self.scoped(Agent).order_by("name")))
 
     def _page(self, request: HttpRequest, form: ImportForm, status: int = 200) -> HttpResponse:
         agents = self.scoped(Agent).order_by("name")
-        form.fields["agent"].choices = [(str(a.public_id), a.name) for a in agents]
         suites = list(self.scoped(Suite).select_related("agent").annotate(n=Count("scenarios"))
                       .order_by("agent__name", "name"))
         rows = []
@@ -71,8 +70,7 @@ class SuiteListView(OrgViewMixin, View):
                 messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
                 return redirect("simulations:list")
             return redirect("simulations:suite", suite.public_id)
-        form = ImportForm(request.POST, request.FILES)
-        form.fields["agent"].choices = [(str(a.public_id), a.name) for a in self.scoped(Agent)]
+        form = ImportForm(request.POST, request.FILES, agents=self.scoped(Agent).order_by("name"))
         if not form.is_valid():
             return self._page(request, form, status=400)
         agent = self.scoped(Agent).get(public_id=form.cleaned_data["agent"])

@@ -158,16 +158,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     tools: dict[str, Any] = {}
     if has_phone and "send_sms" in settings_.config.tool_names():
         tools["send_sms"] = send_sms
-    kb_ids = list(settings_.knowledge_base_ids)
-    if kb_ids and "search_knowledge" in settings_.config.tool_names():
-        from knowledge.search import run_search_tool
-
-        org = call.org
-
-        async def search_knowledge(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
-            return await run_search_tool(org, kb_ids, arguments)
-
-        tools["search_knowledge"] = search_knowledge
+    add_knowledge_tool(call.org, settings_, tools)
     mcp = McpPlan(call.org, call.agent, settings_.mcp_server_ids) if settings_.mcp_server_ids else None
     # Offer the model only the tools this call can run: the declared specs and the
     # handlers are the same set (a web call has no phone leg to transfer, text or key).
@@ -192,6 +183,18 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         on_update=on_update,
         stream_elsewhere=stream_elsewhere,
     ), mcp
+
+
+def add_knowledge_tool(org: Any, settings_: Any, handlers: dict[str, Any]) -> None:
+    """The knowledge search handler, when the agent declares the tool and has knowledge bases."""
+    kb_ids = list(settings_.knowledge_base_ids)
+    if kb_ids and "search_knowledge" in settings_.config.tool_names():
+        from knowledge.search import run_search_tool
+
+        async def search_knowledge(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+            return await run_search_tool(org, kb_ids, arguments)
+
+        handlers["search_knowledge"] = search_knowledge
 
 
 def add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any]) -> float:

@@ -4,7 +4,7 @@ a service's refusal propagates to the API's exception handler."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from agents.pricing import CURRENCY
+from orgs.models import Organization
 from simulations import services
 from simulations.api.serializers import (
     EstimateSerializer,
@@ -45,7 +46,7 @@ class SuiteViewSet(OrgScopedViewSet):
         return super().scoped().select_related("agent")
 
     def perform_create(self, serializer: BaseSerializer) -> None:
-        serializer.instance = services.create_suite(self.org, self.actor, **serializer.validated_data)
+        serializer.instance = services.create_suite(_org(self), self.actor, **serializer.validated_data)
 
     def perform_destroy(self, instance: Suite) -> None:
         services.delete_suite(instance, self.actor)
@@ -85,7 +86,7 @@ class SuiteViewSet(OrgScopedViewSet):
         """Create or update a suite (and its scenarios, by name) from a YAML file."""
         form = ImportSerializer(data=request.data, context=self.get_serializer_context())
         form.is_valid(raise_exception=True)
-        suite = services.import_suite(self.org, self.actor, form.validated_data["agent"],
+        suite = services.import_suite(_org(self), self.actor, form.validated_data["agent"],
                                       load_suite(form.validated_data["yaml"]))
         return Response(SuiteSerializer(suite, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
@@ -106,7 +107,7 @@ class ScenarioViewSet(OrgScopedViewSet):
         serializer.instance = services.save_scenario(Scenario(org=self.org, **serializer.validated_data), self.actor)
 
     def perform_update(self, serializer: BaseSerializer) -> None:
-        scenario = serializer.instance
+        scenario = cast(Scenario, serializer.instance)
         for key, value in serializer.validated_data.items():
             setattr(scenario, key, value)
         services.save_scenario(scenario, self.actor)
@@ -175,6 +176,12 @@ class ScenarioRunViewSet(OrgScopedViewSet):
         run = services.rerun_scenario(self.get_object(), self.actor)
         return Response(SuiteRunSerializer(run, context=self.get_serializer_context()).data,
                         status=status.HTTP_202_ACCEPTED)
+
+
+def _org(view: OrgScopedViewSet) -> Organization:
+    """The request's org (resolved before any action runs; None only while the schema is generated)."""
+    assert view.org is not None
+    return view.org
 
 
 def _uuid(value: str | None) -> Any:

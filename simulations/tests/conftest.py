@@ -27,7 +27,8 @@ def fakes() -> Iterator[Fakes]:
     chat = FakeOpenAIChat()
     chat.start()
     try:
-        with FakeOpenAIRealtime(api_key=chat.api_key, quiet_silence=True, turn_bytes=10**9) as realtime:
+        realtime = FakeOpenAIRealtime(api_key=chat.api_key, quiet_silence=True, turn_bytes=10**9)
+        with realtime:
             yield Fakes(realtime, chat)
     finally:
         chat.stop()

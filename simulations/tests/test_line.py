@@ -46,7 +46,8 @@ def _caller(fake: FakeOpenAIRealtime) -> Any:
 
 
 def test_agent_ends_the_call_after_the_callers_request(tmp_path: Path) -> None:
-    with FakeOpenAIRealtime(quiet_silence=True, turn_bytes=10**9) as fake:
+    fake = FakeOpenAIRealtime(quiet_silence=True, turn_bytes=10**9)
+    with fake:
         fake.script(
             AgentTurn(audio=speech_mulaw(0.3), transcript="Hello, how can I help?"),           # agent greets
             AgentTurn(audio=speech_mulaw(0.3, seed=1), transcript="A table for two, please."),  # caller
@@ -66,7 +67,8 @@ def test_agent_ends_the_call_after_the_callers_request(tmp_path: Path) -> None:
 
 
 def test_caller_hangs_up_and_turn_limit(tmp_path: Path) -> None:
-    with FakeOpenAIRealtime(quiet_silence=True, turn_bytes=10**9) as fake:
+    fake = FakeOpenAIRealtime(quiet_silence=True, turn_bytes=10**9)
+    with fake:
         fake.script(
             AgentTurn(audio=speech_mulaw(0.3), transcript="Hello?"),
             FunctionCall(HANG_UP_TOOL["name"], {}, call_id="h1"),  # the caller hangs up without a word
@@ -75,7 +77,8 @@ def test_caller_hangs_up_and_turn_limit(tmp_path: Path) -> None:
         outcome = asyncio.run(line.run())
     assert outcome.ended_by == ENDED_CALLER
     assert outcome.session.end_reason == END_CALLER_HANGUP
-    with FakeOpenAIRealtime(quiet_silence=True, turn_bytes=10**9) as fake:
+    fake = FakeOpenAIRealtime(quiet_silence=True, turn_bytes=10**9)
+    with fake:
         fake.script(AgentTurn(audio=speech_mulaw(0.3), transcript="Hello?"))
         line = InProcessLine(_session(fake, tmp_path), _caller(fake), limits=LineLimits(max_turns=1))
         outcome = asyncio.run(line.run())

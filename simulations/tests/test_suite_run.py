@@ -20,7 +20,7 @@ from simulations.tests.conftest import Fakes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHECKS = [
+CHECKS: list[dict[str, Any]] = [
     {"type": "tool_called", "tool": "transfer_call",
      "arguments_schema": {"type": "object", "properties": {"destination": {"const": "Sales"}},
                           "required": ["destination"]}},
@@ -82,7 +82,8 @@ def test_a_suite_run_simulates_checks_judges_and_stores(tested_agent: Any, fakes
     assert scenario_run.recording and scenario_run.recording.size > 44
     assert any(e["kind"] == "tool_call" for e in scenario_run.timeline)
     # the judge was asked about this transcript, with the rubric
-    prompt = fakes.chat.requests[-1].json["messages"][1]["content"]
+    body: Any = fakes.chat.requests[-1].json
+    prompt = body["messages"][1]["content"]
     assert "CALLER: I want to buy ten chairs." in prompt and "1. The agent understands" in prompt
 
 
