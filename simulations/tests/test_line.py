@@ -83,3 +83,33 @@ def test_caller_hangs_up_and_turn_limit(tmp_path: Path) -> None:
         line = InProcessLine(_session(fake, tmp_path), _caller(fake), limits=LineLimits(max_turns=1))
         outcome = asyncio.run(line.run())
     assert outcome.ended_by == ENDED_TURN_LIMIT
+
+
+def test_a_gemini_caller_hears_and_speaks_through_the_format_conversions(tmp_path: Path) -> None:
+    """The caller's bridge speaks PCM16 (16 kHz in, 24 kHz out), the line µ-law 8 kHz."""
+    import numpy as np
+
+    from agents.testing.fake_gemini import FakeGeminiLive
+    from calls.testing.signals import speech_like
+
+    agent_fake = FakeOpenAIRealtime(quiet_silence=True, turn_bytes=10**9)
+    caller_fake = FakeGeminiLive(quiet_silence=True, turn_bytes=10**9)
+    with agent_fake, caller_fake:
+        agent_fake.script(
+            AgentTurn(audio=speech_mulaw(0.3), transcript="Hello, how can I help?"),
+            FunctionCall("end_call", {}, call_id="c1"),
+            AgentTurn(audio=speech_mulaw(0.2, seed=2), transcript="Goodbye!"),
+        )
+        caller_fake.script(AgentTurn(audio=speech_like(0.3, sample_rate=24000, seed=1).astype(np.int16).tobytes(),
+                                     transcript="Is the shop open on Sunday?"))
+        caller = create_bridge("gemini_live", SessionConfig(
+            instructions="You are a caller.", speaks_first="caller", tools=[HANG_UP_TOOL],
+            **caller_fake.session_config_kwargs()))
+        line = InProcessLine(_session(agent_fake, tmp_path), caller, limits=LineLimits(max_seconds=20))
+        outcome = asyncio.run(line.run())
+        heard_by_caller = caller_fake.audio_received()
+    assert outcome.session.end_reason == END_AGENT_HANGUP, (outcome.ended_by, outcome.caller_error)
+    assert [(t.role, t.text) for t in outcome.transcript()] == [
+        ("agent", "Hello, how can I help?"), ("caller", "Is the shop open on Sunday?"), ("agent", "Goodbye!")]
+    # the caller got the agent's audio as 16 kHz PCM: about twice the µ-law bytes per ms, and not silence
+    assert len(heard_by_caller) > 0 and heard_by_caller.strip(b"\x00")
