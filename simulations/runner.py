@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 #: tools that act on the call itself: never stubbed
 CALL_TOOLS = frozenset({"end_call", "transfer_call", "send_dtmf"})
+#: past its time limit, how long a started scenario may still take (the judge) before it is stale
+STALE_GRACE_S = 300.0
 _FAILED_ENDINGS = frozenset({END_PROVIDER_ERROR, END_SETUP_ERROR, END_INTERNAL_ERROR})
 
 CALLER_PROMPT = (
@@ -207,11 +210,26 @@ def _claim(scenario_run_id: int) -> ScenarioRun | None:
     return run
 
 
+def _expire_if_stale(scenario_run_id: int) -> ScenarioRun | None:
+    """A started run past its time limit (and a grace for the judge) lost its worker: the task
+    is delivered again (acks_late) and finds it; it is stored as an error so the suite run can
+    finish, never run a second time."""
+    with transaction.atomic():
+        run = (ScenarioRun.objects.select_for_update(skip_locked=True)
+               .filter(pk=scenario_run_id, status=RunStatus.RUNNING, started_at__isnull=False).first())
+        if run is None or run.started_at is None:
+            return None
+        limit = timedelta(seconds=float(run.spec.get("max_seconds") or 0) + STALE_GRACE_S)
+        if timezone.now() - run.started_at < limit:
+            return None
+        return _store_error(run, "the worker running this scenario stopped before it finished")
+
+
 def run_scenario(scenario_run_id: int) -> ScenarioRun | None:
     """Run a claimed (``running``, not started) scenario run now and store its result."""
     run = _claim(scenario_run_id)
     if run is None:
-        return None
+        return _expire_if_stale(scenario_run_id)
     spec = run.spec
     directory = Path(settings.MEDIA_ROOT) / "tmp" / "simulations"
     directory.mkdir(parents=True, exist_ok=True)

@@ -77,3 +77,27 @@ def test_the_dispatcher_keeps_to_the_concurrency_and_finishes_the_run(org_a: Any
     finished = refresh_counts(run)
     assert (finished.status, finished.passed, finished.total) == (RunStatus.PASSED, 3, 3)
     assert finished.finished_at is not None
+
+
+@pytest.mark.django_db
+def test_a_scenario_whose_worker_died_is_stored_as_an_error_when_its_task_comes_back(org_a: Any) -> None:
+    import datetime
+
+    import time_machine
+    from django.utils import timezone
+
+    from simulations.runner import STALE_GRACE_S, run_scenario
+    from simulations.tests.factories import make_suite_run
+
+    run = make_suite_run(org_a, status=RunStatus.RUNNING)
+    scenario_run = ScenarioRun.objects.get(suite_run=run)
+    started = timezone.now()
+    ScenarioRun.objects.filter(pk=scenario_run.pk).update(status=RunStatus.RUNNING, started_at=started,
+                                                          spec={**scenario_run.spec, "max_seconds": 60})
+    assert run_scenario(scenario_run.pk) is None  # redelivered while still running: left alone
+    later = started + datetime.timedelta(seconds=60 + STALE_GRACE_S + 1)
+    with time_machine.travel(later, tick=False):
+        expired = run_scenario(scenario_run.pk)
+    assert expired is not None and expired.status == RunStatus.ERROR
+    assert expired.error == "the worker running this scenario stopped before it finished"
+    assert refresh_counts(run).status == RunStatus.ERROR
