@@ -141,9 +141,9 @@ def instrument(context: SessionContext, stubs: dict[str, Any], log: list[dict[st
     for spec in context.config.tools:
         name = str(spec.get("name") or "")
         inner = handlers.get(name) or BUILTIN_TOOLS.get(name)
-        if not name or inner is None:
-            continue
         stubbed = name in stubs and name not in CALL_TOOLS
+        if not name or (inner is None and not stubbed):
+            continue
         handlers[name] = _recording(log, name, inner, stubs.get(name), stubbed)
     context.tools = handlers
 

@@ -101,3 +101,30 @@ def test_a_scenario_whose_worker_died_is_stored_as_an_error_when_its_task_comes_
     assert expired is not None and expired.status == RunStatus.ERROR
     assert expired.error == "the worker running this scenario stopped before it finished"
     assert refresh_counts(run).status == RunStatus.ERROR
+
+
+def test_stubbed_tools_answer_with_the_scenario_response_and_every_run_is_logged() -> None:
+    import asyncio
+
+    from agents.bridges.base import SessionConfig
+    from calls.media.result import SessionContext, ToolError
+    from simulations.runner import instrument
+
+    async def live(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+        raise ToolError("the order system is down")
+
+    spec = {"type": "object", "properties": {"order": {"type": "string"}}}
+    context = SessionContext(call_public_id="sim", provider="echo", config=SessionConfig(tools=[
+        {"name": "lookup_order", "parameters": spec}, {"name": "cancel_order", "parameters": spec},
+        {"name": "end_call", "parameters": {"type": "object"}}]), tools={"cancel_order": live})
+    log: list[dict[str, Any]] = []
+    instrument(context, {"lookup_order": {"status": "shipped"}, "end_call": {"ok": True}}, log)
+    stubbed = asyncio.run(context.tools["lookup_order"]({"order": "7"}, None))  # type: ignore[arg-type]
+    assert stubbed == {"status": "shipped"}
+    with pytest.raises(ToolError):
+        asyncio.run(context.tools["cancel_order"]({"order": "7"}, None))  # type: ignore[arg-type]
+    assert log == [
+        {"name": "lookup_order", "arguments": {"order": "7"}, "ok": True, "error": "", "stubbed": True},
+        {"name": "cancel_order", "arguments": {"order": "7"}, "ok": False, "error": "the order system is down",
+         "stubbed": False}]
+    assert "end_call" in context.tools  # logged, but a call-control tool is never stubbed
