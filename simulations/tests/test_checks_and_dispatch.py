@@ -119,7 +119,7 @@ def test_stubbed_tools_answer_with_the_scenario_response_and_every_run_is_logged
         {"name": "end_call", "parameters": {"type": "object"}}]), tools={"cancel_order": live})
     log: list[dict[str, Any]] = []
     instrument(context, {"lookup_order": {"status": "shipped"}, "end_call": {"ok": True}}, log)
-    stubbed = asyncio.run(context.tools["lookup_order"]({"order": "7"}, None))  # type: ignore[arg-type]
+    stubbed: Any = asyncio.run(context.tools["lookup_order"]({"order": "7"}, None))  # type: ignore[arg-type]
     assert stubbed == {"status": "shipped"}
     with pytest.raises(ToolError):
         asyncio.run(context.tools["cancel_order"]({"order": "7"}, None))  # type: ignore[arg-type]
