@@ -89,6 +89,21 @@ def create_suite(org: Organization, actor: Actor, agent: Agent, **values: Any) -
     return suite
 
 
+def update_suite(suite: Suite, actor: Actor, **values: Any) -> Suite:
+    """Change a suite's name, description, concurrency or publish requirement."""
+    changed = {k: v for k, v in values.items() if getattr(suite, k) != v}
+    for key, value in changed.items():
+        setattr(suite, key, value)
+    try:
+        suite.full_clean(exclude=["org", "agent"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise SimulationError("; ".join(messages), field=field) from exc
+    suite.save()
+    record_audit(suite.org, actor, "simulation.suite_changed", suite, {"fields": sorted(changed)})
+    return suite
+
+
 # ----------------------------------------------------------------------- YAML
 
 

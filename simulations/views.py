@@ -111,6 +111,17 @@ class SuiteDetailView(_SuiteMixin, View):
 
     def post(self, request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         suite = self.suite(public_id)
+        if "settings" in request.POST:
+            concurrency = request.POST.get("concurrency", "")
+            try:
+                services.update_suite(suite, self.actor, description=request.POST.get("description", "").strip(),
+                                      concurrency=int(concurrency) if concurrency.isdigit() else 0,
+                                      required_for_publish=request.POST.get("required_for_publish") == "on")
+            except ServiceError as exc:
+                show_error(request, exc)
+            else:
+                messages.success(request, "Saved the suite's settings.")
+            return redirect("simulations:suite", suite.public_id)
         raw = request.POST.get("version") or ""
         try:
             run = services.start_suite_run(suite, self.actor, version_number=int(raw) if raw.isdigit() else None)

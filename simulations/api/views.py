@@ -48,6 +48,11 @@ class SuiteViewSet(OrgScopedViewSet):
     def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.create_suite(_org(self), self.actor, **serializer.validated_data)
 
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        values = dict(serializer.validated_data)
+        values.pop("agent", None)  # a suite stays with its agent
+        services.update_suite(cast(Suite, serializer.instance), self.actor, **values)
+
     def perform_destroy(self, instance: Suite) -> None:
         services.delete_suite(instance, self.actor)
 

@@ -106,6 +106,14 @@ def test_every_page_renders_for_a_viewer_and_the_editor_can_run(org_a: Any, owne
     with django_capture_on_commit_callbacks():
         started = owner.post(f"/tests/suites/{run.suite.public_id}/", {"version": "1"})
     assert started.status_code == 302 and started["Location"].startswith("/tests/runs/")
+    saved = owner.post(f"/tests/suites/{run.suite.public_id}/", {"settings": "1", "description": "Smoke",
+                                                                 "concurrency": "3", "required_for_publish": "on"})
+    assert saved.status_code == 302
+    run.suite.refresh_from_db()
+    assert (run.suite.concurrency, run.suite.required_for_publish) == (3, True)
+    owner.post(f"/tests/suites/{run.suite.public_id}/", {"settings": "1", "concurrency": "11"})
+    run.suite.refresh_from_db()
+    assert run.suite.concurrency == 3  # refused: at most 10 at a time
     refused = owner.post(f"/tests/suites/{run.suite.public_id}/scenarios/new/", {
         "name": "Bad", "persona": "p", "goal": "g", "caller_provider": "openai_realtime", "mode": "voice", "max_turns": 5,
         "max_seconds": 60, "checks": '[{"type": "max_duration"}]'})
