@@ -132,3 +132,15 @@ def build_session_config(
 
 __all__ = ["AgentNotReady", "Problem", "MissingCredential", "MissingVariable", "build_session_config", "ensure_ready",
            "readiness_problems", "readiness_warnings"]
+
+
+def credential_session_config(org: Any, provider: str, **fields: Any) -> SessionConfig:
+    """A bridge configuration for a session that is not an agent version's (the simulated
+    caller of an agent test): the org's credential for ``provider`` (its endpoint override
+    too) and the provider's default model and voice. Raises ``MissingCredential``."""
+    info = provider_info(provider)
+    credentials = get_credential(org, info.credential) if info.credential else {}
+    fields.setdefault("model", info.default_model or None)
+    fields.setdefault("voice", info.default_voice or None)
+    return SessionConfig(credentials=dict(credentials),
+                         base_url=credentials.get(_BASE_URL_KEY.get(info.name, ""), "") or None, **fields)

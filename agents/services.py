@@ -8,6 +8,7 @@ Each function validates, saves, and records one audit entry (``agent.created``,
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
@@ -126,6 +127,17 @@ def update_agent(agent: Agent, actor: Actor, **values: Any) -> Agent:
     return agent
 
 
+#: checks a higher layer registers (from its AppConfig.ready) that may refuse a publish
+_PUBLISH_CHECKS: list[Callable[[Agent, dict[str, Any]], None]] = []
+
+
+def register_publish_check(check: Callable[[Agent, dict[str, Any]], None]) -> None:
+    """``check(agent, draft_config)`` runs before a draft is frozen into a version and raises
+    a ``ServiceError`` to refuse it (e.g. the agent's test suite has not passed on this draft)."""
+    if check not in _PUBLISH_CHECKS:
+        _PUBLISH_CHECKS.append(check)
+
+
 def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
     """Freeze the draft (settings and tool grants) into a new immutable version and make it
     the one calls use.
@@ -141,6 +153,8 @@ def publish_agent(agent: Agent, actor: Actor, note: str = "") -> AgentVersion:
         if current is not None and config_matches(current.config, config) and grants_match(current, grants):
             raise AgentError(f"Nothing to publish: the draft is the same as version {current.number}.",
                              code="nothing_to_publish")
+        for check in _PUBLISH_CHECKS:
+            check(locked, config)
         number = (AgentVersion.objects.filter(agent=locked).aggregate(n=Max("number"))["n"] or 0) + 1
         version = AgentVersion.objects.create(
             org=locked.org, agent=locked, number=number, config=config, tool_grants=grants, note=note[:200],

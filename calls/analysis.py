@@ -127,6 +127,17 @@ def _parse(content: str | None, schema: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def openai_client(credential: dict[str, str], timeout_s: float = ANALYSIS_TIMEOUT_S) -> openai.OpenAI:
+    """The org's OpenAI client for a chat request; a customer's base_url override goes
+    through the outbound guard (pinned, bounded)."""
+    base_url = credential.get("base_url") or None
+    http_client = outbound.sync_client(
+        outbound.Policy(total_timeout_s=timeout_s), hx=httpx2, timeout=timeout_s,
+    ) if base_url else None
+    return openai.OpenAI(api_key=credential["api_key"], base_url=base_url,
+                         timeout=timeout_s, max_retries=1, http_client=http_client)
+
+
 def run_analysis(call: Call) -> dict[str, Any]:
     """Analyse ``call`` now and store the result. Failures and skips are stored, then raised
     (``AnalysisSkipped`` is an ``AnalysisError``)."""
@@ -141,15 +152,7 @@ def run_analysis(call: Call) -> dict[str, Any]:
             credential = get_credential(call.org, "openai")
         except MissingCredential as exc:
             raise AnalysisSkipped(NO_KEY_REASON) from exc
-        base_url = credential.get("base_url") or None
-        # A customer's base_url override goes through the outbound guard (pinned, bounded).
-        http_client = outbound.sync_client(
-            outbound.Policy(total_timeout_s=ANALYSIS_TIMEOUT_S), hx=httpx2, timeout=ANALYSIS_TIMEOUT_S,
-        ) if base_url else None
-        client = openai.OpenAI(
-            api_key=credential["api_key"], base_url=base_url,
-            timeout=ANALYSIS_TIMEOUT_S, max_retries=1, http_client=http_client,
-        )
+        client = openai_client(credential)
         schema = response_schema(spec)
         criteria = spec.success_criteria or "The caller's request was understood and handled."
         try:

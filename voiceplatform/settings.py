@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "knowledge",
     "integrations",
     "analytics",
+    "simulations",
 ]
 
 MIDDLEWARE = [
@@ -236,7 +237,7 @@ CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", f"ingest{_RUN}")
 CELERY_TASK_ROUTES = {
     "knowledge.*": {"queue": CELERY_INGEST_QUEUE},
     **{f"{app}.*": {"queue": CELERY_TASK_DEFAULT_QUEUE} for app in ("calls", "batches", "integrations", "celery",
-                                                                      "analytics")},
+                                                                      "analytics", "simulations")},
 }
 # Every task has a time limit: the soft one raises SoftTimeLimitExceeded inside the task
 # (which ends its work in a clean failed state), the hard one kills the pool process.
@@ -367,6 +368,7 @@ SPECTACULAR_SETTINGS = {
         "MemberRoleEnum": "orgs.models.Role.choices",
         "ApiKeyRoleEnum": "orgs.models.API_KEY_ROLES",
         "CallStatusEnum": "calls.models.Status.choices",
+        "TestRunStatusEnum": "simulations.models.RunStatus.choices",
     },
 }
 

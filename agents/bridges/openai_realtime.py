@@ -17,7 +17,9 @@ cancels them by response id (there is no conversation item to truncate).
 
 ``provider_options`` read here: ``transcription_model`` (default
 ``gpt-4o-mini-transcribe``), ``noise_reduction`` (``near_field``/``far_field``,
-default ``near_field``; ``None`` disables), ``prefix_padding_ms``. The GA
+default ``near_field``; ``None`` disables), ``prefix_padding_ms``, ``output_modality``
+(``audio`` default; ``text``: replies arrive as text transcripts only, for the text mode of
+agent tests). The GA
 Realtime session has no ``temperature`` setting, so ``SessionConfig.temperature``
 is not sent.
 
@@ -143,7 +145,8 @@ class OpenAIRealtimeBridge(Bridge):
             "type": "realtime",
             "model": cfg.model or DEFAULT_MODEL,
             "instructions": cfg.instructions,
-            "output_modalities": ["audio"],
+            # "text": replies come as text only (agent tests' text mode), never for a phone call
+            "output_modalities": [opts.get("output_modality") or "audio"],
             "audio": {
                 "input": audio_in,
                 "output": {"format": _WIRE_FORMAT[self.output_format], "voice": cfg.voice or DEFAULT_VOICE},
@@ -325,6 +328,10 @@ class OpenAIRealtimeBridge(Bridge):
             return [AgentTranscript(text=ev.delta or "", final=False, item_id=ev.item_id)]
         if t == "response.output_audio_transcript.done":
             return [AgentTranscript(text=ev.transcript or "", final=True, item_id=ev.item_id)]
+        if t == "response.output_text.delta":
+            return [AgentTranscript(text=ev.delta or "", final=False, item_id=ev.item_id)]
+        if t == "response.output_text.done":
+            return [AgentTranscript(text=ev.text or "", final=True, item_id=ev.item_id)]
         if t == "response.function_call_arguments.done":
             try:
                 args = json.loads(ev.arguments or "{}")

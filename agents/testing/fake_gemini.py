@@ -77,11 +77,15 @@ def camelize(value: Any) -> Any:
 class FakeGeminiLive(FakeServer):
     """See module docstring. ``turn_bytes``: caller PCM16 16 kHz audio per VAD turn."""
 
-    def __init__(self, *, api_key: str = "gemini-test-key", turn_bytes: int = 6400) -> None:
+    def __init__(self, *, api_key: str = "gemini-test-key", turn_bytes: int = 6400,
+                 quiet_silence: bool = False) -> None:
         self.cert: LocalCert = make_local_cert()
         super().__init__(ssl_context=self.cert.server_context())
         self.api_key = api_key
         self.turn_bytes = turn_bytes
+        # True: digital silence (all-zero PCM, a phone line's idle frames) is not speech, and
+        # silence after speech ends the turn, as the real VAD does; False: every byte counts.
+        self.quiet_silence = quiet_silence
         self._counter = itertools.count(1)
         self._handles: set[str] = set()
         #: the newest resumption handle issued (sent after setup and after every turn)
@@ -180,7 +184,12 @@ class FakeGeminiLive(FakeServer):
         if "realtimeInput" in msg:
             rt = msg["realtimeInput"]
             if "audio" in rt:
-                await self._on_audio(st, len(b64decode_any(rt["audio"].get("data", ""))))
+                audio = b64decode_any(rt["audio"].get("data", ""))
+                if self.quiet_silence and not audio.strip(b"\x00"):
+                    if st.in_speech:
+                        await self._end_turn(st)
+                else:
+                    await self._on_audio(st, len(audio))
             if rt.get("text"):
                 await self._trigger(st)
         elif "clientContent" in msg:
@@ -212,13 +221,16 @@ class FakeGeminiLive(FakeServer):
                 await self.send_json(st.conn, {"toolCallCancellation": {"ids": ids}})
         st.pending_bytes += n
         if st.pending_bytes >= self.turn_bytes:
-            st.pending_bytes = 0
-            st.in_speech = False
-            await self.send_json(st.conn, {"voiceActivity": {"type": "ACTIVITY_END"}})
-            text = self.next_caller_text()
-            if text is not None:
-                await self.send_json(st.conn, {"serverContent": {"inputTranscription": {"text": text}}})
-            await self._trigger(st)
+            await self._end_turn(st)
+
+    async def _end_turn(self, st: _Conn) -> None:
+        st.pending_bytes = 0
+        st.in_speech = False
+        await self.send_json(st.conn, {"voiceActivity": {"type": "ACTIVITY_END"}})
+        text = self.next_caller_text()
+        if text is not None:
+            await self.send_json(st.conn, {"serverContent": {"inputTranscription": {"text": text}}})
+        await self._trigger(st)
 
     async def _interrupt_turn(self, st: _Conn) -> None:
         if await st.stop_turn():

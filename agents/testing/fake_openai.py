@@ -25,6 +25,8 @@ Behaviour:
 * ``response.create`` with ``response.conversation: "none"`` (out of band) speaks its
   instructions' line (the text after the first ``": "``) with ``aside_audio``, echoing ``metadata`` in ``response.created``, without using a script step.
   ``response.cancel`` with a ``response_id`` cancels only that response.
+* A session updated with ``output_modalities: ["text"]`` answers each :class:`AgentTurn`
+  with ``response.output_text.delta``/``done`` (its transcript) and no audio.
 * ``conversation.item.truncate`` → ``conversation.item.truncated``.
 * Anything unknown → an ``error`` event, like the real API.
 * Azure OpenAI shape (``azure_api_version`` given): serves
@@ -55,10 +57,14 @@ class FakeOpenAIRealtime(FakeServer):
 
     def __init__(self, *, api_key: str = "sk-test", turn_bytes: int = 1600,
                  azure_api_version: str | None = None, azure_deployment: str = "",
-                 aside_audio: bytes = b"\x10" * 1600) -> None:
+                 aside_audio: bytes = b"\x10" * 1600, quiet_silence: bool = False) -> None:
         super().__init__()
         self.api_key = api_key
         self.aside_audio = aside_audio
+        # True: µ-law silence (a phone line's idle frames) is not speech, and silence after
+        # speech ends the turn, as the real server VAD does (the simulation line streams
+        # audio continuously); False: every appended byte counts toward ``turn_bytes``.
+        self.quiet_silence = quiet_silence
         self.azure_api_version = azure_api_version
         self.azure_deployment = azure_deployment
         self.turn_bytes = turn_bytes
@@ -137,9 +143,15 @@ class FakeOpenAIRealtime(FakeServer):
         conn = st.conn
         if kind == "session.update":
             session.update(msg.get("session", {}))
+            st.text_only = session.get("output_modalities") == ["text"]
             await self.send_json(conn, {"type": "session.updated", "event_id": self._id("event"), "session": session})
         elif kind == "input_audio_buffer.append":
-            await self._on_audio(st, len(base64.b64decode(msg.get("audio", ""))))
+            audio = base64.b64decode(msg.get("audio", ""))
+            if self.quiet_silence and not audio.strip(b"\xff\x7f"):
+                if st.in_speech:
+                    await self._end_turn(st)
+                return
+            await self._on_audio(st, len(audio))
         elif kind == "conversation.item.create":
             item = dict(msg.get("item", {}))
             problem = _item_problem(item)
@@ -201,24 +213,28 @@ class FakeOpenAIRealtime(FakeServer):
         st.pending_bytes += n
         st.audio_ms += n // 8
         if st.pending_bytes >= self.turn_bytes:
-            st.pending_bytes = 0
-            st.in_speech = False
-            item = st.user_item or self._id("item")
-            await self.send_json(st.conn, {"type": "input_audio_buffer.speech_stopped",
-                                           "audio_end_ms": st.audio_ms, "item_id": item})
-            await self.send_json(st.conn, {"type": "input_audio_buffer.committed", "item_id": item,
-                                           "previous_item_id": None})
-            text = self.next_caller_text()
-            if text is not None:
-                await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.delta",
-                                               "item_id": item, "content_index": 0, "delta": text})
-                await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.completed",
-                                               "item_id": item, "content_index": 0, "transcript": text,
-                                               "usage": {"type": "duration", "seconds": 1}})
-            st.user_item = None
-            turn_detection = st.session.get("audio", {}).get("input", {}).get("turn_detection") or {}
-            if turn_detection.get("create_response", True):
-                await self._trigger(st)
+            await self._end_turn(st)
+
+    async def _end_turn(self, st: _Conn) -> None:
+        """The caller's turn ends: stopped, committed, transcribed, answered."""
+        st.pending_bytes = 0
+        st.in_speech = False
+        item = st.user_item or self._id("item")
+        await self.send_json(st.conn, {"type": "input_audio_buffer.speech_stopped",
+                                       "audio_end_ms": st.audio_ms, "item_id": item})
+        await self.send_json(st.conn, {"type": "input_audio_buffer.committed", "item_id": item,
+                                       "previous_item_id": None})
+        text = self.next_caller_text()
+        if text is not None:
+            await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.delta",
+                                           "item_id": item, "content_index": 0, "delta": text})
+            await self.send_json(st.conn, {"type": "conversation.item.input_audio_transcription.completed",
+                                           "item_id": item, "content_index": 0, "transcript": text,
+                                           "usage": {"type": "duration", "seconds": 1}})
+        st.user_item = None
+        turn_detection = st.session.get("audio", {}).get("input", {}).get("turn_detection") or {}
+        if turn_detection.get("create_response", True):
+            await self._trigger(st)
 
     async def _cancel_turn(self, st: _Conn) -> None:
         if await st.stop_turn():
@@ -249,7 +265,7 @@ class FakeOpenAIRealtime(FakeServer):
             await self.send_json(conn, {"type": "response.done", "response": {
                 "id": rid, "status": "completed", "output": [{"id": item, "type": "function_call",
                 "call_id": step.call_id, "name": step.name, "arguments": args}],
-                "usage": {"total_tokens": 12, "input_tokens": 10, "output_tokens": 2}}})
+                "usage": step.usage}})
             return True
         if isinstance(step, ProviderFailure):
             await self._error(conn, "server_error" if step.fatal or step.code == "server_error"
@@ -278,6 +294,18 @@ class FakeOpenAIRealtime(FakeServer):
             "id": rid, "status": "in_progress", "metadata": metadata}})
         await self.send_json(conn, {"type": "response.output_item.added", "response_id": rid, "output_index": 0,
                                     "item": {"id": item, "type": "message", "role": "assistant", "content": []}})
+        if st.text_only:
+            # a text session: the turn's words as output_text, no audio at all
+            for i, word in enumerate(turn.transcript.split(" ") if turn.transcript else []):
+                await self.send_json(conn, {"type": "response.output_text.delta", "response_id": rid, "item_id": item,
+                                            "output_index": 0, "content_index": 0,
+                                            "delta": word if i == 0 else " " + word})
+            await self.send_json(conn, {"type": "response.output_text.done", "response_id": rid, "item_id": item,
+                                        "output_index": 0, "content_index": 0, "text": turn.transcript})
+            await self.send_json(conn, {"type": "response.done", "response": {
+                "id": rid, "object": "realtime.response", "status": "completed",
+                "output": [{"id": item, "type": "message", "role": "assistant"}], "usage": turn.usage}})
+            return
         words = turn.transcript.split(" ") if turn.transcript else []
         chunks = [turn.audio[i:i + turn.chunk_bytes] for i in range(0, len(turn.audio), turn.chunk_bytes)]
         for i in range(max(len(chunks), len(words))):
@@ -304,6 +332,7 @@ class FakeOpenAIRealtime(FakeServer):
 class _Conn(ConnState):
     def __init__(self, conn: ServerConnection) -> None:
         super().__init__(conn)
+        self.text_only = False  # the session asked for text replies (output_modalities ["text"])
         self.user_item: str | None = None
         self.response_id: str | None = None
         self.session: dict[str, Any] = {}

@@ -43,6 +43,9 @@ class FunctionCall:
     name: str
     arguments: dict[str, Any]
     call_id: str = "call_1"
+    usage: dict[str, Any] = field(
+        default_factory=lambda: {"total_tokens": 12, "input_tokens": 10, "output_tokens": 2}
+    )
 
 
 @dataclass

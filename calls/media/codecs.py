@@ -124,7 +124,29 @@ class WebCodec(TransportCodec):
         return s.web_message(kind, **data)
 
 
-CODECS: dict[str, type[TransportCodec]] = {c.kind: c for c in (TwilioCodec, PlivoCodec, WebCodec)}
+class SimCodec(WebCodec):
+    """The in-process line of a simulated call (`calls.media.inprocess`): no wire at all.
+    The line hands the session frames directly, so nothing is parsed; what the session
+    sends back is raw audio and the web transport's small JSON control messages (mark,
+    clear, and dtmf, which the line records). The audio format is the line's `start`."""
+
+    kind = "sim"
+    inband_dtmf = True
+
+    def parse_text(self, text: str) -> InboundFrame:
+        raise FrameError("sim: the in-process line passes frames, not text")
+
+    def parse_bytes(self, data: bytes) -> MediaIn:
+        raise FrameError("sim: the in-process line passes frames, not bytes")
+
+    def dtmf(self, digits: str) -> str:
+        return s.web_message("dtmf", digits=digits)
+
+    def update(self, kind: str, data: dict[str, object]) -> str | None:
+        return None  # the line reads the session's feed through the context's on_update instead
+
+
+CODECS: dict[str, type[TransportCodec]] = {c.kind: c for c in (TwilioCodec, PlivoCodec, WebCodec, SimCodec)}
 
 
 def codec_for(transport: str) -> TransportCodec:

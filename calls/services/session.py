@@ -211,16 +211,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     tools: dict[str, Any] = {}
     if has_phone and "send_sms" in settings_.config.tool_names():
         tools["send_sms"] = send_sms
-    kb_ids = list(settings_.knowledge_base_ids)
-    if kb_ids and "search_knowledge" in settings_.config.tool_names():
-        from knowledge.search import run_search_tool
-
-        org = call.org
-
-        async def search_knowledge(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
-            return await run_search_tool(org, kb_ids, arguments)
-
-        tools["search_knowledge"] = search_knowledge
+    add_knowledge_tool(call.org, settings_, tools)
     mcp = (McpPlan(call.org, call.agent, settings_.mcp_server_ids, version_mcp_grants(call.agent_version))
            if settings_.mcp_server_ids else None)
     # Offer the model only the tools this call can run: the declared specs and the
@@ -228,7 +219,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     runnable = set(tools) | {"end_call"} | ({"transfer_call", "send_dtmf"} if has_phone else set())
     settings_.config.tools[:] = [spec for spec in settings_.config.tools if spec.get("name") in runnable]
     fillers: dict[str, str] = {}
-    tool_timeout_s = _add_http_tools(call, settings_.config.tools, tools, fillers)
+    tool_timeout_s = add_http_tools(call, settings_.config.tools, tools, fillers)
     return SessionContext(
         call_public_id=cid,
         provider=settings_.provider,
@@ -257,8 +248,20 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
     ), mcp
 
 
-def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any],
-                    fillers: dict[str, str]) -> float:
+def add_knowledge_tool(org: Any, settings_: Any, handlers: dict[str, Any]) -> None:
+    """The knowledge search handler, when the agent declares the tool and has knowledge bases."""
+    kb_ids = list(settings_.knowledge_base_ids)
+    if kb_ids and "search_knowledge" in settings_.config.tool_names():
+        from knowledge.search import run_search_tool
+
+        async def search_knowledge(arguments: dict[str, Any], session: Any) -> dict[str, Any]:
+            return await run_search_tool(org, kb_ids, arguments)
+
+        handlers["search_knowledge"] = search_knowledge
+
+
+def add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, Any],
+                   fillers: dict[str, str]) -> float:
     """Offer the org's custom HTTP tools granted to the call's agent (declared spec and
     handler together, and the filler line said while a slow one runs); returns the
     session's tool timeout, raised above the slowest tool's own timeout so the model hears
@@ -284,7 +287,7 @@ def _add_http_tools(call: Any, specs: list[dict[str, Any]], handlers: dict[str, 
 _TOOLBOXES: dict[str, Any] = {}
 
 
-async def _open_mcp_tools(context: SessionContext, plan: McpPlan) -> None:
+async def open_mcp_tools(context: SessionContext, plan: McpPlan) -> None:
     """Connect the agent's MCP servers and offer their tools for this call. A server that
     fails is left out (the toolbox reports it); the call goes on without its tools."""
     from integrations.mcp_client import DEFAULT_CALL_TIMEOUT_S, McpToolbox
@@ -313,7 +316,7 @@ async def load_session_context(call_public_id: str) -> SessionContext:
     tools connected."""
     context, mcp = await in_db_thread(_build_session_context, call_public_id)
     if mcp is not None:
-        await _open_mcp_tools(context, mcp)
+        await open_mcp_tools(context, mcp)
     return context
 
 

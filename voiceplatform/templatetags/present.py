@@ -42,6 +42,7 @@ def state_domains() -> dict[str, Mapping[str, tuple[str, str]]]:
     from calls import labels as call_labels
     from integrations import labels as integration_labels
     from knowledge import labels as knowledge_labels
+    from simulations import labels as simulation_labels
 
     return {
         "call": call_labels.CALL_STATUS,
@@ -57,6 +58,7 @@ def state_domains() -> dict[str, Mapping[str, tuple[str, str]]]:
         "document": knowledge_labels.INGEST_STATE,
         "delivery": integration_labels.DELIVERY_STATUS,
         "experiment": agent_labels.EXPERIMENT_STATE,
+        "simulation": simulation_labels.RUN_STATUS,
     }
 
 

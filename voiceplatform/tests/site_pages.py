@@ -20,6 +20,8 @@ def populate(org: Any) -> list[str]:
     from calls.tests.factories import make_call, make_phone_number, make_ready_agent, make_transfer_leg
     from integrations.tests.factories import make_mcp_server, make_webhook_endpoint
     from knowledge.tests.factories import make_document
+    from simulations.models import ScenarioRun
+    from simulations.tests.factories import make_suite_run
 
     agent = make_ready_agent(org, name="Front desk")
     number = make_phone_number(org, inbound_agent=agent)
@@ -33,9 +35,12 @@ def populate(org: Any) -> list[str]:
     kb = document.knowledge_base
     server = make_mcp_server(org)
     endpoint = make_webhook_endpoint(org)
+    test_run = make_suite_run(org)
+    test_result = ScenarioRun.objects.get(suite_run=test_run)
     return [
         # the navigation, in its order
-        reverse("dashboard"), reverse("analytics:overview"), reverse("agents:list"), reverse("calls:list"), reverse("calls:numbers"),
+        reverse("dashboard"), reverse("analytics:overview"), reverse("agents:list"), reverse("simulations:list"),
+        reverse("calls:list"), reverse("calls:numbers"),
         reverse("batches:list"), reverse("batches:schedules"), reverse("knowledge:list"),
         reverse("integrations:servers"), reverse("integrations:endpoints"),
         reverse("orgs:settings"), reverse("orgs:members"), reverse("orgs:api-keys"), reverse("orgs:credentials"),
@@ -53,6 +58,11 @@ def populate(org: Any) -> list[str]:
         reverse("integrations:server", args=[server.public_id]),
         reverse("integrations:endpoint", args=[endpoint.public_id]),
         reverse("orgs:create"),
+        reverse("simulations:suite", args=[test_run.suite.public_id]),
+        reverse("simulations:scenario-create", args=[test_run.suite.public_id]),
+        reverse("simulations:scenario", args=[test_result.scenario.public_id]),  # type: ignore[union-attr]
+        reverse("simulations:run", args=[test_run.public_id]),
+        reverse("simulations:result", args=[test_result.public_id]),
         # the signed-in account pages (allauth, in the dashboard shell)
         reverse("account_email"), reverse("account_change_password"), reverse("mfa_index"),
     ]

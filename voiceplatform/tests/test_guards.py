@@ -457,7 +457,7 @@ def test_own_mcp_server_names_match_the_servers() -> None:
 # everything uses orgs. Hooks run the other way by registration (batches registers
 # its do-not-call check with calls.services.placement). `voiceplatform` is the project package
 # (settings, shared base classes, URL roots) and may import any app.
-LAYERS = [{"orgs"}, {"knowledge", "integrations", "agents"}, {"calls"}, {"batches", "analytics"}]
+LAYERS = [{"orgs"}, {"knowledge", "integrations", "agents"}, {"calls"}, {"batches", "analytics", "simulations"}]
 
 
 def _layer(app: str) -> int | None:

@@ -162,6 +162,9 @@ def _populate(org: Any, marker: str, fake: FakeTwilio) -> None:
     make_scheduled_call(org, name=f"{marker} check-in")
     make_scheduled_call(org, name=f"{marker} reminder", kind="one_time")
     make_dnc(org)
+    from simulations.tests.factories import make_suite_run
+
+    make_suite_run(org)
 
 
 def _org_paths(model: type[Model]) -> list[str]:
