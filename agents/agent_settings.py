@@ -53,6 +53,12 @@ class AgentSettings:
     # (the VAD's own default) for a version without the key.
     min_speech_ms: int = 250
     keep_keypad_digits: bool = False
+    # "off" | "on" | "after_announcement" (agents.models.RecordingMode)
+    recording_mode: str = "on"
+    recording_announcement: str = ""
+    # voiceplatform.redaction kinds replaced in what is stored and sent out
+    redact_pii: tuple[str, ...] = ()
+    redact_model_context: bool = False
     voicemail_message: str = ""
     builtin_tools: tuple[str, ...] = ()
     # Named numbers the tools may reach ({"label", "number", "description"}; agents.builtin_tools).
@@ -99,6 +105,8 @@ _PARSERS: dict[str, Any] = {
     "vad_threshold": float,
     "min_speech_ms": int,
     "keep_keypad_digits": bool,
+    "redact_pii": _ids,
+    "redact_model_context": bool,
     "builtin_tools": _ids,
     "transfer_destinations": _entries,
     "sms_recipients": _entries,

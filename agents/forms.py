@@ -28,6 +28,7 @@ from agents.providers import PROVIDER_DEPENDENT_SETTINGS, PROVIDERS, ProviderInf
 from agents.services import AgentError, check_provider_allowed
 from agents.setting_checks import SettingWarning
 from orgs.models import Organization
+from voiceplatform.redaction import KIND_LABELS
 
 
 def _org_choices(org: Organization, app_model: str) -> list[tuple[str, str]]:
@@ -113,6 +114,8 @@ SECTIONS: tuple[Section, ...] = (
                                     "The defaults suit most agents.",
             ("max_call_duration_s", "silence_timeout_s", "allow_barge_in", "vad_threshold", "min_speech_ms",
              "keep_keypad_digits", "provider_options"), collapsed=True),
+    Section("privacy", "Privacy", "Recording consent and which personal data is redacted from what is stored.",
+            ("recording_mode", "recording_announcement", "redact_pii", "redact_model_context"), collapsed=True),
 )
 
 #: Field → (label, inline help). Every field of the form has both.
@@ -163,6 +166,15 @@ FIELD_TEXT: dict[str, tuple[str, str]] = {
     "keep_keypad_digits": ("Keep the keys callers press", "Stores the digits callers press (PINs, card "
                                                           "numbers) on the timeline and transcript. Off: the "
                                                           "agent still hears them; only their count is stored."),
+    "recording_mode": ("Recording", "Off: no audio is ever written. After an announcement: the line below is "
+                                    "played first and the recording starts after it."),
+    "recording_announcement": ("Recording announcement", "What callers hear before the agent starts, e.g. "
+                                                         "“This call is recorded for quality purposes.”"),
+    "redact_pii": ("Redact personal data", "Replaced by placeholders such as [PHONE] in stored transcripts, "
+                                           "analysis and webhooks. National identifiers follow the "
+                                           "organisation's default country."),
+    "redact_model_context": ("Redact what the model reads", "Keypad entries and call variables reach the "
+                                                            "model redacted too (it cannot repeat them back)."),
     "provider_options": ("Provider options (JSON)", "Extra settings the provider's connection reads, as a JSON "
                                                     "object. Empty: none."),
 }
@@ -278,6 +290,8 @@ class AgentForm(forms.ModelForm):
                                               widget=forms.CheckboxSelectMultiple)
     webhook_events = forms.MultipleChoiceField(choices=WEBHOOK_EVENT_CHOICES, required=False,
                                                widget=forms.CheckboxSelectMultiple)
+    redact_pii = forms.MultipleChoiceField(choices=list(KIND_LABELS.items()), required=False,
+                                           widget=forms.CheckboxSelectMultiple)
     transfer_destinations = DestinationsField(required=False)
     sms_recipients = DestinationsField(
         required=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Manager | +14155550123 | Urgent "
@@ -298,6 +312,7 @@ class AgentForm(forms.ModelForm):
             "first_message": forms.Textarea(attrs={"rows": 2}),
             "voicemail_message": forms.Textarea(attrs={"rows": 2}),
             "success_criteria": forms.Textarea(attrs={"rows": 2}),
+            "recording_announcement": forms.Textarea(attrs={"rows": 2}),
         }
 
     def __init__(self, *args: Any, org: Organization, **kwargs: Any) -> None:

@@ -122,6 +122,8 @@ class StreamTarget:
     call_public_id: str
     token: str
     parameters: Mapping[str, str] = field(default_factory=dict)
+    #: spoken by the carrier before the stream opens (recording consent); "" for none
+    announcement: str = ""
 
 
 @dataclass(frozen=True)
