@@ -128,6 +128,7 @@ INSTALLED_APPS = [
     "knowledge",
     "integrations",
     "analytics",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -212,7 +213,7 @@ CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", f"ingest{_RUN}")
 CELERY_TASK_ROUTES = {
     "knowledge.*": {"queue": CELERY_INGEST_QUEUE},
     **{f"{app}.*": {"queue": CELERY_TASK_DEFAULT_QUEUE} for app in ("calls", "batches", "integrations", "celery",
-                                                                      "analytics")},
+                                                                      "analytics", "privacy")},
 }
 # Every task has a time limit: the soft one raises SoftTimeLimitExceeded inside the task
 # (which ends its work in a clean failed state), the hard one kills the pool process.
