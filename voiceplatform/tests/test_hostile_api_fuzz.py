@@ -162,6 +162,10 @@ def _populate(org: Any, marker: str, fake: FakeTwilio) -> None:
     make_scheduled_call(org, name=f"{marker} check-in")
     make_scheduled_call(org, name=f"{marker} reminder", kind="one_time")
     make_dnc(org)
+    from privacy.models import RetentionPolicy
+
+    RetentionPolicy.objects.create(org=org, transcripts_days=90)
+    RetentionPolicy.objects.create(org=org, agent=agent, recordings_days=30)
 
 
 def _org_paths(model: type[Model]) -> list[str]:
