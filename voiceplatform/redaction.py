@@ -162,7 +162,10 @@ _BIRTH_WORDS = (
     r"né|née|ne le|naissance|geboren|geburtsdatum|geburtstag|nato|nata|nascita|"
     r"nasci|nascido|nascida|geboortedatum"
 )
-_DOB = re.compile(rf"(?:{_BIRTH_WORDS})\b[^\n.?!]{{0,40}}?({_DATE})", re.IGNORECASE | re.UNICODE)
+# Only a few words between the birth word and the date, never across a comma or a
+# placeholder: "born on [DATE_OF_BIRTH], appointment on 12/05" keeps the appointment (so
+# redacting redacted text changes nothing).
+_DOB = re.compile(rf"(?:{_BIRTH_WORDS})\b[^\n.?!,;\[\]]{{0,25}}?({_DATE})", re.IGNORECASE | re.UNICODE)
 
 
 def _dates_of_birth(text: str, country: str) -> Iterator[tuple[int, int]]:

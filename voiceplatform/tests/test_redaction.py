@@ -17,6 +17,11 @@ def test_fixture_set(case: dict[str, Any]) -> None:
     assert redaction.redact(case["text"], country=case["country"]) == case["expected"]
 
 
+@pytest.mark.parametrize("case", CASES, ids=[f"{c['country']}-{i}" for i, c in enumerate(CASES)])
+def test_redacting_redacted_text_changes_nothing(case: dict[str, Any]) -> None:
+    assert redaction.redact(case["expected"], country=case["country"]) == case["expected"]
+
+
 def test_only_the_kinds_asked_for() -> None:
     text = "Card 4111 1111 1111 1111, mail a@b.example, phone +1 415 555 0132"
     assert redaction.redact(text, [redaction.EMAIL], "US") == "Card 4111 1111 1111 1111, mail [EMAIL], phone +1 415 555 0132"
