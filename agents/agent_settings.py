@@ -105,6 +105,7 @@ _PARSERS: dict[str, Any] = {
     "vad_threshold": float,
     "min_speech_ms": int,
     "keep_keypad_digits": bool,
+    "recording_mode": lambda value: str(value) or "on",
     "redact_pii": _ids,
     "redact_model_context": bool,
     "builtin_tools": _ids,

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES, END_CALL
-from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent
+from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent, RecordingMode
 from agents.providers import PROVIDER_DEPENDENT_SETTINGS, PROVIDERS, ProviderInfo, offered_providers
 from agents.services import AgentError, check_provider_allowed
 from agents.setting_checks import SettingWarning
@@ -351,6 +351,9 @@ class AgentForm(forms.ModelForm):
 
     def clean_provider(self) -> str:
         return clean_provider_choice(self.cleaned_data.get("provider"), self.instance)
+
+    def clean_recording_mode(self) -> str:
+        return self.cleaned_data.get("recording_mode") or RecordingMode.ON  # left out: recording stays on
 
     def clean_analysis_schema(self) -> Any:
         return self.cleaned_data.get("analysis_schema") or {}

@@ -81,7 +81,9 @@ class Agent(OrgScopedModel):
     keep_keypad_digits = models.BooleanField(
         default=False, help_text="Keep the keys callers press (PINs, card numbers) on the call's timeline and "
                                  "transcript. Off: the agent still hears them; only their count is stored.")
-    recording_mode = models.CharField(max_length=20, choices=RecordingMode.choices, default=RecordingMode.ON)
+    # blank reads as "on" (a form or an admin page that leaves it out keeps recording as before)
+    recording_mode = models.CharField(max_length=20, choices=RecordingMode.choices, default=RecordingMode.ON,
+                                      blank=True)
     recording_announcement = models.TextField(
         blank=True, help_text="Played to the caller before the agent starts when recording waits for an "
                               "announcement; the recording starts after it.")
@@ -148,6 +150,7 @@ class Agent(OrgScopedModel):
 
     def clean(self) -> None:
         """Validate the draft as publishing would; raises ValidationError keyed by field."""
+        self.recording_mode = self.recording_mode or RecordingMode.ON
         errors = validate_config(self.snapshot())
         if errors:
             raise ValidationError(errors)

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='agent',
             name='recording_mode',
-            field=models.CharField(choices=[('off', 'Do not record'), ('on', 'Record'), ('after_announcement', 'Record after an announcement')], default='on', max_length=20),
+            field=models.CharField(blank=True, choices=[('off', 'Do not record'), ('on', 'Record'), ('after_announcement', 'Record after an announcement')], default='on', max_length=20),
         ),
         migrations.AddField(
             model_name='agent',
