@@ -82,3 +82,37 @@ def test_the_settings_page_shows_storage_and_runs_requests(org_a: Any, admin_a: 
     assert unconfirmed.status_code == 400 and b"cannot be undone" in unconfirmed.content
     assert admin.post(url, {"action": "erase", "phone": ANN, "confirm": "on"}).status_code == 302
     assert AuditLog.objects.filter(org=org_a, action="privacy.subject_erased").exists()
+
+
+def test_admin_actions_on_calls_export_and_erase_the_caller(org_a: Any, owner_a: Any, editor_a: Any,
+                                                            login: Any) -> None:
+    from calls.models import Call
+
+    call = make_full_call(org_a, caller=ANN)
+    other = make_full_call(org_a, caller="+14155550177", name="Bob Example")
+    changelist = "/admin/calls/call/"
+    admin = login(owner_a)
+    export = admin.post(changelist, {"action": "export_caller", "_selected_action": [call.pk]})
+    assert export.status_code == 200 and export["Content-Type"] == "application/zip"
+    both = admin.post(changelist, {"action": "export_caller", "_selected_action": [call.pk, other.pk]}, follow=True)
+    assert b"exactly one caller" in both.content
+    # an editor may not erase; an admin confirms first
+    refused = login(editor_a).post(changelist, {"action": "erase_callers", "_selected_action": [call.pk]},
+                                   follow=True)
+    assert b"Only an organisation admin" in refused.content and call.turns.exists()
+    confirm = admin.post(changelist, {"action": "erase_callers", "_selected_action": [call.pk]})
+    assert confirm.status_code == 200 and b"cannot be undone" in confirm.content and call.turns.exists()
+    done = admin.post(changelist, {"action": "erase_callers", "_selected_action": [call.pk], "post": "yes"},
+                      follow=True)
+    assert done.status_code == 200 and not call.turns.exists()
+    assert Call.objects.get(pk=call.pk).from_number == "" and other.turns.count() == 2
+    assert AuditLog.objects.filter(org=org_a, action="privacy.subject_erased").count() == 1
+
+
+def test_retention_policies_in_the_admin_are_saved_through_the_service(org_a: Any, owner_a: Any,
+                                                                       login: Any) -> None:
+    admin = login(owner_a)
+    response = admin.post("/admin/privacy/retentionpolicy/add/", {"agent": "", "recordings_days": "7"})
+    assert response.status_code == 302
+    assert RetentionPolicy.objects.get(org=org_a, agent=None).recordings_days == 7
+    assert AuditLog.objects.filter(org=org_a, action="retention.updated").exists()
