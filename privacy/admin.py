@@ -16,7 +16,7 @@ from calls.models import Call
 from orgs.models import Role
 from orgs.services import Actor
 from privacy.models import KINDS, RetentionPolicy
-from privacy.services import RetentionError, remove_retention, set_retention
+from privacy.services import RetentionError, remove_retention, set_legal_hold, set_retention
 from privacy.subjects import Subject, erase_subject, export_subject
 from voiceplatform.admin import OrgScopedAdmin, ServiceRefused, _org
 from voiceplatform.templatetags.present import plural
@@ -85,8 +85,36 @@ def erase_callers(modeladmin: OrgScopedAdmin, request: HttpRequest, queryset: Qu
     return None
 
 
+def _hold(modeladmin: OrgScopedAdmin, request: HttpRequest, queryset: QuerySet[Any], hold: bool) -> None:
+    if not modeladmin._has_role(request, Role.ADMIN):
+        modeladmin.message_user(request, "Only an organisation admin can change a legal hold.", messages.ERROR)
+        return
+    actor = Actor.from_request(request)
+    rows = list(queryset.select_related("org"))
+    for row in rows:
+        set_legal_hold(row, actor, hold)
+    verb = "Placed a legal hold on" if hold else "Released the legal hold on"
+    modeladmin.message_user(request, f"{verb} {plural(len(rows), str(modeladmin.opts.verbose_name).lower())}.",
+                            messages.SUCCESS)
+
+
+@admin.action(description="Place a legal hold (never purged)")
+def place_legal_hold(modeladmin: OrgScopedAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    _hold(modeladmin, request, queryset, True)
+
+
+@admin.action(description="Release the legal hold")
+def release_legal_hold(modeladmin: OrgScopedAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    _hold(modeladmin, request, queryset, False)
+
+
 def add_call_actions() -> None:
-    """Offer the subject actions on the calls' admin (calls imports nothing of privacy)."""
-    call_admin: Any = admin.site._registry.get(Call)
-    if call_admin is not None and export_caller not in (call_admin.actions or []):
-        call_admin.actions = [*(call_admin.actions or []), export_caller, erase_callers]
+    """Offer the subject and legal-hold actions on the calls' and campaigns' admin (those
+    apps import nothing of privacy)."""
+    from batches.models import Batch
+
+    for model, extra in ((Call, [export_caller, erase_callers, place_legal_hold, release_legal_hold]),
+                         (Batch, [place_legal_hold, release_legal_hold])):
+        model_admin: Any = admin.site._registry.get(model)
+        if model_admin is not None and extra[-1] not in (model_admin.actions or []):
+            model_admin.actions = [*(model_admin.actions or []), *extra]

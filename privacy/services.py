@@ -15,7 +15,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import Length
 
 from agents.models import Agent
-from batches.models import BatchEntry
+from batches.models import Batch, BatchEntry
 from calls.models import Call, CallEvent, Recording, TranscriptTurn
 from orgs.models import Organization
 from orgs.services import Actor, diff_fields, record_audit
@@ -56,6 +56,17 @@ def remove_retention(policy: RetentionPolicy, actor: Actor) -> None:
     with transaction.atomic():
         record_audit(policy.org, actor, "retention.removed", policy)
         policy.delete()
+
+
+def set_legal_hold(target: Call | Batch, actor: Actor, hold: bool) -> None:
+    """Place (or release) a legal hold on a call or a campaign: the retention purge leaves
+    it, and a campaign's rows and calls, alone while it holds; audited."""
+    if target.legal_hold == hold:
+        return
+    type(target).objects.filter(pk=target.pk).update(legal_hold=hold)
+    target.legal_hold = hold
+    record_audit(target.org, actor, "legal_hold.placed" if hold else "legal_hold.released", target,
+                 {"legal_hold": [not hold, hold]})
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ class CallDetailSerializer(CallSerializer):
 
     class Meta(CallSerializer.Meta):
         fields = [*CallSerializer.Meta.fields, "error", "usage", "cost_breakdown", "transfer_to", "analysis",
-                  "analysis_error", "transcript", "events", "recording_url"]
+                  "analysis_error", "transcript", "events", "recording_url", "recording_mode", "legal_hold"]
         read_only_fields = fields
 
     @extend_schema_field(CostBreakdownSerializer)

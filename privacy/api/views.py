@@ -5,6 +5,7 @@
 - ``POST privacy/subject-erasures/`` {"phone"} or {"email"} → the counts of what was erased
   (``privacy.subjects.erase_subject``); admins only, audited.
 - ``/privacy/retention-policies/``: the org's policy and per-agent overrides (admins write).
+- ``POST privacy/legal-holds/`` {"call"|"batch", "hold"}: the purge never touches what is held.
 - ``GET privacy/storage/``: what the org stores (any member).
 """
 
@@ -21,9 +22,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import Agent
+from batches.models import Batch
+from calls.models import Call
 from orgs.models import Role
 from privacy.models import KINDS, RetentionPolicy
-from privacy.services import remove_retention, set_retention, storage_usage
+from privacy.services import remove_retention, set_legal_hold, set_retention, storage_usage
 from privacy.subjects import erase_subject, export_subject, parse_subject
 from voiceplatform.api import IsOrgMember, OrgContextMixin, OrgRelatedField, OrgScopedViewSet, PublicIdField
 
@@ -70,6 +73,34 @@ class SubjectErasureView(_SubjectView):
                    summary="Erase everything held about one person (do-not-call entries are kept)", tags=["privacy"])
     def post(self, request: Request) -> Response:
         return Response(erase_subject(self.org, self.actor, self.subject(request)))  # type: ignore[arg-type]
+
+
+class LegalHoldSerializer(serializers.Serializer):
+    call = OrgRelatedField(Call, required=False, allow_null=True, help_text="A call's id.")
+    batch = OrgRelatedField(Batch, required=False, allow_null=True, help_text="Or a campaign's id.")
+    hold = serializers.BooleanField(help_text="True places the hold; false releases it.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if bool(attrs.get("call")) == bool(attrs.get("batch")):
+            raise serializers.ValidationError({"call": "Give exactly one of a call or a campaign."})
+        return attrs
+
+
+class LegalHoldView(OrgContextMixin, APIView):
+    """Place or release a legal hold: the retention purge never touches what it holds."""
+
+    permission_classes = [IsOrgMember]
+    write_role = Role.ADMIN
+
+    @extend_schema(request=LegalHoldSerializer, responses={200: inline_serializer(
+        "LegalHold", {"legal_hold": serializers.BooleanField()})}, summary="Place or release a legal hold",
+        tags=["privacy"])
+    def post(self, request: Request) -> Response:
+        body = LegalHoldSerializer(data=request.data, context={"org": self.org})
+        body.is_valid(raise_exception=True)
+        target = body.validated_data.get("call") or body.validated_data["batch"]
+        set_legal_hold(target, self.actor, body.validated_data["hold"])
+        return Response({"legal_hold": target.legal_hold})
 
 
 class StorageView(OrgContextMixin, APIView):

@@ -116,3 +116,23 @@ def test_retention_policies_in_the_admin_are_saved_through_the_service(org_a: An
     assert response.status_code == 302
     assert RetentionPolicy.objects.get(org=org_a, agent=None).recordings_days == 7
     assert AuditLog.objects.filter(org=org_a, action="retention.updated").exists()
+
+
+def test_legal_holds_through_the_api_and_the_admin(org_a: Any, org_b: Any, owner_a: Any, api_key_client: Any,
+                                                   login: Any) -> None:
+    from calls.models import Call
+
+    call = make_full_call(org_a)
+    theirs = make_full_call(org_b)
+    admin = api_key_client(org_a, "admin")
+    assert api_key_client(org_a, "editor").post("/api/v1/privacy/legal-holds/", {
+        "call": str(call.public_id), "hold": True}, format="json").status_code == 403
+    foreign = admin.post("/api/v1/privacy/legal-holds/", {"call": str(theirs.public_id), "hold": True}, format="json")
+    assert foreign.status_code == 400 and not Call.objects.get(pk=theirs.pk).legal_hold
+    placed = admin.post("/api/v1/privacy/legal-holds/", {"call": str(call.public_id), "hold": True}, format="json")
+    assert placed.status_code == 200 and placed.json() == {"legal_hold": True}
+    assert Call.objects.get(pk=call.pk).legal_hold
+    assert AuditLog.objects.filter(org=org_a, action="legal_hold.placed").count() == 1
+    released = login(owner_a).post("/admin/calls/call/", {"action": "release_legal_hold",
+                                                          "_selected_action": [call.pk]}, follow=True)
+    assert released.status_code == 200 and not Call.objects.get(pk=call.pk).legal_hold

@@ -47,6 +47,7 @@ def state_domains() -> dict[str, Mapping[str, tuple[str, str]]]:
         "call": call_labels.CALL_STATUS,
         "analysis": call_labels.ANALYSIS_STATUS,
         "direction": call_labels.DIRECTION,
+        "recording": call_labels.RECORDING_MODE,
         "batch": batch_labels.BATCH_STATUS,
         "entry": batch_labels.ENTRY_STATE,
         "outcome": batch_labels.OUTCOME,

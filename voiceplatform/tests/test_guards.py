@@ -83,6 +83,9 @@ NOT_ORG_SCOPED_VIEWS: dict[str, str] = {
         "campaign rows, schedules and do-not-call entries (each query starts from for_org(request.org))",
     "privacy.api.views.SubjectErasureView":
         "as SubjectExportView: privacy.subjects.erase_subject changes only request.org's rows",
+    "privacy.api.views.LegalHoldView":
+        "acts on one call or campaign given in the body, resolved with OrgRelatedField against request.org "
+        "(another org's id is a 400 naming no such object) and changed through privacy.services.set_legal_hold",
     "privacy.api.views.StorageView":
         "figures of request.org itself (privacy.services.storage_usage counts only its rows)",
 }
