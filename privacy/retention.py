@@ -7,7 +7,9 @@ Contract:
 - A call under legal hold (``Call.legal_hold``), or one placed by a campaign under legal
   hold (``Batch.legal_hold``), is never touched; a campaign under hold keeps its rows.
 - What goes, per kind: the recording row *and its file* (``recordings``); the transcript
-  turns and the transcript copied into outgoing webhook events (``transcripts``); the
+  turns and the transcript copied into outgoing webhook events, the latter only once every
+  delivery of the event is over (so a "do not store" transcript still reaches the
+  customer's endpoint first) (``transcripts``); the
   analysis result, also in webhook events (``analysis``); the call's timeline events
   (``events``); the rows of finished campaigns (``batch_rows``). The call row itself stays
   (usage and billing figures are not personal data once these are gone).
@@ -27,13 +29,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, Q, QuerySet, Subquery
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from batches.models import Batch, BatchCallAttempt, BatchEntry, BatchStatus
 from calls.models import Call, CallEvent, Recording, TranscriptTurn
 from calls.privacy_hooks import StoragePolicy
-from integrations.models import WebhookEvent
+from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from orgs.models import Organization
 from orgs.services import SYSTEM, record_audit
 from privacy.models import KINDS, RetentionPolicy
@@ -41,6 +45,7 @@ from privacy.models import KINDS, RetentionPolicy
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
 MAX_BATCHES = 20
 
 
@@ -138,6 +143,24 @@ def purge_org(org: Organization, now: datetime | None = None, *, batch_size: int
         return len(ids)  # transcripts (calls), not turns
 
     run("transcripts_days", transcript_calls, delete_turns)
+
+    def webhook_transcripts() -> list[int]:
+        # A transcript that was never stored ("do not store") still went out in the call's
+        # webhook event; once every delivery of it is over, the event's copy goes too.
+        expired = expired_calls(org, "transcripts_days", now).annotate(
+            id_text=Cast("public_id", CharField())).values("id_text")
+        busy = WebhookDelivery.objects.filter(status__in=UNFINISHED).values("event_id")
+        return list(WebhookEvent.objects.for_org(org).filter(payload__has_key="transcript")
+                    .annotate(call_id_text=KT("payload__call__id")).filter(call_id_text__in=Subquery(expired))
+                    .exclude(pk__in=busy).values_list("pk", flat=True)[:batch_size])
+
+    def strip_events(ids: list[int]) -> int:
+        for event in WebhookEvent.objects.filter(pk__in=ids):
+            event.payload.pop("transcript", None)
+            event.save(update_fields=["payload"])
+        return 0  # not counted again: the call's transcript is counted above (or was never stored)
+
+    run("transcripts_days", webhook_transcripts, strip_events)
 
     def analysed_calls() -> list[int]:
         return list(expired_calls(org, "analysis_days", now).exclude(analysis={})

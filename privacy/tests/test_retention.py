@@ -123,3 +123,23 @@ def test_the_beat_task_is_registered_and_queues_each_org_with_a_policy(org_a: An
     assert PeriodicTask.objects.get(task="privacy.purge_expired").enabled
     RetentionPolicy.objects.create(org=org_a, events_days=1)
     assert purge_expired.apply().get() == 1
+
+
+def test_a_transcript_never_stored_leaves_the_webhook_event_once_delivered(org_a: Any) -> None:
+    from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+    RetentionPolicy.objects.create(org=org_a, transcripts_days=0)
+    call = make_full_call(org_a)
+    call.turns.all().delete()  # "do not store": the transcript went out only in the webhook
+    event = WebhookEvent.objects.create(org=org_a, type="call.ended", payload={
+        "call": {"id": str(call.public_id)}, "transcript": [{"role": "caller", "text": "hi"}]})
+    endpoint = WebhookEndpoint.objects.create(org=org_a, url="http://127.0.0.1:9/hook", events=["call.ended"],
+                                              secret=WebhookEndpoint.new_secret())
+    delivery = WebhookDelivery.objects.create(org=org_a, event=event, endpoint=endpoint)
+    purge_org(org_a)
+    event.refresh_from_db()
+    assert "transcript" in event.payload  # still to be delivered
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SUCCEEDED)
+    purge_org(org_a)
+    event.refresh_from_db()
+    assert event.payload == {"call": {"id": str(call.public_id)}}
