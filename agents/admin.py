@@ -15,7 +15,7 @@ from django.http import HttpRequest
 
 from agents import services
 from agents.forms import DestinationsField, clean_provider_choice
-from agents.models import CONFIG_FIELDS, Agent, AgentVersion, Experiment, ExperimentArm
+from agents.models import CONFIG_FIELDS, Agent, AgentVersion, Experiment, ExperimentArm, RecordingMode
 from orgs.services import Actor
 from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org
 
@@ -32,6 +32,9 @@ class AgentAdminForm(forms.ModelForm):
 
     def clean_provider(self) -> str:
         return clean_provider_choice(self.cleaned_data.get("provider"), self.instance)
+
+    def clean_recording_mode(self) -> str:
+        return self.cleaned_data.get("recording_mode") or RecordingMode.ON  # left out: recording stays on
 
 
 @admin.register(Agent)

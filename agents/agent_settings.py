@@ -53,6 +53,12 @@ class AgentSettings:
     # (the VAD's own default) for a version without the key.
     min_speech_ms: int = 250
     keep_keypad_digits: bool = False
+    # "off" | "on" | "after_announcement" (agents.models.RecordingMode)
+    recording_mode: str = "on"
+    recording_announcement: str = ""
+    # voiceplatform.redaction kinds replaced in what is stored and sent out
+    redact_pii: tuple[str, ...] = ()
+    redact_model_context: bool = False
     voicemail_message: str = ""
     answer_detection: bool = False
     voicemail_action: Literal["leave_message", "hang_up"] = "leave_message"
@@ -105,6 +111,9 @@ _PARSERS: dict[str, Any] = {
     "min_speech_ms": int,
     "keep_keypad_digits": bool,
     "answer_detection": bool,
+    "recording_mode": lambda value: str(value) or "on",
+    "redact_pii": _ids,
+    "redact_model_context": bool,
     "builtin_tools": _ids,
     "transfer_destinations": _entries,
     "sms_recipients": _entries,

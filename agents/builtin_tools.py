@@ -28,6 +28,7 @@ TRANSFER_CALL = "transfer_call"
 SEND_DTMF = "send_dtmf"
 SEARCH_KNOWLEDGE = "search_knowledge"
 SEND_SMS = "send_sms"
+COLLECT_SENSITIVE_INPUT = "collect_sensitive_input"
 
 # Non-blank: a search or a text of only spaces is a model mistake, not a request.
 _NOT_BLANK = r"\S"
@@ -92,6 +93,13 @@ BUILTIN_TOOLS: dict[str, dict[str, Any]] = {
             "additionalProperties": False,
         },
     },
+    COLLECT_SENSITIVE_INPUT: {
+        "name": COLLECT_SENSITIVE_INPUT,
+        "description": "Call right before asking the caller to type a card number, PIN or other sensitive number "
+                       "on the keypad. Their next keypad entry reaches you but is never stored, and the call "
+                       "recording is muted on the caller's side until they finish it.",
+        "parameters": {"type": "object", "properties": {}, "required": [], "additionalProperties": False},
+    },
     SEND_SMS: {
         "name": SEND_SMS,
         "description": "Send a text message to the caller's phone (e.g. a link or a confirmation number).",
@@ -113,6 +121,7 @@ BUILTIN_TOOL_CHOICES: list[tuple[str, str]] = [
     (SEND_DTMF, "Send DTMF digits"),
     (SEARCH_KNOWLEDGE, "Search knowledge bases"),
     (SEND_SMS, "Send an SMS to the caller (or the agent's SMS recipients)"),
+    (COLLECT_SENSITIVE_INPUT, "Collect sensitive keypad input (not stored, recording paused)"),
 ]
 
 

@@ -23,11 +23,12 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES, END_CALL
-from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent
+from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent, RecordingMode
 from agents.providers import PROVIDER_DEPENDENT_SETTINGS, PROVIDERS, ProviderInfo, offered_providers
 from agents.services import AgentError, check_provider_allowed
 from agents.setting_checks import SettingWarning
 from orgs.models import Organization
+from voiceplatform.redaction import KIND_LABELS
 
 
 def _org_choices(org: Organization, app_model: str) -> list[tuple[str, str]]:
@@ -186,6 +187,8 @@ SECTIONS: tuple[Section, ...] = (
                                     "The defaults suit most agents.",
             ("max_call_duration_s", "silence_timeout_s", "allow_barge_in", "vad_threshold", "min_speech_ms",
              "keep_keypad_digits", "provider_options"), collapsed=True),
+    Section("privacy", "Privacy", "Recording consent and which personal data is redacted from what is stored.",
+            ("recording_mode", "recording_announcement", "redact_pii", "redact_model_context"), collapsed=True),
 )
 
 #: Field → (label, inline help). Every field of the form has both.
@@ -248,6 +251,15 @@ FIELD_TEXT: dict[str, tuple[str, str]] = {
     "keep_keypad_digits": ("Keep the keys callers press", "Stores the digits callers press (PINs, card "
                                                           "numbers) on the timeline and transcript. Off: the "
                                                           "agent still hears them; only their count is stored."),
+    "recording_mode": ("Recording", "Off: no audio is ever written. After an announcement: the line below is "
+                                    "played first and the recording starts after it."),
+    "recording_announcement": ("Recording announcement", "What callers hear before the agent starts, e.g. "
+                                                         "“This call is recorded for quality purposes.”"),
+    "redact_pii": ("Redact personal data", "Replaced by placeholders such as [PHONE] in stored transcripts, "
+                                           "analysis and webhooks. National identifiers follow the "
+                                           "organisation's default country."),
+    "redact_model_context": ("Redact what the model reads", "Keypad entries and call variables reach the "
+                                                            "model redacted too (it cannot repeat them back)."),
     "provider_options": ("Provider options (JSON)", "Extra settings the provider's connection reads, as a JSON "
                                                     "object. Empty: none."),
 }
@@ -363,6 +375,8 @@ class AgentForm(forms.ModelForm):
                                               widget=forms.CheckboxSelectMultiple)
     webhook_events = forms.MultipleChoiceField(choices=WEBHOOK_EVENT_CHOICES, required=False,
                                                widget=forms.CheckboxSelectMultiple)
+    redact_pii = forms.MultipleChoiceField(choices=list(KIND_LABELS.items()), required=False,
+                                           widget=forms.CheckboxSelectMultiple)
     transfer_destinations = DestinationsField(required=False)
     sms_recipients = DestinationsField(
         required=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Manager | +14155550123 | Urgent "
@@ -383,6 +397,7 @@ class AgentForm(forms.ModelForm):
             "first_message": forms.Textarea(attrs={"rows": 2}),
             "voicemail_message": forms.Textarea(attrs={"rows": 2}),
             "success_criteria": forms.Textarea(attrs={"rows": 2}),
+            "recording_announcement": forms.Textarea(attrs={"rows": 2}),
         }
 
     def __init__(self, *args: Any, org: Organization, **kwargs: Any) -> None:
@@ -421,6 +436,9 @@ class AgentForm(forms.ModelForm):
 
     def clean_provider(self) -> str:
         return clean_provider_choice(self.cleaned_data.get("provider"), self.instance)
+
+    def clean_recording_mode(self) -> str:
+        return self.cleaned_data.get("recording_mode") or RecordingMode.ON  # left out: recording stays on
 
     def clean_analysis_schema(self) -> Any:
         return self.cleaned_data.get("analysis_schema") or {}

@@ -22,6 +22,7 @@ from agents.grants import draft_grants, grants_match
 from agents.providers import PROVIDER_CHOICES, PROVIDERS
 from agents.variables import TemplateSyntaxError, check_syntax
 from voiceplatform.models import OrgScopedModel
+from voiceplatform.redaction import KIND_LABELS
 
 #: Events an agent's calls can send to the org's webhook endpoints.
 WEBHOOK_EVENT_CHOICES: list[tuple[str, str]] = [
@@ -40,6 +41,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "mcp_server_ids", "knowledge_base_ids",
     "analysis_summary", "analysis_schema", "success_criteria", "webhook_events", "provider_options",
     "keep_keypad_digits", "answer_detection", "voicemail_action", "screening_identity", "screening_reason", "ivr_goal",
+    "recording_mode", "recording_announcement", "redact_pii", "redact_model_context",
 )
 
 
@@ -55,6 +57,14 @@ class VoicemailAction(models.TextChoices):
 
     LEAVE_MESSAGE = "leave_message", "Leave the voicemail message after the beep"
     HANG_UP = "hang_up", "Hang up"
+
+
+class RecordingMode(models.TextChoices):
+    """Whether the agent's calls are recorded: never, always, or once the caller heard the announcement."""
+
+    OFF = "off", "Do not record"
+    ON = "on", "Record"
+    AFTER_ANNOUNCEMENT = "after_announcement", "Record after an announcement"
 
 
 class Agent(OrgScopedModel):
@@ -80,6 +90,17 @@ class Agent(OrgScopedModel):
     keep_keypad_digits = models.BooleanField(
         default=False, help_text="Keep the keys callers press (PINs, card numbers) on the call's timeline and "
                                  "transcript. Off: the agent still hears them; only their count is stored.")
+    # blank reads as "on" (a form or an admin page that leaves it out keeps recording as before)
+    recording_mode = models.CharField(max_length=20, choices=RecordingMode.choices, default=RecordingMode.ON,
+                                      blank=True)
+    recording_announcement = models.TextField(
+        blank=True, help_text="Played to the caller before the agent starts when recording waits for an "
+                              "announcement; the recording starts after it.")
+    redact_pii = models.JSONField(
+        default=list, blank=True, help_text="Kinds of personal data replaced by placeholders in stored transcripts, "
+                                            "analysis and webhooks (voiceplatform.redaction.KINDS).")
+    redact_model_context = models.BooleanField(
+        default=False, help_text="Also redact what the model is given as text (keypad entries, call variables).")
     voicemail_message = models.TextField(blank=True, help_text="Left when an answering machine picks up; empty hangs up.")
     # Outbound answer classification (calls.media.answer_gate).
     answer_detection = models.BooleanField(
@@ -152,6 +173,7 @@ class Agent(OrgScopedModel):
 
     def clean(self) -> None:
         """Validate the draft as publishing would; raises ValidationError keyed by field."""
+        self.recording_mode = self.recording_mode or RecordingMode.ON
         errors = validate_config(self.snapshot())
         if errors:
             raise ValidationError(errors)
@@ -265,6 +287,12 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
         add("silence_timeout_s", "Silence timeout must be between 3 and 600 seconds.")
     _check_choice_list(config, "builtin_tools", dict(BUILTIN_TOOL_CHOICES), add)
     _check_choice_list(config, "webhook_events", dict(WEBHOOK_EVENT_CHOICES), add)
+    _check_choice_list(config, "redact_pii", KIND_LABELS, add)
+    mode = config.get("recording_mode") or RecordingMode.ON
+    if mode not in RecordingMode.values:
+        add("recording_mode", f"“{mode}” is not a recording mode; choose one of: {', '.join(RecordingMode.values)}.")
+    elif mode == RecordingMode.AFTER_ANNOUNCEMENT and not (config.get("recording_announcement") or "").strip():
+        add("recording_announcement", "Recording after an announcement needs the announcement's text.")
     for field, allow_sip in (("transfer_destinations", True), ("sms_recipients", False)):
         for message in clean_destinations(config.get(field), allow_sip=allow_sip)[1]:
             add(field, message)

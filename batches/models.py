@@ -93,6 +93,8 @@ class Batch(OrgScopedModel):
     )
 
     source_filename = models.CharField(max_length=255, blank=True)
+    # A legal hold: the retention purge leaves this campaign's rows and calls alone.
+    legal_hold = models.BooleanField(default=False)
     source_format = models.CharField(max_length=10, blank=True)
     source_encoding = models.CharField(max_length=20, blank=True)
     source_delimiter = models.CharField(max_length=4, blank=True)

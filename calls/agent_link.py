@@ -11,7 +11,7 @@ while an experiment runs (``agents.experiments.services.choose_version``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,9 @@ from calls.analysis import AnalysisSpec
 from calls.audio.vad import VadSettings
 from calls.media.answer_gate import AnswerPolicy
 from calls.models import Call, Direction
+from calls.privacy_hooks import storage_policy
 from voiceplatform.errors import ServiceError
+from voiceplatform.redaction import Redactor
 
 
 class AgentUnusable(ServiceError):
@@ -58,6 +60,7 @@ class SessionSettings:
     silence_timeout_s: float
     record: bool
     keep_keypad_digits: bool = False
+    model_text: Callable[[str], str] | None = None
     knowledge_base_ids: tuple[str, ...] = ()
     mcp_server_ids: tuple[str, ...] = ()
 
@@ -123,8 +126,11 @@ def session_settings(call: Call) -> SessionSettings:
     if version is None:
         raise AgentUnusable("the call has no agent version to run", field="agent")
     cfg = version.settings
+    variables = call.variables or {}
+    if cfg.redact_model_context:
+        variables = call_redactor(call).data(variables)
     try:
-        config = build_session_config(version, call.variables or {})
+        config = build_session_config(version, variables)
     except (MissingVariable, MissingCredential) as exc:
         raise AgentUnusable(str(exc), field="agent") from exc
     # The local VAD reads 0 as "unset" (the provider's VAD is given the value as it is).
@@ -137,11 +143,33 @@ def session_settings(call: Call) -> SessionSettings:
         barge_in=cfg.allow_barge_in,
         max_duration_s=float(cfg.max_call_duration_s),
         silence_timeout_s=float(cfg.silence_timeout_s),
-        record=True,
+        record=(call.recording_mode or recording_plan(call)[0]) != "off",
         keep_keypad_digits=cfg.keep_keypad_digits,
+        model_text=call_redactor(call).text if cfg.redact_model_context and cfg.redact_pii else None,
         knowledge_base_ids=cfg.knowledge_base_ids,
         mcp_server_ids=cfg.mcp_server_ids,
     )
+
+
+def recording_plan(call: Call) -> tuple[str, str]:
+    """(the recording mode that applies to ``call``, the announcement to play first).
+
+    "off" when the agent records nothing or the org's retention says recordings are not
+    stored; "after_announcement" only where a carrier can speak the line before the media
+    stream starts (a browser call has no such step, so it is not recorded)."""
+    cfg = agent_settings(call)
+    if cfg.recording_mode == "off" or not storage_policy(call).keep_recording:
+        return "off", ""
+    if cfg.recording_mode == "after_announcement":
+        if call.direction == Direction.WEB or not cfg.recording_announcement.strip():
+            return "off", ""
+        return "after_announcement", cfg.recording_announcement.strip()
+    return "on", ""
+
+
+def call_redactor(call: Call) -> Redactor:
+    """What the call's agent redacts, for the org's default country's national identifiers."""
+    return Redactor(agent_settings(call).redact_pii, call.org.default_country)
 
 
 def voicemail_policy(call: Call) -> tuple[str, str]:

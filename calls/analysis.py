@@ -141,10 +141,11 @@ def openai_client(credential: dict[str, str], timeout_s: float = ANALYSIS_TIMEOU
 def run_analysis(call: Call) -> dict[str, Any]:
     """Analyse ``call`` now and store the result. Failures and skips are stored, then raised
     (``AnalysisSkipped`` is an ``AnalysisError``)."""
-    from calls.agent_link import analysis_spec
+    from calls.agent_link import analysis_spec, call_redactor
 
     spec = analysis_spec(call)
-    transcript = transcript_text(call)
+    redactor = call_redactor(call)
+    transcript = redactor.text(transcript_text(call))
     try:
         if not transcript:
             raise AnalysisSkipped(NO_TRANSCRIPT_REASON)
@@ -179,8 +180,8 @@ def run_analysis(call: Call) -> dict[str, Any]:
         logger.warning("call.analysis_failed", extra={"call": str(call.public_id)})
         raise
     analysis = {
-        "summary": result["summary"] if spec.summary else "",
-        "fields": result["fields"],
+        "summary": redactor.text(result["summary"]) if spec.summary else "",
+        "fields": redactor.data(result["fields"]),
         "success": result["success"],
         "model": spec.model,
         "analysed_at": timezone.now().isoformat(),

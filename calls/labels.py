@@ -58,6 +58,14 @@ ANSWER_OUTCOME: dict[str, tuple[str, str]] = {
     AnswerOutcome.SILENCE: ("Silence", "warn"),
 }
 
+# Which recording consent applied to a call (Call.recording_mode; agents.models.RecordingMode).
+RECORDING_MODE: dict[str, tuple[str, str]] = {
+    "off": ("Not recorded", "neutral"),
+    "on": ("Recorded", "neutral"),
+    "after_announcement": ("Recorded after the announcement", "neutral"),
+    "": ("Not decided", "neutral"),
+}
+
 DIRECTION: dict[str, tuple[str, str]] = {
     Direction.INBOUND: ("Inbound", "neutral"),
     Direction.OUTBOUND: ("Outbound", "neutral"),

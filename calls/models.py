@@ -167,6 +167,11 @@ class Call(OrgScopedModel):
     # What the carrier is asked to speak before hanging up (voicemail, apology); read
     # by Plivo's action webhook so no message text travels in a URL.
     pending_message = models.TextField(blank=True)
+    # Which recording consent applied (agents.models.RecordingMode): "off", "on" or
+    # "after_announcement" (the announcement was played and the recording started after it).
+    recording_mode = models.CharField(max_length=20, blank=True, editable=False)
+    # A legal hold: the retention purge leaves this call and what hangs off it alone.
+    legal_hold = models.BooleanField(default=False)
     latency_p50_ms = models.FloatField(null=True, blank=True)
     latency_p95_ms = models.FloatField(null=True, blank=True)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 from django.apps import apps
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -154,6 +155,16 @@ def payload_for(entry: AuditLog) -> dict[str, Any]:
     return payload
 
 
+#: A transcript the org does not store waits here (cache only, never the database) for the
+#: call's ``call.ended`` payload; it expires on its own.
+TRANSIENT_TRANSCRIPT_PREFIX = "transient-transcript:"
+TRANSIENT_TRANSCRIPT_TTL_S = 6 * 3600
+
+
+def keep_transient_transcript(call_public_id: str, turns: list[dict[str, Any]]) -> None:
+    cache.set(TRANSIENT_TRANSCRIPT_PREFIX + call_public_id, turns, TRANSIENT_TRANSCRIPT_TTL_S)
+
+
 @register_payload_builder("calls.call")
 def _call_payload(entry: AuditLog) -> dict[str, Any]:
     """Calls: the call's facts, and its transcript once it has ended."""
@@ -185,7 +196,7 @@ def _call_payload(entry: AuditLog) -> dict[str, Any]:
         data["transcript"] = [
             {"role": t.role, "text": t.text, "start_ms": t.start_ms, "end_ms": t.end_ms}
             for t in call.turns.order_by("index")
-        ]
+        ] or cache.get(TRANSIENT_TRANSCRIPT_PREFIX + str(call.public_id)) or []
     if entry.action == "call.analyzed":
         data["analysis"] = call.analysis
     return data

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from voiceplatform import redaction as pii
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -86,10 +88,29 @@ _SECRET_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
 _SECRET_FIELD = re.compile(_SECRET_NAME, re.IGNORECASE)
 
 
+# Personal data that slips into a log line anyway (a library's message, an exception that
+# quotes its input) becomes a typed placeholder (voiceplatform.redaction): international
+# phone numbers, e-mail addresses and Luhn-valid card numbers. IBANs and national ids are
+# left to the stored-data redaction: their shapes collide with hex ids in log lines.
+_MAYBE_CARD = re.compile(r"\d(?:[ -]?\d){12}")
+_MAYBE_PHONE = re.compile(r"\+\s?\d")
+
+
+def _pii_kinds(text: str) -> tuple[str, ...]:
+    """The detectors worth running on ``text`` (cheap pre-checks: most log lines need none)."""
+    return tuple(kind for kind, present in (
+        (pii.EMAIL, "@" in text), (pii.CARD, _MAYBE_CARD.search(text)), (pii.PHONE, _MAYBE_PHONE.search(text)),
+    ) if present)
+
+
 def redact(text: str) -> str:
-    """``text`` with every recognised secret replaced by ``[redacted]``."""
+    """``text`` with every recognised secret replaced by ``[redacted]`` and personal data
+    (phone numbers, e-mail addresses, card numbers) by its placeholder."""
     for pattern, replacement in _SECRET_SHAPES:
         text = pattern.sub(replacement, text)
+    kinds = _pii_kinds(text)
+    if kinds:
+        text = pii.redact(text, kinds)
     return text
 
 

@@ -140,6 +140,7 @@ INSTALLED_APPS = [
     "integrations",
     "analytics",
     "simulations",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -237,7 +238,7 @@ CELERY_INGEST_QUEUE = env_str("CELERY_INGEST_QUEUE", f"ingest{_RUN}")
 CELERY_TASK_ROUTES = {
     "knowledge.*": {"queue": CELERY_INGEST_QUEUE},
     **{f"{app}.*": {"queue": CELERY_TASK_DEFAULT_QUEUE} for app in ("calls", "batches", "integrations", "celery",
-                                                                      "analytics", "simulations")},
+                                                                      "analytics", "simulations", "privacy")},
 }
 # Every task has a time limit: the soft one raises SoftTimeLimitExceeded inside the task
 # (which ends its work in a clean failed state), the hard one kills the pool process.

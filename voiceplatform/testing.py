@@ -26,7 +26,7 @@ from django.db.models import Model
 
 FACTORIES: dict[type[Model], Callable[..., Model]] = {}
 FactoryT = TypeVar("FactoryT", bound=Callable[..., Model])
-APPS = ("orgs", "agents", "calls", "batches", "knowledge", "integrations", "simulations")
+APPS = ("orgs", "agents", "calls", "batches", "knowledge", "integrations", "simulations", "privacy")
 
 
 def register_factory(model: type[Model]) -> Callable[[FactoryT], FactoryT]:

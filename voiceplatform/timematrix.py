@@ -33,6 +33,7 @@ MODULES = [
     "calls/tests/test_calls_outbound.py",
     "calls/tests/test_hostile_webhooks.py",
     "integrations/tests/test_webhooks.py",
+    "privacy/tests/test_retention.py",
 ]
 
 

@@ -20,7 +20,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from voiceplatform import views
 from voiceplatform.metrics import metrics_view
 
-APPS = ("orgs", "agents", "calls", "batches", "knowledge", "integrations", "analytics", "simulations")
+APPS = ("orgs", "agents", "calls", "batches", "knowledge", "integrations", "analytics", "simulations", "privacy")
 
 # Nav areas: (path, title, what will live there). Real pages from the apps take precedence.
 AREAS = [

@@ -64,7 +64,8 @@ def test_new_agent_form_is_grouped_labelled_and_has_sensible_defaults(editor_a: 
     doc = page(response)
     form = the_form(doc)
     titles = [" ".join(h.text_content().split()) for h in form.xpath(".//*[contains(@class,'agent-section')]//h2")]
-    assert titles == ["Basics", "Conversation", "Outbound answering", "Tools and knowledge", "Analysis", "Advanced"]
+    assert titles == ["Basics", "Conversation", "Outbound answering", "Tools and knowledge", "Analysis", "Advanced",
+                      "Privacy"]
     (advanced,) = form.xpath(".//details[@id='section-advanced']")
     assert advanced.get("open") is None  # collapsed
     (answering,) = form.xpath(".//details[@id='section-answering']")
@@ -293,6 +294,8 @@ def test_saving_every_field_round_trips(org_a: Any, editor_a: Any, login: Any) -
         "analysis_schema": '{"type": "object", "properties": {"booked": {"type": "boolean"}}}',
         "webhook_events": ["call.ended", "call.analyzed"],
         "provider_options": '{"max_reconnects": 3}',
+        "recording_mode": "after_announcement", "recording_announcement": "Esta llamada se graba.",
+        "redact_pii": ["card", "phone"], "redact_model_context": "on",
         # allow_barge_in and analysis_summary unticked: off
     }
     assert client.post(url, values).status_code == 302
@@ -313,6 +316,8 @@ def test_saving_every_field_round_trips(org_a: Any, editor_a: Any, login: Any) -
         "analysis_summary": False, "success_criteria": "The caller booked a visit.",
         "analysis_schema": {"type": "object", "properties": {"booked": {"type": "boolean"}}},
         "webhook_events": ["call.ended", "call.analyzed"], "provider_options": {"max_reconnects": 3},
+        "recording_mode": "after_announcement", "recording_announcement": "Esta llamada se graba.",
+        "redact_pii": ["card", "phone"], "redact_model_context": True,
     }
     assert agent.snapshot() == expected
     # The form shows what was saved: submitting it unchanged changes nothing.

@@ -201,7 +201,8 @@ class CallDetailSerializer(CallSerializer):
 
     class Meta(CallSerializer.Meta):
         fields = [*CallSerializer.Meta.fields, "error", "usage", "cost_breakdown", "transfer_to", "analysis",
-                  "analysis_error", "transcript", "events", "transfer_legs", "recording_url"]
+                  "analysis_error", "transcript", "events", "transfer_legs", "recording_url", "recording_mode",
+                  "legal_hold"]
         read_only_fields = fields
 
     @extend_schema_field(CostBreakdownSerializer)

@@ -65,6 +65,9 @@ class TwoChannelRecorder:
         # agent audio not yet written, starting at frame self._written
         self._agent = bytearray()
         self._silence = b"\x00\x00" if encoding == "pcm16" else bytes([MULAW_SILENCE])
+        #: while True the caller's channel is written as silence (keypad PCI pause): the
+        #: clock still advances, so the two channels stay aligned
+        self.caller_muted = False
 
     @property
     def clock_ms(self) -> float:
@@ -87,7 +90,8 @@ class TwoChannelRecorder:
         """Append caller audio; advances the call clock."""
         if self._file is None:
             raise RuntimeError("recorder is closed")
-        self._caller += self._raw(audio)
+        raw = self._raw(audio)
+        self._caller += self._silence * (len(raw) // self._width) if self.caller_muted else raw
         self._caller_clock = self._written + len(self._caller) // self._width
         if len(self._caller) >= self._chunk * self._width:
             self._flush()

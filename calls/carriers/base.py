@@ -137,6 +137,8 @@ class StreamTarget:
     token: str
     parameters: Mapping[str, str] = field(default_factory=dict)
     node: str = ""  # the web process to reach ("" for any; see node_stream_path)
+    #: spoken by the carrier before the stream opens (recording consent); "" for none
+    announcement: str = ""
 
 
 @dataclass(frozen=True)

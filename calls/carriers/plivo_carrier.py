@@ -189,7 +189,10 @@ class PlivoCarrier(Carrier):
             contentType="audio/x-mulaw;rate=8000",
             extraHeaders=",".join(f"{k}={v}" for k, v in headers.items()),
         )
-        return str(plivoxml.ResponseElement().add(element).to_string())
+        response = plivoxml.ResponseElement()
+        if target.announcement:
+            response.add_speak(target.announcement)
+        return str(response.add(element).to_string())
 
     @classmethod
     def say_and_hangup_markup(cls, message: str) -> str:

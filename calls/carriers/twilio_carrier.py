@@ -205,6 +205,8 @@ class TwilioCarrier(Carrier):
 
     def stream_markup(self, target: StreamTarget) -> str:
         response = VoiceResponse()
+        if target.announcement:
+            response.say(target.announcement)
         response.append(self._connect_stream(target))
         return str(response.to_xml())
 

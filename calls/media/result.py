@@ -128,6 +128,9 @@ class SessionContext:
     #: the keypad's inter-key clock and timers; None: the event loop's (tests move time)
     keypad_timer: KeypadTimer | None = None
     keep_keypad_digits: bool = False
+    #: what text the session itself gives the model (keypad entries) goes through this
+    #: first: the agent's PII redaction when it redacts the model's context too
+    model_text: Callable[[str], str] | None = None
     max_duration_s: float = 3600.0
     silence_timeout_s: float = 60.0
     recording_path: str | Path | None = None

@@ -176,6 +176,8 @@ class CallSession:
         self._keypad: KeypadInput | None = None
         self._keypad_lock = asyncio.Lock()  # entries reach the agent in the order typed
         self._answer: AnswerGate | None = None  # outbound answer classification (calls.media.answer_gate)
+        #: the agent is collecting sensitive keypad input (begin_sensitive_input)
+        self.sensitive_input = False
         self.responses_done = 0
         self._response_done = asyncio.Event()
         # far-end updates (browser): who speaks now, and what came before the stream
@@ -757,7 +759,7 @@ class CallSession:
         self._last_activity = self._clock()
         ctx = self.context
         # Keys may be a PIN or a card number: stored only if the agent keeps them.
-        if ctx is not None and ctx.keep_keypad_digits:
+        if ctx is not None and ctx.keep_keypad_digits and not self.sensitive_input:
             self.record("dtmf", digit=digit)
         else:
             self.record("dtmf")
@@ -770,9 +772,28 @@ class CallSession:
         if self.ending or self.bridge is None:
             return
         self.record("keypad_entry", keys=len(entry.keys), ended_by=entry.ended_by)
-        self._spawn(self._send_keypad_entry(entry), "keypad_entry")
+        sensitive = self.sensitive_input
+        self._end_sensitive_input()
+        self._spawn(self._send_keypad_entry(entry, sensitive), "keypad_entry")
 
-    async def _send_keypad_entry(self, entry: KeypadEntry) -> None:
+    def begin_sensitive_input(self) -> None:
+        """PCI-style pause until the caller's next keypad entry ends: its keys are not
+        stored (whatever ``keep_keypad_digits`` says) and the recording's caller channel
+        is silent, so keys spoken aloud or their tones are not kept either."""
+        if not self.sensitive_input:
+            self.sensitive_input = True
+            if self._recorder is not None:
+                self._recorder.caller_muted = True
+            self.record("sensitive_input_started")
+
+    def _end_sensitive_input(self) -> None:
+        if self.sensitive_input:
+            self.sensitive_input = False
+            if self._recorder is not None:
+                self._recorder.caller_muted = False
+            self.record("sensitive_input_ended")
+
+    async def _send_keypad_entry(self, entry: KeypadEntry, sensitive: bool = False) -> None:
         async with self._keypad_lock:
             # One barge-in for the whole entry, never one per key; with barge-in
             # off the entry waits until the agent has finished speaking.
@@ -780,11 +801,12 @@ class CallSession:
             await self.wait_for_playback()
             if self.ending or self.bridge is None or not self.bridge.connected:
                 return
-            keep = self.context is not None and self.context.keep_keypad_digits
+            keep = self.context is not None and self.context.keep_keypad_digits and not sensitive
             stored = entry.text if keep else entry.redacted_text  # the model gets the keys either way
             self._turn_added(self.book.caller_keypad(stored, entry.started_ms, self.clock_ms()))
             try:
-                await self.bridge.send_user_text(entry.text)
+                ctx = self.context
+                await self.bridge.send_user_text(ctx.model_text(entry.text) if ctx and ctx.model_text else entry.text)
             except ProviderError as exc:
                 self._provider_failed(exc)
                 return

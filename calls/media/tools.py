@@ -80,7 +80,15 @@ async def send_dtmf(arguments: dict[str, Any], session: CallSession) -> dict[str
     return {"ok": True, "sent": len(digits)}
 
 
+async def collect_sensitive_input(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
+    """The PCI-style pause: the caller's next keypad entry is not stored and the
+    recording's caller channel is silent until it is finished (``CallSession.sensitive_input``)."""
+    session.begin_sensitive_input()
+    return {"ok": True, "status": "the caller's next keypad entry is private; ask them to type it and press #"}
+
+
 BUILTIN_TOOLS: dict[str, r.ToolHandler] = {
+    "collect_sensitive_input": collect_sensitive_input,
     "end_call": end_call,
     "transfer_call": transfer_call,
     "send_dtmf": send_dtmf,

@@ -23,16 +23,18 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from calls.agent_link import agent_settings
+from calls.agent_link import agent_settings, call_redactor
 from calls.media.result import END_STREAM_ELSEWHERE, SessionResult
 from calls.models import LIVE, STATUS_RANK, AnswerOutcome, Call, CallEvent, Direction, Recording, Status, TranscriptTurn
 from calls.observers import call_changed
+from calls.privacy_hooks import storage_policy
 from calls.services.base import in_db_thread, load_call
 from calls.services.control import hangup_call
 from calls.services.costs import record_provider_cost, session_provider_model
 from calls.services.errors import CallError
 from calls.services.session import close_mcp_tools
 from calls.services.timeline import LIVE_CACHE_PREFIX, add_event
+from integrations.webhooks import keep_transient_transcript
 from orgs.services import SYSTEM, Actor, record_audit
 from voiceplatform import tracing
 
@@ -247,7 +249,12 @@ def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
     call = load_call(call_public_id)
     if result.end_reason == END_STREAM_ELSEWHERE:
         return call
-    _store_recording(call, result.recording_path)
+    policy = storage_policy(call)
+    if policy.keep_recording:
+        _store_recording(call, result.recording_path)
+    elif result.recording_path:
+        Path(result.recording_path).unlink(missing_ok=True)  # retention changed mid-call: never kept
+    redactor = call_redactor(call)
     with transaction.atomic():
         call = Call.objects.select_for_update(of=("self",)).select_related("org").get(pk=call.pk)
         if CallEvent.objects.filter(call=call, kind="session.ended").exists():
@@ -262,11 +269,17 @@ def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
             # latencies_ms[i] is the reply delay of the i-th agent turn that answered the caller.
             if turn.role == "agent" and previous_role == "caller":
                 latency = next(pending, None)
-            turns.append(TranscriptTurn(call=call, index=index, role=turn.role, text=turn.text,
+            turns.append(TranscriptTurn(call=call, index=index, role=turn.role, text=redactor.text(turn.text),
                                         start_ms=turn.start_ms, end_ms=turn.end_ms,
                                         interrupted=turn.interrupted, latency_ms=latency))
             previous_role = turn.role
-        TranscriptTurn.objects.bulk_create(turns)
+        if policy.keep_transcript:
+            TranscriptTurn.objects.bulk_create(turns)
+        else:
+            # "Do not store": the transcript lives only in the cache, for the call's webhooks.
+            keep_transient_transcript(str(call.public_id), [
+                {"role": t.role, "text": t.text, "start_ms": t.start_ms, "end_ms": t.end_ms} for t in turns])
+            turns = []
         CallEvent.objects.bulk_create([
             CallEvent(org=call.org, call=call, kind=event.kind[:64], source="session",
                       at=base + timedelta(milliseconds=event.at_ms), offset_ms=event.at_ms, data=event.data)

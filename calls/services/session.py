@@ -22,7 +22,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from calls.media.result import END_PROVIDER_ERROR, SessionContext, ToolError
-from calls.models import CallEvent, Direction, Status
+from calls.models import Call, CallEvent, Direction, Status
 from calls.services.base import in_db_thread, load_call
 from calls.services.control import hangup_call, hangup_with_apology, send_call_dtmf, send_call_sms, transfer_call
 from calls.services.errors import CallError, CarrierUnavailable
@@ -170,6 +170,8 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         add_event(call, "session.agent_unusable", source="session", reason=str(exc)[:500])
         raise CallError(str(exc)) from exc
     cid = str(call.public_id)
+    if not call.recording_mode:  # no carrier markup went out (a browser call): fixed here
+        Call.objects.filter(pk=call.pk).update(recording_mode="on" if settings_.record else "off")
 
     async def hangup(reason: str) -> None:
         await in_db_thread(_session_hangup, cid, reason)
@@ -216,7 +218,8 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
            if settings_.mcp_server_ids else None)
     # Offer the model only the tools this call can run: the declared specs and the
     # handlers are the same set (a web call has no phone leg to transfer, text or key).
-    runnable = set(tools) | {"end_call"} | ({"transfer_call", "send_dtmf"} if has_phone else set())
+    runnable = set(tools) | {"end_call"} | (
+        {"transfer_call", "send_dtmf", "collect_sensitive_input"} if has_phone else set())
     settings_.config.tools[:] = [spec for spec in settings_.config.tools if spec.get("name") in runnable]
     fillers: dict[str, str] = {}
     tool_timeout_s = add_http_tools(call, settings_.config.tools, tools, fillers)
@@ -230,6 +233,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
         silence_timeout_s=settings_.silence_timeout_s,
         recording_path=recording_temp_path(cid) if settings_.record else None,
         keep_keypad_digits=settings_.keep_keypad_digits,
+        model_text=settings_.model_text,
         hangup=hangup if has_phone else None,
         transfer=transfer if has_phone else None,
         send_dtmf=send_dtmf if has_phone else None,

@@ -49,9 +49,17 @@ def issue_stream_target(call: Call, *, replaces_stream: bool = False, **paramete
     changes: dict[str, Any] = {"stream_token_hash": call.stream_token_hash}
     if replaces_stream:
         changes.update(stream_claim="", stream_claim_expires_at=None)
+    announcement = ""
+    if not replaces_stream:
+        # The recording consent that applies is fixed when the first markup goes out
+        # (the carrier speaks the announcement before the stream, so before any recording).
+        from calls.agent_link import recording_plan
+
+        call.recording_mode, announcement = recording_plan(call)
+        changes["recording_mode"] = call.recording_mode
     Call.objects.filter(pk=call.pk).update(**changes)
     return StreamTarget(call_public_id=str(call.public_id), token=token, parameters=parameters,
-                        node=stream_node(str(call.public_id)))
+                        node=stream_node(str(call.public_id)), announcement=announcement)
 
 
 def authorize_stream_sync(call_public_id: str, token: str) -> bool:

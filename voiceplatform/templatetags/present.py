@@ -50,6 +50,7 @@ def state_domains() -> dict[str, Mapping[str, tuple[str, str]]]:
         "direction": call_labels.DIRECTION,
         "transfer": call_labels.TRANSFER_LEG_STATE,
         "answer": call_labels.ANSWER_OUTCOME,
+        "recording": call_labels.RECORDING_MODE,
         "batch": batch_labels.BATCH_STATUS,
         "entry": batch_labels.ENTRY_STATE,
         "outcome": batch_labels.OUTCOME,

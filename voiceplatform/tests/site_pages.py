@@ -44,7 +44,7 @@ def populate(org: Any) -> list[str]:
         reverse("batches:list"), reverse("batches:schedules"), reverse("knowledge:list"),
         reverse("integrations:servers"), reverse("integrations:endpoints"),
         reverse("orgs:settings"), reverse("orgs:members"), reverse("orgs:api-keys"), reverse("orgs:credentials"),
-        reverse("orgs:audit-log"),
+        reverse("orgs:audit-log"), reverse("privacy:settings"),
         # create / detail / edit pages
         reverse("agents:create"), reverse("agents:edit", args=[agent.public_id]),
         reverse("agents:versions", args=[agent.public_id]),

@@ -78,6 +78,16 @@ NOT_ORG_SCOPED_VIEWS: dict[str, str] = {
     "analytics.api.views.CampaignAnalyticsViewSet":
         "read-only figures of one batch: Batch.objects.for_org(request.org) (another org's id is a 404), "
         "then only request.org's rollups and entries are read",
+    "privacy.api.views.SubjectExportView":
+        "a data-subject request names a person, not a row: privacy.subjects reads only request.org's calls, "
+        "campaign rows, schedules and do-not-call entries (each query starts from for_org(request.org))",
+    "privacy.api.views.SubjectErasureView":
+        "as SubjectExportView: privacy.subjects.erase_subject changes only request.org's rows",
+    "privacy.api.views.LegalHoldView":
+        "acts on one call or campaign given in the body, resolved with OrgRelatedField against request.org "
+        "(another org's id is a 400 naming no such object) and changed through privacy.services.set_legal_hold",
+    "privacy.api.views.StorageView":
+        "figures of request.org itself (privacy.services.storage_usage counts only its rows)",
 }
 
 
@@ -454,10 +464,12 @@ def test_own_mcp_server_names_match_the_servers() -> None:
 
 # The apps' layers, lowest first: an app may import from its own layer or below.
 # batches (campaigns, schedules) and analytics are features on top of calls; calls uses agents;
-# everything uses orgs. Hooks run the other way by registration (batches registers
+# everything uses orgs; privacy (retention purge, subject export and erasure) reads and deletes
+# every app's call data, so it sits on top. Hooks run the other way by registration (batches registers
 # its do-not-call check with calls.services.placement). `voiceplatform` is the project package
 # (settings, shared base classes, URL roots) and may import any app.
-LAYERS = [{"orgs"}, {"knowledge", "integrations", "agents"}, {"calls"}, {"batches", "analytics", "simulations"}]
+LAYERS = [{"orgs"}, {"knowledge", "integrations", "agents"}, {"calls"}, {"batches", "analytics", "simulations"},
+          {"privacy"}]
 
 
 def _layer(app: str) -> int | None:

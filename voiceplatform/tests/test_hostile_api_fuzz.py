@@ -166,6 +166,11 @@ def _populate(org: Any, marker: str, fake: FakeTwilio) -> None:
 
     make_suite_run(org)
 
+    from privacy.models import RetentionPolicy
+
+    RetentionPolicy.objects.create(org=org, transcripts_days=90)
+    RetentionPolicy.objects.create(org=org, agent=agent, recordings_days=30)
+
 
 def _org_paths(model: type[Model]) -> list[str]:
     """Lookups from ``model`` to its organisation (direct, or through one foreign key)."""
