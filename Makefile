@@ -20,12 +20,16 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 install: $(STAMP)
 
 ## Chromium for the browser tests (Debian's package; Playwright cannot download one here),
-## espeak-ng and sox for the synthesized audio fixtures (answer classification, simulations).
+## espeak-ng and sox for the synthesized audio fixtures (answer classification, simulations),
+## the Debian Reference in English, Spanish and German: the retrieval evaluation corpus
+## (knowledge/evaluation, bench/knowledge_quality.py, knowledge/tests/test_retrieval_quality.py).
+DEBIAN_TEST_PACKAGES := chromium espeak-ng sox debian-reference-en debian-reference-es debian-reference-de
 browser:
-	@if [ ! -x /usr/bin/chromium ] || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null \
+	    || [ ! -f /usr/share/debian-reference/ch02.de.html ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium espeak-ng sox >/dev/null; \
-	  else echo "note: chromium, espeak-ng or sox is missing; tests that need them are skipped (apt-get install chromium espeak-ng sox)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TEST_PACKAGES) >/dev/null; \
+	  else echo "note: some of $(DEBIAN_TEST_PACKAGES) are missing; tests that need them are skipped (apt-get install them)"; fi; \
 	fi
 
 ## Run the platform: embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL
