@@ -83,7 +83,9 @@ def _unescape(text: str) -> str:
     return html.unescape(_TAG.sub("", text)).strip()
 
 
-def load_corpus(lang: str, chapters: tuple[int, ...] = DEFAULT_CHAPTERS) -> list[CorpusDocument]:
+def load_corpus(lang: str, chapters: tuple[int, ...] = DEFAULT_CHAPTERS,
+                only: frozenset[str] | None = None) -> list[CorpusDocument]:
+    """The chapters' numbered sections as documents; `only` keeps just those section numbers ("4.1")."""
     if lang not in LANGUAGES:
         raise ValueError(f"no corpus for language {lang!r}; available: {', '.join(LANGUAGES)}")
     documents: list[CorpusDocument] = []
@@ -101,7 +103,7 @@ def load_corpus(lang: str, chapters: tuple[int, ...] = DEFAULT_CHAPTERS) -> list
                 continue
             title = " ".join(_unescape(title_match.group(1)).split())
             number = section_number(title)
-            if number is None:
+            if number is None or (only is not None and number not in only):
                 continue
             html = f"<html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>{fragment}</body></html>"
             documents.append(CorpusDocument(section=number, title=title, html=html.encode("utf-8")))
