@@ -34,7 +34,7 @@ class KnowledgeBaseForm(forms.Form):
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     model = _model_field()
     language = forms.ChoiceField(
-        choices=Language.choices, initial=Language.ENGLISH,
+        choices=Language.choices, initial=Language.ENGLISH, required=False,
         help_text="The documents' language: keyword matching stems words the way this language does. "
                   "For non-English documents choose the multilingual embedding model too.")
 

@@ -14,7 +14,7 @@ from knowledge import selectors, services
 from knowledge.embeddings import EmbeddingError
 from knowledge.embeddings.local import is_model_loaded
 from knowledge.forms import KnowledgeBaseForm, SearchForm, SourceForm, split_model
-from knowledge.models import IN_PROGRESS_STATES, Document, EmbeddingBackendChoice, KnowledgeBase
+from knowledge.models import IN_PROGRESS_STATES, Document, EmbeddingBackendChoice, KnowledgeBase, Language
 from orgs.models import role_at_least
 from voiceplatform.views import OrgViewMixin
 
@@ -46,7 +46,8 @@ class BaseListView(KnowledgeMixin, View):
             try:
                 kb = services.create_knowledge_base(
                     self.org, self.actor, name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"], language=form.cleaned_data["language"],
+                    description=form.cleaned_data["description"],
+                    language=form.cleaned_data["language"] or Language.ENGLISH,
                     **split_model(form.cleaned_data["model"]))
             except ValidationError as exc:
                 form.add_error(None, _errors(exc))
@@ -123,7 +124,7 @@ class BaseSettingsView(KnowledgeMixin, View):
             try:
                 kb = services.update_knowledge_base(kb, self.actor, name=form.cleaned_data["name"],
                                                     description=form.cleaned_data["description"],
-                                                    language=form.cleaned_data["language"],
+                                                    language=form.cleaned_data["language"] or kb.language,
                                                     **split_model(form.cleaned_data["model"]))
             except ValidationError as exc:
                 form.add_error(None, _errors(exc))

@@ -105,3 +105,24 @@ def test_tool_answers_model_written_queries_with_speakable_passages(kb_a: Any, i
     assert all(len(r["text"]) <= SPOKEN_PASSAGE_CHARS for r in result["results"])
     if section == "Refunds":
         assert "within five business days" in first["text"]  # the answering sentence survives the trim
+
+
+@pytest.mark.django_db
+def test_language_and_multilingual_model_through_api_and_dashboard(api: Any, login: Any, editor_a: Any,
+                                                                   org_a: Any) -> None:
+    from knowledge.models import KnowledgeBase
+
+    created = api(editor_a).post("/api/v1/knowledge-bases/", {
+        "name": "Soporte", "language": "spanish", "embedding_model": "multilingual-e5-small"}, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["language"] == "spanish" and created.json()["embedding_model"] == "multilingual-e5-small"
+    bad = api(editor_a).patch(f"/api/v1/knowledge-bases/{created.json()['id']}/", {"language": "klingon"},
+                              format="json")
+    assert bad.status_code == 400
+
+    client = login(editor_a)
+    response = client.post("/knowledge/", {"name": "Hilfe", "model": "local/multilingual-e5-small/384",
+                                           "language": "german"})
+    assert response.status_code == 302
+    kb = KnowledgeBase.objects.for_org(org_a).get(name="Hilfe")
+    assert (kb.language, kb.embedding_model) == ("german", "multilingual-e5-small")
