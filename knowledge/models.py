@@ -65,7 +65,7 @@ def chunk_search_vector() -> Case:
 class EmbeddingBackendChoice(models.TextChoices):
     """Which embedding backend a knowledge base uses: the local model (offline, the default) or an API provider."""
 
-    LOCAL = "local", "Local (all-MiniLM-L6-v2, offline)"
+    LOCAL = "local", "Local (offline)"
     OPENAI = "openai", "OpenAI"
     GEMINI = "gemini", "Google Gemini"
 

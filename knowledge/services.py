@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from knowledge.chunking import ChunkingConfig, chunk_document, context_text
 from knowledge.embeddings import EmbeddingBackend, EmbeddingError, create_backend, model_choices
+from knowledge.embeddings.local import LOCAL_MODEL_NAME, MULTILINGUAL_MODEL_NAME
 from knowledge.extraction import (
     ExtractedDocument,
     ExtractionError,
@@ -95,10 +96,22 @@ def backend_for(kb: KnowledgeBase) -> EmbeddingBackend:
 
 # --- knowledge bases -----------------------------------------------------------------------
 
+def default_local_model(language: str) -> str:
+    """The local model a base gets when none is chosen, by the measured numbers (knowledge/BENCH.md, "Retrieval
+    quality"): all-MiniLM-L6-v2 for English (better there, and ~5x faster to ingest), multilingual-e5-small for
+    every other language (MiniLM is English-only)."""
+    return LOCAL_MODEL_NAME if language == Language.ENGLISH else MULTILINGUAL_MODEL_NAME
+
+
 def create_knowledge_base(org: Organization, actor: Actor, *, name: str, description: str = "",
-                          embedding_backend: str = "local", embedding_model: str = "all-MiniLM-L6-v2",
+                          embedding_backend: str = "local", embedding_model: str | None = None,
                           embedding_dimensions: int = 384, language: str = "english") -> KnowledgeBase:
-    """Create a knowledge base with an available embedding model and a name unique in the org; audited."""
+    """Create a knowledge base with an available embedding model and a name unique in the org; audited. Without an
+    explicit model a local base gets the language's default (`default_local_model`)."""
+    if embedding_model is None:
+        if embedding_backend != "local":
+            raise ValidationError({"embedding_model": f"Choose a {embedding_backend} embedding model."})
+        embedding_model = default_local_model(language)
     validate_embedding_choice(embedding_backend, embedding_model, embedding_dimensions)
     validate_language(language)
     if KnowledgeBase.objects.for_org(org).filter(name=name).exists():

@@ -12,6 +12,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterField(
+            model_name='knowledgebase',
+            name='embedding_backend',
+            field=models.CharField(choices=[('local', 'Local (offline)'), ('openai', 'OpenAI'), ('gemini', 'Google Gemini')], default='local', max_length=20),
+        ),
         migrations.AddField(
             model_name='chunk',
             name='language',

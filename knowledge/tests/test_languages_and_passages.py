@@ -126,3 +126,17 @@ def test_language_and_multilingual_model_through_api_and_dashboard(api: Any, log
     assert response.status_code == 302
     kb = KnowledgeBase.objects.for_org(org_a).get(name="Hilfe")
     assert (kb.language, kb.embedding_model) == ("german", "multilingual-e5-small")
+
+
+@pytest.mark.django_db
+def test_default_model_follows_the_language(org_a: Any) -> None:
+    english = services.create_knowledge_base(org_a, SYSTEM, name="FAQ")
+    german = services.create_knowledge_base(org_a, SYSTEM, name="FAQ de", language="german")
+    assert english.embedding_model == "all-MiniLM-L6-v2"
+    assert german.embedding_model == "multilingual-e5-small"
+    chosen = services.create_knowledge_base(org_a, SYSTEM, name="FAQ es", language="spanish",
+                                            embedding_model="all-MiniLM-L6-v2")
+    assert chosen.embedding_model == "all-MiniLM-L6-v2"  # an explicit choice is kept
+    with pytest.raises(ValidationError) as refused:
+        services.create_knowledge_base(org_a, SYSTEM, name="Remote", embedding_backend="openai")
+    assert "embedding_model" in refused.value.message_dict
