@@ -12,14 +12,14 @@ progress) still match through full text. The full-text leg stems the query with 
 base's language (one tsquery per language present), as its chunks were stemmed.
 
 Second stage (`rerank`, on by default): the fused top `RERANK_CANDIDATES` are
-re-scored in Python with signals the fusion cannot see: how many of the query's
-terms the chunk's title and section heading contain (documentation is organised by
-topic, so a heading that names the question's subject beats a long catch-all page
-that merely mentions it) and the chunk's exact cosine similarity. No cross-encoder
-ships inside a package on the registries this project can use (knowledge/BENCH.md,
-"Model survey"), so this is the cheaper signal; it costs well under a millisecond.
-The weights were chosen on the English question set and checked on the Spanish and
-German ones (bench/knowledge_quality.py).
+re-scored with each one's exact cosine similarity to the query (computed in the same
+statement for every candidate, also those only the text leg found) added to its fused
+score. Rank fusion alone throws the similarity values away: a text-leg match ranked
+first and a vector-leg match ranked first count the same, however close the vector
+match is. No cross-encoder ships inside a package on the registries this project can
+use (knowledge/BENCH.md, "Model survey"), so this is the cheaper signal; it costs a
+few rows' distance computations. A heading/title term-match signal was measured too
+and left out: it helped English and hurt German (BENCH.md, "Second stage").
 """
 
 from __future__ import annotations
@@ -46,9 +46,8 @@ RRF_K = 60  # the constant from Cormack et al.; damps the weight of top ranks
 HNSW_EF_SEARCH = 100  # set per connection, see knowledge.apps
 MAX_K = 50
 RERANK_CANDIDATES = 20
-# Second-stage weights (see the module docstring): fused RRF score normalised to the best
-# candidate, share of the query's terms in the title + heading, cosine similarity.
-RERANK_HEADING_WEIGHT = 0.5
+# Second-stage weight of the cosine similarity against the fused RRF score normalised to the
+# best candidate (module docstring; chosen on the English set, checked on Spanish and German).
 RERANK_SIMILARITY_WEIGHT = 1.0
 
 
@@ -171,12 +170,11 @@ _NO_TEXT_CTE = "text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank 
 MAX_TERM_FREQUENCY = 0.02
 
 
-def _query_lexemes(query: str, languages: Sequence[str]) -> dict[str, tuple[list[str], list[str]]]:
-    """Per language: (all the query's lexemes, its selective ones), stemmed as the chunks'
-    tsvector of that language stores them. Selective = minus terms that ANALYZE found in
-    > MAX_TERM_FREQUENCY of chunks (pg_stats.most_common_elems: table-wide, so cheap to
-    read; a tenant-rare word that is common across the table is dropped too, which only
-    costs text-leg recall). All lexemes feed the reranker's heading match."""
+def _query_lexemes(query: str, languages: Sequence[str]) -> dict[str, list[str]]:
+    """Per language: the query's selective terms, stemmed as the chunks' tsvector of that
+    language stores them, minus terms that ANALYZE found in > MAX_TERM_FREQUENCY of chunks
+    (pg_stats.most_common_elems: table-wide, so cheap to read; a tenant-rare word that is
+    common across the table is dropped too, which only costs text-leg recall)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT (SELECT most_common_elems::text::text[] FROM pg_stats WHERE schemaname = current_schema()"
@@ -189,10 +187,10 @@ def _query_lexemes(query: str, languages: Sequence[str]) -> dict[str, tuple[list
         common, freqs, per_language = cursor.fetchone()
     # most_common_elem_freqs has three extra entries at its end (min, max, null frequency).
     frequency = dict(zip(common or [], freqs or [], strict=False))
-    result: dict[str, tuple[list[str], list[str]]] = {}
+    result: dict[str, list[str]] = {}
     for language, joined in zip(languages, per_language, strict=True):
         lexemes = joined.split(" ") if joined else []
-        result[language] = (lexemes, [t for t in lexemes if frequency.get(t, 0.0) <= MAX_TERM_FREQUENCY])
+        result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= MAX_TERM_FREQUENCY]
     return result
 
 
@@ -253,7 +251,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     }
     text_legs = 0
     for language, group in by_language.items():
-        tsq = coverage_tsquery(lexemes[language][1])
+        tsq = coverage_tsquery(lexemes[language])
         if tsq:
             params.update({f"tsq{text_legs}": tsq, f"tkbs{text_legs}": [kb.pk for kb in group]})
             text_legs += 1
@@ -279,8 +277,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         "  SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
         "SELECT f.score, " + exact + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
-        " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number, c.language,"
-        " tsvector_to_array(to_tsvector(c.language::regconfig, c.title || ' ' || c.heading)) "
+        " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number "
         "FROM fused f JOIN knowledge_chunk c ON c.id = f.id"
         " JOIN knowledge_knowledgebase kb ON kb.id = c.knowledge_base_id"
         " JOIN knowledge_document d ON d.id = c.document_id"
@@ -293,9 +290,8 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     hits: list[SearchHit] = []
-    heading_terms: list[float] = []
     for (score, distance, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
-         doc_id, title, version_id, number, language, context_lexemes) in rows:
+         doc_id, title, version_id, number) in rows:
         hits.append(SearchHit(
             knowledge_base_id=str(kb_id), knowledge_base=kb_name, document_id=str(doc_id), document_title=title,
             version_id=str(version_id), version=number, chunk_index=index, heading=heading, text=text,
@@ -303,24 +299,22 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
             vector_similarity=round(1.0 - float(distance), 4) if distance is not None else None,
             vector_rank=vector_rank, text_rank=text_rank,
         ))
-        terms = set(lexemes.get(language, ([], []))[0])
-        heading_terms.append(len(terms & set(context_lexemes or [])) / len(terms) if terms else 0.0)
     if rerank:
-        hits = rerank_hits(hits, heading_terms)[:k]
+        hits = rerank_hits(hits)[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
 
 
-def rerank_hits(hits: Sequence[SearchHit], heading_match: Sequence[float]) -> list[SearchHit]:
-    """The second stage: fused score (relative to the best candidate) + heading/title term match + cosine
-    similarity. Each hit's `score` becomes the combined score; ties keep the fused order."""
+def rerank_hits(hits: Sequence[SearchHit]) -> list[SearchHit]:
+    """The second stage: fused score (relative to the best candidate) + weighted cosine similarity. Each hit's
+    `score` becomes the combined score; ties keep the fused order."""
     if not hits:
         return []
     best = max(hit.score for hit in hits) or 1.0
     scored = []
-    for position, (hit, match) in enumerate(zip(hits, heading_match, strict=True)):
+    for position, hit in enumerate(hits):
         similarity = hit.vector_similarity if hit.vector_similarity is not None else 0.0
-        combined = hit.score / best + RERANK_HEADING_WEIGHT * match + RERANK_SIMILARITY_WEIGHT * similarity
+        combined = hit.score / best + RERANK_SIMILARITY_WEIGHT * similarity
         scored.append((-combined, position, replace(hit, score=round(combined, 6))))
     scored.sort(key=lambda item: (item[0], item[1]))
     return [hit for _, _, hit in scored]
