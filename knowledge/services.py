@@ -98,8 +98,8 @@ def backend_for(kb: KnowledgeBase) -> EmbeddingBackend:
 
 def default_local_model(language: str) -> str:
     """The local model a base gets when none is chosen, by the measured numbers (knowledge/BENCH.md, "Retrieval
-    quality"): all-MiniLM-L6-v2 for English (better there, and ~5x faster to ingest), multilingual-e5-small for
-    every other language (MiniLM is English-only)."""
+    quality"): all-MiniLM-L6-v2 for English (better there, and many times faster to ingest), multilingual-e5-small
+    for every other language (MiniLM is English-only)."""
     return LOCAL_MODEL_NAME if language == Language.ENGLISH else MULTILINGUAL_MODEL_NAME
 
 
