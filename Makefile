@@ -21,12 +21,16 @@ install: $(STAMP)
 
 ## Chromium for the browser tests (Debian's package; Playwright cannot download one here),
 ## espeak-ng and sox for the synthesized audio fixtures (answer classification, simulations),
-## nginx for the scale-out test (two web processes behind deploy/nginx.conf).
+## nginx for the scale-out test (two web processes behind deploy/nginx.conf), and
+## the Debian Reference in English, Spanish and German: the retrieval evaluation corpus
+## (knowledge/evaluation, bench/knowledge_quality.py, knowledge/tests/test_retrieval_quality.py).
+DEBIAN_TEST_PACKAGES := chromium espeak-ng sox nginx debian-reference-en debian-reference-es debian-reference-de
 browser:
-	@if [ ! -x /usr/bin/chromium ] || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null || [ ! -x /usr/sbin/nginx ]; then \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null \
+	    || [ ! -x /usr/sbin/nginx ] || [ ! -f /usr/share/debian-reference/ch02.de.html ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium espeak-ng sox nginx >/dev/null; \
-	  else echo "note: chromium, espeak-ng, sox or nginx is missing; tests that need them are skipped (apt-get install chromium espeak-ng sox nginx)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TEST_PACKAGES) >/dev/null; \
+	  else echo "note: some of $(DEBIAN_TEST_PACKAGES) are missing; tests that need them are skipped (apt-get install them)"; fi; \
 	fi
 
 ## Run the platform: embedded Postgres+pgvector and Redis unless DATABASE_URL/REDIS_URL

@@ -43,12 +43,12 @@ class KnowledgeBaseAdmin(OrgScopedAdmin):
     readonly_fields = ["public_id", "created_at", "updated_at"]
     delete_service = services.delete_knowledge_base
     fields = ["org", "name", "description", "embedding_backend", "embedding_model", "embedding_dimensions",
-              "public_id", "created_at", "updated_at"]
+              "language", "public_id", "created_at", "updated_at"]
 
     def save_model(self, request: HttpRequest, obj: KnowledgeBase, form: Any, change: bool) -> None:
         actor = Actor.from_request(request)
         values = {f: form.cleaned_data[f] for f in ("name", "description", "embedding_backend",
-                                                    "embedding_model", "embedding_dimensions")}
+                                                    "embedding_model", "embedding_dimensions", "language")}
         if change:
             fresh = KnowledgeBase.objects.get(pk=obj.pk)
             saved = services.update_knowledge_base(fresh, actor, **values)

@@ -43,10 +43,20 @@ class Chunk:
     def heading(self) -> str:
         return " > ".join(self.heading_path)
 
-    def embedding_text(self) -> str:
-        """What is sent to the embedding model: the heading path gives a bare
-        paragraph its topic ("Refunds" + "within 30 days")."""
-        return f"{self.heading}\n{self.text}" if self.heading_path else self.text
+    def embedding_text(self, title: str = "") -> str:
+        """What is sent to the embedding model: the document title and the heading path
+        give a bare paragraph its topic ("Returns policy > Refunds" + "within 30 days").
+        The title is left out when the heading path already starts with it."""
+        return context_text(title, self.heading, self.text)
+
+
+def context_text(title: str, heading: str, text: str) -> str:
+    """Title, heading path and text as one string (the embedded form of a chunk)."""
+    parts = [title] if title and not heading.startswith(title) else []
+    if heading:
+        parts.append(heading)
+    parts.append(text)
+    return "\n".join(parts)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from django.utils.functional import lazy
 from django.utils.text import format_lazy
 
 from knowledge.embeddings import model_choices
+from knowledge.models import Language
 from knowledge.search import MAX_K
 from voiceplatform.uploads import size_hint
 
@@ -32,6 +33,10 @@ class KnowledgeBaseForm(forms.Form):
     name = forms.CharField(max_length=120)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     model = _model_field()
+    language = forms.ChoiceField(
+        choices=Language.choices, initial=Language.ENGLISH, required=False,
+        help_text="The documents' language: keyword matching stems words the way this language does. "
+                  "For non-English documents choose the multilingual embedding model too.")
 
 
 class SourceForm(forms.Form):

@@ -18,10 +18,12 @@ dimension, so each supported dimension has a partial HNSW index over
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
+from django.db.models import Case, Value, When
 from pgvector.django import VectorField
 
 from knowledge.embeddings import SUPPORTED_DIMENSIONS
@@ -29,14 +31,41 @@ from knowledge.embeddings.base import ModelSpec
 from orgs.scoping import OrgScopedManager
 from voiceplatform.models import OrgScopedModel
 
-# Full-text configuration of the generated column and of every query against it.
+# Full-text configuration of knowledge bases created without a language.
 TEXT_SEARCH_CONFIG = "english"
+
+
+class Language(models.TextChoices):
+    """A knowledge base's language: the Postgres text search configuration its chunks are stemmed with (and its
+    queries). "simple" only lower-cases, for languages Postgres has no stemmer for or mixed content."""
+
+    ENGLISH = "english", "English"
+    SPANISH = "spanish", "Spanish"
+    GERMAN = "german", "German"
+    FRENCH = "french", "French"
+    ITALIAN = "italian", "Italian"
+    PORTUGUESE = "portuguese", "Portuguese"
+    DUTCH = "dutch", "Dutch"
+    SIMPLE = "simple", "Other / mixed (no stemming)"
+
+
+def _weighted(config: str) -> Any:
+    return (SearchVector("title", weight="A", config=config) + SearchVector("heading", weight="A", config=config)
+            + SearchVector("text", weight="B", config=config))
+
+
+def chunk_search_vector() -> Case:
+    """The chunk's tsvector, stemmed with its own language. A CASE over constant configurations, because a generated
+    column must be immutable and casting a column's text to regconfig is not."""
+    return Case(*[When(language=Value(lang.value), then=_weighted(lang.value)) for lang in Language
+                  if lang != Language.ENGLISH], default=_weighted(TEXT_SEARCH_CONFIG),
+                output_field=SearchVectorField())
 
 
 class EmbeddingBackendChoice(models.TextChoices):
     """Which embedding backend a knowledge base uses: the local model (offline, the default) or an API provider."""
 
-    LOCAL = "local", "Local (all-MiniLM-L6-v2, offline)"
+    LOCAL = "local", "Local (offline)"
     OPENAI = "openai", "OpenAI"
     GEMINI = "gemini", "Google Gemini"
 
@@ -52,6 +81,8 @@ class KnowledgeBase(OrgScopedModel):
     embedding_model = models.CharField(max_length=80, default="all-MiniLM-L6-v2")
     embedding_dimensions = models.PositiveSmallIntegerField(
         default=384, choices=[(d, str(d)) for d in SUPPORTED_DIMENSIONS])
+    # Stemming of the full-text leg (chunks and queries). Changing it re-indexes the chunks (services).
+    language = models.CharField(max_length=20, choices=Language.choices, default=Language.ENGLISH)
 
     class Meta:
         ordering = ["name"]
@@ -169,7 +200,11 @@ class Chunk(models.Model):
     version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks",
                                 db_index=False)
     index = models.PositiveIntegerField()
+    # The document title and section heading path travel with the text into the embedding and the index:
+    # a bare paragraph ("within 30 days") is found by its topic ("Refunds").
+    title = models.TextField(blank=True)
     heading = models.TextField(blank=True)
+    language = models.CharField(max_length=20, default=TEXT_SEARCH_CONFIG)
     text = models.TextField()
     start = models.PositiveIntegerField()
     end = models.PositiveIntegerField()
@@ -180,8 +215,7 @@ class Chunk(models.Model):
     embedding_dims = models.PositiveSmallIntegerField(null=True)
     embedding_model = models.CharField(max_length=140, blank=True)
     search_vector = models.GeneratedField(
-        expression=SearchVector("heading", weight="A", config=TEXT_SEARCH_CONFIG)
-        + SearchVector("text", weight="B", config=TEXT_SEARCH_CONFIG),
+        expression=chunk_search_vector(),
         output_field=SearchVectorField(),
         db_persist=True,
     )

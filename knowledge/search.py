@@ -8,15 +8,27 @@ knowledge bases are looked up with `for_org(org)`, and every SQL leg filters on
 Knowledge bases that use different embedding models are searched with one vector
 query per model (vectors are only comparable within one model) and all lists are
 fused together. Chunks whose vectors are from an older model (re-embedding in
-progress) still match through full text.
+progress) still match through full text. The full-text leg stems the query with each
+base's language (one tsquery per language present), as its chunks were stemmed.
+
+Second stage (`rerank`, on by default): the fused top `RERANK_CANDIDATES` are
+re-scored with each one's exact cosine similarity to the query (computed in the same
+statement for every candidate, also those only the text leg found) added to its fused
+score. Rank fusion alone throws the similarity values away: a text-leg match ranked
+first and a vector-leg match ranked first count the same, however close the vector
+match is. No cross-encoder ships inside a package on the registries this project can
+use (knowledge/BENCH.md, "Model survey"), so this is the cheaper signal; it costs a
+few rows' distance computations. A heading/title term-match signal was measured too
+and left out: it helped English and hurt German (BENCH.md, "Second stage").
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Sequence
 from uuid import UUID
 
@@ -24,7 +36,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
-from knowledge.models import TEXT_SEARCH_CONFIG, KnowledgeBase
+from knowledge.models import KnowledgeBase
 from orgs.models import Organization
 from voiceplatform.metrics import KNOWLEDGE_SEARCH_SECONDS
 
@@ -33,6 +45,10 @@ logger = logging.getLogger(__name__)
 RRF_K = 60  # the constant from Cormack et al.; damps the weight of top ranks
 HNSW_EF_SEARCH = 100  # set per connection, see knowledge.apps
 MAX_K = 50
+RERANK_CANDIDATES = 20
+# Second-stage weight of the cosine similarity against the fused RRF score normalised to the
+# best candidate (module docstring; chosen on the English set, checked on Spanish and German).
+RERANK_SIMILARITY_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -130,15 +146,21 @@ def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE
     return " | ".join("(" + " & ".join(combo) + ")" for combo in itertools.combinations(quoted, need))
 
 
-_TEXT_CTE = (
-    "text_ranked AS ("
-    " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM ("
-    "  SELECT c.id, ts_rank_cd(c.search_vector, %(tsq)s::tsquery, 32) AS text_score"
-    "  FROM knowledge_chunk c"
-    "  WHERE c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(kbs)s) AND c.is_active"
-    "  AND c.search_vector @@ %(tsq)s::tsquery"
-    "  ORDER BY text_score DESC, c.id LIMIT %(candidates)s) matched)"
-)
+def _text_cte(languages: int) -> str:
+    """The full-text leg: one ranked subquery per language (each with that language's tsquery), merged."""
+    legs = [
+        f"(SELECT c.id, ts_rank_cd(c.search_vector, %(tsq{i})s::tsquery, 32) AS text_score"
+        f" FROM knowledge_chunk c"
+        f" WHERE c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(tkbs{i})s) AND c.is_active"
+        f" AND c.search_vector @@ %(tsq{i})s::tsquery"
+        f" ORDER BY text_score DESC, c.id LIMIT %(candidates)s)"
+        for i in range(languages)
+    ]
+    return ("text_ranked AS ("
+            " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM ("
+            + " UNION ALL ".join(legs) + ") matched)")
+
+
 _NO_TEXT_CTE = "text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
 
 
@@ -148,32 +170,38 @@ _NO_TEXT_CTE = "text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank 
 MAX_TERM_FREQUENCY = 0.02
 
 
-def _query_lexemes(query: str) -> list[str]:
-    """The query's selective terms, as the chunks' tsvector stores them (same config,
-    same stemming), minus terms that ANALYZE found in > MAX_TERM_FREQUENCY of chunks
-    (pg_stats.most_common_elems: table-wide, so cheap to read; a tenant-rare word that
-    is common across the table is dropped too, which only costs text-leg recall)."""
+def _query_lexemes(query: str, languages: Sequence[str]) -> dict[str, list[str]]:
+    """Per language: the query's selective terms, stemmed as the chunks' tsvector of that
+    language stores them, minus terms that ANALYZE found in > MAX_TERM_FREQUENCY of chunks
+    (pg_stats.most_common_elems: table-wide, so cheap to read; a tenant-rare word that is
+    common across the table is dropped too, which only costs text-leg recall)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s)),"
-            " (SELECT most_common_elems::text::text[] FROM pg_stats WHERE schemaname = current_schema()"
+            "SELECT (SELECT most_common_elems::text::text[] FROM pg_stats WHERE schemaname = current_schema()"
             "  AND tablename = 'knowledge_chunk' AND attname = 'search_vector'),"
             " (SELECT most_common_elem_freqs FROM pg_stats WHERE schemaname = current_schema()"
-            "  AND tablename = 'knowledge_chunk' AND attname = 'search_vector')",
-            [TEXT_SEARCH_CONFIG, query])
-        lexemes, common, freqs = cursor.fetchone()
+            "  AND tablename = 'knowledge_chunk' AND attname = 'search_vector'),"
+            " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, %s)), ' ')"
+            "  FROM unnest(%s::text[]) WITH ORDINALITY AS l(lang, n) ORDER BY n)",
+            [query, list(languages)])
+        common, freqs, per_language = cursor.fetchone()
     # most_common_elem_freqs has three extra entries at its end (min, max, null frequency).
     frequency = dict(zip(common or [], freqs or [], strict=False))
-    return [term for term in (lexemes or []) if frequency.get(term, 0.0) <= MAX_TERM_FREQUENCY]
+    result: dict[str, list[str]] = {}
+    for language, joined in zip(languages, per_language, strict=True):
+        lexemes = joined.split(" ") if joined else []
+        result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= MAX_TERM_FREQUENCY]
+    return result
 
 
 def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5,
-                     *, backends: dict[str, EmbeddingBackend] | None = None) -> list[SearchHit]:
+                     *, backends: dict[str, EmbeddingBackend] | None = None, rerank: bool = True) -> list[SearchHit]:
     """Top `k` chunks for `query` across the org's knowledge bases `kb_ids`.
 
     `kb_ids` are public ids (str/UUID) or KnowledgeBase instances; ids of other orgs
     or unknown ids are ignored. `backends` (spec key → backend) lets a caller reuse
     already-built backends; otherwise they are built from the bases' settings.
+    `rerank=False` skips the second stage (the benchmark compares both).
     """
     from knowledge.services import backend_for
 
@@ -190,7 +218,7 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
             if kb.spec.key not in query_vectors:
                 backend = (backends or {}).get(kb.spec.key) or backend_for(kb)
                 query_vectors[kb.spec.key] = backend.embed_query(query)
-        hits = search_by_vectors(org, bases, query, query_vectors, k)
+        hits = search_by_vectors(org, bases, query, query_vectors, k, rerank=rerank)
         outcome = "hits" if hits else "empty"
         return hits
     finally:
@@ -198,7 +226,7 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
 
 
 def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: str,
-                      query_vectors: dict[str, Sequence[float]], k: int) -> list[SearchHit]:
+                      query_vectors: dict[str, Sequence[float]], k: int, *, rerank: bool = True) -> list[SearchHit]:
     """The database part of the search, with query vectors already computed per model
     key (the benchmark times this separately from embedding).
 
@@ -211,13 +239,22 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     if not bases:
         return []
     k = max(1, min(int(k), MAX_K))
+    fetch = max(k, RERANK_CANDIDATES) if rerank else k
     by_spec: dict[ModelSpec, list[KnowledgeBase]] = defaultdict(list)
+    by_language: dict[str, list[KnowledgeBase]] = defaultdict(list)
     for kb in bases:
         by_spec[kb.spec].append(kb)
+        by_language[kb.language].append(kb)
+    lexemes = _query_lexemes(query, list(by_language))
     params: dict[str, Any] = {
-        "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * k, 40), "rrf": RRF_K, "k": k,
-        "tsq": coverage_tsquery(_query_lexemes(query)),
+        "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * fetch, 40), "rrf": RRF_K, "k": fetch,
     }
+    text_legs = 0
+    for language, group in by_language.items():
+        tsq = coverage_tsquery(lexemes[language])
+        if tsq:
+            params.update({f"tsq{text_legs}": tsq, f"tkbs{text_legs}": [kb.pk for kb in group]})
+            text_legs += 1
     ctes: list[str] = []
     ranked: list[str] = []
     for i, (spec, group) in enumerate(by_spec.items()):
@@ -226,15 +263,20 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         ranked.append(f"SELECT id, distance, row_number() OVER (ORDER BY distance) AS rank FROM {name}")
         params.update({f"{name}_vec": _vector_literal(query_vectors[spec.key]),
                        f"{name}_kbs": [kb.pk for kb in group], f"{name}_model": spec.key})
+    # Every fused chunk's cosine distance to the query under its own model, also for chunks
+    # only the text leg found (a few rows: the vectors are read from the joined chunk).
+    exact = ("CASE c.embedding_model " + " ".join(
+        f"WHEN %(v{i}_model)s THEN (c.embedding::vector({int(spec.dimensions)}) <=> "
+        f"%(v{i}_vec)s::vector({int(spec.dimensions)}))" for i, spec in enumerate(by_spec)) + " END")
     sql = (
         "WITH " + ", ".join(ctes) + ", "
         "vector_ranked AS (" + " UNION ALL ".join(ranked) + "), "
-        + (_TEXT_CTE if params["tsq"] else _NO_TEXT_CTE) + ", "
+        + (_text_cte(text_legs) if text_legs else _NO_TEXT_CTE) + ", "
         "fused AS ("
         " SELECT id, sum(1.0 / (%(rrf)s + rank)) AS score FROM ("
         "  SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
-        "SELECT f.score, vr.distance, vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
+        "SELECT f.score, " + exact + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
         " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number "
         "FROM fused f JOIN knowledge_chunk c ON c.id = f.id"
         " JOIN knowledge_knowledgebase kb ON kb.id = c.knowledge_base_id"
@@ -247,19 +289,35 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    hits = [
-        SearchHit(
+    hits: list[SearchHit] = []
+    for (score, distance, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
+         doc_id, title, version_id, number) in rows:
+        hits.append(SearchHit(
             knowledge_base_id=str(kb_id), knowledge_base=kb_name, document_id=str(doc_id), document_title=title,
             version_id=str(version_id), version=number, chunk_index=index, heading=heading, text=text,
             start=start, end=end, page=page, score=round(float(score), 6),
             vector_similarity=round(1.0 - float(distance), 4) if distance is not None else None,
             vector_rank=vector_rank, text_rank=text_rank,
-        )
-        for (score, distance, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
-             doc_id, title, version_id, number) in rows
-    ]
+        ))
+    if rerank:
+        hits = rerank_hits(hits)[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
+
+
+def rerank_hits(hits: Sequence[SearchHit]) -> list[SearchHit]:
+    """The second stage: fused score (relative to the best candidate) + weighted cosine similarity. Each hit's
+    `score` becomes the combined score; ties keep the fused order."""
+    if not hits:
+        return []
+    best = max(hit.score for hit in hits) or 1.0
+    scored = []
+    for position, hit in enumerate(hits):
+        similarity = hit.vector_similarity if hit.vector_similarity is not None else 0.0
+        combined = hit.score / best + RERANK_SIMILARITY_WEIGHT * similarity
+        scored.append((-combined, position, replace(hit, score=round(combined, 6))))
+    scored.sort(key=lambda item: (item[0], item[1]))
+    return [hit for _, _, hit in scored]
 
 
 async def asearch_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5) -> list[SearchHit]:
@@ -275,12 +333,57 @@ def _search_in_thread(org: Organization, kb_ids: list[Any], query: str, k: int) 
         close_old_connections()
 
 
-def format_for_agent(hits: Sequence[SearchHit], max_chars: int = 4000) -> dict[str, Any]:
-    """The tool result an agent gets: passages with their source, trimmed to fit a turn."""
+# A passage the agent may read out: ~35 s of speech at ~15 characters a second. Longer
+# chunks (tables, whole procedures) are cut to the sentences that best match the query.
+SPOKEN_PASSAGE_CHARS = 520
+_WORD = re.compile(r"\w+", re.UNICODE)
+_NOISE_LINE = re.compile(r"^[\s|+\-=_*#>`~]*$")
+
+
+def _stem(word: str) -> str:
+    # A crude, language-agnostic stem for picking sentences: the first five letters.
+    return word.lower()[:5]
+
+
+def spoken_passage(text: str, query: str = "", max_chars: int = SPOKEN_PASSAGE_CHARS) -> str:
+    """The part of a chunk worth reading aloud: whole sentences around those that share the most words with the
+    query, at most `max_chars` long; rule and separator lines are dropped and whitespace collapsed. A single
+    sentence longer than the budget is cut between words and marked with an ellipsis."""
+    from knowledge.chunking import split_sentences
+
+    lines = [line for line in text.splitlines() if line.strip() and not _NOISE_LINE.match(line)]
+    clean = "\n".join(" ".join(line.split()) for line in lines)
+    if len(clean) <= max_chars:
+        return clean.replace("\n", " ")
+    sentences = [clean[a:b].replace("\n", " ") for a, b in split_sentences(clean)]
+    if not sentences:
+        return ""
+    wanted = {_stem(w) for w in _WORD.findall(query) if len(w) > 2}
+    overlap = [len(wanted & {_stem(w) for w in _WORD.findall(sentence)}) for sentence in sentences]
+    best: tuple[int, int, int] = (-1, 0, 1)  # (score, start, end)
+    for start in range(len(sentences)):
+        length, score, end = 0, 0, start
+        while end < len(sentences) and length + len(sentences[end]) + 1 <= max_chars:
+            length += len(sentences[end]) + 1
+            score += overlap[end]
+            end += 1
+        if end > start and score > best[0]:
+            best = (score, start, end)
+    if best[0] < 0:  # even the first sentence is over budget: cut it between words
+        cut = sentences[0][:max_chars - 1].rsplit(" ", 1)[0]
+        return cut.rstrip(",;:") + "…"
+    return " ".join(sentences[best[1]:best[2]])
+
+
+def format_for_agent(hits: Sequence[SearchHit], max_chars: int = 2400, *, query: str = "",
+                     passage_chars: int = SPOKEN_PASSAGE_CHARS) -> dict[str, Any]:
+    """The tool result an agent gets: passages it can read aloud (see `spoken_passage`), each with its source
+    (document title and section), at most `max_chars` in all."""
     results: list[dict[str, Any]] = []
     used = 0
     for hit in hits:
-        text = hit.text if used + len(hit.text) <= max_chars else hit.text[: max(0, max_chars - used)]
+        passage = spoken_passage(hit.text, query, min(passage_chars, max_chars))
+        text = passage if used + len(passage) <= max_chars else passage[: max(0, max_chars - used)]
         if not text:
             break
         used += len(text)
@@ -311,4 +414,4 @@ async def run_search_tool(org: Organization, kb_ids: Iterable[Any], arguments: d
     except EmbeddingError as exc:
         logger.warning("knowledge tool search failed", extra={"org": str(org.public_id), "provider": exc.provider})
         return {"error": "the knowledge search is temporarily unavailable"}
-    return format_for_agent(hits)
+    return format_for_agent(hits, query=query)

@@ -23,8 +23,9 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from knowledge.chunking import ChunkingConfig, chunk_document
+from knowledge.chunking import ChunkingConfig, chunk_document, context_text
 from knowledge.embeddings import EmbeddingBackend, EmbeddingError, create_backend, model_choices
+from knowledge.embeddings.local import LOCAL_MODEL_NAME, MULTILINGUAL_MODEL_NAME
 from knowledge.extraction import (
     ExtractedDocument,
     ExtractionError,
@@ -42,6 +43,7 @@ from knowledge.models import (
     DocumentVersion,
     IngestState,
     KnowledgeBase,
+    Language,
     SourceType,
 )
 from orgs.credentials import MissingCredential, get_credential
@@ -94,36 +96,62 @@ def backend_for(kb: KnowledgeBase) -> EmbeddingBackend:
 
 # --- knowledge bases -----------------------------------------------------------------------
 
+def default_local_model(language: str) -> str:
+    """The local model a base gets when none is chosen, by the measured numbers (knowledge/BENCH.md, "Retrieval
+    quality"): all-MiniLM-L6-v2 for English (better there, and many times faster to ingest), multilingual-e5-small
+    for every other language (MiniLM is English-only)."""
+    return LOCAL_MODEL_NAME if language == Language.ENGLISH else MULTILINGUAL_MODEL_NAME
+
+
 def create_knowledge_base(org: Organization, actor: Actor, *, name: str, description: str = "",
-                          embedding_backend: str = "local", embedding_model: str = "all-MiniLM-L6-v2",
-                          embedding_dimensions: int = 384) -> KnowledgeBase:
-    """Create a knowledge base with an available embedding model and a name unique in the org; audited."""
+                          embedding_backend: str = "local", embedding_model: str | None = None,
+                          embedding_dimensions: int = 384, language: str = "english") -> KnowledgeBase:
+    """Create a knowledge base with an available embedding model and a name unique in the org; audited. Without an
+    explicit model a local base gets the language's default (`default_local_model`)."""
+    if embedding_model is None:
+        if embedding_backend != "local":
+            raise ValidationError({"embedding_model": f"Choose a {embedding_backend} embedding model."})
+        embedding_model = default_local_model(language)
     validate_embedding_choice(embedding_backend, embedding_model, embedding_dimensions)
+    validate_language(language)
     if KnowledgeBase.objects.for_org(org).filter(name=name).exists():
         raise ValidationError({"name": f"A knowledge base named {name!r} already exists."})
     kb = KnowledgeBase.objects.create(org=org, name=name, description=description,
                                       embedding_backend=embedding_backend, embedding_model=embedding_model,
-                                      embedding_dimensions=embedding_dimensions)
+                                      embedding_dimensions=embedding_dimensions, language=language)
     record_audit(org, actor, "knowledge_base.created", kb, target_label=kb.name)
     return kb
 
 
+def validate_language(language: str) -> None:
+    """Raise a ValidationError naming ``language`` and the choices unless Postgres can stem it."""
+    if language not in Language.values:
+        raise ValidationError({"language": f"{language!r} is not a supported language; choose one of: "
+                                           f"{', '.join(Language.values)}"})
+
+
 def update_knowledge_base(kb: KnowledgeBase, actor: Actor, **fields: Any) -> KnowledgeBase:
-    """Rename/describe, or change the embedding model, which re-embeds every document."""
+    """Rename/describe, change the language (re-stems the full-text index in place) or change the embedding model,
+    which re-embeds every document."""
     old_spec = kb.spec
     changes: dict[str, list[Any]] = {}
-    for name in ("name", "description", "embedding_backend", "embedding_model", "embedding_dimensions"):
+    for name in ("name", "description", "embedding_backend", "embedding_model", "embedding_dimensions",
+                 "language"):
         if name in fields and fields[name] != getattr(kb, name):
             changes[name] = [getattr(kb, name), fields[name]]
             setattr(kb, name, fields[name])
     if not changes:
         return kb
     validate_embedding_choice(kb.embedding_backend, kb.embedding_model, kb.embedding_dimensions)
+    validate_language(kb.language)
     if "name" in changes and KnowledgeBase.objects.for_org(kb.org).filter(name=kb.name).exclude(pk=kb.pk).exists():
         raise ValidationError({"name": f"A knowledge base named {kb.name!r} already exists."})
     with transaction.atomic():
         kb.save()
         record_audit(kb.org, actor, "knowledge_base.updated", kb, changes=changes, target_label=kb.name)
+        if "language" in changes:
+            # The generated tsvector column recomputes with the new stemmer; no re-embedding needed.
+            Chunk.objects.filter(knowledge_base=kb).update(language=kb.language)
         if kb.spec != old_spec:
             schedule_reembedding(kb)
     return kb
@@ -408,19 +436,21 @@ def _run_ingestion(version: DocumentVersion) -> None:
                             overlap_tokens=min(backend.preferred_chunk_tokens, backend.max_input_tokens) // 5)
     chunks = chunk_document(extracted, backend, config)
     spec = backend.spec
+    title = version.document.title
     _set(version, state=IngestState.EMBEDDING, progress=20, chunk_count=len(chunks), embedding_model=spec.key)
     step = max(backend.batch_size, 64)
     rows: list[Chunk] = []
     try:
         for offset in range(0, len(chunks), step):
             batch = chunks[offset : offset + step]
-            vectors = backend.embed_documents([c.embedding_text() for c in batch])
+            vectors = backend.embed_documents([c.embedding_text(title) for c in batch])
             # Kept in memory and inserted once, already active, when the version goes
             # live: inserting inactive rows and flipping them later wrote every chunk
             # into the HNSW index twice (a non-HOT update).
             rows.extend(
                 Chunk(org_id=version.org_id, knowledge_base_id=kb.pk, document_id=version.document_id,
-                      version=version, index=c.index, heading=c.heading, text=c.text, start=c.start,
+                      version=version, index=c.index, title=title, heading=c.heading, language=kb.language,
+                      text=c.text, start=c.start,
                       end=c.end, page=c.page, token_count=c.token_count, embedding=vector, is_active=True,
                       embedding_dims=spec.dimensions, embedding_model=spec.key)
                 for c, vector in zip(batch, vectors, strict=True)
@@ -481,7 +511,7 @@ def _iter_chunk_batches(version: DocumentVersion, size: int) -> Iterator[list[Ch
     last = -1
     while True:
         batch = list(Chunk.objects.filter(version=version, index__gt=last).order_by("index")
-                     .only("pk", "index", "heading", "text")[:size])
+                     .only("pk", "index", "title", "heading", "text")[:size])
         if not batch:
             return
         yield batch
@@ -501,7 +531,7 @@ def _run_reembedding(version: DocumentVersion) -> None:
     done = 0
     try:
         for batch in _iter_chunk_batches(version, max(backend.batch_size, 64)):
-            texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in batch]
+            texts = [context_text(c.title, c.heading, c.text) for c in batch]
             vectors = backend.embed_documents(texts)
             for chunk, vector in zip(batch, vectors, strict=True):
                 chunk.embedding = vector

@@ -14,7 +14,7 @@ from knowledge import selectors, services
 from knowledge.embeddings import EmbeddingError
 from knowledge.embeddings.local import is_model_loaded
 from knowledge.forms import KnowledgeBaseForm, SearchForm, SourceForm, split_model
-from knowledge.models import IN_PROGRESS_STATES, Document, EmbeddingBackendChoice, KnowledgeBase
+from knowledge.models import IN_PROGRESS_STATES, Document, EmbeddingBackendChoice, KnowledgeBase, Language
 from orgs.models import role_at_least
 from voiceplatform.views import OrgViewMixin
 
@@ -46,7 +46,9 @@ class BaseListView(KnowledgeMixin, View):
             try:
                 kb = services.create_knowledge_base(
                     self.org, self.actor, name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"], **split_model(form.cleaned_data["model"]))
+                    description=form.cleaned_data["description"],
+                    language=form.cleaned_data["language"] or Language.ENGLISH,
+                    **split_model(form.cleaned_data["model"]))
             except ValidationError as exc:
                 form.add_error(None, _errors(exc))
             else:
@@ -66,7 +68,8 @@ class BaseDetailView(KnowledgeMixin, View):
         kb = self.get_kb(public_id)
         return self.render(request, kb, SourceForm(), KnowledgeBaseForm(initial={
             "name": kb.name, "description": kb.description,
-            "model": f"{kb.embedding_backend}/{kb.embedding_model}/{kb.embedding_dimensions}"}))
+            "model": f"{kb.embedding_backend}/{kb.embedding_model}/{kb.embedding_dimensions}",
+            "language": kb.language}))
 
     def render(self, request: HttpRequest, kb: KnowledgeBase, source_form: SourceForm,
                settings_form: KnowledgeBaseForm, status: int = 200) -> HttpResponse:
@@ -108,7 +111,8 @@ class AddDocumentView(KnowledgeMixin, View):
                 return redirect("knowledge:detail", public_id=kb.public_id)
         return BaseDetailView.render(self, request, kb, form, KnowledgeBaseForm(initial={
             "name": kb.name, "description": kb.description,
-            "model": f"{kb.embedding_backend}/{kb.embedding_model}/{kb.embedding_dimensions}"}), status=400)
+            "model": f"{kb.embedding_backend}/{kb.embedding_model}/{kb.embedding_dimensions}",
+            "language": kb.language}), status=400)
 
 
 class BaseSettingsView(KnowledgeMixin, View):
@@ -120,6 +124,7 @@ class BaseSettingsView(KnowledgeMixin, View):
             try:
                 kb = services.update_knowledge_base(kb, self.actor, name=form.cleaned_data["name"],
                                                     description=form.cleaned_data["description"],
+                                                    language=form.cleaned_data["language"] or kb.language,
                                                     **split_model(form.cleaned_data["model"]))
             except ValidationError as exc:
                 form.add_error(None, _errors(exc))
@@ -196,6 +201,7 @@ class SearchPlaygroundView(KnowledgeMixin, View):
                 error = f"Search is unavailable: {exc.message}"
         # Said before the first search of a process that has not loaded the local model yet: it then
         # takes seconds, and the page says so instead of looking stuck.
-        model_cold = kb.embedding_backend == EmbeddingBackendChoice.LOCAL and not is_model_loaded()
+        model_cold = (kb.embedding_backend == EmbeddingBackendChoice.LOCAL
+                      and not is_model_loaded(kb.embedding_model))
         return render(request, "knowledge/search.html", {"kb": kb, "form": form, "hits": hits, "error": error,
                                                          "model_cold": model_cold})

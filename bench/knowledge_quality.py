@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""Retrieval quality benchmark: hit@1, hit@5, MRR and latency per configuration.
+
+    .venv/bin/python -m voiceplatform.embedded exec -- .venv/bin/python bench/knowledge_quality.py
+    ... bench/knowledge_quality.py --models minilm --langs en          # one configuration
+    ... bench/knowledge_quality.py --reuse                             # keep/reuse the ingested corpora
+
+Corpus: the Debian Reference, chapters 2-5 (package management, boot, authentication,
+network), one document per numbered section, read from Debian's
+debian-reference-en/-es/-de packages at run time (`make browser` installs them;
+knowledge/evaluation/corpus.py). Questions: knowledge/evaluation/questions/*.json,
+paraphrased the way callers ask (English also has keyword queries the way a model
+writes a `search_knowledge` call), each with the section that answers it.
+
+For each embedding model and language the corpus is ingested into its own knowledge
+base through `ingest_version` (extraction, chunking with title and section context,
+embedding, insert), timed (chunks/s on this machine, one thread), then every
+question is asked through `search_knowledge` in each search mode and scored. Latency
+is end to end: embedding the query on the CPU + the database + reranking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceplatform.settings")
+os.environ.setdefault("VP_TESTING", "1")
+os.environ["VP_TEST_DB_NAME"] = "vp_bench_knowledge_quality"
+
+# name -> (backend, model, dimensions)
+MODELS = {
+    "minilm": ("local", "all-MiniLM-L6-v2", 384),
+    "e5": ("local", "multilingual-e5-small", 384),
+}
+LANGUAGE_NAMES = {"en": "english", "es": "spanish", "de": "german"}
+
+
+def search_modes() -> dict[str, dict]:
+    """Search options compared per configuration (keyword arguments of search_knowledge)."""
+    import inspect
+
+    from knowledge.search import search_knowledge
+
+    params = inspect.signature(search_knowledge).parameters
+    if "rerank" not in params:
+        return {"hybrid": {}}
+    return {"hybrid": {"rerank": False}, "hybrid+rerank": {"rerank": True}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--langs", nargs="+", default=["en", "es", "de"], choices=["en", "es", "de"])
+    parser.add_argument("--reuse", action="store_true", help="keep the scratch database and reuse ingested corpora")
+    parser.add_argument("--misses", action="store_true", help="print the questions not answered at rank 1")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+
+    from knowledge import services
+    from knowledge.embeddings import model_choices
+    from knowledge.evaluation.corpus import load_corpus, load_questions
+    from knowledge.evaluation.run import evaluate, ingest_corpus
+    from knowledge.models import Chunk, KnowledgeBase
+    from orgs.models import Organization
+    from orgs.services import SYSTEM
+
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=args.reuse)
+    org, _ = Organization.objects.get_or_create(slug="bench-quality", defaults={"name": "Bench quality"})
+    print(f"# knowledge quality bench — {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"python {platform.python_version()}, {settings.KNOWLEDGE_EMBED_THREADS} embedding thread(s), "
+          f"load {os.getloadavg()[0]:.1f}")
+    rows = []
+    kb_fields = {f.name for f in KnowledgeBase._meta.get_fields()}
+    for model_name in args.models:
+        backend, model, dims = MODELS[model_name]
+        if (backend, model, dims) not in model_choices():
+            print(f"{model_name}: not available in this build, skipped")
+            continue
+        for lang in args.langs:
+            name = f"{model_name} {lang}"
+            kb = KnowledgeBase.objects.for_org(org).filter(name=name).first()
+            if kb is None:
+                extra = {"language": LANGUAGE_NAMES[lang]} if "language" in kb_fields else {}
+                kb = services.create_knowledge_base(org, SYSTEM, name=name, embedding_backend=backend,
+                                                    embedding_model=model, embedding_dimensions=dims, **extra)
+            if not Chunk.objects.filter(knowledge_base=kb, is_active=True).exists():
+                services.backend_for(kb).embed_query("warm up")  # model load is not ingestion
+                documents = load_corpus(lang)
+                chunks, seconds = ingest_corpus(org, kb, documents)
+                print(f"{name}: ingested {len(documents)} documents, {chunks} chunks in {seconds:.1f} s "
+                      f"= {chunks / seconds:.1f} chunks/s", flush=True)
+            services.backend_for(kb).embed_query("warm up")
+            for style in ("caller", "model"):
+                questions = load_questions(lang, style)
+                if not questions:
+                    continue
+                for mode, options in search_modes().items():
+                    scores = evaluate(org, kb, questions, **options)
+                    summary = scores.summary()
+                    rows.append((model_name, lang, style, mode, summary))
+                    print(f"{name:10} {style:6} {mode:14} n={summary['n']:3} hit@1 {summary['hit@1']:.2f} "
+                          f"hit@5 {summary['hit@5']:.2f} MRR {summary['mrr']:.2f} "
+                          f"p50 {summary['p50_ms']:.0f} ms p95 {summary['p95_ms']:.0f} ms", flush=True)
+                    if args.misses:
+                        for question, section, got in scores.misses:
+                            print(f"    miss {section:7} {question[:70]!r} -> {got}")
+    print()
+    print("| model | language | queries | search | n | hit@1 | hit@5 | MRR | p50 ms | p95 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for model_name, lang, style, mode, s in rows:
+        print(f"| {MODELS[model_name][1]} | {lang} | {style} | {mode} | {s['n']} | {s['hit@1']:.2f} | "
+              f"{s['hit@5']:.2f} | {s['mrr']:.2f} | {s['p50_ms']:.0f} | {s['p95_ms']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
