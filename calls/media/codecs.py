@@ -124,7 +124,17 @@ class WebCodec(TransportCodec):
         return s.web_message(kind, **data)
 
 
-CODECS: dict[str, type[TransportCodec]] = {c.kind: c for c in (TwilioCodec, PlivoCodec, WebCodec)}
+class LiveKitCodec(WebCodec):
+    """A LiveKit room (calls.media.livekit_transport): the browser codec's PCM16 audio,
+    marks and clears, with no far-end updates (the room has its own participants' UI)."""
+
+    kind = "livekit"
+
+    def update(self, kind: str, data: dict[str, object]) -> str | None:
+        return None
+
+
+CODECS: dict[str, type[TransportCodec]] = {c.kind: c for c in (TwilioCodec, PlivoCodec, WebCodec, LiveKitCodec)}
 
 
 def codec_for(transport: str) -> TransportCodec:
