@@ -140,8 +140,10 @@ class LiveKitTransport:
         self.room.on("participant_disconnected", self._on_left)
         self.room.on("disconnected", self._on_disconnected)
         token = participant_token(self.server, self.room_name, self.identity, name=self.agent_name)
-        await self.room.connect(self.server.url, token, rtc.RoomOptions(auto_subscribe=True))
         try:
+            # a room that cannot be joined, or a human who never publishes, ends the session
+            # like a caller who hung up before the stream started (nothing was said)
+            await self.room.connect(self.server.url, token, rtc.RoomOptions(auto_subscribe=True))
             track = await asyncio.wait_for(self._human_track, join_timeout_s)
             local = rtc.LocalAudioTrack.create_audio_track("agent-voice", self.source)
             options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)

@@ -1,0 +1,100 @@
+"""A LiveKit room call end to end in-process: the Call row is made for an agent,
+the agent joins the fake LiveKit room with the real SDK, talks through the real
+OpenAI bridge to the fake Realtime server, and when the human leaves the call
+completes with its transcript, events and room identities recorded (Postgres)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from livekit import api
+
+from agents.testing.fake_openai import FakeOpenAIRealtime
+from agents.testing.script import AgentTurn
+from calls.audio.mulaw import array_to_mulaw
+from calls.models import Call, CallEvent, Direction, Status, TranscriptTurn
+from calls.services.errors import CallError
+from calls.services.livekit import browser_join_token, new_room_name, run_livekit_call, start_livekit_call
+from calls.testing.fake_livekit import FakeLiveKitServer
+from calls.testing.signals import speech_like, tone
+from calls.tests.factories import make_ready_agent
+from calls.tests.test_livekit_transport import loud_ms, server_of
+from orgs.services import SYSTEM, set_provider_credential
+from voiceplatform.testing import refused, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+GREETING = array_to_mulaw(tone(1.2, hz=600, level=0.4))
+
+
+@pytest.fixture
+def openai() -> Iterator[FakeOpenAIRealtime]:
+    fake = FakeOpenAIRealtime(turn_bytes=8000)
+    with fake:
+        yield fake
+
+
+def _agent(org: Any, openai: FakeOpenAIRealtime) -> Any:
+    set_provider_credential(org, SYSTEM, "openai", {"api_key": openai.api_key},
+                            config={"websocket_base_url": openai.url})
+    return make_ready_agent(org, provider="openai_realtime", first_message="Hello from the room.")
+
+
+def test_an_agent_call_in_a_livekit_room_is_recorded_like_a_phone_call(org_a: Any, openai: FakeOpenAIRealtime) -> None:
+    agent = _agent(org_a, openai)
+    room = new_room_name(agent)
+    openai.script(AgentTurn(audio=GREETING, transcript="Hello from the room."),
+                  AgentTurn(audio=GREETING[:4000], transcript="Your order ships today."))
+    openai.caller_says("Where is my order?")
+    call = start_livekit_call(org_a, agent, SYSTEM, room=room, participant="visitor-7")
+
+    with FakeLiveKitServer(room=room, human_identity="visitor-7") as livekit:
+        async def scenario() -> None:
+            running = asyncio.ensure_future(run_livekit_call(str(call.public_id), server_of(livekit)))
+            await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 800, "the greeting")
+            livekit.say(speech_like(1.5, sample_rate=48000, seed=5).tobytes())
+            await asyncio.to_thread(wait_until, lambda: len(openai.received_of("input_audio_buffer.append")) >= 50,
+                                    "the human's voice to reach the provider")
+            await asyncio.to_thread(wait_until, lambda: openai.pending_steps() == 0, "the agent's answer")
+            await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 1500,
+                                    "the human to hear the answer")
+            livekit.human_leaves()
+            await asyncio.wait_for(running, 30)
+
+        asyncio.run(scenario())
+        assert livekit.joins[0].identity == call.livekit_agent_identity
+
+    call.refresh_from_db()
+    assert call.direction == Direction.LIVEKIT and call.status == Status.COMPLETED
+    assert call.end_reason == "caller_hangup"
+    assert (call.livekit_room, call.livekit_participant) == (room, "visitor-7")
+    assert call.stream_connected_at is not None and call.ended_at is not None
+    turns = [(t.role, t.text) for t in TranscriptTurn.objects.filter(call=call).order_by("start_ms")]
+    assert ("agent", "Hello from the room.") in turns
+    assert ("caller", "Where is my order?") in turns
+    ended = CallEvent.objects.get(call=call, kind="session.ended")
+    assert ended.data["transport"] == "livekit"
+
+
+def test_a_browser_gets_a_token_for_this_room_only(org_a: Any, openai: FakeOpenAIRealtime) -> None:
+    agent = _agent(org_a, openai)
+    call = start_livekit_call(org_a, agent, SYSTEM, room="help-desk", participant="visitor-9")
+    with FakeLiveKitServer(room="help-desk") as livekit:
+        token = browser_join_token(server_of(livekit), call)
+        claims = api.TokenVerifier(livekit.api_key, livekit.api_secret).verify(token)
+    assert claims.identity == "visitor-9"
+    assert claims.video is not None and claims.video.room == "help-desk" and claims.video.room_join
+    assert claims.video.can_publish_sources == ["microphone"] and not claims.video.can_publish_data
+    assert not (claims.video.room_admin or claims.video.room_create or claims.video.room_list)
+
+
+def test_room_and_participant_names_are_checked(org_a: Any, openai: FakeOpenAIRealtime) -> None:
+    agent = _agent(org_a, openai)
+    with refused(CallError, field="room", match="without spaces"):
+        start_livekit_call(org_a, agent, SYSTEM, room="two words", participant="visitor")
+    with refused(CallError, field="participant", match="1–128 characters"):
+        start_livekit_call(org_a, agent, SYSTEM, room="r", participant="")
+    assert not Call.objects.for_org(org_a).filter(direction=Direction.LIVEKIT).exists()
