@@ -18,7 +18,7 @@ from calls.audio.mulaw import array_to_mulaw
 from calls.models import Call, CallEvent, Direction, Status, TranscriptTurn
 from calls.services.errors import CallError
 from calls.services.livekit import browser_join_token, new_room_name, run_livekit_call, start_livekit_call
-from calls.testing.fake_livekit import FakeLiveKitServer
+from calls.testing.fake_livekit_rtc import FakeLiveKitServer
 from calls.testing.signals import speech_like, tone
 from calls.tests.factories import make_ready_agent
 from calls.tests.test_livekit_transport import loud_ms, server_of

@@ -24,7 +24,7 @@ from calls.media import result as r
 from calls.media.livekit_transport import LiveKitServer, LiveKitTransport, participant_token
 from calls.media.result import SessionContext, SessionResult
 from calls.media.session import CallSession
-from calls.testing.fake_livekit import FakeLiveKitServer
+from calls.testing.fake_livekit_rtc import FakeLiveKitServer
 from calls.testing.signals import speech_like, tone
 from voiceplatform.testing import wait_until
 
