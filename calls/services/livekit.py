@@ -9,15 +9,22 @@ context loader and result recorder as the media consumer (transcript, recording,
 latency, costs, analysis, webhooks). The call completes when the session ends
 (the human left, the agent hung up, or the provider failed).
 
+`dispatch_agent` starts `run_livekit_call` on the ASGI server's event loop (the
+process that serves the request; like `prepare_session_early`, nothing outlives a
+request elsewhere), keeping the task referenced until it ends.
+
 `browser_join_token` gives a browser participant a token for the same room (join,
 subscribe, publish its microphone; nothing else).
 
-The LiveKit deployment (URL, API key, secret) is a `LiveKitServer` passed in: the
-org's LiveKit credential supplies it.
+The LiveKit deployment (URL, API key, secret) is a `LiveKitServer` passed in;
+`livekit_server_for` reads it from the org's LiveKit credential (provider
+"livekit": secrets ``url``, ``api_key``, ``api_secret``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -36,7 +43,25 @@ from calls.services.timeline import add_event
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
 
+logger = logging.getLogger(__name__)
+
 _IDENTITY_MAX = 128
+_RUNNING: set[asyncio.Task[SessionResult]] = set()
+
+
+def livekit_server_for(org: Organization) -> LiveKitServer:
+    """The org's LiveKit deployment, from its credential (CallError if it has none)."""
+    from orgs.credentials import MissingCredential, get_credential
+
+    try:
+        cred = get_credential(org, "livekit")
+    except MissingCredential:
+        raise CallError("the organisation has no LiveKit credential; add it under Settings → Credentials",
+                        code="livekit_not_configured") from None
+    if not all(cred.get(k) for k in ("url", "api_key", "api_secret")):
+        raise CallError("the organisation's LiveKit credential lacks its URL, API key or secret",
+                        code="livekit_not_configured")
+    return LiveKitServer(url=cred["url"], api_key=cred["api_key"], api_secret=cred["api_secret"])
 
 
 def _name(value: str, field: str) -> str:
@@ -102,3 +127,25 @@ async def run_livekit_call(call_public_id: str, server: LiveKitServer, *,
     await in_db_thread(_mark_connected, call.pk)
     await transport.run(join_timeout_s=join_timeout_s)
     return await session.wait()
+
+
+def dispatch_agent(request: Any, call: Call, server: LiveKitServer) -> bool:
+    """Send the call's agent into its room from a view served by this process's ASGI
+    server. False (nothing started) when the request has no ASGI scope."""
+    if not hasattr(request, "scope"):
+        return False
+    from asgiref.sync import async_to_sync
+
+    async def start() -> None:
+        task = asyncio.ensure_future(run_livekit_call(str(call.public_id), server))
+        _RUNNING.add(task)
+        task.add_done_callback(_finished)
+
+    async_to_sync(start)()
+    return True
+
+
+def _finished(task: asyncio.Task[SessionResult]) -> None:
+    _RUNNING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("livekit.agent_failed", extra={"error": repr(task.exception())})

@@ -98,3 +98,40 @@ def test_room_and_participant_names_are_checked(org_a: Any, openai: FakeOpenAIRe
     with refused(CallError, field="participant", match="1–128 characters"):
         start_livekit_call(org_a, agent, SYSTEM, room="r", participant="")
     assert not Call.objects.for_org(org_a).filter(direction=Direction.LIVEKIT).exists()
+
+
+def _store_livekit_credential(org: Any, url: str, key: str, secret: str) -> None:
+    # Stored as the org's LiveKit credential form does (provider "livekit": url, api_key, api_secret)
+    from orgs.models import ProviderCredential
+
+    ProviderCredential.objects.create(org=org, provider="livekit",
+                                      secrets={"url": url, "api_key": key, "api_secret": secret})
+
+
+class TestLiveKitCallsApi:
+    def test_an_editor_sends_an_agent_into_a_room_and_gets_a_join_token(
+        self, api: Any, editor_a: Any, viewer_a: Any, outsider: Any, org_a: Any
+    ) -> None:
+        agent = make_ready_agent(org_a)
+        body = {"agent": str(agent.public_id)}
+        missing = api(editor_a).post("/api/v1/calls/livekit/", body, format="json")
+        assert missing.status_code == 400 and "LiveKit credential" in missing.json()["error"]["message"]
+        _store_livekit_credential(org_a, "wss://lk.example.test", "APIkey", "s" * 40)
+
+        response = api(editor_a).post("/api/v1/calls/livekit/", {**body, "participant": "ada"}, format="json")
+        assert response.status_code == 201, response.json()
+        data = response.json()
+        assert data["direction"] == "livekit" and data["status"] == "in_progress"
+        join = data["livekit"]
+        assert join["url"] == "wss://lk.example.test" and join["participant"] == "ada"
+        assert data["livekit_room"] == join["room"] and join["room"].startswith("agent-")
+        claims = api_verify(join["token"], "APIkey", "s" * 40)
+        assert claims.identity == "ada" and claims.video is not None and claims.video.room == join["room"]
+        assert "s" * 40 not in response.content.decode()  # the secret never leaves
+        assert api(viewer_a).post("/api/v1/calls/livekit/", body, format="json").status_code == 403
+        foreign = api(outsider).post("/api/v1/calls/livekit/", body, format="json")
+        assert foreign.status_code == 400 and "agent" in foreign.json()["error"]["fields"]
+
+
+def api_verify(token: str, key: str, secret: str) -> Any:
+    return api.TokenVerifier(key, secret).verify(token)
