@@ -77,6 +77,8 @@ class HumanMicrophone(MediaStreamTrack):
         self._lock = threading.Lock()
         self._pts = 0
         self._start: float | None = None
+        #: (monotonic time handed to the encoder, offset of that frame's first sample)
+        self.sent_at: list[tuple[float, int]] = []
 
     def queue(self, pcm: bytes) -> None:
         with self._lock:
@@ -98,6 +100,7 @@ class HumanMicrophone(MediaStreamTrack):
         frame.sample_rate = RATE
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, RATE)
+        self.sent_at.append((time.monotonic(), self._pts))
         self._pts += FRAME
         return frame
 
@@ -137,6 +140,8 @@ class FakeLiveKitServer:
         self.published: list[rtc.AddTrackRequest] = []
         self.microphone = HumanMicrophone()
         self._heard = bytearray()
+        #: (monotonic arrival time, offset in :meth:`heard` of that frame's first sample)
+        self.heard_at: list[tuple[float, int]] = []
         self._heard_lock = threading.Lock()
         self._peers: list[_Peer] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -317,6 +322,7 @@ class FakeLiveKitServer:
             assert isinstance(frame, av.AudioFrame)
             samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
             with self._heard_lock:
+                self.heard_at.append((time.monotonic(), len(self._heard) // 2))
                 self._heard += samples.astype(np.int16).tobytes()
 
     async def _close_peer(self, peer: _Peer) -> None:
