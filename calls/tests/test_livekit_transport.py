@@ -17,7 +17,7 @@ from livekit.protocol.models import TrackSource
 
 from agents.bridges.base import SessionConfig
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn
+from agents.testing.script import AgentTurn, ProviderFailure
 from calls.audio.mulaw import array_to_mulaw
 from calls.audio.vad import VadSettings
 from calls.media import result as r
@@ -67,7 +67,7 @@ def loud_ms(pcm48k: bytes, hz: float) -> float:
 
 
 async def run_call(livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path,
-                   during: Any) -> tuple[SessionResult, LiveKitTransport]:
+                   during: Any, **overrides: Any) -> tuple[SessionResult, LiveKitTransport]:
     results: list[SessionResult] = []
 
     async def load(call_id: str) -> SessionContext:
@@ -75,7 +75,7 @@ async def run_call(livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_p
                                **openai.session_config_kwargs())
         return SessionContext(call_public_id=call_id, provider="openai_realtime", config=config,
                               vad=VadSettings(min_silence_ms=300), recording_path=tmp_path / "rec.wav",
-                              mark_interval_ms=200)
+                              mark_interval_ms=200, **overrides)
 
     async def finish(call_id: str, result: SessionResult) -> None:
         results.append(result)
@@ -129,6 +129,26 @@ def test_agent_greets_listens_and_ends_when_the_human_leaves(
     assert video.can_publish_sources == ["microphone"] and not video.can_publish_data
     assert not (video.room_admin or video.room_create or video.room_list or video.room_record)
     assert livekit.published[0].source == TrackSource.MICROPHONE
+    wait_until(lambda: livekit.connected == 0, "the agent to leave the room")
+
+
+def test_a_provider_failure_plays_the_apology_in_the_room_and_the_agent_leaves(
+    livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    openai.script(AgentTurn(audio=GREETING[:4000], transcript="Hello."),
+                  ProviderFailure(message="upstream overloaded", fatal=True))
+    apology = array_to_mulaw(tone(1.0, hz=900, level=0.4))
+
+    async def during(transport: LiveKitTransport) -> None:
+        await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 300, "the greeting")
+        livekit.say(speech_like(1.5, sample_rate=48000, seed=4).tobytes())  # the caller's turn fails upstream
+
+    result, _ = asyncio.run(run_call(livekit, openai, tmp_path, during, apology_audio=apology))
+
+    assert result.end_reason == r.END_PROVIDER_ERROR
+    # the apology was played to the human through the room before the agent left
+    assert loud_ms(livekit.heard(), 900) >= 600
+    assert any(e.kind == "apology_played" for e in result.events)
     wait_until(lambda: livekit.connected == 0, "the agent to leave the room")
 
 
