@@ -19,6 +19,8 @@ Contract (what the real SDK 1.2 needs, found by running it against this):
 * ``AddTrackRequest`` → ``TrackPublishedResponse``; the SDK renegotiates with an
   ``offer`` that adds a ``sendonly`` audio section; the server answers.
 * ``ping_req`` → ``pong_resp``; ``leave`` closes the peer.
+* :meth:`close_room` drops every connection and refuses new ones (the SDK's
+  reconnection attempts fail and it reports the room disconnected).
 
 The server-side WebRTC peer is ``aiortc`` (ICE on loopback, DTLS, SRTP, Opus),
 so the audio really goes through Opus at 48 kHz both ways, as with a real
@@ -144,6 +146,7 @@ class FakeLiveKitServer:
         self.heard_at: list[tuple[float, int]] = []
         self._heard_lock = threading.Lock()
         self._peers: list[_Peer] = []
+        self.refusing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -216,6 +219,19 @@ class FakeLiveKitServer:
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(send(), self._loop).result(10)
 
+    def close_room(self) -> None:
+        """The room goes away (deleted, or the server restarts): every agent's signalling
+        and media close, and rejoining is refused, so the SDK's reconnection gives up."""
+        self.refusing = True
+
+        async def drop() -> None:
+            for peer in list(self._peers):
+                await peer.ws.close(1001, "room closed")
+                await self._close_peer(peer)
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(drop(), self._loop).result(10)
+
     @property
     def connected(self) -> int:
         return len(self._peers)
@@ -235,6 +251,9 @@ class FakeLiveKitServer:
     async def _handle(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         path = ws.request.path
+        if self.refusing:
+            await ws.close(4004, "room not found")
+            return
         try:
             # the SDK sends the token as a bearer header (older ones: ?access_token=)
             bearer = ws.request.headers.get("Authorization", "")

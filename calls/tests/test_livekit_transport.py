@@ -152,6 +152,21 @@ def test_a_provider_failure_plays_the_apology_in_the_room_and_the_agent_leaves(
     wait_until(lambda: livekit.connected == 0, "the agent to leave the room")
 
 
+def test_the_session_ends_when_the_room_closes_under_the_agent(
+    livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    openai.script(AgentTurn(audio=GREETING, transcript="Hello, how can I help?"))
+
+    async def during(transport: LiveKitTransport) -> None:
+        await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 300, "the greeting")
+        livekit.close_room()  # the SDK tries to reconnect, is refused, and reports the room gone
+
+    result, _ = asyncio.run(run_call(livekit, openai, tmp_path, during))
+
+    assert result.end_reason == r.END_CALLER_HANGUP
+    assert ("agent", "Hello, how can I help?") in [(t.role, t.text) for t in result.transcript]
+
+
 def test_a_token_for_another_room_is_refused(livekit: FakeLiveKitServer) -> None:
     from livekit import rtc
 
