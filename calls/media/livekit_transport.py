@@ -43,6 +43,7 @@ from livekit import api, rtc
 
 from calls.audio.resample import StreamResampler
 from calls.media.frames import InboundFrame, MarkPlayed, MediaIn, StreamStarted, StreamStopped
+from calls.media.result import END_SETUP_ERROR
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class SessionPort(Protocol):
     async def handle_frame(self, frame: InboundFrame) -> None: ...
 
     async def transport_closed(self) -> None: ...
+
+    def request_end(self, reason: str, error: str | None = None) -> None: ...
 
 
 class LiveKitTransport:
@@ -141,10 +144,18 @@ class LiveKitTransport:
         self.room.on("disconnected", self._on_disconnected)
         token = participant_token(self.server, self.room_name, self.identity, name=self.agent_name)
         try:
-            # a room that cannot be joined, or a human who never publishes, ends the session
-            # like a caller who hung up before the stream started (nothing was said)
-            await self.room.connect(self.server.url, token, rtc.RoomOptions(auto_subscribe=True))
-            track = await asyncio.wait_for(self._human_track, join_timeout_s)
+            # a room that cannot be joined, or a human who never publishes, is a setup error
+            try:
+                await self.room.connect(self.server.url, token, rtc.RoomOptions(auto_subscribe=True))
+            except rtc.ConnectError as exc:
+                self.session.request_end(END_SETUP_ERROR, error=f"could not join LiveKit room {self.room_name}: {exc}")
+                return
+            try:
+                track = await asyncio.wait_for(self._human_track, join_timeout_s)
+            except TimeoutError:
+                self.session.request_end(END_SETUP_ERROR, error=f"{self.human_identity or 'no participant'} "
+                                         f"published no audio in room {self.room_name} within {join_timeout_s:g} s")
+                return
             local = rtc.LocalAudioTrack.create_audio_track("agent-voice", self.source)
             options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
             await self.room.local_participant.publish_track(local, options)

@@ -67,7 +67,7 @@ def loud_ms(pcm48k: bytes, hz: float) -> float:
 
 
 async def run_call(livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path,
-                   during: Any, **overrides: Any) -> tuple[SessionResult, LiveKitTransport]:
+                   during: Any, *, room: str = "support-1", **overrides: Any) -> tuple[SessionResult, LiveKitTransport]:
     results: list[SessionResult] = []
 
     async def load(call_id: str) -> SessionContext:
@@ -82,7 +82,7 @@ async def run_call(livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_p
 
     session = CallSession("c-livekit", "livekit", load_context=load, on_finish=finish)
     session.prepare()
-    transport = LiveKitTransport(session, server_of(livekit), "support-1", "agent-c-livekit",
+    transport = LiveKitTransport(session, server_of(livekit), room, "agent-c-livekit",
                                  human_identity="visitor-7", agent_name="Support agent")
     running = asyncio.ensure_future(transport.run())
     await during(transport)
@@ -165,6 +165,19 @@ def test_the_session_ends_when_the_room_closes_under_the_agent(
 
     assert result.end_reason == r.END_CALLER_HANGUP
     assert ("agent", "Hello, how can I help?") in [(t.role, t.text) for t in result.transcript]
+
+
+def test_a_room_the_agent_cannot_join_ends_the_call_as_a_setup_error(
+    livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    async def during(transport: LiveKitTransport) -> None:
+        return None
+
+    result, _ = asyncio.run(run_call(livekit, openai, tmp_path, during, room="not-this-one"))
+
+    assert result.end_reason == r.END_SETUP_ERROR
+    assert result.error is not None and "could not join LiveKit room not-this-one" in result.error
+    assert livekit.joins == []
 
 
 def test_a_token_for_another_room_is_refused(livekit: FakeLiveKitServer) -> None:
