@@ -50,8 +50,14 @@ _RUNNING: set[asyncio.Task[SessionResult]] = set()
 
 
 def livekit_server_for(org: Organization) -> LiveKitServer:
-    """The org's LiveKit deployment, from its credential (CallError if it has none)."""
+    """The org's LiveKit deployment, from its credential (CallError if it has none, or if
+    its URL is not an address the outbound guard allows now).
+
+    The SDK's Rust core opens the connection itself, so it cannot be pinned to the
+    address checked here: a name that re-resolves elsewhere between the check and the
+    join is not caught (the credential form checks the URL on save too)."""
     from orgs.credentials import MissingCredential, get_credential
+    from voiceplatform import outbound
 
     try:
         cred = get_credential(org, "livekit")
@@ -61,6 +67,11 @@ def livekit_server_for(org: Organization) -> LiveKitServer:
     if not all(cred.get(k) for k in ("url", "api_key", "api_secret")):
         raise CallError("the organisation's LiveKit credential lacks its URL, API key or secret",
                         code="livekit_not_configured")
+    try:
+        outbound.check_url(cred["url"], schemes=("wss", "https", "ws", "http"))
+    except outbound.OutboundError as exc:
+        raise CallError(f"the organisation's LiveKit server cannot be used: {exc}",
+                        code="livekit_unreachable") from None
     return LiveKitServer(url=cred["url"], api_key=cred["api_key"], api_secret=cred["api_secret"])
 
 

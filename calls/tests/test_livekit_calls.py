@@ -23,6 +23,7 @@ from calls.testing.signals import speech_like, tone
 from calls.tests.factories import make_ready_agent
 from calls.tests.test_livekit_transport import loud_ms, server_of
 from orgs.services import SYSTEM, set_provider_credential
+from voiceplatform import outbound
 from voiceplatform.testing import refused, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,7 +119,8 @@ class TestLiveKitCallsApi:
         assert missing.status_code == 400 and "LiveKit credential" in missing.json()["error"]["message"]
         _store_livekit_credential(org_a, "wss://lk.example.test", "APIkey", "s" * 40)
 
-        response = api(editor_a).post("/api/v1/calls/livekit/", {**body, "participant": "ada"}, format="json")
+        with outbound.using_resolver(lambda host, port: ["203.0.113.7"]):
+            response = api(editor_a).post("/api/v1/calls/livekit/", {**body, "participant": "ada"}, format="json")
         assert response.status_code == 201, response.json()
         data = response.json()
         assert data["direction"] == "livekit" and data["status"] == "in_progress"
@@ -131,6 +133,16 @@ class TestLiveKitCallsApi:
         assert api(viewer_a).post("/api/v1/calls/livekit/", body, format="json").status_code == 403
         foreign = api(outsider).post("/api/v1/calls/livekit/", body, format="json")
         assert foreign.status_code == 400 and "agent" in foreign.json()["error"]["fields"]
+
+    def test_a_server_url_the_outbound_guard_refuses_starts_no_call(
+        self, api: Any, editor_a: Any, org_a: Any, hostile: Any
+    ) -> None:
+        agent = make_ready_agent(org_a)
+        _store_livekit_credential(org_a, "wss://metadata.internal.test", "APIkey", "s" * 40)
+        with outbound.using_resolver(lambda host, port: ["169.254.169.254"]):
+            response = api(editor_a).post("/api/v1/calls/livekit/", {"agent": str(agent.public_id)}, format="json")
+        assert response.status_code == 400 and "LiveKit server cannot be used" in response.json()["error"]["message"]
+        assert not Call.objects.for_org(org_a).filter(direction=Direction.LIVEKIT).exists()
 
 
 def api_verify(token: str, key: str, secret: str) -> Any:
