@@ -45,8 +45,8 @@ def test_the_api_sends_the_agent_into_the_room_from_the_server_process(
     daphne: tuple[str, Processes], org_a: Any
 ) -> None:
     base, processes = daphne
-    with FakeOpenAIRealtime(turn_bytes=8000) as openai, \
-            FakeLiveKitServer(room="support-1", human_identity="visitor-7") as livekit:
+    openai = FakeOpenAIRealtime(turn_bytes=8000)
+    with openai, FakeLiveKitServer(room="support-1", human_identity="visitor-7") as livekit:
         set_provider_credential(org_a, SYSTEM, "openai", {"api_key": openai.api_key},
                                 config={"websocket_base_url": openai.url})
         ProviderCredential.objects.create(org=org_a, provider="livekit", secrets={
