@@ -24,7 +24,7 @@ from agents.variables import render, validate_names
 from calls.analysis import AnalysisSpec
 from calls.audio.vad import VadSettings
 from calls.media.answer_gate import AnswerPolicy
-from calls.models import Call, Direction
+from calls.models import NO_PHONE_LEG, Call, Direction
 from calls.privacy_hooks import storage_policy
 from voiceplatform.errors import ServiceError
 from voiceplatform.redaction import Redactor
@@ -156,12 +156,12 @@ def recording_plan(call: Call) -> tuple[str, str]:
 
     "off" when the agent records nothing or the org's retention says recordings are not
     stored; "after_announcement" only where a carrier can speak the line before the media
-    stream starts (a browser call has no such step, so it is not recorded)."""
+    stream starts (a browser or LiveKit room call has no such step, so it is not recorded)."""
     cfg = agent_settings(call)
     if cfg.recording_mode == "off" or not storage_policy(call).keep_recording:
         return "off", ""
     if cfg.recording_mode == "after_announcement":
-        if call.direction == Direction.WEB or not cfg.recording_announcement.strip():
+        if call.direction in NO_PHONE_LEG or not cfg.recording_announcement.strip():
             return "off", ""
         return "after_announcement", cfg.recording_announcement.strip()
     return "on", ""

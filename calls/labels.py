@@ -70,6 +70,7 @@ DIRECTION: dict[str, tuple[str, str]] = {
     Direction.INBOUND: ("Inbound", "neutral"),
     Direction.OUTBOUND: ("Outbound", "neutral"),
     Direction.WEB: ("Web (browser)", "neutral"),
+    Direction.LIVEKIT: ("LiveKit room", "neutral"),
 }
 
 # Why a call ended. Session reasons (calls.media.result), carrier reasons

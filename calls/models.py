@@ -50,11 +50,18 @@ class PhoneNumber(OrgScopedModel):
 
 
 class Direction(models.TextChoices):
-    """Which side started the call: a caller, the platform dialling out, or a browser (web call)."""
+    """Which side started the call: a caller, the platform dialling out, a browser (web call), or an
+    agent dispatched into a LiveKit room."""
 
     INBOUND = "inbound", "Inbound"
     OUTBOUND = "outbound", "Outbound"
     WEB = "web", "Web"
+    LIVEKIT = "livekit", "LiveKit"
+
+
+# Calls without a carrier leg: the far end is a browser socket or a LiveKit room, so
+# hang-up, transfer and DTMF have no phone to act on and the session's end completes the call.
+NO_PHONE_LEG = frozenset({Direction.WEB, Direction.LIVEKIT})
 
 
 class Status(models.TextChoices):
@@ -162,6 +169,11 @@ class Call(OrgScopedModel):
     stream_claim_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     # When a media socket first authenticated for this call (None: never).
     stream_connected_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A LiveKit call (direction "livekit"): the room, the human participant the agent
+    # listens to, and the agent's own participant identity in that room.
+    livekit_room = models.CharField(max_length=128, blank=True)
+    livekit_participant = models.CharField(max_length=128, blank=True)
+    livekit_agent_identity = models.CharField(max_length=128, blank=True, editable=False)
     idempotency_key = models.CharField(max_length=100, blank=True)
     transfer_to = models.CharField(max_length=255, blank=True, help_text="E.164 number or SIP URI.")
     # What the carrier is asked to speak before hanging up (voicemail, apology); read

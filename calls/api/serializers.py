@@ -69,6 +69,14 @@ class WebCallCreateSerializer(serializers.Serializer):
                                                help_text="Id of the agent to talk to.")
 
 
+class LiveKitCallCreateSerializer(WebCallCreateSerializer):
+    room = serializers.CharField(max_length=128, required=False, default="",
+                                 help_text="The LiveKit room to send the agent into; empty: a new, unguessable name.")
+    participant = serializers.CharField(
+        max_length=128, required=False, default="",
+        help_text="Identity of the human participant the agent listens to; empty: a new one, for the join token.")
+
+
 class TransferSerializer(serializers.Serializer):
     to = serializers.CharField(
         max_length=255,
@@ -138,6 +146,7 @@ class CallSerializer(serializers.ModelSerializer):
             "carrier", "carrier_call_id", "status", "queued_at", "ringing_at", "answered_at", "ended_at",
             "end_reason", "answered_by", "answer_outcome", "duration_s", "carrier_cost", "provider_cost", "total_cost", "cost_currency",
             "variables", "latency_p50_ms", "latency_p95_ms", "analysis_status", "created_at",
+            "livekit_room", "livekit_participant",
         ]
         read_only_fields = fields
 

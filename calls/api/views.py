@@ -25,12 +25,14 @@ from calls.api.serializers import (
     CallSerializer,
     DtmfSerializer,
     ImportNumbersSerializer,
+    LiveKitCallCreateSerializer,
     PhoneNumberSerializer,
     PhoneNumberWriteSerializer,
     TransferSerializer,
     WebCallCreateSerializer,
 )
 from calls.models import Call, PhoneNumber, Recording, Status
+from calls.services import livekit
 from calls.services.control import delete_call, hangup_call, send_call_dtmf
 from calls.services.errors import CallError
 from calls.services.numbers import (
@@ -145,6 +147,29 @@ class CallViewSet(OrgScopedViewSet):
         body = CallDetailSerializer(fresh, context=self.get_serializer_context()).data
         return Response({**body, "websocket_path": started.websocket_path, "stream_token": started.stream_token},
                         status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=LiveKitCallCreateSerializer, responses={201: CallDetailSerializer})
+    @action(detail=False, methods=["post"])
+    def livekit(self, request: Request) -> Response:
+        """Send an agent into a LiveKit room (the org's LiveKit credential names the server).
+        The reply's ``livekit`` object has the server ``url``, the ``room``, the human
+        ``participant`` identity and a join ``token`` for them (this room only: subscribe and
+        publish a microphone). The agent joins and listens to that participant; the call
+        completes when they leave."""
+        serializer = LiveKitCallCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        server = livekit.livekit_server_for(request.org)
+        agent = data["agent"]
+        call = livekit.start_livekit_call(
+            request.org, agent, self.actor, room=data["room"] or livekit.new_room_name(agent),
+            participant=data["participant"] or f"visitor-{uuid.uuid4().hex[:12]}", variables=data["variables"])
+        livekit.dispatch_agent(request._request, call, server)
+        fresh = selectors.call_detail(request.org, call.public_id)
+        body = CallDetailSerializer(fresh, context=self.get_serializer_context()).data
+        join = {"url": server.url, "room": call.livekit_room, "participant": call.livekit_participant,
+                "token": livekit.browser_join_token(server, call)}
+        return Response({**body, "livekit": join}, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Call) -> None:
         delete_call(instance, self.actor)

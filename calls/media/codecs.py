@@ -146,7 +146,18 @@ class SimCodec(WebCodec):
         return None  # the line reads the session's feed through the context's on_update instead
 
 
-CODECS: dict[str, type[TransportCodec]] = {c.kind: c for c in (TwilioCodec, PlivoCodec, WebCodec, SimCodec)}
+
+class LiveKitCodec(WebCodec):
+    """A LiveKit room (calls.media.livekit_transport): the browser codec's PCM16 audio,
+    marks and clears, with no far-end updates (the room has its own participants' UI)."""
+
+    kind = "livekit"
+
+    def update(self, kind: str, data: dict[str, object]) -> str | None:
+        return None
+
+
+CODECS: dict[str, type[TransportCodec]] = {c.kind: c for c in (TwilioCodec, PlivoCodec, WebCodec, SimCodec, LiveKitCodec)}
 
 
 def codec_for(transport: str) -> TransportCodec:

@@ -25,7 +25,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from agents.bridges.registry import PROVIDERS
 from calls.media import result as r
 
-TRANSPORTS = ("twilio", "plivo", "web")
+TRANSPORTS = ("twilio", "plivo", "web", "livekit")
 END_REASONS = tuple(sorted(v for k, v in vars(r).items() if k.startswith("END_") and isinstance(v, str)))
 PROVIDER_PHASES = ("connect", "greeting", "call")
 OTHER = "other"

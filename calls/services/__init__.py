@@ -16,10 +16,12 @@ name's import path says where it lives:
 - ``streams``    — media-stream tokens and the one-socket-per-call claim;
 - ``costs``      — the carrier's and the AI provider's cost of a call;
 - ``numbers``    — the org's phone numbers (add, import from the carrier, edit, delete);
+- ``livekit``    — agents in LiveKit rooms: ``start_livekit_call``, ``run_livekit_call``,
+  ``dispatch_agent``, the browser's join token, the org's LiveKit server;
 - ``timeline``   — ``add_event`` and the live view's feed;
 - ``base``       — what they share: ``carrier_for``, ``normalize_number``, async DB access.
 
 Modules depend only downwards in that graph (``calls/tests/test_services_layout.py``
 keeps it free of import cycles): errors < base < timeline < streams < control/costs <
-transfer < session < lifecycle < placement; numbers uses only errors and base.
+transfer < session < lifecycle < placement < livekit; numbers uses only errors and base.
 """

@@ -17,7 +17,7 @@ from agents.builtin_tools import find_destination, normalize_target
 from calls.agent_link import agent_settings
 from calls.carriers import Carrier, CarrierError
 from calls.carriers.base import validate_dtmf
-from calls.models import Call, Direction, Status
+from calls.models import NO_PHONE_LEG, Call, Direction, Status
 from calls.observers import call_deleting
 from calls.services.base import carrier_for
 from calls.services.errors import CallError, CarrierUnavailable
@@ -31,7 +31,7 @@ APOLOGY_MESSAGE = "Sorry, we are having technical difficulties. Please call agai
 def _live_call_with_carrier(call: Call, action: str) -> Carrier:
     if call.is_final:
         raise CallError(f"cannot {action}: the call has already ended ({call.get_status_display()})")
-    if call.direction == Direction.WEB or not call.carrier:
+    if call.direction in NO_PHONE_LEG or not call.carrier:
         raise CallError(f"cannot {action}: this call has no phone leg")
     return carrier_for(call.org, call.carrier)
 

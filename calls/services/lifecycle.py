@@ -25,7 +25,18 @@ from django.utils import timezone
 
 from calls.agent_link import agent_settings, call_redactor
 from calls.media.result import END_STREAM_ELSEWHERE, SessionResult
-from calls.models import LIVE, STATUS_RANK, AnswerOutcome, Call, CallEvent, Direction, Recording, Status, TranscriptTurn
+from calls.models import (
+    LIVE,
+    NO_PHONE_LEG,
+    STATUS_RANK,
+    AnswerOutcome,
+    Call,
+    CallEvent,
+    Direction,
+    Recording,
+    Status,
+    TranscriptTurn,
+)
 from calls.observers import call_changed
 from calls.privacy_hooks import storage_policy
 from calls.services.base import in_db_thread, load_call
@@ -304,7 +315,7 @@ def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
         # The session knows *why* a call ended better than a carrier's generic "completed".
         if not call.end_reason or call.end_reason in GENERIC_END_REASONS:
             call.end_reason = result.end_reason[:64]
-        if call.direction == Direction.WEB and not call.is_final:
+        if call.direction in NO_PHONE_LEG and not call.is_final:
             call.save()
             transition(call, Status.COMPLETED, duration_s=result.duration_ms // 1000, source="session")
         else:

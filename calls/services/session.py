@@ -22,7 +22,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from calls.media.result import END_PROVIDER_ERROR, SessionContext, ToolError
-from calls.models import Call, CallEvent, Direction, Status
+from calls.models import NO_PHONE_LEG, Call, CallEvent, Status
 from calls.services.base import in_db_thread, load_call
 from calls.services.control import hangup_call, hangup_with_apology, send_call_dtmf, send_call_sms, transfer_call
 from calls.services.errors import CallError, CarrierUnavailable
@@ -69,7 +69,7 @@ def prepare_session_early(request: Any, call_public_id: str, transport: str) -> 
 
 def _session_hangup(call_public_id: str, reason: str) -> None:
     call = load_call(call_public_id)
-    if call.is_final or call.direction == Direction.WEB:
+    if call.is_final or call.direction in NO_PHONE_LEG:
         return
     add_event(call, "session.hangup", source="session", reason=reason)
     # An apology needs someone listening: only an answered call gets one.
@@ -209,7 +209,7 @@ def _build_session_context(call_public_id: str) -> tuple[SessionContext, McpPlan
 
     answer = answer_policy(call)
 
-    has_phone = call.direction != Direction.WEB and bool(call.carrier)
+    has_phone = call.direction not in NO_PHONE_LEG and bool(call.carrier)
     tools: dict[str, Any] = {}
     if has_phone and "send_sms" in settings_.config.tool_names():
         tools["send_sms"] = send_sms

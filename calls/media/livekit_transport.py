@@ -1,0 +1,228 @@
+"""LiveKit rooms as a media transport for the call session.
+
+The agent joins a LiveKit room as a participant with the official ``livekit``
+SDK, subscribes to the human participant's microphone, publishes its own audio
+track, and drives the *same* `CallSession` as a phone call through the same
+seam a carrier socket uses: it feeds the session `StreamStarted`, `MediaIn`,
+`MarkPlayed` and `StreamStopped` frames, and is the session's `Transport`
+(``send_bytes`` agent audio, ``send_text`` marks and clears).
+
+Contract and reasons:
+
+* Audio format towards the session is PCM16 mono 16 kHz (the codec ``livekit``
+  is the browser codec without far-end updates). The room carries 48 kHz; both
+  directions go through the project's `StreamResampler` (about 1 ms of group
+  delay, stateful, no edge clicks), not the SDK's resampler, so the latency and
+  quality figures of ``bench/`` hold for this transport too.
+* Marks: LiveKit has no playback acknowledgements, so the transport acks a mark
+  when the audio queued before it has left the `AudioSource`'s queue (its
+  ``queued_duration`` when the mark was queued). A clear empties the source's
+  queue and acks every pending mark at once, as Twilio does after ``clear``, so
+  barge-in truncation sees what the human really heard.
+* The session ends (``StreamStopped``) when the human participant leaves, or the
+  room disconnects the agent; the agent leaves the room when the session
+  closes the transport. Nothing on the 20 ms path touches Django, the database
+  or the Channels layer (this module imports no Django).
+* Tokens are minted with ``livekit-api`` with the narrowest grants: the agent
+  may join exactly one room, subscribe, and publish only a microphone track; no
+  data, no room administration. A browser participant gets the same, plus
+  nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+from livekit import api, rtc
+
+from calls.audio.resample import StreamResampler
+from calls.media.frames import InboundFrame, MarkPlayed, MediaIn, StreamStarted, StreamStopped
+from calls.media.result import END_SETUP_ERROR
+
+logger = logging.getLogger(__name__)
+
+ROOM_RATE = 48000
+SESSION_RATE = 16000
+_ROOM_FRAME = ROOM_RATE // 50  # 20 ms
+TOKEN_TTL = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class LiveKitServer:
+    """Where a LiveKit deployment is and how to sign for it (the org's credential)."""
+
+    url: str
+    api_key: str
+    api_secret: str
+
+    def __repr__(self) -> str:  # the secret never reaches a log line
+        return f"LiveKitServer(url={self.url!r}, api_key={self.api_key!r})"
+
+
+def participant_token(server: LiveKitServer, room: str, identity: str, *, name: str = "",
+                      ttl: dt.timedelta = TOKEN_TTL) -> str:
+    """A join token for one room: subscribe, publish the microphone only, nothing else."""
+    grants = api.VideoGrants(
+        room_join=True, room=room, can_subscribe=True, can_publish=True,
+        can_publish_data=False, can_publish_sources=["microphone"],
+    )
+    token = api.AccessToken(server.api_key, server.api_secret).with_identity(identity).with_ttl(ttl)
+    if name:
+        token = token.with_name(name)
+    return token.with_grants(grants).to_jwt()
+
+
+class SessionPort(Protocol):
+    """The part of `CallSession` a transport drives."""
+
+    def attach(self, transport: Any) -> None: ...  # noqa: ANN401 - CallSession takes its Transport protocol
+
+    async def handle_frame(self, frame: InboundFrame) -> None: ...
+
+    async def transport_closed(self) -> None: ...
+
+    def request_end(self, reason: str, error: str | None = None) -> None: ...
+
+
+class LiveKitTransport:
+    """One agent in one LiveKit room for one call session. See module docstring.
+
+    ``human_identity``: the participant whose microphone the agent listens to;
+    empty means the first remote participant that publishes audio.
+    """
+
+    def __init__(self, session: SessionPort, server: LiveKitServer, room: str, identity: str, *,
+                 human_identity: str = "", agent_name: str = "") -> None:
+        self.session = session
+        self.server = server
+        self.room_name = room
+        self.identity = identity
+        self.human_identity = human_identity
+        self.agent_name = agent_name
+        self.room = rtc.Room()
+        self.source = rtc.AudioSource(ROOM_RATE, 1)
+        self._down = StreamResampler(ROOM_RATE, SESSION_RATE)
+        self._up = StreamResampler(SESSION_RATE, ROOM_RATE)
+        self._marks: dict[str, asyncio.TimerHandle] = {}
+        self._acks: set[asyncio.Task[None]] = set()
+        self._human_track: asyncio.Future[rtc.Track] = asyncio.get_running_loop().create_future()
+        self._gone = asyncio.Event()
+        self._closed = False
+        self.frames_in = 0
+        self.frames_out = 0
+
+    # -- room events -----------------------------------------------------------------
+
+    def _is_human(self, participant: rtc.RemoteParticipant) -> bool:
+        return not self.human_identity or participant.identity == self.human_identity
+
+    def _on_track(self, track: rtc.Track, _pub: rtc.RemoteTrackPublication,
+                  participant: rtc.RemoteParticipant) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO and self._is_human(participant) and not self._human_track.done():
+            self.human_identity = participant.identity
+            self._human_track.set_result(track)
+
+    def _on_left(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == self.human_identity:
+            self._gone.set()
+
+    def _on_disconnected(self, _reason: object = None) -> None:
+        self._gone.set()
+
+    # -- run -------------------------------------------------------------------------
+
+    async def run(self, *, join_timeout_s: float = 30.0) -> None:
+        """Join, wait for the human's audio, run the session until the human leaves."""
+        self.room.on("track_subscribed", self._on_track)
+        self.room.on("participant_disconnected", self._on_left)
+        self.room.on("disconnected", self._on_disconnected)
+        token = participant_token(self.server, self.room_name, self.identity, name=self.agent_name)
+        try:
+            # a room that cannot be joined, or a human who never publishes, is a setup error
+            try:
+                await self.room.connect(self.server.url, token, rtc.RoomOptions(auto_subscribe=True))
+            except rtc.ConnectError as exc:
+                self.session.request_end(END_SETUP_ERROR, error=f"could not join LiveKit room {self.room_name}: {exc}")
+                return
+            try:
+                track = await asyncio.wait_for(self._human_track, join_timeout_s)
+            except TimeoutError:
+                self.session.request_end(END_SETUP_ERROR, error=f"{self.human_identity or 'no participant'} "
+                                         f"published no audio in room {self.room_name} within {join_timeout_s:g} s")
+                return
+            local = rtc.LocalAudioTrack.create_audio_track("agent-voice", self.source)
+            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            await self.room.local_participant.publish_track(local, options)
+            self.session.attach(self)
+            await self.session.handle_frame(StreamStarted(
+                stream_id=self.room.name or self.room_name, encoding="pcm16", sample_rate=SESSION_RATE,
+                parameters={"room": self.room_name, "participant": self.human_identity, "agent": self.identity},
+            ))
+            listen = asyncio.ensure_future(self._listen(track))
+            await self._gone.wait()
+            listen.cancel()
+            if not self._closed:
+                await self.session.handle_frame(StreamStopped(reason="participant_left"))
+        finally:
+            await self.session.transport_closed()
+            await self._leave()
+
+    async def _listen(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=ROOM_RATE, num_channels=1)
+        try:
+            async for event in stream:
+                pcm = np.frombuffer(event.frame.data, dtype=np.int16)
+                self.frames_in += 1
+                await self.session.handle_frame(MediaIn(audio=self._down.process_array(pcm).tobytes()))
+        finally:
+            await stream.aclose()
+
+    # -- the session's Transport -------------------------------------------------------
+
+    async def send_bytes(self, data: bytes) -> None:
+        if self._closed:
+            raise ConnectionError("the agent left the LiveKit room")
+        samples = self._up.process_array(np.frombuffer(data, dtype="<i2"))
+        for start in range(0, len(samples), _ROOM_FRAME):
+            chunk = samples[start:start + _ROOM_FRAME]
+            frame = rtc.AudioFrame(chunk.tobytes(), ROOM_RATE, 1, len(chunk))
+            await self.source.capture_frame(frame)
+            self.frames_out += 1
+
+    async def send_text(self, text: str) -> None:
+        message = orjson.loads(text)
+        event = message.get("event")
+        if event == "mark":
+            name = str(message["name"])
+            loop = asyncio.get_running_loop()
+            self._marks[name] = loop.call_later(self.source.queued_duration, self._ack, name)
+        elif event == "clear":
+            self.source.clear_queue()
+            self._up.reset()
+            for name, handle in list(self._marks.items()):
+                handle.cancel()
+                self._ack(name)
+
+    def _ack(self, name: str) -> None:
+        if self._marks.pop(name, None) is not None and not self._closed:
+            task = asyncio.ensure_future(self.session.handle_frame(MarkPlayed(name=name)))
+            self._acks.add(task)
+            task.add_done_callback(self._acks.discard)
+
+    async def close(self, code: int = 1000) -> None:
+        self._gone.set()
+        self._closed = True
+
+    async def _leave(self) -> None:
+        self._closed = True
+        for handle in self._marks.values():
+            handle.cancel()
+        self._marks.clear()
+        await self.room.disconnect()
+        await self.source.aclose()

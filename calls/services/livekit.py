@@ -1,0 +1,162 @@
+"""LiveKit room calls: an agent dispatched into a LiveKit room as a participant.
+
+`start_livekit_call` makes the Call row (direction "livekit", the room, the human
+participant it listens to and the agent's own identity in the room) within the
+org's concurrent-call limit, like a browser call; `run_livekit_call` runs it on
+the current event loop: the same `CallSession` as a phone call, with
+`calls.media.livekit_transport.LiveKitTransport` as its far end, and the same
+context loader and result recorder as the media consumer (transcript, recording,
+latency, costs, analysis, webhooks). The call completes when the session ends
+(the human left, the agent hung up, or the provider failed).
+
+`dispatch_agent` starts `run_livekit_call` on the ASGI server's event loop (the
+process that serves the request; like `prepare_session_early`, nothing outlives a
+request elsewhere), keeping the task referenced until it ends.
+
+`browser_join_token` gives a browser participant a token for the same room (join,
+subscribe, publish its microphone; nothing else).
+
+The LiveKit deployment (URL, API key, secret) is a `LiveKitServer` passed in;
+`livekit_server_for` reads it from the org's LiveKit credential (provider
+"livekit": secrets ``url``, ``api_key``, ``api_secret``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from calls.media.livekit_transport import LiveKitServer, LiveKitTransport, participant_token
+from calls.media.result import SessionResult
+from calls.models import Call, Direction, Status
+from calls.services.base import in_db_thread
+from calls.services.errors import CallError
+from calls.services.placement import _agent_plan, _create_call_within_limit
+from calls.services.timeline import add_event
+from orgs.models import Organization
+from orgs.services import Actor, record_audit
+
+logger = logging.getLogger(__name__)
+
+_IDENTITY_MAX = 128
+_RUNNING: set[asyncio.Task[SessionResult]] = set()
+
+
+def livekit_server_for(org: Organization) -> LiveKitServer:
+    """The org's LiveKit deployment, from its credential (CallError if it has none, or if
+    its URL is not an address the outbound guard allows now).
+
+    The SDK's Rust core opens the connection itself, so it cannot be pinned to the
+    address checked here: a name that re-resolves elsewhere between the check and the
+    join is not caught (the credential form checks the URL on save too)."""
+    from orgs.credentials import MissingCredential, get_credential
+    from voiceplatform import outbound
+
+    try:
+        cred = get_credential(org, "livekit")
+    except MissingCredential:
+        raise CallError("the organisation has no LiveKit credential; add it under Settings → Credentials",
+                        code="livekit_not_configured") from None
+    if not all(cred.get(k) for k in ("url", "api_key", "api_secret")):
+        raise CallError("the organisation's LiveKit credential lacks its URL, API key or secret",
+                        code="livekit_not_configured")
+    try:
+        outbound.check_url(cred["url"], schemes=("wss", "https", "ws", "http"))
+    except outbound.OutboundError as exc:
+        raise CallError(f"the organisation's LiveKit server cannot be used: {exc}",
+                        code="livekit_unreachable") from None
+    return LiveKitServer(url=cred["url"], api_key=cred["api_key"], api_secret=cred["api_secret"])
+
+
+def _name(value: str, field: str) -> str:
+    value = (value or "").strip()
+    if not value or len(value) > _IDENTITY_MAX or any(ch.isspace() for ch in value):
+        raise CallError(f"must be 1–{_IDENTITY_MAX} characters without spaces", field=field)
+    return value
+
+
+def new_room_name(agent: Any) -> str:
+    """A fresh, unguessable room name for a call to ``agent``."""
+    return f"agent-{agent.public_id.hex[:12]}-{secrets.token_hex(6)}"
+
+
+def start_livekit_call(org: Organization, agent: Any, actor: Actor, *, room: str, participant: str,
+                       variables: Mapping[str, Any] | None = None) -> Call:
+    """A call of ``agent`` in LiveKit ``room`` with the human ``participant`` (their identity)."""
+    room = _name(room, "room")
+    participant = _name(participant, "participant")
+    variables, plan = _agent_plan(org, agent, variables, f"livekit:{participant}")
+    now = timezone.now()
+    with transaction.atomic():
+        call = _create_call_within_limit(
+            org, direction=Direction.LIVEKIT, agent=agent, agent_version=plan.agent_version,
+            experiment_arm=plan.experiment_arm, status=Status.IN_PROGRESS, queued_at=now, answered_at=now,
+            variables=variables, livekit_room=room, livekit_participant=participant,
+        )
+        call.livekit_agent_identity = f"agent-{call.public_id.hex}"
+        call.save(update_fields=["livekit_agent_identity"])
+        add_event(call, "call.created", source="livekit", direction="livekit", room=room)
+        record_audit(org, actor, "call.livekit_started", call, {"agent": str(agent.public_id), "room": room})
+    return call
+
+
+def browser_join_token(server: LiveKitServer, call: Call) -> str:
+    """A join token for the call's human participant (a browser): this room only."""
+    if call.direction != Direction.LIVEKIT:
+        raise CallError("this call is not in a LiveKit room", field="call")
+    return participant_token(server, call.livekit_room, call.livekit_participant)
+
+
+def _load(call_public_id: str) -> Call:
+    return Call.objects.select_related("agent").get(public_id=call_public_id, direction=Direction.LIVEKIT)
+
+
+def _mark_connected(pk: int) -> None:
+    Call.objects.filter(pk=pk).update(stream_connected_at=timezone.now())
+
+
+async def run_livekit_call(call_public_id: str, server: LiveKitServer, *,
+                           join_timeout_s: float = 60.0) -> SessionResult:
+    """Join the call's room as its agent and run the session until it ends."""
+    from calls.consumers import DEFAULT_CONTEXT_LOADER, DEFAULT_ON_FINISH, shared_vad_batcher
+    from calls.media.session import CallSession
+
+    call = await in_db_thread(_load, call_public_id)
+    session = CallSession(str(call.public_id), "livekit", load_context=import_string(DEFAULT_CONTEXT_LOADER),
+                          on_finish=import_string(DEFAULT_ON_FINISH), vad_batcher=shared_vad_batcher())
+    session.prepare()  # the provider connects while the agent joins the room
+    transport = LiveKitTransport(session, server, call.livekit_room, call.livekit_agent_identity,
+                                 human_identity=call.livekit_participant,
+                                 agent_name=call.agent.name if call.agent else "")
+    await in_db_thread(_mark_connected, call.pk)
+    await transport.run(join_timeout_s=join_timeout_s)
+    return await session.wait()
+
+
+def dispatch_agent(request: Any, call: Call, server: LiveKitServer) -> bool:
+    """Send the call's agent into its room from a view served by this process's ASGI
+    server. False (nothing started) when the request has no ASGI scope."""
+    if not hasattr(request, "scope"):
+        return False
+    from asgiref.sync import async_to_sync
+
+    async def start() -> None:
+        task = asyncio.ensure_future(run_livekit_call(str(call.public_id), server))
+        _RUNNING.add(task)
+        task.add_done_callback(_finished)
+
+    async_to_sync(start)()
+    return True
+
+
+def _finished(task: asyncio.Task[SessionResult]) -> None:
+    _RUNNING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("livekit.agent_failed", extra={"error": repr(task.exception())})
