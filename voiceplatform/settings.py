@@ -370,6 +370,7 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyRoleEnum": "orgs.models.API_KEY_ROLES",
         "CallStatusEnum": "calls.models.Status.choices",
         "TestRunStatusEnum": "simulations.models.RunStatus.choices",
+        "TransferModeEnum": [("cold", "cold"), ("warm", "warm")],
     },
 }
 
