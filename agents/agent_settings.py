@@ -59,6 +59,8 @@ class AgentSettings:
     # voiceplatform.redaction kinds replaced in what is stored and sent out
     redact_pii: tuple[str, ...] = ()
     redact_model_context: bool = False
+    # the call's from/to numbers sent as [PHONE] in webhook payloads (integrations.webhooks)
+    redact_webhook_numbers: bool = False
     voicemail_message: str = ""
     answer_detection: bool = False
     voicemail_action: Literal["leave_message", "hang_up"] = "leave_message"
@@ -114,6 +116,7 @@ _PARSERS: dict[str, Any] = {
     "recording_mode": lambda value: str(value) or "on",
     "redact_pii": _ids,
     "redact_model_context": bool,
+    "redact_webhook_numbers": bool,
     "builtin_tools": _ids,
     "transfer_destinations": _entries,
     "sms_recipients": _entries,

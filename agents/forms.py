@@ -188,7 +188,8 @@ SECTIONS: tuple[Section, ...] = (
             ("max_call_duration_s", "silence_timeout_s", "allow_barge_in", "vad_threshold", "min_speech_ms",
              "keep_keypad_digits", "provider_options"), collapsed=True),
     Section("privacy", "Privacy", "Recording consent and which personal data is redacted from what is stored.",
-            ("recording_mode", "recording_announcement", "redact_pii", "redact_model_context"), collapsed=True),
+            ("recording_mode", "recording_announcement", "redact_pii", "redact_model_context",
+             "redact_webhook_numbers"), collapsed=True),
 )
 
 #: Field → (label, inline help). Every field of the form has both.
@@ -260,6 +261,9 @@ FIELD_TEXT: dict[str, tuple[str, str]] = {
                                            "organisation's default country."),
     "redact_model_context": ("Redact what the model reads", "Keypad entries and call variables reach the "
                                                             "model redacted too (it cannot repeat them back)."),
+    "redact_webhook_numbers": ("Redact numbers in webhooks", "The call's from and to numbers are sent as [PHONE] "
+                                                             "in webhook payloads. Off: they are sent as they are, "
+                                                             "so your systems can match calls to your records."),
     "provider_options": ("Provider options (JSON)", "Extra settings the provider's connection reads, as a JSON "
                                                     "object. Empty: none."),
 }

@@ -41,7 +41,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "mcp_server_ids", "knowledge_base_ids",
     "analysis_summary", "analysis_schema", "success_criteria", "webhook_events", "provider_options",
     "keep_keypad_digits", "answer_detection", "voicemail_action", "screening_identity", "screening_reason", "ivr_goal",
-    "recording_mode", "recording_announcement", "redact_pii", "redact_model_context",
+    "recording_mode", "recording_announcement", "redact_pii", "redact_model_context", "redact_webhook_numbers",
 )
 
 
@@ -101,6 +101,10 @@ class Agent(OrgScopedModel):
                                             "analysis and webhooks (voiceplatform.redaction.KINDS).")
     redact_model_context = models.BooleanField(
         default=False, help_text="Also redact what the model is given as text (keypad entries, call variables).")
+    # Off by default: customers match webhook events to their records by the caller's number.
+    redact_webhook_numbers = models.BooleanField(
+        default=False, help_text="Send the call's from and to numbers as [PHONE] in webhook payloads. Off: they are "
+                                 "sent as they are, to match calls to your records.")
     voicemail_message = models.TextField(blank=True, help_text="Left when an answering machine picks up; empty hangs up.")
     # Outbound answer classification (calls.media.answer_gate).
     answer_detection = models.BooleanField(

@@ -42,6 +42,7 @@ from integrations.webhooks_signing import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SI
 from orgs.models import AuditLog, Membership, Organization, Role
 from orgs.services import SYSTEM, record_audit
 from voiceplatform import metrics, outbound
+from voiceplatform.redaction import PLACEHOLDERS
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +170,17 @@ def keep_transient_transcript(call_public_id: str, turns: list[dict[str, Any]]) 
 def _call_payload(entry: AuditLog) -> dict[str, Any]:
     """Calls: the call's facts, and its transcript once it has ended."""
     Call = apps.get_model("calls", "Call")
-    call = Call.objects.for_org(entry.org).filter(public_id=entry.target_id).select_related("agent").first()
+    call = Call.objects.for_org(entry.org).filter(public_id=entry.target_id).select_related(
+        "agent", "agent_version").first()
     if call is None:
         return {}
+    # The numbers go out as they are (customers match calls by them) unless the version the
+    # call runs redacts them here too; a typed placeholder, so the receiver knows what it hid.
+    hide = call.agent_version is not None and call.agent_version.settings.redact_webhook_numbers
     data: dict[str, Any] = {"call": {
         "id": str(call.public_id), "direction": call.direction, "status": call.status,
-        "from": call.from_number, "to": call.to_number,
+        "from": PLACEHOLDERS["phone"] if hide and call.from_number else call.from_number,
+        "to": PLACEHOLDERS["phone"] if hide and call.to_number else call.to_number,
         "agent": str(call.agent.public_id) if call.agent_id else None,
         "started_at": call.answered_at.isoformat() if call.answered_at else None,
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,

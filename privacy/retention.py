@@ -13,6 +13,10 @@ Contract:
   analysis result, also in webhook events (``analysis``); the call's timeline events
   (``events``); the rows of finished campaigns (``batch_rows``). The call row itself stays
   (usage and billing figures are not personal data once these are gone).
+- The customer endpoint's replies stored per delivery attempt (``WebhookAttempt.response_excerpt``)
+  may echo the event back, so they follow the clock of what their event carries: an attempt's
+  excerpt is wiped once the transcript or the analysis of the event's call has expired, the
+  earlier of the two (counted as ``webhook_responses``; the attempt row, status and timing stay).
 - Each batch is at most ``batch_size`` rows in its own transaction, so a purge never holds
   long locks; a run does at most ``max_batches`` per kind and org and says whether more is
   left (the task then queues itself again). Every run that deleted anything leaves one
@@ -37,7 +41,7 @@ from django.utils import timezone
 from batches.models import Batch, BatchCallAttempt, BatchEntry, BatchStatus
 from calls.models import Call, CallEvent, Recording, TranscriptTurn
 from calls.privacy_hooks import StoragePolicy
-from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEvent
+from integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEvent
 from orgs.models import Organization
 from orgs.services import SYSTEM, record_audit
 from privacy.models import KINDS, RetentionPolicy
@@ -47,6 +51,8 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
 MAX_BATCHES = 20
+#: What a purge counts → its label in the ``retention.purged`` audit entry.
+COUNTED: dict[str, str] = {**KINDS, "webhook_responses": "Webhook responses"}
 
 
 def policy_for(org: Organization, agent_id: int | None) -> RetentionPolicy | None:
@@ -64,7 +70,7 @@ def storage_policy_for_call(call: Any) -> StoragePolicy:
 
 @dataclass
 class PurgeResult:
-    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
     more: bool = False
 
 
@@ -173,6 +179,17 @@ def purge_org(org: Organization, now: datetime | None = None, *, batch_size: int
 
     run("analysis_days", analysed_calls, wipe_analysis)
 
+    def webhook_responses() -> list[int]:
+        expired = (expired_calls(org, "transcripts_days", now) | expired_calls(org, "analysis_days", now)).annotate(
+            id_text=Cast("public_id", CharField())).values("id_text")
+        events = WebhookEvent.objects.for_org(org).annotate(call_id_text=KT("payload__call__id")).filter(
+            call_id_text__in=Subquery(expired)).values("pk")
+        return list(WebhookAttempt.objects.filter(delivery__org=org, delivery__event__in=Subquery(events))
+                    .exclude(response_excerpt="").values_list("pk", flat=True)[:batch_size])
+
+    run("webhook_responses", webhook_responses,
+        lambda ids: WebhookAttempt.objects.filter(pk__in=ids).update(response_excerpt=""))
+
     def events() -> list[int]:
         return list(CallEvent.objects.filter(call__in=expired_calls(org, "events_days", now))
                     .values_list("pk", flat=True)[:batch_size])
@@ -190,7 +207,7 @@ def purge_org(org: Organization, now: datetime | None = None, *, batch_size: int
 
     if any(result.deleted.values()):
         record_audit(org, SYSTEM, "retention.purged", org,
-                     {KINDS[kind].lower(): count for kind, count in result.deleted.items() if count},
+                     {COUNTED[kind].lower(): count for kind, count in result.deleted.items() if count},
                      target_label=org.name)
         logger.info("retention.purged", extra={"org": str(org.public_id), **result.deleted})
     return result

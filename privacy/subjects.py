@@ -13,7 +13,9 @@ Contract:
 - ``erase_subject`` removes it: recordings deleted from storage, transcripts and events
   deleted, variables, analysis, numbers and free text wiped from the call rows (which
   stay, anonymised, for usage and billing), campaign rows anonymised, schedules to the
-  number deleted, outgoing webhook events about those calls reduced to their ids, and the
+  number deleted, outgoing webhook events about those calls reduced to their ids, the
+  customer endpoint's replies to them (``WebhookAttempt.response_excerpt``, which may echo the
+  event) wiped and the identifier scrubbed from any other stored reply, and the
   number scrubbed from the audit log's labels and details. The do-not-call entry is kept:
   the law expects the platform to go on honouring the objection.
 - Both are audited (``privacy.subject_exported`` / ``privacy.subject_erased``) with the
@@ -28,6 +30,7 @@ import hmac
 import io
 import json
 import logging
+import re
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,7 +49,7 @@ from django.utils import timezone
 from batches.models import BatchEntry, DoNotCallNumber, ScheduledCall
 from batches.scheduling import delete_scheduled_call
 from calls.models import Call, CallEvent, Recording, TranscriptTurn
-from integrations.models import WebhookEvent
+from integrations.models import WebhookAttempt, WebhookEvent
 from integrations.webhooks import TRANSIENT_TRANSCRIPT_PREFIX
 from orgs.models import AuditLog, Organization
 from orgs.services import Actor, record_audit
@@ -201,9 +204,9 @@ def export_subject(org: Organization, actor: Actor, subject: Subject, now: datet
 
 
 def _scrub(value: Any, needle: str) -> Any:
-    """``value`` (JSON-like) with ``needle`` replaced in every string."""
+    """``value`` (JSON-like) with ``needle`` replaced in every string, whatever its case."""
     if isinstance(value, str):
-        return value.replace(needle, ERASED) if needle.lower() in value.lower() else value
+        return re.sub(re.escape(needle), ERASED, value, flags=re.IGNORECASE)
     if isinstance(value, dict):
         return {key: _scrub(item, needle) for key, item in value.items()}
     if isinstance(value, list):
@@ -245,6 +248,13 @@ def erase_subject(org: Organization, actor: Actor, subject: Subject) -> dict[str
                              "erased": True}
             event.save(update_fields=["payload"])
             webhook_events += 1
+        replies = WebhookAttempt.objects.filter(delivery__org=org).exclude(response_excerpt="")
+        webhook_responses = replies.filter(delivery__event__payload__call__id__in=public_ids).update(
+            response_excerpt="")
+        for attempt in replies.filter(response_excerpt__icontains=subject.value):
+            attempt.response_excerpt = _scrub(attempt.response_excerpt, subject.value)
+            attempt.save(update_fields=["response_excerpt"])
+            webhook_responses += 1
         rows = 0
         for row in subject_batch_rows(org, subject):
             row.raw_phone, row.e164, row.variables, row.reason = "", "", {}, ""
@@ -263,7 +273,7 @@ def erase_subject(org: Organization, actor: Actor, subject: Subject) -> dict[str
             entry.save(update_fields=["target_label", "changes"])
             audited += 1
         counts = {"calls": len(calls), "recordings": recordings, "transcript_turns": turns, "call_events": events,
-                  "webhook_events": webhook_events, "batch_rows": rows, "scheduled_calls": schedules,
+                  "webhook_events": webhook_events, "webhook_responses": webhook_responses, "batch_rows": rows, "scheduled_calls": schedules,
                   "audit_entries": audited,
                   "do_not_call_kept": subject_do_not_call(org, subject).count()}
         record_audit(org, actor, "privacy.subject_erased", org,

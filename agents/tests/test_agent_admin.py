@@ -46,6 +46,14 @@ def test_admin_add_change_and_publish_go_through_services(org_a, owner_a, login)
     assert agent.published_version.number == 1 and agent.published_version.published_by == owner_a.email
     assert AuditLog.objects.for_org(org_a).filter(action="agent.created").count() == 1
 
+    # the privacy choice for webhook numbers is on the admin form too, saved through the service
+    client.post(reverse("admin:agents_agent_change", args=[agent.pk]),
+                admin_form(voice="Puck", redact_webhook_numbers="on"))
+    agent.refresh_from_db()
+    assert agent.redact_webhook_numbers is True and agent.has_unpublished_changes
+    assert AuditLog.objects.for_org(org_a).filter(action="agent.updated").latest("id").changes == {
+        "redact_webhook_numbers": [False, True]}
+
 
 def test_versions_are_view_only_in_admin(org_a, owner_a, login):
     from agents.services import publish_agent

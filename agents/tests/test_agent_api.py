@@ -151,3 +151,18 @@ def test_a_deepgram_agent_through_the_api_needs_a_deepgram_credential(org_a, edi
     row = {r["name"]: r for r in client.get(reverse("api:agent-providers")).json()}["deepgram_agent"]
     assert row["credential_configured"] is True and "aura-2-thalia-en" in row["voices"]
     assert row["models"][0] == "open_ai/gpt-4.1-mini"
+
+
+def test_webhook_number_redaction_is_a_versioned_setting_through_the_api(org_a, editor_a, api):
+    client = api(editor_a)
+    agent = make_agent(org_a)
+    assert client.get(detail(agent)).json()["redact_webhook_numbers"] is False  # default: numbers go out
+    client.post(detail(agent, "publish"), {}, format="json")
+    changed = client.patch(detail(agent), {"redact_webhook_numbers": True}, format="json")
+    assert changed.status_code == 200 and changed.json()["redact_webhook_numbers"] is True
+    assert changed.json()["has_unpublished_changes"] is True
+    assert client.post(detail(agent, "publish"), {}, format="json").json()["config"]["redact_webhook_numbers"]
+    versions = client.get(detail(agent, "versions")).json()
+    assert [v["config"]["redact_webhook_numbers"] for v in versions] == [True, False]
+    refused = client.patch(detail(agent), {"redact_webhook_numbers": "sometimes"}, format="json")
+    assert refused.status_code == 400 and "redact_webhook_numbers" in refused.json()["error"]["fields"]

@@ -295,7 +295,7 @@ def test_saving_every_field_round_trips(org_a: Any, editor_a: Any, login: Any) -
         "webhook_events": ["call.ended", "call.analyzed"],
         "provider_options": '{"max_reconnects": 3}',
         "recording_mode": "after_announcement", "recording_announcement": "Esta llamada se graba.",
-        "redact_pii": ["card", "phone"], "redact_model_context": "on",
+        "redact_pii": ["card", "phone"], "redact_model_context": "on", "redact_webhook_numbers": "on",
         # allow_barge_in and analysis_summary unticked: off
     }
     assert client.post(url, values).status_code == 302
@@ -317,7 +317,7 @@ def test_saving_every_field_round_trips(org_a: Any, editor_a: Any, login: Any) -
         "analysis_schema": {"type": "object", "properties": {"booked": {"type": "boolean"}}},
         "webhook_events": ["call.ended", "call.analyzed"], "provider_options": {"max_reconnects": 3},
         "recording_mode": "after_announcement", "recording_announcement": "Esta llamada se graba.",
-        "redact_pii": ["card", "phone"], "redact_model_context": True,
+        "redact_pii": ["card", "phone"], "redact_model_context": True, "redact_webhook_numbers": True,
     }
     assert agent.snapshot() == expected
     # The form shows what was saved: submitting it unchanged changes nothing.

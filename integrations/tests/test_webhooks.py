@@ -2,6 +2,7 @@
 redelivery, disabling with admins told. (Worker restarts: test_webhooks_worker.py.)"""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -233,3 +234,40 @@ def test_failed_calls_and_agent_event_choice(org_a, receiver, eager_celery, djan
         record_audit(org_a, SYSTEM, "call.finalized", quiet_call, {"status": "completed"})  # agent opted out
         record_audit(org_a, SYSTEM, "call.finalized", quiet_call, {"status": "no_answer"})
     assert [r.event_type for r in receiver.received] == ["call.failed", "call.failed"]
+
+
+def test_an_agent_may_redact_the_call_numbers_in_webhooks_per_published_version(
+        org_a, receiver, eager_celery, django_capture_on_commit_callbacks):
+    from agents.services import publish_agent, update_agent
+    from agents.tests.factories import make_agent
+    from calls.models import TranscriptTurn
+    from calls.tests.factories import make_call
+
+    endpoint_for(org_a, receiver, events=["call.ended"])
+    agent = make_agent(org_a, redact_pii=["phone"])
+    keeping = publish_agent(agent, SYSTEM)  # the default: numbers go out as they are
+    update_agent(agent, SYSTEM, redact_webhook_numbers=True)
+    draft_only = make_call(org_a, agent=agent, agent_version=keeping)  # the draft changed, the version did not
+    redacting = publish_agent(agent, SYSTEM)
+    redacted = make_call(org_a, agent=agent, agent_version=redacting, direction="inbound",
+                         from_number="+14155550142", to_number="+14155550100")
+    TranscriptTurn.objects.create(call=redacted, index=0, role="caller", text="Call me on [PHONE].", start_ms=0,
+                                  end_ms=900)
+    no_version = make_call(org_a)  # e.g. a call placed before agents had versions: every default
+    with django_capture_on_commit_callbacks(execute=True):
+        for call in (draft_only, redacted, no_version):
+            record_audit(org_a, SYSTEM, "call.finalized", call, {"status": "completed"})
+    sent = {r.body["data"]["call"]["id"]: r.body["data"] for r in receiver.received}
+    assert all(r.signature_ok for r in receiver.received) and len(sent) == 3
+    assert (sent[str(draft_only.public_id)]["call"]["from"], sent[str(draft_only.public_id)]["call"]["to"]) == (
+        "+14155550100", "+14155550199")
+    assert (sent[str(redacted.public_id)]["call"]["from"], sent[str(redacted.public_id)]["call"]["to"]) == (
+        "[PHONE]", "[PHONE]")
+    assert sent[str(redacted.public_id)]["transcript"][0]["text"] == "Call me on [PHONE]."
+    assert "14155550142" not in json.dumps(sent[str(redacted.public_id)])  # nowhere in the body
+    assert sent[str(no_version.public_id)]["call"]["from"] == "+14155550100"
+    # the stored event is what went out; the call row keeps its numbers (usage, subject requests)
+    stored = WebhookEvent.objects.get(payload__call__id=str(redacted.public_id)).payload
+    assert stored["call"]["from"] == stored["call"]["to"] == "[PHONE]"
+    redacted.refresh_from_db()
+    assert redacted.from_number == "+14155550142"

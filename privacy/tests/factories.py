@@ -7,6 +7,7 @@ from django.core.files.base import ContentFile
 
 from calls.models import Call, Recording, TranscriptTurn
 from calls.tests.factories import make_call
+from integrations.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from privacy.models import RetentionPolicy
 from voiceplatform.testing import register_factory
 
@@ -34,3 +35,13 @@ def make_full_call(org: Any, *, caller: str = "+14155550142", name: str = "Ann E
     recording = Recording(call=call, size_bytes=48, duration_ms=1)
     recording.file.save(f"{call.public_id}.wav", ContentFile(b"RIFF" + bytes(44)), save=True)
     return call
+
+
+def make_webhook_reply(org: Any, payload: dict[str, Any], excerpt: str) -> WebhookAttempt:
+    """A delivered webhook event with ``payload`` whose endpoint answered ``excerpt``."""
+    endpoint = WebhookEndpoint.objects.for_org(org).first() or WebhookEndpoint.objects.create(
+        org=org, url="http://127.0.0.1:9/hook", events=["call.ended"], secret=WebhookEndpoint.new_secret())
+    event = WebhookEvent.objects.create(org=org, type="call.ended", payload=payload)
+    delivery = WebhookDelivery.objects.create(org=org, event=event, endpoint=endpoint, status=DeliveryStatus.SUCCEEDED,
+                                              attempt_count=1, last_status_code=200)
+    return WebhookAttempt.objects.create(delivery=delivery, number=1, status_code=200, response_excerpt=excerpt)

@@ -20,7 +20,7 @@ from orgs.models import AuditLog
 from privacy.models import RetentionPolicy
 from privacy.retention import purge_org
 from privacy.tasks import purge_expired
-from privacy.tests.factories import make_full_call
+from privacy.tests.factories import make_full_call, make_webhook_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_a_purge_deletes_exactly_what_expired_and_nothing_under_hold(org_a: Any,
     with time_machine.travel(start + timedelta(days=31), tick=False):
         result = purge_org(org_a)
     assert result.deleted == {"recordings_days": 1, "transcripts_days": 0, "analysis_days": 0,
-                              "events_days": 0, "batch_rows_days": 0}
+                              "events_days": 0, "batch_rows_days": 0, "webhook_responses": 0}
     assert not Recording.objects.filter(call=old).exists() and not old_file.exists()
     assert held_file.exists() and young_file.exists() and _files(other_org).exists()
     assert TranscriptTurn.objects.filter(call=old).count() == 2  # transcripts live 90 days
@@ -143,3 +143,41 @@ def test_a_transcript_never_stored_leaves_the_webhook_event_once_delivered(org_a
     purge_org(org_a)
     event.refresh_from_db()
     assert event.payload == {"call": {"id": str(call.public_id)}}
+
+
+def test_webhook_replies_are_wiped_on_the_clock_of_their_event_in_bounded_audited_batches(org_a: Any,
+                                                                                          org_b: Any) -> None:
+    start = timezone.now()
+    RetentionPolicy.objects.create(org=org_a, transcripts_days=90, analysis_days=30)
+    RetentionPolicy.objects.create(org=org_b, transcripts_days=90, analysis_days=30)
+
+    def reply(org: Any, call: Call) -> Any:
+        return make_webhook_reply(org, {"call": {"id": str(call.public_id)}, "analysis": call.analysis},
+                                  f'{{"echo": "{call.from_number}"}}')
+
+    with time_machine.travel(start, tick=False):
+        old = [reply(org_a, make_full_call(org_a)) for _ in range(3)]
+        held = reply(org_a, make_full_call(org_a, legal_hold=True))
+        other_org = reply(org_b, make_full_call(org_b))
+    with time_machine.travel(start + timedelta(days=20), tick=False):
+        young = reply(org_a, make_full_call(org_a))
+    unrelated = make_webhook_reply(org_a, {"batch": {"id": "x"}}, "ok")  # not about a call: no clock
+
+    with time_machine.travel(start + timedelta(days=29), tick=False):
+        assert purge_org(org_a).deleted["webhook_responses"] == 0
+    with time_machine.travel(start + timedelta(days=31), tick=False):  # the analysis expired: the earlier clock
+        first = purge_org(org_a, batch_size=2, max_batches=1)
+        second = purge_org(org_a, batch_size=2, max_batches=1)
+        third = purge_org(org_a, batch_size=2, max_batches=1)
+    assert first.deleted["webhook_responses"] == 2 and first.more
+    assert second.deleted["webhook_responses"] == 1 and not second.more
+    assert third.deleted["webhook_responses"] == 0  # idempotent
+    for attempt in old:
+        attempt.refresh_from_db()
+        assert attempt.response_excerpt == "" and attempt.status_code == 200  # the attempt itself stays
+    for attempt in (held, other_org, young, unrelated):
+        attempt.refresh_from_db()
+        assert attempt.response_excerpt
+    audited = [e.changes.get("webhook responses", 0) for e in AuditLog.objects.filter(org=org_a,
+                                                                                        action="retention.purged")]
+    assert sum(audited) == 3

@@ -18,11 +18,11 @@ from django.core import serializers
 from batches.models import BatchEntry, DoNotCallNumber
 from batches.tests.factories import make_batch, make_scheduled_call
 from calls.models import Call
-from integrations.models import WebhookEvent
+from integrations.models import WebhookAttempt, WebhookEvent
 from orgs.models import AuditLog
 from orgs.services import SYSTEM
 from privacy.subjects import SubjectError, erase_subject, export_subject, parse_subject
-from privacy.tests.factories import make_full_call
+from privacy.tests.factories import make_full_call, make_webhook_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -40,12 +40,17 @@ def _world(org_a: Any, org_b: Any) -> dict[str, Any]:
     calls = [make_full_call(org_a, caller=ANN), make_full_call(org_a, caller=ANN, direction="outbound",
                                                               from_number="+14155550100", to_number=ANN)]
     for call in calls:
-        WebhookEvent.objects.create(org=org_a, type="call.ended", payload={
-            "action": "call.finalized", "call": {"id": str(call.public_id), "from": ANN},
-            "transcript": [{"role": "caller", "text": f"my number is {ANN}"}]})
+        payload = {"action": "call.finalized", "call": {"id": str(call.public_id), "from": ANN},
+                   "transcript": [{"role": "caller", "text": f"my number is {ANN}"}]}
+        # the customer's endpoint echoes what it got (the number in another spelling, too)
+        make_webhook_reply(org_a, payload, json.dumps({"received": payload, "caller": "Ann Example (415) 555-0142"}))
+    bob = make_full_call(org_a, caller=BOB, name="Bob Example")
+    # a reply about someone else's call that happens to mention Ann's number
+    make_webhook_reply(org_a, {"action": "call.finalized", "call": {"id": str(bob.public_id), "from": BOB}},
+                       f'{{"ok": true, "note": "Bob asked us to call back {ANN}", "from": "{BOB}"}}')
     return {
         "ann": calls,
-        "bob": make_full_call(org_a, caller=BOB, name="Bob Example"),
+        "bob": bob,
         "ann_elsewhere": make_full_call(org_b, caller=ANN),
         "schedule": make_scheduled_call(org_a, to=ANN, name=f"Call back {ANN}"),
         "dnc": DoNotCallNumber.objects.create(org=org_a, e164=ANN, reason="asked"),
@@ -87,6 +92,7 @@ def test_erasure_leaves_no_trace_in_the_database_or_storage(org_a: Any, org_b: A
     counts = erase_subject(org_a, SYSTEM, parse_subject(org_a, phone=ANN))
     assert counts["calls"] == 2 and counts["recordings"] == 2 and counts["batch_rows"] == 1
     assert counts["scheduled_calls"] == 1 and counts["do_not_call_kept"] == 1 and counts["webhook_events"] == 2
+    assert counts["webhook_responses"] == 3  # Ann's two calls' replies wiped, Bob's reply scrubbed
 
     # storage: Ann's recordings are gone, everyone else's are there
     files = _storage_files()
@@ -96,15 +102,15 @@ def test_erasure_leaves_no_trace_in_the_database_or_storage(org_a: Any, org_b: A
     assert Path(world["bob"].recording.file.path).exists()
     assert Path(world["ann_elsewhere"].recording.file.path).exists()
 
-    # database: every row of every model of org A, serialised, never mentions the number —
-    # except the do-not-call entry, which is kept on purpose
+    # database: every row of every model of org A (or of its calls or webhook deliveries),
+    # serialised, never mentions the number — except the do-not-call entry, kept on purpose
     digits = ANN.lstrip("+")
     for model in apps.get_models():
         names = {f.name for f in model._meta.fields}
-        if model is DoNotCallNumber or not names & {"org", "call"}:
+        owner = next((name for name in ("org", "call", "delivery") if name in names), None)
+        if model is DoNotCallNumber or owner is None:
             continue
-        manager = model._default_manager
-        rows = manager.filter(org=org_a) if "org" in names else manager.filter(call__org=org_a)
+        rows = model._default_manager.filter(**{"org" if owner == "org" else f"{owner}__org": org_a})
         dumped = serializers.serialize("json", rows)
         assert ANN not in dumped and digits not in dumped, model._meta.label
         assert "Ann Example" not in dumped and "555-0142" not in dumped, model._meta.label
@@ -114,6 +120,8 @@ def test_erasure_leaves_no_trace_in_the_database_or_storage(org_a: Any, org_b: A
     assert DoNotCallNumber.objects.filter(org=org_a, e164=ANN).exists()
     # other people and other orgs are untouched
     assert Call.objects.get(pk=world["bob"].pk).turns.count() == 2
+    assert WebhookAttempt.objects.get(delivery__event__payload__call__id=str(world["bob"].public_id)
+                                      ).response_excerpt == f'{{"ok": true, "note": "Bob asked us to call back [erased]", "from": "{BOB}"}}'
     assert Call.objects.get(pk=world["ann_elsewhere"].pk).from_number == ANN
     entry = AuditLog.objects.get(org=org_a, action="privacy.subject_erased")
     assert entry.changes["fingerprint"] and ANN not in json.dumps(entry.changes)
