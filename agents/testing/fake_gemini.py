@@ -24,6 +24,9 @@ Behaviour (protocols.md §4):
   streaming turn (``serverContent.interrupted``), as the service does. Turns
   with a role other than ``user``/``model`` close the socket with 1007.
   :meth:`user_texts` lists the text sent as the user.
+* A setup asking for ``responseModalities: ["TEXT"]`` is a text session, as the service
+  runs one: an :class:`AgentTurn` streams its transcript's words as ``modelTurn`` text
+  parts, with no audio and no ``outputTranscription``.
 * :class:`GoAway` sends ``goAway`` and closes the socket (1000) after its delay;
   :class:`ProviderFailure` closes with its ``close_code`` (Gemini reports errors
   only as close codes).
@@ -159,6 +162,8 @@ class FakeGeminiLive(FakeServer):
                 await conn.close(1007, "Invalid session resumption handle")
                 return
             st.resumable = resumption is not None
+            modalities = (cfg.get("generationConfig") or {}).get("responseModalities") or ["AUDIO"]
+            st.text_only = modalities == ["TEXT"]
             await self.send_json(conn, {"setupComplete": {"sessionId": f"session-{st.n}"}})
             await self._issue_handle(st)
             async for raw in conn:
@@ -263,12 +268,17 @@ class FakeGeminiLive(FakeServer):
         conn = st.conn
         words = turn.transcript.split(" ") if turn.transcript else []
         chunks = [turn.audio[i:i + turn.chunk_bytes] for i in range(0, len(turn.audio), turn.chunk_bytes)]
+        if st.text_only:
+            # a text session: the words as model-turn text parts, no audio at all
+            chunks = []
         for i in range(max(len(chunks), len(words))):
             content: dict[str, Any] = {}
+            if st.text_only:
+                content["modelTurn"] = {"role": "model", "parts": [{"text": words[i] if i == 0 else " " + words[i]}]}
             if i < len(chunks):
                 content["modelTurn"] = {"role": "model", "parts": [{"inlineData": {
                     "mimeType": "audio/pcm;rate=24000", "data": base64.b64encode(chunks[i]).decode()}}]}
-            if i < len(words):
+            if i < len(words) and not st.text_only:
                 content["outputTranscription"] = {"text": words[i] if i == 0 else " " + words[i]}
             await self.send_json(conn, {"serverContent": content})
             if turn.pace:
@@ -286,4 +296,5 @@ class _Conn(ConnState):
         super().__init__(conn)
         self.n = n
         self.resumable = False
+        self.text_only = False  # the setup asked for TEXT replies
         self.pending_calls: set[str] = set()
