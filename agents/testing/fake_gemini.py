@@ -26,7 +26,9 @@ Behaviour (protocols.md §4):
   :meth:`user_texts` lists the text sent as the user.
 * A setup asking for ``responseModalities: ["TEXT"]`` is a text session, as the service
   runs one: an :class:`AgentTurn` streams its transcript's words as ``modelTurn`` text
-  parts, with no audio and no ``outputTranscription``.
+  parts, with no audio and no ``outputTranscription``. ``audio_only=True`` plays a
+  native-audio model instead, which refuses a text session: the socket closes with 1007
+  ("Cannot extract voices from a non-audio request.", as reported against the service).
 * :class:`GoAway` sends ``goAway`` and closes the socket (1000) after its delay;
   :class:`ProviderFailure` closes with its ``close_code`` (Gemini reports errors
   only as close codes).
@@ -81,7 +83,7 @@ class FakeGeminiLive(FakeServer):
     """See module docstring. ``turn_bytes``: caller PCM16 16 kHz audio per VAD turn."""
 
     def __init__(self, *, api_key: str = "gemini-test-key", turn_bytes: int = 6400,
-                 quiet_silence: bool = False) -> None:
+                 quiet_silence: bool = False, audio_only: bool = False) -> None:
         self.cert: LocalCert = make_local_cert()
         super().__init__(ssl_context=self.cert.server_context())
         self.api_key = api_key
@@ -89,6 +91,7 @@ class FakeGeminiLive(FakeServer):
         # True: digital silence (all-zero PCM, a phone line's idle frames) is not speech, and
         # silence after speech ends the turn, as the real VAD does; False: every byte counts.
         self.quiet_silence = quiet_silence
+        self.audio_only = audio_only
         self._counter = itertools.count(1)
         self._handles: set[str] = set()
         #: the newest resumption handle issued (sent after setup and after every turn)
@@ -164,6 +167,9 @@ class FakeGeminiLive(FakeServer):
             st.resumable = resumption is not None
             modalities = (cfg.get("generationConfig") or {}).get("responseModalities") or ["AUDIO"]
             st.text_only = modalities == ["TEXT"]
+            if st.text_only and self.audio_only:
+                await conn.close(1007, "Cannot extract voices from a non-audio request.")
+                return
             await self.send_json(conn, {"setupComplete": {"sessionId": f"session-{st.n}"}})
             await self._issue_handle(st)
             async for raw in conn:

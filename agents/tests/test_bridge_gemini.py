@@ -327,3 +327,13 @@ def test_a_text_session_answers_in_text_parts_with_no_audio(fake):
     assert fake.user_texts()[-1] == "I want ten chairs."
     assert bridge.metrics.responses == 2
 
+
+
+def test_a_model_that_answers_only_in_audio_refuses_a_text_session_for_good():
+    with FakeGeminiLive(audio_only=True) as fake:
+        bridge = create_bridge("gemini_live", config(fake, provider_options={"output_modality": "text"}))
+        with pytest.raises(ProviderError) as refused:
+            run_async(bridge.connect())
+        assert (refused.value.code, refused.value.retryable) == ("invalid_argument", False)
+        assert "non-audio request" in refused.value.message
+        assert bridge.metrics.connect_attempts == 1  # a configuration error is not retried

@@ -230,3 +230,16 @@ def test_text_mode_is_refused_for_an_agent_without_text_replies(org_a: Any) -> N
     with refused(SimulationError, field="suite",
                  match="scenario Wants chairs.*needs an OpenAI Realtime or Gemini Live agent; Parrot uses Echo"):
         start_suite_run(suite, SYSTEM)
+
+
+def test_a_caller_model_without_text_replies_is_stored_as_the_callers_error(
+        tested_agent: Any, fakes: Fakes, gemini: FakeGeminiLive, eager_tasks: None) -> None:
+    gemini.audio_only = True  # a native-audio model: it refuses a text session
+    fakes.realtime.script(AgentTurn(transcript="Hello, Bookings here.", usage=USAGE))
+    suite = make_suite(tested_agent, mode="text", caller_provider="gemini_live", checks=[], rubric=[])
+    run = start_suite_run(suite, SYSTEM, version_number=1)
+    run.refresh_from_db()
+    scenario_run = ScenarioRun.objects.get(suite_run=run)
+    assert run.status == RunStatus.ERROR and scenario_run.status == RunStatus.ERROR
+    assert scenario_run.error.startswith("the simulated caller failed: invalid_argument")
+    assert "non-audio request" in scenario_run.error
