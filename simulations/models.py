@@ -83,7 +83,8 @@ class Scenario(OrgScopedModel):
     variables = models.JSONField(default=dict, blank=True, help_text="Variables the call starts with.")
     caller_provider = models.CharField(max_length=32, choices=CallerProvider.choices, default=CallerProvider.OPENAI)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.VOICE,
-                            help_text="Text: both sides through the providers' text replies (OpenAI Realtime).")
+                            help_text="Text: both sides through the providers' text replies "
+                                      "(OpenAI Realtime or Gemini Live).")
     max_turns = models.PositiveSmallIntegerField(default=12, validators=[MinValueValidator(1),
                                                                          MaxValueValidator(100)])
     max_seconds = models.PositiveIntegerField(default=120, validators=[MinValueValidator(5),

@@ -20,6 +20,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from agents.models import Agent, AgentVersion
+from agents.providers import provider_info
 from agents.runtime import MissingCredential, MissingVariable, build_session_config
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
@@ -35,6 +36,9 @@ class SimulationError(ServiceError):
 
     code = "simulation_invalid"
 
+
+#: providers whose bridge answers in text (``output_modality: text``): text mode needs them on both sides
+TEXT_MODE_PROVIDERS = frozenset({"openai_realtime", "gemini_live"})
 
 SCENARIO_FIELDS = ("name", "persona", "goal", "opening_line", "variables", "caller_provider", "mode", "max_turns",
                    "max_seconds", "checks", "rubric", "tool_stubs")
@@ -58,8 +62,10 @@ def clean_scenario_values(values: dict[str, Any]) -> dict[str, Any]:
         if name in values and not isinstance(values[name], dict):
             raise SimulationError(f"{name.replace('_', ' ')} must be an object of names to values", field=name)
     if values.get("mode") == "text":
-        if values.get("caller_provider", "openai_realtime") != "openai_realtime":
-            raise SimulationError("text mode needs OpenAI Realtime for the caller", field="caller_provider")
+        caller = values.get("caller_provider", "openai_realtime")
+        if caller not in TEXT_MODE_PROVIDERS:
+            raise SimulationError(f"text mode needs OpenAI Realtime or Gemini Live for the caller, not {caller}",
+                                  field="caller_provider")
         audio = [c["type"] for c in values.get("checks") or [] if c.get("type") == "first_audio_within"]
         if audio:
             raise SimulationError("first_audio_within measures audio: it has no meaning in text mode",
@@ -200,9 +206,10 @@ def plan_run(suite: Suite, version_number: int | None = None, scenarios: list[Sc
         except MissingCredential as exc:
             raise SimulationError(str(exc), field="agent") from exc
     settings = probe.settings
-    if settings.provider != "openai_realtime" and any(s.mode == "text" for s in chosen):
-        raise SimulationError(f"text mode needs an OpenAI Realtime agent; {agent.name} uses {settings.provider}",
-                              field="suite")
+    text = sorted(s.name for s in chosen if s.mode == "text")
+    if text and settings.provider not in TEXT_MODE_PROVIDERS:
+        raise SimulationError(f"text mode (scenario {', '.join(text)}) needs an OpenAI Realtime or Gemini Live "
+                              f"agent; {agent.name} uses {provider_info(settings.provider).label}", field="suite")
     estimate = estimate_scenarios(settings.provider, settings.model or None,
                                   [(s.caller_provider, float(s.max_seconds)) for s in chosen])
     return Plan(version, config, chosen, estimate)

@@ -14,9 +14,19 @@ Asides (a slow tool's filler line, :meth:`~agents.bridges.base.Bridge.say_aside`
 Live has no out-of-band reply, so the line is asked for in a client turn while the function
 call stays pending; it becomes part of the conversation.
 
+Text replies (``provider_options["output_modality"] = "text"``; agent tests' text mode,
+never a phone call): the session asks for ``response_modalities=[TEXT]`` with no speech or
+output-transcription config. Caller turns still arrive as client content turns; the model
+turn's text parts (thought parts skipped) become :class:`AgentTranscript` deltas and, at
+``turn_complete``, the final transcript of the turn; no :class:`AgentAudio` is produced.
+Google documents the native-audio Live models as answering in audio only: a model that
+refuses a text session closes the socket with 1007, which surfaces as a non-retryable
+``invalid_argument`` :class:`ProviderError` from ``connect()``.
+
 ``provider_options`` read here: ``api_version`` (SDK default otherwise),
 ``compression_trigger_tokens`` (default 25 600), ``compression_target_tokens``
-(default 12 800), ``max_reconnects`` (default 5).
+(default 12 800), ``max_reconnects`` (default 5), ``output_modality`` (``audio`` by
+default, or ``text``).
 """
 
 from __future__ import annotations
@@ -104,13 +114,19 @@ class GeminiLiveBridge(Bridge):
 
     # -- configuration ---------------------------------------------------------
 
+    @property
+    def text_replies(self) -> bool:
+        """The session answers in text (``output_modality: text``), not speech."""
+        return self.config.provider_options.get("output_modality") == "text"
+
     def live_config(self) -> Any:
         """The ``LiveConnectConfig`` for this session (the newest handle included)."""
         from google.genai import types
 
         cfg = self.config
         opts = cfg.provider_options
-        speech = types.SpeechConfig(
+        text = self.text_replies
+        speech = None if text else types.SpeechConfig(
             voice_config=types.VoiceConfig(
                 prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=cfg.voice or DEFAULT_VOICE)
             ),
@@ -130,13 +146,13 @@ class GeminiLiveBridge(Bridge):
                 for t in cfg.tools
             ])]
         return types.LiveConnectConfig(
-            response_modalities=[types.Modality.AUDIO],
+            response_modalities=[types.Modality.TEXT if text else types.Modality.AUDIO],
             system_instruction=cfg.instructions or None,
             speech_config=speech,
             temperature=cfg.temperature,
             tools=tools,
             input_audio_transcription=types.AudioTranscriptionConfig(),
-            output_audio_transcription=types.AudioTranscriptionConfig(),
+            output_audio_transcription=None if text else types.AudioTranscriptionConfig(),
             realtime_input_config=types.RealtimeInputConfig(
                 automatic_activity_detection=activity,
                 activity_handling=None if cfg.allow_interruptions else types.ActivityHandling.NO_INTERRUPTION,
@@ -359,6 +375,10 @@ class GeminiLiveBridge(Bridge):
                     blob = part.inline_data
                     if blob is not None and blob.data and self._muted_turn != self._turn:
                         out.append(AgentAudio(audio=blob.data, format=PCM16_24K, item_id=f"turn-{self._turn}"))
+                    elif part.text and not part.thought and self.text_replies:
+                        # a text session's reply: its words are the agent's transcript
+                        self._agent_text.append(part.text)
+                        out.append(AgentTranscript(text=part.text, final=False, item_id=f"turn-{self._turn}"))
             if sc.output_transcription is not None and sc.output_transcription.text:
                 self._responding = True
                 self._agent_text.append(sc.output_transcription.text)

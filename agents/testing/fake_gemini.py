@@ -24,6 +24,11 @@ Behaviour (protocols.md §4):
   streaming turn (``serverContent.interrupted``), as the service does. Turns
   with a role other than ``user``/``model`` close the socket with 1007.
   :meth:`user_texts` lists the text sent as the user.
+* A setup asking for ``responseModalities: ["TEXT"]`` is a text session, as the service
+  runs one: an :class:`AgentTurn` streams its transcript's words as ``modelTurn`` text
+  parts, with no audio and no ``outputTranscription``. ``audio_only=True`` plays a
+  native-audio model instead, which refuses a text session: the socket closes with 1007
+  ("Cannot extract voices from a non-audio request.", as reported against the service).
 * :class:`GoAway` sends ``goAway`` and closes the socket (1000) after its delay;
   :class:`ProviderFailure` closes with its ``close_code`` (Gemini reports errors
   only as close codes).
@@ -78,7 +83,7 @@ class FakeGeminiLive(FakeServer):
     """See module docstring. ``turn_bytes``: caller PCM16 16 kHz audio per VAD turn."""
 
     def __init__(self, *, api_key: str = "gemini-test-key", turn_bytes: int = 6400,
-                 quiet_silence: bool = False) -> None:
+                 quiet_silence: bool = False, audio_only: bool = False) -> None:
         self.cert: LocalCert = make_local_cert()
         super().__init__(ssl_context=self.cert.server_context())
         self.api_key = api_key
@@ -86,6 +91,7 @@ class FakeGeminiLive(FakeServer):
         # True: digital silence (all-zero PCM, a phone line's idle frames) is not speech, and
         # silence after speech ends the turn, as the real VAD does; False: every byte counts.
         self.quiet_silence = quiet_silence
+        self.audio_only = audio_only
         self._counter = itertools.count(1)
         self._handles: set[str] = set()
         #: the newest resumption handle issued (sent after setup and after every turn)
@@ -159,6 +165,11 @@ class FakeGeminiLive(FakeServer):
                 await conn.close(1007, "Invalid session resumption handle")
                 return
             st.resumable = resumption is not None
+            modalities = (cfg.get("generationConfig") or {}).get("responseModalities") or ["AUDIO"]
+            st.text_only = modalities == ["TEXT"]
+            if st.text_only and self.audio_only:
+                await conn.close(1007, "Cannot extract voices from a non-audio request.")
+                return
             await self.send_json(conn, {"setupComplete": {"sessionId": f"session-{st.n}"}})
             await self._issue_handle(st)
             async for raw in conn:
@@ -263,12 +274,17 @@ class FakeGeminiLive(FakeServer):
         conn = st.conn
         words = turn.transcript.split(" ") if turn.transcript else []
         chunks = [turn.audio[i:i + turn.chunk_bytes] for i in range(0, len(turn.audio), turn.chunk_bytes)]
+        if st.text_only:
+            # a text session: the words as model-turn text parts, no audio at all
+            chunks = []
         for i in range(max(len(chunks), len(words))):
             content: dict[str, Any] = {}
+            if st.text_only:
+                content["modelTurn"] = {"role": "model", "parts": [{"text": words[i] if i == 0 else " " + words[i]}]}
             if i < len(chunks):
                 content["modelTurn"] = {"role": "model", "parts": [{"inlineData": {
                     "mimeType": "audio/pcm;rate=24000", "data": base64.b64encode(chunks[i]).decode()}}]}
-            if i < len(words):
+            if i < len(words) and not st.text_only:
                 content["outputTranscription"] = {"text": words[i] if i == 0 else " " + words[i]}
             await self.send_json(conn, {"serverContent": content})
             if turn.pace:
@@ -286,4 +302,5 @@ class _Conn(ConnState):
         super().__init__(conn)
         self.n = n
         self.resumable = False
+        self.text_only = False  # the setup asked for TEXT replies
         self.pending_calls: set[str] = set()

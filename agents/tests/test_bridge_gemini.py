@@ -297,3 +297,43 @@ def test_an_aside_is_asked_for_in_a_client_turn_while_a_tool_call_is_pending(fak
     asked = fake.user_texts()[-1]
     assert asked.startswith("[A tool you called is still running.") and asked.endswith("One moment while I look that up.]")
     assert not fake.received_of("toolResponse")
+
+
+def test_a_text_session_answers_in_text_parts_with_no_audio(fake):
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake, provider_options={"output_modality": "text"}))
+        await bridge.connect()
+        events = EventCollector(bridge)
+        fake.script(AgentTurn(transcript="Hello, Bookings here."),
+                    AgentTurn(transcript="Ten chairs, noted.", usage={"total_tokens": 12}))
+        await bridge.create_response("Hello, Bookings here.")
+        first = await events.wait(AgentTranscript, lambda e: e.final)
+        await events.wait(ResponseDone)
+        await bridge.send_user_text("I want ten chairs.")
+        second = await events.wait(AgentTranscript, lambda e: e.final and e.text != first.text)
+        done = await events.wait(ResponseDone, lambda e: e.usage.get("total_token_count") == 12)
+        await bridge.close()
+        return bridge, events, first, second, done
+
+    bridge, events, first, second, done = run_async(main())
+    setup = fake.received_of("setup")[0]["setup"]
+    assert setup["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert "speechConfig" not in setup["generationConfig"] and "outputAudioTranscription" not in setup
+    assert (first.text, second.text) == ("Hello, Bookings here.", "Ten chairs, noted.")
+    deltas = [e.text for e in events.of(AgentTranscript) if not e.final]
+    assert "".join(deltas) == "Hello, Bookings here.Ten chairs, noted."  # streamed word by word
+    assert first.item_id != second.item_id and done.status == "completed"
+    assert not events.of(AgentAudio) and bridge.metrics.audio_out_bytes == 0
+    assert fake.user_texts()[-1] == "I want ten chairs."
+    assert bridge.metrics.responses == 2
+
+
+
+def test_a_model_that_answers_only_in_audio_refuses_a_text_session_for_good():
+    with FakeGeminiLive(audio_only=True) as fake:
+        bridge = create_bridge("gemini_live", config(fake, provider_options={"output_modality": "text"}))
+        with pytest.raises(ProviderError) as refused:
+            run_async(bridge.connect())
+        assert (refused.value.code, refused.value.retryable) == ("invalid_argument", False)
+        assert "non-audio request" in refused.value.message
+        assert bridge.metrics.connect_attempts == 1  # a configuration error is not retried

@@ -1,16 +1,19 @@
 """The whole loop without a network: scenario → the agent's real CallSession and a
 simulated caller (both on the fake OpenAI Realtime server, real SDK) → transcript →
-checks → judge (fake Chat Completions, real SDK) → stored result → JUnit; and the
-publish gate, rerun and comparison on top of stored runs."""
+checks → judge (fake Chat Completions, real SDK) → stored result → JUnit; text mode with
+OpenAI Realtime and Gemini Live (fake TLS Live server, real google-genai SDK) on either side;
+and the publish gate, rerun and comparison on top of stored runs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
+from agents.testing.fake_gemini import FakeGeminiLive
 from agents.testing.script import AgentTurn, FunctionCall
 from calls.testing.signals import speech_mulaw
 from orgs.services import SYSTEM
@@ -140,21 +143,103 @@ def test_publishing_waits_for_a_required_suite_to_pass_on_the_draft(tested_agent
     assert publish_agent(tested_agent, SYSTEM).number == 2
 
 
-def test_text_mode_runs_both_sides_on_text_replies(tested_agent: Any, fakes: Fakes, eager_tasks: None) -> None:
+def run_text_suite(agent: Any, version_number: int, **scenario: Any) -> ScenarioRun:
+    """A one-scenario suite in text mode run to the end; it must pass with the chairs transcript."""
     checks = [c for c in CHECKS if c["type"] != "first_audio_within"]
-    suite = make_suite(tested_agent, mode="text", checks=checks, rubric=[])
-    fakes.realtime.script(
-        AgentTurn(transcript="Hello, Bookings here.", usage=USAGE),       # agent (text)
-        AgentTurn(transcript="I want to buy ten chairs.", usage=USAGE),   # caller (text)
-        FunctionCall("transfer_call", {"destination": "Sales"}, call_id="t1", usage=USAGE),
-    )
-    run = start_suite_run(suite, SYSTEM, version_number=1)
+    suite = make_suite(agent, mode="text", checks=checks, rubric=[], **scenario)
+    run = start_suite_run(suite, SYSTEM, version_number=version_number)
     run.refresh_from_db()
     scenario_run = ScenarioRun.objects.get(suite_run=run)
     assert run.status == RunStatus.PASSED, (scenario_run.error, scenario_run.check_results)
     assert [(t["role"], t["text"]) for t in scenario_run.transcript] == [
         ("agent", "Hello, Bookings here."), ("caller", "I want to buy ten chairs.")]
+    return scenario_run
+
+
+def test_text_mode_runs_both_sides_on_text_replies(tested_agent: Any, fakes: Fakes, eager_tasks: None) -> None:
+    fakes.realtime.script(
+        AgentTurn(transcript="Hello, Bookings here.", usage=USAGE),       # agent (text)
+        AgentTurn(transcript="I want to buy ten chairs.", usage=USAGE),   # caller (text)
+        FunctionCall("transfer_call", {"destination": "Sales"}, call_id="t1", usage=USAGE),
+    )
+    run_text_suite(tested_agent, 1)
     assert not fakes.realtime.audio_received()  # not one audio frame went to either side
     sessions = [m["session"] for m in fakes.realtime.received_of("session.update")]
     assert [s["output_modalities"] for s in sessions] == [["text"], ["text"]]
     assert fakes.realtime.user_texts() == ["Hello, Bookings here.", "I want to buy ten chairs."]
+
+
+@pytest.fixture
+def gemini(org_a: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGeminiLive]:
+    """The fake Gemini Live server behind the org's Gemini credential; the SDK trusts its
+    certificate the way it trusts any CA, through ``SSL_CERT_FILE`` (protocols.md §4.8)."""
+    from orgs.services import set_provider_credential
+
+    fake = FakeGeminiLive(quiet_silence=True, turn_bytes=10**9)
+    with fake:
+        pem = tmp_path / "fake-gemini.pem"
+        pem.write_bytes(fake.cert.cert_pem)
+        monkeypatch.setenv("SSL_CERT_FILE", str(pem))
+        set_provider_credential(org_a, SYSTEM, "gemini", {"api_key": fake.api_key}, config={"base_url": fake.url})
+        yield fake
+
+
+def test_text_mode_with_a_gemini_caller(tested_agent: Any, fakes: Fakes, gemini: FakeGeminiLive,
+                                        eager_tasks: None) -> None:
+    fakes.realtime.script(
+        AgentTurn(transcript="Hello, Bookings here.", usage=USAGE),       # agent (OpenAI, text)
+        FunctionCall("transfer_call", {"destination": "Sales"}, call_id="t1", usage=USAGE),
+    )
+    gemini.script(AgentTurn(transcript="I want to buy ten chairs."))  # caller (Gemini, text parts)
+    scenario_run = run_text_suite(tested_agent, 1, caller_provider="gemini_live")
+    (setup,) = gemini.received_of("setup")
+    assert setup["setup"]["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert not gemini.audio_received() and not fakes.realtime.audio_received()
+    assert gemini.user_texts() == ["Hello, Bookings here."]               # the agent's words, as the caller heard them
+    assert fakes.realtime.user_texts() == ["I want to buy ten chairs."]  # the caller's, as the agent read them
+    assert scenario_run.usage["caller"]["provider"] == "gemini_live"
+
+
+def test_text_mode_with_a_gemini_agent(tested_agent: Any, fakes: Fakes, gemini: FakeGeminiLive,
+                                       eager_tasks: None) -> None:
+    from agents.services import publish_agent, update_agent
+
+    update_agent(tested_agent, SYSTEM, provider="gemini_live", model="", voice="")
+    publish_agent(tested_agent, SYSTEM)
+    gemini.script(
+        AgentTurn(transcript="Hello, Bookings here."),                    # agent (Gemini, text parts)
+        FunctionCall("transfer_call", {"destination": "Sales"}, call_id="t1"),
+    )
+    fakes.realtime.script(AgentTurn(transcript="I want to buy ten chairs.", usage=USAGE))  # caller (OpenAI, text)
+    scenario_run = run_text_suite(tested_agent, 2)  # the caller: OpenAI Realtime
+    assert scenario_run.end_reason == "transferred"
+    (setup,) = gemini.received_of("setup")
+    assert setup["setup"]["generationConfig"]["responseModalities"] == ["TEXT"]
+    assert not gemini.audio_received() and not fakes.realtime.audio_received()
+    assert gemini.user_texts()[-1] == "I want to buy ten chairs."          # after the greeting's instruction
+    assert fakes.realtime.user_texts() == ["Hello, Bookings here."]
+    assert [s["session"]["output_modalities"] for s in fakes.realtime.received_of("session.update")] == [["text"]]
+
+
+def test_text_mode_is_refused_for_an_agent_without_text_replies(org_a: Any) -> None:
+    from calls.tests.factories import make_ready_agent
+    from voiceplatform.testing import refused
+
+    agent = make_ready_agent(org_a, name="Parrot")  # the echo provider: no text replies
+    suite = make_suite(agent, mode="text", checks=[], rubric=[])
+    with refused(SimulationError, field="suite",
+                 match="scenario Wants chairs.*needs an OpenAI Realtime or Gemini Live agent; Parrot uses Echo"):
+        start_suite_run(suite, SYSTEM)
+
+
+def test_a_caller_model_without_text_replies_is_stored_as_the_callers_error(
+        tested_agent: Any, fakes: Fakes, gemini: FakeGeminiLive, eager_tasks: None) -> None:
+    gemini.audio_only = True  # a native-audio model: it refuses a text session
+    fakes.realtime.script(AgentTurn(transcript="Hello, Bookings here.", usage=USAGE))
+    suite = make_suite(tested_agent, mode="text", caller_provider="gemini_live", checks=[], rubric=[])
+    run = start_suite_run(suite, SYSTEM, version_number=1)
+    run.refresh_from_db()
+    scenario_run = ScenarioRun.objects.get(suite_run=run)
+    assert run.status == RunStatus.ERROR and scenario_run.status == RunStatus.ERROR
+    assert scenario_run.error.startswith("the simulated caller failed: invalid_argument")
+    assert "non-audio request" in scenario_run.error
