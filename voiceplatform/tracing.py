@@ -33,6 +33,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from voiceplatform.logging import redact
+from voiceplatform.redaction import PLACEHOLDERS
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def scrub_value(key: str, value: Any) -> Any:
     if isinstance(value, str):
         if key in _URL_KEYS:
             value = value.split("?", 1)[0]
-        return _PHONE.sub("[number]", redact(value))
+        # what the PII detector did not take as a number still looks like one here
+        return _PHONE.sub(PLACEHOLDERS["phone"], redact(value))
     if isinstance(value, (list, tuple)):
         return type(value)(scrub_value(key, v) for v in value)
     return value

@@ -74,6 +74,9 @@ def test_sensitive_keypad_entry_is_not_stored_and_the_caller_channel_is_muted(
     caller = frames[:, 0]
     paused = caller[started * 8:ended * 8]
     after = caller[ended * 8:]
-    assert len(paused) >= 8 * 600  # the tone played during the pause is in the clock...
-    assert not paused.any()  # ...but not in the file
+    assert len(paused) > 0 and not paused.any()  # the pause is in the file's clock, as silence
     assert np.abs(after).max() > 1000  # and the caller is recorded again afterwards
+    # Counted on the whole file, so no timestamp alignment (a busy machine's) decides it: one
+    # 0.6 s tone's worth of caller audio is there (the one after the entry), not two.
+    loud = int(np.count_nonzero(np.abs(caller) > 1000))
+    assert 8 * 300 < loud < 8 * 900, loud

@@ -126,7 +126,7 @@ def test_trace_attributes_are_scrubbed() -> None:
         "http.status_code": 200,
     })
     assert clean == {"http.url": "https://api.example.com/v1/calls", "http.status_code": 200,
-                     "exception.message": "dialing [number] failed with Bearer [redacted]"}
+                     "exception.message": "dialing [PHONE] failed with Bearer [redacted]"}
 
 
 # ------------------------------------------------------------------ the endpoint
