@@ -240,3 +240,20 @@ def _start(org: Organization, rule: LiveKitDispatchRule, event: Any) -> Call:
                               any_participant=participant is None,
                               from_number=sip.get("sip.phoneNumber", "")[:32],
                               to_number=sip.get("sip.trunkPhoneNumber", "")[:32])
+
+
+def webhook_note(org: Organization) -> Any:
+    """The LiveKit credential's set-up note: this org's webhook URL and how to use it."""
+    from orgs.credential_notes import CredentialNote
+
+    return CredentialNote(title="Webhook for dispatching agents", url=webhook_url(org), steps=[
+        "LiveKit Cloud: Settings → Webhooks → Create webhook, with this URL and the API key saved above "
+        "(LiveKit signs each delivery with it). Self-hosted: add the URL under webhook.urls and the key "
+        "under webhook.api_key in the server's config.",
+        "Add dispatch rules under Admin → LiveKit dispatch rules: the agent, a room name prefix, the kind "
+        "of participant (phone callers through LiveKit SIP, or apps and browsers) and attributes to match.",
+        "For phone calls, point a LiveKit SIP dispatch rule at rooms with that prefix "
+        "(e.g. an individual dispatch rule with room prefix \"call-\"); the caller's and the dialled "
+        "number are recorded on the call.",
+        "Deliveries and what came of them are listed under Admin → LiveKit webhook events.",
+    ])

@@ -15,7 +15,7 @@ import time_machine
 
 from calls.models import Call, Direction, LiveKitDispatchRule, LiveKitWebhookEvent, ParticipantKind
 from calls.services.errors import CallError
-from calls.services.livekit_dispatch import clean_rule, webhook_path, webhook_token
+from calls.services.livekit_dispatch import clean_rule, webhook_path, webhook_token, webhook_url
 from calls.testing import livekit_webhooks as lk
 from calls.tests.factories import make_ready_agent
 from orgs.models import ProviderCredential
@@ -213,3 +213,11 @@ def test_the_admin_refuses_a_bad_rule_on_its_field(world: Any, owner_a: Any, log
     assert response.status_code == 302
     saved = LiveKitDispatchRule.objects.for_org(org).get(name="Lobby")
     assert (saved.room_prefix, saved.attributes) == ("lobby-", {"floor": "3"})
+
+
+def test_the_credentials_page_shows_the_webhook_url_and_steps(world: Any, owner_a: Any, login: Any) -> None:
+    org, _agent, _rule = world
+    page = login(owner_a).get("/settings/credentials/").content.decode()
+    assert webhook_url(org) in page
+    assert "Webhook for dispatching agents" in page and "LiveKit SIP dispatch rule" in page
+    assert SECRET not in page
