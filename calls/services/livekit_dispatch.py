@@ -48,7 +48,7 @@ from calls.models import Call, Direction, LiveKitDispatchRule, LiveKitWebhookEve
 from calls.services.errors import CallError
 from calls.services.livekit import livekit_server_for, start_livekit_call
 from orgs.models import Organization
-from orgs.services import SYSTEM
+from orgs.services import SYSTEM, Actor, record_audit
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,35 @@ def clean_rule(org: Organization, *, agent: Any, room_prefix: str, attributes: A
     return prefix, {str(k): str(v) for k, v in attributes.items()}
 
 
+_RULE_FIELDS = ("name", "agent", "room_prefix", "participant_kind", "attributes", "priority", "enabled")
+
+
+def save_rule(org: Organization, actor: Actor, rule: LiveKitDispatchRule | None = None,
+              **values: Any) -> LiveKitDispatchRule:
+    """Create (``rule`` None) or change a dispatch rule, checked by `clean_rule`."""
+    rule = rule or LiveKitDispatchRule(org=org)
+    for name in _RULE_FIELDS:
+        if name in values:
+            setattr(rule, name, values[name])
+    if not (rule.name or "").strip():
+        raise CallError("give the rule a name", field="name")
+    if rule.participant_kind not in ParticipantKind.values:
+        raise CallError(f"must be one of {', '.join(ParticipantKind.values)}", field="participant_kind")
+    rule.room_prefix, rule.attributes = clean_rule(org, agent=getattr(rule, "agent", None) if rule.agent_id else None,
+                                                   room_prefix=rule.room_prefix, attributes=rule.attributes)
+    created = rule.pk is None
+    rule.save()
+    record_audit(org, actor, "livekit_rule.created" if created else "livekit_rule.updated", rule,
+                 {"agent": str(rule.agent.public_id), "room_prefix": rule.room_prefix})
+    return rule
+
+
+def delete_rule(rule: LiveKitDispatchRule, actor: Actor) -> None:
+    """Delete a dispatch rule (audited); its past webhook events keep their record."""
+    record_audit(rule.org, actor, "livekit_rule.deleted", rule, {"name": rule.name})
+    rule.delete()
+
+
 @dataclass
 class Delivery:
     """What one webhook delivery came to: the recorded row, the HTTP status for LiveKit,
@@ -145,7 +174,8 @@ def receive(org: Organization, body: bytes, authorization: str) -> Delivery:
 
 def _accept(org: Organization, server: LiveKitServer, event: Any) -> Delivery:
     fields = {"event_id": event.id[:64], "event": event.event[:40], "room": event.room.name[:128],
-              "participant": event.participant.identity[:128], "room_sid": event.room.sid[:64]}
+              "participant": event.participant.identity[:128],
+              "room_sid": _room_key(event)}
     if not event.id:
         return _refuse(org, "the event has no id", status=400)
     if LiveKitWebhookEvent.objects.for_org(org).filter(event_id=event.id).exclude(
@@ -186,6 +216,11 @@ def _duplicate(org: Organization, fields: dict[str, str]) -> Delivery:
     return Delivery(record, 200)
 
 
+def _room_key(event: Any) -> str:
+    """The room instance: LiveKit's room sid (a delivery without one is keyed by the room's name)."""
+    return (event.room.sid or f"name:{event.room.name}")[:64]
+
+
 def _decide(org: Organization, event: Any) -> tuple[LiveKitDispatchRule | None, str]:
     """The rule that sends an agent for ``event``, or None and why not."""
     if event.event not in _STARTS:
@@ -193,7 +228,7 @@ def _decide(org: Organization, event: Any) -> tuple[LiveKitDispatchRule | None, 
     created = dt.datetime.fromtimestamp(event.created_at, tz=dt.UTC) if event.created_at else None
     if created is not None and timezone.now() - created > STALE_AFTER:
         return None, f"the event is older than {int(STALE_AFTER.total_seconds() // 60)} minutes"
-    earlier = LiveKitWebhookEvent.objects.for_org(org).filter(room_sid=event.room.sid)
+    earlier = LiveKitWebhookEvent.objects.for_org(org).filter(room_sid=_room_key(event))
     if event.room.sid and earlier.filter(event="room_finished").exists():
         return None, "the room already finished"
     participant = event.participant if event.event == "participant_joined" else None

@@ -221,3 +221,31 @@ def test_the_credentials_page_shows_the_webhook_url_and_steps(world: Any, owner_
     assert webhook_url(org) in page
     assert "Webhook for dispatching agents" in page and "LiveKit SIP dispatch rule" in page
     assert SECRET not in page
+
+
+def test_the_api_manages_rules_with_clear_errors(api: Any, world: Any, owner_a: Any, viewer_a: Any,
+                                                 outsider: Any, org_b: Any) -> None:
+    org, agent, rule = world
+    url = "/api/v1/livekit-rules/"
+    body = {"name": "Phones", "agent": str(agent.public_id), "room_prefix": "call-", "participant_kind": "sip",
+            "attributes": {"sip.trunkPhoneNumber": "+442071838750"}, "priority": 5}
+    created = api(owner_a).post(url, body, format="json")
+    assert created.status_code == 201, created.json()
+    data = created.json()
+    assert data["agent"] == str(agent.public_id) and data["participant_kind"] == "sip"
+    assert [r["name"] for r in api(viewer_a).get(url).json()["results"]] == ["Phones", "Support rooms"]
+
+    bad = api(owner_a).post(url, {**body, "room_prefix": "call room"}, format="json")
+    assert bad.status_code == 400 and "room_prefix" in bad.json()["error"]["fields"]
+    bad = api(owner_a).post(url, {**body, "attributes": ["x"]}, format="json")
+    assert bad.status_code == 400 and "JSON object" in str(bad.json()["error"])
+    foreign = make_ready_agent(org_b)
+    bad = api(owner_a).post(url, {**body, "agent": str(foreign.public_id)}, format="json")
+    assert bad.status_code == 400 and "agent" in bad.json()["error"]["fields"]
+    assert api(viewer_a).post(url, body, format="json").status_code == 403
+    assert api(outsider).get(f"{url}{rule.public_id}/").status_code == 404
+
+    changed = api(owner_a).patch(f"{url}{data['id']}/", {"enabled": False}, format="json")
+    assert changed.status_code == 200 and changed.json()["enabled"] is False
+    assert api(owner_a).delete(f"{url}{rule.public_id}/").status_code == 204
+    assert list(LiveKitDispatchRule.objects.for_org(org).values_list("name", flat=True)) == ["Phones"]
