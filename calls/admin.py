@@ -22,6 +22,7 @@ from calls.models import (
 )
 from calls.services.control import delete_call, hangup_call
 from calls.services.errors import CallError
+from calls.services.livekit_dispatch import delete_rule
 from calls.services.numbers import (
     check_new_phone_number,
     create_phone_number,
@@ -148,6 +149,7 @@ class LiveKitDispatchRuleAdmin(OrgScopedAdmin):
 
     form = LiveKitDispatchRuleForm
     admin_write_role = Role.ADMIN
+    delete_service = delete_rule
     list_display = ["name", "agent", "room_prefix", "participant_kind", "priority", "enabled"]
     list_filter = ["participant_kind", "enabled"]
     search_fields = ["name", "room_prefix"]
