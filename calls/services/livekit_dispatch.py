@@ -8,7 +8,8 @@ Contract and reasons:
   a JWT in the ``Authorization`` header signed with the org's API key and secret and
   carrying the sha256 of the body, checked with ``livekit-api``'s ``WebhookReceiver``
   against *that org's* LiveKit credential. A delivery that fails is refused (401) and
-  recorded (``LiveKitWebhookEvent`` outcome ``refused``, with why, never the body).
+  recorded (``LiveKitWebhookEvent`` outcome ``refused``, with why, never the body; at
+  most ``MAX_REFUSALS_RECORDED`` a minute per org, so forgeries cannot fill the table).
 * Idempotent on LiveKit's event id: a retried delivery is recorded as a duplicate and
   does nothing (the database's unique constraint settles concurrent retries).
 * Out of order and late: every accepted event is recorded with its room sid, so a
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 Outcome = LiveKitWebhookEvent.Outcome
 STALE_AFTER = dt.timedelta(minutes=10)
+MAX_REFUSALS_RECORDED = 20  # per org and REFUSALS_WINDOW; later ones are refused unrecorded
+REFUSALS_WINDOW = dt.timedelta(minutes=1)
 MAX_ATTRIBUTES = 20
 _KINDS = {lkmodels.ParticipantInfo.STANDARD: ParticipantKind.STANDARD, lkmodels.ParticipantInfo.SIP: ParticipantKind.SIP}
 _STARTS = ("room_started", "participant_joined")
@@ -144,7 +147,11 @@ class Delivery:
 
 
 def _refuse(org: Organization, detail: str, status: int = 401) -> Delivery:
-    record = LiveKitWebhookEvent.objects.create(org=org, outcome=Outcome.REFUSED, detail=detail[:255])
+    record = LiveKitWebhookEvent(org=org, outcome=Outcome.REFUSED, detail=detail[:255])
+    recent = LiveKitWebhookEvent.objects.for_org(org).filter(
+        outcome=Outcome.REFUSED, created_at__gte=timezone.now() - REFUSALS_WINDOW)
+    if recent.count() < MAX_REFUSALS_RECORDED:  # a flood of forgeries does not fill the table
+        record.save()
     logger.warning("livekit.webhook_refused", extra={"org": str(org.public_id), "detail": detail})
     return Delivery(record, status)
 

@@ -15,7 +15,7 @@ import time_machine
 
 from calls.models import Call, Direction, LiveKitDispatchRule, LiveKitWebhookEvent, ParticipantKind
 from calls.services.errors import CallError
-from calls.services.livekit_dispatch import clean_rule, webhook_path, webhook_token, webhook_url
+from calls.services.livekit_dispatch import MAX_REFUSALS_RECORDED, clean_rule, webhook_path, webhook_token, webhook_url
 from calls.testing import livekit_webhooks as lk
 from calls.tests.factories import make_ready_agent
 from orgs.models import ProviderCredential
@@ -249,3 +249,14 @@ def test_the_api_manages_rules_with_clear_errors(api: Any, world: Any, owner_a: 
     assert changed.status_code == 200 and changed.json()["enabled"] is False
     assert api(owner_a).delete(f"{url}{rule.public_id}/").status_code == 204
     assert list(LiveKitDispatchRule.objects.for_org(org).values_list("name", flat=True)) == ["Phones"]
+
+
+def test_a_flood_of_forgeries_is_refused_but_recorded_only_up_to_the_cap(client: Any, world: Any) -> None:
+    org, _agent, _rule = world
+    with time_machine.travel("2026-12-05 12:00:00+00:00", tick=False) as traveller:
+        for _ in range(MAX_REFUSALS_RECORDED + 5):
+            assert _post(client, org, lk.event("room_started", "support-1"), KEY_B, SECRET_B).status_code == 401
+        assert LiveKitWebhookEvent.objects.for_org(org).filter(outcome="refused").count() == MAX_REFUSALS_RECORDED
+        traveller.shift(61)
+        assert _post(client, org, lk.event("room_started", "support-1"), KEY_B, SECRET_B).status_code == 401
+        assert LiveKitWebhookEvent.objects.for_org(org).filter(outcome="refused").count() == MAX_REFUSALS_RECORDED + 1
