@@ -10,9 +10,19 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from calls.analysis import request_analysis
-from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn, TransferLeg
+from calls.models import (
+    Call,
+    CallEvent,
+    LiveKitDispatchRule,
+    LiveKitWebhookEvent,
+    PhoneNumber,
+    Recording,
+    TranscriptTurn,
+    TransferLeg,
+)
 from calls.services.control import delete_call, hangup_call
 from calls.services.errors import CallError
+from calls.services.livekit_dispatch import delete_rule
 from calls.services.numbers import (
     check_new_phone_number,
     create_phone_number,
@@ -105,6 +115,66 @@ class PhoneNumberAdmin(OrgScopedAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PhoneNumber]) -> None:
         for number in queryset:
             delete_phone_number(number, Actor.from_request(request))
+
+
+class LiveKitDispatchRuleForm(forms.ModelForm):
+    """A rule's prefix and attributes checked by ``clean_rule``; errors land on their field."""
+
+    org: Organization | None = None  # set per request by LiveKitDispatchRuleAdmin.get_form
+
+    class Meta:
+        model = LiveKitDispatchRule
+        fields = ["name", "agent", "room_prefix", "participant_kind", "attributes", "priority", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        from calls.services.livekit_dispatch import clean_rule
+
+        data = super().clean()
+        org = self.instance.org if self.instance.pk else (data.get("org") or self.org)
+        if self.errors or org is None:
+            return data
+        try:
+            data["room_prefix"], data["attributes"] = clean_rule(
+                org, agent=data.get("agent"), room_prefix=data.get("room_prefix", ""),
+                attributes=data.get("attributes"))
+        except CallError as exc:
+            form_error(self, exc)
+        return data
+
+
+@admin.register(LiveKitDispatchRule)
+class LiveKitDispatchRuleAdmin(OrgScopedAdmin):
+    """Which agent answers the LiveKit rooms and participants the org's webhooks announce
+    (calls.services.livekit_dispatch); the webhook URL is on the LiveKit credential's page."""
+
+    form = LiveKitDispatchRuleForm
+    admin_write_role = Role.ADMIN
+    delete_service = delete_rule
+    list_display = ["name", "agent", "room_prefix", "participant_kind", "priority", "enabled"]
+    list_filter = ["participant_kind", "enabled"]
+    search_fields = ["name", "room_prefix"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.org = obj.org if obj is not None else _org(request)
+        return form
+
+
+@admin.register(LiveKitWebhookEvent)
+class LiveKitWebhookEventAdmin(OrgScopedAdmin):
+    """What LiveKit's webhooks delivered and what came of each: read only."""
+
+    list_display = ["created_at", "event", "room", "outcome", "detail", "call"]
+    list_filter = ["outcome", "event"]
+    search_fields = ["room", "event_id"]
+    fields = ["created_at", "event", "event_id", "room", "room_sid", "participant", "outcome", "detail", "rule", "call"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class TranscriptTurnInline(OrgScopedInline):

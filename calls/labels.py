@@ -90,6 +90,8 @@ END_REASON: dict[str, str] = {
     r.END_INTERNAL_ERROR: "Internal error",
     r.END_SETUP_ERROR: "Call could not be set up",
     r.END_SERVER_SHUTDOWN: "Server restarted (drain limit reached)",
+    r.END_ROOM_CLOSED: "LiveKit room closed",
+    r.END_CONNECTION_LOST: "Connection to LiveKit lost",
     "carrier_stop": "Carrier ended the stream",
     "caller_stop": "Caller ended the stream",
     "busy": "Line busy",

@@ -407,3 +407,74 @@ def _delete_recording_file(sender: type[Recording], instance: Recording, **kwarg
     # row goes (a call deleted, an organisation deleted with all its calls).
     if instance.file.name:
         instance.file.storage.delete(instance.file.name)
+
+
+class ParticipantKind(models.TextChoices):
+    """Which LiveKit participants a dispatch rule answers (LiveKit's ``participant.kind``)."""
+
+    ANY = "any", "Any participant"
+    STANDARD = "standard", "Standard (app or browser)"
+    SIP = "sip", "Phone call (LiveKit SIP)"
+
+
+class LiveKitDispatchRule(OrgScopedModel):
+    """Send ``agent`` into LiveKit rooms that LiveKit's webhooks announce and that match:
+    the room name starts with ``room_prefix`` and the participant who joined is of
+    ``participant_kind`` and carries every key/value of ``attributes`` (in its LiveKit
+    attributes, or its metadata when that is a JSON object). Rules are tried in
+    ``priority`` order; the first match wins (calls.services.livekit_dispatch)."""
+
+    name = models.CharField(max_length=100)
+    agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="livekit_rules")
+    room_prefix = models.CharField(max_length=128, blank=True,
+                                   help_text="Rooms whose name starts with this. Empty: every room.")
+    participant_kind = models.CharField(max_length=10, choices=ParticipantKind.choices,
+                                        default=ParticipantKind.ANY)
+    attributes = models.JSONField(default=dict, blank=True,
+                                  help_text='Participant attributes or metadata keys that must match, '
+                                            'e.g. {"department": "support"}.')
+    priority = models.PositiveIntegerField(default=100, help_text="Lower numbers are tried first.")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["priority", "created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LiveKitWebhookEvent(OrgScopedModel):
+    """One delivery to an org's LiveKit webhook endpoint: accepted (with LiveKit's event
+    id, unique per org, so a retried delivery is a duplicate), or refused (bad signature,
+    unreadable body) with why. ``call``: the call it started, if any."""
+
+    class Outcome(models.TextChoices):
+        DISPATCHED = "dispatched", "Agent dispatched"
+        IGNORED = "ignored", "No rule matched"
+        DUPLICATE = "duplicate", "Already received"
+        REFUSED = "refused", "Refused"
+
+    event_id = models.CharField(max_length=64, blank=True)
+    event = models.CharField(max_length=40, blank=True)
+    room = models.CharField(max_length=128, blank=True)
+    participant = models.CharField(max_length=128, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    detail = models.CharField(max_length=255, blank=True)
+    rule = models.ForeignKey(LiveKitDispatchRule, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # the room instance (LiveKit's room sid) this rule dispatched to: at most one agent
+    # per room per rule, whichever of room_started / participant_joined comes first
+    room_sid = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["org", "event_id"], condition=~Q(event_id="") & ~Q(outcome="refused")
+                                    & ~Q(outcome="duplicate"), name="livekit_event_once_per_org"),
+            models.UniqueConstraint(fields=["rule", "room_sid"], condition=Q(outcome="dispatched"),
+                                    name="livekit_one_agent_per_room_per_rule"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event or 'webhook'} {self.outcome}"

@@ -20,4 +20,5 @@ urlpatterns = [
     path("plivo/action", webhook_views.plivo_action, name="calls-plivo-action"),
     path("twilio/transfer", webhook_views.twilio_transfer, name="calls-twilio-transfer"),
     path("plivo/transfer", webhook_views.plivo_transfer, name="calls-plivo-transfer"),
+    path("livekit/<uuid:org_id>/<str:token>/", webhook_views.livekit_webhook, name="calls-livekit-webhook"),
 ]

@@ -55,3 +55,20 @@ plivo_amd = _view("plivo", "amd", lambda r: webhooks.apply_machine_detection("pl
 plivo_action = _view("plivo", "action", webhooks.handle_plivo_action)
 twilio_transfer = _view("twilio", "transfer", lambda r: transfer_webhooks.handle_transfer_webhook("twilio", r))
 plivo_transfer = _view("plivo", "transfer", lambda r: transfer_webhooks.handle_transfer_webhook("plivo", r))
+
+
+@csrf_exempt
+@require_POST
+def livekit_webhook(request: HttpRequest, org_id: object, token: str) -> HttpResponse:
+    """LiveKit's room and participant events for one org (calls.services.livekit_dispatch)."""
+    from calls.services import livekit, livekit_dispatch
+
+    org = livekit_dispatch.org_for_webhook(str(org_id), token)
+    if org is None:
+        return HttpResponse("unknown endpoint", status=404, content_type="text/plain")
+    with nodes.serving(request):
+        delivery = livekit_dispatch.receive(org, request.body, request.headers.get("Authorization", ""))
+    if delivery.call is not None and delivery.server is not None:
+        livekit.dispatch_agent(request, delivery.call, delivery.server)
+    return HttpResponse(delivery.record.get_outcome_display(), status=delivery.status,  # type: ignore[attr-defined]
+                        content_type="text/plain")

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from orgs import services
 from orgs.credential_checks import TESTABLE, check_credential
+from orgs.credential_notes import credential_note
 from orgs.forms import ApiKeyForm, CreateOrganizationForm, CredentialForm, InviteForm, OrganizationForm, RoleForm
 from orgs.middleware import SESSION_KEY
 from orgs.models import PROVIDER_FIELDS, ApiKey, AuditLog, Invitation, Membership, Provider, ProviderCredential, Role
@@ -207,7 +208,8 @@ class CredentialsView(OrgViewMixin, View):
                 provider.value, hints=credential.hints if credential else None,
                 config=credential.config if credential else None, prefix=provider.value)
             rows.append({"provider": provider, "credential": credential, "form": form,
-                         "testable": provider in TESTABLE})
+                         "testable": provider in TESTABLE,
+                         "note": credential_note(provider.value, self.org) if credential else None})
         return rows
 
     def get(self, request: HttpRequest) -> HttpResponse:

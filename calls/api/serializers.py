@@ -9,8 +9,18 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agents.models import Agent
 from calls.carriers import CARRIER_CHOICES
-from calls.models import Call, CallEvent, PhoneNumber, Recording, TranscriptTurn, TransferLeg
+from calls.models import (
+    Call,
+    CallEvent,
+    LiveKitDispatchRule,
+    ParticipantKind,
+    PhoneNumber,
+    Recording,
+    TranscriptTurn,
+    TransferLeg,
+)
 from voiceplatform.api import OrgRelatedField, PublicIdField
 
 
@@ -276,3 +286,18 @@ class PhoneNumberWriteSerializer(serializers.Serializer):
 class ImportNumbersSerializer(serializers.Serializer):
     carrier = serializers.ChoiceField(choices=CARRIER_CHOICES)
     configure_webhooks = serializers.BooleanField(default=True)
+
+
+class LiveKitDispatchRuleSerializer(serializers.ModelSerializer):
+    """Which agent answers the LiveKit rooms/participants the org's webhooks announce."""
+
+    id = PublicIdField()
+    agent = OrgRelatedField(model=Agent)
+    participant_kind = serializers.ChoiceField(choices=ParticipantKind.choices, required=False)
+    attributes = serializers.JSONField(required=False, help_text='e.g. {"department": "support"}')
+
+    class Meta:
+        model = LiveKitDispatchRule
+        fields = ["id", "name", "agent", "room_prefix", "participant_kind", "attributes", "priority", "enabled",
+                  "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]

@@ -26,13 +26,14 @@ from calls.api.serializers import (
     DtmfSerializer,
     ImportNumbersSerializer,
     LiveKitCallCreateSerializer,
+    LiveKitDispatchRuleSerializer,
     PhoneNumberSerializer,
     PhoneNumberWriteSerializer,
     TransferSerializer,
     WebCallCreateSerializer,
 )
-from calls.models import Call, PhoneNumber, Recording, Status
-from calls.services import livekit
+from calls.models import Call, LiveKitDispatchRule, PhoneNumber, Recording, Status
+from calls.services import livekit, livekit_dispatch
 from calls.services.control import delete_call, hangup_call, send_call_dtmf
 from calls.services.errors import CallError
 from calls.services.numbers import (
@@ -228,6 +229,29 @@ class CallViewSet(OrgScopedViewSet):
             raise Http404
         return FileResponse(recording.file.open("rb"), content_type=recording.content_type,
                             filename=f"call-{call.public_id}.wav")
+
+
+class LiveKitDispatchRuleViewSet(OrgScopedViewSet):
+    """The org's LiveKit dispatch rules (calls.services.livekit_dispatch); admins write."""
+
+    model = LiveKitDispatchRule
+    queryset = LiveKitDispatchRule.objects.none()
+    serializer_class = LiveKitDispatchRuleSerializer
+    write_role = Role.ADMIN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> Any:
+        return self.scoped().select_related("agent")
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = livekit_dispatch.save_rule(self.request.org, self.actor, **serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = livekit_dispatch.save_rule(self.request.org, self.actor, serializer.instance,
+                                                         **serializer.validated_data)
+
+    def perform_destroy(self, instance: LiveKitDispatchRule) -> None:
+        livekit_dispatch.delete_rule(instance, self.actor)
 
 
 class PhoneNumberViewSet(OrgScopedViewSet):

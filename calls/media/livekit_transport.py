@@ -19,8 +19,10 @@ Contract and reasons:
   ``queued_duration`` when the mark was queued). A clear empties the source's
   queue and acks every pending mark at once, as Twilio does after ``clear``, so
   barge-in truncation sees what the human really heard.
-* The session ends (``StreamStopped``) when the human participant leaves, or the
-  room disconnects the agent; the agent leaves the room when the session
+* The session ends (``StreamStopped``, caller_hangup) when the human participant
+  leaves; ``room_closed`` when LiveKit removes the agent because the room closed (or
+  the agent was removed), ``connection_lost`` when the connection dropped and did not come back within
+  ``RECONNECT_WINDOW_S`` (the SDK reconnects by itself meanwhile); the agent leaves the room when the session
   closes the transport. Nothing on the 20 ms path touches Django, the database
   or the Channels layer (this module imports no Django).
 * Tokens are minted with ``livekit-api`` with the narrowest grants: the agent
@@ -43,7 +45,7 @@ from livekit import api, rtc
 
 from calls.audio.resample import StreamResampler
 from calls.media.frames import InboundFrame, MarkPlayed, MediaIn, StreamStarted, StreamStopped
-from calls.media.result import END_SETUP_ERROR
+from calls.media.result import END_CONNECTION_LOST, END_ROOM_CLOSED, END_SETUP_ERROR
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,9 @@ ROOM_RATE = 48000
 SESSION_RATE = 16000
 _ROOM_FRAME = ROOM_RATE // 50  # 20 ms
 TOKEN_TTL = dt.timedelta(hours=1)
+RECONNECT_WINDOW_S = 8.0
+_ROOM_GONE = frozenset({rtc.DisconnectReason.ROOM_DELETED, rtc.DisconnectReason.ROOM_CLOSED,
+                        rtc.DisconnectReason.PARTICIPANT_REMOVED})
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,11 @@ class LiveKitTransport:
         self._human_track: asyncio.Future[rtc.Track] = asyncio.get_running_loop().create_future()
         self._gone = asyncio.Event()
         self._closed = False
+        self._disconnected: object = None  # the SDK's DisconnectReason when the room dropped the agent
+        #: how long the SDK may try to reconnect before the call ends as connection_lost (the
+        #: SDK's own attempts outlast the session's media timeout, which would end it less clearly)
+        self.reconnect_window_s = RECONNECT_WINDOW_S
+        self._reconnect_deadline: asyncio.TimerHandle | None = None
         self.frames_in = 0
         self.frames_out = 0
 
@@ -129,10 +139,24 @@ class LiveKitTransport:
             self._human_track.set_result(track)
 
     def _on_left(self, participant: rtc.RemoteParticipant) -> None:
-        if participant.identity == self.human_identity:
+        # while the agent's own connection is down, the SDK drops every remote participant:
+        # that is not the human leaving (the reconnection, or its failure, decides)
+        if participant.identity == self.human_identity and \
+                self.room.connection_state == rtc.ConnectionState.CONN_CONNECTED:
             self._gone.set()
 
-    def _on_disconnected(self, _reason: object = None) -> None:
+    def _on_reconnecting(self) -> None:
+        if self._reconnect_deadline is None:
+            loop = asyncio.get_running_loop()
+            self._reconnect_deadline = loop.call_later(self.reconnect_window_s, self._on_disconnected)
+
+    def _on_reconnected(self) -> None:
+        if self._reconnect_deadline is not None:
+            self._reconnect_deadline.cancel()
+            self._reconnect_deadline = None
+
+    def _on_disconnected(self, reason: object = None) -> None:
+        self._disconnected = reason if reason is not None else rtc.DisconnectReason.UNKNOWN_REASON
         self._gone.set()
 
     # -- run -------------------------------------------------------------------------
@@ -142,6 +166,8 @@ class LiveKitTransport:
         self.room.on("track_subscribed", self._on_track)
         self.room.on("participant_disconnected", self._on_left)
         self.room.on("disconnected", self._on_disconnected)
+        self.room.on("reconnecting", self._on_reconnecting)
+        self.room.on("reconnected", self._on_reconnected)
         token = participant_token(self.server, self.room_name, self.identity, name=self.agent_name)
         try:
             # a room that cannot be joined, or a human who never publishes, is a setup error
@@ -167,7 +193,12 @@ class LiveKitTransport:
             listen = asyncio.ensure_future(self._listen(track))
             await self._gone.wait()
             listen.cancel()
-            if not self._closed:
+            if not self._closed and self._disconnected is not None:
+                # the room closed (deleted by its owner, or emptied) or the connection dropped
+                # and LiveKit's reconnection window passed: not the human hanging up
+                closed = self._disconnected in _ROOM_GONE
+                self.session.request_end(END_ROOM_CLOSED if closed else END_CONNECTION_LOST)
+            elif not self._closed:
                 await self.session.handle_frame(StreamStopped(reason="participant_left"))
         finally:
             await self.session.transport_closed()
@@ -221,6 +252,7 @@ class LiveKitTransport:
 
     async def _leave(self) -> None:
         self._closed = True
+        self._on_reconnected()  # no deadline outlives the call
         for handle in self._marks.values():
             handle.cancel()
         self._marks.clear()

@@ -34,6 +34,8 @@ END_MEDIA_TIMEOUT = "media_timeout"  # the stream stayed open but stopped carryi
 END_PROTOCOL_ERROR = "protocol_error"  # the carrier sent something we cannot parse
 END_INTERNAL_ERROR = "internal_error"  # a bug in our media code; the call is still ended cleanly
 END_SETUP_ERROR = "setup_error"  # the call's context could not be loaded (ended call, unusable agent)
+END_ROOM_CLOSED = "room_closed"  # a LiveKit room closed (or removed the agent) under the call
+END_CONNECTION_LOST = "connection_lost"  # the LiveKit connection dropped beyond its reconnection window
 # the web process was stopped (deploy, restart) and the call outlived its drain limit:
 # the agent says goodbye, the carrier leg is hung up (calls.media.drain)
 END_SERVER_SHUTDOWN = "server_shutdown"

@@ -18,10 +18,12 @@ name's import path says where it lives:
 - ``numbers``    — the org's phone numbers (add, import from the carrier, edit, delete);
 - ``livekit``    — agents in LiveKit rooms: ``start_livekit_call``, ``run_livekit_call``,
   ``dispatch_agent``, the browser's join token, the org's LiveKit server;
+- ``livekit_dispatch`` — LiveKit webhooks (signed with the org's key) and the org's
+  dispatch rules that send agents into rooms, LiveKit SIP callers included;
 - ``timeline``   — ``add_event`` and the live view's feed;
 - ``base``       — what they share: ``carrier_for``, ``normalize_number``, async DB access.
 
 Modules depend only downwards in that graph (``calls/tests/test_services_layout.py``
 keeps it free of import cycles): errors < base < timeline < streams < control/costs <
-transfer < session < lifecycle < placement < livekit; numbers uses only errors and base.
+transfer < session < lifecycle < placement < livekit < livekit_dispatch; numbers uses only errors and base.
 """

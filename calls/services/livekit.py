@@ -88,10 +88,13 @@ def new_room_name(agent: Any) -> str:
 
 
 def start_livekit_call(org: Organization, agent: Any, actor: Actor, *, room: str, participant: str,
-                       variables: Mapping[str, Any] | None = None) -> Call:
-    """A call of ``agent`` in LiveKit ``room`` with the human ``participant`` (their identity)."""
+                       variables: Mapping[str, Any] | None = None, any_participant: bool = False,
+                       from_number: str = "", to_number: str = "") -> Call:
+    """A call of ``agent`` in LiveKit ``room`` with the human ``participant`` (their identity;
+    with ``any_participant``, none: the agent listens to the first one who publishes audio).
+    ``from_number``/``to_number``: a LiveKit SIP participant's phone numbers."""
     room = _name(room, "room")
-    participant = _name(participant, "participant")
+    participant = "" if any_participant else _name(participant, "participant")
     variables, plan = _agent_plan(org, agent, variables, f"livekit:{participant}")
     now = timezone.now()
     with transaction.atomic():
@@ -99,6 +102,7 @@ def start_livekit_call(org: Organization, agent: Any, actor: Actor, *, room: str
             org, direction=Direction.LIVEKIT, agent=agent, agent_version=plan.agent_version,
             experiment_arm=plan.experiment_arm, status=Status.IN_PROGRESS, queued_at=now, answered_at=now,
             variables=variables, livekit_room=room, livekit_participant=participant,
+            from_number=from_number, to_number=to_number,
         )
         call.livekit_agent_identity = f"agent-{call.public_id.hex}"
         call.save(update_fields=["livekit_agent_identity"])

@@ -220,12 +220,25 @@ class FakeLiveKitServer:
         asyncio.run_coroutine_threadsafe(send(), self._loop).result(10)
 
     def close_room(self) -> None:
-        """The room goes away (deleted, or the server restarts): every agent's signalling
-        and media close, and rejoining is refused, so the SDK's reconnection gives up."""
+        """The room is deleted: LiveKit tells every agent to leave (``LeaveRequest``, reason
+        ROOM_DELETED, no reconnect), closes their signalling and media, and refuses rejoins."""
+        self._drop(announce=True)
+
+    def drop_connection(self) -> None:
+        """The connection drops (server gone, network lost) without a word: signalling and
+        media close and rejoining is refused, so the SDK's reconnection gives up."""
+        self._drop(announce=False)
+
+    def _drop(self, *, announce: bool) -> None:
         self.refusing = True
+        leave = rtc.SignalResponse(leave=rtc.LeaveRequest(
+            can_reconnect=False, reason=models.DisconnectReason.ROOM_DELETED,
+            action=rtc.LeaveRequest.DISCONNECT)).SerializeToString()
 
         async def drop() -> None:
             for peer in list(self._peers):
+                if announce:
+                    await peer.ws.send(leave)
                 await peer.ws.close(1001, "room closed")
                 await self._close_peer(peer)
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents.services import publish_agent
 from agents.tests.factories import make_agent
-from calls.models import Call, CallEvent, PhoneNumber, TransferLeg
+from calls.models import Call, CallEvent, LiveKitDispatchRule, LiveKitWebhookEvent, PhoneNumber, TransferLeg
 from orgs.services import SYSTEM
 from voiceplatform.testing import register_factory
 
@@ -74,3 +74,20 @@ def make_call_event(org: Any, **values: Any) -> CallEvent:
     values.setdefault("kind", "status.completed")
     values.setdefault("at", timezone.now())
     return CallEvent.objects.create(org=org, call=make_call(org), **values)
+
+
+@register_factory(LiveKitDispatchRule)
+def make_livekit_rule(org: Any, **values: Any) -> LiveKitDispatchRule:
+    values.setdefault("name", "Support rooms")
+    values.setdefault("room_prefix", "support-")
+    if "agent" not in values:
+        values["agent"] = make_agent(org)
+    return LiveKitDispatchRule.objects.create(org=org, **values)
+
+
+@register_factory(LiveKitWebhookEvent)
+def make_livekit_webhook_event(org: Any, **values: Any) -> LiveKitWebhookEvent:
+    values.setdefault("event", "participant_joined")
+    values.setdefault("outcome", LiveKitWebhookEvent.Outcome.IGNORED)
+    values.setdefault("detail", "no dispatch rule matches")
+    return LiveKitWebhookEvent.objects.create(org=org, **values)

@@ -158,12 +158,28 @@ def test_the_session_ends_when_the_room_closes_under_the_agent(
     openai.script(AgentTurn(audio=GREETING, transcript="Hello, how can I help?"))
 
     async def during(transport: LiveKitTransport) -> None:
-        await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 300, "the greeting")
-        livekit.close_room()  # the SDK tries to reconnect, is refused, and reports the room gone
+        await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 1300, "the greeting")
+        livekit.close_room()  # LiveKit tells the agent to leave: the room was deleted
 
     result, _ = asyncio.run(run_call(livekit, openai, tmp_path, during))
 
-    assert result.end_reason == r.END_CALLER_HANGUP
+    assert result.end_reason == r.END_ROOM_CLOSED
+    assert ("agent", "Hello, how can I help?") in [(t.role, t.text) for t in result.transcript]
+
+
+def test_a_dropped_connection_ends_the_session_as_connection_lost(
+    livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    openai.script(AgentTurn(audio=GREETING, transcript="Hello, how can I help?"))
+
+    async def during(transport: LiveKitTransport) -> None:
+        await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 300, "the greeting")
+        transport.reconnect_window_s = 1.0
+        livekit.drop_connection()  # the SDK tries to reconnect and is refused until the window passes
+
+    result, _ = asyncio.run(run_call(livekit, openai, tmp_path, during))
+
+    assert result.end_reason == r.END_CONNECTION_LOST
     assert ("agent", "Hello, how can I help?") in [(t.role, t.text) for t in result.transcript]
 
 

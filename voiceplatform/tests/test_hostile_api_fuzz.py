@@ -88,7 +88,7 @@ def _populate(org: Any, marker: str, fake: FakeTwilio) -> None:
     from batches.tests.factories import make_batch, make_dnc, make_scheduled_call
     from calls.models import Recording, TranscriptTurn
     from calls.services.timeline import add_event
-    from calls.tests.factories import make_call, make_phone_number, make_ready_agent
+    from calls.tests.factories import make_call, make_livekit_rule, make_phone_number, make_ready_agent
     from integrations.models import (
         McpServer,
         McpToolGrant,
@@ -139,6 +139,7 @@ def _populate(org: Any, marker: str, fake: FakeTwilio) -> None:
     draft = make_agent(org, name=f"{marker} draft")
 
     number = make_phone_number(org, label=f"{marker} main line", inbound_agent=agent)
+    make_livekit_rule(org, name=f"{marker} livekit rule", agent=agent, attributes={"team": f"{marker} team"})
     fake.add_number(number.e164, friendly_name=f"{marker} main line")
     calls = []
     for status in ("completed", "in_progress"):
