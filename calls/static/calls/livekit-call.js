@@ -18,10 +18,33 @@
   const hangupButton = $("lk-call-hangup");
   const outcomeEl = $("lk-call-outcome");
   const audioBox = $("lk-call-audio");
+  const levelEl = $("lk-call-agent-level");
   const room = new LK.Room({ adaptiveStream: false, dynacast: false });
   let finished = false;
   let hangingUp = false;
   let muted = false;
+  let live = false;
+  let meter = null; // {context, frame}: the agent's voice level, from the decoded track
+
+  function showAgentLevel(mediaStreamTrack) {
+    // What this browser really receives: the level of the agent's decoded audio.
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 1024;
+    context.createMediaStreamSource(new MediaStream([mediaStreamTrack])).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    meter = { context: context, frame: 0 };
+    const tick = () => {
+      analyser.getFloatTimeDomainData(samples);
+      let peak = 0;
+      for (let i = 0; i < samples.length; i++) peak = Math.max(peak, Math.abs(samples[i]));
+      levelEl.value = Math.min(1, peak);
+      if (peak > 0.05) levelEl.dataset.heard = "yes";
+      meter.frame = requestAnimationFrame(tick);
+    };
+    tick();
+    if (context.state === "suspended") document.addEventListener("click", () => context.resume(), { once: true });
+  }
 
   function setStatus(text, tone) {
     statusEl.textContent = text;
@@ -31,6 +54,8 @@
   function finish(failed, text, reason) {
     if (finished) return;
     finished = true;
+    if (meter) { cancelAnimationFrame(meter.frame); meter.context.close(); }
+    levelEl.value = 0;
     setStatus(failed ? "failed" : "ended", failed ? "bad" : "");
     agentEl.textContent = "Call over";
     muteButton.disabled = true;
@@ -48,7 +73,9 @@
     element.id = "lk-agent-audio";
     audioBox.appendChild(element);
     agentEl.dataset.heard = "yes";
+    showAgentLevel(track.mediaStreamTrack);
     agentEl.textContent = "Agent connected: you hear " + (participant.name || participant.identity);
+    live = true;
     if (!finished) setStatus("live", "ok");
   });
   room.on(LK.RoomEvent.TrackUnsubscribed, (track) => { track.detach().forEach((el) => el.remove()); });
@@ -96,7 +123,7 @@
   (async function join() {
     try {
       await room.connect(root.dataset.url, root.dataset.token);
-      setStatus("connected: waiting for the agent's audio", "warn");
+      if (!live) setStatus("connected: waiting for the agent's audio", "warn");
       await room.localParticipant.setMicrophoneEnabled(true);
       muteButton.disabled = false;
     } catch (err) {
