@@ -108,3 +108,32 @@ def test_talk_to_an_agent_through_a_livekit_room(daphne: str, quiet_browser: Any
         page.locator("#lk-call-live[data-status=completed]").wait_for(timeout=15000)
         page.screenshot(path=str(tmp_path / "livekit-call-ended.png"), full_page=True)
         problems.assert_none()
+
+
+def test_a_room_the_browser_cannot_join_is_shown_failed(daphne: str, quiet_browser: Any) -> None:  # noqa: F811
+    org = _member_org("refused@room.test")
+    openai = FakeOpenAIRealtime(turn_bytes=8000)
+    with openai, FakeLiveKitServer(room=None, relay_browser=True) as livekit:
+        livekit.refusing = True  # the LiveKit server turns every join away
+        set_provider_credential(org, SYSTEM, "openai", {"api_key": openai.api_key},
+                                config={"websocket_base_url": openai.url})
+        ProviderCredential.objects.create(org=org, provider="livekit", secrets={
+            "url": livekit.url, "api_key": livekit.api_key, "api_secret": livekit.api_secret})
+        agent = make_ready_agent(org, name="Room desk", provider="openai_realtime", first_message="Hello.")
+
+        page, _problems = open_page(quiet_browser, 390, 800)
+        sign_in(page, daphne, "refused@room.test", PASSWORD)
+        page.goto(f"{daphne}/calls/web/?agent={agent.public_id}")
+        page.get_by_label("LiveKit room").check()
+        page.get_by_role("button", name="Start a call from this browser").click()
+
+        outcome = page.locator("#lk-call-outcome")
+        outcome.wait_for(timeout=30000)
+        assert outcome.inner_text().startswith("Failed: could not join the LiveKit room")
+        assert "error" in (outcome.get_attribute("class") or "")  # never green
+        status = page.locator("#lk-call-status")
+        assert status.inner_text() == "failed" and "bad" in (status.get_attribute("class") or "")
+        assert page.locator("#lk-agent-audio").count() == 0
+
+        # the call was made and its agent sent in; the page never claimed it live
+        assert Call.objects.filter(direction="livekit", agent=agent).count() == 1

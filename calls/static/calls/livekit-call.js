@@ -24,6 +24,7 @@
   let hangingUp = false;
   let muted = false;
   let live = false;
+  let joined = false; // until then a failure is the join's (reported by connect())
   let meter = null; // {context, frame}: the agent's voice level, from the decoded track
 
   function showAgentLevel(mediaStreamTrack) {
@@ -100,8 +101,10 @@
     document.addEventListener("click", () => room.startAudio(), { once: true });
   });
   room.on(LK.RoomEvent.Disconnected, (reason) => {
+    if (!joined) return;
+    const why = (LK.DisconnectReason && LK.DisconnectReason[reason]) || reason;
     if (hangingUp) finish(false, outcomeEl.hidden ? "Ended: you hung up." : outcomeEl.textContent, "caller_hangup");
-    else finish(true, "Failed: the connection to the LiveKit server was lost (reason " + reason + ").", "disconnected:" + reason);
+    else finish(true, "Failed: the connection to the LiveKit server was lost (" + why + ").", "disconnected:" + why);
   });
 
   muteButton.addEventListener("click", async () => {
@@ -123,6 +126,7 @@
   (async function join() {
     try {
       await room.connect(root.dataset.url, root.dataset.token);
+      joined = true;
       if (!live) setStatus("connected: waiting for the agent's audio", "warn");
       await room.localParticipant.setMicrophoneEnabled(true);
       muteButton.disabled = false;
