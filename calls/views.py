@@ -200,9 +200,11 @@ class WebCallView(OrgViewMixin, TemplateView):
         if call is None:
             raise Http404("No such call in this organisation.")
 
-        return render(self.request, "calls/_web_call_live.html",
-                      {"call": call, "updates": live_updates(str(call.public_id), limit=50),
-                       "final": call.status in FINAL})
+        final = call.status in FINAL
+        # live lines while it runs; once over, the stored transcript (the live cache is cleared)
+        updates = ([{"kind": "transcript", "data": {"role": t.role, "text": t.text}} for t in call.turns.all()]
+                   if final else live_updates(str(call.public_id), limit=50))
+        return render(self.request, "calls/_web_call_live.html", {"call": call, "updates": updates, "final": final})
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         agents = list(_agents(self.org).select_related("published_version"))

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from livekit import api
 
-from calls.models import Call, Direction, Status
+from calls.models import Call, Direction, Status, TranscriptTurn
 from calls.services.timeline import push_live_update
 from calls.tests.factories import make_ready_agent
 from orgs.models import ProviderCredential
@@ -99,5 +99,9 @@ def test_the_live_panel_shows_the_calls_state_and_transcript_to_its_org_only(
     call.save(update_fields=["status", "end_reason"])
     done = login(viewer_a).get(url, HTTP_HX_REQUEST="true").content.decode()
     assert 'data-status="completed"' in done and "hx-trigger" not in done  # polling stops
+    assert "Where is my order?" not in done  # once over: the stored transcript, not the live cache
+    TranscriptTurn.objects.create(call=call, index=0, role="agent", text="Hello from the room.", start_ms=0, end_ms=900)
+    done = login(viewer_a).get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Agent:</strong> <span>Hello from the room." in done
     assert login(outsider).get(url, HTTP_HX_REQUEST="true").status_code == 404
     assert login(viewer_a).get("/calls/web/?call=nope", HTTP_HX_REQUEST="true").status_code == 404

@@ -61,6 +61,8 @@
     agentEl.textContent = "Call over";
     muteButton.disabled = true;
     hangupButton.disabled = true;
+    levelEl.closest("p").hidden = true;
+    muteButton.closest("p").hidden = true;
     outcomeEl.dataset.reason = reason;
     outcomeEl.textContent = text;
     outcomeEl.className = "msg " + (failed ? "error" : "success");
