@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
 from django.views.generic import TemplateView
 
@@ -27,7 +27,7 @@ from calls import selectors
 from calls.agent_link import agent_settings
 from calls.analysis import request_analysis
 from calls.carriers import CARRIER_CHOICES
-from calls.models import AnalysisStatus, Call, Direction, Recording, Status
+from calls.models import FINAL, AnalysisStatus, Call, Direction, Recording, Status
 from calls.services.control import hangup_call
 from calls.services.errors import CallError
 from calls.services.numbers import (
@@ -40,6 +40,7 @@ from calls.services.numbers import (
 from calls.services.placement import start_web_call
 from calls.services.timeline import live_updates
 from calls.services.transfer import request_transfer
+from orgs.credentials import configured_providers
 from orgs.models import Role, role_at_least
 from voiceplatform.errors import show_error
 from voiceplatform.views import OrgViewMixin
@@ -178,9 +179,32 @@ class WebCallView(OrgViewMixin, TemplateView):
     version's texts, defaults as placeholders) and, when it cannot take a call, why.
     POST creates the web call and renders the page that connects to it; a refused start
     renders the form again with the reason and the values kept.
+
+    When the org has a LiveKit credential the form also offers LiveKit as the transport
+    (``transport=livekit``): the call is made in a fresh room, the agent is sent into it
+    (calls.services.livekit, as POST /api/v1/calls/livekit/ does), and the page joins the
+    room with the vendored livekit-client and a token for this room only. Its live state
+    and transcript come from ``?call=<id>`` (htmx, the call's live updates), since the
+    agent publishes no data into the room.
     """
 
     template_name = "calls/web_call.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if getattr(request, "htmx", False) and "call" in request.GET:
+            return self._live(request.GET["call"])
+        return super().get(request, *args, **kwargs)
+
+    def _live(self, call_id: str) -> HttpResponse:
+        call = Call.objects.for_org(self.org).filter(public_id=call_id).first() if _is_uuid(call_id) else None
+        if call is None:
+            raise Http404("No such call in this organisation.")
+
+        final = call.status in FINAL
+        # live lines while it runs; once over, the stored transcript (the live cache is cleared)
+        updates = ([{"kind": "transcript", "data": {"role": t.role, "text": t.text}} for t in call.turns.all()]
+                   if final else live_updates(str(call.public_id), limit=50))
+        return render(self.request, "calls/_web_call_live.html", {"call": call, "updates": updates, "final": final})
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         agents = list(_agents(self.org).select_related("published_version"))
@@ -191,6 +215,7 @@ class WebCallView(OrgViewMixin, TemplateView):
         if agent is not None and "call" not in kwargs:
             context.update(
                 selected=str(agent.public_id),
+                livekit_available="livekit" in configured_providers(self.org),
                 problems=readiness_problems(agent),
                 can_start=role_at_least(self.role, self.write_role),
                 variables=[{"name": v.name, "default": v.default, "required": v.required,
@@ -204,6 +229,8 @@ class WebCallView(OrgViewMixin, TemplateView):
         if agent is None:
             raise Http404("No such agent in this organisation.")
         variables = _variables(request.POST)
+        if request.POST.get("transport") == "livekit":
+            return self._start_livekit(request, agent, variables)
         try:
             started = start_web_call(self.org, agent, self.actor, variables)
         except CallError as exc:
@@ -214,6 +241,21 @@ class WebCallView(OrgViewMixin, TemplateView):
         return self.render_to_response(self.get_context_data(call=started.call, websocket_path=started.websocket_path,
                                                              stream_token=started.stream_token, agent=agent,
                                                              provider=provider))
+
+    def _start_livekit(self, request: HttpRequest, agent: Any, variables: dict[str, str]) -> HttpResponse:
+        from calls.services import livekit
+
+        try:
+            server = livekit.livekit_server_for(self.org)
+            call = livekit.start_livekit_call(self.org, agent, self.actor, room=livekit.new_room_name(agent),
+                                              participant=f"browser-{uuid.uuid4().hex[:12]}", variables=variables)
+        except CallError as exc:
+            show_error(request, exc)
+            return self.render_to_response(self.get_context_data(selected=str(agent.public_id), values=variables),
+                                           status=400)
+        livekit.dispatch_agent(request, call, server)
+        join = {"url": server.url, "room": call.livekit_room, "token": livekit.browser_join_token(server, call)}
+        return self.render_to_response(self.get_context_data(call=call, agent=agent, livekit=join))
 
 
 def _variables(post: Any) -> dict[str, str]:

@@ -8,7 +8,9 @@ only when Chromium is missing (``make test`` installs it).
 from __future__ import annotations
 
 import os
+import wave
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,26 @@ class PageProblems:
 
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
+
+
+@contextmanager
+def browser_with_microphone(monkeypatch: Any, wav: Path, pcm: bytes, rate: int = 48000) -> Iterator[Any]:
+    """A headless Chromium whose fake microphone plays ``pcm`` (PCM16 mono, looped), written to ``wav``."""
+    if not chromium_available():
+        pytest.skip("Chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm)
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # as ``browser``
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=[*FLAGS, *MEDIA_FLAGS, f"--use-file-for-fake-audio-capture={wav}"])
+        yield instance
+        instance.close()
 
 
 @pytest.fixture

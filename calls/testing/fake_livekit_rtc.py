@@ -34,6 +34,18 @@ Access tokens are verified with ``livekit-api``'s ``TokenVerifier`` against the
 fake's key and secret; the claims of every join are kept in :attr:`joins` so
 tests can check the grants an agent asked for.
 
+Browser relay (``relay_browser=True``, for the "talk to this agent" page's
+livekit-client): a join whose ``ClientInfo.sdk`` is JS is the human, a real
+browser, not the simulated one. livekit-client 2.x in Chromium joins the same way
+(``/rtc/v1``, publisher offer in the join, one peer connection). The fake
+announces to it an agent participant (``PA_agent``, one microphone track) and
+sends it, on that track, what the agent's published track delivered; the
+browser's microphone is relayed into the simulated human's microphone, so the
+agent hears the browser. The agent's join waits for the browser's (so the human
+identity the agent is told is the browser's); ``room=None`` accepts the room the
+first token names. When the browser leaves, the agents are told the human left;
+when the agent leaves, the browser is told the agent left.
+
 Not modelled: more than one subscriber, simulcast, video forwarding, data
 packets, reconnection, room-level webhooks.
 """
@@ -47,6 +59,7 @@ import gzip
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -66,6 +79,8 @@ RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
 HUMAN_SID = "PA_human"
 HUMAN_TRACK_SID = "TR_human_mic"
+AGENT_SID = "PA_agent"
+AGENT_TRACK_SID = "TR_agent_mic"
 
 
 class HumanMicrophone(MediaStreamTrack):
@@ -113,6 +128,20 @@ class _Peer:
     pc: RTCPeerConnection
     identity: str
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    browser: bool = False
+    first_mid: str = "0"
+
+
+async def _decoded(track: MediaStreamTrack) -> AsyncIterator[bytes]:
+    """A received audio track's frames as PCM16 (first channel, 48 kHz), until it ends."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        assert isinstance(frame, av.AudioFrame)
+        samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
+        yield samples.astype(np.int16).tobytes()
 
 
 def parse_join_request(path: str) -> rtc.JoinRequest:
@@ -130,9 +159,16 @@ def parse_join_request(path: str) -> rtc.JoinRequest:
 class FakeLiveKitServer:
     """See module docstring. Runs its own event loop in a thread; use as a context manager."""
 
-    def __init__(self, *, room: str = "room-1", human_identity: str = "human-1",
-                 api_key: str = "APIfake", api_secret: str = "fake-secret-" + "x" * 32) -> None:
+    def __init__(self, *, room: str | None = "room-1", human_identity: str = "human-1",
+                 api_key: str = "APIfake", api_secret: str = "fake-secret-" + "x" * 32,
+                 relay_browser: bool = False) -> None:
         self.room = room
+        self.relay_browser = relay_browser
+        #: what the agent said, for the browser (relay mode)
+        self.agent_voice = HumanMicrophone()
+        #: PCM16 48 kHz frames relayed from the browser's microphone (relay mode)
+        self.browser_frames = 0
+        self._browser_joined = asyncio.Event()
         self.human_identity = human_identity
         self.api_key = api_key
         self.api_secret = api_secret
@@ -212,12 +248,13 @@ class FakeLiveKitServer:
         update = rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=[left]))
         data = update.SerializeToString()
 
-        async def send() -> None:
-            for peer in list(self._peers):
-                await peer.ws.send(data)
-
         assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(send(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._tell_agents(data), self._loop).result(10)
+
+    async def _tell_agents(self, data: bytes) -> None:
+        for peer in list(self._peers):
+            if not peer.browser:
+                await peer.ws.send(data)
 
     def close_room(self) -> None:
         """The room is deleted: LiveKit tells every agent to leave (``LeaveRequest``, reason
@@ -277,9 +314,20 @@ class FakeLiveKitServer:
             await ws.close(4001, "invalid join")
             return
         grants = claims.video
+        if self.room is None and grants is not None:
+            self.room = grants.room
         if grants is None or not grants.room_join or grants.room != self.room:
             await ws.close(4003, "token does not grant joining this room")
             return
+        if self.relay_browser and join.client_info.sdk == models.ClientInfo.JS:
+            await self._serve_browser(ws, claims, join)
+            return
+        if self.relay_browser:
+            try:
+                await asyncio.wait_for(self._browser_joined.wait(), 60)
+            except TimeoutError:
+                await ws.close(4004, "no browser joined the room")
+                return
         self.joins.append(claims)
         me = models.ParticipantInfo(sid=f"PA_agent{len(self.joins)}", identity=claims.identity,
                                     state=models.ParticipantInfo.JOINED)
@@ -292,9 +340,13 @@ class FakeLiveKitServer:
         peer = _Peer(ws=ws, pc=RTCPeerConnection(), identity=claims.identity)
         self._peers.append(peer)
         peer.pc.on("track", lambda track: peer.tasks.append(asyncio.ensure_future(self._listen(track))))
+        await self._serve(peer, join.publisher_offer)
+
+    async def _serve(self, peer: _Peer, offer: rtc.SessionDescription) -> None:
+        """Answer the join's publisher offer, then serve the peer's requests until it leaves."""
         try:
-            await self._answer(peer, join.publisher_offer, first=True)
-            async for message in ws:
+            await self._answer(peer, offer, first=True)
+            async for message in peer.ws:
                 if isinstance(message, bytes):
                     await self._on_request(peer, message)
         except ConnectionClosed:
@@ -302,19 +354,65 @@ class FakeLiveKitServer:
         finally:
             await self._close_peer(peer)
 
+    async def _serve_browser(self, ws: ServerConnection, claims: Claims, join: rtc.JoinRequest) -> None:
+        """A real browser joins as the human (relay mode; see the module docstring)."""
+        self.human_identity = claims.identity
+        self.joins.append(claims)
+        grants = claims.video
+        assert grants is not None
+        # livekit-client checks its permissions (from the token's grants) before publishing
+        sources = {"microphone": models.TrackSource.MICROPHONE, "camera": models.TrackSource.CAMERA}
+        permission = models.ParticipantPermission(
+            can_subscribe=bool(grants.can_subscribe), can_publish=bool(grants.can_publish),
+            can_publish_data=bool(grants.can_publish_data),
+            can_publish_sources=[sources[s] for s in grants.can_publish_sources or [] if s in sources])
+        me = models.ParticipantInfo(sid=HUMAN_SID, identity=claims.identity, state=models.ParticipantInfo.JOINED,
+                                    permission=permission)
+        response = rtc.JoinResponse(
+            room=models.Room(sid="RM_fake", name=self.room), participant=me,
+            other_participants=[self._agent(models.ParticipantInfo.ACTIVE)],
+            server_version="1.9.0", ping_interval=5, ping_timeout=15,
+        )
+        await ws.send(rtc.SignalResponse(join=response).SerializeToString())
+        peer = _Peer(ws=ws, pc=RTCPeerConnection(), identity=claims.identity, browser=True)
+        self._peers.append(peer)
+        peer.pc.on("track", lambda track: peer.tasks.append(asyncio.ensure_future(self._relay(track))))
+        self._browser_joined.set()
+        await self._serve(peer, join.publisher_offer)
+        left = rtc.SignalResponse(update=rtc.ParticipantUpdate(
+            participants=[self._human(models.ParticipantInfo.DISCONNECTED)]))
+        await self._tell_agents(left.SerializeToString())
+
+    def _agent(self, state: int) -> models.ParticipantInfo:
+        track = models.TrackInfo(
+            sid=AGENT_TRACK_SID, type=models.TrackType.AUDIO, name="agent",
+            source=models.TrackSource.MICROPHONE, mime_type="audio/opus",
+        )
+        return models.ParticipantInfo(
+            sid=AGENT_SID, identity="agent", name="Agent", state=state,  # type: ignore[arg-type]
+            tracks=[track], is_publisher=True,
+        )
+
+    async def _relay(self, track: MediaStreamTrack) -> None:
+        """The browser's microphone becomes the simulated human's (first channel, 48 kHz)."""
+        async for pcm in _decoded(track):
+            self.microphone.queue(pcm)
+            self.browser_frames += 1
+
     async def _answer(self, peer: _Peer, offer: rtc.SessionDescription, *, first: bool = False) -> None:
         await peer.pc.setRemoteDescription(RTCSessionDescription(offer.sdp, "offer"))
+        sid, track_sid = (AGENT_SID, AGENT_TRACK_SID) if peer.browser else (HUMAN_SID, HUMAN_TRACK_SID)
         if first:
             transceiver = next(t for t in peer.pc.getTransceivers() if t.kind == "audio")
-            transceiver.sender.replaceTrack(self.microphone)
+            transceiver.sender.replaceTrack(self.agent_voice if peer.browser else self.microphone)
             transceiver.direction = "sendonly"
             # msid "<participant sid>|<track sid>", as LiveKit's SFU writes it
-            transceiver.sender._stream_id = f"{HUMAN_SID}|{HUMAN_TRACK_SID}"
-            transceiver.sender._track_id = HUMAN_TRACK_SID
-            self._first_mid = transceiver.mid or "0"
+            transceiver.sender._stream_id = f"{sid}|{track_sid}"
+            transceiver.sender._track_id = track_sid
+            peer.first_mid = transceiver.mid or "0"
         await peer.pc.setLocalDescription(await peer.pc.createAnswer())
         answer = rtc.SessionDescription(type="answer", sdp=peer.pc.localDescription.sdp, id=offer.id,
-                                        mid_to_track_id={self._first_mid: HUMAN_TRACK_SID})
+                                        mid_to_track_id={peer.first_mid: track_sid})
         await peer.ws.send(rtc.SignalResponse(answer=answer).SerializeToString())
 
     async def _on_request(self, peer: _Peer, message: bytes) -> None:
@@ -346,20 +444,24 @@ class FakeLiveKitServer:
 
     async def _listen(self, track: MediaStreamTrack) -> None:
         """Decode the agent's published audio into :attr:`heard` (first channel, 48 kHz)."""
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            assert isinstance(frame, av.AudioFrame)
-            samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))[:, 0]
+        async for pcm in _decoded(track):
             with self._heard_lock:
                 self.heard_at.append((time.monotonic(), len(self._heard) // 2))
-                self._heard += samples.astype(np.int16).tobytes()
+                self._heard += pcm
+            if self.relay_browser:
+                self.agent_voice.queue(pcm)
 
     async def _close_peer(self, peer: _Peer) -> None:
         if peer in self._peers:
             self._peers.remove(peer)
+            if self.relay_browser and not peer.browser:  # the agent left: tell the browser
+                left = rtc.SignalResponse(update=rtc.ParticipantUpdate(
+                    participants=[self._agent(models.ParticipantInfo.DISCONNECTED)]))
+                for other in [p for p in self._peers if p.browser]:
+                    try:
+                        await other.ws.send(left.SerializeToString())
+                    except ConnectionClosed:
+                        pass
         for task in peer.tasks:
             task.cancel()
         await peer.pc.close()

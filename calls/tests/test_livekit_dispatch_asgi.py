@@ -36,7 +36,8 @@ daphne = livekit_asgi.daphne
 def test_a_livekit_sip_caller_is_answered_by_the_rules_agent(daphne: tuple[str, Processes], org_a: Any) -> None:
     base, processes = daphne
     openai = FakeOpenAIRealtime(turn_bytes=8000)
-    with openai, FakeLiveKitServer(room="call-_+447700900123_abc", human_identity=CALLER) as livekit:
+    room = "call-_+447700900123_abc"
+    with openai, FakeLiveKitServer(room=room, human_identity=CALLER) as livekit:
         set_provider_credential(org_a, SYSTEM, "openai", {"api_key": openai.api_key},
                                 config={"websocket_base_url": openai.url})
         ProviderCredential.objects.create(org=org_a, provider="livekit", secrets={
@@ -46,7 +47,7 @@ def test_a_livekit_sip_caller_is_answered_by_the_rules_agent(daphne: tuple[str, 
                                            participant_kind=ParticipantKind.SIP)
         openai.script(AgentTurn(audio=array_to_mulaw(tone(1.0, hz=600, level=0.4)), transcript="Thanks for calling."))
 
-        message = lk.event("participant_joined", livekit.room, room_sid="RM_fake", identity=CALLER,
+        message = lk.event("participant_joined", room, room_sid="RM_fake", identity=CALLER,
                            participant_kind=lk.SIP,
                            attributes={"sip.phoneNumber": "+447700900123", "sip.trunkPhoneNumber": "+442071838750"})
         body, headers = lk.signed(message, livekit.api_key, livekit.api_secret)

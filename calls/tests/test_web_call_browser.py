@@ -10,7 +10,6 @@ was, and the link leads to the call's page with the stored transcript.
 """
 from __future__ import annotations
 
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from calls.models import Call, CallEvent
 from calls.testing.processes import Processes, free_port, server_argv
 from calls.testing.signals import speech_like
 from calls.tests.factories import make_ready_agent
-from voiceplatform.browsing import CHROMIUM, FLAGS, MEDIA_FLAGS, chromium_available, open_page, sign_in
+from voiceplatform.browsing import browser_with_microphone, open_page, sign_in
 from voiceplatform.testing import subprocess_env, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -33,24 +32,10 @@ PASSWORD = "Web-call-pw-77"
 @pytest.fixture
 def talking_browser(monkeypatch: Any, tmp_path: Path) -> Iterator[Any]:
     """The shared ``browser`` set-up, its microphone speaking: 1.2 s of voice, 1.8 s of silence."""
-    if not chromium_available():
-        pytest.skip("Chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
     rate = 48000
     voice = np.concatenate([speech_like(1.2, sample_rate=rate, seed=2), np.zeros(int(1.8 * rate), np.int16)])
-    path = tmp_path / "caller.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(voice.tobytes())
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # as voiceplatform.browsing.browser
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=[*FLAGS, *MEDIA_FLAGS, f"--use-file-for-fake-audio-capture={path}"])
+    with browser_with_microphone(monkeypatch, tmp_path / "caller.wav", voice.tobytes(), rate) as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture
