@@ -145,6 +145,14 @@ class FakeGeminiLive(FakeServer):
             if "audio" in m["realtimeInput"]
         )
 
+    def images_received(self) -> list[tuple[str, bytes]]:
+        """The still frames the client showed the model (``realtimeInput.video``): (mime type, bytes)."""
+        return [
+            (m["realtimeInput"]["video"].get("mimeType", ""), b64decode_any(m["realtimeInput"]["video"]["data"]))
+            for m in self.received_of("realtimeInput")
+            if "video" in m["realtimeInput"]
+        ]
+
     # -- protocol --------------------------------------------------------------
 
     async def handle(self, conn: ServerConnection) -> None:

@@ -34,8 +34,12 @@ Access tokens are verified with ``livekit-api``'s ``TokenVerifier`` against the
 fake's key and secret; the claims of every join are kept in :attr:`joins` so
 tests can check the grants an agent asked for.
 
-Not modelled: more than one subscriber, simulcast, video forwarding, data
-packets, reconnection, room-level webhooks.
+With ``camera=True`` the human also publishes a camera track (the first video
+mid of the answer maps to it): :class:`HumanCamera`, an aiortc video track
+sending a generated colour pattern (VP8 over SRTP, as a browser would).
+
+Not modelled: more than one subscriber, simulcast, data packets, reconnection,
+room-level webhooks.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError, VideoStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from livekit import api as lkapi
 from livekit.api.access_token import Claims
@@ -66,6 +70,7 @@ RATE = 48000
 FRAME = 960  # 20 ms at 48 kHz
 HUMAN_SID = "PA_human"
 HUMAN_TRACK_SID = "TR_human_mic"
+HUMAN_CAMERA_SID = "TR_human_cam"
 
 
 class HumanMicrophone(MediaStreamTrack):
@@ -107,6 +112,39 @@ class HumanMicrophone(MediaStreamTrack):
         return frame
 
 
+class HumanCamera(VideoStreamTrack):
+    """The simulated human's camera: a colour pattern (four quadrants, a moving bar) at ``fps``."""
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 10) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.sent = 0
+
+    async def next_timestamp(self) -> tuple[int, fractions.Fraction]:
+        # the base class paces at 30 fps; a camera at `fps` is enough here and cheaper to encode
+        if self.sent:
+            wait = self._start + self.sent / self.fps - time.time()  # type: ignore[has-type]
+            await asyncio.sleep(max(0.0, wait))
+        else:
+            self._start = time.time()
+        return int(self.sent * VIDEO_CLOCK_RATE / self.fps), VIDEO_TIME_BASE
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        h, w = self.height, self.width
+        image = np.zeros((h, w, 3), dtype=np.uint8)
+        image[: h // 2, : w // 2] = (220, 40, 40)
+        image[: h // 2, w // 2:] = (40, 200, 40)
+        image[h // 2:, : w // 2] = (40, 40, 220)
+        image[h // 2:, w // 2:] = (230, 230, 230)
+        bar = (self.sent * 8) % w
+        image[:, bar:bar + 8] = 0
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        self.sent += 1
+        return frame
+
+
 @dataclass
 class _Peer:
     ws: ServerConnection
@@ -131,7 +169,8 @@ class FakeLiveKitServer:
     """See module docstring. Runs its own event loop in a thread; use as a context manager."""
 
     def __init__(self, *, room: str = "room-1", human_identity: str = "human-1",
-                 api_key: str = "APIfake", api_secret: str = "fake-secret-" + "x" * 32) -> None:
+                 api_key: str = "APIfake", api_secret: str = "fake-secret-" + "x" * 32,
+                 camera: bool = False) -> None:
         self.room = room
         self.human_identity = human_identity
         self.api_key = api_key
@@ -140,7 +179,9 @@ class FakeLiveKitServer:
         self.joins: list[Claims] = []
         self.requests: list[str] = []  # SignalRequest kinds, in order
         self.published: list[rtc.AddTrackRequest] = []
+        self.subscriptions: list[rtc.UpdateSubscription] = []  # the agent's explicit (un)subscribes
         self.microphone = HumanMicrophone()
+        self.camera = HumanCamera() if camera else None
         self._heard = bytearray()
         #: (monotonic arrival time, offset in :meth:`heard` of that frame's first sample)
         self.heard_at: list[tuple[float, int]] = []
@@ -243,9 +284,15 @@ class FakeLiveKitServer:
             sid=HUMAN_TRACK_SID, type=models.TrackType.AUDIO, name="microphone",
             source=models.TrackSource.MICROPHONE, mime_type="audio/opus",
         )
+        tracks = [track]
+        if self.camera is not None:
+            tracks.append(models.TrackInfo(
+                sid=HUMAN_CAMERA_SID, type=models.TrackType.VIDEO, name="camera", source=models.TrackSource.CAMERA,
+                mime_type="video/VP8", width=self.camera.width, height=self.camera.height,
+            ))
         return models.ParticipantInfo(
             sid=HUMAN_SID, identity=self.human_identity, state=state,  # type: ignore[arg-type]
-            tracks=[track], is_publisher=True,
+            tracks=tracks, is_publisher=True,
         )
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -298,10 +345,17 @@ class FakeLiveKitServer:
             # msid "<participant sid>|<track sid>", as LiveKit's SFU writes it
             transceiver.sender._stream_id = f"{HUMAN_SID}|{HUMAN_TRACK_SID}"
             transceiver.sender._track_id = HUMAN_TRACK_SID
-            self._first_mid = transceiver.mid or "0"
+            self._mids = {transceiver.mid or "0": HUMAN_TRACK_SID}
+            if self.camera is not None:
+                video = next(t for t in peer.pc.getTransceivers() if t.kind == "video")
+                video.sender.replaceTrack(self.camera)
+                video.direction = "sendonly"
+                video.sender._stream_id = f"{HUMAN_SID}|{HUMAN_CAMERA_SID}"
+                video.sender._track_id = HUMAN_CAMERA_SID
+                self._mids[video.mid or "1"] = HUMAN_CAMERA_SID
         await peer.pc.setLocalDescription(await peer.pc.createAnswer())
         answer = rtc.SessionDescription(type="answer", sdp=peer.pc.localDescription.sdp, id=offer.id,
-                                        mid_to_track_id={self._first_mid: HUMAN_TRACK_SID})
+                                        mid_to_track_id=self._mids)
         await peer.ws.send(rtc.SignalResponse(answer=answer).SerializeToString())
 
     async def _on_request(self, peer: _Peer, message: bytes) -> None:
@@ -323,6 +377,8 @@ class FakeLiveKitServer:
                                     source=add.source, mime_type="audio/opus")
             published = rtc.TrackPublishedResponse(cid=add.cid, track=info)
             await peer.ws.send(rtc.SignalResponse(track_published=published).SerializeToString())
+        elif kind == "subscription":
+            self.subscriptions.append(request.subscription)
         elif kind == "offer":
             await self._answer(peer, request.offer)
         elif kind == "ping_req":
