@@ -52,6 +52,7 @@ import numpy as np
 import orjson
 from livekit import api, rtc
 
+from agents.bridges.base import ProviderError
 from calls.audio.resample import StreamResampler
 from calls.media.frames import InboundFrame, MarkPlayed, MediaIn, StreamStarted, StreamStopped
 from calls.media.result import END_SETUP_ERROR
@@ -261,8 +262,12 @@ class LiveKitTransport:
     async def _send_image(self, jpeg: bytes) -> None:
         try:
             await self.session.send_image(jpeg)
-        except Exception as exc:  # noqa: BLE001 - a provider refusing images stops video, never the call
-            logger.warning("livekit video forwarding stopped: %s", exc)
+        except ProviderError as exc:
+            if exc.retryable:  # the provider is reconnecting: this frame is lost, the next one may pass
+                self.video_frames_dropped += 1
+                return
+            # a provider refusing images stops video, never the call
+            logger.warning("livekit video forwarding stopped: %s (%s)", exc.code, exc.provider)
             if self._video_task is not None:
                 self._video_task.cancel()
 
