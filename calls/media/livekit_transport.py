@@ -56,7 +56,7 @@ from agents.bridges.base import ProviderError
 from calls.audio.resample import StreamResampler
 from calls.media.frames import InboundFrame, MarkPlayed, MediaIn, StreamStarted, StreamStopped
 from calls.media.result import END_SETUP_ERROR
-from calls.media.video_frames import VideoSampling, encode_jpeg
+from calls.media.video_frames import FrameSampler, VideoSampling, encode_jpeg
 
 logger = logging.getLogger(__name__)
 
@@ -231,20 +231,21 @@ class LiveKitTransport:
         """Sample the human's camera at ``video.fps`` and show the frames to the agent (see module docstring)."""
         stream = rtc.VideoStream(track, capacity=1)  # the SDK keeps only the newest frame
         encoding: asyncio.Future[bytes] | None = None
-        due_us: int | None = None
-        period_us = int(1_000_000 / video.fps)
+        sampler = FrameSampler(video.fps)
+        loop = asyncio.get_running_loop()
         try:
             async for event in stream:
                 self.video_frames_seen += 1
-                if due_us is not None and event.timestamp_us < due_us:
+                # the frame's capture time (µs); a frame without one is stamped on arrival
+                ts = event.timestamp_us or int(loop.time() * 1_000_000)
+                if not sampler.due(ts):
                     continue  # not due: dropped before any conversion
                 if encoding is not None and not encoding.done():
                     self.video_frames_dropped += 1  # the last sample is still encoding: drop, never queue
                     continue
-                due_us = event.timestamp_us + period_us if due_us is None else max(due_us + period_us,
-                                                                                     event.timestamp_us)
+                sampler.take(ts)
                 encoding = asyncio.ensure_future(asyncio.to_thread(encode_jpeg, event.frame, video.max_edge))
-                encoding.add_done_callback(functools.partial(self._show, timestamp_us=event.timestamp_us))
+                encoding.add_done_callback(functools.partial(self._show, timestamp_us=ts))
         finally:
             await stream.aclose()
 

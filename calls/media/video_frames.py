@@ -42,6 +42,28 @@ class VideoSampling:
             raise ValueError(f"video max edge must be at least 16 px, not {self.max_edge}")
 
 
+class FrameSampler:
+    """Which camera frames are due at ``fps``, by their timestamps (µs), not by the clock.
+
+    The k-th frame taken is due a period after the (k-1)-th was due, so over any
+    span of media there are at most ``span * fps + 1`` (the rate holds however fast
+    the machine is); after a gap (a paused camera, lost frames) the next one is due
+    a period after the frame that ended it: never a burst to catch up.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.period_us = int(1_000_000 / fps)
+        self._due: int | None = None
+
+    def due(self, ts_us: int) -> bool:
+        return self._due is None or ts_us >= self._due
+
+    def take(self, ts_us: int) -> None:
+        """``ts_us`` (a due frame) was taken."""
+        behind = self._due is None or ts_us - self._due >= self.period_us
+        self._due = ts_us + self.period_us if behind or self._due is None else self._due + self.period_us
+
+
 def scaled_size(width: int, height: int, max_edge: int) -> tuple[int, int]:
     """``width``×``height`` fitted inside ``max_edge`` (aspect kept, no upscaling), both even."""
     scale = min(1.0, max_edge / max(width, height))
