@@ -61,6 +61,10 @@ class AgentSettings:
     redact_model_context: bool = False
     # the call's from/to numbers sent as [PHONE] in webhook payloads (integrations.webhooks)
     redact_webhook_numbers: bool = False
+    # LiveKit rooms: the caller's camera shown to the agent at this rate and size (calls.media.video_frames)
+    video_input: bool = False
+    video_fps: float = 1.0
+    video_max_edge_px: int = 512
     voicemail_message: str = ""
     answer_detection: bool = False
     voicemail_action: Literal["leave_message", "hang_up"] = "leave_message"
@@ -117,6 +121,9 @@ _PARSERS: dict[str, Any] = {
     "redact_pii": _ids,
     "redact_model_context": bool,
     "redact_webhook_numbers": bool,
+    "video_input": bool,
+    "video_fps": float,
+    "video_max_edge_px": int,
     "builtin_tools": _ids,
     "transfer_destinations": _entries,
     "sms_recipients": _entries,

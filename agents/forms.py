@@ -190,6 +190,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("privacy", "Privacy", "Recording consent and which personal data is redacted from what is stored.",
             ("recording_mode", "recording_announcement", "redact_pii", "redact_model_context",
              "redact_webhook_numbers"), collapsed=True),
+    Section("video", "Video", "What the agent sees in LiveKit rooms when the caller turns their camera on.",
+            ("video_input", "video_fps", "video_max_edge_px"), collapsed=True),
 )
 
 #: Field → (label, inline help). Every field of the form has both.
@@ -264,6 +266,13 @@ FIELD_TEXT: dict[str, tuple[str, str]] = {
     "redact_webhook_numbers": ("Redact numbers in webhooks", "The call's from and to numbers are sent as [PHONE] "
                                                              "in webhook payloads. Off: they are sent as they are, "
                                                              "so your systems can match calls to your records."),
+    "video_input": ("Show the agent the caller's video", "In LiveKit rooms, frames of the caller's camera are "
+                                                         "sent to the agent so it can see what they show. Off: "
+                                                         "the agent never receives video."),
+    "video_fps": ("Video frames a second", "How often the agent gets a new picture (0.2 to 5); each one costs "
+                                           "input tokens. 1 suits showing a document or a product."),
+    "video_max_edge_px": ("Video picture size (pixels)", "Pictures are downscaled so their longest edge is at "
+                                                          "most this (128 to 1536)."),
     "provider_options": ("Provider options (JSON)", "Extra settings the provider's connection reads, as a JSON "
                                                     "object. Empty: none."),
 }
@@ -362,7 +371,26 @@ class ProviderField(forms.ChoiceField):
         return str(value) in PROVIDERS
 
 
-class AgentForm(forms.ModelForm):
+class VideoFields(forms.Form):
+    """The video settings' numbers, shared by the agent form and the admin's: a form that
+    leaves them out (made before video existed, or a script posting the old fields)
+    keeps the agent's values instead of failing on a required number."""
+
+    instance: Agent
+
+    video_fps = forms.FloatField(required=False, widget=forms.NumberInput(attrs={"step": "0.1"}))
+    video_max_edge_px = forms.IntegerField(required=False, widget=forms.NumberInput(attrs={"step": "64"}))
+
+    def clean_video_fps(self) -> float:
+        value = self.cleaned_data.get("video_fps")
+        return self.instance.video_fps if value is None else value
+
+    def clean_video_max_edge_px(self) -> int:
+        value = self.cleaned_data.get("video_max_edge_px")
+        return self.instance.video_max_edge_px if value is None else value
+
+
+class AgentForm(VideoFields, forms.ModelForm):
     provider = ProviderField(widget=forms.Select(attrs={"data-provider-select": ""}))
     model = forms.ChoiceField(required=False, widget=PickerSelect(attrs={"data-picker": "model"}))
     voice = forms.ChoiceField(required=False, widget=PickerSelect(attrs={"data-picker": "voice"}))
@@ -391,7 +419,6 @@ class AgentForm(forms.ModelForm):
         attrs={"rows": 5, "spellcheck": "false", "placeholder": '{"type": "object", "properties": {}}'}))
     provider_options = JSONObjectField(required=False, widget=forms.Textarea(
         attrs={"rows": 3, "spellcheck": "false", "placeholder": "{}"}))
-
     class Meta:
         model = Agent
         fields = list(CONFIG_FIELDS)

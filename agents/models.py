@@ -42,7 +42,13 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "analysis_summary", "analysis_schema", "success_criteria", "webhook_events", "provider_options",
     "keep_keypad_digits", "answer_detection", "voicemail_action", "screening_identity", "screening_reason", "ivr_goal",
     "recording_mode", "recording_announcement", "redact_pii", "redact_model_context", "redact_webhook_numbers",
+    "video_input", "video_fps", "video_max_edge_px",
 )
+
+#: Bounds of the video settings: a model looking at what a caller holds up needs about a frame a
+#: second, and every frame costs input tokens; 1536 px keeps printed text legible.
+VIDEO_FPS_RANGE = (0.2, 5.0)
+VIDEO_EDGE_RANGE = (128, 1536)
 
 
 class SpeaksFirst(models.TextChoices):
@@ -106,6 +112,13 @@ class Agent(OrgScopedModel):
         default=False, help_text="Send the call's from and to numbers as [PHONE] in webhook payloads. Off: they are "
                                  "sent as they are, to match calls to your records.")
     voicemail_message = models.TextField(blank=True, help_text="Left when an answering machine picks up; empty hangs up.")
+    # LiveKit rooms: the caller's camera shown to the agent (calls.media.video_frames); off by default.
+    video_input = models.BooleanField(
+        "show the caller's video", default=False, help_text="In LiveKit rooms, show the agent what the caller's camera sees (providers that "
+                                 "take images: Gemini Live).")
+    video_fps = models.FloatField("video frames a second", default=1.0, help_text="Camera frames a second sent to the agent (0.2 to 5).")
+    video_max_edge_px = models.PositiveIntegerField(
+        "video picture size (px)", default=512, help_text="Frames are downscaled so their longest edge is at most this many pixels (128 to 1536).")
     # Outbound answer classification (calls.media.answer_gate).
     answer_detection = models.BooleanField(
         default=False, help_text="On outbound calls, find out who answered (a person, voicemail, call screening, a "
@@ -270,6 +283,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
                 add("model", info.model_note or f"{info.label} takes no model id; leave it empty.")
         if config.get("temperature") is not None and not info.supports_temperature:
             add("temperature", f"{info.label} does not take a temperature; leave it empty.")
+        if config.get("video_input") and not info.supports("video_input"):
+            add("video_input", f"{info.label} takes no images during a call, so it cannot be shown the caller's "
+                               f"video; turn video off or choose Gemini Live.")
     if not _LANGUAGE.match(config.get("language") or ""):
         add("language", f"“{config.get('language')}” is not a BCP-47 language tag such as en-US or es-MX.")
     temperature = config.get("temperature")
@@ -283,6 +299,12 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
             check_syntax(config.get(field) or "")
         except TemplateSyntaxError as exc:
             add(field, str(exc)[0].upper() + str(exc)[1:] + ".")
+    fps, edge = config.get("video_fps"), config.get("video_max_edge_px")
+    if fps is not None and not VIDEO_FPS_RANGE[0] <= float(fps) <= VIDEO_FPS_RANGE[1]:
+        add("video_fps", f"Video frames a second must be between {VIDEO_FPS_RANGE[0]:g} and {VIDEO_FPS_RANGE[1]:g}.")
+    if edge is not None and not VIDEO_EDGE_RANGE[0] <= int(edge) <= VIDEO_EDGE_RANGE[1]:
+        add("video_max_edge_px", f"The video frame's longest edge must be between {VIDEO_EDGE_RANGE[0]} and "
+                                 f"{VIDEO_EDGE_RANGE[1]} pixels.")
     duration = config.get("max_call_duration_s")
     if duration is not None and not 10 <= int(duration) <= 4 * 3600:
         add("max_call_duration_s", "Maximum call duration must be between 10 seconds and 4 hours.")

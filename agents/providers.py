@@ -20,13 +20,23 @@ import re
 from dataclasses import dataclass, field
 
 from agents.bridges import deepgram_agent, gemini_live, hume_evi, openai_realtime
+from agents.bridges.base import Bridge
 
 #: Agent settings that only some providers use. Every other setting (first message,
 #: call limits, speech detection, analysis, webhooks…) applies whatever the provider.
 PROVIDER_DEPENDENT_SETTINGS: tuple[str, ...] = (
     "model", "voice", "language", "temperature", "system_prompt", "builtin_tools", "transfer_destinations",
     "sms_recipients", "mcp_server_ids", "knowledge_base_ids", "provider_options",
+    "video_input", "video_fps", "video_max_edge_px",
 )
+#: The video settings (LiveKit camera frames shown to the agent): only for providers whose
+#: bridge takes images during a session (``Bridge.accepts_images``: Gemini Live).
+_VIDEO = frozenset({"video_input", "video_fps", "video_max_edge_px"})
+
+
+def _video(bridge: type[Bridge]) -> frozenset[str]:
+    return _VIDEO if bridge.accepts_images else frozenset()
+
 # What a model-driven provider uses of them (the echo provider uses none: it repeats the caller).
 _CONVERSATIONAL = frozenset({"system_prompt", "builtin_tools", "transfer_destinations", "sms_recipients",
                              "mcp_server_ids", "knowledge_base_ids", "provider_options"})
@@ -85,13 +95,14 @@ PROVIDERS: dict[str, ProviderInfo] = {
     "openai_realtime": ProviderInfo(
         "openai_realtime", "OpenAI Realtime", openai_realtime.MODELS, openai_realtime.DEFAULT_MODEL,
         openai_realtime.VOICES, openai_realtime.DEFAULT_VOICE, "openai",
-        settings=_CONVERSATIONAL | {"model", "voice", "language"},
+        settings=_CONVERSATIONAL | {"model", "voice", "language"} | _video(openai_realtime.OpenAIRealtimeBridge),
         option_keys=("transcription_model", "noise_reduction", "prefix_padding_ms"),
     ),
     "gemini_live": ProviderInfo(
         "gemini_live", "Gemini Live", gemini_live.MODELS, gemini_live.DEFAULT_MODEL,
         gemini_live.VOICES, gemini_live.DEFAULT_VOICE, "gemini",
-        settings=_CONVERSATIONAL | {"model", "voice", "language", "temperature"},
+        settings=(_CONVERSATIONAL | {"model", "voice", "language", "temperature"}
+                  | _video(gemini_live.GeminiLiveBridge)),
         option_keys=("api_version", "compression_trigger_tokens", "compression_target_tokens", "max_reconnects"),
     ),
     "hume_evi": ProviderInfo(

@@ -17,7 +17,14 @@ Prints:
   transport, session) and of the whole process (including the aiortc fake and the
   SDK's Rust threads, so an upper bound for the agent alone).
 
+With ``--video FPS`` the human also publishes a 640×480 VP8 camera at 10 fps and
+the transport forwards it at FPS (downscaled to 512 px, JPEG in a worker thread;
+the echo bridge takes no images, so the bench counts the JPEGs at the session's
+door): compare the round trip and the CPU with and without it to see that video
+work does not delay the audio.
+
     .venv/bin/python bench/livekit_bench.py --seconds 10
+    .venv/bin/python bench/livekit_bench.py --seconds 10 --video 1
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from calls.audio.resample import StreamResampler  # noqa: E402
 from calls.media import livekit_transport as lt  # noqa: E402
 from calls.media.result import SessionContext, SessionResult  # noqa: E402
 from calls.media.session import CallSession  # noqa: E402
+from calls.media.video_frames import VideoSampling  # noqa: E402
 from calls.testing.fake_livekit_rtc import RATE, FakeLiveKitServer  # noqa: E402
 from voiceplatform.testing import wait_until  # noqa: E402
 
@@ -80,6 +88,10 @@ class TimedTransport(lt.LiveKitTransport):
     cpu_in = 0.0
     cpu_out = 0.0
     n_out_calls = 0
+    images_shown = 0
+
+    async def _send_image(self, jpeg: bytes) -> None:
+        self.images_shown += 1  # the echo bridge takes no images: counted here instead
 
     async def send_bytes(self, data: bytes) -> None:
         started = time.thread_time()
@@ -88,7 +100,7 @@ class TimedTransport(lt.LiveKitTransport):
         self.n_out_calls += 1
 
 
-async def run(seconds: float) -> dict[str, Any]:
+async def run(seconds: float, video_fps: float | None = None) -> dict[str, Any]:
     results: list[SessionResult] = []
 
     async def load(call_id: str) -> SessionContext:
@@ -98,11 +110,12 @@ async def run(seconds: float) -> dict[str, Any]:
     async def finish(call_id: str, result: SessionResult) -> None:
         results.append(result)
 
-    with FakeLiveKitServer(room="bench", human_identity="human") as fake:
+    with FakeLiveKitServer(room="bench", human_identity="human", camera=video_fps is not None) as fake:
         server = lt.LiveKitServer(fake.url, fake.api_key, fake.api_secret)
         session = CallSession("bench", "livekit", load_context=load, on_finish=finish)
         session.prepare()
-        transport = TimedTransport(session, server, "bench", "agent-bench", human_identity="human")
+        video = VideoSampling(video_fps, 512) if video_fps else None
+        transport = TimedTransport(session, server, "bench", "agent-bench", human_identity="human", video=video)
         running = asyncio.ensure_future(transport.run())
         await asyncio.to_thread(wait_until, lambda: session.streaming, "the agent to join and start")
         fake.microphone.sent_at.clear()
@@ -130,14 +143,17 @@ async def run(seconds: float) -> dict[str, Any]:
             "elapsed": elapsed, "cpu_main": cpu_main, "cpu_proc": cpu_proc, "trips": trips, "clicks": len(sent),
             "resampler_ms": delay, "frames_in": transport.frames_in,
             "out_us": transport.cpu_out / max(1, transport.n_out_calls) * 1e6,
+            "images": transport.images_shown, "video_seen": transport.video_frames_seen,
         }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--video", type=float, default=None, metavar="FPS",
+                        help="the human's camera forwarded to the agent at FPS")
     args = parser.parse_args()
-    r = asyncio.run(run(args.seconds))
+    r = asyncio.run(run(args.seconds, args.video))
     trips = np.array(r["trips"]) if r["trips"] else np.array([np.nan])
     print(f"one echo call through a LiveKit room, {args.seconds:g} s of clicks, {os.cpu_count()} cores")
     print(f"  round trip click → echo (both Opus/WebRTC legs): p50 {np.percentile(trips, 50):.0f} ms, "
@@ -147,6 +163,9 @@ def main() -> int:
     print(f"  agent side (main thread) CPU per call-second: {r['cpu_main'] / r['elapsed'] * 1000:.1f} ms")
     print(f"  whole process incl. aiortc fake and SDK threads: {r['cpu_proc'] / r['elapsed'] * 1000:.1f} ms "
           f"per call-second")
+    if args.video:
+        print(f"  video: {r['video_seen']} camera frames received, {r['images']} JPEGs forwarded "
+              f"at {args.video:g} fps")
     return 0
 
 

@@ -339,6 +339,7 @@ class BridgeMetrics:
     responses: int = 0
     tool_calls: int = 0
     user_texts: int = 0
+    images: int = 0
     errors: int = 0
     # Latency from the end of a caller turn (or a create_response call) to the
     # first agent audio of the reply: the figure callers feel.
@@ -398,6 +399,8 @@ class Bridge(abc.ABC):
     retry_backoff: ClassVar[tuple[float, ...]] = (0.25, 0.5, 1.0, 2.0)
     #: Whether ``config.hold_responses`` is honoured (see :meth:`release_responses`).
     holds_responses: ClassVar[bool] = False
+    #: Whether the provider takes still images during a session (see :meth:`send_image`).
+    accepts_images: ClassVar[bool] = False
 
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
@@ -510,6 +513,19 @@ class Bridge(abc.ABC):
             return
         self.metrics.audio_in_bytes += len(chunk)
         await self._send_audio(chunk)
+
+    async def send_image(self, jpeg: bytes) -> None:
+        """Show the agent one still frame (JPEG) of what the caller's camera sees.
+
+        Only providers with :attr:`accepts_images` take it; the others refuse
+        (``images_unsupported``), so a misconfigured video forwarder fails loudly.
+        """
+        self._require_connected()
+        if not self.accepts_images:
+            raise ProviderError(f"{self.provider} takes no images during a session", retryable=False,
+                                code="images_unsupported", provider=self.provider)
+        self.metrics.images += 1
+        await self._send_image(jpeg)
 
     async def events(self) -> AsyncIterator[BridgeEvent]:
         """Yield provider events until the session ends.
@@ -650,6 +666,9 @@ class Bridge(abc.ABC):
 
     @abc.abstractmethod
     async def _create_response(self, text: str | None) -> None: ...
+
+    async def _send_image(self, jpeg: bytes) -> None:
+        raise NotImplementedError  # only reached when a subclass sets accepts_images without implementing it
 
     async def _say_aside(self, text: str) -> None:
         """Speak an aside (see :meth:`say_aside`); by default the verbatim-greeting path."""

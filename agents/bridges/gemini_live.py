@@ -81,6 +81,8 @@ _CLOSE_CODES = {1007: "invalid_argument", 1008: "permission_denied", 1011: "inte
 
 class GeminiLiveBridge(Bridge):
     provider = "gemini_live"
+    # Live sessions take JPEG frames as realtime video input (``realtimeInput.video``), e.g. 1 fps.
+    accepts_images = True
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)
@@ -219,6 +221,12 @@ class GeminiLiveBridge(Bridge):
 
         blob = types.Blob(data=chunk, mime_type=f"audio/pcm;rate={PCM16_16K.sample_rate}")
         await self._send(lambda session: session.send_realtime_input(audio=blob))
+
+    async def _send_image(self, jpeg: bytes) -> None:
+        from google.genai import types
+
+        blob = types.Blob(data=jpeg, mime_type="image/jpeg")
+        await self._send(lambda session: session.send_realtime_input(video=blob))
 
     async def _send_tool_result(self, call_id: str, output: str | dict[str, Any]) -> None:
         from google.genai import types

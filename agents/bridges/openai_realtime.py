@@ -90,6 +90,13 @@ _RETRYABLE_CODES = {"rate_limit_exceeded", "server_error", "session_expired"}
 class OpenAIRealtimeBridge(Bridge):
     provider = "openai_realtime"
     holds_responses = True
+    # No images (accepts_images stays False): the Realtime API takes an image only as an
+    # ``input_image`` part of a ``conversation.item.create`` user message, not as a realtime
+    # input stream. Each frame would become a permanent conversation item (kept in the
+    # context and re-billed as image tokens on every later response: 60 items a minute at
+    # 1 fps), and it interleaves with the caller's audio items, so the video setting is
+    # offered for Gemini Live only (its ``realtimeInput.video`` is a stream the model
+    # watches without growing the conversation).
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(config)

@@ -24,6 +24,8 @@ Behaviour (protocols.md §4):
   streaming turn (``serverContent.interrupted``), as the service does. Turns
   with a role other than ``user``/``model`` close the socket with 1007.
   :meth:`user_texts` lists the text sent as the user.
+* ``realtimeInput.video`` (still frames, e.g. JPEG from a camera) is recorded
+  and otherwise ignored; :meth:`images_received` lists them.
 * A setup asking for ``responseModalities: ["TEXT"]`` is a text session, as the service
   runs one: an :class:`AgentTurn` streams its transcript's words as ``modelTurn`` text
   parts, with no audio and no ``outputTranscription``. ``audio_only=True`` plays a
@@ -144,6 +146,14 @@ class FakeGeminiLive(FakeServer):
             for m in self.received_of("realtimeInput")
             if "audio" in m["realtimeInput"]
         )
+
+    def images_received(self) -> list[tuple[str, bytes]]:
+        """The still frames the client showed the model (``realtimeInput.video``): (mime type, bytes)."""
+        return [
+            (m["realtimeInput"]["video"].get("mimeType", ""), b64decode_any(m["realtimeInput"]["video"]["data"]))
+            for m in self.received_of("realtimeInput")
+            if "video" in m["realtimeInput"]
+        ]
 
     # -- protocol --------------------------------------------------------------
 

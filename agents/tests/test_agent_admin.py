@@ -54,6 +54,15 @@ def test_admin_add_change_and_publish_go_through_services(org_a, owner_a, login)
     assert AuditLog.objects.for_org(org_a).filter(action="agent.updated").latest("id").changes == {
         "redact_webhook_numbers": [False, True]}
 
+    # video too (the form above leaves its numbers out: they keep their values); validated by the service
+    client.post(reverse("admin:agents_agent_change", args=[agent.pk]),
+                admin_form(voice="Puck", redact_webhook_numbers="on", video_input="on", video_fps="0.5"))
+    agent.refresh_from_db()
+    assert (agent.video_input, agent.video_fps, agent.video_max_edge_px) == (True, 0.5, 512)
+    too_big = client.post(reverse("admin:agents_agent_change", args=[agent.pk]),
+                          admin_form(voice="Puck", video_input="on", video_max_edge_px="4096"))
+    assert too_big.status_code == 200 and "between 128 and 1536 pixels" in too_big.content.decode()
+
 
 def test_versions_are_view_only_in_admin(org_a, owner_a, login):
     from agents.services import publish_agent

@@ -166,3 +166,34 @@ def test_webhook_number_redaction_is_a_versioned_setting_through_the_api(org_a, 
     assert [v["config"]["redact_webhook_numbers"] for v in versions] == [True, False]
     refused = client.patch(detail(agent), {"redact_webhook_numbers": "sometimes"}, format="json")
     assert refused.status_code == 400 and "redact_webhook_numbers" in refused.json()["error"]["fields"]
+
+
+def test_video_is_a_versioned_setting_only_for_providers_that_take_images(org_a, editor_a, api):
+    client = api(editor_a)
+    agent = make_agent(org_a, provider="gemini_live", voice="Puck")
+    body = client.get(detail(agent)).json()
+    assert (body["video_input"], body["video_fps"], body["video_max_edge_px"]) == (False, 1.0, 512)  # off
+    client.post(detail(agent, "publish"), {}, format="json")
+    changed = client.patch(detail(agent), {"video_input": True, "video_fps": 2, "video_max_edge_px": 768},
+                           format="json")
+    assert changed.status_code == 200, changed.json()
+    config = client.post(detail(agent, "publish"), {}, format="json").json()["config"]
+    assert (config["video_input"], config["video_fps"], config["video_max_edge_px"]) == (True, 2.0, 768)
+    versions = client.get(detail(agent, "versions")).json()
+    assert [v["config"]["video_input"] for v in versions] == [True, False]
+
+    too_fast = client.patch(detail(agent), {"video_fps": 30, "video_max_edge_px": 4000}, format="json")
+    assert too_fast.status_code == 400
+    fields = too_fast.json()["error"]["fields"]
+    assert "between 0.2 and 5" in fields["video_fps"][0]
+    assert "between 128 and 1536 pixels" in fields["video_max_edge_px"][0]
+
+    # OpenAI Realtime takes no streamed images: switching the provider with video on is refused, clearly
+    refused = client.patch(detail(agent), {"provider": "openai_realtime", "voice": "alloy"}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"]["video_input"] == [
+        "OpenAI Realtime takes no images during a call, so it cannot be shown the caller's video; "
+        "turn video off or choose Gemini Live."]
+    switched = client.patch(detail(agent), {"provider": "openai_realtime", "voice": "alloy", "video_input": False},
+                            format="json")
+    assert switched.status_code == 200, switched.json()

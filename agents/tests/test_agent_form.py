@@ -65,7 +65,7 @@ def test_new_agent_form_is_grouped_labelled_and_has_sensible_defaults(editor_a: 
     form = the_form(doc)
     titles = [" ".join(h.text_content().split()) for h in form.xpath(".//*[contains(@class,'agent-section')]//h2")]
     assert titles == ["Basics", "Conversation", "Outbound answering", "Tools and knowledge", "Analysis", "Advanced",
-                      "Privacy"]
+                      "Privacy", "Video"]
     (advanced,) = form.xpath(".//details[@id='section-advanced']")
     assert advanced.get("open") is None  # collapsed
     (answering,) = form.xpath(".//details[@id='section-answering']")
@@ -111,6 +111,23 @@ def test_fields_show_only_for_the_providers_that_use_them(editor_a: Any, login: 
     taken = login(editor_a).post(reverse("agents:create"), {
         **submitted(the_form(doc)), "name": "Warm", "provider": "gemini_live", "temperature": "0.7"})
     assert taken.status_code == 302 and Agent.objects.get(name="Warm").temperature == 0.7
+
+
+def test_video_is_offered_only_for_providers_that_take_images(editor_a: Any, login: Any) -> None:
+    doc = page(login(editor_a).get(reverse("agents:create")))
+    (section,) = doc.xpath("//*[@id='section-video']")
+    assert section.get("data-providers") == "gemini_live"
+    assert wrapper(doc, "video_input").get("data-providers") == "gemini_live"
+    form = submitted(the_form(doc))
+    assert "video_input" not in form and form["video_fps"] == "1.0" and form["video_max_edge_px"] == "512"  # off
+    refused = login(editor_a).post(reverse("agents:create"), {**form, "name": "Looks", "video_input": "on"})
+    assert refused.status_code == 400
+    assert "OpenAI Realtime takes no images during a call" in refused.content.decode()
+    taken = login(editor_a).post(reverse("agents:create"), {
+        **form, "name": "Sees", "provider": "gemini_live", "voice": "Puck", "video_input": "on", "video_fps": "2"})
+    assert taken.status_code == 302
+    seeing = Agent.objects.get(name="Sees")
+    assert (seeing.video_input, seeing.video_fps, seeing.video_max_edge_px) == (True, 2.0, 512)
 
 
 def test_model_and_voice_pickers_offer_each_providers_real_choices(editor_a: Any, login: Any) -> None:
@@ -296,6 +313,7 @@ def test_saving_every_field_round_trips(org_a: Any, editor_a: Any, login: Any) -
         "provider_options": '{"max_reconnects": 3}',
         "recording_mode": "after_announcement", "recording_announcement": "Esta llamada se graba.",
         "redact_pii": ["card", "phone"], "redact_model_context": "on", "redact_webhook_numbers": "on",
+        "video_input": "on", "video_fps": "0.5", "video_max_edge_px": "768",
         # allow_barge_in and analysis_summary unticked: off
     }
     assert client.post(url, values).status_code == 302
@@ -318,6 +336,7 @@ def test_saving_every_field_round_trips(org_a: Any, editor_a: Any, login: Any) -
         "webhook_events": ["call.ended", "call.analyzed"], "provider_options": {"max_reconnects": 3},
         "recording_mode": "after_announcement", "recording_announcement": "Esta llamada se graba.",
         "redact_pii": ["card", "phone"], "redact_model_context": True, "redact_webhook_numbers": True,
+        "video_input": True, "video_fps": 0.5, "video_max_edge_px": 768,
     }
     assert agent.snapshot() == expected
     # The form shows what was saved: submitting it unchanged changes nothing.

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agents.models import Agent
 from voiceplatform.browsing import open_page, sign_in
 
 
@@ -35,12 +36,14 @@ def test_switching_provider_shows_and_hides_its_fields(editor_account: Any, live
     echo_note = page.locator(".agent-note")
     marin = "document.querySelector('#id_voice option[value=marin]')"
 
-    # OpenAI Realtime (the default) takes no temperature.
-    assert temperature.is_hidden() and tools.is_visible() and echo_note.is_hidden()
+    video = page.locator("#section-video")
+    # OpenAI Realtime (the default) takes no temperature, and no video.
+    assert temperature.is_hidden() and tools.is_visible() and echo_note.is_hidden() and video.is_hidden()
     loaded_at = page.evaluate("() => performance.timeOrigin")
 
     page.select_option("#id_provider", "gemini_live")
     temperature.wait_for(state="visible")
+    assert video.is_visible()  # Gemini Live takes camera frames
     assert page.locator("#id_voice option[value='']").inner_text() == "Provider default (Kore)"
     assert page.evaluate(f"() => {marin}.disabled")  # OpenAI's voices are not offered for Gemini
     page.select_option("#id_voice", "Puck")
@@ -49,6 +52,7 @@ def test_switching_provider_shows_and_hides_its_fields(editor_account: Any, live
 
     page.select_option("#id_provider", "openai_realtime")
     temperature.wait_for(state="hidden")
+    video.wait_for(state="hidden")
     # Gemini's voice cannot stay: back to the provider default; the temperature is cleared.
     assert page.input_value("#id_voice") == "" and page.input_value("#id_temperature") == ""
     assert not page.evaluate(f"() => {marin}.disabled")
@@ -65,6 +69,8 @@ def test_switching_provider_shows_and_hides_its_fields(editor_account: Any, live
     page.fill("#id_temperature", "0.6")
     page.click("form[data-agent-form] button[type=submit]")
     page.wait_for_url("**/agents/*/")
+    saved = Agent.objects.get(name="Browser agent")
+    assert (saved.video_input, saved.video_fps, saved.video_max_edge_px) == (False, 1.0, 512)  # off by default
     # The edit page shows what was saved, with the saved provider's fields.
     assert page.locator("h1").inner_text().startswith("Browser agent")
     assert page.input_value("#id_provider") == "gemini_live" and page.input_value("#id_voice") == "Puck"

@@ -25,6 +25,7 @@ from agents.bridges import (
 from agents.testing.events import EventCollector, run_async
 from agents.testing.fake_gemini import FakeGeminiLive
 from agents.testing.script import AgentTurn, FunctionCall, GoAway, ProviderFailure
+from voiceplatform.testing import wait_until
 
 PCM_FRAME = b"\x10\x00\xf0\xff" * 160  # 20 ms of 16 kHz PCM16
 LOOKUP = {"name": "lookup_order", "description": "Find an order",
@@ -337,3 +338,29 @@ def test_a_model_that_answers_only_in_audio_refuses_a_text_session_for_good():
         assert (refused.value.code, refused.value.retryable) == ("invalid_argument", False)
         assert "non-audio request" in refused.value.message
         assert bridge.metrics.connect_attempts == 1  # a configuration error is not retried
+
+
+def test_images_go_as_realtime_video_input_and_other_providers_refuse_them(fake):
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"
+
+    async def main():
+        bridge = create_bridge("gemini_live", config(fake))
+        await bridge.connect()
+        await bridge.send_image(jpeg)
+        await bridge.send_image(jpeg[::-1])
+        await bridge.send_audio(PCM_FRAME)  # audio after images still flows
+        echo = create_bridge("echo", SessionConfig())
+        await echo.connect()
+        with pytest.raises(ProviderError) as refused:
+            await echo.send_image(jpeg)
+        await echo.close()
+        await asyncio.to_thread(wait_until, lambda: len(fake.images_received()) == 2 and fake.audio_received(),
+                                "the fake to receive both images and the audio")
+        await bridge.close()
+        return bridge, refused.value
+
+    bridge, refused = run_async(main())
+    assert fake.images_received() == [("image/jpeg", jpeg), ("image/jpeg", jpeg[::-1])]
+    assert bridge.metrics.images == 2
+    assert refused.code == "images_unsupported" and not refused.retryable
+    assert "echo takes no images" in refused.message

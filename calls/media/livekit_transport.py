@@ -25,6 +25,16 @@ Contract and reasons:
   ``RECONNECT_WINDOW_S`` (the SDK reconnects by itself meanwhile); the agent leaves the room when the session
   closes the transport. Nothing on the 20 ms path touches Django, the database
   or the Channels layer (this module imports no Django).
+* Subscriptions are explicit (``auto_subscribe`` off): the agent subscribes to
+  the human's microphone, and to the human's camera only when the agent's
+  video setting is on (:class:`VideoSampling`); nobody else's media reaches it.
+* Video (``calls.media.video_frames``): frames of the human's camera are
+  sampled at the setting's rate by their media timestamps (a frame not due is
+  dropped unconverted; a sample that comes due while the previous one is still
+  being encoded is dropped too: never a queue), downscaled to the max edge and
+  JPEG-encoded in a worker thread, and handed to the session's
+  ``send_image``. The audio path never waits for video work, and a provider
+  refusing images stops the video forwarder, not the call.
 * Tokens are minted with ``livekit-api`` with the narrowest grants: the agent
   may join exactly one room, subscribe, and publish only a microphone track; no
   data, no room administration. A browser participant gets the same, plus
@@ -35,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -43,9 +54,11 @@ import numpy as np
 import orjson
 from livekit import api, rtc
 
+from agents.bridges.base import ProviderError
 from calls.audio.resample import StreamResampler
 from calls.media.frames import InboundFrame, MarkPlayed, MediaIn, StreamStarted, StreamStopped
 from calls.media.result import END_CONNECTION_LOST, END_ROOM_CLOSED, END_SETUP_ERROR
+from calls.media.video_frames import FrameSampler, VideoSampling, encode_jpeg
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +105,8 @@ class SessionPort(Protocol):
 
     async def transport_closed(self) -> None: ...
 
+    async def send_image(self, jpeg: bytes) -> None: ...
+
     def request_end(self, reason: str, error: str | None = None) -> None: ...
 
 
@@ -99,11 +114,12 @@ class LiveKitTransport:
     """One agent in one LiveKit room for one call session. See module docstring.
 
     ``human_identity``: the participant whose microphone the agent listens to;
-    empty means the first remote participant that publishes audio.
+    empty means the first remote participant that publishes audio. ``video``:
+    forward the human's camera to the agent (None: never subscribe to it).
     """
 
     def __init__(self, session: SessionPort, server: LiveKitServer, room: str, identity: str, *,
-                 human_identity: str = "", agent_name: str = "") -> None:
+                 human_identity: str = "", agent_name: str = "", video: VideoSampling | None = None) -> None:
         self.session = session
         self.server = server
         self.room_name = room
@@ -126,17 +142,39 @@ class LiveKitTransport:
         self._reconnect_deadline: asyncio.TimerHandle | None = None
         self.frames_in = 0
         self.frames_out = 0
+        self.video = video
+        self._video_task: asyncio.Task[None] | None = None
+        #: media timestamps (µs) of the camera frames sent to the agent; frames seen / dropped
+        self.images_sent: list[int] = []
+        self.video_frames_seen = 0
+        self.video_frames_dropped = 0
 
     # -- room events -----------------------------------------------------------------
 
     def _is_human(self, participant: rtc.RemoteParticipant) -> bool:
         return not self.human_identity or participant.identity == self.human_identity
 
-    def _on_track(self, track: rtc.Track, _pub: rtc.RemoteTrackPublication,
+    def _wanted(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> bool:
+        if not self._is_human(participant):
+            return False
+        if pub.kind == rtc.TrackKind.KIND_AUDIO:
+            return True
+        return (self.video is not None and pub.kind == rtc.TrackKind.KIND_VIDEO
+                and pub.source == rtc.TrackSource.SOURCE_CAMERA)
+
+    def _on_published(self, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if self._wanted(pub, participant):
+            pub.set_subscribed(True)
+
+    def _on_track(self, track: rtc.Track, pub: rtc.RemoteTrackPublication,
                   participant: rtc.RemoteParticipant) -> None:
-        if track.kind == rtc.TrackKind.KIND_AUDIO and self._is_human(participant) and not self._human_track.done():
+        if not self._wanted(pub, participant):
+            return
+        if track.kind == rtc.TrackKind.KIND_AUDIO and not self._human_track.done():
             self.human_identity = participant.identity
             self._human_track.set_result(track)
+        elif track.kind == rtc.TrackKind.KIND_VIDEO and self.video is not None and self._video_task is None:
+            self._video_task = asyncio.ensure_future(self._watch(track, self.video))
 
     def _on_left(self, participant: rtc.RemoteParticipant) -> None:
         # while the agent's own connection is down, the SDK drops every remote participant:
@@ -163,6 +201,7 @@ class LiveKitTransport:
 
     async def run(self, *, join_timeout_s: float = 30.0) -> None:
         """Join, wait for the human's audio, run the session until the human leaves."""
+        self.room.on("track_published", self._on_published)
         self.room.on("track_subscribed", self._on_track)
         self.room.on("participant_disconnected", self._on_left)
         self.room.on("disconnected", self._on_disconnected)
@@ -172,10 +211,13 @@ class LiveKitTransport:
         try:
             # a room that cannot be joined, or a human who never publishes, is a setup error
             try:
-                await self.room.connect(self.server.url, token, rtc.RoomOptions(auto_subscribe=True))
+                await self.room.connect(self.server.url, token, rtc.RoomOptions(auto_subscribe=False))
             except rtc.ConnectError as exc:
                 self.session.request_end(END_SETUP_ERROR, error=f"could not join LiveKit room {self.room_name}: {exc}")
                 return
+            for participant in self.room.remote_participants.values():
+                for pub in participant.track_publications.values():
+                    self._on_published(pub, participant)
             try:
                 track = await asyncio.wait_for(self._human_track, join_timeout_s)
             except TimeoutError:
@@ -193,6 +235,8 @@ class LiveKitTransport:
             listen = asyncio.ensure_future(self._listen(track))
             await self._gone.wait()
             listen.cancel()
+            if self._video_task is not None:
+                self._video_task.cancel()
             if not self._closed and self._disconnected is not None:
                 # the room closed (deleted by its owner, or emptied) or the connection dropped
                 # and LiveKit's reconnection window passed: not the human hanging up
@@ -213,6 +257,51 @@ class LiveKitTransport:
                 await self.session.handle_frame(MediaIn(audio=self._down.process_array(pcm).tobytes()))
         finally:
             await stream.aclose()
+
+    async def _watch(self, track: rtc.Track, video: VideoSampling) -> None:
+        """Sample the human's camera at ``video.fps`` and show the frames to the agent (see module docstring)."""
+        stream = rtc.VideoStream(track, capacity=1)  # the SDK keeps only the newest frame
+        encoding: asyncio.Future[bytes] | None = None
+        sampler = FrameSampler(video.fps)
+        loop = asyncio.get_running_loop()
+        try:
+            async for event in stream:
+                self.video_frames_seen += 1
+                # the frame's capture time (µs); a frame without one is stamped on arrival
+                ts = event.timestamp_us or int(loop.time() * 1_000_000)
+                if not sampler.due(ts):
+                    continue  # not due: dropped before any conversion
+                if encoding is not None and not encoding.done():
+                    self.video_frames_dropped += 1  # the last sample is still encoding: drop, never queue
+                    continue
+                sampler.take(ts)
+                encoding = asyncio.ensure_future(asyncio.to_thread(encode_jpeg, event.frame, video.max_edge))
+                encoding.add_done_callback(functools.partial(self._show, timestamp_us=ts))
+        finally:
+            await stream.aclose()
+
+    def _show(self, done: asyncio.Future[bytes], *, timestamp_us: int) -> None:
+        if done.cancelled() or self._closed:
+            return
+        if (error := done.exception()) is not None:
+            logger.warning("livekit video frame could not be encoded: %s", type(error).__name__)
+            return
+        self.images_sent.append(timestamp_us)
+        task = asyncio.ensure_future(self._send_image(done.result()))
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+
+    async def _send_image(self, jpeg: bytes) -> None:
+        try:
+            await self.session.send_image(jpeg)
+        except ProviderError as exc:
+            if exc.retryable:  # the provider is reconnecting: this frame is lost, the next one may pass
+                self.video_frames_dropped += 1
+                return
+            # a provider refusing images stops video, never the call
+            logger.warning("livekit video forwarding stopped: %s (%s)", exc.code, exc.provider)
+            if self._video_task is not None:
+                self._video_task.cancel()
 
     # -- the session's Transport -------------------------------------------------------
 

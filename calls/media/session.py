@@ -396,6 +396,17 @@ class CallSession:
         self.request_end(r.END_CALLER_HANGUP)
         await self.wait()
 
+    async def send_image(self, jpeg: bytes) -> None:
+        """Show the agent a still frame of the caller's camera (video transports, e.g. LiveKit).
+
+        Dropped while the provider is not connected; a provider without image input raises
+        ``ProviderError`` (``images_unsupported``) for the transport to stop forwarding.
+        """
+        bridge = self.bridge
+        if bridge is None or not bridge.connected or self._finished.is_set():
+            return
+        await bridge.send_image(jpeg)
+
     async def _protocol_error(self, exc: FrameError) -> None:
         self._protocol_errors += 1
         if self._protocol_errors <= _MAX_PROTOCOL_ERRORS:

@@ -35,6 +35,7 @@ from django.utils.module_loading import import_string
 
 from calls.media.livekit_transport import LiveKitServer, LiveKitTransport, participant_token
 from calls.media.result import SessionResult
+from calls.media.video_frames import VideoSampling
 from calls.models import Call, Direction, Status
 from calls.services.base import in_db_thread
 from calls.services.errors import CallError
@@ -119,7 +120,16 @@ def browser_join_token(server: LiveKitServer, call: Call) -> str:
 
 
 def _load(call_public_id: str) -> Call:
-    return Call.objects.select_related("agent").get(public_id=call_public_id, direction=Direction.LIVEKIT)
+    return Call.objects.select_related("agent", "agent_version").get(public_id=call_public_id,
+                                                                    direction=Direction.LIVEKIT)
+
+
+def video_sampling(call: Call) -> VideoSampling | None:
+    """The call's agent version's video setting, or None (off, or no version): never subscribe to video."""
+    settings = call.agent_version.settings if call.agent_version is not None else None
+    if settings is None or not settings.video_input:
+        return None
+    return VideoSampling(fps=settings.video_fps, max_edge=settings.video_max_edge_px)
 
 
 def _mark_connected(pk: int) -> None:
@@ -138,7 +148,7 @@ async def run_livekit_call(call_public_id: str, server: LiveKitServer, *,
     session.prepare()  # the provider connects while the agent joins the room
     transport = LiveKitTransport(session, server, call.livekit_room, call.livekit_agent_identity,
                                  human_identity=call.livekit_participant,
-                                 agent_name=call.agent.name if call.agent else "")
+                                 agent_name=call.agent.name if call.agent else "", video=video_sampling(call))
     await in_db_thread(_mark_connected, call.pk)
     await transport.run(join_timeout_s=join_timeout_s)
     return await session.wait()

@@ -46,8 +46,12 @@ identity the agent is told is the browser's); ``room=None`` accepts the room the
 first token names. When the browser leaves, the agents are told the human left;
 when the agent leaves, the browser is told the agent left.
 
-Not modelled: more than one subscriber, simulcast, video forwarding, data
-packets, reconnection, room-level webhooks.
+With ``camera=True`` the human also publishes a camera track (the first video
+mid of the answer maps to it): :class:`HumanCamera`, an aiortc video track
+sending a generated colour pattern (VP8 over SRTP, as a browser would).
+
+Not modelled: more than one subscriber, simulcast, data packets, reconnection,
+room-level webhooks.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
+from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError, VideoStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from livekit import api as lkapi
 from livekit.api.access_token import Claims
@@ -81,6 +85,7 @@ HUMAN_SID = "PA_human"
 HUMAN_TRACK_SID = "TR_human_mic"
 AGENT_SID = "PA_agent"
 AGENT_TRACK_SID = "TR_agent_mic"
+HUMAN_CAMERA_SID = "TR_human_cam"
 
 
 class HumanMicrophone(MediaStreamTrack):
@@ -122,6 +127,39 @@ class HumanMicrophone(MediaStreamTrack):
         return frame
 
 
+class HumanCamera(VideoStreamTrack):
+    """The simulated human's camera: a colour pattern (four quadrants, a moving bar) at ``fps``."""
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 10) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.sent = 0
+
+    async def next_timestamp(self) -> tuple[int, fractions.Fraction]:
+        # the base class paces at 30 fps; a camera at `fps` is enough here and cheaper to encode
+        if self.sent:
+            wait = self._start + self.sent / self.fps - time.time()  # type: ignore[has-type]
+            await asyncio.sleep(max(0.0, wait))
+        else:
+            self._start = time.time()
+        return int(self.sent * VIDEO_CLOCK_RATE / self.fps), VIDEO_TIME_BASE
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        h, w = self.height, self.width
+        image = np.zeros((h, w, 3), dtype=np.uint8)
+        image[: h // 2, : w // 2] = (220, 40, 40)
+        image[: h // 2, w // 2:] = (40, 200, 40)
+        image[h // 2:, : w // 2] = (40, 40, 220)
+        image[h // 2:, w // 2:] = (230, 230, 230)
+        bar = (self.sent * 8) % w
+        image[:, bar:bar + 8] = 0
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        self.sent += 1
+        return frame
+
+
 @dataclass
 class _Peer:
     ws: ServerConnection
@@ -129,7 +167,7 @@ class _Peer:
     identity: str
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     browser: bool = False
-    first_mid: str = "0"
+    mids: dict[str, str] = field(default_factory=dict)  # answer mid → track sid (mid_to_track_id)
 
 
 async def _decoded(track: MediaStreamTrack) -> AsyncIterator[bytes]:
@@ -161,7 +199,7 @@ class FakeLiveKitServer:
 
     def __init__(self, *, room: str | None = "room-1", human_identity: str = "human-1",
                  api_key: str = "APIfake", api_secret: str = "fake-secret-" + "x" * 32,
-                 relay_browser: bool = False) -> None:
+                 relay_browser: bool = False, camera: bool = False) -> None:
         self.room = room
         self.relay_browser = relay_browser
         #: what the agent said, for the browser (relay mode)
@@ -176,7 +214,9 @@ class FakeLiveKitServer:
         self.joins: list[Claims] = []
         self.requests: list[str] = []  # SignalRequest kinds, in order
         self.published: list[rtc.AddTrackRequest] = []
+        self.subscriptions: list[rtc.UpdateSubscription] = []  # the agent's explicit (un)subscribes
         self.microphone = HumanMicrophone()
+        self.camera = HumanCamera() if camera else None
         self._heard = bytearray()
         #: (monotonic arrival time, offset in :meth:`heard` of that frame's first sample)
         self.heard_at: list[tuple[float, int]] = []
@@ -293,9 +333,15 @@ class FakeLiveKitServer:
             sid=HUMAN_TRACK_SID, type=models.TrackType.AUDIO, name="microphone",
             source=models.TrackSource.MICROPHONE, mime_type="audio/opus",
         )
+        tracks = [track]
+        if self.camera is not None:
+            tracks.append(models.TrackInfo(
+                sid=HUMAN_CAMERA_SID, type=models.TrackType.VIDEO, name="camera", source=models.TrackSource.CAMERA,
+                mime_type="video/VP8", width=self.camera.width, height=self.camera.height,
+            ))
         return models.ParticipantInfo(
             sid=HUMAN_SID, identity=self.human_identity, state=state,  # type: ignore[arg-type]
-            tracks=[track], is_publisher=True,
+            tracks=tracks, is_publisher=True,
         )
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -409,10 +455,17 @@ class FakeLiveKitServer:
             # msid "<participant sid>|<track sid>", as LiveKit's SFU writes it
             transceiver.sender._stream_id = f"{sid}|{track_sid}"
             transceiver.sender._track_id = track_sid
-            peer.first_mid = transceiver.mid or "0"
+            peer.mids = {transceiver.mid or "0": track_sid}
+            if self.camera is not None and not peer.browser:
+                video = next(t for t in peer.pc.getTransceivers() if t.kind == "video")
+                video.sender.replaceTrack(self.camera)
+                video.direction = "sendonly"
+                video.sender._stream_id = f"{HUMAN_SID}|{HUMAN_CAMERA_SID}"
+                video.sender._track_id = HUMAN_CAMERA_SID
+                peer.mids[video.mid or "1"] = HUMAN_CAMERA_SID
         await peer.pc.setLocalDescription(await peer.pc.createAnswer())
         answer = rtc.SessionDescription(type="answer", sdp=peer.pc.localDescription.sdp, id=offer.id,
-                                        mid_to_track_id={peer.first_mid: track_sid})
+                                        mid_to_track_id=peer.mids)
         await peer.ws.send(rtc.SignalResponse(answer=answer).SerializeToString())
 
     async def _on_request(self, peer: _Peer, message: bytes) -> None:
@@ -434,6 +487,8 @@ class FakeLiveKitServer:
                                     source=add.source, mime_type="audio/opus")
             published = rtc.TrackPublishedResponse(cid=add.cid, track=info)
             await peer.ws.send(rtc.SignalResponse(track_published=published).SerializeToString())
+        elif kind == "subscription":
+            self.subscriptions.append(request.subscription)
         elif kind == "offer":
             await self._answer(peer, request.offer)
         elif kind == "ping_req":

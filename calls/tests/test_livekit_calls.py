@@ -147,3 +147,18 @@ class TestLiveKitCallsApi:
 
 def api_verify(token: str, key: str, secret: str) -> Any:
     return api.TokenVerifier(key, secret).verify(token)
+
+
+def test_the_agent_versions_video_setting_decides_whether_the_room_camera_is_watched(org_a: Any) -> None:
+    from calls.media.video_frames import VideoSampling
+    from calls.services.livekit import video_sampling
+
+    set_provider_credential(org_a, SYSTEM, "gemini", {"api_key": "g-key-123456"})
+    seeing = make_ready_agent(org_a, name="Sees", provider="gemini_live", voice="Puck", video_input=True,
+                              video_fps=0.5, video_max_edge_px=256)
+    blind = make_ready_agent(org_a, name="Blind", provider="gemini_live", voice="Puck")
+    with_video = start_livekit_call(org_a, seeing, SYSTEM, room=new_room_name(seeing), participant="visitor-1")
+    without = start_livekit_call(org_a, blind, SYSTEM, room=new_room_name(blind), participant="visitor-2")
+
+    assert video_sampling(Call.objects.get(pk=with_video.pk)) == VideoSampling(fps=0.5, max_edge=256)
+    assert video_sampling(Call.objects.get(pk=without.pk)) is None  # off by default: no video subscription
