@@ -105,7 +105,7 @@ def test_talk_to_an_agent_through_a_livekit_room(daphne: str, quiet_browser: Any
 
         wait_until(completed, "the call to complete")
         assert call.end_reason == "caller_hangup"
-        page.locator("#lk-call-live[data-status=completed]").wait_for(timeout=15000)
+        page.locator("#lk-call-live[data-final=true]").wait_for(timeout=15000)
         # the stored transcript replaces the live lines; the controls are gone
         page.locator("#lk-call-live .wc-agent", has_text="Hello from the room.").wait_for()
         assert not page.locator("#lk-call-hangup").is_visible()

@@ -94,11 +94,11 @@ def test_the_live_panel_shows_the_calls_state_and_transcript_to_its_org_only(
     url = f"/calls/web/?call={call.public_id}"
     live = login(viewer_a).get(url, HTTP_HX_REQUEST="true").content.decode()
     assert "Agent:</strong> <span>Hello from the room." in live and "You:</strong> <span>Where is my order?" in live
-    assert 'hx-trigger="every 2s"' in live and 'data-status="in_progress"' in live
+    assert 'hx-trigger="every 2s"' in live and 'data-final="false"' in live
     call.status, call.end_reason = Status.COMPLETED, "caller_hangup"
     call.save(update_fields=["status", "end_reason"])
     done = login(viewer_a).get(url, HTTP_HX_REQUEST="true").content.decode()
-    assert 'data-status="completed"' in done and "hx-trigger" not in done  # polling stops
+    assert 'data-final="true"' in done and "hx-trigger" not in done  # polling stops
     assert "Where is my order?" not in done  # once over: the stored transcript, not the live cache
     TranscriptTurn.objects.create(call=call, index=0, role="agent", text="Hello from the room.", start_ms=0, end_ms=900)
     done = login(viewer_a).get(url, HTTP_HX_REQUEST="true").content.decode()
