@@ -103,6 +103,7 @@ END_REASON: dict[str, str] = {
     "hangup_requested": "Hung up from the dashboard or API",
     "stale": "Ended: no sign of life from the call",
     "web_never_connected": "Browser never connected",
+    "livekit_never_joined": "Caller never joined the room",
     "concurrency_limit": "Too many calls at once",
     answer.END_FAX: "Fax or modem answered",
     answer.END_ANSWERED_SILENCE: "Nobody spoke after answering",

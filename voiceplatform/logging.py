@@ -59,8 +59,12 @@ _SECRET_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
     # A bare Telegram bot token (8-10 digit bot id, 35-character secret).
     (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}"), REDACTED),
-    # Media-stream paths carry a per-call token after the call id.
-    (re.compile(r"(/ws/(?:twilio|plivo|web)/[0-9a-fA-F-]{8,64}/)[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
+    # Media-stream paths carry a per-call token after the call id (also below a node
+    # prefix, /ws/n/<node>/twilio/…, the scale-out addressing of voiceplatform.nodes).
+    (re.compile(r"(/ws/(?:n/[a-z0-9][a-z0-9-]{0,39}/)?(?:twilio|plivo|web)/[0-9a-fA-F-]{8,64}/)[A-Za-z0-9_-]+"),
+     rf"\1{REDACTED}"),
+    # JSON Web Tokens (LiveKit join tokens and webhook signatures, OAuth id tokens), bare.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"), REDACTED),
     # Header, dict, JSON and tuple shapes: `X-Twilio-Signature: v`, "access_token": "v",
     # 'x-telegram-bot-token': 'v', (b'authorization', b'Bearer v'), `Authorization: Token v` (Deepgram).
     (re.compile(rf"(?i)(\b{_SECRET_NAME}(?:['\"]?\s*:|['\"]\s*,)\s*(?:b?['\"])?)(?:(?:bearer|basic|token)\s+)?"
@@ -160,10 +164,15 @@ def redact_record(record: logging.LogRecord, *, include_extra: bool) -> None:
         for key, value in list(vars(record).items()):
             if key in _STANDARD or key.startswith("_"):
                 continue
-            if _SECRET_FIELD.fullmatch(key) and value not in (None, ""):
-                setattr(record, key, REDACTED)
-            elif isinstance(value, str):
-                setattr(record, key, redact(value))
+            try:
+                if _SECRET_FIELD.fullmatch(key) and value not in (None, ""):
+                    setattr(record, key, REDACTED)
+                elif isinstance(value, str):
+                    setattr(record, key, redact(value))
+            except ReferenceError:
+                # websockets puts a weak proxy of its connection in ``extra``; once the
+                # connection is gone it cannot even be type-checked (and holds no text).
+                setattr(record, key, None)
 
 
 class RedactSecretsFilter(logging.Filter):

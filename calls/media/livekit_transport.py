@@ -47,6 +47,7 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -119,8 +120,12 @@ class LiveKitTransport:
     """
 
     def __init__(self, session: SessionPort, server: LiveKitServer, room: str, identity: str, *,
-                 human_identity: str = "", agent_name: str = "", video: VideoSampling | None = None) -> None:
+                 human_identity: str = "", agent_name: str = "", video: VideoSampling | None = None,
+                 on_joined: Callable[[], Awaitable[None]] | None = None) -> None:
         self.session = session
+        #: awaited once the human's audio is in, before the session starts (the caller's
+        #: "socket connected" moment: calls.services.livekit marks the call with it)
+        self.on_joined = on_joined
         self.server = server
         self.room_name = room
         self.identity = identity
@@ -224,6 +229,8 @@ class LiveKitTransport:
                 self.session.request_end(END_SETUP_ERROR, error=f"{self.human_identity or 'no participant'} "
                                          f"published no audio in room {self.room_name} within {join_timeout_s:g} s")
                 return
+            if self.on_joined is not None:
+                await self.on_joined()
             local = rtc.LocalAudioTrack.create_audio_track("agent-voice", self.source)
             options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
             await self.room.local_participant.publish_track(local, options)

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("calls.media")
 
 _MAX_ERROR_CHARS = 500
+# Tools whose arguments are keypad digits (see SessionContext.keep_keypad_digits).
+_KEYPAD_TOOLS = frozenset({"send_dtmf"})
 
 
 async def end_call(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
@@ -151,14 +153,20 @@ async def run_tool(
     session.record("tool_call", name=call.name, call_id=call.call_id)
     ok = False
     output: str | dict[str, Any]
+    stored_error = ""  # what the timeline keeps of a failure, when not the model's error itself
     arguments: Any = call.arguments
     if handler is None or spec is None:
         output = {"error": f"unknown tool {call.name!r}: it is not available on this call"}
         session.record("tool_refused", name=call.name, call_id=call.call_id, reason="not offered")
     elif problems := argument_errors(spec.get("parameters"), arguments):
         output = {"error": f"invalid arguments for {call.name}: " + "; ".join(problems)}
+        fields = sorted({p.split(":", 1)[0] for p in problems})
         session.record("tool_refused", name=call.name, call_id=call.call_id, reason="invalid arguments",
-                       fields=sorted({p.split(":", 1)[0] for p in problems}))
+                       fields=fields)
+        if call.name in _KEYPAD_TOOLS and not ctx.keep_keypad_digits:
+            # The refusal quotes the value; keypad digits (an account number, a PIN read
+            # from the call's variables) are stored only if the agent keeps them.
+            stored_error = f"invalid arguments for {call.name}: {', '.join(fields)} (value not stored)"
     else:
         try:
             output = await asyncio.wait_for(handler(dict(arguments), session), ctx.tool_timeout_s)
@@ -176,7 +184,7 @@ async def run_tool(
         ok = False  # a handler that answers with an error (knowledge search) did not succeed
     # The error may quote the model's arguments; Postgres JSON cannot store NUL, and the
     # timeline must persist whatever the model sent.
-    error = {} if ok else {"error": str(output.get("error") if isinstance(output, dict) else output)
+    error = {} if ok else {"error": (stored_error or str(output.get("error") if isinstance(output, dict) else output))
                            [:_MAX_ERROR_CHARS].replace("\x00", "\\x00")}
     session.record("tool_result", name=call.name, call_id=call.call_id, ok=ok,
                    duration_ms=int((clock() - started) * 1000), **error)

@@ -153,23 +153,34 @@ def finalize_call(call: Call) -> bool:
 # A web call whose browser has not opened (and authenticated) its socket by then is
 # abandoned: it is ended so it stops holding one of the org's concurrent-call slots.
 WEB_CALL_CONNECT_WINDOW = timedelta(minutes=1)
+# A LiveKit call's agent waits WEB_CALL_CONNECT_WINDOW in the room for its human's audio
+# and ends the call itself when none comes (calls.services.livekit.run_livekit_call).
+# This later deadline is the backstop for an agent that never ran or died before the
+# human joined: late enough never to race the agent's own wait.
+LIVEKIT_JOIN_WINDOW = WEB_CALL_CONNECT_WINDOW + timedelta(seconds=30)
+_NEVER_CONNECTED = {Direction.WEB: (WEB_CALL_CONNECT_WINDOW, "web_never_connected"),
+                    Direction.LIVEKIT: (LIVEKIT_JOIN_WINDOW, "livekit_never_joined")}
 
 
 def expire_unconnected_web_call(call: Call, now: Any = None) -> bool:
-    """End a web call whose socket never connected within ``WEB_CALL_CONNECT_WINDOW`` of
-    its start (the page was closed, the microphone refused…), freeing its slot. False
-    (nothing changed) if a socket did connect, the call already ended, or it is younger."""
+    """End a browser call (web socket or LiveKit room) nobody connected to in time — its
+    socket never authenticated within ``WEB_CALL_CONNECT_WINDOW``, or its LiveKit human's
+    audio never reached an agent within ``LIVEKIT_JOIN_WINDOW`` of its start (the page was
+    closed, the microphone refused, the agent's process died…), freeing its slot. False
+    (nothing changed) if it did connect, the call already ended, or it is younger."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = Call.objects.select_for_update(of=("self",)).select_related("org").filter(pk=call.pk).first()
-        if (locked is None or locked.is_final or locked.direction != Direction.WEB
-                or locked.stream_connected_at is not None or locked.created_at > now - WEB_CALL_CONNECT_WINDOW):
+        if locked is None or locked.is_final or locked.direction not in _NEVER_CONNECTED:
             return False
-        locked.end_reason = "web_never_connected"
+        window, reason = _NEVER_CONNECTED[Direction(locked.direction)]
+        if locked.stream_connected_at is not None or locked.created_at > now - window:
+            return False
+        locked.end_reason = reason
         if not transition(locked, Status.FAILED, duration_s=0, source="system"):
             return False
         finalize_call(locked)  # no session will ever report for it
-    logger.info("call.web_expired", extra={"call": str(locked.public_id)})
+    logger.info("call.connect_expired", extra={"call": str(locked.public_id), "direction": locked.direction})
     return True
 
 
@@ -187,8 +198,8 @@ def expire_stale_calls(now: Any = None) -> int:
     expired = 0
     # Web calls whose browser never connected: their per-call expiry task is the prompt
     # path; this catches one that was lost.
-    abandoned = Call.objects.filter(status__in=LIVE, direction=Direction.WEB, stream_connected_at__isnull=True,
-                                    created_at__lt=now - WEB_CALL_CONNECT_WINDOW)
+    abandoned = Call.objects.filter(status__in=LIVE, direction__in=list(_NEVER_CONNECTED),
+                                    stream_connected_at__isnull=True, created_at__lt=now - WEB_CALL_CONNECT_WINDOW)
     for call in abandoned.iterator():
         expired += expire_unconnected_web_call(call, now)
     candidates = Call.objects.filter(status__in=LIVE).select_related("org", "agent_version")

@@ -24,6 +24,7 @@ The LiveKit deployment (URL, API key, secret) is a `LiveKitServer` passed in;
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from calls.media.video_frames import VideoSampling
 from calls.models import Call, Direction, Status
 from calls.services.base import in_db_thread
 from calls.services.errors import CallError
+from calls.services.lifecycle import LIVEKIT_JOIN_WINDOW, WEB_CALL_CONNECT_WINDOW
 from calls.services.placement import _agent_plan, _create_call_within_limit
 from calls.services.timeline import add_event
 from orgs.models import Organization
@@ -47,6 +49,8 @@ from orgs.services import Actor, record_audit
 logger = logging.getLogger(__name__)
 
 _IDENTITY_MAX = 128
+# How long the agent waits in the room for its human's audio before it ends the call.
+JOIN_TIMEOUT_S = WEB_CALL_CONNECT_WINDOW.total_seconds()
 _RUNNING: set[asyncio.Task[SessionResult]] = set()
 
 
@@ -109,6 +113,12 @@ def start_livekit_call(org: Organization, agent: Any, actor: Actor, *, room: str
         call.save(update_fields=["livekit_agent_identity"])
         add_event(call, "call.created", source="livekit", direction="livekit", room=room)
         record_audit(org, actor, "call.livekit_started", call, {"agent": str(agent.public_id), "room": room})
+        # The backstop for an agent that never runs or dies before its human joined.
+        from calls.tasks import expire_unconnected_web_call_task
+
+        org_id, call_id = str(org.public_id), str(call.public_id)
+        transaction.on_commit(lambda: expire_unconnected_web_call_task.apply_async(
+            (org_id, call_id), countdown=int(LIVEKIT_JOIN_WINDOW.total_seconds())))
     return call
 
 
@@ -137,8 +147,11 @@ def _mark_connected(pk: int) -> None:
 
 
 async def run_livekit_call(call_public_id: str, server: LiveKitServer, *,
-                           join_timeout_s: float = 60.0) -> SessionResult:
-    """Join the call's room as its agent and run the session until it ends."""
+                           join_timeout_s: float = JOIN_TIMEOUT_S) -> SessionResult:
+    """Join the call's room as its agent and run the session until it ends. A human whose
+    audio does not arrive within ``join_timeout_s`` of the agent joining ends the call (a
+    setup error); the moment it arrives is the call's ``stream_connected_at``, which the
+    backstop expiry (``calls.services.lifecycle.expire_unconnected_web_call``) reads."""
     from calls.consumers import DEFAULT_CONTEXT_LOADER, DEFAULT_ON_FINISH, shared_vad_batcher
     from calls.media.session import CallSession
 
@@ -148,8 +161,8 @@ async def run_livekit_call(call_public_id: str, server: LiveKitServer, *,
     session.prepare()  # the provider connects while the agent joins the room
     transport = LiveKitTransport(session, server, call.livekit_room, call.livekit_agent_identity,
                                  human_identity=call.livekit_participant,
-                                 agent_name=call.agent.name if call.agent else "", video=video_sampling(call))
-    await in_db_thread(_mark_connected, call.pk)
+                                 agent_name=call.agent.name if call.agent else "", video=video_sampling(call),
+                                 on_joined=functools.partial(in_db_thread, _mark_connected, call.pk))
     await transport.run(join_timeout_s=join_timeout_s)
     return await session.wait()
 

@@ -28,6 +28,9 @@ API_KEY = "vp_" + secrets.token_urlsafe(32)
 WEBHOOK_SECRET = "whsec_" + secrets.token_urlsafe(32)
 VERIFY = secrets.token_hex(12)
 CAPABILITY = secrets.token_urlsafe(32) + "a1"  # letters and digits whatever the draw
+SHORT = "t" + secrets.token_hex(6)  # shorter than the capability-URL shape: only the path rule catches it
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJBUEkiLCJ2aWRlbyI6eyJyb29tIjoiciJ9fQ."
+       + secrets.token_urlsafe(32))
 
 # (log call arguments, the secret they carry): shapes seen from httpx, uvicorn, SDKs and our code.
 SHAPES = [
@@ -36,6 +39,10 @@ SHAPES = [
     pytest.param(('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", f"/ws/twilio/{CALL}/{MEDIA}", "1.1", 101),
                  MEDIA, id="twilio-media-path-as-uvicorn-logs-it"),
     pytest.param(("opened /ws/plivo/%s/%s", CALL, MEDIA), MEDIA, id="plivo-path-joined-from-args"),
+    pytest.param(('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", f"/ws/n/web-2/twilio/{CALL}/{SHORT}", "1.1", 403),
+                 SHORT, id="node-prefixed-media-path-as-uvicorn-logs-it"),
+    pytest.param(("joining room with %s", JWT), JWT, id="bare-jwt-livekit-join-token"),
+    pytest.param(("webhook Authorization: %s", JWT), JWT, id="livekit-webhook-authorization-jwt"),
     pytest.param((f"GET /ws/web/{CALL}?token={MEDIA}",), MEDIA, id="web-media-query-token"),
     pytest.param(("request headers %s", {"Authorization": f"Bearer {BEARER}", "X-Api-Key": API_KEY}), BEARER,
                  id="authorization-header-dict"),
