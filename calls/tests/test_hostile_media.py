@@ -5,7 +5,9 @@ can do to a call.
 - A stream token opens one live socket per call: a second socket with the same
   token, even through another `web` process (uvicorn and Daphne subprocesses
   sharing the test database and Redis), is closed with 4403 and recorded, and
-  the first call goes on untouched (one session, one recording, all of it).
+  the first call goes on untouched (one session, one recording, all of it). Plivo
+  and browser streams, by either form of the URL (/ws/… and the scale-out
+  /ws/n/<node>/…), go through the same gate.
 - The token is in no log line: an end-to-end inbound Twilio call and a browser
   call run against servers logging at DEBUG (uvicorn's and Daphne's access logs
   included), and every line they wrote is searched for it.
@@ -43,6 +45,7 @@ from agents.testing.script import AgentTurn
 from calls.audio.mulaw import array_to_mulaw
 from calls.media.result import STREAM_BUSY, STREAM_GRANTED, STREAM_REFUSED, SessionContext, SessionResult
 from calls.models import Call, CallEvent, Recording, Status, TranscriptTurn
+from calls.services import streams
 from calls.services.errors import ConcurrencyLimitReached
 from calls.services.lifecycle import expire_stale_calls, record_session_result_sync, transition
 from calls.services.placement import start_web_call
@@ -58,7 +61,7 @@ from calls.services.timeline import live_updates
 from calls.tasks import expire_unconnected_web_call_task
 from calls.testing.fake_twilio import FakeTwilio
 from calls.testing.media_client import CarrierMediaClient
-from calls.testing.media_server import MediaTestServer
+from calls.testing.media_server import InMemoryCalls, MediaTestServer
 from calls.testing.processes import Processes, free_port, http_get, http_post, server_argv
 from calls.testing.signals import speech_mulaw, tone
 from calls.tests.factories import make_phone_number, make_ready_agent
@@ -413,6 +416,97 @@ def test_a_token_holder_looping_on_a_busy_stream_writes_a_bounded_number_of_even
     for n in range(MAX_DUPLICATE_EVENTS + 15):
         assert claim_stream_sync(str(call.public_id), token, "twilio", f"dup{n}") == STREAM_BUSY
     assert _kinds(call).count("stream.duplicate_refused") == MAX_DUPLICATE_EVENTS
+
+
+class DatabaseStreamGate(InMemoryCalls):
+    """The media test server's hooks with the production stream gate: the token check
+    and the one-socket claim in the database (calls.services.streams); contexts and
+    results stay in memory."""
+
+    async def claim(self, call_id: str, token: str, transport: str, claim_id: str) -> str:
+        return await streams.claim_stream(call_id, token, transport, claim_id)
+
+    async def renew_claim(self, call_id: str, claim_id: str) -> bool:
+        return await streams.renew_stream_claim(call_id, claim_id)
+
+    async def release_claim(self, call_id: str, claim_id: str) -> None:
+        await streams.release_stream_claim(call_id, claim_id)
+
+
+def _closing(func: Any) -> Any:
+    """``func`` for a worker thread: its database connection is closed afterwards."""
+    from django.db import connection
+
+    def run(*args: Any) -> Any:
+        try:
+            return func(*args)
+        finally:
+            connection.close()
+
+    return run
+
+
+def _start_message(transport: str, call_id: str, token: str) -> str:
+    if transport == "web":
+        return json.dumps({"event": "start", "sampleRate": 16000, "token": token})
+    return json.dumps({"event": "start", "sequenceNumber": 1, "extra_headers": f"token={token},call_id={call_id}",
+                       "start": {"callId": str(uuid.uuid4()), "streamId": str(uuid.uuid4()), "tracks": ["inbound"],
+                                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}})
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("transport", ["plivo", "web"])
+def test_plivo_and_web_streams_take_one_socket_whichever_node_prefix_the_url_has(org_a: Any,
+                                                                                  transport: str) -> None:
+    """The scale-out URLs (/ws/n/<node>/…) lead to the same consumers and the same gate:
+    a second socket with the call's token, by the other form of the URL, gets a 4403 and
+    a ``stream.duplicate_refused`` event; the first stays in; a token in such a URL is
+    refused at the upgrade."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    agent = make_ready_agent(org_a)
+    call, token = _live_inbound_call(org_a, agent)
+    cid = str(call.public_id)
+    gate = DatabaseStreamGate()
+    gate.contexts[cid] = SessionContext(call_public_id=cid, provider="echo", config=SessionConfig(speaks_first="caller"))
+    origin = {"origin": "http://127.0.0.1:8000"} if transport == "web" else {}  # a dashboard page
+    with MediaTestServer(gate) as server:
+        base = f"ws://127.0.0.1:{server.port}/ws"
+        first_url, second_url = f"{base}/n/web-2/{transport}/{cid}", f"{base}/{transport}/{cid}"
+
+        async def sockets() -> tuple[int | None, bool]:
+            async with connect(first_url, **origin) as first:  # type: ignore[arg-type]
+                await first.send(_start_message(transport, cid, token))
+                await asyncio.to_thread(_closing(wait_until), lambda: Call.objects.filter(pk=call.pk).exclude(
+                    stream_claim="").exists(), "the first socket to hold the stream")
+                async with connect(second_url, **origin) as second:  # type: ignore[arg-type]
+                    await second.send(_start_message(transport, cid, token))
+                    try:
+                        while True:
+                            await asyncio.wait_for(second.recv(), 20)
+                    except ConnectionClosed:
+                        pass
+                    code = second.close_code
+                await first.ping()  # the first socket is still open and served
+                still_in = await asyncio.to_thread(_closing(
+                    lambda: Call.objects.filter(pk=call.pk).exclude(stream_claim="").exists()))
+                await first.send(json.dumps({"event": "stop"}))
+            # a token in a node-prefixed URL: refused at the upgrade (it is in some access log now)
+            try:
+                async with connect(f"{first_url}/{token}", **origin):  # type: ignore[arg-type]
+                    pass
+            except InvalidStatus as exc:
+                assert exc.response.status_code == 403
+            else:
+                raise AssertionError("a token in the URL was let in")
+            return code, still_in
+
+        code, still_in = asyncio.run(sockets())
+        gate.wait_result(cid)
+    assert code == 4403 and still_in
+    refusals = CallEvent.objects.filter(call=call, kind="stream.duplicate_refused")
+    assert [e.data["transport"] for e in refusals] == [transport]
 
 
 # ------------------------------------------------------------------ keypad digits
