@@ -80,7 +80,8 @@ _SECRET_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     # Credentials after an HTTP auth scheme (as written in headers, so "a bearer token" in prose stays).
     (re.compile(r"\b(Bearer|Basic)(\s+)(?!\[redacted\])[A-Za-z0-9._~+/=:-]{4,}"), rf"\1\2{REDACTED}"),
     # Vendor and platform secrets recognisable by prefix.
-    (re.compile(r"\b(?:whsec|shpat|shpca|shppa|shpss)_[A-Za-z0-9_-]{8,}"), REDACTED),  # webhook secrets, Shopify
+    # webhook and HTTP-tool signing secrets, Shopify tokens
+    (re.compile(r"\b(?:whsec|htsec|shpat|shpca|shppa|shpss)_[A-Za-z0-9_-]{8,}"), REDACTED),
     (re.compile(r"\bvp_[A-Za-z0-9_-]{16,}"), REDACTED),  # platform API keys
     (re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"), REDACTED),  # OpenAI-style keys
     (re.compile(r"\bya29\.[A-Za-z0-9._-]+"), REDACTED),  # Google access tokens

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -36,13 +37,19 @@ def telegram_mcp(settings):
 @pytest.fixture(autouse=True)
 def _no_secret_in_any_log_record(request):
     """A test module that lists ``LOG_SECRETS`` runs with every logger at DEBUG, and fails when
-    any record of the test (MCP server, MCP client, HTTP clients, fakes) shows one of them."""
+    any record of the test (MCP server, MCP client, HTTP clients, fakes) shows one of them;
+    ``LOG_SECRET_PATTERNS`` (regular expressions) catch secrets the test creates as it runs
+    (an endpoint's ``whsec_…`` signing secret)."""
     secrets = getattr(request.module, "LOG_SECRETS", ())
-    if not secrets:
+    patterns = [re.compile(p) for p in getattr(request.module, "LOG_SECRET_PATTERNS", ())]
+    if not secrets and not patterns:
         yield
         return
+    from voiceplatform.logging import JsonFormatter
     from voiceplatform.testing import capture_all_logs, secrets_in_logs
 
     with capture_all_logs() as records:
         yield
     assert secrets_in_logs(records, secrets) == []
+    written = [JsonFormatter().format(record) for record in records]
+    assert [line[:300] for line in written if any(p.search(line) for p in patterns)] == []

@@ -30,6 +30,10 @@ pytestmark = pytest.mark.django_db
 
 TOOLS = "/api/v1/http-tools/"
 SECRET = "htsec_test-secret"
+# Every logger at DEBUG for these tests; no record may show a signing secret or a header
+# value (integrations/tests/conftest.py). Issue 11: "no secret in any log line".
+LOG_SECRETS = (SECRET, "tool-secret", "very-secret", "other-secret", "query-secret")
+LOG_SECRET_PATTERNS = (r"htsec_[A-Za-z0-9_-]{8,}",)  # the secrets the API makes as the tests run
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

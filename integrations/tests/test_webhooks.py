@@ -19,6 +19,8 @@ from orgs.services import SYSTEM, record_audit
 from voiceplatform import outbound
 
 pytestmark = pytest.mark.django_db
+# Every logger at DEBUG; no record may show an endpoint's signing secret (conftest; issue 11).
+LOG_SECRET_PATTERNS = (r"whsec_[A-Za-z0-9_-]{8,}",)
 
 
 @pytest.fixture

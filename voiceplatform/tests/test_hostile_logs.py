@@ -26,6 +26,7 @@ BEARER = secrets.token_urlsafe(20)
 SIGNATURE = secrets.token_urlsafe(20) + "="
 API_KEY = "vp_" + secrets.token_urlsafe(32)
 WEBHOOK_SECRET = "whsec_" + secrets.token_urlsafe(32)
+TOOL_SECRET = "htsec_" + secrets.token_urlsafe(32)
 VERIFY = secrets.token_hex(12)
 CAPABILITY = secrets.token_urlsafe(32) + "a1"  # letters and digits whatever the draw
 SHORT = "t" + secrets.token_hex(6)  # shorter than the capability-URL shape: only the path rule catches it
@@ -56,6 +57,7 @@ SHAPES = [
     pytest.param(("GET /webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=%s&hub.challenge=1", VERIFY), VERIFY,
                  id="meta-verify-token-query"),
     pytest.param(("signing with %s", WEBHOOK_SECRET), WEBHOOK_SECRET, id="webhook-secret"),
+    pytest.param(("signing with %s", TOOL_SECRET), TOOL_SECRET, id="http-tool-signing-secret"),
     pytest.param(('{"access_token": "%s", "expires_in": 3599}', BEARER), BEARER, id="json-token-field"),
     pytest.param(("connecting to %s", f"wss://generativelanguage.googleapis.com/ws/x?key={BEARER}"), BEARER,
                  id="gemini-key-query"),
