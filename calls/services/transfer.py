@@ -237,7 +237,9 @@ def join_leg(leg: TransferLeg, carrier: Carrier, carrier_call_id: str, digits: s
         if leg.state != TransferLegState.ANSWERED or leg.call.is_final:
             return carrier.say_and_hangup_markup(GONE_MESSAGE)
         if leg.confirm and digits != "1":
-            _set_state(leg, TransferLegState.DECLINED, key=digits[:1] if digits else "none")
+            # Which key, only where the agent keeps keypad digits (as for the caller's keys).
+            pressed = (digits[:1] if agent_settings(leg.call).keep_keypad_digits else "another key") if digits else "none"
+            _set_state(leg, TransferLegState.DECLINED, key=pressed)
             return carrier.say_and_hangup_markup(DECLINED_MESSAGE)
         _set_state(leg, TransferLegState.BRIDGED)
         call = leg.call

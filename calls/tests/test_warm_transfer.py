@@ -224,6 +224,9 @@ def test_declined_by_key_or_by_hanging_up_during_the_whisper(line: Line, editor_
     refused = line.join(digits="2")
     assert "not taken" in refused.content.decode()
     assert TransferLeg.objects.get().state == "declined" and line.caller_conference() is None
+    # which key is not stored: the agent does not keep keypad digits (issue 11)
+    (declined,) = CallEvent.objects.filter(kind="transfer.declined")
+    assert declined.data["key"] == "another key" and "2" not in str(declined.data.get("key"))
 
     assert start(line, api(editor_a), to="Sales").status_code == 200  # the agent may try again
     line.answer()
