@@ -122,6 +122,23 @@ def test_tracebacks_and_extra_fields_are_scrubbed_in_the_json_lines():
         assert secret not in line
 
 
+def test_a_dead_weak_proxy_in_extra_does_not_break_the_filter():
+    """websockets logs with ``extra={"websocket": weakref.proxy(connection)}``; a handler that
+    writes the record after the connection is gone must still write it."""
+    import weakref
+
+    class Connection:
+        pass
+
+    connection = Connection()
+    record = logging.makeLogRecord({"msg": "< CLOSE %s", "args": ("1000",), "websocket": weakref.proxy(connection),
+                                    "note": f"Bearer {BEARER}"})
+    del connection
+    assert RedactSecretsFilter().filter(record)
+    line = JsonFormatter().format(record)
+    assert "< CLOSE 1000" in line and BEARER not in line
+
+
 def test_what_is_not_a_secret_is_left_alone():
     for text in ("input_tokens=812 output_tokens=33", "missing or wrong bearer token for this MCP server",
                  "Forbidden (CSRF token missing.)", f"call {CALL} ended after 42 s", "/ws/twilio/",
