@@ -51,5 +51,6 @@ def _no_secret_in_any_log_record(request):
     with capture_all_logs() as records:
         yield
     assert secrets_in_logs(records, secrets) == []
-    written = [JsonFormatter().format(record) for record in records]
-    assert [line[:300] for line in written if any(p.search(line) for p in patterns)] == []
+    if patterns:
+        written = [JsonFormatter().format(record) for record in records]
+        assert [line[:300] for line in written if any(p.search(line) for p in patterns)] == []
