@@ -392,6 +392,8 @@ def test_hume_retirement_is_dated_in_utc() -> None:
     ({"answer_detection": True, "ivr_goal": "billing"}, ["menu_goal_without_dtmf"]),
     ({"answer_detection": True, "ivr_goal": "billing", "builtin_tools": ["send_dtmf"]}, []),
     ({"screening_identity": "Sam from Acme"}, ["answering_settings_unused"]),
+    ({"answer_deadline_s": 3.0}, ["answering_settings_unused"]),
+    ({"answer_detection": True, "answer_deadline_s": 3.0}, []),
     ({"builtin_tools": ["transfer_call", "search_knowledge", "send_sms"], "knowledge_base_ids": ["kb"],
       "transfer_destinations": [{"label": "Sales", "number": "+14155550100"}],
       "sms_recipients": [{"label": "Boss", "number": "+14155550100"}]}, []),
