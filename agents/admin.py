@@ -14,13 +14,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from agents import services
-from agents.forms import DestinationsField, VideoFields, clean_provider_choice
+from agents.forms import DestinationsField, KeptNumberFields, clean_provider_choice
 from agents.models import CONFIG_FIELDS, Agent, AgentVersion, Experiment, ExperimentArm, RecordingMode
 from orgs.services import Actor
 from voiceplatform.admin import OrgScopedAdmin, OrgScopedInline, _org
 
 
-class AgentAdminForm(VideoFields, forms.ModelForm):
+class AgentAdminForm(KeptNumberFields, forms.ModelForm):
     # One "name | number | description" line per entry, validated by the model like every other edit.
     transfer_destinations = DestinationsField(required=False,
                                               help_text=Agent._meta.get_field("transfer_destinations").help_text)

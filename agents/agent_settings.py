@@ -71,6 +71,11 @@ class AgentSettings:
     screening_identity: str = ""
     screening_reason: str = ""
     ivr_goal: str = ""
+    # seconds of the answered line (calls.media.answer.AnswerTimings; bounds in agents.models.ANSWER_TIMINGS)
+    answer_silence_s: float = 8.0
+    answer_deadline_s: float = 6.0
+    answer_revise_s: float = 4.0
+    answer_beep_wait_s: float = 20.0
     builtin_tools: tuple[str, ...] = ()
     # Named numbers the tools may reach ({"label", "number", "description"}; agents.builtin_tools).
     transfer_destinations: tuple[Mapping[str, Any], ...] = ()
@@ -117,6 +122,10 @@ _PARSERS: dict[str, Any] = {
     "min_speech_ms": int,
     "keep_keypad_digits": bool,
     "answer_detection": bool,
+    "answer_silence_s": float,
+    "answer_deadline_s": float,
+    "answer_revise_s": float,
+    "answer_beep_wait_s": float,
     "recording_mode": lambda value: str(value) or "on",
     "redact_pii": _ids,
     "redact_model_context": bool,

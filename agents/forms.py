@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from agents.builtin_tools import BUILTIN_TOOL_CHOICES, END_CALL
-from agents.models import CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent, RecordingMode
+from agents.models import ANSWER_TIMINGS, CONFIG_FIELDS, WEBHOOK_EVENT_CHOICES, Agent, RecordingMode
 from agents.providers import PROVIDER_DEPENDENT_SETTINGS, PROVIDERS, ProviderInfo, offered_providers
 from agents.services import AgentError, check_provider_allowed
 from agents.setting_checks import SettingWarning
@@ -177,7 +177,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("conversation", "Conversation", "What the agent is for and what it says.",
             ("system_prompt", "first_message", "speaks_first", "temperature", "voicemail_message")),
     Section("answering", "Outbound answering", "Who picked up an outbound call, and what the agent does about it.",
-            ("answer_detection", "voicemail_action", "screening_identity", "screening_reason", "ivr_goal"),
+            ("answer_detection", "voicemail_action", "screening_identity", "screening_reason", "ivr_goal",
+             "answer_silence_s", "answer_deadline_s", "answer_revise_s", "answer_beep_wait_s"),
             collapsed=True),
     Section("tools", "Tools and knowledge", "What the agent can do and look up during a call.",
             ("builtin_tools", "transfer_destinations", "sms_recipients", "knowledge_base_ids", "mcp_server_ids")),
@@ -224,6 +225,19 @@ FIELD_TEXT: dict[str, tuple[str, str]] = {
                          "e.g. “about tomorrow's appointment”. The call goes on when the person picks up."),
     "ivr_goal": ("Phone menu goal", "Where the agent should get to when a phone menu answers, e.g. “the billing "
                                     "department”; it presses keys with the Send DTMF tool."),
+    "answer_silence_s": (f"{ANSWER_TIMINGS['answer_silence_s'].label} (seconds)",
+                         "Nothing heard for this long after the answer: nobody is there and the call is hung up "
+                         "(2 to 30 s; default 8)."),
+    "answer_deadline_s": (f"{ANSWER_TIMINGS['answer_deadline_s'].label} (seconds)",
+                          "Still unsure this long after the first sound: the agent greets a person, since hanging "
+                          "up on real people is worse than greeting a machine (2 to 15 s; default 6)."),
+    "answer_revise_s": (f"{ANSWER_TIMINGS['answer_revise_s'].label} (seconds)",
+                        "For this long after deciding on a person, a beep or mailbox words stop the greeting "
+                        "and the voicemail action runs (“Hi, this is Dana… leave a message”). 0 to 10 s; 0: "
+                        "never; default 4."),
+    "answer_beep_wait_s": (f"{ANSWER_TIMINGS['answer_beep_wait_s'].label} (seconds)",
+                           "On voicemail, the message is left after the beep, or after this long if no beep "
+                           "comes (5 to 60 s; default 20)."),
     "builtin_tools": ("Built-in tools", "What the agent can do during a call besides talking."),
     "transfer_destinations": ("Transfer destinations",
                               "One per line: name | E.164 number or sip:user@host | when to use it. "
@@ -371,26 +385,34 @@ class ProviderField(forms.ChoiceField):
         return str(value) in PROVIDERS
 
 
-class VideoFields(forms.Form):
-    """The video settings' numbers, shared by the agent form and the admin's: a form that
-    leaves them out (made before video existed, or a script posting the old fields)
-    keeps the agent's values instead of failing on a required number."""
+def _timing_input(name: str) -> forms.NumberInput:
+    timing = ANSWER_TIMINGS[name]
+    return forms.NumberInput(attrs={"min": f"{timing.low:g}", "max": f"{timing.high:g}", "step": "0.5"})
+
+
+class KeptNumberFields(forms.Form):
+    """The optional number settings (video, answer timings), shared by the agent form and the
+    admin's: a form that leaves one out (made before the setting existed, or a script posting
+    the old fields) keeps the agent's value instead of failing on a required number."""
 
     instance: Agent
 
     video_fps = forms.FloatField(required=False, widget=forms.NumberInput(attrs={"step": "0.1"}))
     video_max_edge_px = forms.IntegerField(required=False, widget=forms.NumberInput(attrs={"step": "64"}))
+    answer_silence_s = forms.FloatField(required=False, widget=_timing_input("answer_silence_s"))
+    answer_deadline_s = forms.FloatField(required=False, widget=_timing_input("answer_deadline_s"))
+    answer_revise_s = forms.FloatField(required=False, widget=_timing_input("answer_revise_s"))
+    answer_beep_wait_s = forms.FloatField(required=False, widget=_timing_input("answer_beep_wait_s"))
 
-    def clean_video_fps(self) -> float:
-        value = self.cleaned_data.get("video_fps")
-        return self.instance.video_fps if value is None else value
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in ("video_fps", "video_max_edge_px", *ANSWER_TIMINGS):
+            if name not in self.errors and cleaned.get(name) is None:
+                cleaned[name] = getattr(self.instance, name)
+        return cleaned
 
-    def clean_video_max_edge_px(self) -> int:
-        value = self.cleaned_data.get("video_max_edge_px")
-        return self.instance.video_max_edge_px if value is None else value
 
-
-class AgentForm(VideoFields, forms.ModelForm):
+class AgentForm(KeptNumberFields, forms.ModelForm):
     provider = ProviderField(widget=forms.Select(attrs={"data-provider-select": ""}))
     model = forms.ChoiceField(required=False, widget=PickerSelect(attrs={"data-picker": "model"}))
     voice = forms.ChoiceField(required=False, widget=PickerSelect(attrs={"data-picker": "voice"}))

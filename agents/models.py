@@ -10,6 +10,7 @@ Restoring copies an old version back into the draft. State changes go through
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -41,6 +42,7 @@ CONFIG_FIELDS: tuple[str, ...] = (
     "mcp_server_ids", "knowledge_base_ids",
     "analysis_summary", "analysis_schema", "success_criteria", "webhook_events", "provider_options",
     "keep_keypad_digits", "answer_detection", "voicemail_action", "screening_identity", "screening_reason", "ivr_goal",
+    "answer_silence_s", "answer_deadline_s", "answer_revise_s", "answer_beep_wait_s",
     "recording_mode", "recording_announcement", "redact_pii", "redact_model_context", "redact_webhook_numbers",
     "video_input", "video_fps", "video_max_edge_px",
 )
@@ -49,6 +51,27 @@ CONFIG_FIELDS: tuple[str, ...] = (
 #: second, and every frame costs input tokens; 1536 px keeps printed text legible.
 VIDEO_FPS_RANGE = (0.2, 5.0)
 VIDEO_EDGE_RANGE = (128, 1536)
+
+
+@dataclass(frozen=True)
+class AnswerTiming:
+    """One timing of outbound answer classification (``calls.media.answer.AnswerTimings``),
+    in seconds of the answered line's audio."""
+
+    default: float
+    low: float
+    high: float
+    label: str  # what the form calls it; validation messages name it by this
+
+
+#: The answer classification's per-agent timings. Bounds: below them real people are taken for
+#: empty lines or machines' greetings cut short; above them a machine holds the agent silent too long.
+ANSWER_TIMINGS: dict[str, AnswerTiming] = {
+    "answer_silence_s": AnswerTiming(8.0, 2.0, 30.0, "Silence before hanging up on an empty line"),
+    "answer_deadline_s": AnswerTiming(6.0, 2.0, 15.0, "Undecided time before treating the line as a person"),
+    "answer_revise_s": AnswerTiming(4.0, 0.0, 10.0, "Window to take back a person"),
+    "answer_beep_wait_s": AnswerTiming(20.0, 5.0, 60.0, "Longest wait for the voicemail beep"),
+}
 
 
 class SpeaksFirst(models.TextChoices):
@@ -131,6 +154,19 @@ class Agent(OrgScopedModel):
                                         help_text="Why, said to a call-screening assistant.")
     ivr_goal = models.CharField(max_length=500, blank=True,
                                 help_text="Where to get to when a phone menu answers, e.g. the billing department.")
+    answer_silence_s = models.FloatField(
+        default=ANSWER_TIMINGS["answer_silence_s"].default,
+        help_text="Seconds of silence after the answer before the line counts as nobody there (2 to 30).")
+    answer_deadline_s = models.FloatField(
+        default=ANSWER_TIMINGS["answer_deadline_s"].default,
+        help_text="Seconds after the first sound that an undecided line is treated as a person (2 to 15).")
+    answer_revise_s = models.FloatField(
+        default=ANSWER_TIMINGS["answer_revise_s"].default,
+        help_text="Seconds after deciding on a person that a beep or mailbox words still turn it into voicemail "
+                  "(0 to 10; 0: never).")
+    answer_beep_wait_s = models.FloatField(
+        default=ANSWER_TIMINGS["answer_beep_wait_s"].default,
+        help_text="Voicemail: seconds to wait for the beep before leaving the message anyway (5 to 60).")
     builtin_tools = models.JSONField(default=list, blank=True)
     # The only places the agent's tools may transfer a call to / text besides the caller:
     # [{"label", "number", "description"}]; the model picks by label (agents.builtin_tools).
@@ -305,6 +341,10 @@ def validate_config(config: dict[str, Any]) -> dict[str, list[str]]:
     if edge is not None and not VIDEO_EDGE_RANGE[0] <= int(edge) <= VIDEO_EDGE_RANGE[1]:
         add("video_max_edge_px", f"The video frame's longest edge must be between {VIDEO_EDGE_RANGE[0]} and "
                                  f"{VIDEO_EDGE_RANGE[1]} pixels.")
+    for field, timing in ANSWER_TIMINGS.items():
+        value = config.get(field)
+        if value is not None and not timing.low <= float(value) <= timing.high:
+            add(field, f"{timing.label} must be between {timing.low:g} and {timing.high:g} seconds, not {float(value):g}.")
     duration = config.get("max_call_duration_s")
     if duration is not None and not 10 <= int(duration) <= 4 * 3600:
         add("max_call_duration_s", "Maximum call duration must be between 10 seconds and 4 hours.")

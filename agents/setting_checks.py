@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.agent_settings import AgentSettings
+from agents.agent_settings import DEFAULTS, AgentSettings
 from agents.bridges.registry import UnknownProvider, get_bridge_class
 from agents.builtin_tools import SEARCH_KNOWLEDGE, SEND_DTMF, SEND_SMS, TRANSFER_CALL
 from agents.providers import PROVIDERS
+
+#: the answer classification's timings (their bounds: agents.models.ANSWER_TIMINGS; this module reads settings only)
+_ANSWER_TIMINGS = ("answer_silence_s", "answer_deadline_s", "answer_revise_s", "answer_beep_wait_s")
 
 
 def _can_hold(provider: str) -> bool:
@@ -90,10 +93,12 @@ def setting_warnings(settings: AgentSettings) -> list[SettingWarning]:
         warn("menu_goal_without_dtmf", ("ivr_goal", "builtin_tools"),
              "A phone menu goal is set but the “Send DTMF digits” tool is off, so the agent cannot press "
              "keys in a menu. Turn the tool on.")
-    if not settings.answer_detection and (settings.screening_identity.strip() or settings.ivr_goal.strip()):
+    timings_changed = any(getattr(settings, name) != getattr(DEFAULTS, name) for name in _ANSWER_TIMINGS)
+    if not settings.answer_detection and (settings.screening_identity.strip() or settings.ivr_goal.strip()
+                                          or timings_changed):
         warn("answering_settings_unused", ("answer_detection",),
-             "Call-screening or phone-menu settings are filled in but “Detect who answers outbound calls” "
-             "is off, so they are never used.")
+             "Call-screening, phone-menu or answer timing settings are changed but “Detect who answers outbound "
+             "calls” is off, so they are never used.")
     if settings.silence_timeout_s >= settings.max_call_duration_s:
         warn("silence_after_limit", ("silence_timeout_s", "max_call_duration_s"),
              "The silence timeout is not shorter than the maximum call length, so it can never end a call.")

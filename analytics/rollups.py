@@ -35,7 +35,11 @@ Definitions the figures rest on:
   false plus ``tool_refused`` events; barge-ins: ``barge_in`` events;
 - transferred: a ``transferred`` event or the end reason ``transferred``;
 - concurrent at start: the org's calls live at the moment the call was created, itself
-  included (a call holds a slot from creation to end); a day's peak is its maximum.
+  included (a call holds a slot from creation to end); a day's peak is its maximum;
+- carrier cost: what the carrier billed for the call plus its warm-transfer legs (each
+  human leg is a call of its own at the same carrier account, priced with the call into
+  ``cost_breakdown["transfer_legs"]``), so provider plus carrier cost is the sum of the
+  calls' ``Call.total_cost``; a call's cost is complete once every part of it is priced.
 """
 
 from __future__ import annotations
@@ -130,6 +134,28 @@ def _has_provider_session(call: Call) -> bool:
     return bool(breakdown.get("provider"))
 
 
+def _carrier_cost(call: Call) -> tuple[Decimal | None, str, bool]:
+    """The call's carrier cost including its warm-transfer legs (the amount known so far),
+    its currency, and whether all of it is known (as ``Call.total_cost`` counts it)."""
+    amount = call.carrier_cost
+    currency = (call.cost_currency or "USD") if amount is not None else ""
+    complete = amount is not None or not call.carrier_cost_expected
+    breakdown = call.cost_breakdown if isinstance(call.cost_breakdown, dict) else {}
+    legs = breakdown.get("transfer_legs")
+    if not isinstance(legs, dict) or not legs.get("legs"):
+        return amount, currency, complete
+    complete = complete and not legs.get("pending")
+    legs_currency = str(legs.get("currency") or "")
+    if not legs_currency:  # no leg priced yet
+        return amount, currency, complete
+    legs_amount = Decimal(str(legs.get("amount") or 0))
+    if amount is None:
+        return legs_amount, legs_currency, complete
+    if legs_currency != currency:  # cannot be added up: total_cost is unknown too
+        return amount, currency, False
+    return amount + legs_amount, currency, complete
+
+
 def build_facts(calls: Sequence[Call], concurrency: dict[int, int]) -> list[CallFact]:
     """The facts of ``calls`` (ended calls of one org, loaded with ``org``), from their
     rows: timeline events, transcript turns and campaign attempts in one query each."""
@@ -166,12 +192,13 @@ def build_facts(calls: Sequence[Call], concurrency: dict[int, int]) -> list[Call
         provider, model = _provider_model(call, versions)
         counts = events.get(call.pk, {})
         answered = call.answered_at is not None
+        carrier_cost, currency, carrier_complete = _carrier_cost(call)
         facts.append(CallFact(
             call_id=call.pk, org_id=call.org_id, day=day, hour=hour,
             agent_id=call.agent_id or 0, version_id=call.agent_version_id or 0, direction=call.direction,
             batch_id=batches.get(call.pk) or 0, number_id=call.phone_number_id or 0, carrier=call.carrier or "",
             outcome=call.status, provider=provider, model=model,
-            currency=(call.cost_currency or "USD") if call.carrier_cost is not None else "",
+            currency=currency,
             answered=answered, answered_by=answered_by(call), answered_as=call.answer_outcome or "",
             duration_s=call.duration_s if answered else None,
             first_audio_ms=first_audio.get(call.pk) if answered else None,
@@ -180,9 +207,8 @@ def build_facts(calls: Sequence[Call], concurrency: dict[int, int]) -> list[Call
             tool_errors=counts.get("errors", 0),
             transferred=bool(counts.get("transfers")) or call.end_reason == "transferred",
             success=_success(call.analysis), end_reason=call.end_reason or call.status,
-            provider_cost=_provider_cost(call), carrier_cost=call.carrier_cost,
-            cost_complete=((call.carrier_cost is not None or not call.carrier_cost_expected)
-                           and (_provider_cost(call) is not None or not _has_provider_session(call))),
+            provider_cost=_provider_cost(call), carrier_cost=carrier_cost,
+            cost_complete=carrier_complete and (_provider_cost(call) is not None or not _has_provider_session(call)),
             concurrent_at_start=concurrency.get(call.pk, 1),
         ))
     return facts

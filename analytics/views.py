@@ -173,7 +173,7 @@ def _tiles(totals: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         {"label": "Post-call success rate", "value": pct(totals["success_rate"]),
          "hint": f"{totals['successes']} of {totals['analysed']} analysed"},
         {"label": "AI provider cost", "value": f"{totals['provider_cost_usd']} USD"},
-        {"label": "Carrier cost", "value": carrier},
+        {"label": "Carrier cost", "value": carrier, "hint": "calls and their warm-transfer legs"},
         {"label": "Peak concurrent calls", "value": f"{totals['peak_concurrent']} of {limit}",
          "bad": totals["peak_concurrent"] >= limit > 0},
     ]
@@ -270,7 +270,8 @@ def overview_charts(data: dict[str, Any], params: dict[str, Any]) -> list[Chart]
         row_links=[calls_url(params, since=d, until=d) for d in days],
         links=[[calls_url(params, since=d, until=d) for d in days] for _ in cost_series],
         url=calls_url(params), stacked=True, x_title=day_axis, y_title="Cost",
-        note="Provider costs are priced in USD, carrier costs in the carrier account's currency.",
+        note="Provider costs are priced in USD, carrier costs in the carrier account's currency; a call's carrier "
+             "cost includes the human legs of its warm transfers.",
     ))
 
     reasons = data["end_reasons"]

@@ -23,6 +23,7 @@ from agents.runtime import AgentNotReady, MissingCredential, MissingVariable, bu
 from agents.variables import render, validate_names
 from calls.analysis import AnalysisSpec
 from calls.audio.vad import VadSettings
+from calls.media.answer import AnswerTimings
 from calls.media.answer_gate import AnswerPolicy
 from calls.models import NO_PHONE_LEG, Call, Direction
 from calls.privacy_hooks import storage_policy
@@ -197,7 +198,17 @@ def answer_policy(call: Call) -> AnswerPolicy | None:
         screening_identity=cfg.screening_identity,
         screening_reason=cfg.screening_reason,
         ivr_goal=cfg.ivr_goal,
+        timings=answer_timings(cfg),
     )
+
+
+def answer_timings(cfg: AgentSettings) -> AnswerTimings:
+    """The agent's answer classification timings, in the state machine's milliseconds."""
+    def ms(seconds: float) -> int:
+        return round(seconds * 1000)
+
+    return AnswerTimings(silence_ms=ms(cfg.answer_silence_s), deadline_ms=ms(cfg.answer_deadline_s),
+                         revise_ms=ms(cfg.answer_revise_s), beep_wait_ms=ms(cfg.answer_beep_wait_s))
 
 
 def analysis_spec(call: Call) -> AnalysisSpec:

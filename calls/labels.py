@@ -92,6 +92,7 @@ END_REASON: dict[str, str] = {
     r.END_SERVER_SHUTDOWN: "Server restarted (drain limit reached)",
     r.END_ROOM_CLOSED: "LiveKit room closed",
     r.END_CONNECTION_LOST: "Connection to LiveKit lost",
+    r.END_JOIN_FAILED: "LiveKit refused the agent's join",
     "carrier_stop": "Carrier ended the stream",
     "caller_stop": "Caller ended the stream",
     "busy": "Line busy",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calls import views
+from calls import livekit_views, views
 
 app_name = "calls"
 
@@ -11,4 +11,7 @@ urlpatterns = [
     path("calls/<uuid:public_id>/", views.CallDetailView.as_view(), name="detail"),
     path("calls/<uuid:public_id>/recording.wav", views.RecordingView.as_view(), name="recording"),
     path("numbers/", views.NumberListView.as_view(), name="numbers"),
+    path("livekit/rules/", livekit_views.DispatchRuleListView.as_view(), name="livekit-rules"),
+    path("livekit/rules/new/", livekit_views.DispatchRuleCreateView.as_view(), name="livekit-rule-create"),
+    path("livekit/rules/<uuid:public_id>/", livekit_views.DispatchRuleEditView.as_view(), name="livekit-rule"),
 ]

@@ -3,7 +3,8 @@
 orgs is the lowest layer, so apps above it that build on a credential (calls: the
 LiveKit webhook endpoint) register here from ``AppConfig.ready`` a function
 ``(org) -> CredentialNote`` for a provider; the page shows the note of each stored
-credential. A note is plain data: a heading, an address to copy, and steps.
+credential. A note is plain data: a heading, an address to copy, steps, and links to
+the pages where the credential is put to use.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class CredentialNote:
     title: str
     url: str = ""
     steps: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (text, url)
 
 
 def register_credential_note(provider: str, note: Callable[[Any], CredentialNote]) -> None:

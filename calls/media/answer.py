@@ -29,7 +29,7 @@ Rules, in the order they can fire:
    treated as a person: hanging up on real people is the failure peers are known for.
 
 The first decision stands, with one exception: a person decided on may be revised to
-voicemail or fax within ``REVISE_MS`` when a beep, a fax tone or a mailbox phrase follows
+voicemail or fax within ``revise_ms`` when a beep, a fax tone or a mailbox phrase follows
 (the carrier's verdict, a guess from afar, never overturns what the line said) (greetings such as "Hi, this is Dana." [pause] "Leave a
 message..." sound like a person at first); ``revised`` says so. Later signals are kept
 (``late``) for the timeline.
@@ -68,18 +68,20 @@ HUMAN_PAUSE_MS = 900
 MACHINE_UTTERANCE_MS = 3000
 TRANSCRIPT_WAIT_MS = 1500
 VOICEMAIL_QUIET_MS = 2500
-REVISE_MS = 4000
+REVISE_MS = 4000  # the default revision window (AnswerTimings.revise_ms)
 _BEEP_HZ = (250.0, 2600.0)
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerTimings:
-    """How long to listen (ms of caller audio)."""
+    """How long to listen (ms of caller audio). All but ``max_listen_ms`` are per-agent
+    settings (``agents.models.ANSWER_TIMING_FIELDS``, passed in by ``calls.agent_link``)."""
 
     silence_ms: int = 8000  # nothing at all heard for this long: nobody is there
     deadline_ms: int = 6000  # after the first sound, undecided means a person
     max_listen_ms: int = 15000  # a machine greeting still undecided by now is voicemail
     beep_wait_ms: int = 20000  # voicemail: speak after this even if no beep came
+    revise_ms: int = REVISE_MS  # a person decided on may turn out to be a machine for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +293,7 @@ class AnswerClassifier:
         if self.decision is not None:
             previous = self.decision
             if (revises and previous.outcome is Outcome.HUMAN and outcome in (Outcome.VOICEMAIL, Outcome.FAX)
-                    and not self.revised and self.at_ms <= previous.at_ms + REVISE_MS):
+                    and not self.revised and self.at_ms <= previous.at_ms + self.timings.revise_ms):
                 # "Hi, this is Dana." [pause] "Leave a message...": a person, until the machine shows
                 self.revised = True
                 self.decision = Decision(outcome, self.at_ms, (*previous.signals[-2:], "revised from human", signal))

@@ -17,7 +17,7 @@ Contract:
   and hang up, or hang up at once, per agent; screening → say who is calling and why,
   then carry on as a person's call; IVR → the model navigates toward the agent's goal
   (keys through the send_dtmf tool); fax → hang up; silence → hang up.
-- A person may turn out to be a machine within ``REVISE_MS`` (``answer.revised``): the
+- A person may turn out to be a machine within ``timings.revise_ms`` (``answer.revised``): the
   greeting is cut off (as a barge-in), the provider hears no more of the line and its
   audio is dropped, and the voicemail action runs.
 - The timeline gets ``answer.decided`` (outcome and the signals that decided it), any
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from agents.bridges.base import ProviderError
 from calls.audio.mulaw import mulaw_to_array
-from calls.media.answer import REVISE_MS, AnswerClassifier, AnswerTimings, Decision, Outcome
+from calls.media.answer import AnswerClassifier, AnswerTimings, Decision, Outcome
 
 if TYPE_CHECKING:
     from calls.media.session import CallSession
@@ -112,7 +112,7 @@ class AnswerGate:
                 self.listening = False
                 self.session.record("answer.voicemail_ready", reason=ready)
                 self.session._spawn(self._leave_voicemail(), "answer.voicemail")
-        elif machine.decision is not None and machine.at_ms > machine.decision.at_ms + REVISE_MS:
+        elif machine.decision is not None and machine.at_ms > machine.decision.at_ms + machine.timings.revise_ms:
             self.listening = False  # a person, for good
         self._report_late()
         return self.withhold and not self.open
@@ -174,7 +174,7 @@ class AnswerGate:
                 self.listening = False
                 session.request_end(END_VOICEMAIL_HANGUP)
             return  # listening on for the beep (hear)
-        # a person: listening on for REVISE_MS (hear), in case the "person" was a machine's greeting
+        # a person: listening on for the revision window (hear), in case the "person" was a machine's greeting
         self.listening = outcome is Outcome.HUMAN
         if outcome is Outcome.FAX:
             session.request_end(END_FAX)

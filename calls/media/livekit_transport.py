@@ -19,6 +19,12 @@ Contract and reasons:
   ``queued_duration`` when the mark was queued). A clear empties the source's
   queue and acks every pending mark at once, as Twilio does after ``clear``, so
   barge-in truncation sees what the human really heard.
+* A join the server refuses (a token or room it does not accept) or does not answer
+  within the SDK's attempts (``JOIN_ATTEMPT_TIMEOUT_S`` each) ends the session at once
+  as ``livekit_join_failed`` with the server's own error, recorded on the timeline
+  (``livekit.join_failed``); the call is then failed, not completed. ``on_joined`` is
+  awaited once the human's audio is in (the caller marks the call connected there: a
+  room the human never joins stays unconnected, so its slot expires).
 * The session ends (``StreamStopped``, caller_hangup) when the human participant
   leaves; ``room_closed`` when LiveKit removes the agent because the room closed (or
   the agent was removed), ``connection_lost`` when the connection dropped and did not come back within
@@ -58,7 +64,7 @@ from livekit import api, rtc
 from agents.bridges.base import ProviderError
 from calls.audio.resample import StreamResampler
 from calls.media.frames import InboundFrame, MarkPlayed, MediaIn, StreamStarted, StreamStopped
-from calls.media.result import END_CONNECTION_LOST, END_ROOM_CLOSED, END_SETUP_ERROR
+from calls.media.result import END_CONNECTION_LOST, END_JOIN_FAILED, END_ROOM_CLOSED, END_SETUP_ERROR
 from calls.media.video_frames import FrameSampler, VideoSampling, encode_jpeg
 
 logger = logging.getLogger(__name__)
@@ -68,6 +74,9 @@ SESSION_RATE = 16000
 _ROOM_FRAME = ROOM_RATE // 50  # 20 ms
 TOKEN_TTL = dt.timedelta(hours=1)
 RECONNECT_WINDOW_S = 8.0
+#: each of the SDK's (three) signalling attempts of a join gives up after this long: a server
+#: that refuses answers at once; one that never answers must not hold the call for half a minute
+JOIN_ATTEMPT_TIMEOUT_S = 3.0
 _ROOM_GONE = frozenset({rtc.DisconnectReason.ROOM_DELETED, rtc.DisconnectReason.ROOM_CLOSED,
                         rtc.DisconnectReason.PARTICIPANT_REMOVED})
 
@@ -110,6 +119,8 @@ class SessionPort(Protocol):
 
     def request_end(self, reason: str, error: str | None = None) -> None: ...
 
+    def record(self, kind: str, **data: Any) -> None: ...  # noqa: ANN401 - timeline event data
+
 
 class LiveKitTransport:
     """One agent in one LiveKit room for one call session. See module docstring.
@@ -131,6 +142,7 @@ class LiveKitTransport:
         self.identity = identity
         self.human_identity = human_identity
         self.agent_name = agent_name
+        self.join_attempt_timeout_s = JOIN_ATTEMPT_TIMEOUT_S
         self.room = rtc.Room()
         self.source = rtc.AudioSource(ROOM_RATE, 1)
         self._down = StreamResampler(ROOM_RATE, SESSION_RATE)
@@ -216,9 +228,12 @@ class LiveKitTransport:
         try:
             # a room that cannot be joined, or a human who never publishes, is a setup error
             try:
-                await self.room.connect(self.server.url, token, rtc.RoomOptions(auto_subscribe=False))
+                await self.room.connect(self.server.url, token, rtc.RoomOptions(
+                    auto_subscribe=False, connect_timeout=self.join_attempt_timeout_s))
             except rtc.ConnectError as exc:
-                self.session.request_end(END_SETUP_ERROR, error=f"could not join LiveKit room {self.room_name}: {exc}")
+                error = f"could not join LiveKit room {self.room_name}: {exc.message}".strip()
+                self.session.record("livekit.join_failed", room=self.room_name, error=error[:500])
+                self.session.request_end(END_JOIN_FAILED, error=error)
                 return
             for participant in self.room.remote_participants.values():
                 for pub in participant.track_publications.values():

@@ -36,6 +36,10 @@ END_INTERNAL_ERROR = "internal_error"  # a bug in our media code; the call is st
 END_SETUP_ERROR = "setup_error"  # the call's context could not be loaded (ended call, unusable agent)
 END_ROOM_CLOSED = "room_closed"  # a LiveKit room closed (or removed the agent) under the call
 END_CONNECTION_LOST = "connection_lost"  # the LiveKit connection dropped beyond its reconnection window
+END_JOIN_FAILED = "livekit_join_failed"  # the LiveKit server refused the agent's join (or never answered it)
+#: the session ended before any media flowed because the call could not be set up: the call
+#: failed (a call without a phone leg is otherwise completed when its session ends)
+NEVER_STARTED = frozenset({END_SETUP_ERROR, END_JOIN_FAILED})
 # the web process was stopped (deploy, restart) and the call outlived its drain limit:
 # the agent says goodbye, the carrier leg is hung up (calls.media.drain)
 END_SERVER_SHUTDOWN = "server_shutdown"

@@ -24,18 +24,23 @@ logger = logging.getLogger(__name__)
 
 def record_carrier_cost(call: Call) -> bool:
     """Store what the carrier billed for ``call`` and for its warm-transfer legs. False
-    while any of them is not priced yet."""
-    legs_priced = record_transfer_leg_costs(call)
-    return _record_call_cost(call) and legs_priced
+    while any of them is not priced yet. The day's figures are recounted once when a
+    price landed (the analytics count the legs in the call's carrier cost)."""
+    legs_priced, legs_changed = record_transfer_leg_costs(call)
+    call_priced, call_changed_ = _record_call_cost(call)
+    if legs_changed or call_changed_:
+        call_changed(call)
+    return call_priced and legs_priced
 
 
-def record_transfer_leg_costs(call: Call) -> bool:
+def record_transfer_leg_costs(call: Call) -> tuple[bool, bool]:
     """Price the human legs of the call's warm transfers that were bridged (each is a
-    separate call at the carrier, billed on its own); False while one is unpriced."""
-    priced = True
+    separate call at the carrier, billed on its own). Returns (all priced, a price
+    landed now)."""
+    priced, changed = True, False
     bridged = TransferLeg.objects.for_org(call.org).filter(call=call, bridged_at__isnull=False)
     if not bridged.exists():
-        return True
+        return True, False
     for leg in bridged.filter(cost__isnull=True).exclude(carrier_call_id=""):
         try:
             cost = carrier_for(call.org, leg.carrier).fetch_cost(leg.carrier_call_id)
@@ -45,6 +50,7 @@ def record_transfer_leg_costs(call: Call) -> bool:
             priced = False
             continue
         TransferLeg.objects.filter(pk=leg.pk).update(cost=cost.amount, cost_currency=cost.currency)
+        changed = True
         add_event(call, "cost.transfer_leg", source="carrier", leg=str(leg.public_id), destination=leg.destination,
                   amount=str(cost.amount), currency=cost.currency)
     costs = list(bridged.values_list("cost", "cost_currency"))
@@ -54,23 +60,23 @@ def record_transfer_leg_costs(call: Call) -> bool:
     breakdown = {**(call.cost_breakdown or {}), "transfer_legs": summary}
     Call.objects.filter(pk=call.pk).update(cost_breakdown=breakdown)
     call.cost_breakdown = breakdown
-    return priced
+    return priced, changed
 
 
-def _record_call_cost(call: Call) -> bool:
+def _record_call_cost(call: Call) -> tuple[bool, bool]:
+    """Price the caller's own leg: (priced, priced now)."""
     if not call.carrier or not call.carrier_call_id or call.carrier_cost is not None:
-        return True
+        return True, False
     try:
         cost = carrier_for(call.org, call.carrier).fetch_cost(call.carrier_call_id)
     except CarrierError as exc:
         raise CarrierUnavailable(str(exc), retryable=exc.retryable) from exc
     if cost is None:
-        return False
+        return False, False
     Call.objects.filter(pk=call.pk).update(carrier_cost=cost.amount, cost_currency=cost.currency)
     call.carrier_cost, call.cost_currency = cost.amount, cost.currency
     add_event(call, "cost.recorded", source="carrier", amount=str(cost.amount), currency=cost.currency)
-    call_changed(call)  # a late carrier cost changes the day's figures
-    return True
+    return True, True
 
 
 PROVIDER_COST_PLACES = Decimal("0.00001")  # Call.provider_cost's decimal_places

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from calls.agent_link import agent_settings, call_redactor
-from calls.media.result import END_STREAM_ELSEWHERE, SessionResult
+from calls.media.result import END_STREAM_ELSEWHERE, NEVER_STARTED, SessionResult
 from calls.models import (
     LIVE,
     NO_PHONE_LEG,
@@ -328,7 +328,9 @@ def _record_session_result(call_public_id: str, result: SessionResult) -> Call:
             call.end_reason = result.end_reason[:64]
         if call.direction in NO_PHONE_LEG and not call.is_final:
             call.save()
-            transition(call, Status.COMPLETED, duration_s=result.duration_ms // 1000, source="session")
+            # a room the agent could not join, a context that would not load: failed, not completed
+            status = Status.FAILED if result.end_reason in NEVER_STARTED else Status.COMPLETED
+            transition(call, status, duration_s=result.duration_ms // 1000, source="session")
         else:
             call.save()
         add_event(call, "session.ended", source="session", end_reason=result.end_reason,

@@ -7,7 +7,11 @@ the current event loop: the same `CallSession` as a phone call, with
 `calls.media.livekit_transport.LiveKitTransport` as its far end, and the same
 context loader and result recorder as the media consumer (transcript, recording,
 latency, costs, analysis, webhooks). The call completes when the session ends
-(the human left, the agent hung up, or the provider failed).
+(the human left, the agent hung up, or the provider failed); it fails, at once, when
+the LiveKit server refuses the agent's join (or never answers it), with the server's
+error on the timeline (``livekit.join_failed``) and its concurrency slot freed, or when
+the human publishes no audio within ``join_timeout_s``. It counts as connected
+(``stream_connected_at``) once the agent is in the room.
 
 `dispatch_agent` starts `run_livekit_call` on the ASGI server's event loop (the
 process that serves the request; like `prepare_session_early`, nothing outlives a
@@ -159,6 +163,7 @@ async def run_livekit_call(call_public_id: str, server: LiveKitServer, *,
     session = CallSession(str(call.public_id), "livekit", load_context=import_string(DEFAULT_CONTEXT_LOADER),
                           on_finish=import_string(DEFAULT_ON_FINISH), vad_batcher=shared_vad_batcher())
     session.prepare()  # the provider connects while the agent joins the room
+
     transport = LiveKitTransport(session, server, call.livekit_room, call.livekit_agent_identity,
                                  human_identity=call.livekit_participant,
                                  agent_name=call.agent.name if call.agent else "", video=video_sampling(call),

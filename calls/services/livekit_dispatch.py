@@ -38,6 +38,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from google.protobuf.json_format import ParseError
@@ -292,10 +293,10 @@ def webhook_note(org: Organization) -> Any:
         "LiveKit Cloud: Settings → Webhooks → Create webhook, with this URL and the API key saved above "
         "(LiveKit signs each delivery with it). Self-hosted: add the URL under webhook.urls and the key "
         "under webhook.api_key in the server's config.",
-        "Add dispatch rules under Admin → LiveKit dispatch rules: the agent, a room name prefix, the kind "
+        "Add dispatch rules on the LiveKit dispatch rules page: the agent, a room name prefix, the kind "
         "of participant (phone callers through LiveKit SIP, or apps and browsers) and attributes to match.",
         "For phone calls, point a LiveKit SIP dispatch rule at rooms with that prefix "
         "(e.g. an individual dispatch rule with room prefix \"call-\"); the caller's and the dialled "
         "number are recorded on the call.",
         "Deliveries and what came of them are listed under Admin → LiveKit webhook events.",
-    ])
+    ], links=[("LiveKit dispatch rules", reverse("calls:livekit-rules"))])

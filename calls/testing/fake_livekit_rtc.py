@@ -223,6 +223,11 @@ class FakeLiveKitServer:
         self._heard_lock = threading.Lock()
         self._peers: list[_Peer] = []
         self.refusing = False
+        #: (HTTP status, message): every join is refused at the WebSocket upgrade, as LiveKit
+        #: refuses a token it does not accept or a room it will not open (see :meth:`refuse_joins`)
+        self.refusal: tuple[int, str] | None = None
+        #: paths of the requests refused that way (joins, and the SDK's ``/rtc/validate`` look-ups)
+        self.refused: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -241,7 +246,8 @@ class FakeLiveKitServer:
             self._loop = loop
 
             async def start() -> None:
-                self._server = await serve(self._handle, "127.0.0.1", 0, max_size=None)
+                self._server = await serve(self._handle, "127.0.0.1", 0, max_size=None,
+                                           process_request=self._refuse)
                 self.port = next(iter(self._server.sockets)).getsockname()[1]
 
             loop.run_until_complete(start())
@@ -321,6 +327,19 @@ class FakeLiveKitServer:
 
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(drop(), self._loop).result(10)
+
+    def refuse_joins(self, status: int = 401, message: str = "invalid token: signature is invalid") -> None:
+        """Refuse every join from now on with an HTTP error at the upgrade (LiveKit's answer to
+        a token it does not accept, or a room it will not create), and the SDK's validation
+        request after it with the same error and message."""
+        self.refusal = (status, message)
+
+    def _refuse(self, connection: ServerConnection, request: Any) -> Any:
+        if self.refusal is None:
+            return None
+        self.refused.append(urlsplit(request.path).path)
+        status, message = self.refusal
+        return connection.respond(status, message + "\n")
 
     @property
     def connected(self) -> int:

@@ -76,9 +76,9 @@ class FakeTwilio(FakeHttpServer):
         self.calls[sid] = {"sid": sid, "to": to, "from": from_, "status": "in-progress", "direction": "inbound",
                            "twiml": []}
 
-    def price_call(self, sid: str, price: str) -> None:
-        """Twilio prices a call after it ends (negative: money charged)."""
-        self.calls[sid]["price"] = price
+    def price_call(self, sid: str, price: str, unit: str = "USD") -> None:
+        """Twilio prices a call after it ends (negative: money charged), in the account's currency."""
+        self.calls[sid].update(price=price, price_unit=unit)
 
     def sign(self, url: str, params: Mapping[str, str] | None) -> str:
         return RequestValidator(self.auth_token).compute_signature(url, dict(params or {}))
@@ -166,7 +166,7 @@ class FakeTwilio(FakeHttpServer):
             "direction": call["direction"],
             "api_version": "2010-04-01",
             "price": call.get("price"),
-            "price_unit": "USD",
+            "price_unit": call.get("price_unit", "USD"),
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call['sid']}.json",
         }
 

@@ -16,7 +16,7 @@ from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn
 from calls.audio.mulaw import array_to_mulaw
 from calls.models import Call, CallEvent, Direction, Status, TranscriptTurn
-from calls.services.errors import CallError
+from calls.services.errors import CallError, ConcurrencyLimitReached
 from calls.services.livekit import browser_join_token, new_room_name, run_livekit_call, start_livekit_call
 from calls.testing.fake_livekit_rtc import FakeLiveKitServer
 from calls.testing.signals import speech_like, tone
@@ -162,3 +162,43 @@ def test_the_agent_versions_video_setting_decides_whether_the_room_camera_is_wat
 
     assert video_sampling(Call.objects.get(pk=with_video.pk)) == VideoSampling(fps=0.5, max_edge=256)
     assert video_sampling(Call.objects.get(pk=without.pk)) is None  # off by default: no video subscription
+
+
+@pytest.mark.parametrize(("status", "message"), [(401, "invalid token: signature is invalid"),
+                                                 (404, "requested room does not exist")])
+def test_a_join_the_server_refuses_fails_the_call_at_once_and_frees_its_slot(
+        org_a: Any, openai: FakeOpenAIRealtime, status: int, message: str) -> None:
+    org_a.max_concurrent_calls = 1
+    org_a.save()
+    agent = _agent(org_a, openai)
+    call = start_livekit_call(org_a, agent, SYSTEM, room="desk-1", participant="visitor-7")
+    with pytest.raises(ConcurrencyLimitReached):  # the call holds the org's only slot
+        start_livekit_call(org_a, agent, SYSTEM, room="desk-2", participant="visitor-8")
+
+    with FakeLiveKitServer(room="desk-1", human_identity="visitor-7") as livekit:
+        livekit.refuse_joins(status, message)  # as LiveKit answers the join's WebSocket upgrade
+        result = asyncio.run(run_livekit_call(str(call.public_id), server_of(livekit)))
+        assert livekit.refused and livekit.joins == []
+
+    assert result.end_reason == "livekit_join_failed"
+    call.refresh_from_db()
+    assert (call.status, call.end_reason) == (Status.FAILED, "livekit_join_failed")
+    assert "could not join LiveKit room desk-1: " in call.error and message in call.error
+    assert call.ended_at is not None and call.stream_connected_at is None  # never in the room
+    kinds = list(CallEvent.objects.filter(call=call).order_by("at", "id").values_list("kind", flat=True))
+    assert "livekit.join_failed" in kinds and "status.failed" in kinds
+    join_failed = CallEvent.objects.get(call=call, kind="livekit.join_failed")
+    assert join_failed.data["room"] == "desk-1" and message in join_failed.data["error"]
+    # the slot is free again: the next call in the org starts
+    assert start_livekit_call(org_a, agent, SYSTEM, room="desk-2", participant="visitor-8").is_live
+
+
+def test_a_human_who_never_publishes_audio_fails_the_call(org_a: Any, openai: FakeOpenAIRealtime) -> None:
+    agent = _agent(org_a, openai)
+    call = start_livekit_call(org_a, agent, SYSTEM, room="desk-3", participant="someone-else")
+    with FakeLiveKitServer(room="desk-3", human_identity="visitor-7") as livekit:
+        result = asyncio.run(run_livekit_call(str(call.public_id), server_of(livekit), join_timeout_s=0.5))
+    assert result.end_reason == "setup_error"
+    call.refresh_from_db()
+    assert call.status == Status.FAILED and "someone-else published no audio in room desk-3" in call.error
+    assert call.stream_connected_at is not None  # the agent was in the room; the human never came

@@ -183,7 +183,7 @@ def test_a_dropped_connection_ends_the_session_as_connection_lost(
     assert ("agent", "Hello, how can I help?") in [(t.role, t.text) for t in result.transcript]
 
 
-def test_a_room_the_agent_cannot_join_ends_the_call_as_a_setup_error(
+def test_a_room_the_agent_cannot_join_ends_the_session_as_a_failed_join(
     livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
 ) -> None:
     async def during(transport: LiveKitTransport) -> None:
@@ -191,8 +191,10 @@ def test_a_room_the_agent_cannot_join_ends_the_call_as_a_setup_error(
 
     result, _ = asyncio.run(run_call(livekit, openai, tmp_path, during, room="not-this-one"))
 
-    assert result.end_reason == r.END_SETUP_ERROR
+    assert result.end_reason == r.END_JOIN_FAILED
     assert result.error is not None and "could not join LiveKit room not-this-one" in result.error
+    (failed,) = [e for e in result.events if e.kind == "livekit.join_failed"]
+    assert failed.data["room"] == "not-this-one" and failed.data["error"] == result.error
     assert livekit.joins == []
 
 

@@ -2,7 +2,7 @@
 
 ``populate(org)`` creates, with the apps' own test factories (which go through the services),
 an agent, a call, a phone number, a campaign, a schedule, a knowledge base with a document,
-an MCP server and a webhook endpoint, and returns the URL of every page a member can open:
+an MCP server, a webhook endpoint and a LiveKit dispatch rule, and returns the URL of every page a member can open:
 each navigation area, settings page and account page, and the detail/edit/create pages of
 those objects. The browser test (test_browser.py) and the labelling test (test_layout.py)
 walk the same list, so a page added here is checked both ways.
@@ -17,7 +17,13 @@ from django.urls import reverse
 def populate(org: Any) -> list[str]:
     """Create one object of each kind in ``org``; the URLs of every dashboard page, nav areas first."""
     from batches.tests.factories import make_batch, make_scheduled_call
-    from calls.tests.factories import make_call, make_phone_number, make_ready_agent, make_transfer_leg
+    from calls.tests.factories import (
+        make_call,
+        make_livekit_rule,
+        make_phone_number,
+        make_ready_agent,
+        make_transfer_leg,
+    )
     from integrations.tests.factories import make_mcp_server, make_webhook_endpoint
     from knowledge.tests.factories import make_document
     from simulations.models import ScenarioRun
@@ -37,6 +43,7 @@ def populate(org: Any) -> list[str]:
     endpoint = make_webhook_endpoint(org)
     test_run = make_suite_run(org)
     test_result = ScenarioRun.objects.get(suite_run=test_run)
+    livekit_rule = make_livekit_rule(org, agent=agent, attributes={"department": "support"})
     return [
         # the navigation, in its order
         reverse("dashboard"), reverse("analytics:overview"), reverse("agents:list"), reverse("simulations:list"),
@@ -50,6 +57,8 @@ def populate(org: Any) -> list[str]:
         reverse("agents:versions", args=[agent.public_id]),
         reverse("analytics:agent", args=[agent.public_id]), reverse("analytics:campaign", args=[batch.public_id]),
         reverse("calls:detail", args=[call.public_id]), reverse("calls:live"),
+        reverse("calls:livekit-rules"), reverse("calls:livekit-rule-create"),
+        reverse("calls:livekit-rule", args=[livekit_rule.public_id]),
         f"{reverse('calls:web')}?agent={agent.public_id}",
         reverse("batches:create"), reverse("batches:detail", args=[batch.public_id]), reverse("batches:do-not-call"),
         reverse("batches:schedule-create"), reverse("batches:schedule", args=[schedule.public_id]),
