@@ -24,7 +24,10 @@ database, Redis, our own MCP servers, the cloud metadata service at 169.254.169.
 * **Time and size are bounded.** A per-read timeout is not a deadline (a server
   trickling one byte every 9 s never trips a 10 s read timeout), so every socket
   operation's timeout is clamped to what is left of the request's *total* deadline, and
-  the response body is counted against a byte cap. Breaches raise
+  the response body is counted against a byte cap, both as received and as it inflates
+  (a capped request accepts only gzip/deflate, counted while decompressing without
+  keeping the output, so a small gzip bomb cannot hand the caller gigabytes; another
+  coding, or several stacked, is refused). Breaches raise
   :class:`OutboundDeadline` / :class:`OutboundTooLarge`.
 * **Private targets only by explicit setting**: ``settings.OUTBOUND_ALLOW_PRIVATE``
   (env ``OUTBOUND_ALLOW_PRIVATE``; on by default only with ``DEBUG`` or under tests).
@@ -51,6 +54,7 @@ import re
 import socket
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -359,24 +363,76 @@ def _deadline_error(policy: Policy, end: float | None) -> OutboundDeadline | Non
     return None
 
 
-def _too_large(policy: Policy, seen: int) -> OutboundTooLarge:
+def _too_large(policy: Policy, seen: int, *, decoded: bool = False) -> OutboundTooLarge:
     return OutboundTooLarge(f"the response is larger than the limit of {policy.max_response_bytes:,} bytes"
-                            + (f" (Content-Length {seen:,})" if seen else ""))
+                            + (f" (Content-Length {seen:,})" if seen else "")
+                            + (" once decompressed" if decoded else ""))
+
+
+#: What a size-capped request accepts: codings the guard can count as they inflate.
+ACCEPT_ENCODING = "gzip, deflate"
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _InflatedSize:
+    """Counts what a gzip/deflate body inflates to (the client decompresses what arrives:
+    a 10 MB gzip of zeros is 10 GB), in steps of at most 64 KB of output, keeping none."""
+
+    def __init__(self, coding: str) -> None:
+        self._coding = coding
+        self._inflater = zlib.decompressobj(_WBITS[coding])
+        self._raw_deflate_tried = False
+
+    def count(self, chunk: bytes, room: int) -> int:
+        """Bytes ``chunk`` inflates to, counted up to a little past ``room``."""
+        total, data = 0, chunk
+        while data and total <= room:
+            try:
+                total += len(self._inflater.decompress(data, 64 * 1024))
+            except zlib.error:
+                if self._coding != "deflate" or self._raw_deflate_tried:
+                    return total  # undecodable: the client's own decoder reports it
+                self._raw_deflate_tried = True  # "deflate" comes with or without the zlib wrapper
+                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                continue
+            data = self._inflater.unconsumed_tail
+        return total
+
+
+def _inflation_counter(policy: Policy, content_encoding: str) -> _InflatedSize | None:
+    """The counter for a size-capped response's ``Content-Encoding`` (None: not encoded or
+    no cap); :class:`OutboundTooLarge` for a coding the guard cannot count (one it did not
+    accept, such as ``br``, or several stacked: each could multiply the size again)."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if policy.max_response_bytes is None or not codings:
+        return None
+    if len(codings) > 1 or codings[0] not in _WBITS:
+        raise OutboundTooLarge(f"the response is compressed as {content_encoding!r}, which was not accepted "
+                               f"(only {ACCEPT_ENCODING}, once), so its size cannot be bounded")
+    return _InflatedSize(codings[0])
 
 
 class _BodyBounds:
     """The size and deadline checks of one response body, chunk by chunk (the sync and
-    async streams share them)."""
+    async streams share them). A compressed body is also counted as it inflates."""
 
-    def __init__(self, policy: Policy, end: float | None) -> None:
+    def __init__(self, policy: Policy, end: float | None, content_encoding: str = "") -> None:
         self._policy, self._end, self._seen = policy, end, 0
+        self._inflated = _inflation_counter(policy, content_encoding)
+        self._decoded = 0
 
     def admit(self, chunk: bytes) -> bytes:
-        """``chunk``, unless the body has now grown past the size limit or the request's
-        deadline has passed (then ``OutboundTooLarge``/``OutboundDeadline``)."""
+        """``chunk``, unless the body has now grown past the size limit (as received or
+        once decompressed) or the request's deadline has passed (then
+        ``OutboundTooLarge``/``OutboundDeadline``)."""
         self._seen += len(chunk)
-        if self._policy.max_response_bytes is not None and self._seen > self._policy.max_response_bytes:
+        cap = self._policy.max_response_bytes
+        if cap is not None and self._seen > cap:
             raise _too_large(self._policy, 0)
+        if cap is not None and self._inflated is not None:
+            self._decoded += self._inflated.count(chunk, cap - self._decoded)
+            if self._decoded > cap:
+                raise _too_large(self._policy, 0, decoded=True)
         if (err := _deadline_error(self._policy, self._end)) is not None:
             raise err
         return chunk
@@ -475,8 +531,8 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
     backend_cls, async_backend_cls = _backends(core)
 
     class BoundedStream(hx.SyncByteStream):  # type: ignore[name-defined, misc]
-        def __init__(self, inner: Any, policy: Policy, end: float | None) -> None:
-            self._inner, self._bounds = inner, _BodyBounds(policy, end)
+        def __init__(self, inner: Any, bounds: _BodyBounds) -> None:
+            self._inner, self._bounds = inner, bounds
 
         def __iter__(self) -> Iterator[bytes]:
             try:
@@ -489,8 +545,8 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
             self._inner.close()
 
     class AsyncBoundedStream(hx.AsyncByteStream):  # type: ignore[name-defined, misc]
-        def __init__(self, inner: Any, policy: Policy, end: float | None) -> None:
-            self._inner, self._bounds = inner, _BodyBounds(policy, end)
+        def __init__(self, inner: Any, bounds: _BodyBounds) -> None:
+            self._inner, self._bounds = inner, bounds
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             try:
@@ -501,6 +557,14 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
 
         async def aclose(self) -> None:
             await self._inner.aclose()
+
+    def accept_countable_codings(request: Any, policy: Policy) -> None:
+        # Only codings _BodyBounds can count (not br/zstd); another sent anyway is refused there.
+        if policy.max_response_bytes is not None and request.headers.get("accept-encoding", "identity") != "identity":
+            request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+
+    def bounds(response: Any, policy: Policy, end: float | None) -> _BodyBounds:
+        return _BodyBounds(policy, end, response.headers.get("content-encoding", ""))
 
     def declared_too_large(response: Any, policy: Policy) -> int:
         declared = response.headers.get("content-length", "")
@@ -517,14 +581,19 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
 
         def handle_request(self, request: Any) -> Any:
             end = _start_request(self._policy)
+            accept_countable_codings(request, self._policy)
             try:
                 response = super().handle_request(request)
             except hx.TimeoutException as exc:
                 raise (_deadline_error(self._policy, end) or exc) from exc
-            if size := declared_too_large(response, self._policy):
+            try:
+                if size := declared_too_large(response, self._policy):
+                    raise _too_large(self._policy, size)
+                checked = bounds(response, self._policy, end)
+            except OutboundTooLarge:
                 response.close()
-                raise _too_large(self._policy, size)
-            response.stream = BoundedStream(response.stream, self._policy, end)
+                raise
+            response.stream = BoundedStream(response.stream, checked)
             return response
 
     class AsyncTransport(hx.AsyncHTTPTransport):  # type: ignore[name-defined, misc]
@@ -536,14 +605,19 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
 
         async def handle_async_request(self, request: Any) -> Any:
             end = _start_request(self._policy)
+            accept_countable_codings(request, self._policy)
             try:
                 response = await super().handle_async_request(request)
             except hx.TimeoutException as exc:
                 raise (_deadline_error(self._policy, end) or exc) from exc
-            if size := declared_too_large(response, self._policy):
+            try:
+                if size := declared_too_large(response, self._policy):
+                    raise _too_large(self._policy, size)
+                checked = bounds(response, self._policy, end)
+            except OutboundTooLarge:
                 await response.aclose()
-                raise _too_large(self._policy, size)
-            response.stream = AsyncBoundedStream(response.stream, self._policy, end)
+                raise
+            response.stream = AsyncBoundedStream(response.stream, checked)
             return response
 
     return Transport, AsyncTransport
