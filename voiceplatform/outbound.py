@@ -773,10 +773,9 @@ def aiohttp_session(policy: Policy | None = None) -> Any:
     connection, redirects included, resolves its host once through :func:`pin` (refused
     addresses raise :class:`OutboundRefused` before any connect; no DNS cache, so nothing
     reuses an old answer) and connects to that address, while TLS verifies the name; the
-    policy's total deadline is the session's timeout. The caller closes the session.
-
-    Residual, documented: aiohttp has no response-size cap, so a body is bounded by the
-    deadline only (the SDK reads whole responses; its Twirp answers are small).
+    policy's total deadline is the session's timeout, and its size cap bounds what
+    ``read()`` (and so ``text()``/``json()``) takes in, decompressed, before it is kept.
+    The caller closes the session.
     """
     import aiohttp
     import anyio.to_thread
@@ -792,8 +791,25 @@ def aiohttp_session(policy: Policy | None = None) -> Any:
             return [ResolveResult(hostname=host, host=address, port=port, proto=0, flags=socket.AI_NUMERICHOST,
                                   family=socket.AF_INET6 if ":" in address else socket.AF_INET)]
 
+    class CappedResponse(aiohttp.ClientResponse):
+        async def read(self) -> bytes:
+            cap = checked.max_response_bytes
+            if self._body is None and cap is not None:
+                body = bytearray()
+                try:
+                    async for piece in self.content.iter_chunked(64 * 1024):
+                        body.extend(piece)
+                        if len(body) > cap:
+                            raise _too_large(checked, 0, decoded=bool(self.headers.get("Content-Encoding")))
+                except BaseException:
+                    self.close()
+                    raise
+                self._body = bytes(body)
+            return await super().read()
+
     connector = PinnedConnector(use_dns_cache=False)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=checked.total_timeout_s))
+    return aiohttp.ClientSession(connector=connector, response_class=CappedResponse,
+                                 timeout=aiohttp.ClientTimeout(total=checked.total_timeout_s))
 
 
 __all__ = [

@@ -366,6 +366,26 @@ def test_response_bigger_than_the_cap_is_refused(hostile: Any, local_site: Any) 
             fetch_url(f"{base}/big", max_bytes=50_000, timeout=10)
 
 
+def test_aiohttp_session_bounds_the_body_it_reads(hostile: Any, local_site: Any) -> None:
+    """The aiohttp session (livekit-api) caps what ``read()``/``json()`` take in, like the
+    httpx clients: a body past the cap is refused before it is kept."""
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    base, routes = local_site
+    routes["/big"] = _big  # 4 MB, no Content-Length
+    routes["/small"] = lambda h: (h.send_response(200), h.send_header("Content-Length", "2"), h.end_headers(),
+                                  h.wfile.write(b"{}"))
+
+    async def fetch(path: str) -> bytes:
+        async with outbound.aiohttp_session(outbound.Policy(max_response_bytes=100_000)) as session:
+            async with session.get(f"{base}{path}") as response:
+                return await response.read()
+
+    with outbound.using_resolver(Dns().set("site.customer.test", ["127.0.0.1"])):
+        with pytest.raises(outbound.OutboundTooLarge, match="limit of 100,000 bytes"):
+            asyncio.run(fetch("/big"))
+        assert asyncio.run(fetch("/small")) == b"{}"
+
+
 def _compressed(body: bytes, coding: str, seen: list[str] | None = None) -> Any:
     def handle(h: BaseHTTPRequestHandler) -> None:
         if seen is not None:
