@@ -54,7 +54,6 @@ import re
 import socket
 import ssl
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -64,6 +63,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import requests
 from requests.adapters import HTTPAdapter
+
+from voiceplatform.inflation import ACCEPT_ENCODING, InflatedSize
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -369,47 +370,15 @@ def _too_large(policy: Policy, seen: int, *, decoded: bool = False) -> OutboundT
                             + (" once decompressed" if decoded else ""))
 
 
-#: What a size-capped request accepts: codings the guard can count as they inflate.
-ACCEPT_ENCODING = "gzip, deflate"
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-class _InflatedSize:
-    """Counts what a gzip/deflate body inflates to (the client decompresses what arrives:
-    a 10 MB gzip of zeros is 10 GB), in steps of at most 64 KB of output, keeping none."""
-
-    def __init__(self, coding: str) -> None:
-        self._coding = coding
-        self._inflater = zlib.decompressobj(_WBITS[coding])
-        self._raw_deflate_tried = False
-
-    def count(self, chunk: bytes, room: int) -> int:
-        """Bytes ``chunk`` inflates to, counted up to a little past ``room``."""
-        total, data = 0, chunk
-        while data and total <= room:
-            try:
-                total += len(self._inflater.decompress(data, 64 * 1024))
-            except zlib.error:
-                if self._coding != "deflate" or self._raw_deflate_tried:
-                    return total  # undecodable: the client's own decoder reports it
-                self._raw_deflate_tried = True  # "deflate" comes with or without the zlib wrapper
-                self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                continue
-            data = self._inflater.unconsumed_tail
-        return total
-
-
-def _inflation_counter(policy: Policy, content_encoding: str) -> _InflatedSize | None:
+def _inflation_counter(policy: Policy, content_encoding: str) -> InflatedSize | None:
     """The counter for a size-capped response's ``Content-Encoding`` (None: not encoded or
-    no cap); :class:`OutboundTooLarge` for a coding the guard cannot count (one it did not
-    accept, such as ``br``, or several stacked: each could multiply the size again)."""
-    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip() and c.strip().lower() != "identity"]
-    if policy.max_response_bytes is None or not codings:
+    no cap); :class:`OutboundTooLarge` for a coding the guard cannot count."""
+    if policy.max_response_bytes is None:
         return None
-    if len(codings) > 1 or codings[0] not in _WBITS:
-        raise OutboundTooLarge(f"the response is compressed as {content_encoding!r}, which was not accepted "
-                               f"(only {ACCEPT_ENCODING}, once), so its size cannot be bounded")
-    return _InflatedSize(codings[0])
+    try:
+        return InflatedSize.for_encoding(content_encoding)
+    except ValueError as exc:
+        raise OutboundTooLarge(str(exc)) from None
 
 
 class _BodyBounds:
