@@ -675,6 +675,8 @@ NETWORK_CLIENTS = {
     ("agents/bridges/hume_evi.py", "AsyncHumeClient"): _SDK_RESOLVES_ITSELF,
     ("agents/bridges/openai_realtime.py", "AsyncAzureOpenAI"): "connects with sock= from guard_base_url (pinned)",
     ("agents/bridges/openai_realtime.py", "AsyncOpenAI"): "connects with sock= from guard_base_url (pinned)",
+    ("agents/bridges/openai_realtime.py", "openai.AsyncAzureOpenAI"): "imported for the construction above",
+    ("agents/bridges/openai_realtime.py", "openai.AsyncOpenAI"): "imported for the construction above",
     ("calls/analysis.py", "openai.OpenAI"): _SDK_WITH_GUARDED_HTTP,
     ("calls/carriers/plivo_carrier.py", "plivo.RestClient"): "a base_url override mounts outbound.GuardedRequestsAdapter",
     ("calls/carriers/twilio_carrier.py", "Client"): "its http_client is RebasedTwilioHttpClient for an override",
@@ -690,6 +692,7 @@ NETWORK_CLIENTS = {
                                                                 "deployment configures (env), never a tenant's URL"),
     ("knowledge/embeddings/remote.py", "OpenAI"): _SDK_WITH_GUARDED_HTTP,
     ("knowledge/embeddings/remote.py", "genai.Client"): _SDK_WITH_GUARDED_HTTP,
+    ("knowledge/embeddings/remote.py", "openai.OpenAI"): "imported for the construction above",
     ("orgs/credential_checks.py", "openai.AzureOpenAI"): _SDK_WITH_GUARDED_HTTP,
     ("orgs/credential_checks.py", "openai.OpenAI"): _SDK_WITH_GUARDED_HTTP,
     ("orgs/credential_checks.py", "genai.Client"): _SDK_WITH_GUARDED_HTTP,
@@ -701,8 +704,14 @@ NETWORK_CLIENT_EXEMPT = ("voiceplatform/outbound.py", "bench/")  # the guard its
 
 
 def network_clients(tree: ast.Module) -> list[str]:
-    return sorted({name for node in ast.walk(tree) if isinstance(node, ast.Call)
-                   for name in [ast.unparse(node.func)] if _NET_QUALIFIED.match(name) or name in _NET_BARE})
+    """Client constructions and requests (``httpx.AsyncClient(…)``, ``OpenAI(…)``), and
+    imports that would let one be called bare (``from websockets.asyncio.client import connect``)."""
+    calls = {name for node in ast.walk(tree) if isinstance(node, ast.Call)
+             for name in [ast.unparse(node.func)] if _NET_QUALIFIED.match(name) or name in _NET_BARE}
+    imports = {f"{node.module}.{alias.name}" for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.module for alias in node.names
+               if _NET_QUALIFIED.match(f"{node.module}.{alias.name}")}
+    return sorted(calls | imports)
 
 
 def test_network_clients_go_through_the_outbound_guard_or_are_listed() -> None:
@@ -721,7 +730,10 @@ def test_network_clients_go_through_the_outbound_guard_or_are_listed() -> None:
     ("requests.get(url)\nurllib.request.urlopen(u)", ["requests.get", "urllib.request.urlopen"]),
     ("async with websockets.connect(u) as ws: pass", ["websockets.connect"]),
     ("c = OpenAI(api_key=k, base_url=u)\nr = rtc.Room()", ["OpenAI", "rtc.Room"]),
-    ("client = outbound.sync_client(policy)\nx = self.client.get(u)", []),
+    ("from websockets.asyncio.client import connect\nfrom httpx import AsyncClient",
+     ["httpx.AsyncClient", "websockets.asyncio.client.connect"]),
+    ("client = outbound.sync_client(policy)\nx = self.client.get(u)\nfrom websockets.exceptions import InvalidStatus",
+     []),
 ])
 def test_network_client_scanner(source: str, found: list[str]) -> None:
     assert network_clients(ast.parse(source)) == found
