@@ -15,8 +15,10 @@ Files come from any editor of any organisation, so extraction is bounded
 (`ExtractionLimits`): time linear in the input (no backtracking regex rescans a
 line), and memory bounded by caps on what a file may expand into — DOCX parts
 are inflated as a stream against a per-part and a total cap (a ZIP bomb stops at
-the cap), PDFs have a page cap, and every format a cap on the extracted text (a
-CSV repeats its header in every row). Over a cap the error is `too_large`:
+the cap), PDFs have a page cap and the same two caps on what their text-bearing
+streams (page contents, form XObjects) inflate to, counted before pypdf keeps any
+of them, and every format a cap on the extracted text (a CSV repeats its header in
+every row). Over a cap the error is `too_large`:
 "<file>: file too large: <what>, limit <N> <unit>".
 """
 
@@ -29,7 +31,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 MiB = 1024 * 1024
@@ -41,8 +43,8 @@ class ExtractionLimits:
 
     max_bytes: int = DEFAULT_MAX_BYTES  # the file as stored
     max_archive_parts: int = 1_000  # DOCX: entries in the ZIP (a real document has tens)
-    max_part_bytes: int = 64 * MiB  # DOCX: one entry once inflated
-    max_inflated_bytes: int = 128 * MiB  # DOCX: all entries once inflated
+    max_part_bytes: int = 64 * MiB  # DOCX: one entry once inflated; PDF: one content stream
+    max_inflated_bytes: int = 128 * MiB  # DOCX: all entries once inflated; PDF: all content streams
     max_pages: int = 2_000  # PDF
     max_text_chars: int = 50_000_000  # the extracted text, any format
 
@@ -550,6 +552,7 @@ def _pdf(data: bytes, name: str, limits: ExtractionLimits) -> ExtractedDocument:
         page_count = len(pages)
         if page_count > limits.max_pages:
             raise too_large(name, f"{page_count:,} pages", limits.max_pages, "pages")
+        _check_pdf_streams(pages, name, limits)
         for number, page in enumerate(pages, start=1):
             page_text = page.extract_text() or ""
             for para in re.split(r"\n\s*\n", page_text):
@@ -571,6 +574,88 @@ def _pdf(data: bytes, name: str, limits: ExtractionLimits) -> ExtractedDocument:
             IndexError, AssertionError, RecursionError, OSError) as exc:
         raise CorruptFileError(f"{name}: the PDF is damaged and cannot be read ({exc})") from exc
     return builder.build("pdf", name, title=title, page_count=page_count)
+
+
+def _check_pdf_streams(pages: Any, name: str, limits: ExtractionLimits) -> None:
+    """Refuse a PDF whose text-bearing streams inflate past the caps, before pypdf reads
+    them for text: it caches each decoded stream (75 MB each at most, by its own cap), so
+    a few hundred kilobytes of deflated blanks, one stream per page, would otherwise hold
+    gigabytes. Page contents and the form XObjects they draw (recursively) are counted
+    once each; Flate streams are inflated as a stream and never kept; images and fonts,
+    which text extraction does not decode, are not counted."""
+    from pypdf.errors import LimitReachedError, PdfReadError
+    from pypdf.filters import decode_stream_data
+    from pypdf.generic import ArrayObject, DictionaryObject, StreamObject
+
+    seen: set[tuple[int, int] | int] = set()
+    total = 0
+
+    def count(item: Any) -> None:
+        nonlocal total
+        ref = getattr(item, "indirect_reference", None) or (item if hasattr(item, "idnum") else None)
+        key = (ref.idnum, ref.generation) if ref is not None else id(item)
+        if key in seen:
+            return
+        seen.add(key)
+        stream = item.get_object()
+        if isinstance(stream, ArrayObject):
+            for part in stream:
+                count(part)
+            return
+        if not isinstance(stream, StreamObject):
+            return
+        try:
+            size = _inflated_size(stream, limits.max_part_bytes, decode_stream_data)
+        except LimitReachedError:
+            raise
+        except (NotImplementedError, PdfReadError, ValueError, KeyError, TypeError, AttributeError):
+            return  # not decodable here: text extraction treats it as it always has
+        if size > limits.max_part_bytes:
+            raise too_large(name, f"a PDF content stream inflates to more than {limits.max_part_bytes:,} bytes",
+                            limits.max_part_bytes)
+        total += size
+        if total > limits.max_inflated_bytes:
+            raise too_large(name, f"the PDF's content streams inflate to more than {limits.max_inflated_bytes:,} "
+                                  f"bytes", limits.max_inflated_bytes)
+        forms(stream.get("/Resources"))
+
+    def forms(resources: Any) -> None:
+        resources = resources.get_object() if resources is not None else None
+        xobjects = resources.get("/XObject") if isinstance(resources, DictionaryObject) else None
+        xobjects = xobjects.get_object() if xobjects is not None else None
+        if isinstance(xobjects, DictionaryObject):
+            for ref in xobjects.values():
+                target = ref.get_object()
+                if isinstance(target, StreamObject) and target.get("/Subtype") == "/Form":
+                    count(ref)
+
+    for page in pages:
+        if "/Contents" in page:
+            count(page.raw_get("/Contents"))
+        forms(page.get("/Resources"))
+
+
+def _inflated_size(stream: Any, cap: int, decode: Callable[[Any], bytes]) -> int:
+    """Bytes ``stream`` decodes to, or ``cap + 1`` once past ``cap``. A plain Flate stream
+    is inflated piece by piece and dropped; other filters decode through pypdf (capped by
+    pypdf's own limits, a LimitReachedError)."""
+    filters = stream.get("/Filter")
+    if filters is None:
+        return len(stream._data)
+    only = filters[0] if hasattr(filters, "__len__") and not isinstance(filters, str) and len(filters) == 1 else filters
+    if only == "/FlateDecode" and stream.get("/DecodeParms") is None:
+        inflater = zlib.decompressobj()
+        size, pending = 0, stream._data
+        try:
+            while pending and size <= cap:
+                size += len(inflater.decompress(pending, 1024 * 1024))
+                pending = inflater.unconsumed_tail
+            if not pending and size <= cap:
+                size += len(inflater.flush())
+        except zlib.error:
+            pass  # damaged past here: pypdf recovers what it can, at most what inflated so far
+        return size
+    return len(decode(stream))
 
 
 # --- DOCX --------------------------------------------------------------------------------

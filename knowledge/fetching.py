@@ -26,6 +26,13 @@ class FetchError(ExtractionError):
     code = "fetch_failed"
 
 
+class PageTooLargeError(FetchError):
+    """The page passed the size cap (as received or once decompressed): the version's
+    state is `too_large`, worded like a file over a cap."""
+
+    code = "too_large"
+
+
 @dataclass(frozen=True)
 class Fetched:
     url: str  # after redirects
@@ -61,7 +68,9 @@ def fetch_url(url: str, *, max_bytes: int, timeout: float) -> Fetched:
             except outbound.OutboundRefused as exc:
                 raise FetchError(f"{current}: refused: {exc.message}") from exc
             except outbound.OutboundTooLarge as exc:
-                raise FetchError(f"{current}: the page is too large; the limit is {max_bytes:,} bytes") from exc
+                what = "once decompressed" if "decompressed" in exc.message else "as received"
+                raise PageTooLargeError(f"{current}: file too large: the page is larger than {max_bytes:,} bytes "
+                                        f"{what}, limit {max_bytes:,} bytes") from exc
             except (outbound.OutboundDeadline, httpx.TimeoutException) as exc:
                 raise FetchError(f"{current}: download took longer than {timeout:g} s") from exc
             except httpx.HTTPError as exc:

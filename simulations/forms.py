@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from simulations.models import Scenario
+from simulations.yaml_io import MAX_YAML_BYTES
 
 
 class JsonField(forms.CharField):
@@ -59,7 +60,7 @@ class ScenarioForm(forms.ModelForm):
 
 class ImportForm(forms.Form):
     agent = forms.ChoiceField()
-    file = forms.FileField(help_text="A suite file as exported (YAML).")
+    file = forms.FileField(help_text=f"A suite file as exported (YAML), up to {MAX_YAML_BYTES // 1024} KB.")
 
     def __init__(self, *args: Any, agents: Any = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

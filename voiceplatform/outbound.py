@@ -24,7 +24,10 @@ database, Redis, our own MCP servers, the cloud metadata service at 169.254.169.
 * **Time and size are bounded.** A per-read timeout is not a deadline (a server
   trickling one byte every 9 s never trips a 10 s read timeout), so every socket
   operation's timeout is clamped to what is left of the request's *total* deadline, and
-  the response body is counted against a byte cap. Breaches raise
+  the response body is counted against a byte cap, both as received and as it inflates
+  (a capped request accepts only gzip/deflate, counted while decompressing without
+  keeping the output, so a small gzip bomb cannot hand the caller gigabytes; another
+  coding, or several stacked, is refused). Breaches raise
   :class:`OutboundDeadline` / :class:`OutboundTooLarge`.
 * **Private targets only by explicit setting**: ``settings.OUTBOUND_ALLOW_PRIVATE``
   (env ``OUTBOUND_ALLOW_PRIVATE``; on by default only with ``DEBUG`` or under tests).
@@ -60,6 +63,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import requests
 from requests.adapters import HTTPAdapter
+
+from voiceplatform.inflation import ACCEPT_ENCODING, InflatedSize
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -359,24 +364,44 @@ def _deadline_error(policy: Policy, end: float | None) -> OutboundDeadline | Non
     return None
 
 
-def _too_large(policy: Policy, seen: int) -> OutboundTooLarge:
+def _too_large(policy: Policy, seen: int, *, decoded: bool = False) -> OutboundTooLarge:
     return OutboundTooLarge(f"the response is larger than the limit of {policy.max_response_bytes:,} bytes"
-                            + (f" (Content-Length {seen:,})" if seen else ""))
+                            + (f" (Content-Length {seen:,})" if seen else "")
+                            + (" once decompressed" if decoded else ""))
+
+
+def _inflation_counter(policy: Policy, content_encoding: str) -> InflatedSize | None:
+    """The counter for a size-capped response's ``Content-Encoding`` (None: not encoded or
+    no cap); :class:`OutboundTooLarge` for a coding the guard cannot count."""
+    if policy.max_response_bytes is None:
+        return None
+    try:
+        return InflatedSize.for_encoding(content_encoding)
+    except ValueError as exc:
+        raise OutboundTooLarge(str(exc)) from None
 
 
 class _BodyBounds:
     """The size and deadline checks of one response body, chunk by chunk (the sync and
-    async streams share them)."""
+    async streams share them). A compressed body is also counted as it inflates."""
 
-    def __init__(self, policy: Policy, end: float | None) -> None:
+    def __init__(self, policy: Policy, end: float | None, content_encoding: str = "") -> None:
         self._policy, self._end, self._seen = policy, end, 0
+        self._inflated = _inflation_counter(policy, content_encoding)
+        self._decoded = 0
 
     def admit(self, chunk: bytes) -> bytes:
-        """``chunk``, unless the body has now grown past the size limit or the request's
-        deadline has passed (then ``OutboundTooLarge``/``OutboundDeadline``)."""
+        """``chunk``, unless the body has now grown past the size limit (as received or
+        once decompressed) or the request's deadline has passed (then
+        ``OutboundTooLarge``/``OutboundDeadline``)."""
         self._seen += len(chunk)
-        if self._policy.max_response_bytes is not None and self._seen > self._policy.max_response_bytes:
+        cap = self._policy.max_response_bytes
+        if cap is not None and self._seen > cap:
             raise _too_large(self._policy, 0)
+        if cap is not None and self._inflated is not None:
+            self._decoded += self._inflated.count(chunk, cap - self._decoded)
+            if self._decoded > cap:
+                raise _too_large(self._policy, 0, decoded=True)
         if (err := _deadline_error(self._policy, self._end)) is not None:
             raise err
         return chunk
@@ -475,8 +500,8 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
     backend_cls, async_backend_cls = _backends(core)
 
     class BoundedStream(hx.SyncByteStream):  # type: ignore[name-defined, misc]
-        def __init__(self, inner: Any, policy: Policy, end: float | None) -> None:
-            self._inner, self._bounds = inner, _BodyBounds(policy, end)
+        def __init__(self, inner: Any, bounds: _BodyBounds) -> None:
+            self._inner, self._bounds = inner, bounds
 
         def __iter__(self) -> Iterator[bytes]:
             try:
@@ -489,8 +514,8 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
             self._inner.close()
 
     class AsyncBoundedStream(hx.AsyncByteStream):  # type: ignore[name-defined, misc]
-        def __init__(self, inner: Any, policy: Policy, end: float | None) -> None:
-            self._inner, self._bounds = inner, _BodyBounds(policy, end)
+        def __init__(self, inner: Any, bounds: _BodyBounds) -> None:
+            self._inner, self._bounds = inner, bounds
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             try:
@@ -501,6 +526,14 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
 
         async def aclose(self) -> None:
             await self._inner.aclose()
+
+    def accept_countable_codings(request: Any, policy: Policy) -> None:
+        # Only codings _BodyBounds can count (not br/zstd); another sent anyway is refused there.
+        if policy.max_response_bytes is not None and request.headers.get("accept-encoding", "identity") != "identity":
+            request.headers["Accept-Encoding"] = ACCEPT_ENCODING
+
+    def bounds(response: Any, policy: Policy, end: float | None) -> _BodyBounds:
+        return _BodyBounds(policy, end, response.headers.get("content-encoding", ""))
 
     def declared_too_large(response: Any, policy: Policy) -> int:
         declared = response.headers.get("content-length", "")
@@ -517,14 +550,19 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
 
         def handle_request(self, request: Any) -> Any:
             end = _start_request(self._policy)
+            accept_countable_codings(request, self._policy)
             try:
                 response = super().handle_request(request)
             except hx.TimeoutException as exc:
                 raise (_deadline_error(self._policy, end) or exc) from exc
-            if size := declared_too_large(response, self._policy):
+            try:
+                if size := declared_too_large(response, self._policy):
+                    raise _too_large(self._policy, size)
+                checked = bounds(response, self._policy, end)
+            except OutboundTooLarge:
                 response.close()
-                raise _too_large(self._policy, size)
-            response.stream = BoundedStream(response.stream, self._policy, end)
+                raise
+            response.stream = BoundedStream(response.stream, checked)
             return response
 
     class AsyncTransport(hx.AsyncHTTPTransport):  # type: ignore[name-defined, misc]
@@ -536,14 +574,19 @@ def _transports(hx: ModuleType, core: ModuleType) -> tuple[type, type]:
 
         async def handle_async_request(self, request: Any) -> Any:
             end = _start_request(self._policy)
+            accept_countable_codings(request, self._policy)
             try:
                 response = await super().handle_async_request(request)
             except hx.TimeoutException as exc:
                 raise (_deadline_error(self._policy, end) or exc) from exc
-            if size := declared_too_large(response, self._policy):
+            try:
+                if size := declared_too_large(response, self._policy):
+                    raise _too_large(self._policy, size)
+                checked = bounds(response, self._policy, end)
+            except OutboundTooLarge:
                 await response.aclose()
-                raise _too_large(self._policy, size)
-            response.stream = AsyncBoundedStream(response.stream, self._policy, end)
+                raise
+            response.stream = AsyncBoundedStream(response.stream, checked)
             return response
 
     return Transport, AsyncTransport
@@ -699,10 +742,9 @@ def aiohttp_session(policy: Policy | None = None) -> Any:
     connection, redirects included, resolves its host once through :func:`pin` (refused
     addresses raise :class:`OutboundRefused` before any connect; no DNS cache, so nothing
     reuses an old answer) and connects to that address, while TLS verifies the name; the
-    policy's total deadline is the session's timeout. The caller closes the session.
-
-    Residual, documented: aiohttp has no response-size cap, so a body is bounded by the
-    deadline only (the SDK reads whole responses; its Twirp answers are small).
+    policy's total deadline is the session's timeout, and its size cap bounds what
+    ``read()`` (and so ``text()``/``json()``) takes in, decompressed, before it is kept.
+    The caller closes the session.
     """
     import aiohttp
     import anyio.to_thread
@@ -718,8 +760,25 @@ def aiohttp_session(policy: Policy | None = None) -> Any:
             return [ResolveResult(hostname=host, host=address, port=port, proto=0, flags=socket.AI_NUMERICHOST,
                                   family=socket.AF_INET6 if ":" in address else socket.AF_INET)]
 
+    class CappedResponse(aiohttp.ClientResponse):
+        async def read(self) -> bytes:
+            cap = checked.max_response_bytes
+            if self._body is None and cap is not None:
+                body = bytearray()
+                try:
+                    async for piece in self.content.iter_chunked(64 * 1024):
+                        body.extend(piece)
+                        if len(body) > cap:
+                            raise _too_large(checked, 0, decoded=bool(self.headers.get("Content-Encoding")))
+                except BaseException:
+                    self.close()
+                    raise
+                self._body = bytes(body)
+            return await super().read()
+
     connector = PinnedConnector(use_dns_cache=False)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=checked.total_timeout_s))
+    return aiohttp.ClientSession(connector=connector, response_class=CappedResponse,
+                                 timeout=aiohttp.ClientTimeout(total=checked.total_timeout_s))
 
 
 __all__ = [

@@ -3,11 +3,14 @@ resolves to this host, refused at connect when DNS moved there after saving, and
 client connects to the address the guard checked. Shared tools: voiceplatform/tests/test_hostile_ssrf.py."""
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from integrations.mcp_client import McpErrorKind
+from integrations.mcp_client import McpClientError, McpErrorKind, ServerSpec, list_tools_sync
 from integrations.services import create_mcp_server, discover_tools
 from orgs.services import SYSTEM
 from voiceplatform import outbound
@@ -54,3 +57,93 @@ def test_mcp_client_connects_to_the_checked_address(hostile: Any, org_a: Any, te
     # not serve. Both halves of "pin the address, keep the name" are visible here.
     assert tested.last_test_ok is False and tested.last_error_kind == str(McpErrorKind.HTTP_STATUS)
     assert "HTTP 421" in tested.last_error
+
+
+# --- the SSE endpoint the server announces, and redirects -------------------------------------
+
+class _Recorder(BaseHTTPRequestHandler):
+    """An MCP-over-SSE server that only gets as far as announcing its endpoint: the GET
+    stream says ``event: endpoint`` and stays open; every POST is recorded (it must not come)."""
+
+    posts: list[tuple[str, str]] = []
+    redirect_to = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        try:
+            self.wfile.write(b"event: endpoint\ndata: /messages/?session_id=abc\n\n")
+            self.wfile.flush()
+            for _ in range(40):
+                threading.Event().wait(0.1)
+                self.wfile.write(b": keep-alive\n\n")
+                self.wfile.flush()
+        except OSError:
+            pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.posts.append((str(self.server.server_address[0]), self.path))  # type: ignore[index]
+        if self.redirect_to:
+            self.send_response(307)
+            self.send_header("Location", self.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def two_loopbacks() -> Iterator[tuple[int, type[_Recorder]]]:
+    """The same recording server on 127.0.0.1:P and 127.0.0.2:P: a request that reached
+    the second address would be recorded, so 'refused' is visible, not just 'unreachable'."""
+    handler = type("R", (_Recorder,), {"posts": [], "redirect_to": ""})
+    first = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    second = ThreadingHTTPServer(("127.0.0.2", first.server_port), handler)
+    servers = [first, second]
+    for server in servers:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield first.server_port, handler
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_sse_endpoint_the_server_announces_is_pinned_on_its_own_connection(
+        hostile: Any, two_loopbacks: Any, caplog: Any) -> None:
+    """The SSE stream is opened at a checked address; the endpoint it announces is posted to
+    on a new connection, resolved and checked again: DNS that moved to another address in the
+    meantime is refused there, and the POST never leaves."""
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    port, handler = two_loopbacks
+    dns = Dns().set("tools.customer.test", ["127.0.0.1"], ["127.0.0.2"])
+    spec = ServerSpec(url=f"http://tools.customer.test:{port}/sse", transport="sse", connect_timeout_s=1.5)
+    with outbound.using_resolver(dns), pytest.raises(McpClientError):
+        list_tools_sync(spec)
+    assert dns.lookups.count("tools.customer.test") >= 2  # the POST's connection resolved again
+    assert handler.posts == []  # 127.0.0.2 (listening) was never reached
+    assert "the host 'tools.customer.test' resolves to 127.0.0.2, a loopback address" in caplog.text
+
+
+@pytest.mark.parametrize("transport", ["streamable_http", "sse"])
+def test_mcp_redirect_to_another_address_is_not_followed(hostile: Any, two_loopbacks: Any, transport: str) -> None:
+    """A server that answers the client's POST with a redirect to an internal name (here one
+    resolving to 127.0.0.2, where a server listens) gets an error, not a second request."""
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    port, handler = two_loopbacks
+    handler.redirect_to = f"http://internal.customer.test:{port}/mcp"
+    dns = Dns().set("tools.customer.test", ["127.0.0.1"]).set("internal.customer.test", ["127.0.0.2"])
+    path = "/mcp" if transport == "streamable_http" else "/sse"
+    spec = ServerSpec(url=f"http://tools.customer.test:{port}{path}", transport=transport,  # type: ignore[arg-type]
+                      connect_timeout_s=1.5)
+    with outbound.using_resolver(dns), pytest.raises(McpClientError):
+        list_tools_sync(spec)
+    assert [address for address, _ in handler.posts] == ["127.0.0.1"]  # the first POST only

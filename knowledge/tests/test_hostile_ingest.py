@@ -29,6 +29,7 @@ from knowledge.extraction import (
     CorruptFileError,
     ExtractionLimits,
     FileTooLargeError,
+    NoTextError,
     _atx_heading,
     _strip_inline_md,
     extract,
@@ -206,6 +207,56 @@ def test_docx_within_the_caps_still_extracts() -> None:
 def test_pdf_with_too_many_pages_is_refused() -> None:
     with pytest.raises(FileTooLargeError, match="long.pdf: file too large: 5 pages, limit 3 pages"):
         extract(make_pdf(["page"] * 5), filename="long.pdf", limits=ExtractionLimits(max_pages=3))
+
+
+def pdf_of_blank_streams(pages: int, blanks: int, *, form: bool = False) -> bytes:
+    """A PDF whose every page draws ``blanks`` deflated spaces (as its contents, or in a
+    form XObject it draws): no text, kilobytes on disk, ``pages * blanks`` bytes inflated."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DictionaryObject, NameObject, StreamObject
+
+    writer = PdfWriter()
+    for n in range(pages):
+        page = writer.add_blank_page(612, 792)
+        blank = StreamObject()
+        blank.set_data(b" " * blanks + f"% page {n}".encode())  # distinct streams, no sharing
+        if form:
+            blank[NameObject("/Type")] = NameObject("/XObject")
+            blank[NameObject("/Subtype")] = NameObject("/Form")
+            page[NameObject("/Resources")] = DictionaryObject({NameObject("/XObject"): DictionaryObject(
+                {NameObject("/X0"): writer._add_object(blank.flate_encode())})})
+            draw = StreamObject()
+            draw.set_data(b"/X0 Do")
+            page[NameObject("/Contents")] = writer._add_object(draw)
+        else:
+            page[NameObject("/Contents")] = writer._add_object(blank.flate_encode())
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("form", [False, True], ids=["page-contents", "form-xobjects"])
+def test_pdf_streams_inflating_past_the_total_cap_are_refused(form: bool) -> None:
+    bomb = pdf_of_blank_streams(6, MB - 100, form=form)
+    assert len(bomb) < 64 * 1024  # what the editor uploads; 6 MB once inflated
+    with pytest.raises(FileTooLargeError) as info:
+        extract(bomb, filename="blank.pdf", limits=SMALL)
+    assert info.value.message == ("blank.pdf: file too large: the PDF's content streams inflate to more than "
+                                  "3,145,728 bytes, limit 3,145,728 bytes")
+
+
+def test_pdf_stream_inflating_past_its_cap_is_refused() -> None:
+    bomb = pdf_of_blank_streams(1, 8 * MB)
+    with pytest.raises(FileTooLargeError, match=r"^blank.pdf: file too large: a PDF content stream inflates to more "
+                                                r"than 1,048,576 bytes, limit 1,048,576 bytes$"):
+        extract(bomb, filename="blank.pdf", limits=SMALL)
+
+
+def test_pdf_within_the_stream_caps_still_extracts() -> None:
+    with pytest.raises(NoTextError):  # read to the end (blanks only), not refused as too large
+        extract(pdf_of_blank_streams(2, MB // 2), filename="ok.pdf", limits=SMALL)
+    text = extract(make_pdf(["Staff get 25 days of leave.", "Parking is free."]), filename="ok.pdf", limits=SMALL)
+    assert "25 days of leave" in text.text and "Parking is free" in text.text
 
 
 def test_csv_whose_text_would_explode_is_refused() -> None:

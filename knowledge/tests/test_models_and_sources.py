@@ -158,7 +158,7 @@ def test_url_type_from_name_when_server_says_octet_stream(kb_a: Any, site: Any, 
 
 @pytest.mark.parametrize("path,code,reason", [
     ("/missing", "fetch_failed", "HTTP 404"),
-    ("/big", "fetch_failed", "the limit is 1,000 bytes"),
+    ("/big", "too_large", "file too large: the page is larger than 1,000 bytes as received, limit 1,000 bytes"),
 ])
 def test_url_failures_have_reasons(kb_a: Any, site: Any, run_tasks: Any, settings: Any, path: str, code: str,
                                    reason: str) -> None:

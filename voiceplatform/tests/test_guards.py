@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,13 +135,18 @@ def test_every_api_view_is_org_scoped_or_listed() -> None:
 
 # --- project sources ----------------------------------------------------------------------
 
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "var", "media", "static", "templates", "__pycache__", "tests"}
+SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "tests"}
+# Data directories at the root only (MEDIA_ROOT, collected assets, embedded services):
+# calls/media is source and must be scanned.
+SKIP_ROOT_DIRS = {"var", "media", "static", "templates"}
 
 
 def project_sources() -> Iterator[tuple[str, ast.Module]]:
     """(path relative to the root, parsed module) of every non-test Python source."""
     for dirpath, dirnames, filenames in os.walk(ROOT):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        top = Path(dirpath) == ROOT
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".")
+                             and not (top and d in SKIP_ROOT_DIRS))
         for filename in sorted(filenames):
             if not filename.endswith(".py") or filename == "conftest.py" or filename.startswith("test_"):
                 continue
@@ -641,3 +647,93 @@ def test_errors_are_translated_in_one_place() -> None:
 ])
 def test_error_translation_scanner(source: str, found: list[str]) -> None:
     assert [f.code for f in error_translations(ast.parse(source))] == found
+
+
+# --- every network client is built through the outbound guard, or says why not -----------------
+
+# Issue 11, item 3: a request to a destination a customer typed goes through
+# voiceplatform/outbound.py. A network client (HTTP, WebSocket, vendor SDK, socket) built
+# anywhere else must be listed here with how its destination is guarded or why it is not
+# customer-supplied, so a new module cannot quietly open one. Fakes (`*/testing/`) and
+# benchmarks (`bench/`) talk to their own local servers only.
+_NET_MODULES = r"(httpx2?|hx|requests|aiohttp|urllib\.request|websockets(\.\w+)*|socket|asyncio|openai|genai|plivo|api|rtc)"
+_NET_NAMES = (r"(Client|AsyncClient|get|post|put|patch|delete|head|request|stream|Session|ClientSession|urlopen|connect"
+              r"|create_connection|open_connection|OpenAI|AsyncOpenAI|AzureOpenAI|AsyncAzureOpenAI|RestClient|LiveKitAPI"
+              r"|Room)")
+_NET_QUALIFIED = re.compile(rf"^{_NET_MODULES}\.{_NET_NAMES}$")
+_NET_BARE = {"OpenAI", "AsyncOpenAI", "AzureOpenAI", "AsyncAzureOpenAI", "HumeClient", "AsyncHumeClient", "DeepgramClient",
+             "AsyncDeepgramClient", "Client", "AsyncClient", "TwilioHttpClient", "RebasedTwilioHttpClient", "sse_client",
+             "streamablehttp_client", "streamable_http_client", "urlopen", "ws_connect", "LiveKitAPI", "ClientSession",
+             "create_connection", "open_connection"}
+_SDK_WITH_GUARDED_HTTP = "a base_url override gets http_client=outbound.sync_client (pinned, bounded); none: the vendor"
+_SDK_RESOLVES_ITSELF = ("the override is checked by agents.bridges.base.guard_base_url just before connecting, but this "
+                        "SDK takes no socket and resolves the name again (documented residual, README 'Security model')")
+NETWORK_CLIENTS = {
+    ("agents/credential_checks.py", "DeepgramClient"): _SDK_WITH_GUARDED_HTTP,
+    ("agents/bridges/deepgram_agent.py", "AsyncDeepgramClient"): _SDK_RESOLVES_ITSELF,
+    ("agents/bridges/gemini_live.py", "genai.Client"): _SDK_RESOLVES_ITSELF,
+    ("agents/bridges/hume_evi.py", "AsyncHumeClient"): _SDK_RESOLVES_ITSELF,
+    ("agents/bridges/openai_realtime.py", "AsyncAzureOpenAI"): "connects with sock= from guard_base_url (pinned)",
+    ("agents/bridges/openai_realtime.py", "AsyncOpenAI"): "connects with sock= from guard_base_url (pinned)",
+    ("agents/bridges/openai_realtime.py", "openai.AsyncAzureOpenAI"): "imported for the construction above",
+    ("agents/bridges/openai_realtime.py", "openai.AsyncOpenAI"): "imported for the construction above",
+    ("calls/analysis.py", "openai.OpenAI"): _SDK_WITH_GUARDED_HTTP,
+    ("calls/carriers/plivo_carrier.py", "plivo.RestClient"): "a base_url override mounts outbound.GuardedRequestsAdapter",
+    ("calls/carriers/twilio_carrier.py", "Client"): "its http_client is RebasedTwilioHttpClient for an override",
+    ("calls/carriers/twilio_carrier.py", "RebasedTwilioHttpClient"): "sends through outbound.GuardedRequestsAdapter",
+    ("calls/carriers/twilio_carrier.py", "TwilioHttpClient"): "no override: Twilio's own API host",
+    ("calls/media/livekit_transport.py", "rtc.Room"): ("the URL passes outbound.check_url in livekit_server_for just "
+                                                       "before joining; the Rust core resolves it again (residual)"),
+    ("integrations/mcp_client.py", "httpx2.AsyncClient"): "only ServerSpec.trusted: the deployment's own MCP servers",
+    ("integrations/mcp_client.py", "sse_client"): "its httpx_client_factory builds outbound.async_client",
+    ("integrations/mcp_client.py", "streamable_http_client"): "its http_client is outbound.async_client",
+    ("integrations/mcp_client.py", "ClientSession"): "the MCP session object over those guarded transports (no I/O)",
+    ("integrations/mcp_servers/base.py", "httpx.AsyncClient"): ("own MCP servers call the vendor API bases the "
+                                                                "deployment configures (env), never a tenant's URL"),
+    ("knowledge/embeddings/remote.py", "OpenAI"): _SDK_WITH_GUARDED_HTTP,
+    ("knowledge/embeddings/remote.py", "genai.Client"): _SDK_WITH_GUARDED_HTTP,
+    ("knowledge/embeddings/remote.py", "openai.OpenAI"): "imported for the construction above",
+    ("orgs/credential_checks.py", "openai.AzureOpenAI"): _SDK_WITH_GUARDED_HTTP,
+    ("orgs/credential_checks.py", "openai.OpenAI"): _SDK_WITH_GUARDED_HTTP,
+    ("orgs/credential_checks.py", "genai.Client"): _SDK_WITH_GUARDED_HTTP,
+    ("orgs/credential_checks.py", "api.LiveKitAPI"): "its session is outbound.aiohttp_session (pinned)",
+    ("voiceplatform/embedded.py", "socket.create_connection"): "probes the embedded services on 127.0.0.1",
+    ("voiceplatform/testing.py", "urllib.request.urlopen"): "test helper: polls the test's own local server",
+}
+NETWORK_CLIENT_EXEMPT = ("voiceplatform/outbound.py", "bench/")  # the guard itself; benchmarks
+
+
+def network_clients(tree: ast.Module) -> list[str]:
+    """Client constructions and requests (``httpx.AsyncClient(…)``, ``OpenAI(…)``), and
+    imports that would let one be called bare (``from websockets.asyncio.client import connect``)."""
+    calls = {name for node in ast.walk(tree) if isinstance(node, ast.Call)
+             for name in [ast.unparse(node.func)] if _NET_QUALIFIED.match(name) or name in _NET_BARE}
+    imports = {f"{node.module}.{alias.name}" for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.module for alias in node.names
+               if _NET_QUALIFIED.match(f"{node.module}.{alias.name}")}
+    return sorted(calls | imports)
+
+
+def test_network_clients_go_through_the_outbound_guard_or_are_listed() -> None:
+    found = {(path, name) for path, tree in project_sources()
+             if not path.startswith(NETWORK_CLIENT_EXEMPT) and "/testing/" not in path
+             for name in network_clients(tree)}
+    unlisted = sorted(found - NETWORK_CLIENTS.keys())
+    assert not unlisted, ("build clients for customer-supplied destinations with voiceplatform.outbound "
+                          "(sync_client, async_client, GuardedRequestsAdapter, open_connection, aiohttp_session), "
+                          "or list them in NETWORK_CLIENTS with why they are safe:\n" + "\n".join(map(str, unlisted)))
+    assert not (stale := sorted(NETWORK_CLIENTS.keys() - found)), f"listed but no longer built: {stale}"
+
+
+@pytest.mark.parametrize(("source", "found"), [
+    ("import httpx\nc = httpx.AsyncClient(timeout=3)", ["httpx.AsyncClient"]),
+    ("requests.get(url)\nurllib.request.urlopen(u)", ["requests.get", "urllib.request.urlopen"]),
+    ("async with websockets.connect(u) as ws: pass", ["websockets.connect"]),
+    ("c = OpenAI(api_key=k, base_url=u)\nr = rtc.Room()", ["OpenAI", "rtc.Room"]),
+    ("from websockets.asyncio.client import connect\nfrom httpx import AsyncClient",
+     ["httpx.AsyncClient", "websockets.asyncio.client.connect"]),
+    ("client = outbound.sync_client(policy)\nx = self.client.get(u)\nfrom websockets.exceptions import InvalidStatus",
+     []),
+])
+def test_network_client_scanner(source: str, found: list[str]) -> None:
+    assert network_clients(ast.parse(source)) == found

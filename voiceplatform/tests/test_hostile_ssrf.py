@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -361,8 +362,79 @@ def test_response_bigger_than_the_cap_is_refused(hostile: Any, local_site: Any) 
         with outbound.sync_client(outbound.Policy(max_response_bytes=100_000)) as client:
             with pytest.raises(outbound.OutboundTooLarge, match="100,000 bytes"):
                 client.get(f"{base}/big")
-        with pytest.raises(FetchError, match="too large; the limit is 50,000 bytes"):
+        with pytest.raises(FetchError, match="file too large: the page is larger than 50,000 bytes as received, "
+                                             "limit 50,000 bytes") as cut:
             fetch_url(f"{base}/big", max_bytes=50_000, timeout=10)
+        assert cut.value.code == "too_large"
+
+
+def test_aiohttp_session_bounds_the_body_it_reads(hostile: Any, local_site: Any) -> None:
+    """The aiohttp session (livekit-api) caps what ``read()``/``json()`` take in, like the
+    httpx clients: a body past the cap is refused before it is kept."""
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    base, routes = local_site
+    routes["/big"] = _big  # 4 MB, no Content-Length
+    routes["/small"] = lambda h: (h.send_response(200), h.send_header("Content-Length", "2"), h.end_headers(),
+                                  h.wfile.write(b"{}"))
+
+    async def fetch(path: str) -> bytes:
+        async with outbound.aiohttp_session(outbound.Policy(max_response_bytes=100_000)) as session:
+            async with session.get(f"{base}{path}") as response:
+                return await response.read()
+
+    with outbound.using_resolver(Dns().set("site.customer.test", ["127.0.0.1"])):
+        with pytest.raises(outbound.OutboundTooLarge, match="limit of 100,000 bytes"):
+            asyncio.run(fetch("/big"))
+        assert asyncio.run(fetch("/small")) == b"{}"
+
+
+def _compressed(body: bytes, coding: str, seen: list[str] | None = None) -> Any:
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        if seen is not None:
+            seen.append(h.headers.get("Accept-Encoding", ""))
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        h.send_header("Content-Encoding", coding)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+    return handle
+
+
+def test_a_gzip_bomb_is_cut_off_at_the_cap_once_decompressed(hostile: Any, local_site: Any) -> None:
+    """The cap counts what the body inflates to, not only the bytes on the wire: 8 MB of
+    zeros arrive as an 8 KB gzip body, far under the cap, and the client would decompress
+    all of it (a 10 MB cap's worth of gzip is 10 GB)."""
+    import gzip
+
+    from knowledge.fetching import FetchError, fetch_url
+
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    base, routes = local_site
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))
+    assert len(bomb) < 10_000
+    asked: list[str] = []
+    routes["/bomb"] = _compressed(bomb, "gzip", asked)
+    routes["/deflate-bomb"] = _compressed(zlib.compress(b"\0" * (8 * 1024 * 1024)), "deflate")
+    page = b"<html><body><p>Opening hours: nine to five.</p></body></html>" * 100
+    routes["/page"] = _compressed(gzip.compress(page), "gzip")
+    routes["/brotli"] = _compressed(b"\x0b\x02\x80hello\x03", "br")
+    routes["/twice"] = _compressed(gzip.compress(gzip.compress(page)), "gzip, gzip")
+    with outbound.using_resolver(Dns().set("site.customer.test", ["127.0.0.1"])):
+        with pytest.raises(FetchError, match="file too large: the page is larger than 100,000 bytes once "
+                                             "decompressed, limit 100,000 bytes") as cut:
+            fetch_url(f"{base}/bomb", max_bytes=100_000, timeout=10)
+        assert cut.value.code == "too_large"
+        assert asked == ["gzip, deflate"]  # only codings the guard can count (no br, no zstd)
+        with outbound.sync_client(outbound.Policy(max_response_bytes=100_000)) as client:
+            with pytest.raises(outbound.OutboundTooLarge, match="100,000 bytes once decompressed"):
+                client.get(f"{base}/deflate-bomb")
+            for unaskable in ("/brotli", "/twice"):
+                with pytest.raises(outbound.OutboundTooLarge, match="which was not accepted"):
+                    client.get(f"{base}{unaskable}")
+            # Compression within the cap still works as before.
+            assert client.get(f"{base}/page").content == page
+        assert fetch_url(f"{base}/page", max_bytes=100_000, timeout=10).data == page
 
 
 def test_livekit_url_is_pinned_when_the_credential_is_tested(hostile: Any, org_a: Any) -> None:

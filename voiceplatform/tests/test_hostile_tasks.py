@@ -3,7 +3,7 @@
 - Every registered task has a soft and a hard time limit and an explicit queue.
 - Ingestion (content any editor can supply) runs on its own queue and worker: while a
   poisoned document holds the ingest worker, a call is still finalised and its webhook
-  delivered by the default worker.
+  delivered, and a campaign dials and completes, on the default worker.
 - An ingestion that outlives its soft time limit ends `failed` / `timed_out` with the
   limit in the message, and the ingest worker takes the next document.
 """
@@ -23,6 +23,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from calls.tests.calls_fixtures import *  # noqa: F401,F403 - carrier fakes wired into org A
+from calls.tests.calls_fixtures import PUBLIC
 from knowledge.models import DocumentVersion, IngestState
 from knowledge.services import SourceInput, add_document, create_knowledge_base
 from knowledge.testing.fake_embeddings import FakeOpenAIEmbeddings
@@ -156,7 +158,12 @@ def _version(document: Any) -> DocumentVersion:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_stuck_ingestion_never_delays_call_finalisation_or_its_webhook(org_a: Any, workers: Any) -> None:
+def test_a_stuck_ingestion_never_delays_call_finalisation_its_webhook_or_a_campaign(
+        org_a: Any, workers: Any, twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any) -> None:
+    from batches.models import Batch, BatchStatus
+    from batches.services import launch_batch
+    from batches.testing.processes import CarrierScript
+    from batches.tests.helpers import make_batch, us_numbers
     from calls.tasks import finalize_call_task
     from calls.tests.factories import make_call
     from integrations.services import create_webhook_endpoint
@@ -166,7 +173,8 @@ def test_a_stuck_ingestion_never_delays_call_finalisation_or_its_webhook(org_a: 
         kb = _held_knowledge_base(org_a, fake)
         endpoint = create_webhook_endpoint(org_a, SYSTEM, url=receiver.hook_url, events=["call.ended"])
         receiver.secret = endpoint.secret
-        started = [workers("ingest", django_settings.CELERY_INGEST_QUEUE), workers("default", django_settings.CELERY_TASK_DEFAULT_QUEUE)]
+        started = [workers("ingest", django_settings.CELERY_INGEST_QUEUE),
+                   workers("default", django_settings.CELERY_TASK_DEFAULT_QUEUE, PUBLIC_BASE_URL=PUBLIC)]
 
         # Two poisoned documents: the first holds the ingest worker, the second queues behind it.
         poisoned = [add_document(kb, SYSTEM, SourceInput(text=f"Refund policy {n}: paid within 30 days."))
@@ -187,6 +195,23 @@ def test_a_stuck_ingestion_never_delays_call_finalisation_or_its_webhook(org_a: 
         states = [_version(d).state for d in poisoned]
         assert states[0] == IngestState.EMBEDDING and states[1] == IngestState.QUEUED, states
         assert not fake.release.is_set()
+
+        # A campaign launched now dials and completes on the default worker, the ingest
+        # worker still held (the carrier's side played by signed status callbacks).
+        numbers = us_numbers(3)
+        batch = make_batch(twilio_org, agent_a, twilio_number,
+                           "phone,customer_name\n" + "".join(f"{n},C{i}\n" for i, n in enumerate(numbers)),
+                           concurrency=3, calls_per_second=20)
+        script = CarrierScript(fake_twilio, PUBLIC, lambda to, n: ("completed", ""), hold_s=0.3)
+        launch_batch(batch, SYSTEM)
+        def campaign_completed() -> bool:
+            script.tick()
+            return Batch.objects.get(pk=batch.pk).status == BatchStatus.COMPLETED
+
+        wait_until(campaign_completed, "the campaign to complete on the default worker", timeout=120,
+                   log_tail=lambda: "\n".join(f"--- {w.name}\n{w.log()}" for w in started))
+        assert {n: script.per_number[n] for n in numbers} == {n: 1 for n in numbers}
+        assert [_version(d).state for d in poisoned] == states and not fake.release.is_set()
 
         fake.release.set()
         wait_for(lambda: all(_version(d).state == IngestState.READY for d in poisoned), 120,

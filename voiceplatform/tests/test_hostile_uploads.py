@@ -1,5 +1,6 @@
-"""Uploads have a size cap (issue 11): every upload endpoint, API and dashboard, answers a
-body over UPLOAD_MAX_BYTES with 413 and the limit, and stores nothing.
+"""Uploads have a size cap (issue 11): every upload endpoint, API and dashboard (knowledge
+documents and versions, batch CSV/JSON and its preview, do-not-call imports, test-suite
+YAML imports), answers a body over UPLOAD_MAX_BYTES with 413 and the limit, and stores nothing.
 
 Through the production ASGI stack (uvicorn, as compose runs it) the cap holds before
 Django reads the body: a declared Content-Length over it is answered without reading a
@@ -23,9 +24,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.parsers import MultiPartParser
 
 from batches.models import Batch, DoNotCallNumber
+from calls.tests.factories import make_ready_agent
 from knowledge import services as knowledge
 from knowledge.models import Document, DocumentVersion
 from orgs.services import SYSTEM
+from simulations.models import Scenario, Suite
+from simulations.yaml_io import MAX_YAML_BYTES
 from voiceplatform.testing import subprocess_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +38,7 @@ LIMIT = 64 * 1024
 
 def stored() -> tuple[int, ...]:
     return (Document.objects.count(), DocumentVersion.objects.count(), Batch.objects.count(),
-            DoNotCallNumber.objects.count())
+            DoNotCallNumber.objects.count(), Suite.objects.count(), Scenario.objects.count())
 
 
 def big_csv() -> bytes:
@@ -42,9 +46,11 @@ def big_csv() -> bytes:
     return f"phone,name\n{rows}\n".encode()
 
 
-def endpoints(kb: Any, document: Any) -> list[tuple[str, str, dict[str, Any]]]:
+def endpoints(kb: Any, document: Any, agent: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """(kind, url, form fields) of every upload the platform accepts."""
     return [
+        ("api", "/api/v1/test-suites/import/", {"agent": str(agent.public_id)}),
+        ("dashboard", "/tests/", {"agent": str(agent.public_id)}),
         ("api", f"/api/v1/knowledge-bases/{kb.public_id}/documents/", {}),
         ("api", f"/api/v1/knowledge-bases/{kb.public_id}/documents/{document.public_id}/versions/", {}),
         ("api", "/api/v1/batches/", {"name": "Spring"}),
@@ -84,7 +90,8 @@ def test_every_upload_endpoint_refuses_an_oversized_body_with_413(org_a: Any, ed
     settings.UPLOAD_MAX_BYTES = LIMIT
     kb = knowledge.create_knowledge_base(org_a, SYSTEM, name="Support")
     document = knowledge.add_document(kb, SYSTEM, knowledge.SourceInput(text="Opening hours: nine to five."))
-    listed = endpoints(kb, document)
+    agent = make_ready_agent(org_a, name="Support line")
+    listed = endpoints(kb, document, agent)
     # The list covers every multipart API view (a new upload endpoint must join it).
     covered = {get_resolver().resolve(url).func.cls for kind, url, _ in listed if kind == "api"}
     multipart = _multipart_views()
@@ -96,6 +103,7 @@ def test_every_upload_endpoint_refuses_an_oversized_body_with_413(org_a: Any, ed
     assert "up to 32 KB" in client.get(f"/knowledge/{kb.public_id}/").content.decode()
     assert "up to 64 KB" in client.get("/batches/new/").content.decode()
     assert "up to 64 KB" in client.get("/batches/do-not-call/").content.decode()
+    assert f"up to {MAX_YAML_BYTES // 1024} KB" in client.get("/tests/").content.decode()  # its own, smaller cap
     before = stored()
     payload = big_csv()
     assert len(payload) > LIMIT
