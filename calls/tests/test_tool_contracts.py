@@ -12,6 +12,11 @@ knowledge and MCP fakes.
   the field, and have no effect.
 - A transfer number the model invents is refused (tool error + timeline event); so is a
   tool the agent was not given.
+- The built-ins are enumerated from their registry (``agents.builtin_tools.BUILTIN_TOOLS``):
+  a tool added there is driven by the generic contract test below at once, and fails
+  ``test_every_registered_built_in_has_an_effect_test`` until a test of its declared
+  effect is named in ``EFFECT_TESTS``. Custom HTTP tools are driven the same way, with
+  the spec the call offers them under.
 
 On the old code ``transfer_call`` (declared ``destination``, read ``to``/``number``)
 and ``send_sms`` (declared ``body``, read ``text``/``message``) failed every
@@ -37,9 +42,11 @@ from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator
 
 from agents.bridges.base import ResponseDone, ToolCall
+from agents.builtin_tools import BUILTIN_TOOLS
 from calls.media.session import CallSession
 from calls.media.tools import run_tool
-from calls.models import Call, CallEvent
+from calls.media.transfer import warm_result
+from calls.models import Call, CallEvent, TransferLeg
 from calls.services.lifecycle import record_session_result
 from calls.services.placement import place_outbound_call
 from calls.services.session import close_mcp_tools, load_session_context
@@ -53,13 +60,17 @@ T = TypeVar("T")
 
 CONTRACT = settings(max_examples=20, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-ALL_BUILTINS = ["end_call", "transfer_call", "send_dtmf", "search_knowledge", "send_sms"]
+# Every built-in the registry knows: a new one is in every test below that takes them all.
+ALL_BUILTINS = sorted(BUILTIN_TOOLS)
 DESTINATIONS = [
     {"label": "Sales", "number": "+1 (415) 555-0142", "description": "New orders and quotes"},
     {"label": "Front desk", "number": "sip:desk@pbx.example.com", "description": "A person at reception"},
     {"label": "London", "number": "+44 20 7183 8750"},
+    {"label": "Supervisor", "number": "+14155550146", "mode": "warm", "description": "A person, warm transfer"},
 ]
-TARGETS = {"Sales": "+14155550142", "Front desk": "sip:desk@pbx.example.com", "London": "+442071838750"}
+TARGETS = {"Sales": "+14155550142", "Front desk": "sip:desk@pbx.example.com", "London": "+442071838750",
+           "Supervisor": "+14155550146"}
+WARM = {"Supervisor"}
 RECIPIENTS = [{"label": "Manager", "number": "+14155550143", "description": "The shift manager"}]
 CALLEE = "+14155557777"
 # Failures a contract violation produces (as opposed to a clear domain error).
@@ -201,7 +212,7 @@ def test_the_model_is_offered_exactly_the_tools_the_call_can_run(phone_call: Cal
     specs = {t["name"]: t for t in session.context.config.tools}
     assert sorted(specs) == sorted(ALL_BUILTINS)
     destination = specs["transfer_call"]["parameters"]["properties"]["destination"]
-    assert destination["enum"] == ["Sales", "Front desk", "London"]
+    assert destination["enum"] == ["Sales", "Front desk", "London", "Supervisor"]
     # the model picks by name: no configured number or SIP URI is in what it is given
     assert not any(target in str(specs) for target in TARGETS.values())
     assert specs["send_sms"]["parameters"]["properties"]["to"]["enum"] == ["Manager"]
@@ -241,12 +252,23 @@ def test_transfer_call_accepts_every_declared_destination_and_dials_its_configur
 
     @CONTRACT
     @given(arguments_for(schema))
+    @example({"destination": "Supervisor", "reason": "wants a person"})
     def check(arguments: dict[str, Any]) -> None:
         session = loop.run(prepared_session(phone_call))
         output = loop.run(dispatch(session, "transfer_call", arguments))
         label = arguments["destination"]
-        assert output == {"ok": True, "transferred_to": label}
         target = TARGETS[label]
+        if label in WARM:  # the human is dialled while the caller stays with the agent
+            assert output == warm_result(label)
+            leg = TransferLeg.objects.filter(call=phone_call).latest("id")
+            assert (leg.destination, leg.target, leg.state, leg.started_by) == (label, target, "dialing", "agent")
+            assert fake_twilio.calls[leg.carrier_call_id]["to"] == target
+            assert not session.ending
+            loop.run(close(session))  # the caller hangs up: the ringing leg is cancelled, not left open
+            leg.refresh_from_db()
+            assert leg.state == "canceled"
+            return
+        assert output == {"ok": True, "transferred_to": label}
         twiml = fake_twilio.calls[phone_call.carrier_call_id]["twiml"][-1]
         assert (f"<Sip>{target}</Sip>" if target.startswith("sip:") else f"<Number>{target}</Number>") in twiml
         assert Call.objects.get(pk=phone_call.pk).transfer_to == target
@@ -344,6 +366,111 @@ def test_search_knowledge_accepts_every_declared_query(phone_call: Call, loop: L
     loop.run(close(session))
 
 
+def test_collect_sensitive_input_accepts_its_declared_arguments_and_makes_the_next_entry_private(
+        phone_call: Call, loop: LoopThread) -> None:
+    probe = loop.run(prepared_session(phone_call))
+    schema = spec_of(probe, "collect_sensitive_input")["parameters"]
+    loop.run(close(probe))
+
+    @CONTRACT
+    @given(arguments_for(schema))
+    def check(arguments: dict[str, Any]) -> None:
+        session = loop.run(prepared_session(phone_call))
+        assert not session.sensitive_input
+        output = loop.run(dispatch(session, "collect_sensitive_input", arguments))
+        assert output["ok"] is True and "private" in output["status"], output
+        assert session.sensitive_input  # the next keypad entry is not stored; the caller's channel is muted
+        assert [e.kind for e in session.events].count("sensitive_input_started") == 1
+        loop.run(close(session))
+
+    check()
+
+
+# --- every registered built-in: driven by the generic contract, and by an effect test ---------
+
+#: The test that checks each built-in's declared effect. A tool added to the registry
+#: (agents.builtin_tools.BUILTIN_TOOLS) fails the check below until it is named here.
+EFFECT_TESTS = {
+    "end_call": "test_end_call_accepts_every_declared_reason_and_ends_the_call_after_the_goodbye",
+    "transfer_call": "test_transfer_call_accepts_every_declared_destination_and_dials_its_configured_target",
+    "send_dtmf": "test_send_dtmf_accepts_every_declared_digit_string",
+    "search_knowledge": "test_search_knowledge_accepts_every_declared_query",
+    "send_sms": "test_send_sms_accepts_every_declared_message_and_texts_the_caller_or_a_named_recipient",
+    "collect_sensitive_input":
+        "test_collect_sensitive_input_accepts_its_declared_arguments_and_makes_the_next_entry_private",
+}
+
+
+def test_every_registered_built_in_has_an_effect_test() -> None:
+    assert sorted(EFFECT_TESTS) == ALL_BUILTINS, "name the test of the new tool's declared effect in EFFECT_TESTS"
+    missing = [test for test in EFFECT_TESTS.values() if not callable(globals().get(test))]
+    assert missing == []
+
+
+@pytest.mark.parametrize("tool", ALL_BUILTINS)
+def test_every_registered_built_in_is_offered_on_a_phone_call_and_keeps_its_contract(
+        tool: str, phone_call: Call, loop: LoopThread) -> None:
+    """Whatever the registry holds: an agent given every built-in offers each on a phone
+    call, and every argument set its declared schema allows is run by its handler (no
+    "invalid arguments", "unknown tool", missing key or internal failure)."""
+    probe = loop.run(prepared_session(phone_call))
+    offered = [t["name"] for t in probe.context.config.tools]
+    loop.run(close(probe))
+    assert tool in offered, f"{tool} is in the registry but a phone call with every built-in does not offer it"
+
+    @CONTRACT
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        session = loop.run(prepared_session(phone_call))
+        # the spec this call offers (enums filled in from the agent's settings), not the base one
+        arguments = data.draw(arguments_for(spec_of(session, tool)["parameters"]))
+        output = loop.run(dispatch(session, tool, arguments))
+        assert_contract_kept(output)
+        assert not (isinstance(output, dict) and "error" in output), (arguments, output)
+        loop.run(close(session))
+        loop.run(session.wait())
+
+    check()
+
+
+# --- custom HTTP tools: the spec the call offers, through the same dispatch -------------------------
+
+def test_http_tools_accept_every_argument_set_the_call_declares_for_them(org_a: Any, loop: LoopThread) -> None:
+    from agents.services import publish_agent
+    from integrations.http_tools import set_http_tool_agents
+    from integrations.testing.tool_endpoint import FakeToolEndpoint
+    from integrations.tests.factories import make_http_tool
+    from integrations.tests.test_http_tools import SCHEMA, SECRET
+
+    with FakeToolEndpoint(secret=SECRET) as endpoint:
+        agent = make_ready_agent(org_a, name="With an HTTP tool", builtin_tools=["end_call"])
+        tool = make_http_tool(org_a, url=f"{endpoint.url}/echo", parameters=SCHEMA, signing_secret=SECRET)
+        set_http_tool_agents(tool, SYSTEM, [agent])
+        publish_agent(agent, SYSTEM)
+        agent.refresh_from_db()
+        call = make_call(org_a, direction="web", status="in_progress", agent=agent,
+                         agent_version=agent.published_version)
+        session = loop.run(prepared_session(call, "web"))
+        spec = spec_of(session, tool.name)
+        assert spec["parameters"] == SCHEMA  # what the customer declared is what the model is given
+
+        @CONTRACT
+        @given(arguments_for(spec["parameters"]))
+        def check(arguments: dict[str, Any]) -> None:
+            received = len(endpoint.received)
+            output = loop.run(dispatch(session, tool.name, arguments))
+            assert_contract_kept(output)
+            assert output["received"] == arguments, output
+            assert len(endpoint.received) == received + 1 and endpoint.received[-1].signature_ok
+
+        check()
+        received = len(endpoint.received)
+        refused = loop.run(dispatch(session, tool.name, {"order": "A1", "quantity": 0}))
+        assert refused["error"].startswith(f"invalid arguments for {tool.name}: quantity: 0 is less than")
+        assert len(endpoint.received) == received  # what the schema forbids never leaves the platform
+        loop.run(close(session))
+
+
 # --- invalid arguments: refused before the handler, naming the field, no effect -------------
 
 
@@ -351,7 +478,7 @@ def _wrong_type(prop: dict[str, Any]) -> Any:
     return "seven" if prop.get("type") == "integer" else 7
 
 
-@pytest.mark.parametrize("tool", ["transfer_call", "send_dtmf", "send_sms", "search_knowledge", "end_call"])
+@pytest.mark.parametrize("tool", ALL_BUILTINS)
 def test_invalid_arguments_are_refused_naming_the_field_with_no_effect(
         tool: str, phone_call: Call, fake_twilio: Any, loop: LoopThread) -> None:
     session = loop.run(prepared_session(phone_call))
@@ -533,7 +660,7 @@ def test_a_realtime_model_transfers_by_name_and_an_invented_number_never_dials(
     (update,) = [m for m in fake.received_of("session.update") if m["session"].get("tools")]
     (offered,) = update["session"]["tools"]
     assert offered["name"] == "transfer_call"
-    assert offered["parameters"]["properties"]["destination"]["enum"] == ["Sales", "Front desk", "London"]
+    assert offered["parameters"]["properties"]["destination"]["enum"] == ["Sales", "Front desk", "London", "Supervisor"]
     outputs = {m["item"]["call_id"]: m["item"]["output"] for m in fake.received_of("conversation.item.create")
                if m.get("item", {}).get("type") == "function_call_output"}
     assert "destination: '+19005550100' is not one of" in outputs["invented"]
