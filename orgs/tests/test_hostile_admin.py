@@ -382,3 +382,22 @@ def test_a_number_in_use_is_refused_by_bulk_and_single_delete_with_the_services_
     assert single.status_code == 200 and "is still used by" in single.content.decode()
     assert PhoneNumber.objects.filter(pk=used.pk).exists()
     assert AuditLog.objects.filter(org=org_a, action="phone_number.deleted").count() == 1
+
+
+def test_demoting_the_last_owner_in_the_change_form_is_refused_with_the_services_reason(
+        org_a: Any, owner_a: Any, admin_a: Any, login: Any) -> None:
+    """The API refuses it (400); the admin's change form said so with a server error."""
+    membership = Membership.objects.get(org=org_a, user=owner_a)
+    client = login(owner_a)
+    url = reverse("admin:orgs_membership_change", args=[membership.pk])
+    response = client.post(url, {"org": org_a.pk, "user": owner_a.pk, "role": Role.ADMIN}, follow=True)
+    assert response.status_code == 200
+    assert "at least one owner" in response.content.decode()
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+    # an admin may not take ownership away either (only an owner can)
+    owner2 = _second_owner(org_a)
+    response = login(admin_a).post(url, {"org": org_a.pk, "user": owner_a.pk, "role": Role.VIEWER}, follow=True)
+    assert response.status_code == 200 and "Only an owner can" in response.content.decode()
+    assert Membership.objects.get(pk=membership.pk).role == Role.OWNER
+    assert Membership.objects.get(org=org_a, user=owner2).role == Role.OWNER
