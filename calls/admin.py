@@ -109,13 +109,6 @@ class PhoneNumberAdmin(OrgScopedAdmin):
                                         label=data.get("label", ""), inbound_agent=data.get("inbound_agent"))
         obj.pk, obj.public_id = saved.pk, saved.public_id
 
-    def delete_model(self, request: HttpRequest, obj: PhoneNumber) -> None:
-        delete_phone_number(obj, Actor.from_request(request))
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PhoneNumber]) -> None:
-        for number in queryset:
-            delete_phone_number(number, Actor.from_request(request))
-
 
 class LiveKitDispatchRuleForm(forms.ModelForm):
     """A rule's prefix and attributes checked by ``clean_rule``; errors land on their field."""

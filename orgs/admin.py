@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -19,7 +19,7 @@ from orgs.models import (
     ProviderCredential,
     Role,
 )
-from voiceplatform.admin import OrgScopedAdmin, _org
+from voiceplatform.admin import OrgScopedAdmin, ServiceRefused, _org, refusal_message
 
 
 @admin.register(Organization)
@@ -67,7 +67,10 @@ class MembershipAdmin(OrgScopedAdmin):
         if change and "role" in form.changed_data and not request.user.is_superuser:
             role = obj.role
             obj.role = Membership.objects.get(pk=obj.pk).role
-            services.change_member_role(obj, services.Actor.from_request(request), role)
+            try:
+                services.change_member_role(obj, services.Actor.from_request(request), role)
+            except (ValidationError, PermissionDenied) as exc:
+                raise ServiceRefused(refusal_message(exc)) from exc
             return
         super().save_model(request, obj, form, change)
 

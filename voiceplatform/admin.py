@@ -187,6 +187,17 @@ class OrgScopedAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse(f"admin:{info[0]}_{info[1]}_change", args=[object_id],
                                                 current_app=self.admin_site.name))
 
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> Any:
+        # A save that goes through a service may be refused by it (the last owner, a
+        # retention rule): say why, as the delete pages do, instead of a server error.
+        # Django's changeform_view runs in a transaction, so nothing of the save is kept.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as exc:
+            self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], Any]:
         # The delete service owns its cascade (a call's timeline, a base's documents), as in
         # the API: permission is the selected rows', not each cascaded model's admin's.

@@ -16,12 +16,14 @@ search, MCP) are registered there by the code that builds the context.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import SchemaError
-from jsonschema.validators import Draft202012Validator, validator_for
+from jsonschema import SchemaError, ValidationError
+from jsonschema.validators import Draft202012Validator, extend, validator_for
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
@@ -96,7 +98,7 @@ BUILTIN_TOOLS: dict[str, r.ToolHandler] = {
     "send_dtmf": send_dtmf,
 }
 
-__all__ = ["BUILTIN_TOOLS", "argument_errors", "declared_spec", "run_tool"]
+__all__ = ["BUILTIN_TOOLS", "argument_errors", "declared_spec", "ecma_pattern", "run_tool"]
 
 
 def declared_spec(ctx: r.SessionContext, name: str) -> dict[str, Any] | None:
@@ -120,10 +122,51 @@ def _where(error: Any) -> str:
     return path
 
 
+def ecma_pattern(pattern: str) -> str:
+    """``pattern`` for Python's ``re`` with the meaning JSON Schema gives it (ECMA-262, as the
+    model and pydantic read it): ``$`` is the end of the string. Python's ``$`` also matches
+    before a final newline, so ``^[0-9*#]+$`` let "12\\n" through to the carrier."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            lead = "^" if pattern[i + 1:i + 2] == "^" else ""
+            opening = "[" + lead + ("]" if pattern[i + 1 + len(lead):i + 2 + len(lead)] == "]" else "")
+            out.append(opening)  # a "]" first in a class is a literal in Python
+            i += len(opening)
+            continue
+        elif char == "$":
+            out.append(r"\Z")
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(ecma_pattern(pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 def argument_errors(schema: Mapping[str, Any] | None, arguments: Any) -> list[str]:
     """"field: why" for everything wrong with ``arguments`` under the declared ``schema``."""
     schema = dict(schema or {"type": "object"})
-    cls = validator_for(schema, default=Draft202012Validator)
+    base = validator_for(schema, default=Draft202012Validator)
+    cls = extend(base, {"pattern": _pattern})
     try:
         cls.check_schema(schema)
         # An explicit, empty registry: without one jsonschema still fetches remote $refs

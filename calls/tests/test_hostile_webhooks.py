@@ -470,6 +470,21 @@ class TestNumberSquatting:
         assert added.status_code == 302
         assert PhoneNumber.objects.get(e164=SQUATTED).carrier_number_id == a_holds_number
 
+    def test_plivo_numbers_are_checked_the_same_way(self, api: Any, outsider: Any, admin_a: Any, org_a: Any,
+                                                    fake_plivo: FakePlivo, b_plivo: FakePlivo, public_base: str) -> None:
+        store_credential(org_a, "plivo", fake_plivo.credentials)
+        fake_plivo.add_number(SQUATTED, "A's Plivo line")
+        b_plivo.add_number("+14155550178")
+        response = api(outsider).post("/api/v1/numbers/", {"e164": SQUATTED, "carrier": "plivo"}, format="json")
+        assert response.status_code == 400
+        (message,) = response.json()["error"]["fields"]["e164"]
+        assert "is not a number of this organisation's plivo account" in message
+        assert not PhoneNumber.objects.exists()
+        assert any("/Number/" in r.path for r in b_plivo.requests)  # B's own account was asked
+        added = api(admin_a).post("/api/v1/numbers/", {"e164": SQUATTED, "carrier": "plivo"}, format="json")
+        assert added.status_code == 201, added.json()
+        assert PhoneNumber.objects.get(e164=SQUATTED, carrier="plivo").org == org_a
+
     def test_without_a_credential_the_answer_names_the_problem(self, api: Any, outsider: Any,
                                                                 a_holds_number: str) -> None:
         response = api(outsider).post("/api/v1/numbers/", {"e164": SQUATTED, "carrier": "twilio"}, format="json")

@@ -12,6 +12,11 @@ knowledge and MCP fakes.
   the field, and have no effect.
 - A transfer number the model invents is refused (tool error + timeline event); so is a
   tool the agent was not given.
+- The built-ins are enumerated from their registry (``agents.builtin_tools.BUILTIN_TOOLS``):
+  a tool added there is driven by the generic contract test below at once, and fails
+  ``test_every_registered_built_in_has_an_effect_test`` until a test of its declared
+  effect is named in ``EFFECT_TESTS``. Custom HTTP tools are driven the same way, with
+  the spec the call offers them under.
 
 On the old code ``transfer_call`` (declared ``destination``, read ``to``/``number``)
 and ``send_sms`` (declared ``body``, read ``text``/``message``) failed every
@@ -21,6 +26,7 @@ schema-valid call, and undeclared built-ins (transfer to any number) ran anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import gc
 import itertools
@@ -34,12 +40,13 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
-from jsonschema import Draft202012Validator
 
 from agents.bridges.base import ResponseDone, ToolCall
+from agents.builtin_tools import BUILTIN_TOOLS
 from calls.media.session import CallSession
-from calls.media.tools import run_tool
-from calls.models import Call, CallEvent
+from calls.media.tools import argument_errors, ecma_pattern, run_tool
+from calls.media.transfer import warm_result
+from calls.models import Call, CallEvent, TransferLeg
 from calls.services.lifecycle import record_session_result
 from calls.services.placement import place_outbound_call
 from calls.services.session import close_mcp_tools, load_session_context
@@ -53,13 +60,17 @@ T = TypeVar("T")
 
 CONTRACT = settings(max_examples=20, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-ALL_BUILTINS = ["end_call", "transfer_call", "send_dtmf", "search_knowledge", "send_sms"]
+# Every built-in the registry knows: a new one is in every test below that takes them all.
+ALL_BUILTINS = sorted(BUILTIN_TOOLS)
 DESTINATIONS = [
     {"label": "Sales", "number": "+1 (415) 555-0142", "description": "New orders and quotes"},
     {"label": "Front desk", "number": "sip:desk@pbx.example.com", "description": "A person at reception"},
     {"label": "London", "number": "+44 20 7183 8750"},
+    {"label": "Supervisor", "number": "+14155550146", "mode": "warm", "description": "A person, warm transfer"},
 ]
-TARGETS = {"Sales": "+14155550142", "Front desk": "sip:desk@pbx.example.com", "London": "+442071838750"}
+TARGETS = {"Sales": "+14155550142", "Front desk": "sip:desk@pbx.example.com", "London": "+442071838750",
+           "Supervisor": "+14155550146"}
+WARM = {"Supervisor"}
 RECIPIENTS = [{"label": "Manager", "number": "+14155550143", "description": "The shift manager"}]
 CALLEE = "+14155557777"
 # Failures a contract violation produces (as opposed to a clear domain error).
@@ -73,8 +84,11 @@ def arguments_for(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     around them is composed here, because hypothesis-jsonschema 0.23.1's own object
     strategy calls a Hypothesis internal (``many.more``) that the pinned Hypothesis no
     longer has. Each drawn object is checked against the schema, so this cannot
-    generate what the schema forbids.
+    generate what the schema forbids. Patterns are generated as JSON Schema means them
+    (``$`` is the end of the string, not also before a final newline as in Python), which
+    is how the session's validator reads them too (``calls.media.tools.ecma_pattern``).
     """
+    schema = _as_ecma(schema)
     properties = schema.get("properties") or {}
     required = set(schema.get("required") or [])
 
@@ -88,13 +102,20 @@ def arguments_for(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
         {k: value(p) for k, p in properties.items() if k in required},
         optional={**{k: value(p) for k, p in properties.items() if k not in required}, **extra},
     )
-    validator = Draft202012Validator(schema)
-
     def checked(arguments: dict[str, Any]) -> dict[str, Any]:
-        assert validator.is_valid(arguments), (schema, arguments)
+        assert argument_errors(schema, arguments) == [], (schema, arguments)
         return arguments
 
     return strategy.map(checked)
+
+
+def _as_ecma(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: ecma_pattern(v) if k == "pattern" and isinstance(v, str) else _as_ecma(v)
+                for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_as_ecma(v) for v in schema]
+    return schema
 
 
 class LoopThread:
@@ -201,7 +222,7 @@ def test_the_model_is_offered_exactly_the_tools_the_call_can_run(phone_call: Cal
     specs = {t["name"]: t for t in session.context.config.tools}
     assert sorted(specs) == sorted(ALL_BUILTINS)
     destination = specs["transfer_call"]["parameters"]["properties"]["destination"]
-    assert destination["enum"] == ["Sales", "Front desk", "London"]
+    assert destination["enum"] == ["Sales", "Front desk", "London", "Supervisor"]
     # the model picks by name: no configured number or SIP URI is in what it is given
     assert not any(target in str(specs) for target in TARGETS.values())
     assert specs["send_sms"]["parameters"]["properties"]["to"]["enum"] == ["Manager"]
@@ -241,12 +262,23 @@ def test_transfer_call_accepts_every_declared_destination_and_dials_its_configur
 
     @CONTRACT
     @given(arguments_for(schema))
+    @example({"destination": "Supervisor", "reason": "wants a person"})
     def check(arguments: dict[str, Any]) -> None:
         session = loop.run(prepared_session(phone_call))
         output = loop.run(dispatch(session, "transfer_call", arguments))
         label = arguments["destination"]
-        assert output == {"ok": True, "transferred_to": label}
         target = TARGETS[label]
+        if label in WARM:  # the human is dialled while the caller stays with the agent
+            assert output == warm_result(label)
+            leg = TransferLeg.objects.filter(call=phone_call).latest("id")
+            assert (leg.destination, leg.target, leg.state, leg.started_by) == (label, target, "dialing", "agent")
+            assert fake_twilio.calls[leg.carrier_call_id]["to"] == target
+            assert not session.ending
+            loop.run(close(session))  # the caller hangs up: the ringing leg is cancelled, not left open
+            leg.refresh_from_db()
+            assert leg.state == "canceled"
+            return
+        assert output == {"ok": True, "transferred_to": label}
         twiml = fake_twilio.calls[phone_call.carrier_call_id]["twiml"][-1]
         assert (f"<Sip>{target}</Sip>" if target.startswith("sip:") else f"<Number>{target}</Number>") in twiml
         assert Call.objects.get(pk=phone_call.pk).transfer_to == target
@@ -344,6 +376,117 @@ def test_search_knowledge_accepts_every_declared_query(phone_call: Call, loop: L
     loop.run(close(session))
 
 
+def test_collect_sensitive_input_accepts_its_declared_arguments_and_makes_the_next_entry_private(
+        phone_call: Call, loop: LoopThread) -> None:
+    probe = loop.run(prepared_session(phone_call))
+    schema = spec_of(probe, "collect_sensitive_input")["parameters"]
+    loop.run(close(probe))
+
+    @CONTRACT
+    @given(arguments_for(schema))
+    def check(arguments: dict[str, Any]) -> None:
+        session = loop.run(prepared_session(phone_call))
+        assert not session.sensitive_input
+        output = loop.run(dispatch(session, "collect_sensitive_input", arguments))
+        assert output["ok"] is True and "private" in output["status"], output
+        assert session.sensitive_input  # the next keypad entry is not stored; the caller's channel is muted
+        assert [e.kind for e in session.events].count("sensitive_input_started") == 1
+        loop.run(close(session))
+
+    check()
+
+
+# --- every registered built-in: driven by the generic contract, and by an effect test ---------
+
+#: The test that checks each built-in's declared effect. A tool added to the registry
+#: (agents.builtin_tools.BUILTIN_TOOLS) fails the check below until it is named here.
+EFFECT_TESTS = {
+    "end_call": "test_end_call_accepts_every_declared_reason_and_ends_the_call_after_the_goodbye",
+    "transfer_call": "test_transfer_call_accepts_every_declared_destination_and_dials_its_configured_target",
+    "send_dtmf": "test_send_dtmf_accepts_every_declared_digit_string",
+    "search_knowledge": "test_search_knowledge_accepts_every_declared_query",
+    "send_sms": "test_send_sms_accepts_every_declared_message_and_texts_the_caller_or_a_named_recipient",
+    "collect_sensitive_input":
+        "test_collect_sensitive_input_accepts_its_declared_arguments_and_makes_the_next_entry_private",
+}
+
+
+def test_every_registered_built_in_has_an_effect_test() -> None:
+    assert sorted(EFFECT_TESTS) == ALL_BUILTINS, "name the test of the new tool's declared effect in EFFECT_TESTS"
+    missing = [test for test in EFFECT_TESTS.values() if not callable(globals().get(test))]
+    assert missing == []
+
+
+# The first knowledge search loads the local embedding model (seconds), once per process.
+WARM_UP: dict[str, dict[str, Any]] = {"search_knowledge": {"query": "warm up"}}
+
+
+@pytest.mark.parametrize("tool", ALL_BUILTINS)
+def test_every_registered_built_in_is_offered_on_a_phone_call_and_keeps_its_contract(
+        tool: str, phone_call: Call, loop: LoopThread) -> None:
+    """Whatever the registry holds: an agent given every built-in offers each on a phone
+    call, and every argument set its declared schema allows is run by its handler (no
+    "invalid arguments", "unknown tool", missing key or internal failure)."""
+    probe = loop.run(prepared_session(phone_call))
+    offered = [t["name"] for t in probe.context.config.tools]
+    if tool in WARM_UP:  # one-off start-up work the tool timeout is not meant to cover
+        loop.run(probe.context.tools[tool](WARM_UP[tool], probe))
+    loop.run(close(probe))
+    assert tool in offered, f"{tool} is in the registry but a phone call with every built-in does not offer it"
+
+    @CONTRACT
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        session = loop.run(prepared_session(phone_call))
+        # the spec this call offers (enums filled in from the agent's settings), not the base one
+        arguments = data.draw(arguments_for(spec_of(session, tool)["parameters"]))
+        output = loop.run(dispatch(session, tool, arguments))
+        assert_contract_kept(output)
+        assert not (isinstance(output, dict) and "error" in output), (arguments, output)
+        loop.run(close(session))
+        loop.run(session.wait())
+
+    check()
+
+
+# --- custom HTTP tools: the spec the call offers, through the same dispatch -------------------------
+
+def test_http_tools_accept_every_argument_set_the_call_declares_for_them(org_a: Any, loop: LoopThread) -> None:
+    from agents.services import publish_agent
+    from integrations.http_tools import set_http_tool_agents
+    from integrations.testing.tool_endpoint import FakeToolEndpoint
+    from integrations.tests.factories import make_http_tool
+    from integrations.tests.test_http_tools import SCHEMA, SECRET
+
+    with FakeToolEndpoint(secret=SECRET) as endpoint:
+        agent = make_ready_agent(org_a, name="With an HTTP tool", builtin_tools=["end_call"])
+        tool = make_http_tool(org_a, url=f"{endpoint.url}/echo", parameters=SCHEMA, signing_secret=SECRET)
+        set_http_tool_agents(tool, SYSTEM, [agent])
+        publish_agent(agent, SYSTEM)
+        agent.refresh_from_db()
+        call = make_call(org_a, direction="web", status="in_progress", agent=agent,
+                         agent_version=agent.published_version)
+        session = loop.run(prepared_session(call, "web"))
+        spec = spec_of(session, tool.name)
+        assert spec["parameters"] == SCHEMA  # what the customer declared is what the model is given
+
+        @CONTRACT
+        @given(arguments_for(spec["parameters"]))
+        def check(arguments: dict[str, Any]) -> None:
+            received = len(endpoint.received)
+            output = loop.run(dispatch(session, tool.name, arguments))
+            assert_contract_kept(output)
+            assert output["received"] == arguments, output
+            assert len(endpoint.received) == received + 1 and endpoint.received[-1].signature_ok
+
+        check()
+        received = len(endpoint.received)
+        refused = loop.run(dispatch(session, tool.name, {"order": "A1", "quantity": 0}))
+        assert refused["error"].startswith(f"invalid arguments for {tool.name}: quantity: 0 is less than")
+        assert len(endpoint.received) == received  # what the schema forbids never leaves the platform
+        loop.run(close(session))
+
+
 # --- invalid arguments: refused before the handler, naming the field, no effect -------------
 
 
@@ -351,7 +494,7 @@ def _wrong_type(prop: dict[str, Any]) -> Any:
     return "seven" if prop.get("type") == "integer" else 7
 
 
-@pytest.mark.parametrize("tool", ["transfer_call", "send_dtmf", "send_sms", "search_knowledge", "end_call"])
+@pytest.mark.parametrize("tool", ALL_BUILTINS)
 def test_invalid_arguments_are_refused_naming_the_field_with_no_effect(
         tool: str, phone_call: Call, fake_twilio: Any, loop: LoopThread) -> None:
     session = loop.run(prepared_session(phone_call))
@@ -367,7 +510,9 @@ def test_invalid_arguments_are_refused_naming_the_field_with_no_effect(
         cases += [({"body": "hi", "to": "+14155550123"}, "to"), ({"body": "   "}, "body"),
                   ({"body": "x" * 1601}, "body")]
     if tool == "send_dtmf":
-        cases += [({"digits": "12A"}, "digits"), ({"digits": "1" * 33}, "digits"), ({"digits": ""}, "digits")]
+        cases += [({"digits": "12A"}, "digits"), ({"digits": "1" * 33}, "digits"), ({"digits": ""}, "digits"),
+                  # "$" ends the string in JSON Schema; Python's "$" also let a final newline through
+                  ({"digits": "12\n"}, "digits")]
     state = (list(fake_twilio.calls[phone_call.carrier_call_id]["twiml"]), dict(fake_twilio.messages),
              CallEvent.objects.filter(call=phone_call).exclude(kind="call.transfer_refused").count())
     for arguments, field in cases:
@@ -441,41 +586,92 @@ def test_sms_to_anyone_but_the_caller_or_a_named_recipient_is_refused(
 
 # --- the MCP tool adapter -------------------------------------------------------------------
 
+OWN_MCP_SERVERS = ["telegram", "gmail", "shopify", "whatsapp"]
 
-@pytest.fixture
-def telegram_call(org_a: Any) -> Iterator[tuple[Call, Any]]:
-    from integrations.mcp_servers.telegram import TelegramConfig, build_server
-    from integrations.models import McpServer
-    from integrations.testing.fake_telegram import FakeTelegram
+
+@contextlib.contextmanager
+def own_mcp_server(kind: str, tmp_path: Any) -> Iterator[tuple[Any, str, dict[str, str]]]:
+    """(vendor fake, MCP URL, connection headers) of one of the project's own MCP servers."""
     from integrations.testing.mcp import serve_mcp
 
-    with FakeTelegram(tokens={"7:BOT"}) as fake:
-        config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url)
-        with serve_mcp(build_server(config), config) as url:
-            server = McpServer.objects.create(org=org_a, name="Telegram", url=f"{url}/mcp",
-                                              auth_headers={"Authorization": "Bearer platform-token",
-                                                            "X-Telegram-Bot-Token": "7:BOT"})
-            agent = make_ready_agent(org_a, name="Messenger", mcp_server_ids=[str(server.public_id)])
-            call = make_call(org_a, direction="web", status="in_progress", agent=agent,
-                             agent_version=agent.published_version)
-            yield call, fake
+    caller = {"Authorization": "Bearer platform-token"}
+    tokens = frozenset({"platform-token"})
+    if kind == "telegram":
+        from integrations.mcp_servers.telegram import TelegramConfig
+        from integrations.mcp_servers.telegram import build_server as telegram
+        from integrations.testing.fake_telegram import FakeTelegram
+
+        with FakeTelegram(tokens={"7:BOT"}) as fake:
+            config = TelegramConfig(caller_tokens=tokens, api_base=fake.url)
+            with serve_mcp(telegram(config), config) as url:
+                yield fake, url, {**caller, "X-Telegram-Bot-Token": "7:BOT"}
+    elif kind == "gmail":
+        from integrations.mcp_servers.gmail import GmailConfig
+        from integrations.mcp_servers.gmail import build_server as gmail
+        from integrations.testing.fake_gmail import FakeGmail
+
+        with FakeGmail() as fake:
+            gmail_config = GmailConfig(caller_tokens=tokens, api_base=fake.url, token_url=fake.token_url)
+            with serve_mcp(gmail(gmail_config), gmail_config) as url:
+                yield fake, url, {**caller, "X-Google-Client-Id": "cid.apps.googleusercontent.com",
+                                  "X-Google-Client-Secret": "csecret", "X-Google-Refresh-Token": "1//refresh"}
+    elif kind == "shopify":
+        from integrations.mcp_servers.shopify import ShopifyConfig
+        from integrations.mcp_servers.shopify import build_server as shopify
+        from integrations.testing.fake_shopify import FakeShopify
+
+        with FakeShopify() as fake:
+            shopify_config = ShopifyConfig(caller_tokens=tokens, shop_url_template=fake.shop_url_template)
+            with serve_mcp(shopify(shopify_config), shopify_config) as url:
+                yield fake, url, {**caller, "X-Shopify-Shop": "acme.myshopify.com",
+                                  "X-Shopify-Access-Token": "shpat_test"}
+    else:
+        from integrations.mcp_servers.whatsapp import WhatsAppConfig
+        from integrations.mcp_servers.whatsapp import build_server as whatsapp
+        from integrations.testing.fake_whatsapp import FakeWhatsApp
+
+        with FakeWhatsApp() as fake:
+            whatsapp_config = WhatsAppConfig(caller_tokens=tokens, api_base=fake.url, app_secret="meta-app-secret",
+                                    verify_token="verify-me", store_path=str(tmp_path / "wa.sqlite3"))
+            with serve_mcp(whatsapp(whatsapp_config), whatsapp_config) as url:
+                yield fake, url, {**caller, "X-WhatsApp-Access-Token": fake.token,
+                                  "X-WhatsApp-Phone-Number-Id": fake.phone_number_id}
+
+
+@pytest.fixture(params=OWN_MCP_SERVERS)
+def mcp_call(request: Any, org_a: Any, tmp_path: Any) -> Iterator[tuple[str, Call, Any]]:
+    """A web call of an agent connected to one of the project's own MCP servers."""
+    from integrations.models import McpServer
+
+    with own_mcp_server(request.param, tmp_path) as (fake, url, headers):
+        server = McpServer.objects.create(org=org_a, name=request.param.capitalize(), url=f"{url}/mcp",
+                                          auth_headers=headers)
+        agent = make_ready_agent(org_a, name="Messenger", mcp_server_ids=[str(server.public_id)])
+        call = make_call(org_a, direction="web", status="in_progress", agent=agent,
+                         agent_version=agent.published_version)
+        yield request.param, call, fake
 
 
 def test_mcp_tools_accept_every_argument_set_their_declared_schema_allows(
-        telegram_call: tuple[Call, Any], loop: LoopThread) -> None:
-    call, fake = telegram_call
+        mcp_call: tuple[str, Call, Any], loop: LoopThread) -> None:
+    """Every tool of each of the project's own MCP servers, through the MCP tool adapter:
+    what the declared schema allows is run (a vendor's refusal is a plain domain error,
+    never the server's own argument validation disagreeing with what it declared)."""
+    kind, call, fake = mcp_call
     session = loop.run(prepared_session(call, "web"))
-    specs = [t for t in session.context.config.tools if t["name"].startswith("telegram__")]
-    assert specs
+    specs = [t for t in session.context.config.tools if t["name"].startswith(f"{kind}__")]
+    assert specs, f"the {kind} server offered no tools"
     for spec in specs:
         @CONTRACT
         @given(arguments_for(spec["parameters"]))
         def check(arguments: dict[str, Any]) -> None:
-            sent_before = len(fake.sent)
+            sent_before = len(fake.sent) if kind == "telegram" else 0
             output = loop.run(dispatch(session, spec["name"], arguments))  # noqa: B023 - check() runs in this iteration
             assert_contract_kept(output)
             # the server's own argument validation never disagrees with what it declared
-            assert not (isinstance(output, dict) and "validation error" in output.get("error", "")), output
+            assert not (isinstance(output, dict) and "validation error" in output.get("error", "").lower()), output
+            if kind != "telegram":
+                return
             if isinstance(output, dict):  # a domain error from Telegram, said plainly
                 assert "Telegram API refused" in output["error"], output
                 assert len(fake.sent) == sent_before
@@ -483,13 +679,13 @@ def test_mcp_tools_accept_every_argument_set_their_declared_schema_allows(
                 assert fake.sent[-1]["text"] == arguments["text"]
 
         check()
-    # and what the schema forbids never reaches the server
-    requests_before = len(fake.requests)
-    output = loop.run(dispatch(session, "telegram__send_message", {"chat_id": 1001}))
-    assert output["error"] == "invalid arguments for telegram__send_message: text: 'text' is a required property"
-    output = loop.run(dispatch(session, "telegram__read_messages", {"limit": 0}))
-    assert output["error"].startswith("invalid arguments for telegram__read_messages: limit: 0 is less than")
-    assert len(fake.requests) == requests_before
+    if kind == "telegram":  # and what the schema forbids never reaches the server
+        requests_before = len(fake.requests)
+        output = loop.run(dispatch(session, "telegram__send_message", {"chat_id": 1001}))
+        assert output["error"] == "invalid arguments for telegram__send_message: text: 'text' is a required property"
+        output = loop.run(dispatch(session, "telegram__read_messages", {"limit": 0}))
+        assert output["error"].startswith("invalid arguments for telegram__read_messages: limit: 0 is less than")
+        assert len(fake.requests) == requests_before
     loop.run(close(session))
     loop.run(close_mcp_tools(str(call.public_id)))
 
@@ -533,7 +729,7 @@ def test_a_realtime_model_transfers_by_name_and_an_invented_number_never_dials(
     (update,) = [m for m in fake.received_of("session.update") if m["session"].get("tools")]
     (offered,) = update["session"]["tools"]
     assert offered["name"] == "transfer_call"
-    assert offered["parameters"]["properties"]["destination"]["enum"] == ["Sales", "Front desk", "London"]
+    assert offered["parameters"]["properties"]["destination"]["enum"] == ["Sales", "Front desk", "London", "Supervisor"]
     outputs = {m["item"]["call_id"]: m["item"]["output"] for m in fake.received_of("conversation.item.create")
                if m.get("item", {}).get("type") == "function_call_output"}
     assert "destination: '+19005550100' is not one of" in outputs["invented"]
@@ -544,8 +740,6 @@ def test_a_realtime_model_transfers_by_name_and_an_invented_number_never_dials(
 
 
 def test_a_schema_referring_outside_itself_is_refused_without_fetching_anything() -> None:
-    from calls.media.tools import argument_errors
-
     with FakeTwilio() as probe:  # any local HTTP server: the $ref must never be requested
         schema = {"type": "object", "properties": {"q": {"$ref": f"{probe.base_url}/schema.json"}}}
         (problem,) = argument_errors(schema, {"q": "x"})

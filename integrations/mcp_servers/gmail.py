@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -34,7 +35,10 @@ DEFAULT_API_BASE = "https://gmail.googleapis.com"
 DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
 # Refresh a little early so a token never expires between our check and Gmail's.
 _EXPIRY_MARGIN_S = 60
-_EMAIL_PATTERN = r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$"
+# No separators, RFC 5322 specials or control characters: each of these either splits one
+# address into several or makes Python's address parser fail (``a@[.b`` raised IndexError).
+_ADDRESS_CHAR = r'[^@\s,;<>()\[\]\\:"\x00-\x1f\x7f]'
+_EMAIL_PATTERN = rf"^{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+\.{_ADDRESS_CHAR}+$"
 
 Email = Annotated[str, Field(pattern=_EMAIL_PATTERN, description="An email address")]
 
@@ -167,11 +171,16 @@ def build_server(config: GmailConfig) -> MCPServer:
     ) -> dict[str, Any]:
         """Send a plain-text email from the connected mailbox. Returns the new message id and thread id."""
         message = EmailMessage()
-        message["To"] = ", ".join(to)
-        if cc:
-            message["Cc"] = ", ".join(cc)
-        message["Subject"] = subject
-        message.set_content(body)
+        try:
+            message["To"] = ", ".join(to)
+            if cc:
+                message["Cc"] = ", ".join(cc)
+            # A subject is one line: a line break would start another header (Bcc: …).
+            message["Subject"] = re.sub(r"[\r\n]+", " ", subject)
+            message.set_content(body)
+        except (ValueError, IndexError, TypeError) as exc:  # what the declared schema did not foresee
+            raise ToolError("the email could not be written: a recipient or the subject is not something an "
+                            f"email header can carry ({exc.__class__.__name__})") from None
         payload: dict[str, Any] = {}
         if reply_to_message_id:
             original = await gmail(

@@ -103,3 +103,22 @@ def test_bad_addresses_rejected_before_upstream(gmail):
     assert result.is_error
     assert "to.0" in result.text and "String should match pattern" in result.text
     assert fake.token_requests == 0 and fake.sent_raw == []
+
+
+@pytest.mark.parametrize("address", ["a@[.b", "(@a.b", 'a"b@c.d', "a@b.c\x00", "a:b@c.d"])
+def test_addresses_the_schema_allowed_but_python_could_not_parse_are_refused_by_the_schema(gmail, address):
+    """Found by the MCP contract test (calls/tests/test_tool_contracts.py): "a@[.b" matched the
+    declared pattern and then crashed the email parser (an unexplained tool failure)."""
+    fake, url = gmail
+    result = run(url, "send_email", {"to": ["ok@example.com"], "cc": [address], "subject": "s", "body": "b"})
+    assert result.is_error and "cc.0" in result.text and "String should match pattern" in result.text
+    assert fake.sent_raw == []
+
+
+def test_a_line_break_in_the_subject_cannot_add_a_header(gmail):
+    fake, url = gmail
+    result = run(url, "send_email", {"to": ["ada@example.com"], "subject": "Order 12\r\nBcc: eve@example.com",
+                                     "body": "b"})
+    assert not result.is_error, result.text
+    (sent,) = fake.sent_raw
+    assert sent["Subject"] == "Order 12 Bcc: eve@example.com" and sent["Bcc"] is None

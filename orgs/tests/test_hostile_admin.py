@@ -257,6 +257,25 @@ def test_every_admin_deletes_through_its_service_or_not_at_all(db: Any, login: A
     assert "calls.Call" in checked and "orgs.Membership" in checked
 
 
+def test_every_admin_of_a_project_model_is_org_scoped_and_keeps_the_services_refusals() -> None:
+    """A project model registered with a plain ``ModelAdmin`` would offer Django's
+    ``QuerySet.delete()`` to any staff user with model permissions; an admin that
+    overrides ``delete_model``/``delete_queryset`` would skip the conversion of the
+    service's refusal into a message (a number a campaign uses was a server error)."""
+    local = {model for config in _local_apps() for model in config.get_models()}
+    plain, overridden = [], []
+    for model, model_admin in admin.site._registry.items():
+        if model not in local:
+            continue
+        if not isinstance(model_admin, OrgScopedAdmin):
+            plain.append(model._meta.label)
+        elif model_admin.delete_service is not None:
+            overridden += [f"{model._meta.label}.{name}" for name in ("delete_model", "delete_queryset")
+                           if getattr(type(model_admin), name) is not getattr(OrgScopedAdmin, name)]
+    assert plain == [] and overridden == []
+    assert len([m for m in admin.site._registry if m in local]) >= 30  # the project's admins are all here
+
+
 def test_org_scoped_admin_deletes_follow_the_roles(org_a: Any, owner_a: Any, admin_a: Any, editor_a: Any,
                                                    viewer_a: Any) -> None:
     """Who may delete in the admin, per role, against what the API allows."""
@@ -340,3 +359,45 @@ def test_every_choice_field_in_the_org_admin_is_scopable() -> None:
             if not (related is Organization or related is user_model or hasattr(related.objects, "for_org")):
                 unknown.append(f"{model._meta.label}.{field.name} → {related._meta.label}")
     assert unknown == []
+
+
+# --- numbers: a number a campaign uses ----------------------------------------------------------
+
+def test_a_number_in_use_is_refused_by_bulk_and_single_delete_with_the_services_reason(
+        org_a: Any, admin_a: Any, login: Any) -> None:
+    """The API's DELETE refuses a number a batch or schedule still dials from (400, naming
+    them); the admin's bulk and single delete give that same refusal, not a server error."""
+    from batches.tests.factories import make_batch
+    from calls.models import PhoneNumber
+    from calls.tests.factories import make_phone_number
+
+    used = make_batch(org_a).from_number
+    free = make_phone_number(org_a)
+    client = login(admin_a)
+    response = _bulk_delete(client, PhoneNumber, [used, free])
+    assert response.status_code in (200, 302)
+    assert PhoneNumber.objects.filter(pk=used.pk).exists() and not PhoneNumber.objects.filter(pk=free.pk).exists()
+    assert any("is still used by" in m and "Campaign" in m for m in _messages(response)), _messages(response)
+    single = client.post(reverse("admin:calls_phonenumber_delete", args=[used.pk]), {"post": "yes"}, follow=True)
+    assert single.status_code == 200 and "is still used by" in single.content.decode()
+    assert PhoneNumber.objects.filter(pk=used.pk).exists()
+    assert AuditLog.objects.filter(org=org_a, action="phone_number.deleted").count() == 1
+
+
+def test_demoting_the_last_owner_in_the_change_form_is_refused_with_the_services_reason(
+        org_a: Any, owner_a: Any, admin_a: Any, login: Any) -> None:
+    """The API refuses it (400); the admin's change form said so with a server error."""
+    membership = Membership.objects.get(org=org_a, user=owner_a)
+    client = login(owner_a)
+    url = reverse("admin:orgs_membership_change", args=[membership.pk])
+    response = client.post(url, {"org": org_a.pk, "user": owner_a.pk, "role": Role.ADMIN}, follow=True)
+    assert response.status_code == 200
+    assert "at least one owner" in response.content.decode()
+    membership.refresh_from_db()
+    assert membership.role == Role.OWNER
+    # an admin may not take ownership away either (only an owner can)
+    owner2 = _second_owner(org_a)
+    response = login(admin_a).post(url, {"org": org_a.pk, "user": owner_a.pk, "role": Role.VIEWER}, follow=True)
+    assert response.status_code == 200 and "Only an owner can" in response.content.decode()
+    assert Membership.objects.get(pk=membership.pk).role == Role.OWNER
+    assert Membership.objects.get(org=org_a, user=owner2).role == Role.OWNER

@@ -202,7 +202,7 @@ def _secrets_of(org: Any) -> set[str]:
     from django.contrib.auth import get_user_model
 
     from calls.models import Call
-    from integrations.models import McpServer, WebhookEndpoint
+    from integrations.models import HttpTool, McpServer, WebhookEndpoint
     from orgs.models import ApiKey, Invitation, ProviderCredential
 
     values: set[str] = set()
@@ -219,6 +219,8 @@ def _secrets_of(org: Any) -> set[str]:
     for server in McpServer.objects.filter(org=org):
         values |= {str(v) for v in server.auth_headers.values() if v}
     values |= {e.secret for e in WebhookEndpoint.objects.filter(org=org)}
+    for tool in HttpTool.objects.filter(org=org):
+        values |= {tool.signing_secret} | {str(v) for v in tool.headers.values() if v}
     values |= set(get_user_model().objects.filter(memberships__org=org).values_list("email", flat=True))
     return {v for v in values if len(v) >= 8}
 
@@ -323,10 +325,29 @@ class Findings:
     statuses: dict[int, int] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: "<operation> [<mode>]" → requests sent
+    sent: dict[str, int] = field(default_factory=dict)
+    #: operations with ids in their path → requests aimed at a real object of either org
+    on_real_objects: dict[str, int] = field(default_factory=dict)
 
-    def record(self, response: Any) -> None:
+    def record(self, response: Any, label: str = "", real_object: bool = False) -> None:
         self.requests += 1
         self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+        self.sent[label] = self.sent.get(label, 0) + 1
+        if real_object:
+            operation = label.rsplit(" [", 1)[0]
+            self.on_real_objects[operation] = self.on_real_objects.get(operation, 0) + 1
+
+    def uncovered(self, schema: Any) -> list[str]:
+        """Operations of ``schema`` this run did not exercise: no schema-valid request
+        sent, or (for a route with an id) none aimed at a real object of either org."""
+        missing = []
+        for operation in _operations(schema):
+            if not self.sent.get(f"{operation.label} [{GenerationMode.POSITIVE.value}]"):
+                missing.append(f"{operation.label}: no request")
+            elif operation.path_parameters and not self.on_real_objects.get(operation.label):
+                missing.append(f"{operation.label}: no request at a real object")
+        return missing
 
 
 def _swap_ids(value: Any, draw: Any, pool: list[str]) -> Any:
@@ -355,7 +376,8 @@ def _fuzz_operation(operation: Any, base_url: str, attacker: Tenant, victim: Ten
         strategies += [operation.as_strategy(generation_mode=mode, path_parameters=p) for p in path_choices]
         started = time.monotonic()
         try:
-            _probe(label, st.one_of(strategies), base_url, attacker, checks, findings, session, body_pool)()
+            _probe(label, st.one_of(strategies), base_url, attacker, checks, findings, session, body_pool,
+                   {frozenset(p.items()) for p in path_choices})()
         except Exception as exc:  # noqa: BLE001 - recorded as a finding unless generation itself could not proceed
             if "Unsatisfiable" not in type(exc).__name__ and "cannot be negated" not in str(exc):
                 findings.failures.setdefault(f"{label} error", repr(exc))
@@ -363,7 +385,7 @@ def _fuzz_operation(operation: Any, base_url: str, attacker: Tenant, victim: Ten
 
 
 def _probe(label: str, strategy: Any, base_url: str, attacker: Tenant, checks: list[Any], findings: Findings,
-           session: requests.Session, body_pool: list[str]) -> Any:
+           session: requests.Session, body_pool: list[str], real_paths: set[frozenset[Any]]) -> Any:
     """The Hypothesis test for one operation and generation mode; failures are recorded
     (not raised) so one run reports every operation that fails."""
 
@@ -379,7 +401,8 @@ def _probe(label: str, strategy: Any, base_url: str, attacker: Tenant, checks: l
         if case.query:
             case.query = _swap_ids(dict(case.query), data.draw, body_pool)
         response = case.call(base_url=base_url, headers=attacker.headers, session=session, timeout=30)
-        findings.record(response)
+        real = frozenset({k: str(v) for k, v in (case.path_parameters or {}).items()}.items()) in real_paths
+        findings.record(response, label, real_object=real)
         try:
             case.validate_response(response, checks=checks, headers=attacker.headers)
         except FailureGroup as exc:
@@ -451,6 +474,9 @@ def test_schema_fuzz_by_another_org_finds_no_server_error_and_no_leak(tenants: t
     print(f"\nschema fuzz: {findings.requests} requests in {elapsed:.0f} s, statuses {sorted(findings.statuses.items())}")
     print("slowest:", sorted(findings.seconds.items(), key=lambda kv: -kv[1])[:10])
     assert findings.requests > 500
+    # Every operation of the committed schema was exercised (one added since is too):
+    # a schema-valid request, and for a route with an id one aimed at a real object.
+    assert not findings.uncovered(schema), findings.uncovered(schema)
     # Enough of the generated requests got past validation to mean something.
     assert sum(n for s, n in findings.statuses.items() if s < 300) > 100
     assert not findings.failures, "\n\n".join(f"{k}\n{v}" for k, v in sorted(findings.failures.items()))[:20000]
@@ -492,3 +518,21 @@ def test_every_id_route_is_a_404_for_another_orgs_ids(tenants: tuple[Tenant, Ten
     print(f"\nforeign ids in paths: {tried} requests with org A's key at org B's objects")
     assert tried > 60
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_coverage_check_names_every_operation_a_run_did_not_reach() -> None:
+    """The check the fuzz run ends with: an operation of openapi.yaml (one added later
+    included) that got no request, or none at a real object, is named."""
+    schema = schemathesis.openapi.from_path(SCHEMA_PATH)
+    operations = list(_operations(schema))
+    assert len(operations) > 100
+    assert len(Findings().uncovered(schema)) == len(operations)
+    reached = Findings()
+    for operation in operations:
+        reached.sent[f"{operation.label} [{GenerationMode.POSITIVE.value}]"] = 1
+        if operation.path_parameters:
+            reached.on_real_objects[operation.label] = 1
+    assert reached.uncovered(schema) == []
+    with_id = next(o for o in operations if o.path_parameters)
+    del reached.on_real_objects[with_id.label]
+    assert reached.uncovered(schema) == [f"{with_id.label}: no request at a real object"]
