@@ -201,4 +201,4 @@ def test_a_human_who_never_publishes_audio_fails_the_call(org_a: Any, openai: Fa
     assert result.end_reason == "setup_error"
     call.refresh_from_db()
     assert call.status == Status.FAILED and "someone-else published no audio in room desk-3" in call.error
-    assert call.stream_connected_at is not None  # the agent was in the room; the human never came
+    assert call.stream_connected_at is None  # connected means the human's audio came in; it never did
