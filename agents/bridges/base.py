@@ -402,6 +402,18 @@ class Bridge(abc.ABC):
     #: Whether the provider takes still images during a session (see :meth:`send_image`).
     accepts_images: ClassVar[bool] = False
 
+    #: Each optional flag and the hook a bridge that sets it must implement.
+    _FLAG_HOOKS: ClassVar[dict[str, str]] = {"holds_responses": "_release_responses",
+                                              "accepts_images": "_send_image"}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A bridge that declares an optional capability must implement its hook: checked when
+        the class is defined, so no call can reach a hook the bridge does not have."""
+        super().__init_subclass__(**kwargs)
+        for flag, hook in Bridge._FLAG_HOOKS.items():
+            if getattr(cls, flag) and getattr(cls, hook) is getattr(Bridge, hook):
+                raise TypeError(f"{cls.__name__} sets {flag} but does not implement {hook}")
+
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
         self.capabilities = self.capabilities_for(config)
@@ -579,9 +591,9 @@ class Bridge(abc.ABC):
             self.config.hold_responses = False
             await self._release_responses()
 
-    async def _release_responses(self) -> None:
-        """Bridges with ``holds_responses`` reconfigure the provider session here."""
-        raise NotImplementedError(f"{self.provider} does not hold responses")
+    async def _release_responses(self) -> None:  # noqa: B027 - a hook __init_subclass__ requires where used
+        """Bridges with ``holds_responses`` reconfigure the provider session here (they must
+        override it: see :meth:`__init_subclass__`); only called when the flag is set."""
 
     async def say_aside(self, text: str) -> None:
         """Speak ``text`` now as an aside while the conversation waits (the filler line of a
@@ -667,8 +679,9 @@ class Bridge(abc.ABC):
     @abc.abstractmethod
     async def _create_response(self, text: str | None) -> None: ...
 
-    async def _send_image(self, jpeg: bytes) -> None:
-        raise NotImplementedError  # only reached when a subclass sets accepts_images without implementing it
+    async def _send_image(self, jpeg: bytes) -> None:  # noqa: B027 - a hook __init_subclass__ requires where used
+        """Bridges with ``accepts_images`` send the frame here (they must override it: see
+        :meth:`__init_subclass__`); only called when the flag is set."""
 
     async def _say_aside(self, text: str) -> None:
         """Speak an aside (see :meth:`say_aside`); by default the verbatim-greeting path."""
