@@ -181,6 +181,11 @@ class CarrierMediaClient:
         like a carrier whose media path broke."""
         self.media_paused = paused
 
+    @property
+    def frames_sent(self) -> int:
+        """Media frames sent so far (caller audio and the silence between it)."""
+        return self._chunk
+
     def caller_audio_pending_ms(self) -> float:
         return len(self._outgoing) / self.bytes_per_ms
 
