@@ -173,10 +173,9 @@ def test_resumes_across_goaway_transparently(fake):
         await bridge.create_response()
         await events.wait(ResponseDone)
         # the fake sends a fresh handle just after the turn completes: resuming must use it
-        for _ in range(500):
-            if fake.last_handle is not None and bridge.resumption_handle == fake.last_handle:
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(
+            wait_until, lambda: fake.last_handle is not None and bridge.resumption_handle == fake.last_handle,
+            "the bridge to hold the fake's fresh resumption handle", timeout=10)
         handle = bridge.resumption_handle
         await bridge.create_response()  # runs the GoAway step
         await fake.async_wait_for("setup", count=2)

@@ -74,14 +74,19 @@ class Carrier:
             self.seen.append(data["kind"])
 
 
-def add_call(server: MediaTestServer, fake: FakeOpenAIRealtime, carrier: Carrier, tmp_path: Path,
+def add_call(server: MediaTestServer, fake: FakeOpenAIRealtime | None, carrier: Carrier, tmp_path: Path,
              policy: AnswerPolicy = POLICY, transport: str = "twilio") -> tuple[str, str]:
+    """A classified outbound call to the OpenAI fake, or (``fake`` None) to the echo agent."""
     holder: dict[str, str] = {}
 
     def build() -> SessionContext:
-        config = SessionConfig(instructions="Be brief.", first_message="Hi, this is Sam from Acme.",
-                               speaks_first="agent", **fake.session_config_kwargs())
-        return SessionContext(call_public_id=holder["id"], provider="openai_realtime", config=config,
+        if fake is None:
+            provider, config = "echo", SessionConfig(first_message="Hello", speaks_first="agent")
+        else:
+            provider = "openai_realtime"
+            config = SessionConfig(instructions="Be brief.", first_message="Hi, this is Sam from Acme.",
+                                   speaks_first="agent", **fake.session_config_kwargs())
+        return SessionContext(call_public_id=holder["id"], provider=provider, config=config,
                               recording_path=tmp_path / "rec.wav", hangup=carrier.hangup, answer=policy,
                               carrier_verdict=carrier.carrier_verdict, on_update=carrier.on_update,
                               mark_interval_ms=200)
@@ -302,29 +307,15 @@ def test_a_phone_menu_is_handed_to_the_model_with_the_agents_goal(dial: Dial, cl
         assert carrier.hangups == []
 
 
-def echo_call(server: MediaTestServer, carrier: Carrier, tmp_path: Path) -> tuple[str, str]:
-    holder: dict[str, str] = {}
-
-    def build() -> SessionContext:
-        config = SessionConfig(first_message="Hello", speaks_first="agent")
-        return SessionContext(call_public_id=holder["id"], provider="echo", config=config,
-                              recording_path=tmp_path / "rec.wav", hangup=carrier.hangup, answer=POLICY,
-                              carrier_verdict=carrier.carrier_verdict)
-
-    call_id, url = server.add_call("twilio", build)
-    holder["id"] = call_id
-    return call_id, url
-
-
 def test_a_provider_that_cannot_be_held_hears_nothing_until_a_person_is_known(
     server: MediaTestServer, clips: dict[str, Clip], tmp_path: Path
 ) -> None:
     """The echo agent says back every byte it is sent: whatever comes back was sent to the provider."""
     carrier = Carrier()
-    fax_id, fax_url = echo_call(server, carrier, tmp_path / "fax")
+    fax_id, fax_url = add_call(server, None, carrier, tmp_path / "fax")
     (tmp_path / "fax").mkdir()
     (tmp_path / "person").mkdir()
-    person_id, person_url = echo_call(server, Carrier(), tmp_path / "person")
+    person_id, person_url = add_call(server, None, Carrier(), tmp_path / "person")
     clip = clips["hello/en-us"]
 
     async def run() -> tuple[int, int]:
