@@ -209,6 +209,10 @@ class CarrierMediaClient:
     def queued_playback_ms(self) -> float:
         return max(0.0, self._playback_end - time.monotonic()) * 1000
 
+    def heard_out(self) -> bool:
+        """All agent audio received has played, and every mark was echoed (the server knows)."""
+        return self.queued_playback_ms() == 0 and len(self.log.marks_echoed) == len(self.log.marks_received)
+
     async def wait_for_audio(self, ms: float, timeout: float = 20.0) -> None:
         """Until at least `ms` of agent audio has been received."""
         deadline = time.monotonic() + timeout

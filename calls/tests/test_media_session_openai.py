@@ -66,11 +66,6 @@ class Carrier:
         self.dtmf.append(digits)
 
 
-def heard_out(call: CarrierMediaClient) -> bool:
-    """The carrier has played all the agent audio it got and told the session so (every mark echoed)."""
-    return call.queued_playback_ms() == 0 and len(call.log.marks_echoed) == len(call.log.marks_received)
-
-
 def declare(*names: str) -> list[dict[str, Any]]:
     """Function specs offered to the model: the built-ins' own, an open object schema for others
     (the session runs only tools it declared, with arguments checked against the declaration)."""
@@ -333,7 +328,7 @@ def test_keys_pressed_while_the_agent_speaks_reach_it_as_one_user_turn_with_one_
                 await call.send_dtmf(key)
                 await asyncio.sleep(0.1)
             await call.wait_for_audio(ms=3200, timeout=20)  # the reply to the entry
-            await call.wait_until(lambda: carrier.responses_done() >= 2 and heard_out(call),
+            await call.wait_until(lambda: carrier.responses_done() >= 2 and call.heard_out(),
                                   what="the reply done and played out")
             await call.hang_up()
         return call
