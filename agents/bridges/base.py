@@ -697,6 +697,24 @@ class Bridge(abc.ABC):
 
     # -- internals -----------------------------------------------------------
 
+    def _api_key(self, vendor: str) -> str:
+        """The credential's ``api_key``; none is a non-retryable ``missing_credentials``."""
+        api_key = self.config.credentials.get("api_key")
+        if not api_key:
+            raise ProviderError(f"{vendor} credential has no api_key", retryable=False,
+                                code="missing_credentials", provider=self.provider)
+        return str(api_key)
+
+    def _refused(self, vendor: str, status: int) -> ProviderError:
+        """The error for a connection the vendor refused with HTTP ``status``: rate limits and
+        server errors are retryable, 401/403 is a bad key."""
+        return ProviderError(
+            f"{vendor} refused the connection (HTTP {status})",
+            retryable=status == 429 or status >= 500,
+            code="invalid_api_key" if status in (401, 403) else f"http_{status}",
+            provider=self.provider,
+        )
+
     def _require_connected(self) -> None:
         if not self.connected:
             raise BridgeClosed(self.provider)
@@ -758,13 +776,6 @@ class SdkSocketBridge(Bridge):
         self._socket: Any = None
         self._closing = False
 
-    def _api_key(self) -> str:
-        api_key = self.config.credentials.get("api_key")
-        if not api_key:
-            raise ProviderError(f"{self.vendor_label} credential has no api_key", retryable=False,
-                                code="missing_credentials", provider=self.provider)
-        return str(api_key)
-
     async def _check_base_url(self) -> None:
         """Refuse the credential's endpoint override if it does not reach a public address now."""
         if self.config.base_url:
@@ -781,13 +792,7 @@ class SdkSocketBridge(Bridge):
             self._socket = await cm.__aenter__()
             await setup(self._socket)
         except api_error as exc:
-            status = getattr(exc, "status_code", None) or 0
-            raise ProviderError(
-                f"{self.vendor_label} refused the connection (HTTP {status})",
-                retryable=status == 429 or status >= 500,
-                code="invalid_api_key" if status in (401, 403) else f"http_{status}",
-                provider=self.provider,
-            ) from exc
+            raise self._refused(self.vendor_label, getattr(exc, "status_code", None) or 0) from exc
         except InvalidHandshake as exc:
             raise ProviderError(f"{self.vendor_label} handshake failed ({type(exc).__name__})", retryable=True,
                                 code="handshake_failed", provider=self.provider) from exc

@@ -187,7 +187,7 @@ class DeepgramAgentBridge(SdkSocketBridge):
         from deepgram import AsyncDeepgramClient
         from deepgram.core.api_error import ApiError
 
-        kwargs: dict[str, Any] = {"api_key": self._api_key()}
+        kwargs: dict[str, Any] = {"api_key": self._api_key(self.vendor_label)}
         settings = self.settings_message()
         await self._check_base_url()
         if self.config.base_url:

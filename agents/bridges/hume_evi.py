@@ -108,7 +108,7 @@ class HumeEVIBridge(SdkSocketBridge):
         from hume import AsyncHumeClient
         from hume.core.api_error import ApiError
 
-        api_key = self._api_key()
+        api_key = self._api_key(self.vendor_label)
         await self._check_base_url()
         client = AsyncHumeClient(api_key=api_key, base_url=self.config.base_url) if self.config.base_url \
             else AsyncHumeClient(api_key=api_key)
