@@ -63,13 +63,13 @@ from agents.bridges.base import (
     CallerTranscript,
     ProviderError,
     ResponseDone,
-    SdkSocketBridge,
     SessionConfig,
     SpeechStarted,
     SpeechStopped,
     ToolCall,
     ToolCallCancelled,
 )
+from agents.bridges.sdk_socket import SdkSocketBridge
 
 logger = logging.getLogger("agents.bridges")
 

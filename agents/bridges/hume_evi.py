@@ -43,12 +43,12 @@ from agents.bridges.base import (
     CallerTranscript,
     ProviderError,
     ResponseDone,
-    SdkSocketBridge,
     SessionConfig,
     SpeechStarted,
     SpeechStopped,
     ToolCall,
 )
+from agents.bridges.sdk_socket import SdkSocketBridge
 
 logger = logging.getLogger("agents.bridges")
 
