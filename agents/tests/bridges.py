@@ -1,7 +1,7 @@
 """What the provider-bridge tests (Deepgram, Hume, OpenAI, Gemini) share: the fake server
 fixture, the session config they open with (a test agent with one lookup tool, the fake's
-endpoint and credentials), opening a bridge with an event collector, and the tool-call
-round trip every provider must make."""
+endpoint and credentials), opening a bridge with an event collector, and what every
+provider must do alike: the tool-call round trip, and failing a refused key at once."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from agents.bridges import AgentTranscript, Bridge, SessionConfig, ToolCall, create_bridge
+from agents.bridges import AgentTranscript, Bridge, ProviderError, SessionConfig, ToolCall, create_bridge
 from agents.testing.events import EventCollector, run_async
 from agents.testing.script import AgentTurn, FunctionCall
 from agents.testing.server import FakeServer
@@ -65,3 +65,19 @@ def tool_call_round_trip(provider: str, config: SessionConfig, fake: FakeServer,
     assert events.of(ToolCall) == [ToolCall(call_id=call_id, name="lookup_order", arguments={"order_id": "A-17"})]
     assert [e.text for e in events.of(AgentTranscript) if e.final] == ["Found it."]
     return bridge, events
+
+
+def refused_key(provider: str, config: SessionConfig) -> ProviderError:
+    """Connect with a key the vendor refuses: checks it fails at once (a non-retryable
+    ``invalid_api_key``, one attempt) and returns the error."""
+
+    async def main() -> tuple[Bridge, ProviderError]:
+        bridge = create_bridge(provider, config)
+        with pytest.raises(ProviderError) as info:
+            await bridge.connect()
+        return bridge, info.value
+
+    bridge, err = run_async(main())
+    assert (err.code, err.retryable) == ("invalid_api_key", False)
+    assert bridge.metrics.connect_attempts == 1
+    return err

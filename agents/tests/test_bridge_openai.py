@@ -22,7 +22,7 @@ from agents.bridges import (
 from agents.testing.events import EventCollector, run_async
 from agents.testing.fake_openai import FakeOpenAIRealtime
 from agents.testing.script import AgentTurn, ProviderFailure
-from agents.tests.bridges import LOOKUP, bridge_config, open_bridge, serving, tool_call_round_trip
+from agents.tests.bridges import LOOKUP, bridge_config, open_bridge, refused_key, serving, tool_call_round_trip
 
 ULAW_FRAME = bytes(range(0, 160))  # 20 ms of µ-law; distinct bytes prove no transcoding
 LOOKUP_TOOL = {**LOOKUP, "parameters": {**LOOKUP["parameters"], "required": ["order_id"]}}
@@ -180,16 +180,8 @@ def test_provider_errors_mid_session_are_typed(fake):
 
 
 def test_bad_api_key_fails_fast_without_retry(fake):
-    async def main():
-        bridge = create_bridge("openai_realtime", SessionConfig(
-            credentials={"api_key": "sk-wrong"}, base_url=fake.url, connect_attempts=3))
-        with pytest.raises(ProviderError) as info:
-            await bridge.connect()
-        return bridge, info.value
-
-    bridge, err = run_async(main())
-    assert (err.code, err.retryable) == ("invalid_api_key", False)
-    assert bridge.metrics.connect_attempts == 1
+    refused_key("openai_realtime", SessionConfig(credentials={"api_key": "sk-wrong"}, base_url=fake.url,
+                                                 connect_attempts=3))
 
 
 def test_connect_retries_a_retryable_refusal(fake):
