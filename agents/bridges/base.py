@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
 import random
 import ssl
@@ -402,6 +401,18 @@ class Bridge(abc.ABC):
     #: Whether the provider takes still images during a session (see :meth:`send_image`).
     accepts_images: ClassVar[bool] = False
 
+    #: Each optional flag and the hook a bridge that sets it must implement.
+    _FLAG_HOOKS: ClassVar[dict[str, str]] = {"holds_responses": "_release_responses",
+                                              "accepts_images": "_send_image"}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A bridge that declares an optional capability must implement its hook: checked when
+        the class is defined, so no call can reach a hook the bridge does not have."""
+        super().__init_subclass__(**kwargs)
+        for flag, hook in Bridge._FLAG_HOOKS.items():
+            if getattr(cls, flag) and getattr(cls, hook) is getattr(Bridge, hook):
+                raise TypeError(f"{cls.__name__} sets {flag} but does not implement {hook}")
+
     def __init__(self, config: SessionConfig) -> None:
         self.config = config
         self.capabilities = self.capabilities_for(config)
@@ -579,9 +590,9 @@ class Bridge(abc.ABC):
             self.config.hold_responses = False
             await self._release_responses()
 
-    async def _release_responses(self) -> None:
-        """Bridges with ``holds_responses`` reconfigure the provider session here."""
-        raise NotImplementedError(f"{self.provider} does not hold responses")
+    async def _release_responses(self) -> None:  # noqa: B027 - a hook __init_subclass__ requires where used
+        """Bridges with ``holds_responses`` reconfigure the provider session here (they must
+        override it: see :meth:`__init_subclass__`); only called when the flag is set."""
 
     async def say_aside(self, text: str) -> None:
         """Speak ``text`` now as an aside while the conversation waits (the filler line of a
@@ -667,8 +678,9 @@ class Bridge(abc.ABC):
     @abc.abstractmethod
     async def _create_response(self, text: str | None) -> None: ...
 
-    async def _send_image(self, jpeg: bytes) -> None:
-        raise NotImplementedError  # only reached when a subclass sets accepts_images without implementing it
+    async def _send_image(self, jpeg: bytes) -> None:  # noqa: B027 - a hook __init_subclass__ requires where used
+        """Bridges with ``accepts_images`` send the frame here (they must override it: see
+        :meth:`__init_subclass__`); only called when the flag is set."""
 
     async def _say_aside(self, text: str) -> None:
         """Speak an aside (see :meth:`say_aside`); by default the verbatim-greeting path."""
@@ -683,6 +695,24 @@ class Bridge(abc.ABC):
         """Release the vendor connection; must tolerate a half-open or absent one."""
 
     # -- internals -----------------------------------------------------------
+
+    def _api_key(self, vendor: str) -> str:
+        """The credential's ``api_key``; none is a non-retryable ``missing_credentials``."""
+        api_key = self.config.credentials.get("api_key")
+        if not api_key:
+            raise ProviderError(f"{vendor} credential has no api_key", retryable=False,
+                                code="missing_credentials", provider=self.provider)
+        return str(api_key)
+
+    def _refused(self, vendor: str, status: int) -> ProviderError:
+        """The error for a connection the vendor refused with HTTP ``status``: rate limits and
+        server errors are retryable, 401/403 is a bad key."""
+        return ProviderError(
+            f"{vendor} refused the connection (HTTP {status})",
+            retryable=status == 429 or status >= 500,
+            code="invalid_api_key" if status in (401, 403) else f"http_{status}",
+            provider=self.provider,
+        )
 
     def _require_connected(self) -> None:
         if not self.connected:
@@ -724,34 +754,3 @@ class Bridge(abc.ABC):
                     "fatal": event.fatal,
                 },
             )
-
-
-class SdkSocketBridge(Bridge):
-    """A bridge over a vendor SDK's async ``connect()`` context manager (Hume EVI, Deepgram):
-    it holds the manager and its socket, closes them quietly, and turns a close it did not
-    ask for into one fatal :class:`BridgeError` (retryable unless the vendor said 1008)."""
-
-    #: How the vendor is named in errors ("Deepgram connection closed (code 1011)").
-    vendor_label: ClassVar[str]
-
-    def __init__(self, config: SessionConfig) -> None:
-        super().__init__(config)
-        self._cm: Any = None
-        self._socket: Any = None
-        self._closing = False
-
-    async def _close(self) -> None:
-        self._closing = True
-        cm, self._cm, self._socket = self._cm, None, None
-        if cm is not None:
-            with contextlib.suppress(Exception):
-                await cm.__aexit__(None, None, None)
-
-    def _closed_unexpectedly(self, exc: Any) -> BridgeError | None:
-        """The error for a ``websockets`` ConnectionClosed, or None when we were closing."""
-        if self._closing:
-            return None
-        code = exc.rcvd.code if exc.rcvd else 1006
-        return BridgeError(ProviderError(
-            f"{self.vendor_label} connection closed (code {code})", retryable=code != 1008,
-            code="connection_closed", provider=self.provider), fatal=True)

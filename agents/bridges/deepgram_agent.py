@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from agents.bridges.base import (
@@ -64,14 +63,13 @@ from agents.bridges.base import (
     CallerTranscript,
     ProviderError,
     ResponseDone,
-    SdkSocketBridge,
     SessionConfig,
     SpeechStarted,
     SpeechStopped,
     ToolCall,
     ToolCallCancelled,
-    guard_base_url,
 )
+from agents.bridges.sdk_socket import SdkSocketBridge
 
 logger = logging.getLogger("agents.bridges")
 
@@ -188,40 +186,18 @@ class DeepgramAgentBridge(SdkSocketBridge):
     async def _connect(self) -> None:
         from deepgram import AsyncDeepgramClient
         from deepgram.core.api_error import ApiError
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-        api_key = self.config.credentials.get("api_key")
-        if not api_key:
-            raise ProviderError("Deepgram credential has no api_key", retryable=False,
-                                code="missing_credentials", provider=self.provider)
+        kwargs: dict[str, Any] = {"api_key": self._api_key(self.vendor_label)}
         settings = self.settings_message()
-        kwargs: dict[str, Any] = {"api_key": api_key}
+        await self._check_base_url()
         if self.config.base_url:
-            # The SDK resolves the name itself (no socket hook); refuse it if it is not public now.
-            sock, _host = await guard_base_url(self.config.base_url, self.provider, timeout=self.config.connect_timeout)
-            sock.close()
             kwargs["environment"] = environment_for(self.config.base_url)
-        client = AsyncDeepgramClient(**kwargs)
-        self._cm = client.agent.v1.connect()
-        try:
-            self._socket = await self._cm.__aenter__()
-            await self._socket.send_settings(settings)
+
+        async def setup(socket: Any) -> None:
+            await socket.send_settings(settings)
             await self._await_settings_applied()
-        except ApiError as exc:
-            status = exc.status_code or 0
-            raise ProviderError(
-                f"Deepgram refused the connection (HTTP {status})",
-                retryable=status == 429 or status >= 500,
-                code="invalid_api_key" if status in (401, 403) else f"http_{status}",
-                provider=self.provider,
-            ) from exc
-        except InvalidHandshake as exc:
-            raise ProviderError(f"Deepgram handshake failed ({type(exc).__name__})", retryable=True,
-                                code="handshake_failed", provider=self.provider) from exc
-        except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd else 1006
-            raise ProviderError(f"Deepgram closed the connection during setup (code {code})",
-                                retryable=code != 1008, code="connection_closed", provider=self.provider) from exc
+
+        await self._open(AsyncDeepgramClient(**kwargs).agent.v1.connect(), setup, ApiError)
 
     async def _await_settings_applied(self) -> None:
         """Read until ``SettingsApplied``; an ``Error`` first means Deepgram rejected the Settings."""
@@ -267,21 +243,6 @@ class DeepgramAgentBridge(SdkSocketBridge):
 
         self._injected.append(text)
         await self._send("send_inject_user_message", AgentV1InjectUserMessage(content=text))
-
-    async def _events(self) -> AsyncIterator[BridgeEvent]:
-        from websockets.exceptions import ConnectionClosed
-
-        socket = self._socket
-        while True:
-            try:
-                msg = await socket.recv()
-            except ConnectionClosed as exc:
-                error = self._closed_unexpectedly(exc)
-                if error is not None:
-                    yield error
-                return
-            for event in self._translate(msg):
-                yield event
 
     # -- translation ---------------------------------------------------------------
 
@@ -371,18 +332,6 @@ class DeepgramAgentBridge(SdkSocketBridge):
         elif kind == "Warning":
             logger.warning("deepgram warning", extra={"provider": self.provider, "code": getattr(msg, "code", "")})
         return out
-
-    async def _send(self, method: str, message: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        if self._socket is None:
-            raise ProviderError("Deepgram connection is closed", retryable=True,
-                                code="connection_closed", provider=self.provider)
-        try:
-            await getattr(self._socket, method)(message)
-        except ConnectionClosed as exc:
-            raise ProviderError("Deepgram connection is closed", retryable=True,
-                                code="connection_closed", provider=self.provider) from exc
 
 
 def audio_format_for(encoding: str, sample_rate: int) -> AudioFormat:

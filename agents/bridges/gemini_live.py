@@ -174,10 +174,7 @@ class GeminiLiveBridge(Bridge):
         from google import genai
         from google.genai import types
 
-        api_key = self.config.credentials.get("api_key")
-        if not api_key:
-            raise ProviderError("Gemini credential has no api_key", retryable=False,
-                                code="missing_credentials", provider=self.provider)
+        api_key = self._api_key("Gemini")
         if self.config.base_url:
             # The SDK resolves the name itself (no socket hook); refuse it if it is not public now.
             sock, _host = await guard_base_url(self.config.base_url, self.provider, timeout=self.config.connect_timeout)
@@ -201,13 +198,7 @@ class GeminiLiveBridge(Bridge):
         try:
             session = await cm.__aenter__()
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise ProviderError(
-                f"Gemini Live refused the connection (HTTP {status})",
-                retryable=status == 429 or status >= 500,
-                code="invalid_api_key" if status in (401, 403) else f"http_{status}",
-                provider=self.provider,
-            ) from exc
+            raise self._refused("Gemini Live", exc.response.status_code) from exc
         except errors.APIError as exc:
             raise self._error_from_api(exc) from exc
         except InvalidHandshake as exc:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from agents.bridges.audio import WavFormatError, wav_to_pcm16
@@ -44,13 +43,12 @@ from agents.bridges.base import (
     CallerTranscript,
     ProviderError,
     ResponseDone,
-    SdkSocketBridge,
     SessionConfig,
     SpeechStarted,
     SpeechStopped,
     ToolCall,
-    guard_base_url,
 )
+from agents.bridges.sdk_socket import SdkSocketBridge
 
 logger = logging.getLogger("agents.bridges")
 
@@ -109,16 +107,9 @@ class HumeEVIBridge(SdkSocketBridge):
     async def _connect(self) -> None:
         from hume import AsyncHumeClient
         from hume.core.api_error import ApiError
-        from websockets.exceptions import InvalidHandshake
 
-        api_key = self.config.credentials.get("api_key")
-        if not api_key:
-            raise ProviderError("Hume credential has no api_key", retryable=False,
-                                code="missing_credentials", provider=self.provider)
-        if self.config.base_url:
-            # The SDK resolves the name itself (no socket hook); refuse it if it is not public now.
-            sock, _host = await guard_base_url(self.config.base_url, self.provider, timeout=self.config.connect_timeout)
-            sock.close()
+        api_key = self._api_key(self.vendor_label)
+        await self._check_base_url()
         client = AsyncHumeClient(api_key=api_key, base_url=self.config.base_url) if self.config.base_url \
             else AsyncHumeClient(api_key=api_key)
         opts = self.config.provider_options
@@ -126,32 +117,22 @@ class HumeEVIBridge(SdkSocketBridge):
         for key in ("config_id", "config_version", "resumed_chat_group_id"):
             if opts.get(key):
                 connect_kwargs[key] = opts[key]
-        self._cm = client.empathic_voice.chat.connect(**connect_kwargs)
-        try:
-            self._socket = await self._cm.__aenter__()
-            await self._socket.send_publish(self.session_settings())
-        except ApiError as exc:
-            status = exc.status_code or 0
-            raise ProviderError(
-                f"Hume EVI refused the connection (HTTP {status})",
-                retryable=status == 429 or status >= 500,
-                code="invalid_api_key" if status in (401, 403) else f"http_{status}",
-                provider=self.provider,
-            ) from exc
-        except InvalidHandshake as exc:
-            raise ProviderError(f"Hume EVI handshake failed: {exc}", retryable=True,
-                                code="handshake_failed", provider=self.provider) from exc
+
+        async def setup(socket: Any) -> None:
+            await socket.send_publish(self.session_settings())
+
+        await self._open(client.empathic_voice.chat.connect(**connect_kwargs), setup, ApiError)
 
     async def _send_audio(self, chunk: bytes) -> None:
         from hume.empathic_voice import AudioInput
 
-        await self._send(AudioInput(data=base64.b64encode(chunk).decode("ascii")))
+        await self._send("send_publish", AudioInput(data=base64.b64encode(chunk).decode("ascii")))
 
     async def _send_tool_result(self, call_id: str, output: str | dict[str, Any]) -> None:
         from hume.empathic_voice import ToolResponseMessage
 
         content = output if isinstance(output, str) else json.dumps(output)
-        await self._send(ToolResponseMessage(tool_call_id=call_id, content=content))
+        await self._send("send_publish", ToolResponseMessage(tool_call_id=call_id, content=content))
 
     async def _interrupt(self, item_id: str | None, heard_ms: int) -> None:
         self._muted_item = item_id or self._current_item
@@ -162,36 +143,25 @@ class HumeEVIBridge(SdkSocketBridge):
 
         if text:
             # EVI speaks assistant_input verbatim: exactly the configured greeting.
-            await self._send(AssistantInput(text=text))
+            await self._send("send_publish", AssistantInput(text=text))
         else:
             # EVI only answers user turns; this note asks it to take the turn now.
-            await self._send(UserInput(text="[The caller is on the line and waiting for you to speak.]"))
+            await self._send("send_publish", UserInput(text="[The caller is on the line and waiting for you to speak.]"))
 
     async def _send_user_text(self, text: str) -> None:
         from hume.empathic_voice import UserInput
 
-        await self._send(UserInput(text=text))
+        await self._send("send_publish", UserInput(text=text))
 
-    async def _events(self) -> AsyncIterator[BridgeEvent]:
+    def _unreadable(self, exc: Exception) -> bool:
         from pydantic import ValidationError
-        from websockets.exceptions import ConnectionClosed
 
-        socket = self._socket
-        while True:
-            try:
-                msg = await socket.recv()
-            except ConnectionClosed as exc:
-                error = self._closed_unexpectedly(exc)
-                if error is not None:
-                    yield error
-                return
-            except ValidationError as exc:
-                # A message type newer than this SDK: skip it rather than end the call.
-                logger.warning("hume message not understood", extra={"provider": self.provider,
-                                                                      "errors": exc.error_count()})
-                continue
-            for event in self._translate(msg):
-                yield event
+        if not isinstance(exc, ValidationError):
+            return False
+        # A message type newer than this SDK: skip it rather than end the call.
+        logger.warning("hume message not understood", extra={"provider": self.provider,
+                                                              "errors": exc.error_count()})
+        return True
 
     # -- translation ---------------------------------------------------------------
 
@@ -261,15 +231,3 @@ class HumeEVIBridge(SdkSocketBridge):
                 provider=self.provider,
             )))
         return out
-
-    async def _send(self, message: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        if self._socket is None:
-            raise ProviderError("Hume EVI connection is closed", retryable=True,
-                                code="connection_closed", provider=self.provider)
-        try:
-            await self._socket.send_publish(message)
-        except ConnectionClosed as exc:
-            raise ProviderError("Hume EVI connection is closed", retryable=True,
-                                code="connection_closed", provider=self.provider) from exc

@@ -178,10 +178,7 @@ class OpenAIRealtimeBridge(Bridge):
         from openai import AsyncOpenAI
         from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-        api_key = self.config.credentials.get("api_key")
-        if not api_key:
-            raise ProviderError("OpenAI credential has no api_key", retryable=False,
-                                code="missing_credentials", provider=self.provider)
+        api_key = self._api_key("OpenAI")
         azure = azure_settings(self.config)
         endpoint = azure["websocket_base_url"] if azure else self.config.base_url
         client: AsyncOpenAI
@@ -223,13 +220,7 @@ class OpenAIRealtimeBridge(Bridge):
                 if event.type == "error":
                     raise self._error_from_event(event)
         except InvalidStatus as exc:
-            status = exc.response.status_code
-            raise ProviderError(
-                f"OpenAI Realtime refused the connection (HTTP {status})",
-                retryable=status == 429 or status >= 500,
-                code="invalid_api_key" if status in (401, 403) else f"http_{status}",
-                provider=self.provider,
-            ) from exc
+            raise self._refused("OpenAI Realtime", exc.response.status_code) from exc
         except InvalidHandshake as exc:
             raise ProviderError(f"OpenAI Realtime handshake failed: {exc}", retryable=True,
                                 code="handshake_failed", provider=self.provider) from exc

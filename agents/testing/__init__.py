@@ -21,7 +21,7 @@ at start), :class:`~agents.testing.fake_hume.FakeHumeEVI`,
 share their connection loop, caller VAD and step dispatch (:mod:`agents.testing.turn_fake`).
 """
 
-from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure
+from agents.testing.script import AgentTurn, Disconnect, FunctionCall, GoAway, ProviderFailure, Until
 from agents.testing.server import FakeServer
 
-__all__ = ["AgentTurn", "Disconnect", "FakeServer", "FunctionCall", "GoAway", "ProviderFailure"]
+__all__ = ["AgentTurn", "Disconnect", "FakeServer", "FunctionCall", "GoAway", "ProviderFailure", "Until"]

@@ -11,6 +11,7 @@ fake moves on to the next one. With an empty script a trigger does nothing.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,4 +79,15 @@ class Disconnect:
     reason: str = "dropped"
 
 
-Step = AgentTurn | FunctionCall | ProviderFailure | GoAway | Disconnect
+@dataclass
+class Until:
+    """Hold the script until ``event`` is set (by the test, from whatever it observes: the
+    call session's VAD heard the caller, say), so what follows is ordered after it rather
+    than timed. The fake fails the connection if it is not set within ``timeout`` seconds."""
+
+    event: threading.Event
+    what: str = "the test's event"
+    timeout: float = 20.0
+
+
+Step = AgentTurn | FunctionCall | ProviderFailure | GoAway | Disconnect | Until

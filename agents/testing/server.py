@@ -23,7 +23,7 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from agents.testing.script import Disconnect, Step
+from agents.testing.script import Disconnect, Step, Until
 
 logger = logging.getLogger("agents.testing")
 
@@ -221,12 +221,16 @@ class FakeServer(abc.ABC):
     async def run_script(self, st: ConnState, run: Callable[[Step], Awaitable[bool]]) -> None:
         """Run steps until one produced a model turn (``run`` returned True).
 
-        :class:`Disconnect` is handled here for every fake; ``run`` gets the rest.
+        :class:`Disconnect` and :class:`Until` are handled here for every fake; ``run`` gets the rest.
         """
         while (step := self._next_step()) is not None:
             if isinstance(step, Disconnect):
                 await st.conn.close(step.close_code, step.reason)
                 return
+            if isinstance(step, Until):
+                if not await asyncio.to_thread(step.event.wait, step.timeout):
+                    raise TimeoutError(f"{type(self).__name__}: {step.what} did not happen within {step.timeout}s")
+                continue
             if await run(step):
                 return
 

@@ -111,6 +111,20 @@ def test_sending_before_connect_or_after_close_is_an_error():
     run_async(main())
 
 
+@pytest.mark.parametrize(("flag", "hook"), [("holds_responses", "_release_responses"),
+                                            ("accepts_images", "_send_image")])
+def test_a_bridge_that_declares_a_capability_must_implement_its_hook(flag: str, hook: str) -> None:
+    with pytest.raises(TypeError, match=f"HalfDoneBridge sets {flag} but does not implement {hook}"):
+        type("HalfDoneBridge", (FlakyBridge,), {flag: True})
+
+    async def implemented(self: Any, *args: Any) -> None: ...
+
+    complete = type("CompleteBridge", (FlakyBridge,), {flag: True, hook: implemented})
+    assert getattr(complete, flag) is True
+    # a subclass of a complete bridge inherits the implementation
+    assert getattr(type("ChildBridge", (complete,), {}), hook) is implemented
+
+
 def test_registry_knows_every_provider_and_names_unknown_ones():
     assert set(PROVIDERS) == {"openai_realtime", "gemini_live", "hume_evi", "deepgram_agent", "echo"}
     for name in PROVIDERS:

@@ -26,21 +26,12 @@ from agents.bridges import (
 from agents.testing.events import EventCollector, run_async
 from agents.testing.fake_deepgram import FakeDeepgramAgent
 from agents.testing.script import AgentTurn, Disconnect, FunctionCall, ProviderFailure
+from agents.tests.bridges import LOOKUP, bridge_config, open_bridge, refused_key, serving, tool_call_round_trip
 
 ULAW_FRAME = b"\x7e\xfe" * 80  # 20 ms of 8 kHz µ-law
 PCM16K_FRAME = b"\x20\x00\xe0\xff" * 160  # 20 ms of 16 kHz PCM16
-LOOKUP = {"name": "lookup_order", "description": "Find an order",
-          "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}
-
-
-@pytest.fixture
-def fake():
-    with FakeDeepgramAgent(turn_ms=40) as server:
-        yield server
-
-
-def config(fake: FakeDeepgramAgent, **kw) -> SessionConfig:
-    return SessionConfig(instructions="You are a test agent.", tools=[LOOKUP], **fake.session_config_kwargs(), **kw)
+fake = serving(lambda: FakeDeepgramAgent(turn_ms=40))
+config = bridge_config
 
 
 def test_mulaw_8k_in_and_out_transcripts_both_sides_and_settings(fake):
@@ -110,25 +101,10 @@ def test_pcm16_16k_is_negotiated_when_preferred(fake):
 
 
 def test_tool_call_round_trip(fake):
-    async def main():
-        bridge = create_bridge("deepgram_agent", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
-        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="fc-1"),
-                    AgentTurn(audio=b"\xff" * 320, transcript="Found it."))
-        await bridge.create_response()
-        call = await events.wait(ToolCall)
-        await bridge.send_tool_result(call.call_id, {"status": "shipped"})
-        final = await events.wait(AgentTranscript, lambda e: e.final)
-        await bridge.close()
-        return bridge, call, final, events
-
-    bridge, call, final, events = run_async(main())
-    assert call == ToolCall(call_id="fc-1", name="lookup_order", arguments={"order_id": "A-17"})
+    bridge, events = tool_call_round_trip("deepgram_agent", config(fake), fake, call_id="fc-1", reply_audio=b"\xff" * 320)
     response = fake.received_of("FunctionCallResponse")[0]
     assert response["id"] == "fc-1" and response["name"] == "lookup_order"
     assert json.loads(response["content"]) == {"status": "shipped"}
-    assert final.text == "Found it."
     # The note asking the agent to speak is ours, not the caller's
     assert not events.of(CallerTranscript)
     assert bridge.metrics.tool_calls == 1
@@ -136,9 +112,7 @@ def test_tool_call_round_trip(fake):
 
 def test_greeting_is_spoken_verbatim_and_barge_in_cancels_the_turn(fake):
     async def main():
-        bridge = create_bridge("deepgram_agent", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("deepgram_agent", config(fake))
         await bridge.create_response("Hello, this is Acme.")
         greeting = await events.wait(AgentTranscript, lambda e: e.final)
         await events.wait(ResponseDone)
@@ -174,9 +148,7 @@ def test_greeting_is_spoken_verbatim_and_barge_in_cancels_the_turn(fake):
 
 def test_in_band_errors_are_typed_and_a_drop_is_fatal(fake):
     async def main():
-        bridge = create_bridge("deepgram_agent", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("deepgram_agent", config(fake))
         fake.script(ProviderFailure("Too many requests", code="RATE_LIMITED"),
                     AgentTurn(audio=b"\xff" * 160, transcript="still here"))
         await bridge.create_response()
@@ -201,16 +173,8 @@ def test_in_band_errors_are_typed_and_a_drop_is_fatal(fake):
 def test_bad_key_fails_without_retry_and_the_key_is_not_logged(fake, caplog):
     secret = "dg-secret-never-logged-1234"
 
-    async def main():
-        bridge = create_bridge("deepgram_agent", SessionConfig(credentials={"api_key": secret}, base_url=fake.url))
-        with pytest.raises(ProviderError) as info:
-            await bridge.connect()
-        return bridge, info.value
-
     with caplog.at_level(logging.DEBUG):
-        bridge, err = run_async(main())
-    assert (err.code, err.retryable) == ("invalid_api_key", False)
-    assert bridge.metrics.connect_attempts == 1
+        err = refused_key("deepgram_agent", SessionConfig(credentials={"api_key": secret}, base_url=fake.url))
     assert secret not in caplog.text and secret not in str(err)
     assert caplog.records  # the handshake was logged (at DEBUG), just without the key
 
@@ -288,9 +252,7 @@ def test_deepgram_is_priced_per_minute():
 
 def test_a_refused_injection_is_reported_not_dropped(fake):
     async def main():
-        bridge = create_bridge("deepgram_agent", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("deepgram_agent", config(fake))
         fake.script(AgentTurn(audio=b"\x55" * 16000, transcript="Long.", chunk_bytes=160, pace=0.01))
         await bridge.create_response()
         await events.wait(AgentAudio)
@@ -306,9 +268,7 @@ def test_a_refused_injection_is_reported_not_dropped(fake):
 
 def test_an_aside_is_spoken_verbatim_while_a_tool_call_is_pending(fake):
     async def main():
-        bridge = create_bridge("deepgram_agent", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("deepgram_agent", config(fake))
         fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="fn1"))
         await bridge.send_user_text("where is my order?")
         call = await events.wait(ToolCall)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -25,22 +26,15 @@ from agents.bridges import (
 from agents.testing.events import EventCollector, run_async
 from agents.testing.fake_gemini import FakeGeminiLive
 from agents.testing.script import AgentTurn, FunctionCall, GoAway, ProviderFailure
+from agents.tests.bridges import LOOKUP, bridge_config, open_bridge, refused_key, serving
 from voiceplatform.testing import wait_until
 
 PCM_FRAME = b"\x10\x00\xf0\xff" * 160  # 20 ms of 16 kHz PCM16
-LOOKUP = {"name": "lookup_order", "description": "Find an order",
-          "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}
+fake = serving(lambda: FakeGeminiLive(turn_bytes=len(PCM_FRAME) * 2))
 
 
-@pytest.fixture
-def fake():
-    with FakeGeminiLive(turn_bytes=len(PCM_FRAME) * 2) as server:
-        yield server
-
-
-def config(fake: FakeGeminiLive, **kw) -> SessionConfig:
-    return SessionConfig(instructions="You are a test agent.", voice="Puck", language="en-US",
-                         tools=[LOOKUP], **fake.session_config_kwargs(), **kw)
+def config(fake: FakeGeminiLive, **kw: Any) -> SessionConfig:
+    return bridge_config(fake, **{"voice": "Puck", "language": "en-US", **kw})
 
 
 def test_audio_formats_transcripts_and_setup(fake):
@@ -87,9 +81,7 @@ def test_audio_formats_transcripts_and_setup(fake):
 
 def test_tool_call_round_trip_and_cancellation(fake):
     async def main():
-        bridge = create_bridge("gemini_live", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("gemini_live", config(fake))
         fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="fc1"),
                     AgentTurn(audio=b"\x00\x01" * 480, transcript="Found it."),
                     FunctionCall("lookup_order", {"order_id": "B-2"}, call_id="fc2"))
@@ -116,9 +108,7 @@ def test_tool_call_round_trip_and_cancellation(fake):
 
 def test_barge_in_interrupts_and_local_interrupt_mutes_the_rest(fake):
     async def main():
-        bridge = create_bridge("gemini_live", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("gemini_live", config(fake))
         fake.script(AgentTurn(audio=b"\x01\x00" * 9600, chunk_bytes=960, pace=0.01),
                     AgentTurn(audio=b"\x02\x00" * 4800, chunk_bytes=960, pace=0.01))
         await bridge.create_response("Hello from Acme.")
@@ -146,9 +136,7 @@ def test_barge_in_interrupts_and_local_interrupt_mutes_the_rest(fake):
 
 def test_user_text_is_a_complete_user_turn_that_interrupts_generation(fake):
     async def main():
-        bridge = create_bridge("gemini_live", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("gemini_live", config(fake))
         fake.script(AgentTurn(audio=b"\x01\x00" * 9600, chunk_bytes=960, pace=0.01),
                     AgentTurn(audio=b"\x02\x00" * 960, transcript="Sales it is."))
         await bridge.create_response()
@@ -180,17 +168,14 @@ def test_user_text_is_a_complete_user_turn_that_interrupts_generation(fake):
 
 def test_resumes_across_goaway_transparently(fake):
     async def main():
-        bridge = create_bridge("gemini_live", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("gemini_live", config(fake))
         fake.script(AgentTurn(audio=b"\x03\x00" * 480, transcript="first"), GoAway(time_left="1s", delay=0.05))
         await bridge.create_response()
         await events.wait(ResponseDone)
         # the fake sends a fresh handle just after the turn completes: resuming must use it
-        for _ in range(500):
-            if fake.last_handle is not None and bridge.resumption_handle == fake.last_handle:
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(
+            wait_until, lambda: fake.last_handle is not None and bridge.resumption_handle == fake.last_handle,
+            "the bridge to hold the fake's fresh resumption handle", timeout=10)
         handle = bridge.resumption_handle
         await bridge.create_response()  # runs the GoAway step
         await fake.async_wait_for("setup", count=2)
@@ -213,9 +198,7 @@ def test_resumes_across_goaway_transparently(fake):
 
 def test_retryable_close_resumes_but_policy_close_is_fatal(fake):
     async def main():
-        bridge = create_bridge("gemini_live", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("gemini_live", config(fake))
         fake.script(ProviderFailure("internal error", close_code=1011))
         await bridge.create_response()
         await fake.async_wait_for("setup", count=2)
@@ -234,16 +217,8 @@ def test_retryable_close_resumes_but_policy_close_is_fatal(fake):
 
 
 def test_bad_key_is_not_retried(fake):
-    async def main():
-        bridge = create_bridge("gemini_live", SessionConfig(
-            credentials={"api_key": "wrong"}, base_url=fake.url, ssl_context=fake.client_ssl_context()))
-        with pytest.raises(ProviderError) as info:
-            await bridge.connect()
-        return bridge, info.value
-
-    bridge, err = run_async(main())
-    assert (err.code, err.retryable) == ("invalid_api_key", False)
-    assert bridge.metrics.connect_attempts == 1
+    refused_key("gemini_live", SessionConfig(credentials={"api_key": "wrong"}, base_url=fake.url,
+                                             ssl_context=fake.client_ssl_context()))
 
 
 def test_resumption_retries_a_refused_reconnect(fake):
@@ -281,9 +256,7 @@ def test_barge_in_can_be_turned_off_provider_side(fake):
 
 def test_an_aside_is_asked_for_in_a_client_turn_while_a_tool_call_is_pending(fake):
     async def main():
-        bridge = create_bridge("gemini_live", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("gemini_live", config(fake))
         fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="fc1"),
                     AgentTurn(audio=b"\x00\x01" * 480, transcript="One moment while I look that up."))
         await bridge.create_response()
@@ -302,9 +275,7 @@ def test_an_aside_is_asked_for_in_a_client_turn_while_a_tool_call_is_pending(fak
 
 def test_a_text_session_answers_in_text_parts_with_no_audio(fake):
     async def main():
-        bridge = create_bridge("gemini_live", config(fake, provider_options={"output_modality": "text"}))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("gemini_live", config(fake, provider_options={"output_modality": "text"}))
         fake.script(AgentTurn(transcript="Hello, Bookings here."),
                     AgentTurn(transcript="Ten chairs, noted.", usage={"total_tokens": 12}))
         await bridge.create_response("Hello, Bookings here.")

@@ -25,21 +25,11 @@ from agents.bridges.audio import wav_to_pcm16
 from agents.testing.events import EventCollector, run_async
 from agents.testing.fake_hume import FakeHumeEVI
 from agents.testing.script import AgentTurn, Disconnect, FunctionCall, ProviderFailure
+from agents.tests.bridges import LOOKUP, bridge_config, open_bridge, refused_key, serving, tool_call_round_trip
 
 PCM_FRAME = b"\x20\x00\xe0\xff" * 80  # 20 ms of 8 kHz PCM16
-LOOKUP = {"name": "lookup_order", "description": "Find an order",
-          "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}
-
-
-@pytest.fixture
-def fake():
-    with FakeHumeEVI(turn_ms=40, output_rate=48000) as server:
-        yield server
-
-
-def config(fake: FakeHumeEVI, **kw) -> SessionConfig:
-    return SessionConfig(instructions="You are a test agent.", tools=[LOOKUP],
-                         **fake.session_config_kwargs(), **kw)
+fake = serving(lambda: FakeHumeEVI(turn_ms=40, output_rate=48000))
+config = bridge_config
 
 
 def test_linear16_in_wav_out_transcripts_and_settings(fake):
@@ -82,31 +72,14 @@ def test_linear16_in_wav_out_transcripts_and_settings(fake):
 
 
 def test_tool_call_round_trip(fake):
-    async def main():
-        bridge = create_bridge("hume_evi", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
-        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="tool-1"),
-                    AgentTurn(audio=b"\x01\x00" * 480, transcript="Found it."))
-        await bridge.create_response()
-        call = await events.wait(ToolCall)
-        await bridge.send_tool_result(call.call_id, {"status": "shipped"})
-        final = await events.wait(AgentTranscript, lambda e: e.final)
-        await bridge.close()
-        return call, final
-
-    call, final = run_async(main())
-    assert call == ToolCall(call_id="tool-1", name="lookup_order", arguments={"order_id": "A-17"})
+    tool_call_round_trip("hume_evi", config(fake), fake, call_id="tool-1", reply_audio=b"\x01\x00" * 480)
     response = fake.received_of("tool_response")[0]
     assert response["tool_call_id"] == "tool-1" and json.loads(response["content"]) == {"status": "shipped"}
-    assert final.text == "Found it."
 
 
 def test_first_message_is_spoken_verbatim_and_user_interruption(fake):
     async def main():
-        bridge = create_bridge("hume_evi", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("hume_evi", config(fake))
         await bridge.create_response("Hello, this is Acme.")
         greeting = await events.wait(AgentTranscript, lambda e: e.final)
         await events.wait(ResponseDone)
@@ -132,9 +105,7 @@ def test_first_message_is_spoken_verbatim_and_user_interruption(fake):
 
 def test_user_text_is_user_input_and_its_echo_is_not_caller_speech(fake):
     async def main():
-        bridge = create_bridge("hume_evi", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("hume_evi", config(fake))
         fake.script(AgentTurn(audio=b"\x02\x00" * 4800, transcript="Sales it is."))
         await bridge.send_user_text("[The caller pressed keypad keys: 1 #]")
         reply = await events.wait(AgentTranscript, lambda e: e.final)
@@ -152,9 +123,7 @@ def test_user_text_is_user_input_and_its_echo_is_not_caller_speech(fake):
 
 def test_provider_errors_are_typed(fake):
     async def main():
-        bridge = create_bridge("hume_evi", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("hume_evi", config(fake))
         fake.script(ProviderFailure("Too many requests", code="E0300_RATE_LIMIT"),
                     AgentTurn(audio=b"\x01\x00" * 480, transcript="still here"))
         await bridge.create_response()
@@ -175,22 +144,12 @@ def test_provider_errors_are_typed(fake):
 
 
 def test_bad_key_fails_without_retry(fake):
-    async def main():
-        bridge = create_bridge("hume_evi", SessionConfig(credentials={"api_key": "nope"}, base_url=fake.url))
-        with pytest.raises(ProviderError) as info:
-            await bridge.connect()
-        return bridge, info.value
-
-    bridge, err = run_async(main())
-    assert (err.code, err.retryable) == ("invalid_api_key", False)
-    assert bridge.metrics.connect_attempts == 1
+    refused_key("hume_evi", SessionConfig(credentials={"api_key": "nope"}, base_url=fake.url))
 
 
 def test_dropped_connection_ends_the_stream_with_a_fatal_error(fake):
     async def main():
-        bridge = create_bridge("hume_evi", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("hume_evi", config(fake))
         fake.script(Disconnect(close_code=1011, reason="upstream gone"))
         await bridge.create_response()
         err = await events.wait(BridgeError)
@@ -207,9 +166,7 @@ def test_dropped_connection_ends_the_stream_with_a_fatal_error(fake):
 
 def test_an_aside_is_assistant_input_spoken_verbatim_while_a_tool_call_is_pending(fake):
     async def main():
-        bridge = create_bridge("hume_evi", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("hume_evi", config(fake))
         fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="tool-1"))
         await bridge.create_response()
         await events.wait(ToolCall)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agents.bridges import (
@@ -15,30 +17,20 @@ from agents.bridges import (
     SessionConfig,
     SpeechStarted,
     SpeechStopped,
-    ToolCall,
     create_bridge,
 )
 from agents.testing.events import EventCollector, run_async
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn, FunctionCall, ProviderFailure
+from agents.testing.script import AgentTurn, ProviderFailure
+from agents.tests.bridges import LOOKUP, bridge_config, open_bridge, refused_key, serving, tool_call_round_trip
 
 ULAW_FRAME = bytes(range(0, 160))  # 20 ms of µ-law; distinct bytes prove no transcoding
-LOOKUP_TOOL = {
-    "name": "lookup_order",
-    "description": "Find an order",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
-}
+LOOKUP_TOOL = {**LOOKUP, "parameters": {**LOOKUP["parameters"], "required": ["order_id"]}}
+fake = serving(lambda: FakeOpenAIRealtime(turn_bytes=1600))
 
 
-@pytest.fixture
-def fake():
-    with FakeOpenAIRealtime(turn_bytes=1600) as server:
-        yield server
-
-
-def config(fake: FakeOpenAIRealtime, **kw) -> SessionConfig:
-    return SessionConfig(instructions="You are a test agent.", voice="cedar", language="en-US",
-                         tools=[LOOKUP_TOOL], **fake.session_config_kwargs(), **kw)
+def config(fake: FakeOpenAIRealtime, **kw: Any) -> SessionConfig:
+    return bridge_config(fake, **{"voice": "cedar", "language": "en-US", "tools": [LOOKUP_TOOL], **kw})
 
 
 def test_pcmu_passes_through_both_ways_with_transcripts(fake):
@@ -84,33 +76,17 @@ def test_pcmu_passes_through_both_ways_with_transcripts(fake):
 
 
 def test_tool_call_round_trip(fake):
-    async def main():
-        bridge = create_bridge("openai_realtime", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
-        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="call_9"),
-                    AgentTurn(audio=b"\x7f" * 160, transcript="Found it."))
-        await bridge.create_response()
-        call = await events.wait(ToolCall)
-        await bridge.send_tool_result(call.call_id, {"status": "shipped"})
-        final = await events.wait(AgentTranscript, lambda e: e.final)
-        await bridge.close()
-        return call, final, bridge
-
-    call, final, bridge = run_async(main())
-    assert call == ToolCall(call_id="call_9", name="lookup_order", arguments={"order_id": "A-17"})
+    bridge, _ = tool_call_round_trip("openai_realtime", config(fake), fake, call_id="call_9",
+                                     reply_audio=b"\x7f" * 160)
     output = fake.received_of("conversation.item.create")[0]["item"]
     assert output == {"type": "function_call_output", "call_id": "call_9", "output": '{"status": "shipped"}'}
     assert len(fake.received_of("response.create")) == 2
-    assert final.text == "Found it."
     assert bridge.metrics.tool_calls == 1
 
 
 def test_barge_in_truncates_at_heard_position(fake):
     async def main():
-        bridge = create_bridge("openai_realtime", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("openai_realtime", config(fake))
         fake.script(AgentTurn(audio=b"\x55" * 16000, transcript="a long answer " * 20, chunk_bytes=160, pace=0.01))
         await bridge.create_response("Hello, this is Acme.")
         first = await events.wait(AgentAudio)
@@ -132,9 +108,7 @@ def test_barge_in_truncates_at_heard_position(fake):
 
 def test_user_text_is_a_user_message_that_supersedes_the_reply_in_progress(fake):
     async def main():
-        bridge = create_bridge("openai_realtime", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("openai_realtime", config(fake))
         fake.script(AgentTurn(audio=b"\x55" * 16000, transcript="For sales press one " * 10,
                               chunk_bytes=160, pace=0.01),
                     AgentTurn(audio=b"\x66" * 320, transcript="Connecting you to sales."))
@@ -169,9 +143,7 @@ def test_user_text_is_a_user_message_that_supersedes_the_reply_in_progress(fake)
 
 def test_fake_refuses_items_the_api_would_refuse(fake):
     async def main():
-        bridge = create_bridge("openai_realtime", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("openai_realtime", config(fake))
         # a user message may not carry model output
         await bridge._conn.conversation.item.create(
             item={"type": "message", "role": "user", "content": [{"type": "output_text", "text": "hi"}]})
@@ -186,9 +158,7 @@ def test_fake_refuses_items_the_api_would_refuse(fake):
 
 def test_provider_errors_mid_session_are_typed(fake):
     async def main():
-        bridge = create_bridge("openai_realtime", config(fake))
-        await bridge.connect()
-        events = EventCollector(bridge)
+        bridge, events = await open_bridge("openai_realtime", config(fake))
         fake.script(ProviderFailure(message="Rate limit reached", code="rate_limit_exceeded"),
                     AgentTurn(audio=b"\x01" * 160, transcript="still here"))
         await bridge.create_response()
@@ -210,16 +180,8 @@ def test_provider_errors_mid_session_are_typed(fake):
 
 
 def test_bad_api_key_fails_fast_without_retry(fake):
-    async def main():
-        bridge = create_bridge("openai_realtime", SessionConfig(
-            credentials={"api_key": "sk-wrong"}, base_url=fake.url, connect_attempts=3))
-        with pytest.raises(ProviderError) as info:
-            await bridge.connect()
-        return bridge, info.value
-
-    bridge, err = run_async(main())
-    assert (err.code, err.retryable) == ("invalid_api_key", False)
-    assert bridge.metrics.connect_attempts == 1
+    refused_key("openai_realtime", SessionConfig(credentials={"api_key": "sk-wrong"}, base_url=fake.url,
+                                                 connect_attempts=3))
 
 
 def test_connect_retries_a_retryable_refusal(fake):
@@ -287,9 +249,7 @@ def test_azure_openai_deployment_through_the_credentials_endpoint_and_api_versio
                  "base_url": fake.azure_endpoint}
 
         async def main():
-            bridge = create_bridge("openai_realtime", SessionConfig(instructions="x", credentials=creds))
-            await bridge.connect()
-            events = EventCollector(bridge)
+            bridge, events = await open_bridge("openai_realtime", SessionConfig(instructions="x", credentials=creds))
             await bridge.create_response()
             final = await events.wait(AgentTranscript, lambda e: e.final)
             await bridge.close()

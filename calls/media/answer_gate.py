@@ -21,7 +21,8 @@ Contract:
   greeting is cut off (as a barge-in), the provider hears no more of the line and its
   audio is dropped, and the voicemail action runs.
 - The timeline gets ``answer.decided`` (outcome and the signals that decided it), any
-  ``answer.revised`` and ``answer.late_signal`` and the action taken.
+  ``answer.revised`` and ``answer.late_signal``, ``answer.voicemail_ready`` (with the line
+  audio heard so far, ``audio_ms``) and the action taken.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class AnswerGate:
             ready = machine.voicemail_ready()
             if ready is not None:
                 self.listening = False
-                self.session.record("answer.voicemail_ready", reason=ready)
+                self.session.record("answer.voicemail_ready", reason=ready, audio_ms=machine.at_ms)
                 self.session._spawn(self._leave_voicemail(), "answer.voicemail")
         elif machine.decision is not None and machine.at_ms > machine.decision.at_ms + machine.timings.revise_ms:
             self.listening = False  # a person, for good

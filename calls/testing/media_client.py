@@ -181,6 +181,11 @@ class CarrierMediaClient:
         like a carrier whose media path broke."""
         self.media_paused = paused
 
+    @property
+    def frames_sent(self) -> int:
+        """Media frames sent so far (caller audio and the silence between it)."""
+        return self._chunk
+
     def caller_audio_pending_ms(self) -> float:
         return len(self._outgoing) / self.bytes_per_ms
 
@@ -203,6 +208,10 @@ class CarrierMediaClient:
 
     def queued_playback_ms(self) -> float:
         return max(0.0, self._playback_end - time.monotonic()) * 1000
+
+    def heard_out(self) -> bool:
+        """All agent audio received has played, and every mark was echoed (the server knows)."""
+        return self.queued_playback_ms() == 0 and len(self.log.marks_echoed) == len(self.log.marks_received)
 
     async def wait_for_audio(self, ms: float, timeout: float = 20.0) -> None:
         """Until at least `ms` of agent audio has been received."""

@@ -44,15 +44,22 @@ def _run_openai_session(call: Call, usage: dict[str, Any]) -> SessionResult:
     with FakeOpenAIRealtime(turn_bytes=10**9) as fake, MediaTestServer() as server:
         fake.script(AgentTurn(audio=agent_audio, transcript="Hello, this is the clinic.", usage=usage))
         call_id = str(call.public_id)
+        seen: list[str] = []  # the session's timeline events, as they happen
+
+        async def on_update(kind: str, data: dict[str, Any]) -> None:
+            if kind == "event":
+                seen.append(data["kind"])
+
         _, token = server.calls.add_call(lambda: SessionContext(
-            call_public_id=call_id, provider="openai_realtime", recording_path=None,
+            call_public_id=call_id, provider="openai_realtime", recording_path=None, on_update=on_update,
             config=SessionConfig(instructions="Be brief.", first_message="Hello", **fake.session_config_kwargs()),
         ), call_id=call_id)
 
         async def talk() -> None:
             async with CarrierMediaClient.twilio(server.url("twilio", call_id, token)) as media:
                 await media.wait_for_audio(ms=200, timeout=20)
-                await asyncio.sleep(0.3)  # the turn's response.done follows its audio
+                # the turn's response.done (with its usage) follows its audio
+                await media.wait_until(lambda: "response_done" in seen, what="the turn's response.done")
                 await media.hang_up()
 
         asyncio.run(talk())

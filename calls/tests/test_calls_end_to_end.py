@@ -137,7 +137,8 @@ def test_inbound_twilio_call(platform: Platform, fakes: Any, org_a: Any) -> None
             await media.wait_caller_audio_sent()
             await media.wait_until(lambda: len(media.log.received) >= 2 * len(AGENT_AUDIO) - 160, timeout=15,
                                    what="the second agent turn")
-            await asyncio.sleep(1.2)
+            # the caller hears it out, and every mark tells the session so
+            await media.wait_until(media.heard_out, timeout=15, what="the second agent turn heard out")
             await media.hang_up()
         return media
 

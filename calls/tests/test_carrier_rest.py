@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,22 +17,11 @@ from calls.carriers import (
 )
 from calls.testing.fake_plivo import FakePlivo
 from calls.testing.fake_twilio import FakeTwilio
+from calls.tests.calls_fixtures import PUBLIC, fake_plivo, fake_twilio
 
-PUBLIC = "https://voice.example.com"
+__all__ = ["fake_plivo", "fake_twilio"]  # fixtures
 CALLEE = "+15551230000"
 CALLER = "+15559870000"
-
-
-@pytest.fixture
-def fake_twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake_plivo() -> Iterator[FakePlivo]:
-    with FakePlivo() as fake:
-        yield fake
 
 
 def _outbound(machine_detection: bool = True) -> OutboundCallRequest:

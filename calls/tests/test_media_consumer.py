@@ -201,12 +201,19 @@ def test_web_transport_pcm16_16k_round_trip_through_a_mulaw_bridge(server: Media
 
 def test_session_prepared_before_the_stream_is_taken_by_the_consumer(server: MediaTestServer) -> None:
     holder: dict[str, str] = {}
-    call_id, url = server.add_call("twilio", lambda: echo(holder["id"]))
+    seen: list[str] = []  # the session's timeline events, as they happen
+
+    async def on_update(kind: str, data: dict[str, object]) -> None:
+        if kind == "event":
+            seen.append(str(data["kind"]))
+
+    call_id, url = server.add_call("twilio", lambda: echo(holder["id"], on_update=on_update))
     holder["id"] = call_id
     server.prepare("twilio", call_id)
+    # the phone rings: the provider connects before any stream comes
+    wait_until(lambda: "bridge_connected" in seen, "the prepared session's provider to connect", timeout=20)
 
     async def run() -> None:
-        await asyncio.sleep(0.3)  # the phone rings; the provider is already connected
         async with CarrierMediaClient.twilio(url) as call:
             await call.wait_for_audio(ms=100, timeout=20)
             await call.hang_up()
@@ -215,7 +222,9 @@ def test_session_prepared_before_the_stream_is_taken_by_the_consumer(server: Med
     result = server.calls.wait_result(call_id)
     connected = [e for e in result.events if e.kind == "bridge_connected"][0]
     started = [e for e in result.events if e.kind == "stream_started"][0]
-    assert connected.data["before_stream_ms"] < 300 <= started.data["wait_ms"]
+    # the stream took the session that had waited for it, connected since before it came
+    assert connected.data["before_stream_ms"] <= started.data["wait_ms"]
+    assert result.events.index(connected) < result.events.index(started)
     assert _registry_drains(server)  # taken, then forgotten when it ended
 
 

@@ -57,7 +57,16 @@ def add_echo_call(server: MediaTestServer, transport: str, tmp_path: Path, hangu
 
 def test_twilio_echo_call_with_dtmf_and_caller_hangup(server: MediaTestServer, tmp_path: Path) -> None:
     hangups: list[str] = []
-    call_id, url = add_echo_call(server, "twilio", tmp_path, hangups)
+    seen: list[str] = []  # the session's timeline events, as they happen
+
+    async def on_update(kind: str, data: dict[str, Any]) -> None:
+        if kind == "event":
+            seen.append(data["kind"])
+
+    def entry_said_back() -> bool:
+        return "keypad_entry" in seen and "response_done" in seen[seen.index("keypad_entry"):]
+
+    call_id, url = add_echo_call(server, "twilio", tmp_path, hangups, on_update=on_update)
 
     async def run() -> CarrierMediaClient:
         async with CarrierMediaClient.twilio(url) as call:
@@ -66,7 +75,8 @@ def test_twilio_echo_call_with_dtmf_and_caller_hangup(server: MediaTestServer, t
             await call.send_dtmf("5")
             await call.send_dtmf("#")
             await call.wait_caller_audio_sent()
-            await asyncio.sleep(0.5)
+            await call.wait_until(lambda: "speech_started" in seen, what="the caller's speech heard")
+            await call.wait_until(entry_said_back, what="the keypad entry said back")
             await call.hang_up()
         return call
 

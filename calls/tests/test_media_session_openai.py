@@ -47,6 +47,14 @@ class Carrier:
         self.hangups: list[str] = []
         self.transfers: list[str] = []
         self.dtmf: list[str] = []
+        self.seen: list[str] = []  # the session's timeline events, as they happen
+
+    async def on_update(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "event":
+            self.seen.append(data["kind"])
+
+    def responses_done(self) -> int:
+        return self.seen.count("response_done")
 
     async def hangup(self, reason: str) -> None:
         self.hangups.append(reason)
@@ -82,7 +90,7 @@ def add_call(server: MediaTestServer, transport: str, fake: FakeOpenAIRealtime, 
             call_public_id=holder["id"], provider="openai_realtime", config=config,
             vad=VadSettings(min_silence_ms=300), recording_path=tmp_path / "rec.wav",
             hangup=carrier.hangup, transfer=carrier.transfer, send_dtmf=carrier.send_dtmf,
-            mark_interval_ms=200,
+            mark_interval_ms=200, on_update=carrier.on_update,
         )
         fields.update(overrides)
         return SessionContext(**fields)
@@ -109,7 +117,7 @@ def test_barge_in_clears_the_carrier_and_truncates_at_the_heard_position(
             await asyncio.sleep(0.8)
             await call.play(speech_mulaw(1.5, seed=2))  # the caller talks over the agent
             await call.wait_until(lambda: call.log.clears, timeout=20, what="clear")
-            await asyncio.sleep(0.3)
+            await fake.async_wait_for("conversation.item.truncate", timeout=20)
             await call.hang_up()
         return call
 
@@ -290,7 +298,7 @@ def test_caller_turn_transcripts_and_latency(tmp_path: Path) -> None:
         async def run() -> None:
             async with CarrierMediaClient.twilio(url) as call:
                 await call.wait_for_audio(ms=200, timeout=20)
-                await asyncio.sleep(0.3)
+                await call.wait_until(lambda: carrier.responses_done() >= 1, what="the reply's response.done")
                 await call.hang_up()
 
         asyncio.run(run())
@@ -320,7 +328,8 @@ def test_keys_pressed_while_the_agent_speaks_reach_it_as_one_user_turn_with_one_
                 await call.send_dtmf(key)
                 await asyncio.sleep(0.1)
             await call.wait_for_audio(ms=3200, timeout=20)  # the reply to the entry
-            await asyncio.sleep(0.3)
+            await call.wait_until(lambda: carrier.responses_done() >= 2 and call.heard_out(),
+                                  what="the reply done and played out")
             await call.hang_up()
         return call
 
@@ -359,7 +368,7 @@ def test_a_keypad_entry_without_terminator_ends_after_the_inter_key_timeout_on_p
 
     async def run() -> None:
         async with CarrierMediaClient.plivo(url) as call:
-            await asyncio.sleep(0.3)
+            await call.wait_until(lambda: "stream_started" in carrier.seen, what="the stream to start")
             await call.send_dtmf("4")
             await asyncio.to_thread(timer.wait_armed, 1)
             timer.advance(INTER_KEY_TIMEOUT_S - 0.1)  # a slow typist, still inside the timeout
@@ -395,7 +404,7 @@ def test_with_barge_in_off_a_keypad_entry_waits_until_the_agent_has_finished(
             await call.send_dtmf("5")
             await call.send_dtmf("#")
             await call.wait_for_audio(ms=1700, timeout=20)
-            await asyncio.sleep(0.3)
+            await call.wait_until(lambda: carrier.responses_done() >= 2, what="the reply's response.done")
             await call.hang_up()
         return call
 

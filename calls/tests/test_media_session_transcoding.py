@@ -47,7 +47,10 @@ def test_gemini_call_resamples_both_ways(tmp_path: Path) -> None:
                 await call.wait_for_audio(ms=950, timeout=25)
                 await call.play(speech_mulaw(1.0, seed=2))
                 await call.wait_caller_audio_sent()
-                await asyncio.sleep(0.2)
+                # every frame sent reaches the provider as 20 ms of 16 kHz PCM16 (640 bytes)
+                spoken = (call.frames_sent - 2) * 640
+                await call.wait_until(lambda: len(fake.audio_received()) >= spoken,
+                                      what="the caller's speech at the provider")
                 await call.hang_up()
             return call
 

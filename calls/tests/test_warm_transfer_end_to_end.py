@@ -35,7 +35,7 @@ from calls.testing.media_client import CarrierMediaClient
 from calls.testing.processes import http_post
 from calls.testing.signals import speech_mulaw, tone
 from calls.tests.factories import make_phone_number, make_ready_agent
-from calls.tests.test_calls_end_to_end import Platform
+from calls.tests.test_calls_end_to_end import Platform, platform
 from orgs.services import SYSTEM, set_provider_credential
 from voiceplatform.testing import wait_until
 
@@ -44,17 +44,8 @@ CALLER = "+14155559876"
 DESTINATIONS = [{"label": "Sales", "number": "+14155550142", "mode": "warm", "timeout_s": 20,
                  "whisper": "Caller {caller} needs {summary}"}]
 
+__all__ = ["platform"]  # the module's Daphne + worker fixture
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def platform(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    server = Platform(tmp_path_factory.mktemp("platform"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

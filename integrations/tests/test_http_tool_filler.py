@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +17,7 @@ import pytest
 
 from agents.bridges.base import SessionConfig
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn, FunctionCall
+from agents.testing.script import AgentTurn, FunctionCall, Until
 from calls.audio.vad import VadSettings
 from calls.media.result import SessionContext, SessionResult, ToolError
 from calls.testing.media_client import CarrierMediaClient
@@ -32,6 +33,7 @@ SECRET = "htsec_filler-secret"
 FILLER = "One moment while I look that up."
 FILLER_AUDIO = b"\x22" * 1600  # 200 ms of µ-law the fake voices the line with
 ANSWER_AUDIO = b"\x33" * 1600  # the reply that follows the tool's result
+SENTENCE = speech_mulaw(1.2)  # 1.2 s the session's VAD hears as speech from start to end
 
 
 @pytest.fixture
@@ -42,15 +44,28 @@ def endpoint() -> Iterator[FakeToolEndpoint]:
 
 def run_call(org: Any, endpoint: FakeToolEndpoint, tmp_path: Path, *, path: str, filler_after_s: float,
              release_when_heard: bool, filler_audio: bytes = FILLER_AUDIO,
-             barge_in: bool = False, talk_first: float = 0.0
+             barge_in: bool = False, talk_over_the_call: bool = False
              ) -> tuple[SessionResult, CarrierMediaClient, FakeOpenAIRealtime]:
     """One call in which the model calls ``lookup_order`` (endpoint ``path``) right after the
     greeting, then answers; returns the session result, the Twilio side (what it received and
     cleared) and the provider fake. ``barge_in``: the caller talks once the line is heard;
-    ``talk_first``: the caller talks for that many seconds from the start."""
+    ``talk_over_the_call``: the caller talks from the start, the model calls the tool only once
+    the session's VAD has heard the caller (the fake holds its script until then), and the caller
+    stops only once the session has the tool call: ordered by events, not by timing."""
     tool = make_http_tool(org, url=f"{endpoint.url}/{path}", signing_secret=SECRET, filler_text=FILLER)
+    caller_started = threading.Event()
+    seen: list[str] = []  # the session's timeline events as they happen
+
+    async def on_update(kind: str, data: dict[str, Any]) -> None:
+        if kind == "event":
+            seen.append(data["kind"])
+            if data["kind"] == "speech_started":
+                caller_started.set()
+
     with FakeOpenAIRealtime(turn_bytes=10**9, aside_audio=filler_audio) as fake_server, MediaTestServer() as server:
         fake = cast(FakeOpenAIRealtime, fake_server)
+        if talk_over_the_call:
+            fake.script(Until(caller_started, what="the caller's speech (session VAD)"))
         fake.script(FunctionCall(name="lookup_order", arguments={"order": "A1"}, call_id="c1"),
                     AgentTurn(audio=ANSWER_AUDIO, transcript="It shipped on Friday."))
         holder: dict[str, str] = {}
@@ -64,7 +79,7 @@ def run_call(org: Any, endpoint: FakeToolEndpoint, tmp_path: Path, *, path: str,
             return SessionContext(call_public_id=cid, provider="openai_realtime", config=config,
                                   vad=VadSettings(min_silence_ms=300), recording_path=tmp_path / "rec.wav",
                                   tools=cast(Any, {tool.name: handler}), fillers={tool.name: tool.filler_text},
-                                  filler_after_s=filler_after_s, mark_interval_ms=100)
+                                  filler_after_s=filler_after_s, mark_interval_ms=100, on_update=on_update)
 
         call_id, url = server.add_call("twilio", build)
         holder["id"] = call_id
@@ -72,8 +87,11 @@ def run_call(org: Any, endpoint: FakeToolEndpoint, tmp_path: Path, *, path: str,
         async def run() -> CarrierMediaClient:
             async with CarrierMediaClient.twilio(url) as call:
                 # Between speech the caller's frames are silence, as on a real line.
-                if talk_first:
-                    await call.play(speech_mulaw(talk_first))
+                while talk_over_the_call and "tool_call" not in seen:
+                    # the caller goes on talking (the same sentence again) until the session has the tool call
+                    await call.play(SENTENCE)
+                    await call.wait_until(lambda: call.caller_audio_pending_ms() < 400 or "tool_call" in seen,
+                                          what="room in the caller's speech queue")
                 if release_when_heard:
                     await call.wait_until(lambda: filler_audio[:160] in call.log.received, what="the filler line")
                     if barge_in:
@@ -145,10 +163,17 @@ def test_the_caller_cuts_the_line_off_like_any_reply(org_a: Any, endpoint: Any, 
 
 
 def test_the_line_waits_while_the_caller_is_speaking(org_a: Any, endpoint: Any, tmp_path: Path) -> None:
-    # the tool is slow from the start, and the caller is still talking when the line is due
-    result, call, fake = run_call(org_a, endpoint, tmp_path, path="slow", filler_after_s=0.3,
-                                  release_when_heard=True, talk_first=1.2)
+    # The tool is slow from the start and its line is due at once (filler_after_s=0), while the
+    # caller is still talking: the model calls the tool only after the caller started, and the
+    # caller stops only after the tool call, so the line is due mid-speech on any machine.
+    result, call, fake = run_call(org_a, endpoint, tmp_path, path="slow", filler_after_s=0.0,
+                                  release_when_heard=True, talk_over_the_call=True)
 
-    at = {e.kind: e.at_ms for e in reversed(result.events)}  # the first of each kind
-    assert at["tool_call"] + 300 < at["speech_stopped"] <= at["filler_spoken"]
+    kinds = [e.kind for e in result.events]
+    called = kinds.index("tool_call")
+    # the caller was speaking when the tool was called (the VAD's last word before it was "started")
+    assert [k for k in kinds[:called] if k.startswith("speech_")][-1] == "speech_started"
+    # and the line was said only after the caller stopped
+    stopped = kinds.index("speech_stopped", called)
+    assert stopped < kinds.index("filler_spoken")
     assert bytes(call.log.received).count(b"\x22") == len(FILLER_AUDIO)
