@@ -41,6 +41,58 @@ MODELS = {
 LANGUAGE_NAMES = {"en": "english", "es": "spanish", "de": "german"}
 
 
+def tuning_variants() -> dict:
+    """Ranking variants compared by --tune (knowledge.search.SearchTuning; BENCH.md lists the results)."""
+    from dataclasses import replace
+
+    from knowledge.search import SearchTuning
+
+    before = SearchTuning(section_dedup=False, term_rule="share", caller_words=False)  # the code before this work
+    base = replace(before, section_dedup=True, term_rule="rows", caller_words=True)
+    return {
+        "before (rerank)": before,
+        "dedup": replace(before, section_dedup=True),
+        "dedup+rows": replace(before, section_dedup=True, term_rule="rows"),
+        "dedup+rows+caller": base,
+        "d+r+c+idf": replace(base, idf=True),
+        "d+r+c+idf+head0.5": replace(base, idf=True, heading_boost=0.5),
+        "d+r+c+idf+cov0.34": replace(base, idf=True, coverage=0.34),
+        "d+r+c+idf+OR": replace(base, idf=True, coverage=0.01),
+        "d+r+c+cov0.34": replace(base, coverage=0.34),
+        "d+r+c+text1.5": replace(base, text_weight=1.5),
+        "d+r+c+text0.7": replace(base, text_weight=0.7),
+        "d+r+c+sim1.5": replace(base, similarity_weight=1.5),
+        "d+r+c+cand30": replace(base, candidates=30),
+    }
+
+
+def tune(org, kb, questions, show_misses: bool) -> None:
+    """Every tuning variant on cached query vectors: whole set, tuning half (odd ids), held-out half (even ids)."""
+    from knowledge import services
+    from knowledge.evaluation.run import evaluate
+    from knowledge.search import search_by_vectors
+
+    backend = services.backend_for(kb)
+    vectors = {q.question: backend.embed_query(q.question) for q in questions}
+    for name, tuning in tuning_variants().items():
+        def run(org, kb_ids, query, k, tuning=tuning):
+            return search_by_vectors(org, [kb], query, {kb.spec.key: vectors[query]}, k, tuning=tuning)
+
+        parts = {"all": questions, "tune": [q for q in questions if not q.held_out],
+                 "held": [q for q in questions if q.held_out]}
+        line = []
+        for part, subset in parts.items():
+            scores = evaluate(org, kb, subset, search=run)
+            line.append(f"{part} n={scores.n:3} {scores.hit_at(1):.2f}/{scores.hit_at(5):.2f}/{scores.mrr:.2f}")
+            if part == "all":
+                misses = scores.misses
+                db_ms = scores.latency(0.95)
+        print(f"  {name:22} " + " | ".join(line) + f" | db p95 {db_ms:.0f} ms", flush=True)
+        if show_misses:
+            for question, section, got in misses:
+                print(f"      miss {section:7} {question[:70]!r} -> {got}")
+
+
 def search_modes() -> dict[str, dict]:
     """Search options compared per configuration (keyword arguments of search_knowledge)."""
     import inspect
@@ -59,6 +111,8 @@ def main() -> None:
     parser.add_argument("--langs", nargs="+", default=["en", "es", "de"], choices=["en", "es", "de"])
     parser.add_argument("--reuse", action="store_true", help="keep the scratch database and reuse ingested corpora")
     parser.add_argument("--misses", action="store_true", help="print the questions not answered at rank 1")
+    parser.add_argument("--tune", action="store_true",
+                        help="compare the ranking variants (hit@1/hit@5/MRR) on the ingested corpora")
     args = parser.parse_args()
 
     import django
@@ -101,6 +155,10 @@ def main() -> None:
                 print(f"{name}: ingested {len(documents)} documents, {chunks} chunks in {seconds:.1f} s "
                       f"= {chunks / seconds:.1f} chunks/s", flush=True)
             services.backend_for(kb).embed_query("warm up")
+            if args.tune:
+                print(f"{name}: variants (hit@1/hit@5/MRR)", flush=True)
+                tune(org, kb, load_questions(lang, "caller"), args.misses)
+                continue
             for style in ("caller", "model"):
                 questions = load_questions(lang, style)
                 if not questions:

@@ -45,10 +45,34 @@ logger = logging.getLogger(__name__)
 RRF_K = 60  # the constant from Cormack et al.; damps the weight of top ranks
 HNSW_EF_SEARCH = 100  # set per connection, see knowledge.apps
 MAX_K = 50
-RERANK_CANDIDATES = 20
-# Second-stage weight of the cosine similarity against the fused RRF score normalised to the
-# best candidate (module docstring; chosen on the English set, checked on Spanish and German).
-RERANK_SIMILARITY_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class SearchTuning:
+    """The knobs of ranking, one place (bench/knowledge_quality.py measures alternatives through it).
+
+    `text_weight`: weight of the full-text leg's reciprocal rank against the vector leg's (1.0).
+    `idf`: rank the full-text leg by IDF-weighted query-term matches (document frequencies counted in the searched
+    bases, capped at `df_cap`) instead of ts_rank_cd, which weighs every term alike. `heading_boost`: in that
+    score, the extra weight of a term found in the chunk's title or section heading.
+    `candidates` / `similarity_weight`: the second stage (module docstring). `section_dedup`: in the second
+    stage, a further chunk of a section already listed goes after every other section's best chunk."""
+
+    rrf_k: int = RRF_K
+    text_weight: float = 1.0
+    coverage: float = 0.5
+    idf: bool = False
+    heading_boost: float = 0.0
+    df_cap: int = 5000
+    candidates: int = 20
+    similarity_weight: float = 1.0
+    section_dedup: bool = True
+    term_rule: str = "rows"  # "rows": drop terms in > MAX_TERM_ROWS chunks; "share": in > MAX_TERM_FREQUENCY of them
+    caller_words: bool = True
+
+
+DEFAULT_TUNING = SearchTuning()
+RERANK_CANDIDATES = DEFAULT_TUNING.candidates
 
 
 @dataclass(frozen=True)
@@ -146,19 +170,40 @@ def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE
     return " | ".join("(" + " & ".join(combo) + ")" for combo in itertools.combinations(quoted, need))
 
 
-def _text_cte(languages: int) -> str:
-    """The full-text leg: one ranked subquery per language (each with that language's tsquery), merged."""
-    legs = [
-        f"(SELECT c.id, ts_rank_cd(c.search_vector, %(tsq{i})s::tsquery, 32) AS text_score"
-        f" FROM knowledge_chunk c"
-        f" WHERE c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(tkbs{i})s) AND c.is_active"
-        f" AND c.search_vector @@ %(tsq{i})s::tsquery"
-        f" ORDER BY text_score DESC, c.id LIMIT %(candidates)s)"
-        for i in range(languages)
-    ]
-    return ("text_ranked AS ("
-            " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM ("
-            + " UNION ALL ".join(legs) + ") matched)")
+def _text_cte(languages: int, tuning: SearchTuning = DEFAULT_TUNING) -> str:
+    """The full-text leg: one ranked subquery per language (each with that language's tsquery), merged.
+
+    With `tuning.idf` each language also gets a `terms{i}` CTE: the query's lexemes with their inverse document
+    frequency in the searched bases (BM25's idf; counts stop at `df_cap`, so a term in thousands of chunks costs a
+    bounded scan and weighs ~0), and a matched chunk scores the idf sum of the terms it holds (plus
+    `heading_boost` times the idf of those in its title or heading); ts_rank_cd only breaks ties."""
+    ctes: list[str] = []
+    legs: list[str] = []
+    for i in range(languages):
+        where = (f"c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(tkbs{i})s) AND c.is_active")
+        rank_cd = f"ts_rank_cd(c.search_vector, %(tsq{i})s::tsquery, 32)"
+        if tuning.idf:
+            ctes.append(
+                f"terms{i} AS MATERIALIZED (SELECT t.lex, ln(1 + (n.n - least(d.df, n.n) + 0.5) / (d.df + 0.5)) AS idf"
+                f" FROM unnest(%(terms{i})s::text[]) AS t(lex),"
+                f" (SELECT count(*) AS n FROM (SELECT 1 FROM knowledge_chunk c WHERE {where}"
+                f"  LIMIT %(df_cap)s) s) n,"
+                f" LATERAL (SELECT count(*) AS df FROM (SELECT 1 FROM knowledge_chunk c WHERE {where}"
+                f"  AND c.search_vector @@ quote_literal(t.lex)::tsquery LIMIT %(df_cap)s) s) d)")
+            score = (f"(SELECT coalesce(sum(t.idf * ((c.search_vector @@ quote_literal(t.lex)::tsquery)::int"
+                     f" + %(heading_boost)s * (c.search_vector @@ (quote_literal(t.lex) || ':A')::tsquery)::int)), 0)"
+                     f" FROM terms{i} t) + 0.001 * {rank_cd}")
+        else:
+            score = rank_cd
+        legs.append(
+            f"(SELECT c.id, {score} AS text_score"
+            f" FROM knowledge_chunk c"
+            f" WHERE {where} AND c.search_vector @@ %(tsq{i})s::tsquery"
+            f" ORDER BY text_score DESC, c.id LIMIT %(candidates)s)")
+    return "".join(cte + ", " for cte in ctes) + (
+        "text_ranked AS ("
+        " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM ("
+        + " UNION ALL ".join(legs) + ") matched)")
 
 
 _NO_TEXT_CTE = "text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
@@ -168,34 +213,67 @@ _NO_TEXT_CTE = "text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank 
 # posting lists are long (on the 100k-chunk bench an OR over such words took ~300 ms),
 # and a word on every other page tells the ranking little anyway.
 MAX_TERM_FREQUENCY = 0.02
+# The same limit as a number of rows (2 % of the 100k-chunk bench table): what costs time is the length of a posting
+# list, not its share. On a table of a few hundred chunks a share of 2 % is a handful of rows, and the share rule
+# dropped nearly every telling word of a question ("paquet", "actualiz") while keeping its filler.
+MAX_TERM_ROWS = 2000
+
+# Words callers wrap their question in, per text-search language, beyond Postgres's stop words: question words
+# with their accents (the Spanish stop list has "como", not "cómo") and the verbs of asking ("how do I", "I want").
+# They match any page, so in the coverage rule ("at least half the terms") they crowd out the words that matter.
+CALLER_WORDS = {
+    "english": "want need way please tell know get",
+    "spanish": ("cómo qué cuál cuáles dónde cuándo quién porqué hago hace hacer hice puedo puede pueden podría "
+                "debo debería quiero necesito tengo hay veo pongo sé saber manera forma exactamente algo alguna "
+                "alguien favor"),
+    "german": ("warum wieso weshalb wozu gibt geht mache machen tun bekomme bekommen brauche braucht möchte will "
+               "genau bitte irgendwo jemand etwas eigentlich einfach überhaupt davon dafür los raus komme "
+               "sehe sehen heraus"),
+    "french": "comment pourquoi où quel quelle quels quelles faire fais peux veux dois faut",
+    "italian": "come perché dove quale quali fare faccio posso voglio devo",
+    "portuguese": "como porquê onde qual quais fazer faço posso quero devo",
+    "dutch": "hoe waarom waar welke doen kan wil moet",
+}
 
 
-def _query_lexemes(query: str, languages: Sequence[str]) -> dict[str, list[str]]:
+def _query_lexemes(query: str, languages: Sequence[str],
+                   tuning: SearchTuning | None = None) -> dict[str, list[str]]:
     """Per language: the query's selective terms, stemmed as the chunks' tsvector of that
-    language stores them, minus terms that ANALYZE found in > MAX_TERM_FREQUENCY of chunks
+    language stores them, minus terms that ANALYZE found in too many chunks
     (pg_stats.most_common_elems: table-wide, so cheap to read; a tenant-rare word that is
-    common across the table is dropped too, which only costs text-leg recall)."""
+    common across the table is dropped too, which only costs text-leg recall): more than
+    MAX_TERM_ROWS rows, or with `tuning.term_rule == "share"` more than MAX_TERM_FREQUENCY of
+    them. `tuning.caller_words` also drops the language's CALLER_WORDS."""
+    tuning = tuning or DEFAULT_TUNING
+    languages = list(languages)
+    fillers = [CALLER_WORDS.get(lang, "") if tuning.caller_words else "" for lang in languages]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT (SELECT most_common_elems::text::text[] FROM pg_stats WHERE schemaname = current_schema()"
             "  AND tablename = 'knowledge_chunk' AND attname = 'search_vector'),"
             " (SELECT most_common_elem_freqs FROM pg_stats WHERE schemaname = current_schema()"
             "  AND tablename = 'knowledge_chunk' AND attname = 'search_vector'),"
+            " (SELECT reltuples FROM pg_class WHERE oid = 'knowledge_chunk'::regclass),"
             " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, %s)), ' ')"
-            "  FROM unnest(%s::text[]) WITH ORDINALITY AS l(lang, n) ORDER BY n)",
-            [query, list(languages)])
-        common, freqs, per_language = cursor.fetchone()
+            "  FROM unnest(%s::text[]) WITH ORDINALITY AS l(lang, n) ORDER BY n),"
+            " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, words)), ' ')"
+            "  FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS l(lang, words, n) ORDER BY n)",
+            [query, languages, languages, fillers])
+        common, freqs, rows, per_language, per_language_fillers = cursor.fetchone()
     # most_common_elem_freqs has three extra entries at its end (min, max, null frequency).
     frequency = dict(zip(common or [], freqs or [], strict=False))
+    limit = MAX_TERM_FREQUENCY if tuning.term_rule == "share" else MAX_TERM_ROWS / max(float(rows or 0), 1.0)
     result: dict[str, list[str]] = {}
-    for language, joined in zip(languages, per_language, strict=True):
+    for language, joined, filler in zip(languages, per_language, per_language_fillers, strict=True):
         lexemes = joined.split(" ") if joined else []
-        result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= MAX_TERM_FREQUENCY]
+        drop = set(filler.split(" ")) if filler else set()
+        result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= limit and t not in drop]
     return result
 
 
 def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5,
-                     *, backends: dict[str, EmbeddingBackend] | None = None, rerank: bool = True) -> list[SearchHit]:
+                     *, backends: dict[str, EmbeddingBackend] | None = None, rerank: bool = True,
+                     tuning: SearchTuning = DEFAULT_TUNING) -> list[SearchHit]:
     """Top `k` chunks for `query` across the org's knowledge bases `kb_ids`.
 
     `kb_ids` are public ids (str/UUID) or KnowledgeBase instances; ids of other orgs
@@ -218,7 +296,7 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
             if kb.spec.key not in query_vectors:
                 backend = (backends or {}).get(kb.spec.key) or backend_for(kb)
                 query_vectors[kb.spec.key] = backend.embed_query(query)
-        hits = search_by_vectors(org, bases, query, query_vectors, k, rerank=rerank)
+        hits = search_by_vectors(org, bases, query, query_vectors, k, rerank=rerank, tuning=tuning)
         outcome = "hits" if hits else "empty"
         return hits
     finally:
@@ -226,7 +304,8 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
 
 
 def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: str,
-                      query_vectors: dict[str, Sequence[float]], k: int, *, rerank: bool = True) -> list[SearchHit]:
+                      query_vectors: dict[str, Sequence[float]], k: int, *, rerank: bool = True,
+                      tuning: SearchTuning = DEFAULT_TUNING) -> list[SearchHit]:
     """The database part of the search, with query vectors already computed per model
     key (the benchmark times this separately from embedding).
 
@@ -239,21 +318,23 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     if not bases:
         return []
     k = max(1, min(int(k), MAX_K))
-    fetch = max(k, RERANK_CANDIDATES) if rerank else k
+    fetch = max(k, tuning.candidates) if rerank else k
     by_spec: dict[ModelSpec, list[KnowledgeBase]] = defaultdict(list)
     by_language: dict[str, list[KnowledgeBase]] = defaultdict(list)
     for kb in bases:
         by_spec[kb.spec].append(kb)
         by_language[kb.language].append(kb)
-    lexemes = _query_lexemes(query, list(by_language))
+    lexemes = _query_lexemes(query, list(by_language), tuning)
     params: dict[str, Any] = {
-        "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * fetch, 40), "rrf": RRF_K, "k": fetch,
+        "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * fetch, 40), "rrf": tuning.rrf_k,
+        "k": fetch, "text_weight": tuning.text_weight, "heading_boost": tuning.heading_boost, "df_cap": tuning.df_cap,
     }
     text_legs = 0
     for language, group in by_language.items():
-        tsq = coverage_tsquery(lexemes[language])
+        tsq = coverage_tsquery(lexemes[language], tuning.coverage)
         if tsq:
-            params.update({f"tsq{text_legs}": tsq, f"tkbs{text_legs}": [kb.pk for kb in group]})
+            params.update({f"tsq{text_legs}": tsq, f"tkbs{text_legs}": [kb.pk for kb in group],
+                           f"terms{text_legs}": sorted(set(lexemes[language]))})
             text_legs += 1
     ctes: list[str] = []
     ranked: list[str] = []
@@ -271,10 +352,11 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     sql = (
         "WITH " + ", ".join(ctes) + ", "
         "vector_ranked AS (" + " UNION ALL ".join(ranked) + "), "
-        + (_text_cte(text_legs) if text_legs else _NO_TEXT_CTE) + ", "
+        + (_text_cte(text_legs, tuning) if text_legs else _NO_TEXT_CTE) + ", "
         "fused AS ("
-        " SELECT id, sum(1.0 / (%(rrf)s + rank)) AS score FROM ("
-        "  SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) legs"
+        " SELECT id, sum(weight / (%(rrf)s + rank)) AS score FROM ("
+        "  SELECT id, rank, 1.0 AS weight FROM vector_ranked"
+        "  UNION ALL SELECT id, rank, %(text_weight)s AS weight FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
         "SELECT f.score, " + exact + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
         " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number "
@@ -300,24 +382,36 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
             vector_rank=vector_rank, text_rank=text_rank,
         ))
     if rerank:
-        hits = rerank_hits(hits)[:k]
+        hits = rerank_hits(hits, tuning)[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
 
 
-def rerank_hits(hits: Sequence[SearchHit]) -> list[SearchHit]:
+def rerank_hits(hits: Sequence[SearchHit], tuning: SearchTuning = DEFAULT_TUNING) -> list[SearchHit]:
     """The second stage: fused score (relative to the best candidate) + weighted cosine similarity. Each hit's
-    `score` becomes the combined score; ties keep the fused order."""
+    `score` becomes the combined score; ties keep the fused order. With `tuning.section_dedup`, a chunk whose
+    document and section heading an earlier hit already has moves behind every section's first chunk: a big
+    section's five chunks then leave room for four other sections in the top five."""
     if not hits:
         return []
     best = max(hit.score for hit in hits) or 1.0
     scored = []
     for position, hit in enumerate(hits):
         similarity = hit.vector_similarity if hit.vector_similarity is not None else 0.0
-        combined = hit.score / best + RERANK_SIMILARITY_WEIGHT * similarity
+        combined = hit.score / best + tuning.similarity_weight * similarity
         scored.append((-combined, position, replace(hit, score=round(combined, 6))))
     scored.sort(key=lambda item: (item[0], item[1]))
-    return [hit for _, _, hit in scored]
+    ranked = [hit for _, _, hit in scored]
+    if not tuning.section_dedup:
+        return ranked
+    seen: set[tuple[str, str]] = set()
+    first: list[SearchHit] = []
+    repeats: list[SearchHit] = []
+    for hit in ranked:
+        key = (hit.document_id, hit.heading)
+        (repeats if key in seen else first).append(hit)
+        seen.add(key)
+    return first + repeats
 
 
 async def asearch_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5) -> list[SearchHit]:
