@@ -69,6 +69,7 @@ class SearchTuning:
     section_dedup: bool = True
     term_rule: str = "rows"  # "rows": drop terms in > MAX_TERM_ROWS chunks; "share": in > MAX_TERM_FREQUENCY of them
     caller_words: bool = True
+    text_share: bool = False  # with idf: the text leg's reciprocal rank is scaled by the query idf share matched
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -190,23 +191,27 @@ def _text_cte(languages: int, tuning: SearchTuning = DEFAULT_TUNING) -> str:
                 f"  LIMIT %(df_cap)s) s) n,"
                 f" LATERAL (SELECT count(*) AS df FROM (SELECT 1 FROM knowledge_chunk c WHERE {where}"
                 f"  AND c.search_vector @@ quote_literal(t.lex)::tsquery LIMIT %(df_cap)s) s) d)")
-            score = (f"(SELECT coalesce(sum(t.idf * ((c.search_vector @@ quote_literal(t.lex)::tsquery)::int"
-                     f" + %(heading_boost)s * (c.search_vector @@ (quote_literal(t.lex) || ':A')::tsquery)::int)), 0)"
-                     f" FROM terms{i} t) + 0.001 * {rank_cd}")
+            matched = (f"(SELECT coalesce(sum(t.idf * ((c.search_vector @@ quote_literal(t.lex)::tsquery)::int"
+                       f" + %(heading_boost)s * (c.search_vector @@ (quote_literal(t.lex) || ':A')::tsquery)::int)),"
+                       f" 0) FROM terms{i} t)")
+            score = f"{matched} + 0.001 * {rank_cd}"
+            share = (f"{matched} / greatest((SELECT sum(idf) FROM terms{i}), 1e-9)" if tuning.text_share
+                     else "1.0")
         else:
-            score = rank_cd
+            score, share = rank_cd, "1.0"
         legs.append(
-            f"(SELECT c.id, {score} AS text_score"
+            f"(SELECT c.id, {score} AS text_score, {share} AS share"
             f" FROM knowledge_chunk c"
             f" WHERE {where} AND c.search_vector @@ %(tsq{i})s::tsquery"
             f" ORDER BY text_score DESC, c.id LIMIT %(candidates)s)")
     return "".join(cte + ", " for cte in ctes) + (
         "text_ranked AS ("
-        " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM ("
+        " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank, least(share, 1.0) AS share FROM ("
         + " UNION ALL ".join(legs) + ") matched)")
 
 
-_NO_TEXT_CTE = "text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
+_NO_TEXT_CTE = ("text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank, NULL::numeric AS share"
+                " WHERE false)")
 
 
 # Terms in more than this share of all chunks are left to the vector leg: their GIN
@@ -356,7 +361,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         "fused AS ("
         " SELECT id, sum(weight / (%(rrf)s + rank)) AS score FROM ("
         "  SELECT id, rank, 1.0 AS weight FROM vector_ranked"
-        "  UNION ALL SELECT id, rank, %(text_weight)s AS weight FROM text_ranked) legs"
+        "  UNION ALL SELECT id, rank, %(text_weight)s * share AS weight FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
         "SELECT f.score, " + exact + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
         " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number "

@@ -75,3 +75,38 @@ def test_caller_filler_words_do_not_reach_the_text_leg() -> None:
     assert {"fehl", "paket"} <= set(german) and not {"warum", "gibt", "bekomm"} & set(german), german
     kept = _query_lexemes("¿Cómo hago para limpiar la caché?", ["spanish"], SearchTuning(caller_words=False))
     assert "com" in kept["spanish"]
+
+
+KETTLE_MANUAL = """# Kettle manual
+
+## Warranty terms
+The warranty covers the kettle for two years. Keep the kettle receipt: a kettle warranty claim needs it, and the
+warranty does not cover a kettle dropped on the floor.
+
+## Filling
+Fill the kettle to the mark. Never run the kettle empty.
+
+## Cleaning
+Wipe the kettle with a damp cloth.
+
+## Cord
+The kettle base has a cord store underneath the kettle.
+
+## Descaling
+Descaling every month keeps the warranty valid in hard-water areas.
+"""
+
+
+@pytest.mark.django_db
+def test_idf_weighting_ranks_the_rarer_term_section_first(kb_a: Any, ingest: Any) -> None:
+    ingest(kb_a, "kettle.md", KETTLE_MANUAL.encode())
+    query = "kettle descaling warranty"
+
+    def text_first(tuning: SearchTuning) -> str:
+        hits = search_knowledge(kb_a.org, [kb_a.public_id], query, k=10, tuning=tuning)
+        return next(h.heading for h in hits if h.text_rank == 1)
+
+    # ts_rank_cd counts occurrences: "kettle" and "warranty" over and over win. With IDF, "descaling" (one chunk)
+    # outweighs "kettle" (every chunk).
+    assert text_first(SearchTuning(idf=False)).endswith("Warranty terms")
+    assert text_first(SearchTuning(idf=True)).endswith("Descaling")
