@@ -19,7 +19,17 @@ first and a vector-leg match ranked first count the same, however close the vect
 match is. No cross-encoder ships inside a package on the registries this project can
 use (knowledge/BENCH.md, "Model survey"), so this is the cheaper signal; it costs a
 few rows' distance computations. A heading/title term-match signal was measured too
-and left out: it helped English and hurt German (BENCH.md, "Second stage").
+and left out: it helped English and hurt German (BENCH.md, "Second stage"). The second
+stage then lists each section (document + heading) once before any section's second
+chunk: a big catch-all section's chunks otherwise fill the top five (Spanish hit@5
+0.75 → 0.84 on its own).
+
+Which query words reach the full-text leg: not those in more than MAX_TERM_ROWS chunks
+(long posting lists are what is slow; a row count rather than a share, or small bases
+lose their telling words), and not the language's CALLER_WORDS (question words, verbs of
+asking), which would otherwise count toward "half the query's terms" and make real
+questions match nothing. Knobs and measured alternatives (IDF weighting, fusion weights,
+OR semantics): `SearchTuning`, BENCH.md "Second pass".
 """
 
 from __future__ import annotations
