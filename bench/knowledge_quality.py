@@ -47,8 +47,10 @@ def tuning_variants() -> dict:
 
     from knowledge.search import SearchTuning
 
-    before = SearchTuning(section_dedup=False, term_rule="share", caller_words=False)  # the code before this work
-    base = replace(before, section_dedup=True, term_rule="rows", caller_words=True)
+    before = SearchTuning(section_dedup=False, term_rule="share", caller_words=False,
+                          decompound="off")  # the code before the second pass
+    base = replace(before, section_dedup=True, term_rule="rows", caller_words=True)  # the second pass's default
+    split = replace(base, decompound="and")  # third pass: compound words also match their parts
     return {
         "before (rerank)": before,
         "dedup": replace(before, section_dedup=True),
@@ -66,10 +68,17 @@ def tuning_variants() -> dict:
         "d+r+c+text0.7": replace(base, text_weight=0.7),
         "d+r+c+sim1.5": replace(base, similarity_weight=1.5),
         "d+r+c+cand30": replace(base, candidates=30),
+        "d+r+c+split": split,
+        "d+r+c+split-or": replace(base, decompound="or"),
+        "d+r+c+split+OR": replace(split, coverage=0.01),
+        "d+r+c+split+idf": replace(split, idf=True),
+        "d+r+c+split+idf+head0.5": replace(split, idf=True, heading_boost=0.5),
+        "d+r+c+split+idf+head1": replace(split, idf=True, heading_boost=1.0),
+        "d+r+c+split+text1.5": replace(split, text_weight=1.5),
     }
 
 
-def tune(org, kb, questions, show_misses: bool) -> None:
+def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None) -> None:
     """Every tuning variant on cached query vectors: whole set, tuning half (odd ids), held-out half (even ids)."""
     from knowledge import services
     from knowledge.evaluation.run import evaluate
@@ -78,6 +87,9 @@ def tune(org, kb, questions, show_misses: bool) -> None:
     backend = services.backend_for(kb)
     vectors = {q.question: backend.embed_query(q.question) for q in questions}
     for name, tuning in tuning_variants().items():
+        if only and name not in only:
+            continue
+
         def run(org, kb_ids, query, k, tuning=tuning):
             return search_by_vectors(org, [kb], query, {kb.spec.key: vectors[query]}, k, tuning=tuning)
 
@@ -116,6 +128,7 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true", help="print the questions not answered at rank 1")
     parser.add_argument("--tune", action="store_true",
                         help="compare the ranking variants (hit@1/hit@5/MRR) on the ingested corpora")
+    parser.add_argument("--variants", nargs="+", help="with --tune: only these variants (names as printed)")
     args = parser.parse_args()
 
     import django
@@ -160,7 +173,7 @@ def main() -> None:
             services.backend_for(kb).embed_query("warm up")
             if args.tune:
                 print(f"{name}: variants (hit@1/hit@5/MRR)", flush=True)
-                tune(org, kb, load_questions(lang, "caller"), args.misses)
+                tune(org, kb, load_questions(lang, "caller"), args.misses, args.variants)
                 continue
             for style in ("caller", "model"):
                 questions = load_questions(lang, style)

@@ -45,6 +45,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
+from knowledge import decompound
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import KnowledgeBase
 from orgs.models import Organization
@@ -80,6 +81,7 @@ class SearchTuning:
     term_rule: str = "rows"  # "rows": drop terms in > MAX_TERM_ROWS chunks; "share": in > MAX_TERM_FREQUENCY of them
     caller_words: bool = True
     text_share: bool = False  # with idf: the text leg's reciprocal rank is scaled by the query idf share matched
+    decompound: str = "and"  # compound query words (de, nl) also match their parts: "and" all of them, "or" any; "off"
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -158,7 +160,8 @@ MIN_TERM_COVERAGE = 0.5
 MAX_QUERY_TERMS = 8  # C(8, 4) = 70 conjunctions at most
 
 
-def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE) -> str | None:
+def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE,
+                     alternatives: dict[str, list[str]] | None = None, *, any_part: bool = False) -> str | None:
     """A tsquery text that matches chunks containing at least `coverage` of the terms:
     an OR of every AND-combination of ceil(n * coverage) terms.
 
@@ -169,6 +172,8 @@ def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE
     words matches thousands of rows that all have to be fetched and ranked (measured:
     ~100 ms). Expressed as a tsquery, the GIN index itself applies the rule.
     Long questions keep their longest terms (longer stems are rarer, more telling).
+    `alternatives` (term → its compound parts, knowledge.decompound): the term is satisfied by the whole word or
+    by all its parts (`any_part`: by any of them), so a joined word counts once either way.
     """
     import itertools
     import math
@@ -177,7 +182,18 @@ def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE
     if not unique:
         return None
     need = max(1, math.ceil(len(unique) * coverage))
-    quoted = ["'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in unique]
+
+    def quote(term: str) -> str:
+        return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def operand(term: str) -> str:
+        parts = (alternatives or {}).get(term)
+        if not parts:
+            return quote(term)
+        joined = (" | " if any_part else " & ").join(quote(part) for part in parts)
+        return f"({quote(term)} | {joined})" if any_part else f"({quote(term)} | ({joined}))"
+
+    quoted = [operand(term) for term in unique]
     return " | ".join("(" + " & ".join(combo) + ")" for combo in itertools.combinations(quoted, need))
 
 
@@ -253,15 +269,41 @@ CALLER_WORDS = {
 
 def _query_lexemes(query: str, languages: Sequence[str],
                    tuning: SearchTuning | None = None) -> dict[str, list[str]]:
+    """Per language: the query's selective terms (`_query_terms` without bases, so without compound parts)."""
+    return _query_terms(query, {language: [] for language in languages}, tuning)[0]
+
+
+def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning: SearchTuning | None = None,
+                 ) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
     """Per language: the query's selective terms, stemmed as the chunks' tsvector of that
     language stores them, minus terms that ANALYZE found in too many chunks
     (pg_stats.most_common_elems: table-wide, so cheap to read; a tenant-rare word that is
     common across the table is dropped too, which only costs text-leg recall): more than
     MAX_TERM_ROWS rows, or with `tuning.term_rule == "share"` more than MAX_TERM_FREQUENCY of
-    them. `tuning.caller_words` also drops the language's CALLER_WORDS."""
+    them. `tuning.caller_words` also drops the language's CALLER_WORDS.
+
+    Second result, for languages that compound (knowledge.decompound) and `tuning.decompound`: per language, a
+    term → the parts of that query word found in the bases' own vocabulary (same selectivity rules). The
+    candidate parts are stemmed and the bases' content versions read in this same round trip."""
     tuning = tuning or DEFAULT_TUNING
-    languages = list(languages)
+    languages = list(by_language)
     fillers = [CALLER_WORDS.get(lang, "") if tuning.caller_words else "" for lang in languages]
+    part_langs: list[str] = []
+    part_texts: list[str] = []
+    split_words: dict[str, list[str]] = {}
+    split_bases: list[KnowledgeBase] = []
+    if tuning.decompound != "off":
+        for lang, group in by_language.items():
+            if not decompound.compounds(lang) or not group:
+                continue
+            words = sorted({w.lower() for w in _WORD.findall(query) if decompound.candidate_parts(w, lang)})
+            if not words:
+                continue
+            split_words[lang] = words
+            split_bases.extend(group)
+            texts = sorted({*words, *(p for w in words for p in decompound.candidate_parts(w, lang))})
+            part_langs.extend([lang] * len(texts))
+            part_texts.extend(texts)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT (SELECT most_common_elems::text::text[] FROM pg_stats WHERE schemaname = current_schema()"
@@ -272,18 +314,59 @@ def _query_lexemes(query: str, languages: Sequence[str],
             " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, %s)), ' ')"
             "  FROM unnest(%s::text[]) WITH ORDINALITY AS l(lang, n) ORDER BY n),"
             " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, words)), ' ')"
-            "  FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS l(lang, words, n) ORDER BY n)",
-            [query, languages, languages, fillers])
-        common, freqs, rows, per_language, per_language_fillers = cursor.fetchone()
+            "  FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS l(lang, words, n) ORDER BY n),"
+            " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, part)), ' ')"
+            "  FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS p(lang, part, n) ORDER BY n),"
+            " array(SELECT (SELECT md5(coalesce(string_agg(d.current_version_id::text, ',' ORDER BY d.id), ''))"
+            "  FROM knowledge_document d WHERE d.knowledge_base_id = b.id)"
+            "  FROM unnest(%s::bigint[]) WITH ORDINALITY AS b(id, n) ORDER BY n)",
+            [query, languages, languages, fillers, part_langs, part_texts, [kb.pk for kb in split_bases]])
+        common, freqs, rows, per_language, per_language_fillers, part_stems, versions = cursor.fetchone()
     # most_common_elem_freqs has three extra entries at its end (min, max, null frequency).
     frequency = dict(zip(common or [], freqs or [], strict=False))
     limit = MAX_TERM_FREQUENCY if tuning.term_rule == "share" else MAX_TERM_ROWS / max(float(rows or 0), 1.0)
     result: dict[str, list[str]] = {}
+    drops: dict[str, set[str]] = {}
     for language, joined, filler in zip(languages, per_language, per_language_fillers, strict=True):
         lexemes = joined.split(" ") if joined else []
-        drop = set(filler.split(" ")) if filler else set()
-        result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= limit and t not in drop]
-    return result
+        drops[language] = set(filler.split(" ")) if filler else set()
+        result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= limit and t not in drops[language]]
+    alternatives: dict[str, dict[str, list[str]]] = {}
+    if split_words:
+        vocabularies = _vocabularies(split_bases, versions)
+        stems: dict[str, dict[str, str]] = defaultdict(dict)
+        for lang, text, stem in zip(part_langs, part_texts, part_stems, strict=True):
+            stems[lang][text] = stem
+        for lang, words in split_words.items():
+            vocabulary = frozenset().union(*(vocabularies[kb.pk] for kb in by_language[lang]))
+            for word in words:
+                whole = stems[lang].get(word, "")
+                parts = decompound.split(word, stems[lang], vocabulary, lang)
+                if not parts or " " in whole or whole not in result[lang]:
+                    continue
+                kept = [p for p in parts if frequency.get(p, 0.0) <= limit and p not in drops[lang] and p != whole]
+                if kept:
+                    alternatives.setdefault(lang, {})[whole] = kept
+    return result, alternatives
+
+
+def _vocabularies(bases: Sequence[KnowledgeBase], versions: Sequence[str]) -> dict[int, frozenset[str]]:
+    """Each base's lexemes (knowledge.decompound.VOCABULARIES), read with ts_stat when its content changed."""
+    found: dict[int, frozenset[str]] = {}
+    for kb, version in zip(bases, versions, strict=True):
+        key = (kb.pk, f"{kb.language}:{version}")
+        vocabulary = decompound.VOCABULARIES.get(key)
+        if vocabulary is None:
+            # ts_stat takes its query as text; both ids are integers from the database.
+            inner = (f"SELECT search_vector FROM knowledge_chunk WHERE org_id = {int(kb.org_id)}"
+                     f" AND knowledge_base_id = {int(kb.pk)} AND is_active")
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT word FROM ts_stat(%s) ORDER BY ndoc DESC, word LIMIT %s",
+                               [inner, decompound.VOCABULARY_LEXEMES])
+                vocabulary = frozenset(row[0] for row in cursor.fetchall())
+            decompound.VOCABULARIES.put(key, vocabulary)
+        found[kb.pk] = vocabulary
+    return found
 
 
 def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5,
@@ -339,14 +422,15 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     for kb in bases:
         by_spec[kb.spec].append(kb)
         by_language[kb.language].append(kb)
-    lexemes = _query_lexemes(query, list(by_language), tuning)
+    lexemes, alternatives = _query_terms(query, by_language, tuning)
     params: dict[str, Any] = {
         "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * fetch, 40), "rrf": tuning.rrf_k,
         "k": fetch, "text_weight": tuning.text_weight, "heading_boost": tuning.heading_boost, "df_cap": tuning.df_cap,
     }
     text_legs = 0
     for language, group in by_language.items():
-        tsq = coverage_tsquery(lexemes[language], tuning.coverage)
+        tsq = coverage_tsquery(lexemes[language], tuning.coverage, alternatives.get(language),
+                               any_part=tuning.decompound == "or")
         if tsq:
             params.update({f"tsq{text_legs}": tsq, f"tkbs{text_legs}": [kb.pk for kb in group],
                            f"terms{text_legs}": sorted(set(lexemes[language]))})
