@@ -50,7 +50,7 @@ def tuning_variants() -> dict:
     before = SearchTuning(section_dedup=False, term_rule="share", caller_words=False,
                           decompound="off")  # the code before the second pass
     base = replace(before, section_dedup=True, term_rule="rows", caller_words=True)  # the second pass's default
-    split = replace(base, decompound="and")  # third pass: compound words also match their parts
+    split = replace(base, decompound="and")  # third pass: compound words also match all their parts
     return {
         "before (rerank)": before,
         "dedup": replace(before, section_dedup=True),
@@ -69,7 +69,7 @@ def tuning_variants() -> dict:
         "d+r+c+sim1.5": replace(base, similarity_weight=1.5),
         "d+r+c+cand30": replace(base, candidates=30),
         "d+r+c+split": split,
-        "d+r+c+split-or": replace(base, decompound="or"),
+        "d+r+c+split-or (default)": replace(base, decompound="or"),
         "d+r+c+split+OR": replace(split, coverage=0.01),
         "d+r+c+split+idf": replace(split, idf=True),
         "d+r+c+split+idf+head0.5": replace(split, idf=True, heading_boost=0.5),

@@ -28,8 +28,10 @@ Which query words reach the full-text leg: not those in more than MAX_TERM_ROWS 
 (long posting lists are what is slow; a row count rather than a share, or small bases
 lose their telling words), and not the language's CALLER_WORDS (question words, verbs of
 asking), which would otherwise count toward "half the query's terms" and make real
-questions match nothing. Knobs and measured alternatives (IDF weighting, fusion weights,
-OR semantics): `SearchTuning`, BENCH.md "Second pass".
+questions match nothing. In German and Dutch, a joined query word also matches any of its parts
+found in the base's own vocabulary (knowledge.decompound; "Kernelmodul" finds "Kernel-Modul"), stemmed in the
+same lexeme round trip. Knobs and measured alternatives (IDF weighting, fusion weights, OR semantics,
+decompounding): `SearchTuning`, BENCH.md "Second pass" and "Third pass".
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class SearchTuning:
     term_rule: str = "rows"  # "rows": drop terms in > MAX_TERM_ROWS chunks; "share": in > MAX_TERM_FREQUENCY of them
     caller_words: bool = True
     text_share: bool = False  # with idf: the text leg's reciprocal rank is scaled by the query idf share matched
-    decompound: str = "and"  # compound query words (de, nl) also match their parts: "and" all of them, "or" any; "off"
+    decompound: str = "or"  # compound query words (de, nl) also match their parts: "or" any of them, "and" all; "off"
 
 
 DEFAULT_TUNING = SearchTuning()
