@@ -70,6 +70,8 @@ def tuning_variants() -> dict:
         "d+r+c+cand30": replace(base, candidates=30),
         "d+r+c+split": split,
         "d+r+c+split-or (default)": replace(base, decompound="or"),
+        "d+r+c+split-or, unknown words only": replace(base, decompound="or", split_known=False),
+        "d+r+c+split, unknown words only": replace(split, split_known=False),
         "d+r+c+split+OR": replace(split, coverage=0.01),
         "d+r+c+split+idf": replace(split, idf=True),
         "d+r+c+split+idf+head0.5": replace(split, idf=True, heading_boost=0.5),

@@ -84,6 +84,7 @@ class SearchTuning:
     caller_words: bool = True
     text_share: bool = False  # with idf: the text leg's reciprocal rank is scaled by the query idf share matched
     decompound: str = "or"  # compound query words (de, nl) also match their parts: "or" any of them, "and" all; "off"
+    split_known: bool = True  # also split a compound the base itself uses as one word
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -344,9 +345,11 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
             for word in words:
                 whole = stems[lang].get(word, "")
                 parts = decompound.split(word, stems[lang], vocabulary, lang)
-                if not parts or " " in whole or whole not in result[lang]:
+                if not parts or " " in whole or whole not in result[lang] or whole in parts:
                     continue
-                kept = [p for p in parts if frequency.get(p, 0.0) <= limit and p not in drops[lang] and p != whole]
+                if not tuning.split_known and whole in vocabulary:
+                    continue  # the base uses the joined word itself
+                kept = [p for p in parts if frequency.get(p, 0.0) <= limit and p not in drops[lang]]
                 if kept:
                     alternatives.setdefault(lang, {})[whole] = kept
     return result, alternatives
