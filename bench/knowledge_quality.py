@@ -41,6 +41,75 @@ MODELS = {
 LANGUAGE_NAMES = {"en": "english", "es": "spanish", "de": "german"}
 
 
+def tuning_variants() -> dict:
+    """Ranking variants compared by --tune (knowledge.search.SearchTuning; BENCH.md lists the results)."""
+    from dataclasses import replace
+
+    from knowledge.search import SearchTuning
+
+    before = SearchTuning(section_dedup=False, term_rule="share", caller_words=False,
+                          decompound="off")  # the code before the second pass
+    base = replace(before, section_dedup=True, term_rule="rows", caller_words=True)  # the second pass's default
+    split = replace(base, decompound="and")  # third pass: compound words also match all their parts
+    return {
+        "before (rerank)": before,
+        "dedup": replace(before, section_dedup=True),
+        "dedup+rows": replace(before, section_dedup=True, term_rule="rows"),
+        "dedup+rows+caller": base,
+        "d+r+c+idf": replace(base, idf=True),
+        "d+r+c+idf+head0.5": replace(base, idf=True, heading_boost=0.5),
+        "d+r+c+idf+cov0.34": replace(base, idf=True, coverage=0.34),
+        "d+r+c+idf+OR": replace(base, idf=True, coverage=0.01),
+        "d+r+c+idf+share": replace(base, idf=True, text_share=True),
+        "d+r+c+idf+share+OR": replace(base, idf=True, text_share=True, coverage=0.01),
+        "d+r+c+idf+share+OR+t1.5": replace(base, idf=True, text_share=True, coverage=0.01, text_weight=1.5),
+        "d+r+c+cov0.34": replace(base, coverage=0.34),
+        "d+r+c+text1.5": replace(base, text_weight=1.5),
+        "d+r+c+text0.7": replace(base, text_weight=0.7),
+        "d+r+c+sim1.5": replace(base, similarity_weight=1.5),
+        "d+r+c+cand30": replace(base, candidates=30),
+        "d+r+c+split": split,
+        "d+r+c+split-or (default)": replace(base, decompound="or"),
+        "d+r+c+split-or, unknown words only": replace(base, decompound="or", split_known=False),
+        "d+r+c+split, unknown words only": replace(split, split_known=False),
+        "d+r+c+split+OR": replace(split, coverage=0.01),
+        "d+r+c+split+idf": replace(split, idf=True),
+        "d+r+c+split+idf+head0.5": replace(split, idf=True, heading_boost=0.5),
+        "d+r+c+split+idf+head1": replace(split, idf=True, heading_boost=1.0),
+        "d+r+c+split+text1.5": replace(split, text_weight=1.5),
+    }
+
+
+def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None) -> None:
+    """Every tuning variant on cached query vectors: whole set, tuning half (odd ids), held-out half (even ids)."""
+    from knowledge import services
+    from knowledge.evaluation.run import evaluate
+    from knowledge.search import search_by_vectors
+
+    backend = services.backend_for(kb)
+    vectors = {q.question: backend.embed_query(q.question) for q in questions}
+    for name, tuning in tuning_variants().items():
+        if only and name not in only:
+            continue
+
+        def run(org, kb_ids, query, k, tuning=tuning):
+            return search_by_vectors(org, [kb], query, {kb.spec.key: vectors[query]}, k, tuning=tuning)
+
+        parts = {"all": questions, "tune": [q for q in questions if not q.held_out],
+                 "held": [q for q in questions if q.held_out]}
+        line = []
+        for part, subset in parts.items():
+            scores = evaluate(org, kb, subset, search=run)
+            line.append(f"{part} n={scores.n:3} {scores.hit_at(1):.2f}/{scores.hit_at(5):.2f}/{scores.mrr:.2f}")
+            if part == "all":
+                misses = scores.misses
+                db_ms = scores.latency(0.95)
+        print(f"  {name:22} " + " | ".join(line) + f" | db p95 {db_ms:.0f} ms", flush=True)
+        if show_misses:
+            for question, section, got in misses:
+                print(f"      miss {section:7} {question[:70]!r} -> {got}")
+
+
 def search_modes() -> dict[str, dict]:
     """Search options compared per configuration (keyword arguments of search_knowledge)."""
     import inspect
@@ -59,6 +128,9 @@ def main() -> None:
     parser.add_argument("--langs", nargs="+", default=["en", "es", "de"], choices=["en", "es", "de"])
     parser.add_argument("--reuse", action="store_true", help="keep the scratch database and reuse ingested corpora")
     parser.add_argument("--misses", action="store_true", help="print the questions not answered at rank 1")
+    parser.add_argument("--tune", action="store_true",
+                        help="compare the ranking variants (hit@1/hit@5/MRR) on the ingested corpora")
+    parser.add_argument("--variants", nargs="+", help="with --tune: only these variants (names as printed)")
     args = parser.parse_args()
 
     import django
@@ -101,6 +173,10 @@ def main() -> None:
                 print(f"{name}: ingested {len(documents)} documents, {chunks} chunks in {seconds:.1f} s "
                       f"= {chunks / seconds:.1f} chunks/s", flush=True)
             services.backend_for(kb).embed_query("warm up")
+            if args.tune:
+                print(f"{name}: variants (hit@1/hit@5/MRR)", flush=True)
+                tune(org, kb, load_questions(lang, "caller"), args.misses, args.variants)
+                continue
             for style in ("caller", "model"):
                 questions = load_questions(lang, style)
                 if not questions:

@@ -19,7 +19,19 @@ first and a vector-leg match ranked first count the same, however close the vect
 match is. No cross-encoder ships inside a package on the registries this project can
 use (knowledge/BENCH.md, "Model survey"), so this is the cheaper signal; it costs a
 few rows' distance computations. A heading/title term-match signal was measured too
-and left out: it helped English and hurt German (BENCH.md, "Second stage").
+and left out: it helped English and hurt German (BENCH.md, "Second stage"). The second
+stage then lists each section (document + heading) once before any section's second
+chunk: a big catch-all section's chunks otherwise fill the top five (Spanish hit@5
+0.75 → 0.84 on its own).
+
+Which query words reach the full-text leg: not those in more than MAX_TERM_ROWS chunks
+(long posting lists are what is slow; a row count rather than a share, or small bases
+lose their telling words), and not the language's CALLER_WORDS (question words, verbs of
+asking), which would otherwise count toward "half the query's terms" and make real
+questions match nothing. In German and Dutch, a joined query word also matches any of its parts
+found in the base's own vocabulary (knowledge.decompound; "Kernelmodul" finds "Kernel-Modul"), stemmed in the
+same lexeme round trip. Knobs and measured alternatives (IDF weighting, fusion weights, OR semantics,
+decompounding): `SearchTuning`, BENCH.md "Second pass" and "Third pass".
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
+from knowledge import decompound
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import KnowledgeBase
 from orgs.models import Organization
@@ -45,10 +58,37 @@ logger = logging.getLogger(__name__)
 RRF_K = 60  # the constant from Cormack et al.; damps the weight of top ranks
 HNSW_EF_SEARCH = 100  # set per connection, see knowledge.apps
 MAX_K = 50
-RERANK_CANDIDATES = 20
-# Second-stage weight of the cosine similarity against the fused RRF score normalised to the
-# best candidate (module docstring; chosen on the English set, checked on Spanish and German).
-RERANK_SIMILARITY_WEIGHT = 1.0
+
+
+@dataclass(frozen=True)
+class SearchTuning:
+    """The knobs of ranking, one place (bench/knowledge_quality.py measures alternatives through it).
+
+    `text_weight`: weight of the full-text leg's reciprocal rank against the vector leg's (1.0).
+    `idf`: rank the full-text leg by IDF-weighted query-term matches (document frequencies counted in the searched
+    bases, capped at `df_cap`) instead of ts_rank_cd, which weighs every term alike. `heading_boost`: in that
+    score, the extra weight of a term found in the chunk's title or section heading.
+    `candidates` / `similarity_weight`: the second stage (module docstring). `section_dedup`: in the second
+    stage, a further chunk of a section already listed goes after every other section's best chunk."""
+
+    rrf_k: int = RRF_K
+    text_weight: float = 1.0
+    coverage: float = 0.5
+    idf: bool = False
+    heading_boost: float = 0.0
+    df_cap: int = 5000
+    candidates: int = 20
+    similarity_weight: float = 1.0
+    section_dedup: bool = True
+    term_rule: str = "rows"  # "rows": drop terms in > MAX_TERM_ROWS chunks; "share": in > MAX_TERM_FREQUENCY of them
+    caller_words: bool = True
+    text_share: bool = False  # with idf: the text leg's reciprocal rank is scaled by the query idf share matched
+    decompound: str = "or"  # compound query words (de, nl) also match their parts: "or" any of them, "and" all; "off"
+    split_known: bool = True  # also split a compound the base itself uses as one word
+
+
+DEFAULT_TUNING = SearchTuning()
+RERANK_CANDIDATES = DEFAULT_TUNING.candidates
 
 
 @dataclass(frozen=True)
@@ -123,7 +163,8 @@ MIN_TERM_COVERAGE = 0.5
 MAX_QUERY_TERMS = 8  # C(8, 4) = 70 conjunctions at most
 
 
-def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE) -> str | None:
+def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE,
+                     alternatives: dict[str, list[str]] | None = None, *, any_part: bool = False) -> str | None:
     """A tsquery text that matches chunks containing at least `coverage` of the terms:
     an OR of every AND-combination of ceil(n * coverage) terms.
 
@@ -134,6 +175,8 @@ def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE
     words matches thousands of rows that all have to be fetched and ranked (measured:
     ~100 ms). Expressed as a tsquery, the GIN index itself applies the rule.
     Long questions keep their longest terms (longer stems are rarer, more telling).
+    `alternatives` (term → its compound parts, knowledge.decompound): the term is satisfied by the whole word or
+    by all its parts (`any_part`: by any of them), so a joined word counts once either way.
     """
     import itertools
     import math
@@ -142,60 +185,198 @@ def coverage_tsquery(lexemes: Sequence[str], coverage: float = MIN_TERM_COVERAGE
     if not unique:
         return None
     need = max(1, math.ceil(len(unique) * coverage))
-    quoted = ["'" + term.replace("\\", "\\\\").replace("'", "''") + "'" for term in unique]
+
+    def quote(term: str) -> str:
+        return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def operand(term: str) -> str:
+        parts = (alternatives or {}).get(term)
+        if not parts:
+            return quote(term)
+        joined = (" | " if any_part else " & ").join(quote(part) for part in parts)
+        return f"({quote(term)} | {joined})" if any_part else f"({quote(term)} | ({joined}))"
+
+    quoted = [operand(term) for term in unique]
     return " | ".join("(" + " & ".join(combo) + ")" for combo in itertools.combinations(quoted, need))
 
 
-def _text_cte(languages: int) -> str:
-    """The full-text leg: one ranked subquery per language (each with that language's tsquery), merged."""
-    legs = [
-        f"(SELECT c.id, ts_rank_cd(c.search_vector, %(tsq{i})s::tsquery, 32) AS text_score"
-        f" FROM knowledge_chunk c"
-        f" WHERE c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(tkbs{i})s) AND c.is_active"
-        f" AND c.search_vector @@ %(tsq{i})s::tsquery"
-        f" ORDER BY text_score DESC, c.id LIMIT %(candidates)s)"
-        for i in range(languages)
-    ]
-    return ("text_ranked AS ("
-            " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank FROM ("
-            + " UNION ALL ".join(legs) + ") matched)")
+def _text_cte(languages: int, tuning: SearchTuning = DEFAULT_TUNING) -> str:
+    """The full-text leg: one ranked subquery per language (each with that language's tsquery), merged.
+
+    With `tuning.idf` each language also gets a `terms{i}` CTE: the query's lexemes with their inverse document
+    frequency in the searched bases (BM25's idf; counts stop at `df_cap`, so a term in thousands of chunks costs a
+    bounded scan and weighs ~0), and a matched chunk scores the idf sum of the terms it holds (plus
+    `heading_boost` times the idf of those in its title or heading); ts_rank_cd only breaks ties."""
+    ctes: list[str] = []
+    legs: list[str] = []
+    for i in range(languages):
+        where = (f"c.org_id = %(org)s AND c.knowledge_base_id = ANY(%(tkbs{i})s) AND c.is_active")
+        rank_cd = f"ts_rank_cd(c.search_vector, %(tsq{i})s::tsquery, 32)"
+        if tuning.idf:
+            ctes.append(
+                f"terms{i} AS MATERIALIZED (SELECT t.lex, ln(1 + (n.n - least(d.df, n.n) + 0.5) / (d.df + 0.5)) AS idf"
+                f" FROM unnest(%(terms{i})s::text[]) AS t(lex),"
+                f" (SELECT count(*) AS n FROM (SELECT 1 FROM knowledge_chunk c WHERE {where}"
+                f"  LIMIT %(df_cap)s) s) n,"
+                f" LATERAL (SELECT count(*) AS df FROM (SELECT 1 FROM knowledge_chunk c WHERE {where}"
+                f"  AND c.search_vector @@ quote_literal(t.lex)::tsquery LIMIT %(df_cap)s) s) d)")
+            matched = (f"(SELECT coalesce(sum(t.idf * ((c.search_vector @@ quote_literal(t.lex)::tsquery)::int"
+                       f" + %(heading_boost)s * (c.search_vector @@ (quote_literal(t.lex) || ':A')::tsquery)::int)),"
+                       f" 0) FROM terms{i} t)")
+            score = f"{matched} + 0.001 * {rank_cd}"
+            share = (f"{matched} / greatest((SELECT sum(idf) FROM terms{i}), 1e-9)" if tuning.text_share
+                     else "1.0")
+        else:
+            score, share = rank_cd, "1.0"
+        legs.append(
+            f"(SELECT c.id, {score} AS text_score, {share} AS share"
+            f" FROM knowledge_chunk c"
+            f" WHERE {where} AND c.search_vector @@ %(tsq{i})s::tsquery"
+            f" ORDER BY text_score DESC, c.id LIMIT %(candidates)s)")
+    return "".join(cte + ", " for cte in ctes) + (
+        "text_ranked AS ("
+        " SELECT id, row_number() OVER (ORDER BY text_score DESC, id) AS rank, least(share, 1.0) AS share FROM ("
+        + " UNION ALL ".join(legs) + ") matched)")
 
 
-_NO_TEXT_CTE = "text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank WHERE false)"
+_NO_TEXT_CTE = ("text_ranked AS (SELECT NULL::bigint AS id, NULL::bigint AS rank, NULL::numeric AS share"
+                " WHERE false)")
 
 
 # Terms in more than this share of all chunks are left to the vector leg: their GIN
 # posting lists are long (on the 100k-chunk bench an OR over such words took ~300 ms),
 # and a word on every other page tells the ranking little anyway.
 MAX_TERM_FREQUENCY = 0.02
+# The same limit as a number of rows (2 % of the 100k-chunk bench table): what costs time is the length of a posting
+# list, not its share. On a table of a few hundred chunks a share of 2 % is a handful of rows, and the share rule
+# dropped nearly every telling word of a question ("paquet", "actualiz") while keeping its filler.
+MAX_TERM_ROWS = 2000
+
+# Words callers wrap their question in, per text-search language, beyond Postgres's stop words: question words
+# with their accents (the Spanish stop list has "como", not "cómo") and the verbs of asking ("how do I", "I want").
+# They match any page, so in the coverage rule ("at least half the terms") they crowd out the words that matter.
+CALLER_WORDS = {
+    "english": "want need way please tell know get",
+    "spanish": ("cómo qué cuál cuáles dónde cuándo quién porqué hago hace hacer hice puedo puede pueden podría "
+                "debo debería quiero necesito tengo hay veo pongo sé saber manera forma exactamente algo alguna "
+                "alguien favor"),
+    "german": ("warum wieso weshalb wozu gibt geht mache machen tun bekomme bekommen brauche braucht möchte will "
+               "genau bitte irgendwo jemand etwas eigentlich einfach überhaupt davon dafür los raus komme "
+               "sehe sehen heraus"),
+    "french": "comment pourquoi où quel quelle quels quelles faire fais peux veux dois faut",
+    "italian": "come perché dove quale quali fare faccio posso voglio devo",
+    "portuguese": "como porquê onde qual quais fazer faço posso quero devo",
+    "dutch": "hoe waarom waar welke doen kan wil moet",
+}
 
 
-def _query_lexemes(query: str, languages: Sequence[str]) -> dict[str, list[str]]:
+def _query_lexemes(query: str, languages: Sequence[str],
+                   tuning: SearchTuning | None = None) -> dict[str, list[str]]:
+    """Per language: the query's selective terms (`_query_terms` without bases, so without compound parts)."""
+    return _query_terms(query, {language: [] for language in languages}, tuning)[0]
+
+
+def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning: SearchTuning | None = None,
+                 ) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
     """Per language: the query's selective terms, stemmed as the chunks' tsvector of that
-    language stores them, minus terms that ANALYZE found in > MAX_TERM_FREQUENCY of chunks
+    language stores them, minus terms that ANALYZE found in too many chunks
     (pg_stats.most_common_elems: table-wide, so cheap to read; a tenant-rare word that is
-    common across the table is dropped too, which only costs text-leg recall)."""
+    common across the table is dropped too, which only costs text-leg recall): more than
+    MAX_TERM_ROWS rows, or with `tuning.term_rule == "share"` more than MAX_TERM_FREQUENCY of
+    them. `tuning.caller_words` also drops the language's CALLER_WORDS.
+
+    Second result, for languages that compound (knowledge.decompound) and `tuning.decompound`: per language, a
+    term → the parts of that query word found in the bases' own vocabulary (same selectivity rules). The
+    candidate parts are stemmed and the bases' content versions read in this same round trip."""
+    tuning = tuning or DEFAULT_TUNING
+    languages = list(by_language)
+    fillers = [CALLER_WORDS.get(lang, "") if tuning.caller_words else "" for lang in languages]
+    part_langs: list[str] = []
+    part_texts: list[str] = []
+    split_words: dict[str, list[str]] = {}
+    split_bases: list[KnowledgeBase] = []
+    if tuning.decompound != "off":
+        for lang, group in by_language.items():
+            if not decompound.compounds(lang) or not group:
+                continue
+            words = sorted({w.lower() for w in _WORD.findall(query) if decompound.candidate_parts(w, lang)})
+            if not words:
+                continue
+            split_words[lang] = words
+            split_bases.extend(group)
+            texts = sorted({*words, *(p for w in words for p in decompound.candidate_parts(w, lang))})
+            part_langs.extend([lang] * len(texts))
+            part_texts.extend(texts)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT (SELECT most_common_elems::text::text[] FROM pg_stats WHERE schemaname = current_schema()"
             "  AND tablename = 'knowledge_chunk' AND attname = 'search_vector'),"
             " (SELECT most_common_elem_freqs FROM pg_stats WHERE schemaname = current_schema()"
             "  AND tablename = 'knowledge_chunk' AND attname = 'search_vector'),"
+            " (SELECT reltuples FROM pg_class WHERE oid = 'knowledge_chunk'::regclass),"
             " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, %s)), ' ')"
-            "  FROM unnest(%s::text[]) WITH ORDINALITY AS l(lang, n) ORDER BY n)",
-            [query, list(languages)])
-        common, freqs, per_language = cursor.fetchone()
+            "  FROM unnest(%s::text[]) WITH ORDINALITY AS l(lang, n) ORDER BY n),"
+            " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, words)), ' ')"
+            "  FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS l(lang, words, n) ORDER BY n),"
+            " array(SELECT array_to_string(tsvector_to_array(to_tsvector(lang::regconfig, part)), ' ')"
+            "  FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS p(lang, part, n) ORDER BY n),"
+            " array(SELECT (SELECT md5(coalesce(string_agg(d.current_version_id::text, ',' ORDER BY d.id), ''))"
+            "  FROM knowledge_document d WHERE d.knowledge_base_id = b.id)"
+            "  FROM unnest(%s::bigint[]) WITH ORDINALITY AS b(id, n) ORDER BY n)",
+            [query, languages, languages, fillers, part_langs, part_texts, [kb.pk for kb in split_bases]])
+        common, freqs, rows, per_language, per_language_fillers, part_stems, versions = cursor.fetchone()
     # most_common_elem_freqs has three extra entries at its end (min, max, null frequency).
     frequency = dict(zip(common or [], freqs or [], strict=False))
+    limit = MAX_TERM_FREQUENCY if tuning.term_rule == "share" else MAX_TERM_ROWS / max(float(rows or 0), 1.0)
     result: dict[str, list[str]] = {}
-    for language, joined in zip(languages, per_language, strict=True):
+    drops: dict[str, set[str]] = {}
+    for language, joined, filler in zip(languages, per_language, per_language_fillers, strict=True):
         lexemes = joined.split(" ") if joined else []
-        result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= MAX_TERM_FREQUENCY]
-    return result
+        drops[language] = set(filler.split(" ")) if filler else set()
+        result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= limit and t not in drops[language]]
+    alternatives: dict[str, dict[str, list[str]]] = {}
+    if split_words:
+        vocabularies = _vocabularies(split_bases, versions)
+        stems: dict[str, dict[str, str]] = defaultdict(dict)
+        for lang, text, stem in zip(part_langs, part_texts, part_stems, strict=True):
+            stems[lang][text] = stem
+        for lang, words in split_words.items():
+            vocabulary = frozenset().union(*(vocabularies[kb.pk] for kb in by_language[lang]))
+            for word in words:
+                whole = stems[lang].get(word, "")
+                parts = decompound.split(word, stems[lang], vocabulary, lang)
+                if not parts or " " in whole or whole not in result[lang] or whole in parts:
+                    continue
+                if not tuning.split_known and whole in vocabulary:
+                    continue  # the base uses the joined word itself
+                kept = [p for p in parts if frequency.get(p, 0.0) <= limit and p not in drops[lang]]
+                if kept:
+                    alternatives.setdefault(lang, {})[whole] = kept
+    return result, alternatives
+
+
+def _vocabularies(bases: Sequence[KnowledgeBase], versions: Sequence[str]) -> dict[int, frozenset[str]]:
+    """Each base's lexemes (knowledge.decompound.VOCABULARIES), read with ts_stat when its content changed."""
+    found: dict[int, frozenset[str]] = {}
+    for kb, version in zip(bases, versions, strict=True):
+        key = (kb.pk, f"{kb.language}:{version}")
+        vocabulary = decompound.VOCABULARIES.get(key)
+        if vocabulary is None:
+            # ts_stat takes its query as text; both ids are integers from the database.
+            inner = (f"SELECT search_vector FROM knowledge_chunk WHERE org_id = {int(kb.org_id)}"
+                     f" AND knowledge_base_id = {int(kb.pk)} AND is_active")
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT word FROM ts_stat(%s) ORDER BY ndoc DESC, word LIMIT %s",
+                               [inner, decompound.VOCABULARY_LEXEMES])
+                vocabulary = frozenset(row[0] for row in cursor.fetchall())
+            decompound.VOCABULARIES.put(key, vocabulary)
+        found[kb.pk] = vocabulary
+    return found
 
 
 def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5,
-                     *, backends: dict[str, EmbeddingBackend] | None = None, rerank: bool = True) -> list[SearchHit]:
+                     *, backends: dict[str, EmbeddingBackend] | None = None, rerank: bool = True,
+                     tuning: SearchTuning = DEFAULT_TUNING) -> list[SearchHit]:
     """Top `k` chunks for `query` across the org's knowledge bases `kb_ids`.
 
     `kb_ids` are public ids (str/UUID) or KnowledgeBase instances; ids of other orgs
@@ -218,7 +399,7 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
             if kb.spec.key not in query_vectors:
                 backend = (backends or {}).get(kb.spec.key) or backend_for(kb)
                 query_vectors[kb.spec.key] = backend.embed_query(query)
-        hits = search_by_vectors(org, bases, query, query_vectors, k, rerank=rerank)
+        hits = search_by_vectors(org, bases, query, query_vectors, k, rerank=rerank, tuning=tuning)
         outcome = "hits" if hits else "empty"
         return hits
     finally:
@@ -226,7 +407,8 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
 
 
 def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: str,
-                      query_vectors: dict[str, Sequence[float]], k: int, *, rerank: bool = True) -> list[SearchHit]:
+                      query_vectors: dict[str, Sequence[float]], k: int, *, rerank: bool = True,
+                      tuning: SearchTuning = DEFAULT_TUNING) -> list[SearchHit]:
     """The database part of the search, with query vectors already computed per model
     key (the benchmark times this separately from embedding).
 
@@ -239,21 +421,24 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     if not bases:
         return []
     k = max(1, min(int(k), MAX_K))
-    fetch = max(k, RERANK_CANDIDATES) if rerank else k
+    fetch = max(k, tuning.candidates) if rerank else k
     by_spec: dict[ModelSpec, list[KnowledgeBase]] = defaultdict(list)
     by_language: dict[str, list[KnowledgeBase]] = defaultdict(list)
     for kb in bases:
         by_spec[kb.spec].append(kb)
         by_language[kb.language].append(kb)
-    lexemes = _query_lexemes(query, list(by_language))
+    lexemes, alternatives = _query_terms(query, by_language, tuning)
     params: dict[str, Any] = {
-        "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * fetch, 40), "rrf": RRF_K, "k": fetch,
+        "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * fetch, 40), "rrf": tuning.rrf_k,
+        "k": fetch, "text_weight": tuning.text_weight, "heading_boost": tuning.heading_boost, "df_cap": tuning.df_cap,
     }
     text_legs = 0
     for language, group in by_language.items():
-        tsq = coverage_tsquery(lexemes[language])
+        tsq = coverage_tsquery(lexemes[language], tuning.coverage, alternatives.get(language),
+                               any_part=tuning.decompound == "or")
         if tsq:
-            params.update({f"tsq{text_legs}": tsq, f"tkbs{text_legs}": [kb.pk for kb in group]})
+            params.update({f"tsq{text_legs}": tsq, f"tkbs{text_legs}": [kb.pk for kb in group],
+                           f"terms{text_legs}": sorted(set(lexemes[language]))})
             text_legs += 1
     ctes: list[str] = []
     ranked: list[str] = []
@@ -271,10 +456,11 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     sql = (
         "WITH " + ", ".join(ctes) + ", "
         "vector_ranked AS (" + " UNION ALL ".join(ranked) + "), "
-        + (_text_cte(text_legs) if text_legs else _NO_TEXT_CTE) + ", "
+        + (_text_cte(text_legs, tuning) if text_legs else _NO_TEXT_CTE) + ", "
         "fused AS ("
-        " SELECT id, sum(1.0 / (%(rrf)s + rank)) AS score FROM ("
-        "  SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) legs"
+        " SELECT id, sum(weight / (%(rrf)s + rank)) AS score FROM ("
+        "  SELECT id, rank, 1.0 AS weight FROM vector_ranked"
+        "  UNION ALL SELECT id, rank, %(text_weight)s * share AS weight FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
         "SELECT f.score, " + exact + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
         " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number "
@@ -300,24 +486,36 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
             vector_rank=vector_rank, text_rank=text_rank,
         ))
     if rerank:
-        hits = rerank_hits(hits)[:k]
+        hits = rerank_hits(hits, tuning)[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
 
 
-def rerank_hits(hits: Sequence[SearchHit]) -> list[SearchHit]:
+def rerank_hits(hits: Sequence[SearchHit], tuning: SearchTuning = DEFAULT_TUNING) -> list[SearchHit]:
     """The second stage: fused score (relative to the best candidate) + weighted cosine similarity. Each hit's
-    `score` becomes the combined score; ties keep the fused order."""
+    `score` becomes the combined score; ties keep the fused order. With `tuning.section_dedup`, a chunk whose
+    document and section heading an earlier hit already has moves behind every section's first chunk: a big
+    section's five chunks then leave room for four other sections in the top five."""
     if not hits:
         return []
     best = max(hit.score for hit in hits) or 1.0
     scored = []
     for position, hit in enumerate(hits):
         similarity = hit.vector_similarity if hit.vector_similarity is not None else 0.0
-        combined = hit.score / best + RERANK_SIMILARITY_WEIGHT * similarity
+        combined = hit.score / best + tuning.similarity_weight * similarity
         scored.append((-combined, position, replace(hit, score=round(combined, 6))))
     scored.sort(key=lambda item: (item[0], item[1]))
-    return [hit for _, _, hit in scored]
+    ranked = [hit for _, _, hit in scored]
+    if not tuning.section_dedup:
+        return ranked
+    seen: set[tuple[str, str]] = set()
+    first: list[SearchHit] = []
+    repeats: list[SearchHit] = []
+    for hit in ranked:
+        key = (hit.document_id, hit.heading)
+        (repeats if key in seen else first).append(hit)
+        seen.add(key)
+    return first + repeats
 
 
 async def asearch_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5) -> list[SearchHit]:

@@ -54,6 +54,12 @@ class Question:
     style: str = "caller"  # "caller": as a person asks; "model": as an LLM writes a tool query
     # Other sections that answer the question just as well (the manual says it twice); kept rare.
     also: tuple[str, ...] = ()
+    id: int = 0  # 1-based position in its file (load_questions sets it); fixes the tuning/held-out split
+
+    @property
+    def held_out(self) -> bool:
+        """Even ids: the half that search tuning never looked at (BENCH.md reports both halves)."""
+        return self.id % 2 == 0
 
     @property
     def document(self) -> str:
@@ -112,7 +118,8 @@ def load_corpus(lang: str, chapters: tuple[int, ...] = DEFAULT_CHAPTERS,
 
 def load_questions(lang: str, style: str | None = None) -> list[Question]:
     data = json.loads((QUESTIONS_DIR / f"{lang}.json").read_text(encoding="utf-8"))
-    questions = [Question(**{**item, "also": tuple(item.get("also", ()))}) for item in data]
+    questions = [Question(**{**item, "also": tuple(item.get("also", ())), "id": position})
+                 for position, item in enumerate(data, start=1)]
     return [q for q in questions if style is None or q.style == style]
 
 
