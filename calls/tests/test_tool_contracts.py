@@ -750,3 +750,18 @@ def test_a_schema_referring_outside_itself_is_refused_without_fetching_anything(
              "properties": {"mode": {"$ref": "#/$defs/Mode"}}, "required": ["mode"]}  # as pydantic writes them
     assert argument_errors(local, {"mode": "HTML"}) == []
     assert argument_errors(local, {"mode": "bold"}) == ["mode: 'bold' is not one of ['plain', 'HTML']"]
+
+
+def test_a_nul_character_in_a_models_argument_is_dropped_not_a_failure(phone_call: Call, loop: LoopThread) -> None:
+    """Found by the contract run: a NUL in a free-text argument (a warm transfer's reason)
+    reached Postgres, which cannot store one, and the transfer failed."""
+    from calls.models import TransferLeg
+
+    session = loop.run(prepared_session(phone_call))
+    output = loop.run(dispatch(session, "transfer_call", {"destination": "Supervisor", "reason": "bil\x00ling"}))
+    assert_contract_kept(output)
+    assert not (isinstance(output, dict) and "error" in output), output
+    leg = TransferLeg.objects.get(call=phone_call)
+    assert "\x00" not in leg.whisper
+    loop.run(close(session))
+    loop.run(session.wait())
