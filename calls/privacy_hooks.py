@@ -16,11 +16,14 @@ the functions here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from voiceplatform.errors import ServiceError
+
+logger = logging.getLogger(__name__)
 
 #: The code of the refusal a held row's delete gets (the API answers 409 with it).
 LEGAL_HOLD = "legal_hold"
@@ -59,4 +62,8 @@ def refuse_if_held(target: Any, error: type[ServiceError]) -> None:
     """Raise ``error`` (code ``legal_hold``, 409) when the registered guard holds ``target``."""
     reason = _delete_guard[0](target) if _delete_guard else None
     if reason:
+        # Refusals are not audit entries here (the admin's bulk delete rolls each row's
+        # transaction back); the structured log records them, with ids only.
+        logger.info("legal_hold.delete_refused", extra={
+            "target": type(target).__name__, "target_id": str(getattr(target, "public_id", ""))})
         raise error(reason, code=LEGAL_HOLD, status=409)

@@ -122,3 +122,13 @@ def test_the_settings_page_says_what_the_hold_kept(org_a: Any, owner_a: Any, log
     set_legal_hold(make_full_call(org_a, caller=ANN), SYSTEM, True)
     page = login(owner_a).post(reverse("privacy:settings"), {"action": "erase", "phone": ANN, "confirm": "on"}, follow=True)
     assert "Kept under legal hold: 1 call and 0 campaign rows" in page.content.decode()
+
+
+def test_the_call_admin_offers_no_way_to_delete_a_recording_alone(org_a: Any, django_user_model: Any,
+                                                                   login: Any) -> None:
+    """A recording goes with its call (the delete service, which checks the hold), the purge
+    or an erasure, never from the call's change form, not even a superuser's."""
+    call = make_full_call(org_a)
+    root = django_user_model.objects.create_superuser(username="root", email="root@x.test", password="pw-Secret-123")
+    page = login(root).get(f"/admin/calls/call/{call.pk}/change/").content.decode()
+    assert 'name="recording-0-id"' in page and 'name="recording-0-DELETE"' not in page
