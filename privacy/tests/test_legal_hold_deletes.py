@@ -132,3 +132,24 @@ def test_the_call_admin_offers_no_way_to_delete_a_recording_alone(org_a: Any, dj
     root = django_user_model.objects.create_superuser(username="root", email="root@x.test", password="pw-Secret-123")
     page = login(root).get(f"/admin/calls/call/{call.pk}/change/").content.decode()
     assert 'name="recording-0-id"' in page and 'name="recording-0-DELETE"' not in page
+
+
+def test_the_dashboard_refuses_a_held_call_and_deletes_it_once_released(org_a: Any, owner_a: Any, editor_a: Any,
+                                                                         login: Any) -> None:
+    call = make_full_call(org_a)
+    set_legal_hold(call, SYSTEM, True)
+    url = reverse("calls:detail", args=[call.public_id])
+    owner = login(owner_a)
+    shown = owner.get(url).content.decode()
+    assert "Held: never purged" in shown and 'value="delete"' in shown
+    assert 'value="delete"' not in login(editor_a).get(url).content.decode()
+    refused = owner.post(url, {"action": "delete"}, follow=True)
+    assert refused.redirect_chain[-1][0] == url
+    assert f"call {call.public_id} is under legal hold; release the hold" in refused.content.decode()
+    _intact(call)
+    assert login(editor_a).post(url, {"action": "delete"}).status_code == 302
+    _intact(call)
+    set_legal_hold(call, SYSTEM, False)
+    deleted = owner.post(url, {"action": "delete"})
+    assert deleted.status_code == 302 and deleted["Location"] == reverse("calls:list")
+    assert not Call.objects.filter(pk=call.pk).exists() and not Recording.objects.exists()
