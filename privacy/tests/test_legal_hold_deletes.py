@@ -153,3 +153,21 @@ def test_the_dashboard_refuses_a_held_call_and_deletes_it_once_released(org_a: A
     deleted = owner.post(url, {"action": "delete"})
     assert deleted.status_code == 302 and deleted["Location"] == reverse("calls:list")
     assert not Call.objects.filter(pk=call.pk).exists() and not Recording.objects.exists()
+
+
+def test_the_dashboard_refuses_a_held_campaign_and_deletes_it_once_released(org_a: Any, owner_a: Any,
+                                                                             login: Any) -> None:
+    batch = make_batch(org_a, name="Spring recall")
+    set_legal_hold(batch, SYSTEM, True)
+    detail = reverse("batches:detail", args=[batch.public_id])
+    delete = reverse("batches:action", args=[batch.public_id, "delete"])
+    owner = login(owner_a)
+    assert f'action="{delete}"' in owner.get(detail).content.decode()
+    refused = owner.post(delete, follow=True)
+    assert refused.redirect_chain[-1][0] == detail
+    assert "the campaign “Spring recall” is under legal hold; release the hold" in refused.content.decode()
+    assert BatchEntry.objects.filter(batch=batch).count() == 3
+    set_legal_hold(batch, SYSTEM, False)
+    deleted = owner.post(delete)
+    assert deleted.status_code == 302 and deleted["Location"] == reverse("batches:list")
+    assert not Batch.objects.filter(pk=batch.pk).exists()
