@@ -37,6 +37,7 @@ from batches.models import (
     EntryState,
 )
 from batches.windows import CallingWindow, WindowError
+from calls.privacy_hooks import refuse_if_held
 from orgs.models import Organization
 from orgs.services import Actor, record_audit
 from voiceplatform.errors import ServiceError
@@ -388,11 +389,13 @@ def cancel_batch(batch: Batch, actor: Actor) -> Batch:
 
 def delete_batch(batch: Batch, actor: Actor) -> None:
     """Delete a batch and its rows. A running or paused batch is refused (its
-    dispatcher may be dialling a row right now): cancel it first."""
+    dispatcher may be dialling a row right now): cancel it first. A campaign under legal
+    hold is refused (409 ``legal_hold``, see ``calls.privacy_hooks``)."""
     with transaction.atomic():
         locked = _locked(batch)
         if locked.status in (BatchStatus.RUNNING, BatchStatus.PAUSED):
             raise BatchError("cancel the batch before deleting it", code="batch_live")
+        refuse_if_held(locked, BatchError)
         record_audit(locked.org, actor, "batch.deleted", locked, {"rows": locked.total_rows})
         locked.delete()
 

@@ -164,6 +164,15 @@ class BatchActionView(BatchDetailMixin, View):
 
     def post(self, request: HttpRequest, public_id: uuid.UUID, verb: str) -> HttpResponse:
         batch = self.batch(public_id)
+        if verb == "delete":
+            # As the API's DELETE: the service refuses a live campaign or one under legal hold.
+            try:
+                services.delete_batch(batch, self.actor)
+            except services.BatchError as exc:
+                show_error(request, exc)
+                return redirect("batches:detail", public_id=batch.public_id)
+            messages.success(request, f"Campaign “{batch.name}” deleted.")
+            return redirect("batches:list")
         if verb not in self.VERBS:
             raise Http404
         try:

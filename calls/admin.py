@@ -205,6 +205,9 @@ class TransferLegInline(OrgScopedInline):
 class RecordingInline(admin.StackedInline):
     model = Recording
     extra = 0
+    # A recording goes with its call (delete_call, which a legal hold refuses), the
+    # retention purge or a subject erasure; never alone from the call's change form.
+    can_delete = False
     fields = ["file", "duration_ms", "size_bytes"]
     readonly_fields = fields
 

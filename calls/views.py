@@ -28,7 +28,7 @@ from calls.agent_link import agent_settings
 from calls.analysis import request_analysis
 from calls.carriers import CARRIER_CHOICES
 from calls.models import FINAL, AnalysisStatus, Call, Direction, Recording, Status
-from calls.services.control import hangup_call
+from calls.services.control import delete_call, hangup_call
 from calls.services.errors import CallError
 from calls.services.numbers import (
     create_phone_number,
@@ -113,6 +113,7 @@ class CallDetailView(OrgViewMixin, TemplateView):
             "recording": Recording.objects.filter(call=call).first(),
             "can_act": self.role in (Role.EDITOR, Role.ADMIN, Role.OWNER),
             "can_transfer_anywhere": self.role in (Role.ADMIN, Role.OWNER),
+            "can_delete": self.role in (Role.ADMIN, Role.OWNER),
             "transfer_destinations": agent_settings(call).transfer_destinations,
             "agent_turns_with_latency": [t for t in turns if t.latency_ms is not None],
         }
@@ -131,6 +132,13 @@ class CallDetailView(OrgViewMixin, TemplateView):
                                  any_number=self.role in (Role.ADMIN, Role.OWNER))
                 messages.success(request, "Dialling the destination; the caller stays with the agent until it "
                                           "answers." if mode == "warm" else "Transfer requested.")
+            elif action == "delete":
+                # As the API: admins only; the service refuses a live or held call.
+                if self.role not in (Role.ADMIN, Role.OWNER):
+                    raise CallError("only an organisation admin can delete a call", status=403)
+                delete_call(call, self.actor)
+                messages.success(request, "Call deleted, with its transcript and recording.")
+                return redirect("calls:list")
             elif action == "analyze":
                 if not call.turns.exists():
                     raise CallError("the call has no transcript to analyse")

@@ -76,12 +76,15 @@ def erase_callers(modeladmin: OrgScopedAdmin, request: HttpRequest, queryset: Qu
         })
     by_org: dict[int, Any] = {call.org_id: call.org for call in queryset.select_related("org")}
     actor = Actor.from_request(request)
-    calls = 0
+    calls = held = 0
     for org in by_org.values():
         for subject in _subjects(queryset.filter(org=org)):
-            calls += erase_subject(org, actor, subject)["calls"]
+            counts = erase_subject(org, actor, subject)
+            calls, held = calls + counts["calls"], held + counts["calls_held"]
     modeladmin.message_user(request, f"Erased the data of {plural(len(subjects), 'caller')} across "
                                      f"{plural(calls, 'call')}; do-not-call entries are kept.", messages.SUCCESS)
+    if held:
+        modeladmin.message_user(request, f"Kept under legal hold: {plural(held, 'call')}.", messages.WARNING)
     return None
 
 

@@ -10,10 +10,13 @@ class PrivacyConfig(AppConfig):
     def ready(self) -> None:
         # Calls asks, before writing a recording or a transcript, whether the org keeps
         # them at all (calls.privacy_hooks); it imports nothing of this app.
-        from calls.privacy_hooks import register_storage_policy
-        from privacy.retention import storage_policy_for_call
+        from calls.privacy_hooks import register_delete_guard, register_storage_policy
+        from privacy.retention import hold_refusal, storage_policy_for_call
 
         register_storage_policy(storage_policy_for_call)
+        # Every delete of a call or campaign (API, dashboard, admin) asks first whether a
+        # legal hold covers it (calls.privacy_hooks.refuse_if_held).
+        register_delete_guard(hold_refusal)
 
         from privacy.admin import add_call_actions
 

@@ -80,6 +80,31 @@ def held_call_ids(org: Organization) -> QuerySet[Any]:
     return BatchCallAttempt.objects.filter(entry__batch__in=held_batches, call__isnull=False).values("call_id")
 
 
+def held_calls(org: Organization) -> QuerySet[Call]:
+    """The org's calls under legal hold: held themselves or placed by a held campaign."""
+    return Call.objects.for_org(org).filter(Q(legal_hold=True) | Q(pk__in=held_call_ids(org)))
+
+
+def hold_refusal(target: Any) -> str | None:
+    """The delete guard (``calls.privacy_hooks.register_delete_guard``): why ``target``, a
+    call or a campaign, may not be deleted while a legal hold covers it; None when it may.
+    Read from the database, so a hold placed since ``target`` was loaded counts."""
+    release = "release the hold before deleting it"
+    if isinstance(target, Batch):
+        if Batch.objects.filter(pk=target.pk, legal_hold=True).exists():
+            return f"the campaign “{target.name}” is under legal hold; {release}"
+        return None
+    if not isinstance(target, Call):
+        return None
+    if Call.objects.filter(pk=target.pk, legal_hold=True).exists():
+        return f"call {target.public_id} is under legal hold; {release}"
+    campaign = Batch.objects.for_org(target.org).filter(
+        legal_hold=True, entries__attempt_log__call_id=target.pk).values_list("name", flat=True).first()
+    if campaign is not None:
+        return f"call {target.public_id} was placed by the campaign “{campaign}”, which is under legal hold; {release}"
+    return None
+
+
 def expired_calls(org: Organization, kind: str, now: datetime) -> QuerySet[Call]:
     """The org's calls whose ``kind`` has expired under the policy that applies to each."""
     policies = list(RetentionPolicy.objects.for_org(org))

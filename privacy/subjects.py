@@ -18,6 +18,11 @@ Contract:
   event) wiped and the identifier scrubbed from any other stored reply, and the
   number scrubbed from the audit log's labels and details. The do-not-call entry is kept:
   the law expects the platform to go on honouring the objection.
+- What a legal hold covers is kept whole (``privacy.retention.held_calls``: a call under
+  hold or placed by a campaign under hold, and that campaign's rows): its recording,
+  transcript, events, numbers, webhook events and the endpoint's replies to them stay as
+  they are, and the counts say how many were kept (``calls_held``, ``batch_rows_held``) so
+  the requester can be told which part waits for the hold's release.
 - Both are audited (``privacy.subject_exported`` / ``privacy.subject_erased``) with the
   counts and a keyed hash of the identifier, never the identifier itself, so the audit
   entry is not itself a copy of what was erased.
@@ -53,6 +58,7 @@ from integrations.models import WebhookAttempt, WebhookEvent
 from integrations.webhooks import TRANSIENT_TRANSCRIPT_PREFIX
 from orgs.models import AuditLog, Organization
 from orgs.services import Actor, record_audit
+from privacy.retention import held_calls
 from voiceplatform.errors import ServiceError
 from voiceplatform.phones import PhoneNumberError, normalize_phone, normalize_region
 
@@ -223,7 +229,10 @@ def erase_subject(org: Organization, actor: Actor, subject: Subject) -> dict[str
     """Erase what ``org`` holds about ``subject`` (see the module docstring); audited.
     Returns the counts of what was erased."""
     with transaction.atomic():
-        calls = list(subject_calls(org, subject).select_for_update(of=("self",)))
+        held = held_calls(org).values("pk")
+        calls = list(subject_calls(org, subject).exclude(pk__in=held).select_for_update(of=("self",)))
+        held_public_ids = [str(pid) for pid in subject_calls(org, subject).filter(pk__in=held).values_list(
+            "public_id", flat=True)]
         call_ids = [call.pk for call in calls]
         public_ids = [str(call.public_id) for call in calls]
         recordings = 0
@@ -251,12 +260,14 @@ def erase_subject(org: Organization, actor: Actor, subject: Subject) -> dict[str
         replies = WebhookAttempt.objects.filter(delivery__org=org).exclude(response_excerpt="")
         webhook_responses = replies.filter(delivery__event__payload__call__id__in=public_ids).update(
             response_excerpt="")
-        for attempt in replies.filter(response_excerpt__icontains=subject.value):
+        for attempt in replies.filter(response_excerpt__icontains=subject.value).exclude(
+                delivery__event__payload__call__id__in=held_public_ids):
             attempt.response_excerpt = _scrub(attempt.response_excerpt, subject.value)
             attempt.save(update_fields=["response_excerpt"])
             webhook_responses += 1
         rows = 0
-        for row in subject_batch_rows(org, subject):
+        held_rows = subject_batch_rows(org, subject).filter(batch__legal_hold=True).count()
+        for row in subject_batch_rows(org, subject).exclude(batch__legal_hold=True):
             row.raw_phone, row.e164, row.variables, row.reason = "", "", {}, ""
             row.save(update_fields=["raw_phone", "e164", "variables", "reason", "updated_at"])
             rows += 1
@@ -274,7 +285,7 @@ def erase_subject(org: Organization, actor: Actor, subject: Subject) -> dict[str
             audited += 1
         counts = {"calls": len(calls), "recordings": recordings, "transcript_turns": turns, "call_events": events,
                   "webhook_events": webhook_events, "webhook_responses": webhook_responses, "batch_rows": rows, "scheduled_calls": schedules,
-                  "audit_entries": audited,
+                  "audit_entries": audited, "calls_held": len(held_public_ids), "batch_rows_held": held_rows,
                   "do_not_call_kept": subject_do_not_call(org, subject).count()}
         record_audit(org, actor, "privacy.subject_erased", org,
                      {"subject": subject.kind, "fingerprint": subject.fingerprint(org), **counts},

@@ -96,4 +96,8 @@ class PrivacySettingsView(OrgViewMixin, View):
                                   f"{plural(counts['batch_rows'], 'campaign row')}, "
                                   f"{plural(counts['scheduled_calls'], 'scheduled call')}. "
                                   "The do-not-call entry is kept.")
+        if counts["calls_held"] or counts["batch_rows_held"]:
+            messages.warning(request, f"Kept under legal hold: {plural(counts['calls_held'], 'call')} and "
+                                      f"{plural(counts['batch_rows_held'], 'campaign row')}; they are erased "
+                                      "only once the hold is released and the request is made again.")
         return redirect("privacy:settings")

@@ -19,6 +19,7 @@ from calls.carriers import Carrier, CarrierError
 from calls.carriers.base import validate_dtmf
 from calls.models import NO_PHONE_LEG, Call, Direction, Status
 from calls.observers import call_deleting
+from calls.privacy_hooks import refuse_if_held
 from calls.services.base import carrier_for
 from calls.services.errors import CallError, CarrierUnavailable
 from calls.services.streams import issue_stream_target
@@ -178,10 +179,14 @@ def send_call_sms(call: Call, text: str, actor: Actor, *, to: str | None = None)
 
 def delete_call(call: Call, actor: Actor) -> None:
     """Erase a finished call: its transcript, timeline and the recording file
-    (removed from storage by the Recording post_delete handler)."""
+    (removed from storage by the Recording post_delete handler). A call under legal hold
+    is refused (409 ``legal_hold``, see ``calls.privacy_hooks``); the row is locked so a
+    hold placed meanwhile is seen."""
     if not call.is_final:
         raise CallError("cannot delete a call that is still live; hang it up first")
-    record_audit(call.org, actor, "call.deleted", call, {"direction": call.direction})
     with transaction.atomic():
+        Call.objects.select_for_update().filter(pk=call.pk).first()
+        refuse_if_held(call, CallError)
+        record_audit(call.org, actor, "call.deleted", call, {"direction": call.direction})
         call_deleting(call)  # an erased call no longer counts in the org's analytics
         call.delete()

@@ -2,7 +2,8 @@
 
 - ``POST privacy/subject-exports/`` {"phone"} or {"email"} → the zip archive
   (``privacy.subjects.export_subject``); admins only, audited.
-- ``POST privacy/subject-erasures/`` {"phone"} or {"email"} → the counts of what was erased
+- ``POST privacy/subject-erasures/`` {"phone"} or {"email"} → the counts of what was erased (and
+  of what a legal hold kept)
   (``privacy.subjects.erase_subject``); admins only, audited.
 - ``/privacy/retention-policies/``: the org's policy and per-agent overrides (admins write).
 - ``POST privacy/legal-holds/`` {"call"|"batch", "hold"}: the purge never touches what is held.
@@ -65,12 +66,12 @@ class SubjectExportView(_SubjectView):
 ERASURE_COUNTS = inline_serializer("SubjectErasure", {
     name: serializers.IntegerField() for name in (
         "calls", "recordings", "transcript_turns", "call_events", "webhook_events", "batch_rows",
-        "scheduled_calls", "audit_entries", "do_not_call_kept")})
+        "scheduled_calls", "audit_entries", "do_not_call_kept", "calls_held", "batch_rows_held")})
 
 
 class SubjectErasureView(_SubjectView):
     @extend_schema(request=SubjectSerializer, responses={200: ERASURE_COUNTS},
-                   summary="Erase everything held about one person (do-not-call entries are kept)", tags=["privacy"])
+                   summary="Erase everything held about one person (do-not-call entries and what a legal hold covers are kept)", tags=["privacy"])
     def post(self, request: Request) -> Response:
         return Response(erase_subject(self.org, self.actor, self.subject(request)))  # type: ignore[arg-type]
 
