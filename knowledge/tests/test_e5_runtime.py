@@ -69,7 +69,8 @@ def test_same_token_counts_as_the_c_engine(model: E5Model, engine) -> None:
 def test_batch_order_and_padding_do_not_change_vectors(model: E5Model) -> None:
     together = model.embed(TEXTS, is_query=False)
     alone = np.stack([model.embed([text], is_query=False)[0] for text in TEXTS])
-    assert np.abs(together - alone).max() < 1e-4
+    # bfloat16 GEMMs (model.matmul_dtype on CPUs that have them) round a little differently per batch shape.
+    assert float((together * alone).sum(axis=1).min()) > 0.9999
 
 
 def test_backend_finds_the_spanish_and_german_passages() -> None:
