@@ -5,11 +5,13 @@
     .venv/bin/python bench/knowledge_bench.py --chunks 5000 --queries 100
     .venv/bin/python bench/knowledge_bench.py --reuse            # keep/reuse the corpus database
     .venv/bin/python bench/knowledge_bench.py --reuse --embed-budget 1500   # see "Padding" below
+    .venv/bin/python bench/knowledge_bench.py --model e5 --reuse --embed-budget 600   # multilingual-e5-small
 
 What it does, all through the production code paths:
 1. Creates a scratch database (`vp_bench_knowledge`, migrated) on the configured
    Postgres — the embedded one by default — and one org with one knowledge base on
-   the local model (all-MiniLM-L6-v2, 384 dims).
+   a local model: all-MiniLM-L6-v2 (`--model minilm`, database `vp_bench_knowledge`) or
+   multilingual-e5-small (`--model e5`, database `vp_bench_knowledge_e5`), 384 dims.
 2. Generates synthetic support documents (50 one-paragraph sections each; one
    section ≈ one chunk) and ingests them with `knowledge.services.ingest_version`:
    extraction, chunking, local embedding, bulk insert with the HNSW and GIN indexes
@@ -44,7 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voiceplatform.settings")
 os.environ.setdefault("VP_TESTING", "1")  # dev secrets; no production settings needed
-os.environ["VP_TEST_DB_NAME"] = "vp_bench_knowledge"
+
+# --model choice -> (local model, scratch database): one corpus per model, each 100k chunks.
+MODELS = {"minilm": ("all-MiniLM-L6-v2", "vp_bench_knowledge"),
+          "e5": ("multilingual-e5-small", "vp_bench_knowledge_e5")}
 
 SECTIONS_PER_DOC = 50
 
@@ -145,10 +150,11 @@ def pad_corpus(kb, docs_needed: int, seed: int) -> int:
         raise SystemExit("padding needs some embedded chunks first: raise --embed-budget")
     rng = np.random.default_rng(seed)
     spec = kb.spec
-    config = ChunkingConfig(max_tokens=200, overlap_tokens=40)
     from knowledge.embeddings import create_backend
 
-    counter = create_backend("local", "all-MiniLM-L6-v2", 384)
+    config = ChunkingConfig(max_tokens=200, overlap_tokens=40)
+
+    counter = create_backend(spec.backend, spec.model, spec.dimensions)
     added = 0
     for doc_no in range(have, docs_needed):
         text, _ = make_document(random.Random(seed * 1_000_003 + doc_no), doc_no)
@@ -190,7 +196,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the corpus database and reuse it if present")
     parser.add_argument("--embed-budget", type=float, default=None,
                         help="seconds of real ingestion; the rest of the corpus is padded (see the docstring)")
+    parser.add_argument("--model", choices=list(MODELS), default="minilm", help="the base's local embedding model")
     args = parser.parse_args()
+    model_name, database = MODELS[args.model]
+    os.environ["VP_TEST_DB_NAME"] = database
 
     import django
 
@@ -211,8 +220,8 @@ def main() -> None:
     org, _ = Organization.objects.get_or_create(slug="bench-knowledge", defaults={"name": "Bench"})
     kb = KnowledgeBase.objects.for_org(org).filter(name="Bench corpus").first()
     if kb is None:
-        kb = services.create_knowledge_base(org, SYSTEM, name="Bench corpus")
-    backend = create_backend("local", "all-MiniLM-L6-v2", 384)
+        kb = services.create_knowledge_base(org, SYSTEM, name="Bench corpus", embedding_model=model_name)
+    backend = create_backend("local", model_name, 384)
     backend.embed_query("warm up")  # model load is not ingestion
 
     docs_needed = (args.chunks + SECTIONS_PER_DOC - 1) // SECTIONS_PER_DOC
@@ -220,7 +229,8 @@ def main() -> None:
     if Document.objects.filter(knowledge_base=kb, title__startswith="Padding").exists():
         existing = docs_needed  # a padded corpus is complete; never ingest after padding
 
-    print(f"# knowledge bench — {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
+    print(f"# knowledge bench — {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+          f"model {model_name}, {settings.KNOWLEDGE_EMBED_THREADS} embedding thread(s), load {os.getloadavg()[0]:.1f}")
     print(f"corpus: {docs_needed} documents x {SECTIONS_PER_DOC} sections -> target {args.chunks:,} chunks")
     if existing < docs_needed:
         started = time.perf_counter()
@@ -245,14 +255,14 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         ingested = Chunk.objects.filter(knowledge_base=kb).count() - chunks_before
         failed = DocumentVersion.objects.filter(document__knowledge_base=kb, state=IngestState.FAILED).count()
-        print(f"ingestion: {ingested:,} chunks in {elapsed:.1f} s = {ingested / elapsed:.0f} chunks/s end to end "
+        print(f"ingestion: {ingested:,} chunks in {elapsed:.1f} s = {ingested / elapsed:.1f} chunks/s end to end "
               f"(extract + chunk + embed + insert); failed documents: {failed}")
         # The embedding share, measured alone on the same texts.
         texts = list(Chunk.objects.filter(knowledge_base=kb).values_list("heading", "text")[:1000])
         t = time.perf_counter()
         backend.embed_documents([f"{h}\n{x}" for h, x in texts])
-        print(f"  embedding alone: {len(texts) / (time.perf_counter() - t):.0f} chunks/s "
-              f"(local model, {settings.KNOWLEDGE_EMBED_THREADS} torch thread(s))")
+        print(f"  embedding alone: {len(texts) / (time.perf_counter() - t):.1f} chunks/s "
+              f"({model_name}, {settings.KNOWLEDGE_EMBED_THREADS} torch thread(s))")
     live_doc_numbers = sorted(int(title.rsplit(" ", 1)[1]) for title in Document.objects.filter(
         knowledge_base=kb, title__startswith="Product guide", current_version__isnull=False)
         .values_list("title", flat=True))
@@ -326,6 +336,7 @@ def main() -> None:
           f"{statistics.mean(recalls):.3f} (min {min(recalls):.1f}, n={len(recalls)}); counting hits at least "
           f"as close as the exact {args.k}th neighbour: {statistics.mean(tie_recalls):.3f} "
           f"(min {min(tie_recalls):.1f})")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"answer@{args.k}: the section a question was written from is in the fused top {args.k} for "
           f"{answered}/{len(sample)} questions ({100 * answered / len(sample):.0f}%)")
     if not args.reuse:
