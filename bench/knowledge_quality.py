@@ -93,6 +93,13 @@ def tuning_variants() -> dict:
         "pool2 d0.5 cand40": replace(default, section_pool=2, candidates=40),
         "cand40": replace(default, candidates=40),
         "join": replace(default, join_words=True),
+        "rrf20": replace(default, rrf_k=20),
+        "rrf120": replace(default, rrf_k=120),
+        "sim0.5": replace(default, similarity_weight=0.5),
+        "simnorm": replace(default, similarity_norm=True),
+        "simnorm w0.5": replace(default, similarity_norm=True, similarity_weight=0.5),
+        "simnorm w1.5": replace(default, similarity_norm=True, similarity_weight=1.5),
+        "simnorm w2": replace(default, similarity_norm=True, similarity_weight=2.0),
     }
 
 

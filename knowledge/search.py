@@ -73,9 +73,10 @@ class SearchTuning:
     `section_pool` / `section_decay` / `section_floor`: sections are ordered by their best `section_pool` chunks'
     combined scores (the i-th weighted `section_decay ** i`, measured above the weakest candidate's score), so a
     section matching in several places can pass one lucky chunk; 1 (the default) orders by the best chunk alone.
+    `similarity_norm`: the cosine is min-max scaled over the candidates before it is weighted.
     `join_words` (with decompound "or"): two query words one or two apart also match their joined compound when the
-    base uses it ("Name meines Rechners" finds "Rechnername"; knowledge.decompound.joined_candidates). Both measured
-    and left off (BENCH.md, "Fourth pass")."""
+    base uses it ("Name meines Rechners" finds "Rechnername"; knowledge.decompound.joined_candidates). All three
+    measured and left off (BENCH.md, "Fourth pass")."""
 
     rrf_k: int = RRF_K
     text_weight: float = 1.0
@@ -91,6 +92,7 @@ class SearchTuning:
     text_share: bool = False  # with idf: the text leg's reciprocal rank is scaled by the query idf share matched
     decompound: str = "or"  # compound query words (de, nl) also match their parts: "or" any of them, "and" all; "off"
     split_known: bool = True  # also split a compound the base itself uses as one word
+    similarity_norm: bool = False  # second stage: cosine min-max scaled over the candidates before weighting
     join_words: bool = False  # with decompound "or": two nearby query words also match their joined compound
     section_pool: int = 1  # second stage: a section scores its best chunk + decayed next ones, up to this many
     section_decay: float = 0.5  # weight of a section's i-th best chunk: section_decay ** i
@@ -524,9 +526,13 @@ def rerank_hits(hits: Sequence[SearchHit], tuning: SearchTuning = DEFAULT_TUNING
     if not hits:
         return []
     best = max(hit.score for hit in hits) or 1.0
+    known = [hit.vector_similarity for hit in hits if hit.vector_similarity is not None]
+    low, high = (min(known), max(known)) if known and tuning.similarity_norm else (0.0, 1.0)
     scored = []
     for position, hit in enumerate(hits):
-        similarity = hit.vector_similarity if hit.vector_similarity is not None else 0.0
+        similarity = hit.vector_similarity if hit.vector_similarity is not None else low
+        if high > low:
+            similarity = (similarity - low) / (high - low)
         combined = hit.score / best + tuning.similarity_weight * similarity
         scored.append((-combined, position, replace(hit, score=round(combined, 6))))
     scored.sort(key=lambda item: (item[0], item[1]))

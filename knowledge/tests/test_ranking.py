@@ -42,6 +42,15 @@ def test_section_pooling_orders_sections_by_their_best_chunks_above_the_weakest(
     assert DEFAULT_TUNING.section_pool == 1  # measured and left off (BENCH.md, "Fourth pass")
 
 
+def test_scaled_cosine_lets_a_close_vector_match_pass_a_text_match() -> None:
+    # "Details" is the nearest by cosine but found by the vector leg alone; "Install" also matched the text leg.
+    hits = [_hit("Install", 0.032, 0.870), _hit("Details", 0.017, 0.894), _hit("Other", 0.016, 0.860)]
+    assert [h.heading for h in rerank_hits(hits)][0] == "Install"  # raw cosines differ by 0.03: fusion decides
+    scaled = rerank_hits(hits, SearchTuning(similarity_norm=True))
+    assert [h.heading for h in scaled] == ["Details", "Install", "Other"]
+    assert not DEFAULT_TUNING.similarity_norm  # measured and left off (BENCH.md, "Fourth pass")
+
+
 BIG_SECTION = "\n\n".join(
     f"Upgrading step {n}: run apt upgrade to upgrade every package, and check the upgrade log after each upgrade "
     f"of the packages in group {n}." for n in range(1, 40))
