@@ -51,6 +51,7 @@ def tuning_variants() -> dict:
                           decompound="off")  # the code before the second pass
     base = replace(before, section_dedup=True, term_rule="rows", caller_words=True)  # the second pass's default
     split = replace(base, decompound="and")  # third pass: compound words also match all their parts
+    default = replace(base, decompound="or")
     return {
         "before (rerank)": before,
         "dedup": replace(before, section_dedup=True),
@@ -77,22 +78,87 @@ def tuning_variants() -> dict:
         "d+r+c+split+idf+head0.5": replace(split, idf=True, heading_boost=0.5),
         "d+r+c+split+idf+head1": replace(split, idf=True, heading_boost=1.0),
         "d+r+c+split+text1.5": replace(split, text_weight=1.5),
+        # fourth pass: a section scores its best chunks (pool n, the i-th weighted decay**i), over more candidates
+        "pool2 d0.5 raw": replace(default, section_pool=2, section_floor=False),
+        "pool3 d0.5 raw": replace(default, section_pool=3, section_floor=False),
+        "pool2 d1.0 raw": replace(default, section_pool=2, section_decay=1.0, section_floor=False),
+        "pool2 d0.3 raw": replace(default, section_pool=2, section_decay=0.3, section_floor=False),
+        "pool2 d0.5 raw cand40": replace(default, section_pool=2, candidates=40, section_floor=False),
+        "pool2 d0.1": replace(default, section_pool=2, section_decay=0.1),
+        "pool2 d0.2": replace(default, section_pool=2, section_decay=0.2),
+        "pool2 d0.5": replace(default, section_pool=2),
+        "pool3 d0.5": replace(default, section_pool=3),
+        "pool3 d0.3": replace(default, section_pool=3, section_decay=0.3),
+        "pool2 d0.3": replace(default, section_pool=2, section_decay=0.3),
+        "pool2 d0.5 cand40": replace(default, section_pool=2, candidates=40),
+        "cand40": replace(default, candidates=40),
+        "join": replace(default, join_words=True),
+        "rrf20": replace(default, rrf_k=20),
+        "rrf120": replace(default, rrf_k=120),
+        "sim0.5": replace(default, similarity_weight=0.5),
+        "simnorm": replace(default, similarity_norm=True),
+        "simnorm w0.5": replace(default, similarity_norm=True, similarity_weight=0.5),
+        "simnorm w1.5": replace(default, similarity_norm=True, similarity_weight=1.5),
+        "simnorm w2": replace(default, similarity_norm=True, similarity_weight=2.0),
     }
 
 
-def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None) -> None:
-    """Every tuning variant on cached query vectors: whole set, tuning half (odd ids), held-out half (even ids)."""
+# Fourth pass: how the question is turned into a query vector (measured with the default tuning).
+# plain: embed_query(question) ("query: " + question); passage: embedded as a passage ("passage: " prefix);
+# bare: the question's content words only (Postgres stop words and CALLER_WORDS dropped); mean: plain + bare.
+QUERY_FORMS = ("plain", "passage", "bare", "mean")
+
+
+def query_vectors(kb, backend, questions, form: str) -> dict:
+    """Query vector per question text for one of QUERY_FORMS."""
+    import numpy as np
+    from django.db import connection
+
+    from knowledge.search import _WORD, CALLER_WORDS
+
+    def bare(text: str) -> str:
+        words = _WORD.findall(text)
+        with connection.cursor() as cursor:  # ts_lexize returns {} for the language's stop words
+            cursor.execute(f"SELECT array(SELECT ts_lexize('{kb.language}_stem', lower(w)) <> '{{}}'"
+                           " FROM unnest(%s::text[]) WITH ORDINALITY AS x(w, n) ORDER BY n)", [words])
+            keep = cursor.fetchone()[0]
+        filler = set(CALLER_WORDS.get(kb.language, "").split())
+        return " ".join(w for w, k in zip(words, keep, strict=True) if k and w.lower() not in filler)
+
+    vectors = {}
+    for q in questions:
+        text = q.question
+        if form == "plain":
+            vectors[text] = backend.embed_query(text)
+        elif form == "passage":
+            vectors[text] = backend.embed_documents([text])[0]
+        elif form == "bare":
+            vectors[text] = backend.embed_query(bare(text) or text)
+        else:
+            mean = np.asarray(backend.embed_query(text)) + np.asarray(backend.embed_query(bare(text) or text))
+            vectors[text] = list(mean / np.linalg.norm(mean))
+    return vectors
+
+
+def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None, forms: bool = False) -> None:
+    """Every tuning variant on cached query vectors: whole set, tuning half (odd ids), held-out half (even ids).
+    `forms`: instead, the default tuning with each of QUERY_FORMS."""
     from knowledge import services
     from knowledge.evaluation.run import evaluate
-    from knowledge.search import search_by_vectors
+    from knowledge.search import DEFAULT_TUNING, search_by_vectors
 
     backend = services.backend_for(kb)
-    vectors = {q.question: backend.embed_query(q.question) for q in questions}
-    for name, tuning in tuning_variants().items():
+    runs = ([(f"query form: {form}", DEFAULT_TUNING, form) for form in QUERY_FORMS] if forms
+            else [(name, tuning, "plain") for name, tuning in tuning_variants().items()])
+    cached: dict = {}
+    for name, tuning, form in runs:
         if only and name not in only:
             continue
+        if form not in cached:
+            cached[form] = query_vectors(kb, backend, questions, form)
+        vectors = cached[form]
 
-        def run(org, kb_ids, query, k, tuning=tuning):
+        def run(org, kb_ids, query, k, tuning=tuning, vectors=vectors):
             return search_by_vectors(org, [kb], query, {kb.spec.key: vectors[query]}, k, tuning=tuning)
 
         parts = {"all": questions, "tune": [q for q in questions if not q.held_out],
@@ -102,8 +168,9 @@ def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None) -
             scores = evaluate(org, kb, subset, search=run)
             line.append(f"{part} n={scores.n:3} {scores.hit_at(1):.2f}/{scores.hit_at(5):.2f}/{scores.mrr:.2f}")
             if part == "all":
-                misses = scores.misses
                 db_ms = scores.latency(0.95)
+            if part == "tune":
+                misses = scores.misses  # only the tuning half's misses are read: the held-out half stays unseen
         print(f"  {name:22} " + " | ".join(line) + f" | db p95 {db_ms:.0f} ms", flush=True)
         if show_misses:
             for question, section, got in misses:
@@ -127,10 +194,12 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--langs", nargs="+", default=["en", "es", "de"], choices=["en", "es", "de"])
     parser.add_argument("--reuse", action="store_true", help="keep the scratch database and reuse ingested corpora")
-    parser.add_argument("--misses", action="store_true", help="print the questions not answered at rank 1")
+    parser.add_argument("--misses", action="store_true",
+                        help="print the questions not answered at rank 1 (with --tune: of the tuning half only)")
     parser.add_argument("--tune", action="store_true",
                         help="compare the ranking variants (hit@1/hit@5/MRR) on the ingested corpora")
     parser.add_argument("--variants", nargs="+", help="with --tune: only these variants (names as printed)")
+    parser.add_argument("--forms", action="store_true", help="with --tune: compare how the query is embedded")
     args = parser.parse_args()
 
     import django
@@ -175,7 +244,7 @@ def main() -> None:
             services.backend_for(kb).embed_query("warm up")
             if args.tune:
                 print(f"{name}: variants (hit@1/hit@5/MRR)", flush=True)
-                tune(org, kb, load_questions(lang, "caller"), args.misses, args.variants)
+                tune(org, kb, load_questions(lang, "caller"), args.misses, args.variants, args.forms)
                 continue
             for style in ("caller", "model"):
                 questions = load_questions(lang, style)

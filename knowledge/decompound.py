@@ -7,7 +7,10 @@ of its active chunks, `BaseVocabulary`), or None. The search adds the parts as a
 ("kernelmodul" | "kernel" & "modul"), so the joined word still counts as one term of the coverage rule.
 
 Why: German callers join what the manual hyphenates or splits ("Kernelmodul" vs "Kernel-Modul",
-"Rechnername" vs "Name des Rechners"). Postgres's german snowball stemmer does not split compounds, and no
+"Rechnername" vs "Name des Rechners"). The reverse (the caller splits what the manual joins) is handled the same
+way at query time: `joined_candidates` of two query words one or two words apart are stemmed and kept when the base
+uses the joined lexeme; it is then an alternative of both words (a chunk with "Rechnername" holds both "Name" and
+"Rechner"). Postgres's german snowball stemmer does not split compounds, and no
 decompounding dictionary (hunspell de_DE) is packaged here. A base's own vocabulary is the dictionary that
 matters: a part it does not contain could not match anything anyway, and checking against it keeps random
 splits ("Ver-sion") out. Rules: parts of at least MIN_PART letters; a non-final part may end in one of the
@@ -107,6 +110,26 @@ def split(word: str, stems: Mapping[str, str], vocabulary: frozenset[str] | set[
         if found and len(set(found)) > 1:
             return found
     return None
+
+
+# Endings a genitive or plural first word drops when it becomes a compound's head ("des Rechners" → "Rechner-").
+INFLECTIONS: dict[str, tuple[str, ...]] = {"german": ("es", "s", "n"), "dutch": ("s",)}
+
+
+def joined_candidates(first: str, second: str, language: str) -> list[str]:
+    """The compounds two nearby query words may be written as in a manual (the reverse of `split`): "spiegel server"
+    → "spiegelserver"; "name (des) rechners" → "rechnername" (the second word, uninflected, as the head).
+    Lower-cased; empty when either word is too short to be a part or not alphabetic, or the language does not
+    compound."""
+    first, second = first.lower(), second.lower()
+    if (not compounds(language) or min(len(first), len(second)) < MIN_PART or not (first + second).isalpha()
+            or len(first) + len(second) > MAX_WORD):
+        return []
+    found = {first + second, second + first}
+    for ending in INFLECTIONS[language]:
+        if second.endswith(ending) and len(second) - len(ending) >= MIN_PART:
+            found.add(second[: -len(ending)] + first)
+    return sorted(found)
 
 
 class BaseVocabulary:

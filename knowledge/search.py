@@ -31,7 +31,7 @@ asking), which would otherwise count toward "half the query's terms" and make re
 questions match nothing. In German and Dutch, a joined query word also matches any of its parts
 found in the base's own vocabulary (knowledge.decompound; "Kernelmodul" finds "Kernel-Modul"), stemmed in the
 same lexeme round trip. Knobs and measured alternatives (IDF weighting, fusion weights, OR semantics,
-decompounding): `SearchTuning`, BENCH.md "Second pass" and "Third pass".
+decompounding, section pooling, joining split compounds): `SearchTuning`, BENCH.md "Second pass" to "Fourth pass".
 """
 
 from __future__ import annotations
@@ -69,7 +69,14 @@ class SearchTuning:
     bases, capped at `df_cap`) instead of ts_rank_cd, which weighs every term alike. `heading_boost`: in that
     score, the extra weight of a term found in the chunk's title or section heading.
     `candidates` / `similarity_weight`: the second stage (module docstring). `section_dedup`: in the second
-    stage, a further chunk of a section already listed goes after every other section's best chunk."""
+    stage, a further chunk of a section already listed goes after every other section's best chunk.
+    `section_pool` / `section_decay` / `section_floor`: sections are ordered by their best `section_pool` chunks'
+    combined scores (the i-th weighted `section_decay ** i`, measured above the weakest candidate's score), so a
+    section matching in several places can pass one lucky chunk; 1 (the default) orders by the best chunk alone.
+    `similarity_norm`: the cosine is min-max scaled over the candidates before it is weighted.
+    `join_words` (with decompound "or"): two query words one or two apart also match their joined compound when the
+    base uses it ("Name meines Rechners" finds "Rechnername"; knowledge.decompound.joined_candidates). All three
+    measured and left off (BENCH.md, "Fourth pass")."""
 
     rrf_k: int = RRF_K
     text_weight: float = 1.0
@@ -85,6 +92,11 @@ class SearchTuning:
     text_share: bool = False  # with idf: the text leg's reciprocal rank is scaled by the query idf share matched
     decompound: str = "or"  # compound query words (de, nl) also match their parts: "or" any of them, "and" all; "off"
     split_known: bool = True  # also split a compound the base itself uses as one word
+    similarity_norm: bool = False  # second stage: cosine min-max scaled over the candidates before weighting
+    join_words: bool = False  # with decompound "or": two nearby query words also match their joined compound
+    section_pool: int = 1  # second stage: a section scores its best chunk + decayed next ones, up to this many
+    section_decay: float = 0.5  # weight of a section's i-th best chunk: section_decay ** i
+    section_floor: bool = True  # pool scores above the weakest candidate's (else raw scores)
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -294,17 +306,24 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
     part_langs: list[str] = []
     part_texts: list[str] = []
     split_words: dict[str, list[str]] = {}
+    joined_pairs: dict[str, list[tuple[str, str, list[str]]]] = {}
     split_bases: list[KnowledgeBase] = []
     if tuning.decompound != "off":
         for lang, group in by_language.items():
             if not decompound.compounds(lang) or not group:
                 continue
-            words = sorted({w.lower() for w in _WORD.findall(query) if decompound.candidate_parts(w, lang)})
-            if not words:
+            tokens = [w.lower() for w in _WORD.findall(query)]
+            words = sorted({w for w in tokens if decompound.candidate_parts(w, lang)})
+            joins = [(a, b, joined) for i, a in enumerate(tokens) for b in tokens[i + 1:i + 3]
+                     if tuning.join_words and tuning.decompound == "or"
+                     and (joined := decompound.joined_candidates(a, b, lang))]
+            if not words and not joins:
                 continue
             split_words[lang] = words
+            joined_pairs[lang] = joins
             split_bases.extend(group)
-            texts = sorted({*words, *(p for w in words for p in decompound.candidate_parts(w, lang))})
+            texts = sorted({*words, *(p for w in words for p in decompound.candidate_parts(w, lang)),
+                            *(text for a, b, joined in joins for text in (a, b, *joined))})
             part_langs.extend([lang] * len(texts))
             part_texts.extend(texts)
     with connection.cursor() as cursor:
@@ -352,6 +371,14 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                 kept = [p for p in parts if frequency.get(p, 0.0) <= limit and p not in drops[lang]]
                 if kept:
                     alternatives.setdefault(lang, {})[whole] = kept
+            for a, b, joined in joined_pairs.get(lang, []):
+                ends = [stems[lang].get(a, ""), stems[lang].get(b, "")]
+                found = [stem for text in joined if (stem := stems[lang].get(text, "")) and " " not in stem
+                         and stem in vocabulary and stem not in ends and frequency.get(stem, 0.0) <= limit]
+                for end in ends:  # the compound holds both words: it satisfies either term
+                    if found and end in result[lang]:
+                        listed = alternatives.setdefault(lang, {}).setdefault(end, [])
+                        listed.extend(stem for stem in found if stem not in listed)
     return result, alternatives
 
 
@@ -499,22 +526,32 @@ def rerank_hits(hits: Sequence[SearchHit], tuning: SearchTuning = DEFAULT_TUNING
     if not hits:
         return []
     best = max(hit.score for hit in hits) or 1.0
+    known = [hit.vector_similarity for hit in hits if hit.vector_similarity is not None]
+    low, high = (min(known), max(known)) if known and tuning.similarity_norm else (0.0, 1.0)
     scored = []
     for position, hit in enumerate(hits):
-        similarity = hit.vector_similarity if hit.vector_similarity is not None else 0.0
+        similarity = hit.vector_similarity if hit.vector_similarity is not None else low
+        if high > low:
+            similarity = (similarity - low) / (high - low)
         combined = hit.score / best + tuning.similarity_weight * similarity
         scored.append((-combined, position, replace(hit, score=round(combined, 6))))
     scored.sort(key=lambda item: (item[0], item[1]))
     ranked = [hit for _, _, hit in scored]
     if not tuning.section_dedup:
         return ranked
-    seen: set[tuple[str, str]] = set()
-    first: list[SearchHit] = []
-    repeats: list[SearchHit] = []
+    sections: dict[tuple[str, str], list[SearchHit]] = {}
     for hit in ranked:
-        key = (hit.document_id, hit.heading)
-        (repeats if key in seen else first).append(hit)
-        seen.add(key)
+        sections.setdefault((hit.document_id, hit.heading), []).append(hit)
+    if tuning.section_pool > 1:
+        floor = min(hit.score for hit in ranked) if tuning.section_floor else 0.0
+        pooled = {key: sum(tuning.section_decay ** i * (hit.score - floor)
+                           for i, hit in enumerate(chunks[:tuning.section_pool]))
+                  for key, chunks in sections.items()}
+        order = sorted(sections, key=lambda key: -pooled[key])  # stable: ties keep the best chunk's order
+    else:
+        order = list(sections)
+    first = [sections[key][0] for key in order]
+    repeats = [hit for hit in ranked if hit is not sections[(hit.document_id, hit.heading)][0]]
     return first + repeats
 
 

@@ -32,6 +32,13 @@ def test_a_compound_splits_only_into_parts_the_base_uses() -> None:
     assert all(len(part) >= decompound.MIN_PART for part in decompound.candidate_parts("spiegelserver", "german"))
 
 
+def test_nearby_words_are_joined_either_way_round_and_without_the_genitive() -> None:
+    assert decompound.joined_candidates("Spiegel", "Server", "german") == ["serverspiegel", "spiegelserver"]
+    assert "rechnername" in decompound.joined_candidates("Name", "Rechners", "german")
+    assert decompound.joined_candidates("Name", "des", "german") == []  # too short to be a part
+    assert decompound.joined_candidates("spiegel", "server", "english") == []
+
+
 def test_the_vocabulary_cache_is_bounded_and_keeps_one_version_per_base() -> None:
     cache = decompound.BaseVocabulary(bases=2)
     cache.put((1, "a"), frozenset({"x"}))
@@ -82,6 +89,33 @@ def test_a_joined_compound_finds_the_hyphenated_and_the_split_form(kb: Any) -> N
     # The parts are an alternative to the whole word, which still counts as one term.
     terms, alternatives = _query_terms("Kernelmodul", {"german": [kb]})
     assert alternatives["german"] == {terms["german"][0]: ["kernel", "modul"]}
+
+
+JOINED_MANUAL = """# Handbuch
+
+## Rechnername
+Der Rechnername steht in /etc/hostname.
+
+## Namen
+Namen von Dateien dürfen Leerzeichen enthalten.
+"""
+
+
+@pytest.mark.django_db
+def test_words_the_caller_splits_find_the_manuals_joined_compound(org_a: Any, ingest: Any) -> None:
+    decompound.VOCABULARIES.clear()
+    kb = services.create_knowledge_base(org_a, SYSTEM, name="Rechner", language="german",
+                                        embedding_model="all-MiniLM-L6-v2")
+    ingest(kb, "handbuch.md", JOINED_MANUAL.encode())
+    query = "Wo steht der Name meines Rechners"
+    assert _query_terms(query, {"german": [kb]})[1] == {}  # off by default
+    joining = SearchTuning(join_words=True)
+    terms, alternatives = _query_terms(query, {"german": [kb]}, joining)
+    # The compound holds both words, so it stands in for either term.
+    assert alternatives["german"] == {term: ["rechnernam"] for term in ("nam", "rechn")}
+    assert set(terms["german"]) >= {"nam", "rechn"}
+    assert [h.split(" > ")[-1] for h in _text_matched(kb, query, SearchTuning())] == []
+    assert [h.split(" > ")[-1] for h in _text_matched(kb, query, joining)][0] == "Rechnername"
 
 
 @pytest.mark.django_db

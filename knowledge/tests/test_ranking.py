@@ -30,6 +30,27 @@ def test_second_stage_lists_each_section_once_before_repeating_one() -> None:
     assert DEFAULT_TUNING.section_dedup
 
 
+def test_section_pooling_orders_sections_by_their_best_chunks_above_the_weakest() -> None:
+    # "Pinning" has the best single chunk; "Upgrades" matches in two places a little below it.
+    hits = [_hit("Pinning", 0.033, 0.80), _hit("Upgrades", 0.032, 0.79), _hit("Upgrades", 0.031, 0.79),
+            _hit("Other", 0.020, 0.60)]
+    assert [h.heading for h in rerank_hits(hits)][:2] == ["Pinning", "Upgrades"]  # default: best chunk only
+    pooled = rerank_hits(hits, SearchTuning(section_pool=2, section_decay=0.5))
+    assert [h.heading for h in pooled] == ["Upgrades", "Pinning", "Other", "Upgrades"]
+    # A small weight for the second chunk keeps the single better chunk first.
+    assert rerank_hits(hits, SearchTuning(section_pool=2, section_decay=0.05))[0].heading == "Pinning"
+    assert DEFAULT_TUNING.section_pool == 1  # measured and left off (BENCH.md, "Fourth pass")
+
+
+def test_scaled_cosine_lets_a_close_vector_match_pass_a_text_match() -> None:
+    # "Details" is the nearest by cosine but found by the vector leg alone; "Install" also matched the text leg.
+    hits = [_hit("Install", 0.032, 0.870), _hit("Details", 0.017, 0.894), _hit("Other", 0.016, 0.860)]
+    assert [h.heading for h in rerank_hits(hits)][0] == "Install"  # raw cosines differ by 0.03: fusion decides
+    scaled = rerank_hits(hits, SearchTuning(similarity_norm=True))
+    assert [h.heading for h in scaled] == ["Details", "Install", "Other"]
+    assert not DEFAULT_TUNING.similarity_norm  # measured and left off (BENCH.md, "Fourth pass")
+
+
 BIG_SECTION = "\n\n".join(
     f"Upgrading step {n}: run apt upgrade to upgrade every package, and check the upgrade log after each upgrade "
     f"of the packages in group {n}." for n in range(1, 40))
