@@ -180,17 +180,6 @@ def argument_errors(schema: Mapping[str, Any] | None, arguments: Any) -> list[st
     return [f"{_where(e) or '(arguments)'}: {e.message}" for e in errors]
 
 
-def without_nul(value: Any) -> Any:  # noqa: ANN401 - any JSON value the model sent
-    """``value`` with every NUL character removed from its strings (keys included)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [without_nul(v) for v in value]
-    return value
-
-
 async def run_tool(
     session: CallSession, call: ToolCall, ctx: r.SessionContext, clock: Callable[[], float]
 ) -> str | dict[str, Any]:
@@ -208,9 +197,7 @@ async def run_tool(
     ok = False
     output: str | dict[str, Any]
     stored_error = ""  # what the timeline keeps of a failure, when not the model's error itself
-    # A NUL character means nothing in any argument a tool takes, and Postgres text and
-    # JSON cannot hold one: it is dropped before validation, so no handler stores it.
-    arguments: Any = without_nul(call.arguments)
+    arguments: Any = call.arguments
     if handler is None or spec is None:
         output = {"error": f"unknown tool {call.name!r}: it is not available on this call"}
         session.record("tool_refused", name=call.name, call_id=call.call_id, reason="not offered")

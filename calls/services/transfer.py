@@ -116,6 +116,15 @@ def _set_state(leg: TransferLeg, state: TransferLegState, **data: Any) -> None:
     _bump(leg.call)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+
+
+def _speakable(text: str) -> str:
+    """The model's summary as the carrier can speak it: control characters (NUL, which
+    Postgres cannot store, and the others XML 1.0 markup cannot carry) become spaces."""
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def start_warm_transfer(call: Call, to: str, actor: Actor, *, summary: str = "",
                         started_by: str = "agent") -> TransferLeg:
     """Dial the agent's destination named ``to`` while the caller stays with the agent.
@@ -145,7 +154,7 @@ def start_warm_transfer(call: Call, to: str, actor: Actor, *, summary: str = "",
     our_number = call.to_number if call.direction == Direction.INBOUND else call.from_number
     leg = TransferLeg.objects.create(
         org=call.org, call=call, destination=label, target=str(entry["number"]), carrier=call.carrier,
-        whisper=_whisper(options["whisper"], caller=call.counterpart, summary=summary.strip()[:500],
+        whisper=_whisper(options["whisper"], caller=call.counterpart, summary=_speakable(summary)[:500],
                          destination=label),
         confirm=options["confirm"], started_by=started_by[:16],
         deadline=timezone.now() + timedelta(seconds=options["timeout_s"] + 15),
