@@ -752,7 +752,7 @@ def test_a_schema_referring_outside_itself_is_refused_without_fetching_anything(
     assert argument_errors(local, {"mode": "bold"}) == ["mode: 'bold' is not one of ['plain', 'HTML']"]
 
 
-def test_a_nul_character_in_a_models_argument_is_dropped_not_a_failure(phone_call: Call, loop: LoopThread) -> None:
+def test_a_nul_character_in_a_warm_transfers_reason_does_not_fail_the_transfer(phone_call: Call, loop: LoopThread) -> None:
     """Found by the contract run: a NUL in a free-text argument (a warm transfer's reason)
     reached Postgres, which cannot store one, and the transfer failed."""
     from calls.models import TransferLeg
