@@ -58,9 +58,14 @@ def register_delete_guard(guard: Callable[[Any], str | None]) -> None:
     _delete_guard[:] = [guard]
 
 
+def hold_reason(target: Any) -> str | None:
+    """Why a legal hold covers ``target`` (its own, or its campaign's for a call), or None."""
+    return _delete_guard[0](target) if _delete_guard else None
+
+
 def refuse_if_held(target: Any, error: type[ServiceError]) -> None:
     """Raise ``error`` (code ``legal_hold``, 409) when the registered guard holds ``target``."""
-    reason = _delete_guard[0](target) if _delete_guard else None
+    reason = hold_reason(target)
     if reason:
         # Refusals are not audit entries here (the admin's bulk delete rolls each row's
         # transaction back); the structured log records them, with ids only.

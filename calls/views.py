@@ -28,6 +28,7 @@ from calls.agent_link import agent_settings
 from calls.analysis import request_analysis
 from calls.carriers import CARRIER_CHOICES
 from calls.models import FINAL, AnalysisStatus, Call, Direction, Recording, Status
+from calls.privacy_hooks import hold_reason
 from calls.services.control import delete_call, hangup_call
 from calls.services.errors import CallError
 from calls.services.numbers import (
@@ -114,6 +115,8 @@ class CallDetailView(OrgViewMixin, TemplateView):
             "can_act": self.role in (Role.EDITOR, Role.ADMIN, Role.OWNER),
             "can_transfer_anywhere": self.role in (Role.ADMIN, Role.OWNER),
             "can_delete": self.role in (Role.ADMIN, Role.OWNER),
+            # a campaign's hold covers the calls it placed: say so here too, not only on delete
+            "held_because": None if call.legal_hold else hold_reason(call),
             "transfer_destinations": agent_settings(call).transfer_destinations,
             "agent_turns_with_latency": [t for t in turns if t.latency_ms is not None],
         }

@@ -47,15 +47,20 @@ def test_a_held_call_is_refused_over_the_api_until_the_hold_is_released(org_a: A
     assert not Call.objects.filter(pk=call.pk).exists() and not Recording.objects.exists()
 
 
-def test_a_call_of_a_held_campaign_is_held_too(org_a: Any, api_key_client: Any) -> None:
+def test_a_call_of_a_held_campaign_is_held_too(org_a: Any, owner_a: Any, api_key_client: Any, login: Any) -> None:
     batch = make_batch(org_a, name="Spring recall")
     call = make_full_call(org_a)
     entry = BatchEntry.objects.filter(batch=batch).order_by("row_number").first()
     BatchCallAttempt.objects.create(entry=entry, number=1, call=call)
+    url = reverse("calls:detail", args=[call.public_id])
+    assert "Legal hold" not in login(owner_a).get(url).content.decode()
     set_legal_hold(batch, SYSTEM, True)
     refused = api_key_client(org_a, "admin").delete(f"/api/v1/calls/{call.public_id}/")
     assert refused.status_code == 409 and "“Spring recall”" in refused.json()["error"]["message"]
     _intact(call)
+    # the call's page says so before anyone tries to delete it
+    shown = login(owner_a).get(url).content.decode()
+    assert "<dt>Legal hold</dt>" in shown and "placed by the campaign “Spring recall”" in shown
 
 
 def test_the_admin_refuses_a_held_call_one_row_and_in_bulk(org_a: Any, owner_a: Any, login: Any) -> None:
