@@ -100,6 +100,19 @@ def tuning_variants() -> dict:
         "simnorm w0.5": replace(default, similarity_norm=True, similarity_weight=0.5),
         "simnorm w1.5": replace(default, similarity_norm=True, similarity_weight=1.5),
         "simnorm w2": replace(default, similarity_norm=True, similarity_weight=2.0),
+        # fifth pass: the second stage's cosine corrected for anisotropy (knowledge.anisotropy)
+        "center": replace(default, center=True),
+        "center w0.5": replace(default, center=True, similarity_weight=0.5),
+        "center w1.5": replace(default, center=True, similarity_weight=1.5),
+        "center w2": replace(default, center=True, similarity_weight=2.0),
+        "center cand40": replace(default, center=True, candidates=40),
+        "center cand60": replace(default, center=True, candidates=60),
+        "center w2 cand40": replace(default, center=True, similarity_weight=2.0, candidates=40),
+        "whiten32": replace(default, whiten=32),
+        "whiten64": replace(default, whiten=64),
+        "whiten128": replace(default, whiten=128),
+        "whiten256": replace(default, whiten=256),
+        "whiten128 cand40": replace(default, whiten=128, candidates=40),
     }
 
 
@@ -177,6 +190,59 @@ def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None, f
                 print(f"      miss {section:7} {question[:70]!r} -> {got}")
 
 
+def vector_ranks(org, kb, questions, whiten: int = 128) -> None:
+    """Fifth pass: for each question of the tuning half (only), where its answer's section ranks in the vector leg
+    alone over the whole base (sections counted once, exact order over every chunk vector): raw cosine, centred,
+    whitened (`whiten` components); with the best raw cosine and the answer's. Printed for those not in the raw top 5
+    and those that move."""
+    import numpy as np
+    from django.db import connection
+
+    from knowledge import anisotropy, services
+    from knowledge.evaluation.corpus import answers
+
+    backend = services.backend_for(kb)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.embedding::text, d.title, c.heading FROM knowledge_chunk c"
+                       " JOIN knowledge_document d ON d.id = c.document_id"
+                       " WHERE c.knowledge_base_id = %s AND c.is_active ORDER BY c.id", [kb.pk])
+        rows = cursor.fetchall()
+    vectors = np.stack([anisotropy.parse_vector(row[0]) for row in rows])
+    mean = vectors.mean(axis=0)
+    white = anisotropy.whitening_matrix(vectors - mean, whiten)
+
+    def unit(m):
+        return m / np.linalg.norm(m, axis=-1, keepdims=True)
+
+    spaces = {"raw": (unit(vectors), lambda q: unit(q)),
+              "centred": (unit(vectors - mean), lambda q: unit(q - mean)),
+              f"whiten{whiten}": (unit((vectors - mean) @ white), lambda q: unit((q - mean) @ white))}
+    raw_all = unit(vectors) @ unit(vectors).T
+    print(f"    cosines between chunks: raw {np.percentile(raw_all, 5):.2f}-{np.percentile(raw_all, 95):.2f} (5-95 %)"
+          f", centred {np.percentile(unit(vectors - mean) @ unit(vectors - mean).T, 5):.2f}-"
+          f"{np.percentile(unit(vectors - mean) @ unit(vectors - mean).T, 95):.2f}")
+    for q in questions:
+        if q.held_out:
+            continue
+        query = np.asarray(backend.embed_query(q.question), dtype=np.float64)
+        ranks, cosines = {}, {}
+        for name, (matrix, project) in spaces.items():
+            scores = matrix @ project(query)
+            seen: list[tuple[str, str]] = []
+            for i in np.argsort(-scores):
+                section = (rows[i][1], rows[i][2])
+                if section in seen:
+                    continue
+                seen.append(section)
+                if answers(q, rows[i][1], rows[i][2]):
+                    ranks[name], cosines[name] = len(seen), (float(scores.max()), float(scores[i]))
+                    break
+        if ranks and (ranks["raw"] > 5 or len(set(ranks.values())) > 1):
+            print(f"    {q.section:7} " + "  ".join(f"{name} {ranks[name]:3} ({cosines[name][1]:.3f} vs top "
+                                                   f"{cosines[name][0]:.3f})" for name in ranks)
+                  + f"  {q.question[:50]!r}")
+
+
 def search_modes() -> dict[str, dict]:
     """Search options compared per configuration (keyword arguments of search_knowledge)."""
     import inspect
@@ -200,6 +266,9 @@ def main() -> None:
                         help="compare the ranking variants (hit@1/hit@5/MRR) on the ingested corpora")
     parser.add_argument("--variants", nargs="+", help="with --tune: only these variants (names as printed)")
     parser.add_argument("--forms", action="store_true", help="with --tune: compare how the query is embedded")
+    parser.add_argument("--ranks", action="store_true",
+                        help="with --tune: where the tuning half's answers rank in the vector leg alone, raw and "
+                             "corrected for anisotropy")
     args = parser.parse_args()
 
     import django
@@ -244,6 +313,8 @@ def main() -> None:
             services.backend_for(kb).embed_query("warm up")
             if args.tune:
                 print(f"{name}: variants (hit@1/hit@5/MRR)", flush=True)
+                if args.ranks:
+                    vector_ranks(org, kb, load_questions(lang, "caller"))
                 tune(org, kb, load_questions(lang, "caller"), args.misses, args.variants, args.forms)
                 continue
             for style in ("caller", "model"):

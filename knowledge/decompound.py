@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Mapping
+from typing import Generic, Mapping, TypeVar
+
+V = TypeVar("V")
 
 # Linking elements per text-search language that compounds; longest first so "-es-" is tried before "-s-".
 LINKING_ELEMENTS: dict[str, tuple[str, ...]] = {
@@ -132,32 +134,37 @@ def joined_candidates(first: str, second: str, language: str) -> list[str]:
     return sorted(found)
 
 
-class BaseVocabulary:
-    """In-process LRU of knowledge-base vocabularies: (base pk, content version) → its active chunks' lexemes."""
+class BaseCache(Generic[V]):
+    """In-process LRU of what is read once per knowledge base and content version: (base pk, version) → value.
+    Putting a base's new version drops its older ones. Also holds knowledge.anisotropy's statistics."""
 
     def __init__(self, bases: int = VOCABULARY_BASES) -> None:
-        self._entries: OrderedDict[tuple[int, str], frozenset[str]] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, str], V] = OrderedDict()
         self._bases = bases
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, str]) -> frozenset[str] | None:
+    def get(self, key: tuple[int, str]) -> V | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
             return entry
 
-    def put(self, key: tuple[int, str], lexemes: frozenset[str]) -> None:
+    def put(self, key: tuple[int, str], value: V) -> None:
         with self._lock:
             for old in [k for k in self._entries if k[0] == key[0]]:
                 del self._entries[old]  # an older version of the same base is of no use any more
-            self._entries[key] = lexemes
+            self._entries[key] = value
             while len(self._entries) > self._bases:
                 self._entries.popitem(last=False)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+class BaseVocabulary(BaseCache[frozenset[str]]):
+    """Knowledge-base vocabularies: (base pk, content version) → its active chunks' lexemes."""
 
 
 VOCABULARIES = BaseVocabulary()

@@ -47,7 +47,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
-from knowledge import decompound
+from knowledge import anisotropy, decompound
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import KnowledgeBase
 from orgs.models import Organization
@@ -76,7 +76,10 @@ class SearchTuning:
     `similarity_norm`: the cosine is min-max scaled over the candidates before it is weighted.
     `join_words` (with decompound "or"): two query words one or two apart also match their joined compound when the
     base uses it ("Name meines Rechners" finds "Rechnername"; knowledge.decompound.joined_candidates). All three
-    measured and left off (BENCH.md, "Fourth pass")."""
+    measured and left off (BENCH.md, "Fourth pass").
+    `center` / `whiten`: the second stage's cosine is taken between query and chunk vectors minus the searched
+    bases' mean chunk vector, and with `whiten` > 0 projected on their top `whiten` whitened principal components
+    (knowledge.anisotropy; BENCH.md, "Fifth pass: anisotropy correction")."""
 
     rrf_k: int = RRF_K
     text_weight: float = 1.0
@@ -97,6 +100,8 @@ class SearchTuning:
     section_pool: int = 1  # second stage: a section scores its best chunk + decayed next ones, up to this many
     section_decay: float = 0.5  # weight of a section's i-th best chunk: section_decay ** i
     section_floor: bool = True  # pool scores above the weakest candidate's (else raw scores)
+    center: bool = False  # second stage: cosine of the vectors centred on the searched bases' mean chunk vector
+    whiten: int = 0  # second stage: also whitened, keeping this many principal components (implies centring)
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -157,7 +162,7 @@ def _vector_cte(name: str, dims: int) -> str:
     )
 
 
-def _vector_literal(vector: Sequence[float]) -> str:
+def _vector_literal(vector: Sequence[float] | Any) -> str:
     return "[" + ",".join(f"{float(v):.7g}" for v in vector) + "]"
 
 
@@ -289,7 +294,7 @@ def _query_lexemes(query: str, languages: Sequence[str],
 
 
 def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning: SearchTuning | None = None,
-                 ) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+                 ) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]], dict[int, str]]:
     """Per language: the query's selective terms, stemmed as the chunks' tsvector of that
     language stores them, minus terms that ANALYZE found in too many chunks
     (pg_stats.most_common_elems: table-wide, so cheap to read; a tenant-rare word that is
@@ -299,7 +304,10 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
 
     Second result, for languages that compound (knowledge.decompound) and `tuning.decompound`: per language, a
     term → the parts of that query word found in the bases' own vocabulary (same selectivity rules). The
-    candidate parts are stemmed and the bases' content versions read in this same round trip."""
+    candidate parts are stemmed and the bases' content versions read in this same round trip.
+
+    Third result: base pk → its content version (an md5 of its documents' current versions), for the bases whose
+    words were split and, with `tuning.center` or `tuning.whiten`, for every base (knowledge.anisotropy's key)."""
     tuning = tuning or DEFAULT_TUNING
     languages = list(by_language)
     fillers = [CALLER_WORDS.get(lang, "") if tuning.caller_words else "" for lang in languages]
@@ -326,6 +334,8 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                             *(text for a, b, joined in joins for text in (a, b, *joined))})
             part_langs.extend([lang] * len(texts))
             part_texts.extend(texts)
+    versioned = ([kb for group in by_language.values() for kb in group] if tuning.center or tuning.whiten
+                 else split_bases)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT (SELECT most_common_elems::text::text[] FROM pg_stats WHERE schemaname = current_schema()"
@@ -342,8 +352,9 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
             " array(SELECT (SELECT md5(coalesce(string_agg(d.current_version_id::text, ',' ORDER BY d.id), ''))"
             "  FROM knowledge_document d WHERE d.knowledge_base_id = b.id)"
             "  FROM unnest(%s::bigint[]) WITH ORDINALITY AS b(id, n) ORDER BY n)",
-            [query, languages, languages, fillers, part_langs, part_texts, [kb.pk for kb in split_bases]])
-        common, freqs, rows, per_language, per_language_fillers, part_stems, versions = cursor.fetchone()
+            [query, languages, languages, fillers, part_langs, part_texts, [kb.pk for kb in versioned]])
+        common, freqs, rows, per_language, per_language_fillers, part_stems, version_list = cursor.fetchone()
+    versions = dict(zip([kb.pk for kb in versioned], version_list or [], strict=True))
     # most_common_elem_freqs has three extra entries at its end (min, max, null frequency).
     frequency = dict(zip(common or [], freqs or [], strict=False))
     limit = MAX_TERM_FREQUENCY if tuning.term_rule == "share" else MAX_TERM_ROWS / max(float(rows or 0), 1.0)
@@ -355,7 +366,7 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
         result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= limit and t not in drops[language]]
     alternatives: dict[str, dict[str, list[str]]] = {}
     if split_words:
-        vocabularies = _vocabularies(split_bases, versions)
+        vocabularies = _vocabularies(split_bases, [versions[kb.pk] for kb in split_bases])
         stems: dict[str, dict[str, str]] = defaultdict(dict)
         for lang, text, stem in zip(part_langs, part_texts, part_stems, strict=True):
             stems[lang][text] = stem
@@ -379,7 +390,7 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                     if found and end in result[lang]:
                         listed = alternatives.setdefault(lang, {}).setdefault(end, [])
                         listed.extend(stem for stem in found if stem not in listed)
-    return result, alternatives
+    return result, alternatives, versions
 
 
 def _vocabularies(bases: Sequence[KnowledgeBase], versions: Sequence[str]) -> dict[int, frozenset[str]]:
@@ -454,7 +465,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     for kb in bases:
         by_spec[kb.spec].append(kb)
         by_language[kb.language].append(kb)
-    lexemes, alternatives = _query_terms(query, by_language, tuning)
+    lexemes, alternatives, versions = _query_terms(query, by_language, tuning)
     params: dict[str, Any] = {
         "org": org.pk, "kbs": [kb.pk for kb in bases], "candidates": max(4 * fetch, 40), "rrf": tuning.rrf_k,
         "k": fetch, "text_weight": tuning.text_weight, "heading_boost": tuning.heading_boost, "df_cap": tuning.df_cap,
@@ -480,6 +491,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     exact = ("CASE c.embedding_model " + " ".join(
         f"WHEN %(v{i}_model)s THEN (c.embedding::vector({int(spec.dimensions)}) <=> "
         f"%(v{i}_vec)s::vector({int(spec.dimensions)}))" for i, spec in enumerate(by_spec)) + " END")
+    corrected, stats = _corrected_similarity(org, by_spec, query_vectors, versions, params, tuning if rerank else None)
     sql = (
         "WITH " + ", ".join(ctes) + ", "
         "vector_ranked AS (" + " UNION ALL ".join(ranked) + "), "
@@ -489,7 +501,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         "  SELECT id, rank, 1.0 AS weight FROM vector_ranked"
         "  UNION ALL SELECT id, rank, %(text_weight)s * share AS weight FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
-        "SELECT f.score, " + exact + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
+        "SELECT f.score, " + exact + ", " + corrected + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
         " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number "
         "FROM fused f JOIN knowledge_chunk c ON c.id = f.id"
         " JOIN knowledge_knowledgebase kb ON kb.id = c.knowledge_base_id"
@@ -503,8 +515,10 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     hits: list[SearchHit] = []
-    for (score, distance, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
+    similarities: list[float | None] = []
+    for (score, distance, second, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
          doc_id, title, version_id, number) in rows:
+        similarities.append(_second_similarity(second, stats, query_vectors))
         hits.append(SearchHit(
             knowledge_base_id=str(kb_id), knowledge_base=kb_name, document_id=str(doc_id), document_title=title,
             version_id=str(version_id), version=number, chunk_index=index, heading=heading, text=text,
@@ -513,24 +527,68 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
             vector_rank=vector_rank, text_rank=text_rank,
         ))
     if rerank:
-        hits = rerank_hits(hits, tuning)[:k]
+        hits = rerank_hits(hits, tuning, similarities if stats else None)[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
 
 
-def rerank_hits(hits: Sequence[SearchHit], tuning: SearchTuning = DEFAULT_TUNING) -> list[SearchHit]:
-    """The second stage: fused score (relative to the best candidate) + weighted cosine similarity. Each hit's
+def _corrected_similarity(org: Organization, by_spec: dict[ModelSpec, list[KnowledgeBase]],
+                          query_vectors: dict[str, Sequence[float]], versions: dict[int, str], params: dict[str, Any],
+                          tuning: SearchTuning | None) -> tuple[str, dict[str, anisotropy.CorpusStatistics]]:
+    """The search statement's column for the second stage's anisotropy-corrected cosine (knowledge.anisotropy), and
+    the statistics used, per model key. Centring: the cosine distance of (chunk - mean) to (query - mean), computed
+    by pgvector on the candidate rows; whitening: the chunk's vector itself (as text), projected here. NULL when
+    the tuning asks for neither."""
+    if tuning is None or not (tuning.center or tuning.whiten):
+        return "NULL", {}
+    stats: dict[str, anisotropy.CorpusStatistics] = {}
+    cases: list[str] = []
+    for i, (spec, group) in enumerate(by_spec.items()):
+        found = anisotropy.corpus_statistics(org.pk, group, spec, versions, tuning.whiten)
+        if found is None:
+            continue
+        stats[spec.key] = found
+        dims = int(spec.dimensions)
+        if tuning.whiten:
+            cases.append(f"WHEN %(v{i}_model)s THEN c.embedding_model || ' ' || c.embedding::vector({dims})::text")
+        else:
+            params.update({f"v{i}_mean": _vector_literal(found.mean),
+                           f"v{i}_centred": _vector_literal(anisotropy.centred_query(found, query_vectors[spec.key]))})
+            cases.append(f"WHEN %(v{i}_model)s THEN ((c.embedding::vector({dims}) - %(v{i}_mean)s::vector({dims}))"
+                         f" <=> %(v{i}_centred)s::vector({dims}))::text")
+    return ("CASE c.embedding_model " + " ".join(cases) + " END") if cases else "NULL", stats
+
+
+def _second_similarity(value: str | None, stats: dict[str, anisotropy.CorpusStatistics],
+                       query_vectors: dict[str, Sequence[float]]) -> float | None:
+    """The corrected cosine from `_corrected_similarity`'s column: "<model key> <vector>" (whitening) or a distance."""
+    if value is None or not stats:
+        return None
+    if value.endswith("]"):
+        key, vector = value.rsplit(" ", 1)
+        return anisotropy.similarity(stats[key], query_vectors[key], vector)
+    return 1.0 - float(value)
+
+
+def rerank_hits(hits: Sequence[SearchHit], tuning: SearchTuning = DEFAULT_TUNING,
+                similarities: Sequence[float | None] | None = None) -> list[SearchHit]:
+    """The second stage: fused score (relative to the best candidate) + weighted cosine similarity (each hit's
+    `vector_similarity`, or the anisotropy-corrected one in `similarities` when given). Each hit's
     `score` becomes the combined score; ties keep the fused order. With `tuning.section_dedup`, a chunk whose
     document and section heading an earlier hit already has moves behind every section's first chunk: a big
     section's five chunks then leave room for four other sections in the top five."""
     if not hits:
         return []
     best = max(hit.score for hit in hits) or 1.0
-    known = [hit.vector_similarity for hit in hits if hit.vector_similarity is not None]
+    cosines = list(similarities) if similarities is not None else [hit.vector_similarity for hit in hits]
+    known = [cosine for cosine in cosines if cosine is not None]
     low, high = (min(known), max(known)) if known and tuning.similarity_norm else (0.0, 1.0)
+    # A chunk without a cosine (only its text matched, vectors of an older model) scores as the lowest; a corrected
+    # cosine can be negative.
+    missing = min(known, default=0.0) if similarities is not None else low
     scored = []
-    for position, hit in enumerate(hits):
-        similarity = hit.vector_similarity if hit.vector_similarity is not None else low
+    for position, (hit, cosine) in enumerate(zip(hits, cosines, strict=True)):
+        similarity = cosine if cosine is not None else missing
         if high > low:
             similarity = (similarity - low) / (high - low)
         combined = hit.score / best + tuning.similarity_weight * similarity

@@ -87,7 +87,7 @@ def test_a_joined_compound_finds_the_hyphenated_and_the_split_form(kb: Any) -> N
     assert [h.split(" > ")[-1] for h in _text_matched(kb, "Kernelmodul", SearchTuning())] == ["Module"]
     assert [h.split(" > ")[-1] for h in _text_matched(kb, "Rechnername ändern", SearchTuning())] == ["Hostname"]
     # The parts are an alternative to the whole word, which still counts as one term.
-    terms, alternatives = _query_terms("Kernelmodul", {"german": [kb]})
+    terms, alternatives, _ = _query_terms("Kernelmodul", {"german": [kb]})
     assert alternatives["german"] == {terms["german"][0]: ["kernel", "modul"]}
 
 
@@ -110,7 +110,7 @@ def test_words_the_caller_splits_find_the_manuals_joined_compound(org_a: Any, in
     query = "Wo steht der Name meines Rechners"
     assert _query_terms(query, {"german": [kb]})[1] == {}  # off by default
     joining = SearchTuning(join_words=True)
-    terms, alternatives = _query_terms(query, {"german": [kb]}, joining)
+    terms, alternatives, _ = _query_terms(query, {"german": [kb]}, joining)
     # The compound holds both words, so it stands in for either term.
     assert alternatives["german"] == {term: ["rechnernam"] for term in ("nam", "rechn")}
     assert set(terms["german"]) >= {"nam", "rechn"}
