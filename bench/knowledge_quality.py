@@ -113,6 +113,13 @@ def tuning_variants() -> dict:
         "whiten128": replace(default, whiten=128),
         "whiten256": replace(default, whiten=256),
         "whiten128 cand40": replace(default, whiten=128, candidates=40),
+        "center w3": replace(default, center=True, similarity_weight=3.0),
+        "whiten64 w2": replace(default, whiten=64, similarity_weight=2.0),
+        "whiten128 w2 cand60": replace(default, whiten=128, similarity_weight=2.0, candidates=60),
+        "whiten384 shrink0.1": replace(default, whiten=384, whiten_shrink=0.1),
+        "whiten384 shrink1": replace(default, whiten=384, whiten_shrink=1.0),
+        "whiten384 shrink1 w2": replace(default, whiten=384, whiten_shrink=1.0, similarity_weight=2.0),
+        "whiten128 shrink0.3": replace(default, whiten=128, whiten_shrink=0.3),
     }
 
 
@@ -184,17 +191,18 @@ def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None, f
                 db_ms = scores.latency(0.95)
             if part == "tune":
                 misses = scores.misses  # only the tuning half's misses are read: the held-out half stays unseen
+                missed_ranks = [rank for rank in scores.ranks if rank is None or rank > 1]
         print(f"  {name:22} " + " | ".join(line) + f" | db p95 {db_ms:.0f} ms", flush=True)
         if show_misses:
-            for question, section, got in misses:
-                print(f"      miss {section:7} {question[:70]!r} -> {got}")
+            for (question, section, got), rank in zip(misses, missed_ranks, strict=True):
+                print(f"      miss {section:7} rank {rank or '>10':>3} {question[:60]!r} -> {got}")
 
 
 def vector_ranks(org, kb, questions, whiten: int = 128) -> None:
     """Fifth pass: for each question of the tuning half (only), where its answer's section ranks in the vector leg
     alone over the whole base (sections counted once, exact order over every chunk vector): raw cosine, centred,
-    whitened (`whiten` components); with the best raw cosine and the answer's. Printed for those not in the raw top 5
-    and those that move."""
+    whitened (`whiten` components); with the best raw cosine and the answer's. Printed for those not first in the raw
+    order and those that move."""
     import numpy as np
     from django.db import connection
 
@@ -237,7 +245,7 @@ def vector_ranks(org, kb, questions, whiten: int = 128) -> None:
                 if answers(q, rows[i][1], rows[i][2]):
                     ranks[name], cosines[name] = len(seen), (float(scores.max()), float(scores[i]))
                     break
-        if ranks and (ranks["raw"] > 5 or len(set(ranks.values())) > 1):
+        if ranks and (ranks["raw"] > 1 or len(set(ranks.values())) > 1):
             print(f"    {q.section:7} " + "  ".join(f"{name} {ranks[name]:3} ({cosines[name][1]:.3f} vs top "
                                                    f"{cosines[name][0]:.3f})" for name in ranks)
                   + f"  {q.question[:50]!r}")

@@ -1,9 +1,10 @@
 """Anisotropy correction for the search's second stage: the cosine measured from the searched corpus's own centre.
 
-Contract: `corpus_statistics(org_id, bases, spec, versions, whiten)` returns the `CorpusStatistics` of the active
+Contract: `corpus_statistics(org_id, bases, spec, versions, whiten, shrink)` returns the `CorpusStatistics` of the active
 chunks of `bases` embedded with `spec`: their mean vector and, with `whiten` > 0, a whitening matrix of their top
 `whiten` principal components (BERT-whitening: W = U_k diag(λ_k)^-1/2, so W^T (x - mean) has unit variance along each
-kept direction). None when the bases hold no such chunk. `similarity(stats, query, vector)` is the cosine of the
+kept direction; with `shrink` > 0, W = U_k diag(λ_k + shrink * mean λ)^-1/2, a regularised whitening between
+that (0) and centring alone (large)). None when the bases hold no such chunk. `similarity(stats, query, vector)` is the cosine of the
 corrected query and chunk vectors; with centring alone the search computes the same thing in SQL (pgvector's
 vector subtraction and `<=>` on the candidates, `centred_query`), so no vector leaves the database.
 
@@ -58,10 +59,10 @@ def parse_vector(value: Any) -> np.ndarray:
 
 
 def corpus_statistics(org_id: int, bases: Sequence[KnowledgeBase], spec: ModelSpec, versions: dict[int, str],
-                      whiten: int = 0) -> CorpusStatistics | None:
+                      whiten: int = 0, shrink: float = 0.0) -> CorpusStatistics | None:
     """The cached statistics of `bases` (one embedding model); read from the database when their content changed."""
     pks = sorted(kb.pk for kb in bases)
-    key = (pks[0], f"{spec.key}:{whiten}:" + ",".join(f"{pk}={versions.get(pk, '')}" for pk in pks))
+    key = (pks[0], f"{spec.key}:{whiten}:{shrink}:" + ",".join(f"{pk}={versions.get(pk, '')}" for pk in pks))
     cached = STATISTICS.get(key)
     if cached is not None:
         return cached
@@ -80,18 +81,21 @@ def corpus_statistics(org_id: int, bases: Sequence[KnowledgeBase], spec: ModelSp
                                " ORDER BY id LIMIT %s", [org_id, pks, spec.key, WHITEN_SAMPLE])
                 sample = np.stack([parse_vector(row[0]) for row in cursor.fetchall()])
                 stats = CorpusStatistics(mean=stats.mean, chunks=stats.chunks,
-                                         whitening=whitening_matrix(sample - stats.mean, whiten))
+                                         whitening=whitening_matrix(sample - stats.mean, whiten, shrink))
     if stats is not None:  # a base with no chunks of this model is not worth remembering
         STATISTICS.put(key, stats)
     return stats
 
 
-def whitening_matrix(centred: np.ndarray, components: int) -> np.ndarray:
-    """W (dims x k) from centred sample rows: the top-k eigenvectors of their covariance over sqrt(eigenvalue)."""
+def whitening_matrix(centred: np.ndarray, components: int, shrink: float = 0.0) -> np.ndarray:
+    """W (dims x k) from centred sample rows: the top-k eigenvectors of their covariance over sqrt(eigenvalue), the
+    eigenvalues raised by `shrink` times their mean first. A base of a few hundred chunks has fewer rows than a
+    384-dim vector has dimensions, so its small eigenvalues are mostly noise that plain whitening blows up."""
     covariance = centred.T @ centred / max(1, len(centred) - 1)
     values, vectors = np.linalg.eigh(covariance)  # ascending
     keep = np.argsort(values)[::-1][:max(1, min(components, len(values)))]
-    return vectors[:, keep] / np.sqrt(np.maximum(values[keep], 1e-12))
+    floor = shrink * float(np.mean(np.maximum(values, 0.0)))
+    return vectors[:, keep] / np.sqrt(np.maximum(values[keep] + floor, 1e-12))
 
 
 def centred_query(stats: CorpusStatistics, query: Sequence[float]) -> np.ndarray:

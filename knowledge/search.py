@@ -31,7 +31,8 @@ asking), which would otherwise count toward "half the query's terms" and make re
 questions match nothing. In German and Dutch, a joined query word also matches any of its parts
 found in the base's own vocabulary (knowledge.decompound; "Kernelmodul" finds "Kernel-Modul"), stemmed in the
 same lexeme round trip. Knobs and measured alternatives (IDF weighting, fusion weights, OR semantics,
-decompounding, section pooling, joining split compounds): `SearchTuning`, BENCH.md "Second pass" to "Fourth pass".
+decompounding, section pooling, joining split compounds, anisotropy correction): `SearchTuning`, BENCH.md "Second
+pass" to "Fifth pass".
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class SearchTuning:
     measured and left off (BENCH.md, "Fourth pass").
     `center` / `whiten`: the second stage's cosine is taken between query and chunk vectors minus the searched
     bases' mean chunk vector, and with `whiten` > 0 projected on their top `whiten` whitened principal components
+    (`whiten_shrink`: eigenvalues raised by that share of their mean, a regularised whitening)
     (knowledge.anisotropy; BENCH.md, "Fifth pass: anisotropy correction")."""
 
     rrf_k: int = RRF_K
@@ -102,6 +104,7 @@ class SearchTuning:
     section_floor: bool = True  # pool scores above the weakest candidate's (else raw scores)
     center: bool = False  # second stage: cosine of the vectors centred on the searched bases' mean chunk vector
     whiten: int = 0  # second stage: also whitened, keeping this many principal components (implies centring)
+    whiten_shrink: float = 0.0  # with whiten: eigenvalues + this times their mean before the inverse square root
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -544,7 +547,7 @@ def _corrected_similarity(org: Organization, by_spec: dict[ModelSpec, list[Knowl
     stats: dict[str, anisotropy.CorpusStatistics] = {}
     cases: list[str] = []
     for i, (spec, group) in enumerate(by_spec.items()):
-        found = anisotropy.corpus_statistics(org.pk, group, spec, versions, tuning.whiten)
+        found = anisotropy.corpus_statistics(org.pk, group, spec, versions, tuning.whiten, tuning.whiten_shrink)
         if found is None:
             continue
         stats[spec.key] = found

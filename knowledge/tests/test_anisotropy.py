@@ -122,3 +122,18 @@ def test_whitening_gives_the_kept_directions_unit_variance(router_kb: Any, inges
     for hit in hits:
         d = (chunks[(hit.document_title, hit.chunk_index)] - stats.mean) @ stats.whitening
         assert abs(hit.score / weight - float(q @ d / (np.linalg.norm(q) * np.linalg.norm(d)))) < 2e-3
+
+
+def test_regularised_whitening_shrinks_the_weak_directions_more() -> None:
+    rng = np.random.default_rng(3)
+    scales = np.array([5.0, 2.0, 1.0, 0.1])
+    sample = rng.normal(size=(2000, 4)) * scales
+    sample -= sample.mean(axis=0)
+    values = np.sort(np.linalg.eigvalsh(np.cov(sample, rowvar=False)))[::-1]
+    plain = anisotropy.whitening_matrix(sample, 4)
+    assert np.allclose(np.cov(sample @ plain, rowvar=False), np.eye(4), atol=1e-8)
+    shrunk = anisotropy.whitening_matrix(sample, 4, shrink=1.0)
+    variances = np.diag(np.cov(sample @ shrunk, rowvar=False))
+    # Each kept direction's variance becomes λ / (λ + mean λ): near 1 for strong ones, near 0 for noise.
+    assert np.allclose(variances, values / (values + values.mean()), atol=1e-8)
+    assert variances[0] > 0.7 and variances[-1] < 0.01
