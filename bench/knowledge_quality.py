@@ -100,6 +100,17 @@ def tuning_variants() -> dict:
         "simnorm w0.5": replace(default, similarity_norm=True, similarity_weight=0.5),
         "simnorm w1.5": replace(default, similarity_norm=True, similarity_weight=1.5),
         "simnorm w2": replace(default, similarity_norm=True, similarity_weight=2.0),
+        # fifth pass: pseudo-relevance feedback on the vector leg (Rocchio) and section centroids, second stage
+        "prf b0.3 m3": replace(default, feedback_beta=0.3, feedback_top=3),
+        "prf b0.5 m3": replace(default, feedback_beta=0.5, feedback_top=3),
+        "prf b0.3 m5": replace(default, feedback_beta=0.3, feedback_top=5),
+        "prf b0.5 m5": replace(default, feedback_beta=0.5, feedback_top=5),
+        "prf b0.5 m3 g0.15": replace(default, feedback_beta=0.5, feedback_top=3, feedback_gamma=0.15),
+        "centroid 0.3": replace(default, section_centroid=0.3),
+        "centroid 0.5": replace(default, section_centroid=0.5),
+        "centroid 1.0": replace(default, section_centroid=1.0),
+        "prf b0.5 m3 simnorm": replace(default, feedback_beta=0.5, feedback_top=3, similarity_norm=True),
+        "centroid 0.5 simnorm": replace(default, section_centroid=0.5, similarity_norm=True),
     }
 
 

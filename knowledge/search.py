@@ -47,7 +47,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
-from knowledge import decompound
+from knowledge import decompound, feedback
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import KnowledgeBase
 from orgs.models import Organization
@@ -76,7 +76,11 @@ class SearchTuning:
     `similarity_norm`: the cosine is min-max scaled over the candidates before it is weighted.
     `join_words` (with decompound "or"): two query words one or two apart also match their joined compound when the
     base uses it ("Name meines Rechners" finds "Rechnername"; knowledge.decompound.joined_candidates). All three
-    measured and left off (BENCH.md, "Fourth pass")."""
+    measured and left off (BENCH.md, "Fourth pass").
+    `feedback_beta` / `feedback_top` / `feedback_gamma`: pseudo-relevance feedback (knowledge.feedback): the query
+    vector moves towards the first pass's best candidates and every candidate's cosine is taken again.
+    `section_centroid`: a candidate's cosine becomes (1 - share) * its own + share * that of its section's centroid
+    (the mean of the section's chunk vectors, in SQL). Both measured and left off (BENCH.md, "Fifth pass")."""
 
     rrf_k: int = RRF_K
     text_weight: float = 1.0
@@ -97,6 +101,10 @@ class SearchTuning:
     section_pool: int = 1  # second stage: a section scores its best chunk + decayed next ones, up to this many
     section_decay: float = 0.5  # weight of a section's i-th best chunk: section_decay ** i
     section_floor: bool = True  # pool scores above the weakest candidate's (else raw scores)
+    feedback_beta: float = 0.0  # second stage: Rocchio weight of the top candidates' mean vector (0 = off)
+    feedback_top: int = 3  # how many of the first pass's best candidates make that mean
+    feedback_gamma: float = 0.0  # Rocchio weight of the lower half of the candidates' mean, subtracted
+    section_centroid: float = 0.0  # share of the cosine to the chunk's section centroid in the second stage
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -480,6 +488,14 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     exact = ("CASE c.embedding_model " + " ".join(
         f"WHEN %(v{i}_model)s THEN (c.embedding::vector({int(spec.dimensions)}) <=> "
         f"%(v{i}_vec)s::vector({int(spec.dimensions)}))" for i, spec in enumerate(by_spec)) + " END")
+    # Second-stage extras, read only when a variant uses them: the candidate's vector (feedback) and the cosine
+    # of its section's centroid (the section = its version's chunks under the same heading, a few index rows).
+    vector_text = "c.embedding::text" if tuning.feedback_beta else "NULL::text"
+    centroid = ("CASE c.embedding_model " + " ".join(
+        f"WHEN %(v{i}_model)s THEN ((SELECT avg(s.embedding::vector({int(spec.dimensions)})) FROM knowledge_chunk s"
+        f" WHERE s.org_id = %(org)s AND s.version_id = c.version_id AND s.heading = c.heading AND s.is_active"
+        f" AND s.embedding_model = c.embedding_model) <=> %(v{i}_vec)s::vector({int(spec.dimensions)}))"
+        for i, spec in enumerate(by_spec)) + " END") if tuning.section_centroid else "NULL::float8"
     sql = (
         "WITH " + ", ".join(ctes) + ", "
         "vector_ranked AS (" + " UNION ALL ".join(ranked) + "), "
@@ -490,7 +506,8 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         "  UNION ALL SELECT id, rank, %(text_weight)s * share AS weight FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
         "SELECT f.score, " + exact + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
-        " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number "
+        " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number, c.embedding_model, "
+        + vector_text + ", " + centroid + " "
         "FROM fused f JOIN knowledge_chunk c ON c.id = f.id"
         " JOIN knowledge_knowledgebase kb ON kb.id = c.knowledge_base_id"
         " JOIN knowledge_document d ON d.id = c.document_id"
@@ -503,8 +520,13 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     hits: list[SearchHit] = []
+    vectors: list[tuple[str, Any]] = []
     for (score, distance, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
-         doc_id, title, version_id, number) in rows:
+         doc_id, title, version_id, number, model, vector, centroid_distance) in rows:
+        if distance is not None and centroid_distance is not None:
+            share = tuning.section_centroid
+            distance = (1.0 - share) * float(distance) + share * float(centroid_distance)
+        vectors.append((model, feedback.parse_vector(vector)))
         hits.append(SearchHit(
             knowledge_base_id=str(kb_id), knowledge_base=kb_name, document_id=str(doc_id), document_title=title,
             version_id=str(version_id), version=number, chunk_index=index, heading=heading, text=text,
@@ -513,7 +535,8 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
             vector_rank=vector_rank, text_rank=text_rank,
         ))
     if rerank:
-        hits = rerank_hits(hits, tuning)[:k]
+        hits = (feedback_rerank(hits, vectors, query_vectors, tuning) if tuning.feedback_beta
+                else rerank_hits(hits, tuning))[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
 
@@ -553,6 +576,30 @@ def rerank_hits(hits: Sequence[SearchHit], tuning: SearchTuning = DEFAULT_TUNING
     first = [sections[key][0] for key in order]
     repeats = [hit for hit in ranked if hit is not sections[(hit.document_id, hit.heading)][0]]
     return first + repeats
+
+
+def feedback_rerank(hits: Sequence[SearchHit], vectors: Sequence[tuple[str, Any]],
+                    query_vectors: dict[str, Sequence[float]], tuning: SearchTuning) -> list[SearchHit]:
+    """The second stage with pseudo-relevance feedback (knowledge.feedback): a first pass ranks the candidates,
+    each model's query vector moves towards its `feedback_top` best candidates (and away from the lower half of
+    the list by `feedback_gamma`), and the second stage runs again on the cosines to the moved query.
+    `vectors[i]` is hits[i]'s (embedding model, vector or None)."""
+    first = rerank_hits(hits, tuning)
+    position = {(hit.version_id, hit.chunk_index): i for i, hit in enumerate(hits)}
+    order = [position[(hit.version_id, hit.chunk_index)] for hit in first]
+    low = set(order[len(order) // 2:])
+    moved = {}
+    for model, query in query_vectors.items():
+        mine = [i for i in order if vectors[i][0] == model and vectors[i][1] is not None]
+        top = [vectors[i][1] for i in mine[:tuning.feedback_top]]
+        bottom = [vectors[i][1] for i in mine if i in low]
+        moved[model] = feedback.expanded_query(query, top, bottom, tuning.feedback_beta, tuning.feedback_gamma)
+    rescored = []
+    for hit, (model, vector) in zip(hits, vectors, strict=True):
+        if vector is not None and model in moved and hit.vector_similarity is not None:
+            hit = replace(hit, vector_similarity=round(feedback.cosine(moved[model], vector), 4))
+        rescored.append(hit)
+    return rerank_hits(rescored, tuning)
 
 
 async def asearch_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5) -> list[SearchHit]:
