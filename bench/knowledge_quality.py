@@ -109,7 +109,14 @@ def tuning_variants() -> dict:
         "centroid 0.3": replace(default, section_centroid=0.3),
         "centroid 0.5": replace(default, section_centroid=0.5),
         "centroid 1.0": replace(default, section_centroid=1.0),
+        "prf g0.5 (away from the lower half)": replace(default, feedback_gamma=0.5),
+        "prf g0.9": replace(default, feedback_gamma=0.9),
+        "prf b0.5 m3 g0.5": replace(default, feedback_beta=0.5, feedback_top=3, feedback_gamma=0.5),
         "prf b0.5 m3 simnorm": replace(default, feedback_beta=0.5, feedback_top=3, similarity_norm=True),
+        "prf b0.3 m3 simnorm": replace(default, feedback_beta=0.3, feedback_top=3, similarity_norm=True),
+        "prf b0.5 m5 simnorm": replace(default, feedback_beta=0.5, feedback_top=5, similarity_norm=True),
+        "prf b0.5 m3 simnorm w0.5": replace(default, feedback_beta=0.5, feedback_top=3, similarity_norm=True,
+                                            similarity_weight=0.5),
         "centroid 0.5 simnorm": replace(default, section_centroid=0.5, similarity_norm=True),
     }
 

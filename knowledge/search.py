@@ -17,7 +17,7 @@ statement for every candidate, also those only the text leg found) added to its 
 score. Rank fusion alone throws the similarity values away: a text-leg match ranked
 first and a vector-leg match ranked first count the same, however close the vector
 match is. No cross-encoder ships inside a package on the registries this project can
-use (knowledge/BENCH.md, "Model survey"), so this is the cheaper signal; it costs a
+use (knowledge/BENCH.md, "Model survey" and the later surveys), so this is the cheaper signal; it costs a
 few rows' distance computations. A heading/title term-match signal was measured too
 and left out: it helped English and hurt German (BENCH.md, "Second stage"). The second
 stage then lists each section (document + heading) once before any section's second
@@ -31,7 +31,8 @@ asking), which would otherwise count toward "half the query's terms" and make re
 questions match nothing. In German and Dutch, a joined query word also matches any of its parts
 found in the base's own vocabulary (knowledge.decompound; "Kernelmodul" finds "Kernel-Modul"), stemmed in the
 same lexeme round trip. Knobs and measured alternatives (IDF weighting, fusion weights, OR semantics,
-decompounding, section pooling, joining split compounds): `SearchTuning`, BENCH.md "Second pass" to "Fourth pass".
+decompounding, section pooling, joining split compounds, pseudo-relevance feedback, section centroids): `SearchTuning`,
+BENCH.md "Second pass" to "Fifth pass".
 """
 
 from __future__ import annotations
@@ -490,7 +491,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         f"%(v{i}_vec)s::vector({int(spec.dimensions)}))" for i, spec in enumerate(by_spec)) + " END")
     # Second-stage extras, read only when a variant uses them: the candidate's vector (feedback) and the cosine
     # of its section's centroid (the section = its version's chunks under the same heading, a few index rows).
-    vector_text = "c.embedding::text" if tuning.feedback_beta else "NULL::text"
+    vector_text = "c.embedding::text" if tuning.feedback_beta or tuning.feedback_gamma else "NULL::text"
     centroid = ("CASE c.embedding_model " + " ".join(
         f"WHEN %(v{i}_model)s THEN ((SELECT avg(s.embedding::vector({int(spec.dimensions)})) FROM knowledge_chunk s"
         f" WHERE s.org_id = %(org)s AND s.version_id = c.version_id AND s.heading = c.heading AND s.is_active"
@@ -535,7 +536,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
             vector_rank=vector_rank, text_rank=text_rank,
         ))
     if rerank:
-        hits = (feedback_rerank(hits, vectors, query_vectors, tuning) if tuning.feedback_beta
+        hits = (feedback_rerank(hits, vectors, query_vectors, tuning) if tuning.feedback_beta or tuning.feedback_gamma
                 else rerank_hits(hits, tuning))[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
