@@ -124,7 +124,9 @@ def tuning_variants() -> dict:
 # Fourth pass: how the question is turned into a query vector (measured with the default tuning).
 # plain: embed_query(question) ("query: " + question); passage: embedded as a passage ("passage: " prefix);
 # bare: the question's content words only (Postgres stop words and CALLER_WORDS dropped); mean: plain + bare.
-QUERY_FORMS = ("plain", "passage", "bare", "mean")
+# Fifth pass: feedback b0.3 / b0.5 = the plain vector moved by Rocchio towards the 3 best chunks of a first default
+# search (knowledge.feedback.expanded_query), then searched again with it: both legs, a second retrieval.
+QUERY_FORMS = ("plain", "passage", "bare", "mean", "feedback b0.3", "feedback b0.5")
 
 
 def query_vectors(kb, backend, questions, form: str) -> dict:
@@ -152,10 +154,23 @@ def query_vectors(kb, backend, questions, form: str) -> dict:
             vectors[text] = backend.embed_documents([text])[0]
         elif form == "bare":
             vectors[text] = backend.embed_query(bare(text) or text)
+        elif form.startswith("feedback"):
+            vectors[text] = list(second_retrieval_vector(kb, text, backend.embed_query(text), float(form[-3:])))
         else:
             mean = np.asarray(backend.embed_query(text)) + np.asarray(backend.embed_query(bare(text) or text))
             vectors[text] = list(mean / np.linalg.norm(mean))
     return vectors
+
+
+def second_retrieval_vector(kb, question: str, query, beta: float, top: int = 3):
+    """Rocchio's moved query for a second retrieval: q towards the stored vectors of a first search's best chunks."""
+    from knowledge import feedback
+    from knowledge.models import Chunk
+    from knowledge.search import search_by_vectors
+
+    first = search_by_vectors(kb.org, [kb], question, {kb.spec.key: query}, top)
+    chunks = [Chunk.objects.get(version__public_id=hit.version_id, index=hit.chunk_index) for hit in first]
+    return feedback.expanded_query(query, [c.embedding for c in chunks if c.embedding is not None], [], beta)
 
 
 def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None, forms: bool = False) -> None:

@@ -29,15 +29,17 @@ def parse_vector(text: str | None) -> np.ndarray | None:
     return np.array(text.strip("[]").split(","), dtype=np.float32)
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
+def _unit(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    vector = np.asarray(values, dtype=np.float32)
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
 
 
-def expanded_query(query: Sequence[float], top: Sequence[np.ndarray], low: Sequence[np.ndarray],
+def expanded_query(query: Sequence[float], top: Sequence[Sequence[float] | np.ndarray],
+                   low: Sequence[Sequence[float] | np.ndarray],
                    beta: float, gamma: float = 0.0) -> np.ndarray:
     """Rocchio: unit(unit(q) + beta * mean(unit(top)) - gamma * mean(unit(low))). Empty groups add nothing."""
-    moved = _unit(np.asarray(query, dtype=np.float32))
+    moved = _unit(query)
     if top and beta:
         moved = moved + beta * np.mean([_unit(v) for v in top], axis=0)
     if low and gamma:
