@@ -120,13 +120,33 @@ def tuning_variants() -> dict:
         "whiten384 shrink1": replace(default, whiten=384, whiten_shrink=1.0),
         "whiten384 shrink1 w2": replace(default, whiten=384, whiten_shrink=1.0, similarity_weight=2.0),
         "whiten128 shrink0.3": replace(default, whiten=128, whiten_shrink=0.3),
+        # fifth pass: pseudo-relevance feedback on the vector leg (Rocchio) and section centroids, second stage
+        "prf b0.3 m3": replace(default, feedback_beta=0.3, feedback_top=3),
+        "prf b0.5 m3": replace(default, feedback_beta=0.5, feedback_top=3),
+        "prf b0.3 m5": replace(default, feedback_beta=0.3, feedback_top=5),
+        "prf b0.5 m5": replace(default, feedback_beta=0.5, feedback_top=5),
+        "prf b0.5 m3 g0.15": replace(default, feedback_beta=0.5, feedback_top=3, feedback_gamma=0.15),
+        "centroid 0.3": replace(default, section_centroid=0.3),
+        "centroid 0.5": replace(default, section_centroid=0.5),
+        "centroid 1.0": replace(default, section_centroid=1.0),
+        "prf g0.5 (away from the lower half)": replace(default, feedback_gamma=0.5),
+        "prf g0.9": replace(default, feedback_gamma=0.9),
+        "prf b0.5 m3 g0.5": replace(default, feedback_beta=0.5, feedback_top=3, feedback_gamma=0.5),
+        "prf b0.5 m3 simnorm": replace(default, feedback_beta=0.5, feedback_top=3, similarity_norm=True),
+        "prf b0.3 m3 simnorm": replace(default, feedback_beta=0.3, feedback_top=3, similarity_norm=True),
+        "prf b0.5 m5 simnorm": replace(default, feedback_beta=0.5, feedback_top=5, similarity_norm=True),
+        "prf b0.5 m3 simnorm w0.5": replace(default, feedback_beta=0.5, feedback_top=3, similarity_norm=True,
+                                            similarity_weight=0.5),
+        "centroid 0.5 simnorm": replace(default, section_centroid=0.5, similarity_norm=True),
     }
 
 
 # Fourth pass: how the question is turned into a query vector (measured with the default tuning).
 # plain: embed_query(question) ("query: " + question); passage: embedded as a passage ("passage: " prefix);
 # bare: the question's content words only (Postgres stop words and CALLER_WORDS dropped); mean: plain + bare.
-QUERY_FORMS = ("plain", "passage", "bare", "mean")
+# Fifth pass: feedback b0.3 / b0.5 = the plain vector moved by Rocchio towards the 3 best chunks of a first default
+# search (knowledge.feedback.expanded_query), then searched again with it: both legs, a second retrieval.
+QUERY_FORMS = ("plain", "passage", "bare", "mean", "feedback b0.3", "feedback b0.5")
 
 
 def query_vectors(kb, backend, questions, form: str) -> dict:
@@ -154,10 +174,23 @@ def query_vectors(kb, backend, questions, form: str) -> dict:
             vectors[text] = backend.embed_documents([text])[0]
         elif form == "bare":
             vectors[text] = backend.embed_query(bare(text) or text)
+        elif form.startswith("feedback"):
+            vectors[text] = list(second_retrieval_vector(kb, text, backend.embed_query(text), float(form[-3:])))
         else:
             mean = np.asarray(backend.embed_query(text)) + np.asarray(backend.embed_query(bare(text) or text))
             vectors[text] = list(mean / np.linalg.norm(mean))
     return vectors
+
+
+def second_retrieval_vector(kb, question: str, query, beta: float, top: int = 3):
+    """Rocchio's moved query for a second retrieval: q towards the stored vectors of a first search's best chunks."""
+    from knowledge import feedback
+    from knowledge.models import Chunk
+    from knowledge.search import search_by_vectors
+
+    first = search_by_vectors(kb.org, [kb], question, {kb.spec.key: query}, top)
+    chunks = [Chunk.objects.get(version__public_id=hit.version_id, index=hit.chunk_index) for hit in first]
+    return feedback.expanded_query(query, [c.embedding for c in chunks if c.embedding is not None], [], beta)
 
 
 def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None, forms: bool = False) -> None:

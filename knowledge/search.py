@@ -17,7 +17,7 @@ statement for every candidate, also those only the text leg found) added to its 
 score. Rank fusion alone throws the similarity values away: a text-leg match ranked
 first and a vector-leg match ranked first count the same, however close the vector
 match is. No cross-encoder ships inside a package on the registries this project can
-use (knowledge/BENCH.md, "Model survey"), so this is the cheaper signal; it costs a
+use (knowledge/BENCH.md, "Model survey" and the later surveys), so this is the cheaper signal; it costs a
 few rows' distance computations. A heading/title term-match signal was measured too
 and left out: it helped English and hurt German (BENCH.md, "Second stage"). The second
 stage then lists each section (document + heading) once before any section's second
@@ -31,8 +31,8 @@ asking), which would otherwise count toward "half the query's terms" and make re
 questions match nothing. In German and Dutch, a joined query word also matches any of its parts
 found in the base's own vocabulary (knowledge.decompound; "Kernelmodul" finds "Kernel-Modul"), stemmed in the
 same lexeme round trip. Knobs and measured alternatives (IDF weighting, fusion weights, OR semantics,
-decompounding, section pooling, joining split compounds, anisotropy correction): `SearchTuning`, BENCH.md "Second
-pass" to "Fifth pass".
+decompounding, section pooling, joining split compounds, anisotropy correction, pseudo-relevance feedback,
+section centroids): `SearchTuning`, BENCH.md "Second pass" to "Fifth pass".
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
-from knowledge import anisotropy, decompound
+from knowledge import anisotropy, decompound, feedback
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import KnowledgeBase
 from orgs.models import Organization
@@ -81,7 +81,11 @@ class SearchTuning:
     `center` / `whiten`: the second stage's cosine is taken between query and chunk vectors minus the searched
     bases' mean chunk vector, and with `whiten` > 0 projected on their top `whiten` whitened principal components
     (`whiten_shrink`: eigenvalues raised by that share of their mean, a regularised whitening)
-    (knowledge.anisotropy; BENCH.md, "Fifth pass: anisotropy correction")."""
+    (knowledge.anisotropy; BENCH.md, "Fifth pass: anisotropy correction").
+    `feedback_beta` / `feedback_top` / `feedback_gamma`: pseudo-relevance feedback (knowledge.feedback): the query
+    vector moves towards the first pass's best candidates and every candidate's cosine is taken again.
+    `section_centroid`: a candidate's cosine becomes (1 - share) * its own + share * that of its section's centroid
+    (the mean of the section's chunk vectors, in SQL). Both measured and left off (BENCH.md, "Fifth pass")."""
 
     rrf_k: int = RRF_K
     text_weight: float = 1.0
@@ -105,6 +109,10 @@ class SearchTuning:
     center: bool = False  # second stage: cosine of the vectors centred on the searched bases' mean chunk vector
     whiten: int = 0  # second stage: also whitened, keeping this many principal components (implies centring)
     whiten_shrink: float = 0.0  # with whiten: eigenvalues + this times their mean before the inverse square root
+    feedback_beta: float = 0.0  # second stage: Rocchio weight of the top candidates' mean vector (0 = off)
+    feedback_top: int = 3  # how many of the first pass's best candidates make that mean
+    feedback_gamma: float = 0.0  # Rocchio weight of the lower half of the candidates' mean, subtracted
+    section_centroid: float = 0.0  # share of the cosine to the chunk's section centroid in the second stage
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -495,6 +503,14 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         f"WHEN %(v{i}_model)s THEN (c.embedding::vector({int(spec.dimensions)}) <=> "
         f"%(v{i}_vec)s::vector({int(spec.dimensions)}))" for i, spec in enumerate(by_spec)) + " END")
     corrected, stats = _corrected_similarity(org, by_spec, query_vectors, versions, params, tuning if rerank else None)
+    # Second-stage extras, read only when a variant uses them: the candidate's vector (feedback) and the cosine
+    # of its section's centroid (the section = its version's chunks under the same heading, a few index rows).
+    vector_text = "c.embedding::text" if tuning.feedback_beta or tuning.feedback_gamma else "NULL::text"
+    centroid = ("CASE c.embedding_model " + " ".join(
+        f"WHEN %(v{i}_model)s THEN ((SELECT avg(s.embedding::vector({int(spec.dimensions)})) FROM knowledge_chunk s"
+        f" WHERE s.org_id = %(org)s AND s.version_id = c.version_id AND s.heading = c.heading AND s.is_active"
+        f" AND s.embedding_model = c.embedding_model) <=> %(v{i}_vec)s::vector({int(spec.dimensions)}))"
+        for i, spec in enumerate(by_spec)) + " END") if tuning.section_centroid else "NULL::float8"
     sql = (
         "WITH " + ", ".join(ctes) + ", "
         "vector_ranked AS (" + " UNION ALL ".join(ranked) + "), "
@@ -504,8 +520,9 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         "  SELECT id, rank, 1.0 AS weight FROM vector_ranked"
         "  UNION ALL SELECT id, rank, %(text_weight)s * share AS weight FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
-        "SELECT f.score, " + exact + ", " + corrected + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
-        " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number "
+        "SELECT f.score, " + exact + ", " + corrected + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start,"
+        " c.end, c.page, kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number, c.embedding_model, "
+        + vector_text + ", " + centroid + " "
         "FROM fused f JOIN knowledge_chunk c ON c.id = f.id"
         " JOIN knowledge_knowledgebase kb ON kb.id = c.knowledge_base_id"
         " JOIN knowledge_document d ON d.id = c.document_id"
@@ -519,9 +536,14 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         rows = cursor.fetchall()
     hits: list[SearchHit] = []
     similarities: list[float | None] = []
+    vectors: list[tuple[str, Any]] = []
     for (score, distance, second, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
-         doc_id, title, version_id, number) in rows:
+         doc_id, title, version_id, number, model, vector, centroid_distance) in rows:
         similarities.append(_second_similarity(second, stats, query_vectors))
+        if distance is not None and centroid_distance is not None:
+            share = tuning.section_centroid
+            distance = (1.0 - share) * float(distance) + share * float(centroid_distance)
+        vectors.append((model, feedback.parse_vector(vector)))
         hits.append(SearchHit(
             knowledge_base_id=str(kb_id), knowledge_base=kb_name, document_id=str(doc_id), document_title=title,
             version_id=str(version_id), version=number, chunk_index=index, heading=heading, text=text,
@@ -530,7 +552,8 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
             vector_rank=vector_rank, text_rank=text_rank,
         ))
     if rerank:
-        hits = rerank_hits(hits, tuning, similarities if stats else None)[:k]
+        hits = (feedback_rerank(hits, vectors, query_vectors, tuning) if tuning.feedback_beta or tuning.feedback_gamma
+                else rerank_hits(hits, tuning, similarities if stats else None))[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
 
@@ -614,6 +637,30 @@ def rerank_hits(hits: Sequence[SearchHit], tuning: SearchTuning = DEFAULT_TUNING
     first = [sections[key][0] for key in order]
     repeats = [hit for hit in ranked if hit is not sections[(hit.document_id, hit.heading)][0]]
     return first + repeats
+
+
+def feedback_rerank(hits: Sequence[SearchHit], vectors: Sequence[tuple[str, Any]],
+                    query_vectors: dict[str, Sequence[float]], tuning: SearchTuning) -> list[SearchHit]:
+    """The second stage with pseudo-relevance feedback (knowledge.feedback): a first pass ranks the candidates,
+    each model's query vector moves towards its `feedback_top` best candidates (and away from the lower half of
+    the list by `feedback_gamma`), and the second stage runs again on the cosines to the moved query.
+    `vectors[i]` is hits[i]'s (embedding model, vector or None)."""
+    first = rerank_hits(hits, tuning)
+    position = {(hit.version_id, hit.chunk_index): i for i, hit in enumerate(hits)}
+    order = [position[(hit.version_id, hit.chunk_index)] for hit in first]
+    low = set(order[len(order) // 2:])
+    moved = {}
+    for model, query in query_vectors.items():
+        mine = [i for i in order if vectors[i][0] == model and vectors[i][1] is not None]
+        top = [vectors[i][1] for i in mine[:tuning.feedback_top]]
+        bottom = [vectors[i][1] for i in mine if i in low]
+        moved[model] = feedback.expanded_query(query, top, bottom, tuning.feedback_beta, tuning.feedback_gamma)
+    rescored = []
+    for hit, (model, vector) in zip(hits, vectors, strict=True):
+        if vector is not None and model in moved and hit.vector_similarity is not None:
+            hit = replace(hit, vector_similarity=round(feedback.cosine(moved[model], vector), 4))
+        rescored.append(hit)
+    return rerank_hits(rescored, tuning)
 
 
 async def asearch_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: int = 5) -> list[SearchHit]:

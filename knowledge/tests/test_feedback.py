@@ -1,0 +1,83 @@
+"""The fifth pass's second-stage variants (knowledge.feedback, BENCH.md "Fifth pass"), both measured and left off:
+pseudo-relevance feedback on the vector leg and a section's centroid similarity. Checked against the vectors the
+database stores, so the SQL that reads them and the arithmetic are both under test."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pytest
+
+from knowledge import feedback, services
+from knowledge.models import Chunk
+from knowledge.search import (
+    DEFAULT_TUNING,
+    SearchHit,
+    SearchTuning,
+    feedback_rerank,
+    rerank_hits,
+    search_by_vectors,
+)
+from knowledge.tests.test_ranking import UPGRADE_MANUAL
+
+
+def _hit(section: str, score: float, similarity: float, index: int) -> SearchHit:
+    return SearchHit(knowledge_base_id="kb", knowledge_base="KB", document_id="d1", document_title="Manual",
+                     version_id="v", version=1, chunk_index=index, heading=section, text=section, start=0, end=1,
+                     page=None, score=score, vector_similarity=similarity, vector_rank=1, text_rank=None)
+
+
+def test_feedback_lifts_the_candidate_that_resembles_the_best_one() -> None:
+    query = [1.0, 0.0, 0.0]
+    # "Install" wins the first pass; "Details" is a little nearer the query than "Holding" but unlike "Install".
+    vectors = {"Install": [0.8, 0.6, 0.0], "Details": [0.79, 0.0, 0.613], "Holding": [0.78, 0.626, 0.0]}
+    hits = [_hit("Install", 0.032, 0.80, 0), _hit("Details", 0.016, 0.79, 1), _hit("Holding", 0.016, 0.78, 2)]
+    stored = [("m", np.array(vectors[h.heading], dtype=np.float32)) for h in hits]
+    assert [h.heading for h in rerank_hits(hits)] == ["Install", "Details", "Holding"]
+    tuning = SearchTuning(feedback_beta=0.5, feedback_top=1)
+    assert [h.heading for h in feedback_rerank(hits, stored, {"m": query}, tuning)] == ["Install", "Holding", "Details"]
+    # Rocchio's rule: q + 0.5 * top, normalised; a vector of another model is left alone.
+    moved = feedback.expanded_query(query, [stored[0][1]], [], 0.5)
+    assert np.allclose(moved, np.array([1.4, 0.3, 0.0]) / np.linalg.norm([1.4, 0.3, 0.0]), atol=1e-6)
+    other = feedback_rerank(hits, [("other", v) for _, v in stored], {"m": query}, tuning)
+    assert [h.vector_similarity for h in other] == [0.80, 0.79, 0.78]
+    assert DEFAULT_TUNING.feedback_beta == 0 and DEFAULT_TUNING.section_centroid == 0  # measured, left off
+
+
+def _stored(hit: SearchHit) -> np.ndarray:
+    chunk = Chunk.objects.get(version__public_id=hit.version_id, index=hit.chunk_index)
+    return np.asarray(chunk.embedding, dtype=np.float64)
+
+
+def _cos(a: Any, b: Any) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.mark.django_db
+def test_second_stage_variants_use_the_stored_vectors(kb_a: Any, ingest: Any) -> None:
+    ingest(kb_a, "manual.md", UPGRADE_MANUAL.encode())
+    question = "how do I stop one package from being upgraded"
+    query = services.backend_for(kb_a).embed_query(question)
+    vectors: dict[str, Sequence[float]] = {kb_a.spec.key: query}
+
+    def search(tuning: SearchTuning) -> list[SearchHit]:
+        return search_by_vectors(kb_a.org, [kb_a], question, vectors, 20, tuning=tuning)
+
+    plain = search(SearchTuning(section_dedup=False))
+    sections: dict[str, list[np.ndarray]] = {}
+    for chunk in Chunk.objects.filter(knowledge_base=kb_a, is_active=True):
+        sections.setdefault(chunk.heading, []).append(np.asarray(chunk.embedding, dtype=np.float64))
+    assert max(len(group) for group in sections.values()) > 1  # the big section has several chunks
+    # Centroid: half the chunk's own cosine, half that of the mean of its section's chunk vectors.
+    blended = {(h.heading, h.chunk_index): h.vector_similarity
+               for h in search(SearchTuning(section_dedup=False, section_centroid=0.5))}
+    for hit in plain:
+        centroid = np.mean(sections[hit.heading], axis=0)
+        expected = 0.5 * _cos(_stored(hit), query) + 0.5 * _cos(centroid, query)
+        assert blended[(hit.heading, hit.chunk_index)] == pytest.approx(expected, abs=2e-4)
+    # Feedback: every similarity is the cosine to the query moved towards the first pass's three best chunks.
+    first = search(DEFAULT_TUNING)
+    moved = feedback.expanded_query(query, [_stored(h) for h in first[:3]], [], 0.3)
+    for hit in search(SearchTuning(feedback_beta=0.3, feedback_top=3)):
+        assert hit.vector_similarity == pytest.approx(_cos(_stored(hit), moved), abs=2e-4)
