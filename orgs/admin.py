@@ -30,6 +30,7 @@ class OrganizationAdmin(OrgScopedAdmin):
     admin_write_role = Role.ADMIN
     admin_delete_role = Role.OWNER
     delete_service = services.delete_organization
+    delete_errors = (services.OrganizationError,)  # a legal hold on its data
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = admin.ModelAdmin.get_queryset(self, request)
@@ -43,6 +44,13 @@ class OrganizationAdmin(OrgScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return list(self.readonly_fields)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], Any]:
+        # Django lists the org's campaigns and schedules as "protected" (they PROTECT its agents
+        # and numbers) and stops there; the delete service removes them with the org, and refuses
+        # what it must (a legal hold, another org's row) with its reason.
+        deleted, counts, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, []
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         if change and not request.user.is_superuser:

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import Model, ProtectedError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -34,6 +34,7 @@ from orgs.models import (
     role_at_least,
 )
 from voiceplatform import outbound
+from voiceplatform.errors import ServiceError
 from voiceplatform.proxies import client_address
 
 log = logging.getLogger(__name__)
@@ -172,11 +173,55 @@ def update_organization(org: Organization, actor: Actor, **values: Any) -> Organ
     return org
 
 
+class OrganizationError(ServiceError):
+    """The organisation service refused (a legal hold keeps its data)."""
+
+
+#: The code of the refusal an org under legal hold gets (the API answers 409 with it).
+LEGAL_HOLD = "legal_hold"
+_delete_guards: list[Callable[[Organization], str | None]] = []
+
+
+def register_delete_guard(guard: Callable[[Organization], str | None]) -> None:
+    """Make ``guard(org)`` the one that says why the organisation may not be deleted (None: it may).
+
+    Orgs is the lowest layer: an upper app (privacy, whose legal holds would otherwise go with
+    the cascade) registers here from its ``AppConfig.ready``; a later registration replaces it."""
+    _delete_guards[:] = [guard]
+
+
+@transaction.atomic
 def delete_organization(org: Organization, actor: Actor) -> None:
     """Delete the organisation and everything scoped to it (cascade); logged with the actor, not audited (the log goes
-    too)."""
+    too). Refused (409, ``legal_hold``) while the registered guard says a hold covers any of its data: the
+    cascade would take held calls and campaigns with it, whichever path (API, dashboard, admin) asked."""
+    # The org row is the lock a hold's placement takes too (privacy.services.set_legal_hold):
+    # a hold placed while this runs is either seen below or waits and finds nothing to hold.
+    Organization.objects.select_for_update().filter(pk=org.pk).first()
+    reason = _delete_guards[0](org) if _delete_guards else None
+    if reason:
+        log.info("organisation delete refused", extra={"org": str(org.public_id), "code": LEGAL_HOLD})
+        raise OrganizationError(reason, code=LEGAL_HOLD, status=409)
     log.info("organisation deleted", extra={"org": str(org.public_id), "actor": actor.label})
-    org.delete()
+    _delete_with_protected_rows(org)
+
+
+def _delete_with_protected_rows(org: Organization) -> None:
+    """``org.delete()``, first deleting the org's own rows that hold ``PROTECT`` references
+    into it (a campaign or a schedule on one of its agents or numbers), which Django's
+    collector refuses even though the cascade takes them too. A row of another org that
+    points in is not this delete's to remove: that stays a refusal."""
+    while True:  # each round removes one level of protecting rows, so it ends
+        try:
+            with transaction.atomic():
+                org.delete()
+            return
+        except ProtectedError as exc:
+            if any(getattr(o, "org_id", None) != org.pk for o in exc.protected_objects):
+                raise OrganizationError(f"the organisation “{org.name}” is referred to by another organisation's "
+                                        "data", code="in_use", status=409) from None
+            for obj in exc.protected_objects:
+                obj.delete()
 
 
 # --- members and invitations -------------------------------------------------------
