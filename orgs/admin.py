@@ -4,6 +4,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,7 +21,7 @@ from orgs.models import (
     ProviderCredential,
     Role,
 )
-from voiceplatform.admin import OrgScopedAdmin, ServiceRefused, _org, refusal_message
+from voiceplatform.admin import OrgScopedAdmin, ServiceDeleteAdmin, ServiceRefused, _org, refusal_message
 
 
 @admin.register(Organization)
@@ -185,3 +187,16 @@ class AuditLogAdmin(OrgScopedAdmin):
         return False
 
 
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class AccountAdmin(ServiceDeleteAdmin, UserAdmin):
+    """Django's user admin (superusers, or staff with its model permissions), whose deletes, one
+    row or "delete selected", go through ``orgs.services.delete_user``: an account that is the last
+    owner of an organisation is refused with the org's name, instead of cascading its membership."""
+
+    delete_service = services.delete_user
+    delete_errors = (services.OrganizationError,)

@@ -354,6 +354,29 @@ def leave_organization(membership: Membership, ip: str | None = None) -> None:
     membership.delete()
 
 
+@transaction.atomic
+def delete_user(user: Any, actor: Actor) -> None:
+    """Delete an account (a superuser in the admin), never the last owner of an organisation.
+
+    Its memberships go with it (cascade), so the last-owner rule is checked here, under the
+    lock every membership change takes (each org row, ``_lock_memberships``), in id order so
+    two such deletes cannot deadlock: two owners of one org deleted at once cannot both pass.
+    Each org it leaves records ``member.removed``; its keys are revoked by the pre_delete signal."""
+    org_ids = sorted(set(Membership.objects.filter(user=user).values_list("org_id", flat=True)))
+    list(Organization.objects.select_for_update().filter(pk__in=org_ids).order_by("pk"))
+    memberships = list(Membership.objects.select_related("org").filter(user=user).order_by("org_id"))
+    orphaned = [m.org.name for m in memberships if m.role == Role.OWNER and not Membership.objects.filter(
+        org_id=m.org_id, role=Role.OWNER).exclude(pk=m.pk).exists()]
+    if orphaned:
+        names = ", ".join(f"“{name}”" for name in orphaned)
+        raise OrganizationError(f"{user.email or user.get_username()} is the last owner of {names}; make someone "
+                                "else owner first, or delete the organisation", code="last_owner", status=409)
+    for membership in memberships:
+        record_audit(membership.org, actor, "member.removed", membership, {"reason": "account_deleted"},
+                     target_label=user.email)
+    user.delete()
+
+
 # --- API keys ------------------------------------------------------------------------
 
 def create_api_key(org: Organization, actor: Actor, name: str, role: str = Role.EDITOR) -> tuple[ApiKey, str]:
