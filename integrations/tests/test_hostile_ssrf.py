@@ -3,6 +3,7 @@ resolves to this host, refused at connect when DNS moved there after saving, and
 client connects to the address the guard checked. Shared tools: voiceplatform/tests/test_hostile_ssrf.py."""
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from integrations.mcp_client import McpClientError, McpErrorKind, ServerSpec, list_tools_sync
+from integrations.mcp_client import (
+    McpClientError,
+    McpErrorKind,
+    McpToolbox,
+    ServerSpec,
+    ToolboxServer,
+    list_tools_sync,
+)
 from integrations.services import create_mcp_server, discover_tools
 from orgs.services import SYSTEM
 from voiceplatform import outbound
@@ -131,6 +139,49 @@ def test_sse_endpoint_the_server_announces_is_pinned_on_its_own_connection(
     assert dns.lookups.count("tools.customer.test") >= 2  # the POST's connection resolved again
     assert handler.posts == []  # 127.0.0.2 (listening) was never reached
     assert "the host 'tools.customer.test' resolves to 127.0.0.2, a loopback address" in caplog.text
+
+
+REFUSED_ENDPOINT = "the host 'tools.customer.test' resolves to 127.0.0.2, a loopback address"
+
+
+def test_the_refusal_of_the_announced_endpoint_is_what_the_connection_test_says(
+        hostile: Any, two_loopbacks: Any, org_a: Any) -> None:
+    """The SDK posts from a task of its own and only logs the guard's refusal there: the
+    dashboard's and the API's "test connection" said "did not answer in time" (or that the
+    stream closed). The refusal itself is the answer, at once, not after the connect timeout
+    (longer than the server's 4 s stream, whose end would be the answer otherwise)."""
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    port, handler = two_loopbacks
+    # saving checks the name, the stream's GET resolves it again; the endpoint's POST moved
+    dns = Dns().set("tools.customer.test", ["127.0.0.1"], ["127.0.0.1"], ["127.0.0.2"])
+    with outbound.using_resolver(dns):
+        server = create_mcp_server(org_a, SYSTEM, name="Tools", url=f"http://tools.customer.test:{port}/sse",
+                                   transport="sse")
+        tested = discover_tools(server, SYSTEM)
+    assert tested.last_test_ok is False and tested.last_error_kind == str(McpErrorKind.BLOCKED)
+    assert REFUSED_ENDPOINT in tested.last_error
+    assert handler.posts == []
+
+
+def test_the_refusal_of_the_announced_endpoint_is_what_a_call_is_told(hostile: Any, two_loopbacks: Any) -> None:
+    """A call's toolbox leaves the server out with the guard's reason (the call's timeline
+    shows it), not a timeout."""
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    port, handler = two_loopbacks
+    dns = Dns().set("tools.customer.test", ["127.0.0.1"], ["127.0.0.2"])
+    spec = ServerSpec(url=f"http://tools.customer.test:{port}/sse", transport="sse", connect_timeout_s=60)
+
+    async def open_box() -> McpToolbox:
+        box = McpToolbox([ToolboxServer("tools", spec)], connect_timeout_s=60)
+        await box.open()
+        await box.aclose()
+        return box
+
+    with outbound.using_resolver(dns):
+        box = asyncio.run(open_box())
+    error = box.unavailable["tools"]
+    assert error.kind == McpErrorKind.BLOCKED and REFUSED_ENDPOINT in error.message
+    assert box.function_specs() == [] and handler.posts == []
 
 
 @pytest.mark.parametrize("transport", ["streamable_http", "sse"])
