@@ -198,3 +198,56 @@ def test_mcp_redirect_to_another_address_is_not_followed(hostile: Any, two_loopb
     with outbound.using_resolver(dns), pytest.raises(McpClientError):
         list_tools_sync(spec)
     assert [address for address, _ in handler.posts] == ["127.0.0.1"]  # the first POST only
+
+
+class _ClosingPosts:
+    """ASGI middleware: every POST's answer closes its connection, so the client's next
+    message goes out on a new connection (resolved and checked again), as behind a proxy
+    that does not keep connections alive."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
+def test_a_tool_call_refused_mid_call_tells_the_model_why(hostile: Any) -> None:
+    """DNS moves while a call is on: the tool call's POST is refused by the guard, and the
+    model hears the guard's reason at once (kind ``blocked``), not the tool timeout."""
+    from integrations.mcp_servers.base import build_asgi_app
+    from integrations.mcp_servers.telegram import TelegramConfig, build_server
+    from integrations.testing.asgi_server import serve_asgi
+    from integrations.testing.fake_telegram import FakeTelegram
+
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    dns = Dns().set("tools.customer.test", ["127.0.0.1"])
+    with FakeTelegram(tokens={"7:BOT"}) as fake:
+        config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url,
+                                allowed_hosts=("tools.customer.test:*",))
+        with serve_asgi(_ClosingPosts(build_asgi_app(build_server(config), config))) as url:
+            port = url.rsplit(":", 1)[1]
+            spec = ServerSpec(url=f"http://tools.customer.test:{port}/sse", transport="sse",
+                              headers={"Authorization": "Bearer platform-token", "X-Telegram-Bot-Token": "7:BOT"})
+
+            async def during_a_call() -> tuple[list[str], Any]:
+                async with McpToolbox([ToolboxServer("telegram", spec)], call_timeout_s=30) as box:
+                    names = [function["name"] for function in box.function_specs()]
+                    dns.set("tools.customer.test", ["127.0.0.2"])
+                    return names, await box.call("telegram__send_message", {"chat_id": "42", "text": "hi"})
+
+            with outbound.using_resolver(dns):
+                names, outcome = asyncio.run(during_a_call())
+    assert "telegram__send_message" in names
+    assert outcome.is_error and outcome.error_kind == str(McpErrorKind.BLOCKED)
+    assert REFUSED_ENDPOINT in outcome.output
+    assert fake.sent == []  # the message never left
