@@ -231,7 +231,8 @@ def test_a_tool_call_refused_mid_call_tells_the_model_why(hostile: Any) -> None:
 
     hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
     dns = Dns().set("tools.customer.test", ["127.0.0.1"])
-    with FakeTelegram(tokens={"7:BOT"}) as fake:
+    fake = FakeTelegram(tokens={"7:BOT"})
+    with fake:
         config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url,
                                 allowed_hosts=("tools.customer.test:*",))
         with serve_asgi(_ClosingPosts(build_asgi_app(build_server(config), config))) as url:
