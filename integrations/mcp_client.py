@@ -266,8 +266,9 @@ class _TransportWatch:
     an answer that never comes and the user would be told "did not answer in time" instead
     of why: above all the outbound guard's refusal of the endpoint the server announced (its
     host resolved again, now to a private address), but also a refused connection or an
-    HTTP error status. The first such failure is kept and raised by every wait
-    (:meth:`interrupting`), already worded.
+    HTTP error status. Every wait open at that moment (:meth:`interrupting`) ends with it,
+    already worded, and so does every later one at once: the SDK's writer stops at its first
+    failure, so the session can send nothing more.
     """
 
     def __init__(self, url: str, *, interrupt: bool) -> None:

@@ -240,15 +240,19 @@ def test_a_tool_call_refused_mid_call_tells_the_model_why(hostile: Any) -> None:
             spec = ServerSpec(url=f"http://tools.customer.test:{port}/sse", transport="sse",
                               headers={"Authorization": "Bearer platform-token", "X-Telegram-Bot-Token": "7:BOT"})
 
-            async def during_a_call() -> tuple[list[str], Any]:
+            async def during_a_call() -> tuple[list[str], Any, Any]:
                 async with McpToolbox([ToolboxServer("telegram", spec)], call_timeout_s=30) as box:
                     names = [function["name"] for function in box.function_specs()]
                     dns.set("tools.customer.test", ["127.0.0.2"])
-                    return names, await box.call("telegram__send_message", {"chat_id": "42", "text": "hi"})
+                    refused = await box.call("telegram__send_message", {"chat_id": "1001", "text": "hi"})
+                    # the SDK's writer stopped at that failure: the next call says so at once too
+                    again = await box.call("telegram__send_message", {"chat_id": "1001", "text": "hi?"})
+                    return names, refused, again
 
             with outbound.using_resolver(dns):
-                names, outcome = asyncio.run(during_a_call())
+                names, outcome, again = asyncio.run(during_a_call())
     assert "telegram__send_message" in names
-    assert outcome.is_error and outcome.error_kind == str(McpErrorKind.BLOCKED)
-    assert REFUSED_ENDPOINT in outcome.output
+    for result in (outcome, again):
+        assert result.is_error and result.error_kind == str(McpErrorKind.BLOCKED)
+        assert REFUSED_ENDPOINT in result.output
     assert fake.sent == []  # the message never left
