@@ -11,7 +11,10 @@ latency, costs, analysis, webhooks). The call completes when the session ends
 the LiveKit server refuses the agent's join (or never answers it), with the server's
 error on the timeline (``livekit.join_failed``) and its concurrency slot freed, or when
 the human publishes no audio within ``join_timeout_s``. It counts as connected
-(``stream_connected_at``) once the agent is in the room.
+(``stream_connected_at``) once the human's audio reached the agent. Until then the agent's
+signs of life (it started, it joined the room) are ``livekit_agent_seen_at``
+(:func:`mark_agent_seen`), from which the backstop expiry counts: an agent dispatched late
+or slow to join is still within its own wait, not dead.
 
 `dispatch_agent` starts `run_livekit_call` on the ASGI server's event loop (the
 process that serves the request; like `prepare_session_early`, nothing outlives a
