@@ -174,6 +174,10 @@ class Call(OrgScopedModel):
     livekit_room = models.CharField(max_length=128, blank=True)
     livekit_participant = models.CharField(max_length=128, blank=True)
     livekit_agent_identity = models.CharField(max_length=128, blank=True, editable=False)
+    # When the LiveKit agent last showed it runs, before its human's audio came: it started
+    # (dispatched), then it joined the room. The backstop expiry counts from here (or the
+    # creation): an agent dispatched late or slow to connect is still waiting, not dead.
+    livekit_agent_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
     idempotency_key = models.CharField(max_length=100, blank=True)
     transfer_to = models.CharField(max_length=255, blank=True, help_text="E.164 number or SIP URI.")
     # What the carrier is asked to speak before hanging up (voicemail, apology); read

@@ -13,7 +13,11 @@ Every connection to a customer's server goes through the outbound guard
 transports): the host is resolved once, non-public addresses are refused
 (``McpErrorKind.BLOCKED``) and the connection goes to the checked address. Only the
 deployment's own servers (``ServerSpec.trusted``, set by the services for the URL this
-deployment configured) skip it, since they usually listen on 127.0.0.1.
+deployment configured) skip it, since they usually listen on 127.0.0.1. Over SSE the
+endpoint the server announces is posted to on connections of its own, each resolved and
+checked again; the SDK only logs a failed POST, so a watch on the transport
+(:class:`_TransportWatch`) ends the request waiting for its answer at once with the
+guard's refusal (or the connection error, or the HTTP status) instead of a timeout.
 
 Every failure is a :class:`McpClientError` with a :class:`McpErrorKind` (DNS, TLS, refused,
 401, 403, other HTTP status, protocol, timeout) and a sentence a human can act on. The SDK
@@ -32,7 +36,8 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -251,15 +256,87 @@ def classify_error(exc: BaseException, url: str, *, last_status: int | None = No
 # --------------------------------------------------------------------------- sessions
 
 
-class _StatusRecorder:
-    """Remembers the last HTTP status seen, so a bare JSON-RPC error can be blamed on a 401/403."""
+class _TransportWatch:
+    """What one session's HTTP requests ran into.
 
-    def __init__(self) -> None:
+    It remembers the last HTTP error status, so a bare JSON-RPC error can be blamed on a
+    401/403. Over SSE it also ends every wait for the server's answer as soon as a message
+    POST fails: the SDK posts each message from a task of its own and only logs a failure
+    there (``mcp.client.sse``'s ``post_writer``), so the request it carried would wait for
+    an answer that never comes and the user would be told "did not answer in time" instead
+    of why: above all the outbound guard's refusal of the endpoint the server announced (its
+    host resolved again, now to a private address), but also a refused connection or an
+    HTTP error status. Every wait open at that moment (:meth:`interrupting`) ends with it,
+    already worded, and so does every later one at once: the SDK's writer stops at its first
+    failure, so the session can send nothing more.
+    """
+
+    def __init__(self, url: str, *, interrupt: bool) -> None:
+        self.url = url
+        self.interrupt = interrupt
         self.last_error_status: int | None = None
+        self.failure: McpClientError | None = None
+        self._waits: set[anyio.CancelScope] = set()
 
     async def __call__(self, response: httpx2.Response) -> None:
         if response.status_code >= 400:
             self.last_error_status = response.status_code
+            if response.request.method == "POST":
+                self.fail(_status_error(response.status_code, self.url))
+
+    def fail(self, error: McpClientError) -> None:
+        if not self.interrupt or self.failure is not None:
+            return
+        self.failure = error
+        for scope in list(self._waits):
+            scope.cancel()  # the waiting task ends now, with the failure (anyio allows it from any task)
+
+    def _raise_failure(self) -> None:
+        error = self.failure
+        if error is not None:
+            raise McpClientError(error.kind, error.message, url=error.url, status=error.status)
+
+    @contextlib.contextmanager
+    def interrupting(self) -> Iterator[None]:
+        """Wait for the server's answer, unless a message POST fails first (then raise its error)."""
+        self._raise_failure()
+        with anyio.CancelScope() as scope:
+            self._waits.add(scope)
+            try:
+                yield
+            finally:
+                self._waits.discard(scope)
+        if scope.cancelled_caught:
+            self._raise_failure()
+
+
+class _WatchedTransport(httpx2.AsyncBaseTransport):
+    """The guarded transport, telling the session's watch when a message POST fails in it."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, watch: _TransportWatch) -> None:
+        self._inner = inner
+        self._watch = watch
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except Exception as exc:
+            if request.method == "POST":
+                self._watch.fail(classify_error(exc, self._watch.url))
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+# Each open session's watch, for the waits made through the session (tool calls come from
+# other tasks than the one that opened it).
+_WATCHES: weakref.WeakKeyDictionary[ClientSession, _TransportWatch] = weakref.WeakKeyDictionary()
+
+
+def _interrupting(session: ClientSession) -> contextlib.AbstractContextManager[None]:
+    watch = _WATCHES.get(session)
+    return watch.interrupting() if watch is not None else contextlib.nullcontext()
 
 
 @contextlib.asynccontextmanager
@@ -269,7 +346,7 @@ async def open_session(spec: ServerSpec) -> AsyncIterator[ClientSession]:
     Must be entered and exited in the same task (the SDK's transports use anyio task
     groups); :class:`McpToolbox` handles that for long-lived sessions.
     """
-    recorder = _StatusRecorder()
+    recorder = _TransportWatch(spec.url, interrupt=spec.transport == "sse")
     headers = dict(spec.headers)
     timeout = httpx2.Timeout(spec.connect_timeout_s, read=300.0)
 
@@ -282,7 +359,8 @@ async def open_session(spec: ServerSpec) -> AsyncIterator[ClientSession]:
             return httpx2.AsyncClient(**kwargs)
         # Session-long streams: the SDK's operations carry their own timeouts, so no total deadline here.
         policy = outbound.Policy(total_timeout_s=None, max_response_bytes=MAX_RESPONSE_BYTES)
-        return outbound.async_client(policy, hx=httpx2, **kwargs)
+        return outbound.async_client(policy, hx=httpx2, wrap=lambda guarded: _WatchedTransport(guarded, recorder),
+                                     **kwargs)
 
     try:
         if spec.transport == "sse":
@@ -293,7 +371,8 @@ async def open_session(spec: ServerSpec) -> AsyncIterator[ClientSession]:
             transport_cm = streamable_http_client(spec.url, http_client=client_factory(headers=headers, timeout=timeout))
         async with transport_cm as streams:
             async with ClientSession(streams[0], streams[1]) as session:
-                with anyio.fail_after(spec.connect_timeout_s):
+                _WATCHES[session] = recorder
+                with anyio.fail_after(spec.connect_timeout_s), recorder.interrupting():
                     await session.initialize()
                 yield session
     except McpClientError:
@@ -313,7 +392,8 @@ async def _list_all_tools(session: ClientSession) -> list[ToolInfo]:
     tools: list[ToolInfo] = []
     cursor: str | None = None
     while True:
-        result = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
+        with _interrupting(session):
+            result = await session.list_tools(cursor=cursor) if cursor else await session.list_tools()
         tools.extend(_tool_infos(result))
         cursor = getattr(result, "next_cursor", None)
         if not cursor:
@@ -358,7 +438,7 @@ async def _timed_call(
 ) -> ToolResult:
     started = time.monotonic()
     try:
-        with anyio.fail_after(timeout_s):
+        with anyio.fail_after(timeout_s), _interrupting(session):
             result = await session.call_tool(name, dict(arguments))
     except TimeoutError as exc:
         raise McpClientError(

@@ -4,6 +4,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,7 +21,7 @@ from orgs.models import (
     ProviderCredential,
     Role,
 )
-from voiceplatform.admin import OrgScopedAdmin, ServiceRefused, _org, refusal_message
+from voiceplatform.admin import OrgScopedAdmin, ServiceDeleteAdmin, ServiceRefused, _org, refusal_message
 
 
 @admin.register(Organization)
@@ -30,6 +32,7 @@ class OrganizationAdmin(OrgScopedAdmin):
     admin_write_role = Role.ADMIN
     admin_delete_role = Role.OWNER
     delete_service = services.delete_organization
+    delete_errors = (services.OrganizationError,)  # a legal hold on its data
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = admin.ModelAdmin.get_queryset(self, request)
@@ -43,6 +46,13 @@ class OrganizationAdmin(OrgScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return list(self.readonly_fields)
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, set[str], Any]:
+        # Django lists the org's campaigns and schedules as "protected" (they PROTECT its agents
+        # and numbers) and stops there; the delete service removes them with the org, and refuses
+        # what it must (a legal hold, another org's row) with its reason.
+        deleted, counts, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, []
 
     def save_model(self, request: HttpRequest, obj: Organization, form: Any, change: bool) -> None:
         if change and not request.user.is_superuser:
@@ -177,3 +187,16 @@ class AuditLogAdmin(OrgScopedAdmin):
         return False
 
 
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class AccountAdmin(ServiceDeleteAdmin, UserAdmin):
+    """Django's user admin (superusers, or staff with its model permissions), whose deletes, one
+    row or "delete selected", go through ``orgs.services.delete_user``: an account that is the last
+    owner of an organisation is refused with the org's name, instead of cascading its membership."""
+
+    delete_service = services.delete_user
+    delete_errors = (services.OrganizationError,)

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import Model, ProtectedError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -34,6 +34,7 @@ from orgs.models import (
     role_at_least,
 )
 from voiceplatform import outbound
+from voiceplatform.errors import ServiceError
 from voiceplatform.proxies import client_address
 
 log = logging.getLogger(__name__)
@@ -172,11 +173,55 @@ def update_organization(org: Organization, actor: Actor, **values: Any) -> Organ
     return org
 
 
+class OrganizationError(ServiceError):
+    """The organisation service refused (a legal hold keeps its data)."""
+
+
+#: The code of the refusal an org under legal hold gets (the API answers 409 with it).
+LEGAL_HOLD = "legal_hold"
+_delete_guards: list[Callable[[Organization], str | None]] = []
+
+
+def register_delete_guard(guard: Callable[[Organization], str | None]) -> None:
+    """Make ``guard(org)`` the one that says why the organisation may not be deleted (None: it may).
+
+    Orgs is the lowest layer: an upper app (privacy, whose legal holds would otherwise go with
+    the cascade) registers here from its ``AppConfig.ready``; a later registration replaces it."""
+    _delete_guards[:] = [guard]
+
+
+@transaction.atomic
 def delete_organization(org: Organization, actor: Actor) -> None:
     """Delete the organisation and everything scoped to it (cascade); logged with the actor, not audited (the log goes
-    too)."""
+    too). Refused (409, ``legal_hold``) while the registered guard says a hold covers any of its data: the
+    cascade would take held calls and campaigns with it, whichever path (API, dashboard, admin) asked."""
+    # The org row is the lock a hold's placement takes too (privacy.services.set_legal_hold):
+    # a hold placed while this runs is either seen below or waits and finds nothing to hold.
+    Organization.objects.select_for_update().filter(pk=org.pk).first()
+    reason = _delete_guards[0](org) if _delete_guards else None
+    if reason:
+        log.info("organisation delete refused", extra={"org": str(org.public_id), "code": LEGAL_HOLD})
+        raise OrganizationError(reason, code=LEGAL_HOLD, status=409)
     log.info("organisation deleted", extra={"org": str(org.public_id), "actor": actor.label})
-    org.delete()
+    _delete_with_protected_rows(org)
+
+
+def _delete_with_protected_rows(org: Organization) -> None:
+    """``org.delete()``, first deleting the org's own rows that hold ``PROTECT`` references
+    into it (a campaign or a schedule on one of its agents or numbers), which Django's
+    collector refuses even though the cascade takes them too. A row of another org that
+    points in is not this delete's to remove: that stays a refusal."""
+    while True:  # each round removes one level of protecting rows, so it ends
+        try:
+            with transaction.atomic():
+                org.delete()
+            return
+        except ProtectedError as exc:
+            if any(getattr(o, "org_id", None) != org.pk for o in exc.protected_objects):
+                raise OrganizationError(f"the organisation “{org.name}” is referred to by another organisation's "
+                                        "data", code="in_use", status=409) from None
+            for obj in exc.protected_objects:
+                obj.delete()
 
 
 # --- members and invitations -------------------------------------------------------
@@ -307,6 +352,29 @@ def leave_organization(membership: Membership, ip: str | None = None) -> None:
     record_audit(membership.org, actor, "member.left", membership, target_label=membership.user.email)
     _revoke_member_keys(membership.org, membership.user, actor, reason="creator_left")
     membership.delete()
+
+
+@transaction.atomic
+def delete_user(user: Any, actor: Actor) -> None:
+    """Delete an account (a superuser in the admin), never the last owner of an organisation.
+
+    Its memberships go with it (cascade), so the last-owner rule is checked here, under the
+    lock every membership change takes (each org row, ``_lock_memberships``), in id order so
+    two such deletes cannot deadlock: two owners of one org deleted at once cannot both pass.
+    Each org it leaves records ``member.removed``; its keys are revoked by the pre_delete signal."""
+    org_ids = sorted(set(Membership.objects.filter(user=user).values_list("org_id", flat=True)))
+    list(Organization.objects.select_for_update().filter(pk__in=org_ids).order_by("pk"))
+    memberships = list(Membership.objects.select_related("org").filter(user=user).order_by("org_id"))
+    orphaned = [m.org.name for m in memberships if m.role == Role.OWNER and not Membership.objects.filter(
+        org_id=m.org_id, role=Role.OWNER).exclude(pk=m.pk).exists()]
+    if orphaned:
+        names = ", ".join(f"“{name}”" for name in orphaned)
+        raise OrganizationError(f"{user.email or user.get_username()} is the last owner of {names}; make someone "
+                                "else owner first, or delete the organisation", code="last_owner", status=409)
+    for membership in memberships:
+        record_audit(membership.org, actor, "member.removed", membership, {"reason": "account_deleted"},
+                     target_label=user.email)
+    user.delete()
 
 
 # --- API keys ------------------------------------------------------------------------

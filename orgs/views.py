@@ -20,6 +20,7 @@ from orgs.forms import ApiKeyForm, CreateOrganizationForm, CredentialForm, Invit
 from orgs.middleware import SESSION_KEY
 from orgs.models import PROVIDER_FIELDS, ApiKey, AuditLog, Invitation, Membership, Provider, ProviderCredential, Role
 from orgs.services import client_ip
+from voiceplatform.errors import show_error
 from voiceplatform.templatetags.present import humanize_code
 from voiceplatform.views import OrgViewMixin
 
@@ -73,7 +74,11 @@ class OrganizationSettingsView(OrgViewMixin, View):
             if request.POST.get("confirm") != self.org.slug:
                 messages.error(request, f"Type the organisation's slug ({self.org.slug}) to confirm deletion.")
                 return redirect("orgs:settings")
-            services.delete_organization(self.org, self.actor)
+            try:
+                services.delete_organization(self.org, self.actor)
+            except services.OrganizationError as exc:
+                show_error(request, exc)
+                return redirect("orgs:settings")
             request.session.pop(SESSION_KEY, None)
             return redirect("dashboard")
         form = OrganizationForm(request.POST, instance=Membership.objects.get(pk=request.membership.pk).org)

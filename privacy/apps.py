@@ -17,6 +17,12 @@ class PrivacyConfig(AppConfig):
         # Every delete of a call or campaign (API, dashboard, admin) asks first whether a
         # legal hold covers it (calls.privacy_hooks.refuse_if_held).
         register_delete_guard(hold_refusal)
+        # Deleting an organisation would cascade its held calls and campaigns: orgs, the
+        # lowest layer, asks the same rule through its own hook.
+        from orgs.services import register_delete_guard as register_org_delete_guard
+        from privacy.retention import org_hold_refusal
+
+        register_org_delete_guard(org_hold_refusal)
 
         from privacy.admin import add_call_actions
 

@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
 MAX_BATCHES = 20
+NAMED_HOLDS = 3  # an org delete's refusal names this many holds, then counts the rest
 #: What a purge counts → its label in the ``retention.purged`` audit entry.
 COUNTED: dict[str, str] = {**KINDS, "webhook_responses": "Webhook responses"}
 
@@ -103,6 +104,22 @@ def hold_refusal(target: Any) -> str | None:
     if campaign is not None:
         return f"call {target.public_id} was placed by the campaign “{campaign}”, which is under legal hold; {release}"
     return None
+
+
+def org_hold_refusal(org: Organization) -> str | None:
+    """The organisation's delete guard (``orgs.services.register_delete_guard``): deleting an org
+    cascades its calls and campaigns, so it is refused while any of them is under legal hold,
+    naming the holds (the first few, and how many more)."""
+    campaigns = Batch.objects.for_org(org).filter(legal_hold=True).order_by("created_at")
+    calls = Call.objects.for_org(org).filter(legal_hold=True).order_by("created_at")
+    total = campaigns.count() + calls.count()
+    if not total:
+        return None
+    named = [f"the campaign “{name}”" for name in campaigns.values_list("name", flat=True)[:NAMED_HOLDS]]
+    named += [f"call {public_id}" for public_id in calls.values_list("public_id", flat=True)[:NAMED_HOLDS - len(named)]]
+    more = f" and {total - len(named)} more" if total > len(named) else ""
+    return (f"the organisation “{org.name}” has data under legal hold ({', '.join(named)}{more}); "
+            "release the holds before deleting it")
 
 
 def expired_calls(org: Organization, kind: str, now: datetime) -> QuerySet[Call]:

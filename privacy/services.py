@@ -63,10 +63,14 @@ def set_legal_hold(target: Call | Batch, actor: Actor, hold: bool) -> None:
     it, and a campaign's rows and calls, alone while it holds; audited."""
     if target.legal_hold == hold:
         return
-    type(target).objects.filter(pk=target.pk).update(legal_hold=hold)
-    target.legal_hold = hold
-    record_audit(target.org, actor, "legal_hold.placed" if hold else "legal_hold.released", target,
-                 {"legal_hold": [not hold, hold]})
+    with transaction.atomic():
+        # The org row is the lock the organisation's delete takes (orgs.services.delete_organization):
+        # a hold is not placed on rows that delete is about to cascade away unseen.
+        Organization.objects.select_for_update().filter(pk=target.org_id).first()
+        type(target).objects.filter(pk=target.pk).update(legal_hold=hold)
+        target.legal_hold = hold
+        record_audit(target.org, actor, "legal_hold.placed" if hold else "legal_hold.released", target,
+                     {"legal_hold": [not hold, hold]})
 
 
 @dataclass(frozen=True)

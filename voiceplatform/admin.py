@@ -62,7 +62,7 @@ def refusal_message(exc: Exception) -> str:
 
 
 @admin.action(permissions=["delete"], description="Delete selected %(verbose_name_plural)s")
-def delete_selected(modeladmin: "OrgScopedAdmin", request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+def delete_selected(modeladmin: "ServiceDeleteAdmin", request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
     """"Delete selected", through the model's delete service, one row at a time.
 
     The confirmation page is Django's; once confirmed, each row is checked against
@@ -80,17 +80,15 @@ def delete_selected(modeladmin: "OrgScopedAdmin", request: HttpRequest, queryset
     return None
 
 
-class OrgScopedAdmin(admin.ModelAdmin):
-    admin_read_role: str = Role.VIEWER
-    admin_write_role: str = Role.EDITOR
-    admin_delete_role: str | None = None  # None: the write role
+class ServiceDeleteAdmin(admin.ModelAdmin):
+    """An admin whose single and bulk deletes go through ``delete_service`` (the deletion
+    contract above), turning its refusals into messages. Who may delete is the subclass's
+    ``has_delete_permission`` (roles for the org admins; model permissions for accounts)."""
+
     # ``service(obj, actor)``: the app's delete service, the one the API's DELETE calls.
     delete_service: Callable[[Any, Any], Any] | None = None
     # What that service raises to refuse (besides ValidationError and PermissionDenied).
     delete_errors: tuple[type[Exception], ...] = ()
-    # Name of the path from the model to its Organization, for models that hang off
-    # an org-scoped parent instead of holding ``org`` themselves.
-    org_path: str = "org"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -98,44 +96,12 @@ class OrgScopedAdmin(admin.ModelAdmin):
         if service is not None and not isinstance(service, staticmethod):
             cls.delete_service = staticmethod(service)  # a plain function, not a method
 
-    # --- permissions: membership roles, not Django model permissions ---------------
-    def _member(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff and _org(request) is not None
-
-    def _has_role(self, request: HttpRequest, role: str) -> bool:
-        return request.user.is_superuser or (self._member(request) and role_at_least(_role(request), role))
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self._has_role(request, self.admin_read_role)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._has_role(request, self.admin_read_role)
-
-    def _can_write(self, request: HttpRequest) -> bool:
-        return self._has_role(request, self.admin_write_role)
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return self._can_write(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._can_write(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if self.delete_service is None:
-            return bool(request.user.is_superuser)
-        return self._has_role(request, self.admin_delete_role or self.admin_write_role)
-
-    # --- actions -----------------------------------------------------------------------
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # Django's: QuerySet.delete(), no service
         if self.delete_service is not None and self.has_delete_permission(request):
             description = delete_selected.short_description % model_format_dict(self.opts)
             actions["delete_selected"] = (delete_selected, "delete_selected", description)
-        if not self._can_write(request):
-            # An action without declared permissions changes something (hang up, launch, revoke).
-            actions = {name: entry for name, entry in actions.items()
-                       if getattr(entry[0], "allowed_permissions", None)}
         return actions
 
     # --- deletion through the service ------------------------------------------------------
@@ -186,6 +152,51 @@ class OrgScopedAdmin(admin.ModelAdmin):
             info = self.opts.app_label, self.opts.model_name
             return HttpResponseRedirect(reverse(f"admin:{info[0]}_{info[1]}_change", args=[object_id],
                                                 current_app=self.admin_site.name))
+
+
+class OrgScopedAdmin(ServiceDeleteAdmin):
+    admin_read_role: str = Role.VIEWER
+    admin_write_role: str = Role.EDITOR
+    admin_delete_role: str | None = None  # None: the write role
+    # Name of the path from the model to its Organization, for models that hang off
+    # an org-scoped parent instead of holding ``org`` themselves.
+    org_path: str = "org"
+
+    # --- permissions: membership roles, not Django model permissions ---------------
+    def _member(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff and _org(request) is not None
+
+    def _has_role(self, request: HttpRequest, role: str) -> bool:
+        return request.user.is_superuser or (self._member(request) and role_at_least(_role(request), role))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self._has_role(request, self.admin_read_role)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._has_role(request, self.admin_read_role)
+
+    def _can_write(self, request: HttpRequest) -> bool:
+        return self._has_role(request, self.admin_write_role)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return self._can_write(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._can_write(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if self.delete_service is None:
+            return bool(request.user.is_superuser)
+        return self._has_role(request, self.admin_delete_role or self.admin_write_role)
+
+    # --- actions -----------------------------------------------------------------------
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not self._can_write(request):
+            # An action without declared permissions changes something (hang up, launch, revoke).
+            actions = {name: entry for name, entry in actions.items()
+                       if getattr(entry[0], "allowed_permissions", None)}
+        return actions
 
     def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
                         extra_context: dict[str, Any] | None = None) -> Any:

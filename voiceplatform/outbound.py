@@ -628,9 +628,12 @@ def sync_client(policy: Policy | None = None, *, hx: ModuleType = httpx, verify:
 
 
 def async_client(policy: Policy | None = None, *, hx: ModuleType = httpx, verify: ssl.SSLContext | bool = True,
-                 **kwargs: Any) -> Any:
-    """``httpx.AsyncClient`` (or ``httpx2``) whose every connection is guarded; redirects off unless asked."""
-    return hx.AsyncClient(transport=async_transport(policy, hx=hx, verify=verify), **_client_kwargs(kwargs))
+                 wrap: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:
+    """``httpx.AsyncClient`` (or ``httpx2``) whose every connection is guarded; redirects off unless asked.
+    ``wrap(transport)`` may put a transport around the guarded one (to observe its refusals); it must
+    send every request through it."""
+    guarded = async_transport(policy, hx=hx, verify=verify)
+    return hx.AsyncClient(transport=wrap(guarded) if wrap else guarded, **_client_kwargs(kwargs))
 
 
 # --------------------------------------------------------------------------- requests

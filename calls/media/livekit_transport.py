@@ -22,9 +22,11 @@ Contract and reasons:
 * A join the server refuses (a token or room it does not accept) or does not answer
   within the SDK's attempts (``JOIN_ATTEMPT_TIMEOUT_S`` each) ends the session at once
   as ``livekit_join_failed`` with the server's own error, recorded on the timeline
-  (``livekit.join_failed``); the call is then failed, not completed. ``on_joined`` is
-  awaited once the human's audio is in (the caller marks the call connected there: a
-  room the human never joins stays unconnected, so its slot expires).
+  (``livekit.join_failed``); the call is then failed, not completed. ``on_room_joined`` is
+  awaited once the agent is in the room, before its wait for the human's audio (the
+  caller's backstop expiry counts from there, so a slow join is not taken for a dead
+  agent); ``on_joined`` once the human's audio is in (the caller marks the call connected
+  there: a room the human never joins stays unconnected, so its slot expires).
 * The session ends (``StreamStopped``, caller_hangup) when the human participant
   leaves; ``room_closed`` when LiveKit removes the agent because the room closed (or
   the agent was removed), ``connection_lost`` when the connection dropped and did not come back within
@@ -132,11 +134,15 @@ class LiveKitTransport:
 
     def __init__(self, session: SessionPort, server: LiveKitServer, room: str, identity: str, *,
                  human_identity: str = "", agent_name: str = "", video: VideoSampling | None = None,
-                 on_joined: Callable[[], Awaitable[None]] | None = None) -> None:
+                 on_joined: Callable[[], Awaitable[None]] | None = None,
+                 on_room_joined: Callable[[], Awaitable[object]] | None = None) -> None:
         self.session = session
         #: awaited once the human's audio is in, before the session starts (the caller's
         #: "socket connected" moment: calls.services.livekit marks the call with it)
         self.on_joined = on_joined
+        #: awaited once the agent is in the room, before it waits for the human's audio
+        #: (the caller's sign of life: its backstop expiry counts from there)
+        self.on_room_joined = on_room_joined
         self.server = server
         self.room_name = room
         self.identity = identity
@@ -235,6 +241,8 @@ class LiveKitTransport:
                 self.session.record("livekit.join_failed", room=self.room_name, error=error[:500])
                 self.session.request_end(END_JOIN_FAILED, error=error)
                 return
+            if self.on_room_joined is not None:
+                await self.on_room_joined()
             for participant in self.room.remote_participants.values():
                 for pub in participant.track_publications.values():
                     self._on_published(pub, participant)

@@ -156,7 +156,11 @@ WEB_CALL_CONNECT_WINDOW = timedelta(minutes=1)
 # A LiveKit call's agent waits WEB_CALL_CONNECT_WINDOW in the room for its human's audio
 # and ends the call itself when none comes (calls.services.livekit.run_livekit_call).
 # This later deadline is the backstop for an agent that never ran or died before the
-# human joined: late enough never to race the agent's own wait.
+# human joined: late enough never to race the agent's own wait. It runs from the agent's
+# last sign of life (``Call.livekit_agent_seen_at``: it started, then it joined the room),
+# or from the call's creation when the agent never started: an agent dispatched late, or
+# slow to connect, starts its own minute late and must not be cut off by a clock that
+# started without it.
 LIVEKIT_JOIN_WINDOW = WEB_CALL_CONNECT_WINDOW + timedelta(seconds=30)
 _NEVER_CONNECTED = {Direction.WEB: (WEB_CALL_CONNECT_WINDOW, "web_never_connected"),
                     Direction.LIVEKIT: (LIVEKIT_JOIN_WINDOW, "livekit_never_joined")}
@@ -165,16 +169,18 @@ _NEVER_CONNECTED = {Direction.WEB: (WEB_CALL_CONNECT_WINDOW, "web_never_connecte
 def expire_unconnected_web_call(call: Call, now: Any = None) -> bool:
     """End a browser call (web socket or LiveKit room) nobody connected to in time — its
     socket never authenticated within ``WEB_CALL_CONNECT_WINDOW``, or its LiveKit human's
-    audio never reached an agent within ``LIVEKIT_JOIN_WINDOW`` of its start (the page was
-    closed, the microphone refused, the agent's process died…), freeing its slot. False
-    (nothing changed) if it did connect, the call already ended, or it is younger."""
+    audio never reached an agent within ``LIVEKIT_JOIN_WINDOW`` of its agent's last sign of
+    life (or of its creation, for an agent that never started: the page was closed, the
+    microphone refused, the agent's process died…), freeing its slot. False (nothing
+    changed) if it did connect, the call already ended, or its window is not over."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = Call.objects.select_for_update(of=("self",)).select_related("org").filter(pk=call.pk).first()
         if locked is None or locked.is_final or locked.direction not in _NEVER_CONNECTED:
             return False
         window, reason = _NEVER_CONNECTED[Direction(locked.direction)]
-        if locked.stream_connected_at is not None or locked.created_at > now - window:
+        since = max(locked.created_at, locked.livekit_agent_seen_at or locked.created_at)
+        if locked.stream_connected_at is not None or since > now - window:
             return False
         locked.end_reason = reason
         if not transition(locked, Status.FAILED, duration_s=0, source="system"):

@@ -11,7 +11,10 @@ latency, costs, analysis, webhooks). The call completes when the session ends
 the LiveKit server refuses the agent's join (or never answers it), with the server's
 error on the timeline (``livekit.join_failed``) and its concurrency slot freed, or when
 the human publishes no audio within ``join_timeout_s``. It counts as connected
-(``stream_connected_at``) once the agent is in the room.
+(``stream_connected_at``) once the human's audio reached the agent. Until then the agent's
+signs of life (it started, it joined the room) are ``livekit_agent_seen_at``
+(:func:`mark_agent_seen`), from which the backstop expiry counts: an agent dispatched late
+or slow to join is still within its own wait, not dead.
 
 `dispatch_agent` starts `run_livekit_call` on the ASGI server's event loop (the
 process that serves the request; like `prepare_session_early`, nothing outlives a
@@ -41,7 +44,7 @@ from django.utils.module_loading import import_string
 from calls.media.livekit_transport import LiveKitServer, LiveKitTransport, participant_token
 from calls.media.result import SessionResult
 from calls.media.video_frames import VideoSampling
-from calls.models import Call, Direction, Status
+from calls.models import LIVE, Call, Direction, Status
 from calls.services.base import in_db_thread
 from calls.services.errors import CallError
 from calls.services.lifecycle import LIVEKIT_JOIN_WINDOW, WEB_CALL_CONNECT_WINDOW
@@ -118,12 +121,27 @@ def start_livekit_call(org: Organization, agent: Any, actor: Actor, *, room: str
         add_event(call, "call.created", source="livekit", direction="livekit", room=room)
         record_audit(org, actor, "call.livekit_started", call, {"agent": str(agent.public_id), "room": room})
         # The backstop for an agent that never runs or dies before its human joined.
-        from calls.tasks import expire_unconnected_web_call_task
-
-        org_id, call_id = str(org.public_id), str(call.public_id)
-        transaction.on_commit(lambda: expire_unconnected_web_call_task.apply_async(
-            (org_id, call_id), countdown=int(LIVEKIT_JOIN_WINDOW.total_seconds())))
+        transaction.on_commit(functools.partial(_schedule_backstop, str(org.public_id), str(call.public_id)))
     return call
+
+
+def _schedule_backstop(org_id: str, call_id: str) -> None:
+    from calls.tasks import expire_unconnected_web_call_task
+
+    expire_unconnected_web_call_task.apply_async((org_id, call_id), countdown=int(LIVEKIT_JOIN_WINDOW.total_seconds()))
+
+
+def mark_agent_seen(pk: int) -> bool:
+    """The call's agent runs (it started, or it joined the room): the backstop's window starts
+    again from now, and its expiry is scheduled for the new end (the one queued at creation
+    then finds the window still open). False when there is nothing to wait for any more (the
+    human's audio came, or the call ended)."""
+    if not Call.objects.filter(pk=pk, stream_connected_at__isnull=True, status__in=LIVE).update(
+            livekit_agent_seen_at=timezone.now()):
+        return False
+    org_id, call_id = Call.objects.filter(pk=pk).values_list("org__public_id", "public_id").get()
+    _schedule_backstop(str(org_id), str(call_id))
+    return True
 
 
 def browser_join_token(server: LiveKitServer, call: Call) -> str:
@@ -160,6 +178,7 @@ async def run_livekit_call(call_public_id: str, server: LiveKitServer, *,
     from calls.media.session import CallSession
 
     call = await in_db_thread(_load, call_public_id)
+    await in_db_thread(mark_agent_seen, call.pk)  # dispatched, however late: its own wait starts now
     session = CallSession(str(call.public_id), "livekit", load_context=import_string(DEFAULT_CONTEXT_LOADER),
                           on_finish=import_string(DEFAULT_ON_FINISH), vad_batcher=shared_vad_batcher())
     session.prepare()  # the provider connects while the agent joins the room
@@ -167,7 +186,8 @@ async def run_livekit_call(call_public_id: str, server: LiveKitServer, *,
     transport = LiveKitTransport(session, server, call.livekit_room, call.livekit_agent_identity,
                                  human_identity=call.livekit_participant,
                                  agent_name=call.agent.name if call.agent else "", video=video_sampling(call),
-                                 on_joined=functools.partial(in_db_thread, _mark_connected, call.pk))
+                                 on_joined=functools.partial(in_db_thread, _mark_connected, call.pk),
+                                 on_room_joined=functools.partial(in_db_thread, mark_agent_seen, call.pk))
     await transport.run(join_timeout_s=join_timeout_s)
     return await session.wait()
 

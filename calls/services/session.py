@@ -308,11 +308,13 @@ async def open_mcp_tools(context: SessionContext, plan: McpPlan) -> None:
     context.config.tools.extend(box.function_specs())
     context.tools = {**context.tools, **box.session_handlers(ToolError)}
     if box.unavailable:
-        await in_db_thread(partial(_record_unavailable, context.call_public_id, sorted(box.unavailable)))
+        errors = {key: box.unavailable[key].message for key in sorted(box.unavailable)}
+        await in_db_thread(partial(_record_unavailable, context.call_public_id, errors))
 
 
-def _record_unavailable(call_public_id: str, server_keys: list[str]) -> None:
-    add_event(load_call(call_public_id), "mcp.unavailable", source="session", servers=server_keys)
+def _record_unavailable(call_public_id: str, errors: dict[str, str]) -> None:
+    # Why each server was left out (a refused address, a 401, no answer): the call's page shows it.
+    add_event(load_call(call_public_id), "mcp.unavailable", source="session", servers=list(errors), errors=errors)
 
 
 async def load_session_context(call_public_id: str) -> SessionContext:

@@ -314,4 +314,6 @@ def test_mcp_tools_are_offered_during_the_call_and_closed_after(org_a: Any) -> N
     assert names and all(n.startswith("telegram__") for n in names)
     assert set(names) <= set(handlers)
     assert not still_open  # closed when the call's result was recorded
-    assert CallEvent.objects.get(call=call, kind="mcp.unavailable").data == {"servers": ["gone"]}
+    left_out = CallEvent.objects.get(call=call, kind="mcp.unavailable").data
+    assert left_out["servers"] == ["gone"] and list(left_out["errors"]) == ["gone"]
+    assert "connection to http://127.0.0.1:9/mcp refused" in left_out["errors"]["gone"]

@@ -28,7 +28,13 @@ from calls.media.result import END_SETUP_ERROR
 from calls.models import Call, Status
 from calls.services.errors import ConcurrencyLimitReached
 from calls.services.lifecycle import LIVEKIT_JOIN_WINDOW, expire_stale_calls
-from calls.services.livekit import browser_join_token, new_room_name, run_livekit_call, start_livekit_call
+from calls.services.livekit import (
+    browser_join_token,
+    mark_agent_seen,
+    new_room_name,
+    run_livekit_call,
+    start_livekit_call,
+)
 from calls.services.livekit_dispatch import webhook_path
 from calls.tasks import expire_unconnected_web_call_task
 from calls.testing import livekit_webhooks as lk
@@ -65,6 +71,9 @@ def test_a_livekit_call_whose_human_never_joins_is_ended_by_its_agent_and_frees_
     call.refresh_from_db()
     assert call.is_final and call.end_reason == END_SETUP_ERROR and call.stream_connected_at is None
     assert call.finalized_at is not None
+    # the agent's start and its join were its signs of life (the backstop's window runs from them)
+    assert call.livekit_agent_seen_at is not None and call.livekit_agent_seen_at >= call.created_at
+    assert mark_agent_seen(call.pk) is False  # nothing to wait for once the call ended
     # the slot is free again, and the backstop finds nothing left to do
     start_livekit_call(org_a, agent, SYSTEM, room=new_room_name(agent), participant="visitor-9")
     assert expire_unconnected_web_call_task.apply(
@@ -104,6 +113,44 @@ def test_a_livekit_call_whose_agent_never_ran_is_ended_by_the_backstop_and_frees
         third.refresh_from_db()
         joined.refresh_from_db()
         assert third.end_reason == "livekit_never_joined" and joined.status == Status.IN_PROGRESS
+
+
+@pytest.mark.django_db
+def test_an_agent_dispatched_late_or_slow_to_join_is_not_cut_off_by_the_backstop(org_a: Any) -> None:
+    """The agent waits a minute for its human from when it joined the room; a backstop
+    counted from the call's creation ended it mid-wait when it started or joined 30 s late.
+    The window runs from the agent's last sign of life, so only an agent that never ran,
+    or went silent before its human came, is expired."""
+    agent = make_ready_agent(org_a)
+    org_id = str(org_a.public_id)
+    start = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        late = start_livekit_call(org_a, agent, SYSTEM, room=new_room_name(agent), participant="visitor-1")
+        clock.shift(25)
+        assert mark_agent_seen(late.pk)  # dispatched 25 s late (run_livekit_call starts)
+        clock.shift(15)
+        assert mark_agent_seen(late.pk)  # in the room 40 s after the call began; its minute starts
+        clock.move_to(start + LIVEKIT_JOIN_WINDOW + timedelta(seconds=1))
+        assert expire_unconnected_web_call_task.apply(args=(org_id, str(late.public_id))).get() is False
+        assert expire_stale_calls() == 0
+        late.refresh_from_db()
+        assert late.status == Status.IN_PROGRESS
+        # its human's audio came at 95 s, within the agent's own minute: connected, never expired
+        clock.move_to(start + timedelta(seconds=95))
+        Call.objects.filter(pk=late.pk).update(stream_connected_at=start + timedelta(seconds=95))
+        assert mark_agent_seen(late.pk) is False
+
+        silent = start_livekit_call(org_a, agent, SYSTEM, room=new_room_name(agent), participant="visitor-2")
+        clock.shift(40)
+        assert mark_agent_seen(silent.pk)  # joined at +40 s, then its process died
+        clock.shift(LIVEKIT_JOIN_WINDOW.total_seconds() - 1)
+        assert expire_unconnected_web_call_task.apply(args=(org_id, str(silent.public_id))).get() is False
+        clock.shift(2)
+        assert expire_unconnected_web_call_task.apply(args=(org_id, str(silent.public_id))).get() is True
+        silent.refresh_from_db()
+        late.refresh_from_db()
+        assert (silent.status, silent.end_reason) == (Status.FAILED, "livekit_never_joined")
+        assert late.status == Status.IN_PROGRESS
 
 
 def test_the_never_joined_end_reason_has_a_label() -> None:

@@ -3,6 +3,7 @@ resolves to this host, refused at connect when DNS moved there after saving, and
 client connects to the address the guard checked. Shared tools: voiceplatform/tests/test_hostile_ssrf.py."""
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from integrations.mcp_client import McpClientError, McpErrorKind, ServerSpec, list_tools_sync
+from integrations.mcp_client import (
+    McpClientError,
+    McpErrorKind,
+    McpToolbox,
+    ServerSpec,
+    ToolboxServer,
+    list_tools_sync,
+)
 from integrations.services import create_mcp_server, discover_tools
 from orgs.services import SYSTEM
 from voiceplatform import outbound
@@ -133,6 +141,49 @@ def test_sse_endpoint_the_server_announces_is_pinned_on_its_own_connection(
     assert "the host 'tools.customer.test' resolves to 127.0.0.2, a loopback address" in caplog.text
 
 
+REFUSED_ENDPOINT = "the host 'tools.customer.test' resolves to 127.0.0.2, a loopback address"
+
+
+def test_the_refusal_of_the_announced_endpoint_is_what_the_connection_test_says(
+        hostile: Any, two_loopbacks: Any, org_a: Any) -> None:
+    """The SDK posts from a task of its own and only logs the guard's refusal there: the
+    dashboard's and the API's "test connection" said "did not answer in time" (or that the
+    stream closed). The refusal itself is the answer, at once, not after the connect timeout
+    (longer than the server's 4 s stream, whose end would be the answer otherwise)."""
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    port, handler = two_loopbacks
+    # saving checks the name, the stream's GET resolves it again; the endpoint's POST moved
+    dns = Dns().set("tools.customer.test", ["127.0.0.1"], ["127.0.0.1"], ["127.0.0.2"])
+    with outbound.using_resolver(dns):
+        server = create_mcp_server(org_a, SYSTEM, name="Tools", url=f"http://tools.customer.test:{port}/sse",
+                                   transport="sse")
+        tested = discover_tools(server, SYSTEM)
+    assert tested.last_test_ok is False and tested.last_error_kind == str(McpErrorKind.BLOCKED)
+    assert REFUSED_ENDPOINT in tested.last_error
+    assert handler.posts == []
+
+
+def test_the_refusal_of_the_announced_endpoint_is_what_a_call_is_told(hostile: Any, two_loopbacks: Any) -> None:
+    """A call's toolbox leaves the server out with the guard's reason (the call's timeline
+    shows it), not a timeout."""
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    port, handler = two_loopbacks
+    dns = Dns().set("tools.customer.test", ["127.0.0.1"], ["127.0.0.2"])
+    spec = ServerSpec(url=f"http://tools.customer.test:{port}/sse", transport="sse", connect_timeout_s=60)
+
+    async def open_box() -> McpToolbox:
+        box = McpToolbox([ToolboxServer("tools", spec)], connect_timeout_s=60)
+        await box.open()
+        await box.aclose()
+        return box
+
+    with outbound.using_resolver(dns):
+        box = asyncio.run(open_box())
+    error = box.unavailable["tools"]
+    assert error.kind == McpErrorKind.BLOCKED and REFUSED_ENDPOINT in error.message
+    assert box.function_specs() == [] and handler.posts == []
+
+
 @pytest.mark.parametrize("transport", ["streamable_http", "sse"])
 def test_mcp_redirect_to_another_address_is_not_followed(hostile: Any, two_loopbacks: Any, transport: str) -> None:
     """A server that answers the client's POST with a redirect to an internal name (here one
@@ -147,3 +198,61 @@ def test_mcp_redirect_to_another_address_is_not_followed(hostile: Any, two_loopb
     with outbound.using_resolver(dns), pytest.raises(McpClientError):
         list_tools_sync(spec)
     assert [address for address, _ in handler.posts] == ["127.0.0.1"]  # the first POST only
+
+
+class _ClosingPosts:
+    """ASGI middleware: every POST's answer closes its connection, so the client's next
+    message goes out on a new connection (resolved and checked again), as behind a proxy
+    that does not keep connections alive."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+
+        async def closing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, closing)
+
+
+def test_a_tool_call_refused_mid_call_tells_the_model_why(hostile: Any) -> None:
+    """DNS moves while a call is on: the tool call's POST is refused by the guard, and the
+    model hears the guard's reason at once (kind ``blocked``), not the tool timeout."""
+    from integrations.mcp_servers.base import build_asgi_app
+    from integrations.mcp_servers.telegram import TelegramConfig, build_server
+    from integrations.testing.asgi_server import serve_asgi
+    from integrations.testing.fake_telegram import FakeTelegram
+
+    hostile.OUTBOUND_ALLOWED_NETWORKS = ONLY_LOOPBACK_ONE
+    dns = Dns().set("tools.customer.test", ["127.0.0.1"])
+    fake = FakeTelegram(tokens={"7:BOT"})
+    with fake:
+        config = TelegramConfig(caller_tokens=frozenset({"platform-token"}), api_base=fake.url,
+                                allowed_hosts=("tools.customer.test:*",))
+        with serve_asgi(_ClosingPosts(build_asgi_app(build_server(config), config))) as url:
+            port = url.rsplit(":", 1)[1]
+            spec = ServerSpec(url=f"http://tools.customer.test:{port}/sse", transport="sse",
+                              headers={"Authorization": "Bearer platform-token", "X-Telegram-Bot-Token": "7:BOT"})
+
+            async def during_a_call() -> tuple[list[str], Any, Any]:
+                async with McpToolbox([ToolboxServer("telegram", spec)], call_timeout_s=30) as box:
+                    names = [function["name"] for function in box.function_specs()]
+                    dns.set("tools.customer.test", ["127.0.0.2"])
+                    refused = await box.call("telegram__send_message", {"chat_id": "1001", "text": "hi"})
+                    # the SDK's writer stopped at that failure: the next call says so at once too
+                    again = await box.call("telegram__send_message", {"chat_id": "1001", "text": "hi?"})
+                    return names, refused, again
+
+            with outbound.using_resolver(dns):
+                names, outcome, again = asyncio.run(during_a_call())
+    assert "telegram__send_message" in names
+    for result in (outcome, again):
+        assert result.is_error and result.error_kind == str(McpErrorKind.BLOCKED)
+        assert REFUSED_ENDPOINT in result.output
+    assert fake.sent == []  # the message never left

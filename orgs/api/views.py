@@ -47,7 +47,9 @@ class CurrentOrganizationView(OrgContextMixin, APIView):
         org = services.update_organization(request.org, self.actor, **serializer.validated_data)
         return Response(OrganizationSerializer(org).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: dict},
+                   description="Delete the organisation and all its data (owner only). 409 ``legal_hold`` "
+                               "while a legal hold covers any of its calls or campaigns (the message names them).")
     def delete(self, request: Request) -> Response:
         services.delete_organization(request.org, self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)

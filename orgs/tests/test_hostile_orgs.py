@@ -81,6 +81,15 @@ class Rendezvous:
             self.arrived[other].wait(0.01)
 
 
+def run_together(target: Any, *calls: tuple[Any, ...]) -> None:
+    """Run ``target(*args)`` for each of ``calls`` in its own thread, and wait for all."""
+    threads = [threading.Thread(target=target, args=args) for args in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @pytest.mark.parametrize("verb", ["demote", "remove"])
 @pytest.mark.django_db(transaction=True)
 def test_two_owners_turning_on_each_other_leave_one_owner(verb: str, org_a: Any, owner_a: Any) -> None:
@@ -109,12 +118,7 @@ def test_two_owners_turning_on_each_other_leave_one_owner(verb: str, org_a: Any,
     pre_save.connect(meet, sender=Membership, dispatch_uid="rendezvous-save")
     pre_delete.connect(meet, sender=Membership, dispatch_uid="rendezvous-delete")
     try:
-        threads = [threading.Thread(target=act, args=(1, owner_a, second.pk)),
-                   threading.Thread(target=act, args=(2, owner_b, first.pk))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_together(act, (1, owner_a, second.pk), (2, owner_b, first.pk))
     finally:
         pre_save.disconnect(sender=Membership, dispatch_uid="rendezvous-save")
         pre_delete.disconnect(sender=Membership, dispatch_uid="rendezvous-delete")
