@@ -22,11 +22,11 @@ from agents.testing.fake_gemini import FakeGeminiLive
 from agents.testing.fake_openai import FakeOpenAIRealtime
 from calls.audio.vad import VadSettings
 from calls.media import result as r
-from calls.media.livekit_transport import LiveKitServer, LiveKitTransport
+from calls.media.livekit_transport import LiveKitTransport
 from calls.media.result import SessionContext, SessionResult
-from calls.media.session import CallSession
 from calls.media.video_frames import VideoSampling
 from calls.testing.fake_livekit_rtc import HUMAN_CAMERA_SID, HUMAN_TRACK_SID, FakeLiveKitServer
+from calls.testing.livekit_session import During, run_room_call
 from voiceplatform.testing import wait_until
 
 
@@ -44,28 +44,14 @@ def gemini() -> Iterator[FakeGeminiLive]:
 
 
 async def run_call(livekit: FakeLiveKitServer, provider: str, provider_kwargs: dict[str, Any], tmp_path: Path,
-                   during: Any, video: VideoSampling | None) -> tuple[SessionResult, LiveKitTransport]:
-    results: list[SessionResult] = []
-
+                   during: During, video: VideoSampling | None) -> tuple[SessionResult, LiveKitTransport]:
     async def load(call_id: str) -> SessionContext:
         config = SessionConfig(instructions="Look at what the caller shows.", speaks_first="caller",
                                **provider_kwargs)
         return SessionContext(call_public_id=call_id, provider=provider, config=config,
                               vad=VadSettings(min_silence_ms=300), recording_path=tmp_path / "rec.wav")
 
-    async def finish(call_id: str, result: SessionResult) -> None:
-        results.append(result)
-
-    session = CallSession("c-video", "livekit", load_context=load, on_finish=finish)
-    session.prepare()
-    transport = LiveKitTransport(session, LiveKitServer(livekit.url, livekit.api_key, livekit.api_secret),
-                                 "support-1", "agent-c-video", human_identity="visitor-7", video=video)
-    running = asyncio.ensure_future(transport.run())
-    await during(transport)
-    await asyncio.wait_for(running, 30)
-    await session.wait()
-    assert results, "the session never finished"
-    return results[0], transport
+    return await run_room_call(livekit, "c-video", load, during, video=video)
 
 
 def decoded(jpeg: bytes) -> av.VideoFrame:
