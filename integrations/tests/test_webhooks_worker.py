@@ -2,10 +2,8 @@
 after a restart every event reaches the receiver, none is accepted twice."""
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-from django.conf import settings
 from django.db import transaction
 
 from integrations import webhooks
@@ -23,8 +19,13 @@ from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from integrations.services import create_webhook_endpoint
 from integrations.testing.webhook_receiver import WebhookReceiver
 from orgs.services import SYSTEM, record_audit
-from voiceplatform.celery import app as celery_app
-from voiceplatform.testing import subprocess_env, wait_until
+from voiceplatform.testing import (
+    celery_queue_drained,
+    celery_worker_idle,
+    celery_worker_nodename,
+    subprocess_env,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_ENV = {"WEBHOOK_RETRY_DELAYS": "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "WEBHOOK_LEASE_S": "4",
@@ -36,7 +37,7 @@ class Worker:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.nodename = f"{name}-{os.getpid()}@{socket.gethostname()}"
+        self.nodename = celery_worker_nodename(name)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -78,27 +79,6 @@ def workers() -> Iterator[list[Worker]]:
     yield started
     for worker in started:
         worker.stop()
-
-
-def broker_drained() -> bool:
-    """No task message for the workers' queue is waiting on the broker or delivered and not
-    yet acknowledged (kombu's Redis transport keeps every delivered message in its ``unacked``
-    hash until the ack, which comes after the task ran: ``acks_late``), whether held by a
-    live worker or by the killed one, whose messages return after the visibility timeout."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    waiting = sum(client.llen(key) for key in [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))])
-    held = [json.loads(value)[2] for value in client.hvals("unacked")]  # [message, exchange, routing key]
-    return waiting == 0 and queue not in held
-
-
-def idle(worker: Worker) -> bool:
-    """The worker holds no task: none running, reserved or waiting for its ETA. Asked after
-    :func:`broker_drained`: the worker answers from the loop that takes messages off the
-    broker, so a message it had just taken is in its answer if it is not finished."""
-    inspect = celery_app.control.inspect(destination=[worker.nodename], timeout=5)
-    replies = [inspect.active(), inspect.reserved(), inspect.scheduled()]
-    return all(reply and not any(reply.values()) for reply in replies)
 
 
 def wait_for(predicate, timeout: float, what: str, tick=None) -> None:
@@ -143,7 +123,8 @@ def test_no_event_lost_or_accepted_twice_across_worker_kill(org_a, worker_env, w
         # sweeps above enqueued duplicates: all of them must find nothing left to send. Wait
         # until every one was processed (none waiting or unacknowledged on the broker, none
         # held by the live worker), so a duplicate send could not still be on its way.
-        wait_until(lambda: broker_drained() and idle(second), "every task message to be processed and acked",
+        wait_until(lambda: celery_queue_drained() and celery_worker_idle(second.nodename),
+                   "every task message to be processed and acked",
                    timeout=90, procs=[second.proc])
         assert webhooks.sweep_due() == 0, "a delivery was due again after all succeeded"
 
