@@ -62,9 +62,14 @@ def decoded(jpeg: bytes) -> av.VideoFrame:
 def test_camera_frames_reach_gemini_at_the_rate_downscaled_as_jpeg(
     livekit: FakeLiveKitServer, gemini: FakeGeminiLive, tmp_path: Path
 ) -> None:
+    before_leaving: list[int] = []
+
     async def during(transport: LiveKitTransport) -> None:
         await asyncio.to_thread(wait_until, lambda: len(gemini.images_received()) >= 5, "five camera frames",
                                 timeout=30)
+        before_leaving.append(len(transport.images_sent))
+        await asyncio.to_thread(wait_until, lambda: len(gemini.images_received()) >= before_leaving[0],
+                                "every frame sampled so far to reach the provider", timeout=30)
         livekit.human_leaves()
 
     result, transport = asyncio.run(run_call(livekit, "gemini_live", gemini.session_config_kwargs(), tmp_path,
@@ -77,7 +82,10 @@ def test_camera_frames_reach_gemini_at_the_rate_downscaled_as_jpeg(
     # due a period after the (k-1)-th was due, so over their span there are at most span * fps + 1
     stamps = transport.images_sent
     span_s = (stamps[-1] - stamps[0]) / 1e6
-    assert len(images) == len(stamps) <= span_s * 2 + 1
+    assert len(stamps) <= span_s * 2 + 1
+    # every frame sampled before the human left was delivered; one sampled as they left may be
+    # dropped by the ending session (CallSession.send_image shows nothing once the call is finishing)
+    assert before_leaving[0] <= len(images) <= len(stamps)
     # most camera frames were dropped unconverted: 10 fps sent, 2 fps forwarded
     assert transport.video_frames_seen > 2 * len(stamps)
     for mime, jpeg in images:
