@@ -99,6 +99,45 @@ def wait_until_serving(url: str, procs: Sequence[Any], log_tail: Callable[[], st
     wait_until(lambda: answers_200(url), f"{url} to answer 200", timeout=within_s, procs=procs, log_tail=log_tail)
 
 
+def celery_worker_nodename(name: str) -> str:
+    """The node name a test's ``celery worker -n <this>`` answers remote control under
+    (unique per test process, so two test runs on one broker never ask each other's workers)."""
+    import socket
+
+    return f"{name}-{os.getpid()}@{socket.gethostname()}"
+
+
+def celery_queue_drained(queue: str | None = None) -> bool:
+    """No task message for ``queue`` (the default task queue) is waiting on the broker or
+    delivered and not yet acknowledged. kombu's Redis transport keeps each delivered message
+    in its ``unacked`` hash until the ack, which with ``acks_late`` comes after the task ran,
+    whether a live worker or a killed one holds it (a killed worker's return to the queue
+    after the visibility timeout). Ask :func:`celery_worker_idle` after this, not before."""
+    import json
+
+    import redis
+    from django.conf import settings
+
+    queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    # kombu keeps a queue's prioritised messages under "<queue>\x06\x16<priority>"
+    waiting = sum(client.llen(key) for key in [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))])
+    held = [json.loads(value)[2] for value in client.hvals("unacked")]  # [message, exchange, routing key]
+    return waiting == 0 and queue not in held
+
+
+def celery_worker_idle(nodename: str) -> bool:
+    """The worker holds no task: none running, reserved or waiting for its ETA. It answers
+    from the loop that takes messages off the broker, so asked after
+    :func:`celery_queue_drained` held, a message it had just taken is in its answer unless
+    already finished: both true means every message sent so far has been processed."""
+    from voiceplatform.celery import app
+
+    inspect = app.control.inspect(destination=[nodename], timeout=5)
+    replies = [inspect.active(), inspect.reserved(), inspect.scheduled()]
+    return all(reply and not any(reply.values()) for reply in replies)
+
+
 def answers_200(url: str, headers: dict[str, str] | None = None) -> bool:
     """Whether a GET of ``url`` answers 200 now (no answer at all is False)."""
     import urllib.request

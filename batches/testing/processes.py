@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
+from voiceplatform.testing import celery_worker_nodename
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,11 +33,12 @@ class CeleryProcess:
         self.name = name
         self.env = env
         self.concurrency = concurrency
+        self.nodename = celery_worker_nodename(name)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> CeleryProcess:
         if self.kind == "worker":
-            args = ["worker", "-l", "info", "-c", str(self.concurrency), "-n", f"{self.name}-{os.getpid()}@%h",
+            args = ["worker", "-l", "info", "-c", str(self.concurrency), "-n", self.nodename,
                     "--without-gossip", "--without-mingle", "--without-heartbeat"]
         else:
             args = ["beat", "-l", "info", "-S", "django_celery_beat.schedulers:DatabaseScheduler",

@@ -18,10 +18,11 @@ from batches.scheduling import ScheduleInput, create_scheduled_call
 from batches.services import launch_batch
 from batches.testing.processes import CarrierScript, CeleryProcess, wait_for
 from batches.tests.helpers import make_batch, us_numbers
+from calls.models import Call
 from calls.tests.calls_fixtures import PUBLIC
 from orgs.models import AuditLog
 from orgs.services import SYSTEM
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import celery_queue_drained, celery_worker_idle, subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -83,6 +84,12 @@ def claimed_not_placed(batch: Batch) -> bool:
     return BatchEntry.objects.filter(batch=batch, state=EntryState.DIALING).exists()
 
 
+def placed_calls(script: CarrierScript) -> set[str]:
+    """Carrier ids of the calls the carrier has and our database recorded (a worker killed
+    between the carrier's answer and the write leaves a call the carrier never hears about again)."""
+    return set(Call.objects.filter(carrier_call_id__in=list(script.started)).values_list("carrier_call_id", flat=True))
+
+
 def test_killed_worker_loses_no_row_and_dials_none_twice(
         twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any, procs: list[CeleryProcess]) -> None:
     from batches.tasks import sweep
@@ -96,10 +103,10 @@ def test_killed_worker_loses_no_row_and_dials_none_twice(
     launch_batch(batch, SYSTEM)
     wait_for(lambda: len(script.started) >= 4, 60, "the first calls", tick=script.tick)
     first.kill()
-    # The carrier keeps its calls going while no worker runs.
-    for _ in range(10):
-        script.tick()
-        time.sleep(0.2)
+    # The carrier keeps its calls going while no worker runs: the outage lasts until every
+    # call the dead worker had placed (its carrier id recorded) has ended at the carrier.
+    wait_for(lambda: placed_calls(script) <= script.ended, 60, "the calls placed before the kill to end",
+             tick=script.tick)
     second = CeleryProcess("worker", "second", env()).start()
     procs.append(second)
     # Beat's sweep re-kicks running batches; run it here the way beat would.
@@ -145,18 +152,22 @@ def test_pause_resume_and_cancel_take_effect(
     text = "phone\n" + "".join(f"{n}\n" for n in numbers)
     batch = make_batch(twilio_org, agent_a, twilio_number, text, concurrency=5, calls_per_second=2)
     script = CarrierScript(fake_twilio, PUBLIC, lambda to, n: ("completed", ""), hold_s=0.3)
-    procs.append(CeleryProcess("worker", "pause", env()).start())
+    worker = CeleryProcess("worker", "pause", env()).start()
+    procs.append(worker)
     launch_batch(batch, SYSTEM)
     wait_for(lambda: len(script.started) >= 3, 60, "the first calls", tick=script.tick)
     pause_batch(batch, SYSTEM)
     # A row claimed before the pause committed may still be dialled: wait until every
-    # claim is placed (or handed back), however slow the machine, then nothing more
-    # may ring for six seconds (only a dial while paused can make that fail).
+    # claim is placed (or handed back), however slow the machine. Then the calls in
+    # progress end and the dispatcher, woken by each, finds the batch paused: once no call
+    # is in progress and the worker has processed every message (none queued, none held),
+    # nothing is left that could dial, and nothing more may have rung.
     wait_for(lambda: not claimed_not_placed(batch), 60, "claims made before the pause to be placed",
              tick=script.tick)
     count = len(fake_twilio.calls)
-    quiet_from = time.monotonic()
-    wait_for(lambda: time.monotonic() - quiet_from > 6, 30, "six quiet seconds", tick=script.tick)
+    wait_for(lambda: (not BatchEntry.objects.filter(batch=batch, state__in=["dialing", "in_call"]).exists()
+                      and celery_queue_drained() and celery_worker_idle(worker.nodename)),
+             60, "the calls in progress to end and the worker to fall idle", tick=script.tick)
     assert len(fake_twilio.calls) == count, "dialled while paused"
     resume_batch(batch, SYSTEM)
     wait_for(lambda: len(fake_twilio.calls) > count, 60, "dialling to resume", tick=script.tick)

@@ -102,6 +102,7 @@ class CarrierMediaClient:
         self._outgoing_drained.set()
         self._playback_end = 0.0  # monotonic time the modelled playback queue drains
         self._queued_bytes = 0  # bytes in the modelled playback queue at _playback_end reference
+        self._dropped_bytes = 0  # agent bytes clears discarded unplayed
         self._pending_marks: list[tuple[float, str]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
@@ -209,6 +210,10 @@ class CarrierMediaClient:
     def queued_playback_ms(self) -> float:
         return max(0.0, self._playback_end - time.monotonic()) * 1000
 
+    def played_ms(self) -> float:
+        """Agent audio the modelled playback has played so far: the caller heard it."""
+        return (len(self.log.received) - self._dropped_bytes) / self.bytes_per_ms - self.queued_playback_ms()
+
     def heard_out(self) -> bool:
         """All agent audio received has played, and every mark was echoed (the server knows)."""
         return self.queued_playback_ms() == 0 and len(self.log.marks_echoed) == len(self.log.marks_received)
@@ -307,7 +312,6 @@ class CarrierMediaClient:
 
     async def _receive(self) -> None:
         assert self._ws is not None
-        dropped_total = 0
         async for raw in self._ws:
             msg = json.loads(raw)
             event = msg.get("event")
@@ -324,8 +328,8 @@ class CarrierMediaClient:
                 self._pending_marks.append((max(now, self._playback_end), name))
             elif event in ("clear", "clearAudio"):
                 queued = int(max(0.0, self._playback_end - now) * self.bytes_per_ms * 1000)
-                dropped_total += queued
-                played = len(self.log.received) - dropped_total
+                self._dropped_bytes += queued
+                played = len(self.log.received) - self._dropped_bytes
                 self.log.clears.append(ClearRecord(at=now, played_bytes=played, dropped_bytes=queued))
                 self._playback_end = now
                 pending = [name for _, name in self._pending_marks]
@@ -339,6 +343,6 @@ class CarrierMediaClient:
                 self.log.dtmf_received.append(str(msg.get("dtmf", "")))
             else:
                 self.log.other.append(msg)
-            self.log.played_bytes = len(self.log.received) - dropped_total - int(
+            self.log.played_bytes = len(self.log.received) - self._dropped_bytes - int(
                 max(0.0, self._playback_end - now) * self.bytes_per_ms * 1000)
         self.log.close_code = self._ws.close_code

@@ -21,10 +21,11 @@ from agents.testing.script import AgentTurn, ProviderFailure
 from calls.audio.mulaw import array_to_mulaw
 from calls.audio.vad import VadSettings
 from calls.media import result as r
-from calls.media.livekit_transport import LiveKitServer, LiveKitTransport, participant_token
+from calls.media.livekit_transport import LiveKitTransport, participant_token
 from calls.media.result import SessionContext, SessionResult
 from calls.media.session import CallSession
 from calls.testing.fake_livekit_rtc import FakeLiveKitServer
+from calls.testing.livekit_session import During, run_room_call, server_of
 from calls.testing.signals import speech_like, tone
 from voiceplatform.testing import wait_until
 
@@ -42,10 +43,6 @@ def openai() -> Iterator[FakeOpenAIRealtime]:
     fake = FakeOpenAIRealtime(turn_bytes=8000)  # one second of caller audio makes a turn
     with fake:
         yield fake
-
-
-def server_of(fake: FakeLiveKitServer) -> LiveKitServer:
-    return LiveKitServer(url=fake.url, api_key=fake.api_key, api_secret=fake.api_secret)
 
 
 def session_of(transport: LiveKitTransport) -> CallSession:
@@ -67,9 +64,7 @@ def loud_ms(pcm48k: bytes, hz: float) -> float:
 
 
 async def run_call(livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path,
-                   during: Any, *, room: str = "support-1", **overrides: Any) -> tuple[SessionResult, LiveKitTransport]:
-    results: list[SessionResult] = []
-
+                   during: During, *, room: str = "support-1", **overrides: Any) -> tuple[SessionResult, LiveKitTransport]:
     async def load(call_id: str) -> SessionContext:
         config = SessionConfig(instructions="Be brief.", first_message="Hello", speaks_first="agent",
                                **openai.session_config_kwargs())
@@ -77,19 +72,7 @@ async def run_call(livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_p
                               vad=VadSettings(min_silence_ms=300), recording_path=tmp_path / "rec.wav",
                               mark_interval_ms=200, **overrides)
 
-    async def finish(call_id: str, result: SessionResult) -> None:
-        results.append(result)
-
-    session = CallSession("c-livekit", "livekit", load_context=load, on_finish=finish)
-    session.prepare()
-    transport = LiveKitTransport(session, server_of(livekit), room, "agent-c-livekit",
-                                 human_identity="visitor-7", agent_name="Support agent")
-    running = asyncio.ensure_future(transport.run())
-    await during(transport)
-    await asyncio.wait_for(running, 30)
-    await session.wait()
-    assert results, "the session never finished"
-    return results[0], transport
+    return await run_room_call(livekit, "c-livekit", load, during, room=room, agent_name="Support agent")
 
 
 def test_agent_greets_listens_and_ends_when_the_human_leaves(

@@ -22,11 +22,11 @@ from agents.testing.fake_gemini import FakeGeminiLive
 from agents.testing.fake_openai import FakeOpenAIRealtime
 from calls.audio.vad import VadSettings
 from calls.media import result as r
-from calls.media.livekit_transport import LiveKitServer, LiveKitTransport
+from calls.media.livekit_transport import LiveKitTransport
 from calls.media.result import SessionContext, SessionResult
-from calls.media.session import CallSession
 from calls.media.video_frames import VideoSampling
 from calls.testing.fake_livekit_rtc import HUMAN_CAMERA_SID, HUMAN_TRACK_SID, FakeLiveKitServer
+from calls.testing.livekit_session import During, run_room_call
 from voiceplatform.testing import wait_until
 
 
@@ -44,28 +44,14 @@ def gemini() -> Iterator[FakeGeminiLive]:
 
 
 async def run_call(livekit: FakeLiveKitServer, provider: str, provider_kwargs: dict[str, Any], tmp_path: Path,
-                   during: Any, video: VideoSampling | None) -> tuple[SessionResult, LiveKitTransport]:
-    results: list[SessionResult] = []
-
+                   during: During, video: VideoSampling | None) -> tuple[SessionResult, LiveKitTransport]:
     async def load(call_id: str) -> SessionContext:
         config = SessionConfig(instructions="Look at what the caller shows.", speaks_first="caller",
                                **provider_kwargs)
         return SessionContext(call_public_id=call_id, provider=provider, config=config,
                               vad=VadSettings(min_silence_ms=300), recording_path=tmp_path / "rec.wav")
 
-    async def finish(call_id: str, result: SessionResult) -> None:
-        results.append(result)
-
-    session = CallSession("c-video", "livekit", load_context=load, on_finish=finish)
-    session.prepare()
-    transport = LiveKitTransport(session, LiveKitServer(livekit.url, livekit.api_key, livekit.api_secret),
-                                 "support-1", "agent-c-video", human_identity="visitor-7", video=video)
-    running = asyncio.ensure_future(transport.run())
-    await during(transport)
-    await asyncio.wait_for(running, 30)
-    await session.wait()
-    assert results, "the session never finished"
-    return results[0], transport
+    return await run_room_call(livekit, "c-video", load, during, video=video)
 
 
 def decoded(jpeg: bytes) -> av.VideoFrame:
@@ -76,9 +62,14 @@ def decoded(jpeg: bytes) -> av.VideoFrame:
 def test_camera_frames_reach_gemini_at_the_rate_downscaled_as_jpeg(
     livekit: FakeLiveKitServer, gemini: FakeGeminiLive, tmp_path: Path
 ) -> None:
+    before_leaving: list[int] = []
+
     async def during(transport: LiveKitTransport) -> None:
         await asyncio.to_thread(wait_until, lambda: len(gemini.images_received()) >= 5, "five camera frames",
                                 timeout=30)
+        before_leaving.append(len(transport.images_sent))
+        await asyncio.to_thread(wait_until, lambda: len(gemini.images_received()) >= before_leaving[0],
+                                "every frame sampled so far to reach the provider", timeout=30)
         livekit.human_leaves()
 
     result, transport = asyncio.run(run_call(livekit, "gemini_live", gemini.session_config_kwargs(), tmp_path,
@@ -91,7 +82,10 @@ def test_camera_frames_reach_gemini_at_the_rate_downscaled_as_jpeg(
     # due a period after the (k-1)-th was due, so over their span there are at most span * fps + 1
     stamps = transport.images_sent
     span_s = (stamps[-1] - stamps[0]) / 1e6
-    assert len(images) == len(stamps) <= span_s * 2 + 1
+    assert len(stamps) <= span_s * 2 + 1
+    # every frame sampled before the human left was delivered; one sampled as they left may be
+    # dropped by the ending session (CallSession.send_image shows nothing once the call is finishing)
+    assert before_leaving[0] <= len(images) <= len(stamps)
     # most camera frames were dropped unconverted: 10 fps sent, 2 fps forwarded
     assert transport.video_frames_seen > 2 * len(stamps)
     for mime, jpeg in images:

@@ -114,7 +114,7 @@ def test_barge_in_clears_the_carrier_and_truncates_at_the_heard_position(
     async def run() -> CarrierMediaClient:
         async with CarrierMediaClient.twilio(url) as call:
             await call.wait_for_audio(ms=3000, timeout=25)  # greeting was ready: all sent ahead of playback
-            await asyncio.sleep(0.8)
+            await call.wait_until(lambda: call.played_ms() >= 800, what="0.8 s of the greeting played")
             await call.play(speech_mulaw(1.5, seed=2))  # the caller talks over the agent
             await call.wait_until(lambda: call.log.clears, timeout=20, what="clear")
             await fake.async_wait_for("conversation.item.truncate", timeout=20)
@@ -204,7 +204,7 @@ def test_carrier_hangup_mid_sentence_keeps_only_what_was_heard(
     async def run() -> None:
         async with CarrierMediaClient.twilio(url) as call:
             await call.wait_for_audio(ms=3000, timeout=25)
-            await asyncio.sleep(0.7)
+            await call.wait_until(lambda: call.played_ms() >= 700, what="0.7 s of the agent played")
             await call.hang_up()  # stop + close while 2+ s are still queued
 
     asyncio.run(run())
@@ -323,7 +323,7 @@ def test_keys_pressed_while_the_agent_speaks_reach_it_as_one_user_turn_with_one_
     async def run() -> CarrierMediaClient:
         async with CarrierMediaClient.twilio(url) as call:
             await call.wait_for_audio(ms=3000, timeout=25)
-            await asyncio.sleep(0.5)  # the greeting is playing
+            await call.wait_until(lambda: call.played_ms() >= 500, what="the greeting playing")
             for key in "123#":
                 await call.send_dtmf(key)
                 await asyncio.sleep(0.1)

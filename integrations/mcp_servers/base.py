@@ -43,6 +43,10 @@ UPSTREAM_TIMEOUT_S = 15.0
 # Error bodies can be large HTML pages; the model only needs the gist.
 _ERROR_EXCERPT_CHARS = 500
 
+# Requests sent again, once, when the connection dropped before the answer (Upstream.request).
+_REPEATABLE_METHODS = frozenset({"GET", "HEAD"})
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
 # Paths served by the MCP transports; everything else (health, vendor webhooks) is public.
 MCP_PATH_PREFIXES: tuple[str, ...] = ("/mcp", "/sse", "/messages")
 
@@ -192,9 +196,21 @@ class Upstream:
             self._client = None
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Send; on transport failure raise ToolError. HTTP errors are returned for the caller to judge."""
+        """Send; on transport failure raise ToolError. HTTP errors are returned for the caller to judge.
+
+        A read (GET, HEAD) whose connection dropped before an answer is sent once more, on a
+        new connection: the client reuses idle keep-alive connections, and a server closing
+        one at the moment it is reused (its idle timeout, a restart) is no reason to fail a
+        tool call. Anything else is never repeated: the vendor may have acted on it (an email
+        sent twice is worse than a tool error saying the request failed).
+        """
         try:
-            return await self.client().request(method, url, **kwargs)
+            try:
+                return await self.client().request(method, url, **kwargs)
+            except _DROPPED:
+                if method.upper() not in _REPEATABLE_METHODS:
+                    raise
+                return await self.client().request(method, url, **kwargs)
         except httpx.TimeoutException:
             raise ToolError(f"{self.vendor} API did not answer within {self.timeout_s:g}s") from None
         except httpx.ConnectError as exc:

@@ -41,6 +41,9 @@ _ADDRESS_CHAR = r'[^@\s,;<>()\[\]\\:"\x00-\x1f\x7f]'
 _EMAIL_PATTERN = rf"^{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+\.{_ADDRESS_CHAR}+$"
 
 Email = Annotated[str, Field(pattern=_EMAIL_PATTERN, description="An email address")]
+# Gmail message ids are URL-safe; an id is a path segment of the request, so anything else
+# (a control character made httpx refuse the URL: a crash) is refused by the schema instead.
+_MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,8 @@ def build_server(config: GmailConfig) -> MCPServer:
         body: Annotated[str, Field(min_length=1, description="Plain-text body")],
         cc: Annotated[list[Email], Field(max_length=50)] = [],  # noqa: B006 - pydantic copies defaults
         reply_to_message_id: Annotated[
-            str | None, Field(description="Gmail id of a message to reply to (keeps the thread)")
+            str | None, Field(pattern=_MESSAGE_ID_PATTERN,
+                              description="Gmail id of a message to reply to (keeps the thread)")
         ] = None,
     ) -> dict[str, Any]:
         """Send a plain-text email from the connected mailbox. Returns the new message id and thread id."""
@@ -200,7 +204,7 @@ def build_server(config: GmailConfig) -> MCPServer:
     @server.tool()
     async def read_email(
         ctx: Context,
-        message_id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$", description="Gmail message id")],
+        message_id: Annotated[str, Field(min_length=1, pattern=_MESSAGE_ID_PATTERN, description="Gmail message id")],
     ) -> dict[str, Any]:
         """Read one email: sender, recipients, subject, date and plain-text body."""
         message = await gmail(ctx, "GET", f"messages/{message_id}", "read the email", params={"format": "full"})

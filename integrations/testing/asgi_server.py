@@ -4,10 +4,19 @@ Usable from sync tests (``with serve_asgi(app) as url``) and from async code
 (``async with aserve_asgi(app) as url``). The server runs in a background thread with its
 own event loop in both cases, so an async test's loop is never blocked by the fake and a
 sync test can drive it from plain code.
+
+A :class:`FakeServer` keeps every exception its handlers raise in ``handler_errors`` and
+answers that request with a complete 500, keeping the connection. Left to uvicorn, the
+exception would close the connection right after the 500 was written, and a client that
+had already taken that keep-alive connection from its pool for the next request got a
+transport error (``ReadError``) instead of an answer, depending on which thread the CPU
+ran first: a crash in a fake showed up as a flaky network failure of a later request.
+Recorded, it is one list a test can assert is empty.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -15,6 +24,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import uvicorn
+
+logger = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 10.0
 
@@ -86,11 +97,47 @@ async def aserve_asgi(app: Any, *, port: int = 0) -> AsyncIterator[str]:
         await asyncio.to_thread(server.stop)
 
 
+def recording_errors(app: Any, errors: list[BaseException]) -> Any:
+    """``app`` whose HTTP handler exceptions are appended to ``errors`` and answered with a
+    complete 500 (a vendor's own server error), never escaping to the server (see the module doc)."""
+
+    async def recorded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        state = {"started": False, "complete": False}
+
+        async def tracking(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                state["complete"] = True
+            await send(message)
+
+        try:
+            await app(scope, receive, tracking)
+        except Exception as exc:
+            errors.append(exc)
+            logger.error("fake server handler raised on %s %s", scope.get("method"), scope.get("path"),
+                         exc_info=exc)
+            if state["complete"]:  # Starlette's ServerErrorMiddleware already answered 500
+                return
+            if state["started"]:  # half a response: only closing the connection can end it
+                raise
+            body = f"fake server handler raised {type(exc).__name__}".encode()
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+    return recorded
+
+
 class FakeServer:
     """Base for fakes: subclass builds ``self.app``; use as a sync or async context manager.
 
     ``with FakeTelegram() as tg: tg.url`` — state (received requests, queued data) lives on
-    the instance so tests can both seed it and inspect what our code sent.
+    the instance so tests can both seed it and inspect what our code sent. ``handler_errors``
+    holds what the fake's own handlers raised: a fake that crashed is a test defect.
     """
 
     app: Any
@@ -98,6 +145,7 @@ class FakeServer:
     def __init__(self) -> None:
         self._server: ThreadedAsgiServer | None = None
         self.requests: list[dict[str, Any]] = []
+        self.handler_errors: list[BaseException] = []
 
     @property
     def url(self) -> str:
@@ -106,7 +154,7 @@ class FakeServer:
         return self._server.url
 
     def __enter__(self) -> "FakeServer":
-        self._server = ThreadedAsgiServer(self.app)
+        self._server = ThreadedAsgiServer(recording_errors(self.app, self.handler_errors))
         self._server.start()
         return self
 
@@ -118,7 +166,7 @@ class FakeServer:
     async def __aenter__(self) -> "FakeServer":
         import asyncio
 
-        self._server = ThreadedAsgiServer(self.app)
+        self._server = ThreadedAsgiServer(recording_errors(self.app, self.handler_errors))
         await asyncio.to_thread(self._server.start)
         return self
 

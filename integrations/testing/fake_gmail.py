@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.errors
 import email.policy
 import itertools
 import secrets
@@ -143,7 +144,14 @@ class FakeGmail(FakeServer):
                                         "URL required", "INVALID_ARGUMENT")
         parsed = email.message_from_bytes(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)),
                                           policy=email.policy.default)
-        if not parsed["To"]:
+        try:
+            to = parsed["To"]
+        except (IndexError, ValueError, email.errors.MessageError):
+            # Python's address parser raises on some addresses it cannot read (a non-ASCII
+            # local part written as an encoded word raises IndexError); Gmail refuses what it
+            # cannot read as a recipient, and so does the fake, instead of crashing.
+            return self._api_error(400, "Invalid To header", "INVALID_ARGUMENT")
+        if not to:
             return self._api_error(400, "Invalid To header", "INVALID_ARGUMENT")
         self.sent_raw.append(parsed)  # type: ignore[arg-type]
         message_id = f"s{next(self._ids):04x}"

@@ -19,7 +19,13 @@ from integrations.models import DeliveryStatus, WebhookDelivery, WebhookEvent
 from integrations.services import create_webhook_endpoint
 from integrations.testing.webhook_receiver import WebhookReceiver
 from orgs.services import SYSTEM, record_audit
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import (
+    celery_queue_drained,
+    celery_worker_idle,
+    celery_worker_nodename,
+    subprocess_env,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_ENV = {"WEBHOOK_RETRY_DELAYS": "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "WEBHOOK_LEASE_S": "4",
@@ -31,12 +37,13 @@ class Worker:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.nodename = celery_worker_nodename(name)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "voiceplatform", "worker", "-l", "warning", "-c", "2",
-             "-n", f"{self.name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "-n", self.nodename, "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT, env=subprocess_env(**WORKER_ENV), start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -112,11 +119,14 @@ def test_no_event_lost_or_accepted_twice_across_worker_kill(org_a, worker_env, w
         # Beat would run the sweeper every minute; run it more often here.
         wait_for(lambda: deliveries.filter(status=DeliveryStatus.SUCCEEDED).count() == 12, 90,
                  "every delivery to succeed after the restart", tick=webhooks.sweep_due)
-        # The dead worker's unacked messages come back after the visibility timeout; they
-        # (and any duplicate sweep) must find nothing left to send.
-        time.sleep(5)
-        webhooks.sweep_due()
-        time.sleep(2)
+        # The dead worker's unacked messages come back after the visibility timeout, and the
+        # sweeps above enqueued duplicates: all of them must find nothing left to send. Wait
+        # until every one was processed (none waiting or unacknowledged on the broker, none
+        # held by the live worker), so a duplicate send could not still be on its way.
+        wait_until(lambda: celery_queue_drained() and celery_worker_idle(second.nodename),
+                   "every task message to be processed and acked",
+                   timeout=90, procs=[second.proc])
+        assert webhooks.sweep_due() == 0, "a delivery was due again after all succeeded"
 
         accepted = receiver.accepted()
         event_ids = {e.event_id for e in WebhookEvent.objects.for_org(org_a)}
