@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -324,11 +325,12 @@ def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None, f
                 print(f"      miss {section:7} rank {rank or '>10':>3} {question[:60]!r} -> {got}")
 
 
-def vector_ranks(org, kb, questions, whiten: int = 128, adapter_form: str | None = None) -> None:
+def vector_ranks(org, kb, questions, whiten: int = 128, adapter_forms: Sequence[str] = ()) -> None:
     """Fifth pass: for each question of the tuning half (only), where its answer's section ranks in the vector leg
     alone over the whole base (sections counted once, exact order over every chunk vector): raw cosine, centred,
     whitened (`whiten` components); with the best raw cosine and the answer's. Printed for those not first in the raw
-    order and those that move."""
+    order and those that move. Sixth pass: then the vector leg's own hit@1/hit@5/MRR per half and space (counts only;
+    no held-out question is printed)."""
     import numpy as np
     from django.db import connection
 
@@ -351,16 +353,17 @@ def vector_ranks(org, kb, questions, whiten: int = 128, adapter_form: str | None
     spaces = {"raw": (unit(vectors), lambda q: unit(q)),
               "centred": (unit(vectors - mean), lambda q: unit(q - mean)),
               f"whiten{whiten}": (unit((vectors - mean) @ white), lambda q: unit((q - mean) @ white))}
-    if adapter_form:  # sixth pass: the stored vectors as they are, the query through the base's adapter
-        w = base_adapter(kb, backend, adapter_form)
-        spaces = {"raw": spaces["raw"], adapter_form: (unit(vectors), lambda q: unit(w @ q))}
+    if adapter_forms:  # sixth pass: the stored vectors as they are, the query through the base's adapter
+        spaces = {"raw": spaces["raw"]}
+        for form in adapter_forms:
+            w = base_adapter(kb, backend, form)
+            spaces[form] = (unit(vectors), lambda q, w=w: unit(w @ q))
     raw_all = unit(vectors) @ unit(vectors).T
     print(f"    cosines between chunks: raw {np.percentile(raw_all, 5):.2f}-{np.percentile(raw_all, 95):.2f} (5-95 %)"
           f", centred {np.percentile(unit(vectors - mean) @ unit(vectors - mean).T, 5):.2f}-"
           f"{np.percentile(unit(vectors - mean) @ unit(vectors - mean).T, 95):.2f}")
+    leg: dict[tuple[str, str], list] = {}
     for q in questions:
-        if q.held_out:
-            continue
         query = np.asarray(backend.embed_query(q.question), dtype=np.float64)
         ranks, cosines = {}, {}
         for name, (matrix, project) in spaces.items():
@@ -374,10 +377,16 @@ def vector_ranks(org, kb, questions, whiten: int = 128, adapter_form: str | None
                 if answers(q, rows[i][1], rows[i][2]):
                     ranks[name], cosines[name] = len(seen), (float(scores.max()), float(scores[i]))
                     break
-        if ranks and (ranks["raw"] > 1 or len(set(ranks.values())) > 1):
+        for name in spaces:
+            leg.setdefault((name, "held" if q.held_out else "tune"), []).append(ranks.get(name))
+        if not q.held_out and ranks and (ranks["raw"] > 1 or len(set(ranks.values())) > 1):
             print(f"    {q.section:7} " + "  ".join(f"{name} {ranks[name]:3} ({cosines[name][1]:.3f} vs top "
                                                    f"{cosines[name][0]:.3f})" for name in ranks)
                   + f"  {q.question[:50]!r}")
+    for (name, part), found in leg.items():
+        hit = [r for r in found if r is not None]
+        print(f"    vector leg alone, {name:17} {part} n={len(found):3} {sum(r <= 1 for r in hit) / len(found):.2f}/"
+              f"{sum(r <= 5 for r in hit) / len(found):.2f}/{sum(1 / r for r in hit if r <= 10) / len(found):.2f}")
 
 
 def search_modes() -> dict[str, dict]:
@@ -406,8 +415,8 @@ def main() -> None:
     parser.add_argument("--ranks", action="store_true",
                         help="with --tune: where the tuning half's answers rank in the vector leg alone, raw and "
                              "corrected for anisotropy")
-    parser.add_argument("--adapter", choices=ADAPTER_FORMS,
-                        help="with --ranks: the vector leg's ranks raw and through this per-base query adapter")
+    parser.add_argument("--adapter", nargs="+", choices=ADAPTER_FORMS, default=(),
+                        help="with --ranks: the vector leg's ranks raw and through these per-base query adapters")
     args = parser.parse_args()
 
     import django
@@ -453,7 +462,7 @@ def main() -> None:
             if args.tune:
                 print(f"{name}: variants (hit@1/hit@5/MRR)", flush=True)
                 if args.ranks:
-                    vector_ranks(org, kb, load_questions(lang, "caller"), adapter_form=args.adapter)
+                    vector_ranks(org, kb, load_questions(lang, "caller"), adapter_forms=args.adapter)
                 tune(org, kb, load_questions(lang, "caller"), args.misses, args.variants, args.forms)
                 continue
             for style in ("caller", "model"):
