@@ -331,6 +331,8 @@ def vector_ranks(org, kb, questions, whiten: int = 128, adapter_forms: Sequence[
     whitened (`whiten` components); with the best raw cosine and the answer's. Printed for those not first in the raw
     order and those that move. Sixth pass: then the vector leg's own hit@1/hit@5/MRR per half and space (counts only;
     no held-out question is printed)."""
+    import functools
+
     import numpy as np
     from django.db import connection
 
@@ -356,8 +358,8 @@ def vector_ranks(org, kb, questions, whiten: int = 128, adapter_forms: Sequence[
     if adapter_forms:  # sixth pass: the stored vectors as they are, the query through the base's adapter
         spaces = {"raw": spaces["raw"]}
         for form in adapter_forms:
-            w = base_adapter(kb, backend, form)
-            spaces[form] = (unit(vectors), lambda q, w=w: unit(w @ q))
+            spaces[form] = (unit(vectors), functools.partial(lambda q, w: unit(w @ q),
+                                                             w=base_adapter(kb, backend, form)))
     raw_all = unit(vectors) @ unit(vectors).T
     print(f"    cosines between chunks: raw {np.percentile(raw_all, 5):.2f}-{np.percentile(raw_all, 95):.2f} (5-95 %)"
           f", centred {np.percentile(unit(vectors - mean) @ unit(vectors - mean).T, 5):.2f}-"
