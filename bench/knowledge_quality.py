@@ -239,6 +239,33 @@ def base_adapter(kb, backend, form: str):
     return _ADAPTERS[key]
 
 
+def calibrate_adapter(kb, backend, regs: Sequence[float], sources: str = "ict") -> None:
+    """Choose the adapter's reg without the questions: train on 4/5 of the base's pseudo-queries, print the top-1
+    section of the other fifth (other sentences of the same chunks) before and after, per reg."""
+    import time
+
+    import numpy as np
+
+    from knowledge import adapter
+
+    passages, labels, rows, sections = base_chunks(kb)
+    queries, wanted = pseudo_queries(kb, backend, rows, labels, sections, sources)
+    label_of, want = np.asarray(labels), np.asarray(wanted)
+    test = np.arange(len(want)) % 5 == 0
+
+    def top1(matrix, chosen):
+        unit = matrix[chosen] / np.linalg.norm(matrix[chosen], axis=1, keepdims=True)
+        return float(np.mean(label_of[np.argmax(unit @ passages.T, axis=1)] == want[chosen]))
+
+    print(f"    {kb.name} {sources} pseudo-queries, top-1 section: plain train {top1(queries, ~test):.3f} "
+          f"held {top1(queries, test):.3f}")
+    for reg in regs:
+        started = time.perf_counter()
+        w = adapter.train(passages, labels, queries[~test], list(want[~test]), reg=reg)
+        print(f"      reg {reg}: {time.perf_counter() - started:.1f} s, ||W-I|| {np.linalg.norm(w - np.eye(len(w))):.2f},"
+              f" train {top1(queries @ w.T, ~test):.3f} held {top1(queries @ w.T, test):.3f}", flush=True)
+
+
 def query_vectors(kb, backend, questions, form: str) -> dict:
     """Query vector per question text for one of QUERY_FORMS."""
     import numpy as np
@@ -419,6 +446,8 @@ def main() -> None:
                              "corrected for anisotropy")
     parser.add_argument("--adapter", nargs="+", choices=ADAPTER_FORMS, default=(),
                         help="with --ranks: the vector leg's ranks raw and through these per-base query adapters")
+    parser.add_argument("--calibrate-adapter", nargs="+", type=float, metavar="REG",
+                        help="with --tune: the adapter's held-out pseudo-query top-1 per reg (no question used)")
     args = parser.parse_args()
 
     import django
@@ -463,6 +492,8 @@ def main() -> None:
             services.backend_for(kb).embed_query("warm up")
             if args.tune:
                 print(f"{name}: variants (hit@1/hit@5/MRR)", flush=True)
+                if args.calibrate_adapter:
+                    calibrate_adapter(kb, services.backend_for(kb), args.calibrate_adapter)
                 if args.ranks:
                     vector_ranks(org, kb, load_questions(lang, "caller"), adapter_forms=args.adapter)
                 tune(org, kb, load_questions(lang, "caller"), args.misses, args.variants, args.forms)
