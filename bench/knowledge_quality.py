@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -146,7 +147,123 @@ def tuning_variants() -> dict:
 # bare: the question's content words only (Postgres stop words and CALLER_WORDS dropped); mean: plain + bare.
 # Fifth pass: feedback b0.3 / b0.5 = the plain vector moved by Rocchio towards the 3 best chunks of a first default
 # search (knowledge.feedback.expanded_query), then searched again with it: both legs, a second retrieval.
+# Sixth pass: adapter <sources> r<reg> = normalize(W q), W a per-base query adapter (knowledge.adapter) trained on the
+# base's own pseudo-queries: "ict" sentences of its chunks, "+head" also its section headings and document titles.
 QUERY_FORMS = ("plain", "passage", "bare", "mean", "feedback b0.3", "feedback b0.5")
+ADAPTER_FORMS = ("adapter ict r1", "adapter ict r0.1", "adapter ict+head r0.1")
+_ADAPTERS: dict = {}
+_PSEUDO: dict = {}
+
+
+def base_chunks(kb):
+    """The base's active chunks: unit vectors (n x d), section labels ((title, heading) as an index), texts."""
+    import numpy as np
+    from django.db import connection
+
+    from knowledge import anisotropy
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.embedding::text, d.title, c.heading, c.text FROM knowledge_chunk c"
+                       " JOIN knowledge_document d ON d.id = c.document_id"
+                       " WHERE c.knowledge_base_id = %s AND c.is_active ORDER BY c.id", [kb.pk])
+        rows = cursor.fetchall()
+    vectors = np.stack([anisotropy.parse_vector(row[0]) for row in rows])
+    sections: dict = {}
+    labels = [sections.setdefault((row[1], row[2]), len(sections)) for row in rows]
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), labels, rows, sections
+
+
+def pseudo_queries(kb, backend, rows, labels, sections, sources: str):
+    """(vectors, labels) of the base's pseudo-queries, embedded as queries; each part cached per base."""
+    import random
+    import time
+
+    import numpy as np
+
+    from knowledge import adapter
+
+    parts = []
+    for part in sources.split("+"):
+        key = (kb.pk, part)
+        if key not in _PSEUDO:
+            rng = random.Random(0)
+            texts, wanted = [], []
+            if part == "ict":
+                for row, label in zip(rows, labels, strict=True):
+                    for sentence in adapter.sentences(row[3], per_chunk=3, rng=rng):
+                        texts.append(sentence)
+                        wanted.append(label)
+            else:  # head: the section's heading and its document's title
+                for (title, heading), label in sections.items():
+                    for text in sorted({title, heading.split(" > ")[-1]} - {""}):
+                        texts.append(text)
+                        wanted.append(label)
+            started = time.perf_counter()
+            vectors = []
+            for i in range(0, len(texts), 32):
+                vectors.extend(backend._embed(texts[i:i + 32], is_query=True))
+            print(f"    {kb.name} {part}: {len(texts)} pseudo-queries embedded in "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)
+            _PSEUDO[key] = (np.asarray(vectors, dtype=np.float32), wanted)
+        parts.append(_PSEUDO[key])
+    return np.concatenate([p[0] for p in parts]), [label for p in parts for label in p[1]]
+
+
+def base_adapter(kb, backend, form: str):
+    """W for an ADAPTER_FORMS name, trained once per base (timed; with the pseudo-queries' own top-1 section
+    before and after, the only fit it is judged on while training)."""
+    import time
+
+    import numpy as np
+
+    from knowledge import adapter
+
+    key = (kb.pk, form)
+    if key not in _ADAPTERS:
+        _, sources, reg = form.split(" ")
+        passages, labels, rows, sections = base_chunks(kb)
+        queries, wanted = pseudo_queries(kb, backend, rows, labels, sections, sources)
+        started = time.perf_counter()
+        w = adapter.train(passages, labels, queries, wanted, reg=float(reg[1:]))
+        seconds = time.perf_counter() - started
+        label_of = np.asarray(labels)
+
+        def top1(matrix):
+            moved = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+            return float(np.mean(label_of[np.argmax(moved @ passages.T, axis=1)] == np.asarray(wanted)))
+
+        print(f"    {kb.name} {form}: trained on {len(wanted)} pseudo-queries, {len(rows)} chunks in {seconds:.1f} s;"
+              f" ||W-I|| {np.linalg.norm(w - np.eye(len(w))):.2f}; pseudo-query top-1 section {top1(queries):.2f} ->"
+              f" {top1(queries @ w.T):.2f}", flush=True)
+        _ADAPTERS[key] = w
+    return _ADAPTERS[key]
+
+
+def calibrate_adapter(kb, backend, regs: Sequence[float], sources: str = "ict") -> None:
+    """Choose the adapter's reg without the questions: train on 4/5 of the base's pseudo-queries, print the top-1
+    section of the other fifth (other sentences of the same chunks) before and after, per reg."""
+    import time
+
+    import numpy as np
+
+    from knowledge import adapter
+
+    passages, labels, rows, sections = base_chunks(kb)
+    queries, wanted = pseudo_queries(kb, backend, rows, labels, sections, sources)
+    label_of, want = np.asarray(labels), np.asarray(wanted)
+    test = np.arange(len(want)) % 5 == 0
+
+    def top1(matrix, chosen):
+        unit = matrix[chosen] / np.linalg.norm(matrix[chosen], axis=1, keepdims=True)
+        return float(np.mean(label_of[np.argmax(unit @ passages.T, axis=1)] == want[chosen]))
+
+    print(f"    {kb.name} {sources} pseudo-queries, top-1 section: plain train {top1(queries, ~test):.3f} "
+          f"held {top1(queries, test):.3f}")
+    for reg in regs:
+        started = time.perf_counter()
+        w = adapter.train(passages, labels, queries[~test], list(want[~test]), reg=reg)
+        print(f"      reg {reg}: {time.perf_counter() - started:.1f} s, ||W-I|| {np.linalg.norm(w - np.eye(len(w))):.2f},"
+              f" train {top1(queries @ w.T, ~test):.3f} held {top1(queries @ w.T, test):.3f}", flush=True)
 
 
 def query_vectors(kb, backend, questions, form: str) -> dict:
@@ -174,6 +291,10 @@ def query_vectors(kb, backend, questions, form: str) -> dict:
             vectors[text] = backend.embed_documents([text])[0]
         elif form == "bare":
             vectors[text] = backend.embed_query(bare(text) or text)
+        elif form.startswith("adapter"):
+            from knowledge import adapter
+
+            vectors[text] = adapter.adapt(base_adapter(kb, backend, form), backend.embed_query(text))
         elif form.startswith("feedback"):
             vectors[text] = list(second_retrieval_vector(kb, text, backend.embed_query(text), float(form[-3:])))
         else:
@@ -201,7 +322,7 @@ def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None, f
     from knowledge.search import DEFAULT_TUNING, search_by_vectors
 
     backend = services.backend_for(kb)
-    runs = ([(f"query form: {form}", DEFAULT_TUNING, form) for form in QUERY_FORMS] if forms
+    runs = ([(f"query form: {form}", DEFAULT_TUNING, form) for form in QUERY_FORMS + ADAPTER_FORMS] if forms
             else [(name, tuning, "plain") for name, tuning in tuning_variants().items()])
     cached: dict = {}
     for name, tuning, form in runs:
@@ -231,11 +352,14 @@ def tune(org, kb, questions, show_misses: bool, only: list[str] | None = None, f
                 print(f"      miss {section:7} rank {rank or '>10':>3} {question[:60]!r} -> {got}")
 
 
-def vector_ranks(org, kb, questions, whiten: int = 128) -> None:
+def vector_ranks(org, kb, questions, whiten: int = 128, adapter_forms: Sequence[str] = ()) -> None:
     """Fifth pass: for each question of the tuning half (only), where its answer's section ranks in the vector leg
     alone over the whole base (sections counted once, exact order over every chunk vector): raw cosine, centred,
     whitened (`whiten` components); with the best raw cosine and the answer's. Printed for those not first in the raw
-    order and those that move."""
+    order and those that move. Sixth pass: then the vector leg's own hit@1/hit@5/MRR per half and space (counts only;
+    no held-out question is printed)."""
+    import functools
+
     import numpy as np
     from django.db import connection
 
@@ -258,13 +382,17 @@ def vector_ranks(org, kb, questions, whiten: int = 128) -> None:
     spaces = {"raw": (unit(vectors), lambda q: unit(q)),
               "centred": (unit(vectors - mean), lambda q: unit(q - mean)),
               f"whiten{whiten}": (unit((vectors - mean) @ white), lambda q: unit((q - mean) @ white))}
+    if adapter_forms:  # sixth pass: the stored vectors as they are, the query through the base's adapter
+        spaces = {"raw": spaces["raw"]}
+        for form in adapter_forms:
+            spaces[form] = (unit(vectors), functools.partial(lambda q, w: unit(w @ q),
+                                                             w=base_adapter(kb, backend, form)))
     raw_all = unit(vectors) @ unit(vectors).T
     print(f"    cosines between chunks: raw {np.percentile(raw_all, 5):.2f}-{np.percentile(raw_all, 95):.2f} (5-95 %)"
           f", centred {np.percentile(unit(vectors - mean) @ unit(vectors - mean).T, 5):.2f}-"
           f"{np.percentile(unit(vectors - mean) @ unit(vectors - mean).T, 95):.2f}")
+    leg: dict[tuple[str, str], list] = {}
     for q in questions:
-        if q.held_out:
-            continue
         query = np.asarray(backend.embed_query(q.question), dtype=np.float64)
         ranks, cosines = {}, {}
         for name, (matrix, project) in spaces.items():
@@ -278,10 +406,16 @@ def vector_ranks(org, kb, questions, whiten: int = 128) -> None:
                 if answers(q, rows[i][1], rows[i][2]):
                     ranks[name], cosines[name] = len(seen), (float(scores.max()), float(scores[i]))
                     break
-        if ranks and (ranks["raw"] > 1 or len(set(ranks.values())) > 1):
+        for name in spaces:
+            leg.setdefault((name, "held" if q.held_out else "tune"), []).append(ranks.get(name))
+        if not q.held_out and ranks and (ranks["raw"] > 1 or len(set(ranks.values())) > 1):
             print(f"    {q.section:7} " + "  ".join(f"{name} {ranks[name]:3} ({cosines[name][1]:.3f} vs top "
                                                    f"{cosines[name][0]:.3f})" for name in ranks)
                   + f"  {q.question[:50]!r}")
+    for (name, part), found in leg.items():
+        hit = [r for r in found if r is not None]
+        print(f"    vector leg alone, {name:17} {part} n={len(found):3} {sum(r <= 1 for r in hit) / len(found):.2f}/"
+              f"{sum(r <= 5 for r in hit) / len(found):.2f}/{sum(1 / r for r in hit if r <= 10) / len(found):.2f}")
 
 
 def search_modes() -> dict[str, dict]:
@@ -310,6 +444,10 @@ def main() -> None:
     parser.add_argument("--ranks", action="store_true",
                         help="with --tune: where the tuning half's answers rank in the vector leg alone, raw and "
                              "corrected for anisotropy")
+    parser.add_argument("--adapter", nargs="+", choices=ADAPTER_FORMS, default=(),
+                        help="with --ranks: the vector leg's ranks raw and through these per-base query adapters")
+    parser.add_argument("--calibrate-adapter", nargs="+", type=float, metavar="REG",
+                        help="with --tune: the adapter's held-out pseudo-query top-1 per reg (no question used)")
     args = parser.parse_args()
 
     import django
@@ -354,8 +492,10 @@ def main() -> None:
             services.backend_for(kb).embed_query("warm up")
             if args.tune:
                 print(f"{name}: variants (hit@1/hit@5/MRR)", flush=True)
+                if args.calibrate_adapter:
+                    calibrate_adapter(kb, services.backend_for(kb), args.calibrate_adapter)
                 if args.ranks:
-                    vector_ranks(org, kb, load_questions(lang, "caller"))
+                    vector_ranks(org, kb, load_questions(lang, "caller"), adapter_forms=args.adapter)
                 tune(org, kb, load_questions(lang, "caller"), args.misses, args.variants, args.forms)
                 continue
             for style in ("caller", "model"):
