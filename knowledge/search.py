@@ -48,7 +48,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
-from knowledge import anisotropy, decompound, feedback
+from knowledge import anisotropy, decompound, feedback, thesaurus
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import KnowledgeBase
 from orgs.models import Organization
@@ -85,7 +85,10 @@ class SearchTuning:
     `feedback_beta` / `feedback_top` / `feedback_gamma`: pseudo-relevance feedback (knowledge.feedback): the query
     vector moves towards the first pass's best candidates and every candidate's cosine is taken again.
     `section_centroid`: a candidate's cosine becomes (1 - share) * its own + share * that of its section's centroid
-    (the mean of the section's chunk vectors, in SQL). Both measured and left off (BENCH.md, "Fifth pass")."""
+    (the mean of the section's chunk vectors, in SQL). Both measured and left off (BENCH.md, "Fifth pass").
+    `synonyms` (with decompound "or"): a query word also matches its single-word thesaurus synonyms
+    (knowledge.thesaurus) that the searched bases' vocabulary holds, as alternatives like compound parts; "unknown"
+    only for words the vocabulary lacks (BENCH.md, "Sixth pass")."""
 
     rrf_k: int = RRF_K
     text_weight: float = 1.0
@@ -113,6 +116,8 @@ class SearchTuning:
     feedback_top: int = 3  # how many of the first pass's best candidates make that mean
     feedback_gamma: float = 0.0  # Rocchio weight of the lower half of the candidates' mean, subtracted
     section_centroid: float = 0.0  # share of the cosine to the chunk's section centroid in the second stage
+    synonyms: str = "off"  # with decompound "or": query words also match thesaurus synonyms the base uses; "all",
+    # "unknown" (only words the base's vocabulary lacks), "all stem" / "unknown stem" (looked up by stem) or "off"
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -345,6 +350,23 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                             *(text for a, b, joined in joins for text in (a, b, *joined))})
             part_langs.extend([lang] * len(texts))
             part_texts.extend(texts)
+    synonym_words: dict[str, dict[str, list[str]]] = {}
+    if tuning.synonyms != "off" and tuning.decompound == "or":
+        by_stem = tuning.synonyms.endswith("stem")
+        tokens = sorted({w.lower() for w in _WORD.findall(query)})
+        for lang, group in by_language.items():
+            if not group or (by_stem and _stem_index(lang) is None):
+                continue
+            # By stem, only the words themselves are stemmed here; their synonyms come stemmed from the index.
+            looked_up = ({w: [] for w in tokens if w.isalpha()} if by_stem
+                         else {w: syns for w in tokens if (syns := thesaurus.synonyms(w, lang))})
+            if not looked_up:
+                continue
+            synonym_words[lang] = looked_up
+            split_bases.extend(kb for kb in group if kb not in split_bases)
+            texts = sorted({*looked_up, *(s for syns in looked_up.values() for s in syns)})
+            part_langs.extend([lang] * len(texts))
+            part_texts.extend(texts)
     versioned = ([kb for group in by_language.values() for kb in group] if tuning.center or tuning.whiten
                  else split_bases)
     with connection.cursor() as cursor:
@@ -376,7 +398,7 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
         drops[language] = set(filler.split(" ")) if filler else set()
         result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= limit and t not in drops[language]]
     alternatives: dict[str, dict[str, list[str]]] = {}
-    if split_words:
+    if split_words or synonym_words:
         vocabularies = _vocabularies(split_bases, [versions[kb.pk] for kb in split_bases])
         stems: dict[str, dict[str, str]] = defaultdict(dict)
         for lang, text, stem in zip(part_langs, part_texts, part_stems, strict=True):
@@ -401,7 +423,42 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                     if found and end in result[lang]:
                         listed = alternatives.setdefault(lang, {}).setdefault(end, [])
                         listed.extend(stem for stem in found if stem not in listed)
+        for lang, found_synonyms in synonym_words.items():
+            vocabulary = frozenset().union(*(vocabularies[kb.pk] for kb in by_language[lang]))
+            for word, synonyms in found_synonyms.items():
+                whole = stems[lang].get(word, "")
+                if not whole or " " in whole or whole not in result[lang]:
+                    continue
+                if tuning.synonyms.startswith("unknown") and whole in vocabulary:
+                    continue  # the base uses the caller's own word
+                index = _stem_index(lang) if tuning.synonyms.endswith("stem") else None
+                lexemes = (index.synonym_stems(whole) if index
+                           else [stems[lang].get(text, "") for text in synonyms])
+                kept = [stem for stem in lexemes if stem and " " not in stem
+                        and stem != whole and stem in vocabulary and frequency.get(stem, 0.0) <= limit
+                        and stem not in drops[lang]]
+                if kept:
+                    listed = alternatives.setdefault(lang, {}).setdefault(whole, [])
+                    listed.extend(stem for stem in dict.fromkeys(kept) if stem not in listed)
     return result, alternatives, versions
+
+
+def _stem_index(language: str) -> thesaurus.StemIndex | None:
+    """The language's thesaurus keyed by stem (knowledge.thesaurus.StemIndex): its single-word headwords stemmed
+    by Postgres in one statement, once per language and process."""
+    found = thesaurus.for_language(language)
+    if found is None:
+        return None
+    key = (str(thesaurus.directory()), language)
+    index = thesaurus.STEM_INDEXES.get(key)
+    if index is None:
+        words = thesaurus.single_words(found)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT array(SELECT array_to_string(tsvector_to_array(to_tsvector(%s::regconfig, w)), ' ')"
+                           " FROM unnest(%s::text[]) WITH ORDINALITY AS x(w, n) ORDER BY n)", [language, words])
+            stems = cursor.fetchone()[0]
+        index = thesaurus.STEM_INDEXES[key] = thesaurus.StemIndex(found, dict(zip(words, stems, strict=True)))
+    return index
 
 
 def _vocabularies(bases: Sequence[KnowledgeBase], versions: Sequence[str]) -> dict[int, frozenset[str]]:
