@@ -32,7 +32,7 @@ questions match nothing. In German and Dutch, a joined query word also matches a
 found in the base's own vocabulary (knowledge.decompound; "Kernelmodul" finds "Kernel-Modul"), stemmed in the
 same lexeme round trip. Knobs and measured alternatives (IDF weighting, fusion weights, OR semantics,
 decompounding, section pooling, joining split compounds, anisotropy correction, pseudo-relevance feedback,
-section centroids): `SearchTuning`, BENCH.md "Second pass" to "Fifth pass".
+section centroids, thesaurus synonyms): `SearchTuning`, BENCH.md "Second pass" to "Sixth pass".
 """
 
 from __future__ import annotations
@@ -355,7 +355,7 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
         by_stem = tuning.synonyms.endswith("stem")
         tokens = sorted({w.lower() for w in _WORD.findall(query)})
         for lang, group in by_language.items():
-            if not group or (by_stem and _stem_index(lang) is None):
+            if not group or (by_stem and thesaurus.stem_index(lang) is None):
                 continue
             # By stem, only the words themselves are stemmed here; their synonyms come stemmed from the index.
             looked_up = ({w: [] for w in tokens if w.isalpha()} if by_stem
@@ -431,7 +431,7 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                     continue
                 if tuning.synonyms.startswith("unknown") and whole in vocabulary:
                     continue  # the base uses the caller's own word
-                index = _stem_index(lang) if tuning.synonyms.endswith("stem") else None
+                index = thesaurus.stem_index(lang) if tuning.synonyms.endswith("stem") else None
                 lexemes = (index.synonym_stems(whole) if index
                            else [stems[lang].get(text, "") for text in synonyms])
                 kept = [stem for stem in lexemes if stem and " " not in stem
@@ -441,24 +441,6 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                     listed = alternatives.setdefault(lang, {}).setdefault(whole, [])
                     listed.extend(stem for stem in dict.fromkeys(kept) if stem not in listed)
     return result, alternatives, versions
-
-
-def _stem_index(language: str) -> thesaurus.StemIndex | None:
-    """The language's thesaurus keyed by stem (knowledge.thesaurus.StemIndex): its single-word headwords stemmed
-    by Postgres in one statement, once per language and process."""
-    found = thesaurus.for_language(language)
-    if found is None:
-        return None
-    key = (str(thesaurus.directory()), language)
-    index = thesaurus.STEM_INDEXES.get(key)
-    if index is None:
-        words = thesaurus.single_words(found)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT array(SELECT array_to_string(tsvector_to_array(to_tsvector(%s::regconfig, w)), ' ')"
-                           " FROM unnest(%s::text[]) WITH ORDINALITY AS x(w, n) ORDER BY n)", [language, words])
-            stems = cursor.fetchone()[0]
-        index = thesaurus.STEM_INDEXES[key] = thesaurus.StemIndex(found, dict(zip(words, stems, strict=True)))
-    return index
 
 
 def _vocabularies(bases: Sequence[KnowledgeBase], versions: Sequence[str]) -> dict[int, frozenset[str]]:

@@ -10,7 +10,9 @@ query word ("Rechner" | "Computer"), so a synonym counts as the caller's word in
 
 Why: callers use other words than the manual ("Rechner" for "Computer", "Spiegelserver" for "Mirror").
 Checking against the base's vocabulary keeps the thesaurus's many meanings from matching text the base lacks
-anyway; a synonym the base does not use could not match a chunk.
+anyway; a synonym the base does not use could not match a chunk. Measured on the evaluation sets and left off
+(`SearchTuning.synonyms` "off"): no German gain, small Spanish and English losses, BENCH.md "Sixth pass". By stem
+(`StemIndex`): an inflected caller word finds the headwords that share its stem.
 
 Files: KNOWLEDGE_THESAURUS_DIR (default /usr/share/mythes, where Debian installs them), file names per
 text-search language in FILES. The .idx file (first line the encoding, second the entry count, then
@@ -109,15 +111,16 @@ def synonyms(word: str, language: str) -> list[str]:
 
 
 def clear() -> None:
-    """Forget loaded thesauri (tests that point KNOWLEDGE_THESAURUS_DIR elsewhere)."""
+    """Forget loaded thesauri and stem indexes (tests that point KNOWLEDGE_THESAURUS_DIR elsewhere)."""
     _load.cache_clear()
+    STEM_INDEXES.clear()
 
 
 class StemIndex:
     """A thesaurus keyed by stem (`SearchTuning.synonyms` "stem"): an inflected caller word ("herunterlädt",
     "Pakete") finds the entries of every single-word headword with its stem ("herunterladen", "Paket").
     `stems`: headword → its lexeme under the language's text-search configuration (computed by Postgres once per
-    language and process, `knowledge.search._stem_index`)."""
+    language and process, `stem_index`)."""
 
     def __init__(self, thesaurus: Thesaurus, stems: dict[str, str]) -> None:
         self.thesaurus = thesaurus
@@ -139,6 +142,26 @@ class StemIndex:
 
 
 STEM_INDEXES: dict[tuple[str, str], StemIndex] = {}
+
+
+def stem_index(language: str) -> StemIndex | None:
+    """The language's thesaurus keyed by stem: its single-word headwords stemmed by Postgres (the language's
+    text-search configuration, as the chunks are) in one statement, once per language and process."""
+    from django.db import connection
+
+    found = for_language(language)
+    if found is None:
+        return None
+    key = (str(directory()), language)
+    index = STEM_INDEXES.get(key)
+    if index is None:
+        words = single_words(found)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT array(SELECT array_to_string(tsvector_to_array(to_tsvector(%s::regconfig, w)), ' ')"
+                           " FROM unnest(%s::text[]) WITH ORDINALITY AS x(w, n) ORDER BY n)", [language, words])
+            stems = cursor.fetchone()[0]
+        index = STEM_INDEXES[key] = StemIndex(found, dict(zip(words, stems, strict=True)))
+    return index
 
 
 def single_words(thesaurus: Thesaurus) -> list[str]:

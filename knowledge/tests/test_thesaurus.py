@@ -17,6 +17,7 @@ ENTRIES = {
     "rechner": ["-|Computer|Rechner (ugs.)|Rechenknecht (ugs.)|elektrisches Gerät (Oberbegriff)",
                 "-|Rechenmaschine|Taschenrechner"],
     "drucker": ["-|Printer (engl.)|Druckgerät"],
+    "computer": ["-|Rechner|Rechenmaschine"],
 }
 
 
@@ -102,3 +103,8 @@ def test_a_callers_word_the_base_lacks_finds_the_chunk_with_its_synonym(tiny_the
     # up but none is in the base.
     assert _query_terms("Drucker", {"german": [kb]}, SearchTuning(synonyms="unknown"))[1] == {}
     assert _query_terms("Drucker", {"german": [kb]}, SearchTuning(synonyms="all"))[1] == {}
+    # An inflected caller word is no headword; looked up by stem it finds the entry of "Rechner".
+    inflected = "Rechners Adresse"
+    assert _query_terms(inflected, {"german": [kb]}, SearchTuning(synonyms="unknown"))[1] == {}
+    assert search_knowledge(kb.org, [kb.public_id], inflected, k=5,
+                            tuning=SearchTuning(coverage=1.0, synonyms="unknown stem"))[0].text_rank == 1
