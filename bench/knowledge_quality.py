@@ -143,6 +143,8 @@ def tuning_variants() -> dict:
         "synonyms unknown": replace(default, synonyms="unknown"),
         "synonyms unknown stem": replace(default, synonyms="unknown stem"),
         "synonyms all stem": replace(default, synonyms="all stem"),
+        "synonyms all max1": replace(default, synonyms="all", synonym_limit=1),
+        "synonyms all max3": replace(default, synonyms="all", synonym_limit=3),
     }
 
 

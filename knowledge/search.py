@@ -88,7 +88,7 @@ class SearchTuning:
     (the mean of the section's chunk vectors, in SQL). Both measured and left off (BENCH.md, "Fifth pass").
     `synonyms` (with decompound "or"): a query word also matches its single-word thesaurus synonyms
     (knowledge.thesaurus) that the searched bases' vocabulary holds, as alternatives like compound parts; "unknown"
-    only for words the vocabulary lacks (BENCH.md, "Sixth pass")."""
+    only for words the vocabulary lacks; `synonym_limit`: at most that many per word (BENCH.md, "Sixth pass")."""
 
     rrf_k: int = RRF_K
     text_weight: float = 1.0
@@ -118,6 +118,7 @@ class SearchTuning:
     section_centroid: float = 0.0  # share of the cosine to the chunk's section centroid in the second stage
     synonyms: str = "off"  # with decompound "or": query words also match thesaurus synonyms the base uses; "all",
     # "unknown" (only words the base's vocabulary lacks), "all stem" / "unknown stem" (looked up by stem) or "off"
+    synonym_limit: int = 0  # with synonyms: at most this many per query word, in the thesaurus's order (0: no limit)
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -437,9 +438,10 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                 kept = [stem for stem in lexemes if stem and " " not in stem
                         and stem != whole and stem in vocabulary and frequency.get(stem, 0.0) <= limit
                         and stem not in drops[lang]]
+                kept = list(dict.fromkeys(kept))[:tuning.synonym_limit or None]
                 if kept:
                     listed = alternatives.setdefault(lang, {}).setdefault(whole, [])
-                    listed.extend(stem for stem in dict.fromkeys(kept) if stem not in listed)
+                    listed.extend(stem for stem in kept if stem not in listed)
     return result, alternatives, versions
 
 
