@@ -23,11 +23,14 @@ install: $(STAMP)
 ## espeak-ng and sox for the synthesized audio fixtures (answer classification, simulations),
 ## nginx for the scale-out test (two web processes behind deploy/nginx.conf), and
 ## the Debian Reference in English, Spanish and German: the retrieval evaluation corpus
-## (knowledge/evaluation, bench/knowledge_quality.py, knowledge/tests/test_retrieval_quality.py).
-DEBIAN_TEST_PACKAGES := chromium espeak-ng sox nginx debian-reference-en debian-reference-es debian-reference-de
+## (knowledge/evaluation, bench/knowledge_quality.py, knowledge/tests/test_retrieval_quality.py); the MyThes thesauri
+## the bench's synonym variants read (knowledge/thesaurus.py; off by default, BENCH.md "Sixth pass").
+DEBIAN_TEST_PACKAGES := chromium espeak-ng sox nginx debian-reference-en debian-reference-es debian-reference-de \
+	mythes-de mythes-es mythes-en-us
 browser:
 	@if [ ! -x /usr/bin/chromium ] || ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null \
-	    || [ ! -x /usr/sbin/nginx ] || [ ! -f /usr/share/debian-reference/ch02.de.html ]; then \
+	    || [ ! -x /usr/sbin/nginx ] || [ ! -f /usr/share/debian-reference/ch02.de.html ] \
+	    || [ ! -f /usr/share/mythes/th_de_DE_v2.idx ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TEST_PACKAGES) >/dev/null; \
 	  else echo "note: some of $(DEBIAN_TEST_PACKAGES) are missing; tests that need them are skipped (apt-get install them)"; fi; \

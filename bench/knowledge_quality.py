@@ -139,6 +139,13 @@ def tuning_variants() -> dict:
         "prf b0.5 m3 simnorm w0.5": replace(default, feedback_beta=0.5, feedback_top=3, similarity_norm=True,
                                             similarity_weight=0.5),
         "centroid 0.5 simnorm": replace(default, section_centroid=0.5, similarity_norm=True),
+        # sixth pass: query words also match their thesaurus synonyms the base uses (knowledge.thesaurus)
+        "synonyms all": replace(default, synonyms="all"),
+        "synonyms unknown": replace(default, synonyms="unknown"),
+        "synonyms unknown stem": replace(default, synonyms="unknown stem"),
+        "synonyms all stem": replace(default, synonyms="all stem"),
+        "synonyms all max1": replace(default, synonyms="all", synonym_limit=1),
+        "synonyms all max3": replace(default, synonyms="all", synonym_limit=3),
     }
 
 

@@ -32,7 +32,7 @@ questions match nothing. In German and Dutch, a joined query word also matches a
 found in the base's own vocabulary (knowledge.decompound; "Kernelmodul" finds "Kernel-Modul"), stemmed in the
 same lexeme round trip. Knobs and measured alternatives (IDF weighting, fusion weights, OR semantics,
 decompounding, section pooling, joining split compounds, anisotropy correction, pseudo-relevance feedback,
-section centroids): `SearchTuning`, BENCH.md "Second pass" to "Fifth pass".
+section centroids, thesaurus synonyms): `SearchTuning`, BENCH.md "Second pass" to "Sixth pass".
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connection
 
-from knowledge import anisotropy, decompound, feedback
+from knowledge import anisotropy, decompound, feedback, thesaurus
 from knowledge.embeddings import EmbeddingBackend, ModelSpec
 from knowledge.models import KnowledgeBase
 from orgs.models import Organization
@@ -85,7 +85,10 @@ class SearchTuning:
     `feedback_beta` / `feedback_top` / `feedback_gamma`: pseudo-relevance feedback (knowledge.feedback): the query
     vector moves towards the first pass's best candidates and every candidate's cosine is taken again.
     `section_centroid`: a candidate's cosine becomes (1 - share) * its own + share * that of its section's centroid
-    (the mean of the section's chunk vectors, in SQL). Both measured and left off (BENCH.md, "Fifth pass")."""
+    (the mean of the section's chunk vectors, in SQL). Both measured and left off (BENCH.md, "Fifth pass").
+    `synonyms` (with decompound "or"): a query word also matches its single-word thesaurus synonyms
+    (knowledge.thesaurus) that the searched bases' vocabulary holds, as alternatives like compound parts; "unknown"
+    only for words the vocabulary lacks; `synonym_limit`: at most that many per word (BENCH.md, "Sixth pass")."""
 
     rrf_k: int = RRF_K
     text_weight: float = 1.0
@@ -113,6 +116,9 @@ class SearchTuning:
     feedback_top: int = 3  # how many of the first pass's best candidates make that mean
     feedback_gamma: float = 0.0  # Rocchio weight of the lower half of the candidates' mean, subtracted
     section_centroid: float = 0.0  # share of the cosine to the chunk's section centroid in the second stage
+    synonyms: str = "off"  # with decompound "or": query words also match thesaurus synonyms the base uses; "all",
+    # "unknown" (only words the base's vocabulary lacks), "all stem" / "unknown stem" (looked up by stem) or "off"
+    synonym_limit: int = 0  # with synonyms: at most this many per query word, in the thesaurus's order (0: no limit)
 
 
 DEFAULT_TUNING = SearchTuning()
@@ -345,6 +351,23 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                             *(text for a, b, joined in joins for text in (a, b, *joined))})
             part_langs.extend([lang] * len(texts))
             part_texts.extend(texts)
+    synonym_words: dict[str, dict[str, list[str]]] = {}
+    if tuning.synonyms != "off" and tuning.decompound == "or":
+        by_stem = tuning.synonyms.endswith("stem")
+        tokens = sorted({w.lower() for w in _WORD.findall(query)})
+        for lang, group in by_language.items():
+            if not group or (by_stem and thesaurus.stem_index(lang) is None):
+                continue
+            # By stem, only the words themselves are stemmed here; their synonyms come stemmed from the index.
+            looked_up = ({w: [] for w in tokens if w.isalpha()} if by_stem
+                         else {w: syns for w in tokens if (syns := thesaurus.synonyms(w, lang))})
+            if not looked_up:
+                continue
+            synonym_words[lang] = looked_up
+            split_bases.extend(kb for kb in group if kb not in split_bases)
+            texts = sorted({*looked_up, *(s for syns in looked_up.values() for s in syns)})
+            part_langs.extend([lang] * len(texts))
+            part_texts.extend(texts)
     versioned = ([kb for group in by_language.values() for kb in group] if tuning.center or tuning.whiten
                  else split_bases)
     with connection.cursor() as cursor:
@@ -376,7 +399,7 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
         drops[language] = set(filler.split(" ")) if filler else set()
         result[language] = [t for t in lexemes if frequency.get(t, 0.0) <= limit and t not in drops[language]]
     alternatives: dict[str, dict[str, list[str]]] = {}
-    if split_words:
+    if split_words or synonym_words:
         vocabularies = _vocabularies(split_bases, [versions[kb.pk] for kb in split_bases])
         stems: dict[str, dict[str, str]] = defaultdict(dict)
         for lang, text, stem in zip(part_langs, part_texts, part_stems, strict=True):
@@ -401,6 +424,24 @@ def _query_terms(query: str, by_language: dict[str, list[KnowledgeBase]], tuning
                     if found and end in result[lang]:
                         listed = alternatives.setdefault(lang, {}).setdefault(end, [])
                         listed.extend(stem for stem in found if stem not in listed)
+        for lang, found_synonyms in synonym_words.items():
+            vocabulary = frozenset().union(*(vocabularies[kb.pk] for kb in by_language[lang]))
+            for word, synonyms in found_synonyms.items():
+                whole = stems[lang].get(word, "")
+                if not whole or " " in whole or whole not in result[lang]:
+                    continue
+                if tuning.synonyms.startswith("unknown") and whole in vocabulary:
+                    continue  # the base uses the caller's own word
+                index = thesaurus.stem_index(lang) if tuning.synonyms.endswith("stem") else None
+                lexemes = (index.synonym_stems(whole) if index
+                           else [stems[lang].get(text, "") for text in synonyms])
+                kept = [stem for stem in lexemes if stem and " " not in stem
+                        and stem != whole and stem in vocabulary and frequency.get(stem, 0.0) <= limit
+                        and stem not in drops[lang]]
+                kept = list(dict.fromkeys(kept))[:tuning.synonym_limit or None]
+                if kept:
+                    listed = alternatives.setdefault(lang, {}).setdefault(whole, [])
+                    listed.extend(stem for stem in kept if stem not in listed)
     return result, alternatives, versions
 
 

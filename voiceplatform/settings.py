@@ -403,6 +403,9 @@ KNOWLEDGE_URL_TIMEOUT = env_float("KNOWLEDGE_URL_TIMEOUT", 20.0)
 # process per core, and oversubscribed threads made a query ~8x slower under load
 # (bench/knowledge_bench.py).
 KNOWLEDGE_EMBED_THREADS = env_int("KNOWLEDGE_EMBED_THREADS", 1)
+# Where the MyThes thesauri (Debian's mythes-de/-es/-en-us) are read from for SearchTuning.synonyms; absent files
+# mean no synonyms (knowledge.thesaurus).
+KNOWLEDGE_THESAURUS_DIR = os.environ.get("KNOWLEDGE_THESAURUS_DIR", "/usr/share/mythes")
 # Load the local embedding model at start (web process and ingest worker, in a background thread) so the
 # first search does not wait ~8 s for it; off in tests, which load it only when they embed.
 KNOWLEDGE_WARM_LOCAL_MODEL = env_bool("KNOWLEDGE_WARM_LOCAL_MODEL", not TESTING)
