@@ -278,7 +278,8 @@ def query_vectors(kb, backend, questions, form: str) -> dict:
     import numpy as np
     from django.db import connection
 
-    from knowledge.search import _WORD, CALLER_WORDS
+    from knowledge.passages import _WORD
+    from knowledge.search import CALLER_WORDS
 
     def bare(text: str) -> str:
         words = _WORD.findall(text)

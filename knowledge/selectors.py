@@ -7,7 +7,8 @@ from typing import Any
 from django.db.models import Count, QuerySet
 
 from knowledge.models import Document, DocumentVersion, KnowledgeBase
-from knowledge.search import SearchHit, asearch_knowledge, format_for_agent, search_knowledge
+from knowledge.passages import format_for_agent
+from knowledge.search import SearchHit, asearch_knowledge, search_knowledge
 from orgs.models import Organization
 
 __all__ = [

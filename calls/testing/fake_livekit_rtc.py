@@ -221,6 +221,11 @@ class FakeLiveKitServer:
         #: (monotonic arrival time, offset in :meth:`heard` of that frame's first sample)
         self.heard_at: list[tuple[float, int]] = []
         self._heard_lock = threading.Lock()
+        #: set once the agent's published audio track is negotiated (the renegotiation that adds it
+        #: answered): audio the agent sends from then on reaches :meth:`heard`. A test's provider
+        #: script holds its greeting on it (``Until``) so the greeting is not spoken into a track
+        #: that does not flow yet, which a busy machine can make last longer than the greeting.
+        self.agent_track_answered = threading.Event()
         self._peers: list[_Peer] = []
         self.refusing = False
         #: (HTTP status, message): every join is refused at the WebSocket upgrade, as LiveKit
@@ -486,6 +491,8 @@ class FakeLiveKitServer:
         answer = rtc.SessionDescription(type="answer", sdp=peer.pc.localDescription.sdp, id=offer.id,
                                         mid_to_track_id=peer.mids)
         await peer.ws.send(rtc.SignalResponse(answer=answer).SerializeToString())
+        if not first and not peer.browser and self.published:
+            self.agent_track_answered.set()
 
     async def _on_request(self, peer: _Peer, message: bytes) -> None:
         request = rtc.SignalRequest()

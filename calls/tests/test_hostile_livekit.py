@@ -22,7 +22,7 @@ import pytest
 import time_machine
 
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn
+from agents.testing.script import AgentTurn, Until
 from calls.audio.mulaw import array_to_mulaw
 from calls.media.result import END_SETUP_ERROR
 from calls.models import Call, Status
@@ -166,8 +166,9 @@ def test_no_log_record_of_a_livekit_call_and_its_webhook_holds_a_livekit_secret(
         org_a: Any, openai: FakeOpenAIRealtime, client: Any) -> None:  # noqa: F811 - the fixture
     agent = _agent(org_a, openai)
     room = "support-" + new_room_name(agent)
-    openai.script(AgentTurn(audio=GREETING, transcript="Hello from the room."))
     with FakeLiveKitServer(room=room, human_identity="visitor-7") as livekit:
+        openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                      AgentTurn(audio=GREETING, transcript="Hello from the room."))
         ProviderCredential.objects.create(org=org_a, provider="livekit", secrets={
             "url": livekit.url, "api_key": livekit.api_key, "api_secret": livekit.api_secret})
         server = server_of(livekit)

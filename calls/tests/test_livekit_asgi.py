@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn
+from agents.testing.script import AgentTurn, Until
 from calls.audio.mulaw import array_to_mulaw
 from calls.models import Call, Status
 from calls.testing.fake_livekit_rtc import FakeLiveKitServer
@@ -52,7 +52,8 @@ def test_the_api_sends_the_agent_into_the_room_from_the_server_process(
         ProviderCredential.objects.create(org=org_a, provider="livekit", secrets={
             "url": livekit.url, "api_key": livekit.api_key, "api_secret": livekit.api_secret})
         agent = make_ready_agent(org_a, provider="openai_realtime", first_message="Hello from the room.")
-        openai.script(AgentTurn(audio=array_to_mulaw(tone(1.0, hz=600, level=0.4)), transcript="Hello from the room."))
+        openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                      AgentTurn(audio=array_to_mulaw(tone(1.0, hz=600, level=0.4)), transcript="Hello from the room."))
         _key, api_key = create_api_key(org_a, SYSTEM, "livekit", "editor")
 
         body = json.dumps({"agent": str(agent.public_id), "room": "support-1", "participant": "visitor-7"})

@@ -13,7 +13,7 @@ import pytest
 from livekit import api
 
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn
+from agents.testing.script import AgentTurn, Until
 from calls.audio.mulaw import array_to_mulaw
 from calls.models import Call, CallEvent, Direction, Status, TranscriptTurn
 from calls.services.errors import CallError, ConcurrencyLimitReached
@@ -47,12 +47,14 @@ def _agent(org: Any, openai: FakeOpenAIRealtime) -> Any:
 def test_an_agent_call_in_a_livekit_room_is_recorded_like_a_phone_call(org_a: Any, openai: FakeOpenAIRealtime) -> None:
     agent = _agent(org_a, openai)
     room = new_room_name(agent)
-    openai.script(AgentTurn(audio=GREETING, transcript="Hello from the room."),
-                  AgentTurn(audio=GREETING[:4000], transcript="Your order ships today."))
     openai.caller_says("Where is my order?")
     call = start_livekit_call(org_a, agent, SYSTEM, room=room, participant="visitor-7")
 
     with FakeLiveKitServer(room=room, human_identity="visitor-7") as livekit:
+        openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                      AgentTurn(audio=GREETING, transcript="Hello from the room."),
+                      AgentTurn(audio=GREETING[:4000], transcript="Your order ships today."))
+
         async def scenario() -> None:
             running = asyncio.ensure_future(run_livekit_call(str(call.public_id), server_of(livekit)))
             await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 800, "the greeting")

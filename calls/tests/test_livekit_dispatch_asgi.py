@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn
+from agents.testing.script import AgentTurn, Until
 from calls.audio.mulaw import array_to_mulaw
 from calls.models import Call, Direction, LiveKitDispatchRule, LiveKitWebhookEvent, ParticipantKind, Status
 from calls.services.livekit_dispatch import webhook_path
@@ -45,7 +45,8 @@ def test_a_livekit_sip_caller_is_answered_by_the_rules_agent(daphne: tuple[str, 
         agent = make_ready_agent(org_a, provider="openai_realtime", first_message="Thanks for calling.")
         LiveKitDispatchRule.objects.create(org=org_a, name="Phone line", agent=agent, room_prefix="call-",
                                            participant_kind=ParticipantKind.SIP)
-        openai.script(AgentTurn(audio=array_to_mulaw(tone(1.0, hz=600, level=0.4)), transcript="Thanks for calling."))
+        openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                      AgentTurn(audio=array_to_mulaw(tone(1.0, hz=600, level=0.4)), transcript="Thanks for calling."))
 
         message = lk.event("participant_joined", room, room_sid="RM_fake", identity=CALLER,
                            participant_kind=lk.SIP,

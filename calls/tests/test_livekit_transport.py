@@ -17,7 +17,7 @@ from livekit.protocol.models import TrackSource
 
 from agents.bridges.base import SessionConfig
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn, ProviderFailure
+from agents.testing.script import AgentTurn, ProviderFailure, Until
 from calls.audio.mulaw import array_to_mulaw
 from calls.audio.vad import VadSettings
 from calls.media import result as r
@@ -78,7 +78,8 @@ async def run_call(livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_p
 def test_agent_greets_listens_and_ends_when_the_human_leaves(
     livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
 ) -> None:
-    openai.script(AgentTurn(audio=GREETING, transcript="Hello, how can I help?"),
+    openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                  AgentTurn(audio=GREETING, transcript="Hello, how can I help?"),
                   AgentTurn(audio=GREETING[:4000], transcript="Sure."))
     openai.caller_says("I want to check my order.")
     voice = speech_like(1.5, sample_rate=48000, seed=3).tobytes()
@@ -118,7 +119,8 @@ def test_agent_greets_listens_and_ends_when_the_human_leaves(
 def test_a_provider_failure_plays_the_apology_in_the_room_and_the_agent_leaves(
     livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
 ) -> None:
-    openai.script(AgentTurn(audio=GREETING[:4000], transcript="Hello."),
+    openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                  AgentTurn(audio=GREETING[:4000], transcript="Hello."),
                   ProviderFailure(message="upstream overloaded", fatal=True))
     apology = array_to_mulaw(tone(1.0, hz=900, level=0.4))
 
@@ -138,7 +140,8 @@ def test_a_provider_failure_plays_the_apology_in_the_room_and_the_agent_leaves(
 def test_the_session_ends_when_the_room_closes_under_the_agent(
     livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
 ) -> None:
-    openai.script(AgentTurn(audio=GREETING, transcript="Hello, how can I help?"))
+    openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                  AgentTurn(audio=GREETING, transcript="Hello, how can I help?"))
 
     async def during(transport: LiveKitTransport) -> None:
         await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 1300, "the greeting")
@@ -153,7 +156,8 @@ def test_the_session_ends_when_the_room_closes_under_the_agent(
 def test_a_dropped_connection_ends_the_session_as_connection_lost(
     livekit: FakeLiveKitServer, openai: FakeOpenAIRealtime, tmp_path: Path
 ) -> None:
-    openai.script(AgentTurn(audio=GREETING, transcript="Hello, how can I help?"))
+    openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                  AgentTurn(audio=GREETING, transcript="Hello, how can I help?"))
 
     async def during(transport: LiveKitTransport) -> None:
         await asyncio.to_thread(wait_until, lambda: loud_ms(livekit.heard(), 600) >= 300, "the greeting")

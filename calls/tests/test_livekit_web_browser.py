@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn
+from agents.testing.script import AgentTurn, Until
 from calls.audio.mulaw import array_to_mulaw
 from calls.models import Call, Status
 from calls.testing.fake_livekit_rtc import FakeLiveKitServer
@@ -63,7 +63,8 @@ def test_talk_to_an_agent_through_a_livekit_room(daphne: str, quiet_browser: Any
             "url": livekit.url, "api_key": livekit.api_key, "api_secret": livekit.api_secret})
         agent = make_ready_agent(org, name="Room desk", provider="openai_realtime",
                                  first_message="Hello from the room.")
-        openai.script(AgentTurn(audio=array_to_mulaw(tone(1.2, hz=600, level=0.4)), transcript="Hello from the room."))
+        openai.script(Until(livekit.agent_track_answered, "the agent's track to be negotiated"),
+                      AgentTurn(audio=array_to_mulaw(tone(1.2, hz=600, level=0.4)), transcript="Hello from the room."))
 
         page, problems = open_page(quiet_browser, 1280, 900)
         sign_in(page, daphne, "caller@room.test", PASSWORD)

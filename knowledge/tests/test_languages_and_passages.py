@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError
 from knowledge import services
 from knowledge.chunking import context_text
 from knowledge.models import Chunk
-from knowledge.search import SPOKEN_PASSAGE_CHARS, run_search_tool, search_knowledge, spoken_passage
+from knowledge.passages import SPOKEN_PASSAGE_CHARS, spoken_passage
+from knowledge.search import run_search_tool, search_knowledge
 from orgs.services import SYSTEM
 
 MANUAL_ES = """# Manual de soporte

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from knowledge import services
-from knowledge.search import asearch_knowledge, format_for_agent, search_knowledge
+from knowledge.passages import format_for_agent
+from knowledge.search import asearch_knowledge, search_knowledge
 from orgs.services import SYSTEM
 
 pytestmark = pytest.mark.django_db
