@@ -176,6 +176,10 @@ class MessageStore:
             self._db.close()
 
 
+# The largest Unix time a message can carry (year 2286, ten digits): the store is SQLite, whose
+# INTEGER is 64-bit, and a schema-valid larger number crashed the tool instead of matching nothing.
+MAX_UNIX_TIME = 9_999_999_999
+
 def _describe(response: httpx.Response) -> str:
     try:
         error = response.json().get("error", {})
@@ -338,7 +342,8 @@ def build_server(config: WhatsAppConfig, store: MessageStore | None = None,
         ctx: Context,
         from_number: Annotated[str | None, Field(pattern=r"^\+?[1-9]\d{6,14}$",
                                                   description="Only messages from this sender")] = None,
-        since_timestamp: Annotated[int | None, Field(ge=0, description="Unix time; only messages at or after")] = None,
+        since_timestamp: Annotated[int | None, Field(ge=0, le=MAX_UNIX_TIME,
+                                                     description="Unix time; only messages at or after")] = None,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
         mark_as_read: Annotated[bool, Field(description="Show the customer blue ticks for these messages")] = False,
     ) -> dict[str, Any]:
