@@ -369,18 +369,13 @@ def vector_ranks(org, kb, questions, whiten: int = 128, adapter_forms: Sequence[
     import functools
 
     import numpy as np
-    from django.db import connection
 
     from knowledge import anisotropy, services
     from knowledge.evaluation.corpus import answers
 
     backend = services.backend_for(kb)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT c.embedding::text, d.title, c.heading FROM knowledge_chunk c"
-                       " JOIN knowledge_document d ON d.id = c.document_id"
-                       " WHERE c.knowledge_base_id = %s AND c.is_active ORDER BY c.id", [kb.pk])
-        rows = cursor.fetchall()
-    vectors = np.stack([anisotropy.parse_vector(row[0]) for row in rows])
+    # The models store unit vectors, so base_chunks' normalisation leaves them as read (to float precision).
+    vectors, _, rows, _ = base_chunks(kb)
     mean = vectors.mean(axis=0)
     white = anisotropy.whitening_matrix(vectors - mean, whiten)
 
