@@ -167,14 +167,14 @@ def base_chunks(kb):
     import numpy as np
     from django.db import connection
 
-    from knowledge import anisotropy
+    from knowledge.vectors import parse_vector
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT c.embedding::text, d.title, c.heading, c.text FROM knowledge_chunk c"
                        " JOIN knowledge_document d ON d.id = c.document_id"
                        " WHERE c.knowledge_base_id = %s AND c.is_active ORDER BY c.id", [kb.pk])
         rows = cursor.fetchall()
-    vectors = np.stack([anisotropy.parse_vector(row[0]) for row in rows])
+    vectors = np.stack([parse_vector(row[0]) for row in rows])
     sections: dict = {}
     labels = [sections.setdefault((row[1], row[2]), len(sections)) for row in rows]
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), labels, rows, sections

@@ -25,7 +25,6 @@ matrix 200 KB). Per query: one vector subtraction and cosine per second-stage ca
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -35,6 +34,7 @@ from django.db import connection
 from knowledge.decompound import BaseCache
 from knowledge.embeddings import ModelSpec
 from knowledge.models import KnowledgeBase
+from knowledge.vectors import parse_vector
 
 SAMPLE_CHUNKS = 20_000  # the mean of a 20k-chunk sample is within ~0.01 cosine of the whole base's
 WHITEN_SAMPLE = 5_000  # vectors fetched to estimate the covariance when whitening
@@ -49,13 +49,6 @@ class CorpusStatistics:
 
 
 STATISTICS: BaseCache[CorpusStatistics] = BaseCache(bases=STATISTICS_ENTRIES)
-
-
-def parse_vector(value: Any) -> np.ndarray:
-    """A pgvector value as the database returns it in a raw cursor ("[0.1,0.2]" text, or an array)."""
-    if isinstance(value, str):
-        return np.asarray(json.loads(value), dtype=np.float64)
-    return np.asarray(value, dtype=np.float64)
 
 
 def corpus_statistics(org_id: int, bases: Sequence[KnowledgeBase], spec: ModelSpec, versions: dict[int, str],
@@ -104,7 +97,7 @@ def centred_query(stats: CorpusStatistics, query: Sequence[float]) -> np.ndarray
 
 def similarity(stats: CorpusStatistics, query: Sequence[float], vector: Any) -> float:
     """Cosine of the corrected vectors: centred, then (if the statistics whiten) projected by W. `vector` as
-    `parse_vector` takes it."""
+    `knowledge.vectors.parse_vector` takes it."""
     q = centred_query(stats, query)
     d = parse_vector(vector) - stats.mean
     if stats.whitening is not None:

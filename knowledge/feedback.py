@@ -21,12 +21,14 @@ from typing import Sequence
 
 import numpy as np
 
+from knowledge import vectors
+
 
 def parse_vector(text: str | None) -> np.ndarray | None:
-    """pgvector's text form "[0.1,0.2,...]" as a float32 array (None stays None)."""
+    """pgvector's text form "[0.1,0.2,...]" as a float32 array (knowledge.vectors); None (SQL NULL) stays None."""
     if not text:
         return None
-    return np.array(text.strip("[]").split(","), dtype=np.float32)
+    return vectors.parse_vector(text, np.float32)
 
 
 def _unit(values: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -81,3 +81,28 @@ def test_second_stage_variants_use_the_stored_vectors(kb_a: Any, ingest: Any) ->
     moved = feedback.expanded_query(query, [_stored(h) for h in first[:3]], [], 0.3)
     for hit in search(SearchTuning(feedback_beta=0.3, feedback_top=3)):
         assert hit.vector_similarity == pytest.approx(_cos(_stored(hit), moved), abs=2e-4)
+
+
+@pytest.mark.django_db
+def test_parsed_text_vectors_are_the_stored_ones(kb_a: Any, ingest: Any) -> None:
+    """The second stage reads vectors as pgvector text (knowledge.vectors): feedback's float32 is the stored vector
+    exactly, the anisotropy statistics' float64 the same values, and a NULL vector stays None."""
+    from django.db import connection
+
+    from knowledge.vectors import parse_vector
+
+    ingest(kb_a, "manual.md", UPGRADE_MANUAL.encode())
+    chunks = list(Chunk.objects.filter(knowledge_base=kb_a, is_active=True).order_by("id"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT embedding::text FROM knowledge_chunk WHERE id = ANY(%s) ORDER BY id",
+                       [[c.pk for c in chunks]])
+        texts = [row[0] for row in cursor.fetchall()]
+    for chunk, text in zip(chunks, texts, strict=True):
+        stored = np.asarray(chunk.embedding, dtype=np.float32)
+        as_float32 = feedback.parse_vector(text)
+        assert as_float32 is not None and as_float32.dtype == np.float32
+        assert np.array_equal(as_float32, stored)
+        as_float64 = parse_vector(text)
+        assert as_float64.dtype == np.float64 and np.array_equal(as_float64.astype(np.float32), stored)
+        assert np.array_equal(parse_vector(chunk.embedding).astype(np.float32), stored)  # a list parses too
+    assert feedback.parse_vector(None) is None and feedback.parse_vector("") is None
