@@ -154,7 +154,7 @@ def tuning_variants() -> dict:
 # bare: the question's content words only (Postgres stop words and CALLER_WORDS dropped); mean: plain + bare.
 # Fifth pass: feedback b0.3 / b0.5 = the plain vector moved by Rocchio towards the 3 best chunks of a first default
 # search (knowledge.feedback.expanded_query), then searched again with it: both legs, a second retrieval.
-# Sixth pass: adapter <sources> r<reg> = normalize(W q), W a per-base query adapter (knowledge.adapter) trained on the
+# Sixth pass: adapter <sources> r<reg> = normalize(W q), W a per-base query adapter (knowledge.evaluation.adapter) trained on the
 # base's own pseudo-queries: "ict" sentences of its chunks, "+head" also its section headings and document titles.
 QUERY_FORMS = ("plain", "passage", "bare", "mean", "feedback b0.3", "feedback b0.5")
 ADAPTER_FORMS = ("adapter ict r1", "adapter ict r0.1", "adapter ict+head r0.1")
@@ -187,7 +187,7 @@ def pseudo_queries(kb, backend, rows, labels, sections, sources: str):
 
     import numpy as np
 
-    from knowledge import adapter
+    from knowledge.evaluation import adapter
 
     parts = []
     for part in sources.split("+"):
@@ -223,7 +223,7 @@ def base_adapter(kb, backend, form: str):
 
     import numpy as np
 
-    from knowledge import adapter
+    from knowledge.evaluation import adapter
 
     key = (kb.pk, form)
     if key not in _ADAPTERS:
@@ -253,7 +253,7 @@ def calibrate_adapter(kb, backend, regs: Sequence[float], sources: str = "ict") 
 
     import numpy as np
 
-    from knowledge import adapter
+    from knowledge.evaluation import adapter
 
     passages, labels, rows, sections = base_chunks(kb)
     queries, wanted = pseudo_queries(kb, backend, rows, labels, sections, sources)
@@ -300,7 +300,7 @@ def query_vectors(kb, backend, questions, form: str) -> dict:
         elif form == "bare":
             vectors[text] = backend.embed_query(bare(text) or text)
         elif form.startswith("adapter"):
-            from knowledge import adapter
+            from knowledge.evaluation import adapter
 
             vectors[text] = adapter.adapt(base_adapter(kb, backend, form), backend.embed_query(text))
         elif form.startswith("feedback"):

@@ -1,4 +1,4 @@
-"""The per-base query adapter (knowledge.adapter, sixth pass, measured in the bench only): it learns a query map that
+"""The per-base query adapter (knowledge.evaluation.adapter, sixth pass, measured in the bench only): it learns a query map that
 sends pseudo-queries to their own section, stays the identity when regularised hard, and leaves vectors unit."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 
-from knowledge import adapter
+from knowledge.evaluation import adapter
 
 
 def _base(seed: int = 0) -> tuple[np.ndarray, list[int], np.ndarray, list[int]]:

@@ -506,6 +506,47 @@ def test_core_apps_do_not_import_feature_apps() -> None:
     assert not problems, "a lower layer imports a feature built on it:\n" + "\n".join(problems)
 
 
+# --- evaluation code stays out of production -------------------------------------------------
+
+# knowledge/evaluation holds what only the quality bench and the tests use (the corpus reader, the scorer, the
+# measured-only per-base query adapter): production code importing it would ship experiment code (the adapter
+# trains with torch). The bench and test modules (project_sources skips tests/ and test_*.py) may import it.
+EVALUATION_PACKAGE = "knowledge.evaluation"
+EVALUATION_USERS = ("bench/", "knowledge/evaluation/")
+
+
+def _imported_modules(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """(line, dotted name) of every absolute import; `from a import b` yields both a and a.b (b may be a module)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module
+            yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+
+
+def _imports_evaluation(tree: ast.Module) -> list[int]:
+    return sorted({line for line, name in _imported_modules(tree)
+                   if name == EVALUATION_PACKAGE or name.startswith(EVALUATION_PACKAGE + ".")})
+
+
+def test_production_never_imports_evaluation_code() -> None:
+    problems = [f"{path}:{line}" for path, tree in project_sources() if not path.startswith(EVALUATION_USERS)
+                for line in _imports_evaluation(tree)]
+    assert not problems, "production code imports knowledge.evaluation (bench/test only):\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(("source", "lines"), [
+    ("from knowledge.evaluation import adapter", [1]),
+    ("import knowledge.evaluation.run as run", [1]),
+    ("x = 1\nfrom knowledge import evaluation", [2]),
+    ("def f():\n    from knowledge.evaluation.adapter import adapt", [2]),
+    ("from knowledge import evaluations, search\nimport knowledge.evaluation_notes", []),
+])
+def test_evaluation_import_scanner(source: str, lines: list[int]) -> None:
+    assert _imports_evaluation(ast.parse(source)) == lines
+
+
 # --- one service error type, mapped once ---------------------------------------------------
 
 # What a service module may raise besides a ServiceError, and why.
