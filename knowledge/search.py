@@ -496,6 +496,10 @@ def search_knowledge(org: Organization, kb_ids: Iterable[Any], query: str, k: in
         KNOWLEDGE_SEARCH_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
 
+# The columns every row of the search statement has (score to version number); second-stage extras follow them.
+_HIT_COLUMNS = 16
+
+
 def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: str,
                       query_vectors: dict[str, Sequence[float]], k: int, *, rerank: bool = True,
                       tuning: SearchTuning = DEFAULT_TUNING) -> list[SearchHit]:
@@ -543,15 +547,22 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     exact = ("CASE c.embedding_model " + " ".join(
         f"WHEN %(v{i}_model)s THEN (c.embedding::vector({int(spec.dimensions)}) <=> "
         f"%(v{i}_vec)s::vector({int(spec.dimensions)}))" for i, spec in enumerate(by_spec)) + " END")
+    # Second-stage variants (all off by default) add columns only when on, named in `extras`: the anisotropy-corrected
+    # cosine; the candidate's model and vector (feedback); its section centroid's cosine (the section = its version's
+    # chunks under the same heading, a few index rows).
+    extras: dict[str, str] = {}
     corrected, stats = _corrected_similarity(org, by_spec, query_vectors, versions, params, tuning if rerank else None)
-    # Second-stage extras, read only when a variant uses them: the candidate's vector (feedback) and the cosine
-    # of its section's centroid (the section = its version's chunks under the same heading, a few index rows).
-    vector_text = "c.embedding::text" if tuning.feedback_beta or tuning.feedback_gamma else "NULL::text"
-    centroid = ("CASE c.embedding_model " + " ".join(
-        f"WHEN %(v{i}_model)s THEN ((SELECT avg(s.embedding::vector({int(spec.dimensions)})) FROM knowledge_chunk s"
-        f" WHERE s.org_id = %(org)s AND s.version_id = c.version_id AND s.heading = c.heading AND s.is_active"
-        f" AND s.embedding_model = c.embedding_model) <=> %(v{i}_vec)s::vector({int(spec.dimensions)}))"
-        for i, spec in enumerate(by_spec)) + " END") if tuning.section_centroid else "NULL::float8"
+    if corrected is not None:
+        extras["corrected"] = corrected
+    use_feedback = rerank and bool(tuning.feedback_beta or tuning.feedback_gamma)
+    if use_feedback:
+        extras.update(model="c.embedding_model", vector="c.embedding::text")
+    if tuning.section_centroid:
+        extras["centroid"] = "CASE c.embedding_model " + " ".join(
+            f"WHEN %(v{i}_model)s THEN ((SELECT avg(s.embedding::vector({int(spec.dimensions)})) FROM knowledge_chunk s"
+            f" WHERE s.org_id = %(org)s AND s.version_id = c.version_id AND s.heading = c.heading AND s.is_active"
+            f" AND s.embedding_model = c.embedding_model) <=> %(v{i}_vec)s::vector({int(spec.dimensions)}))"
+            for i, spec in enumerate(by_spec)) + " END"
     sql = (
         "WITH " + ", ".join(ctes) + ", "
         "vector_ranked AS (" + " UNION ALL ".join(ranked) + "), "
@@ -561,9 +572,9 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
         "  SELECT id, rank, 1.0 AS weight FROM vector_ranked"
         "  UNION ALL SELECT id, rank, %(text_weight)s * share AS weight FROM text_ranked) legs"
         " GROUP BY id ORDER BY score DESC, id LIMIT %(k)s) "
-        "SELECT f.score, " + exact + ", " + corrected + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start,"
-        " c.end, c.page, kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number, c.embedding_model, "
-        + vector_text + ", " + centroid + " "
+        "SELECT f.score, " + exact + ", vr.rank, tr.rank, c.index, c.heading, c.text, c.start, c.end, c.page,"
+        " kb.public_id, kb.name, d.public_id, d.title, v.public_id, v.number"
+        + "".join(", " + column for column in extras.values()) + " "
         "FROM fused f JOIN knowledge_chunk c ON c.id = f.id"
         " JOIN knowledge_knowledgebase kb ON kb.id = c.knowledge_base_id"
         " JOIN knowledge_document d ON d.id = c.document_id"
@@ -578,13 +589,17 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
     hits: list[SearchHit] = []
     similarities: list[float | None] = []
     vectors: list[tuple[str, Any]] = []
-    for (score, distance, second, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
-         doc_id, title, version_id, number, model, vector, centroid_distance) in rows:
-        similarities.append(_second_similarity(second, stats, query_vectors))
-        if distance is not None and centroid_distance is not None:
+    for row in rows:
+        (score, distance, vector_rank, text_rank, index, heading, text, start, end, page, kb_id, kb_name,
+         doc_id, title, version_id, number) = row[:_HIT_COLUMNS]
+        extra = dict(zip(extras, row[_HIT_COLUMNS:], strict=True))
+        if "corrected" in extra:
+            similarities.append(_second_similarity(extra["corrected"], stats, query_vectors))
+        if distance is not None and extra.get("centroid") is not None:
             share = tuning.section_centroid
-            distance = (1.0 - share) * float(distance) + share * float(centroid_distance)
-        vectors.append((model, feedback.parse_vector(vector)))
+            distance = (1.0 - share) * float(distance) + share * float(extra["centroid"])
+        if use_feedback:
+            vectors.append((extra["model"], feedback.parse_vector(extra["vector"])))
         hits.append(SearchHit(
             knowledge_base_id=str(kb_id), knowledge_base=kb_name, document_id=str(doc_id), document_title=title,
             version_id=str(version_id), version=number, chunk_index=index, heading=heading, text=text,
@@ -593,7 +608,7 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
             vector_rank=vector_rank, text_rank=text_rank,
         ))
     if rerank:
-        hits = (feedback_rerank(hits, vectors, query_vectors, tuning) if tuning.feedback_beta or tuning.feedback_gamma
+        hits = (feedback_rerank(hits, vectors, query_vectors, tuning) if use_feedback
                 else rerank_hits(hits, tuning, similarities if stats else None))[:k]
     logger.info("knowledge search", extra={"org": str(org.public_id), "bases": len(bases), "hits": len(hits)})
     return hits
@@ -601,13 +616,13 @@ def search_by_vectors(org: Organization, bases: Sequence[KnowledgeBase], query: 
 
 def _corrected_similarity(org: Organization, by_spec: dict[ModelSpec, list[KnowledgeBase]],
                           query_vectors: dict[str, Sequence[float]], versions: dict[int, str], params: dict[str, Any],
-                          tuning: SearchTuning | None) -> tuple[str, dict[str, anisotropy.CorpusStatistics]]:
+                          tuning: SearchTuning | None) -> tuple[str | None, dict[str, anisotropy.CorpusStatistics]]:
     """The search statement's column for the second stage's anisotropy-corrected cosine (knowledge.anisotropy), and
     the statistics used, per model key. Centring: the cosine distance of (chunk - mean) to (query - mean), computed
-    by pgvector on the candidate rows; whitening: the chunk's vector itself (as text), projected here. NULL when
-    the tuning asks for neither."""
+    by pgvector on the candidate rows; whitening: the chunk's vector itself (as text), projected here. None (no
+    column) when the tuning asks for neither or no searched base has statistics."""
     if tuning is None or not (tuning.center or tuning.whiten):
-        return "NULL", {}
+        return None, {}
     stats: dict[str, anisotropy.CorpusStatistics] = {}
     cases: list[str] = []
     for i, (spec, group) in enumerate(by_spec.items()):
@@ -623,7 +638,7 @@ def _corrected_similarity(org: Organization, by_spec: dict[ModelSpec, list[Knowl
                            f"v{i}_centred": _vector_literal(anisotropy.centred_query(found, query_vectors[spec.key]))})
             cases.append(f"WHEN %(v{i}_model)s THEN ((c.embedding::vector({dims}) - %(v{i}_mean)s::vector({dims}))"
                          f" <=> %(v{i}_centred)s::vector({dims}))::text")
-    return ("CASE c.embedding_model " + " ".join(cases) + " END") if cases else "NULL", stats
+    return ("CASE c.embedding_model " + " ".join(cases) + " END") if cases else None, stats
 
 
 def _second_similarity(value: str | None, stats: dict[str, anisotropy.CorpusStatistics],

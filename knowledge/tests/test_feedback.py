@@ -106,3 +106,28 @@ def test_parsed_text_vectors_are_the_stored_ones(kb_a: Any, ingest: Any) -> None
         assert as_float64.dtype == np.float64 and np.array_equal(as_float64.astype(np.float32), stored)
         assert np.array_equal(parse_vector(chunk.embedding).astype(np.float32), stored)  # a list parses too
     assert feedback.parse_vector(None) is None and feedback.parse_vector("") is None
+
+
+@pytest.mark.django_db
+def test_the_default_search_reads_only_what_it_ranks_with(kb_a: Any, ingest: Any) -> None:
+    """The second-stage variants' columns (corrected cosine, the candidate's vector, its section centroid) are in the
+    search statement only when their knob is on: the default statement ends its columns at the version number."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ingest(kb_a, "manual.md", UPGRADE_MANUAL.encode())
+    question = "how do I stop one package from being upgraded"
+    vectors: dict[str, Sequence[float]] = {kb_a.spec.key: services.backend_for(kb_a).embed_query(question)}
+
+    def columns(tuning: SearchTuning, rerank: bool = True) -> str:
+        with CaptureQueriesContext(connection) as captured:
+            assert search_by_vectors(kb_a.org, [kb_a], question, vectors, 5, tuning=tuning, rerank=rerank)
+        [statement] = [q["sql"] for q in captured.captured_queries if "FROM fused f" in q["sql"]]
+        return statement[statement.rindex("SELECT f.score"):statement.index(" FROM fused f")]
+
+    for plain in (columns(DEFAULT_TUNING), columns(DEFAULT_TUNING, rerank=False),
+                  columns(SearchTuning(feedback_beta=0.3), rerank=False)):
+        assert plain.endswith("v.number") and "NULL" not in plain and "::text" not in plain
+    assert "c.embedding::text" in columns(SearchTuning(feedback_beta=0.3))
+    assert "avg(s.embedding" in columns(SearchTuning(section_centroid=0.5))
+    assert columns(SearchTuning(center=True)).endswith("::text END")
