@@ -227,7 +227,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", f"default{_RUN}")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# A message a worker took and never acknowledged (the worker was killed) goes back to the
+# queue once it is older than the visibility timeout, found by a sweep every live worker
+# runs every CELERY_RESTORE_SWEEP_S (kombu's default sweeps only every tenth tick, ~100 s).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+                                   "unacked_restore_interval": env_int("CELERY_RESTORE_SWEEP_S", 10),
+                                   "unacked_restore_throttle": 1}
 CELERY_TASK_ALWAYS_EAGER = False
 # Work on content a tenant supplied (document extraction, URL fetches, embedding) runs on
 # its own queue, served by its own worker (`worker-ingest` in compose, a second worker

@@ -107,12 +107,13 @@ def celery_worker_nodename(name: str) -> str:
     return f"{name}-{os.getpid()}@{socket.gethostname()}"
 
 
-def celery_queue_drained(queue: str | None = None) -> bool:
-    """No task message for ``queue`` (the default task queue) is waiting on the broker or
-    delivered and not yet acknowledged. kombu's Redis transport keeps each delivered message
-    in its ``unacked`` hash until the ack, which with ``acks_late`` comes after the task ran,
-    whether a live worker or a killed one holds it (a killed worker's return to the queue
-    after the visibility timeout). Ask :func:`celery_worker_idle` after this, not before."""
+def celery_backlog(queue: str | None = None) -> str:
+    """What of ``queue``'s (the default task queue's) task messages the broker still holds,
+    in words: waiting, or delivered and not yet acknowledged; "" when none. kombu's Redis
+    transport keeps each delivered message in its ``unacked`` hash until the ack, which with
+    ``acks_late`` comes after the task ran, whether a live worker or a killed one holds it
+    (a killed worker's goes back to the queue when a live worker's restore sweep finds it
+    older than the visibility timeout: ``CELERY_RESTORE_SWEEP_S``)."""
     import json
 
     import redis
@@ -122,20 +123,58 @@ def celery_queue_drained(queue: str | None = None) -> bool:
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     # kombu keeps a queue's prioritised messages under "<queue>\x06\x16<priority>"
     waiting = sum(client.llen(key) for key in [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))])
-    held = [json.loads(value)[2] for value in client.hvals("unacked")]  # [message, exchange, routing key]
-    return waiting == 0 and queue not in held
+    held = [json.loads(value) for value in client.hvals("unacked")]  # [message, exchange, routing key]
+    tasks = [m.get("headers", {}).get("task", "?") for m, _exchange, key in held if key == queue]
+    if not waiting and not tasks:
+        return ""
+    return f"{waiting} waiting on {queue!r}; {len(tasks)} delivered, not acknowledged: {sorted(tasks)}"
 
 
-def celery_worker_idle(nodename: str) -> bool:
-    """The worker holds no task: none running, reserved or waiting for its ETA. It answers
-    from the loop that takes messages off the broker, so asked after
-    :func:`celery_queue_drained` held, a message it had just taken is in its answer unless
-    already finished: both true means every message sent so far has been processed."""
+def celery_queue_drained(queue: str | None = None) -> bool:
+    """No task message for ``queue`` is waiting on the broker or delivered and not yet
+    acknowledged (:func:`celery_backlog`). Ask :func:`celery_worker_idle` after this, not
+    before."""
+    return not celery_backlog(queue)
+
+
+def celery_worker_load(nodename: str) -> str:
+    """What the worker holds, in words: tasks running, reserved or waiting for their ETA;
+    "" when it holds none. It answers from the loop that takes messages off the broker, so
+    asked after :func:`celery_queue_drained` held, a message it had just taken is in its
+    answer unless already finished: both empty means every message sent so far has been
+    processed."""
     from voiceplatform.celery import app
 
     inspect = app.control.inspect(destination=[nodename], timeout=5)
-    replies = [inspect.active(), inspect.reserved(), inspect.scheduled()]
-    return all(reply and not any(reply.values()) for reply in replies)
+    load = []
+    for kind in ("active", "reserved", "scheduled"):
+        reply = getattr(inspect, kind)()
+        if not reply:
+            load.append(f"no answer to {kind!r}")
+            continue
+        tasks = [t.get("name") or t.get("request", {}).get("name", "?") for ts in reply.values() for t in ts]
+        if tasks:
+            load.append(f"{kind}: {sorted(tasks)}")
+    return "; ".join(load)
+
+
+def celery_worker_answers(nodename: str) -> bool:
+    """The worker has booted: it answers a ping from the loop that takes messages, so its
+    signal handlers are installed (a SIGTERM now is a warm shutdown, not a kill)."""
+    from voiceplatform.celery import app
+
+    return bool(app.control.ping(destination=[nodename], timeout=1))
+
+
+def celery_worker_idle(nodename: str) -> bool:
+    """The worker holds no task (:func:`celery_worker_load`)."""
+    return not celery_worker_load(nodename)
+
+
+def celery_processed_all(nodename: str, queue: str | None = None) -> Callable[[], str]:
+    """For :func:`wait_until`'s ``log_tail`` after a wait for ``celery_queue_drained() and
+    celery_worker_idle(nodename)``: what is still held, and where."""
+    return lambda: f"broker: {celery_backlog(queue) or 'nothing'}; worker: {celery_worker_load(nodename) or 'idle'}"
 
 
 def answers_200(url: str, headers: dict[str, str] | None = None) -> bool:

@@ -107,6 +107,13 @@ class OpenAIRealtimeBridge(Bridge):
         # conversation, so a barge-in cancels them instead of truncating. item → response id.
         self._aside_responses: set[str] = set()
         self._aside_items: dict[str, str] = {}
+        # The conversation's responses in progress (response.created, no response.done yet).
+        # The service refuses a response.create while one is (conversation_already_has_
+        # active_response), and the response that carries a function call is still in
+        # progress when the call arrives: a tool's answer asks for the next response only
+        # once it is done (_create_owed).
+        self._open_responses: set[str] = set()
+        self._create_owed = False
 
     @classmethod
     def capabilities_for(cls, config: SessionConfig) -> BridgeCapabilities:
@@ -206,6 +213,8 @@ class OpenAIRealtimeBridge(Bridge):
                     options["ssl"] = self.config.ssl_context
         self._manager = client.realtime.connect(model=self.config.model or DEFAULT_MODEL,
                                                 websocket_connection_options=options)  # type: ignore[arg-type]
+        self._open_responses.clear()  # a new connection: nothing of the last one is in progress
+        self._create_owed = False
         try:
             self._conn = await self._manager.enter()
             created = await self._conn.recv()
@@ -236,7 +245,10 @@ class OpenAIRealtimeBridge(Bridge):
         await self._send(self._conn.conversation.item.create(
             item={"type": "function_call_output", "call_id": call_id, "output": text}))
         # The model does not continue on its own after a function result.
-        await self._send(self._conn.response.create())
+        if self._open_responses:
+            self._create_owed = True  # asked for when the response in progress is done
+        else:
+            await self._send(self._conn.response.create())
 
     async def _interrupt(self, item_id: str | None, heard_ms: int) -> None:
         # Server VAD already cancelled the response (interrupt_response); what
@@ -300,6 +312,9 @@ class OpenAIRealtimeBridge(Bridge):
                 raise
             for out in self._translate(event):
                 yield out
+            if self._create_owed and not self._open_responses and self._conn is not None:
+                self._create_owed = False
+                await self._send(self._conn.response.create())
 
     # -- translation -------------------------------------------------------------
 
@@ -344,9 +359,12 @@ class OpenAIRealtimeBridge(Bridge):
             metadata = getattr(ev.response, "metadata", None) or {}
             if metadata.get("purpose") == ASIDE_PURPOSE and ev.response.id:
                 self._aside_responses.add(ev.response.id)
+            elif ev.response.id:
+                self._open_responses.add(ev.response.id)
             return []
         if t == "response.done":
             resp = ev.response
+            self._open_responses.discard(resp.id)
             usage = resp.usage.model_dump(exclude_none=True) if getattr(resp, "usage", None) else {}
             return [ResponseDone(usage=usage, status=getattr(resp, "status", None) or "completed")]
         if t == "error":

@@ -17,6 +17,9 @@ Behaviour:
   Caller audio while a paced :class:`AgentTurn` is streaming is a barge-in: the
   server cancels the response (``response.done`` with status ``cancelled``), as
   the real API does with ``interrupt_response: true``.
+* While a conversation response is in progress (``response.created``, no ``response.done``
+  yet) a ``response.create`` is refused with ``conversation_already_has_active_response``,
+  as the service refuses it; out-of-band asides do not count.
 * ``response.create`` (after a ``function_call_output`` or a user text
   message, or on its own) runs the next script step. ``conversation.item.create``
   items are checked as the API does (a user message carries ``input_text``/
@@ -139,6 +142,18 @@ class FakeOpenAIRealtime(FakeServer):
                 state.turn_task.cancel()
 
     async def _dispatch(self, st: _Conn, session: dict[str, Any], msg: dict[str, Any]) -> None:
+        release = st.late_done if st.late_done_due else None
+        await self._on_message(st, session, msg)
+        if release is not None and st.late_done is release:
+            st.late_done, st.late_done_due = None, False
+            await self._done(st, release)
+
+    async def _done(self, st: _Conn, done: dict[str, Any]) -> None:
+        """Send a ``response.done``: the response is no longer active."""
+        st.active.discard(done["response"].get("id"))
+        await self.send_json(st.conn, done)
+
+    async def _on_message(self, st: _Conn, session: dict[str, Any], msg: dict[str, Any]) -> None:
         kind = msg.get("type")
         conn = st.conn
         if kind == "session.update":
@@ -161,10 +176,17 @@ class FakeOpenAIRealtime(FakeServer):
             item.setdefault("id", self._id("item"))
             await self.send_json(conn, {"type": "conversation.item.added", "item": item})
             await self.send_json(conn, {"type": "conversation.item.done", "item": item})
+            if (st.late_done is not None and item.get("type") == "function_call_output"
+                    and item.get("call_id") == st.late_done["response"]["output"][0]["call_id"]):
+                st.late_done_due = True  # finished after the client's next message
         elif kind == "response.create":
             response = msg.get("response") or {}
             if response.get("conversation") == "none":
                 await self._speak_aside(st, response)
+            elif st.active:
+                await self._error(conn, "invalid_request_error", "conversation_already_has_active_response",
+                                  f"Conversation already has an active response in progress: {min(st.active)}. "
+                                  "Wait until the response is finished before creating a new one.")
             else:
                 await self._trigger(st)
         elif kind == "conversation.item.truncate":
@@ -238,7 +260,7 @@ class FakeOpenAIRealtime(FakeServer):
 
     async def _cancel_turn(self, st: _Conn) -> None:
         if await st.stop_turn():
-            await self.send_json(st.conn, {"type": "response.done", "response": {
+            await self._done(st, {"type": "response.done", "response": {
                 "id": st.response_id, "object": "realtime.response", "status": "cancelled",
                 "status_details": {"type": "cancelled", "reason": "turn_detected"}, "output": [], "usage": None}})
 
@@ -252,6 +274,7 @@ class FakeOpenAIRealtime(FakeServer):
             return True
         if isinstance(step, FunctionCall):
             rid, item = self._id("resp"), self._id("item")
+            st.active.add(rid)
             await self.send_json(conn, {"type": "response.created", "response": {"id": rid, "status": "in_progress"}})
             await self.send_json(conn, {"type": "response.output_item.added", "response_id": rid, "output_index": 0,
                                         "item": {"id": item, "type": "function_call", "call_id": step.call_id,
@@ -262,10 +285,14 @@ class FakeOpenAIRealtime(FakeServer):
             await self.send_json(conn, {"type": "response.function_call_arguments.done", "response_id": rid,
                                         "item_id": item, "output_index": 0, "call_id": step.call_id,
                                         "name": step.name, "arguments": args})
-            await self.send_json(conn, {"type": "response.done", "response": {
+            done = {"type": "response.done", "response": {
                 "id": rid, "status": "completed", "output": [{"id": item, "type": "function_call",
                 "call_id": step.call_id, "name": step.name, "arguments": args}],
-                "usage": step.usage}})
+                "usage": step.usage}}
+            if step.done_late:
+                st.late_done = done
+            else:
+                await self._done(st, done)
             return True
         if isinstance(step, ProviderFailure):
             await self._error(conn, "server_error" if step.fatal or step.code == "server_error"
@@ -290,6 +317,8 @@ class FakeOpenAIRealtime(FakeServer):
         conn = st.conn
         rid, item = self._id("resp"), self._id("item")
         st.response_id = rid
+        if metadata is None:  # out-of-band asides are not the conversation's active response
+            st.active.add(rid)
         await self.send_json(conn, {"type": "response.created", "response": {
             "id": rid, "status": "in_progress", "metadata": metadata}})
         await self.send_json(conn, {"type": "response.output_item.added", "response_id": rid, "output_index": 0,
@@ -302,7 +331,7 @@ class FakeOpenAIRealtime(FakeServer):
                                             "delta": word if i == 0 else " " + word})
             await self.send_json(conn, {"type": "response.output_text.done", "response_id": rid, "item_id": item,
                                         "output_index": 0, "content_index": 0, "text": turn.transcript})
-            await self.send_json(conn, {"type": "response.done", "response": {
+            await self._done(st, {"type": "response.done", "response": {
                 "id": rid, "object": "realtime.response", "status": "completed",
                 "output": [{"id": item, "type": "message", "role": "assistant"}], "usage": turn.usage}})
             return
@@ -324,7 +353,7 @@ class FakeOpenAIRealtime(FakeServer):
         await self.send_json(conn, {"type": "response.output_audio_transcript.done", "response_id": rid,
                                     "item_id": item, "output_index": 0, "content_index": 0,
                                     "transcript": turn.transcript})
-        await self.send_json(conn, {"type": "response.done", "response": {
+        await self._done(st, {"type": "response.done", "response": {
             "id": rid, "object": "realtime.response", "status": "completed",
             "output": [{"id": item, "type": "message", "role": "assistant"}], "usage": turn.usage}})
 
@@ -336,6 +365,11 @@ class _Conn(ConnState):
         self.user_item: str | None = None
         self.response_id: str | None = None
         self.session: dict[str, Any] = {}
+        # the conversation's responses in progress (response.created, no response.done yet):
+        # a response.create meanwhile is refused, as the service refuses it
+        self.active: set[str] = set()
+        self.late_done: dict[str, Any] | None = None  # a FunctionCall(done_late)'s response.done
+        self.late_done_due = False
 
 
 # Content part types each message role may carry (GA; the API rejects others).

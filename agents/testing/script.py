@@ -44,6 +44,12 @@ class FunctionCall:
     name: str
     arguments: dict[str, Any]
     call_id: str = "call_1"
+    #: OpenAI only: the response that carries the call is finished (``response.done``)
+    #: late, after the client's next message following the call's output, as a server
+    #: slow to close it may: a client that asks for the next response at once is refused
+    #: (``conversation_already_has_active_response``), and one that counts response-done
+    #: events reads this one after it already answered the call.
+    done_late: bool = False
     usage: dict[str, Any] = field(
         default_factory=lambda: {"total_tokens": 12, "input_tokens": 10, "output_tokens": 2}
     )

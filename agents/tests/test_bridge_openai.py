@@ -17,11 +17,12 @@ from agents.bridges import (
     SessionConfig,
     SpeechStarted,
     SpeechStopped,
+    ToolCall,
     create_bridge,
 )
 from agents.testing.events import EventCollector, run_async
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn, ProviderFailure
+from agents.testing.script import AgentTurn, FunctionCall, ProviderFailure
 from agents.tests.bridges import LOOKUP, bridge_config, open_bridge, refused_key, serving, tool_call_round_trip
 
 ULAW_FRAME = bytes(range(0, 160))  # 20 ms of µ-law; distinct bytes prove no transcoding
@@ -82,6 +83,32 @@ def test_tool_call_round_trip(fake):
     assert output == {"type": "function_call_output", "call_id": "call_9", "output": '{"status": "shipped"}'}
     assert len(fake.received_of("response.create")) == 2
     assert bridge.metrics.tool_calls == 1
+
+
+def test_a_result_sent_while_its_response_is_in_progress_asks_for_the_answer_once_that_is_done(fake):
+    """The service refuses a response.create while a response is in progress (the fake does
+    too), and the response carrying a call may finish after the client sent the result: the
+    bridge asks for the answer once it has."""
+
+    async def main() -> EventCollector:
+        bridge, events = await open_bridge("openai_realtime", config(fake))
+        fake.script(FunctionCall("lookup_order", {"order_id": "A-17"}, call_id="call_5", done_late=True),
+                    AgentTurn(audio=b"\x7f" * 160, transcript="Found it."))
+        await bridge.create_response()
+        call = await events.wait(ToolCall)
+        await bridge.send_tool_result(call.call_id, {"status": "shipped"})
+        assert not events.of(ResponseDone)  # the call's response is still in progress
+        await bridge.send_audio(ULAW_FRAME)  # the client's next message: then the server finishes it
+        await events.wait(AgentTranscript, lambda e: e.final)
+        await bridge.close()
+        return events
+
+    events = run_async(main())
+    assert [e.text for e in events.of(AgentTranscript) if e.final] == ["Found it."]
+    assert not events.of(BridgeError)  # nothing refused
+    asked = [m["type"] for m in fake.received if m["type"] in ("conversation.item.create", "response.create")]
+    assert asked == ["response.create", "conversation.item.create", "response.create"]
+    assert len(events.of(ResponseDone)) == 2
 
 
 def test_barge_in_truncates_at_heard_position(fake):

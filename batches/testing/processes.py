@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
-from voiceplatform.testing import celery_worker_nodename
+from voiceplatform.testing import celery_worker_answers, celery_worker_nodename, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,12 @@ class CeleryProcess:
         log = open(self.log_path, "wb")  # noqa: SIM115 - owned by the subprocess
         self.proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "voiceplatform", *args], cwd=ROOT,
                                      env=self.env, start_new_session=True, stdout=log, stderr=log)
+        return self
+
+    def wait_ready(self, timeout: float = 90.0) -> CeleryProcess:
+        """Until the worker answers a ping (booted, its signal handlers installed)."""
+        wait_until(lambda: celery_worker_answers(self.nodename), f"worker {self.name} to boot", timeout=timeout,
+                   procs=[self.proc], log_tail=lambda: self.log()[-3000:])
         return self
 
     def kill(self) -> None:
@@ -129,7 +135,9 @@ class CarrierScript:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, tick: Callable[[], None] | None = None,
-             every: float = 0.2) -> None:
+             every: float = 0.2, log_tail: Callable[[], str] | None = None) -> None:
+    """Poll ``predicate`` (running ``tick`` before each poll) until it holds; fail naming
+    ``what``, and what ``log_tail()`` says of the state then, after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if tick is not None:
@@ -137,4 +145,4 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, tick: Cal
         if predicate():
             return
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {log_tail()}" if log_tail else ""))

@@ -22,7 +22,7 @@ from calls.models import Call
 from calls.tests.calls_fixtures import PUBLIC
 from orgs.models import AuditLog
 from orgs.services import SYSTEM
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import celery_processed_all, celery_queue_drained, celery_worker_idle, subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +36,8 @@ def procs() -> Iterator[list[CeleryProcess]]:
 
 
 def env(**extra: str) -> dict[str, str]:
-    return subprocess_env(PUBLIC_BASE_URL=PUBLIC, CELERY_VISIBILITY_TIMEOUT="3", BATCHES_STALE_CLAIM_S="4",
+    return subprocess_env(PUBLIC_BASE_URL=PUBLIC, CELERY_VISIBILITY_TIMEOUT="3", CELERY_RESTORE_SWEEP_S="1",
+                          BATCHES_STALE_CLAIM_S="4",
                           BATCHES_DIAL_THREADS="4",
                           **extra)
 
@@ -165,10 +166,10 @@ def test_pause_resume_and_cancel_take_effect(
     wait_for(lambda: not claimed_not_placed(batch), 60, "claims made before the pause to be placed",
              tick=script.tick)
     count = len(fake_twilio.calls)
-    # The event-driven wait (no call in progress, queue drained, worker idle) timed
-    # out in a fresh-clone CI run; until its cause is known the test keeps its quiet period.
-    quiet_from = time.monotonic()
-    wait_for(lambda: time.monotonic() - quiet_from > 6, 30, "six quiet seconds", tick=script.tick)
+    wait_for(lambda: (not BatchEntry.objects.filter(batch=batch, state__in=["dialing", "in_call"]).exists()
+                      and celery_queue_drained() and celery_worker_idle(worker.nodename)),
+             60, "the calls in progress to end and the worker to fall idle", tick=script.tick,
+             log_tail=celery_processed_all(worker.nodename))
     assert len(fake_twilio.calls) == count, "dialled while paused"
     resume_batch(batch, SYSTEM)
     wait_for(lambda: len(fake_twilio.calls) > count, 60, "dialling to resume", tick=script.tick)

@@ -36,7 +36,8 @@ def test_a_rolling_restart_of_the_workers_dials_every_row_exactly_once(
         twilio_org: Any, agent_a: Any, twilio_number: Any, fake_twilio: Any, procs: list[CeleryProcess]) -> None:
     from batches.tasks import sweep
 
-    env = subprocess_env(PUBLIC_BASE_URL=PUBLIC, CELERY_VISIBILITY_TIMEOUT="3", BATCHES_STALE_CLAIM_S="4",
+    env = subprocess_env(PUBLIC_BASE_URL=PUBLIC, CELERY_VISIBILITY_TIMEOUT="3", CELERY_RESTORE_SWEEP_S="1",
+                         BATCHES_STALE_CLAIM_S="4",
                          BATCHES_DIAL_THREADS="4")
     numbers = us_numbers(14)
     batch = make_batch(twilio_org, agent_a, twilio_number, "phone\n" + "".join(f"{n}\n" for n in numbers),
@@ -52,6 +53,8 @@ def test_a_rolling_restart_of_the_workers_dials_every_row_exactly_once(
 
     old = [CeleryProcess("worker", name, env).start() for name in ("old-a", "old-b")]
     procs.extend(old)
+    for worker in old:  # a SIGTERM before the worker installed its handlers would kill it
+        worker.wait_ready()
     launch_batch(batch, SYSTEM)
     dialled = 0
     for index, worker in enumerate(old):

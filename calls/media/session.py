@@ -82,8 +82,9 @@ from calls.media.frames import (
     StreamStarted,
     StreamStopped,
 )
+from calls.media.hangup import hang_up_after_answer
 from calls.media.playback import PlaybackTracker
-from calls.media.tools import run_tool
+from calls.media.tools import current_tool_call, run_tool
 from calls.media.transcript import Transcript
 from calls.media.transfer import end_transfers, watch_transfers
 
@@ -180,6 +181,13 @@ class CallSession:
         self.sensitive_input = False
         self.responses_done = 0
         self._response_done = asyncio.Event()
+        # for telling the answer to a tool result from earlier responses (calls.media.hangup):
+        # a tool call arrived since the last response ended; the latest agent audio item
+        # the far end was sent (PlayItem.seq) and responses_done when it began
+        self.call_response_open = False
+        self.agent_item_seq = 0
+        self.agent_item_opened_at = 0
+        self._hangups: dict[str | None, str] = {}  # tool call id -> end reason once answered (end_after_answer)
         # far-end updates (browser): who speaks now, and what came before the stream
         self._speaking = {"caller": False, "agent": False}
         self._early_updates: list[str] = []
@@ -608,6 +616,7 @@ class CallSession:
             if self._vad is None:
                 self._set_speaking("caller", False)
         elif isinstance(event, ToolCall):
+            self.call_response_open = True
             self._start_tool(event)
         elif isinstance(event, ToolCallCancelled):
             for call_id in event.call_ids:
@@ -653,6 +662,8 @@ class CallSession:
             self._turn_end_at = None
         duration_ms = 1000.0 * n / self._analysis_rate
         item = self.playback.on_sent(event.item_id, duration_ms, now, self.clock_ms())
+        if item.seq != self.agent_item_seq:  # the first audio of a new item
+            self.agent_item_seq, self.agent_item_opened_at = item.seq, self.responses_done
         await self._send_media(out)
         if self._recorder is not None:
             self._recorder.write_agent(out if self._record_raw else samples)  # type: ignore[arg-type]
@@ -706,6 +717,7 @@ class CallSession:
 
     def _on_response_done(self, event: ResponseDone) -> None:
         self.responses_done += 1
+        self.call_response_open = False
         self._response_done.set()
         self._response_done = asyncio.Event()
         self.record("response_done", status=event.status)
@@ -850,12 +862,24 @@ class CallSession:
             if filler is not None:
                 filler.cancel()
         self._tool_tasks.pop(call.call_id, None)
-        if self.ending or not self.bridge.connected:
-            return
         try:
-            await self.bridge.send_tool_result(call.call_id, output)
+            if not self.ending and self.bridge.connected:
+                await self.bridge.send_tool_result(call.call_id, output)
         except ProviderError as exc:
             self._provider_failed(exc)
+        self.after_tool_result(call.call_id)
+
+    def end_after_answer(self, reason: str) -> None:
+        """From a tool: end the call with ``reason`` once the caller has heard the agent's
+        answer to the tool's result (calls.media.hangup), watched from when it is sent."""
+        self._hangups[current_tool_call.get()] = reason
+
+    def after_tool_result(self, call_id: str) -> None:
+        """The result of tool call ``call_id`` was sent to the provider (or could not be):
+        start what waits for the answer to it."""
+        reason = self._hangups.pop(call_id, None)
+        if reason is not None and not self.ending:
+            self._spawn(hang_up_after_answer(self, reason), "end_call")
 
     def line_clear(self) -> bool:
         """Nobody is speaking: the caller is silent and no agent audio is playing (an aside

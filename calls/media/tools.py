@@ -16,6 +16,7 @@ search, MCP) are registered there by the code that builds the context.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import re
@@ -37,25 +38,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger("calls.media")
 
 _MAX_ERROR_CHARS = 500
+#: the tool call whose handler is running (set by run_tool; its task and the handler's share it)
+current_tool_call: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_tool_call", default=None)
 # Tools whose arguments are keypad digits (see SessionContext.keep_keypad_digits).
 _KEYPAD_TOOLS = frozenset({"send_dtmf"})
 
 
 async def end_call(arguments: dict[str, Any], session: CallSession) -> dict[str, Any]:
-    """Hang up once the caller has heard what the agent already said."""
-
-    # The tool result makes the model respond once more (usually the goodbye):
-    # wait for that response, then for the caller to hear it.
-    next_response = session.wait_for_next_response()
-
-    async def finish() -> None:
-        await next_response
-        await session.wait_for_playback()
-        session.request_end(r.END_AGENT_HANGUP)
-
-    # Not awaited: the tool returns at once so the model is not left waiting,
-    # and the goodbye keeps playing while we wait for it to finish.
-    session._spawn(finish(), "end_call")
+    """Hang up once the caller has heard the agent's answer to this result (the goodbye
+    that usually follows it): the tool returns at once so the model is not left waiting,
+    and the session watches for that answer once the result is sent (calls.media.hangup)."""
+    session.end_after_answer(r.END_AGENT_HANGUP)
     return {"ok": True, "status": "ending call after the current message"}
 
 
@@ -211,6 +204,7 @@ async def run_tool(
             # from the call's variables) are stored only if the agent keeps them.
             stored_error = f"invalid arguments for {call.name}: {', '.join(fields)} (value not stored)"
     else:
+        running = current_tool_call.set(call.call_id)
         try:
             output = await asyncio.wait_for(handler(dict(arguments), session), ctx.tool_timeout_s)
             ok = True
@@ -223,6 +217,8 @@ async def run_tool(
         except Exception as exc:  # a broken tool must not end the call
             logger.exception("tool handler failed", extra={"call": session.call_public_id, "tool": call.name})
             output = {"error": f"tool {call.name!r} failed: {exc.__class__.__name__}"}
+        finally:
+            current_tool_call.reset(running)
     if ok and isinstance(output, dict) and "error" in output:
         ok = False  # a handler that answers with an error (knowledge search) did not succeed
     # The error may quote the model's arguments; Postgres JSON cannot store NUL, and the

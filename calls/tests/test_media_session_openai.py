@@ -6,6 +6,7 @@ carrier hang-up mid-sentence, transcripts and turn latency, keypad input."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from agents.bridges.base import SessionConfig
 from agents.testing.fake_openai import FakeOpenAIRealtime
-from agents.testing.script import AgentTurn, FunctionCall
+from agents.testing.script import AgentTurn, FunctionCall, Until
 from calls.audio.mulaw import array_to_mulaw
 from calls.audio.vad import VadSettings
 from calls.media.dtmf import DtmfSettings
@@ -256,6 +257,73 @@ def test_tools_run_while_audio_flows_dtmf_in_band_and_end_call(
     assert result.end_reason == "agent_hangup" and carrier.hangups == ["agent_hangup"]
     # the goodbye was played in full before hanging up
     assert len(call.log.received) >= 2400
+
+
+def test_end_call_waits_for_the_answer_not_the_end_of_the_response_that_carried_it(
+    server: MediaTestServer, fake: FakeOpenAIRealtime, tmp_path: Path
+) -> None:
+    """The response carrying end_call is finished only after its result was sent back (a
+    valid order): that end is not the goodbye, and the next response is asked for once it
+    is (the service refuses a response.create while a response is in progress). The
+    goodbye is held until the session has read that end, so hanging up on it cannot win."""
+    read_the_end = threading.Event()
+    fake.script(
+        FunctionCall(name="end_call", arguments={}, call_id="call_end", done_late=True),
+        Until(read_the_end, "the session to have read the end of the call's response"),
+        AgentTurn(audio=AGENT_SPEECH[:2400], transcript="Thanks for calling. Goodbye."),
+    )
+    carrier = Carrier()
+    call_id, url = add_call(server, "twilio", fake, carrier, tmp_path, declared=("end_call",))
+
+    async def run() -> CarrierMediaClient:
+        async with CarrierMediaClient.twilio(url) as call:
+            await call.wait_until(lambda: carrier.responses_done() >= 1, what="the call's response.done")
+            read_the_end.set()
+            assert await call.wait_closed(timeout=20) == 1000
+        return call
+
+    call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "agent_hangup" and carrier.hangups == ["agent_hangup"]
+    outputs = [m for m in fake.received_of("conversation.item.create")
+               if m.get("item", {}).get("type") == "function_call_output"]
+    assert [m["item"]["call_id"] for m in outputs] == ["call_end"]
+    assert len(call.log.received) >= 2400, "hung up before the goodbye was played"
+    assert len(events_of(result, "response_done")) == 2  # the call's response, then the goodbye
+
+
+def test_end_call_after_a_goodbye_ends_when_the_silent_answer_ends(
+    server: MediaTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The goodbye came first and the answer to end_call's result says nothing: the call
+    ends when that answer ends (not at a timeout: the one for an answer that never starts
+    is made longer than the client waits)."""
+    from calls.media import hangup
+
+    monkeypatch.setattr(hangup, "ANSWER_START_S", 120.0)
+    with FakeOpenAIRealtime(turn_bytes=8000, quiet_silence=True) as fake:
+        fake.script(
+            AgentTurn(audio=AGENT_SPEECH[:2400], transcript="You're welcome. Goodbye."),
+            FunctionCall(name="end_call", arguments={}, call_id="call_end", done_late=True),
+            AgentTurn(audio=b"", transcript=""),
+        )
+        carrier = Carrier()
+        call_id, url = add_call(server, "twilio", fake, carrier, tmp_path, first_message=None,
+                                declared=("end_call",))
+
+        async def run() -> CarrierMediaClient:
+            async with CarrierMediaClient.twilio(url) as call:
+                await call.play(speech_mulaw(1.0, seed=3))  # "that is all, thanks": the goodbye
+                await call.wait_until(lambda: call.played_ms() >= 300, what="the goodbye to be played")
+                await call.play(speech_mulaw(1.0, seed=4))  # "bye": the model ends the call
+                assert await call.wait_closed(timeout=20) == 1000
+            return call
+
+        call = asyncio.run(run())
+    result = server.calls.wait_result(call_id)
+    assert result.end_reason == "agent_hangup" and carrier.hangups == ["agent_hangup"]
+    assert len(call.log.received) >= 2400
+    assert len(events_of(result, "response_done")) == 3  # goodbye, the call's response, the silent answer
 
 
 def test_unknown_tool_and_timeout_are_reported_to_the_agent(

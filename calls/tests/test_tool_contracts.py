@@ -364,12 +364,14 @@ def test_end_call_accepts_every_declared_reason_and_ends_the_call_after_the_good
     @given(arguments_for(schema))
     def check(arguments: dict[str, Any]) -> None:
         session = loop.run(prepared_session(web_call(), "web"))
-        output = loop.run(dispatch(session, "end_call", arguments))
+        call = ToolCall(call_id=f"t{next(_ids)}", name="end_call", arguments=arguments)
+        output = loop.run(run_tool(session, call, session.context, time.monotonic))
         assert output == {"ok": True, "status": "ending call after the current message"}
-        assert not session.ending  # the goodbye is still to come
 
         async def goodbye_done() -> Any:
-            session._on_response_done(ResponseDone())  # the provider finished the goodbye
+            session.after_tool_result(call.call_id)  # as the session does once the result is sent
+            assert not session.ending  # the goodbye is still to come
+            session._on_response_done(ResponseDone())  # the provider finished its answer
             return await session.wait()
 
         assert loop.run(goodbye_done()).end_reason == "agent_hangup"

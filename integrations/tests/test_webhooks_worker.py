@@ -20,6 +20,7 @@ from integrations.services import create_webhook_endpoint
 from integrations.testing.webhook_receiver import WebhookReceiver
 from orgs.services import SYSTEM, record_audit
 from voiceplatform.testing import (
+    celery_processed_all,
     celery_queue_drained,
     celery_worker_idle,
     celery_worker_nodename,
@@ -29,7 +30,8 @@ from voiceplatform.testing import (
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_ENV = {"WEBHOOK_RETRY_DELAYS": "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "WEBHOOK_LEASE_S": "4",
-              "WEBHOOK_TIMEOUT_S": "2", "CELERY_VISIBILITY_TIMEOUT": "3"}
+              "WEBHOOK_TIMEOUT_S": "2", "CELERY_VISIBILITY_TIMEOUT": "3",
+              "CELERY_RESTORE_SWEEP_S": "1"}
 
 
 class Worker:
@@ -125,7 +127,7 @@ def test_no_event_lost_or_accepted_twice_across_worker_kill(org_a, worker_env, w
         # held by the live worker), so a duplicate send could not still be on its way.
         wait_until(lambda: celery_queue_drained() and celery_worker_idle(second.nodename),
                    "every task message to be processed and acked",
-                   timeout=90, procs=[second.proc])
+                   timeout=90, procs=[second.proc], log_tail=celery_processed_all(second.nodename))
         assert webhooks.sweep_due() == 0, "a delivery was due again after all succeeded"
 
         accepted = receiver.accepted()
