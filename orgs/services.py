@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,8 @@ def record_audit(
     )
     from orgs.signals import audit_recorded
 
-    transaction.on_commit(lambda: audit_recorded.send(sender=AuditLog, entry=entry))
+    if org.pk not in _orgs_being_deleted.get():  # an entry of an org being deleted goes with it, unannounced
+        transaction.on_commit(lambda: audit_recorded.send(sender=AuditLog, entry=entry))
     return entry
 
 
@@ -180,6 +182,12 @@ class OrganizationError(ServiceError):
 #: The code of the refusal an org under legal hold gets (the API answers 409 with it).
 LEGAL_HOLD = "legal_hold"
 _delete_guards: list[Callable[[Organization], str | None]] = []
+#: What each upper app removes through its own services before the cascade: ``step(org, actor)``
+#: returns {model label: rows removed} for the log line. See ``register_org_teardown``.
+_teardowns: list[Callable[[Organization, Actor], dict[str, int]]] = []
+#: The orgs whose delete is running in this context: their audit entries go with the cascade, so
+#: ``record_audit`` announces none of them (see ``delete_organization``).
+_orgs_being_deleted: ContextVar[frozenset[int]] = ContextVar("orgs_being_deleted", default=frozenset())
 
 
 def register_delete_guard(guard: Callable[[Organization], str | None]) -> None:
@@ -190,11 +198,27 @@ def register_delete_guard(guard: Callable[[Organization], str | None]) -> None:
     _delete_guards[:] = [guard]
 
 
+def register_org_teardown(step: Callable[[Organization, Actor], dict[str, int]]) -> None:
+    """Run ``step(org, actor)`` inside every organisation delete, after the guard and before the cascade.
+
+    An app whose rows have side effects a cascade would skip (a campaign's scheduled beat task, a
+    row that ``PROTECT``s an agent or a number) registers here from its ``AppConfig.ready`` and
+    deletes them through its own delete services; orgs imports none of its code."""
+    if step not in _teardowns:
+        _teardowns.append(step)
+
+
 @transaction.atomic
 def delete_organization(org: Organization, actor: Actor) -> None:
-    """Delete the organisation and everything scoped to it (cascade); logged with the actor, not audited (the log goes
+    """Delete the organisation and everything scoped to it; logged with the actor, not audited (the log goes
     too). Refused (409, ``legal_hold``) while the registered guard says a hold covers any of its data: the
-    cascade would take held calls and campaigns with it, whichever path (API, dashboard, admin) asked."""
+    cascade would take held calls and campaigns with it, whichever path (API, dashboard, admin) asked.
+
+    First each registered teardown (``register_org_teardown``) deletes its app's rows through that app's
+    services, so their side effects happen (a schedule's beat task goes, a running campaign is
+    canceled under its lock), then the cascade takes the rest. The audit entries those services
+    record go with the org's audit log, and none is announced (no outgoing webhook: the org's
+    endpoints go too)."""
     # The org row is the lock a hold's placement takes too (privacy.services.set_legal_hold):
     # a hold placed while this runs is either seen below or waits and finds nothing to hold.
     Organization.objects.select_for_update().filter(pk=org.pk).first()
@@ -202,26 +226,31 @@ def delete_organization(org: Organization, actor: Actor) -> None:
     if reason:
         log.info("organisation delete refused", extra={"org": str(org.public_id), "code": LEGAL_HOLD})
         raise OrganizationError(reason, code=LEGAL_HOLD, status=409)
-    log.info("organisation deleted", extra={"org": str(org.public_id), "actor": actor.label})
-    _delete_with_protected_rows(org)
+    token = _orgs_being_deleted.set(_orgs_being_deleted.get() | {org.pk})
+    try:
+        removed: dict[str, int] = {}
+        for step in _teardowns:
+            removed.update(step(org, actor))
+        _delete_cascade(org)
+    finally:
+        _orgs_being_deleted.reset(token)
+    log.info("organisation deleted", extra={"org": str(org.public_id), "actor": actor.label, "removed": removed})
 
 
-def _delete_with_protected_rows(org: Organization) -> None:
-    """``org.delete()``, first deleting the org's own rows that hold ``PROTECT`` references
-    into it (a campaign or a schedule on one of its agents or numbers), which Django's
-    collector refuses even though the cascade takes them too. A row of another org that
-    points in is not this delete's to remove: that stays a refusal."""
-    while True:  # each round removes one level of protecting rows, so it ends
-        try:
-            with transaction.atomic():
-                org.delete()
-            return
-        except ProtectedError as exc:
-            if any(getattr(o, "org_id", None) != org.pk for o in exc.protected_objects):
-                raise OrganizationError(f"the organisation “{org.name}” is referred to by another organisation's "
-                                        "data", code="in_use", status=409) from None
-            for obj in exc.protected_objects:
-                obj.delete()
+def _delete_cascade(org: Organization) -> None:
+    """``org.delete()``. A row that still ``PROTECT``s one of its rows refuses it: another org's
+    row is not this delete's to remove; an own row means an app deletes it with no teardown
+    registered, and deleting it here would skip that app's service (a refusal names the model)."""
+    try:
+        with transaction.atomic():
+            org.delete()
+    except ProtectedError as exc:
+        if any(getattr(o, "org_id", None) != org.pk for o in exc.protected_objects):
+            raise OrganizationError(f"the organisation “{org.name}” is referred to by another organisation's "
+                                    "data", code="in_use", status=409) from None
+        models = ", ".join(sorted({str(o._meta.verbose_name_plural) for o in exc.protected_objects}))
+        raise OrganizationError(f"the organisation “{org.name}” still has {models} that no app deletes before "
+                                "the organisation (register_org_teardown)", code="in_use", status=409) from None
 
 
 # --- members and invitations -------------------------------------------------------
