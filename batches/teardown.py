@@ -1,6 +1,6 @@
 """What an organisation's delete removes of this app, through this app's services.
 
-``orgs.services.delete_organization`` runs ``delete_org_campaigns`` (registered in
+``orgs.services.delete_organization`` runs ``teardown_org_campaigns`` (registered in
 ``BatchesConfig.ready``) inside its transaction, before the cascade, because the cascade
 would skip what the services do:
 
@@ -24,7 +24,7 @@ from orgs.models import Organization
 from orgs.services import Actor
 
 
-def delete_org_campaigns(org: Organization, actor: Actor) -> dict[str, int]:
+def teardown_org_campaigns(org: Organization, actor: Actor) -> dict[str, int]:
     """Delete every schedule and campaign of ``org`` through their services; returns how many of each."""
     schedules = list(ScheduledCall.objects.for_org(org).order_by("pk"))
     for sc in schedules:

@@ -6,7 +6,7 @@ viewsets and admin actions all call these, and each records an audit entry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Model, ProtectedError
+from django.db.models import Exists, Model, OuterRef, ProtectedError, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -388,22 +388,55 @@ def delete_user(user: Any, actor: Actor) -> None:
     """Delete an account (a superuser in the admin), never the last owner of an organisation.
 
     Its memberships go with it (cascade), so the last-owner rule is checked here, under the
-    lock every membership change takes (each org row, ``_lock_memberships``), in id order so
-    two such deletes cannot deadlock: two owners of one org deleted at once cannot both pass.
-    Each org it leaves records ``member.removed``; its keys are revoked by the pre_delete signal."""
-    org_ids = sorted(set(Membership.objects.filter(user=user).values_list("org_id", flat=True)))
-    list(Organization.objects.select_for_update().filter(pk__in=org_ids).order_by("pk"))
+    lock every membership change takes (``refuse_last_owner_leaving``); ``user.delete()`` checks
+    it again (the pre_delete receiver, for a shell or code that deletes a user directly). Each
+    org it leaves records ``member.removed``; its keys are revoked by the pre_delete signal."""
+    refuse_last_owner_leaving(user, {user.pk})
     memberships = list(Membership.objects.select_related("org").filter(user=user).order_by("org_id"))
-    orphaned = [m.org.name for m in memberships if m.role == Role.OWNER and not Membership.objects.filter(
-        org_id=m.org_id, role=Role.OWNER).exclude(pk=m.pk).exists()]
-    if orphaned:
-        names = ", ".join(f"“{name}”" for name in orphaned)
-        raise OrganizationError(f"{user.email or user.get_username()} is the last owner of {names}; make someone "
-                                "else owner first, or delete the organisation", code="last_owner", status=409)
     for membership in memberships:
         record_audit(membership.org, actor, "member.removed", membership, {"reason": "account_deleted"},
                      target_label=user.email)
     user.delete()
+
+
+def refuse_last_owner_leaving(user: Any, leaving: Collection[Any]) -> None:
+    """Raise ``OrganizationError`` (409, ``last_owner``, naming the orgs) when ``user`` is the last
+    owner of any organisation, counting the users whose ids are in ``leaving`` (deleted with it) as
+    gone. Call inside a transaction.
+
+    It first locks the row of every org ``user`` belongs to (the lock every membership change
+    takes, ``_lock_memberships``), in id order so two such deletes cannot deadlock, then re-reads
+    the owners: two owners of one org deleted at once cannot both pass, and neither can a delete
+    racing a demotion. The lock is held until the caller's transaction ends."""
+    org_ids = sorted(set(Membership.objects.filter(user=user).values_list("org_id", flat=True)))
+    list(Organization.objects.select_for_update().filter(pk__in=org_ids).order_by("pk"))
+    others = Membership.objects.filter(org=OuterRef("org"), role=Role.OWNER).exclude(user_id__in=list(leaving))
+    orphaned = [m.org.name for m in Membership.objects.select_related("org").filter(user=user, role=Role.OWNER)
+                .exclude(Exists(others)).order_by("org_id")]
+    if orphaned:
+        names = ", ".join(f"“{name}”" for name in orphaned)
+        raise OrganizationError(f"{user.email or user.get_username()} is the last owner of {names}; make someone "
+                                "else owner first, or delete the organisation", code="last_owner", status=409)
+
+
+def refuse_deleting_last_owner(user: Any, origin: Any = None) -> None:
+    """The pre_delete check of a User, however its delete was asked (``user.delete()``, a queryset's
+    ``delete()``, the admin): ``refuse_last_owner_leaving``, counting every user the same delete takes.
+
+    Django sends pre_delete for every collected row before it deletes any, inside the delete's
+    transaction, so in ``User.objects.filter(...).delete()`` each user still sees the others as
+    owners: the users of the origin queryset are counted as leaving, and the whole delete is refused
+    (one transaction) when it would leave an org without an owner. An org's own delete never gets
+    here: it cascades to memberships, not users."""
+    leaving = {user.pk}
+    if isinstance(origin, QuerySet) and issubclass(origin.model, type(user)):
+        cached = getattr(origin, "_orgs_users_leaving", None)
+        if cached is None:
+            cached = set(origin.values_list("pk", flat=True))
+            # Read once per delete, not once per row.
+            origin._orgs_users_leaving = cached  # type: ignore[attr-defined]
+        leaving |= cached
+    refuse_last_owner_leaving(user, leaving)
 
 
 # --- API keys ------------------------------------------------------------------------
