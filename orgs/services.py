@@ -419,24 +419,52 @@ def refuse_last_owner_leaving(user: Any, leaving: Collection[Any]) -> None:
                                 "else owner first, or delete the organisation", code="last_owner", status=409)
 
 
-def refuse_deleting_last_owner(user: Any, origin: Any = None) -> None:
-    """The pre_delete check of a User, however its delete was asked (``user.delete()``, a queryset's
-    ``delete()``, the admin): ``refuse_last_owner_leaving``, counting every user the same delete takes.
+def _deleted_with(instance: Model, origin: Any) -> set[Any]:
+    """The ids of ``instance``'s model that the delete started by ``origin`` takes: all of an origin
+    queryset of that model (read once per delete, not once per row), else ``instance`` alone.
 
     Django sends pre_delete for every collected row before it deletes any, inside the delete's
-    transaction, so in ``User.objects.filter(...).delete()`` each user still sees the others as
-    owners: the users of the origin queryset are counted as leaving, and the whole delete is refused
-    (one transaction) when it would leave an org without an owner. An org's own delete never gets
-    here: it cascades to memberships, not users."""
-    leaving = {user.pk}
-    if isinstance(origin, QuerySet) and issubclass(origin.model, type(user)):
-        cached = getattr(origin, "_orgs_users_leaving", None)
+    transaction, so in a queryset delete each row still sees the others: a check has to count them
+    as gone."""
+    if isinstance(origin, QuerySet) and issubclass(origin.model, type(instance)):
+        cached = getattr(origin, "_orgs_deleted_pks", None)
         if cached is None:
             cached = set(origin.values_list("pk", flat=True))
-            # Read once per delete, not once per row.
-            origin._orgs_users_leaving = cached  # type: ignore[attr-defined]
-        leaving |= cached
-    refuse_last_owner_leaving(user, leaving)
+            origin._orgs_deleted_pks = cached  # type: ignore[attr-defined]
+        return cached | {instance.pk}
+    return {instance.pk}
+
+
+def refuse_deleting_last_owner(user: Any, origin: Any = None) -> None:
+    """The pre_delete check of a User, however its delete was asked (``user.delete()``, a queryset's
+    ``delete()``, the admin): ``refuse_last_owner_leaving``, counting every user the same delete takes,
+    so ``User.objects.filter(...).delete()`` of every owner is refused whole (one transaction). An
+    org's own delete never gets here: it cascades to memberships, not users.
+
+    A queryset delete locks each user's orgs in turn (in id order per user, not across users): two
+    concurrent bulk deletes over the same orgs may deadlock, which Postgres breaks by aborting one;
+    no owner is lost either way."""
+    refuse_last_owner_leaving(user, _deleted_with(user, origin))
+
+
+def refuse_deleting_last_owner_membership(membership: Membership, origin: Any = None) -> None:
+    """The pre_delete check of a Membership deleted on its own (``membership.delete()``, a queryset's
+    ``delete()``): refused (409 ``last_owner``) when it would leave its org without an owner, counting
+    every membership the same delete takes, under the org row lock (``_lock_memberships``).
+
+    Not checked: an organisation's delete (its memberships go with it) and a user's delete (the
+    User check above counted them)."""
+    if isinstance(origin, (Organization, User)) or (
+            isinstance(origin, QuerySet) and issubclass(origin.model, (Organization, User))):
+        return
+    Organization.objects.select_for_update().filter(pk=membership.org_id).first()
+    leaving = _deleted_with(membership, origin)
+    if not Membership.objects.filter(pk=membership.pk, role=Role.OWNER).exists():
+        return
+    if not Membership.objects.filter(org_id=membership.org_id, role=Role.OWNER).exclude(pk__in=leaving).exists():
+        who = membership.user.email or membership.user.get_username()
+        raise OrganizationError(f"{who} is the last owner of “{membership.org.name}”; make someone else owner "
+                                "first, or delete the organisation", code="last_owner", status=409)
 
 
 # --- API keys ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ holds the membership lock so two owners deleted at once cannot both go.
 There is no other way to delete an account in the product: allauth (account, mfa) offers none, and
 neither the dashboard nor the API has a "delete my account". A delete that skips the service
 (``user.delete()`` or a queryset's ``delete()`` in a shell, a command, code) meets the same rule in
-a pre_delete receiver, under the same lock."""
+a pre_delete receiver, under the same lock; so does a membership deleted on its own."""
 from __future__ import annotations
 
 import threading
@@ -204,3 +204,19 @@ def test_deleting_an_organisation_still_takes_its_last_owners_membership(org_a: 
     owner_a.delete()  # owns nothing now
     assert not User.objects.filter(pk=owner_a.pk).exists()
 
+
+
+@pytest.mark.django_db
+def test_a_direct_membership_delete_cannot_leave_an_org_without_an_owner(org_a: Any, owner_a: Any,
+                                                                         editor_a: Any) -> None:
+    second = _owner(org_a, "owner2@a.test")
+    with refused(services.OrganizationError, field=None, match="owner@a.test is the last owner of “Org A”"), \
+            transaction.atomic():
+        Membership.objects.filter(org=org_a, role=Role.OWNER).delete()  # each row sees the other
+    assert Membership.objects.filter(org=org_a, role=Role.OWNER).count() == 2
+    Membership.objects.get(org=org_a, user=second).delete()
+    Membership.objects.filter(org=org_a, user=editor_a).delete()
+    with refused(services.OrganizationError, field=None, match="owner@a.test is the last owner of “Org A”"), \
+            transaction.atomic():
+        Membership.objects.get(org=org_a, user=owner_a).delete()
+    assert list(Membership.objects.filter(org=org_a).values_list("user", flat=True)) == [owner_a.pk]
