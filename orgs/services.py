@@ -414,9 +414,13 @@ def refuse_last_owner_leaving(user: Any, leaving: Collection[Any]) -> None:
     orphaned = [m.org.name for m in Membership.objects.select_related("org").filter(user=user, role=Role.OWNER)
                 .exclude(Exists(others)).order_by("org_id")]
     if orphaned:
-        names = ", ".join(f"“{name}”" for name in orphaned)
-        raise OrganizationError(f"{user.email or user.get_username()} is the last owner of {names}; make someone "
-                                "else owner first, or delete the organisation", code="last_owner", status=409)
+        raise _last_owner(user, orphaned)
+
+
+def _last_owner(user: Any, org_names: list[str]) -> OrganizationError:
+    names = ", ".join(f"“{name}”" for name in org_names)
+    return OrganizationError(f"{user.email or user.get_username()} is the last owner of {names}; make someone "
+                             "else owner first, or delete the organisation", code="last_owner", status=409)
 
 
 def _deleted_with(instance: Model, origin: Any) -> set[Any]:
@@ -462,9 +466,7 @@ def refuse_deleting_last_owner_membership(membership: Membership, origin: Any = 
     if not Membership.objects.filter(pk=membership.pk, role=Role.OWNER).exists():
         return
     if not Membership.objects.filter(org_id=membership.org_id, role=Role.OWNER).exclude(pk__in=leaving).exists():
-        who = membership.user.email or membership.user.get_username()
-        raise OrganizationError(f"{who} is the last owner of “{membership.org.name}”; make someone else owner "
-                                "first, or delete the organisation", code="last_owner", status=409)
+        raise _last_owner(membership.user, [membership.org.name])
 
 
 # --- API keys ------------------------------------------------------------------------
