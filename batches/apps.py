@@ -29,10 +29,14 @@ class BatchesConfig(AppConfig):
         # schedule) through the one check calls.services.placement runs before dialling.
         from batches.selectors import campaign_call_ids
         from batches.services import do_not_call_reason
+        from batches.teardown import teardown_org_campaigns
         from calls.selectors import register_campaign_calls
         from calls.services.placement import register_do_not_call_check
+        from orgs.services import register_org_teardown
         from orgs.signals import audit_recorded
 
         register_do_not_call_check(do_not_call_reason)
         register_campaign_calls(campaign_call_ids)
         audit_recorded.connect(_call_ended, dispatch_uid="batches.call_ended")
+        # An org's delete removes its schedules (and their beat tasks) and campaigns through these services.
+        register_org_teardown(teardown_org_campaigns)

@@ -15,6 +15,10 @@ class OrgsConfig(AppConfig):
 
         user_model = get_user_model()
         post_save.connect(_revoke_keys_if_deactivated, sender=user_model, dispatch_uid="orgs.keys_of_inactive_user")
+        # First, so a refused delete revokes nothing.
+        pre_delete.connect(_refuse_deleting_last_owner, sender=user_model, dispatch_uid="orgs.last_owner_on_delete")
+        pre_delete.connect(_refuse_deleting_last_owner_membership, sender="orgs.Membership",
+                           dispatch_uid="orgs.last_owner_membership_on_delete")
         pre_delete.connect(_revoke_keys_of_deleted_user, sender=user_model, dispatch_uid="orgs.keys_of_deleted_user")
 
 
@@ -24,6 +28,20 @@ def _revoke_keys_if_deactivated(sender: Any, instance: Any, created: bool = Fals
         from orgs.services import revoke_keys_of_deactivated_user
 
         revoke_keys_of_deactivated_user(instance)
+
+
+def _refuse_deleting_last_owner(sender: Any, instance: Any, origin: Any = None, **kwargs: Any) -> None:
+    # A shell's or a command's user.delete() skips orgs.services.delete_user: the rule holds anyway.
+    from orgs.services import refuse_deleting_last_owner
+
+    refuse_deleting_last_owner(instance, origin)
+
+
+def _refuse_deleting_last_owner_membership(sender: Any, instance: Any, origin: Any = None, **kwargs: Any) -> None:
+    # Likewise Membership.objects.filter(...).delete(); an org's or a user's own delete is let through.
+    from orgs.services import refuse_deleting_last_owner_membership
+
+    refuse_deleting_last_owner_membership(instance, origin)
 
 
 def _revoke_keys_of_deleted_user(sender: Any, instance: Any, **kwargs: Any) -> None:

@@ -6,7 +6,8 @@ viewsets and admin actions all call these, and each records an audit entry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Model, ProtectedError
+from django.db.models import Exists, Model, OuterRef, ProtectedError, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -108,7 +109,8 @@ def record_audit(
     )
     from orgs.signals import audit_recorded
 
-    transaction.on_commit(lambda: audit_recorded.send(sender=AuditLog, entry=entry))
+    if org.pk not in _orgs_being_deleted.get():  # an entry of an org being deleted goes with it, unannounced
+        transaction.on_commit(lambda: audit_recorded.send(sender=AuditLog, entry=entry))
     return entry
 
 
@@ -180,6 +182,12 @@ class OrganizationError(ServiceError):
 #: The code of the refusal an org under legal hold gets (the API answers 409 with it).
 LEGAL_HOLD = "legal_hold"
 _delete_guards: list[Callable[[Organization], str | None]] = []
+#: What each upper app removes through its own services before the cascade: ``step(org, actor)``
+#: returns {model label: rows removed} for the log line. See ``register_org_teardown``.
+_teardowns: list[Callable[[Organization, Actor], dict[str, int]]] = []
+#: The orgs whose delete is running in this context: their audit entries go with the cascade, so
+#: ``record_audit`` announces none of them (see ``delete_organization``).
+_orgs_being_deleted: ContextVar[frozenset[int]] = ContextVar("orgs_being_deleted", default=frozenset())
 
 
 def register_delete_guard(guard: Callable[[Organization], str | None]) -> None:
@@ -190,11 +198,27 @@ def register_delete_guard(guard: Callable[[Organization], str | None]) -> None:
     _delete_guards[:] = [guard]
 
 
+def register_org_teardown(step: Callable[[Organization, Actor], dict[str, int]]) -> None:
+    """Run ``step(org, actor)`` inside every organisation delete, after the guard and before the cascade.
+
+    An app whose rows have side effects a cascade would skip (a campaign's scheduled beat task, a
+    row that ``PROTECT``s an agent or a number) registers here from its ``AppConfig.ready`` and
+    deletes them through its own delete services; orgs imports none of its code."""
+    if step not in _teardowns:
+        _teardowns.append(step)
+
+
 @transaction.atomic
 def delete_organization(org: Organization, actor: Actor) -> None:
-    """Delete the organisation and everything scoped to it (cascade); logged with the actor, not audited (the log goes
+    """Delete the organisation and everything scoped to it; logged with the actor, not audited (the log goes
     too). Refused (409, ``legal_hold``) while the registered guard says a hold covers any of its data: the
-    cascade would take held calls and campaigns with it, whichever path (API, dashboard, admin) asked."""
+    cascade would take held calls and campaigns with it, whichever path (API, dashboard, admin) asked.
+
+    First each registered teardown (``register_org_teardown``) deletes its app's rows through that app's
+    services, so their side effects happen (a schedule's beat task goes, a running campaign is
+    canceled under its lock), then the cascade takes the rest. The audit entries those services
+    record go with the org's audit log, and none is announced (no outgoing webhook: the org's
+    endpoints go too)."""
     # The org row is the lock a hold's placement takes too (privacy.services.set_legal_hold):
     # a hold placed while this runs is either seen below or waits and finds nothing to hold.
     Organization.objects.select_for_update().filter(pk=org.pk).first()
@@ -202,26 +226,31 @@ def delete_organization(org: Organization, actor: Actor) -> None:
     if reason:
         log.info("organisation delete refused", extra={"org": str(org.public_id), "code": LEGAL_HOLD})
         raise OrganizationError(reason, code=LEGAL_HOLD, status=409)
-    log.info("organisation deleted", extra={"org": str(org.public_id), "actor": actor.label})
-    _delete_with_protected_rows(org)
+    token = _orgs_being_deleted.set(_orgs_being_deleted.get() | {org.pk})
+    try:
+        removed: dict[str, int] = {}
+        for step in _teardowns:
+            removed.update(step(org, actor))
+        _delete_cascade(org)
+    finally:
+        _orgs_being_deleted.reset(token)
+    log.info("organisation deleted", extra={"org": str(org.public_id), "actor": actor.label, "removed": removed})
 
 
-def _delete_with_protected_rows(org: Organization) -> None:
-    """``org.delete()``, first deleting the org's own rows that hold ``PROTECT`` references
-    into it (a campaign or a schedule on one of its agents or numbers), which Django's
-    collector refuses even though the cascade takes them too. A row of another org that
-    points in is not this delete's to remove: that stays a refusal."""
-    while True:  # each round removes one level of protecting rows, so it ends
-        try:
-            with transaction.atomic():
-                org.delete()
-            return
-        except ProtectedError as exc:
-            if any(getattr(o, "org_id", None) != org.pk for o in exc.protected_objects):
-                raise OrganizationError(f"the organisation “{org.name}” is referred to by another organisation's "
-                                        "data", code="in_use", status=409) from None
-            for obj in exc.protected_objects:
-                obj.delete()
+def _delete_cascade(org: Organization) -> None:
+    """``org.delete()``. A row that still ``PROTECT``s one of its rows refuses it: another org's
+    row is not this delete's to remove; an own row means an app deletes it with no teardown
+    registered, and deleting it here would skip that app's service (a refusal names the model)."""
+    try:
+        with transaction.atomic():
+            org.delete()
+    except ProtectedError as exc:
+        if any(getattr(o, "org_id", None) != org.pk for o in exc.protected_objects):
+            raise OrganizationError(f"the organisation “{org.name}” is referred to by another organisation's "
+                                    "data", code="in_use", status=409) from None
+        models = ", ".join(sorted({str(o._meta.verbose_name_plural) for o in exc.protected_objects}))
+        raise OrganizationError(f"the organisation “{org.name}” still has {models} that no app deletes before "
+                                "the organisation (register_org_teardown)", code="in_use", status=409) from None
 
 
 # --- members and invitations -------------------------------------------------------
@@ -359,22 +388,85 @@ def delete_user(user: Any, actor: Actor) -> None:
     """Delete an account (a superuser in the admin), never the last owner of an organisation.
 
     Its memberships go with it (cascade), so the last-owner rule is checked here, under the
-    lock every membership change takes (each org row, ``_lock_memberships``), in id order so
-    two such deletes cannot deadlock: two owners of one org deleted at once cannot both pass.
-    Each org it leaves records ``member.removed``; its keys are revoked by the pre_delete signal."""
-    org_ids = sorted(set(Membership.objects.filter(user=user).values_list("org_id", flat=True)))
-    list(Organization.objects.select_for_update().filter(pk__in=org_ids).order_by("pk"))
+    lock every membership change takes (``refuse_last_owner_leaving``); ``user.delete()`` checks
+    it again (the pre_delete receiver, for a shell or code that deletes a user directly). Each
+    org it leaves records ``member.removed``; its keys are revoked by the pre_delete signal."""
+    refuse_last_owner_leaving(user, {user.pk})
     memberships = list(Membership.objects.select_related("org").filter(user=user).order_by("org_id"))
-    orphaned = [m.org.name for m in memberships if m.role == Role.OWNER and not Membership.objects.filter(
-        org_id=m.org_id, role=Role.OWNER).exclude(pk=m.pk).exists()]
-    if orphaned:
-        names = ", ".join(f"“{name}”" for name in orphaned)
-        raise OrganizationError(f"{user.email or user.get_username()} is the last owner of {names}; make someone "
-                                "else owner first, or delete the organisation", code="last_owner", status=409)
     for membership in memberships:
         record_audit(membership.org, actor, "member.removed", membership, {"reason": "account_deleted"},
                      target_label=user.email)
     user.delete()
+
+
+def refuse_last_owner_leaving(user: Any, leaving: Collection[Any]) -> None:
+    """Raise ``OrganizationError`` (409, ``last_owner``, naming the orgs) when ``user`` is the last
+    owner of any organisation, counting the users whose ids are in ``leaving`` (deleted with it) as
+    gone. Call inside a transaction.
+
+    It first locks the row of every org ``user`` belongs to (the lock every membership change
+    takes, ``_lock_memberships``), in id order so two such deletes cannot deadlock, then re-reads
+    the owners: two owners of one org deleted at once cannot both pass, and neither can a delete
+    racing a demotion. The lock is held until the caller's transaction ends."""
+    org_ids = sorted(set(Membership.objects.filter(user=user).values_list("org_id", flat=True)))
+    list(Organization.objects.select_for_update().filter(pk__in=org_ids).order_by("pk"))
+    others = Membership.objects.filter(org=OuterRef("org"), role=Role.OWNER).exclude(user_id__in=list(leaving))
+    orphaned = [m.org.name for m in Membership.objects.select_related("org").filter(user=user, role=Role.OWNER)
+                .exclude(Exists(others)).order_by("org_id")]
+    if orphaned:
+        raise _last_owner(user, orphaned)
+
+
+def _last_owner(user: Any, org_names: list[str]) -> OrganizationError:
+    names = ", ".join(f"“{name}”" for name in org_names)
+    return OrganizationError(f"{user.email or user.get_username()} is the last owner of {names}; make someone "
+                             "else owner first, or delete the organisation", code="last_owner", status=409)
+
+
+def _deleted_with(instance: Model, origin: Any) -> set[Any]:
+    """The ids of ``instance``'s model that the delete started by ``origin`` takes: all of an origin
+    queryset of that model (read once per delete, not once per row), else ``instance`` alone.
+
+    Django sends pre_delete for every collected row before it deletes any, inside the delete's
+    transaction, so in a queryset delete each row still sees the others: a check has to count them
+    as gone."""
+    if isinstance(origin, QuerySet) and issubclass(origin.model, type(instance)):
+        cached = getattr(origin, "_orgs_deleted_pks", None)
+        if cached is None:
+            cached = set(origin.values_list("pk", flat=True))
+            origin._orgs_deleted_pks = cached  # type: ignore[attr-defined]
+        return cached | {instance.pk}
+    return {instance.pk}
+
+
+def refuse_deleting_last_owner(user: Any, origin: Any = None) -> None:
+    """The pre_delete check of a User, however its delete was asked (``user.delete()``, a queryset's
+    ``delete()``, the admin): ``refuse_last_owner_leaving``, counting every user the same delete takes,
+    so ``User.objects.filter(...).delete()`` of every owner is refused whole (one transaction). An
+    org's own delete never gets here: it cascades to memberships, not users.
+
+    A queryset delete locks each user's orgs in turn (in id order per user, not across users): two
+    concurrent bulk deletes over the same orgs may deadlock, which Postgres breaks by aborting one;
+    no owner is lost either way."""
+    refuse_last_owner_leaving(user, _deleted_with(user, origin))
+
+
+def refuse_deleting_last_owner_membership(membership: Membership, origin: Any = None) -> None:
+    """The pre_delete check of a Membership deleted on its own (``membership.delete()``, a queryset's
+    ``delete()``): refused (409 ``last_owner``) when it would leave its org without an owner, counting
+    every membership the same delete takes, under the org row lock (``_lock_memberships``).
+
+    Not checked: an organisation's delete (its memberships go with it) and a user's delete (the
+    User check above counted them)."""
+    if isinstance(origin, (Organization, User)) or (
+            isinstance(origin, QuerySet) and issubclass(origin.model, (Organization, User))):
+        return
+    Organization.objects.select_for_update().filter(pk=membership.org_id).first()
+    leaving = _deleted_with(membership, origin)
+    if not Membership.objects.filter(pk=membership.pk, role=Role.OWNER).exists():
+        return
+    if not Membership.objects.filter(org_id=membership.org_id, role=Role.OWNER).exclude(pk__in=leaving).exists():
+        raise _last_owner(membership.user, [membership.org.name])
 
 
 # --- API keys ------------------------------------------------------------------------

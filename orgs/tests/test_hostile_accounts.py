@@ -4,8 +4,10 @@ through ``orgs.services.delete_user``, which refuses the last owner of any org a
 org(s), on the single delete page and in "delete selected" (the other rows still go), and
 holds the membership lock so two owners deleted at once cannot both go.
 
-There is no other way to delete an account: allauth (account, mfa) offers none, and neither
-the dashboard nor the API has a "delete my account"."""
+There is no other way to delete an account in the product: allauth (account, mfa) offers none, and
+neither the dashboard nor the API has a "delete my account". A delete that skips the service
+(``user.delete()`` or a queryset's ``delete()`` in a shell, a command, code) meets the same rule in
+a pre_delete receiver, under the same lock; so does a membership deleted on its own."""
 from __future__ import annotations
 
 import threading
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models.signals import pre_delete
 from django.urls import reverse
 
@@ -24,6 +26,7 @@ from orgs.models import AuditLog, Membership, Organization, Role
 from orgs.services import Actor
 from orgs.tests.test_hostile_orgs import Rendezvous, run_together
 from voiceplatform.admin import delete_selected
+from voiceplatform.testing import refused
 
 User = get_user_model()
 
@@ -75,8 +78,12 @@ def test_delete_selected_refuses_each_last_owner_and_deletes_the_others(org_a: A
         ("Org B", "outsider@b.test", {"reason": "account_deleted"})]
 
 
+@pytest.mark.parametrize("how", ["service", "direct"])
 @pytest.mark.django_db(transaction=True)
-def test_two_owners_deleted_at_once_leave_one_owner(org_a: Any, owner_a: Any) -> None:
+def test_two_owners_deleted_at_once_leave_one_owner(how: str, org_a: Any, owner_a: Any) -> None:
+    """Through the service or by ``user.delete()`` (whose pre_delete check takes the same org row
+    lock): the second delete waits for the first to commit, then sees itself the last owner. Old
+    code deleted both directly."""
     second = _owner(org_a, "owner2@a.test")
     root = _root()
     meet = Rendezvous()
@@ -88,7 +95,10 @@ def test_two_owners_deleted_at_once_leave_one_owner(org_a: Any, owner_a: Any) ->
             meet.register(n)
             user = User.objects.get(pk=user_pk)
             start.wait()
-            services.delete_user(user, Actor(user=root))
+            if how == "service":
+                services.delete_user(user, Actor(user=root))
+            else:
+                user.delete()
             outcome[n] = "done"
         except services.OrganizationError as exc:
             outcome[n] = exc
@@ -120,3 +130,93 @@ def test_no_installed_app_offers_another_way_to_delete_an_account() -> None:
     routes = [r for r in names(get_resolver()) if not r.startswith("admin/")]
     assert [r for r in routes if "delete" in r and ("account" in r or "user" in r or "profile" in r)] == []
     assert isinstance(admin.site._registry[User], AccountAdmin)
+
+
+# --- a delete that skips the service: user.delete() from a shell, a command, code ------------------
+
+def _live_key(org: Organization, creator: Any) -> Any:
+    key, _ = services.create_api_key(org, Actor(user=creator), "deploy")
+    return key
+
+
+@pytest.mark.django_db
+def test_a_direct_user_delete_of_the_last_owner_is_refused_naming_the_org(org_a: Any, owner_a: Any) -> None:
+    key = _live_key(org_a, owner_a)
+    with refused(services.OrganizationError, field=None,
+                 match="owner@a.test is the last owner of “Org A”; make someone else owner first"), \
+            transaction.atomic():  # a refused delete aborts its transaction, as a database error would
+        owner_a.delete()
+    assert Membership.objects.filter(org=org_a, user=owner_a, role=Role.OWNER).exists()
+    key.refresh_from_db()
+    assert key.revoked_at is None  # the refusal comes before the keys' revocation
+
+
+@pytest.mark.django_db
+def test_a_direct_delete_of_one_of_two_owners_or_of_a_member_goes_through(org_a: Any, owner_a: Any,
+                                                                          editor_a: Any) -> None:
+    second = _owner(org_a, "owner2@a.test")
+    key = _live_key(org_a, second)
+    second.delete()
+    editor_a.delete()
+    assert list(Membership.objects.filter(org=org_a).values_list("user__email", flat=True)) == ["owner@a.test"]
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
+@pytest.mark.django_db
+def test_a_queryset_delete_of_every_owner_is_refused_whole(org_a: Any, owner_a: Any, editor_a: Any,
+                                                           org_b: Any, outsider: Any) -> None:
+    """pre_delete runs for every row before any is deleted, so each owner sees the other one:
+    the queryset's users count as leaving together, and the delete is one transaction."""
+    second = _owner(org_a, "owner2@a.test")
+    _owner(org_b, "second@b.test")
+    doomed = User.objects.filter(pk__in=[owner_a.pk, second.pk, editor_a.pk, outsider.pk])
+    with refused(services.OrganizationError, field=None, match="is the last owner of “Org A”"), transaction.atomic():
+        doomed.delete()
+    assert User.objects.filter(pk__in=[owner_a.pk, second.pk, editor_a.pk, outsider.pk]).count() == 4
+    assert Membership.objects.filter(org=org_a, role=Role.OWNER).count() == 2
+    # Without the last owners, the same kind of delete goes through.
+    assert User.objects.filter(pk__in=[second.pk, editor_a.pk, outsider.pk]).delete()[1]["auth.User"] == 3
+    assert list(Membership.objects.filter(org=org_a).values_list("user", flat=True)) == [owner_a.pk]
+
+
+@pytest.mark.django_db
+def test_the_refusal_names_only_the_orgs_left_without_an_owner(org_a: Any, owner_a: Any) -> None:
+    _owner(org_a, "owner2@a.test")
+    org_c = Organization.objects.create(name="Org C", slug="org-c")
+    org_d = Organization.objects.create(name="Org D", slug="org-d")
+    Membership.objects.create(org=org_c, user=owner_a, role=Role.OWNER)
+    Membership.objects.create(org=org_d, user=owner_a, role=Role.OWNER)
+    Membership.objects.create(org=org_d, user=_owner(org_c, "viewer@d.test"), role=Role.VIEWER)
+    with refused(services.OrganizationError, field=None, match="the last owner of “Org D”; make"):
+        User.objects.filter(pk=owner_a.pk).delete()
+
+
+@pytest.mark.django_db
+def test_deleting_an_organisation_still_takes_its_last_owners_membership(org_a: Any, owner_a: Any,
+                                                                         editor_a: Any) -> None:
+    org_c = Organization.objects.create(name="Org C", slug="org-c")
+    Membership.objects.create(org=org_c, user=owner_a, role=Role.OWNER)
+    services.delete_organization(org_a, Actor(user=owner_a))
+    org_c.delete()  # directly too
+    assert not Membership.objects.filter(user__in=[owner_a, editor_a]).exists()
+    assert User.objects.filter(pk__in=[owner_a.pk, editor_a.pk]).count() == 2
+    owner_a.delete()  # owns nothing now
+    assert not User.objects.filter(pk=owner_a.pk).exists()
+
+
+
+@pytest.mark.django_db
+def test_a_direct_membership_delete_cannot_leave_an_org_without_an_owner(org_a: Any, owner_a: Any,
+                                                                         editor_a: Any) -> None:
+    second = _owner(org_a, "owner2@a.test")
+    with refused(services.OrganizationError, field=None, match="owner@a.test is the last owner of “Org A”"), \
+            transaction.atomic():
+        Membership.objects.filter(org=org_a, role=Role.OWNER).delete()  # each row sees the other
+    assert Membership.objects.filter(org=org_a, role=Role.OWNER).count() == 2
+    Membership.objects.get(org=org_a, user=second).delete()
+    Membership.objects.filter(org=org_a, user=editor_a).delete()
+    with refused(services.OrganizationError, field=None, match="owner@a.test is the last owner of “Org A”"), \
+            transaction.atomic():
+        Membership.objects.get(org=org_a, user=owner_a).delete()
+    assert list(Membership.objects.filter(org=org_a).values_list("user", flat=True)) == [owner_a.pk]
