@@ -9,8 +9,9 @@ answers 400 "Invalid To header" (Cc, Bcc alike) for one it cannot read as a list
 addresses: Python's parser failing or reporting anything but obsolete syntax, or an RFC 2047
 encoded word inside an address (RFC 2047 section 5 forbids one in an addr-spec; Gmail refuses a
 To header written that way). Raw 8-bit bytes in such a header are refused too: Gmail's raw
-endpoint reads header bytes as Latin-1, so an address written in raw UTF-8 would reach it
-mangled, and a test should see that as plainly as a refusal. What is accepted is what a
+endpoint is reported to read header bytes as Latin-1 (raw UTF-8 arrives as mojibake), so an
+address written in raw UTF-8 would reach it mangled, which a test should see as plainly as a
+refusal. What is accepted is what a
 reader parses back: ``sent_raw[i]["To"].addresses``.
 """
 from __future__ import annotations
@@ -39,9 +40,17 @@ def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[^?]*\?[^?]*\?=")
+
+
 def _encoded_words_in_addresses(token: Any, inside: bool = False) -> list[str]:
-    inside = inside or getattr(token, "token_type", "") == "addr-spec"
-    if inside and getattr(token, "token_type", "") == "encoded-word":
+    """Encoded words in any addr-spec of a parse tree: those Python's parser decoded, and those
+    it read as literal text (in a dot-atom after a "."), which another reader may decode."""
+    kind = getattr(token, "token_type", "")
+    if kind == "addr-spec" and _ENCODED_WORD.search(str(token)):
+        return [str(token)]
+    inside = inside or kind == "addr-spec"
+    if inside and kind == "encoded-word":
         return [str(token)]
     return [w for part in token for w in _encoded_words_in_addresses(part, inside)] if isinstance(token, list) else []
 
