@@ -254,7 +254,7 @@ def build_server(config: GmailConfig) -> MCPServer:
         payload["raw"] = base64.urlsafe_b64encode(message.as_bytes()).decode().rstrip("=")
         sent = await gmail(ctx, "POST", "messages/send", "send the email", json=payload)
         return {"id": sent.get("id"), "thread_id": sent.get("threadId"),
-                "recipients": [a.addr_spec for a in recipients["To"] + recipients["Cc"]]}
+                "recipients": to + cc}  # as the caller wrote them (a domain in Unicode, not its IDNA form)
 
     @server.tool()
     async def read_email(
