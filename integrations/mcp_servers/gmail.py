@@ -7,6 +7,24 @@ OAuth2 refresh-token flow: the refresh token is exchanged at the token endpoint
 (``grant_type=refresh_token``) for a short-lived access token, cached in memory until just
 before ``expires_in``; if Gmail still answers 401 (revoked/rotated) the token is refreshed
 once and the request retried.
+
+Recipients are written so that the To and Cc headers read back as exactly the addresses
+given, or the email is refused before anything is sent; a header Gmail cannot read
+("Invalid To header") or one that reads as other addresses is never built:
+
+- Gmail's API takes the message as RFC 5322 text, and raw UTF-8 in its headers is reported
+  to arrive as mojibake (read as Latin-1); RFC 2047 forbids an encoded word inside an address
+  (Python's folding wrote one, split after the "@", for long non-ASCII recipient lists).
+  So every header is ASCII: an internationalised domain is written in its IDNA A-label
+  form (``bücher.de`` as ``xn--bcher-kva.de``, the same domain), and the local part (before
+  the "@") must be ASCII, which the declared schema says: a non-ASCII local part can only
+  travel in an SMTPUTF8 (RFC 6532) header, which this API does not take.
+- The schema accepts only RFC 5322 dot-atoms (no empty, leading or trailing dot labels)
+  of at most 254 characters (RFC 5321), so no address is split by a fold or makes a header
+  line longer than the 998 characters RFC 5322 allows.
+- A domain that is not a valid internationalised domain name, or an address holding
+  something a reader would decode as an encoded word (``=?utf-8?q?…?=``), is refused with a
+  tool error naming the field, the address and the reason.
 """
 from __future__ import annotations
 
@@ -17,11 +35,12 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import getaddresses
 from typing import Annotated, Any
 
 import httpx
+import idna
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
@@ -35,12 +54,24 @@ DEFAULT_API_BASE = "https://gmail.googleapis.com"
 DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
 # Refresh a little early so a token never expires between our check and Gmail's.
 _EXPIRY_MARGIN_S = 60
-# No separators, RFC 5322 specials or control characters: each of these either splits one
-# address into several or makes Python's address parser fail (``a@[.b`` raised IndexError).
-_ADDRESS_CHAR = r'[^@\s,;<>()\[\]\\:"\x00-\x1f\x7f]'
-_EMAIL_PATTERN = rf"^{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+\.{_ADDRESS_CHAR}+$"
+# Local part: an RFC 5322 dot-atom of ASCII atext (see the module docstring for why ASCII).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+# Domain labels: no separators, RFC 5322 specials, dots or control characters: each of these
+# either splits one address into several or makes Python's address parser fail (``a@[.b``
+# raised IndexError). Non-ASCII is allowed here and written as IDNA.
+_LABEL_CHAR = r'[^@\s,;<>()\[\]\\:".\x00-\x1f\x7f]'
+_EMAIL_PATTERN = rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL_CHAR}+(?:\.{_LABEL_CHAR}+)+$"
+_MAX_ADDRESS = 254  # RFC 5321 section 4.5.3.1.3: a path is at most 256 octets with its <>
+_ASCII_DOMAIN = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)+")
+# What Python's parser (and many readers) decode as an RFC 2047 encoded word inside an address.
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[^?]*\?[^?]*\?=")
 
-Email = Annotated[str, Field(pattern=_EMAIL_PATTERN, description="An email address")]
+Email = Annotated[str, Field(
+    pattern=_EMAIL_PATTERN, max_length=_MAX_ADDRESS,
+    description="An email address, local@domain. The local part (before the @) is ASCII letters, digits, "
+                "dots and !#$%&'*+/=?^_`{|}~- (Gmail's API cannot carry a non-ASCII one); the domain may be "
+                "internationalised (bücher.de).",
+)]
 # Gmail message ids are URL-safe; an id is a path segment of the request, so anything else
 # (a control character made httpx refuse the URL: a crash) is refused by the schema instead.
 _MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
@@ -125,6 +156,29 @@ def _summary(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _header_address(field: str, index: int, address: str) -> Address:
+    """``address`` as a header writes it in ASCII, or a ToolError naming it and the reason."""
+    where = f"{field} address {index + 1}, {address!r},"
+    if _ENCODED_WORD.search(address):
+        raise ToolError(f"{where} cannot be written in an email header: it holds an RFC 2047 encoded word "
+                        "(=?charset?encoding?text?=), which mail readers decode into a different address")
+    local, _at, domain = address.rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise ToolError(f"{where} cannot be sent: its domain is not a valid internationalised domain "
+                            f"name ({exc})") from None
+        if not _ASCII_DOMAIN.fullmatch(domain):  # e.g. a trailing ideographic full stop: "b.com。"
+            raise ToolError(f"{where} cannot be sent: its domain, written in ASCII, is {domain!r}, "
+                            "which is not a domain name") from None
+    return Address(username=local, domain=domain)
+
+
+def _header_addresses(field: str, addresses: list[str]) -> list[Address]:
+    return [_header_address(field, i, address) for i, address in enumerate(addresses)]
+
+
 def build_server(config: GmailConfig) -> MCPServer:
     upstream = Upstream("Gmail", timeout_s=config.upstream_timeout_s, describe_error=_describe)
     tokens = _TokenCache()
@@ -175,10 +229,11 @@ def build_server(config: GmailConfig) -> MCPServer:
     ) -> dict[str, Any]:
         """Send a plain-text email from the connected mailbox. Returns the new message id and thread id."""
         message = EmailMessage()
+        recipients = {"To": _header_addresses("to", to), "Cc": _header_addresses("cc", cc)}
         try:
-            message["To"] = ", ".join(to)
-            if cc:
-                message["Cc"] = ", ".join(cc)
+            for header, addresses in recipients.items():
+                if addresses:
+                    message[header] = addresses
             # A subject is one line: a line break would start another header (Bcc: …).
             message["Subject"] = re.sub(r"[\r\n]+", " ", subject)
             message.set_content(body)
@@ -199,7 +254,7 @@ def build_server(config: GmailConfig) -> MCPServer:
         payload["raw"] = base64.urlsafe_b64encode(message.as_bytes()).decode().rstrip("=")
         sent = await gmail(ctx, "POST", "messages/send", "send the email", json=payload)
         return {"id": sent.get("id"), "thread_id": sent.get("threadId"),
-                "recipients": [addr for _name, addr in getaddresses(to + cc)]}
+                "recipients": to + cc}  # as the caller wrote them (a domain in Unicode, not its IDNA form)
 
     @server.tool()
     async def read_email(

@@ -3,6 +3,16 @@
 Real shapes: token endpoint takes ``application/x-www-form-urlencoded`` and answers
 ``{"access_token","expires_in","token_type"}`` or ``{"error":"invalid_grant",…}``; Gmail
 errors are ``{"error":{"code","message","status"}}``; message bodies are base64url.
+
+``messages/send`` reads the recipient headers (To, Cc, Bcc) strictly, as Gmail does, and
+answers 400 "Invalid To header" (Cc, Bcc alike) for one it cannot read as a list of
+addresses: Python's parser failing or reporting anything but obsolete syntax, or an RFC 2047
+encoded word inside an address (RFC 2047 section 5 forbids one in an addr-spec; Gmail refuses a
+To header written that way). Raw 8-bit bytes in such a header are refused too: Gmail's raw
+endpoint is reported to read header bytes as Latin-1 (raw UTF-8 arrives as mojibake), so an
+address written in raw UTF-8 would reach it mangled, which a test should see as plainly as a
+refusal. What is accepted is what a
+reader parses back: ``sent_raw[i]["To"].addresses``.
 """
 from __future__ import annotations
 
@@ -11,7 +21,9 @@ import email
 import email.errors
 import email.policy
 import itertools
+import re
 import secrets
+from email import _header_value_parser as header_parser
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,9 +33,38 @@ from starlette.routing import Route
 
 from integrations.testing.asgi_server import FakeServer
 
+_RECIPIENT_HEADERS = ("to", "cc", "bcc")
+
 
 def _b64(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[^?]*\?[^?]*\?=")
+
+
+def _encoded_words_in_addresses(token: Any, inside: bool = False) -> list[str]:
+    """Encoded words in any addr-spec of a parse tree: those Python's parser decoded, and those
+    it read as literal text (in a dot-atom after a "."), which another reader may decode."""
+    kind = getattr(token, "token_type", "")
+    if kind == "addr-spec" and _ENCODED_WORD.search(str(token)):
+        return [str(token)]
+    inside = inside or kind == "addr-spec"
+    if inside and kind == "encoded-word":
+        return [str(token)]
+    return [w for part in token for w in _encoded_words_in_addresses(part, inside)] if isinstance(token, list) else []
+
+
+def _readable_addresses(value: str) -> bool:
+    """Whether a recipient header's raw value is a list of addresses Gmail would take."""
+    try:
+        addresses, rest = header_parser.get_address_list(re.sub(r"\r?\n", "", value))
+    except (IndexError, ValueError, email.errors.MessageError):
+        # Python's parser raises on some values (a non-ASCII local part written as an
+        # encoded word raised IndexError): unreadable, not a crash of the fake.
+        return False
+    problems = [d for d in addresses.all_defects if not isinstance(d, email.errors.ObsoleteHeaderDefect)]
+    return not (rest or problems or _encoded_words_in_addresses(addresses) or not addresses.addresses)
 
 
 class FakeGmail(FakeServer):
@@ -144,15 +185,13 @@ class FakeGmail(FakeServer):
                                         "URL required", "INVALID_ARGUMENT")
         parsed = email.message_from_bytes(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)),
                                           policy=email.policy.default)
-        try:
-            to = parsed["To"]
-        except (IndexError, ValueError, email.errors.MessageError):
-            # Python's address parser raises on some addresses it cannot read (a non-ASCII
-            # local part written as an encoded word raises IndexError); Gmail refuses what it
-            # cannot read as a recipient, and so does the fake, instead of crashing.
-            return self._api_error(400, "Invalid To header", "INVALID_ARGUMENT")
-        if not to:
-            return self._api_error(400, "Invalid To header", "INVALID_ARGUMENT")
+        recipients = [(name.title(), value) for name, value in parsed.raw_items()
+                      if name.lower() in _RECIPIENT_HEADERS]
+        if all(name != "To" for name, _value in recipients):
+            recipients.insert(0, ("To", ""))
+        for name, value in recipients:
+            if not _readable_addresses(value):
+                return self._api_error(400, f"Invalid {name} header", "INVALID_ARGUMENT")
         self.sent_raw.append(parsed)  # type: ignore[arg-type]
         message_id = f"s{next(self._ids):04x}"
         return JSONResponse({"id": message_id, "threadId": body.get("threadId") or f"t{message_id}",
