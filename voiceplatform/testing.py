@@ -107,13 +107,15 @@ def celery_worker_nodename(name: str) -> str:
     return f"{name}-{os.getpid()}@{socket.gethostname()}"
 
 
-def celery_backlog(queue: str | None = None) -> str:
-    """What of ``queue``'s (the default task queue's) task messages the broker still holds,
-    in words: waiting, or delivered and not yet acknowledged; "" when none. kombu's Redis
-    transport keeps each delivered message in its ``unacked`` hash until the ack, which with
-    ``acks_late`` comes after the task ran, whether a live worker or a killed one holds it
-    (a killed worker's goes back to the queue when a live worker's restore sweep finds it
-    older than the visibility timeout: ``CELERY_RESTORE_SWEEP_S``)."""
+def celery_backlog(queue: str | None = None, tasks: str = "") -> str:
+    """What of ``queue``'s (the default task queue's) messages for tasks whose name starts
+    with ``tasks`` (all, by default) the broker still holds, in words: waiting, or delivered
+    and not yet acknowledged; "" when none. kombu's Redis transport keeps each delivered
+    message in its ``unacked`` hash until the ack, which with ``acks_late`` comes after the
+    task ran, whether a live worker or a killed one holds it (a killed worker's goes back to
+    the queue when a live worker's restore sweep finds it older than the visibility timeout:
+    ``CELERY_RESTORE_SWEEP_S``). Name the tasks a test waits for: others on the queue (a
+    call's finalisation two minutes on, another test's leftovers) may rightly wait longer."""
     import json
 
     import redis
@@ -121,28 +123,59 @@ def celery_backlog(queue: str | None = None) -> str:
 
     queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+    def task(message: dict[str, Any]) -> str:
+        return str(message.get("headers", {}).get("task", "?"))
+
     # kombu keeps a queue's prioritised messages under "<queue>\x06\x16<priority>"
-    waiting = sum(client.llen(key) for key in [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))])
+    keys = [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))]
+    waiting = [name for key in keys for raw in client.lrange(key, 0, -1)
+               if (name := task(json.loads(raw))).startswith(tasks)]
     held = [json.loads(value) for value in client.hvals("unacked")]  # [message, exchange, routing key]
-    tasks = [m.get("headers", {}).get("task", "?") for m, _exchange, key in held if key == queue]
-    if not waiting and not tasks:
+    delivered = [name for message, _exchange, key in held if key == queue and (name := task(message)).startswith(tasks)]
+    if not waiting and not delivered:
         return ""
-    return f"{waiting} waiting on {queue!r}; {len(tasks)} delivered, not acknowledged: {sorted(tasks)}"
+    return (f"{len(waiting)} waiting on {queue!r}: {sorted(waiting)}; "
+            f"{len(delivered)} delivered, not acknowledged: {sorted(delivered)}")
 
 
-def celery_queue_drained(queue: str | None = None) -> bool:
-    """No task message for ``queue`` is waiting on the broker or delivered and not yet
-    acknowledged (:func:`celery_backlog`). Ask :func:`celery_worker_idle` after this, not
-    before."""
-    return not celery_backlog(queue)
+def celery_purge(queue: str | None = None) -> int:
+    """Drop every message of ``queue`` (the default task queue): waiting, or delivered to a
+    worker that is gone and not acknowledged. For a test that starts workers, before it
+    sends anything: earlier tests ran no worker, and their messages (a finalisation due in
+    two minutes, a retry) would otherwise be run, or held for later, by this test's worker.
+    Returns how many were dropped."""
+    import json
+
+    import redis
+    from django.conf import settings
+
+    queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    keys = [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))]
+    dropped = sum(client.llen(key) for key in keys)
+    client.delete(*keys)
+    for tag, value in client.hgetall("unacked").items():
+        if json.loads(value)[2] == queue:
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
+            dropped += 1
+    return dropped
 
 
-def celery_worker_load(nodename: str) -> str:
-    """What the worker holds, in words: tasks running, reserved or waiting for their ETA;
-    "" when it holds none. It answers from the loop that takes messages off the broker, so
-    asked after :func:`celery_queue_drained` held, a message it had just taken is in its
-    answer unless already finished: both empty means every message sent so far has been
-    processed."""
+def celery_queue_drained(queue: str | None = None, tasks: str = "") -> bool:
+    """No message for ``queue`` of the tasks named ``tasks``... is waiting on the broker or
+    delivered and not yet acknowledged (:func:`celery_backlog`). Ask
+    :func:`celery_worker_idle` after this, not before."""
+    return not celery_backlog(queue, tasks)
+
+
+def celery_worker_load(nodename: str, tasks: str = "") -> str:
+    """What the worker holds of the tasks whose name starts with ``tasks`` (all, by default),
+    in words: running, reserved or waiting for their ETA; "" when none. It answers from the
+    loop that takes messages off the broker, so asked after :func:`celery_queue_drained`
+    held, a message it had just taken is in its answer unless already finished: both empty
+    means every such message sent so far has been processed."""
     from voiceplatform.celery import app
 
     inspect = app.control.inspect(destination=[nodename], timeout=5)
@@ -152,9 +185,9 @@ def celery_worker_load(nodename: str) -> str:
         if not reply:
             load.append(f"no answer to {kind!r}")
             continue
-        tasks = [t.get("name") or t.get("request", {}).get("name", "?") for ts in reply.values() for t in ts]
-        if tasks:
-            load.append(f"{kind}: {sorted(tasks)}")
+        names = [t.get("name") or t.get("request", {}).get("name", "?") for ts in reply.values() for t in ts]
+        if held := sorted(name for name in names if name.startswith(tasks)):
+            load.append(f"{kind}: {held}")
     return "; ".join(load)
 
 
@@ -166,15 +199,16 @@ def celery_worker_answers(nodename: str) -> bool:
     return bool(app.control.ping(destination=[nodename], timeout=1))
 
 
-def celery_worker_idle(nodename: str) -> bool:
-    """The worker holds no task (:func:`celery_worker_load`)."""
-    return not celery_worker_load(nodename)
+def celery_worker_idle(nodename: str, tasks: str = "") -> bool:
+    """The worker holds none of the tasks named ``tasks``... (:func:`celery_worker_load`)."""
+    return not celery_worker_load(nodename, tasks)
 
 
-def celery_processed_all(nodename: str, queue: str | None = None) -> Callable[[], str]:
-    """For :func:`wait_until`'s ``log_tail`` after a wait for ``celery_queue_drained() and
-    celery_worker_idle(nodename)``: what is still held, and where."""
-    return lambda: f"broker: {celery_backlog(queue) or 'nothing'}; worker: {celery_worker_load(nodename) or 'idle'}"
+def celery_processed_all(nodename: str, tasks: str = "", queue: str | None = None) -> Callable[[], str]:
+    """For :func:`wait_until`'s ``log_tail`` after a wait for ``celery_queue_drained(tasks=...)
+    and celery_worker_idle(nodename, tasks)``: what is still held, and where."""
+    return lambda: (f"broker: {celery_backlog(queue, tasks) or 'nothing'}; "
+                    f"worker: {celery_worker_load(nodename, tasks) or 'idle'}")
 
 
 def answers_200(url: str, headers: dict[str, str] | None = None) -> bool:

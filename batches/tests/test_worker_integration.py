@@ -22,13 +22,20 @@ from calls.models import Call
 from calls.tests.calls_fixtures import PUBLIC
 from orgs.models import AuditLog
 from orgs.services import SYSTEM
-from voiceplatform.testing import celery_processed_all, celery_queue_drained, celery_worker_idle, subprocess_env
+from voiceplatform.testing import (
+    celery_processed_all,
+    celery_purge,
+    celery_queue_drained,
+    celery_worker_idle,
+    subprocess_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def procs() -> Iterator[list[CeleryProcess]]:
+    celery_purge()  # no earlier test's messages for these workers to run or hold
     started: list[CeleryProcess] = []
     yield started
     for proc in started:
@@ -166,10 +173,12 @@ def test_pause_resume_and_cancel_take_effect(
     wait_for(lambda: not claimed_not_placed(batch), 60, "claims made before the pause to be placed",
              tick=script.tick)
     count = len(fake_twilio.calls)
+    # Only the campaign's tasks (which dial): each answered call also schedules its
+    # finalisation two minutes on, which the worker rightly holds.
     wait_for(lambda: (not BatchEntry.objects.filter(batch=batch, state__in=["dialing", "in_call"]).exists()
-                      and celery_queue_drained() and celery_worker_idle(worker.nodename)),
-             60, "the calls in progress to end and the worker to fall idle", tick=script.tick,
-             log_tail=celery_processed_all(worker.nodename))
+                      and celery_queue_drained(tasks="batches.") and celery_worker_idle(worker.nodename, "batches.")),
+             60, "the calls in progress to end and the worker to hold no campaign task", tick=script.tick,
+             log_tail=celery_processed_all(worker.nodename, "batches."))
     assert len(fake_twilio.calls) == count, "dialled while paused"
     resume_batch(batch, SYSTEM)
     wait_for(lambda: len(fake_twilio.calls) > count, 60, "dialling to resume", tick=script.tick)

@@ -19,13 +19,14 @@ from batches.testing.processes import CarrierScript, CeleryProcess, wait_for
 from batches.tests.helpers import make_batch, us_numbers
 from calls.tests.calls_fixtures import PUBLIC
 from orgs.services import SYSTEM
-from voiceplatform.testing import subprocess_env
+from voiceplatform.testing import celery_purge, subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def procs() -> Iterator[list[CeleryProcess]]:
+    celery_purge()  # no earlier test's messages for these workers to run or hold
     started: list[CeleryProcess] = []
     yield started
     for proc in started:

@@ -21,6 +21,7 @@ from integrations.testing.webhook_receiver import WebhookReceiver
 from orgs.services import SYSTEM, record_audit
 from voiceplatform.testing import (
     celery_processed_all,
+    celery_purge,
     celery_queue_drained,
     celery_worker_idle,
     celery_worker_nodename,
@@ -29,6 +30,7 @@ from voiceplatform.testing import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+WEBHOOK_TASKS = "integrations."  # the names of the tasks that deliver webhooks start so
 WORKER_ENV = {"WEBHOOK_RETRY_DELAYS": "1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1", "WEBHOOK_LEASE_S": "4",
               "WEBHOOK_TIMEOUT_S": "2", "CELERY_VISIBILITY_TIMEOUT": "3",
               "CELERY_RESTORE_SWEEP_S": "1"}
@@ -77,6 +79,7 @@ def worker_env(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
 
 @pytest.fixture
 def workers() -> Iterator[list[Worker]]:
+    celery_purge()  # no earlier test's messages for these workers to run or hold
     started: list[Worker] = []
     yield started
     for worker in started:
@@ -125,9 +128,12 @@ def test_no_event_lost_or_accepted_twice_across_worker_kill(org_a, worker_env, w
         # sweeps above enqueued duplicates: all of them must find nothing left to send. Wait
         # until every one was processed (none waiting or unacknowledged on the broker, none
         # held by the live worker), so a duplicate send could not still be on its way.
-        wait_until(lambda: celery_queue_drained() and celery_worker_idle(second.nodename),
-                   "every task message to be processed and acked",
-                   timeout=90, procs=[second.proc], log_tail=celery_processed_all(second.nodename))
+        # Only the webhook tasks: others on the queue (a call's finalisation minutes on, left
+        # by an earlier test) may rightly be held for later.
+        wait_until(lambda: celery_queue_drained(tasks=WEBHOOK_TASKS) and celery_worker_idle(second.nodename,
+                                                                                             WEBHOOK_TASKS),
+                   "every webhook task message to be processed and acked",
+                   timeout=90, procs=[second.proc], log_tail=celery_processed_all(second.nodename, WEBHOOK_TASKS))
         assert webhooks.sweep_due() == 0, "a delivery was due again after all succeeded"
 
         accepted = receiver.accepted()
