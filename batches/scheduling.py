@@ -137,8 +137,10 @@ def upcoming(sc: ScheduledCall, count: int = 5) -> list[datetime]:
 
 
 def _sync_periodic_task(sc: ScheduledCall) -> None:
-    """Create or update the beat task that fires ``sc``."""
+    """Create or update the beat task that fires ``sc``. A one-time schedule's clock is a row of
+    its own (ClockedSchedule), made anew on each change: the one it replaces is deleted."""
     task = sc.periodic_task
+    replaced_clock = task.clocked_id if task is not None else None
     name = f"scheduled-call:{sc.public_id}"
     args = json.dumps([str(sc.org.public_id), str(sc.public_id)])
     if sc.kind == ScheduleKind.ONE_TIME:
@@ -160,6 +162,8 @@ def _sync_periodic_task(sc: ScheduledCall) -> None:
     for key, value in schedule.items():
         setattr(task, key, value)
     task.save()
+    if replaced_clock is not None and replaced_clock != task.clocked_id:
+        _drop_clock(replaced_clock)
     if sc.periodic_task_id != task.pk:
         sc.periodic_task = task
         ScheduledCall.objects.filter(pk=sc.pk).update(periodic_task=task)
@@ -208,7 +212,17 @@ def delete_scheduled_call(sc: ScheduledCall, actor: Actor) -> None:
         task_id = sc.periodic_task_id
         sc.delete()
         if task_id:
+            clock_id = PeriodicTask.objects.filter(pk=task_id).values_list("clocked_id", flat=True).first()
             PeriodicTask.objects.filter(pk=task_id).delete()
+            if clock_id is not None:
+                _drop_clock(clock_id)
+
+
+def _drop_clock(clock_id: int) -> None:
+    """Delete a one-time schedule's ClockedSchedule once no beat task uses it (deleting one in
+    use would take its tasks with it: the foreign key cascades)."""
+    if not PeriodicTask.objects.filter(clocked_id=clock_id).exists():
+        ClockedSchedule.objects.filter(pk=clock_id).delete()
 
 
 # --- firing -----------------------------------------------------------------------------

@@ -93,6 +93,32 @@ def test_do_not_call_blocks_a_scheduled_call(twilio_org: Any, agent_a: Any, twil
     assert fake_twilio.requests_to("POST", CALLS) == []
 
 
+def test_a_one_time_schedules_clock_goes_when_it_is_replaced_or_deleted(org_a: Any, agent_a: Any) -> None:
+    """Each change of a one-time schedule makes a new ClockedSchedule; the one replaced, and
+    the last on delete, are deleted too (no beat rows outlive their schedule)."""
+    from django_celery_beat.models import ClockedSchedule, PeriodicTask
+
+    from batches.scheduling import delete_scheduled_call, update_scheduled_call
+    from calls.tests.factories import make_phone_number
+
+    number = make_phone_number(org_a)
+    values = {"name": "Once", "agent": agent_a, "from_number": number, "to": "+12125550123", "kind": "one_time",
+              "timezone": "UTC"}
+    kept = schedule(org_a, agent_a, number, kind="one_time", run_at=timezone.now() + timedelta(days=3))
+    before = set(ClockedSchedule.objects.values_list("pk", flat=True))
+    sc = create_scheduled_call(org_a, SYSTEM, ScheduleInput(**values, run_at=timezone.now() + timedelta(days=1)))
+    for days in (2, 4):
+        sc = update_scheduled_call(sc, SYSTEM, ScheduleInput(**values, run_at=timezone.now() + timedelta(days=days)))
+    clock = PeriodicTask.objects.get(pk=sc.periodic_task_id).clocked
+    assert set(ClockedSchedule.objects.values_list("pk", flat=True)) == before | {clock.pk}
+    sc = update_scheduled_call(sc, SYSTEM, ScheduleInput(**{**values, "kind": "cron", "cron": "0 9 * * 1"}))
+    assert set(ClockedSchedule.objects.values_list("pk", flat=True)) == before
+    sc = update_scheduled_call(sc, SYSTEM, ScheduleInput(**values, run_at=timezone.now() + timedelta(days=5)))
+    delete_scheduled_call(sc, SYSTEM)
+    assert set(ClockedSchedule.objects.values_list("pk", flat=True)) == before
+    assert PeriodicTask.objects.get(pk=kept.periodic_task_id).clocked_id in before  # another schedule's clock stays
+
+
 def test_validation_messages(org_a: Any, agent_a: Any) -> None:
     from calls.tests.factories import make_phone_number
 
