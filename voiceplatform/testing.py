@@ -107,6 +107,17 @@ def celery_worker_nodename(name: str) -> str:
     return f"{name}-{os.getpid()}@{socket.gethostname()}"
 
 
+def _broker_queue(queue: str | None) -> tuple[Any, str, list[str]]:
+    """The broker's Redis client, ``queue`` (the default task queue if None) and its keys:
+    kombu keeps a queue's prioritised messages under "<queue>\x06\x16<priority>"."""
+    import redis
+    from django.conf import settings
+
+    queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
+    return (redis.Redis.from_url(settings.CELERY_BROKER_URL), queue,
+            [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))])
+
+
 def celery_backlog(queue: str | None = None, tasks: str = "") -> str:
     """What of ``queue``'s (the default task queue's) messages for tasks whose name starts
     with ``tasks`` (all, by default) the broker still holds, in words: waiting, or delivered
@@ -118,17 +129,11 @@ def celery_backlog(queue: str | None = None, tasks: str = "") -> str:
     call's finalisation two minutes on, another test's leftovers) may rightly wait longer."""
     import json
 
-    import redis
-    from django.conf import settings
-
-    queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client, queue, keys = _broker_queue(queue)
 
     def task(message: dict[str, Any]) -> str:
         return str(message.get("headers", {}).get("task", "?"))
 
-    # kombu keeps a queue's prioritised messages under "<queue>\x06\x16<priority>"
-    keys = [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))]
     waiting = [name for key in keys for raw in client.lrange(key, 0, -1)
                if (name := task(json.loads(raw))).startswith(tasks)]
     held = [json.loads(value) for value in client.hvals("unacked")]  # [message, exchange, routing key]
@@ -147,12 +152,7 @@ def celery_purge(queue: str | None = None) -> int:
     Returns how many were dropped."""
     import json
 
-    import redis
-    from django.conf import settings
-
-    queue = queue or settings.CELERY_TASK_DEFAULT_QUEUE
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    keys = [queue, *(f"{queue}\x06\x16{p}" for p in (3, 6, 9))]
+    client, queue, keys = _broker_queue(queue)
     dropped = sum(client.llen(key) for key in keys)
     client.delete(*keys)
     for tag, value in client.hgetall("unacked").items():
